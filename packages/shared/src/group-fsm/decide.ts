@@ -1,0 +1,99 @@
+/**
+ * `decide(facts, event)`: the monitor's whole decision for one group, pure. The group's phase
+ * is derived from the facts (so a monitor restart loses nothing), the machine takes one
+ * transition, and the assignments come back as data.
+ */
+import { transition } from 'xstate';
+import { WRITABLE_STATES, type NodeState } from '../states.js';
+import type { Assignment, GroupEvent, GroupFacts } from './facts.js';
+import { groupMachine, type AssignGoalStatesParams, type GroupPhase } from './machine.js';
+
+const FAILOVER_GOALS: ReadonlySet<NodeState> = new Set<NodeState>([
+  'prepare_promotion',
+  'stop_replication',
+  'report_lsn',
+  'fast_forward',
+  'draining',
+]);
+
+/**
+ * The group's phase as its goal states show it: `bootstrap` when every node is still
+ * `init`, `failover` while a node is being promoted, `steady` otherwise.
+ */
+export function groupPhase(facts: GroupFacts): GroupPhase {
+  if (facts.nodes.every((n) => n.goalState === 'init')) return 'bootstrap';
+  if (facts.nodes.some((n) => FAILOVER_GOALS.has(n.goalState))) return 'failover';
+  return 'steady';
+}
+
+/** What {@link decide} returns. */
+export interface Decision {
+  /** Phase before and after the transition. */
+  phase: GroupPhase;
+  nextPhase: GroupPhase;
+  /** The rule that fired, if one did. */
+  rule: string | undefined;
+  /** Goal assignments, each with its reason; empty when nothing changes. */
+  assignments: Assignment[];
+}
+
+/**
+ * Decides the next goal assignments of one group.
+ *
+ * @param facts - the group's facts, read under the group lock; `facts.nowMs` is the clock.
+ * @param event - what prompted the decision.
+ * @returns the first applicable rule's assignments (none when no rule applies).
+ *
+ * ### Examples
+ * ```ts
+ * const { assignments } = decide(facts, { type: 'evaluate', cause: 'report' });
+ * ```
+ */
+export function decide(facts: GroupFacts, event: GroupEvent = { type: 'evaluate', cause: 'timer' }): Decision {
+  const phase = groupPhase(facts);
+  const snapshot = groupMachine.resolveState({ value: phase, context: { facts } });
+  const [next, actions] = transition(groupMachine, snapshot, event);
+  const fired = actions.find((a) => a.type === 'assignGoalStates');
+  const params = fired?.params as AssignGoalStatesParams | undefined;
+  return {
+    phase,
+    nextPhase: next.value as GroupPhase,
+    rule: params?.rule,
+    assignments: params?.assignments ?? [],
+  };
+}
+
+/** Returns `facts` with the assignments' goal states applied. */
+export function applyAssignments(facts: GroupFacts, assignments: readonly Assignment[]): GroupFacts {
+  return {
+    ...facts,
+    nodes: facts.nodes.map((n) => {
+      const a = assignments.find((x) => x.nodeId === n.nodeId);
+      return a ? { ...n, goalState: a.goalState } : n;
+    }),
+  };
+}
+
+/**
+ * Decides repeatedly, applying each decision's goals to the facts, until no rule applies
+ * (at most `maxSteps` rules). This is what the monitor runs under the group lock: several
+ * independent rules may apply at once (a standby fails while another registers).
+ *
+ * @returns every assignment in order; a node may appear more than once.
+ */
+export function decideUntilStable(facts: GroupFacts, event: GroupEvent, maxSteps = 8): Assignment[] {
+  const all: Assignment[] = [];
+  let current = facts;
+  for (let step = 0; step < maxSteps; step++) {
+    const { assignments } = decide(current, event);
+    if (assignments.length === 0) break;
+    all.push(...assignments);
+    current = applyAssignments(current, assignments);
+  }
+  return all;
+}
+
+/** Node ids that hold a writable goal state; the safety invariant is that there is at most one. */
+export function writableGoalHolders(facts: GroupFacts): number[] {
+  return facts.nodes.filter((n) => WRITABLE_STATES.has(n.goalState)).map((n) => n.nodeId);
+}

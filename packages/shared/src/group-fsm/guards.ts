@@ -1,0 +1,91 @@
+/**
+ * Named predicates over group facts. Each is pure and small; the names follow
+ * pg_auto_failover's monitor predicates (`IsHealthy`, `IsCurrentState`, `WalDifferenceWithin`)
+ * where there is one.
+ */
+import { WRITABLE_STATES, type NodeState } from '../states.js';
+import type { GroupFacts, NodeFacts } from './facts.js';
+
+/** Keeper reported `state` and was assigned `state`: it has reached its goal. */
+export function isCurrentState(node: NodeFacts, state: NodeState): boolean {
+  return node.reportedState === state && node.goalState === state;
+}
+
+/** The keeper reported within `nodeUnhealthyTimeoutMs`. */
+export function keeperIsAlive(facts: GroupFacts, node: NodeFacts): boolean {
+  return node.lastReportMs !== null && facts.nowMs - node.lastReportMs <= facts.settings.nodeUnhealthyTimeoutMs;
+}
+
+/**
+ * Postgres on the node is down as far as anyone can tell: the monitor's probe fails and
+ * either the keeper is silent or it says the postmaster is not running.
+ */
+export function postgresIsDown(facts: GroupFacts, node: NodeFacts): boolean {
+  return node.health === 'bad' && (!keeperIsAlive(facts, node) || !node.pgIsRunning);
+}
+
+/** The node's WAL receiver streamed within `standbyStreamingTimeoutMs`, as its keeper reported. */
+export function isStreaming(facts: GroupFacts, node: NodeFacts): boolean {
+  return (
+    keeperIsAlive(facts, node) &&
+    node.upstreamStreaming &&
+    node.lastStreamingMs !== null &&
+    facts.nowMs - node.lastStreamingMs <= facts.settings.standbyStreamingTimeoutMs
+  );
+}
+
+/**
+ * A standby is healthy when its Postgres is up and, if its keeper is alive, it streams.
+ * A standby whose keeper is dead but whose Postgres answers the probe stays healthy: the
+ * keeper crashing alone must not change anything.
+ */
+export function standbyIsHealthy(facts: GroupFacts, node: NodeFacts): boolean {
+  if (postgresIsDown(facts, node)) return false;
+  if (!keeperIsAlive(facts, node)) return node.health === 'good';
+  return isStreaming(facts, node);
+}
+
+/** The node holds a writable goal state (see {@link WRITABLE_STATES}). */
+export function hasWritableGoal(node: NodeFacts): boolean {
+  return WRITABLE_STATES.has(node.goalState);
+}
+
+/** The node that holds a writable goal, if exactly one does. */
+export function writableNode(facts: GroupFacts): NodeFacts | undefined {
+  const writable = facts.nodes.filter(hasWritableGoal);
+  return writable.length === 1 ? writable[0] : undefined;
+}
+
+/**
+ * The primary has failed, by three witnesses: its Postgres is down (probe fails, and the
+ * keeper is silent or says Postgres is not running) and no standby still streams from it.
+ */
+export function primaryHasFailed(facts: GroupFacts, primary: NodeFacts): boolean {
+  if (!postgresIsDown(facts, primary)) return false;
+  return !facts.nodes.some((n) => n.nodeId !== primary.nodeId && isStreaming(facts, n));
+}
+
+/** `primary.reportedLsn - standby.reportedLsn` is at most `catchupLagBytes`. */
+export function walDifferenceWithin(facts: GroupFacts, primary: NodeFacts, standby: NodeFacts): boolean {
+  return primary.reportedLsn - standby.reportedLsn <= BigInt(facts.settings.catchupLagBytes);
+}
+
+/** A node that may be promoted: a healthy `secondary` with a non-zero candidate priority. */
+export function isPromotable(facts: GroupFacts, node: NodeFacts): boolean {
+  return (
+    isCurrentState(node, 'secondary') &&
+    node.candidatePriority > 0 &&
+    keeperIsAlive(facts, node) &&
+    node.pgIsRunning
+  );
+}
+
+/**
+ * Standbys that count toward synchronous replication: goal `secondary` with replication
+ * quorum. Source: pg_auto_failover's `synchronous_standby_names` computation.
+ */
+export function quorumStandbys(facts: GroupFacts, primaryId: number): NodeFacts[] {
+  return facts.nodes.filter(
+    (n) => n.nodeId !== primaryId && n.replicationQuorum && n.goalState === 'secondary',
+  );
+}

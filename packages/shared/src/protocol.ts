@@ -1,0 +1,128 @@
+/**
+ * Messages between keepers, the CLI and the monitor. One zod schema per message both
+ * validates the body at the monitor and types it on both sides.
+ */
+import { z } from 'zod';
+import { isLsnText } from './lsn.js';
+import { NODE_STATES } from './states.js';
+
+/** A formation name: what pg_auto_failover accepts, a short identifier. */
+export const FormationName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,62}$/, 'must be 1-63 characters: lower-case letters, digits, _ or -, not starting with a digit');
+
+/** A node name, unique in its formation. */
+export const NodeName = z
+  .string()
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 characters: letters, digits, _ . or -');
+
+/** A host name or IP address at which the node's Postgres is reachable. */
+export const HostName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9_.:-]+$/, 'must be a host name or an IP address');
+
+/** A TCP port. */
+export const Port = z.number().int().min(1).max(65535);
+
+/** An LSN in Postgres's text form `X/Y`. */
+export const LsnText = z.string().max(17).refine(isLsnText, 'must be an LSN such as 0/3000060');
+
+/** A node state name. */
+export const NodeStateSchema = z.enum(NODE_STATES);
+
+/** `POST /v1/formations/:formation/nodes`: a keeper registers its node. */
+export const RegisterNodeRequest = z
+  .object({
+    name: NodeName,
+    host: HostName,
+    port: Port,
+    candidatePriority: z.number().int().min(0).max(100).default(50),
+    replicationQuorum: z.boolean().default(true),
+  })
+  .strict();
+export type RegisterNodeRequest = z.input<typeof RegisterNodeRequest>;
+
+/** Answer to a registration. Passwords are the formation's replication and probe secrets. */
+export interface RegisterNodeResponse {
+  nodeId: number;
+  groupId: number;
+  formation: string;
+  goalState: string;
+  replicationPassword: string;
+  monitorProbePassword: string;
+}
+
+/** `POST /v1/nodes/:nodeId/report`: what a keeper sees locally. */
+export const NodeReport = z
+  .object({
+    reportedState: NodeStateSchema,
+    pgIsRunning: z.boolean(),
+    isInRecovery: z.boolean().nullable(),
+    lsn: LsnText,
+    timeline: z.number().int().min(0).max(2 ** 31),
+    upstreamStreaming: z.boolean(),
+    /** Name of the transition under way, if a long one (base backup) is running. */
+    transitionInProgress: z.string().max(100).nullable().default(null),
+  })
+  .strict();
+export type NodeReport = z.input<typeof NodeReport>;
+
+/** One node of the group as the keeper needs to see it. */
+export interface GroupMember {
+  nodeId: number;
+  name: string;
+  host: string;
+  port: number;
+  goalState: string;
+  reportedState: string;
+}
+
+/**
+ * Answer to a report and to a goal long-poll: the node's goal and what the keeper needs to
+ * reach it (the primary to follow, the other nodes for pg_hba and slots, and the
+ * `synchronous_standby_names` to apply when the goal is `primary` or `apply_settings`).
+ */
+export interface NodeGoal {
+  nodeId: number;
+  name: string;
+  formation: string;
+  groupId: number;
+  goalState: string;
+  reportedState: string;
+  primary: GroupMember | null;
+  nodes: GroupMember[];
+  synchronousStandbyNames: string;
+}
+
+/** One row of `pgha show state`. */
+export interface NodeStateRow {
+  name: string;
+  node_id: number;
+  group_id: number;
+  host: string;
+  port: number;
+  timeline: number;
+  lsn: string;
+  connection: 'read-write' | 'read-only' | 'none';
+  reported_state: string;
+  goal_state: string;
+  health: string;
+  last_report_ago_ms: number | null;
+}
+
+/** One row of `pgha show events`. */
+export interface EventRow {
+  event_id: number;
+  event_time: string;
+  formation: string;
+  group_id: number;
+  node_id: number;
+  node_name: string;
+  reported_state: string;
+  old_goal_state: string;
+  new_goal_state: string;
+  reason: string;
+  rule: string;
+}
