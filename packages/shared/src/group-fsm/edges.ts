@@ -41,7 +41,6 @@ export const MONITOR_EDGES: ReadonlyArray<readonly [NodeState, NodeState]> = [
   ['demote_timeout', 'demoted'],
   ['primary', 'demoted'],
   ['wait_primary', 'demoted'],
-  ['catchingup', 'catchingup'],
   // demoted-rejoin
   ['demoted', 'catchingup'],
   ['demote_timeout', 'catchingup'],

@@ -1,0 +1,61 @@
+/**
+ * The keeper's transition table: for a (current, goal) pair, the one local action that takes
+ * the node there. Pure data, so tests can cross-check it against the monitor's edges
+ * (`MONITOR_EDGES`) without Postgres. Source: pg_auto_failover's `KeeperFSM[]` in `fsm.c`.
+ */
+import { DEMOTING_STATES, type NodeState } from '@pgha/shared';
+
+/** Names of the transition functions in `transitions.ts`. */
+export type TransitionName =
+  | 'initPrimary'
+  | 'configurePrimary'
+  | 'waitForPrimary'
+  | 'initStandby'
+  | 'followPrimary'
+  | 'prepareForPromotion'
+  | 'promoteStandby'
+  | 'stopPostgres'
+  | 'rewindOrBaseBackup';
+
+/** One row: from `current` to `goal`, run `run`; `reason` is logged with the transition. */
+export interface KeeperTransition {
+  readonly current: NodeState;
+  readonly goal: NodeState;
+  readonly run: TransitionName;
+  readonly reason: string;
+}
+
+const PRIMARY: NodeState[] = ['single', 'wait_primary', 'primary', 'join_primary', 'apply_settings'];
+const FOLLOWING: NodeState[] = ['catchingup', 'secondary', 'report_lsn', 'join_secondary', 'fast_forward'];
+const FENCED: NodeState[] = [...DEMOTING_STATES];
+
+function rows(from: NodeState[], to: NodeState[], run: TransitionName, reason: string): KeeperTransition[] {
+  return from.flatMap((current) => to.filter((goal) => goal !== current).map((goal) => ({ current, goal, run, reason })));
+}
+
+/** Every transition the keeper knows, first match wins (see `findTransition`). */
+export const KEEPER_TRANSITIONS: readonly KeeperTransition[] = [
+  { current: 'init', goal: 'single', run: 'initPrimary', reason: 'start as the first node: initdb (or adopt), start Postgres, create roles' },
+  { current: 'init', goal: 'wait_standby', run: 'waitForPrimary', reason: 'wait for the primary to accept this standby' },
+  ...rows(['init', 'wait_standby'], ['catchingup'], 'initStandby', 'base backup from the primary, then stream from it'),
+  ...rows(PRIMARY, PRIMARY, 'configurePrimary', 'apply pg_hba, replication slots and synchronous_standby_names for the goal'),
+  ...rows(FOLLOWING, FOLLOWING, 'followPrimary', 'follow the current primary as a hot standby'),
+  ...rows(FOLLOWING, ['prepare_promotion'], 'prepareForPromotion', 'chosen for promotion: make sure Postgres runs and report the LSN'),
+  ...rows(['prepare_promotion'], FOLLOWING, 'followPrimary', 'promotion called off: follow the current primary again'),
+  ...rows([...FOLLOWING, 'prepare_promotion'], ['stop_replication'], 'promoteStandby', 'promote Postgres: stop replaying WAL and take writes'),
+  ...rows(['stop_replication', 'prepare_promotion'], PRIMARY, 'promoteStandby', 'finish promotion and apply the primary settings'),
+  ...rows([...PRIMARY, 'stop_replication', 'prepare_promotion', ...FENCED], FENCED, 'stopPostgres', 'fence: stop Postgres so that it takes no more writes'),
+  ...rows([...FENCED, ...PRIMARY, 'stop_replication'], ['catchingup'], 'rewindOrBaseBackup', 'rejoin as a standby: pg_rewind, or a fresh base backup when rewinding fails'),
+];
+
+/**
+ * The row for (current, goal), if the keeper knows one.
+ *
+ * ### Examples
+ * ```ts
+ * findTransition('secondary', 'prepare_promotion')?.run // 'prepareForPromotion'
+ * ```
+ */
+export function findTransition(current: NodeState, goal: NodeState): KeeperTransition | undefined {
+  return KEEPER_TRANSITIONS.find((t) => t.current === current && t.goal === goal);
+}
