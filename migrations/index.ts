@@ -1,1 +1,17 @@
-export {};
+/**
+ * The monitor schema's migrations, listed statically so that they work from the compiled
+ * output without reading a directory. Files are named `NNNN_<verb>_<object>.ts` and never
+ * edited once merged; add a new one instead.
+ */
+import type { Migration, MigrationProvider } from 'kysely';
+import * as m0001 from './0001_create_monitor_schema.js';
+
+/** Every migration by name, in order. */
+export const MIGRATIONS: Record<string, Migration> = {
+  '0001_create_monitor_schema': m0001,
+};
+
+/** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => MIGRATIONS,
+};

@@ -1,0 +1,171 @@
+/**
+ * The `pgha` command line. Every client command takes `--monitor URL` or reads
+ * `PGHA_MONITOR`; every error is one line on stderr and a non-zero exit.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Keeper, createNode, loadKeeperConfig } from '@pgha/keeper';
+import { createMonitor, runMonitor } from '@pgha/monitor';
+import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
+import { reportError } from './errors.js';
+import { createLogger } from './logger.js';
+import { showEvents, showState, showUri } from './show.js';
+import { defaultUpDir, up } from './up.js';
+
+function intArg(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function boolArg(value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new InvalidArgumentError('expected true or false');
+}
+
+function monitorUrl(opt: string | undefined): string {
+  const url = opt ?? process.env.PGHA_MONITOR;
+  if (!url) throw new ValidationError('no monitor given', { hint: 'pass --monitor URL or set PGHA_MONITOR (pgha up prints it)' });
+  try {
+    new URL(url);
+  } catch {
+    throw new ValidationError(`invalid monitor URL "${url}"`, { hint: 'expected e.g. http://127.0.0.1:8432' });
+  }
+  return url;
+}
+
+/** An AbortSignal that fires on SIGINT or SIGTERM. */
+function stopSignal(): AbortSignal {
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return ac.signal;
+}
+
+const monitorOption = () => new Option('--monitor <url>', 'monitor URL (default: $PGHA_MONITOR)');
+const formationOption = () => new Option('--formation <name>', 'formation').default(DEFAULT_FORMATION);
+
+/** Builds the program (exported for tests). */
+export function buildProgram(): Command {
+  const program = new Command('pgha')
+    .description('PostgreSQL high availability: a monitor, keepers, and automatic failover')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const monitor = program.command('monitor').description('the monitor: decides what each node must be');
+  monitor
+    .command('create')
+    .description("create a monitor: initdb its own Postgres, apply the migrations")
+    .requiredOption('--pgdata <dir>', "data directory of the monitor's Postgres")
+    .option('--pg-port <port>', "port of the monitor's Postgres", intArg(1, 65535), 5430)
+    .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:8432')
+    .action(async (o: { pgdata: string; pgPort: number; listen: string }) => {
+      await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen }, createLogger('monitor'));
+    });
+  monitor
+    .command('run')
+    .description('run the monitor: HTTP API, health probes, state machine')
+    .requiredOption('--pgdata <dir>', "data directory of the monitor's Postgres")
+    .action(async (o: { pgdata: string }) => {
+      const signal = stopSignal();
+      const log = createLogger('monitor');
+      const running = await runMonitor(o.pgdata, log);
+      await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+      log.info('stopping the monitor');
+      await running.stop();
+    });
+
+  const keeper = program.command('keeper').description('the keeper: drives one Postgres node');
+  keeper
+    .command('create')
+    .description('register a node and initialise it')
+    .argument('<kind>', 'what to create: postgres')
+    .requiredOption('--pgdata <dir>', 'data directory of the node')
+    .requiredOption('--pg-port <port>', 'port of the node', intArg(1, 65535))
+    .requiredOption('--name <name>', 'node name, unique in the formation')
+    .addOption(monitorOption())
+    .option('--hostname <host>', 'address other nodes reach this one at (default: the local address that routes to the monitor)')
+    .addOption(formationOption())
+    .option('--candidate-priority <n>', 'priority in failover elections (0 = never promote)', intArg(0, 100), 50)
+    .option('--replication-quorum <bool>', 'counts toward synchronous replication', boolArg, true)
+    .addOption(new Option('--auth <method>', 'client authentication method in pg_hba.conf').choices(['scram-sha-256', 'trust', 'md5']).default('scram-sha-256'))
+    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5' }) => {
+      if (kind !== 'postgres') throw new ValidationError(`unknown node kind "${kind}"`, { hint: 'use: pgha keeper create postgres …' });
+      const signal = stopSignal();
+      await createNode({
+        monitorUrl: monitorUrl(o.monitor),
+        pgdata: o.pgdata,
+        pgPort: o.pgPort,
+        name: o.name,
+        ...(o.hostname ? { hostname: o.hostname } : {}),
+        formation: o.formation,
+        candidatePriority: o.candidatePriority,
+        replicationQuorum: o.replicationQuorum,
+        auth: o.auth,
+      }, createLogger('keeper'), signal);
+    });
+  keeper
+    .command('run')
+    .description("run a node's keeper until stopped (stopping it stops Postgres)")
+    .requiredOption('--pgdata <dir>', 'data directory of the node')
+    .action(async (o: { pgdata: string }) => {
+      const config = loadKeeperConfig(o.pgdata);
+      const log = createLogger('keeper').child({ formation: config.formation, nodeId: config.nodeId, name: config.name });
+      const signal = stopSignal();
+      const k = new Keeper(config, log);
+      log.info(`keeper of node ${config.nodeId} "${config.name}" starting in state ${k.currentState}`);
+      await k.run(signal);
+      log.info('keeper stopping: stopping Postgres');
+      await k.shutdown(true);
+    });
+
+  const show = program.command('show').description('show the formation as the monitor sees it');
+  show
+    .command('state')
+    .description('one row per node: name, id, host:port, TLI: LSN, connection, reported and goal state, health')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .option('--json', 'print JSON')
+    .action(async (o: { monitor?: string; formation: string; json?: boolean }) => showState(monitorUrl(o.monitor), o.formation, !!o.json));
+  show
+    .command('events')
+    .description('the latest goal-state changes with their reasons')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .option('--count <n>', 'how many events', intArg(1, 1000), 20)
+    .option('--json', 'print JSON')
+    .action(async (o: { monitor?: string; formation: string; count: number; json?: boolean }) => showEvents(monitorUrl(o.monitor), o.formation, o.count, !!o.json));
+  show
+    .command('uri')
+    .description('the formation connection URI (multi-host, target_session_attrs=read-write)')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .option('--json', 'print JSON')
+    .action(async (o: { monitor?: string; formation: string; json?: boolean }) => showUri(monitorUrl(o.monitor), o.formation, !!o.json));
+
+  program
+    .command('up')
+    .description('run a local formation: a monitor and N nodes on free loopback ports, until Ctrl-C')
+    .option('--nodes <n>', 'number of Postgres nodes', intArg(1, 9), 2)
+    .option('--dir <dir>', 'where to keep everything', defaultUpDir())
+    .action(async (o: { nodes: number; dir: string }) => {
+      await up({ nodes: o.nodes, dir: o.dir }, createLogger('up'), stopSignal());
+    });
+
+  return program;
+}
+
+/** Runs the CLI and exits with its status. */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    process.exit(0);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+    process.exit(reportError(err));
+  }
+}

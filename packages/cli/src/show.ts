@@ -1,0 +1,56 @@
+/** `pgha show state|events|uri`: read the monitor and print a table or JSON. */
+import Table from 'cli-table3';
+import { MonitorClient } from '@pgha/keeper';
+import type { EventRow, NodeStateRow } from '@pgha/shared';
+
+/** Prints node rows as `pgha show state` does. */
+export function renderStateTable(rows: readonly NodeStateRow[]): string {
+  const table = new Table({
+    head: ['Name', 'Node', 'Host:Port', 'TLI: LSN', 'Connection', 'Reported State', 'Assigned State', 'Health'],
+    style: { head: [], border: [] },
+    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '-', 'mid-mid': '+', right: '', 'right-mid': '', middle: ' | ' },
+  });
+  for (const r of rows) {
+    table.push([r.name, `${r.group_id}/${r.node_id}`, `${r.host}:${r.port}`, `${r.timeline}: ${r.lsn}`, r.connection, r.reported_state, r.goal_state, r.health]);
+  }
+  return table.toString();
+}
+
+/** `pgha show state`. */
+export async function showState(monitorUrl: string, formation: string, json: boolean): Promise<void> {
+  const client = new MonitorClient(monitorUrl);
+  try {
+    const rows = await client.formationState(formation);
+    process.stdout.write(json ? `${JSON.stringify(rows, null, 2)}\n` : `${renderStateTable(rows)}\n`);
+  } finally {
+    await client.close();
+  }
+}
+
+/** `pgha show events`. */
+export async function showEvents(monitorUrl: string, formation: string, count: number, json: boolean): Promise<void> {
+  const client = new MonitorClient(monitorUrl);
+  try {
+    const rows: EventRow[] = await client.events(formation, count);
+    if (json) {
+      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      return;
+    }
+    const table = new Table({ head: ['Event Time', 'Node', 'Current State', 'Assigned State', 'Comment'], style: { head: [], border: [] }, wordWrap: true, colWidths: [26, 14, 16, 18, 70] });
+    for (const e of rows) table.push([e.event_time, `${e.group_id}/${e.node_id} ${e.node_name}`, e.reported_state, `${e.old_goal_state} → ${e.new_goal_state}`, e.reason]);
+    process.stdout.write(`${table.toString()}\n`);
+  } finally {
+    await client.close();
+  }
+}
+
+/** `pgha show uri`. */
+export async function showUri(monitorUrl: string, formation: string, json: boolean): Promise<void> {
+  const client = new MonitorClient(monitorUrl);
+  try {
+    const { uri } = await client.formationUri(formation);
+    process.stdout.write(json ? `${JSON.stringify({ monitor: monitorUrl, formation, uri }, null, 2)}\n` : `${uri}\n`);
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * `pgha up --nodes N --dir DIR`: a whole local formation for a first try and for tests. It
+ * creates (or reuses) a monitor and N nodes under DIR on free loopback ports, runs the
+ * monitor and each keeper as separate child processes (so one node can die alone), prints
+ * state changes as they happen, and stops everything it started on SIGINT/SIGTERM.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import getPort from 'get-port';
+import type { Logger } from 'pino';
+import { MonitorClient, keeperPaths, loadKeeperConfig, pgCtlStop, postgresSpawnOptions, postmasterPid, writeJsonAtomic } from '@pgha/keeper';
+import { createMonitor, loadMonitorConfig, monitorPaths, monitorUrlFor } from '@pgha/monitor';
+import { DEFAULT_FORMATION, PghaError, ValidationError, type NodeStateRow } from '@pgha/shared';
+
+const BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
+const ENSURE_POSTGRES = fileURLToPath(new URL('../../../scripts/ensure-postgres.sh', import.meta.url));
+
+/** Shape of `DIR/up.json`. */
+export interface UpFile {
+  monitor: { url: string; pid: number; pgdata: string };
+  uri: string;
+  nodes: { name: string; pgdata: string; port: number; keeper_pid: number }[];
+}
+
+/** Options of {@link up}. */
+export interface UpOptions {
+  nodes: number;
+  dir?: string;
+}
+
+/** Default directory of `pgha up`: under the OS temp dir, which the Postgres OS user can reach. */
+export function defaultUpDir(): string {
+  return join(tmpdir(), 'pgha');
+}
+
+function spawnPgha(args: string[], logFile: string) {
+  return execa(process.execPath, [BIN, ...args], {
+    stdin: 'ignore',
+    stdout: { file: logFile, append: true },
+    stderr: { file: logFile, append: true },
+    reject: false,
+  });
+}
+
+async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new PghaError('PGHA_ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Checks that the Postgres OS user can reach and write `dir`. */
+async function assertPostgresCanWrite(dir: string): Promise<void> {
+  const spawn = postgresSpawnOptions();
+  if (spawn.uid === undefined) return;
+  const probe = await execa('test', ['-w', dir, '-a', '-x', dir], { ...spawn, reject: false });
+  if (probe.exitCode !== 0) {
+    throw new ValidationError(`the Postgres OS user cannot write to ${dir}`, { hint: `choose a --dir it can reach, e.g. ${defaultUpDir()}`, field: 'dir' });
+  }
+}
+
+/**
+ * Runs the local formation until `signal` aborts, then stops every process it started.
+ *
+ * @throws PghaError when setting up fails (everything started so far is stopped first).
+ */
+export async function up(options: UpOptions, log: Logger, signal: AbortSignal): Promise<void> {
+  if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 9) {
+    throw new ValidationError(`--nodes must be a whole number from 1 to 9, got ${options.nodes}`, { field: 'nodes' });
+  }
+  const installed = await execa('bash', [ENSURE_POSTGRES], { stdio: 'inherit', reject: false });
+  if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', 'PostgreSQL 15 is not installed and could not be installed', { hint: 'apt-get install -y postgresql-15' });
+
+  const dir = resolve(options.dir ?? defaultUpDir());
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  await assertPostgresCanWrite(dir).catch(async (err) => {
+    // The directory may be root's 0700: open it up for traversal once.
+    const { chmodSync } = await import('node:fs');
+    chmodSync(dir, 0o755);
+    await assertPostgresCanWrite(dir).catch(() => {
+      throw err;
+    });
+  });
+
+  const children: { name: string; proc: ReturnType<typeof spawnPgha>; pgdata?: string }[] = [];
+  const upFile: UpFile = { monitor: { url: '', pid: 0, pgdata: '' }, uri: '', nodes: [] };
+  const stopAll = async (): Promise<void> => {
+    // Monitor first, so that it takes no decision while the nodes stop.
+    const ordered = [...children.filter((c) => c.name === 'monitor'), ...children.filter((c) => c.name !== 'monitor').reverse()];
+    for (const c of ordered) {
+      if (c.proc.exitCode === null && c.proc.pid) {
+        c.proc.kill('SIGTERM');
+        const killer = setTimeout(() => c.proc.kill('SIGKILL'), 20_000);
+        await c.proc;
+        clearTimeout(killer);
+      }
+    }
+    for (const n of upFile.nodes) if (postmasterPid(n.pgdata) !== undefined) await pgCtlStop(n.pgdata).catch(() => undefined);
+    if (upFile.monitor.pgdata && postmasterPid(upFile.monitor.pgdata) !== undefined) await pgCtlStop(upFile.monitor.pgdata).catch(() => undefined);
+  };
+
+  try {
+    // Monitor.
+    const monitorDir = join(dir, 'monitor');
+    mkdirSync(monitorDir, { recursive: true, mode: 0o755 });
+    const monitorPgdata = join(monitorDir, 'pgdata');
+    if (!existsSync(monitorPaths(monitorPgdata).config)) {
+      const pgPort = await getPort({ host: '127.0.0.1' });
+      const httpPort = await getPort({ host: '127.0.0.1', exclude: [pgPort] });
+      log.info(`creating the monitor in ${monitorPgdata}`);
+      await createMonitor({ pgdata: monitorPgdata, pgPort, listen: `127.0.0.1:${httpPort}` }, log);
+    }
+    const monitorConfig = loadMonitorConfig(monitorPgdata);
+    const monitorUrl = monitorUrlFor(monitorConfig.listen);
+    const monitorProc = spawnPgha(['monitor', 'run', '--pgdata', monitorPgdata], join(monitorDir, 'monitor.log'));
+    children.push({ name: 'monitor', proc: monitorProc });
+    upFile.monitor = { url: monitorUrl, pid: monitorProc.pid ?? 0, pgdata: monitorPgdata };
+    const client = new MonitorClient(monitorUrl);
+    await waitFor('the monitor to answer', 60_000, async () => {
+      if (monitorProc.exitCode !== null) throw new PghaError('PGHA_ERR_MONITOR_UNAVAILABLE', `the monitor exited; see ${join(monitorDir, 'monitor.log')}`);
+      return (await client.formationState(DEFAULT_FORMATION)) ? true : undefined;
+    }).catch((err) => {
+      if (monitorProc.exitCode !== null) throw new PghaError('PGHA_ERR_MONITOR_UNAVAILABLE', `the monitor exited; see ${join(monitorDir, 'monitor.log')}`);
+      throw err;
+    });
+    log.info(`monitor is running at ${monitorUrl}`);
+
+    const printer = watchStates(client, log, signal);
+
+    // Nodes, one after the other: a standby's base backup needs the primary's keeper running.
+    const usedPorts: number[] = [];
+    for (let i = 1; i <= options.nodes; i++) {
+      const name = `node${i}`;
+      const nodeDir = join(dir, name);
+      mkdirSync(nodeDir, { recursive: true, mode: 0o755 });
+      const pgdata = join(nodeDir, 'pgdata');
+      const logFile = join(nodeDir, 'keeper.log');
+      let port: number;
+      if (existsSync(keeperPaths(pgdata).config)) {
+        port = loadKeeperConfig(pgdata).pgPort;
+      } else {
+        port = await getPort({ host: '127.0.0.1', exclude: usedPorts });
+        log.info(`creating ${name} on port ${port}`);
+        const created = await spawnPgha(['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', '--auth', 'trust'], logFile);
+        if (created.exitCode !== 0) throw new PghaError('PGHA_ERR_POSTGRES_COMMAND', `creating ${name} failed; see ${logFile}`);
+      }
+      usedPorts.push(port);
+      if (signal.aborted) break;
+      const keeper = spawnPgha(['keeper', 'run', '--pgdata', pgdata], logFile);
+      children.push({ name, proc: keeper, pgdata });
+      upFile.nodes.push({ name, pgdata, port, keeper_pid: keeper.pid ?? 0 });
+    }
+    upFile.uri = (await client.formationUri(DEFAULT_FORMATION)).uri;
+    writeJsonAtomic(join(dir, 'up.json'), upFile, 0o644);
+    process.stdout.write(`\nFormation "${DEFAULT_FORMATION}" is up. Connect with:\n  psql '${upFile.uri}'\n\nexport PGHA_MONITOR=${monitorUrl}\n\n(state in ${join(dir, 'up.json')}; Ctrl-C stops everything)\n`);
+    await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
+    await printer.catch(() => undefined);
+    await client.close();
+  } finally {
+    log.info('stopping every process started by pgha up');
+    await stopAll();
+  }
+}
+
+/** Prints each node's (reported, goal) state whenever it changes, until `signal` aborts. */
+async function watchStates(client: MonitorClient, log: Logger, signal: AbortSignal): Promise<void> {
+  const seen = new Map<number, string>();
+  while (!signal.aborted) {
+    const rows: NodeStateRow[] = await client.formationState(DEFAULT_FORMATION).catch(() => []);
+    for (const r of rows) {
+      const key = `${r.reported_state}/${r.goal_state}/${r.health}`;
+      if (seen.get(r.node_id) !== key) {
+        seen.set(r.node_id, key);
+        process.stdout.write(`${new Date().toISOString().slice(11, 23)}  ${r.name.padEnd(8)} ${`${r.host}:${r.port}`.padEnd(16)} reported ${r.reported_state.padEnd(14)} goal ${r.goal_state.padEnd(14)} health ${r.health}\n`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  void log;
+}

@@ -1,0 +1,154 @@
+/**
+ * `pgha keeper create postgres`: register the node with the monitor, write the keeper's
+ * files, and run the keeper until the node is initialised (`single` for the first node,
+ * `catchingup`/`secondary` after a base backup for the others).
+ */
+import { createSocket } from 'node:dgram';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { ConflictError, DEFAULT_FORMATION, PghaError, RegisterNodeRequest, ValidationError, type NodeState } from '@pgha/shared';
+import { Keeper } from './loop.js';
+import { keeperPaths, loadKeeperConfig, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
+import { MonitorClient } from './monitor-client.js';
+import { isEmptyOrMissing, isPgData } from './postgres/pg-ctl.js';
+
+/** Options of {@link createNode}, as the CLI flags give them. */
+export interface CreateNodeOptions {
+  monitorUrl: string;
+  pgdata: string;
+  pgPort: number;
+  name: string;
+  /** Address other nodes and the monitor reach this node at; default: the local address that routes to the monitor. */
+  hostname?: string;
+  formation?: string;
+  candidatePriority?: number;
+  replicationQuorum?: boolean;
+  auth?: KeeperConfig['auth'];
+  /** How long to wait for the node to be initialised, in ms (default 300 000). */
+  timeoutMs?: number;
+}
+
+/** The local address the kernel would use to reach `host` (no packet is sent). */
+export async function localAddressTowards(host: string): Promise<string> {
+  const family = host.includes(':') ? 'udp6' : 'udp4';
+  return new Promise((resolvePromise) => {
+    const socket = createSocket(family);
+    socket.on('error', () => {
+      socket.close();
+      resolvePromise(family === 'udp6' ? '::1' : '127.0.0.1');
+    });
+    socket.connect(9, host, () => {
+      const address = socket.address().address;
+      socket.close();
+      resolvePromise(address);
+    });
+  });
+}
+
+/**
+ * True when something listens on host:port (so Postgres could not).
+ */
+export async function portInUse(host: string, port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const server = createServer();
+    server.once('error', () => resolvePromise(true));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolvePromise(false)));
+  });
+}
+
+const INITIALISED: ReadonlySet<NodeState> = new Set<NodeState>(['single', 'wait_primary', 'primary', 'catchingup', 'secondary']);
+
+/**
+ * Registers and initialises a node.
+ *
+ * @returns the written configuration.
+ * @throws ValidationError for a non-empty --pgdata that is not a Postgres data directory;
+ *   ConflictError for a port in use or a name taken; MonitorUnavailableError when the
+ *   monitor cannot be reached (nothing is written then, so a retry starts clean).
+ */
+export async function createNode(options: CreateNodeOptions, log: Logger, signal: AbortSignal): Promise<KeeperConfig> {
+  const pgdata = resolve(options.pgdata);
+  const paths = keeperPaths(pgdata);
+  const formation = options.formation ?? DEFAULT_FORMATION;
+  let config: KeeperConfig | undefined = existsSync(paths.config) ? loadKeeperConfig(pgdata) : undefined;
+
+  if (config && (config.name !== options.name || config.formation !== formation)) {
+    throw new ConflictError(`${pgdata} already belongs to node "${config.name}" of formation "${config.formation}"`, {
+      hint: `run it with: pgha keeper run --pgdata ${pgdata}`,
+    });
+  }
+  if (!config) {
+    if (isPgData(pgdata)) {
+      throw new ValidationError(`${pgdata} already holds a Postgres data directory that pgha did not create`, {
+        hint: 'point --pgdata at an empty or new directory',
+        field: 'pgdata',
+      });
+    }
+    if (!isEmptyOrMissing(pgdata)) {
+      throw new ValidationError(`${pgdata} is not empty and is not a Postgres data directory`, {
+        hint: 'point --pgdata at an empty or new directory',
+        field: 'pgdata',
+      });
+    }
+  }
+
+  const client = new MonitorClient(options.monitorUrl);
+  try {
+    const hostname = options.hostname ?? (await localAddressTowards(new URL(options.monitorUrl).hostname));
+    if (!config && (await portInUse(hostname === 'localhost' ? '127.0.0.1' : hostname, options.pgPort))) {
+      throw new ConflictError(`port ${options.pgPort} is already in use on ${hostname}`, { hint: 'choose another with --pg-port' });
+    }
+    const request = RegisterNodeRequest.parse({
+      name: options.name,
+      host: hostname,
+      port: options.pgPort,
+      candidatePriority: options.candidatePriority ?? 50,
+      replicationQuorum: options.replicationQuorum ?? true,
+    });
+    const registered = await client.registerNode(formation, request);
+    if (!config) {
+      config = {
+        version: 1,
+        monitorUrl: options.monitorUrl,
+        formation,
+        name: options.name,
+        nodeId: registered.nodeId,
+        groupId: registered.groupId,
+        hostname,
+        pgPort: options.pgPort,
+        pgdata,
+        candidatePriority: request.candidatePriority ?? 50,
+        replicationQuorum: request.replicationQuorum ?? true,
+        auth: options.auth ?? 'scram-sha-256',
+        replicationPassword: registered.replicationPassword,
+        monitorProbePassword: registered.monitorProbePassword,
+      };
+      writeJsonAtomic(paths.config, config);
+      saveKeeperState(pgdata, { nodeId: config.nodeId, currentState: 'init', assignedState: 'init' });
+    }
+    log.info({ nodeId: config.nodeId, formation }, `registered node "${config.name}" with the monitor`);
+  } finally {
+    await client.close();
+  }
+
+  const keeper = new Keeper(config, log);
+  const timeoutMs = options.timeoutMs ?? 300_000;
+  const timer = new AbortController();
+  const t = setTimeout(() => timer.abort(), timeoutMs);
+  const both = AbortSignal.any([signal, timer.signal]);
+  try {
+    await keeper.run(both, (k) => INITIALISED.has(k.currentState));
+  } finally {
+    clearTimeout(t);
+    await keeper.shutdown(false);
+  }
+  if (!INITIALISED.has(keeper.currentState)) {
+    const goal = keeper.goal?.goalState ?? 'unknown';
+    throw new PghaError('PGHA_ERR_TIMEOUT', `node "${config.name}" is still ${keeper.currentState} (goal ${goal}) after ${timeoutMs} ms`, {
+      hint: goal === 'wait_standby' ? "the primary has not accepted this standby yet: is the primary's keeper running?" : `see the log, then resume with: pgha keeper run --pgdata ${pgdata}`,
+    });
+  }
+  return config;
+}

@@ -1,0 +1,170 @@
+/**
+ * One function per verb of the keeper's transition table. Each does one local thing, checks
+ * before it acts (so a keeper killed halfway converges when restarted), and throws a
+ * `PghaError` when it cannot finish; the keeper loop logs it once and retries.
+ * Source: pg_auto_failover's `fsm_transition.c`.
+ */
+import { PghaError, type NodeGoal, type NodeState } from '@pgha/shared';
+import type { NodeControl } from '../node-control.js';
+import type { TransitionName } from './transition-table.js';
+
+/** What a transition function receives. */
+export interface TransitionContext {
+  node: NodeControl;
+  /** The monitor's latest answer: goal, primary, group members, sync names. */
+  goal: NodeGoal;
+  goalState: NodeState;
+}
+
+type TransitionFn = (ctx: TransitionContext) => Promise<void>;
+
+/** The `synchronous_standby_names` a primary in `goalState` applies. */
+async function syncNamesFor(ctx: TransitionContext): Promise<string> {
+  switch (ctx.goalState) {
+    case 'primary':
+    case 'apply_settings':
+      return ctx.goal.synchronousStandbyNames;
+    case 'join_primary': {
+      // Adding a standby changes nothing about synchronous replication: keep what runs.
+      const facts = await ctx.node.readFacts();
+      return facts?.synchronousStandbyNames ?? '';
+    }
+    default:
+      return '';
+  }
+}
+
+/** `init → single`: initdb (or adopt an existing data directory), start, create roles. */
+export const initPrimary: TransitionFn = async (ctx) => {
+  await ctx.node.initdbIfNeeded();
+  await configurePrimary(ctx);
+  await ctx.node.createRoles();
+};
+
+/**
+ * Writable goals: pg_hba for the group's nodes, a replication slot per standby, and
+ * `synchronous_standby_names` for the goal, applied and visible before it returns (the
+ * monitor treats a reported `primary` as "commits wait for a standby").
+ */
+export const configurePrimary: TransitionFn = async (ctx) => {
+  const facts = await ctx.node.readFacts();
+  if (facts?.isInRecovery) {
+    throw new PghaError('PGHA_ERR_CONFIG', `Postgres runs as a standby, cannot become ${ctx.goalState} without promotion`);
+  }
+  if (!facts && ctx.node.hasStandbySignal()) {
+    throw new PghaError('PGHA_ERR_CONFIG', `the data directory is set up as a standby (standby.signal), cannot start it as ${ctx.goalState}`);
+  }
+  const names = await syncNamesFor(ctx);
+  await ctx.node.applyConfig({ nodes: ctx.goal.nodes, synchronousStandbyNames: names });
+  await ctx.node.ensureSlots(ctx.goal.nodes);
+  await ctx.node.waitForSetting(names);
+};
+
+/** `init → wait_standby`: nothing to do until the primary accepts this node. */
+export const waitForPrimary: TransitionFn = async () => undefined;
+
+/** `wait_standby → catchingup`: base backup from the primary (unless data is there), then stream. */
+export const initStandby: TransitionFn = async (ctx) => {
+  if (!ctx.node.hasData()) {
+    const primary = ctx.goal.primary;
+    if (!primary) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to clone from yet');
+    await ctx.node.baseBackup(primary, (line) => ctx.node.log.debug({ progress: line }, 'pg_basebackup'));
+  }
+  await ctx.node.followAsStandby(ctx.goal);
+};
+
+/** Standby goals: run as a hot standby of the current primary. */
+export const followPrimary: TransitionFn = async (ctx) => {
+  if (!ctx.node.hasData()) return initStandby(ctx);
+  const facts = await ctx.node.readFacts();
+  if (facts && !facts.isInRecovery) {
+    throw new PghaError('PGHA_ERR_CONFIG', 'Postgres runs as a primary; it must be rewound before it can follow another primary');
+  }
+  await ctx.node.followAsStandby(ctx.goal);
+};
+
+/** `secondary → prepare_promotion`: make sure Postgres runs so that its LSN is reported. */
+export const prepareForPromotion: TransitionFn = async (ctx) => {
+  await ctx.node.start();
+};
+
+/** `prepare_promotion → stop_replication` (and on to a writable goal): promote. */
+export const promoteStandby: TransitionFn = async (ctx) => {
+  ctx.node.writeConfig({ nodes: ctx.goal.nodes, synchronousStandbyNames: '', follow: null });
+  await ctx.node.promote();
+  if (ctx.goalState === 'stop_replication') {
+    await ctx.node.reload();
+    return;
+  }
+  await configurePrimary(ctx);
+};
+
+/** Fencing goals (`draining`, `demote_timeout`, `demoted`): stop Postgres. */
+export const stopPostgres: TransitionFn = async (ctx) => {
+  await ctx.node.stop();
+};
+
+/**
+ * `demoted → catchingup`: pg_rewind from the new primary; when that fails, a fresh base
+ * backup (the old data directory is replaced only once the backup is complete).
+ */
+export const rewindOrBaseBackup: TransitionFn = async (ctx) => {
+  const primary = ctx.goal.primary;
+  if (!primary || primary.nodeId === ctx.node.config.nodeId) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to rejoin yet');
+  await ctx.node.stop();
+  const facts = ctx.node.hasData() && ctx.node.hasStandbySignal() ? 'standby' : 'primary';
+  if (ctx.node.hasData() && facts === 'primary') {
+    try {
+      await ctx.node.rewind(primary);
+    } catch (err) {
+      ctx.node.log.warn({ err: (err as Error).message }, 'pg_rewind failed, falling back to a fresh base backup');
+      await ctx.node.baseBackup(primary);
+    }
+  } else if (!ctx.node.hasData()) {
+    await ctx.node.baseBackup(primary);
+  }
+  await ctx.node.followAsStandby(ctx.goal);
+};
+
+/** Every transition function by name, as the table refers to them. */
+export const TRANSITION_FUNCTIONS: Record<TransitionName, TransitionFn> = {
+  initPrimary,
+  configurePrimary,
+  waitForPrimary,
+  initStandby,
+  followPrimary,
+  prepareForPromotion,
+  promoteStandby,
+  stopPostgres,
+  rewindOrBaseBackup,
+};
+
+/**
+ * What keeps a node in the state it has reached (current == goal): a primary keeps running
+ * with the right settings, a standby keeps following, a fenced node stays stopped.
+ */
+export async function ensureState(ctx: TransitionContext): Promise<void> {
+  switch (ctx.goalState) {
+    case 'single':
+    case 'wait_primary':
+    case 'primary':
+    case 'join_primary':
+    case 'apply_settings':
+      return configurePrimary(ctx);
+    case 'catchingup':
+    case 'secondary':
+    case 'report_lsn':
+    case 'join_secondary':
+    case 'fast_forward':
+    case 'prepare_promotion':
+      return followPrimary(ctx);
+    case 'stop_replication':
+      return ctx.node.start();
+    case 'draining':
+    case 'demote_timeout':
+    case 'demoted':
+      return ctx.node.stop();
+    default:
+      return undefined;
+  }
+}

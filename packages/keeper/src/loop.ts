@@ -1,0 +1,181 @@
+/**
+ * The keeper loop: read local facts → report to the monitor → receive the goal → run the one
+ * transition that reaches it → persist the state file → report again. Goal changes arrive by
+ * long-poll, so the keeper acts on them at once. A long transition (a base backup) runs while
+ * a heartbeat keeps reporting.
+ */
+import type { Logger } from 'pino';
+import {
+  DEFAULT_FORMATION_SETTINGS,
+  ZERO_LSN,
+  formatLsn,
+  isNodeState,
+  type NodeGoal,
+  type NodeReport,
+  type NodeState,
+} from '@pgha/shared';
+import { reachGoal } from './fsm/reach-goal.js';
+import { ensureState } from './fsm/transitions.js';
+import { loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
+import { MonitorClient } from './monitor-client.js';
+import { NodeControl } from './node-control.js';
+
+/** What one tick did, in one sentence (logged at info when it changes). */
+export interface TickOutcome {
+  summary: string;
+  /** A transition completed: run the next tick at once. */
+  transitioned: boolean;
+  /** Something failed: wait before retrying. */
+  failed: boolean;
+}
+
+/** Options of {@link Keeper}. */
+export interface KeeperOptions {
+  reportIntervalMs?: number;
+  retryDelayMs?: number;
+}
+
+/** One node's keeper. */
+export class Keeper {
+  readonly config: KeeperConfig;
+  readonly node: NodeControl;
+  readonly client: MonitorClient;
+  private readonly log: Logger;
+  private state: KeeperState;
+  private lastGoal: NodeGoal | undefined;
+  private lastLsn = ZERO_LSN;
+  private lastTimeline = 0;
+  private inProgress: string | null = null;
+  private lastSummary = '';
+  private readonly reportIntervalMs: number;
+  private readonly retryDelayMs: number;
+
+  constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
+    this.config = config;
+    this.log = log;
+    this.node = new NodeControl(config, log);
+    this.client = new MonitorClient(config.monitorUrl);
+    this.state = loadKeeperState(config.pgdata);
+    this.reportIntervalMs = options.reportIntervalMs ?? DEFAULT_FORMATION_SETTINGS.keeperReportIntervalMs;
+    this.retryDelayMs = options.retryDelayMs ?? 1000;
+  }
+
+  /** The state the keeper has reached. */
+  get currentState(): NodeState {
+    return this.state.currentState;
+  }
+
+  /** The monitor's last answer. */
+  get goal(): NodeGoal | undefined {
+    return this.lastGoal;
+  }
+
+  /** Builds the report from local facts. */
+  private async buildReport(): Promise<NodeReport> {
+    const facts = await this.node.readFacts();
+    if (facts) {
+      this.lastLsn = facts.lsn;
+      this.lastTimeline = facts.timeline;
+    }
+    return {
+      reportedState: this.state.currentState,
+      pgIsRunning: facts !== undefined || this.node.isRunning(),
+      isInRecovery: facts?.isInRecovery ?? null,
+      lsn: formatLsn(this.lastLsn),
+      timeline: this.lastTimeline,
+      upstreamStreaming: facts?.upstreamStreaming ?? false,
+      transitionInProgress: this.inProgress,
+    };
+  }
+
+  /** Reports to the monitor and records its answer. */
+  async report(): Promise<NodeGoal> {
+    const goal = await this.client.report(this.config.nodeId, await this.buildReport());
+    this.lastGoal = goal;
+    return goal;
+  }
+
+  /** One tick. Never throws: failures are facts in the outcome. */
+  async tick(): Promise<TickOutcome> {
+    let goal: NodeGoal;
+    try {
+      goal = await this.report();
+    } catch (err) {
+      return this.outcome(`monitor unreachable: ${(err as Error).message}`, { failed: true, level: 'warn' });
+    }
+    const goalState = goal.goalState;
+    if (!isNodeState(goalState)) return this.outcome(`unknown goal state "${goalState}" from the monitor`, { failed: true, level: 'error' });
+    const current = this.state.currentState;
+    const ctx = { node: this.node, goal, goalState };
+    if (goalState === current) {
+      try {
+        await ensureState(ctx);
+        return this.outcome(`node is ${current}, as assigned`, {});
+      } catch (err) {
+        return this.outcome(`keeping ${current} failed: ${(err as Error).message}`, { failed: true, level: 'error' });
+      }
+    }
+    this.inProgress = `${current}->${goalState}`;
+    const heartbeat = setInterval(() => {
+      this.report().catch(() => undefined);
+    }, this.reportIntervalMs);
+    try {
+      await reachGoal(current, ctx, this.log);
+    } catch (err) {
+      return this.outcome(`transition from ${current} to ${goalState} failed: ${(err as Error).message}`, { failed: true, level: 'error' });
+    } finally {
+      clearInterval(heartbeat);
+      this.inProgress = null;
+    }
+    this.state = saveKeeperState(this.config.pgdata, { nodeId: this.config.nodeId, currentState: goalState, assignedState: goalState });
+    return this.outcome(`reached ${goalState} from ${current}`, { transitioned: true });
+  }
+
+  private outcome(summary: string, o: { transitioned?: boolean; failed?: boolean; level?: 'info' | 'warn' | 'error' }): TickOutcome {
+    if (summary !== this.lastSummary) this.log[o.level ?? 'info'](summary);
+    else this.log.debug(summary);
+    this.lastSummary = summary;
+    return { summary, transitioned: o.transitioned ?? false, failed: o.failed ?? false };
+  }
+
+  /**
+   * Runs ticks until `signal` aborts or `until()` holds after a tick.
+   *
+   * @param until - e.g. "the node reached single" for `keeper create`.
+   */
+  async run(signal: AbortSignal, until?: (k: Keeper) => boolean): Promise<void> {
+    while (!signal.aborted) {
+      const out = await this.tick();
+      if (until?.(this)) return;
+      if (out.transitioned) continue;
+      if (out.failed) {
+        await abortableDelay(this.retryDelayMs, signal);
+        continue;
+      }
+      try {
+        const goal = await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs);
+        this.lastGoal = goal;
+      } catch {
+        await abortableDelay(this.reportIntervalMs, signal);
+      }
+    }
+  }
+
+  /** Stops Postgres (graceful keeper stop) and closes the monitor client. */
+  async shutdown(stopPostgres: boolean): Promise<void> {
+    if (stopPostgres) await this.node.stop().catch((err: Error) => this.log.error(err.message));
+    await this.client.close();
+  }
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,285 @@
+/**
+ * Everything the keeper does to its own Postgres, in small idempotent steps that the
+ * transition functions compose: write pgha's config files, start, stop, reload, promote,
+ * create roles and slots, base backup and rewind.
+ */
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  MONITOR_PROBE_ROLE,
+  PghaError,
+  REPLICATION_ROLE,
+  nodeApplicationName,
+  nodeSlotName,
+  type GroupMember,
+  type NodeGoal,
+} from '@pgha/shared';
+import type { KeeperConfig } from './keeper-config.js';
+import { keeperPaths } from './keeper-config.js';
+import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, type HbaEntry } from './postgres/config-files.js';
+import { ensureOwnedDir } from './postgres/os-user.js';
+import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
+import { ident, literal, readPostgresFacts, withLocalClient, type LocalPg, type PostgresFacts } from './postgres/sql.js';
+
+/** libpq keyword/value string, values quoted. */
+function conninfo(parts: Record<string, string | number>): string {
+  return Object.entries(parts)
+    .map(([k, v]) => `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`)
+    .join(' ');
+}
+
+/** The local node: its config, and what the monitor last said about its group. */
+export class NodeControl {
+  readonly config: KeeperConfig;
+  readonly log: Logger;
+  readonly local: LocalPg;
+  /** Host of the monitor, from its URL: its probes come from there. */
+  readonly monitorHost: string;
+
+  constructor(config: KeeperConfig, log: Logger) {
+    this.config = config;
+    this.log = log;
+    this.local = { socketDir: config.pgdata, port: config.pgPort };
+    this.monitorHost = new URL(config.monitorUrl).hostname.replace(/^\[|\]$/g, '');
+  }
+
+  get pgdata(): string {
+    return this.config.pgdata;
+  }
+
+  /** Directory of the Postgres server log, owned by the Postgres OS user. */
+  get pgLogFile(): string {
+    const dir = join(keeperPaths(this.pgdata).dir, 'log');
+    ensureOwnedDir(dir);
+    return join(dir, 'postgres.log');
+  }
+
+  /** Is the postmaster running. */
+  isRunning(): boolean {
+    return postmasterPid(this.pgdata) !== undefined;
+  }
+
+  /** Reads local facts; undefined when Postgres does not answer. */
+  async readFacts(): Promise<PostgresFacts | undefined> {
+    if (!this.isRunning()) return undefined;
+    try {
+      return await withLocalClient(this.local, readPostgresFacts, 2000);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The pg_hba entries of the formation: replication, rewind and probe roles from node hosts, clients from this host. */
+  hbaEntries(nodes: readonly GroupMember[]): HbaEntry[] {
+    const hosts = [...new Set([this.config.hostname, ...nodes.map((n) => n.host)])];
+    const entries: HbaEntry[] = [];
+    for (const host of hosts) {
+      const address = hostToHbaAddress(host);
+      entries.push({ database: 'replication', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'streaming replication between formation nodes' });
+      entries.push({ database: 'postgres', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'pg_rewind between formation nodes' });
+    }
+    entries.push({ database: 'postgres', user: MONITOR_PROBE_ROLE, address: hostToHbaAddress(this.monitorHost), method: 'scram-sha-256', comment: 'monitor health probe' });
+    entries.push({ database: 'all', user: 'all', address: 'samehost', method: this.config.auth, comment: 'clients on this host' });
+    for (const host of hosts) {
+      entries.push({ database: 'all', user: 'all', address: hostToHbaAddress(host), method: this.config.auth, comment: 'clients on formation hosts' });
+    }
+    return entries;
+  }
+
+  /**
+   * Writes pgha.conf and pg_hba.conf for the given role.
+   *
+   * @returns true when anything changed (a running Postgres must reload).
+   */
+  writeConfig(options: { nodes: readonly GroupMember[]; synchronousStandbyNames: string; follow?: GroupMember | null }): boolean {
+    const hba = writeHba(this.pgdata, this.hbaEntries(options.nodes));
+    const conf = writePghaConf(this.pgdata, {
+      role: 'node',
+      listenAddresses: '*',
+      port: this.config.pgPort,
+      socketDir: this.pgdata,
+      synchronousStandbyNames: options.synchronousStandbyNames,
+      ...(options.follow
+        ? {
+            primaryConninfo: conninfo({
+              host: options.follow.host,
+              port: options.follow.port,
+              user: REPLICATION_ROLE,
+              password: this.config.replicationPassword,
+              application_name: nodeApplicationName(this.config.nodeId),
+              connect_timeout: 2,
+              keepalives: 1,
+              keepalives_idle: 2,
+              keepalives_interval: 1,
+              keepalives_count: 3,
+            }),
+            primarySlotName: nodeSlotName(this.config.nodeId),
+          }
+        : {}),
+    });
+    return hba || conf;
+  }
+
+  /** Starts Postgres if it is not running. */
+  async start(): Promise<void> {
+    if (this.isRunning()) return;
+    this.log.info('starting Postgres');
+    await pgCtlStart(this.pgdata, this.pgLogFile);
+  }
+
+  /** Stops Postgres (fast, then immediate) if it runs. */
+  async stop(): Promise<void> {
+    if (!this.isRunning()) return;
+    this.log.info('stopping Postgres');
+    await pgCtlStop(this.pgdata);
+  }
+
+  /** Reloads the configuration of a running Postgres. */
+  async reload(): Promise<void> {
+    await withLocalClient(this.local, (c) => c.query('select pg_reload_conf()'));
+  }
+
+  /** Writes config, then starts or reloads as needed. */
+  async applyConfig(options: Parameters<NodeControl['writeConfig']>[0]): Promise<void> {
+    const changed = this.writeConfig(options);
+    if (!this.isRunning()) await this.start();
+    else if (changed) await this.reload();
+  }
+
+  /** Runs initdb when the data directory is empty or missing. */
+  async initdbIfNeeded(): Promise<void> {
+    if (isPgData(this.pgdata)) return;
+    if (!isEmptyOrMissing(this.pgdata)) {
+      throw new PghaError('PGHA_ERR_PGDATA', `${this.pgdata} is not empty and is not a Postgres data directory`, {
+        hint: 'point --pgdata at an empty or new directory',
+      });
+    }
+    ensureOwnedDir(this.pgdata);
+    this.log.info({ pgdata: this.pgdata }, 'initdb');
+    await initdb(this.pgdata);
+  }
+
+  /** Creates the replication and probe roles with the formation's passwords (idempotent). */
+  async createRoles(): Promise<void> {
+    await withLocalClient(this.local, async (c) => {
+      for (const [role, extra] of [[REPLICATION_ROLE, 'replication'], [MONITOR_PROBE_ROLE, '']] as const) {
+        const exists = await c.query('select 1 from pg_roles where rolname = $1', [role]);
+        if (exists.rowCount === 0) await c.query(`create role ${ident(role)} with login ${extra}`);
+      }
+      await c.query(`alter role ${ident(REPLICATION_ROLE)} with password ${literal(this.config.replicationPassword)}`);
+      await c.query(`alter role ${ident(MONITOR_PROBE_ROLE)} with password ${literal(this.config.monitorProbePassword)}`);
+      // What pg_rewind needs from a non-superuser (PostgreSQL docs, pg_rewind).
+      for (const fn of [
+        'pg_catalog.pg_ls_dir(text, boolean, boolean)',
+        'pg_catalog.pg_stat_file(text, boolean)',
+        'pg_catalog.pg_read_binary_file(text)',
+        'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)',
+      ]) {
+        await c.query(`grant execute on function ${fn} to ${ident(REPLICATION_ROLE)}`);
+      }
+    });
+  }
+
+  /** Creates a physical replication slot for every other node of the group that lacks one. */
+  async ensureSlots(nodes: readonly GroupMember[]): Promise<void> {
+    const wanted = nodes.filter((n) => n.nodeId !== this.config.nodeId).map((n) => nodeSlotName(n.nodeId));
+    if (wanted.length === 0) return;
+    await withLocalClient(this.local, async (c) => {
+      const { rows } = await c.query<{ slot_name: string }>("select slot_name from pg_replication_slots where slot_type = 'physical'");
+      const have = new Set(rows.map((r) => r.slot_name));
+      for (const slot of wanted) {
+        if (!have.has(slot)) {
+          this.log.info({ slot }, 'creating replication slot');
+          await c.query('select pg_create_physical_replication_slot($1, true)', [slot]);
+        }
+      }
+    });
+  }
+
+  /** Waits until a new session sees `synchronous_standby_names = expected` (after a reload). */
+  async waitForSetting(expected: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await withLocalClient(this.local, async (c) => (await c.query<{ v: string }>("select current_setting('synchronous_standby_names') as v")).rows[0]!.v);
+      if (value === expected) return;
+      if (Date.now() > deadline) throw new PghaError('PGHA_ERR_TIMEOUT', `synchronous_standby_names is still '${value}', expected '${expected}' after reload`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Promotes a standby (no-op when already a primary). */
+  async promote(): Promise<void> {
+    await this.start();
+    const facts = await this.readFacts();
+    if (facts && !facts.isInRecovery) return;
+    this.log.info('promoting Postgres');
+    await pgCtlPromote(this.pgdata);
+  }
+
+  /**
+   * Clones the primary with pg_basebackup into `<pgdata>.basebackup`, then swaps it in. A
+   * keeper killed halfway leaves the old data directory untouched and retries from scratch.
+   */
+  async baseBackup(primary: GroupMember, onProgress?: (line: string) => void): Promise<void> {
+    const tmp = `${this.pgdata}.basebackup`;
+    rmSync(tmp, { recursive: true, force: true });
+    ensureOwnedDir(tmp);
+    this.log.info({ primary: `${primary.host}:${primary.port}` }, 'pg_basebackup from the primary');
+    await runPgProgram('pg_basebackup', [
+      '--pgdata', tmp,
+      '--host', primary.host,
+      '--port', String(primary.port),
+      '--username', REPLICATION_ROLE,
+      '--no-password',
+      '--wal-method', 'stream',
+      '--checkpoint', 'fast',
+      '--slot', nodeSlotName(this.config.nodeId),
+      '--progress',
+    ], { env: { PGPASSWORD: this.config.replicationPassword, PGCONNECT_TIMEOUT: '5' }, timeoutMs: 3_600_000, ...(onProgress ? { onStderrLine: onProgress } : {}) });
+    await this.stop();
+    rmSync(this.pgdata, { recursive: true, force: true });
+    renameSync(tmp, this.pgdata);
+  }
+
+  /** Runs pg_rewind against `primary`. @throws PostgresCommandError when it fails. */
+  async rewind(primary: GroupMember): Promise<void> {
+    this.log.info({ primary: `${primary.host}:${primary.port}` }, 'pg_rewind from the new primary');
+    // A standby.signal left over would make the single-user crash recovery that pg_rewind
+    // runs first wait for WAL; pg_rewind needs a target that was a primary or shut down cleanly.
+    setStandbySignal(this.pgdata, false);
+    await runPgProgram('pg_rewind', [
+      '--target-pgdata', this.pgdata,
+      '--source-server', conninfo({ host: primary.host, port: primary.port, user: REPLICATION_ROLE, dbname: 'postgres', connect_timeout: 5 }),
+      '--no-sync',
+    ], { env: { PGPASSWORD: this.config.replicationPassword }, timeoutMs: 600_000 });
+  }
+
+  /** Starts (or re-points) Postgres as a hot standby of `primary`. */
+  async followAsStandby(goal: NodeGoal): Promise<void> {
+    const upstream = this.currentUpstream(goal);
+    if (!upstream) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to follow yet', { hint: 'the monitor has not assigned a primary; the keeper retries' });
+    setStandbySignal(this.pgdata, true);
+    const changed = this.writeConfig({ nodes: goal.nodes, synchronousStandbyNames: '', follow: upstream });
+    if (!this.isRunning()) await this.start();
+    else if (changed) await this.reload();
+  }
+
+  private upstream: GroupMember | null = null;
+
+  /** The primary this standby last followed, kept when the monitor has none to offer (mid-failover). */
+  currentUpstream(goal: NodeGoal): GroupMember | null {
+    if (goal.primary && goal.primary.nodeId !== this.config.nodeId) this.upstream = goal.primary;
+    return this.upstream;
+  }
+
+  /** True when the data directory holds Postgres data. */
+  hasData(): boolean {
+    return isPgData(this.pgdata);
+  }
+
+  /** True when `standby.signal` exists. */
+  hasStandbySignal(): boolean {
+    return existsSync(join(this.pgdata, 'standby.signal'));
+  }
+}

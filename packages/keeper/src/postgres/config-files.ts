@@ -1,0 +1,140 @@
+/**
+ * The files pgha owns inside a data directory: `pgha.conf` (included from
+ * `postgresql.conf`), `pg_hba.conf` (rewritten whole) and `standby.signal`. Each writer
+ * returns whether the file changed, so the caller knows when to reload.
+ */
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chownToPostgres } from './os-user.js';
+
+/** Settings that go into `pgha.conf`. */
+export interface PghaConf {
+  /** `listen_addresses`; empty string for Unix socket only. */
+  listenAddresses: string;
+  port: number;
+  /** Directory of the Unix socket (the data directory itself: reachable by its owner and root only). */
+  socketDir: string;
+  synchronousStandbyNames: string;
+  /** Standby only: connection to the primary; never logged (holds a password). */
+  primaryConninfo?: string;
+  primarySlotName?: string;
+  /** Monitor only: fewer replication settings. */
+  role: 'node' | 'monitor';
+}
+
+const INCLUDE_LINE = "include_if_exists = 'pgha.conf'\t# added by pgha";
+
+function quote(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/** Renders `pgha.conf`. */
+export function renderPghaConf(conf: PghaConf): string {
+  const lines = [
+    '# Managed by pgha: rewritten by the keeper on every change. Do not edit.',
+    `listen_addresses = ${quote(conf.listenAddresses)}`,
+    `port = ${conf.port}`,
+    `unix_socket_directories = ${quote(conf.socketDir)}`,
+    "password_encryption = 'scram-sha-256'",
+  ];
+  if (conf.role === 'node') {
+    lines.push(
+      "wal_level = 'replica'",
+      'max_wal_senders = 12',
+      'max_replication_slots = 12',
+      'wal_log_hints = on',
+      "wal_keep_size = '256MB'",
+      'hot_standby = on',
+      'hot_standby_feedback = on',
+      "wal_receiver_status_interval = '1s'",
+      "wal_receiver_timeout = '10s'",
+      "wal_sender_timeout = '10s'",
+      "wal_retrieve_retry_interval = '500ms'",
+      'synchronous_commit = on',
+      `synchronous_standby_names = ${quote(conf.synchronousStandbyNames)}`,
+      "recovery_target_timeline = 'latest'",
+      `primary_conninfo = ${quote(conf.primaryConninfo ?? '')}`,
+      `primary_slot_name = ${quote(conf.primarySlotName ?? '')}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Writes `content` to `path` atomically (temp file, rename), owned by the Postgres OS user,
+ * mode 0600, when it differs from what is there.
+ *
+ * @returns true when the file changed.
+ */
+export function writeOwnedFileIfChanged(path: string, content: string): boolean {
+  if (existsSync(path) && readFileSync(path, 'utf8') === content) return false;
+  const tmp = `${path}.pgha-new`;
+  writeFileSync(tmp, content, { mode: 0o600 });
+  chownToPostgres(tmp);
+  renameSync(tmp, path);
+  return true;
+}
+
+/** Makes sure `postgresql.conf` includes `pgha.conf`. */
+export function ensureInclude(pgdata: string): boolean {
+  const path = join(pgdata, 'postgresql.conf');
+  const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  if (text.includes("include_if_exists = 'pgha.conf'")) return false;
+  return writeOwnedFileIfChanged(path, `${text.replace(/\n*$/, '\n')}\n${INCLUDE_LINE}\n`);
+}
+
+/** Writes `pgha.conf` (and the include line). @returns true when anything changed. */
+export function writePghaConf(pgdata: string, conf: PghaConf): boolean {
+  const included = ensureInclude(pgdata);
+  return writeOwnedFileIfChanged(join(pgdata, 'pgha.conf'), renderPghaConf(conf)) || included;
+}
+
+/** One `pg_hba.conf` host entry. */
+export interface HbaEntry {
+  database: string;
+  user: string;
+  /** An address with its mask (`127.0.0.1/32`) or a keyword (`samehost`). */
+  address: string;
+  method: 'scram-sha-256' | 'trust' | 'md5';
+  comment: string;
+}
+
+/** The CIDR that matches exactly `host` when it is an IP address; the name otherwise. */
+export function hostToHbaAddress(host: string): string {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) return `${host}/32`;
+  if (host.includes(':')) return `${host}/128`;
+  return host;
+}
+
+/**
+ * Writes the whole `pg_hba.conf`: local (Unix socket) trust for the keeper, which reaches
+ * the socket only through the data directory (mode 0700), then the given host entries.
+ * There is never a `trust` entry for all addresses.
+ *
+ * @returns true when the file changed.
+ */
+export function writeHba(pgdata: string, entries: readonly HbaEntry[]): boolean {
+  const lines = [
+    '# Managed by pgha: rewritten by the keeper from the formation\'s nodes. Do not edit.',
+    '# TYPE  DATABASE     USER              ADDRESS              METHOD',
+    'local   all          all                                    trust',
+  ];
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const line = `host    ${e.database.padEnd(12)} ${e.user.padEnd(17)} ${e.address.padEnd(20)} ${e.method}   # ${e.comment}`;
+    const key = `${e.database} ${e.user} ${e.address}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    lines.push(line);
+  }
+  return writeOwnedFileIfChanged(join(pgdata, 'pg_hba.conf'), `${lines.join('\n')}\n`);
+}
+
+/** Creates or removes `standby.signal`. @returns true when it changed. */
+export function setStandbySignal(pgdata: string, standby: boolean): boolean {
+  const path = join(pgdata, 'standby.signal');
+  if (standby === existsSync(path)) return false;
+  if (standby) writeOwnedFileIfChanged(path, '');
+  else rmSync(path, { force: true });
+  return true;
+}

@@ -1,0 +1,162 @@
+/**
+ * Wrappers around the PostgreSQL server programs (`initdb`, `pg_ctl`, `pg_basebackup`,
+ * `pg_rewind`, `pg_controldata`), run as the Postgres OS user. Each throws
+ * `PostgresCommandError` (argv, exit code, stderr tail) when the program fails.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { PghaError, PostgresCommandError } from '@pgha/shared';
+import { postgresSpawnOptions } from './os-user.js';
+
+const DEFAULT_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/pgsql/bin'];
+
+/**
+ * Directory of the Postgres 15 server programs: `PGHA_PG_BINDIR`, else the Debian location.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` when none is found.
+ */
+export function pgBinDir(): string {
+  const fromEnv = process.env.PGHA_PG_BINDIR;
+  if (fromEnv) return fromEnv;
+  const found = DEFAULT_BIN_DIRS.find((d) => existsSync(join(d, 'pg_ctl')));
+  if (!found) {
+    throw new PghaError('PGHA_ERR_CONFIG', 'PostgreSQL 15 server programs not found in /usr/lib/postgresql/15/bin', {
+      hint: 'install them with: apt-get install -y postgresql-15 (or set PGHA_PG_BINDIR)',
+    });
+  }
+  return found;
+}
+
+/** Options of {@link runPgProgram}. */
+export interface RunOptions {
+  /** Extra environment (e.g. `PGPASSWORD`); never logged. */
+  env?: Record<string, string>;
+  /** Kill the program after this many milliseconds. */
+  timeoutMs?: number;
+  /** Called with each line of stderr, e.g. for progress. */
+  onStderrLine?: (line: string) => void;
+}
+
+/**
+ * Runs one Postgres program from {@link pgBinDir} as the Postgres OS user.
+ *
+ * @returns its stdout.
+ * @throws PostgresCommandError when it exits non-zero or times out.
+ */
+export async function runPgProgram(program: string, args: string[], options: RunOptions = {}): Promise<string> {
+  const spawn = postgresSpawnOptions();
+  const argv = [join(pgBinDir(), program), ...args];
+  const child = execa(argv[0]!, args, {
+    ...spawn,
+    env: { ...spawn.env, ...options.env },
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    timeout: options.timeoutMs,
+    // pg_ctl start leaves the postmaster running with our pipes: do not wait on them.
+    buffer: true,
+  });
+  if (options.onStderrLine && child.stderr) {
+    let rest = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split(/[\r\n]/);
+      rest = lines.pop() ?? '';
+      for (const l of lines) if (l.trim()) options.onStderrLine!(l);
+    });
+  }
+  const result = await child;
+  if (result.exitCode !== 0 || result.timedOut) {
+    throw new PostgresCommandError([program, ...args], result.exitCode, `${result.stderr}\n${result.stdout}${result.timedOut ? '\n(timed out)' : ''}`);
+  }
+  return result.stdout;
+}
+
+/** True when `pgdata` holds a Postgres data directory (`PG_VERSION` present). */
+export function isPgData(pgdata: string): boolean {
+  return existsSync(join(pgdata, 'PG_VERSION'));
+}
+
+/** True when `dir` is missing or empty. */
+export function isEmptyOrMissing(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  return readdirSync(dir).length === 0;
+}
+
+/**
+ * PID of the running postmaster of `pgdata`, from `postmaster.pid`, if that process lives.
+ */
+export function postmasterPid(pgdata: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(pgdata, 'postmaster.pid'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(text.split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `initdb` for a new data directory (UTF-8, local trust, host scram-sha-256). */
+export async function initdb(pgdata: string): Promise<void> {
+  await runPgProgram('initdb', [
+    '--pgdata', pgdata,
+    '--username', 'postgres',
+    '--encoding', 'UTF8',
+    '--locale', 'C.UTF-8',
+    '--auth-local', 'trust',
+    '--auth-host', 'scram-sha-256',
+    '--no-instructions',
+  ], { timeoutMs: 120_000 });
+}
+
+/**
+ * Starts Postgres with `pg_ctl start -w`. The postmaster is detached from us, so it outlives a
+ * crashed keeper (a keeper crash must not stop writes).
+ *
+ * @param logFile - server log path (written by the Postgres OS user).
+ */
+export async function pgCtlStart(pgdata: string, logFile: string, timeoutS = 60): Promise<void> {
+  await runPgProgram('pg_ctl', ['start', '--pgdata', pgdata, '--wait', '--timeout', String(timeoutS), '--log', logFile, '--silent'], {
+    timeoutMs: (timeoutS + 10) * 1000,
+  });
+}
+
+/**
+ * Stops Postgres: `fast` first, `immediate` if that has not finished within `timeoutS`.
+ * Does nothing when it is not running.
+ */
+export async function pgCtlStop(pgdata: string, timeoutS = 10): Promise<void> {
+  if (postmasterPid(pgdata) === undefined) return;
+  try {
+    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'fast', '--wait', '--timeout', String(timeoutS), '--silent']);
+  } catch (err) {
+    if (postmasterPid(pgdata) === undefined) return;
+    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'immediate', '--wait', '--timeout', '30', '--silent']).catch((e) => {
+      if (postmasterPid(pgdata) !== undefined) throw e;
+    });
+    void err;
+  }
+}
+
+/** Promotes a standby and waits until it has left recovery (`pg_ctl promote -w`). */
+export async function pgCtlPromote(pgdata: string, timeoutS = 60): Promise<void> {
+  await runPgProgram('pg_ctl', ['promote', '--pgdata', pgdata, '--wait', '--timeout', String(timeoutS), '--silent']);
+}
+
+/** `pg_controldata` output as key → value. */
+export async function pgControlData(pgdata: string): Promise<Record<string, string>> {
+  const out = await runPgProgram('pg_controldata', [pgdata]);
+  const result: Record<string, string> = {};
+  for (const line of out.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) result[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+  }
+  return result;
+}

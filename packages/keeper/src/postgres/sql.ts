@@ -1,0 +1,87 @@
+/**
+ * Local SQL on the node's own Postgres, through its Unix socket as the `postgres` superuser.
+ */
+import pg from 'pg';
+import { formatLsn, parseLsn, type Lsn } from '@pgha/shared';
+
+/** How to reach the local Postgres. */
+export interface LocalPg {
+  socketDir: string;
+  port: number;
+}
+
+/**
+ * Runs `fn` with a fresh connection to the local Postgres, closing it afterwards.
+ *
+ * @throws the driver's error when Postgres cannot be reached.
+ */
+export async function withLocalClient<T>(local: LocalPg, fn: (client: pg.Client) => Promise<T>, timeoutMs = 3000): Promise<T> {
+  const client = new pg.Client({
+    host: local.socketDir,
+    port: local.port,
+    user: 'postgres',
+    database: 'postgres',
+    connectionTimeoutMillis: timeoutMs,
+    statement_timeout: 30_000,
+    application_name: 'pgha_keeper',
+  });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** What the keeper reads from its Postgres each tick. */
+export interface PostgresFacts {
+  isInRecovery: boolean;
+  /** Flush LSN on a primary; the greater of received and replayed LSN on a standby. */
+  lsn: Lsn;
+  timeline: number;
+  /** Standby: the WAL receiver is streaming. */
+  upstreamStreaming: boolean;
+  synchronousStandbyNames: string;
+}
+
+/** Reads {@link PostgresFacts} in one query. */
+export async function readPostgresFacts(client: pg.Client): Promise<PostgresFacts> {
+  const { rows } = await client.query<{
+    in_recovery: boolean;
+    lsn: string;
+    timeline: number;
+    streaming: boolean;
+    ssn: string;
+  }>(`
+    select pg_is_in_recovery() as in_recovery,
+           case when pg_is_in_recovery()
+                then greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'), coalesce(pg_last_wal_replay_lsn(), '0/0'))
+                else pg_current_wal_flush_lsn() end::text as lsn,
+           case when pg_is_in_recovery()
+                then coalesce((select received_tli from pg_stat_wal_receiver where status = 'streaming'),
+                              (select timeline_id from pg_control_checkpoint()))
+                else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end as timeline,
+           coalesce((select status = 'streaming' from pg_stat_wal_receiver), false) as streaming,
+           current_setting('synchronous_standby_names') as ssn`);
+  const r = rows[0]!;
+  return {
+    isInRecovery: r.in_recovery,
+    lsn: parseLsn(r.lsn),
+    timeline: Number(r.timeline),
+    upstreamStreaming: r.streaming,
+    synchronousStandbyNames: r.ssn,
+  };
+}
+
+/** Quotes an SQL identifier. */
+export function ident(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Quotes an SQL literal. */
+export function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+export { formatLsn };

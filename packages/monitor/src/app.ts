@@ -1,0 +1,74 @@
+/**
+ * `buildApp(deps)`: the monitor's HTTP API as a Fastify instance that never listens by itself
+ * (tests use `app.inject()`; `server.ts` listens). Errors map to statuses in one place:
+ * validation 400, unknown 404, conflict 409, store down 503, anything else 500 without a
+ * stack trace.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { PghaError, ValidationError, type ErrorCode } from '@pgha/shared';
+import type { GroupDriver } from './driver/group-driver.js';
+import type { GoalNotifier } from './driver/goal-notifier.js';
+import type { Database } from './store/db.js';
+import { formationRoutes } from './routes/formations.js';
+import { nodeRoutes } from './routes/nodes.js';
+
+/** What the routes need. */
+export interface AppDeps {
+  db: Kysely<Database>;
+  driver: GroupDriver;
+  notifier: GoalNotifier;
+  log: Logger;
+}
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  PGHA_ERR_VALIDATION: 400,
+  PGHA_ERR_NOT_FOUND: 404,
+  PGHA_ERR_CONFLICT: 409,
+  PGHA_ERR_STORE_UNAVAILABLE: 503,
+  PGHA_ERR_TIMEOUT: 504,
+};
+
+/** Postgres connection failures and shutdown errors: the store is down, answer 503. */
+function isStoreDown(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', '57P01', '57P02', '57P03', '08006', '08001', '08003'].includes(code) || /Connection terminated/.test(String((err as Error).message));
+}
+
+/** Body size limit of every route, in bytes. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+
+/** Builds the API. */
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app: FastifyInstance = Fastify({ loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger, bodyLimit: BODY_LIMIT_BYTES, disableRequestLogging: true });
+
+  app.setErrorHandler((err: Error, req, reply) => {
+    if (err instanceof PghaError) {
+      const status = STATUS[err.code] ?? 500;
+      const field = err instanceof ValidationError ? err.field : undefined;
+      if (status >= 500) req.log.error({ code: err.code }, err.message);
+      return reply.code(status).send({ code: err.code, message: err.message, hint: err.hint, ...(field ? { field } : {}) });
+    }
+    const fastifyStatus = (err as { statusCode?: number }).statusCode;
+    if (fastifyStatus && fastifyStatus >= 400 && fastifyStatus < 500) {
+      return reply.code(fastifyStatus).send({ code: 'PGHA_ERR_VALIDATION', message: err.message });
+    }
+    if (isStoreDown(err)) {
+      req.log.warn({ err: err.message }, 'store unavailable');
+      return reply.code(503).send({ code: 'PGHA_ERR_STORE_UNAVAILABLE', message: "the monitor's Postgres is unavailable", hint: 'retry; the monitor restarts its Postgres' });
+    }
+    req.log.error({ err }, 'internal error');
+    return reply.code(500).send({ code: 'PGHA_ERR_INTERNAL', message: 'internal error in the monitor; see its log' });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ code: 'PGHA_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  void app.register(async (scope) => {
+    await formationRoutes(scope, deps);
+    await nodeRoutes(scope, deps);
+  });
+  return app;
+}

@@ -1,0 +1,155 @@
+/**
+ * `pgha monitor create` and `pgha monitor run`: the monitor's own Postgres (initdb'd and
+ * supervised here), the migrations, the HTTP API, the health prober and the timer that
+ * re-evaluates every group (time-based rules such as "keeper silent").
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  ConflictError,
+  DEFAULT_FORMATION,
+  ValidationError,
+  DEFAULT_FORMATION_SETTINGS,
+} from '@pgha/shared';
+import {
+  ensureOwnedDir,
+  initdb,
+  isEmptyOrMissing,
+  isPgData,
+  pgCtlStart,
+  pgCtlStop,
+  portInUse,
+  postmasterPid,
+  writeHba,
+  writeJsonAtomic,
+  writePghaConf,
+} from '@pgha/keeper';
+import { buildApp } from './app.js';
+import { GroupDriver } from './driver/group-driver.js';
+import { GoalNotifier } from './driver/goal-notifier.js';
+import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
+import { HealthProber } from './prober/health-prober.js';
+import { migrateToLatest, openStore, type StoreConnection } from './store/db.js';
+import { createFormation, listGroups } from './store/monitor-store.js';
+
+/** Options of {@link createMonitor}. */
+export interface CreateMonitorOptions {
+  pgdata: string;
+  pgPort: number;
+  listen: string;
+}
+
+function storeConnection(config: MonitorConfig): StoreConnection {
+  return { host: config.pgdata, port: config.pgPort };
+}
+
+async function startMonitorPostgres(config: MonitorConfig, log: Logger): Promise<void> {
+  if (postmasterPid(config.pgdata) !== undefined) return;
+  const logDir = monitorPaths(config.pgdata).logDir;
+  ensureOwnedDir(logDir);
+  log.info({ pgdata: config.pgdata, port: config.pgPort }, "starting the monitor's Postgres");
+  writePghaConf(config.pgdata, { role: 'monitor', listenAddresses: '', port: config.pgPort, socketDir: config.pgdata, synchronousStandbyNames: '' });
+  await pgCtlStart(config.pgdata, join(logDir, 'postgres.log'));
+}
+
+/**
+ * Creates a monitor: initdb, configuration (Unix socket only, no TCP), migrations, the
+ * default formation. Leaves its Postgres stopped; `pgha monitor run` starts it.
+ *
+ * @throws ValidationError for a non-empty --pgdata that is not a data directory;
+ *   ConflictError when a monitor already exists there or the port is in use.
+ */
+export async function createMonitor(options: CreateMonitorOptions, log: Logger): Promise<MonitorConfig> {
+  const pgdata = resolve(options.pgdata);
+  parseListen(options.listen);
+  const paths = monitorPaths(pgdata);
+  if (existsSync(paths.config)) {
+    throw new ConflictError(`a monitor already exists at ${pgdata}`, { hint: `run it with: pgha monitor run --pgdata ${pgdata}` });
+  }
+  if (!isEmptyOrMissing(pgdata) && !isPgData(pgdata)) {
+    throw new ValidationError(`${pgdata} is not empty and is not a Postgres data directory`, { hint: 'point --pgdata at an empty or new directory', field: 'pgdata' });
+  }
+  if (isPgData(pgdata)) {
+    throw new ValidationError(`${pgdata} already holds a Postgres data directory`, { hint: 'point --pgdata at an empty or new directory', field: 'pgdata' });
+  }
+  if (await portInUse('127.0.0.1', options.pgPort)) {
+    throw new ConflictError(`port ${options.pgPort} is already in use`, { hint: 'choose another with --pg-port' });
+  }
+  const listen = parseListen(options.listen);
+  if (await portInUse(listen.host, listen.port)) {
+    throw new ConflictError(`listen address ${options.listen} is already in use`, { hint: 'choose another with --listen' });
+  }
+  const config: MonitorConfig = { version: 1, pgdata, pgPort: options.pgPort, listen: options.listen };
+  ensureOwnedDir(pgdata);
+  await initdb(pgdata);
+  writeHba(pgdata, []);
+  await startMonitorPostgres(config, log);
+  const db = openStore(storeConnection(config));
+  try {
+    await migrateToLatest(db);
+    await createFormation(db, DEFAULT_FORMATION);
+  } finally {
+    await db.destroy();
+    await pgCtlStop(pgdata);
+  }
+  writeJsonAtomic(paths.config, config);
+  log.info({ pgdata, listen: options.listen }, 'monitor created');
+  return config;
+}
+
+/** A running monitor; `stop()` ends every loop, the HTTP server and its Postgres. */
+export interface RunningMonitor {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a monitor: starts (and keeps restarting) its Postgres, migrates, serves the API,
+ * probes nodes and re-evaluates groups every `timerIntervalMs`.
+ */
+export async function runMonitor(pgdataArg: string, log: Logger, options: { timerIntervalMs?: number } = {}): Promise<RunningMonitor> {
+  const config = loadMonitorConfig(resolve(pgdataArg));
+  await startMonitorPostgres(config, log);
+  const conn = storeConnection(config);
+  const db = openStore(conn);
+  await migrateToLatest(db);
+  const driver = new GroupDriver(db, log.child({ component: 'driver' }));
+  const notifier = new GoalNotifier(conn);
+  await notifier.start();
+  const prober = new HealthProber(db, driver, log.child({ component: 'prober' }));
+  prober.start();
+
+  let stopping = false;
+  const timerIntervalMs = options.timerIntervalMs ?? DEFAULT_FORMATION_SETTINGS.keeperReportIntervalMs;
+  const timer = setInterval(() => {
+    void (async () => {
+      // Supervise the store: restart Postgres if it died.
+      if (postmasterPid(config.pgdata) === undefined && !stopping) {
+        log.warn("the monitor's Postgres is not running: restarting it");
+        await startMonitorPostgres(config, log).catch((err: Error) => log.error(err.message));
+        return;
+      }
+      for (const g of await listGroups(db)) await driver.evaluate(g.formationId, g.groupId, 'timer');
+    })().catch((err: Error) => log.warn({ err: err.message }, 'timer evaluation failed'));
+  }, timerIntervalMs);
+
+  const app = buildApp({ db, driver, notifier, log });
+  const { host, port } = parseListen(config.listen);
+  await app.listen({ host, port });
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ url }, 'monitor is running');
+
+  return {
+    url,
+    async stop() {
+      stopping = true;
+      clearInterval(timer);
+      prober.stop();
+      await app.close();
+      await notifier.stop();
+      await db.destroy();
+      await pgCtlStop(config.pgdata);
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * Operator-facing read routes.
+ *
+ * - `GET /v1/formations/:formation/state` → 200 `NodeStateRow[]`; 404 unknown formation.
+ * - `GET /v1/formations/:formation/events?count=N` (1..1000, default 20) → 200 `EventRow[]`, oldest first.
+ * - `GET /v1/formations/:formation/uri` → 200 `{uri}`.
+ * - `GET /health` → 200 `{status: "ok"}` (liveness, no store access).
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { FormationName, type EventRow } from '@pgha/shared';
+import type { AppDeps } from '../app.js';
+import { getFormation, listEvents, storeNowMs } from '../store/monitor-store.js';
+import { formationState, formationUri } from './views.js';
+import { validate } from './validate.js';
+
+const FormationParams = z.object({ formation: FormationName });
+const EventsQuery = z.object({ count: z.coerce.number().int().min(1).max(1000).default(20) }).strict();
+
+/** Registers the operator-facing read routes. */
+export async function formationRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  app.get('/health', async () => ({ status: 'ok' }));
+
+  app.get('/v1/formations/:formation/state', async (req) => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    return formationState(deps.db, formation, await storeNowMs(deps.db));
+  });
+
+  app.get('/v1/formations/:formation/events', async (req): Promise<EventRow[]> => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    const { count } = validate(EventsQuery, req.query, 'query');
+    await getFormation(deps.db, formation);
+    const rows = await listEvents(deps.db, formation, count);
+    return rows.map((e) => ({
+      event_id: Number(e.eventId),
+      event_time: new Date(e.eventTime).toISOString(),
+      formation: e.formationId,
+      group_id: e.groupId,
+      node_id: e.nodeId,
+      node_name: e.nodeName,
+      reported_state: e.reportedState,
+      old_goal_state: e.oldGoalState,
+      new_goal_state: e.newGoalState,
+      reason: e.reason,
+      rule: e.rule,
+    }));
+  });
+
+  app.get('/v1/formations/:formation/uri', async (req) => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    return { uri: await formationUri(deps.db, formation) };
+  });
+}

@@ -1,0 +1,81 @@
+/**
+ * Keeper-facing routes.
+ *
+ * - `POST /v1/formations/:formation/nodes` body `RegisterNodeRequest` → 201
+ *   `RegisterNodeResponse` (200 when the same node registers again); 400 wrong shape,
+ *   404 unknown formation, 409 name or host:port taken.
+ * - `POST /v1/nodes/:nodeId/report` body `NodeReport` → 200 `NodeGoal`; 400, 404.
+ * - `GET /v1/nodes/:nodeId/goal?known=STATE&wait_ms=N` → 200 `NodeGoal` as soon as the
+ *   goal differs from `known`, or after `wait_ms` (at most 30 000); 400, 404.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { FormationName, NodeReport, NodeStateSchema, RegisterNodeRequest, type RegisterNodeResponse } from '@pgha/shared';
+import type { AppDeps } from '../app.js';
+import { getFormation, getNode, insertNode, recordReport } from '../store/monitor-store.js';
+import { nodeGoal } from './views.js';
+import { validate } from './validate.js';
+
+const NodeIdParams = z.object({ nodeId: z.coerce.number().int().positive().max(2 ** 31 - 1) });
+const FormationParams = z.object({ formation: FormationName });
+const GoalQuery = z
+  .object({ known: NodeStateSchema.optional(), wait_ms: z.coerce.number().int().min(0).max(30_000).default(0) })
+  .strict();
+
+/** Registers the keeper-facing routes. */
+export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  app.post('/v1/formations/:formation/nodes', async (req, reply) => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    const body = validate(RegisterNodeRequest, req.body, 'body');
+    const result = await deps.db.transaction().execute(async (trx) => {
+      const f = await getFormation(trx, formation);
+      let out!: { nodeId: number; groupId: number; created: boolean };
+      await deps.driver.evaluateIn(trx, formation, 0, 'register', async () => {
+        const { node, created } = await insertNode(trx, formation, {
+          name: body.name,
+          host: body.host,
+          port: body.port,
+          candidatePriority: body.candidatePriority,
+          replicationQuorum: body.replicationQuorum,
+        });
+        out = { nodeId: node.nodeId, groupId: node.groupId, created };
+      });
+      const node = await getNode(trx, out.nodeId);
+      const response: RegisterNodeResponse = {
+        nodeId: node.nodeId,
+        groupId: node.groupId,
+        formation,
+        goalState: node.goalState,
+        replicationPassword: f.replicationPassword,
+        monitorProbePassword: f.monitorProbePassword,
+      };
+      return { response, created: out.created };
+    });
+    req.log.info({ nodeId: result.response.nodeId, formation }, result.created ? 'node registered' : 'node registered again');
+    return reply.code(result.created ? 201 : 200).send(result.response);
+  });
+
+  app.post('/v1/nodes/:nodeId/report', async (req) => {
+    const { nodeId } = validate(NodeIdParams, req.params, 'params');
+    const report = validate(NodeReport, req.body, 'body');
+    const node = await getNode(deps.db, nodeId);
+    await deps.db.transaction().execute((trx) =>
+      deps.driver.evaluateIn(trx, node.formationId, node.groupId, 'report', () => recordReport(trx, nodeId, report)),
+    );
+    return nodeGoal(deps.db, nodeId);
+  });
+
+  app.get('/v1/nodes/:nodeId/goal', async (req) => {
+    const { nodeId } = validate(NodeIdParams, req.params, 'params');
+    const query = validate(GoalQuery, req.query, 'query');
+    const waiter = query.known && query.wait_ms > 0 ? deps.notifier.waiter(nodeId, query.wait_ms) : undefined;
+    try {
+      const goal = await nodeGoal(deps.db, nodeId);
+      if (!waiter || goal.goalState !== query.known) return goal;
+      await waiter.promise;
+      return await nodeGoal(deps.db, nodeId);
+    } finally {
+      waiter?.cancel();
+    }
+  });
+}

@@ -1,0 +1,64 @@
+/** Read models built from the store for the API's answers. */
+import { WRITABLE_STATES, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { getFormation, getNode, groupFacts, listNodes, type Db, type NodeRow } from '../store/monitor-store.js';
+
+function member(n: NodeRow): GroupMember {
+  return { nodeId: n.nodeId, name: n.name, host: n.host, port: n.port, goalState: n.goalState, reportedState: n.reportedState };
+}
+
+/** The node holding the group's writable goal, if exactly one does. */
+export function primaryOf(nodes: readonly NodeRow[]): NodeRow | undefined {
+  const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState as NodeState));
+  return writable.length === 1 ? writable[0] : undefined;
+}
+
+/** A node's goal with its group view (`NodeGoal`). @throws NotFoundError. */
+export async function nodeGoal(db: Db, nodeId: number): Promise<NodeGoal> {
+  const node = await getNode(db, nodeId);
+  const formation = await getFormation(db, node.formationId);
+  const nodes = await listNodes(db, node.formationId, node.groupId);
+  const primary = primaryOf(nodes);
+  const facts = groupFacts(formation, node.groupId, nodes, Date.now());
+  return {
+    nodeId: node.nodeId,
+    name: node.name,
+    formation: node.formationId,
+    groupId: node.groupId,
+    goalState: node.goalState,
+    reportedState: node.reportedState,
+    primary: primary ? member(primary) : null,
+    nodes: nodes.map(member),
+    synchronousStandbyNames: primary ? synchronousStandbyNames(facts, primary.nodeId) : '',
+  };
+}
+
+/** Rows of `pgha show state`. */
+export async function formationState(db: Db, formationId: string, nowMs: number): Promise<NodeStateRow[]> {
+  await getFormation(db, formationId);
+  const nodes = await listNodes(db, formationId);
+  return nodes.map((n) => {
+    const inRecovery = n.health === 'good' ? n.probeInRecovery : n.pgIsRunning ? n.isInRecovery : null;
+    return {
+      name: n.name,
+      node_id: n.nodeId,
+      group_id: n.groupId,
+      host: n.host,
+      port: n.port,
+      timeline: n.reportedTimeline,
+      lsn: n.reportedLsn,
+      connection: n.health === 'bad' || inRecovery === null ? 'none' : inRecovery ? 'read-only' : 'read-write',
+      reported_state: n.reportedState,
+      goal_state: n.goalState,
+      health: n.health,
+      last_report_ago_ms: n.reportedAt ? Math.max(0, Math.round(nowMs - new Date(n.reportedAt).getTime())) : null,
+    };
+  });
+}
+
+/** The formation's multi-host URI, `target_session_attrs=read-write`. */
+export async function formationUri(db: Db, formationId: string): Promise<string> {
+  const formation = await getFormation(db, formationId);
+  const nodes = await listNodes(db, formationId);
+  const hosts = nodes.map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`).join(',');
+  return `postgres://${hosts}/${encodeURIComponent(formation.dbname)}?target_session_attrs=read-write`;
+}

@@ -1,0 +1,232 @@
+/**
+ * Exhaustive checks of the monitor's safety rules over 2- and 3-node groups: every combination
+ * of realistic (reported, goal) pairs, health, keeper liveness, streaming and LSN order. For each
+ * input with at most one writable goal, `decideUntilStable` must
+ *  (a) never leave two nodes with a writable goal;
+ *  (b) never assign prepare_promotion/stop_replication to a node with candidate priority 0 or to
+ *      a node behind another promotable secondary;
+ *  (c) only assign edges (from the reported state and from the previous goal) in MONITOR_EDGES.
+ */
+import {
+  DEFAULT_FORMATION_SETTINGS,
+  decideUntilStable,
+  lsn,
+  WRITABLE_STATES,
+  type GroupFacts,
+  type Lsn,
+  type NodeFacts,
+  type NodeHealth,
+  type NodeState,
+} from '@pgha/shared';
+import { describe, expect, it } from 'vitest';
+import { T0 } from './fact-builders.js';
+import { checkDecision } from './simulate.js';
+
+const S = DEFAULT_FORMATION_SETTINGS;
+type Pair = readonly [reported: NodeState, goal: NodeState];
+
+/** Pairs a node on the primary side of a group is seen in: reached goals and goals on the way. */
+const PRIMARY_SIDE: Pair[] = [
+  ['init', 'single'],
+  ['single', 'single'],
+  ['single', 'wait_primary'],
+  ['wait_primary', 'wait_primary'],
+  ['primary', 'wait_primary'],
+  ['join_primary', 'wait_primary'],
+  ['wait_primary', 'primary'],
+  ['primary', 'primary'],
+  ['join_primary', 'primary'],
+  ['primary', 'join_primary'],
+  ['wait_primary', 'join_primary'],
+  ['join_primary', 'join_primary'],
+  ['prepare_promotion', 'stop_replication'],
+  ['stop_replication', 'stop_replication'],
+  ['stop_replication', 'wait_primary'],
+  ['primary', 'demote_timeout'],
+  ['demote_timeout', 'demote_timeout'],
+  ['primary', 'demoted'],
+  ['demote_timeout', 'demoted'],
+  ['demoted', 'demoted'],
+];
+
+/** Pairs a node on the standby side is seen in. */
+const STANDBY_SIDE: Pair[] = [
+  ['init', 'init'],
+  ['init', 'wait_standby'],
+  ['wait_standby', 'wait_standby'],
+  ['wait_standby', 'catchingup'],
+  ['catchingup', 'catchingup'],
+  ['demoted', 'catchingup'],
+  ['catchingup', 'secondary'],
+  ['secondary', 'secondary'],
+  ['secondary', 'catchingup'],
+  ['secondary', 'prepare_promotion'],
+  ['prepare_promotion', 'prepare_promotion'],
+];
+
+/** How the monitor sees one node: probe result, keeper heartbeat, WAL receiver. */
+interface Condition {
+  health: NodeHealth;
+  /** alive: reported just now; silent: longer than nodeUnhealthyTimeoutMs ago. */
+  keeper: 'alive' | 'silent';
+  streaming: boolean;
+}
+
+const HEALTHS: NodeHealth[] = ['good', 'bad', 'unknown'];
+/** Primary side: nothing reads a primary's WAL receiver, so streaming is left out. */
+const PRIMARY_CONDITIONS: Condition[] = HEALTHS.flatMap((health) =>
+  (['alive', 'silent'] as const).map((keeper) => ({ health, keeper, streaming: false })),
+);
+/** Standby side: streaming only matters while the keeper reports (a silent keeper's view is stale). */
+const STANDBY_CONDITIONS: Condition[] = HEALTHS.flatMap((health) => [
+  { health, keeper: 'alive' as const, streaming: true },
+  { health, keeper: 'alive' as const, streaming: false },
+  { health, keeper: 'silent' as const, streaming: true },
+]);
+
+const FAILOVER_GOALS: ReadonlySet<NodeState> = new Set(['prepare_promotion', 'stop_replication']);
+
+/**
+ * Joint states the monitor can actually produce (inputs it never creates are skipped): at most
+ * one writable goal; at most one node being promoted, and none while another node holds a
+ * writable goal (failover-start demotes the old primary in the same decision); a `single` goal
+ * only while every other node is still `init`.
+ */
+function reachable(nodes: readonly NodeFacts[]): boolean {
+  const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState));
+  if (writable.length > 1) return false;
+  const promoting = nodes.filter((n) => FAILOVER_GOALS.has(n.goalState));
+  if (promoting.length > 1) return false;
+  if (promoting.length === 1 && writable.some((n) => !FAILOVER_GOALS.has(n.goalState))) return false;
+  if (nodes.some((n) => n.goalState === 'single') && nodes.some((n) => n.goalState !== 'single' && n.goalState !== 'init')) return false;
+  return true;
+}
+
+function makeNode(nodeId: number, [reportedState, goalState]: Pair, c: Condition, reportedLsn: Lsn, extra: Partial<NodeFacts> = {}): NodeFacts {
+  const lastReportMs = c.keeper === 'alive' ? T0 : T0 - S.nodeUnhealthyTimeoutMs - 1;
+  return {
+    nodeId,
+    name: `node${nodeId}`,
+    candidatePriority: 50,
+    replicationQuorum: true,
+    reportedState,
+    goalState,
+    lastReportMs,
+    // A live keeper reports what the probe sees; a silent keeper's last report said "running".
+    pgIsRunning: !(c.keeper === 'alive' && c.health === 'bad'),
+    reportedLsn,
+    reportedTimeline: 1,
+    upstreamStreaming: c.streaming,
+    lastStreamingMs: c.streaming ? lastReportMs : T0 - S.standbyStreamingTimeoutMs - 1,
+    health: c.health,
+    ...extra,
+  };
+}
+
+function facts(nodes: NodeFacts[]): GroupFacts {
+  return { formation: 'default', groupId: 0, nowMs: T0, settings: S, nodes };
+}
+
+/** Collects violations, keeping one example per distinct message shape. */
+class Findings {
+  checked = 0;
+  private readonly examples = new Map<string, string>();
+
+  check(input: GroupFacts): void {
+    if (!reachable(input.nodes)) return;
+    this.checked++;
+    const assignments = decideUntilStable(input, { type: 'evaluate', cause: 'timer' });
+    for (const v of checkDecision(input, assignments)) {
+      const shape = v.replace(/\d+/g, '#');
+      if (!this.examples.has(shape)) {
+        const nodes = input.nodes.map((n) =>
+          `${n.nodeId}:${n.reportedState}/${n.goalState} health=${n.health} keeper=${n.lastReportMs === T0 ? 'alive' : 'silent'} ` +
+          `pgIsRunning=${n.pgIsRunning} streaming=${n.upstreamStreaming} lsn=${n.reportedLsn} prio=${n.candidatePriority}`);
+        this.examples.set(shape, `${v}\n    facts: ${nodes.join(' | ')}\n    assignments: ${assignments.map((a) => `${a.nodeId}->${a.goalState} (${a.rule})`).join(', ')}`);
+      }
+    }
+  }
+
+  get list(): string[] {
+    return [...this.examples.values()];
+  }
+}
+
+const LSN_HIGH = lsn(0x5000000n);
+const LSN_LOW = lsn(0x5000000n - BigInt(S.catchupLagBytes) - 1n);
+
+describe('exhaustive safety invariants', () => {
+  it('2-node groups: every pair combination × health × keeper × streaming × LSN order', () => {
+    const findings = new Findings();
+    const combos: Array<[Pair, Condition[], Pair, Condition[], Array<readonly [Lsn, Lsn]>]> = [];
+    for (const p of PRIMARY_SIDE) {
+      for (const s of STANDBY_SIDE) {
+        // The primary-side node first (both LSN orders), then second (equal LSNs).
+        combos.push([p, PRIMARY_CONDITIONS, s, STANDBY_CONDITIONS, [[LSN_HIGH, LSN_HIGH], [LSN_HIGH, LSN_LOW]]]);
+        combos.push([s, STANDBY_CONDITIONS, p, PRIMARY_CONDITIONS, [[LSN_HIGH, LSN_HIGH]]]);
+      }
+    }
+    // Bootstrap: both nodes registered.
+    combos.push([['init', 'init'], STANDBY_CONDITIONS, ['init', 'init'], STANDBY_CONDITIONS, [[LSN_HIGH, LSN_HIGH]]]);
+    for (const [p1, cs1, p2, cs2, lsns] of combos) {
+      for (const c1 of cs1) {
+        for (const c2 of cs2) {
+          for (const [l1, l2] of lsns) findings.check(facts([makeNode(1, p1, c1, l1), makeNode(2, p2, c2, l2)]));
+        }
+      }
+    }
+    console.log(findings.checked);
+    expect(findings.checked).toBeGreaterThan(15_000);
+    expect(findings.list).toEqual([]);
+  });
+
+  it('3-node groups: a primary-side node and two standbys × conditions × LSN order × candidate priority', () => {
+    const findings = new Findings();
+    const node1Pairs: Pair[] = PRIMARY_SIDE.filter(([r, g]) => g !== 'single' && !(r === 'prepare_promotion' || r === 'stop_replication'));
+    const node2Pairs: Pair[] = [
+      ['secondary', 'secondary'], ['catchingup', 'catchingup'], ['catchingup', 'secondary'], ['secondary', 'catchingup'],
+      ['secondary', 'prepare_promotion'], ['prepare_promotion', 'prepare_promotion'], ['prepare_promotion', 'stop_replication'],
+      ['stop_replication', 'stop_replication'], ['wait_standby', 'catchingup'],
+    ];
+    const node3Pairs: Pair[] = [
+      ['secondary', 'secondary'], ['catchingup', 'catchingup'], ['init', 'wait_standby'], ['secondary', 'catchingup'],
+      ['prepare_promotion', 'prepare_promotion'],
+    ];
+    const node1Conditions: Condition[] = [
+      { health: 'good', keeper: 'alive', streaming: false },
+      { health: 'good', keeper: 'silent', streaming: false },
+      { health: 'bad', keeper: 'silent', streaming: false },
+      { health: 'bad', keeper: 'alive', streaming: false },
+    ];
+    const standbyConditions: Condition[] = [
+      { health: 'good', keeper: 'alive', streaming: true },
+      { health: 'good', keeper: 'alive', streaming: false },
+      { health: 'good', keeper: 'silent', streaming: true },
+    ];
+    const LSN_MID = lsn(LSN_HIGH - 100n);
+    // node 2 ahead of node 3; node 3 ahead of node 2; node 3 ahead but with candidate priority 0.
+    const orders = [[LSN_HIGH, LSN_MID, 50], [LSN_MID, LSN_HIGH, 50], [LSN_MID, LSN_HIGH, 0]] as const;
+    for (const p1 of node1Pairs) {
+      for (const p2 of node2Pairs) {
+        for (const p3 of node3Pairs) {
+          for (const c1 of node1Conditions) {
+            for (const c2 of standbyConditions) {
+              for (const c3 of standbyConditions) {
+                for (const [l2, l3, prio3] of orders) {
+                  findings.check(facts([
+                    makeNode(1, p1, c1, LSN_HIGH),
+                    makeNode(2, p2, c2, l2),
+                    makeNode(3, p3, c3, l3, { candidatePriority: prio3 }),
+                  ]));
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    console.log(findings.checked);
+    expect(findings.checked).toBeGreaterThan(15_000);
+    expect(findings.list).toEqual([]);
+  });
+});
