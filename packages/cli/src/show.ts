@@ -8,7 +8,7 @@ export function renderStateTable(rows: readonly NodeStateRow[]): string {
   const table = new Table({
     head: ['Name', 'Node', 'Host:Port', 'TLI: LSN', 'Connection', 'Reported State', 'Assigned State', 'Health'],
     style: { head: [], border: [] },
-    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '-', 'mid-mid': '+', right: '', 'right-mid': '', middle: ' | ' },
+    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' | ' },
   });
   for (const r of rows) {
     table.push([r.name, `${r.group_id}/${r.node_id}`, `${r.host}:${r.port}`, `${r.timeline}: ${r.lsn}`, r.connection, r.reported_state, r.goal_state, r.health]);

@@ -55,13 +55,13 @@ async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T |
   }
 }
 
-/** Checks that the Postgres OS user can reach and write `dir`. */
-async function assertPostgresCanWrite(dir: string): Promise<void> {
+/** Checks that the Postgres OS user can reach (traverse) `dir`; the data directories below it are created for it. */
+async function assertPostgresCanReach(dir: string): Promise<void> {
   const spawn = postgresSpawnOptions();
   if (spawn.uid === undefined) return;
-  const probe = await execa('test', ['-w', dir, '-a', '-x', dir], { ...spawn, reject: false });
+  const probe = await execa('test', ['-x', dir], { ...spawn, reject: false });
   if (probe.exitCode !== 0) {
-    throw new ValidationError(`the Postgres OS user cannot write to ${dir}`, { hint: `choose a --dir it can reach, e.g. ${defaultUpDir()}`, field: 'dir' });
+    throw new ValidationError(`the Postgres OS user cannot reach ${dir}`, { hint: `choose a --dir it can reach, e.g. ${defaultUpDir()}`, field: 'dir' });
   }
 }
 
@@ -79,11 +79,11 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
 
   const dir = resolve(options.dir ?? defaultUpDir());
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  await assertPostgresCanWrite(dir).catch(async (err) => {
+  await assertPostgresCanReach(dir).catch(async (err) => {
     // The directory may be root's 0700: open it up for traversal once.
     const { chmodSync } = await import('node:fs');
     chmodSync(dir, 0o755);
-    await assertPostgresCanWrite(dir).catch(() => {
+    await assertPostgresCanReach(dir).catch(() => {
       throw err;
     });
   });
@@ -156,7 +156,8 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
       children.push({ name, proc: keeper, pgdata });
       upFile.nodes.push({ name, pgdata, port, keeper_pid: keeper.pid ?? 0 });
     }
-    upFile.uri = (await client.formationUri(DEFAULT_FORMATION)).uri;
+    // Local formations use --auth trust for the postgres role on loopback only.
+    upFile.uri = (await client.formationUri(DEFAULT_FORMATION)).uri.replace('postgres://', 'postgres://postgres@');
     writeJsonAtomic(join(dir, 'up.json'), upFile, 0o644);
     process.stdout.write(`\nFormation "${DEFAULT_FORMATION}" is up. Connect with:\n  psql '${upFile.uri}'\n\nexport PGHA_MONITOR=${monitorUrl}\n\n(state in ${join(dir, 'up.json')}; Ctrl-C stops everything)\n`);
     await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));

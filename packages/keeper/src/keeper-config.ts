@@ -3,7 +3,8 @@
  * the data directory, in `<pgdata>.pgha/`, never inside it: pg_basebackup and pg_rewind
  * copy a data directory whole and would carry another node's files in.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { NodeStateSchema, PghaError } from '@pgha/shared';
@@ -11,6 +12,16 @@ import { NodeStateSchema, PghaError } from '@pgha/shared';
 /** Directory of pgha's own files for a data directory: `<pgdata>.pgha`. */
 export function pghaDirFor(pgdata: string): string {
   return `${resolve(pgdata).replace(/\/+$/, '')}.pgha`;
+}
+
+/**
+ * Creates pgha's directory for a data directory, mode 0711: root's files in it stay private
+ * (0600), while the Postgres OS user can reach its own `log/` subdirectory.
+ */
+export function ensurePghaDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  chmodSync(dir, 0o711);
+  return dir;
 }
 
 /** Schema of `keeper.json`. */
@@ -52,7 +63,7 @@ export type KeeperState = z.infer<typeof KeeperStateSchema>;
  * directory. A crash leaves either the old or the new file, never a torn one.
  */
 export function writeJsonAtomic(path: string, value: unknown, mode = 0o600): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  ensurePghaDir(dirname(path));
   const tmp = `${path}.new`;
   const fd = openSync(tmp, 'w', mode);
   try {
@@ -91,6 +102,20 @@ export function readJsonFile<T>(path: string, schema: z.ZodType<T>, what: string
     throw new PghaError('PGHA_ERR_CONFIG', `${what} at ${path} is invalid: ${issue?.path.join('.') || 'file'}: ${issue?.message}`, { hint: recovery });
   }
   return result.data;
+}
+
+/**
+ * Directory of the Unix socket of the Postgres of `pgdata`: `<pgdata>.pgha/run`, owned by
+ * the Postgres OS user, mode 0700 (so only that user and root connect through it). Never the
+ * data directory itself: pg_rewind would try to copy the socket. When that path is too long
+ * for a Unix socket (107 bytes), a directory under the OS temp dir named after it.
+ */
+export function socketDirFor(pgdata: string): string {
+  const preferred = join(pghaDirFor(pgdata), 'run');
+  if (preferred.length <= 90) return preferred;
+  let hash = 0;
+  for (const ch of preferred) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  return join(tmpdir(), `pgha-run-${hash.toString(16)}`);
 }
 
 /** Paths of a keeper's files. */

@@ -16,7 +16,7 @@ import {
   type NodeGoal,
 } from '@pgha/shared';
 import type { KeeperConfig } from './keeper-config.js';
-import { keeperPaths } from './keeper-config.js';
+import { ensurePghaDir, keeperPaths, socketDirFor } from './keeper-config.js';
 import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, type HbaEntry } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
@@ -40,7 +40,7 @@ export class NodeControl {
   constructor(config: KeeperConfig, log: Logger) {
     this.config = config;
     this.log = log;
-    this.local = { socketDir: config.pgdata, port: config.pgPort };
+    this.local = { socketDir: socketDirFor(config.pgdata), port: config.pgPort };
     this.monitorHost = new URL(config.monitorUrl).hostname.replace(/^\[|\]$/g, '');
   }
 
@@ -50,9 +50,16 @@ export class NodeControl {
 
   /** Directory of the Postgres server log, owned by the Postgres OS user. */
   get pgLogFile(): string {
-    const dir = join(keeperPaths(this.pgdata).dir, 'log');
+    const dir = join(ensurePghaDir(keeperPaths(this.pgdata).dir), 'log');
     ensureOwnedDir(dir);
     return join(dir, 'postgres.log');
+  }
+
+  /** The socket directory, created for the Postgres OS user when missing. */
+  socketDir(): string {
+    ensurePghaDir(keeperPaths(this.pgdata).dir);
+    ensureOwnedDir(this.local.socketDir);
+    return this.local.socketDir;
   }
 
   /** Is the postmaster running. */
@@ -98,7 +105,7 @@ export class NodeControl {
       role: 'node',
       listenAddresses: '*',
       port: this.config.pgPort,
-      socketDir: this.pgdata,
+      socketDir: this.socketDir(),
       synchronousStandbyNames: options.synchronousStandbyNames,
       ...(options.follow
         ? {
@@ -125,6 +132,7 @@ export class NodeControl {
   async start(): Promise<void> {
     if (this.isRunning()) return;
     this.log.info('starting Postgres');
+    this.socketDir();
     await pgCtlStart(this.pgdata, this.pgLogFile);
   }
 

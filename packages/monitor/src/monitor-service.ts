@@ -14,6 +14,7 @@ import {
 } from '@pgha/shared';
 import {
   ensureOwnedDir,
+  ensurePghaDir,
   initdb,
   isEmptyOrMissing,
   isPgData,
@@ -21,6 +22,7 @@ import {
   pgCtlStop,
   portInUse,
   postmasterPid,
+  socketDirFor,
   writeHba,
   writeJsonAtomic,
   writePghaConf,
@@ -41,15 +43,17 @@ export interface CreateMonitorOptions {
 }
 
 function storeConnection(config: MonitorConfig): StoreConnection {
-  return { host: config.pgdata, port: config.pgPort };
+  return { host: socketDirFor(config.pgdata), port: config.pgPort };
 }
 
 async function startMonitorPostgres(config: MonitorConfig, log: Logger): Promise<void> {
   if (postmasterPid(config.pgdata) !== undefined) return;
-  const logDir = monitorPaths(config.pgdata).logDir;
+  const { dir, logDir } = monitorPaths(config.pgdata);
+  ensurePghaDir(dir);
   ensureOwnedDir(logDir);
+  ensureOwnedDir(socketDirFor(config.pgdata));
   log.info({ pgdata: config.pgdata, port: config.pgPort }, "starting the monitor's Postgres");
-  writePghaConf(config.pgdata, { role: 'monitor', listenAddresses: '', port: config.pgPort, socketDir: config.pgdata, synchronousStandbyNames: '' });
+  writePghaConf(config.pgdata, { role: 'monitor', listenAddresses: '', port: config.pgPort, socketDir: socketDirFor(config.pgdata), synchronousStandbyNames: '' });
   await pgCtlStart(config.pgdata, join(logDir, 'postgres.log'));
 }
 

@@ -77,7 +77,15 @@ export interface MonitorStep {
 /** The monitor decides (until stable) and applies the goals. */
 export function monitorDecides(facts: GroupFacts, cause: GroupEvent['cause'] = 'report'): MonitorStep {
   const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
-  return { assignments, facts: applyAssignments(facts, assignments) };
+  return { assignments, facts: applyInOrder(facts, assignments) };
+}
+
+/**
+ * Applies assignments one by one, so that a node assigned twice in one `decideUntilStable` run
+ * ends at its last goal (as the monitor's store, writing them in order, leaves it).
+ */
+export function applyInOrder(facts: GroupFacts, assignments: readonly Assignment[]): GroupFacts {
+  return assignments.reduce((f, a) => applyAssignments(f, [a]), facts);
 }
 
 /**

@@ -24,25 +24,26 @@ export function postgresIsDown(facts: GroupFacts, node: NodeFacts): boolean {
   return node.health === 'bad' && (!keeperIsAlive(facts, node) || !node.pgIsRunning);
 }
 
-/** The node's WAL receiver streamed within `standbyStreamingTimeoutMs`, as its keeper reported. */
+/** The node's keeper is alive and says its WAL receiver is streaming now. */
 export function isStreaming(facts: GroupFacts, node: NodeFacts): boolean {
-  return (
-    keeperIsAlive(facts, node) &&
-    node.upstreamStreaming &&
-    node.lastStreamingMs !== null &&
-    facts.nowMs - node.lastStreamingMs <= facts.settings.standbyStreamingTimeoutMs
-  );
+  return keeperIsAlive(facts, node) && node.upstreamStreaming;
+}
+
+/** The node's keeper reported a streaming WAL receiver within `standbyStreamingTimeoutMs`. */
+export function streamedRecently(facts: GroupFacts, node: NodeFacts): boolean {
+  return node.lastStreamingMs !== null && facts.nowMs - node.lastStreamingMs <= facts.settings.standbyStreamingTimeoutMs;
 }
 
 /**
- * A standby is healthy when its Postgres is up and, if its keeper is alive, it streams.
- * A standby whose keeper is dead but whose Postgres answers the probe stays healthy: the
+ * A standby is healthy when its Postgres is up and, if its keeper is alive, it has streamed
+ * within `standbyStreamingTimeoutMs` (a reconnecting WAL receiver is not a failure). A
+ * standby whose keeper is dead but whose Postgres answers the probe stays healthy: the
  * keeper crashing alone must not change anything.
  */
 export function standbyIsHealthy(facts: GroupFacts, node: NodeFacts): boolean {
   if (postgresIsDown(facts, node)) return false;
   if (!keeperIsAlive(facts, node)) return node.health === 'good';
-  return isStreaming(facts, node);
+  return streamedRecently(facts, node);
 }
 
 /** The node holds a writable goal state (see {@link WRITABLE_STATES}). */
