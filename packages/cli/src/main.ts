@@ -40,8 +40,9 @@ function monitorUrl(opt: string | undefined): string {
 function stopSignal(): AbortSignal {
   const ac = new AbortController();
   const stop = (): void => ac.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // `on`, not `once`: execa's exit handler re-raises a signal that nobody else listens to.
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   return ac.signal;
 }
 

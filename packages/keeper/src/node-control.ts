@@ -216,6 +216,11 @@ export class NodeControl {
     }
   }
 
+  /** Runs CHECKPOINT (after promotion, so that pg_control shows the new timeline). */
+  async checkpoint(): Promise<void> {
+    await withLocalClient(this.local, (c) => c.query('checkpoint'));
+  }
+
   /** Promotes a standby (no-op when already a primary). */
   async promote(): Promise<void> {
     await this.start();

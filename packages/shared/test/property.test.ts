@@ -2,7 +2,7 @@
  * Property-based test: random histories of faults, heals, time, keeper reports and
  * registrations over 2–4 node groups. A small model of the nodes (Postgres, keeper, WAL
  * receiver) produces the facts; the monitor is `decideUntilStable`. After every step the safety
- * rules hold (see `checkDecision`), and once every fault heals and the keepers run long enough
+ * rules hold (see `checkDecision`), no promoted node lacks an acknowledged commit, and once every fault heals and the keepers run long enough
  * the group converges to one `primary` and the rest `secondary`.
  */
 import fc from 'fast-check';
@@ -62,10 +62,13 @@ type Action =
   | { kind: 'tickOne'; node: number }
   | { kind: 'register'; candidatePriority: number };
 
-export const RULES = new Map<string, number>();
 class World {
   nowMs = T0;
   nodes: SimNode[] = [];
+  /** Highest LSN a client saw committed under synchronous replication. */
+  syncAckedLsn = 0n;
+  /** Promotions of a node that lacked a synchronously acknowledged commit. */
+  readonly lostWrites: string[] = [];
   readonly violations: string[] = [];
   readonly log: string[] = [];
 
@@ -113,12 +116,23 @@ class World {
     return !!up && up !== n && n.pgRunning && !n.linkBroken && FOLLOWING.has(n.reportedState);
   }
 
-  /** Writes go on at the running primary; streaming standbys replay them. */
+  /**
+   * Writes go on at the running primary; streaming standbys replay them. With synchronous
+   * replication on (the primary reported `primary` or `join_primary`), a commit is acknowledged
+   * only once a synchronous standby (goal `secondary`, streaming) has its WAL: that is the LSN
+   * DESIGN.md promises never to lose. Commits acknowledged in `single`/`wait_primary` carry no
+   * such promise.
+   */
   advance(ms: number): void {
     this.nowMs += ms;
     const up = this.upstream() ?? this.nodes.find((n) => n.pgRunning && WRITABLE_STATES.has(n.reportedState));
-    if (up) up.lsn += BigInt(ms) * 1000n;
+    if (!up) return;
+    up.lsn += BigInt(ms) * 1000n;
     this.replicate();
+    if (up.reportedState === 'primary' || up.reportedState === 'join_primary') {
+      const synced = this.nodes.filter((n) => n !== up && n.goalState === 'secondary' && this.streams(n));
+      for (const n of synced) if (n.lsn > this.syncAckedLsn) this.syncAckedLsn = n.lsn;
+    }
   }
 
   replicate(): void {
@@ -164,7 +178,12 @@ class World {
       n.lsn = up.lsn;
       n.timeline = up.timeline;
     }
-    if (goal === 'stop_replication' && n.reportedState !== 'stop_replication') n.timeline += 1;
+    if (goal === 'stop_replication' && n.reportedState !== 'stop_replication') {
+      if (n.lsn < this.syncAckedLsn) {
+        this.lostWrites.push(`node ${n.nodeId} promoted at LSN ${n.lsn}, below the synchronously acknowledged LSN ${this.syncAckedLsn}`);
+      }
+      n.timeline += 1;
+    }
     n.pgRunning = true;
     n.reportedState = goal;
   }
@@ -202,10 +221,9 @@ class World {
   decide(): void {
     const facts = this.facts();
     const assignments = decideUntilStable(facts, { type: 'evaluate', cause: 'report' });
-    for (const v of checkDecision(facts, assignments)) if (!/stop_replication -> goal join_primary|init -> goal wait_primary/.test(v)) this.violations.push(v);
+    for (const v of checkDecision(facts, assignments)) this.violations.push(v);
     const after = applyInOrder(facts, assignments);
     for (const n of this.nodes) n.goalState = after.nodes.find((f) => f.nodeId === n.nodeId)!.goalState;
-    for (const a of assignments) RULES.set(a.rule, (RULES.get(a.rule) ?? 0) + 1);
     if (assignments.length > 0) this.log.push(`t+${this.nowMs - T0}: ${assignments.map((a) => `${a.nodeId}->${a.goalState} (${a.rule})`).join(', ')}`);
   }
 
@@ -253,12 +271,13 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
 );
 
 const scenarioArb = fc
-  .integer({ min: 2, max: 4 })
+  .constantFrom(2, 3, 3, 4, 4)
   .chain((maxNodes) =>
     fc.record({
       maxNodes: fc.constant(maxNodes),
-      priorities: fc.array(fc.constantFrom(50, 100, 0), { minLength: 2, maxLength: maxNodes }),
-      warm: fc.boolean(),
+      priorities: fc.array(fc.constantFrom(50, 50, 100, 0), { minLength: Math.max(2, maxNodes - 1), maxLength: maxNodes }),
+      // Mostly start from a converged group, where failovers can happen.
+      warm: fc.constantFrom(true, true, true, false),
       actions: fc.array(actionArb, { minLength: 5, maxLength: 40 }),
     }),
   );
@@ -272,44 +291,72 @@ interface Scenario {
   actions: Action[];
 }
 
-/** Runs one scenario; returns a failure description, or undefined when every property holds. */
-function runScenario({ maxNodes, priorities, warm, actions }: Scenario): string | undefined {
+/** What one scenario produced: failures of each property, and the history to explain them. */
+interface Outcome {
+  safety: string[];
+  convergence: string | undefined;
+  lostWrites: string[];
+  history: string;
+}
+
+/** Runs one scenario: random actions, then every fault heals and keepers run for 20 s. */
+function runScenario({ maxNodes, priorities, warm, actions }: Scenario): Outcome {
   const world = new World(maxNodes, priorities);
   if (warm) world.healAllAndConverge(10);
   world.apply({ kind: 'tick' });
   for (const action of actions) world.apply(action);
   world.healAllAndConverge(40);
-  const history = `\n  history:\n    ${world.log.join('\n    ')}`;
-  if (world.violations.length > 0) return `safety: ${[...new Set(world.violations)].join('; ')}${history}`;
   const primaries = world.nodes.filter((n) => n.reportedState === 'primary' && n.goalState === 'primary');
   const secondaries = world.nodes.filter((n) => n.reportedState === 'secondary' && n.goalState === 'secondary');
-  if (primaries.length !== 1 || secondaries.length !== world.nodes.length - 1) {
-    return `no convergence after healing: ${world.summary()}${history}`;
-  }
-  return undefined;
+  const converged = primaries.length === 1 && secondaries.length === world.nodes.length - 1;
+  return {
+    safety: [...new Set(world.violations)],
+    convergence: converged ? undefined : `no convergence after healing: ${world.summary()}`,
+    lostWrites: world.lostWrites,
+    history: `\n  history:\n    ${world.log.join('\n    ')}`,
+  };
 }
 
-import { afterAll } from 'vitest';
-afterAll(() => console.log([...RULES.entries()]));
+/**
+ * A fixed seed keeps runs reproducible. To explore further, e.g. before a release:
+ * `PGHA_FC_SEED=random PGHA_FC_RUNS=5000 npx vitest run --project unit --testTimeout=0 property`.
+ */
+const RUN_OPTIONS = {
+  numRuns: Number(process.env.PGHA_FC_RUNS ?? 400),
+  ...(process.env.PGHA_FC_SEED === 'random' ? {} : { seed: Number(process.env.PGHA_FC_SEED ?? 2) }),
+};
+
 describe('random fault histories (fast-check)', () => {
   it('never two writable goals, never a bad promotion, only declared edges; converges once faults heal', () => {
     fc.assert(
       fc.property(scenarioArb, (scenario) => {
-        const failure = runScenario(scenario);
-        if (failure) throw new Error(failure);
+        const outcome = runScenario(scenario);
+        if (outcome.safety.length > 0) throw new Error(`safety: ${outcome.safety.join('; ')}${outcome.history}`);
+        if (outcome.convergence) throw new Error(`${outcome.convergence}${outcome.history}`);
       }),
-      { numRuns: Number(process.env.RUNS ?? 300), ...(process.env.SEED ? {} : { seed: 20240611 }) },
+      RUN_OPTIONS,
+    );
+  });
+
+  it('a promoted node has every commit acknowledged under synchronous replication (DESIGN: no lost writes)', () => {
+    fc.assert(
+      fc.property(scenarioArb, (scenario) => {
+        const outcome = runScenario(scenario);
+        if (outcome.lostWrites.length > 0) throw new Error(`lost writes: ${outcome.lostWrites.join('; ')}${outcome.history}`);
+      }),
+      RUN_OPTIONS,
     );
   });
 
   it('a healthy group started from two registered nodes converges without any fault', () => {
-    expect(runScenario({ maxNodes: 2, priorities: [50, 50], warm: false, actions: [] })).toBeUndefined();
+    const ok = { safety: [], convergence: undefined, lostWrites: [] };
+    expect(runScenario({ maxNodes: 2, priorities: [50, 50], warm: false, actions: [] })).toMatchObject(ok);
     expect(runScenario({
       maxNodes: 4,
       priorities: [50, 50],
       warm: false,
       actions: [{ kind: 'tick' }, { kind: 'register', candidatePriority: 50 }, { kind: 'register', candidatePriority: 0 }],
-    })).toBeUndefined();
+    })).toMatchObject(ok);
   });
 
   it('the machine of a healthy primary dies: the model fails over and the old primary rejoins', () => {
@@ -322,5 +369,6 @@ describe('random fault histories (fast-check)', () => {
     world.healAllAndConverge(20);
     expect(world.summary()).toBe('1:secondary/secondary 2:primary/primary');
     expect(world.violations).toEqual([]);
+    expect(world.lostWrites).toEqual([]);
   });
 });

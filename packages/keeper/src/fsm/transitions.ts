@@ -96,6 +96,9 @@ export const promoteStandby: TransitionFn = async (ctx) => {
     await ctx.node.reload();
     return;
   }
+  // The control file shows the new timeline only after a checkpoint; pg_rewind on the old
+  // primary reads it and would otherwise find "no rewind required".
+  await ctx.node.checkpoint();
   await configurePrimary(ctx);
 };
 

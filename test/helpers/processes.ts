@@ -1,0 +1,94 @@
+/**
+ * Processes started by tests, tracked by PID and ended in `afterAll`/`afterEach` even when a
+ * test fails: pgha children, and the postmasters of every data directory a test used.
+ */
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+
+/** The `pgha` entry point of this checkout. */
+export const PGHA_BIN = fileURLToPath(new URL('../../packages/cli/bin/pgha.js', import.meta.url));
+
+const started: ResultPromise[] = [];
+const testDirs: string[] = [];
+
+/** A fresh directory under the OS temp dir (reachable by the Postgres OS user), removed at cleanup. */
+export function makeTestDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pgha-test-'));
+  chmodSync(dir, 0o755);
+  testDirs.push(dir);
+  return dir;
+}
+const pgdataDirs = new Set<string>();
+
+/** Starts `pgha ARGS…` in the background, tracked; stdout+stderr go to `logFile` if given. */
+export function startPgha(args: string[], options: { logFile?: string; env?: Record<string, string> } = {}): ResultPromise {
+  const proc = execa(process.execPath, [PGHA_BIN, ...args], {
+    reject: false,
+    stdin: 'ignore',
+    ...(options.logFile ? { stdout: { file: options.logFile, append: true }, stderr: { file: options.logFile, append: true } } : {}),
+    env: { PGHA_LOG_LEVEL: 'info', ...options.env },
+  });
+  started.push(proc);
+  return proc;
+}
+
+/** Runs `pgha ARGS…` to completion and returns exit code, stdout and stderr. */
+export async function runPgha(args: string[], env: Record<string, string> = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const r = await execa(process.execPath, [PGHA_BIN, ...args], { reject: false, stdin: 'ignore', env, timeout: 300_000 });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** Remembers a data directory whose postmaster must be gone at cleanup. */
+export function trackPgdata(pgdata: string): void {
+  pgdataDirs.add(pgdata);
+}
+
+/** PID from `postmaster.pid`, if that process is alive. */
+export function postmasterPidOf(pgdata: string): number | undefined {
+  const file = join(pgdata, 'postmaster.pid');
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sends `signal` to `pid` if it lives. */
+export function killPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (alive(pid)) process.kill(pid!, signal);
+}
+
+/**
+ * Ends everything: SIGTERM to tracked pgha processes (they stop their Postgres), then SIGKILL
+ * to whatever is left, including postmasters of tracked data directories.
+ */
+export async function endAllProcesses(): Promise<void> {
+  for (const p of started) if (p.exitCode === null && p.pid) killPid(p.pid, 'SIGTERM');
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && started.some((p) => alive(p.pid) && p.exitCode === null)) await new Promise((r) => setTimeout(r, 100));
+  for (const p of started) if (p.pid) killPid(p.pid, 'SIGKILL');
+  await Promise.allSettled(started);
+  started.length = 0;
+  for (const dir of pgdataDirs) killPid(postmasterPidOf(dir), 'SIGKILL');
+  // Postmasters' children exit when their postmaster dies; wait for the postmasters to go.
+  const until = Date.now() + 10_000;
+  while (Date.now() < until && [...pgdataDirs].some((d) => postmasterPidOf(d) !== undefined)) await new Promise((r) => setTimeout(r, 100));
+  pgdataDirs.clear();
+  if (!process.env.PGHA_KEEP_TEST_DIRS) for (const dir of testDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
