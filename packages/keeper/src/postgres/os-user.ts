@@ -3,6 +3,7 @@
  * unprivileged OS user (default `postgres`, or `PGHA_PG_USER`) that owns the data directories.
  */
 import { chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { PghaError } from '@pgha/shared';
 
 /** uid/gid to run Postgres programs as; undefined when pgha itself is not root. */
@@ -58,6 +59,8 @@ export function chownToPostgres(path: string): void {
 
 /** Creates `dir` (and parents) if missing, with `mode`, owned by the Postgres OS user. */
 export function ensureOwnedDir(dir: string, mode = 0o700): void {
+  // Parents are created traversable (0755), so that the Postgres OS user can reach `dir`.
+  mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
   mkdirSync(dir, { recursive: true, mode });
   chownToPostgres(dir);
 }

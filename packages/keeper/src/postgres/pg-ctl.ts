@@ -67,7 +67,7 @@ export async function runPgProgram(program: string, args: string[], options: Run
   }
   const result = await child;
   if (result.exitCode !== 0 || result.timedOut) {
-    throw new PostgresCommandError([program, ...args], result.exitCode, `${result.stderr}\n${result.stdout}${result.timedOut ? '\n(timed out)' : ''}`);
+    throw new PostgresCommandError([program, ...args], result.exitCode, `${result.stdout}\n${result.stderr}${result.timedOut ? '\n(timed out)' : ''}`);
   }
   return result.stdout;
 }

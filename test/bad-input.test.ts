@@ -1,0 +1,140 @@
+/**
+ * Bad input, each answered by a one-line error naming the problem and the fix, a non-zero
+ * exit (or a 4xx), and nothing damaged: a monitor on real Postgres, no nodes behind it.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import getPort from 'get-port';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { endAllProcesses, makeTestDir, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
+import { waitFor } from './helpers/wait-for.js';
+
+let dir: string;
+let monitorUrl: string;
+
+beforeAll(async () => {
+  dir = makeTestDir();
+  const pgdata = join(dir, 'monitor', 'pgdata');
+  trackPgdata(pgdata);
+  const pgPort = await getPort({ host: '127.0.0.1' });
+  const httpPort = await getPort({ host: '127.0.0.1', exclude: [pgPort] });
+  const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`]);
+  expect(created.exitCode, created.stderr).toBe(0);
+  startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, 'monitor.log') });
+  monitorUrl = `http://127.0.0.1:${httpPort}`;
+  await waitFor('the monitor', async () => (await fetch(`${monitorUrl}/health`)).ok, { timeoutMs: 60_000 });
+}, 120_000);
+
+afterAll(async () => {
+  await endAllProcesses();
+});
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: { message?: string; field?: string; code?: string } }> {
+  const res = await fetch(`${monitorUrl}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as { message?: string; field?: string } };
+}
+
+function expectOneLineError(r: { exitCode: number; stderr: string }, pattern: RegExp): void {
+  expect(r.exitCode).not.toBe(0);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('pgha: error:'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+}
+
+describe('keeper create with bad input', () => {
+  it('refuses when the monitor is unreachable, leaving nothing that blocks a retry', async () => {
+    const pgdata = join(dir, 'unreachable', 'pgdata');
+    const deadPort = await getPort({ host: '127.0.0.1' });
+    const r = await runPgha(['keeper', 'create', 'postgres', '--monitor', `http://127.0.0.1:${deadPort}`, '--pgdata', pgdata, '--pg-port', String(await getPort()), '--name', 'lonely']);
+    expectOneLineError(r, /monitor at http:\/\/127\.0\.0\.1:\d+ is unreachable.*pgha monitor run/);
+    expect(existsSync(`${pgdata}.pgha/keeper.json`)).toBe(false);
+    expect(existsSync(join(pgdata, 'PG_VERSION'))).toBe(false);
+  });
+
+  it('refuses a --pgdata that is not empty and not a Postgres data directory, touching nothing', async () => {
+    const pgdata = join(dir, 'notempty');
+    mkdirSync(pgdata, { recursive: true });
+    writeFileSync(join(pgdata, 'precious.txt'), 'keep me');
+    const r = await runPgha(['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--pgdata', pgdata, '--pg-port', String(await getPort()), '--name', 'n1']);
+    expectOneLineError(r, /is not empty and is not a Postgres data directory; point --pgdata at an empty or new directory/);
+    expect(existsSync(join(pgdata, 'precious.txt'))).toBe(true);
+    const state = await api('GET', '/v1/formations/default/state');
+    expect(state.body).toEqual([]);
+  });
+
+  it('refuses a port already in use', async () => {
+    const port = await getPort({ host: '127.0.0.1' });
+    const server: Server = createServer();
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+    try {
+      const r = await runPgha(['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--pgdata', join(dir, 'busy', 'pgdata'), '--pg-port', String(port), '--name', 'busy', '--hostname', '127.0.0.1']);
+      expectOneLineError(r, new RegExp(`port ${port} is already in use on 127\\.0\\.0\\.1; choose another with --pg-port`));
+    } finally {
+      server.close();
+    }
+    expect((await api('GET', '/v1/formations/default/state')).body).toEqual([]);
+  });
+
+  it('refuses a node name already taken in the formation', async () => {
+    const first = await api('POST', '/v1/formations/default/nodes', { name: 'taken', host: '127.0.0.1', port: 1 });
+    expect(first.status).toBe(201);
+    const r = await runPgha(['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--pgdata', join(dir, 'taken', 'pgdata'), '--pg-port', String(await getPort()), '--name', 'taken', '--hostname', '127.0.0.1']);
+    expectOneLineError(r, /node name "taken" is already taken in formation "default".*choose another --name/);
+    expect(existsSync(join(dir, 'taken', 'pgdata.pgha', 'keeper.json'))).toBe(false);
+  });
+
+  it('prints the usage line for a missing argument', async () => {
+    const r = await runPgha(['keeper', 'create', 'postgres', '--pgdata', join(dir, 'x')]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/required option '--pg-port <port>' not specified/);
+    expect(r.stderr).toMatch(/Usage: pgha keeper create/);
+  });
+});
+
+describe('the monitor API with bad input', () => {
+  it('answers 400 naming the field for a body of the wrong shape, and changes nothing', async () => {
+    const before = (await api('GET', '/v1/formations/default/state')).body;
+    const wrongType = await api('POST', '/v1/formations/default/nodes', { name: 'n', host: '127.0.0.1', port: 'five' });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.body.field).toBe('body.port');
+    expect(wrongType.body.message).toMatch(/body\.port/);
+    const missing = await api('POST', '/v1/formations/default/nodes', { host: '127.0.0.1', port: 5 });
+    expect(missing.status).toBe(400);
+    expect(missing.body.message).toBe('body.name is required');
+    const extra = await api('POST', '/v1/formations/default/nodes', { name: 'n', host: '127.0.0.1', port: 5, superuser: true });
+    expect(extra.status).toBe(400);
+    expect(extra.body.message).toMatch(/unknown field.*superuser/);
+    const notJson = await api('POST', '/v1/formations/default/nodes', '{"name": ');
+    expect(notJson.status).toBe(400);
+    const badLsn = await api('POST', '/v1/nodes/1/report', { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: 'nope', timeline: 1, upstreamStreaming: false });
+    expect(badLsn.status).toBe(400);
+    expect(badLsn.body.field).toBe('body.lsn');
+    expect((await api('GET', '/v1/formations/default/state')).body).toEqual(before);
+  });
+
+  it('answers 404 for an unknown node id and an unknown formation', async () => {
+    const report = await api('POST', '/v1/nodes/999999/report', { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: '0/0', timeline: 1, upstreamStreaming: false });
+    expect(report.status).toBe(404);
+    expect(report.body.message).toBe('node 999999 does not exist');
+    expect((await api('GET', '/v1/nodes/999999/goal')).status).toBe(404);
+    expect((await api('GET', '/v1/formations/nosuch/state')).status).toBe(404);
+  });
+
+  it('answers 413 for a body over the size limit', async () => {
+    const big = await api('POST', '/v1/formations/default/nodes', { name: 'n', host: 'x'.repeat(200_000), port: 5 });
+    expect(big.status).toBe(413);
+  });
+
+  it('pgha show state says what is wrong when the monitor is unreachable or missing', async () => {
+    const none = await runPgha(['show', 'state'], {});
+    expectOneLineError(none, /no monitor given; pass --monitor URL or set PGHA_MONITOR/);
+    const dead = await runPgha(['show', 'state', '--monitor', `http://127.0.0.1:${await getPort()}`]);
+    expectOneLineError(dead, /is unreachable/);
+  });
+});
