@@ -59,7 +59,7 @@ describe('the keeper can follow what the monitor actually assigns', () => {
     };
   }
 
-  it('two nodes registering together (pgha up --nodes 2): each goal is reachable from the reported state', () => {
+  it('two keepers created at the same time (pgha keeper create on two machines): each goal is reachable from the reported state', () => {
     // Both keepers registered before the monitor's first decision; node 1 is still `init`.
     const facts: GroupFacts = {
       formation: 'default', groupId: 0, nowMs: now, settings: DEFAULT_FORMATION_SETTINGS,

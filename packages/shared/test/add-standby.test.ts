@@ -1,7 +1,7 @@
 import { decide, lsn, parseLsn, synchronousStandbyNames, writableGoalHolders, type NodeFacts } from '@pgha/shared';
 import { describe, expect, it } from 'vitest';
 import { groupFacts, T0 } from './fact-builders.js';
-import { SimulatedGroup } from './simulate.js';
+import { SimulatedGroup, checkDecision, monitorDecides } from './simulate.js';
 
 const PRIMARY_LSN = parseLsn('0/5000000');
 const MB = 1024 * 1024;
@@ -177,5 +177,25 @@ describe('a third node registers while the primary is primary', () => {
     group.reach(1).reach(3).report(2).decide('report');
     expect(group.goal(1)).toBe('wait_primary');
     expect(group.goal(3)).toBe('catchingup');
+  });
+});
+
+describe('registration while the primary has not reached its goal yet', () => {
+  it('a standby registers before the first node has reported single: no goal the keeper cannot reach from init', () => {
+    // Both keepers ran `pgha keeper create` at once: node 1 was assigned single but is still
+    // initdb-ing (reported init) when node 2 registers.
+    const facts = groupFacts().node({ reportedState: 'init', goalState: 'single', pgIsRunning: false }).registered().build();
+    const { assignments } = monitorDecides(facts, 'register');
+    expect(checkDecision(facts, assignments)).toEqual([]);
+  });
+
+  it('a standby registers while the failover candidate is promoting: no undeclared stop_replication -> join_primary', () => {
+    const facts = groupFacts()
+      .primary({ health: 'bad', keeperSilentMs: 10_000, reportedState: 'primary', goalState: 'demote_timeout' })
+      .standby({ state: 'stop_replication', streaming: false, timeline: 2 })
+      .registered()
+      .build();
+    const { assignments } = monitorDecides(facts, 'register');
+    expect(checkDecision(facts, assignments)).toEqual([]);
   });
 });

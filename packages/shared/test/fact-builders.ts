@@ -178,13 +178,3 @@ export function withNode(facts: GroupFacts, nodeId: number, patch: Partial<NodeF
   nodeOf(facts, nodeId);
   return { ...facts, nodes: facts.nodes.map((n) => (n.nodeId === nodeId ? { ...n, ...patch } : n)) };
 }
-
-/** `{nodeId: goalState}` of every node, for readable assertions. */
-export function goals(facts: GroupFacts): Record<number, NodeState> {
-  return Object.fromEntries(facts.nodes.map((n) => [n.nodeId, n.goalState]));
-}
-
-/** `{nodeId: reportedState}` of every node. */
-export function reported(facts: GroupFacts): Record<number, NodeState> {
-  return Object.fromEntries(facts.nodes.map((n) => [n.nodeId, n.reportedState]));
-}

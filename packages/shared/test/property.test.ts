@@ -336,7 +336,7 @@ describe('random fault histories (fast-check)', () => {
       }),
       RUN_OPTIONS,
     );
-  });
+  }, 20_000);
 
   it('a promoted node has every commit acknowledged under synchronous replication (DESIGN: no lost writes)', () => {
     fc.assert(
@@ -346,7 +346,7 @@ describe('random fault histories (fast-check)', () => {
       }),
       RUN_OPTIONS,
     );
-  });
+  }, 20_000);
 
   it('a healthy group started from two registered nodes converges without any fault', () => {
     const ok = { safety: [], convergence: undefined, lostWrites: [] };

@@ -149,27 +149,6 @@ export class SimulatedGroup {
     return this.report(nodeId, { reportedState: this.goal(nodeId), ...patch });
   }
 
-  /** A new node registers: `init`, never probed. */
-  register(spec: Partial<NodeFacts> & { nodeId: number }): this {
-    const node: NodeFacts = {
-      name: `node${spec.nodeId}`,
-      candidatePriority: 50,
-      replicationQuorum: true,
-      reportedState: 'init',
-      goalState: 'init',
-      lastReportMs: this.nowMs,
-      pgIsRunning: false,
-      reportedLsn: 0n as NodeFacts['reportedLsn'],
-      reportedTimeline: 1,
-      upstreamStreaming: false,
-      lastStreamingMs: null,
-      health: 'unknown',
-      ...spec,
-    };
-    this.facts = { ...this.facts, nodes: [...this.facts.nodes, node].sort((a, b) => a.nodeId - b.nodeId) };
-    return this;
-  }
-
   /** Goal assignments of the last decision, as `{nodeId: goal}`. */
   lastGoals(): Record<number, NodeState> {
     return Object.fromEntries(this.lastAssignments.map((a) => [a.nodeId, a.goalState]));

@@ -5,7 +5,9 @@
 import {
   DEFAULT_FORMATION_SETTINGS,
   PLANS,
+  applyAssignments,
   decide,
+  decideUntilStable,
   groupMachine,
   groupPhase,
   type GroupFacts,
@@ -148,5 +150,16 @@ describe('group state machine is well formed', () => {
       };
       expect(groupPhase(next), name).toBe(decision.nextPhase);
     }
+  });
+});
+
+describe('decide helpers', () => {
+  it('applyAssignments(facts, decideUntilStable(...)) leaves a node assigned twice at its last goal', () => {
+    // Two nodes registered before any decision: node 1 is assigned single, then wait_primary.
+    const facts = groupFacts().registered().registered().build();
+    const assignments = decideUntilStable(facts, { type: 'evaluate', cause: 'register' });
+    expect(assignments.filter((a) => a.nodeId === 1).map((a) => a.goalState)).toEqual(['single', 'wait_primary']);
+    const applied = applyAssignments(facts, assignments);
+    expect(applied.nodes.map((n) => n.goalState)).toEqual(['wait_primary', 'wait_standby']);
   });
 });
