@@ -10,7 +10,7 @@ describe('first node', () => {
 
     const decision = decide(facts, { type: 'evaluate', cause: 'register' });
 
-    expect(decision.rule).toBe('firstNodeSingle'); // the plan's name; the event row carries the rule id
+    expect(decision.rule).toBe('first-node-single'); // the same rule id as in the event row
     expect(decision.nextPhase).toBe('steady');
     expect(decision.assignments).toEqual([
       expect.objectContaining({ nodeId: 1, goalState: 'single', rule: 'first-node-single' }),
@@ -39,10 +39,14 @@ describe('first node', () => {
 
     group.decide('register');
 
-    // The first decision makes node 1 single; the same pass registers node 2 as its standby.
-    expect(group.goal(1)).not.toBe('init');
+    // The first decision makes node 1 single; node 2 waits in init until node 1 has reached
+    // single (register-standby never moves a primary that is still on its way to a goal).
     expect(group.history[0]).toMatchObject({ nodeId: 1, goalState: 'single', rule: 'first-node-single' });
+    expect(group.goal(2)).toBe('init');
+    expect(writableGoalHolders(group.facts)).toEqual([1]);
+    group.reach(1).decide('report');
     expect(group.goal(2)).toBe('wait_standby');
+    expect(group.goal(1)).toBe('wait_primary');
     expect(writableGoalHolders(group.facts)).toEqual([1]);
   });
 

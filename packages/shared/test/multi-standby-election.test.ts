@@ -41,7 +41,8 @@ describe('choosing the standby to promote', () => {
       .standby(orphan({ lsn: '0/6000000', candidatePriority: 100, state: 'catchingup' }))
       .standby(orphan({ lsn: '0/6000000', candidatePriority: 0 }))
       .standby(orphan({ lsn: '0/6000000', candidatePriority: 100, pgIsRunning: false }))
-      .standby({ lsn: '0/6000000', candidatePriority: 100, keeperSilentMs: nodeUnhealthyTimeoutMs + 1 })
+      // Not a quorum standby: it cannot hold the only copy of an acknowledged commit.
+      .standby({ lsn: '0/6000000', candidatePriority: 100, keeperSilentMs: nodeUnhealthyTimeoutMs + 1, replicationQuorum: false })
       .standby(orphan({ lsn: '0/6000000', candidatePriority: 10 }))
       .build();
     expect(promoted(facts)).toEqual([6]);
@@ -61,21 +62,31 @@ describe('choosing the standby to promote', () => {
 
 describe('promotion never goes below an acknowledged commit', () => {
   it('promote-candidate re-checks: a more advanced secondary whose keeper came back in time is not passed over', () => {
-    // At failover-start node 3's keeper was silent (its Postgres kept streaming), so node 2 was
-    // chosen. Before node 2 promotes, node 3's keeper reports: it is a promotable secondary at a
-    // higher LSN, holding commits that node 2 lacks.
+    // At failover-start node 3's keeper was silent (node 3 is an asynchronous standby, so the
+    // election need not wait for it), so node 2 was chosen. Before node 2 promotes, node 3's
+    // keeper reports: it is a promotable secondary at a higher LSN.
     const group = new SimulatedGroup(
       groupFacts({ nowMs: T0 })
         .primary(deadPrimary)
         .standby(orphan({ lsn: '0/6000000' }))
-        .standby({ lsn: '0/5000000', keeperSilentMs: nodeUnhealthyTimeoutMs + 1 })
+        .standby({ lsn: '0/5000000', keeperSilentMs: nodeUnhealthyTimeoutMs + 1, replicationQuorum: false })
         .build(),
     ).decide('timer');
     expect(group.lastGoals()).toEqual({ 1: 'demote_timeout', 2: 'prepare_promotion' });
 
     group.advance(100).reach(2).report(3, { reportedLsn: parseLsn('0/6800000'), upstreamStreaming: false }).decide('report');
     expect(group.violations).toEqual([]);
-    expect(group.goal(2), 'node 2 must not promote below node 3').not.toBe('stop_replication');
+    expect(group.goal(2), 'node 2 must not promote below node 3').toBe('secondary');
+    expect(group.goal(3), 'node 3 is elected instead').toBe('prepare_promotion');
+  });
+
+  it('a quorum standby whose keeper is silent holds the election: it may have the only copy of a commit', () => {
+    const facts = groupFacts({ nowMs: T0 })
+      .primary(deadPrimary)
+      .standby(orphan({ lsn: '0/6000000' }))
+      .standby({ lsn: '0/5000000', keeperSilentMs: nodeUnhealthyTimeoutMs + 1 })
+      .build();
+    expect(decide(facts).assignments).toEqual([]);
   });
 
   it('promote-candidate re-checks: a candidate whose priority was set to 0 meanwhile is not promoted', () => {

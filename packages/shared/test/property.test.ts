@@ -318,13 +318,16 @@ function runScenario({ maxNodes, priorities, warm, actions }: Scenario): Outcome
 }
 
 /**
- * A fixed seed keeps runs reproducible. To explore further, e.g. before a release:
- * `PGHA_FC_SEED=random PGHA_FC_RUNS=5000 npx vitest run --project unit --testTimeout=0 property`.
+ * A fixed seed keeps runs reproducible; seed 2 was picked among the first few because its 400
+ * runs reach multi-standby failovers with a lagging or unreachable standby. To explore further:
+ * `PGHA_FC_SEED=random PGHA_FC_RUNS=5000 npx vitest run --project unit property`.
  */
 const RUN_OPTIONS = {
   numRuns: Number(process.env.PGHA_FC_RUNS ?? 400),
   ...(process.env.PGHA_FC_SEED === 'random' ? {} : { seed: Number(process.env.PGHA_FC_SEED ?? 2) }),
 };
+/** Room for the runs and for shrinking a counterexample. */
+const PROPERTY_TIMEOUT_MS = Math.max(20_000, RUN_OPTIONS.numRuns * 50);
 
 describe('random fault histories (fast-check)', () => {
   it('never two writable goals, never a bad promotion, only declared edges; converges once faults heal', () => {
@@ -336,7 +339,7 @@ describe('random fault histories (fast-check)', () => {
       }),
       RUN_OPTIONS,
     );
-  }, 20_000);
+  }, PROPERTY_TIMEOUT_MS);
 
   it('a promoted node has every commit acknowledged under synchronous replication (DESIGN: no lost writes)', () => {
     fc.assert(
@@ -346,7 +349,7 @@ describe('random fault histories (fast-check)', () => {
       }),
       RUN_OPTIONS,
     );
-  }, 20_000);
+  }, PROPERTY_TIMEOUT_MS);
 
   it('a healthy group started from two registered nodes converges without any fault', () => {
     const ok = { safety: [], convergence: undefined, lostWrites: [] };

@@ -36,6 +36,14 @@ const FIXTURES: Record<PlanName, { facts: GroupFacts; ruleId: string; phase: Gro
     ruleId: 'promote-candidate', phase: 'failover',
     facts: groupFacts().primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' }).standby({ ...orphanStandby, state: 'prepare_promotion' }).build(),
   },
+  reelectCandidate: {
+    ruleId: 'candidate-changed', phase: 'failover',
+    facts: groupFacts()
+      .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' })
+      .standby({ ...orphanStandby, state: 'prepare_promotion', lsn: '0/5000000' })
+      .standby({ ...orphanStandby, lsn: '0/6000000', replicationQuorum: false })
+      .build(),
+  },
   promotionDone: {
     ruleId: 'promotion-done', phase: 'failover',
     facts: groupFacts().primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' }).standby({ ...orphanStandby, state: 'stop_replication' }).build(),
@@ -89,7 +97,7 @@ describe('group state machine is well formed', () => {
       const { facts, ruleId, phase } = FIXTURES[name];
       expect(groupPhase(facts), name).toBe(phase);
       const decision = decide(facts);
-      expect(decision.rule, `${name} should be the rule that fires`).toBe(name);
+      expect(decision.rule, `${name} should be the rule that fires`).toBe(ruleId);
       const recorded = [...new Set(decision.assignments.map((a) => a.rule))];
       expect(recorded, name).toEqual([ruleId]);
       expect(ruleId).toMatch(/^[a-z]+(-[a-z]+)*$/);
@@ -122,7 +130,7 @@ describe('group state machine is well formed', () => {
       input: { facts: FIXTURES.firstNodeSingle.facts },
       events: events as never,
       serializeState: (s: { value: unknown }) => JSON.stringify(s.value),
-    } as never) as Record<string, { state: { value: string }; transitions: Record<string, { state: { value: string } }> }>;
+    } as never) as unknown as Record<string, { state: { value: string }; transitions: Record<string, { state: { value: string } }> }>;
 
     const reachable = new Set(Object.values(adjacency).map((v) => v.state.value));
     expect([...reachable].sort()).toEqual(['bootstrap', 'failover', 'steady']);
@@ -154,12 +162,19 @@ describe('group state machine is well formed', () => {
 });
 
 describe('decide helpers', () => {
-  it('applyAssignments(facts, decideUntilStable(...)) leaves a node assigned twice at its last goal', () => {
-    // Two nodes registered before any decision: node 1 is assigned single, then wait_primary.
+  it('applyAssignments leaves a node assigned twice at its last goal', () => {
+    const facts = groupFacts().registered().registered().build();
+    const applied = applyAssignments(facts, [
+      { nodeId: 1, goalState: 'single', reason: 'first', rule: 'first-node-single' },
+      { nodeId: 2, goalState: 'wait_standby', reason: 'standby', rule: 'register-standby' },
+      { nodeId: 1, goalState: 'wait_primary', reason: 'then', rule: 'register-standby' },
+    ]);
+    expect(applied.nodes.map((n) => n.goalState)).toEqual(['wait_primary', 'wait_standby']);
+  });
+
+  it('decideUntilStable ends, and a node that registers meanwhile waits for the first node to settle', () => {
     const facts = groupFacts().registered().registered().build();
     const assignments = decideUntilStable(facts, { type: 'evaluate', cause: 'register' });
-    expect(assignments.filter((a) => a.nodeId === 1).map((a) => a.goalState)).toEqual(['single', 'wait_primary']);
-    const applied = applyAssignments(facts, assignments);
-    expect(applied.nodes.map((n) => n.goalState)).toEqual(['wait_primary', 'wait_standby']);
+    expect(assignments.map((a) => [a.nodeId, a.goalState])).toEqual([[1, 'single']]);
   });
 });

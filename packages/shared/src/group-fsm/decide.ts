@@ -31,7 +31,7 @@ export interface Decision {
   /** Phase before and after the transition. */
   phase: GroupPhase;
   nextPhase: GroupPhase;
-  /** The rule that fired, if one did. */
+  /** Id of the rule that fired (as in event rows), if one did. */
   rule: string | undefined;
   /** Goal assignments, each with its reason; empty when nothing changes. */
   assignments: Assignment[];
@@ -58,7 +58,7 @@ export function decide(facts: GroupFacts, event: GroupEvent = { type: 'evaluate'
   return {
     phase,
     nextPhase: next.value as GroupPhase,
-    rule: params?.rule,
+    rule: params?.assignments[0]?.rule,
     assignments: params?.assignments ?? [],
   };
 }
@@ -68,7 +68,8 @@ export function applyAssignments(facts: GroupFacts, assignments: readonly Assign
   return {
     ...facts,
     nodes: facts.nodes.map((n) => {
-      const a = assignments.find((x) => x.nodeId === n.nodeId);
+      // The last assignment of a node wins: decideUntilStable may assign one node twice.
+      const a = assignments.findLast((x) => x.nodeId === n.nodeId);
       return a ? { ...n, goalState: a.goalState } : n;
     }),
   };

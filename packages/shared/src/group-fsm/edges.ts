@@ -35,6 +35,8 @@ export const MONITOR_EDGES: ReadonlyArray<readonly [NodeState, NodeState]> = [
   // promote-candidate
   ['prepare_promotion', 'stop_replication'],
   ['secondary', 'stop_replication'],
+  // candidate-changed
+  ['prepare_promotion', 'secondary'],
   // promotion-done
   ['stop_replication', 'wait_primary'],
   ['prepare_promotion', 'wait_primary'],

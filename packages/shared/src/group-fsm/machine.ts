@@ -45,6 +45,7 @@ export const groupMachine = setup({
     standbyFailed: guard('standbyFailed'),
     failoverStart: guard('failoverStart'),
     promoteCandidate: guard('promoteCandidate'),
+    reelectCandidate: guard('reelectCandidate'),
     promotionDone: guard('promotionDone'),
     rejoinDemoted: guard('rejoinDemoted'),
     standbyCaughtUp: guard('standbyCaughtUp'),
@@ -79,6 +80,7 @@ export const groupMachine = setup({
       on: {
         evaluate: [
           rule('promoteCandidate'),
+          rule('reelectCandidate'),
           rule('promotionDone', 'steady'),
           rule('registerStandby'),
         ],

@@ -66,7 +66,7 @@ export const firstNodeSingle: Plan = (facts) => {
  * (`single` → `wait_primary`, `primary`/`wait_primary` → `join_primary`).
  */
 export const registerStandby: Plan = (facts) => {
-  const primary = writableNode(facts);
+  const primary = settledPrimary(facts);
   if (!primary) return undefined;
   const newcomers = facts.nodes.filter((n) => n.goalState === 'init' && n.nodeId !== primary.nodeId);
   if (newcomers.length === 0) return undefined;
@@ -131,24 +131,53 @@ export const standbyFailed: Plan = (facts) => {
 };
 
 /**
+ * The node to promote among the group's standbys, and whether promoting it keeps every commit
+ * that synchronous replication acknowledged. Commits on a `primary` wait for n of the k quorum
+ * standbys (`ANY n (…)`), so an acknowledged commit is on at least n of them: once at least
+ * k − n + 1 quorum standbys have reported (keeper alive), every acknowledged commit is on one of
+ * them, and a candidate at or past the most advanced of them has it.
+ *
+ * The candidate is the most advanced promotable standby (ties: higher candidate priority, then
+ * lower node id). Until `fast_forward` exists, a candidate behind another reporting standby is
+ * not promoted.
+ *
+ * @returns the candidate, or the reason why there is none.
+ */
+export function electCandidate(facts: GroupFacts, primary: NodeFacts): { candidate: NodeFacts } | { why: string } {
+  const promotable = facts.nodes
+    .filter((n) => n.nodeId !== primary.nodeId && (isPromotable(facts, n) || (isCurrentState(n, 'prepare_promotion') && n.candidatePriority > 0 && keeperIsAlive(facts, n))))
+    .sort((a, b) =>
+      a.reportedLsn !== b.reportedLsn ? (b.reportedLsn > a.reportedLsn ? 1 : -1) : b.candidatePriority - a.candidatePriority || a.nodeId - b.nodeId,
+    );
+  const candidate = promotable[0];
+  if (!candidate) return { why: 'no standby is promotable (secondary, keeper alive, candidate priority > 0)' };
+  const quorum = facts.nodes.filter(
+    (n) => n.nodeId !== primary.nodeId && n.replicationQuorum && (n.goalState === 'secondary' || n.goalState === 'prepare_promotion'),
+  );
+  const k = quorum.length;
+  const n = Math.min(k, Math.max(1, facts.settings.numberSyncStandbys));
+  const reporting = quorum.filter((q) => keeperIsAlive(facts, q));
+  if (k > 0 && reporting.length < k - n + 1) {
+    return { why: `only ${reporting.length} of ${k} quorum standbys reported; ${k - n + 1} are needed to know the last acknowledged commit` };
+  }
+  const ahead = facts.nodes.find((o) => o.nodeId !== primary.nodeId && o.nodeId !== candidate.nodeId && keeperIsAlive(facts, o) && o.reportedLsn > candidate.reportedLsn);
+  if (ahead) return { why: `${describe(ahead)} is more advanced than every promotable standby` };
+  return { candidate };
+}
+
+/**
  * Rule `failover-start`: the primary has failed (probe fails, keeper silent or Postgres not
  * running, no standby streaming) while it ran with synchronous replication on (`primary`
- * reported), so it could not acknowledge a commit that its synchronous standby lacks. The most
- * advanced promotable standby (ties: higher candidate priority, then lower node id) goes to
- * `prepare_promotion`; the old primary goes to `demote_timeout`.
+ * reported), so it could not acknowledge a commit that its synchronous standbys lack. The
+ * elected standby ({@link electCandidate}) goes to `prepare_promotion`; the old primary goes
+ * to `demote_timeout`.
  */
 export const failoverStart: Plan = (facts) => {
   const primary = writableNode(facts);
   if (!primary || !isCurrentState(primary, 'primary') || !primaryHasFailed(facts, primary)) return undefined;
-  const candidates = facts.nodes
-    .filter((n) => n.nodeId !== primary.nodeId && isPromotable(facts, n))
-    .sort((a, b) =>
-      a.reportedLsn !== b.reportedLsn
-        ? (b.reportedLsn > a.reportedLsn ? 1 : -1)
-        : b.candidatePriority - a.candidatePriority || a.nodeId - b.nodeId,
-    );
-  const candidate = candidates[0];
-  if (!candidate) return undefined;
+  const election = electCandidate(facts, primary);
+  if (!('candidate' in election)) return undefined;
+  const { candidate } = election;
   const silentMs = primary.lastReportMs === null ? 'ever' : `${facts.nowMs - primary.lastReportMs} ms`;
   return [
     assign(primary, 'demote_timeout', 'failover-start',
@@ -174,8 +203,33 @@ function failoverPair(facts: GroupFacts, candidateState: NodeState): { candidate
 export const promoteCandidate: Plan = (facts) => {
   const pair = failoverPair(facts, 'prepare_promotion');
   if (!pair) return undefined;
+  const oldPrimary = pair.others.find((n) => n.goalState === 'demote_timeout' || n.goalState === 'draining');
+  if (!oldPrimary) return undefined;
+  const election = electCandidate(facts, oldPrimary);
+  if (!('candidate' in election) || election.candidate.nodeId !== pair.candidate.nodeId) return undefined;
   return [assign(pair.candidate, 'stop_replication', 'promote-candidate',
     `${describe(pair.candidate)} promotes: the old primary cannot acknowledge commits without this synchronous standby`)];
+};
+
+/**
+ * Rule `candidate-changed`: the node in `prepare_promotion` is no longer the one to promote
+ * (a more advanced standby reported, or its candidate priority is now 0). It goes back to
+ * `secondary`; the newly elected node goes to `prepare_promotion`.
+ */
+export const reelectCandidate: Plan = (facts) => {
+  const pair = failoverPair(facts, 'prepare_promotion');
+  if (!pair) return undefined;
+  const oldPrimary = pair.others.find((n) => n.goalState === 'demote_timeout' || n.goalState === 'draining');
+  if (!oldPrimary) return undefined;
+  const election = electCandidate(facts, oldPrimary);
+  if ('candidate' in election && election.candidate.nodeId === pair.candidate.nodeId) return undefined;
+  const out = [assign(pair.candidate, 'secondary', 'candidate-changed',
+    `${describe(pair.candidate)} is no longer the node to promote: ${'why' in election ? election.why : `${describe(election.candidate)} is more advanced`}`)];
+  if ('candidate' in election) {
+    out.push(assign(election.candidate, 'prepare_promotion', 'candidate-changed',
+      `${describe(election.candidate)} is now the most advanced promotable standby (LSN ${formatLsn(election.candidate.reportedLsn)})`));
+  }
+  return out;
 };
 
 /**
@@ -255,6 +309,7 @@ export const PLANS = {
   standbyFailed,
   failoverStart,
   promoteCandidate,
+  reelectCandidate,
   promotionDone,
   rejoinDemoted,
   standbyCaughtUp,
