@@ -5,6 +5,7 @@
  * with `pgha keeper run` and rejoins as secondary; then the standby dies and writes go on.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, Writer, type LocalFormation } from './helpers/formation.js';
@@ -44,6 +45,11 @@ describe('a two-node formation', () => {
       expect(primary).toHaveProperty(key);
     }
     expect(formation.up.uri).toMatch(/target_session_attrs=read-write/);
+    // What pgha up printed for the user: state changes, the URI and the export line.
+    const printed = readFileSync(join(formation.dir, 'up.log'), 'utf8');
+    expect(printed).toContain(`export PGHA_MONITOR=${formation.up.monitor.url}`);
+    expect(printed).toContain(formation.up.uri);
+    expect(printed).toMatch(/node2\s+127\.0\.0\.1:\d+\s+reported secondary\s+goal secondary/);
   });
 
   it('takes writes through the multi-host URI and replicates them synchronously to the standby', async () => {
