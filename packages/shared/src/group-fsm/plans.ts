@@ -195,20 +195,28 @@ function failoverPair(facts: GroupFacts, candidateState: NodeState): { candidate
 }
 
 /**
+ * The node that reached `prepare_promotion`, the election re-run against the old primary, and
+ * whether that node is still the one elected.
+ */
+function pendingPromotion(facts: GroupFacts): { candidate: NodeFacts; election: ReturnType<typeof electCandidate>; stillElected: boolean } | undefined {
+  const pair = failoverPair(facts, 'prepare_promotion');
+  const oldPrimary = pair?.others.find((n) => n.goalState === 'demote_timeout' || n.goalState === 'draining');
+  if (!pair || !oldPrimary) return undefined;
+  const election = electCandidate(facts, oldPrimary);
+  return { candidate: pair.candidate, election, stillElected: 'candidate' in election && election.candidate.nodeId === pair.candidate.nodeId };
+}
+
+/**
  * Rule `promote-candidate`: the candidate reached `prepare_promotion`. The old primary ran
  * with synchronous replication on, and the candidate no longer acknowledges its WAL, so the
  * old primary cannot acknowledge any further commit: the candidate may promote at once
  * without waiting out a demote timeout.
  */
 export const promoteCandidate: Plan = (facts) => {
-  const pair = failoverPair(facts, 'prepare_promotion');
-  if (!pair) return undefined;
-  const oldPrimary = pair.others.find((n) => n.goalState === 'demote_timeout' || n.goalState === 'draining');
-  if (!oldPrimary) return undefined;
-  const election = electCandidate(facts, oldPrimary);
-  if (!('candidate' in election) || election.candidate.nodeId !== pair.candidate.nodeId) return undefined;
-  return [assign(pair.candidate, 'stop_replication', 'promote-candidate',
-    `${describe(pair.candidate)} promotes: the old primary cannot acknowledge commits without this synchronous standby`)];
+  const pending = pendingPromotion(facts);
+  if (!pending || !pending.stillElected) return undefined;
+  return [assign(pending.candidate, 'stop_replication', 'promote-candidate',
+    `${describe(pending.candidate)} promotes: the old primary cannot acknowledge commits without this synchronous standby`)];
 };
 
 /**
@@ -217,14 +225,11 @@ export const promoteCandidate: Plan = (facts) => {
  * `secondary`; the newly elected node goes to `prepare_promotion`.
  */
 export const reelectCandidate: Plan = (facts) => {
-  const pair = failoverPair(facts, 'prepare_promotion');
-  if (!pair) return undefined;
-  const oldPrimary = pair.others.find((n) => n.goalState === 'demote_timeout' || n.goalState === 'draining');
-  if (!oldPrimary) return undefined;
-  const election = electCandidate(facts, oldPrimary);
-  if ('candidate' in election && election.candidate.nodeId === pair.candidate.nodeId) return undefined;
-  const out = [assign(pair.candidate, 'secondary', 'candidate-changed',
-    `${describe(pair.candidate)} is no longer the node to promote: ${'why' in election ? election.why : `${describe(election.candidate)} is more advanced`}`)];
+  const pending = pendingPromotion(facts);
+  if (!pending || pending.stillElected) return undefined;
+  const { candidate, election } = pending;
+  const out = [assign(candidate, 'secondary', 'candidate-changed',
+    `${describe(candidate)} is no longer the node to promote: ${'why' in election ? election.why : `${describe(election.candidate)} is more advanced`}`)];
   if ('candidate' in election) {
     out.push(assign(election.candidate, 'prepare_promotion', 'candidate-changed',
       `${describe(election.candidate)} is now the most advanced promotable standby (LSN ${formatLsn(election.candidate.reportedLsn)})`));
