@@ -4,7 +4,6 @@
  * SIGKILLed; the standby takes writes; nothing acknowledged is lost; the dead node comes back
  * with `pgha keeper run` and rejoins as secondary; then the standby dies and writes go on.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,9 +12,12 @@ import { endAllProcesses, killPid, postmasterPidOf, startPgha } from './helpers/
 import { waitFor } from './helpers/wait-for.js';
 
 let formation: LocalFormation;
+/** PID of each node's running keeper: the one `pgha up` started, or the one a test restarted. */
+const keeperPid = new Map<string, number>();
 
 beforeAll(async () => {
   formation = await startLocalFormation(2);
+  for (const n of formation.up.nodes) keeperPid.set(n.name, n.keeper_pid);
 }, 300_000);
 
 afterAll(async () => {
@@ -75,7 +77,7 @@ describe('a two-node formation', () => {
     const postmaster = postmasterPidOf(primary.pgdata);
     expect(postmaster).toBeDefined();
     const killedAt = performance.now();
-    killPid(primary.keeper_pid, 'SIGKILL');
+    killPid(keeperPid.get(primary.name), 'SIGKILL');
     killPid(postmaster, 'SIGKILL');
 
     const firstOnNew = await waitFor('a write acknowledged by the new primary', () => writer.acks.find((a) => a.port === standby.port && a.atMs > killedAt), { timeoutMs: 60_000 });
@@ -102,7 +104,8 @@ describe('a two-node formation', () => {
   it('rejoins the dead node as secondary when its keeper runs again (pg_rewind)', async () => {
     const dead = formation.up.nodes.find((n) => postmasterPidOf(n.pgdata) === undefined)!;
     expect(dead).toBeDefined();
-    startPgha(['keeper', 'run', '--pgdata', dead.pgdata], { logFile: join(formation.dir, `${dead.name}`, 'keeper-restarted.log') });
+    const keeper = startPgha(['keeper', 'run', '--pgdata', dead.pgdata], { logFile: join(formation.dir, `${dead.name}`, 'keeper-restarted.log') });
+    keeperPid.set(dead.name, keeper.pid!);
     await waitFor('primary + secondary again', async () => isPrimaryAndSecondaries(await showState(formation.up.monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
     const rows = await showState(formation.up.monitor.url);
     const back = rows.find((r) => r.name === dead.name)!;
@@ -116,15 +119,15 @@ describe('a two-node formation', () => {
 
   it('keeps taking writes on the primary when the standby node dies', async () => {
     const { primary, standby } = await primaryAndStandby();
-    const standbyKeepers = keeperPids(standby.pgdata);
-    expect(standbyKeepers.length).toBeGreaterThan(0);
+    const standbyKeeper = keeperPid.get(standby.name);
+    expect(standbyKeeper).toBeDefined();
     const writer = new Writer(formation.up.uri, 'probe');
     // Ids far from the previous writer's.
     (writer as unknown as { nextId: number }).nextId = 1_000_000;
     writer.start();
     await waitFor('writes before the standby dies', () => writer.acks.length >= 20);
     const killedAt = performance.now();
-    for (const pid of standbyKeepers) killPid(pid, 'SIGKILL');
+    killPid(standbyKeeper, 'SIGKILL');
     killPid(postmasterPidOf(standby.pgdata), 'SIGKILL');
     await waitFor('writes to continue after the standby died', () => writer.acks.filter((a) => a.atMs > killedAt + 1000).length >= 50, { timeoutMs: 60_000 });
     await writer.stop();
@@ -136,9 +139,3 @@ describe('a two-node formation', () => {
     expect(rows.find((r) => r.name === standby.name)!.goal_state).toBe('catchingup');
   });
 });
-
-/** PIDs of `pgha keeper run --pgdata DIR` processes (the one `pgha up` started, or the test's). */
-function keeperPids(pgdata: string): number[] {
-  const r = spawnSync('pgrep', ['-f', `keeper run --pgdata ${pgdata}$`], { encoding: 'utf8' });
-  return r.stdout.trim() ? r.stdout.trim().split('\n').map(Number) : [];
-}
