@@ -97,6 +97,24 @@ describe('keeper create with bad input', () => {
   });
 });
 
+describe('keeper run with corrupt files', () => {
+  it('refuses to act on a missing, truncated or invalid keeper file, naming the file and the way out', async () => {
+    const pgdata = join(dir, 'corrupt', 'pgdata');
+    const missing = await runPgha(['keeper', 'run', '--pgdata', pgdata]);
+    expectOneLineError(missing, /keeper configuration not found at .*corrupt\/pgdata\.pgha\/keeper\.json; create the node first with: pgha keeper create postgres/);
+
+    mkdirSync(`${pgdata}.pgha`, { recursive: true });
+    writeFileSync(`${pgdata}.pgha/keeper.json`, '{"version": 1, "monitorUrl": "http://127.0.0.1:1", "form');
+    const truncated = await runPgha(['keeper', 'run', '--pgdata', pgdata]);
+    expectOneLineError(truncated, /keeper configuration at .*keeper\.json is corrupt \(not valid JSON\)/);
+
+    writeFileSync(`${pgdata}.pgha/keeper.json`, JSON.stringify({ version: 1, monitorUrl: 'http://127.0.0.1:1', formation: 'default', name: 'x', nodeId: -3 }));
+    const invalid = await runPgha(['keeper', 'run', '--pgdata', pgdata]);
+    expectOneLineError(invalid, /keeper configuration at .*keeper\.json is invalid: nodeId/);
+    expect(existsSync(join(pgdata, 'PG_VERSION'))).toBe(false);
+  });
+});
+
 describe('the monitor API with bad input', () => {
   it('answers 400 naming the field for a body of the wrong shape, and changes nothing', async () => {
     const before = (await api('GET', '/v1/formations/default/state')).body;
