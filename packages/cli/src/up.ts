@@ -4,7 +4,7 @@
  * monitor and each keeper as separate child processes (so one node can die alone), prints
  * state changes as they happen, and stops everything it started on SIGINT/SIGTERM.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,15 +78,11 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
   if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', 'PostgreSQL 15 is not installed and could not be installed', { hint: 'apt-get install -y postgresql-15' });
 
   const dir = resolve(options.dir ?? defaultUpDir());
+  const existed = existsSync(dir);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  await assertPostgresCanReach(dir).catch(async (err) => {
-    // The directory may be root's 0700: open it up for traversal once.
-    const { chmodSync } = await import('node:fs');
-    chmodSync(dir, 0o755);
-    await assertPostgresCanReach(dir).catch(() => {
-      throw err;
-    });
-  });
+  // A directory we just made is ours to open for traversal (a umask may have narrowed it).
+  if (!existed) chmodSync(dir, 0o755);
+  await assertPostgresCanReach(dir);
 
   const children: { name: string; proc: ReturnType<typeof spawnPgha>; pgdata?: string }[] = [];
   const upFile: UpFile = { monitor: { url: '', pid: 0, pgdata: '' }, uri: '', nodes: [] };

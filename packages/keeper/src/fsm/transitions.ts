@@ -159,8 +159,9 @@ export async function ensureState(ctx: TransitionContext): Promise<void> {
     case 'report_lsn':
     case 'join_secondary':
     case 'fast_forward':
-    case 'prepare_promotion':
       return followPrimary(ctx);
+    case 'prepare_promotion':
+      return prepareForPromotion(ctx);
     case 'stop_replication':
       return ctx.node.start();
     case 'draining':
