@@ -5,16 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { NodeStateRow } from '@pgha/shared';
+import type { NodeStateRow, UpFile } from '@pgha/shared';
 import { makeTestDir, runPgha, startPgha, trackPgdata } from './processes.js';
 import { waitFor } from './wait-for.js';
-
-/** Contents of `up.json`. */
-export interface UpFile {
-  monitor: { url: string; pid: number; pgdata: string };
-  uri: string;
-  nodes: { name: string; pgdata: string; port: number; keeper_pid: number }[];
-}
 
 /** A running `pgha up`. */
 export interface LocalFormation {

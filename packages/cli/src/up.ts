@@ -13,17 +13,10 @@ import getPort from 'get-port';
 import type { Logger } from 'pino';
 import { MonitorClient, keeperPaths, loadKeeperConfig, pgCtlStop, postgresSpawnOptions, postmasterPid, writeJsonAtomic } from '@pgha/keeper';
 import { createMonitor, loadMonitorConfig, monitorPaths, monitorUrlFor } from '@pgha/monitor';
-import { DEFAULT_FORMATION, PghaError, ValidationError, type NodeStateRow } from '@pgha/shared';
+import { DEFAULT_FORMATION, PghaError, ValidationError, type NodeStateRow, type UpFile } from '@pgha/shared';
 
 const BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
 const ENSURE_POSTGRES = fileURLToPath(new URL('../../../scripts/ensure-postgres.sh', import.meta.url));
-
-/** Shape of `DIR/up.json`. */
-export interface UpFile {
-  monitor: { url: string; pid: number; pgdata: string };
-  uri: string;
-  nodes: { name: string; pgdata: string; port: number; keeper_pid: number }[];
-}
 
 /** Options of {@link up}. */
 export interface UpOptions {

@@ -93,11 +93,6 @@ export class MonitorClient {
     return this.call('GET', `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${waitMs}`, undefined, waitMs + 5_000);
   }
 
-  /** The node's goal and group view, without waiting. */
-  getNode(nodeId: number): Promise<NodeGoal> {
-    return this.call('GET', `/v1/nodes/${nodeId}/goal`);
-  }
-
   /** Rows of `pgha show state`. */
   formationState(formation: string): Promise<NodeStateRow[]> {
     return this.call('GET', `/v1/formations/${encodeURIComponent(formation)}/state`);

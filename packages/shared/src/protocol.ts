@@ -126,3 +126,10 @@ export interface EventRow {
   reason: string;
   rule: string;
 }
+
+/** Shape of `DIR/up.json`, written by `pgha up`. */
+export interface UpFile {
+  monitor: { url: string; pid: number; pgdata: string };
+  uri: string;
+  nodes: { name: string; pgdata: string; port: number; keeper_pid: number }[];
+}

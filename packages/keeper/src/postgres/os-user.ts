@@ -2,7 +2,7 @@
  * Postgres refuses to run as root. When pgha runs as root, every Postgres program runs as an
  * unprivileged OS user (default `postgres`, or `PGHA_PG_USER`) that owns the data directories.
  */
-import { chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PghaError } from '@pgha/shared';
 
@@ -63,13 +63,4 @@ export function ensureOwnedDir(dir: string, mode = 0o700): void {
   mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
   mkdirSync(dir, { recursive: true, mode });
   chownToPostgres(dir);
-}
-
-/** True when `dir` exists and is a directory. */
-export function isDirectory(dir: string): boolean {
-  try {
-    return statSync(dir).isDirectory();
-  } catch {
-    return false;
-  }
 }

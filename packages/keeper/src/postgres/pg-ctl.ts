@@ -149,14 +149,3 @@ export async function pgCtlStop(pgdata: string, timeoutS = 10): Promise<void> {
 export async function pgCtlPromote(pgdata: string, timeoutS = 60): Promise<void> {
   await runPgProgram('pg_ctl', ['promote', '--pgdata', pgdata, '--wait', '--timeout', String(timeoutS), '--silent']);
 }
-
-/** `pg_controldata` output as key → value. */
-export async function pgControlData(pgdata: string): Promise<Record<string, string>> {
-  const out = await runPgProgram('pg_controldata', [pgdata]);
-  const result: Record<string, string> = {};
-  for (const line of out.split('\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) result[line.slice(0, i).trim()] = line.slice(i + 1).trim();
-  }
-  return result;
-}

@@ -2,7 +2,7 @@
  * Local SQL on the node's own Postgres, through its Unix socket as the `postgres` superuser.
  */
 import pg from 'pg';
-import { formatLsn, parseLsn, type Lsn } from '@pgha/shared';
+import { parseLsn, type Lsn } from '@pgha/shared';
 
 /** How to reach the local Postgres. */
 export interface LocalPg {
@@ -84,4 +84,3 @@ export function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
-export { formatLsn };
