@@ -43,7 +43,7 @@ export interface GroupFacts {
 
 /** What prompted a decision; it only changes the reason text, never the outcome. */
 export type GroupEvent =
-  | { type: 'evaluate'; cause: 'register' | 'report' | 'health' | 'timer' };
+  | { type: 'evaluate'; cause: 'register' | 'report' | 'health' | 'timer' | 'settings' };
 
 /** One goal assignment with its reason and the stable id of the rule that made it. */
 export interface Assignment {
