@@ -13,6 +13,7 @@ import type { GoalNotifier } from './driver/goal-notifier.js';
 import type { Database } from './store/db.js';
 import { formationRoutes } from './routes/formations.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { settingsRoutes } from './routes/settings.js';
 
 /** What the routes need. */
 export interface AppDeps {
@@ -69,6 +70,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   void app.register(async (scope) => {
     await formationRoutes(scope, deps);
     await nodeRoutes(scope, deps);
+    await settingsRoutes(scope, deps);
   });
   return app;
 }

@@ -133,3 +133,94 @@ export interface UpFile {
   uri: string;
   nodes: { name: string; pgdata: string; port: number; keeper_pid: number }[];
 }
+
+/** Bounds of a formation's `number_sync_standbys` (the upper one is a sanity limit; the monitor also checks the standbys). */
+export const NumberSyncStandbys = z.number().int().min(0).max(100);
+
+/** A node's candidate priority: 0..100, 0 = never promote. */
+export const CandidatePriority = z.number().int().min(0).max(100);
+
+/** `POST /v1/formations`: create a formation (`pgha create formation`). */
+export const CreateFormationRequest = z
+  .object({
+    formation: FormationName,
+    numberSyncStandbys: NumberSyncStandbys.default(0),
+  })
+  .strict();
+export type CreateFormationRequest = z.input<typeof CreateFormationRequest>;
+
+/** `PATCH /v1/formations/:formation/settings` (`pgha set formation number-sync-standbys`). */
+export const FormationSettingsUpdate = z.object({ numberSyncStandbys: NumberSyncStandbys }).strict();
+export type FormationSettingsUpdate = z.input<typeof FormationSettingsUpdate>;
+
+/**
+ * `PATCH /v1/formations/:formation/nodes/:name/settings` (`pgha set node
+ * candidate-priority|replication-quorum`): at least one field.
+ */
+export const NodeSettingsUpdate = z
+  .object({
+    candidatePriority: CandidatePriority.optional(),
+    replicationQuorum: z.boolean().optional(),
+  })
+  .strict()
+  .refine((u) => u.candidatePriority !== undefined || u.replicationQuorum !== undefined, 'give candidatePriority or replicationQuorum');
+export type NodeSettingsUpdate = z.input<typeof NodeSettingsUpdate>;
+
+/** A formation as `pgha create formation` and `pgha get formation …` print it. */
+export interface FormationView {
+  formation: string;
+  kind: string;
+  dbname: string;
+  number_sync_standbys: number;
+}
+
+/** A node's replication settings, as `pgha get node …` prints them. */
+export interface NodeSettingsRow {
+  formation: string;
+  group_id: number;
+  node_id: number;
+  name: string;
+  candidate_priority: number;
+  replication_quorum: boolean;
+}
+
+/** The `synchronous_standby_names` the monitor computes for a group's primary (`pgha show standby-names`). */
+export interface StandbyNamesView {
+  formation: string;
+  group_id: number;
+  /** Name of the node holding the group's writable goal; null when there is none. */
+  primary: string | null;
+  primary_node_id: number | null;
+  /** Empty when there is no primary or no standby with replication quorum in `secondary`. */
+  synchronous_standby_names: string;
+}
+
+/** `pgha show settings`: the formation's and every node's replication settings. */
+export interface SettingsView {
+  formation: FormationView;
+  /** One entry per group that has nodes. */
+  standby_names: StandbyNamesView[];
+  nodes: NodeSettingsRow[];
+}
+
+/**
+ * Answer to a node settings change: the settings now, one sentence per value that changed
+ * (none: nothing changed), and warnings about the result (e.g. no standby left to promote).
+ */
+export interface NodeSettingsChange {
+  node: NodeSettingsRow;
+  changes: string[];
+  warnings: string[];
+}
+
+/** Answer to a formation settings change, as {@link NodeSettingsChange}. */
+export interface FormationSettingsChange {
+  formation: FormationView;
+  changes: string[];
+}
+
+/** Answer to `DELETE /v1/formations/:formation` (`pgha drop formation`). */
+export interface FormationDropped {
+  formation: string;
+  dropped: true;
+}

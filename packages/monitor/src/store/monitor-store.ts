@@ -45,7 +45,11 @@ export async function createFormation(db: Db, formationId: string, numberSyncSta
 /** @throws NotFoundError when the formation does not exist. */
 export async function getFormation(db: Db, formationId: string): Promise<FormationRow> {
   const row = await db.selectFrom('formations').selectAll().where('formationId', '=', formationId).executeTakeFirst();
-  if (!row) throw new NotFoundError(`formation "${formationId}" does not exist`, { hint: 'use the default formation, or check --formation' });
+  if (!row) {
+    throw new NotFoundError(`formation "${formationId}" does not exist`, {
+      hint: `create it first with: pgha create formation ${formationId} (or check --formation)`,
+    });
+  }
   return row;
 }
 

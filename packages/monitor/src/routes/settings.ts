@@ -1,0 +1,156 @@
+/**
+ * Formations and replication settings. Every change runs in one transaction: the locks, the
+ * check against the group's nodes, the new value with its event row, and the state machine's
+ * reaction (`GroupDriver.evaluateIn` with cause `settings`); a refused change leaves nothing.
+ *
+ * - `POST /v1/formations` body `CreateFormationRequest` → 201 `FormationView`; 400, 409 exists.
+ * - `DELETE /v1/formations/:formation` → 200 `FormationDropped`; 404, 409 nodes left.
+ * - `GET /v1/formations/:formation/settings` → 200 `SettingsView`; 404.
+ * - `PATCH /v1/formations/:formation/settings` body `FormationSettingsUpdate` → 200
+ *   `FormationSettingsChange`; 400, 404, 409 value the groups cannot meet.
+ * - `GET /v1/formations/:formation/nodes/:name/settings` → 200 `NodeSettingsRow`; 404.
+ * - `PATCH /v1/formations/:formation/nodes/:name/settings` body `NodeSettingsUpdate` → 200
+ *   `NodeSettingsChange`; 400, 404, 409 replication quorum needed for number_sync_standbys.
+ * - `GET /v1/formations/:formation/standby-names?group=N` → 200 `StandbyNamesView`; 400, 404.
+ *
+ * Source: pg_auto_failover's `pg_autoctl set|get|show settings`, `show standby-names`,
+ * `create|drop formation`.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import {
+  CreateFormationRequest,
+  FormationName,
+  FormationSettingsUpdate,
+  NodeName,
+  NodeSettingsUpdate,
+  synchronousStandbyNames,
+  type FormationDropped,
+  type FormationSettingsChange,
+  type FormationView,
+  type NodeSettingsChange,
+  type NodeSettingsRow,
+  type SettingsView,
+  type StandbyNamesView,
+} from '@pgha/shared';
+import type { AppDeps } from '../app.js';
+import { getFormation, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
+import {
+  deleteFormation,
+  formationGroupIds,
+  getNodeByName,
+  insertFormation,
+  lockFormation,
+  updateNodeSettings,
+  updateNumberSyncStandbys,
+} from '../store/settings-repository.js';
+import { validate } from './validate.js';
+import { primaryOf } from './views.js';
+
+const FormationParams = z.object({ formation: FormationName });
+const NodeParams = z.object({ formation: FormationName, name: NodeName });
+const StandbyNamesQuery = z.object({ group: z.coerce.number().int().min(0).max(2 ** 31 - 1).default(0) }).strict();
+
+/** A formation row as the API shows it. */
+export function formationView(f: FormationRow): FormationView {
+  return { formation: f.formationId, kind: f.kind, dbname: f.dbname, number_sync_standbys: f.numberSyncStandbys };
+}
+
+/** A node's replication settings as the API shows them. */
+export function nodeSettingsRow(n: NodeRow): NodeSettingsRow {
+  return {
+    formation: n.formationId,
+    group_id: n.groupId,
+    node_id: n.nodeId,
+    name: n.name,
+    candidate_priority: n.candidatePriority,
+    replication_quorum: n.replicationQuorum,
+  };
+}
+
+/** The `synchronous_standby_names` the monitor computes for a group's primary (what its keeper applies in `primary`). */
+export async function standbyNames(db: Db, formationId: string, groupId: number): Promise<StandbyNamesView> {
+  const formation = await getFormation(db, formationId);
+  const nodes = await listNodes(db, formationId, groupId);
+  const primary = primaryOf(nodes);
+  const facts = groupFacts(formation, groupId, nodes, Date.now());
+  return {
+    formation: formationId,
+    group_id: groupId,
+    primary: primary?.name ?? null,
+    primary_node_id: primary?.nodeId ?? null,
+    synchronous_standby_names: primary ? synchronousStandbyNames(facts, primary.nodeId) : '',
+  };
+}
+
+/** Registers the formation and settings routes. */
+export async function settingsRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  app.post('/v1/formations', async (req, reply) => {
+    const body = validate(CreateFormationRequest, req.body, 'body');
+    const created = await deps.db.transaction().execute((trx) => insertFormation(trx, body.formation, body.numberSyncStandbys));
+    req.log.info({ formation: body.formation }, `formation "${body.formation}" created with number_sync_standbys ${body.numberSyncStandbys}`);
+    return reply.code(201).send(formationView(created));
+  });
+
+  app.delete('/v1/formations/:formation', async (req): Promise<FormationDropped> => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    await deps.db.transaction().execute((trx) => deleteFormation(trx, formation));
+    req.log.info({ formation }, `formation "${formation}" dropped`);
+    return { formation, dropped: true };
+  });
+
+  app.get('/v1/formations/:formation/settings', async (req): Promise<SettingsView> => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    const f = await getFormation(deps.db, formation);
+    const nodes = await listNodes(deps.db, formation);
+    const groups = await formationGroupIds(deps.db, formation);
+    return {
+      formation: formationView(f),
+      standby_names: await Promise.all(groups.map((g) => standbyNames(deps.db, formation, g))),
+      nodes: nodes.map(nodeSettingsRow),
+    };
+  });
+
+  app.patch('/v1/formations/:formation/settings', async (req): Promise<FormationSettingsChange> => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    const body = validate(FormationSettingsUpdate, req.body, 'body');
+    const result = await deps.db.transaction().execute(async (trx) => {
+      const f = await lockFormation(trx, formation);
+      const changes = await updateNumberSyncStandbys(trx, f, body.numberSyncStandbys);
+      for (const g of await formationGroupIds(trx, formation)) await deps.driver.evaluateIn(trx, formation, g, 'settings');
+      return { formation: formationView(await getFormation(trx, formation)), changes };
+    });
+    for (const c of result.changes) req.log.info({ formation }, c);
+    return result;
+  });
+
+  app.get('/v1/formations/:formation/nodes/:name/settings', async (req): Promise<NodeSettingsRow> => {
+    const { formation, name } = validate(NodeParams, req.params, 'params');
+    await getFormation(deps.db, formation);
+    return nodeSettingsRow(await getNodeByName(deps.db, formation, name));
+  });
+
+  app.patch('/v1/formations/:formation/nodes/:name/settings', async (req): Promise<NodeSettingsChange> => {
+    const { formation, name } = validate(NodeParams, req.params, 'params');
+    const body = validate(NodeSettingsUpdate, req.body, 'body');
+    const result = await deps.db.transaction().execute(async (trx) => {
+      await getFormation(trx, formation);
+      const { groupId } = await getNodeByName(trx, formation, name);
+      let outcome!: { changes: string[]; warnings: string[] };
+      // The change is written under the group's lock, then the state machine decides.
+      await deps.driver.evaluateIn(trx, formation, groupId, 'settings', async () => {
+        outcome = await updateNodeSettings(trx, formation, name, body);
+      });
+      return { node: nodeSettingsRow(await getNodeByName(trx, formation, name)), ...outcome };
+    });
+    for (const c of result.changes) req.log.info({ formation, nodeId: result.node.node_id }, c);
+    for (const w of result.warnings) req.log.warn({ formation, nodeId: result.node.node_id }, w);
+    return result;
+  });
+
+  app.get('/v1/formations/:formation/standby-names', async (req): Promise<StandbyNamesView> => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    const { group } = validate(StandbyNamesQuery, req.query, 'query');
+    return standbyNames(deps.db, formation, group);
+  });
+}
