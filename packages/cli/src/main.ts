@@ -8,6 +8,7 @@ import { createMonitor, runMonitor } from '@pgha/monitor';
 import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
 import { reportError } from './errors.js';
 import { createLogger } from './logger.js';
+import { registerSettingsCommands } from './settings.js';
 import { showEvents, showState, showUri } from './show.js';
 import { defaultUpDir, up } from './up.js';
 
@@ -146,6 +147,10 @@ export function buildProgram(): Command {
     .addOption(formationOption())
     .option('--json', 'print JSON')
     .action(async (o: { monitor?: string; formation: string; json?: boolean }) => showUri(monitorUrl(o.monitor), o.formation, !!o.json));
+
+  // Formations and replication settings: set|get node|formation, show settings|standby-names,
+  // create|drop formation (packages/cli/src/settings.ts).
+  registerSettingsCommands(program, { intArg, boolArg, monitorUrl, monitorOption, formationOption });
 
   program
     .command('up')

@@ -1,0 +1,304 @@
+/**
+ * `pgha set|get node candidate-priority|replication-quorum`, `pgha set|get formation
+ * number-sync-standbys`, `pgha show settings|standby-names`, `pgha create|drop formation`:
+ * the monitor's formation and settings routes, printed as text or `--json`.
+ * Source: pg_auto_failover's `pg_autoctl set|get|show settings`, `create|drop formation`.
+ */
+import Table from 'cli-table3';
+import { Agent, request } from 'undici';
+import { Command, InvalidArgumentError, type Option } from 'commander';
+import {
+  ConflictError,
+  FormationName,
+  MonitorUnavailableError,
+  NotFoundError,
+  ValidationError,
+  type CreateFormationRequest,
+  type FormationDropped,
+  type FormationSettingsChange,
+  type FormationSettingsUpdate,
+  type FormationView,
+  type NodeSettingsChange,
+  type NodeSettingsRow,
+  type NodeSettingsUpdate,
+  type SettingsView,
+  type StandbyNamesView,
+} from '@pgha/shared';
+
+/** The option builders and argument parsers of `main.ts`, shared so that every command reads the same. */
+export interface CliHelpers {
+  intArg(min: number, max: number): (value: string) => number;
+  boolArg(value: string): boolean;
+  monitorUrl(opt: string | undefined): string;
+  monitorOption(): Option;
+  formationOption(): Option;
+}
+
+/** Body of an error answer from the monitor. */
+interface ErrorBody {
+  message?: string;
+  hint?: string;
+  field?: string;
+}
+
+/**
+ * Client of the monitor's formation and settings routes, on undici. Error statuses become the
+ * error the monitor described (400 `ValidationError`, 404 `NotFoundError`, 409
+ * `ConflictError`); transport failures and other statuses `MonitorUnavailableError`.
+ */
+export class SettingsClient {
+  readonly baseUrl: string;
+  private readonly agent = new Agent({ connectTimeout: 2_000 });
+
+  /** @param baseUrl - e.g. `http://127.0.0.1:8432`. */
+  constructor(baseUrl: string) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+  }
+
+  /** Closes the connection pool. */
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    let res;
+    try {
+      res = await request(`${this.baseUrl}${path}`, {
+        method,
+        dispatcher: this.agent,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      });
+    } catch (cause) {
+      throw new MonitorUnavailableError(`monitor at ${this.baseUrl} is unreachable (${(cause as Error).message})`, {
+        hint: 'check that `pgha monitor run` is running there, and the --monitor URL or PGHA_MONITOR',
+        cause,
+      });
+    }
+    const text = await res.body.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) return parsed as T;
+    const err = (parsed ?? {}) as ErrorBody;
+    const message = err.message ?? `monitor answered HTTP ${res.statusCode}`;
+    const opts = err.hint ? { hint: err.hint } : {};
+    if (res.statusCode === 400) throw new ValidationError(message, { ...opts, ...(err.field ? { field: err.field } : {}) });
+    if (res.statusCode === 404) throw new NotFoundError(message, opts);
+    if (res.statusCode === 409) throw new ConflictError(message, opts);
+    throw new MonitorUnavailableError(message, { ...opts, status: res.statusCode });
+  }
+
+  private static f(formation: string): string {
+    return `/v1/formations/${encodeURIComponent(formation)}`;
+  }
+
+  /** `POST /v1/formations`. @throws ConflictError when it exists. */
+  createFormation(req: CreateFormationRequest): Promise<FormationView> {
+    return this.call('POST', '/v1/formations', req);
+  }
+
+  /** `DELETE /v1/formations/:formation`. @throws NotFoundError; ConflictError while it has nodes. */
+  dropFormation(formation: string): Promise<FormationDropped> {
+    return this.call('DELETE', SettingsClient.f(formation));
+  }
+
+  /** `GET /v1/formations/:formation/settings`. */
+  settings(formation: string): Promise<SettingsView> {
+    return this.call('GET', `${SettingsClient.f(formation)}/settings`);
+  }
+
+  /** `PATCH /v1/formations/:formation/settings`. @throws ConflictError for a value the formation cannot meet. */
+  setFormationSettings(formation: string, update: FormationSettingsUpdate): Promise<FormationSettingsChange> {
+    return this.call('PATCH', `${SettingsClient.f(formation)}/settings`, update);
+  }
+
+  /** `GET /v1/formations/:formation/nodes/:name/settings`. @throws NotFoundError for an unknown node. */
+  nodeSettings(formation: string, name: string): Promise<NodeSettingsRow> {
+    return this.call('GET', `${SettingsClient.f(formation)}/nodes/${encodeURIComponent(name)}/settings`);
+  }
+
+  /** `PATCH /v1/formations/:formation/nodes/:name/settings`. */
+  setNodeSettings(formation: string, name: string, update: NodeSettingsUpdate): Promise<NodeSettingsChange> {
+    return this.call('PATCH', `${SettingsClient.f(formation)}/nodes/${encodeURIComponent(name)}/settings`, update);
+  }
+
+  /** `GET /v1/formations/:formation/standby-names?group=N`. */
+  standbyNames(formation: string, group: number): Promise<StandbyNamesView> {
+    return this.call('GET', `${SettingsClient.f(formation)}/standby-names?group=${group}`);
+  }
+}
+
+async function withClient<T>(monitorUrl: string, fn: (c: SettingsClient) => Promise<T>): Promise<T> {
+  const client = new SettingsClient(monitorUrl);
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function printJson(value: unknown): void {
+  print(JSON.stringify(value, null, 2));
+}
+
+/** Prints what a change did: its sentences, or that nothing changed; warnings go to stderr. */
+function printChange(changes: readonly string[], unchanged: string, warnings: readonly string[] = []): void {
+  print(changes.length > 0 ? changes.join('\n') : unchanged);
+  for (const w of warnings) process.stderr.write(`pgha: warning: ${w}\n`);
+}
+
+/** `pgha show settings` as a table: Context | Name | Setting | Value, as pg_autoctl prints it. */
+export function renderSettingsTable(view: SettingsView): string {
+  const table = new Table({
+    head: ['Context', 'Name', 'Setting', 'Value'],
+    style: { head: [], border: [] },
+    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' | ' },
+  });
+  table.push(['formation', view.formation.formation, 'number_sync_standbys', String(view.formation.number_sync_standbys)]);
+  for (const s of view.standby_names) {
+    if (s.primary !== null) table.push(['primary', s.primary, 'synchronous_standby_names', `'${s.synchronous_standby_names}'`]);
+  }
+  for (const n of view.nodes) table.push(['node', n.name, 'candidate priority', String(n.candidate_priority)]);
+  for (const n of view.nodes) table.push(['node', n.name, 'replication quorum', String(n.replication_quorum)]);
+  return table.toString();
+}
+
+function formationNameArg(value: string): string {
+  const parsed = FormationName.safeParse(value);
+  if (!parsed.success) throw new InvalidArgumentError(`formation name ${parsed.error.issues[0]!.message}`);
+  return value;
+}
+
+/** The subcommand `name` of `parent`, created when it does not exist yet (`drop` is shared with `drop node`). */
+export function subcommand(parent: Command, name: string, description: string): Command {
+  return parent.commands.find((c) => c.name() === name) ?? parent.command(name).description(description);
+}
+
+type Common = { monitor?: string; formation: string; json?: boolean };
+type NodeOpts = Common & { name: string };
+
+/**
+ * Adds the settings and formation commands to `program` (and `show settings|standby-names`
+ * to its `show` command).
+ */
+export function registerSettingsCommands(program: Command, h: CliHelpers): void {
+  const withCommon = (cmd: Command): Command => cmd.addOption(h.monitorOption()).addOption(h.formationOption()).option('--json', 'print JSON');
+  const nameOption = (cmd: Command): Command => cmd.requiredOption('--name <name>', 'node name');
+
+  // pgha set node|formation …
+  const set = subcommand(program, 'set', 'change a replication setting (the formation reacts at once)');
+  const setNode = subcommand(set, 'node', "change a node's replication setting");
+  withCommon(nameOption(setNode.command('candidate-priority').description('priority in failover elections (0 = never promote)')))
+    .argument('<priority>', 'from 0 to 100', h.intArg(0, 100))
+    .action(async (priority: number, o: NodeOpts) =>
+      withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.setNodeSettings(o.formation, o.name, { candidatePriority: priority });
+        if (o.json) return printJson(r);
+        printChange(r.changes, `candidate priority of node ${r.node.node_id} "${r.node.name}" is already ${r.node.candidate_priority}`, r.warnings);
+      }),
+    );
+  withCommon(nameOption(setNode.command('replication-quorum').description('whether the node counts toward synchronous replication')))
+    .argument('<quorum>', 'true or false', h.boolArg)
+    .action(async (quorum: boolean, o: NodeOpts) =>
+      withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.setNodeSettings(o.formation, o.name, { replicationQuorum: quorum });
+        if (o.json) return printJson(r);
+        printChange(r.changes, `replication quorum of node ${r.node.node_id} "${r.node.name}" is already ${r.node.replication_quorum}`, r.warnings);
+      }),
+    );
+  const setFormation = subcommand(set, 'formation', "change a formation's replication setting");
+  withCommon(setFormation.command('number-sync-standbys').description('how many standbys must acknowledge each commit (0 = writes go on without any)'))
+    .argument('<n>', 'from 0 to the number of standbys with replication quorum', h.intArg(0, 100))
+    .action(async (n: number, o: Common) =>
+      withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.setFormationSettings(o.formation, { numberSyncStandbys: n });
+        if (o.json) return printJson(r);
+        printChange(r.changes, `number_sync_standbys of formation "${r.formation.formation}" is already ${r.formation.number_sync_standbys}`);
+      }),
+    );
+
+  // pgha get node|formation …
+  const get = subcommand(program, 'get', 'print a replication setting');
+  const getNode = subcommand(get, 'node', "print a node's replication setting");
+  withCommon(nameOption(getNode.command('candidate-priority').description("the node's candidate priority")))
+    .action(async (o: NodeOpts) =>
+      withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.nodeSettings(o.formation, o.name);
+        return o.json ? printJson(r) : print(String(r.candidate_priority));
+      }),
+    );
+  withCommon(nameOption(getNode.command('replication-quorum').description("the node's replication quorum")))
+    .action(async (o: NodeOpts) =>
+      withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.nodeSettings(o.formation, o.name);
+        return o.json ? printJson(r) : print(String(r.replication_quorum));
+      }),
+    );
+  const getFormation = subcommand(get, 'formation', "print a formation's replication setting");
+  withCommon(getFormation.command('number-sync-standbys').description("the formation's number_sync_standbys"))
+    .action(async (o: Common) =>
+      withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.settings(o.formation);
+        return o.json ? printJson(r.formation) : print(String(r.formation.number_sync_standbys));
+      }),
+    );
+
+  // pgha show settings|standby-names
+  const show = subcommand(program, 'show', 'show the formation as the monitor sees it');
+  withCommon(show.command('settings').description("number_sync_standbys, the primary's synchronous_standby_names, each node's candidate priority and replication quorum"))
+    .action(async (o: Common) =>
+      withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.settings(o.formation);
+        return o.json ? printJson(r) : print(renderSettingsTable(r));
+      }),
+    );
+  withCommon(show.command('standby-names').description("the synchronous_standby_names the monitor computes for the group's primary"))
+    .option('--group <n>', 'group', h.intArg(0, 2 ** 31 - 1), 0)
+    .action(async (o: Common & { group: number }) =>
+      withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.standbyNames(o.formation, o.group);
+        return o.json ? printJson(r) : print(r.synchronous_standby_names);
+      }),
+    );
+
+  // pgha create|drop formation
+  const create = subcommand(program, 'create', 'create a formation');
+  create
+    .command('formation')
+    .description('create a formation on the monitor; nodes join it with pgha keeper create postgres --formation NAME')
+    .argument('<name>', 'formation name', formationNameArg)
+    .addOption(h.monitorOption())
+    .option('--number-sync-standbys <n>', 'how many standbys must acknowledge each commit', h.intArg(0, 100), 0)
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { monitor?: string; numberSyncStandbys: number; json?: boolean }) =>
+      withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.createFormation({ formation: name, numberSyncStandbys: o.numberSyncStandbys });
+        return o.json ? printJson(r) : print(`formation "${r.formation}" created (kind ${r.kind}, dbname ${r.dbname}, number_sync_standbys ${r.number_sync_standbys})`);
+      }),
+    );
+  const drop = subcommand(program, 'drop', 'remove a node or a formation');
+  drop
+    .command('formation')
+    .description('drop a formation that has no nodes left (cannot be undone: needs --yes)')
+    .argument('<name>', 'formation name', formationNameArg)
+    .addOption(h.monitorOption())
+    .option('--yes', 'confirm')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { monitor?: string; yes?: boolean; json?: boolean }) => {
+      if (!o.yes) throw new ValidationError(`dropping formation "${name}" cannot be undone`, { hint: `add --yes to drop it: pgha drop formation ${name} --yes` });
+      await withClient(h.monitorUrl(o.monitor), async (c) => {
+        const r = await c.dropFormation(name);
+        return o.json ? printJson(r) : print(`formation "${r.formation}" dropped`);
+      });
+    });
+}
