@@ -5,10 +5,12 @@
  */
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_create_monitor_schema.js';
+import * as m0002 from './0002_add_node_sync_names_and_destroy.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_create_monitor_schema': m0001,
+  '0002_add_node_sync_names_and_destroy': m0002,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { Migrator, type Kysely } from 'kysely';
+import { Migrator, NO_MIGRATIONS, type Kysely } from 'kysely';
 import { ensureOwnedDir, initdb, pgCtlStart, pgCtlStop, socketDirFor, writePghaConf } from '@pgha/keeper';
-import { migrationProvider } from '@pgha/migrations';
+import { MIGRATIONS, migrationProvider } from '@pgha/migrations';
 import { GroupDriver, createFormation, getNode, insertNode, listEvents, migrateToLatest, openStore, type Database } from '@pgha/monitor';
 import { endAllProcesses, makeTestDir, trackPgdata } from './helpers/processes.js';
 
@@ -37,14 +37,15 @@ afterAll(async () => {
 
 describe('the monitor store', () => {
   it('migrates up from empty, down to nothing, and up again', async () => {
-    expect(await migrateToLatest(db)).toEqual(['0001_create_monitor_schema']);
+    const all = Object.keys(MIGRATIONS);
+    expect(await migrateToLatest(db)).toEqual(all);
     expect(await migrateToLatest(db)).toEqual([]);
     const migrator = new Migrator({ db: db.withoutPlugins() as unknown as Kysely<unknown>, provider: migrationProvider, migrationTableSchema: 'public' });
-    const down = await migrator.migrateDown();
+    const down = await migrator.migrateTo(NO_MIGRATIONS);
     expect(down.error).toBeUndefined();
     const tables = async () => (await db.withoutPlugins().introspection.getTables()).filter((t) => t.schema === 'pgha').map((t) => t.name).sort();
     expect(await tables()).toEqual([]);
-    expect(await migrateToLatest(db)).toEqual(['0001_create_monitor_schema']);
+    expect(await migrateToLatest(db)).toEqual(all);
     expect(await tables()).toEqual(['events', 'formations', 'nodes']);
   });
 

@@ -9,6 +9,7 @@ import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
 import { reportError } from './errors.js';
 import { createLogger } from './logger.js';
 import { registerSettingsCommands } from './settings.js';
+import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
 import { showEvents, showState, showUri } from './show.js';
 import { defaultUpDir, up } from './up.js';
 
@@ -160,6 +161,60 @@ export function buildProgram(): Command {
     .action(async (o: { nodes: number; dir: string }) => {
       await up({ nodes: o.nodes, dir: o.dir }, createLogger('up'), stopSignal());
     });
+
+  // ---- Operator commands: perform, maintenance, drop node (issue 3) ----
+  const waitOption = () => new Option('--wait <seconds>', 'how long to wait for the outcome').argParser(intArg(1, 3600)).default(60);
+  const waitOpts = (o: { monitor?: string; formation: string; wait: number; json?: boolean }) => ({ monitorUrl: monitorUrl(o.monitor), formation: o.formation, waitS: o.wait, json: !!o.json });
+  type WaitFlags = { monitor?: string; formation: string; wait: number; json?: boolean };
+  const perform = program.command('perform').description('planned and forced changes of primary');
+  for (const kind of ['switchover', 'failover'] as const) {
+    perform
+      .command(kind)
+      .description(kind === 'switchover' ? 'planned: the primary stops, the best standby takes over; prints how long writes stopped' : 'like switchover, also when the primary is unhealthy')
+      .addOption(monitorOption())
+      .addOption(formationOption())
+      .addOption(waitOption())
+      .option('--json', 'print JSON')
+      .action(async (o: WaitFlags) => performSwitchover(waitOpts(o), kind));
+  }
+  perform
+    .command('promotion')
+    .description('make the named node the primary')
+    .requiredOption('--name <name>', 'node to promote')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .addOption(waitOption())
+    .option('--json', 'print JSON')
+    .action(async (o: WaitFlags & { name: string }) => performPromotion(waitOpts(o), o.name));
+  const maint = program.command('maintenance').description('take a node out of the formation for maintenance, and back');
+  for (const action of ['enable', 'disable'] as const) {
+    const c = maint
+      .command(action)
+      .description(action === 'enable' ? 'a standby leaves synchronous replication and the candidate list; the primary needs --allow-failover' : 'the node catches up and becomes secondary again')
+      .requiredOption('--name <name>', 'node name')
+      .addOption(monitorOption())
+      .addOption(formationOption())
+      .addOption(waitOption())
+      .option('--json', 'print JSON');
+    if (action === 'enable') c.option('--allow-failover', 'on the primary: switch over first');
+    c.action(async (o: WaitFlags & { name: string; allowFailover?: boolean }) => maintenance(waitOpts(o), o.name, action === 'enable', !!o.allowFailover));
+  }
+  const drop = program.commands.find((c) => c.name() === 'drop') ?? program.command('drop').description('remove nodes and formations');
+  drop
+    .command('node')
+    .description('remove a node from its formation (its keeper stops Postgres)')
+    .requiredOption('--name <name>', 'node name')
+    .option('--destroy', 'also remove the data directory (needs --yes)')
+    .option('--yes', 'confirm a destructive command')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .addOption(waitOption())
+    .option('--json', 'print JSON')
+    .action(async (o: WaitFlags & { name: string; destroy?: boolean; yes?: boolean }) => {
+      if (o.destroy && !o.yes) throw new ValidationError(`dropping node "${o.name}" with --destroy removes its data directory`, { hint: 'add --yes to confirm' });
+      await dropNode(waitOpts(o), o.name, !!o.destroy);
+    });
+  // ---- end of operator commands ----
 
   return program;
 }

@@ -13,7 +13,8 @@ export function renderStateTable(rows: readonly NodeStateRow[]): string {
   for (const r of rows) {
     table.push([r.name, `${r.group_id}/${r.node_id}`, `${r.host}:${r.port}`, `${r.timeline}: ${r.lsn}`, r.connection, r.reported_state, r.goal_state, r.health]);
   }
-  return table.toString();
+  const notes = rows.filter((r) => r.note).map((r) => `Note: ${r.note}`);
+  return [table.toString(), ...notes].join('\n');
 }
 
 /** `pgha show state`. */

@@ -6,13 +6,13 @@
 import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConflictError, DEFAULT_FORMATION, PghaError, RegisterNodeRequest, ValidationError, type NodeState } from '@pgha/shared';
 import { Keeper } from './loop.js';
 import { keeperPaths, loadKeeperConfig, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
 import { MonitorClient } from './monitor-client.js';
-import { isEmptyOrMissing, isPgData } from './postgres/pg-ctl.js';
+import { isEmptyOrMissing, isPgData, postmasterPid, postmasterPort } from './postgres/pg-ctl.js';
 
 /** Options of {@link createNode}, as the CLI flags give them. */
 export interface CreateNodeOptions {
@@ -79,14 +79,12 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
       hint: `run it with: pgha keeper run --pgdata ${pgdata}`,
     });
   }
+  const adopting = !config && isPgData(pgdata);
   if (!config) {
-    if (isPgData(pgdata)) {
-      throw new ValidationError(`${pgdata} already holds a Postgres data directory that pgha did not create`, {
-        hint: 'point --pgdata at an empty or new directory',
-        field: 'pgdata',
-      });
+    if (adopting && existsSync(join(pgdata, 'standby.signal'))) {
+      throw new ValidationError(`${pgdata} is a standby's data directory; only a primary (or standalone) Postgres can be adopted`, { field: 'pgdata' });
     }
-    if (!isEmptyOrMissing(pgdata)) {
+    if (!adopting && !isEmptyOrMissing(pgdata)) {
       throw new ValidationError(`${pgdata} is not empty and is not a Postgres data directory`, {
         hint: 'point --pgdata at an empty or new directory',
         field: 'pgdata',
@@ -97,7 +95,21 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   const client = new MonitorClient(options.monitorUrl);
   try {
     const hostname = options.hostname ?? (await localAddressTowards(new URL(options.monitorUrl).hostname));
-    if (!config && (await portInUse(hostname === 'localhost' ? '127.0.0.1' : hostname, options.pgPort))) {
+    if (adopting) {
+      // Only the first node of a group may bring its data: a standby is cloned from the primary.
+      const existing = (await client.formationState(formation)).filter((r) => r.goal_state !== 'dropped');
+      if (existing.length > 0) {
+        throw new ConflictError(`formation "${formation}" already has nodes; only its first node can adopt an existing data directory (${pgdata})`, {
+          hint: 'point --pgdata at an empty directory to add a standby',
+        });
+      }
+      const runningPort = postmasterPid(pgdata) !== undefined ? postmasterPort(pgdata) : undefined;
+      if (runningPort !== undefined && runningPort !== options.pgPort) {
+        throw new ValidationError(`the Postgres running in ${pgdata} listens on port ${runningPort}, not ${options.pgPort}`, { hint: `pass --pg-port ${runningPort}`, field: 'pgPort' });
+      }
+    }
+    const adoptedRunning = adopting && postmasterPid(pgdata) !== undefined;
+    if (!config && !adoptedRunning && (await portInUse(hostname === 'localhost' ? '127.0.0.1' : hostname, options.pgPort))) {
       throw new ConflictError(`port ${options.pgPort} is already in use on ${hostname}`, { hint: 'choose another with --pg-port' });
     }
     const request = RegisterNodeRequest.parse({
@@ -140,6 +152,8 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   const both = AbortSignal.any([signal, timer.signal]);
   try {
     await keeper.run(both, (k) => INITIALISED.has(k.currentState));
+    // Tell the monitor the state reached before handing over to `pgha keeper run`.
+    if (INITIALISED.has(keeper.currentState)) await keeper.report().catch(() => undefined);
   } finally {
     clearTimeout(t);
     await keeper.shutdown(false);

@@ -85,6 +85,7 @@ export class Keeper {
       timeline: this.lastTimeline,
       upstreamStreaming: facts?.upstreamStreaming ?? false,
       transitionInProgress: this.inProgress,
+      synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
     };
   }
 
@@ -127,7 +128,13 @@ export class Keeper {
       clearInterval(heartbeat);
       this.inProgress = null;
     }
-    this.state = saveKeeperState(this.config.pgdata, { nodeId: this.config.nodeId, currentState: goalState, assignedState: goalState });
+    if (goalState === 'dropped' && goal.destroy) {
+      // Its files are gone with the data directory: nothing to persist.
+      this.state = { ...this.state, currentState: 'dropped', assignedState: 'dropped' };
+    } else {
+      this.state = saveKeeperState(this.config.pgdata, { nodeId: this.config.nodeId, currentState: goalState, assignedState: goalState });
+    }
+    if (goalState === 'dropped') await this.report().catch(() => undefined);
     return this.outcome(`reached ${goalState} from ${current}`, { transitioned: true });
   }
 
@@ -147,6 +154,10 @@ export class Keeper {
     while (!signal.aborted) {
       const out = await this.tick();
       if (until?.(this)) return;
+      if (this.state.currentState === 'dropped') {
+        this.log.info('node dropped from the formation: the keeper stops');
+        return;
+      }
       if (out.transitioned) continue;
       if (out.failed) {
         await abortableDelay(this.retryDelayMs, signal);

@@ -19,7 +19,7 @@ import type { KeeperConfig } from './keeper-config.js';
 import { ensurePghaDir, keeperPaths, socketDirFor } from './keeper-config.js';
 import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, type HbaEntry } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
-import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
+import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
 import { ident, literal, readPostgresFacts, withLocalClient, type LocalPg, type PostgresFacts } from './postgres/sql.js';
 
 /** libpq keyword/value string, values quoted. */
@@ -99,7 +99,7 @@ export class NodeControl {
    *
    * @returns true when anything changed (a running Postgres must reload).
    */
-  writeConfig(options: { nodes: readonly GroupMember[]; synchronousStandbyNames: string; follow?: GroupMember | null }): boolean {
+  writeConfig(options: { nodes: readonly GroupMember[]; synchronousStandbyNames: string; follow?: GroupMember | null; useSlot?: boolean }): boolean {
     const hba = writeHba(this.pgdata, this.hbaEntries(options.nodes));
     const conf = writePghaConf(this.pgdata, {
       role: 'node',
@@ -121,7 +121,8 @@ export class NodeControl {
               keepalives_interval: 1,
               keepalives_count: 3,
             }),
-            primarySlotName: nodeSlotName(this.config.nodeId),
+            // A standby streaming from another standby (fast_forward) has no slot there.
+            primarySlotName: options.useSlot === false ? '' : nodeSlotName(this.config.nodeId),
           }
         : {}),
     });
@@ -134,6 +135,17 @@ export class NodeControl {
     this.log.info('starting Postgres');
     this.socketDir();
     await pgCtlStart(this.pgdata, this.pgLogFile);
+  }
+
+  /**
+   * Restarts Postgres when it runs but does not answer on pgha's socket: an adopted cluster
+   * started with its own port, socket directory and settings.
+   */
+  async restartIfUnreachable(): Promise<void> {
+    if (!this.isRunning() || (await this.readFacts())) return;
+    this.log.info('restarting Postgres to apply the settings pgha manages (socket, port, replication)');
+    this.socketDir();
+    await pgCtlRestart(this.pgdata, this.pgLogFile);
   }
 
   /** Stops Postgres (fast, then immediate) if it runs. */
@@ -273,22 +285,33 @@ export class NodeControl {
     const upstream = this.currentUpstream(goal);
     if (!upstream) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to follow yet', { hint: 'the monitor has not assigned a primary; the keeper retries' });
     setStandbySignal(this.pgdata, true);
-    const changed = this.writeConfig({ nodes: goal.nodes, synchronousStandbyNames: '', follow: upstream });
+    const changed = this.writeConfig({ nodes: goal.nodes, synchronousStandbyNames: '', follow: upstream, useSlot: upstream.nodeId === goal.primary?.nodeId });
     if (!this.isRunning()) await this.start();
     else if (changed) await this.reload();
   }
 
   private upstream: GroupMember | null = null;
 
-  /** The primary this standby last followed, kept when the monitor has none to offer (mid-failover). */
+  /**
+   * The node this standby streams from: the monitor's `upstream` (the primary, or the most
+   * advanced standby during `fast_forward`); the last one followed when the monitor has none to
+   * offer (mid-failover).
+   */
   currentUpstream(goal: NodeGoal): GroupMember | null {
-    if (goal.primary && goal.primary.nodeId !== this.config.nodeId) this.upstream = goal.primary;
+    if (goal.upstream && goal.upstream.nodeId !== this.config.nodeId) this.upstream = goal.upstream;
     return this.upstream;
   }
 
   /** True when the data directory holds Postgres data. */
   hasData(): boolean {
     return isPgData(this.pgdata);
+  }
+
+  /** Removes the data directory and pgha's files for it (`pgha drop node --destroy`). */
+  destroyData(): void {
+    this.log.warn({ pgdata: this.pgdata }, 'removing the data directory: the node was dropped with --destroy');
+    rmSync(this.pgdata, { recursive: true, force: true });
+    rmSync(keeperPaths(this.pgdata).dir, { recursive: true, force: true });
   }
 
   /** True when `standby.signal` exists. */

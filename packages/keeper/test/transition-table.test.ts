@@ -49,6 +49,43 @@ describe('keeper transition table', () => {
   });
 });
 
+describe('rows for the election, switchover, maintenance and drop states', () => {
+  it.each([
+    // Election: report the LSN, fetch missing WAL, then prepare the promotion; the others re-point.
+    ['secondary', 'report_lsn', 'followPrimary'],
+    ['report_lsn', 'fast_forward', 'followPrimary'],
+    ['report_lsn', 'prepare_promotion', 'prepareForPromotion'],
+    ['fast_forward', 'prepare_promotion', 'prepareForPromotion'],
+    ['prepare_promotion', 'stop_replication', 'promoteStandby'],
+    ['report_lsn', 'join_secondary', 'followPrimary'],
+    ['fast_forward', 'join_secondary', 'followPrimary'],
+    ['join_secondary', 'secondary', 'followPrimary'],
+    // Switchover and failover of the old primary: fence it, then rejoin.
+    ['primary', 'draining', 'stopPostgres'],
+    ['draining', 'demoted', 'stopPostgres'],
+    ['demote_timeout', 'demoted', 'stopPostgres'],
+    ['draining', 'catchingup', 'rewindOrBaseBackup'],
+    // Maintenance of the primary and of a standby.
+    ['primary', 'prepare_maintenance', 'stopPostgres'],
+    ['prepare_maintenance', 'maintenance', 'leavePostgresAlone'],
+    ['secondary', 'wait_maintenance', 'followPrimary'],
+    ['wait_maintenance', 'maintenance', 'leavePostgresAlone'],
+    ['maintenance', 'catchingup', 'rewindOrBaseBackup'],
+    // Drop.
+    ['secondary', 'dropped', 'dropNode'],
+    ['primary', 'dropped', 'dropNode'],
+  ] as const)('%s -> %s runs %s', (current, goal, run) => {
+    expect(findTransition(current, goal)?.run).toBe(run);
+  });
+
+  it('every state but init has a row into it, and every state but dropped a row out of it', () => {
+    const into = new Set(KEEPER_TRANSITIONS.map((r) => r.goal));
+    const outOf = new Set(KEEPER_TRANSITIONS.map((r) => r.current));
+    expect(NODE_STATES.filter((s) => s !== 'init' && !into.has(s))).toEqual([]);
+    expect(NODE_STATES.filter((s) => s !== 'dropped' && !outOf.has(s))).toEqual([]);
+  });
+});
+
 describe('the keeper can follow what the monitor actually assigns', () => {
   const now = 1_000_000;
   function registered(nodeId: number): NodeFacts {

@@ -14,6 +14,7 @@ import type { Database } from './store/db.js';
 import { formationRoutes } from './routes/formations.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { settingsRoutes } from './routes/settings.js';
+import { operationRoutes } from './routes/operations.js';
 
 /** What the routes need. */
 export interface AppDeps {
@@ -71,6 +72,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     await formationRoutes(scope, deps);
     await nodeRoutes(scope, deps);
     await settingsRoutes(scope, deps);
+    await operationRoutes(scope, deps);
   });
   return app;
 }

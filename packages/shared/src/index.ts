@@ -10,3 +10,6 @@ export * from './group-fsm/machine.js';
 export * from './group-fsm/decide.js';
 export * from './group-fsm/edges.js';
 export * from './standby-names.js';
+export * from './group-fsm/election.js';
+export * from './group-fsm/commands.js';
+export * from './group-fsm/status.js';

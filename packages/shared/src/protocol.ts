@@ -65,6 +65,8 @@ export const NodeReport = z
     upstreamStreaming: z.boolean(),
     /** Name of the transition under way, if a long one (base backup) is running. */
     transitionInProgress: z.string().max(100).nullable().default(null),
+    /** On a primary: the `synchronous_standby_names` Postgres runs with. */
+    synchronousStandbyNames: z.string().max(4096).nullable().default(null),
   })
   .strict();
 export type NodeReport = z.input<typeof NodeReport>;
@@ -92,8 +94,15 @@ export interface NodeGoal {
   goalState: string;
   reportedState: string;
   primary: GroupMember | null;
+  /**
+   * The node to stream from: the primary, or during `fast_forward` the most advanced standby
+   * (null when there is none to follow yet).
+   */
+  upstream: GroupMember | null;
   nodes: GroupMember[];
   synchronousStandbyNames: string;
+  /** With goal `dropped`: the operator asked to remove the node's data too (`--destroy`). */
+  destroy: boolean;
 }
 
 /** One row of `pgha show state`. */
@@ -110,6 +119,8 @@ export interface NodeStateRow {
   goal_state: string;
   health: string;
   last_report_ago_ms: number | null;
+  /** Why the group is held up, on the node concerned (no safe candidate, an election waiting). */
+  note: string | null;
 }
 
 /** One row of `pgha show events`. */
@@ -132,6 +143,26 @@ export interface UpFile {
   monitor: { url: string; pid: number; pgdata: string };
   uri: string;
   nodes: { name: string; pgdata: string; port: number; keeper_pid: number }[];
+}
+
+/** Body of `POST /v1/formations/:formation/switchover` and `/failover`: nothing. */
+export const EmptyBody = z.object({}).strict();
+
+/** Body of `POST /v1/formations/:formation/promotion`. */
+export const PromotionRequest = z.object({ name: NodeName }).strict();
+
+/** Body of `POST /v1/formations/:formation/maintenance`. */
+export const MaintenanceRequest = z
+  .object({ name: NodeName, enable: z.boolean(), allowFailover: z.boolean().default(false) })
+  .strict();
+
+/** Answer to an operator command. */
+export interface CommandResponse {
+  formation: string;
+  /** The goal assignments the command made (and those that followed at once). */
+  assignments: { nodeId: number; goalState: string; reason: string; rule: string }[];
+  /** Set when the command needed no change (e.g. promoting the primary). */
+  note?: string;
 }
 
 /** Bounds of a formation's `number_sync_standbys` (the upper one is a sanity limit; the monitor also checks the standbys). */

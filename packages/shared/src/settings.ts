@@ -24,6 +24,11 @@ export interface FormationSettings {
    * `secondary`. Source: pg_auto_failover's `enable_sync_wal_log_threshold` (16 MB).
    */
   catchupLagBytes: number;
+  /**
+   * How long a failover election waits for the standbys in `report_lsn` to report before it
+   * decides with those that did (as long as no acknowledged commit can be lost).
+   */
+  electionTimeoutMs: number;
   /** How often the monitor probes each node's Postgres. */
   healthProbeIntervalMs: number;
   /** How long one probe may take before it counts as failed. */
@@ -43,6 +48,7 @@ export const DEFAULT_FORMATION_SETTINGS: Readonly<FormationSettings> = Object.fr
   nodeUnhealthyTimeoutMs: 2_000,
   standbyStreamingTimeoutMs: 3_000,
   catchupLagBytes: 16 * 1024 * 1024,
+  electionTimeoutMs: 5_000,
   healthProbeIntervalMs: 500,
   healthProbeTimeoutMs: 1_000,
   healthProbeRetries: 2,

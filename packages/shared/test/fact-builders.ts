@@ -54,6 +54,10 @@ export interface NodeSpec {
   streaming?: boolean;
   /** For standbys: the WAL receiver last streamed this long before `nowMs`. */
   notStreamingForMs?: number;
+  /** The monitor changed the node's goal this long before `nowMs` (default: unknown, left out). */
+  goalChangedAgoMs?: number;
+  /** On a primary: the `synchronous_standby_names` its keeper reports (default: left out). */
+  synchronousStandbyNames?: string;
 }
 
 /** Options of {@link groupFacts}. */
@@ -156,6 +160,8 @@ export class GroupFactsBuilder {
       upstreamStreaming: s.notStreamingForMs !== undefined ? false : streaming,
       lastStreamingMs,
       health: s.health ?? 'good',
+      ...(s.goalChangedAgoMs !== undefined ? { goalChangedMs: this.nowMs - s.goalChangedAgoMs } : {}),
+      ...(s.synchronousStandbyNames !== undefined ? { synchronousStandbyNames: s.synchronousStandbyNames } : {}),
     });
     return this;
   }

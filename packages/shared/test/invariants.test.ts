@@ -1,10 +1,11 @@
 /**
  * Exhaustive checks of the monitor's safety rules over 2- and 3-node groups: every combination
  * of realistic (reported, goal) pairs, health, keeper liveness, streaming and LSN order. For each
- * input with at most one writable goal, `decideUntilStable` must
+ * input the monitor can produce, `decideUntilStable` must (see `checkDecision`)
  *  (a) never leave two nodes with a writable goal;
- *  (b) never assign prepare_promotion/stop_replication to a node with candidate priority 0 or to
- *      a node behind another promotable secondary;
+ *  (b) never assign fast_forward/prepare_promotion/stop_replication to a node with candidate
+ *      priority 0, never promote (stop_replication) a node behind a reporting standby, and let
+ *      an election pick the highest candidate priority, then the most advanced LSN;
  *  (c) only assign edges (from the reported state and from the previous goal) in MONITOR_EDGES.
  */
 import {
@@ -64,6 +65,42 @@ const STANDBY_SIDE: Pair[] = [
   ['prepare_promotion', 'prepare_promotion'],
 ];
 
+/** A switchover (or maintenance of the primary): the outgoing primary's pairs, and its partner's. */
+const OUTGOING_SIDE: Pair[] = [
+  ['primary', 'draining'],
+  ['draining', 'draining'],
+  ['draining', 'demoted'],
+  ['primary', 'prepare_maintenance'],
+  ['prepare_maintenance', 'prepare_maintenance'],
+  ['prepare_maintenance', 'maintenance'],
+  ['maintenance', 'maintenance'],
+  ['maintenance', 'catchingup'],
+];
+const INCOMING_SIDE: Pair[] = [
+  ['secondary', 'secondary'],
+  ['secondary', 'prepare_promotion'],
+  ['prepare_promotion', 'prepare_promotion'],
+  ['prepare_promotion', 'stop_replication'],
+  ['stop_replication', 'stop_replication'],
+  ['stop_replication', 'wait_primary'],
+  ['wait_primary', 'wait_primary'],
+];
+
+/** Maintenance of a standby: the primary's pairs, and the standby's. */
+const MAINTAINING_PRIMARY_SIDE: Pair[] = [
+  ['primary', 'primary'],
+  ['primary', 'wait_primary'],
+  ['wait_primary', 'wait_primary'],
+  ['wait_primary', 'primary'],
+];
+const MAINTENANCE_SIDE: Pair[] = [
+  ['secondary', 'wait_maintenance'],
+  ['wait_maintenance', 'wait_maintenance'],
+  ['wait_maintenance', 'maintenance'],
+  ['maintenance', 'maintenance'],
+  ['maintenance', 'catchingup'],
+];
+
 /** How the monitor sees one node: probe result, keeper heartbeat, WAL receiver. */
 interface Condition {
   health: NodeHealth;
@@ -84,20 +121,24 @@ const STANDBY_CONDITIONS: Condition[] = HEALTHS.flatMap((health) => [
   { health, keeper: 'silent' as const, streaming: true },
 ]);
 
-const FAILOVER_GOALS: ReadonlySet<NodeState> = new Set(['prepare_promotion', 'stop_replication']);
+/** Goals of the one node being promoted. */
+const CANDIDATE_GOALS: ReadonlySet<NodeState> = new Set(['fast_forward', 'prepare_promotion', 'stop_replication']);
+/** Goals that only exist while a failover or switchover runs: nothing else is writable then but the promoting node. */
+const IN_FAILOVER_GOALS: ReadonlySet<NodeState> = new Set([...CANDIDATE_GOALS, 'report_lsn', 'draining', 'demote_timeout', 'prepare_maintenance']);
 
 /**
  * Joint states the monitor can actually produce (inputs it never creates are skipped): at most
- * one writable goal; at most one node being promoted, and none while another node holds a
- * writable goal (failover-start demotes the old primary in the same decision); a `single` goal
- * only while every other node is still `init`.
+ * one writable goal; at most one candidate (fast_forward/prepare_promotion/stop_replication);
+ * while a failover or switchover runs (a candidate, a voter in report_lsn, or an outgoing
+ * primary), no writable goal but `stop_replication` (failover-start and the switchover demote the
+ * old primary in the same decision that starts it); a `single` goal only while every other node
+ * is still `init`.
  */
 function reachable(nodes: readonly NodeFacts[]): boolean {
   const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState));
   if (writable.length > 1) return false;
-  const promoting = nodes.filter((n) => FAILOVER_GOALS.has(n.goalState));
-  if (promoting.length > 1) return false;
-  if (promoting.length === 1 && writable.some((n) => !FAILOVER_GOALS.has(n.goalState))) return false;
+  if (nodes.filter((n) => CANDIDATE_GOALS.has(n.goalState)).length > 1) return false;
+  if (nodes.some((n) => IN_FAILOVER_GOALS.has(n.goalState)) && writable.some((n) => n.goalState !== 'stop_replication')) return false;
   if (nodes.some((n) => n.goalState === 'single') && nodes.some((n) => n.goalState !== 'single' && n.goalState !== 'init')) return false;
   return true;
 }
@@ -152,32 +193,49 @@ class Findings {
   }
 }
 
+/** These tests run tens of thousands of decisions: room beyond vitest's 5 s default. */
+const EXHAUSTIVE_TIMEOUT_MS = 30_000;
+
 const LSN_HIGH = lsn(0x5000000n);
 const LSN_LOW = lsn(0x5000000n - BigInt(S.catchupLagBytes) - 1n);
 
 describe('exhaustive safety invariants', () => {
-  it('2-node groups: every pair combination × health × keeper × streaming × LSN order', () => {
-    const findings = new Findings();
-    const combos: Array<[Pair, Condition[], Pair, Condition[], Array<readonly [Lsn, Lsn]>]> = [];
-    for (const p of PRIMARY_SIDE) {
-      for (const s of STANDBY_SIDE) {
-        // The primary-side node first (both LSN orders), then second (equal LSNs).
-        combos.push([p, PRIMARY_CONDITIONS, s, STANDBY_CONDITIONS, [[LSN_HIGH, LSN_HIGH], [LSN_HIGH, LSN_LOW]]]);
-        combos.push([s, STANDBY_CONDITIONS, p, PRIMARY_CONDITIONS, [[LSN_HIGH, LSN_HIGH]]]);
-      }
-    }
-    // Bootstrap: both nodes registered.
-    combos.push([['init', 'init'], STANDBY_CONDITIONS, ['init', 'init'], STANDBY_CONDITIONS, [[LSN_HIGH, LSN_HIGH]]]);
-    for (const [p1, cs1, p2, cs2, lsns] of combos) {
-      for (const c1 of cs1) {
-        for (const c2 of cs2) {
-          for (const [l1, l2] of lsns) findings.check(facts([makeNode(1, p1, c1, l1), makeNode(2, p2, c2, l2)]));
+  /**
+   * Every pair of `primarySide` × `standbySide` × conditions: the primary-side node first (both
+   * LSN orders), then second (equal LSNs, so that node ids break ties).
+   */
+  function checkTwoNodes(findings: Findings, primarySide: readonly Pair[], standbySide: readonly Pair[]): void {
+    for (const p of primarySide) {
+      for (const s of standbySide) {
+        for (const c1 of PRIMARY_CONDITIONS) {
+          for (const c2 of STANDBY_CONDITIONS) {
+            findings.check(facts([makeNode(1, p, c1, LSN_HIGH), makeNode(2, s, c2, LSN_HIGH)]));
+            findings.check(facts([makeNode(1, p, c1, LSN_HIGH), makeNode(2, s, c2, LSN_LOW)]));
+            findings.check(facts([makeNode(1, s, c2, LSN_HIGH), makeNode(2, p, c1, LSN_HIGH)]));
+          }
         }
       }
     }
+  }
+
+  it('2-node groups: every pair combination × health × keeper × streaming × LSN order', () => {
+    const findings = new Findings();
+    checkTwoNodes(findings, PRIMARY_SIDE, STANDBY_SIDE);
+    // Bootstrap: both nodes registered.
+    for (const c1 of STANDBY_CONDITIONS) {
+      for (const c2 of STANDBY_CONDITIONS) findings.check(facts([makeNode(1, ['init', 'init'], c1, LSN_HIGH), makeNode(2, ['init', 'init'], c2, LSN_HIGH)]));
+    }
     expect(findings.checked).toBeGreaterThan(10_000);
     expect(findings.list).toEqual([]);
-  });
+  }, EXHAUSTIVE_TIMEOUT_MS);
+
+  it('2-node switchovers and maintenance: outgoing primary × incoming standby, primary × standby in maintenance', () => {
+    const findings = new Findings();
+    checkTwoNodes(findings, OUTGOING_SIDE, INCOMING_SIDE);
+    checkTwoNodes(findings, MAINTAINING_PRIMARY_SIDE, MAINTENANCE_SIDE);
+    expect(findings.checked).toBeGreaterThan(5_000);
+    expect(findings.list).toEqual([]);
+  }, EXHAUSTIVE_TIMEOUT_MS);
 
   it('3-node groups: a primary-side node and two standbys × conditions × LSN order × candidate priority', () => {
     const findings = new Findings();
@@ -195,11 +253,11 @@ describe('exhaustive safety invariants', () => {
       ['secondary', 'secondary'], ['catchingup', 'catchingup'], ['init', 'wait_standby'], ['secondary', 'catchingup'],
       ['prepare_promotion', 'prepare_promotion'],
     ];
+    // (A keeper that says its Postgres is down is covered by the 2-node matrix.)
     const node1Conditions: Condition[] = [
       { health: 'good', keeper: 'alive', streaming: false },
       { health: 'good', keeper: 'silent', streaming: false },
       { health: 'bad', keeper: 'silent', streaming: false },
-      { health: 'bad', keeper: 'alive', streaming: false },
     ];
     const standbyConditions: Condition[] = [
       { health: 'good', keeper: 'alive', streaming: true },
@@ -230,5 +288,59 @@ describe('exhaustive safety invariants', () => {
     }
     expect(findings.checked).toBeGreaterThan(10_000);
     expect(findings.list).toEqual([]);
-  });
+  }, EXHAUSTIVE_TIMEOUT_MS);
+
+  it('3-node failovers and switchovers: an outgoing primary, a candidate or voter, and another standby × conditions × LSN order × candidate priority, election timed out', () => {
+    const findings = new Findings();
+    const outgoing: Pair[] = [
+      ['primary', 'demote_timeout'], ['demote_timeout', 'demote_timeout'], ['primary', 'draining'], ['draining', 'draining'],
+      ['prepare_maintenance', 'prepare_maintenance'],
+    ];
+    const candidateSide: Pair[] = [
+      ['secondary', 'report_lsn'], ['report_lsn', 'report_lsn'], ['report_lsn', 'prepare_promotion'], ['secondary', 'prepare_promotion'],
+      ['prepare_promotion', 'prepare_promotion'], ['report_lsn', 'fast_forward'], ['fast_forward', 'fast_forward'],
+      ['fast_forward', 'prepare_promotion'], ['prepare_promotion', 'stop_replication'], ['stop_replication', 'stop_replication'],
+    ];
+    const otherSide: Pair[] = [
+      ['secondary', 'report_lsn'], ['report_lsn', 'report_lsn'], ['secondary', 'secondary'], ['catchingup', 'catchingup'],
+      ['wait_maintenance', 'wait_maintenance'],
+    ];
+    const node1Conditions: Condition[] = [
+      { health: 'good', keeper: 'alive', streaming: false },
+      { health: 'bad', keeper: 'silent', streaming: false },
+    ];
+    // The old primary is gone or going: what matters is whether the keeper answers and Postgres runs.
+    const standbyConditions: Condition[] = [
+      { health: 'good', keeper: 'alive', streaming: false },
+      { health: 'good', keeper: 'silent', streaming: false },
+      { health: 'bad', keeper: 'alive', streaming: false },
+    ];
+    const LSN_MID = lsn(LSN_HIGH - 100n);
+    // Node 2 behind node 3; node 3 ahead with candidate priority 0; node 3 behind with a higher
+    // candidate priority (it must fast_forward first).
+    const orders = [[LSN_MID, LSN_HIGH, 50], [LSN_MID, LSN_HIGH, 0], [LSN_HIGH, LSN_MID, 100]] as const;
+    // Every goal was assigned longer than electionTimeoutMs ago: the election decides with whoever answered.
+    const timedOut = { goalChangedMs: T0 - S.electionTimeoutMs - 1 };
+    for (const p1 of outgoing) {
+      for (const p2 of candidateSide) {
+        for (const p3 of otherSide) {
+          for (const c1 of node1Conditions) {
+            for (const c2 of standbyConditions) {
+              for (const c3 of standbyConditions) {
+                for (const [l2, l3, prio3] of orders) {
+                  findings.check(facts([
+                    makeNode(1, p1, c1, LSN_HIGH, timedOut),
+                    makeNode(2, p2, c2, l2, timedOut),
+                    makeNode(3, p3, c3, l3, { candidatePriority: prio3, ...timedOut }),
+                  ]));
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    expect(findings.checked).toBeGreaterThan(10_000);
+    expect(findings.list).toEqual([]);
+  }, EXHAUSTIVE_TIMEOUT_MS);
 });

@@ -34,7 +34,7 @@ describe('two-node failover', () => {
       [2, 'prepare_promotion', 'failover-start'],
     ]);
     expect(group.history[0]?.reason).toMatch(/Postgres probe fails, keeper silent for \d+ ms, no standby streams/);
-    expect(group.history[1]?.reason).toMatch(/most advanced promotable standby \(LSN 0\/5000000, candidate priority 50\)/);
+    expect(group.history[1]?.reason).toBe('node 2 "node2" wins the election (candidate priority 50, LSN 0/5000000)');
     expect(groupPhase(group.facts)).toBe('failover');
     expect(writableGoalHolders(group.facts)).toEqual([]);
 

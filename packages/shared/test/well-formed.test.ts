@@ -37,11 +37,36 @@ const FIXTURES: Record<PlanName, { facts: GroupFacts; ruleId: string; phase: Gro
     facts: groupFacts().primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' }).standby({ ...orphanStandby, state: 'prepare_promotion' }).build(),
   },
   reelectCandidate: {
+    // The candidate's priority was set to 0 while it prepared: back to report_lsn with the other voter.
     ruleId: 'candidate-changed', phase: 'failover',
     facts: groupFacts()
       .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' })
+      .standby({ ...orphanStandby, state: 'prepare_promotion', candidatePriority: 0 })
+      .standby({ ...orphanStandby, state: 'report_lsn' })
+      .build(),
+  },
+  electFromReports: {
+    ruleId: 'election', phase: 'failover',
+    facts: groupFacts()
+      .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' })
+      .standby({ ...orphanStandby, state: 'report_lsn', lsn: '0/5000000' })
+      .standby({ ...orphanStandby, state: 'report_lsn', lsn: '0/6000000' })
+      .build(),
+  },
+  fastForwardDone: {
+    ruleId: 'fast-forward-done', phase: 'failover',
+    facts: groupFacts()
+      .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' })
+      .standby({ ...orphanStandby, state: 'fast_forward', lsn: '0/6000000', candidatePriority: 100 })
+      .standby({ ...orphanStandby, state: 'report_lsn', lsn: '0/6000000' })
+      .build(),
+  },
+  candidateBehind: {
+    ruleId: 'candidate-behind', phase: 'failover',
+    facts: groupFacts()
+      .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' })
       .standby({ ...orphanStandby, state: 'prepare_promotion', lsn: '0/5000000' })
-      .standby({ ...orphanStandby, lsn: '0/6000000', replicationQuorum: false })
+      .standby({ ...orphanStandby, state: 'report_lsn', lsn: '0/6000000' })
       .build(),
   },
   promotionDone: {
@@ -57,7 +82,22 @@ const FIXTURES: Record<PlanName, { facts: GroupFacts; ruleId: string; phase: Gro
     facts: groupFacts().primary({ state: 'wait_primary' }).standby({ state: 'catchingup' }).build(),
   },
   enableSync: { ruleId: 'enable-sync', phase: 'steady', facts: groupFacts().primary({ state: 'wait_primary' }).standby().build() },
+  syncStandbyGone: {
+    ruleId: 'sync-standby-gone', phase: 'steady',
+    facts: groupFacts().primary().standby({ state: 'maintenance', streaming: false }).build(),
+  },
+  maintenanceReady: {
+    ruleId: 'maintenance-ready', phase: 'steady',
+    facts: groupFacts()
+      .primary({ synchronousStandbyNames: 'ANY 1 (pgha_node_3)' })
+      .standby({ state: 'wait_maintenance' })
+      .standby()
+      .build(),
+  },
 };
+
+/** Guards that are not plans: operator commands are possible now. */
+const COMMAND_GUARDS = ['commandPossible'];
 
 const PLAN_NAMES = Object.keys(PLANS) as PlanName[];
 
@@ -74,15 +114,23 @@ function guardsByPhase(): Record<string, string[]> {
 }
 
 describe('group state machine is well formed', () => {
-  it('every plan has a guard implementation, and every guard is a plan', () => {
+  it('every plan has a guard implementation, and every guard is a plan or the operator-command guard', () => {
     const guards = Object.keys(groupMachine.implementations.guards).sort();
-    expect(guards).toEqual([...PLAN_NAMES].sort());
+    expect(guards).toEqual([...PLAN_NAMES, ...COMMAND_GUARDS].sort());
   });
 
   it('every plan is referenced by a transition of some phase, and every referenced guard exists', () => {
     const referenced = new Set(Object.values(guardsByPhase()).flat());
     expect(PLAN_NAMES.filter((name) => !referenced.has(name))).toEqual([]);
     expect([...referenced].filter((name) => !(name in PLANS))).toEqual([]);
+  });
+
+  it('every phase handles every operator command (carried out, or refused with a reason)', () => {
+    const commands = ['perform_switchover', 'perform_failover', 'perform_promotion', 'enable_maintenance', 'disable_maintenance', 'drop_node'];
+    for (const [phase, node] of Object.entries(groupMachine.config.states ?? {})) {
+      const on = (node as { on?: Record<string, unknown> }).on ?? {};
+      expect(commands.filter((c) => !(c in on)), phase).toEqual([]);
+    }
   });
 
   it('no phase lists the same rule twice', () => {

@@ -3,7 +3,7 @@
  * the node there. Pure data, so tests can cross-check it against the monitor's edges
  * (`MONITOR_EDGES`) without Postgres. Source: pg_auto_failover's `KeeperFSM[]` in `fsm.c`.
  */
-import { DEMOTING_STATES, type NodeState } from '@pgha/shared';
+import { DEMOTING_STATES, NODE_STATES, type NodeState } from '@pgha/shared';
 
 /** Names of the transition functions in `transitions.ts`. */
 export type TransitionName =
@@ -15,7 +15,9 @@ export type TransitionName =
   | 'prepareForPromotion'
   | 'promoteStandby'
   | 'stopPostgres'
-  | 'rewindOrBaseBackup';
+  | 'rewindOrBaseBackup'
+  | 'leavePostgresAlone'
+  | 'dropNode';
 
 /** One row: from `current` to `goal`, run `run`; `reason` is logged with the transition. */
 export interface KeeperTransition {
@@ -27,7 +29,8 @@ export interface KeeperTransition {
 
 const PRIMARY: NodeState[] = ['single', 'wait_primary', 'primary', 'join_primary', 'apply_settings'];
 const FOLLOWING: NodeState[] = ['catchingup', 'secondary', 'report_lsn', 'join_secondary', 'fast_forward'];
-const FENCED: NodeState[] = [...DEMOTING_STATES];
+const FENCED: NodeState[] = [...DEMOTING_STATES, 'prepare_maintenance'];
+const ALL: NodeState[] = NODE_STATES.filter((s) => s !== 'dropped');
 
 function rows(from: NodeState[], to: NodeState[], run: TransitionName, reason: string): KeeperTransition[] {
   return from.flatMap((current) => to.filter((goal) => goal !== current).map((goal) => ({ current, goal, run, reason })));
@@ -45,7 +48,10 @@ export const KEEPER_TRANSITIONS: readonly KeeperTransition[] = [
   ...rows([...FOLLOWING, 'prepare_promotion'], ['stop_replication'], 'promoteStandby', 'promote Postgres: stop replaying WAL and take writes'),
   ...rows(['stop_replication', 'prepare_promotion'], PRIMARY, 'promoteStandby', 'finish promotion and apply the primary settings'),
   ...rows([...PRIMARY, 'stop_replication', 'prepare_promotion', ...FENCED], FENCED, 'stopPostgres', 'fence: stop Postgres so that it takes no more writes'),
-  ...rows([...FENCED, ...PRIMARY, 'stop_replication'], ['catchingup'], 'rewindOrBaseBackup', 'rejoin as a standby: pg_rewind, or a fresh base backup when rewinding fails'),
+  ...rows([...FENCED, ...PRIMARY, 'stop_replication', 'maintenance', 'wait_maintenance'], ['catchingup'], 'rewindOrBaseBackup', 'rejoin as a standby: pg_rewind when the data was a primary, or a fresh base backup when rewinding fails'),
+  ...rows(['secondary', 'catchingup'], ['wait_maintenance'], 'followPrimary', 'keep streaming while the primary stops counting on this standby'),
+  ...rows(['wait_maintenance', 'secondary', 'catchingup', 'prepare_maintenance', ...PRIMARY, ...DEMOTING_STATES], ['maintenance'], 'leavePostgresAlone', 'maintenance: the keeper leaves Postgres to the operator'),
+  ...rows(ALL, ['dropped'], 'dropNode', 'dropped from the formation: stop Postgres (and remove its data when asked)'),
 ];
 
 /**

@@ -34,9 +34,15 @@ async function syncNamesFor(ctx: TransitionContext): Promise<string> {
   }
 }
 
-/** `init → single`: initdb (or adopt an existing data directory), start, create roles. */
+/**
+ * `init → single`: initdb, or adopt an existing data directory (its data untouched: pgha adds
+ * its config include, its pg_hba block and its roles, and restarts a running Postgres once so
+ * that its port, socket and replication settings apply), start, create roles.
+ */
 export const initPrimary: TransitionFn = async (ctx) => {
   await ctx.node.initdbIfNeeded();
+  ctx.node.writeConfig({ nodes: ctx.goal.nodes, synchronousStandbyNames: '' });
+  await ctx.node.restartIfUnreachable();
   await configurePrimary(ctx);
   await ctx.node.createRoles();
 };
@@ -129,6 +135,15 @@ export const rewindOrBaseBackup: TransitionFn = async (ctx) => {
   await ctx.node.followAsStandby(ctx.goal);
 };
 
+/** `maintenance`: the keeper leaves Postgres as it is, for the operator. */
+export const leavePostgresAlone: TransitionFn = async () => undefined;
+
+/** `dropped`: stop Postgres; with `--destroy`, remove the data directory too. */
+export const dropNode: TransitionFn = async (ctx) => {
+  await ctx.node.stop();
+  if (ctx.goal.destroy) ctx.node.destroyData();
+};
+
 /** Every transition function by name, as the table refers to them. */
 export const TRANSITION_FUNCTIONS: Record<TransitionName, TransitionFn> = {
   initPrimary,
@@ -140,6 +155,8 @@ export const TRANSITION_FUNCTIONS: Record<TransitionName, TransitionFn> = {
   promoteStandby,
   stopPostgres,
   rewindOrBaseBackup,
+  leavePostgresAlone,
+  dropNode,
 };
 
 /**
@@ -159,6 +176,7 @@ export async function ensureState(ctx: TransitionContext): Promise<void> {
     case 'report_lsn':
     case 'join_secondary':
     case 'fast_forward':
+    case 'wait_maintenance':
       return followPrimary(ctx);
     case 'prepare_promotion':
       return prepareForPromotion(ctx);
@@ -167,6 +185,7 @@ export async function ensureState(ctx: TransitionContext): Promise<void> {
     case 'draining':
     case 'demote_timeout':
     case 'demoted':
+    case 'prepare_maintenance':
       return ctx.node.stop();
     default:
       return undefined;

@@ -106,28 +106,37 @@ export function hostToHbaAddress(host: string): string {
   return host;
 }
 
+const HBA_BEGIN = '# BEGIN pgha: managed by the keeper from the formation\'s nodes; edits inside are overwritten';
+const HBA_END = '# END pgha';
+
 /**
- * Writes the whole `pg_hba.conf`: local (Unix socket) trust for the keeper, which reaches
- * the socket only through the data directory (mode 0700), then the given host entries.
+ * Writes pgha's block at the top of `pg_hba.conf` (first match wins): local (Unix socket)
+ * trust for the keeper, which reaches the socket only through a 0700 directory, then the given
+ * host entries. Lines outside the block (an adopted cluster's own rules) are kept below it.
  * There is never a `trust` entry for all addresses.
  *
  * @returns true when the file changed.
  */
 export function writeHba(pgdata: string, entries: readonly HbaEntry[]): boolean {
+  const path = join(pgdata, 'pg_hba.conf');
+  const existing = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const begin = existing.indexOf(HBA_BEGIN);
+  const end = existing.indexOf(HBA_END);
+  const rest = begin >= 0 && end > begin ? existing.slice(0, begin) + existing.slice(end + HBA_END.length).replace(/^\n/, '') : existing;
   const lines = [
-    '# Managed by pgha: rewritten by the keeper from the formation\'s nodes. Do not edit.',
+    HBA_BEGIN,
     '# TYPE  DATABASE     USER              ADDRESS              METHOD',
     'local   all          all                                    trust',
   ];
   const seen = new Set<string>();
   for (const e of entries) {
-    const line = `host    ${e.database.padEnd(12)} ${e.user.padEnd(17)} ${e.address.padEnd(20)} ${e.method}   # ${e.comment}`;
     const key = `${e.database} ${e.user} ${e.address}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    lines.push(line);
+    lines.push(`host    ${e.database.padEnd(12)} ${e.user.padEnd(17)} ${e.address.padEnd(20)} ${e.method}   # ${e.comment}`);
   }
-  return writeOwnedFileIfChanged(join(pgdata, 'pg_hba.conf'), `${lines.join('\n')}\n`);
+  lines.push(HBA_END);
+  return writeOwnedFileIfChanged(path, `${lines.join('\n')}\n${rest}`);
 }
 
 /** Creates or removes `standby.signal`. @returns true when it changed. */

@@ -128,6 +128,23 @@ export async function pgCtlStart(pgdata: string, logFile: string, timeoutS = 60)
   });
 }
 
+/** Restarts a running Postgres (`pg_ctl restart -m fast -w`), e.g. to apply a new port or socket directory. */
+export async function pgCtlRestart(pgdata: string, logFile: string, timeoutS = 60): Promise<void> {
+  await runPgProgram('pg_ctl', ['restart', '--pgdata', pgdata, '--mode', 'fast', '--wait', '--timeout', String(timeoutS), '--log', logFile, '--silent'], {
+    timeoutMs: (timeoutS + 10) * 1000,
+  });
+}
+
+/** The port a running postmaster listens on, from `postmaster.pid` (line 4). */
+export function postmasterPort(pgdata: string): number | undefined {
+  try {
+    const port = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[3]);
+    return Number.isInteger(port) && port > 0 ? port : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Stops Postgres: `fast` first, `immediate` if that has not finished within `timeoutS`.
  * Does nothing when it is not running.

@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FormationName, NodeReport, NodeStateSchema, RegisterNodeRequest, type RegisterNodeResponse } from '@pgha/shared';
 import type { AppDeps } from '../app.js';
-import { getFormation, getNode, insertNode, recordReport } from '../store/monitor-store.js';
+import { getFormation, getNode, insertNode, recordReport, removeNode } from '../store/monitor-store.js';
 import { nodeGoal } from './views.js';
 import { validate } from './validate.js';
 
@@ -28,9 +28,11 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     const { formation } = validate(FormationParams, req.params, 'params');
     const body = validate(RegisterNodeRequest, req.body, 'body');
     const result = await deps.db.transaction().execute(async (trx) => {
-      const f = await getFormation(trx, formation);
+      let f = await getFormation(trx, formation);
       let out!: { nodeId: number; groupId: number; created: boolean };
       await deps.driver.evaluateIn(trx, formation, 0, 'register', async () => {
+        // Re-read under the group lock: a concurrent drop formation answers 404, not 500.
+        f = await getFormation(trx, formation);
         const { node, created } = await insertNode(trx, formation, {
           name: body.name,
           host: body.host,
@@ -59,6 +61,12 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     const { nodeId } = validate(NodeIdParams, req.params, 'params');
     const report = validate(NodeReport, req.body, 'body');
     const node = await getNode(deps.db, nodeId);
+    if (node.goalState === 'dropped' && report.reportedState === 'dropped') {
+      // The keeper has stopped its Postgres: the node leaves the formation.
+      const goal = await nodeGoal(deps.db, nodeId);
+      await deps.db.transaction().execute((trx) => removeNode(trx, node, `node ${node.nodeId} "${node.name}" removed: its keeper reports it dropped`));
+      return goal;
+    }
     await deps.db.transaction().execute((trx) =>
       deps.driver.evaluateIn(trx, node.formationId, node.groupId, 'report', () => recordReport(trx, nodeId, report)),
     );

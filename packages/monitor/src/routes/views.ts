@@ -1,5 +1,5 @@
 /** Read models built from the store for the API's answers. */
-import { WRITABLE_STATES, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { WRITABLE_STATES, groupNote, parseLsn, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
 import { getFormation, getNode, groupFacts, listNodes, type Db, type NodeRow } from '../store/monitor-store.js';
 
 function member(n: NodeRow): GroupMember {
@@ -19,6 +19,14 @@ export async function nodeGoal(db: Db, nodeId: number): Promise<NodeGoal> {
   const nodes = await listNodes(db, node.formationId, node.groupId);
   const primary = primaryOf(nodes);
   const facts = groupFacts(formation, node.groupId, nodes, Date.now());
+  let upstream = primary && primary.nodeId !== node.nodeId ? member(primary) : null;
+  if (node.goalState === 'fast_forward') {
+    // The most advanced other standby holds the WAL this node lacks.
+    const ahead = nodes
+      .filter((n) => n.nodeId !== node.nodeId && ['report_lsn', 'secondary', 'join_secondary', 'catchingup', 'prepare_promotion'].includes(n.goalState))
+      .sort((a, b) => (parseLsn(b.reportedLsn) > parseLsn(a.reportedLsn) ? 1 : -1))[0];
+    if (ahead && parseLsn(ahead.reportedLsn) > parseLsn(node.reportedLsn)) upstream = member(ahead);
+  }
   return {
     nodeId: node.nodeId,
     name: node.name,
@@ -27,15 +35,23 @@ export async function nodeGoal(db: Db, nodeId: number): Promise<NodeGoal> {
     goalState: node.goalState,
     reportedState: node.reportedState,
     primary: primary ? member(primary) : null,
+    upstream,
     nodes: nodes.map(member),
     synchronousStandbyNames: primary ? synchronousStandbyNames(facts, primary.nodeId) : '',
+    destroy: node.destroyRequested,
   };
 }
 
 /** Rows of `pgha show state`. */
 export async function formationState(db: Db, formationId: string, nowMs: number): Promise<NodeStateRow[]> {
-  await getFormation(db, formationId);
-  const nodes = await listNodes(db, formationId);
+  const formation = await getFormation(db, formationId);
+  // Dropped nodes stay visible until their keeper confirms (then the row goes).
+  const nodes = await db.selectFrom('nodes').selectAll().where('formationId', '=', formationId).orderBy('nodeId').execute();
+  const notes = new Map<number, string>();
+  for (const groupId of new Set(nodes.map((n) => n.groupId))) {
+    const note = groupNote(groupFacts(formation, groupId, nodes.filter((n) => n.groupId === groupId && n.goalState !== 'dropped'), nowMs));
+    if (note) notes.set(note.nodeId, note.message);
+  }
   return nodes.map((n) => {
     const inRecovery = n.health === 'good' ? n.probeInRecovery : n.pgIsRunning ? n.isInRecovery : null;
     return {
@@ -51,6 +67,7 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
       goal_state: n.goalState,
       health: n.health,
       last_report_ago_ms: n.reportedAt ? Math.max(0, Math.round(nowMs - new Date(n.reportedAt).getTime())) : null,
+      note: notes.get(n.nodeId) ?? null,
     };
   });
 }

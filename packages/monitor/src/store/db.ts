@@ -47,6 +47,8 @@ export interface NodesTable {
   probeInRecovery: boolean | null;
   goalChangedAt: Generated<Date>;
   createdAt: Generated<Date>;
+  reportedSyncStandbyNames: string | null;
+  destroyRequested: Generated<boolean>;
 }
 
 /** `pgha.events`. */

@@ -131,6 +131,7 @@ export async function recordReport(trx: Transaction<Database>, nodeId: number, r
       reportedTimeline: report.timeline,
       upstreamStreaming: report.upstreamStreaming,
       transitionInProgress: report.transitionInProgress ?? null,
+      reportedSyncStandbyNames: report.synchronousStandbyNames ?? null,
       ...(report.upstreamStreaming ? { lastStreamingAt: sql`clock_timestamp()` } : {}),
     })
     .where('nodeId', '=', nodeId)
@@ -171,6 +172,8 @@ function toFacts(n: NodeRow): NodeFacts {
     upstreamStreaming: n.upstreamStreaming,
     lastStreamingMs: n.lastStreamingAt ? new Date(n.lastStreamingAt).getTime() : null,
     health: n.health as NodeHealth,
+    goalChangedMs: new Date(n.goalChangedAt).getTime(),
+    synchronousStandbyNames: n.reportedSyncStandbyNames,
   };
 }
 
@@ -210,6 +213,21 @@ export async function writeAssignments(trx: Transaction<Database>, formationId: 
   if (assignments.length > 0) {
     await sql`select pg_notify('pgha_goal', ${[...new Set(assignments.map((a) => a.nodeId))].join(',')})`.execute(trx);
   }
+}
+
+/** Marks a dropped node for data removal by its keeper (`pgha drop node --destroy`). */
+export async function requestDestroy(trx: Transaction<Database>, nodeId: number): Promise<void> {
+  await trx.updateTable('nodes').set({ destroyRequested: true }).where('nodeId', '=', nodeId).execute();
+}
+
+/** Deletes a dropped node's row, with an event saying so. */
+export async function removeNode(trx: Transaction<Database>, node: NodeRow, reason: string): Promise<void> {
+  await trx.insertInto('events').values({
+    formationId: node.formationId, groupId: node.groupId, nodeId: node.nodeId, nodeName: node.name,
+    reportedState: node.reportedState, oldGoalState: node.goalState, newGoalState: 'dropped', reportedLsn: node.reportedLsn,
+    rule: 'node-removed', reason,
+  }).execute();
+  await trx.deleteFrom('nodes').where('nodeId', '=', node.nodeId).execute();
 }
 
 /** The latest `count` events of a formation, oldest first. */

@@ -5,8 +5,8 @@
  */
 import { transition } from 'xstate';
 import { WRITABLE_STATES, type NodeState } from '../states.js';
-import type { Assignment, GroupEvent, GroupFacts } from './facts.js';
-import { groupMachine, type AssignGoalStatesParams, type GroupPhase } from './machine.js';
+import type { Assignment, EvaluateEvent, GroupEvent, GroupFacts } from './facts.js';
+import { groupMachine, type AssignGoalStatesParams, type GroupPhase, type RefuseCommandParams } from './machine.js';
 
 const FAILOVER_GOALS: ReadonlySet<NodeState> = new Set<NodeState>([
   'prepare_promotion',
@@ -14,6 +14,7 @@ const FAILOVER_GOALS: ReadonlySet<NodeState> = new Set<NodeState>([
   'report_lsn',
   'fast_forward',
   'draining',
+  'prepare_maintenance',
 ]);
 
 /**
@@ -35,6 +36,10 @@ export interface Decision {
   rule: string | undefined;
   /** Goal assignments, each with its reason; empty when nothing changes. */
   assignments: Assignment[];
+  /** Operator commands only: why the command cannot be done now (nothing changes). */
+  refusal?: string;
+  /** Operator commands only: a remark on a command that needed no change. */
+  note?: string;
 }
 
 /**
@@ -54,12 +59,17 @@ export function decide(facts: GroupFacts, event: GroupEvent = { type: 'evaluate'
   const snapshot = groupMachine.resolveState({ value: phase, context: { facts } });
   const [next, actions] = transition(groupMachine, snapshot, event);
   const fired = actions.find((a) => a.type === 'assignGoalStates');
+  const refused = actions.find((a) => a.type === 'refuseCommand');
   const params = fired?.params as AssignGoalStatesParams | undefined;
+  const assignments = params?.assignments ?? [];
+  void next;
   return {
     phase,
-    nextPhase: next.value as GroupPhase,
-    rule: params?.assignments[0]?.rule,
-    assignments: params?.assignments ?? [],
+    nextPhase: groupPhase(applyAssignments(facts, assignments)),
+    rule: assignments[0]?.rule,
+    assignments,
+    ...(refused ? { refusal: (refused.params as RefuseCommandParams).reason } : {}),
+    ...(params?.note ? { note: params.note } : {}),
   };
 }
 
@@ -82,7 +92,7 @@ export function applyAssignments(facts: GroupFacts, assignments: readonly Assign
  *
  * @returns every assignment in order; a node may appear more than once.
  */
-export function decideUntilStable(facts: GroupFacts, event: GroupEvent, maxSteps = 8): Assignment[] {
+export function decideUntilStable(facts: GroupFacts, event: EvaluateEvent = { type: 'evaluate', cause: 'timer' }, maxSteps = 8): Assignment[] {
   const all: Assignment[] = [];
   let current = facts;
   for (let step = 0; step < maxSteps; step++) {

@@ -4,47 +4,41 @@
  * the next is assigned). The keeper's transition table must have a row for each: a test
  * cross-checks them, as pg_auto_failover learned to after issue #1168.
  */
-import type { NodeState } from '../states.js';
+import { NODE_STATES, type NodeState } from '../states.js';
+
+type Edge = readonly [NodeState, NodeState];
+
+function all(from: readonly NodeState[], to: readonly NodeState[]): Edge[] {
+  return from.flatMap((f) => to.filter((t) => t !== f).map((t) => [f, t] as const));
+}
+
+const PRIMARY: NodeState[] = ['single', 'wait_primary', 'primary', 'join_primary', 'apply_settings'];
+const FOLLOWING: NodeState[] = ['catchingup', 'secondary', 'report_lsn', 'fast_forward', 'join_secondary', 'prepare_promotion'];
+const OUTGOING: NodeState[] = ['draining', 'demote_timeout', 'prepare_maintenance'];
 
 /** `[from, goal]` pairs. */
-export const MONITOR_EDGES: ReadonlyArray<readonly [NodeState, NodeState]> = [
-  // first-node-single
+export const MONITOR_EDGES: ReadonlyArray<Edge> = [
+  // Bootstrap and standbys joining (first-node-single, register-standby, standby-start-catchingup).
   ['init', 'single'],
-  // register-standby
   ['init', 'wait_standby'],
-  ['single', 'wait_primary'],
-  ['wait_primary', 'join_primary'],
-  ['primary', 'join_primary'],
-  // standby-start-catchingup
-  ['wait_standby', 'catchingup'],
   ['init', 'catchingup'],
-  ['join_primary', 'primary'],
-  ['join_primary', 'wait_primary'],
-  ['single', 'join_primary'],
-  ['wait_primary', 'primary'],
-  ['primary', 'wait_primary'],
-  // standby-caught-up / standby-failed
-  ['catchingup', 'secondary'],
-  ['secondary', 'catchingup'],
-  // failover-start
-  ['primary', 'demote_timeout'],
-  ['join_primary', 'demote_timeout'],
-  ['wait_primary', 'demote_timeout'],
-  ['secondary', 'prepare_promotion'],
-  ['catchingup', 'prepare_promotion'],
-  // promote-candidate
-  ['prepare_promotion', 'stop_replication'],
-  ['secondary', 'stop_replication'],
-  // candidate-changed
-  ['prepare_promotion', 'secondary'],
-  // promotion-done
+  ['wait_standby', 'catchingup'],
+  // A primary changing its replication settings (register-standby, enable-sync, standby-failed,
+  // sync-standby-gone, standby-start-catchingup, promotion-done).
+  ...all(PRIMARY, PRIMARY),
   ['stop_replication', 'wait_primary'],
   ['prepare_promotion', 'wait_primary'],
-  ['demote_timeout', 'demoted'],
-  ['primary', 'demoted'],
-  ['wait_primary', 'demoted'],
-  // demoted-rejoin
-  ['demoted', 'catchingup'],
-  ['demote_timeout', 'catchingup'],
-  ['primary', 'catchingup'],
+  // Standbys following, catching up, electing, fast-forwarding and joining a new primary.
+  ...all(FOLLOWING, FOLLOWING),
+  ...all(FOLLOWING, ['stop_replication']),
+  // A primary leaving: failover (demote_timeout), switchover (draining), maintenance.
+  ...all([...PRIMARY, 'stop_replication'], OUTGOING),
+  ...all([...PRIMARY, ...OUTGOING], ['demoted', 'maintenance']),
+  // Rejoining as a standby (demoted-rejoin, disable-maintenance).
+  ...all(['demoted', 'demote_timeout', 'draining', 'maintenance', 'prepare_maintenance', 'wait_maintenance', ...PRIMARY], ['catchingup']),
+  // Standby maintenance.
+  ...all(['secondary', 'catchingup'], ['wait_maintenance']),
+  ...all(['wait_maintenance', 'secondary', 'catchingup'], ['maintenance']),
+  // Dropping a node, from whatever state it is in.
+  ...all(NODE_STATES.filter((s) => s !== 'dropped'), ['dropped']),
 ];

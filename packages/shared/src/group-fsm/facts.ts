@@ -29,6 +29,10 @@ export interface NodeFacts {
   readonly lastStreamingMs: number | null;
   /** Monitor's Postgres probe. */
   readonly health: NodeHealth;
+  /** When the monitor last changed this node's goal (absent: unknown). */
+  readonly goalChangedMs?: number | null;
+  /** Keeper's view on a primary: the `synchronous_standby_names` Postgres runs with. */
+  readonly synchronousStandbyNames?: string | null;
 }
 
 /** Everything one decision about one group may read. Pure data: `nowMs` is a fact. */
@@ -41,9 +45,27 @@ export interface GroupFacts {
   readonly nodes: readonly NodeFacts[];
 }
 
-/** What prompted a decision; it only changes the reason text, never the outcome. */
-export type GroupEvent =
-  | { type: 'evaluate'; cause: 'register' | 'report' | 'health' | 'timer' | 'settings' };
+/** A new fact or a tick: decide what the facts call for. */
+export interface EvaluateEvent {
+  type: 'evaluate';
+  cause: 'register' | 'report' | 'health' | 'timer' | 'settings';
+}
+
+/**
+ * An operator command. Each either yields assignments or is refused with a reason; a refused
+ * command changes nothing. Source: pg_auto_failover's `perform_failover`,
+ * `perform_promotion`, `start_maintenance`/`stop_maintenance`, `remove_node`.
+ */
+export type OperatorEvent =
+  | { type: 'perform_switchover' }
+  | { type: 'perform_failover' }
+  | { type: 'perform_promotion'; nodeId: number }
+  | { type: 'enable_maintenance'; nodeId: number; allowFailover: boolean }
+  | { type: 'disable_maintenance'; nodeId: number }
+  | { type: 'drop_node'; nodeId: number };
+
+/** Everything the group machine reacts to. */
+export type GroupEvent = EvaluateEvent | OperatorEvent;
 
 /** One goal assignment with its reason and the stable id of the rule that made it. */
 export interface Assignment {

@@ -9,9 +9,9 @@
 import { formatLsn } from '../lsn.js';
 import type { NodeState } from '../states.js';
 import type { Assignment, GroupFacts, NodeFacts } from './facts.js';
+import { appNameOf, describeWinner, elect, isEligible, reportingStandbys } from './election.js';
 import {
   isCurrentState,
-  isPromotable,
   isStreaming,
   keeperIsAlive,
   postgresIsDown,
@@ -130,131 +130,182 @@ export const standbyFailed: Plan = (facts) => {
   return nonEmpty(out, facts);
 };
 
+/** Goal states of a node in the promotion pipeline of a failover or switchover. */
+const PROMOTION_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['report_lsn', 'fast_forward', 'prepare_promotion', 'stop_replication']);
+
+/** Goal states of a primary being replaced. */
+const OUTGOING_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['draining', 'demote_timeout', 'prepare_maintenance']);
+
+/** The primary being replaced by a failover or switchover in progress, if any. */
+export function outgoingPrimary(facts: GroupFacts): NodeFacts | undefined {
+  return facts.nodes.find((n) => OUTGOING_GOALS.has(n.goalState));
+}
+
 /**
- * The node to promote among the group's standbys, and whether promoting it keeps every commit
- * that synchronous replication acknowledged. Commits on a `primary` wait for n of the k quorum
- * standbys (`ANY n (…)`), so an acknowledged commit is on at least n of them: once at least
- * k − n + 1 quorum standbys have reported (keeper alive), every acknowledged commit is on one of
- * them, and a candidate at or past the most advanced of them has it.
- *
- * The candidate is the most advanced promotable standby (ties: higher candidate priority, then
- * lower node id). Until `fast_forward` exists, a candidate behind another reporting standby is
- * not promoted.
- *
- * @returns the candidate, or the reason why there is none.
+ * The outgoing primary can no longer acknowledge commits: it failed, or it ran with
+ * synchronous replication on and was assigned `demote_timeout` (failover), or a planned
+ * demotion (`draining`, `prepare_maintenance`) has stopped it.
  */
-export function electCandidate(facts: GroupFacts, primary: NodeFacts): { candidate: NodeFacts } | { why: string } {
-  const promotable = facts.nodes
-    .filter((n) => n.nodeId !== primary.nodeId && (isPromotable(facts, n) || (isCurrentState(n, 'prepare_promotion') && n.candidatePriority > 0 && keeperIsAlive(facts, n))))
-    .sort((a, b) =>
-      a.reportedLsn !== b.reportedLsn ? (b.reportedLsn > a.reportedLsn ? 1 : -1) : b.candidatePriority - a.candidatePriority || a.nodeId - b.nodeId,
-    );
-  const candidate = promotable[0];
-  if (!candidate) return { why: 'no standby is promotable (secondary, keeper alive, candidate priority > 0)' };
-  const quorum = facts.nodes.filter(
-    (n) => n.nodeId !== primary.nodeId && n.replicationQuorum && (n.goalState === 'secondary' || n.goalState === 'prepare_promotion'),
-  );
-  const k = quorum.length;
-  const n = Math.min(k, Math.max(1, facts.settings.numberSyncStandbys));
-  const reporting = quorum.filter((q) => keeperIsAlive(facts, q));
-  if (k > 0 && reporting.length < k - n + 1) {
-    return { why: `only ${reporting.length} of ${k} quorum standbys reported; ${k - n + 1} are needed to know the last acknowledged commit` };
+function outgoingIsFenced(facts: GroupFacts, old: NodeFacts | undefined): boolean {
+  if (!old || old.goalState === 'demote_timeout') return true;
+  return old.reportedState === old.goalState || postgresIsDown(facts, old) || !keeperIsAlive(facts, old);
+}
+
+/**
+ * Starts an election after `old`: with two or more secondaries, each goes to `report_lsn`;
+ * with one, the election runs at once (the fast path of a two-node group).
+ */
+export function startElection(facts: GroupFacts, old: NodeFacts | undefined, rule: string, oldGoal?: { goal: NodeState; reason: string }): Assignment[] | undefined {
+  const standbys = facts.nodes.filter((n) => n.nodeId !== old?.nodeId && n.goalState === 'secondary');
+  let out: Assignment[];
+  if (standbys.length >= 2) {
+    out = standbys.map((n) => assign(n, 'report_lsn', rule, `${describe(n)} reports its LSN for the election`));
+  } else {
+    // Only a standby that reached secondary (caught up, synchronous) may win at once.
+    const result = elect(facts, old, standbys.filter((n) => isCurrentState(n, 'secondary')));
+    if ('why' in result) return undefined;
+    out = [assign(result.winner, result.behind ? 'fast_forward' : 'prepare_promotion', rule, describeWinner(result))];
   }
-  const ahead = facts.nodes.find((o) => o.nodeId !== primary.nodeId && o.nodeId !== candidate.nodeId && keeperIsAlive(facts, o) && o.reportedLsn > candidate.reportedLsn);
-  if (ahead) return { why: `${describe(ahead)} is more advanced than every promotable standby` };
-  return { candidate };
+  if (old && oldGoal) out.unshift(assign(old, oldGoal.goal, rule, oldGoal.reason));
+  return nonEmpty(out, facts);
 }
 
 /**
  * Rule `failover-start`: the primary has failed (probe fails, keeper silent or Postgres not
  * running, no standby streaming) while it ran with synchronous replication on (`primary`
- * reported), so it could not acknowledge a commit that its synchronous standbys lack. The
- * elected standby ({@link electCandidate}) goes to `prepare_promotion`; the old primary goes
- * to `demote_timeout`.
+ * reported), so it cannot acknowledge a commit its synchronous standbys lack: it goes to
+ * `demote_timeout` and the election starts ({@link startElection}). Also restarts an election
+ * that ended without a candidate (rule `election-restart`).
  */
 export const failoverStart: Plan = (facts) => {
   const primary = writableNode(facts);
-  if (!primary || !isCurrentState(primary, 'primary') || !primaryHasFailed(facts, primary)) return undefined;
-  const election = electCandidate(facts, primary);
-  if (!('candidate' in election)) return undefined;
-  const { candidate } = election;
-  const silentMs = primary.lastReportMs === null ? 'ever' : `${facts.nowMs - primary.lastReportMs} ms`;
-  return [
-    assign(primary, 'demote_timeout', 'failover-start',
-      `${describe(primary)} failed: Postgres probe fails, keeper ${keeperIsAlive(facts, primary) ? 'reports Postgres down' : `silent for ${silentMs}`}, no standby streams from it`),
-    assign(candidate, 'prepare_promotion', 'failover-start',
-      `${describe(candidate)} is the most advanced promotable standby (LSN ${formatLsn(candidate.reportedLsn)}, candidate priority ${candidate.candidatePriority})`),
-  ];
+  if (primary) {
+    if (!isCurrentState(primary, 'primary') || !primaryHasFailed(facts, primary)) return undefined;
+    const silent = primary.lastReportMs === null ? 'ever' : `${facts.nowMs - primary.lastReportMs} ms`;
+    return startElection(facts, primary, 'failover-start', {
+      goal: 'demote_timeout',
+      reason: `${describe(primary)} failed: Postgres probe fails, keeper ${keeperIsAlive(facts, primary) ? 'reports Postgres down' : `silent for ${silent}`}, no standby streams from it`,
+    });
+  }
+  const old = outgoingPrimary(facts);
+  if (!old || facts.nodes.some((n) => PROMOTION_GOALS.has(n.goalState)) || !outgoingIsFenced(facts, old)) return undefined;
+  return startElection(facts, old, 'election-restart');
 };
 
-/** The node being promoted and the old primary being demoted, during a failover. */
-function failoverPair(facts: GroupFacts, candidateState: NodeState): { candidate: NodeFacts; others: NodeFacts[] } | undefined {
-  const candidate = facts.nodes.find((n) => isCurrentState(n, candidateState));
-  if (!candidate) return undefined;
-  return { candidate, others: facts.nodes.filter((n) => n.nodeId !== candidate.nodeId) };
-}
-
 /**
- * The node that reached `prepare_promotion`, the election re-run against the old primary, and
- * whether that node is still the one elected.
+ * Rule `election`: every standby in `report_lsn` has reported (or `electionTimeoutMs` has
+ * passed since they were asked): the winner ({@link elect}) goes to `prepare_promotion`, or to
+ * `fast_forward` when it is behind the most advanced standby.
  */
-function pendingPromotion(facts: GroupFacts): { candidate: NodeFacts; election: ReturnType<typeof electCandidate>; stillElected: boolean } | undefined {
-  const pair = failoverPair(facts, 'prepare_promotion');
-  const oldPrimary = pair?.others.find((n) => n.goalState === 'demote_timeout' || n.goalState === 'draining');
-  if (!pair || !oldPrimary) return undefined;
-  const election = electCandidate(facts, oldPrimary);
-  return { candidate: pair.candidate, election, stillElected: 'candidate' in election && election.candidate.nodeId === pair.candidate.nodeId };
-}
+export const electFromReports: Plan = (facts) => {
+  const voters = facts.nodes.filter((n) => n.goalState === 'report_lsn');
+  if (voters.length === 0 || facts.nodes.some((n) => PROMOTION_GOALS.has(n.goalState) && n.goalState !== 'report_lsn')) return undefined;
+  const answered = voters.filter((v) => v.reportedState === 'report_lsn' && keeperIsAlive(facts, v));
+  const askedMs = Math.max(...voters.map((v) => v.goalChangedMs ?? Number.POSITIVE_INFINITY));
+  const timedOut = Number.isFinite(askedMs) && facts.nowMs - askedMs >= facts.settings.electionTimeoutMs;
+  if (answered.length < voters.length && !timedOut) return undefined;
+  const result = elect(facts, outgoingPrimary(facts), answered);
+  if ('why' in result) return undefined;
+  const late = voters.filter((v) => !answered.includes(v));
+  const suffix = late.length > 0 ? ` (decided after ${facts.settings.electionTimeoutMs} ms without ${late.map(describe).join(', ')})` : '';
+  return [assign(result.winner, result.behind ? 'fast_forward' : 'prepare_promotion', 'election', `${describeWinner(result)}${suffix}`)];
+};
+
+/** Rule `fast-forward-done`: the winner has fetched the WAL it lacked: it may promote. */
+export const fastForwardDone: Plan = (facts) => {
+  const winner = facts.nodes.find((n) => isCurrentState(n, 'fast_forward'));
+  if (!winner) return undefined;
+  const ahead = reportingStandbys(facts, outgoingPrimary(facts)).find((r) => r.nodeId !== winner.nodeId && r.reportedLsn > winner.reportedLsn);
+  if (ahead) return undefined;
+  return [assign(winner, 'prepare_promotion', 'fast-forward-done', `${describe(winner)} has the most advanced WAL (LSN ${formatLsn(winner.reportedLsn)})`)];
+};
 
 /**
- * Rule `promote-candidate`: the candidate reached `prepare_promotion`. The old primary ran
- * with synchronous replication on, and the candidate no longer acknowledges its WAL, so the
- * old primary cannot acknowledge any further commit: the candidate may promote at once
- * without waiting out a demote timeout.
+ * Rule `promote-candidate`: the candidate reached `prepare_promotion`, is still eligible and
+ * at or past every reporting standby's LSN, and the outgoing primary can no longer acknowledge
+ * commits (see `outgoingIsFenced`): promote. In a failover there is no demote timeout to wait
+ * out: the old primary ran with synchronous replication on.
  */
 export const promoteCandidate: Plan = (facts) => {
-  const pending = pendingPromotion(facts);
-  if (!pending || !pending.stillElected) return undefined;
-  return [assign(pending.candidate, 'stop_replication', 'promote-candidate',
-    `${describe(pending.candidate)} promotes: the old primary cannot acknowledge commits without this synchronous standby`)];
+  const candidate = facts.nodes.find((n) => isCurrentState(n, 'prepare_promotion'));
+  const old = outgoingPrimary(facts);
+  if (!candidate || !outgoingIsFenced(facts, old) || !isEligible(facts, candidate)) return undefined;
+  if (reportingStandbys(facts, old).some((r) => r.reportedLsn > candidate.reportedLsn)) return undefined;
+  const why = old?.goalState === 'demote_timeout' ? 'the old primary cannot acknowledge commits without its synchronous standbys' : 'the old primary has stopped';
+  return [assign(candidate, 'stop_replication', 'promote-candidate', `${describe(candidate)} promotes: ${why}`)];
 };
 
 /**
- * Rule `candidate-changed`: the node in `prepare_promotion` is no longer the one to promote
- * (a more advanced standby reported, or its candidate priority is now 0). It goes back to
- * `secondary`; the newly elected node goes to `prepare_promotion`.
+ * Rule `candidate-behind`: once the outgoing primary is fenced, a standby reports more WAL
+ * than the candidate: the candidate fetches it first (`fast_forward`).
+ */
+export const candidateBehind: Plan = (facts) => {
+  const candidate = facts.nodes.find((n) => isCurrentState(n, 'prepare_promotion'));
+  const old = outgoingPrimary(facts);
+  if (!candidate || !outgoingIsFenced(facts, old) || !isEligible(facts, candidate)) return undefined;
+  const ahead = reportingStandbys(facts, old).find((r) => r.reportedLsn > candidate.reportedLsn);
+  if (!ahead) return undefined;
+  return [assign(candidate, 'fast_forward', 'candidate-behind', `${describe(ahead)} has more WAL (LSN ${formatLsn(ahead.reportedLsn)}) than ${describe(candidate)}: fetching it before promotion`)];
+};
+
+/**
+ * Rule `candidate-changed`: the candidate is no longer eligible (candidate priority now 0,
+ * keeper silent, Postgres down): it goes back to `report_lsn` (or `secondary`) and the election
+ * runs again.
  */
 export const reelectCandidate: Plan = (facts) => {
-  const pending = pendingPromotion(facts);
-  if (!pending || pending.stillElected) return undefined;
-  const { candidate, election } = pending;
-  const out = [assign(candidate, 'secondary', 'candidate-changed',
-    `${describe(candidate)} is no longer the node to promote: ${'why' in election ? election.why : `${describe(election.candidate)} is more advanced`}`)];
-  if ('candidate' in election) {
-    out.push(assign(election.candidate, 'prepare_promotion', 'candidate-changed',
-      `${describe(election.candidate)} is now the most advanced promotable standby (LSN ${formatLsn(election.candidate.reportedLsn)})`));
-  }
-  return out;
+  const candidate = facts.nodes.find((n) => n.goalState === 'prepare_promotion' || n.goalState === 'fast_forward');
+  if (!candidate || isEligible(facts, candidate)) return undefined;
+  const back = facts.nodes.some((n) => n.goalState === 'report_lsn') ? 'report_lsn' : 'secondary';
+  return [assign(candidate, back, 'candidate-changed', `${describe(candidate)} is no longer eligible for promotion (candidate priority ${candidate.candidatePriority}, keeper ${keeperIsAlive(facts, candidate) ? 'alive' : 'silent'}, Postgres ${candidate.pgIsRunning ? 'running' : 'down'})`)];
 };
 
 /**
  * Rule `promotion-done`: the candidate promoted (`stop_replication` reached). It becomes
- * `wait_primary`; the old primary is `demoted`; other standbys go back to `catchingup` to
- * follow the new primary.
+ * `wait_primary`; the old primary is `demoted` (or `maintenance` when it left for maintenance);
+ * the other standbys `join_secondary` to follow the new primary.
  */
 export const promotionDone: Plan = (facts) => {
-  const pair = failoverPair(facts, 'stop_replication');
-  if (!pair) return undefined;
-  const { candidate, others } = pair;
+  const candidate = facts.nodes.find((n) => isCurrentState(n, 'stop_replication'));
+  if (!candidate) return undefined;
   const out = [assign(candidate, 'wait_primary', 'promotion-done', `${describe(candidate)} is promoted and takes writes; no standby is synchronous yet`)];
-  for (const n of others) {
-    if (n.goalState === 'draining' || n.goalState === 'demote_timeout') {
+  for (const n of facts.nodes) {
+    if (n.nodeId === candidate.nodeId) continue;
+    if (n.goalState === 'prepare_maintenance') {
+      out.push(assign(n, 'maintenance', 'promotion-done', `${describe(n)} is in maintenance; ${describe(candidate)} is the primary`));
+    } else if (n.goalState === 'draining' || n.goalState === 'demote_timeout') {
       out.push(assign(n, 'demoted', 'promotion-done', `${describe(n)} is the old primary: it stays stopped until it rejoins as a standby of ${describe(candidate)}`));
-    } else if (n.goalState === 'secondary' || n.goalState === 'catchingup') {
-      out.push(assign(n, 'catchingup', 'promotion-done', `${describe(n)} follows the new primary ${describe(candidate)}`));
+    } else if (['secondary', 'report_lsn', 'fast_forward', 'prepare_promotion'].includes(n.goalState)) {
+      out.push(assign(n, 'join_secondary', 'promotion-done', `${describe(n)} follows the new primary ${describe(candidate)}`));
     }
   }
   return nonEmpty(out, facts);
+};
+
+/**
+ * Rule `sync-standby-gone`: a `primary` has no quorum standby left in `secondary` (dropped,
+ * in maintenance, replication quorum turned off) and number_sync_standbys is 0: it goes to
+ * `wait_primary` so that writes do not wait for a standby that is not there.
+ */
+export const syncStandbyGone: Plan = (facts) => {
+  const primary = writableNode(facts);
+  if (!primary || primary.goalState !== 'primary' || facts.settings.numberSyncStandbys > 0) return undefined;
+  if (quorumStandbys(facts, primary.nodeId).length > 0) return undefined;
+  return [assign(primary, 'wait_primary', 'sync-standby-gone', 'no standby with replication quorum is secondary: synchronous replication off')];
+};
+
+/**
+ * Rule `maintenance-ready`: a standby waiting for maintenance is no longer part of the
+ * primary's synchronous replication (the primary has settled on its new
+ * `synchronous_standby_names`): it enters `maintenance`.
+ */
+export const maintenanceReady: Plan = (facts) => {
+  const primary = settledPrimary(facts);
+  const out = facts.nodes
+    .filter((n) => n.goalState === 'wait_maintenance')
+    .filter((n) => !primary || !(primary.synchronousStandbyNames ?? '').split(/[\s,()]+/).includes(appNameOf(n)))
+    .map((n) => assign(n, 'maintenance', 'maintenance-ready', `${describe(n)} is out of synchronous replication: maintenance`));
+  return out.length > 0 ? out : undefined;
 };
 
 /**
@@ -281,7 +332,7 @@ export const standbyCaughtUp: Plan = (facts) => {
     .filter(
       (n) =>
         n.nodeId !== primary.nodeId &&
-        isCurrentState(n, 'catchingup') &&
+        (isCurrentState(n, 'catchingup') || isCurrentState(n, 'join_secondary')) &&
         isStreaming(facts, n) &&
         n.pgIsRunning &&
         n.reportedTimeline === primary.reportedTimeline &&
@@ -315,7 +366,12 @@ export const PLANS = {
   failoverStart,
   promoteCandidate,
   reelectCandidate,
+  electFromReports,
+  fastForwardDone,
+  candidateBehind,
   promotionDone,
+  syncStandbyGone,
+  maintenanceReady,
   rejoinDemoted,
   standbyCaughtUp,
   enableSync,

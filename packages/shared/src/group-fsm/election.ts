@@ -1,0 +1,96 @@
+/**
+ * The failover election, pure. Source: pg_auto_failover's candidate selection
+ * (`pgautofailover.get_most_advanced_standby`, `fast_forward`), with one rule made explicit:
+ * never promote below a commit that synchronous replication acknowledged.
+ */
+import { formatLsn } from '../lsn.js';
+import { nodeApplicationName } from '../settings.js';
+import { STANDBY_STATES, type NodeState } from '../states.js';
+import type { GroupFacts, NodeFacts } from './facts.js';
+import { keeperIsAlive } from './guards.js';
+
+/** Goal states of a node that may hold acknowledged WAL of the old primary. */
+const ELECTORATE_GOALS: ReadonlySet<NodeState> = new Set<NodeState>([...STANDBY_STATES, 'stop_replication', 'wait_maintenance']);
+
+function describe(node: NodeFacts): string {
+  return `node ${node.nodeId} "${node.name}"`;
+}
+
+/**
+ * The synchronous set the old primary committed with: the quorum standbys the monitor counts,
+ * plus any node named in the `synchronous_standby_names` the old primary last reported (it may
+ * not have applied a change yet), and the smallest `n` of `ANY n` either says.
+ */
+export function synchronousSet(facts: GroupFacts, oldPrimary: NodeFacts | undefined): { members: NodeFacts[]; n: number } {
+  const reported = oldPrimary?.synchronousStandbyNames ?? '';
+  const named = new Set([...reported.matchAll(/pgha_node_(\d+)/g)].map((m) => Number(m[1])));
+  const members = facts.nodes.filter(
+    (n) => n.nodeId !== oldPrimary?.nodeId && ((n.replicationQuorum && ELECTORATE_GOALS.has(n.goalState)) || named.has(n.nodeId)),
+  );
+  const k = members.length;
+  const reportedN = Number(/^\s*(?:ANY\s+)?(\d+)\s*\(/i.exec(reported)?.[1] ?? NaN);
+  const computedN = Math.min(k, Math.max(1, facts.settings.numberSyncStandbys));
+  const n = Number.isFinite(reportedN) ? Math.min(reportedN, computedN) : computedN;
+  return { members, n: Math.max(1, n) };
+}
+
+/** Standbys whose LSN is known now: their keeper reports. */
+export function reportingStandbys(facts: GroupFacts, oldPrimary: NodeFacts | undefined): NodeFacts[] {
+  return facts.nodes.filter((n) => n.nodeId !== oldPrimary?.nodeId && ELECTORATE_GOALS.has(n.goalState) && keeperIsAlive(facts, n));
+}
+
+/** Node may win an election: candidate priority > 0, keeper alive, Postgres running. */
+export function isEligible(facts: GroupFacts, node: NodeFacts): boolean {
+  return node.candidatePriority > 0 && keeperIsAlive(facts, node) && node.pgIsRunning;
+}
+
+/** What an election concludes. */
+export type ElectionResult =
+  | { winner: NodeFacts; mostAdvanced: NodeFacts; behind: boolean }
+  | { why: string };
+
+/**
+ * Elects the node to promote after `oldPrimary` (undefined when it is gone).
+ *
+ * The acknowledged-commit rule: commits waited for n of the k members of the synchronous set,
+ * so an acknowledged commit is on at least n of them. Once k − n + 1 members report, one of
+ * them has it, and the most advanced reporting standby has it too. With fewer reporting, no
+ * election: it could lose a commit.
+ *
+ * The winner is the eligible reporting standby with the highest candidate priority, ties by
+ * the most advanced LSN, then the lowest node id. When it is behind the most advanced
+ * reporting standby, `behind` is true: it must `fast_forward` first.
+ */
+export function elect(facts: GroupFacts, oldPrimary: NodeFacts | undefined, among?: readonly NodeFacts[]): ElectionResult {
+  const reporting = reportingStandbys(facts, oldPrimary);
+  const { members, n } = synchronousSet(facts, oldPrimary);
+  const need = members.length - n + 1;
+  const reportingMembers = members.filter((m) => reporting.some((r) => r.nodeId === m.nodeId));
+  if (members.length === 0) {
+    return { why: 'no promotion: no standby counts toward synchronous replication (replication quorum), so none is known to have every acknowledged commit' };
+  }
+  if (reportingMembers.length < need) {
+    const silent = members.filter((m) => !reporting.includes(m)).map(describe).join(', ');
+    return { why: `no promotion: ${reportingMembers.length} of ${members.length} synchronous standbys reported and ${need} are needed to be sure to keep every acknowledged commit (silent: ${silent})` };
+  }
+  const pool = (among ?? reporting).filter((c) => reporting.includes(c) && isEligible(facts, c));
+  const ranked = [...pool].sort((a, b) =>
+    b.candidatePriority - a.candidatePriority || (a.reportedLsn !== b.reportedLsn ? (b.reportedLsn > a.reportedLsn ? 1 : -1) : a.nodeId - b.nodeId),
+  );
+  const winner = ranked[0];
+  if (!winner) return { why: 'no promotion: no reporting standby is eligible (candidate priority > 0, keeper alive, Postgres running)' };
+  const mostAdvanced = reporting.reduce((best, r) => (r.reportedLsn > best.reportedLsn ? r : best), winner);
+  return { winner, mostAdvanced, behind: mostAdvanced.reportedLsn > winner.reportedLsn };
+}
+
+/** One line about an election's winner, for event reasons. */
+export function describeWinner(result: { winner: NodeFacts; mostAdvanced: NodeFacts; behind: boolean }): string {
+  const w = result.winner;
+  const base = `${describe(w)} wins the election (candidate priority ${w.candidatePriority}, LSN ${formatLsn(w.reportedLsn)})`;
+  return result.behind ? `${base}; it first fetches the WAL up to ${formatLsn(result.mostAdvanced.reportedLsn)} from ${describe(result.mostAdvanced)}` : base;
+}
+
+/** `application_name` of a node, as in `synchronous_standby_names`. */
+export function appNameOf(node: NodeFacts): string {
+  return nodeApplicationName(node.nodeId);
+}
