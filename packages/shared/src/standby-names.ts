@@ -1,11 +1,16 @@
 import { quorumStandbys } from './group-fsm/guards.js';
 import type { GroupFacts } from './group-fsm/facts.js';
 import { nodeApplicationName } from './settings.js';
+import type { NodeState } from './states.js';
+
+const FOLLOWING_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['secondary', 'catchingup', 'join_secondary', 'report_lsn', 'fast_forward']);
 
 /**
  * The `synchronous_standby_names` a primary applies in `primary`/`apply_settings`:
  * `ANY n (pgha_node_2, pgha_node_3)` over the standbys with replication quorum whose goal is
  * `secondary`, with n = max(1, number_sync_standbys); empty when there is no such standby.
+ * With number_sync_standbys ≥ 1 the list also keeps quorum standbys that are catching up, so
+ * that writes wait for them as configured instead of going on without a synchronous copy.
  * Source: pg_auto_failover's `pgautofailover.synchronous_standby_names()`.
  *
  * ### Examples
@@ -14,8 +19,13 @@ import { nodeApplicationName } from './settings.js';
  * ```
  */
 export function synchronousStandbyNames(facts: GroupFacts, primaryId: number): string {
-  const standbys = quorumStandbys(facts, primaryId);
+  const nss = facts.settings.numberSyncStandbys;
+  // With number_sync_standbys ≥ 1, writes wait as configured: a quorum standby that is
+  // catching up (after a failure) stays in the list, so commits wait until it is back.
+  const standbys = nss > 0
+    ? facts.nodes.filter((n) => n.nodeId !== primaryId && n.replicationQuorum && FOLLOWING_GOALS.has(n.goalState))
+    : quorumStandbys(facts, primaryId);
   if (standbys.length === 0) return '';
-  const n = Math.min(standbys.length, Math.max(1, facts.settings.numberSyncStandbys));
+  const n = Math.min(standbys.length, Math.max(1, nss));
   return `ANY ${n} (${standbys.map((s) => nodeApplicationName(s.nodeId)).join(', ')})`;
 }

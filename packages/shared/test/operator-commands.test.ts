@@ -265,7 +265,7 @@ describe('refusals: the reason, and nothing changes', () => {
     const facts = groupFacts().primary().standby({ state: 'maintenance' }).standby().registered({ state: 'wait_standby' }).build();
     expectRefused(facts, { type: 'enable_maintenance', nodeId: 2, allowFailover: false }, 'node 2 "node2" is already in maintenance');
     expectRefused(facts, { type: 'enable_maintenance', nodeId: 4, allowFailover: false },
-      'node 4 "node4" is wait_standby: maintenance applies to the primary or to a standby in secondary or catchingup');
+      'node 4 "node4" is wait_standby (goal wait_standby): maintenance applies to the primary or to a standby that has reached secondary or catchingup');
     expectRefused(facts, { type: 'disable_maintenance', nodeId: 3 }, 'node 3 "node3" is not in maintenance (it is secondary)');
   });
 

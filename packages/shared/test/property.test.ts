@@ -99,17 +99,6 @@ class World {
   readonly lostWrites: string[] = [];
   readonly violations: string[] = [];
   readonly log: string[] = [];
-  /**
-   * Set when the history hit a src bug reported in the issue-3 review that leaves the group
-   * without a primary for good; convergence is then not required (safety still is):
-   * - an election was started whose voters all have candidate priority 0: nobody can win it and
-   *   nothing brings the old primary back (with a single secondary, failover-start does not
-   *   start such a failover);
-   * - enable_maintenance was accepted on a standby while a failover was unfinished (an outgoing
-   *   primary, no writable node): once disabled, the standby goes to catchingup, which needs a
-   *   primary, and no election can start without a secondary.
-   */
-  knownStuck: string | undefined;
   /** Rule ids of every assignment made, and `refused:<command>` for every refused command. */
   readonly rules = new Set<string>();
 
@@ -296,14 +285,6 @@ class World {
   private assign(facts: GroupFacts, assignments: readonly Assignment[]): void {
     for (const v of checkDecision(facts, assignments)) this.violations.push(v);
     for (const a of assignments) this.rules.add(a.rule);
-    const voters = assignments.filter((a) => a.goalState === 'report_lsn' && a.rule !== 'candidate-changed');
-    if (voters.length > 0 && voters.every((a) => this.nodes.find((n) => n.nodeId === a.nodeId)!.candidatePriority === 0)) {
-      this.knownStuck ??= 'an election whose voters all have candidate priority 0';
-    }
-    const outgoing = facts.nodes.some((n) => ['demote_timeout', 'draining', 'prepare_maintenance'].includes(n.goalState));
-    if (outgoing && !facts.nodes.some((n) => WRITABLE_STATES.has(n.goalState)) && assignments.some((a) => a.rule === 'enable-maintenance')) {
-      this.knownStuck ??= 'maintenance enabled on a standby during an unfinished failover';
-    }
     const after = applyInOrder(facts, assignments);
     for (const n of this.nodes) {
       const goal = after.nodes.find((f) => f.nodeId === n.nodeId)!.goalState;
@@ -349,10 +330,6 @@ class World {
       case 'switchover': return this.command({ type: 'perform_switchover' });
       case 'promotion': return this.command({ type: 'perform_promotion', nodeId: n!.nodeId });
       case 'maintenance':
-        // Only on a node that has reached its goal: enable_maintenance on a standby still on its
-        // way to catchingup (reported wait_standby, demoted, maintenance) assigns an edge that
-        // neither MONITOR_EDGES nor the keeper's table has (reported in the issue-3 review).
-        if (action.enable && n!.reportedState !== n!.goalState) break;
         return this.command(action.enable
           ? { type: 'enable_maintenance', nodeId: n!.nodeId, allowFailover: action.allowFailover }
           : { type: 'disable_maintenance', nodeId: n!.nodeId });
@@ -438,7 +415,7 @@ function runScenario({ maxNodes, priorities, numberSyncStandbys, warm, actions }
   world.healAllAndConverge(40);
   const primaries = world.nodes.filter((n) => n.reportedState === 'primary' && n.goalState === 'primary');
   const secondaries = world.nodes.filter((n) => n.reportedState === 'secondary' && n.goalState === 'secondary');
-  const converged = (primaries.length === 1 && secondaries.length === world.nodes.length - 1) || world.knownStuck !== undefined;
+  const converged = (primaries.length === 1 && secondaries.length === world.nodes.length - 1);
   return {
     rules: world.rules,
     safety: [...new Set(world.violations)],

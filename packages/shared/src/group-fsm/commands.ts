@@ -35,7 +35,7 @@ function transitionInProgress(facts: GroupFacts): string | undefined {
  * running with synchronous replication on, goes to `outgoingGoal` (`draining`, or
  * `prepare_maintenance`) and stops; the candidate promotes once it has stopped.
  */
-function planSwitchover(facts: GroupFacts, rule: string, outgoingGoal: NodeState, target?: NodeFacts): CommandOutcome {
+function planSwitchover(facts: GroupFacts, rule: string, outgoingGoal: NodeState, target?: NodeFacts, forced = false): CommandOutcome {
   const busy = transitionInProgress(facts);
   if (busy) return { refusal: busy };
   const primary = writableNode(facts);
@@ -44,7 +44,11 @@ function planSwitchover(facts: GroupFacts, rule: string, outgoingGoal: NodeState
     return { refusal: `${describe(primary)} is ${primary.goalState}: no standby is synchronous, so a switchover could lose writes; wait until a standby is secondary` };
   }
   if (!keeperIsAlive(facts, primary) || postgresIsDown(facts, primary) || !primary.pgIsRunning) {
-    return { refusal: `${describe(primary)} is unhealthy: use pgha perform failover` };
+    return {
+      refusal: forced
+        ? `${describe(primary)} has not failed (its Postgres still answers) but its keeper cannot stop it: a switchover needs its keeper, and a failover could leave it taking writes; restart its keeper (pgha keeper run)`
+        : `${describe(primary)} is unhealthy: use pgha perform failover`,
+    };
   }
   const pool = (target ? [target] : facts.nodes).filter((n) => n.nodeId !== primary.nodeId && isCurrentState(n, 'secondary') && standbyIsHealthy(facts, n));
   const result = elect(facts, undefined, pool);
@@ -82,7 +86,7 @@ export function planCommand(facts: GroupFacts, event: OperatorEvent): CommandOut
         }
         return { assignments: out };
       }
-      return planSwitchover(facts, 'perform-failover', 'draining');
+      return planSwitchover(facts, 'perform-failover', 'draining', undefined, true);
     }
 
     case 'perform_promotion': {
@@ -98,10 +102,13 @@ export function planCommand(facts: GroupFacts, event: OperatorEvent): CommandOut
         if (!event.allowFailover) return { refusal: `${describe(n)} is the primary: pass --allow-failover to switch over first, then enter maintenance` };
         return planSwitchover(facts, 'enable-maintenance', 'prepare_maintenance');
       }
-      if (n.goalState !== 'secondary' && n.goalState !== 'catchingup') {
-        return { refusal: `${describe(n)} is ${n.goalState}: maintenance applies to the primary or to a standby in secondary or catchingup` };
+      if ((n.goalState !== 'secondary' && n.goalState !== 'catchingup') || n.reportedState !== n.goalState) {
+        return { refusal: `${describe(n)} is ${n.reportedState} (goal ${n.goalState}): maintenance applies to the primary or to a standby that has reached secondary or catchingup` };
       }
+      const busy = facts.nodes.find((o) => o.nodeId !== n.nodeId && IN_PROGRESS.has(o.goalState));
+      if (busy) return { refusal: `a transition is already running: ${describe(busy)} has goal ${busy.goalState}; wait for it to finish (pgha show state)` };
       const primary = writableNode(facts);
+      if (!primary) return { refusal: 'the group has no primary: maintenance on a standby waits until it has one' };
       const others = primary ? quorumStandbys(facts, primary.nodeId).filter((s) => s.nodeId !== n.nodeId && standbyIsHealthy(facts, s)) : [];
       if (facts.settings.numberSyncStandbys > others.length) {
         return { refusal: `number_sync_standbys is ${facts.settings.numberSyncStandbys} and only ${others.length} other healthy synchronous standbys would be left: writes would block; lower it first (pgha set formation number-sync-standbys)` };

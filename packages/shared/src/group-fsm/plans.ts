@@ -148,7 +148,9 @@ export function outgoingPrimary(facts: GroupFacts): NodeFacts | undefined {
  */
 function outgoingIsFenced(facts: GroupFacts, old: NodeFacts | undefined): boolean {
   if (!old || old.goalState === 'demote_timeout') return true;
-  return old.reportedState === old.goalState || postgresIsDown(facts, old) || !keeperIsAlive(facts, old);
+  // A silent keeper alone proves nothing: its Postgres may still answer and acknowledge
+  // commits through another synchronous standby.
+  return old.reportedState === old.goalState || postgresIsDown(facts, old);
 }
 
 /**
@@ -157,6 +159,8 @@ function outgoingIsFenced(facts: GroupFacts, old: NodeFacts | undefined): boolea
  */
 export function startElection(facts: GroupFacts, old: NodeFacts | undefined, rule: string, oldGoal?: { goal: NodeState; reason: string }): Assignment[] | undefined {
   const standbys = facts.nodes.filter((n) => n.nodeId !== old?.nodeId && n.goalState === 'secondary');
+  // An election nobody can win (every candidate priority 0) is not started.
+  if (!standbys.some((n) => n.candidatePriority > 0)) return undefined;
   let out: Assignment[];
   if (standbys.length >= 2) {
     out = standbys.map((n) => assign(n, 'report_lsn', rule, `${describe(n)} reports its LSN for the election`));
