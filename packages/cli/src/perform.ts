@@ -3,31 +3,21 @@
  * `pgha drop node`: send the command, then wait until the formation shows its outcome and say
  * how long it took. A wait that runs out says what state the group is in.
  */
-import { request } from 'undici';
-import { ConflictError, MonitorUnavailableError, NotFoundError, PghaError, ValidationError, type CommandResponse, type NodeStateRow } from '@pgha/shared';
+import { ConflictError, PghaError, type CommandResponse, type NodeStateRow } from '@pgha/shared';
 import { MonitorClient } from '@pgha/keeper';
 import { renderStateTable } from './show.js';
 
 /** Sends an operator command to the monitor. @throws the monitor's refusal (409) as ConflictError. */
 export async function sendCommand(monitorUrl: string, method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<CommandResponse> {
-  let res;
+  const client = new MonitorClient(monitorUrl);
   try {
-    res = await request(`${monitorUrl.replace(/\/+$/, '')}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headersTimeout: 30_000,
-    });
-  } catch (cause) {
-    throw new MonitorUnavailableError(`monitor at ${monitorUrl} is unreachable (${(cause as Error).message})`, { hint: 'check --monitor or PGHA_MONITOR', cause });
+    return await client.request<CommandResponse>(method, path, body, 30_000);
+  } catch (err) {
+    if (err instanceof ConflictError) throw new ConflictError(`refused: ${err.message}`, err.hint ? { hint: err.hint } : {});
+    throw err;
+  } finally {
+    await client.close();
   }
-  const parsed = (await res.body.json().catch(() => ({}))) as CommandResponse & { message?: string; hint?: string };
-  if (res.statusCode === 200) return parsed;
-  const opts = parsed.hint ? { hint: parsed.hint } : {};
-  if (res.statusCode === 409) throw new ConflictError(`refused: ${parsed.message}`, opts);
-  if (res.statusCode === 404) throw new NotFoundError(parsed.message ?? 'not found', opts);
-  if (res.statusCode === 400) throw new ValidationError(parsed.message ?? 'bad request', opts);
-  throw new MonitorUnavailableError(parsed.message ?? `monitor answered HTTP ${res.statusCode}`, { status: res.statusCode });
 }
 
 /** Options shared by the waiting commands. */

@@ -5,13 +5,10 @@
  * Source: pg_auto_failover's `pg_autoctl set|get|show settings`, `create|drop formation`.
  */
 import Table from 'cli-table3';
-import { Agent, request } from 'undici';
+import { MonitorClient } from '@pgha/keeper';
 import { Command, InvalidArgumentError, type Option } from 'commander';
 import {
-  ConflictError,
   FormationName,
-  MonitorUnavailableError,
-  NotFoundError,
   ValidationError,
   type CreateFormationRequest,
   type FormationDropped,
@@ -34,103 +31,45 @@ export interface CliHelpers {
   formationOption(): Option;
 }
 
-/** Body of an error answer from the monitor. */
-interface ErrorBody {
-  message?: string;
-  hint?: string;
-  field?: string;
-}
-
-/**
- * Client of the monitor's formation and settings routes, on undici. Error statuses become the
- * error the monitor described (400 `ValidationError`, 404 `NotFoundError`, 409
- * `ConflictError`); transport failures and other statuses `MonitorUnavailableError`.
- */
-export class SettingsClient {
-  readonly baseUrl: string;
-  private readonly agent = new Agent({ connectTimeout: 2_000 });
-
-  /** @param baseUrl - e.g. `http://127.0.0.1:8432`. */
-  constructor(baseUrl: string) {
-    this.baseUrl = baseUrl.replace(/\/+$/, '');
-  }
-
-  /** Closes the connection pool. */
-  async close(): Promise<void> {
-    await this.agent.close();
-  }
-
-  private async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
-    let res;
-    try {
-      res = await request(`${this.baseUrl}${path}`, {
-        method,
-        dispatcher: this.agent,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        headersTimeout: 10_000,
-        bodyTimeout: 10_000,
-      });
-    } catch (cause) {
-      throw new MonitorUnavailableError(`monitor at ${this.baseUrl} is unreachable (${(cause as Error).message})`, {
-        hint: 'check that `pgha monitor run` is running there, and the --monitor URL or PGHA_MONITOR',
-        cause,
-      });
-    }
-    const text = await res.body.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (res.statusCode >= 200 && res.statusCode < 300) return parsed as T;
-    const err = (parsed ?? {}) as ErrorBody;
-    const message = err.message ?? `monitor answered HTTP ${res.statusCode}`;
-    const opts = err.hint ? { hint: err.hint } : {};
-    if (res.statusCode === 400) throw new ValidationError(message, { ...opts, ...(err.field ? { field: err.field } : {}) });
-    if (res.statusCode === 404) throw new NotFoundError(message, opts);
-    if (res.statusCode === 409) throw new ConflictError(message, opts);
-    throw new MonitorUnavailableError(message, { ...opts, status: res.statusCode });
-  }
-
+/** Client of the monitor's formation and settings routes (errors as `MonitorClient.request` throws them). */
+export class SettingsClient extends MonitorClient {
   private static f(formation: string): string {
     return `/v1/formations/${encodeURIComponent(formation)}`;
   }
 
   /** `POST /v1/formations`. @throws ConflictError when it exists. */
   createFormation(req: CreateFormationRequest): Promise<FormationView> {
-    return this.call('POST', '/v1/formations', req);
+    return this.request('POST', '/v1/formations', req);
   }
 
   /** `DELETE /v1/formations/:formation`. @throws NotFoundError; ConflictError while it has nodes. */
   dropFormation(formation: string): Promise<FormationDropped> {
-    return this.call('DELETE', SettingsClient.f(formation));
+    return this.request('DELETE', SettingsClient.f(formation));
   }
 
   /** `GET /v1/formations/:formation/settings`. */
   settings(formation: string): Promise<SettingsView> {
-    return this.call('GET', `${SettingsClient.f(formation)}/settings`);
+    return this.request('GET', `${SettingsClient.f(formation)}/settings`);
   }
 
   /** `PATCH /v1/formations/:formation/settings`. @throws ConflictError for a value the formation cannot meet. */
   setFormationSettings(formation: string, update: FormationSettingsUpdate): Promise<FormationSettingsChange> {
-    return this.call('PATCH', `${SettingsClient.f(formation)}/settings`, update);
+    return this.request('PATCH', `${SettingsClient.f(formation)}/settings`, update);
   }
 
   /** `GET /v1/formations/:formation/nodes/:name/settings`. @throws NotFoundError for an unknown node. */
   nodeSettings(formation: string, name: string): Promise<NodeSettingsRow> {
-    return this.call('GET', `${SettingsClient.f(formation)}/nodes/${encodeURIComponent(name)}/settings`);
+    return this.request('GET', `${SettingsClient.f(formation)}/nodes/${encodeURIComponent(name)}/settings`);
   }
 
   /** `PATCH /v1/formations/:formation/nodes/:name/settings`. */
   setNodeSettings(formation: string, name: string, update: NodeSettingsUpdate): Promise<NodeSettingsChange> {
-    return this.call('PATCH', `${SettingsClient.f(formation)}/nodes/${encodeURIComponent(name)}/settings`, update);
+    return this.request('PATCH', `${SettingsClient.f(formation)}/nodes/${encodeURIComponent(name)}/settings`, update);
   }
 
   /** `GET /v1/formations/:formation/standby-names?group=N`. */
   standbyNames(formation: string, group: number): Promise<StandbyNamesView> {
-    return this.call('GET', `${SettingsClient.f(formation)}/standby-names?group=${group}`);
+    return this.request('GET', `${SettingsClient.f(formation)}/standby-names?group=${group}`);
   }
 }
 

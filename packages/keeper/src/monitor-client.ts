@@ -41,7 +41,15 @@ export class MonitorClient {
     await this.agent.close();
   }
 
-  private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, timeoutMs = 5_000): Promise<T> {
+  /**
+   * One request to the monitor's API, JSON in and out.
+   *
+   * @param path - e.g. `/v1/formations/default/state`.
+   * @param timeoutMs - for the headers and for the body.
+   * @throws ValidationError (400), NotFoundError (404), ConflictError (409) with the monitor's
+   *   message and hint; MonitorUnavailableError when it cannot be reached or answers otherwise.
+   */
+  async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, timeoutMs = 10_000): Promise<T> {
     let res;
     try {
       res = await request(`${this.baseUrl}${path}`, {
@@ -77,12 +85,12 @@ export class MonitorClient {
 
   /** Registers a node. @throws ConflictError when the name or host:port is taken. */
   registerNode(formation: string, req: RegisterNodeRequest): Promise<RegisterNodeResponse> {
-    return this.call('POST', `/v1/formations/${encodeURIComponent(formation)}/nodes`, req);
+    return this.request('POST', `/v1/formations/${encodeURIComponent(formation)}/nodes`, req);
   }
 
   /** Reports local facts; answers with the node's goal. */
   report(nodeId: number, report: NodeReport): Promise<NodeGoal> {
-    return this.call('POST', `/v1/nodes/${nodeId}/report`, report);
+    return this.request('POST', `/v1/nodes/${nodeId}/report`, report);
   }
 
   /**
@@ -90,21 +98,21 @@ export class MonitorClient {
    * `waitMs` with the unchanged goal.
    */
   waitGoal(nodeId: number, knownGoal: string, waitMs: number): Promise<NodeGoal> {
-    return this.call('GET', `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${waitMs}`, undefined, waitMs + 5_000);
+    return this.request('GET', `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${waitMs}`, undefined, waitMs + 5_000);
   }
 
   /** Rows of `pgha show state`. */
   formationState(formation: string): Promise<NodeStateRow[]> {
-    return this.call('GET', `/v1/formations/${encodeURIComponent(formation)}/state`);
+    return this.request('GET', `/v1/formations/${encodeURIComponent(formation)}/state`);
   }
 
   /** Latest events, oldest first. */
   events(formation: string, count: number): Promise<EventRow[]> {
-    return this.call('GET', `/v1/formations/${encodeURIComponent(formation)}/events?count=${count}`);
+    return this.request('GET', `/v1/formations/${encodeURIComponent(formation)}/events?count=${count}`);
   }
 
   /** The formation's multi-host connection URI. */
   formationUri(formation: string): Promise<{ uri: string }> {
-    return this.call('GET', `/v1/formations/${encodeURIComponent(formation)}/uri`);
+    return this.request('GET', `/v1/formations/${encodeURIComponent(formation)}/uri`);
   }
 }
