@@ -4,14 +4,13 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { Keeper, createNode, loadKeeperConfig } from '@pgha/keeper';
-import { createMonitor, runMonitor } from '@pgha/monitor';
 import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
 import { reportError } from './errors.js';
 import { createLogger } from './logger.js';
 import { registerSettingsCommands } from './settings.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
 import { showEvents, showState, showUri } from './show.js';
-import { defaultUpDir, up } from './up.js';
+import { defaultUpDir } from './up-dir.js';
 
 function intArg(min: number, max: number) {
   return (value: string): number => {
@@ -66,6 +65,7 @@ export function buildProgram(): Command {
     .option('--pg-port <port>', "port of the monitor's Postgres", intArg(1, 65535), 5430)
     .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:8432')
     .action(async (o: { pgdata: string; pgPort: number; listen: string }) => {
+      const { createMonitor } = await import('@pgha/monitor');
       await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen }, createLogger('monitor'));
     });
   monitor
@@ -75,6 +75,7 @@ export function buildProgram(): Command {
     .action(async (o: { pgdata: string }) => {
       const signal = stopSignal();
       const log = createLogger('monitor');
+      const { runMonitor } = await import('@pgha/monitor');
       const running = await runMonitor(o.pgdata, log);
       await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
       log.info('stopping the monitor');
@@ -159,6 +160,7 @@ export function buildProgram(): Command {
     .option('--nodes <n>', 'number of Postgres nodes', intArg(1, 9), 2)
     .option('--dir <dir>', 'where to keep everything', defaultUpDir())
     .action(async (o: { nodes: number; dir: string }) => {
+      const { up } = await import('./up.js');
       await up({ nodes: o.nodes, dir: o.dir }, createLogger('up'), stopSignal());
     });
 

@@ -5,15 +5,14 @@
  * state changes as they happen, and stops everything it started on SIGINT/SIGTERM.
  */
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import getPort from 'get-port';
 import type { Logger } from 'pino';
 import { MonitorClient, keeperPaths, loadKeeperConfig, pgCtlStop, postgresSpawnOptions, postmasterPid, writeJsonAtomic } from '@pgha/keeper';
-import { createMonitor, loadMonitorConfig, monitorPaths, monitorUrlFor } from '@pgha/monitor';
 import { DEFAULT_FORMATION, PghaError, ValidationError, type NodeStateRow, type UpFile } from '@pgha/shared';
+import { defaultUpDir } from './up-dir.js';
 
 const BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
 const ENSURE_POSTGRES = fileURLToPath(new URL('../../../scripts/ensure-postgres.sh', import.meta.url));
@@ -24,10 +23,6 @@ export interface UpOptions {
   dir?: string;
 }
 
-/** Default directory of `pgha up`: under the OS temp dir, which the Postgres OS user can reach. */
-export function defaultUpDir(): string {
-  return join(tmpdir(), 'pgha');
-}
 
 function spawnPgha(args: string[], logFile: string) {
   return execa(process.execPath, [BIN, ...args], {
@@ -67,6 +62,8 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
   if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 9) {
     throw new ValidationError(`--nodes must be a whole number from 1 to 9, got ${options.nodes}`, { field: 'nodes' });
   }
+  // Loaded here, not at start-up: `pgha keeper run` and client commands never need the monitor's code.
+  const { createMonitor, loadMonitorConfig, monitorPaths, monitorUrlFor } = await import('@pgha/monitor');
   const installed = await execa('bash', [ENSURE_POSTGRES], { stdio: 'inherit', reject: false });
   if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', 'PostgreSQL 15 is not installed and could not be installed', { hint: 'apt-get install -y postgresql-15' });
 

@@ -175,6 +175,7 @@ export class Keeper {
   /** Stops Postgres (graceful keeper stop) and closes the monitor client. */
   async shutdown(stopPostgres: boolean): Promise<void> {
     if (stopPostgres) await this.node.stop().catch((err: Error) => this.log.error(err.message));
+    await this.node.closeSession();
     await this.client.close();
   }
 }

@@ -20,6 +20,7 @@ import { ensurePghaDir, keeperPaths, socketDirFor } from './keeper-config.js';
 import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, type HbaEntry } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
+import pg from 'pg';
 import { ident, literal, readPostgresFacts, withLocalClient, type LocalPg, type PostgresFacts } from './postgres/sql.js';
 
 /** libpq keyword/value string, values quoted. */
@@ -67,15 +68,57 @@ export class NodeControl {
     return postmasterPid(this.pgdata) !== undefined;
   }
 
+  private session: pg.Client | undefined;
+
+  /**
+   * Runs `fn` on a session to the local Postgres kept open between ticks (a keeper reads its
+   * facts every few hundred ms: reconnecting each time would be most of its CPU). A failed
+   * session is dropped and the next call opens a new one.
+   */
+  async withSession<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    if (!this.session) {
+      const client = new pg.Client({ host: this.local.socketDir, port: this.local.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000, statement_timeout: 30_000, application_name: 'pgha_keeper' });
+      client.on('error', () => {
+        if (this.session === client) this.session = undefined;
+      });
+      await client.connect();
+      this.session = client;
+    }
+    const client = this.session;
+    try {
+      return await fn(client);
+    } catch (err) {
+      if (this.session === client) this.session = undefined;
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Closes the kept session. */
+  async closeSession(): Promise<void> {
+    const client = this.session;
+    this.session = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
   /** Reads local facts; undefined when Postgres does not answer. */
   async readFacts(): Promise<PostgresFacts | undefined> {
-    if (!this.isRunning()) return undefined;
+    if (!this.isRunning()) {
+      if (this.session) await this.closeSession();
+      return undefined;
+    }
     try {
-      return await withLocalClient(this.local, readPostgresFacts, 2000);
+      return await this.withSession(readPostgresFacts);
     } catch {
       return undefined;
     }
   }
+
+  /**
+   * What a primary's settings were last applied for (goal, names, nodes, postmaster): while it
+   * is unchanged, keeping the state needs no work beyond reading the facts.
+   */
+  appliedPrimaryKey: string | undefined;
 
   /** The pg_hba entries of the formation: replication, rewind and probe roles from node hosts, clients from this host. */
   hbaEntries(nodes: readonly GroupMember[]): HbaEntry[] {
@@ -150,6 +193,7 @@ export class NodeControl {
 
   /** Stops Postgres (fast, then immediate) if it runs. */
   async stop(): Promise<void> {
+    await this.closeSession();
     if (!this.isRunning()) return;
     this.log.info('stopping Postgres');
     await pgCtlStop(this.pgdata);
@@ -157,7 +201,7 @@ export class NodeControl {
 
   /** Reloads the configuration of a running Postgres. */
   async reload(): Promise<void> {
-    await withLocalClient(this.local, (c) => c.query('select pg_reload_conf()'));
+    await this.withSession((c) => c.query('select pg_reload_conf()'));
   }
 
   /** Writes config, then starts or reloads as needed. */
@@ -205,7 +249,7 @@ export class NodeControl {
   async ensureSlots(nodes: readonly GroupMember[]): Promise<void> {
     const wanted = nodes.filter((n) => n.nodeId !== this.config.nodeId).map((n) => nodeSlotName(n.nodeId));
     if (wanted.length === 0) return;
-    await withLocalClient(this.local, async (c) => {
+    await this.withSession(async (c) => {
       const { rows } = await c.query<{ slot_name: string }>("select slot_name from pg_replication_slots where slot_type = 'physical'");
       const have = new Set(rows.map((r) => r.slot_name));
       for (const slot of wanted) {
@@ -221,7 +265,7 @@ export class NodeControl {
   async waitForSetting(expected: string, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const value = await withLocalClient(this.local, async (c) => (await c.query<{ v: string }>("select current_setting('synchronous_standby_names') as v")).rows[0]!.v);
+      const value = await this.withSession(async (c) => (await c.query<{ v: string }>("select current_setting('synchronous_standby_names') as v")).rows[0]!.v);
       if (value === expected) return;
       if (Date.now() > deadline) throw new PghaError('PGHA_ERR_TIMEOUT', `synchronous_standby_names is still '${value}', expected '${expected}' after reload`);
       await new Promise((r) => setTimeout(r, 50));
@@ -230,7 +274,7 @@ export class NodeControl {
 
   /** Runs CHECKPOINT (after promotion, so that pg_control shows the new timeline). */
   async checkpoint(): Promise<void> {
-    await withLocalClient(this.local, (c) => c.query('checkpoint'));
+    await this.withSession((c) => c.query('checkpoint'));
   }
 
   /** Promotes a standby (no-op when already a primary). */

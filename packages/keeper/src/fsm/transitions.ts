@@ -6,6 +6,7 @@
  */
 import { PghaError, type NodeGoal, type NodeState } from '@pgha/shared';
 import type { NodeControl } from '../node-control.js';
+import { postmasterPid } from '../postgres/pg-ctl.js';
 import type { TransitionName } from './transition-table.js';
 
 /** What a transition function receives. */
@@ -61,9 +62,13 @@ export const configurePrimary: TransitionFn = async (ctx) => {
     throw new PghaError('PGHA_ERR_CONFIG', `the data directory is set up as a standby (standby.signal), cannot start it as ${ctx.goalState}`);
   }
   const names = await syncNamesFor(ctx);
+  const key = JSON.stringify([ctx.goalState, names, ctx.goal.nodes.map((n) => [n.nodeId, n.host, n.port]), postmasterPid(ctx.node.pgdata)]);
+  if (facts && key === ctx.node.appliedPrimaryKey) return;
+  ctx.node.appliedPrimaryKey = undefined;
   await ctx.node.applyConfig({ nodes: ctx.goal.nodes, synchronousStandbyNames: names });
   await ctx.node.ensureSlots(ctx.goal.nodes);
   await ctx.node.waitForSetting(names);
+  ctx.node.appliedPrimaryKey = JSON.stringify([ctx.goalState, names, ctx.goal.nodes.map((n) => [n.nodeId, n.host, n.port]), postmasterPid(ctx.node.pgdata)]);
 };
 
 /** `init → wait_standby`: nothing to do until the primary accepts this node. */

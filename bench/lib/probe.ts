@@ -1,0 +1,122 @@
+/**
+ * The benchmark's probe client: one insert every ~10 ms through the formation's multi-host
+ * URI with `target_session_attrs=read-write` semantics (node-postgres has no multi-host
+ * support, so the probe tries each host and keeps the one that is not read-only, as libpq
+ * does), each insert its own transaction, reconnecting at once on error. Every acknowledged
+ * id is recorded with a monotonic timestamp (ms) and the port of the server that acknowledged it.
+ */
+import pg from 'pg';
+
+/** One acknowledged write. */
+export interface Ack {
+  id: number;
+  atMs: number;
+  port: number;
+}
+
+/** A host of the formation. */
+export interface Host {
+  host: string;
+  port: number;
+}
+
+async function connectWritable(hosts: readonly Host[], user: string): Promise<pg.Client | undefined> {
+  for (const h of hosts) {
+    const client = new pg.Client({ host: h.host, port: h.port, user, database: 'postgres', connectionTimeoutMillis: 500, query_timeout: 10_000 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ ro: string }>("select current_setting('transaction_read_only') as ro");
+      if (rows[0]?.ro === 'off') return client;
+    } catch {
+      // next host
+    }
+    await client.end().catch(() => undefined);
+  }
+  return undefined;
+}
+
+/** The probe. */
+export class Probe {
+  readonly acks: Ack[] = [];
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private nextId: number;
+
+  constructor(private readonly hosts: readonly Host[], private readonly table: string, firstId: number, private readonly user = 'postgres', private readonly intervalMs = 10) {
+    this.nextId = firstId;
+  }
+
+  /** Creates the probe table on the writable host (idempotent). */
+  static async createTable(hosts: readonly Host[], table: string, user = 'postgres'): Promise<void> {
+    const client = await connectWritable(hosts, user);
+    if (!client) throw new Error('no writable host to create the probe table on');
+    try {
+      await client.query(`create table if not exists ${table} (id bigint primary key, at timestamptz default clock_timestamp())`);
+    } finally {
+      await client.end();
+    }
+  }
+
+  start(): void {
+    this.loop = (async () => {
+      let client: pg.Client | undefined;
+      while (!this.stopped) {
+        if (!client) {
+          client = await connectWritable(this.hosts, this.user);
+          if (!client) {
+            await new Promise((r) => setTimeout(r, 10));
+            continue;
+          }
+        }
+        const id = this.nextId++;
+        try {
+          const { rows } = await client.query<{ port: number }>(`insert into ${this.table}(id) values ($1) returning inet_server_port() as port`, [id]);
+          this.acks.push({ id, atMs: performance.now(), port: Number(rows[0]!.port) });
+        } catch {
+          await client.end().catch(() => undefined);
+          client = undefined;
+          continue;
+        }
+        await new Promise((r) => setTimeout(r, this.intervalMs));
+      }
+      await client?.end().catch(() => undefined);
+    })();
+  }
+
+  /** Stops the probe; returns the id after the last one used. */
+  async stop(): Promise<number> {
+    this.stopped = true;
+    await this.loop;
+    return this.nextId;
+  }
+
+  /** Longest gap between consecutive acknowledgements whose later one is after `fromMs`, in ms. */
+  maxGapMs(fromMs: number, toMs = Number.POSITIVE_INFINITY): number {
+    let gap = 0;
+    for (let i = 1; i < this.acks.length; i++) {
+      const a = this.acks[i - 1]!;
+      const b = this.acks[i]!;
+      if (b.atMs >= fromMs && a.atMs <= toMs) gap = Math.max(gap, b.atMs - a.atMs);
+    }
+    return gap;
+  }
+
+  /** Acknowledged ids missing from `present`. */
+  lost(present: ReadonlySet<number>): number[] {
+    return this.acks.filter((a) => !present.has(a.id)).map((a) => a.id);
+  }
+}
+
+/** Reads every id of the probe table on host:port. */
+export async function idsOn(host: Host, table: string, user = 'postgres'): Promise<Set<number>> {
+  const client = new pg.Client({ host: host.host, port: host.port, user, database: 'postgres', connectionTimeoutMillis: 2000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ id: string }>(`select id from ${table}`);
+    return new Set(rows.map((r) => Number(r.id)));
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
