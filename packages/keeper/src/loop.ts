@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import {
   DEFAULT_FORMATION_SETTINGS,
+  WRITABLE_STATES,
   ZERO_LSN,
   formatLsn,
   isNodeState,
@@ -57,7 +58,7 @@ export class Keeper {
     this.client = new MonitorClient(config.monitorUrl);
     this.state = loadKeeperState(config.pgdata);
     this.reportIntervalMs = options.reportIntervalMs ?? DEFAULT_FORMATION_SETTINGS.keeperReportIntervalMs;
-    this.retryDelayMs = options.retryDelayMs ?? 1000;
+    this.retryDelayMs = options.retryDelayMs ?? 300;
   }
 
   /** The state the keeper has reached. */
@@ -96,8 +97,23 @@ export class Keeper {
     return goal;
   }
 
+  /**
+   * A primary whose Postgres died while its goal stayed the same is restarted before the keeper
+   * reports, so that the monitor sees a live keeper with a running Postgres rather than a
+   * failed primary. Safe without asking: in `primary` it cannot acknowledge a commit without
+   * its synchronous standby, and from `wait_primary`/`single` the monitor never fails over; if
+   * the goal has changed meanwhile, the next step of this tick fences it.
+   */
+  private async restartInPlace(): Promise<void> {
+    const current = this.state.currentState;
+    if (this.lastGoal?.goalState !== current || !WRITABLE_STATES.has(current) || this.node.isRunning() || !this.node.hasData() || this.node.hasStandbySignal()) return;
+    this.log.warn(`Postgres is not running in ${current}: restarting it in place`);
+    await this.node.start().catch((err: Error) => this.log.error(`restarting Postgres failed: ${err.message}`));
+  }
+
   /** One tick. Never throws: failures are facts in the outcome. */
   async tick(): Promise<TickOutcome> {
+    await this.restartInPlace();
     let goal: NodeGoal;
     try {
       goal = await this.report();
@@ -163,11 +179,16 @@ export class Keeper {
         await abortableDelay(this.retryDelayMs, signal);
         continue;
       }
+      // Wait for a goal change, the report interval, or the local Postgres going away.
+      const wake = new AbortController();
+      this.node.onSessionLost = () => wake.abort();
       try {
-        const goal = await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs);
+        const goal = await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs, AbortSignal.any([wake.signal, signal]));
         this.lastGoal = goal;
       } catch {
-        await abortableDelay(this.reportIntervalMs, signal);
+        if (!wake.signal.aborted && !signal.aborted) await abortableDelay(this.reportIntervalMs, signal);
+      } finally {
+        this.node.onSessionLost = undefined;
       }
     }
   }

@@ -49,7 +49,7 @@ export class MonitorClient {
    * @throws ValidationError (400), NotFoundError (404), ConflictError (409) with the monitor's
    *   message and hint; MonitorUnavailableError when it cannot be reached or answers otherwise.
    */
-  async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, timeoutMs = 10_000): Promise<T> {
+  async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, timeoutMs = 10_000, signal?: AbortSignal): Promise<T> {
     let res;
     try {
       res = await request(`${this.baseUrl}${path}`, {
@@ -59,6 +59,7 @@ export class MonitorClient {
         body: body === undefined ? undefined : JSON.stringify(body),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
+        ...(signal ? { signal } : {}),
       });
     } catch (cause) {
       throw new MonitorUnavailableError(`monitor at ${this.baseUrl} is unreachable (${(cause as Error).message})`, {
@@ -97,8 +98,8 @@ export class MonitorClient {
    * Long-poll: answers as soon as the node's goal differs from `knownGoal`, or after
    * `waitMs` with the unchanged goal.
    */
-  waitGoal(nodeId: number, knownGoal: string, waitMs: number): Promise<NodeGoal> {
-    return this.request('GET', `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${waitMs}`, undefined, waitMs + 5_000);
+  waitGoal(nodeId: number, knownGoal: string, waitMs: number, signal?: AbortSignal): Promise<NodeGoal> {
+    return this.request('GET', `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${waitMs}`, undefined, waitMs + 5_000, signal);
   }
 
   /** Rows of `pgha show state`. */

@@ -70,6 +70,9 @@ export class NodeControl {
 
   private session: pg.Client | undefined;
 
+  /** Called when the kept session drops (Postgres stopped or crashed): the keeper looks at once. */
+  onSessionLost: (() => void) | undefined;
+
   /**
    * Runs `fn` on a session to the local Postgres kept open between ticks (a keeper reads its
    * facts every few hundred ms: reconnecting each time would be most of its CPU). A failed
@@ -78,9 +81,13 @@ export class NodeControl {
   async withSession<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
     if (!this.session) {
       const client = new pg.Client({ host: this.local.socketDir, port: this.local.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000, statement_timeout: 30_000, application_name: 'pgha_keeper' });
-      client.on('error', () => {
-        if (this.session === client) this.session = undefined;
-      });
+      const lost = (): void => {
+        if (this.session !== client) return;
+        this.session = undefined;
+        this.onSessionLost?.();
+      };
+      client.on('error', lost);
+      client.on('end', lost);
       await client.connect();
       this.session = client;
     }
@@ -97,7 +104,7 @@ export class NodeControl {
   /** Closes the kept session. */
   async closeSession(): Promise<void> {
     const client = this.session;
-    this.session = undefined;
+    this.session = undefined; // an intended close: onSessionLost is not called
     await client?.end().catch(() => undefined);
   }
 
@@ -177,6 +184,10 @@ export class NodeControl {
     if (this.isRunning()) return;
     this.log.info('starting Postgres');
     this.socketDir();
+    // A postmaster killed a moment ago may linger as a zombie until it is reaped, and Postgres
+    // then refuses its lock file: the process is dead, so the file is stale.
+    rmSync(join(this.pgdata, 'postmaster.pid'), { force: true });
+    rmSync(join(this.local.socketDir, `.s.PGSQL.${this.local.port}.lock`), { force: true });
     await pgCtlStart(this.pgdata, this.pgLogFile);
   }
 

@@ -97,10 +97,17 @@ export function postmasterPid(pgdata: string): number | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   try {
     process.kill(pid, 0);
-    return pid;
   } catch {
     return undefined;
   }
+  // A killed postmaster can linger as a zombie until its (adoptive) parent reaps it.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return undefined;
+  } catch {
+    // no /proc: trust kill(0)
+  }
+  return pid;
 }
 
 /** Runs `initdb` for a new data directory (UTF-8, local trust, host scram-sha-256). */
