@@ -33,7 +33,16 @@ import { GoalNotifier } from './driver/goal-notifier.js';
 import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { HealthProber } from './prober/health-prober.js';
 import { migrateToLatest, openStore, type StoreConnection } from './store/db.js';
-import { createFormation, listGroups } from './store/monitor-store.js';
+import { createFormation } from './store/monitor-store.js';
+
+/**
+ * Connections of the running monitor to its store. A report holds one for its whole
+ * transaction, including the turns of the event loop between its statements and any wait for
+ * its group's lock, so with a thousand keepers reporting each second ten are too few: requests
+ * queue for a connection while Postgres idles. The monitor's Postgres is its own
+ * (max_connections 100).
+ */
+const STORE_POOL_SIZE = 32;
 
 /** Options of {@link createMonitor}. */
 export interface CreateMonitorOptions {
@@ -116,7 +125,7 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
   const config = loadMonitorConfig(resolve(pgdataArg));
   await startMonitorPostgres(config, log);
   const conn = storeConnection(config);
-  const db = openStore(conn);
+  const db = openStore({ ...conn, max: STORE_POOL_SIZE });
   await migrateToLatest(db);
   const driver = new GroupDriver(db, log.child({ component: 'driver' }));
   const notifier = new GoalNotifier(conn);
@@ -126,7 +135,12 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
 
   let stopping = false;
   const timerIntervalMs = options.timerIntervalMs ?? DEFAULT_FORMATION_SETTINGS.keeperReportIntervalMs;
+  // One tick at a time: a tick that takes longer than the interval delays the next one
+  // rather than running beside it.
+  let ticking = false;
   const timer = setInterval(() => {
+    if (ticking) return;
+    ticking = true;
     void (async () => {
       // Supervise the store: restart Postgres if it died.
       if (postmasterPid(config.pgdata) === undefined && !stopping) {
@@ -134,8 +148,12 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
         await startMonitorPostgres(config, log).catch((err: Error) => log.error(err.message));
         return;
       }
-      for (const g of await listGroups(db)) await driver.evaluate(g.formationId, g.groupId, 'timer');
-    })().catch((err: Error) => log.warn({ err: err.message }, 'timer evaluation failed'));
+      await driver.evaluateAll('timer');
+    })()
+      .catch((err: Error) => log.warn({ err: err.message }, 'timer evaluation failed'))
+      .finally(() => {
+        ticking = false;
+      });
   }, timerIntervalMs);
 
   const app = buildApp({ db, driver, notifier, log });

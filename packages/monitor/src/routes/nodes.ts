@@ -12,8 +12,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FormationName, NodeReport, NodeStateSchema, RegisterNodeRequest, type RegisterNodeResponse } from '@pgha/shared';
 import type { AppDeps } from '../app.js';
-import { getFormation, getNode, insertNode, recordReport, removeNode } from '../store/monitor-store.js';
-import { nodeGoal } from './views.js';
+import { getFormation, getNode, insertNode, removeNode } from '../store/monitor-store.js';
+import { goalView, nodeGoal } from './views.js';
 import { validate } from './validate.js';
 
 const NodeIdParams = z.object({ nodeId: z.coerce.number().int().positive().max(2 ** 31 - 1) });
@@ -60,17 +60,19 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   app.post('/v1/nodes/:nodeId/report', async (req) => {
     const { nodeId } = validate(NodeIdParams, req.params, 'params');
     const report = validate(NodeReport, req.body, 'body');
-    const node = await getNode(deps.db, nodeId);
-    if (node.goalState === 'dropped' && report.reportedState === 'dropped') {
+    // Record the report and decide under the group lock (one transaction, shared with other
+    // reports under load), and answer from the rows the decision read, with its new goals, as
+    // a read after commit would.
+    const { node, group } = await deps.driver.report(nodeId, report);
+    if (!group) {
       // The keeper has stopped its Postgres: the node leaves the formation.
       const goal = await nodeGoal(deps.db, nodeId);
       await deps.db.transaction().execute((trx) => removeNode(trx, node, `node ${node.nodeId} "${node.name}" removed: its keeper reports it dropped`));
       return goal;
     }
-    await deps.db.transaction().execute((trx) =>
-      deps.driver.evaluateIn(trx, node.formationId, node.groupId, 'report', () => recordReport(trx, nodeId, report)),
-    );
-    return nodeGoal(deps.db, nodeId);
+    const self = group.nodes.find((n) => n.nodeId === nodeId);
+    // Not in the group's rows: its goal is dropped; answer as before, after commit.
+    return self ? goalView(self, group.formation, group.nodes) : nodeGoal(deps.db, nodeId);
   });
 
   app.get('/v1/nodes/:nodeId/goal', async (req) => {

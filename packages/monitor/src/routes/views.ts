@@ -1,6 +1,6 @@
 /** Read models built from the store for the API's answers. */
 import { WRITABLE_STATES, groupNote, parseLsn, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
-import { getFormation, getNode, groupFacts, listNodes, type Db, type NodeRow } from '../store/monitor-store.js';
+import { getFormation, getNode, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
 
 function member(n: NodeRow): GroupMember {
   return { nodeId: n.nodeId, name: n.name, host: n.host, port: n.port, goalState: n.goalState, reportedState: n.reportedState };
@@ -17,6 +17,14 @@ export async function nodeGoal(db: Db, nodeId: number): Promise<NodeGoal> {
   const node = await getNode(db, nodeId);
   const formation = await getFormation(db, node.formationId);
   const nodes = await listNodes(db, node.formationId, node.groupId);
+  return goalView(node, formation, nodes);
+}
+
+/**
+ * {@link nodeGoal} from rows already read: `node`, its formation and its group's nodes that
+ * are not dropped.
+ */
+export function goalView(node: NodeRow, formation: FormationRow, nodes: readonly NodeRow[]): NodeGoal {
   const primary = primaryOf(nodes);
   const facts = groupFacts(formation, node.groupId, nodes, Date.now());
   let upstream = primary && primary.nodeId !== node.nodeId ? member(primary) : null;

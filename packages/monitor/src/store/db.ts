@@ -83,6 +83,64 @@ export interface StoreConnection {
   max?: number;
 }
 
+/**
+ * A connection of the store's pool that saves a round trip per transaction: `begin` is held
+ * back and sent with the transaction's first statement when that one has no parameters
+ * (`begin; <statement>` in one simple query, answering the statement's result), or just before
+ * it otherwise. Postgres sees the same statements in the same order; only the round trip that
+ * `begin` alone took is gone. With a thousand keepers reporting each second, round trips are
+ * what the monitor and its Postgres spend most of their time on.
+ */
+class StoreClient extends pg.Client {
+  private beginHeld = false;
+  /** Named statements stopped working on this connection (the schema changed under them). */
+  private unprepared = false;
+
+  // pg.Client.query has many overloads; only Kysely's form (text, values) is rewritten.
+  override query(...args: unknown[]): any {
+    const [text, values, callback] = args;
+    if (typeof text !== 'string' || callback !== undefined || (values !== undefined && !Array.isArray(values))) {
+      return (super.query as (...a: unknown[]) => unknown)(...args);
+    }
+    const params = (values as unknown[] | undefined) ?? [];
+    if (text === 'begin' && params.length === 0 && !this.beginHeld) {
+      this.beginHeld = true;
+      return Promise.resolve({ command: 'BEGIN', rowCount: null, rows: [], fields: [] });
+    }
+    if (!this.beginHeld) return this.run(text, params);
+    this.beginHeld = false;
+    if (params.length === 0) {
+      return super.query(`begin;\n${text}`).then((results: unknown) => (Array.isArray(results) ? results[results.length - 1] : results));
+    }
+    return super.query('begin').then(() => this.run(text, params));
+  }
+
+  /** Runs a statement, as a named prepared statement when it is one of {@link PREPARED}. */
+  private run(text: string, params: unknown[]): Promise<unknown> {
+    const name = this.unprepared ? undefined : PREPARED.get(text);
+    if (!name) return super.query(text, params);
+    return super.query({ name, text, values: params }).catch((err: { code?: string; message?: string }) => {
+      // A migration changed a table under a prepared `select *` ("cached plan must not change
+      // result type"): nothing ran; run it again unprepared, and stop preparing here.
+      if (err.code !== '0A000' || !/cached plan/.test(err.message ?? '')) throw err;
+      this.unprepared = true;
+      return super.query(text, params);
+    });
+  }
+}
+
+/** SQL texts run as named prepared statements, and their names (see {@link prepareStatement}). */
+const PREPARED = new Map<string, string>();
+
+/**
+ * Has every connection of the store run `text` as a named prepared statement: Postgres parses
+ * and plans it once per connection instead of at every execution. For the statements of the
+ * hot paths (see `QueryTemplate`), where planning cost Postgres more than running them.
+ */
+export function prepareStatement(text: string): void {
+  if (!PREPARED.has(text)) PREPARED.set(text, `pgha_${PREPARED.size + 1}`);
+}
+
 /** Opens the store (a pool of `max` connections, 10 by default). */
 export function openStore(conn: StoreConnection): Kysely<Database> {
   const pool = new pg.Pool({
@@ -92,6 +150,7 @@ export function openStore(conn: StoreConnection): Kysely<Database> {
     database: conn.database ?? 'postgres',
     max: conn.max ?? 10,
     application_name: 'pgha_monitor',
+    Client: StoreClient,
   });
   pool.on('error', () => undefined);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] }).withSchema('pgha');

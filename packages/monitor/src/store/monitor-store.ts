@@ -4,7 +4,7 @@
  * writes the goal and its event row together.
  */
 import { randomBytes } from 'node:crypto';
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import {
   ConflictError,
   DEFAULT_FORMATION_SETTINGS,
@@ -20,6 +20,7 @@ import {
   type NodeState,
 } from '@pgha/shared';
 import type { Database, FormationsTable, NodesTable } from './db.js';
+import { QueryTemplate } from './query-template.js';
 
 /** A Kysely handle or a transaction. */
 export type Db = Kysely<Database> | Transaction<Database>;
@@ -42,14 +43,18 @@ export async function createFormation(db: Db, formationId: string, numberSyncSta
     .execute();
 }
 
+const GET_FORMATION = new QueryTemplate<FormationRow>((db, p) => db.selectFrom('formations').selectAll().where('formationId', '=', p('formationId')));
+
+function noSuchFormation(formationId: string): NotFoundError {
+  return new NotFoundError(`formation "${formationId}" does not exist`, {
+    hint: `create it first with: pgha create formation ${formationId} (or check --formation)`,
+  });
+}
+
 /** @throws NotFoundError when the formation does not exist. */
 export async function getFormation(db: Db, formationId: string): Promise<FormationRow> {
-  const row = await db.selectFrom('formations').selectAll().where('formationId', '=', formationId).executeTakeFirst();
-  if (!row) {
-    throw new NotFoundError(`formation "${formationId}" does not exist`, {
-      hint: `create it first with: pgha create formation ${formationId} (or check --formation)`,
-    });
-  }
+  const row = await GET_FORMATION.executeTakeFirst(db, { formationId });
+  if (!row) throw noSuchFormation(formationId);
   return row;
 }
 
@@ -58,18 +63,31 @@ export function formationSettings(f: FormationRow): FormationSettings {
   return { ...DEFAULT_FORMATION_SETTINGS, ...f.settings, numberSyncStandbys: f.numberSyncStandbys };
 }
 
+const GET_NODE = new QueryTemplate<NodeRow>((db, p) => db.selectFrom('nodes').selectAll().where('nodeId', '=', p('nodeId')));
+
+/** The error of a node id that does not exist. */
+export function noSuchNode(nodeId: number): NotFoundError {
+  return new NotFoundError(`node ${nodeId} does not exist`, { hint: 'check the node id, or register the node with pgha keeper create' });
+}
+
 /** @throws NotFoundError when the node does not exist. */
 export async function getNode(db: Db, nodeId: number): Promise<NodeRow> {
-  const row = await db.selectFrom('nodes').selectAll().where('nodeId', '=', nodeId).executeTakeFirst();
-  if (!row) throw new NotFoundError(`node ${nodeId} does not exist`, { hint: 'check the node id, or register the node with pgha keeper create' });
+  const row = await GET_NODE.executeTakeFirst(db, { nodeId });
+  if (!row) throw noSuchNode(nodeId);
   return row;
 }
 
+const LIST_FORMATION_NODES = new QueryTemplate<NodeRow>((db, p) =>
+  db.selectFrom('nodes').selectAll().where('formationId', '=', p('formationId')).where('goalState', '!=', 'dropped').orderBy('nodeId'),
+);
+const LIST_GROUP_NODES = new QueryTemplate<NodeRow>((db, p) =>
+  db.selectFrom('nodes').selectAll().where('formationId', '=', p('formationId')).where('goalState', '!=', 'dropped').where('groupId', '=', p('groupId')).orderBy('nodeId'),
+);
+
 /** Nodes of a formation (optionally one group), by node id, without dropped ones. */
 export async function listNodes(db: Db, formationId: string, groupId?: number): Promise<NodeRow[]> {
-  let q = db.selectFrom('nodes').selectAll().where('formationId', '=', formationId).where('goalState', '!=', 'dropped');
-  if (groupId !== undefined) q = q.where('groupId', '=', groupId);
-  return q.orderBy('nodeId').execute();
+  if (groupId === undefined) return LIST_FORMATION_NODES.execute(db, { formationId });
+  return LIST_GROUP_NODES.execute(db, { formationId, groupId });
 }
 
 /** Every (formation, group) pair that has nodes. */
@@ -77,9 +95,61 @@ export async function listGroups(db: Db): Promise<{ formationId: string; groupId
   return db.selectFrom('nodes').select(['formationId', 'groupId']).distinct().where('goalState', '!=', 'dropped').execute();
 }
 
+const LOCK_GROUP = new QueryTemplate<unknown>((_db, p) => sql`select pg_advisory_xact_lock(hashtext(${p('key')}), ${p('groupId')})`);
+
 /** Takes the group's lock until the transaction ends (per-group serialisation of decisions). */
 export async function lockGroup(trx: Transaction<Database>, formationId: string, groupId: number): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtext(${`pgha:${formationId}`}), ${groupId})`.execute(trx);
+  await LOCK_GROUP.execute(trx, { key: `pgha:${formationId}`, groupId });
+}
+
+/**
+ * Reads a node and takes its group's lock ({@link lockGroup}) in one round trip. The row is
+ * read before the lock is granted: use it for what does not change (formation, group) and
+ * read the group again under the lock. The node id is written into the statement (an
+ * integer), so that as a transaction's first statement it goes out with `begin` (see
+ * `openStore`).
+ *
+ * @throws NotFoundError when the node does not exist.
+ */
+export async function lockNodeGroup(trx: Transaction<Database>, nodeId: number): Promise<NodeRow> {
+  if (!Number.isSafeInteger(nodeId)) throw noSuchNode(nodeId);
+  const { rows } = await trx.executeQuery<NodeRow & { groupLocked: unknown }>(
+    CompiledQuery.raw(`select n.*, pg_advisory_xact_lock(hashtext('pgha:' || n.formation_id), n.group_id) as group_locked from pgha.nodes n where n.node_id = ${nodeId}`),
+  );
+  if (!rows[0]) throw noSuchNode(nodeId);
+  const { groupLocked: _locked, ...node } = rows[0];
+  return node;
+}
+
+/**
+ * A formation and the store's clock, in one round trip (what a group decision reads after its
+ * nodes).
+ *
+ * @throws NotFoundError when the formation does not exist.
+ */
+export async function getFormationAndNow(db: Db, formationId: string): Promise<{ formation: FormationRow; nowMs: number }> {
+  const row = await GET_FORMATION_AND_NOW.executeTakeFirst(db, { formationId });
+  if (!row) throw noSuchFormation(formationId);
+  const { storeNowMs: nowMs, ...formation } = row;
+  return { formation, nowMs: Number(nowMs) };
+}
+
+const GET_FORMATION_AND_NOW = new QueryTemplate<FormationRow & { storeNowMs: number }>((db, p) =>
+  db
+    .selectFrom('formations')
+    .selectAll()
+    .select(sql<number>`(extract(epoch from clock_timestamp()) * 1000)::float8`.as('storeNowMs'))
+    .where('formationId', '=', p('formationId')),
+);
+
+/**
+ * Every formation and every node that is not dropped, with the store's clock, read at once
+ * without locks: the timer's look at all groups (see `GroupDriver.evaluateAll`).
+ */
+export async function snapshotAll(db: Db): Promise<{ formations: FormationRow[]; nodes: NodeRow[]; nowMs: number }> {
+  const formations = await db.selectFrom('formations').selectAll().execute();
+  const nodes = await db.selectFrom('nodes').selectAll().where('goalState', '!=', 'dropped').orderBy('formationId').orderBy('groupId').orderBy('nodeId').execute();
+  return { formations, nodes, nowMs: await storeNowMs(db) };
 }
 
 /** The store's clock in ms since the epoch (one clock for every monitor and every fact). */
@@ -116,6 +186,196 @@ export async function insertNode(
     .returningAll()
     .executeTakeFirstOrThrow();
   return { node, created: true };
+}
+
+/** The columns a report sets, as named query arguments. */
+function reportArgs(nodeId: number, report: NodeReport): Record<string, unknown> {
+  return {
+    nodeId,
+    reportedState: report.reportedState,
+    pgIsRunning: report.pgIsRunning,
+    isInRecovery: report.isInRecovery,
+    reportedLsn: formatLsn(parseLsn(report.lsn)),
+    reportedTimeline: report.timeline,
+    upstreamStreaming: report.upstreamStreaming,
+    transitionInProgress: report.transitionInProgress ?? null,
+    reportedSyncStandbyNames: report.synchronousStandbyNames ?? null,
+  };
+}
+
+/** Columns of `pgha.formations` that {@link RECORD_REPORT_READ_GROUP} adds to each node row. */
+const FORMATION_COLUMNS = ['kind', 'dbname', 'number_sync_standbys', 'settings', 'replication_password', 'monitor_probe_password', 'created_at'] as const;
+type GroupRowWithFormation = NodeRow & Record<string, unknown> & { storeNowMs: number };
+
+const RECORD_REPORT_READ_GROUP = new QueryTemplate<GroupRowWithFormation>(
+  (_db, p) => sql`
+    with updated as (
+      update pgha.nodes set
+        reported_state = ${p('reportedState')},
+        reported_at = clock_timestamp(),
+        pg_is_running = ${p('pgIsRunning')},
+        is_in_recovery = ${p('isInRecovery')},
+        reported_lsn = ${p('reportedLsn')},
+        reported_timeline = ${p('reportedTimeline')},
+        upstream_streaming = ${p('upstreamStreaming')},
+        transition_in_progress = ${p('transitionInProgress')},
+        reported_sync_standby_names = ${p('reportedSyncStandbyNames')},
+        last_streaming_at = case when ${p('upstreamStreaming')}::boolean then clock_timestamp() else last_streaming_at end
+      where node_id = ${p('nodeId')}
+      returning *
+    ), grp as (
+      select * from updated where goal_state <> 'dropped'
+      union all
+      select * from pgha.nodes
+      where formation_id = ${p('formationId')} and group_id = ${p('groupId')} and node_id <> ${p('nodeId')} and goal_state <> 'dropped'
+    )
+    select grp.*, ${sql.raw(FORMATION_COLUMNS.map((c) => `f.${c} as formation_${c}`).join(', '))},
+      (extract(epoch from clock_timestamp()) * 1000)::float8 as store_now_ms
+    from grp join pgha.formations f on f.formation_id = grp.formation_id
+    order by grp.node_id`,
+);
+
+const camelCase = (column: string): string => column.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+/** Each formation column: its property in a formation row, and in a node row of the report's read. */
+const FORMATION_FIELDS = FORMATION_COLUMNS.map((c) => ({ field: camelCase(c), alias: camelCase(`formation_${c}`) }));
+
+/**
+ * {@link recordReport}, then {@link listNodes} of the node's group (with the report), the
+ * formation and the store's clock ({@link getFormationAndNow}), in one round trip. Run it
+ * under the group's lock.
+ */
+export async function recordReportAndReadGroup(
+  trx: Transaction<Database>,
+  node: Pick<NodeRow, 'nodeId' | 'formationId' | 'groupId'>,
+  report: NodeReport,
+): Promise<{ nodes: NodeRow[]; formation: FormationRow; nowMs: number }> {
+  const rows = await RECORD_REPORT_READ_GROUP.execute(trx, { ...reportArgs(node.nodeId, report), formationId: node.formationId, groupId: node.groupId });
+  if (rows.length === 0) {
+    // No node left in the group (this one's goal is dropped): the formation alone.
+    return { nodes: [], ...(await getFormationAndNow(trx, node.formationId)) };
+  }
+  const first = rows[0]!;
+  const formation: Record<string, unknown> = { formationId: first.formationId };
+  for (const f of FORMATION_FIELDS) formation[f.field] = first[f.alias];
+  const nodes = rows.map((r) => {
+    const n: Record<string, unknown> = { ...r };
+    for (const f of FORMATION_FIELDS) delete n[f.alias];
+    delete n.storeNowMs;
+    return n as NodeRow;
+  });
+  return { nodes, formation: formation as FormationRow, nowMs: Number(first.storeNowMs) };
+}
+
+/**
+ * Reads several nodes and takes their groups' locks ({@link lockGroup}), in the order of
+ * (formation, group): one round trip, and no deadlock with another transaction that takes
+ * several groups' locks in that order too. As in {@link lockNodeGroup}, the rows are read
+ * before the locks are granted, and the ids are written into the statement (integers).
+ *
+ * @returns the rows of the nodes that exist, in that order.
+ */
+export async function lockNodesGroups(trx: Transaction<Database>, nodeIds: readonly number[]): Promise<NodeRow[]> {
+  const ids = nodeIds.filter((id) => Number.isSafeInteger(id));
+  if (ids.length === 0) return [];
+  const { rows } = await trx.executeQuery<NodeRow & { groupLocked: unknown }>(
+    CompiledQuery.raw(
+      `select s.*, pg_advisory_xact_lock(hashtext('pgha:' || s.formation_id), s.group_id) as group_locked
+       from (select * from pgha.nodes where node_id in (${ids.join(', ')}) order by formation_id, group_id, node_id offset 0) s`,
+    ),
+  );
+  return rows.map(({ groupLocked: _locked, ...node }) => node);
+}
+
+const RECORD_REPORTS_READ_GROUPS = new QueryTemplate<GroupRowWithFormation>(
+  (_db, p) => sql`
+    with input as (
+      select * from unnest(${p('nodeIds')}::int4[], ${p('reportedStates')}::text[], ${p('pgIsRunning')}::bool[], ${p('isInRecovery')}::bool[],
+                           ${p('reportedLsns')}::text[], ${p('reportedTimelines')}::int4[], ${p('upstreamStreaming')}::bool[],
+                           ${p('transitionsInProgress')}::text[], ${p('reportedSyncStandbyNames')}::text[])
+        as t(node_id, reported_state, pg_is_running, is_in_recovery, reported_lsn, reported_timeline, upstream_streaming,
+             transition_in_progress, reported_sync_standby_names)
+    ), updated as (
+      update pgha.nodes n set
+        reported_state = i.reported_state,
+        reported_at = clock_timestamp(),
+        pg_is_running = i.pg_is_running,
+        is_in_recovery = i.is_in_recovery,
+        reported_lsn = i.reported_lsn::pg_lsn,
+        reported_timeline = i.reported_timeline,
+        upstream_streaming = i.upstream_streaming,
+        transition_in_progress = i.transition_in_progress,
+        reported_sync_standby_names = i.reported_sync_standby_names,
+        last_streaming_at = case when i.upstream_streaming then clock_timestamp() else n.last_streaming_at end
+      from input i
+      where n.node_id = i.node_id
+      returning n.*
+    ), grp as (
+      select * from updated where goal_state <> 'dropped'
+      union all
+      select * from pgha.nodes
+      where (formation_id, group_id) in (select formation_id, group_id from updated)
+        and node_id <> all(${p('nodeIds')}::int4[]) and goal_state <> 'dropped'
+    )
+    select grp.*, ${sql.raw(FORMATION_COLUMNS.map((c) => `f.${c} as formation_${c}`).join(', '))},
+      (extract(epoch from clock_timestamp()) * 1000)::float8 as store_now_ms
+    from grp join pgha.formations f on f.formation_id = grp.formation_id
+    order by grp.formation_id, grp.group_id, grp.node_id`,
+);
+
+/** A group as read with the reports of its nodes. */
+export interface GroupRead {
+  formationId: string;
+  groupId: number;
+  formation: FormationRow;
+  /** The group's nodes that are not dropped, by node id, with the reports recorded. */
+  nodes: NodeRow[];
+}
+
+/**
+ * {@link recordReportAndReadGroup} for several nodes of different groups, in one round trip:
+ * records each report, then reads each group (with its formation) and the store's clock. Run
+ * it under the groups' locks ({@link lockNodesGroups}).
+ *
+ * @returns the groups that have nodes left (keyed by {@link groupKey}), and the clock.
+ */
+export async function recordReportsAndReadGroups(
+  trx: Transaction<Database>,
+  reports: readonly { nodeId: number; report: NodeReport }[],
+): Promise<{ groups: Map<string, GroupRead>; nowMs: number }> {
+  const args = reports.map((r) => reportArgs(r.nodeId, r.report));
+  const rows = await RECORD_REPORTS_READ_GROUPS.execute(trx, {
+    nodeIds: args.map((a) => a.nodeId),
+    reportedStates: args.map((a) => a.reportedState),
+    pgIsRunning: args.map((a) => a.pgIsRunning),
+    isInRecovery: args.map((a) => a.isInRecovery),
+    reportedLsns: args.map((a) => a.reportedLsn),
+    reportedTimelines: args.map((a) => a.reportedTimeline),
+    upstreamStreaming: args.map((a) => a.upstreamStreaming),
+    transitionsInProgress: args.map((a) => a.transitionInProgress),
+    reportedSyncStandbyNames: args.map((a) => a.reportedSyncStandbyNames),
+  });
+  const groups = new Map<string, GroupRead>();
+  for (const row of rows) {
+    const key = groupKey(row.formationId, row.groupId);
+    let g = groups.get(key);
+    if (!g) {
+      const formation: Record<string, unknown> = { formationId: row.formationId };
+      for (const f of FORMATION_FIELDS) formation[f.field] = row[f.alias];
+      g = { formationId: row.formationId, groupId: row.groupId, formation: formation as FormationRow, nodes: [] };
+      groups.set(key, g);
+    }
+    const n: Record<string, unknown> = { ...row };
+    for (const f of FORMATION_FIELDS) delete n[f.alias];
+    delete n.storeNowMs;
+    g.nodes.push(n as NodeRow);
+  }
+  const nowMs = rows.length > 0 ? Math.max(...rows.map((r) => Number(r.storeNowMs))) : await storeNowMs(trx);
+  return { groups, nowMs };
+}
+
+/** Key of a group in maps: formation and group id. */
+export function groupKey(formationId: string, groupId: number): string {
+  return `${formationId}\u0000${groupId}`;
 }
 
 /** Records a keeper's report (the keeper's heartbeat). */
@@ -155,6 +415,77 @@ export async function recordProbe(db: Db, nodeId: number, ok: boolean, inRecover
     .where('nodeId', '=', nodeId)
     .execute();
   return health !== before.health;
+}
+
+/**
+ * Probe results of one node since they were last written, merged in order: `reset` when one
+ * succeeded (then `failures` counts the failures after the last success, and `inRecovery` is
+ * what that success saw), otherwise `failures` failed probes in a row.
+ */
+export interface MergedProbes {
+  nodeId: number;
+  reset: boolean;
+  failures: number;
+  inRecovery: boolean | null;
+  /** `healthProbeRetries` of the node's formation. */
+  retries: number;
+}
+
+/** A node whose health changed when probe results were written. */
+export interface HealthChange {
+  nodeId: number;
+  formationId: string;
+  groupId: number;
+  name: string;
+  health: string;
+}
+
+/**
+ * Writes the probe results of many nodes in one statement, with the rule of
+ * {@link recordProbe} applied to each result in order: health turns `bad` after `retries`
+ * consecutive failures and `good` at the first success.
+ *
+ * Rows locked by a transaction in progress (a group decision) are skipped rather than waited
+ * for, so this statement never waits on a group's lock holder and cannot deadlock with one;
+ * their results come back in `skipped` to be written again.
+ *
+ * @returns the nodes whose health changed, and the ids of the nodes skipped (existing but locked).
+ */
+export async function recordProbes(db: Kysely<Database>, results: readonly MergedProbes[]): Promise<{ changed: HealthChange[]; skipped: number[] }> {
+  if (results.length === 0) return { changed: [], skipped: [] };
+  const ids = results.map((r) => r.nodeId);
+  const { rows } = await sql<{ nodeId: number; formationId: string; groupId: number; name: string; oldHealth: string; newHealth: string }>`
+    with input as (
+      select * from unnest(${ids}::int4[], ${results.map((r) => r.reset)}::bool[], ${results.map((r) => r.failures)}::int4[],
+                           ${results.map((r) => r.inRecovery)}::bool[], ${results.map((r) => r.retries)}::int4[])
+        as t(node_id, reset, failures, in_recovery, retries)
+    ), locked as (
+      select n.node_id, n.health as old_health from pgha.nodes n join input i on i.node_id = n.node_id
+      order by n.node_id for update of n skip locked
+    )
+    update pgha.nodes n set
+      health_failures = case when i.reset then i.failures else n.health_failures + i.failures end,
+      health = case
+        when (case when i.reset then i.failures else n.health_failures + i.failures end) >= i.retries then 'bad'
+        when i.reset then 'good'
+        else n.health end,
+      health_checked_at = clock_timestamp(),
+      probe_in_recovery = case when i.reset then i.in_recovery else n.probe_in_recovery end
+    from input i, locked l
+    where n.node_id = i.node_id and l.node_id = i.node_id
+    returning n.node_id, n.formation_id, n.group_id, n.name, l.old_health, n.health as new_health`.execute(db);
+  const written = new Set(rows.map((r) => r.nodeId));
+  const missing = ids.filter((id) => !written.has(id));
+  let skipped: number[] = [];
+  if (missing.length > 0) {
+    // Not written: locked by a transaction in progress, or deleted meanwhile.
+    const existing = await db.selectFrom('nodes').select('nodeId').where('nodeId', 'in', missing).execute();
+    skipped = existing.map((r) => r.nodeId);
+  }
+  const changed = rows
+    .filter((r) => r.oldHealth !== r.newHealth)
+    .map((r) => ({ nodeId: r.nodeId, formationId: r.formationId, groupId: r.groupId, name: r.name, health: r.newHealth }));
+  return { changed, skipped };
 }
 
 function toFacts(n: NodeRow): NodeFacts {
