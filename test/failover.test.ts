@@ -121,9 +121,8 @@ describe('a two-node formation', () => {
     const { primary, standby } = await primaryAndStandby();
     const standbyKeeper = keeperPid.get(standby.name);
     expect(standbyKeeper).toBeDefined();
-    const writer = new Writer(formation.up.uri, 'probe');
     // Ids far from the previous writer's.
-    (writer as unknown as { nextId: number }).nextId = 1_000_000;
+    const writer = new Writer(formation.up.uri, 'probe', 1_000_000);
     writer.start();
     await waitFor('writes before the standby dies', () => writer.acks.length >= 20);
     const killedAt = performance.now();

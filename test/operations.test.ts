@@ -38,8 +38,7 @@ describe('perform switchover', () => {
     for (let round = 1; round <= 2; round++) {
       await settled();
       const before = await primaryName();
-      const writer = new Writer(formation.up.uri, 'probe');
-      (writer as unknown as { nextId: number }).nextId = nextId;
+      const writer = new Writer(formation.up.uri, 'probe', nextId);
       writer.start();
       await waitFor('writes before the switchover', () => writer.acks.length >= 30);
       const startedAt = performance.now();

@@ -20,9 +20,13 @@ export interface Host {
   port: number;
 }
 
-async function connectWritable(hosts: readonly Host[], user: string): Promise<pg.Client | undefined> {
+/**
+ * Connects to the first host that accepts writes, as libpq does with
+ * `target_session_attrs=read-write`; undefined when none does.
+ */
+export async function connectWritable(hosts: readonly Host[], user = 'postgres', timeoutMs = 500): Promise<pg.Client | undefined> {
   for (const h of hosts) {
-    const client = new pg.Client({ host: h.host, port: h.port, user, database: 'postgres', connectionTimeoutMillis: 500, query_timeout: 10_000 });
+    const client = new pg.Client({ host: h.host, port: h.port, user, database: 'postgres', connectionTimeoutMillis: timeoutMs, query_timeout: 10_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { Probe, connectWritable as connectWritableHost } from '../../bench/lib/probe.js';
 import type { NodeStateRow, UpFile } from '@pgha/shared';
 import { makeTestDir, runPgha, startPgha, trackPgdata } from './processes.js';
 import { waitFor } from './wait-for.js';
@@ -58,23 +59,9 @@ export function uriHosts(uri: string): { host: string; port: number }[] {
 /**
  * Connects to the writable host of a multi-host URI, as libpq does with
  * `target_session_attrs=read-write` (node-postgres does not implement it).
- *
- * @returns a connected client on a host that is not in recovery, or undefined.
  */
-export async function connectWritable(uri: string, timeoutMs = 1000): Promise<pg.Client | undefined> {
-  for (const { host, port } of uriHosts(uri)) {
-    const client = new pg.Client({ host, port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: timeoutMs, query_timeout: 5000 });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      const { rows } = await client.query<{ ro: string }>("select current_setting('transaction_read_only') as ro");
-      if (rows[0]?.ro === 'off') return client;
-    } catch {
-      // try the next host
-    }
-    await client.end().catch(() => undefined);
-  }
-  return undefined;
+export function connectWritable(uri: string, timeoutMs = 1000): Promise<pg.Client | undefined> {
+  return connectWritableHost(uriHosts(uri), 'postgres', timeoutMs);
 }
 
 /** Runs one SQL statement on host:port as postgres. */
@@ -89,65 +76,9 @@ export async function queryNode<T extends pg.QueryResultRow>(port: number, sql: 
   }
 }
 
-/** One acknowledged write of the probe. */
-export interface Ack {
-  id: number;
-  atMs: number;
-  port: number;
-}
-
-/**
- * The benchmark's probe: one insert every ~`intervalMs` through the writable host, each its
- * own transaction, reconnecting at once on error; records every acknowledged id with a
- * monotonic timestamp (ms) and the port of the server that acknowledged it.
- */
-export class Writer {
-  readonly acks: Ack[] = [];
-  private stopped = false;
-  private done: Promise<void> | undefined;
-  private nextId = 1;
-
-  constructor(private readonly uri: string, private readonly table: string, private readonly intervalMs = 10) {}
-
-  start(): void {
-    this.done = this.loop();
-  }
-
-  private async loop(): Promise<void> {
-    let client: pg.Client | undefined;
-    while (!this.stopped) {
-      if (!client) {
-        client = await connectWritable(this.uri, 500);
-        if (!client) {
-          await new Promise((r) => setTimeout(r, 20));
-          continue;
-        }
-      }
-      const id = this.nextId++;
-      try {
-        const { rows } = await client.query<{ port: number }>(`insert into ${this.table}(id) values ($1) returning inet_server_port() as port`, [id]);
-        this.acks.push({ id, atMs: performance.now(), port: Number(rows[0]!.port) });
-      } catch {
-        await client.end().catch(() => undefined);
-        client = undefined;
-        continue;
-      }
-      await new Promise((r) => setTimeout(r, this.intervalMs));
-    }
-    await client?.end().catch(() => undefined);
-  }
-
-  /** Stops writing and waits for the loop to end. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.done;
-  }
-
-  /** The longest gap between consecutive acknowledged writes after `fromMs`, in ms. */
-  maxGapMs(fromMs = 0): number {
-    let gap = 0;
-    const acks = this.acks.filter((a) => a.atMs >= fromMs);
-    for (let i = 1; i < acks.length; i++) gap = Math.max(gap, acks[i]!.atMs - acks[i - 1]!.atMs);
-    return gap;
+/** The benchmark's probe, writing through a formation URI (see bench/lib/probe.ts). */
+export class Writer extends Probe {
+  constructor(uri: string, table: string, firstId = 1) {
+    super(uriHosts(uri), table, firstId);
   }
 }
