@@ -38,6 +38,7 @@ import { performance } from 'node:perf_hooks';
 import Table from 'cli-table3';
 import getPort from 'get-port';
 import { Pool } from 'undici';
+import { alive } from './lib/proc.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PGHA_BIN = join(ROOT, 'packages/cli/bin/pgha.js');
@@ -108,15 +109,6 @@ const postmasterDirs = new Set<string>();
 const tempDirs = new Set<string>();
 let keepDirs = false;
 
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function postmasterPidOf(pgdata: string): number | undefined {
   const file = join(pgdata, 'postmaster.pid');

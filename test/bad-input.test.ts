@@ -7,23 +7,17 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endAllProcesses, makeTestDir, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
-import { waitFor } from './helpers/wait-for.js';
+import { endAllProcesses, runPgha } from './helpers/processes.js';
+import { startMonitor } from './helpers/cluster.js';
+import { expectOneLineError } from './helpers/cli.js';
 
 let dir: string;
 let monitorUrl: string;
 
 beforeAll(async () => {
-  dir = makeTestDir();
-  const pgdata = join(dir, 'monitor', 'pgdata');
-  trackPgdata(pgdata);
-  const pgPort = await getPort({ host: '127.0.0.1' });
-  const httpPort = await getPort({ host: '127.0.0.1', exclude: [pgPort] });
-  const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`]);
-  expect(created.exitCode, created.stderr).toBe(0);
-  startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, 'monitor.log') });
-  monitorUrl = `http://127.0.0.1:${httpPort}`;
-  await waitFor('the monitor', async () => (await fetch(`${monitorUrl}/health`)).ok, { timeoutMs: 60_000 });
+  const monitor = await startMonitor();
+  dir = monitor.dir;
+  monitorUrl = monitor.url;
 }, 120_000);
 
 afterAll(async () => {
@@ -39,13 +33,6 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
   return { status: res.status, body: (await res.json()) as { message?: string; field?: string } };
 }
 
-function expectOneLineError(r: { exitCode: number; stderr: string }, pattern: RegExp): void {
-  expect(r.exitCode).not.toBe(0);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('pgha: error:'));
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-}
 
 describe('keeper create with bad input', () => {
   it('refuses when the monitor is unreachable, leaving nothing that blocks a retry', async () => {

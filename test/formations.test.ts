@@ -9,7 +9,9 @@ import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow, FormationDropped, FormationView, NodeStateRow } from '@pgha/shared';
 import { isPrimaryAndSecondaries, queryNode } from './helpers/formation.js';
-import { endAllProcesses, killPid, makeTestDir, postmasterPidOf, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
+import { endAllProcesses, killPid, postmasterPidOf, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
+import { startMonitor } from './helpers/cluster.js';
+import { expectOneLineError } from './helpers/cli.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let dir: string;
@@ -35,13 +37,6 @@ async function pghaOk(...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-function expectOneLineError(r: { exitCode: number; stderr: string }, pattern: RegExp): void {
-  expect(r.exitCode).not.toBe(0);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('pgha: error:'));
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/\n\s+at /);
-}
 
 async function state(formation: string): Promise<NodeStateRow[]> {
   return JSON.parse(await pghaOk('show', 'state', '--formation', formation, '--json')) as NodeStateRow[];
@@ -64,17 +59,10 @@ async function createNode(formation: string, name: string, port: number): Promis
 }
 
 beforeAll(async () => {
-  dir = makeTestDir();
-  const pgdata = join(dir, 'monitor', 'pgdata');
-  trackPgdata(pgdata);
-  const pgPort = await getPort({ host: '127.0.0.1' });
-  const httpPort = await getPort({ host: '127.0.0.1', exclude: [pgPort] });
-  const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`]);
-  expect(created.exitCode, created.stderr).toBe(0);
-  startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, 'monitor.log') });
-  monitorUrl = `http://127.0.0.1:${httpPort}`;
+  const monitor = await startMonitor();
+  dir = monitor.dir;
+  monitorUrl = monitor.url;
   env = { PGHA_MONITOR: monitorUrl };
-  await waitFor('the monitor', async () => (await fetch(`${monitorUrl}/health`)).ok, { timeoutMs: 60_000 });
 }, 120_000);
 
 afterAll(async () => {

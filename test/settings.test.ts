@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow, NodeSettingsChange, NodeSettingsRow, NodeStateRow, SettingsView, StandbyNamesView } from '@pgha/shared';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, type LocalFormation } from './helpers/formation.js';
 import { endAllProcesses, runPgha } from './helpers/processes.js';
+import { expectOneLineError } from './helpers/cli.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let formation: LocalFormation;
@@ -37,13 +38,6 @@ async function pghaOk(...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-function expectOneLineError(r: { exitCode: number; stderr: string }, pattern: RegExp): void {
-  expect(r.exitCode).not.toBe(0);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('pgha: error:'));
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/\n\s+at /);
-}
 
 /** `synchronous_standby_names` that the primary's Postgres runs with. */
 async function runningStandbyNames(): Promise<string> {

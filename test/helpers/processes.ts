@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import { alive } from '../../bench/lib/proc.js';
 
 /** The `pgha` entry point of this checkout. */
 export const PGHA_BIN = fileURLToPath(new URL('../../packages/cli/bin/pgha.js', import.meta.url));
@@ -59,15 +60,6 @@ export function postmasterPidOf(pgdata: string): number | undefined {
   }
 }
 
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Sends `signal` to `pid` if it lives. */
 export function killPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {

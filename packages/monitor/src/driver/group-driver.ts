@@ -191,7 +191,7 @@ export class GroupDriver {
   /**
    * A keeper's report, inside `trx`: reads the node and locks its group, records the report
    * and re-reads the group under the lock, decides and writes the assignments (what
-   * `getNode` then `evaluateGroupIn(…, 'report', () => recordReport(…))` do), in three round
+   * `getNode` then `evaluateGroupIn(…, 'report', () => record the report)` do), in three round
    * trips to the store with `begin` and `commit` instead of seven. When the node's goal is
    * `dropped` and its keeper reports `dropped`, nothing is recorded: the caller removes the
    * node.

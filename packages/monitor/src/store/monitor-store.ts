@@ -240,7 +240,7 @@ const camelCase = (column: string): string => column.replace(/_([a-z])/g, (_m, c
 const FORMATION_FIELDS = FORMATION_COLUMNS.map((c) => ({ field: camelCase(c), alias: camelCase(`formation_${c}`) }));
 
 /**
- * {@link recordReport}, then {@link listNodes} of the node's group (with the report), the
+ * the report's update, then {@link listNodes} of the node's group (with the report), the
  * formation and the store's clock ({@link getFormationAndNow}), in one round trip. Run it
  * under the group's lock.
  */
@@ -376,26 +376,6 @@ export async function recordReportsAndReadGroups(
 /** Key of a group in maps: formation and group id. */
 export function groupKey(formationId: string, groupId: number): string {
   return `${formationId}\u0000${groupId}`;
-}
-
-/** Records a keeper's report (the keeper's heartbeat). */
-export async function recordReport(trx: Transaction<Database>, nodeId: number, report: NodeReport): Promise<void> {
-  await trx
-    .updateTable('nodes')
-    .set({
-      reportedState: report.reportedState,
-      reportedAt: sql`clock_timestamp()`,
-      pgIsRunning: report.pgIsRunning,
-      isInRecovery: report.isInRecovery,
-      reportedLsn: formatLsn(parseLsn(report.lsn)),
-      reportedTimeline: report.timeline,
-      upstreamStreaming: report.upstreamStreaming,
-      transitionInProgress: report.transitionInProgress ?? null,
-      reportedSyncStandbyNames: report.synchronousStandbyNames ?? null,
-      ...(report.upstreamStreaming ? { lastStreamingAt: sql`clock_timestamp()` } : {}),
-    })
-    .where('nodeId', '=', nodeId)
-    .execute();
 }
 
 /**
