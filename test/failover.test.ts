@@ -54,6 +54,22 @@ describe('a two-node formation', () => {
     expect(printed).toMatch(/node2\s+127\.0\.0\.1:\d+\s+reported secondary\s+goal secondary/);
   });
 
+  it('is probed by the monitor over one kept session per node, not a new connection per probe', async () => {
+    for (const node of formation.up.nodes) {
+      // Each probe's query shows as a new query_start of the probe role's session.
+      const seen = new Map<string, Set<string>>();
+      await waitFor(`three probes on ${node.name}`, async () => {
+        const rows = await queryNode<{ session: string; query_start: string }>(
+          node.port,
+          "select pid || ' ' || backend_start::text as session, query_start::text as query_start from pg_stat_activity where application_name = 'pgha_probe'",
+        );
+        for (const r of rows) seen.set(r.session, (seen.get(r.session) ?? new Set()).add(r.query_start));
+        return [...seen.values()].reduce((n, starts) => n + starts.size, 0) >= 3;
+      }, { intervalMs: 100 });
+      expect([...seen.keys()]).toHaveLength(1);
+    }
+  });
+
   it('takes writes through the multi-host URI and replicates them synchronously to the standby', async () => {
     const client = await connectWritable(formation.up.uri);
     expect(client).toBeDefined();

@@ -1,6 +1,6 @@
 /**
- * Probes every node's Postgres (`select pg_is_in_recovery()` as the probe role) every
- * `healthProbeIntervalMs`, records health, and re-evaluates a group whose health changed.
+ * Probes every node's Postgres (`select pg_is_in_recovery()` as the probe role, on a session
+ * kept open between probes) every `healthProbeIntervalMs`, records health, and re-evaluates a group whose health changed.
  * Source: pg_auto_failover's health check worker (`health_check_worker.c`), much faster.
  *
  * Results are written as they come in, but many at a time: while one write is under way the
@@ -23,22 +23,70 @@ export interface ProbeResult {
   error?: string;
 }
 
+/** Where and as whom a node is probed. */
+export interface ProbeTarget {
+  host: string;
+  port: number;
+  password: string;
+}
+
 /**
- * Connects once to host:port and asks whether Postgres is in recovery.
- *
- * @param timeoutMs - connection and query timeout.
+ * One node's probe session, kept from round to round: `select pg_is_in_recovery()` on the
+ * open session, and a new session (a SCRAM handshake) only when there is none. A handshake
+ * costs the monitor about a millisecond of CPU, so with thousands of nodes probed twice a
+ * second a new one per probe would need more than a core. A kept session detects failure as
+ * fast: a Postgres that stops or crashes ends its sessions (the probe fails at once), and a
+ * host or network that goes silent lets the query time out, as a connection attempt would.
+ * After a failure the session is dropped and the next probe connects afresh.
  */
-export async function probePostgres(host: string, port: number, password: string, timeoutMs: number): Promise<ProbeResult> {
-  const client = new pg.Client({ host, port, user: MONITOR_PROBE_ROLE, password, database: 'postgres', connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs, application_name: 'pgha_probe' });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    const { rows } = await client.query<{ r: boolean }>('select pg_is_in_recovery() as r');
-    return { ok: true, inRecovery: rows[0]?.r ?? null };
-  } catch (err) {
-    return { ok: false, inRecovery: null, error: (err as Error).message };
-  } finally {
-    client.end().catch(() => undefined);
+export class ProbeConnection {
+  private client: pg.Client | undefined;
+  private broken = false;
+
+  constructor(readonly target: ProbeTarget) {}
+
+  /**
+   * Asks whether Postgres is in recovery, on the kept session or a new one.
+   *
+   * @param timeoutMs - connection timeout, and query timeout (ms).
+   */
+  async probe(timeoutMs: number): Promise<ProbeResult> {
+    try {
+      if (!this.client || this.broken) {
+        this.close();
+        const client = new pg.Client({
+          host: this.target.host,
+          port: this.target.port,
+          user: MONITOR_PROBE_ROLE,
+          password: this.target.password,
+          database: 'postgres',
+          connectionTimeoutMillis: timeoutMs,
+          application_name: 'pgha_probe',
+        });
+        client.on('error', () => {
+          this.broken = true;
+        });
+        client.on('end', () => {
+          this.broken = true;
+        });
+        this.client = client;
+        this.broken = false;
+        await client.connect();
+      }
+      const { rows } = await this.client.query<{ r: boolean }>({ text: 'select pg_is_in_recovery() as r', query_timeout: timeoutMs } as pg.QueryConfig);
+      return { ok: true, inRecovery: rows[0]?.r ?? null };
+    } catch (err) {
+      this.close();
+      return { ok: false, inRecovery: null, error: (err as Error).message };
+    }
+  }
+
+  /** Ends the session, if any. */
+  close(): void {
+    const client = this.client;
+    this.client = undefined;
+    this.broken = false;
+    client?.end().catch(() => undefined);
   }
 }
 
@@ -52,6 +100,8 @@ export class HealthProber {
   /** Results not written yet, merged per node in the order they came. */
   private pending = new Map<number, MergedProbes & { error?: string }>();
   private writing: Promise<void> | undefined;
+  /** Each probed node's kept session (see {@link ProbeConnection}). */
+  private readonly connections = new Map<number, ProbeConnection>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -80,15 +130,37 @@ export class HealthProber {
       .where('nodes.goalState', '!=', 'dropped')
       .execute();
     const probes: Promise<void>[] = [];
+    const probed = new Set<number>();
     for (const [i, n] of nodes.entries()) {
       // Starting a probe takes some 50 µs: let requests in between.
       if (i > 0 && i % YIELD_EVERY_PROBES === 0) await new Promise((r) => setImmediate(r));
       const settings = { ...DEFAULT_FORMATION_SETTINGS, ...n.settings };
       if (n.reportedState === 'init') continue;
-      probes.push(probePostgres(n.host, n.port, n.monitorProbePassword, settings.healthProbeTimeoutMs).then((result) => this.add(n.nodeId, result, settings.healthProbeRetries)));
+      probed.add(n.nodeId);
+      probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword }).probe(settings.healthProbeTimeoutMs).then((result) => this.add(n.nodeId, result, settings.healthProbeRetries)));
+    }
+    // Nodes dropped (or back in init) since the last round: end their sessions.
+    for (const [nodeId, c] of this.connections) {
+      if (probed.has(nodeId)) continue;
+      c.close();
+      this.connections.delete(nodeId);
     }
     await Promise.all(probes);
     await this.flush();
+  }
+
+  /** The node's kept session; a new one when the node's address or the probe password changed. */
+  private connectionOf(nodeId: number, target: ProbeTarget): ProbeConnection {
+    let c = this.connections.get(nodeId);
+    if (c && (c.target.host !== target.host || c.target.port !== target.port || c.target.password !== target.password)) {
+      c.close();
+      c = undefined;
+    }
+    if (!c) {
+      c = new ProbeConnection(target);
+      this.connections.set(nodeId, c);
+    }
+    return c;
   }
 
   /** Queues one probe result and starts a write if none is under way. */
@@ -164,5 +236,7 @@ export class HealthProber {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    for (const c of this.connections.values()) c.close();
+    this.connections.clear();
   }
 }
