@@ -24,9 +24,9 @@ export interface Host {
  * Connects to the first host that accepts writes, as libpq does with
  * `target_session_attrs=read-write`; undefined when none does.
  */
-export async function connectWritable(hosts: readonly Host[], user = 'postgres', timeoutMs = 500): Promise<pg.Client | undefined> {
+export async function connectWritable(hosts: readonly Host[], user = 'postgres', timeoutMs = 500, queryTimeoutMs = 10_000): Promise<pg.Client | undefined> {
   for (const h of hosts) {
-    const client = new pg.Client({ host: h.host, port: h.port, user, database: 'postgres', connectionTimeoutMillis: timeoutMs, query_timeout: 10_000 });
+    const client = new pg.Client({ host: h.host, port: h.port, user, database: 'postgres', connectionTimeoutMillis: timeoutMs, query_timeout: queryTimeoutMs });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -47,7 +47,7 @@ export class Probe {
   private loop: Promise<void> | undefined;
   private nextId: number;
 
-  constructor(private readonly hosts: readonly Host[], private readonly table: string, firstId: number, private readonly user = 'postgres', private readonly intervalMs = 10) {
+  constructor(protected readonly hosts: readonly Host[], protected readonly table: string, firstId: number, protected readonly user = 'postgres', private readonly intervalMs = 10) {
     this.nextId = firstId;
   }
 
@@ -62,12 +62,23 @@ export class Probe {
     }
   }
 
+  /** Opens a session on the writable host (subclasses may change the timeouts). */
+  protected connect(): Promise<pg.Client | undefined> {
+    return connectWritable(this.hosts, this.user);
+  }
+
+  /** One insert of `id` in its own transaction; records the acknowledgement. Throws on any error. */
+  protected async write(client: pg.Client, id: number): Promise<void> {
+    const { rows } = await client.query<{ port: number }>(`insert into ${this.table}(id) values ($1) returning inet_server_port() as port`, [id]);
+    this.acks.push({ id, atMs: performance.now(), port: Number(rows[0]!.port) });
+  }
+
   start(): void {
     this.loop = (async () => {
       let client: pg.Client | undefined;
       while (!this.stopped) {
         if (!client) {
-          client = await connectWritable(this.hosts, this.user);
+          client = await this.connect();
           if (!client) {
             await new Promise((r) => setTimeout(r, 10));
             continue;
@@ -75,8 +86,7 @@ export class Probe {
         }
         const id = this.nextId++;
         try {
-          const { rows } = await client.query<{ port: number }>(`insert into ${this.table}(id) values ($1) returning inet_server_port() as port`, [id]);
-          this.acks.push({ id, atMs: performance.now(), port: Number(rows[0]!.port) });
+          await this.write(client, id);
         } catch {
           await client.end().catch(() => undefined);
           client = undefined;
@@ -97,19 +107,27 @@ export class Probe {
 
   /** Longest gap between consecutive acknowledgements whose later one is after `fromMs`, in ms. */
   maxGapMs(fromMs: number, toMs = Number.POSITIVE_INFINITY): number {
-    let gap = 0;
-    for (let i = 1; i < this.acks.length; i++) {
-      const a = this.acks[i - 1]!;
-      const b = this.acks[i]!;
-      if (b.atMs >= fromMs && a.atMs <= toMs) gap = Math.max(gap, b.atMs - a.atMs);
-    }
-    return gap;
+    return maxAckGapMs(this.acks, fromMs, toMs);
   }
 
   /** Acknowledged ids missing from `present`. */
   lost(present: ReadonlySet<number>): number[] {
     return this.acks.filter((a) => !present.has(a.id)).map((a) => a.id);
   }
+}
+
+/**
+ * Longest gap between consecutive acknowledgements (in `atMs` order, as one sequential client
+ * records them) whose later one is at or after `fromMs` and earlier one at or before `toMs`, in ms.
+ */
+export function maxAckGapMs(acks: readonly { atMs: number }[], fromMs: number, toMs = Number.POSITIVE_INFINITY): number {
+  let gap = 0;
+  for (let i = 1; i < acks.length; i++) {
+    const a = acks[i - 1]!;
+    const b = acks[i]!;
+    if (b.atMs >= fromMs && a.atMs <= toMs) gap = Math.max(gap, b.atMs - a.atMs);
+  }
+  return gap;
 }
 
 /** Reads every id of the probe table on host:port. */

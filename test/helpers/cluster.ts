@@ -16,17 +16,22 @@ export interface TestMonitor {
   proc: ResultPromise;
 }
 
-/** Creates and runs a monitor in a fresh test directory. */
-export async function startMonitor(): Promise<TestMonitor> {
+/**
+ * Creates and runs a monitor in a fresh test directory, listening on `host` (default
+ * 127.0.0.1), inside network namespace `netns` when given (then any port is free there).
+ */
+export async function startMonitor(options: { host?: string; netns?: string; httpPort?: number } = {}): Promise<TestMonitor> {
   const dir = makeTestDir();
   const pgdata = join(dir, 'monitor', 'pgdata');
   trackPgdata(pgdata);
+  const host = options.host ?? '127.0.0.1';
   const pgPort = await getPort({ host: '127.0.0.1' });
-  const httpPort = await getPort({ host: '127.0.0.1', exclude: [pgPort] });
-  const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`]);
+  const httpPort = options.httpPort ?? (await getPort({ host: '127.0.0.1', exclude: [pgPort] }));
+  const netns = options.netns ? { netns: options.netns } : {};
+  const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `${host}:${httpPort}`], {}, netns);
   if (created.exitCode !== 0) throw new Error(`monitor create failed: ${created.stderr}`);
-  const proc = startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, 'monitor.log') });
-  const url = `http://127.0.0.1:${httpPort}`;
+  const proc = startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, 'monitor.log'), ...netns });
+  const url = `http://${host}:${httpPort}`;
   await waitFor('the monitor', async () => (await fetch(`${url}/health`)).ok, { timeoutMs: 60_000 });
   return { url, dir, pgdata, proc };
 }
@@ -34,6 +39,8 @@ export async function startMonitor(): Promise<TestMonitor> {
 /** A node created and kept running by its keeper. */
 export interface TestNode {
   name: string;
+  /** Address the node registered with (`--hostname`). */
+  host: string;
   pgdata: string;
   port: number;
   keeper: ResultPromise;
@@ -42,21 +49,25 @@ export interface TestNode {
 /**
  * `pgha keeper create postgres` then `pgha keeper run` for one node (the first node of a
  * formation before the others: a standby's base backup needs the primary's keeper running).
+ * The node registers as `hostname` (default 127.0.0.1); both commands run inside network
+ * namespace `netns` when given.
  */
-export async function addNode(monitor: TestMonitor, name: string, options: { formation?: string; candidatePriority?: number; pgdata?: string; port?: number } = {}): Promise<TestNode> {
+export async function addNode(monitor: TestMonitor, name: string, options: { formation?: string; candidatePriority?: number; pgdata?: string; port?: number; hostname?: string; netns?: string } = {}): Promise<TestNode> {
   const pgdata = options.pgdata ?? join(monitor.dir, name, 'pgdata');
   trackPgdata(pgdata);
+  const host = options.hostname ?? '127.0.0.1';
   const port = options.port ?? (await getPort({ host: '127.0.0.1' }));
-  const args = ['keeper', 'create', 'postgres', '--monitor', monitor.url, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', '--auth', 'trust'];
+  const args = ['keeper', 'create', 'postgres', '--monitor', monitor.url, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', host, '--auth', 'trust'];
   if (options.formation) args.push('--formation', options.formation);
   if (options.candidatePriority !== undefined) args.push('--candidate-priority', String(options.candidatePriority));
-  const created = await runPgha(args);
+  const netns = options.netns ? { netns: options.netns } : {};
+  const created = await runPgha(args, {}, netns);
   if (created.exitCode !== 0) throw new Error(`keeper create ${name} failed: ${created.stderr}`);
-  const keeper = startPgha(['keeper', 'run', '--pgdata', pgdata], { logFile: join(monitor.dir, `${name}.keeper.log`) });
-  return { name, pgdata, port, keeper };
+  const keeper = startPgha(['keeper', 'run', '--pgdata', pgdata], { logFile: join(monitor.dir, `${name}.keeper.log`), ...netns });
+  return { name, host, pgdata, port, keeper };
 }
 
 /** The formation's multi-host URI for the given nodes, as `pgha show uri` prints it (with the postgres user). */
 export function uriOf(nodes: readonly TestNode[]): string {
-  return `postgres://postgres@${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}/postgres?target_session_attrs=read-write`;
+  return `postgres://postgres@${nodes.map((n) => `${n.host}:${n.port}`).join(',')}/postgres?target_session_attrs=read-write`;
 }

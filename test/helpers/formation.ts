@@ -64,9 +64,10 @@ export function connectWritable(uri: string, timeoutMs = 1000): Promise<pg.Clien
   return connectWritableHost(uriHosts(uri), 'postgres', timeoutMs);
 }
 
-/** Runs one SQL statement on host:port as postgres. */
-export async function queryNode<T extends pg.QueryResultRow>(port: number, sql: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000 });
+/** Runs one SQL statement as postgres on 127.0.0.1:`node` (a port) or on `node.host`:`node.port`. */
+export async function queryNode<T extends pg.QueryResultRow>(node: number | { host: string; port: number }, sql: string, params: unknown[] = []): Promise<T[]> {
+  const { host, port } = typeof node === 'number' ? { host: '127.0.0.1', port: node } : node;
+  const client = new pg.Client({ host, port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000 });
   client.on('error', () => undefined);
   await client.connect();
   try {

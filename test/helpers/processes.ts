@@ -24,21 +24,43 @@ export function makeTestDir(): string {
 }
 const pgdataDirs = new Set<string>();
 
-/** Starts `pgha ARGS…` in the background, tracked; stdout+stderr go to `logFile` if given. */
-export function startPgha(args: string[], options: { logFile?: string; env?: Record<string, string> } = {}): ResultPromise {
-  const proc = execa(process.execPath, [PGHA_BIN, ...args], {
+/**
+ * The program and arguments that run `file args…`, inside network namespace `netns`
+ * (`ip netns exec`, which execs the program: the PID is the program's own) when given.
+ */
+function inNetns(file: string, args: readonly string[], netns: string | undefined): [string, string[]] {
+  return netns ? ['ip', ['netns', 'exec', netns, file, ...args]] : [file, [...args]];
+}
+
+/**
+ * Starts `file args…` in the background, tracked and ended by PID in {@link endAllProcesses};
+ * inside network namespace `netns` when given. stdout+stderr go to `logFile` if given; with
+ * `pipeStdout`, stdout is readable from the returned process instead.
+ */
+export function startTracked(file: string, args: readonly string[], options: { logFile?: string; env?: Record<string, string>; netns?: string; pipeStdout?: boolean } = {}): ResultPromise {
+  const [cmd, argv] = inNetns(file, args, options.netns);
+  const log = options.logFile ? { file: options.logFile, append: true } : undefined;
+  const proc = execa(cmd, argv, {
     reject: false,
     stdin: 'ignore',
-    ...(options.logFile ? { stdout: { file: options.logFile, append: true }, stderr: { file: options.logFile, append: true } } : {}),
+    ...(options.pipeStdout ? { buffer: false } : {}),
+    ...(options.pipeStdout ? { stdout: 'pipe' as const } : log ? { stdout: log } : {}),
+    ...(log ? { stderr: log } : {}),
     env: { PGHA_LOG_LEVEL: 'info', ...options.env },
   });
   started.push(proc);
   return proc;
 }
 
-/** Runs `pgha ARGS…` to completion and returns exit code, stdout and stderr. */
-export async function runPgha(args: string[], env: Record<string, string> = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const r = await execa(process.execPath, [PGHA_BIN, ...args], { reject: false, stdin: 'ignore', env, timeout: 300_000 });
+/** Starts `pgha ARGS…` in the background, tracked; see {@link startTracked} for the options. */
+export function startPgha(args: string[], options: { logFile?: string; env?: Record<string, string>; netns?: string } = {}): ResultPromise {
+  return startTracked(process.execPath, [PGHA_BIN, ...args], options);
+}
+
+/** Runs `pgha ARGS…` to completion (inside network namespace `netns` when given) and returns exit code, stdout and stderr. */
+export async function runPgha(args: string[], env: Record<string, string> = {}, options: { netns?: string } = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const [cmd, argv] = inNetns(process.execPath, [PGHA_BIN, ...args], options.netns);
+  const r = await execa(cmd, argv, { reject: false, stdin: 'ignore', env, timeout: 300_000 });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
