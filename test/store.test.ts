@@ -10,6 +10,7 @@ import { Migrator, NO_MIGRATIONS, type Kysely } from 'kysely';
 import { ensureOwnedDir, initdb, pgCtlStart, pgCtlStop, socketDirFor, writePghaConf } from '@pgha/keeper';
 import { MIGRATIONS, migrationProvider } from '@pgha/migrations';
 import { GroupDriver, createFormation, getNode, insertNode, listEvents, migrateToLatest, openStore, type Database } from '@pgha/monitor';
+import type { NodeReport } from '@pgha/shared';
 import { endAllProcesses, makeTestDir, trackPgdata } from './helpers/processes.js';
 
 let pgdata: string;
@@ -64,5 +65,44 @@ describe('the monitor store', () => {
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ nodeId, oldGoalState: 'init', newGoalState: 'single', rule: 'first-node-single' });
     expect(events[0]!.reason).toMatch(/first node of the group/);
+  });
+
+  it('records reports that arrive together in one transaction: each answered, the last of a node kept, unknown ids refused', async () => {
+    await createFormation(db, 'batch');
+    const driver = new GroupDriver(db, pino({ level: 'silent' }));
+    const register = (name: string, port: number) =>
+      db.transaction().execute(async (trx) => {
+        let id = 0;
+        await driver.evaluateIn(trx, 'batch', 0, 'register', async () => {
+          id = (await insertNode(trx, 'batch', { name, host: '127.0.0.1', port, candidatePriority: 50, replicationQuorum: true })).node.nodeId;
+        });
+        return id;
+      });
+    const a = await register('a', 6101);
+    const b = await register('b', 6102);
+    const report = (state: NodeReport['reportedState'], lsn: string, names: string | null = null): NodeReport => ({
+      reportedState: state, pgIsRunning: true, isInRecovery: state !== 'single', lsn, timeline: 1, upstreamStreaming: false,
+      transitionInProgress: null, synchronousStandbyNames: names,
+    });
+    // Quotes and backslashes travel inside the statement: they must come back as sent.
+    const tricky = `ANY 1 ("it's", "a\\b", "\\'; drop table pgha.nodes; --")`;
+    // Issued in one turn of the event loop: they share a transaction.
+    const results = await Promise.allSettled([
+      driver.report(a, report('single', '0/3000000', tricky)),
+      driver.report(b, report('wait_standby', '0/1000000')),
+      driver.report(b, report('wait_standby', '0/2000000')),
+      driver.report(999_999, report('single', '0/1000000')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+    expect(String((results[3] as PromiseRejectedResult).reason.message)).toMatch(/node 999999 does not exist/);
+    const outcomeOf = (i: number) => (results[i] as PromiseFulfilledResult<Awaited<ReturnType<GroupDriver['report']>>>).value;
+    expect(outcomeOf(0).group?.nodes.map((n) => n.nodeId)).toEqual([a, b]);
+    expect(outcomeOf(1).group).toBe(outcomeOf(2).group);
+    const rowA = await getNode(db, a);
+    expect(rowA.reportedSyncStandbyNames).toBe(tricky);
+    expect(rowA.reportedLsn).toBe('0/3000000');
+    const rowB = await getNode(db, b);
+    expect(rowB.reportedState).toBe('wait_standby');
+    expect(rowB.reportedLsn).toBe('0/2000000');
   });
 });

@@ -14,11 +14,8 @@ import {
   listNodes,
   lockGroup,
   groupKey,
-  lockNodeGroup,
-  lockNodesGroups,
+  lockRecordReportsAndReadGroups,
   noSuchNode,
-  recordReportAndReadGroup,
-  recordReportsAndReadGroups,
   snapshotAll,
   storeNowMs,
   writeAssignments,
@@ -95,14 +92,21 @@ export class GroupDriver {
   private reportPumpScheduled = false;
 
   /**
-   * A keeper's report, in its own transaction or, when reports arrive faster than their
-   * transactions end, in one transaction with the others that wait (as Postgres groups
-   * commits): every report of a batch is recorded and its group decided on under the group's
-   * lock exactly as {@link reportIn} does, in the same three round trips for the whole batch.
-   * A batch takes at most one report per group (the next one waits for the next batch), so
-   * each decision follows one report, as before; groups are locked in (formation, group)
-   * order. With a thousand keepers a round trip to the store costs more than a decision, so
-   * this is what lets one monitor answer them all within milliseconds.
+   * A keeper's report, recorded and decided on in a transaction it shares with the other
+   * reports that wait (as Postgres groups commits): while {@link REPORT_BATCHES_IN_FLIGHT}
+   * transactions are under way, the reports that arrive queue and then go together. One
+   * transaction records every report of its batch under the locks of their groups, reads the
+   * groups (one round trip, see `lockRecordReportsAndReadGroups`), decides once per group on
+   * what it read, writes the assignments, and commits. A group whose nodes reported together
+   * is decided once on all their reports, as the timer decides on whatever the facts are.
+   *
+   * A report whose group's decision changed no goal is answered as soon as the decision is
+   * taken, while its transaction commits: its answer holds only goals committed before (read
+   * under the group's lock), so it serves nothing unwritten; if the commit then fails, the
+   * report is lost and the keeper's next one (every `keeperReportIntervalMs`) takes its place.
+   * A report whose decision changed a goal is answered after the commit, as every decision
+   * is written before it is served. With a thousand keepers a round trip to the store costs
+   * more than a decision, so this is what lets one monitor answer them all within milliseconds.
    *
    * @throws NotFoundError when the node does not exist.
    */
@@ -130,79 +134,58 @@ export class GroupDriver {
     });
   }
 
-  /** One transaction for `batch`; a report that cannot join it waits for the next one. */
+  /** One transaction for `batch`; when it fails, each report not answered yet again in its own. */
   private async runReportBatch(batch: QueuedReport[]): Promise<void> {
-    const deferred: QueuedReport[] = [];
+    const answered = new Set<QueuedReport>();
     let outcomes: Map<QueuedReport, ReportOutcome | Error>;
     try {
-      outcomes = await this.db.transaction().execute((trx) => this.reportBatchIn(trx, batch, deferred));
+      outcomes = await this.db.transaction().execute(async (trx) => {
+        const result = await this.reportBatchIn(trx, batch);
+        for (const [q, outcome] of result) {
+          if (outcome instanceof Error || !outcome.group || outcome.group.assignments.length > 0) continue;
+          q.resolve(outcome);
+          answered.add(q);
+        }
+        return result;
+      });
     } catch (err) {
+      const left = batch.filter((q) => !answered.has(q));
       if (batch.length === 1) {
-        batch[0]!.reject(err);
+        for (const q of left) q.reject(err);
         return;
       }
-      // One report's failure must not fail the others: each again in its own transaction.
-      await Promise.all(
-        batch.map((q) => this.db.transaction().execute((trx) => this.reportIn(trx, q.nodeId, q.report)).then(q.resolve, q.reject)),
-      );
+      // One report's failure must not fail the others.
+      await Promise.all(left.map((q) => this.runReportBatch([q])));
       return;
     }
     for (const [q, outcome] of outcomes) {
+      if (answered.has(q)) continue;
       if (outcome instanceof Error) q.reject(outcome);
       else q.resolve(outcome);
     }
-    if (deferred.length > 0) {
-      this.reportQueue.unshift(...deferred);
-      this.scheduleReportBatches();
-    }
   }
 
-  /** The work of {@link runReportBatch} inside `trx`; fills `deferred` with the reports left for later. */
-  private async reportBatchIn(trx: Transaction<Database>, batch: readonly QueuedReport[], deferred: QueuedReport[]): Promise<Map<QueuedReport, ReportOutcome | Error>> {
+  /** The work of {@link runReportBatch} inside `trx`: each report's outcome, or its error. */
+  private async reportBatchIn(trx: Transaction<Database>, batch: readonly QueuedReport[]): Promise<Map<QueuedReport, ReportOutcome | Error>> {
+    // A keeper whose reports overlap (a heartbeat during a transition): its last one counts.
+    const last = new Map(batch.map((q) => [q.nodeId, q]));
+    const read = await lockRecordReportsAndReadGroups(trx, [...last.values()].map((q) => ({ nodeId: q.nodeId, report: q.report })));
+    const decided = new Map<string, GroupOutcome>();
+    for (const [key, g] of read.groups) {
+      decided.set(key, await this.decideLocked(trx, g.formationId, g.groupId, 'report', g.nodes, { formation: g.formation, nowMs: read.nowMs }));
+    }
     const outcomes = new Map<QueuedReport, ReportOutcome | Error>();
-    const rows = new Map((await lockNodesGroups(trx, batch.map((q) => q.nodeId))).map((n) => [n.nodeId, n]));
-    const groupsTaken = new Set<string>();
-    const toRecord: { q: QueuedReport; node: NodeRow }[] = [];
     for (const q of batch) {
-      const node = rows.get(q.nodeId);
+      const node = read.inputs.get(q.nodeId);
       if (!node) {
         outcomes.set(q, noSuchNode(q.nodeId));
-      } else if (node.goalState === 'dropped' && q.report.reportedState === 'dropped') {
-        outcomes.set(q, { node });
-      } else if (groupsTaken.has(groupKey(node.formationId, node.groupId))) {
-        deferred.push(q);
-      } else {
-        groupsTaken.add(groupKey(node.formationId, node.groupId));
-        toRecord.push({ q, node });
+        continue;
       }
-    }
-    if (toRecord.length === 0) return outcomes;
-    const { groups, nowMs } = await recordReportsAndReadGroups(trx, toRecord.map(({ q }) => ({ nodeId: q.nodeId, report: q.report })));
-    for (const { q, node } of toRecord) {
-      const g = groups.get(groupKey(node.formationId, node.groupId));
-      const group = g
-        ? await this.decideLocked(trx, g.formationId, g.groupId, 'report', g.nodes, { formation: g.formation, nowMs })
-        : await this.decideLocked(trx, node.formationId, node.groupId, 'report', []);
-      outcomes.set(q, { node, group });
+      const group = decided.get(groupKey(node.formationId, node.groupId));
+      // Not recorded: its goal is `dropped` and its keeper reports `dropped`.
+      outcomes.set(q, group && !(node.goalState === 'dropped' && q.report.reportedState === 'dropped') ? { node, group } : { node });
     }
     return outcomes;
-  }
-
-  /**
-   * A keeper's report, inside `trx`: reads the node and locks its group, records the report
-   * and re-reads the group under the lock, decides and writes the assignments (what
-   * `getNode` then `evaluateGroupIn(…, 'report', () => record the report)` do), in three round
-   * trips to the store with `begin` and `commit` instead of seven. When the node's goal is
-   * `dropped` and its keeper reports `dropped`, nothing is recorded: the caller removes the
-   * node.
-   *
-   * @throws NotFoundError when the node does not exist.
-   */
-  async reportIn(trx: Transaction<Database>, nodeId: number, report: NodeReport): Promise<ReportOutcome> {
-    const node = await lockNodeGroup(trx, nodeId);
-    if (node.goalState === 'dropped' && report.reportedState === 'dropped') return { node };
-    const read = await recordReportAndReadGroup(trx, node, report);
-    return { node, group: await this.decideLocked(trx, node.formationId, node.groupId, 'report', read.nodes, read) };
   }
 
   /**

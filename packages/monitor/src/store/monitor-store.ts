@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CompiledQuery, sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import pg from 'pg';
 import {
   ConflictError,
   DEFAULT_FORMATION_SETTINGS,
@@ -103,25 +104,6 @@ export async function lockGroup(trx: Transaction<Database>, formationId: string,
 }
 
 /**
- * Reads a node and takes its group's lock ({@link lockGroup}) in one round trip. The row is
- * read before the lock is granted: use it for what does not change (formation, group) and
- * read the group again under the lock. The node id is written into the statement (an
- * integer), so that as a transaction's first statement it goes out with `begin` (see
- * `openStore`).
- *
- * @throws NotFoundError when the node does not exist.
- */
-export async function lockNodeGroup(trx: Transaction<Database>, nodeId: number): Promise<NodeRow> {
-  if (!Number.isSafeInteger(nodeId)) throw noSuchNode(nodeId);
-  const { rows } = await trx.executeQuery<NodeRow & { groupLocked: unknown }>(
-    CompiledQuery.raw(`select n.*, pg_advisory_xact_lock(hashtext('pgha:' || n.formation_id), n.group_id) as group_locked from pgha.nodes n where n.node_id = ${nodeId}`),
-  );
-  if (!rows[0]) throw noSuchNode(nodeId);
-  const { groupLocked: _locked, ...node } = rows[0];
-  return node;
-}
-
-/**
  * A formation and the store's clock, in one round trip (what a group decision reads after its
  * nodes).
  *
@@ -188,112 +170,79 @@ export async function insertNode(
   return { node, created: true };
 }
 
-/** The columns a report sets, as named query arguments. */
-function reportArgs(nodeId: number, report: NodeReport): Record<string, unknown> {
-  return {
-    nodeId,
-    reportedState: report.reportedState,
-    pgIsRunning: report.pgIsRunning,
-    isInRecovery: report.isInRecovery,
-    reportedLsn: formatLsn(parseLsn(report.lsn)),
-    reportedTimeline: report.timeline,
-    upstreamStreaming: report.upstreamStreaming,
-    transitionInProgress: report.transitionInProgress ?? null,
-    reportedSyncStandbyNames: report.synchronousStandbyNames ?? null,
-  };
-}
-
-/** Columns of `pgha.formations` that {@link RECORD_REPORT_READ_GROUP} adds to each node row. */
+/** Columns of `pgha.formations` that {@link lockRecordReportsAndReadGroups} adds to each node row. */
 const FORMATION_COLUMNS = ['kind', 'dbname', 'number_sync_standbys', 'settings', 'replication_password', 'monitor_probe_password', 'created_at'] as const;
-type GroupRowWithFormation = NodeRow & Record<string, unknown> & { storeNowMs: number };
-
-const RECORD_REPORT_READ_GROUP = new QueryTemplate<GroupRowWithFormation>(
-  (_db, p) => sql`
-    with updated as (
-      update pgha.nodes set
-        reported_state = ${p('reportedState')},
-        reported_at = clock_timestamp(),
-        pg_is_running = ${p('pgIsRunning')},
-        is_in_recovery = ${p('isInRecovery')},
-        reported_lsn = ${p('reportedLsn')},
-        reported_timeline = ${p('reportedTimeline')},
-        upstream_streaming = ${p('upstreamStreaming')},
-        transition_in_progress = ${p('transitionInProgress')},
-        reported_sync_standby_names = ${p('reportedSyncStandbyNames')},
-        last_streaming_at = case when ${p('upstreamStreaming')}::boolean then clock_timestamp() else last_streaming_at end
-      where node_id = ${p('nodeId')}
-      returning *
-    ), grp as (
-      select * from updated where goal_state <> 'dropped'
-      union all
-      select * from pgha.nodes
-      where formation_id = ${p('formationId')} and group_id = ${p('groupId')} and node_id <> ${p('nodeId')} and goal_state <> 'dropped'
-    )
-    select grp.*, ${sql.raw(FORMATION_COLUMNS.map((c) => `f.${c} as formation_${c}`).join(', '))},
-      (extract(epoch from clock_timestamp()) * 1000)::float8 as store_now_ms
-    from grp join pgha.formations f on f.formation_id = grp.formation_id
-    order by grp.node_id`,
-);
 
 const camelCase = (column: string): string => column.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
 /** Each formation column: its property in a formation row, and in a node row of the report's read. */
 const FORMATION_FIELDS = FORMATION_COLUMNS.map((c) => ({ field: camelCase(c), alias: camelCase(`formation_${c}`) }));
 
-/**
- * the report's update, then {@link listNodes} of the node's group (with the report), the
- * formation and the store's clock ({@link getFormationAndNow}), in one round trip. Run it
- * under the group's lock.
- */
-export async function recordReportAndReadGroup(
-  trx: Transaction<Database>,
-  node: Pick<NodeRow, 'nodeId' | 'formationId' | 'groupId'>,
-  report: NodeReport,
-): Promise<{ nodes: NodeRow[]; formation: FormationRow; nowMs: number }> {
-  const rows = await RECORD_REPORT_READ_GROUP.execute(trx, { ...reportArgs(node.nodeId, report), formationId: node.formationId, groupId: node.groupId });
-  if (rows.length === 0) {
-    // No node left in the group (this one's goal is dropped): the formation alone.
-    return { nodes: [], ...(await getFormationAndNow(trx, node.formationId)) };
-  }
-  const first = rows[0]!;
-  const formation: Record<string, unknown> = { formationId: first.formationId };
-  for (const f of FORMATION_FIELDS) formation[f.field] = first[f.alias];
-  const nodes = rows.map((r) => {
-    const n: Record<string, unknown> = { ...r };
-    for (const f of FORMATION_FIELDS) delete n[f.alias];
-    delete n.storeNowMs;
-    return n as NodeRow;
-  });
-  return { nodes, formation: formation as FormationRow, nowMs: Number(first.storeNowMs) };
+/** A row of {@link lockRecordReportsAndReadGroups}: a node, its formation's columns, flags and the clock. */
+type ReportReadRow = NodeRow & Record<string, unknown> & { recorded: boolean; isInput: boolean; storeNowMs: number };
+
+/** A group as read with the reports of its nodes. */
+export interface GroupRead {
+  formationId: string;
+  groupId: number;
+  formation: FormationRow;
+  /** The group's nodes that are not dropped, by node id, with the reports recorded. */
+  nodes: NodeRow[];
+}
+
+/** What {@link lockRecordReportsAndReadGroups} read. */
+export interface ReportsRead {
+  /** Every reporting node that exists, by id, with its report recorded unless it was not (see the function). */
+  inputs: Map<number, NodeRow>;
+  /** The groups of the nodes whose reports were recorded (keyed by {@link groupKey}). */
+  groups: Map<string, GroupRead>;
+  /** The store's clock (ms since the epoch) when the groups were read. */
+  nowMs: number;
 }
 
 /**
- * Reads several nodes and takes their groups' locks ({@link lockGroup}), in the order of
- * (formation, group): one round trip, and no deadlock with another transaction that takes
- * several groups' locks in that order too. As in {@link lockNodeGroup}, the rows are read
- * before the locks are granted, and the ids are written into the statement (integers).
+ * Records keepers' reports of any nodes and groups, under their groups' locks, and reads what
+ * the groups' decisions need, in ONE round trip (with `begin`): a simple query of two
+ * statements,
  *
- * @returns the rows of the nodes that exist, in that order.
+ * 1. take the advisory lock ({@link lockGroup}) of each reporting node's group, in (formation,
+ *    group) order, so that it cannot deadlock with another transaction that takes several
+ *    groups' locks in that order;
+ * 2. record each report, then read every node of the groups concerned, their formation and
+ *    the store's clock.
+ *
+ * In a simple query each statement takes its own snapshot, so the second statement sees
+ * everything committed before the locks were granted: the same as two round trips. The
+ * values are written into the statement (a simple query has no parameters): node ids as
+ * integers, the reports as one JSON literal escaped by `pg.escapeLiteral`.
+ *
+ * A node whose goal is `dropped` and whose keeper reports `dropped` is not recorded (its
+ * keeper has stopped; the caller removes it). A node id that does not exist is missing
+ * from `inputs`. Give at most one report per node (the last one a keeper sent).
  */
-export async function lockNodesGroups(trx: Transaction<Database>, nodeIds: readonly number[]): Promise<NodeRow[]> {
-  const ids = nodeIds.filter((id) => Number.isSafeInteger(id));
-  if (ids.length === 0) return [];
-  const { rows } = await trx.executeQuery<NodeRow & { groupLocked: unknown }>(
-    CompiledQuery.raw(
-      `select s.*, pg_advisory_xact_lock(hashtext('pgha:' || s.formation_id), s.group_id) as group_locked
-       from (select * from pgha.nodes where node_id in (${ids.join(', ')}) order by formation_id, group_id, node_id offset 0) s`,
-    ),
+export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>, reports: readonly { nodeId: number; report: NodeReport }[]): Promise<ReportsRead> {
+  const valid = reports.filter((r) => Number.isSafeInteger(r.nodeId));
+  if (valid.length === 0) return { inputs: new Map(), groups: new Map(), nowMs: await storeNowMs(trx) };
+  const ids = `array[${valid.map((r) => r.nodeId).join(', ')}]::int4[]`;
+  const input = JSON.stringify(
+    valid.map(({ nodeId, report }) => ({
+      node_id: nodeId,
+      reported_state: report.reportedState,
+      pg_is_running: report.pgIsRunning,
+      is_in_recovery: report.isInRecovery,
+      reported_lsn: formatLsn(parseLsn(report.lsn)),
+      reported_timeline: report.timeline,
+      upstream_streaming: report.upstreamStreaming,
+      transition_in_progress: report.transitionInProgress ?? null,
+      reported_sync_standby_names: report.synchronousStandbyNames ?? null,
+    })),
   );
-  return rows.map(({ groupLocked: _locked, ...node }) => node);
-}
-
-const RECORD_REPORTS_READ_GROUPS = new QueryTemplate<GroupRowWithFormation>(
-  (_db, p) => sql`
+  const text = `
+    select pg_advisory_xact_lock(hashtext('pgha:' || g.formation_id), g.group_id)
+    from (select distinct formation_id, group_id from pgha.nodes where node_id = any(${ids}) order by 1, 2 offset 0) g;
     with input as (
-      select * from unnest(${p('nodeIds')}::int4[], ${p('reportedStates')}::text[], ${p('pgIsRunning')}::bool[], ${p('isInRecovery')}::bool[],
-                           ${p('reportedLsns')}::text[], ${p('reportedTimelines')}::int4[], ${p('upstreamStreaming')}::bool[],
-                           ${p('transitionsInProgress')}::text[], ${p('reportedSyncStandbyNames')}::text[])
-        as t(node_id, reported_state, pg_is_running, is_in_recovery, reported_lsn, reported_timeline, upstream_streaming,
-             transition_in_progress, reported_sync_standby_names)
+      select * from json_to_recordset(${pg.escapeLiteral(input)}::json)
+        as t(node_id int4, reported_state text, pg_is_running bool, is_in_recovery bool, reported_lsn text, reported_timeline int4,
+             upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text)
     ), updated as (
       update pgha.nodes n set
         reported_state = i.reported_state,
@@ -307,56 +256,35 @@ const RECORD_REPORTS_READ_GROUPS = new QueryTemplate<GroupRowWithFormation>(
         reported_sync_standby_names = i.reported_sync_standby_names,
         last_streaming_at = case when i.upstream_streaming then clock_timestamp() else n.last_streaming_at end
       from input i
-      where n.node_id = i.node_id
+      where n.node_id = i.node_id and not (n.goal_state = 'dropped' and i.reported_state = 'dropped')
       returning n.*
-    ), grp as (
-      select * from updated where goal_state <> 'dropped'
+    ), rows as (
+      select u.*, true as recorded, true as is_input from updated u
       union all
-      select * from pgha.nodes
-      where (formation_id, group_id) in (select formation_id, group_id from updated)
-        and node_id <> all(${p('nodeIds')}::int4[]) and goal_state <> 'dropped'
+      select n.*, false, n.node_id = any(${ids}) from pgha.nodes n
+      where n.node_id not in (select node_id from updated)
+        and (n.node_id = any(${ids}) or ((n.formation_id, n.group_id) in (select formation_id, group_id from updated) and n.goal_state <> 'dropped'))
     )
-    select grp.*, ${sql.raw(FORMATION_COLUMNS.map((c) => `f.${c} as formation_${c}`).join(', '))},
+    select r.*, ${FORMATION_COLUMNS.map((c) => `f.${c} as formation_${c}`).join(', ')},
       (extract(epoch from clock_timestamp()) * 1000)::float8 as store_now_ms
-    from grp join pgha.formations f on f.formation_id = grp.formation_id
-    order by grp.formation_id, grp.group_id, grp.node_id`,
-);
-
-/** A group as read with the reports of its nodes. */
-export interface GroupRead {
-  formationId: string;
-  groupId: number;
-  formation: FormationRow;
-  /** The group's nodes that are not dropped, by node id, with the reports recorded. */
-  nodes: NodeRow[];
-}
-
-/**
- * {@link recordReportAndReadGroup} for several nodes of different groups, in one round trip:
- * records each report, then reads each group (with its formation) and the store's clock. Run
- * it under the groups' locks ({@link lockNodesGroups}).
- *
- * @returns the groups that have nodes left (keyed by {@link groupKey}), and the clock.
- */
-export async function recordReportsAndReadGroups(
-  trx: Transaction<Database>,
-  reports: readonly { nodeId: number; report: NodeReport }[],
-): Promise<{ groups: Map<string, GroupRead>; nowMs: number }> {
-  const args = reports.map((r) => reportArgs(r.nodeId, r.report));
-  const rows = await RECORD_REPORTS_READ_GROUPS.execute(trx, {
-    nodeIds: args.map((a) => a.nodeId),
-    reportedStates: args.map((a) => a.reportedState),
-    pgIsRunning: args.map((a) => a.pgIsRunning),
-    isInRecovery: args.map((a) => a.isInRecovery),
-    reportedLsns: args.map((a) => a.reportedLsn),
-    reportedTimelines: args.map((a) => a.reportedTimeline),
-    upstreamStreaming: args.map((a) => a.upstreamStreaming),
-    transitionsInProgress: args.map((a) => a.transitionInProgress),
-    reportedSyncStandbyNames: args.map((a) => a.reportedSyncStandbyNames),
-  });
+    from rows r join pgha.formations f on f.formation_id = r.formation_id
+    order by r.formation_id, r.group_id, r.node_id`;
+  const { rows } = await trx.executeQuery<ReportReadRow>(CompiledQuery.raw(text));
+  const inputs = new Map<number, NodeRow>();
   const groups = new Map<string, GroupRead>();
+  const recordedGroups = new Set(rows.filter((r) => r.recorded).map((r) => groupKey(r.formationId, r.groupId)));
+  let nowMs = 0;
   for (const row of rows) {
+    nowMs = Math.max(nowMs, Number(row.storeNowMs));
+    const n: Record<string, unknown> = { ...row };
+    for (const f of FORMATION_FIELDS) delete n[f.alias];
+    delete n.storeNowMs;
+    delete n.recorded;
+    delete n.isInput;
+    const node = n as NodeRow;
+    if (row.isInput) inputs.set(node.nodeId, node);
     const key = groupKey(row.formationId, row.groupId);
+    if (!recordedGroups.has(key)) continue;
     let g = groups.get(key);
     if (!g) {
       const formation: Record<string, unknown> = { formationId: row.formationId };
@@ -364,13 +292,9 @@ export async function recordReportsAndReadGroups(
       g = { formationId: row.formationId, groupId: row.groupId, formation: formation as FormationRow, nodes: [] };
       groups.set(key, g);
     }
-    const n: Record<string, unknown> = { ...row };
-    for (const f of FORMATION_FIELDS) delete n[f.alias];
-    delete n.storeNowMs;
-    g.nodes.push(n as NodeRow);
+    if (node.goalState !== 'dropped') g.nodes.push(node);
   }
-  const nowMs = rows.length > 0 ? Math.max(...rows.map((r) => Number(r.storeNowMs))) : await storeNowMs(trx);
-  return { groups, nowMs };
+  return { inputs, groups, nowMs: nowMs || (await storeNowMs(trx)) };
 }
 
 /** Key of a group in maps: formation and group id. */
