@@ -6,11 +6,13 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_create_monitor_schema.js';
 import * as m0002 from './0002_add_node_sync_names_and_destroy.js';
+import * as m0003 from './0003_add_node_group_index.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_create_monitor_schema': m0001,
   '0002_add_node_sync_names_and_destroy': m0002,
+  '0003_add_node_group_index': m0003,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

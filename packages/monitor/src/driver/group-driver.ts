@@ -16,6 +16,7 @@ import {
   groupKey,
   lockRecordReportsAndReadGroups,
   noSuchNode,
+  requireDurableCommit,
   snapshotAll,
   storeNowMs,
   writeAssignments,
@@ -49,7 +50,7 @@ interface QueuedReport {
 }
 
 /** Report transactions under way at once (see {@link GroupDriver.report}). */
-const REPORT_BATCHES_IN_FLIGHT = 4;
+const REPORT_BATCHES_IN_FLIGHT = 2;
 /** Reports in one transaction at most. */
 const REPORT_BATCH_MAX = 64;
 
@@ -206,6 +207,7 @@ export class GroupDriver {
     const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
     await this.recordNote(trx, formationId, groupId, nodes, applyAssignments(facts, assignments));
     if (assignments.length > 0) {
+      await requireDurableCommit(trx);
       await writeAssignments(trx, formationId, groupId, nodes, assignments);
       for (const a of assignments) {
         const node = nodes.find((n) => n.nodeId === a.nodeId);
@@ -227,6 +229,7 @@ export class GroupDriver {
     if (last?.reason === note.message) return;
     const node = nodes.find((n) => n.nodeId === note.nodeId);
     if (!node) return;
+    await requireDurableCommit(trx);
     await trx.insertInto('events').values({
       formationId, groupId, nodeId: node.nodeId, nodeName: node.name, reportedState: node.reportedState,
       oldGoalState: node.goalState, newGoalState: node.goalState, reportedLsn: node.reportedLsn, rule: 'group-note', reason: note.message,

@@ -9,7 +9,7 @@
  * of two per node, and a result still reaches the store within one write of its probe.
  */
 import { connect } from 'node:net';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { DEFAULT_FORMATION_SETTINGS, MONITOR_PROBE_ROLE } from '@pgha/shared';
@@ -119,6 +119,16 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<void
   });
 }
 
+/**
+ * A node whose health is `bad` while its keeper reports (within `nodeUnhealthyTimeoutMs`) is
+ * probed every this many rounds (2 s at the default 500 ms interval) instead of every round.
+ * Its health only counts in a decision when its keeper is silent or says Postgres is stopped
+ * (`postgresIsDown`): once the keeper falls silent it is probed every round again, and its
+ * health turns `good` at the first probe that succeeds. This spares the monitor a connection
+ * attempt every interval to each node it cannot reach while their keepers say they are up.
+ */
+const BAD_NODE_PROBE_ROUNDS = 4;
+
 /** How many probes a round starts at once (see {@link HealthProber.round}). */
 const PROBES_PER_SLICE = 50;
 
@@ -129,6 +139,8 @@ export class HealthProber {
   /** Results not written yet, merged per node in the order they came. */
   private pending = new Map<number, MergedProbes & { error?: string }>();
   private writing: Promise<void> | undefined;
+  /** Rounds started. */
+  private rounds = 0;
   /** Each probed node's kept session (see {@link ProbeConnection}). */
   private readonly connections = new Map<number, ProbeConnection>();
 
@@ -156,8 +168,10 @@ export class HealthProber {
       .selectFrom('nodes')
       .innerJoin('formations', 'formations.formationId', 'nodes.formationId')
       .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.reportedState', 'formations.monitorProbePassword', 'formations.settings'])
+      .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.reported_at) * 1000)::float8`.as('sinceReportMs'))
       .where('nodes.goalState', '!=', 'dropped')
       .execute();
+    this.rounds++;
     const probes: Promise<void>[] = [];
     const probed = new Set<number>();
     const started = performance.now();
@@ -172,6 +186,10 @@ export class HealthProber {
       const settings = { ...DEFAULT_FORMATION_SETTINGS, ...n.settings };
       if (n.reportedState === 'init') continue;
       probed.add(n.nodeId);
+      const keeperAlive = n.sinceReportMs !== null && n.sinceReportMs <= settings.nodeUnhealthyTimeoutMs;
+      // A `bad` node whose keeper reports: its probe decides nothing until the keeper falls
+      // silent (see postgresIsDown), so it is probed every BAD_NODE_PROBE_ROUNDS-th round only.
+      if (n.health === 'bad' && keeperAlive && (this.rounds + n.nodeId) % BAD_NODE_PROBE_ROUNDS !== 0) continue;
       probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword }).probe(settings.healthProbeTimeoutMs).then((result) => this.add(n.nodeId, result, settings.healthProbeRetries)));
     }
     // Nodes dropped (or back in init) since the last round: end their sessions.

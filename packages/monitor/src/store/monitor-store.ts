@@ -215,6 +215,11 @@ export interface ReportsRead {
  * values are written into the statement (a simple query has no parameters): node ids as
  * integers, the reports as one JSON literal escaped by `pg.escapeLiteral`.
  *
+ * The transaction then commits without waiting for its WAL to reach the disk (reports only:
+ * a monitor crash may lose the last few hundred ms of them, and keepers report again within
+ * `keeperReportIntervalMs`), unless {@link requireDurableCommit} turns that back on, as the
+ * driver does before it writes a goal or an event.
+ *
  * A node whose goal is `dropped` and whose keeper reports `dropped` is not recorded (its
  * keeper has stopped; the caller removes it). A node id that does not exist is missing
  * from `inputs`. Give at most one report per node (the last one a keeper sent).
@@ -237,6 +242,7 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
     })),
   );
   const text = `
+    set local synchronous_commit = off;
     select pg_advisory_xact_lock(hashtext('pgha:' || g.formation_id), g.group_id)
     from (select distinct formation_id, group_id from pgha.nodes where node_id = any(${ids}) order by 1, 2 offset 0) g;
     with input as (
@@ -256,14 +262,18 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
         reported_sync_standby_names = i.reported_sync_standby_names,
         last_streaming_at = case when i.upstream_streaming then clock_timestamp() else n.last_streaming_at end
       from input i
-      where n.node_id = i.node_id and not (n.goal_state = 'dropped' and i.reported_state = 'dropped')
+      where n.node_id = any(${ids}) and n.node_id = i.node_id and not (n.goal_state = 'dropped' and i.reported_state = 'dropped')
       returning n.*
+    ), groups as (
+      select distinct formation_id, group_id from updated
     ), rows as (
       select u.*, true as recorded, true as is_input from updated u
       union all
-      select n.*, false, n.node_id = any(${ids}) from pgha.nodes n
-      where n.node_id not in (select node_id from updated)
-        and (n.node_id = any(${ids}) or ((n.formation_id, n.group_id) in (select formation_id, group_id from updated) and n.goal_state <> 'dropped'))
+      select n.*, false, false from pgha.nodes n join groups g on g.formation_id = n.formation_id and g.group_id = n.group_id
+      where n.node_id <> all(${ids}) and n.goal_state <> 'dropped'
+      union all
+      select n.*, false, true from pgha.nodes n
+      where n.node_id = any(${ids}) and n.node_id not in (select node_id from updated)
     )
     select r.*, ${FORMATION_COLUMNS.map((c) => `f.${c} as formation_${c}`).join(', ')},
       (extract(epoch from clock_timestamp()) * 1000)::float8 as store_now_ms
@@ -297,28 +307,18 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
   return { inputs, groups, nowMs: nowMs || (await storeNowMs(trx)) };
 }
 
+/**
+ * Makes `trx` commit durably (`synchronous_commit = on`, the store's default) after
+ * {@link lockRecordReportsAndReadGroups} turned it off: every goal and event is on disk
+ * before it is served.
+ */
+export async function requireDurableCommit(trx: Transaction<Database>): Promise<void> {
+  await trx.executeQuery(CompiledQuery.raw('set local synchronous_commit = on'));
+}
+
 /** Key of a group in maps: formation and group id. */
 export function groupKey(formationId: string, groupId: number): string {
   return `${formationId}\u0000${groupId}`;
-}
-
-/**
- * Records one health probe result. Health turns `bad` after `retries` consecutive failures
- * and `good` at the first success.
- *
- * @returns true when the node's health changed.
- */
-export async function recordProbe(db: Db, nodeId: number, ok: boolean, inRecovery: boolean | null, retries: number): Promise<boolean> {
-  const before = await db.selectFrom('nodes').select(['health', 'healthFailures']).where('nodeId', '=', nodeId).executeTakeFirst();
-  if (!before) return false;
-  const failures = ok ? 0 : before.healthFailures + 1;
-  const health = ok ? 'good' : failures >= retries ? 'bad' : before.health;
-  await db
-    .updateTable('nodes')
-    .set({ healthFailures: failures, health, healthCheckedAt: sql`clock_timestamp()`, ...(ok ? { probeInRecovery: inRecovery } : {}) })
-    .where('nodeId', '=', nodeId)
-    .execute();
-  return health !== before.health;
 }
 
 /**
@@ -345,41 +345,70 @@ export interface HealthChange {
 }
 
 /**
- * Writes the probe results of many nodes in one statement, with the rule of
- * {@link recordProbe} applied to each result in order: health turns `bad` after `retries`
- * consecutive failures and `good` at the first success.
+ * How often a node's `health_checked_at` is written when its probes change nothing (s): a
+ * thousand nodes probed twice a second would otherwise be two thousand row updates a second
+ * that say only "checked again".
+ */
+export const HEALTH_CHECKED_REFRESH_S = 10;
+
+/**
+ * Writes the probe results of many nodes in one statement, each result applied in order:
+ * health turns `bad` after `retries` consecutive failures and `good` at the first success
+ * (as pg_auto_failover's health check worker counts them). `health_failures` counts the
+ * consecutive failures up to `retries`. A node's row is written only when its health, its
+ * failure count or what the probe saw of recovery changes, or its `health_checked_at` is
+ * older than {@link HEALTH_CHECKED_REFRESH_S}.
  *
  * Rows locked by a transaction in progress (a group decision) are skipped rather than waited
  * for, so this statement never waits on a group's lock holder and cannot deadlock with one;
- * their results come back in `skipped` to be written again.
+ * their results come back in `skipped` to be written again. The prober is the only writer of
+ * these columns, one statement at a time.
  *
  * @returns the nodes whose health changed, and the ids of the nodes skipped (existing but locked).
  */
 export async function recordProbes(db: Kysely<Database>, results: readonly MergedProbes[]): Promise<{ changed: HealthChange[]; skipped: number[] }> {
   if (results.length === 0) return { changed: [], skipped: [] };
   const ids = results.map((r) => r.nodeId);
-  const { rows } = await sql<{ nodeId: number; formationId: string; groupId: number; name: string; oldHealth: string; newHealth: string }>`
+  const { rows } = await sql<{ nodeId: number; formationId: string | null; groupId: number | null; name: string | null; oldHealth: string | null; newHealth: string | null; written: boolean }>`
     with input as (
       select * from unnest(${ids}::int4[], ${results.map((r) => r.reset)}::bool[], ${results.map((r) => r.failures)}::int4[],
                            ${results.map((r) => r.inRecovery)}::bool[], ${results.map((r) => r.retries)}::int4[])
         as t(node_id, reset, failures, in_recovery, retries)
+    ), next as (
+      select n.node_id,
+        least(case when i.reset then i.failures else n.health_failures + i.failures end, i.retries) as failures,
+        case
+          when (case when i.reset then i.failures else n.health_failures + i.failures end) >= i.retries then 'bad'
+          when i.reset then 'good'
+          else n.health end as health,
+        case when i.reset then i.in_recovery else n.probe_in_recovery end as in_recovery,
+        n.health_failures as old_failures, n.health as old_health, n.probe_in_recovery as old_in_recovery, n.health_checked_at
+      from pgha.nodes n join input i on i.node_id = n.node_id
+    ), to_write as (
+      select node_id from next x
+      where x.failures <> x.old_failures or x.health <> x.old_health or x.in_recovery is distinct from x.old_in_recovery
+        or x.health_checked_at is null or x.health_checked_at < clock_timestamp() - make_interval(secs => ${HEALTH_CHECKED_REFRESH_S})
     ), locked as (
-      select n.node_id, n.health as old_health from pgha.nodes n join input i on i.node_id = n.node_id
+      select n.node_id, n.health as old_health from pgha.nodes n join to_write w on w.node_id = n.node_id
       order by n.node_id for update of n skip locked
+    ), updated as (
+      update pgha.nodes n set
+        health_failures = least(case when i.reset then i.failures else n.health_failures + i.failures end, i.retries),
+        health = case
+          when (case when i.reset then i.failures else n.health_failures + i.failures end) >= i.retries then 'bad'
+          when i.reset then 'good'
+          else n.health end,
+        health_checked_at = clock_timestamp(),
+        probe_in_recovery = case when i.reset then i.in_recovery else n.probe_in_recovery end
+      from input i, locked l
+      where n.node_id = i.node_id and l.node_id = i.node_id
+      returning n.node_id, n.formation_id, n.group_id, n.name, l.old_health, n.health as new_health
     )
-    update pgha.nodes n set
-      health_failures = case when i.reset then i.failures else n.health_failures + i.failures end,
-      health = case
-        when (case when i.reset then i.failures else n.health_failures + i.failures end) >= i.retries then 'bad'
-        when i.reset then 'good'
-        else n.health end,
-      health_checked_at = clock_timestamp(),
-      probe_in_recovery = case when i.reset then i.in_recovery else n.probe_in_recovery end
-    from input i, locked l
-    where n.node_id = i.node_id and l.node_id = i.node_id
-    returning n.node_id, n.formation_id, n.group_id, n.name, l.old_health, n.health as new_health`.execute(db);
-  const written = new Set(rows.map((r) => r.nodeId));
-  const missing = ids.filter((id) => !written.has(id));
+    select u.*, true as written from updated u
+    union all
+    select x.node_id, null, null, null, null, null, false from next x where x.node_id not in (select node_id from to_write)`.execute(db);
+  const answered = new Set(rows.map((r) => r.nodeId));
+  const missing = ids.filter((id) => !answered.has(id));
   let skipped: number[] = [];
   if (missing.length > 0) {
     // Not written: locked by a transaction in progress, or deleted meanwhile.
@@ -387,8 +416,8 @@ export async function recordProbes(db: Kysely<Database>, results: readonly Merge
     skipped = existing.map((r) => r.nodeId);
   }
   const changed = rows
-    .filter((r) => r.oldHealth !== r.newHealth)
-    .map((r) => ({ nodeId: r.nodeId, formationId: r.formationId, groupId: r.groupId, name: r.name, health: r.newHealth }));
+    .filter((r) => r.written && r.oldHealth !== r.newHealth)
+    .map((r) => ({ nodeId: r.nodeId, formationId: r.formationId!, groupId: r.groupId!, name: r.name!, health: r.newHealth! }));
   return { changed, skipped };
 }
 
