@@ -448,35 +448,48 @@ export function groupFacts(formation: FormationRow, groupId: number, nodes: read
 
 /**
  * Writes each assignment's goal state with its event row (time, node, reported state, old and
- * new goal, reason, rule) and notifies waiting keepers on commit.
+ * new goal, reason, rule) and notifies waiting keepers on commit, in one statement: the
+ * events in the order of the assignments, each node's goal from its last assignment (a node
+ * may be assigned more than once by `decideUntilStable`). Assignments of nodes not in `nodes`
+ * are left out.
  */
 export async function writeAssignments(trx: Transaction<Database>, formationId: string, groupId: number, nodes: readonly NodeRow[], assignments: readonly Assignment[]): Promise<void> {
   const goals = new Map(nodes.map((n) => [n.nodeId, n.goalState]));
+  const rows: Record<string, unknown>[] = [];
   for (const a of assignments) {
     const node = nodes.find((n) => n.nodeId === a.nodeId);
     if (!node) continue;
-    const oldGoal = goals.get(a.nodeId) ?? node.goalState;
-    await trx.updateTable('nodes').set({ goalState: a.goalState, goalChangedAt: sql`clock_timestamp()` }).where('nodeId', '=', a.nodeId).execute();
-    await trx
-      .insertInto('events')
-      .values({
-        formationId,
-        groupId,
-        nodeId: a.nodeId,
-        nodeName: node.name,
-        reportedState: node.reportedState,
-        oldGoalState: oldGoal,
-        newGoalState: a.goalState,
-        reportedLsn: node.reportedLsn,
-        rule: a.rule,
-        reason: a.reason,
-      })
-      .execute();
+    rows.push({
+      ord: rows.length,
+      node_id: a.nodeId,
+      node_name: node.name,
+      reported_state: node.reportedState,
+      old_goal_state: goals.get(a.nodeId) ?? node.goalState,
+      new_goal_state: a.goalState,
+      reported_lsn: node.reportedLsn,
+      rule: a.rule,
+      reason: a.reason,
+    });
     goals.set(a.nodeId, a.goalState);
   }
-  if (assignments.length > 0) {
-    await sql`select pg_notify('pgha_goal', ${[...new Set(assignments.map((a) => a.nodeId))].join(',')})`.execute(trx);
-  }
+  if (rows.length === 0) return;
+  await sql`
+    with a as (
+      select * from json_to_recordset(${JSON.stringify(rows)}::json)
+        as t(ord int4, node_id int4, node_name text, reported_state text, old_goal_state text, new_goal_state text, reported_lsn text, rule text, reason text)
+    ), last as (
+      select distinct on (node_id) node_id, new_goal_state from a order by node_id, ord desc
+    ), updated as (
+      update pgha.nodes n set goal_state = l.new_goal_state, goal_changed_at = clock_timestamp()
+      from last l where n.node_id = l.node_id
+      returning n.node_id
+    ), inserted as (
+      insert into pgha.events (formation_id, group_id, node_id, node_name, reported_state, old_goal_state, new_goal_state, reported_lsn, rule, reason)
+      select ${formationId}, ${groupId}, node_id, node_name, reported_state, old_goal_state, new_goal_state, reported_lsn::pg_lsn, rule, reason
+      from a order by ord
+      returning event_id
+    )
+    select pg_notify('pgha_goal', (select string_agg(node_id::text, ',') from updated)), (select count(*) from inserted) as events`.execute(trx);
 }
 
 /** Marks a dropped node for data removal by its keeper (`pgha drop node --destroy`). */
