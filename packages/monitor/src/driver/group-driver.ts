@@ -45,6 +45,8 @@ export interface ReportOutcome {
 interface QueuedReport {
   nodeId: number;
   report: NodeReport;
+  /** When it was queued (`performance.now()`, ms). */
+  queuedMs: number;
   resolve: (outcome: ReportOutcome) => void;
   reject: (err: unknown) => void;
 }
@@ -53,6 +55,29 @@ interface QueuedReport {
 const REPORT_BATCHES_IN_FLIGHT = 2;
 /** Reports in one transaction at most. */
 const REPORT_BATCH_MAX = 64;
+
+/** How long a slow answer to a report counts in {@link GroupDriver.monitorLagMs} (ms). */
+const LAG_WINDOW_MS = 10_000;
+
+/** The largest value recorded within the last `windowMs` (one slot per second). */
+class RecentMax {
+  private readonly slots = new Map<number, number>();
+
+  constructor(private readonly windowMs: number) {}
+
+  record(value: number): void {
+    const second = Math.floor(performance.now() / 1000);
+    this.slots.set(second, Math.max(this.slots.get(second) ?? 0, value));
+    for (const s of this.slots.keys()) if (s <= second - this.windowMs / 1000) this.slots.delete(s);
+  }
+
+  max(): number {
+    const oldest = Math.floor(performance.now() / 1000) - this.windowMs / 1000;
+    let max = 0;
+    for (const [s, v] of this.slots) if (s > oldest) max = Math.max(max, v);
+    return max;
+  }
+}
 
 /** How many groups {@link GroupDriver.evaluateAll} decides between two turns of the event loop. */
 const YIELD_EVERY_GROUPS = 20;
@@ -89,6 +114,30 @@ export class GroupDriver {
   }
 
   private readonly reportQueue: QueuedReport[] = [];
+  /**
+   * The last note event of each group, as read back committed (see {@link recordNote}): a
+   * group held up for the same reason is not looked up, nor evaluated by the timer, again.
+   */
+  private readonly lastNotes = new Map<string, string>();
+  /** Recent time to answer a report (see {@link monitorLagMs}). */
+  private readonly lag = new RecentMax(LAG_WINDOW_MS);
+  /** Reports in transactions under way. */
+  private readonly inFlight = new Set<QueuedReport>();
+
+  /**
+   * How far behind the monitor has lately been in answering keepers' reports (ms): the longest
+   * time a report took to be answered within the last {@link LAG_WINDOW_MS}, or the age of the
+   * oldest report still waiting if longer. Decisions judge keeper silence with this much more
+   * time (`GroupFacts.monitorLagMs`): a keeper waits for the answer to a report before it
+   * sends the next one, so the monitor's own backlog ages every keeper's last report.
+   */
+  monitorLagMs(): number {
+    const now = performance.now();
+    let oldest = now;
+    for (const q of this.inFlight) oldest = Math.min(oldest, q.queuedMs);
+    if (this.reportQueue[0]) oldest = Math.min(oldest, this.reportQueue[0].queuedMs);
+    return Math.round(Math.max(this.lag.max(), now - oldest));
+  }
   private reportBatches = 0;
   private reportPumpScheduled = false;
 
@@ -113,7 +162,21 @@ export class GroupDriver {
    */
   report(nodeId: number, report: NodeReport): Promise<ReportOutcome> {
     return new Promise<ReportOutcome>((resolve, reject) => {
-      this.reportQueue.push({ nodeId, report, resolve, reject });
+      const queuedMs = performance.now();
+      const done = () => this.lag.record(performance.now() - queuedMs);
+      this.reportQueue.push({
+        nodeId,
+        report,
+        queuedMs,
+        resolve: (outcome) => {
+          done();
+          resolve(outcome);
+        },
+        reject: (err) => {
+          done();
+          reject(err);
+        },
+      });
       this.scheduleReportBatches();
     });
   }
@@ -137,6 +200,15 @@ export class GroupDriver {
 
   /** One transaction for `batch`; when it fails, each report not answered yet again in its own. */
   private async runReportBatch(batch: QueuedReport[]): Promise<void> {
+    for (const q of batch) this.inFlight.add(q);
+    try {
+      await this.runReportBatchIn(batch);
+    } finally {
+      for (const q of batch) this.inFlight.delete(q);
+    }
+  }
+
+  private async runReportBatchIn(batch: QueuedReport[]): Promise<void> {
     const answered = new Set<QueuedReport>();
     let outcomes: Map<QueuedReport, ReportOutcome | Error>;
     try {
@@ -156,7 +228,7 @@ export class GroupDriver {
         return;
       }
       // One report's failure must not fail the others.
-      await Promise.all(left.map((q) => this.runReportBatch([q])));
+      await Promise.all(left.map((q) => this.runReportBatchIn([q])));
       return;
     }
     for (const [q, outcome] of outcomes) {
@@ -203,7 +275,7 @@ export class GroupDriver {
   ): Promise<GroupOutcome> {
     const { formation, nowMs } = read ?? (await getFormationAndNow(trx, formationId));
     if (nodes.length === 0) return { assignments: [], formation, nodes };
-    const facts = groupFacts(formation, groupId, nodes, nowMs);
+    const facts = groupFacts(formation, groupId, nodes, nowMs, this.monitorLagMs());
     const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
     await this.recordNote(trx, formationId, groupId, nodes, applyAssignments(facts, assignments));
     if (assignments.length > 0) {
@@ -225,8 +297,13 @@ export class GroupDriver {
   private async recordNote(trx: Transaction<Database>, formationId: string, groupId: number, nodes: readonly NodeRow[], facts: GroupFacts): Promise<void> {
     const note = groupNote(facts);
     if (!note) return;
+    const key = groupKey(formationId, groupId);
+    if (this.lastNotes.get(key) === note.message) return;
     const last = await trx.selectFrom('events').select(['reason']).where('formationId', '=', formationId).where('groupId', '=', groupId).where('rule', '=', 'group-note').orderBy('eventId', 'desc').limit(1).executeTakeFirst();
-    if (last?.reason === note.message) return;
+    if (last?.reason === note.message) {
+      this.lastNotes.set(key, note.message);
+      return;
+    }
     const node = nodes.find((n) => n.nodeId === note.nodeId);
     if (!node) return;
     await requireDurableCommit(trx);
@@ -250,7 +327,7 @@ export class GroupDriver {
       const formation = await getFormation(trx, formationId);
       const nodes = await listNodes(trx, formationId, groupId);
       const nowMs = await storeNowMs(trx);
-      const decision = decide(groupFacts(formation, groupId, nodes, nowMs), event);
+      const decision = decide(groupFacts(formation, groupId, nodes, nowMs, this.monitorLagMs()), event);
       if (decision.refusal) throw new ConflictError(decision.refusal);
       if (before) await before(trx);
       await writeAssignments(trx, formationId, groupId, nodes, decision.assignments);
@@ -273,6 +350,7 @@ export class GroupDriver {
    */
   async evaluateAll(cause: EvaluateEvent['cause']): Promise<number> {
     const { formations, nodes, nowMs } = await snapshotAll(this.db);
+    const lagMs = this.monitorLagMs();
     const byFormation = new Map(formations.map((f) => [f.formationId, f]));
     const groups = new Map<string, { formationId: string; groupId: number; nodes: NodeRow[] }>();
     for (const n of nodes) {
@@ -288,9 +366,10 @@ export class GroupDriver {
       if (++looked % YIELD_EVERY_GROUPS === 0) await new Promise((r) => setImmediate(r));
       const formation = byFormation.get(g.formationId);
       if (formation) {
-        const facts = groupFacts(formation, g.groupId, g.nodes, nowMs);
+        const facts = groupFacts(formation, g.groupId, g.nodes, nowMs, lagMs);
         const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
-        if (assignments.length === 0 && !groupNote(applyAssignments(facts, assignments))) continue;
+        const note = assignments.length === 0 ? groupNote(applyAssignments(facts, assignments)) : undefined;
+        if (assignments.length === 0 && (!note || this.lastNotes.get(groupKey(g.formationId, g.groupId)) === note.message)) continue;
       }
       evaluated++;
       await this.evaluate(g.formationId, g.groupId, cause).catch((err: Error) => this.log.warn({ err: err.message, formation: g.formationId, group: g.groupId }, `${cause} evaluation failed`));

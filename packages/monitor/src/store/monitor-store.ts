@@ -441,9 +441,12 @@ function toFacts(n: NodeRow): NodeFacts {
   };
 }
 
-/** Builds the group's facts from its rows; `nowMs` is the store's clock. */
-export function groupFacts(formation: FormationRow, groupId: number, nodes: readonly NodeRow[], nowMs: number): GroupFacts {
-  return { formation: formation.formationId, groupId, nowMs, settings: formationSettings(formation), nodes: nodes.map(toFacts) };
+/**
+ * Builds the group's facts from its rows; `nowMs` is the store's clock, `monitorLagMs` how far
+ * behind the monitor has lately been in answering reports (see `GroupFacts.monitorLagMs`).
+ */
+export function groupFacts(formation: FormationRow, groupId: number, nodes: readonly NodeRow[], nowMs: number, monitorLagMs = 0): GroupFacts {
+  return { formation: formation.formationId, groupId, nowMs, settings: formationSettings(formation), nodes: nodes.map(toFacts), ...(monitorLagMs > 0 ? { monitorLagMs } : {}) };
 }
 
 /**

@@ -43,6 +43,15 @@ export interface GroupFacts {
   readonly settings: Readonly<FormationSettings>;
   /** The group's nodes, ordered by node id; `dropped` nodes are left out. */
   readonly nodes: readonly NodeFacts[];
+  /**
+   * How far behind the monitor itself has lately been in answering keepers' reports (ms;
+   * absent: 0). A keeper waits for the answer to one report before it sends the next, so a
+   * monitor that takes this long to answer sees every keeper's last report this much older:
+   * keeper silence and streaming age are judged with this much more time (see
+   * `keeperIsAlive`), so that an overloaded monitor does not take its own backlog for dead
+   * keepers and fail their nodes.
+   */
+  readonly monitorLagMs?: number;
 }
 
 /** A new fact or a tick: decide what the facts call for. */

@@ -11,9 +11,13 @@ export function isCurrentState(node: NodeFacts, state: NodeState): boolean {
   return node.reportedState === state && node.goalState === state;
 }
 
-/** The keeper reported within `nodeUnhealthyTimeoutMs`. */
+/**
+ * The keeper reported within `nodeUnhealthyTimeoutMs` (plus `monitorLagMs`, the time the
+ * monitor itself has lately taken to answer reports: its own backlog is not the keeper's
+ * silence).
+ */
 export function keeperIsAlive(facts: GroupFacts, node: NodeFacts): boolean {
-  return node.lastReportMs !== null && facts.nowMs - node.lastReportMs <= facts.settings.nodeUnhealthyTimeoutMs;
+  return node.lastReportMs !== null && facts.nowMs - node.lastReportMs <= facts.settings.nodeUnhealthyTimeoutMs + (facts.monitorLagMs ?? 0);
 }
 
 /**
@@ -29,9 +33,12 @@ export function isStreaming(facts: GroupFacts, node: NodeFacts): boolean {
   return keeperIsAlive(facts, node) && node.upstreamStreaming;
 }
 
-/** The node's keeper reported a streaming WAL receiver within `standbyStreamingTimeoutMs`. */
+/**
+ * The node's keeper reported a streaming WAL receiver within `standbyStreamingTimeoutMs`
+ * (plus `monitorLagMs`, as in {@link keeperIsAlive}).
+ */
 export function streamedRecently(facts: GroupFacts, node: NodeFacts): boolean {
-  return node.lastStreamingMs !== null && facts.nowMs - node.lastStreamingMs <= facts.settings.standbyStreamingTimeoutMs;
+  return node.lastStreamingMs !== null && facts.nowMs - node.lastStreamingMs <= facts.settings.standbyStreamingTimeoutMs + (facts.monitorLagMs ?? 0);
 }
 
 /**
