@@ -315,6 +315,8 @@ describe.skipIf(skip)(skip ? `faults (skipped: ${skipReason})` : 'faults on a si
       pausedAt = instant();
       const takeoverAt = await waitFor('the standby to take writes', () => writer.acks.find((a) => a.atMs > faultAt.atMs && a.addr === before.standby.host)?.atMs, { timeoutMs: 30_000, intervalMs: 20 });
       await waitFor('the promotion to complete', () => watcher.firstTime(nodeIn(before.standby.name, 'wait_primary'), faultAt.atMs), { timeoutMs: 30_000 });
+      // Held past the failover: the new primary has taken writes for a while.
+      await waitFor('writes on the new primary', () => acksBetween(writer, takeoverAt, Infinity).length >= 50, { timeoutMs: 30_000 });
       console.log(`[fault 5] standby took writes ${(takeoverAt - faultAt.atMs).toFixed(0)} ms after the pause`);
     } finally {
       for (const pid of paused) killPid(pid, 'SIGCONT');
