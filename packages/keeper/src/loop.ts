@@ -96,6 +96,7 @@ export class Keeper {
       currentState: this.state.currentState,
       goalState: goal !== undefined && isNodeState(goal) ? goal : undefined,
       postgresRunning: this.node.isRunning(),
+      otherNodes: this.lastGoal ? this.lastGoal.nodes.filter((n) => n.nodeId !== this.config.nodeId).length : undefined,
       lastMonitorContactMs: this.lastMonitorContactMs,
       lastStandbyReplyMs,
       settings: this.settings,

@@ -17,6 +17,8 @@ export interface PartitionFacts {
   readonly goalState: NodeState | undefined;
   /** Is the postmaster running. */
   readonly postgresRunning: boolean;
+  /** Other nodes of the group in the monitor's last answer; undefined before the first answer. */
+  readonly otherNodes: number | undefined;
   /**
    * Send time of the last report the monitor answered (not its answer time: the monitor
    * recorded that report at or after this moment, and counts the keeper's silence from there).
@@ -41,6 +43,9 @@ export type PartitionAction =
  * assigned, a writable state (`WRITABLE_STATES`: `single`, `wait_primary`, `primary`,
  * `join_primary`, `apply_settings`, `stop_replication`) and its Postgres runs.
  *
+ * - Alone in its group (no other node in the monitor's last answer; before any answer, in
+ *   `single`) → `none`: nothing can be promoted instead, so a fence would only turn a monitor
+ *   outage into a write outage.
  * - Monitor heard within `networkPartitionTimeoutMs / 2` → `none` (never fence while the monitor answers).
  * - Otherwise, while the monitor has been silent less than `networkPartitionTimeoutMs`, or a
  *   standby replied within `networkPartitionTimeoutMs / 2` → `watch-standbys`.
@@ -61,6 +66,9 @@ export function partitionAction(facts: PartitionFacts): PartitionAction {
   const writable = WRITABLE_STATES.has(facts.currentState) || (facts.goalState !== undefined && WRITABLE_STATES.has(facts.goalState));
   if (!writable) return { action: 'none', reason: `node is ${facts.currentState}, not a writable primary` };
   if (!facts.postgresRunning) return { action: 'none', reason: 'Postgres is not running' };
+  if (facts.otherNodes === 0 || (facts.otherNodes === undefined && facts.currentState === 'single')) {
+    return { action: 'none', reason: 'no other node in the group: nothing can be promoted instead' };
+  }
   const monitorSilentMs = facts.lastMonitorContactMs === null ? Number.POSITIVE_INFINITY : facts.nowMs - facts.lastMonitorContactMs;
   if (monitorSilentMs < npt / 2) return { action: 'none', reason: 'the monitor answers' };
   const standbySilentMs = facts.lastStandbyReplyMs === null ? Number.POSITIVE_INFINITY : facts.nowMs - facts.lastStandbyReplyMs;
