@@ -11,15 +11,17 @@
  * packets without an error (connects time out) instead of blackhole routes (connects fail at once).
  */
 import { join } from 'node:path';
+import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_FORMATION_SETTINGS, type NodeStateRow } from '@pgha/shared';
+import { readFileSync } from 'node:fs';
+import { DEFAULT_FORMATION_SETTINGS, selfFencingMarginMs, type NodeStateRow } from '@pgha/shared';
 import { Probe } from '../bench/lib/probe.js';
 import { queryNode, showState } from './helpers/formation.js';
-import { checkHistory, HistoryProbe, instant, NamespacedWriter, StateWatcher, takeBaseline, type CheckOptions, type FaultBaseline, type HistoryReport, type HistoryWriter } from './helpers/history.js';
+import { checkHistory, HistoryProbe, instant, showEvents, NamespacedWriter, StateWatcher, takeBaseline, type CheckOptions, type FaultBaseline, type HistoryReport, type HistoryWriter } from './helpers/history.js';
 import { startNetFormation, type NetFormation } from './helpers/net-formation.js';
 import { createNetwork, netnsAvailability, TEST_HOST, type SimNetwork } from './helpers/netns.js';
-import { endAllProcesses } from './helpers/processes.js';
+import { endAllProcesses, killPid } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 const availability = netnsAvailability();
@@ -65,10 +67,10 @@ async function monitorSeesEveryone(): Promise<boolean> {
 }
 
 /** Before fault `n`: the roles, the baseline of goals and events, a running writer in the test process and a state watcher. */
-async function prepareFault(n: number): Promise<{ before: Awaited<ReturnType<typeof roles>>; baseline: FaultBaseline; writer: HistoryProbe; watcher: StateWatcher }> {
+async function prepareFault(n: number, writerOptions: { queryTimeoutMs?: number } = {}): Promise<{ before: Awaited<ReturnType<typeof roles>>; baseline: FaultBaseline; writer: HistoryProbe; watcher: StateWatcher }> {
   const before = await roles();
   const baseline = await takeBaseline(f.monitor.url);
-  const writer = await startWriter(`f${n}-test`, firstId(n, 0));
+  const writer = await startWriter(`f${n}-test`, firstId(n, 0), writerOptions);
   return { before, baseline, writer, watcher: new StateWatcher(f.monitor.url).start() };
 }
 
@@ -88,6 +90,38 @@ const nodeIn = (name: string, state: string) => (rows: NodeStateRow[]) => rows.s
 
 /** Lets `ms` pass: a window in which something must NOT happen, so there is no condition to poll. */
 const observeFor = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The JSON lines of a keeper's log (`pgha keeper run` logs with pino), parsed; other lines skipped. */
+function keeperLog(name: string): { time: number; msg: string; [k: string]: unknown }[] {
+  const out: { time: number; msg: string }[] = [];
+  for (const line of readFileSync(join(f.monitor.dir, `${name}.keeper.log`), 'utf8').split('\n')) {
+    try {
+      const r = JSON.parse(line) as { time?: number; msg?: string };
+      if (typeof r.time === 'number' && typeof r.msg === 'string') out.push(r as { time: number; msg: string });
+    } catch {
+      // not a log record
+    }
+  }
+  return out;
+}
+
+/** The self-fence of node `name` logged after `sinceWallMs`: when Postgres got the immediate-shutdown signal and when it had stopped (wall clock, ms). */
+function selfFence(name: string, sinceWallMs: number): { fencedAtMs: number; stoppedAtMs: number } | undefined {
+  const r = keeperLog(name).find((l) => l.time >= sinceWallMs && l.msg.startsWith('Self-fenced'));
+  return r ? { fencedAtMs: r['fencedAtMs'] as number, stoppedAtMs: r['stoppedAtMs'] as number } : undefined;
+}
+
+/** Wall time (ms) of the first event after `baselineEventId` with rule `rule` on node `name`. */
+async function eventTime(baselineEventId: number, rule: string, name: string): Promise<number | undefined> {
+  const e = (await showEvents(f.monitor.url)).find((x) => x.event_id > baselineEventId && x.rule === rule && x.node_name === name);
+  return e ? new Date(e.event_time).getTime() : undefined;
+}
+
+/** PIDs of every process in host `host`'s network namespace (keeper, postmaster, backends). */
+async function pidsIn(host: string): Promise<number[]> {
+  const r = await execa('ip', ['netns', 'pids', net!.netns(host)], { stdin: 'ignore' });
+  return String(r.stdout).split('\n').filter(Boolean).map(Number);
+}
 
 /** Acknowledgements of `w` between `fromMs` and `toMs`. */
 const acksBetween = (w: HistoryWriter, fromMs: number, toMs: number) => w.acks.filter((a) => a.atMs >= fromMs && a.atMs <= toMs);
@@ -213,5 +247,92 @@ describe.skipIf(skip)(skip ? `faults (skipped: ${skipReason})` : 'faults on a si
     // No commit waited longer than the decision's bound: none hangs forever.
     expect(report.maxCommitWaitMs).toBeLessThan(boundMs);
     expect(report.goalChanges.some((g) => g.node === before.primary.name && g.to === 'wait_primary')).toBe(true);
+  });
+  it('fault 1: primary cut off from everyone, a client beside it — the standby takes writes within 5 s, the old primary fences itself first by the documented margin, and rejoins by pg_rewind', async () => {
+    // The writer in the test process gives up on a silent server after 1 s and tries the other host.
+    const { before, baseline, writer, watcher } = await prepareFault(1, { queryTimeoutMs: 1_000 });
+    const beside = await startNamespacedWriter('f1-beside', before.primary.name, firstId(1, 1), { queryTimeoutMs: 60_000 });
+    const old = `${before.primary.host}:${before.primary.port}`;
+    const marginMs = selfFencingMarginMs(S);
+
+    const faultAt = instant();
+    await net!.isolate(before.primary.name);
+    const cutAt = instant();
+    const takeoverAt = await waitFor('the standby to take writes', () => writer.acks.find((a) => a.atMs > cutAt.atMs && a.addr === before.standby.host)?.atMs, { timeoutMs: 30_000, intervalMs: 20 });
+    const fence = await waitFor('the old primary to log its self-fence', () => selfFence(before.primary.name, faultAt.wallMs), { timeoutMs: 30_000 });
+    const promotedAtWall = await waitFor('the promotion event', () => eventTime(baseline.eventId, 'promote-candidate', before.standby.name), { timeoutMs: 30_000 });
+    const failoverAtWall = await eventTime(baseline.eventId, 'failover-start', before.primary.name);
+    await waitFor('writes on the new primary', () => acksBetween(writer, takeoverAt, Infinity).length >= 50, { timeoutMs: 30_000 });
+    const besideAcksDuringCut = beside.acks.filter((a) => a.atMs > cutAt.atMs);
+
+    const healedAt = instant();
+    await net!.heal();
+    const rejoinedAt = await waitFor('the old primary to rejoin as secondary', () => watcher.firstTime(nodeIn(before.primary.name, 'secondary'), healedAt.atMs), { timeoutMs: 90_000 });
+    const report = await check(1, 'primary isolated', { writers: [writer, beside], baseline, faultAt, healedAt, watcher, recoveryBoundMs: 60_000 });
+
+    const log = keeperLog(before.primary.name).filter((l) => l.time >= healedAt.wallMs);
+    const rewound = log.some((l) => l.msg.startsWith('pg_rewind from the new primary'));
+    const baseBackup = log.some((l) => l.msg.includes('falling back to a fresh base backup'));
+    const fenceMarginMs = promotedAtWall - fence.fencedAtMs;
+    console.log(
+      `[fault 1] standby took writes ${(takeoverAt - faultAt.atMs).toFixed(0)} ms after the cut; old primary signalled to stop ${fence.fencedAtMs - faultAt.wallMs} ms after the cut ` +
+        `(stopped ${fence.stoppedAtMs - faultAt.wallMs} ms); failover-start ${failoverAtWall === undefined ? '?' : failoverAtWall - faultAt.wallMs} ms, promotion ${promotedAtWall - faultAt.wallMs} ms after the cut: ` +
+        `fenced ${fenceMarginMs} ms before the promotion (documented least margin ${marginMs} ms); client beside it: ${besideAcksDuringCut.length} acks after the cut, ` +
+        `${beside.failures.filter((x) => x.failedAtMs > cutAt.atMs && x.failedAtMs < healedAt.atMs).length} failures during it; rejoined as secondary ${(rejoinedAt - healedAt.atMs).toFixed(0)} ms after the heal (pg_rewind: ${rewound}, base backup: ${baseBackup}); ` +
+        `longest commit wait ${report.maxCommitWaitMs.toFixed(0)} ms`,
+    );
+    expect(takeoverAt - faultAt.atMs).toBeLessThan(5_000);
+    expect(fence.fencedAtMs).toBeLessThan(promotedAtWall);
+    expect(fenceMarginMs).toBeGreaterThanOrEqual(marginMs);
+    // The client beside the old primary never got an acknowledgement from it after the cut.
+    expect(besideAcksDuringCut.filter((a) => a.atMs < healedAt.atMs || `${a.addr}:${a.port}` === old)).toEqual([]);
+    expect(report.finalPrimary).toBe(before.standby.name);
+    expect(rewound).toBe(true);
+    expect(baseBackup).toBe(false);
+    expect(report.goalChanges.some((g) => g.node === before.primary.name && g.to === 'demote_timeout')).toBe(true);
+    expect(report.goalChanges.some((g) => g.node === before.primary.name && g.to === 'catchingup')).toBe(true);
+  });
+
+  it('fault 5: every process of the primary node paused (SIGSTOP) past the failover, then resumed — it acknowledges nothing and rejoins', async () => {
+    // One writer moves on after 1 s without an answer; the other stays on its connection to the
+    // paused primary (60 s), so that its insert is executed there after the resume.
+    const { before, baseline, writer, watcher } = await prepareFault(5, { queryTimeoutMs: 1_000 });
+    const stuck = await startWriter('f5-stuck', firstId(5, 1), { queryTimeoutMs: 60_000 });
+    const old = before.primary;
+    const paused = new Set<number>();
+    const faultAt = instant();
+    let pausedAt = faultAt;
+    try {
+      // A VM pause: the keeper, the postmaster and every backend at once. Twice, for a process
+      // forked while the first pass ran.
+      for (let pass = 0; pass < 2; pass++) {
+        for (const pid of await pidsIn(old.name)) {
+          if (paused.has(pid)) continue;
+          killPid(pid, 'SIGSTOP');
+          paused.add(pid);
+        }
+      }
+      pausedAt = instant();
+      const takeoverAt = await waitFor('the standby to take writes', () => writer.acks.find((a) => a.atMs > faultAt.atMs && a.addr === before.standby.host)?.atMs, { timeoutMs: 30_000, intervalMs: 20 });
+      await waitFor('the promotion to complete', () => watcher.firstTime(nodeIn(before.standby.name, 'wait_primary'), faultAt.atMs), { timeoutMs: 30_000 });
+      // Held past the failover: the new primary has taken writes for a while.
+      await waitFor('writes on the new primary', () => acksBetween(writer, takeoverAt, Infinity).length >= 50, { timeoutMs: 30_000 });
+      console.log(`[fault 5] standby took writes ${(takeoverAt - faultAt.atMs).toFixed(0)} ms after the pause`);
+    } finally {
+      for (const pid of paused) killPid(pid, 'SIGCONT');
+    }
+    const healedAt = instant();
+    await waitFor('the stuck writer to get an answer from the resumed primary', () => stuck.failures.some((x) => x.failedAtMs > healedAt.atMs) || stuck.acks.some((a) => a.atMs > healedAt.atMs), { timeoutMs: 60_000 });
+    const rejoinedAt = await waitFor('the old primary to rejoin as secondary', () => watcher.firstTime(nodeIn(old.name, 'secondary'), healedAt.atMs), { timeoutMs: 90_000 });
+    const report = await check(5, 'primary node paused', { writers: [writer, stuck], baseline, faultAt, healedAt, watcher, recoveryBoundMs: 60_000 });
+    const fromOldAfterPause = [...writer.acks, ...stuck.acks].filter((a) => a.atMs > pausedAt.atMs && a.addr === old.host && a.port === old.port);
+    const fence = selfFence(old.name, healedAt.wallMs);
+    console.log(
+      `[fault 5] paused ${paused.size} processes for ${(healedAt.atMs - faultAt.atMs).toFixed(0)} ms; after the resume the old primary acknowledged ${fromOldAfterPause.length} writes; ` +
+        `stuck writer's insert: ${stuck.failures.find((x) => x.failedAtMs > healedAt.atMs)?.error ?? 'acknowledged'}; ` +
+        `${fence ? `keeper self-fenced ${fence.fencedAtMs - healedAt.wallMs} ms after the resume` : 'keeper stopped Postgres on the monitor\u2019s goal'}; rejoined as secondary ${(rejoinedAt - healedAt.atMs).toFixed(0)} ms after the resume`,
+    );
+    expect(fromOldAfterPause).toEqual([]);
+    expect(report.finalPrimary).toBe(before.standby.name);
   });
 });

@@ -4,6 +4,8 @@ export * from './node-control.js';
 export * from './loop.js';
 export * from './create-node.js';
 export * from './fsm/transition-table.js';
+export * from './fsm/partition-rule.js';
+export * from './partition-watchdog.js';
 export * from './postgres/pg-ctl.js';
 export * from './postgres/os-user.js';
 export * from './postgres/config-files.js';

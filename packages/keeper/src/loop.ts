@@ -8,18 +8,22 @@ import type { Logger } from 'pino';
 import {
   DEFAULT_FORMATION_SETTINGS,
   WRITABLE_STATES,
+  keeperSettingsOf,
   ZERO_LSN,
   formatLsn,
   isNodeState,
+  type KeeperSettings,
   type NodeGoal,
   type NodeReport,
   type NodeState,
 } from '@pgha/shared';
+import type { PartitionFacts } from './fsm/partition-rule.js';
 import { reachGoal } from './fsm/reach-goal.js';
 import { ensureState } from './fsm/transitions.js';
 import { loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
 import { MonitorClient } from './monitor-client.js';
 import { NodeControl } from './node-control.js';
+import { PartitionWatchdog } from './partition-watchdog.js';
 
 /** What one tick did, in one sentence (logged at info when it changes). */
 export interface TickOutcome {
@@ -32,6 +36,7 @@ export interface TickOutcome {
 
 /** Options of {@link Keeper}. */
 export interface KeeperOptions {
+  /** Overrides the formation's `keeperReportIntervalMs` (ms). */
   reportIntervalMs?: number;
   retryDelayMs?: number;
 }
@@ -48,8 +53,16 @@ export class Keeper {
   private lastTimeline = 0;
   private inProgress: string | null = null;
   private lastSummary = '';
-  private readonly reportIntervalMs: number;
+  private readonly reportIntervalOverrideMs: number | undefined;
   private readonly retryDelayMs: number;
+  /** The formation's settings from the monitor's last answer (defaults until then). */
+  private settings: KeeperSettings = keeperSettingsOf(DEFAULT_FORMATION_SETTINGS);
+  /**
+   * Send time of the last report the monitor answered (`Date.now()`, ms); the keeper's start
+   * until the first answer, so that a keeper started during a partition fences too.
+   */
+  private lastMonitorContactMs = Date.now();
+  private readonly watchdog: PartitionWatchdog;
 
   constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
     this.config = config;
@@ -57,8 +70,55 @@ export class Keeper {
     this.node = new NodeControl(config, log);
     this.client = new MonitorClient(config.monitorUrl);
     this.state = loadKeeperState(config.pgdata);
-    this.reportIntervalMs = options.reportIntervalMs ?? DEFAULT_FORMATION_SETTINGS.keeperReportIntervalMs;
+    this.reportIntervalOverrideMs = options.reportIntervalMs;
     this.retryDelayMs = options.retryDelayMs ?? 300;
+    this.watchdog = new PartitionWatchdog(this, this.node, log);
+  }
+
+  /** How often the keeper reports when nothing changes, in ms. */
+  get reportIntervalMs(): number {
+    return this.reportIntervalOverrideMs ?? this.settings.keeperReportIntervalMs;
+  }
+
+  /**
+   * A report's limit, in ms: two report intervals. A report hung on a silent network must not
+   * hold the loop (the partition watchdog does not depend on it, but the rejoin after healing does).
+   */
+  get reportTimeoutMs(): number {
+    return 2 * this.reportIntervalMs;
+  }
+
+  /** What the partition rule reads (see `fsm/partition-rule.ts`). */
+  partitionFacts(lastStandbyReplyMs: number | null): PartitionFacts {
+    const goal = this.lastGoal?.goalState;
+    return {
+      nowMs: Date.now(),
+      currentState: this.state.currentState,
+      goalState: goal !== undefined && isNodeState(goal) ? goal : undefined,
+      postgresRunning: this.node.isRunning(),
+      otherNodes: this.lastGoal ? this.lastGoal.nodes.filter((n) => n.nodeId !== this.config.nodeId).length : undefined,
+      lastMonitorContactMs: this.lastMonitorContactMs,
+      lastStandbyReplyMs,
+      settings: this.settings,
+    };
+  }
+
+  /**
+   * Self-fencing (network partition): stops Postgres at once (`NodeControl.fence`) and records
+   * `demote_timeout` as the reached state, as pg_auto_failover's keeper does; Postgres stays
+   * stopped until a report reaches the monitor, whose goal then decides (rejoin as a standby,
+   * or start again as the primary if nothing was promoted meanwhile).
+   */
+  async fence(reason: string): Promise<void> {
+    if (this.node.fencedSinceMs !== undefined && !this.node.isRunning()) return;
+    this.log.warn(`self-fencing: ${reason}; stopping Postgres (immediate shutdown)`);
+    const signalledAtMs = await this.node.fence();
+    const from = this.state.currentState;
+    this.state = saveKeeperState(this.config.pgdata, { nodeId: this.config.nodeId, currentState: 'demote_timeout', assignedState: 'demote_timeout' });
+    this.log.warn(
+      { fencedAtMs: signalledAtMs ?? null, stoppedAtMs: Date.now(), from },
+      `Self-fenced: Postgres stopped after ${signalledAtMs === undefined ? 0 : Date.now() - signalledAtMs} ms; current state is now "demote_timeout" until the monitor answers`,
+    );
   }
 
   /** The state the keeper has reached. */
@@ -92,8 +152,12 @@ export class Keeper {
 
   /** Reports to the monitor and records its answer. */
   async report(): Promise<NodeGoal> {
-    const goal = await this.client.report(this.config.nodeId, await this.buildReport());
+    const report = await this.buildReport();
+    const sentAtMs = Date.now();
+    const goal = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs);
+    this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, sentAtMs);
     this.lastGoal = goal;
+    if (goal.settings) this.settings = goal.settings;
     return goal;
   }
 
@@ -119,6 +183,10 @@ export class Keeper {
       goal = await this.report();
     } catch (err) {
       return this.outcome(`monitor unreachable: ${(err as Error).message}`, { failed: true, level: 'warn' });
+    }
+    if (this.node.fencedSinceMs !== undefined) {
+      this.log.warn(`the monitor answers again ${Date.now() - this.node.fencedSinceMs} ms after the self-fence: its goal ${goal.goalState} decides`);
+      this.node.clearFence();
     }
     const goalState = goal.goalState;
     if (!isNodeState(goalState)) return this.outcome(`unknown goal state "${goalState}" from the monitor`, { failed: true, level: 'error' });
@@ -167,6 +235,15 @@ export class Keeper {
    * @param until - e.g. "the node reached single" for `keeper create`.
    */
   async run(signal: AbortSignal, until?: (k: Keeper) => boolean): Promise<void> {
+    this.watchdog.start();
+    try {
+      await this.runLoop(signal, until);
+    } finally {
+      await this.watchdog.stop();
+    }
+  }
+
+  private async runLoop(signal: AbortSignal, until?: (k: Keeper) => boolean): Promise<void> {
     while (!signal.aborted) {
       const out = await this.tick();
       if (until?.(this)) return;
@@ -183,8 +260,9 @@ export class Keeper {
       const wake = new AbortController();
       this.node.onSessionLost = () => wake.abort();
       try {
-        const goal = await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs, AbortSignal.any([wake.signal, signal]));
+        const goal = await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs, AbortSignal.any([wake.signal, signal]), this.reportTimeoutMs);
         this.lastGoal = goal;
+        if (goal.settings) this.settings = goal.settings;
       } catch {
         if (!wake.signal.aborted && !signal.aborted) await abortableDelay(this.reportIntervalMs, signal);
       } finally {
@@ -195,6 +273,7 @@ export class Keeper {
 
   /** Stops Postgres (graceful keeper stop) and closes the monitor client. */
   async shutdown(stopPostgres: boolean): Promise<void> {
+    await this.watchdog.stop();
     if (stopPostgres) await this.node.stop().catch((err: Error) => this.log.error(err.message));
     await this.node.closeSession();
     await this.client.close();

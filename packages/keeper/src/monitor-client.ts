@@ -89,17 +89,25 @@ export class MonitorClient {
     return this.request('POST', `/v1/formations/${encodeURIComponent(formation)}/nodes`, req);
   }
 
-  /** Reports local facts; answers with the node's goal. */
-  report(nodeId: number, report: NodeReport): Promise<NodeGoal> {
-    return this.request('POST', `/v1/nodes/${nodeId}/report`, report);
+  /**
+   * Reports local facts; answers with the node's goal.
+   *
+   * @param timeoutMs - the whole request's limit, connect included (the keeper passes two
+   *   report intervals: a report hung on a silent network must not hold its loop).
+   */
+  report(nodeId: number, report: NodeReport, timeoutMs = 10_000): Promise<NodeGoal> {
+    return this.request('POST', `/v1/nodes/${nodeId}/report`, report, timeoutMs, AbortSignal.timeout(timeoutMs));
   }
 
   /**
    * Long-poll: answers as soon as the node's goal differs from `knownGoal`, or after
    * `waitMs` with the unchanged goal.
+   *
+   * @param slackMs - how long past `waitMs` to wait for the answer before giving up (ms).
    */
-  waitGoal(nodeId: number, knownGoal: string, waitMs: number, signal?: AbortSignal): Promise<NodeGoal> {
-    return this.request('GET', `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${waitMs}`, undefined, waitMs + 5_000, signal);
+  waitGoal(nodeId: number, knownGoal: string, waitMs: number, signal?: AbortSignal, slackMs = 5_000): Promise<NodeGoal> {
+    const limit = AbortSignal.timeout(waitMs + slackMs);
+    return this.request('GET', `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${waitMs}`, undefined, waitMs + slackMs, signal ? AbortSignal.any([signal, limit]) : limit);
   }
 
   /** Rows of `pgha show state`. */

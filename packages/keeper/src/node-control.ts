@@ -179,9 +179,18 @@ export class NodeControl {
     return hba || conf;
   }
 
-  /** Starts Postgres if it is not running. */
+  /**
+   * Set when the keeper fenced itself (network partition): Postgres stays stopped, whatever
+   * the loop was doing, until a report reaches the monitor again ({@link clearFence}).
+   */
+  fencedSinceMs: number | undefined;
+
+  /** Starts Postgres if it is not running. @throws PghaError `PGHA_ERR_CONFLICT` while fenced. */
   async start(): Promise<void> {
     if (this.isRunning()) return;
+    if (this.fencedSinceMs !== undefined) {
+      throw new PghaError('PGHA_ERR_CONFLICT', 'the node fenced itself (network partition): Postgres stays stopped until the monitor answers');
+    }
     this.log.info('starting Postgres');
     this.socketDir();
     // A postmaster killed a moment ago may linger as a zombie until it is reaped, and Postgres
@@ -208,6 +217,39 @@ export class NodeControl {
     if (!this.isRunning()) return;
     this.log.info('stopping Postgres');
     await pgCtlStop(this.pgdata);
+  }
+
+  /**
+   * Self-fencing: immediate shutdown of Postgres (SIGQUIT to the postmaster, as `pg_ctl stop
+   * -m immediate` sends), then waits until the postmaster has exited. Every backend gets
+   * SIGQUIT and exits without answering, so no commit is acknowledged after the signal; no
+   * shutdown checkpoint and no wait for walsenders to drain to unreachable standbys (what makes
+   * a fast shutdown hang on a cut network). The data directory needs crash recovery, which
+   * pg_rewind runs itself when the node rejoins. Marks the node fenced first, so that nothing
+   * starts Postgres again until {@link clearFence}.
+   *
+   * @returns the time the signal was sent (`Date.now()`, ms), or undefined when Postgres was not running.
+   * @throws PostgresCommandError when the postmaster cannot be signalled and `pg_ctl stop -m immediate` fails.
+   */
+  async fence(): Promise<number | undefined> {
+    this.fencedSinceMs ??= Date.now();
+    const pid = postmasterPid(this.pgdata);
+    if (pid === undefined) return undefined;
+    const signalledAtMs = Date.now();
+    try {
+      process.kill(pid, 'SIGQUIT');
+    } catch {
+      await runPgProgram('pg_ctl', ['stop', '--pgdata', this.pgdata, '--mode', 'immediate', '--wait', '--timeout', '30', '--silent']);
+    }
+    const deadline = Date.now() + 30_000;
+    while (postmasterPid(this.pgdata) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await this.closeSession();
+    return signalledAtMs;
+  }
+
+  /** Ends the fence: the monitor answered, its goal decides from now on. */
+  clearFence(): void {
+    this.fencedSinceMs = undefined;
   }
 
   /** Reloads the configuration of a running Postgres. */

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { isLsnText } from './lsn.js';
 import { NODE_STATES } from './states.js';
+import type { KeeperSettings } from './settings.js';
 
 /** A formation name: what pg_auto_failover accepts, a short identifier. */
 export const FormationName = z
@@ -103,6 +104,8 @@ export interface NodeGoal {
   synchronousStandbyNames: string;
   /** With goal `dropped`: the operator asked to remove the node's data too (`--destroy`). */
   destroy: boolean;
+  /** The formation's settings the keeper acts on (report interval, self-fencing). */
+  settings: KeeperSettings;
 }
 
 /** One row of `pgha show state`. */

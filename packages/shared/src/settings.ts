@@ -37,6 +37,15 @@ export interface FormationSettings {
   healthProbeRetries: number;
   /** How often a keeper reports to the monitor when nothing changes. */
   keeperReportIntervalMs: number;
+  /**
+   * A keeper whose node is a writable primary and that has heard neither from the monitor (an
+   * answered report) for this long nor from any standby (a walsender reply) for half of it
+   * fences itself: it stops Postgres at once (immediate shutdown), so that clients stop
+   * reaching a stale primary. Must stay below `nodeUnhealthyTimeoutMs` by the margin
+   * {@link selfFencingMarginMs} computes. Source: pg_auto_failover's
+   * `network_partition_timeout` (20 s there, checked against no margin).
+   */
+  networkPartitionTimeoutMs: number;
 }
 
 /**
@@ -53,7 +62,56 @@ export const DEFAULT_FORMATION_SETTINGS: Readonly<FormationSettings> = Object.fr
   healthProbeTimeoutMs: 1_000,
   healthProbeRetries: 2,
   keeperReportIntervalMs: 500,
+  networkPartitionTimeoutMs: 1_000,
 });
+
+/** The formation settings a keeper acts on, sent with every goal (`NodeGoal.settings`). */
+export type KeeperSettings = Pick<FormationSettings, 'keeperReportIntervalMs' | 'networkPartitionTimeoutMs'>;
+
+/** The {@link KeeperSettings} of `settings`. */
+export function keeperSettingsOf(settings: Readonly<FormationSettings>): KeeperSettings {
+  return { keeperReportIntervalMs: settings.keeperReportIntervalMs, networkPartitionTimeoutMs: settings.networkPartitionTimeoutMs };
+}
+
+/**
+ * How often the keeper's partition watchdog looks at the clock, in ms; once the monitor has
+ * been silent for half of `networkPartitionTimeoutMs` it also asks Postgres for the standbys'
+ * replies at this pace.
+ */
+export const FENCE_CHECK_INTERVAL_MS = 100;
+/** Longest the watchdog waits for its Postgres query (standby replies) before it counts as no answer, in ms. */
+export const FENCE_QUERY_TIMEOUT_MS = 200;
+/**
+ * Slack added to `keeperReportIntervalMs` for the longest time between the sending of two
+ * answered reports of a healthy keeper (one tick's local work and a report's round trip), in ms.
+ */
+export const REPORT_SLACK_MS = 100;
+
+/**
+ * The least time, in ms, between the moment a primary cut off from the monitor and its
+ * standbys at once sends its Postgres the immediate-shutdown signal and the earliest moment
+ * the monitor may count its keeper as silent (and so promote a standby).
+ *
+ * Derivation (docs/timeouts.md, "Self-fencing"): let M be the send time of the last report
+ * the monitor answered and C the cut. The monitor recorded a report at or after M, so it
+ * cannot see the keeper silent before M + `nodeUnhealthyTimeoutMs`. The keeper fences once
+ * the monitor has been silent `networkPartitionTimeoutMs` and the standbys half of that; the
+ * last standby reply is at or before C ≤ M + `keeperReportIntervalMs` + {@link REPORT_SLACK_MS};
+ * the watchdog notices within {@link FENCE_CHECK_INTERVAL_MS} + {@link FENCE_QUERY_TIMEOUT_MS}.
+ * Promotion also needs the standby's WAL receiver to stop, which only adds to the margin.
+ *
+ * ### Examples
+ * ```ts
+ * selfFencingMarginMs(DEFAULT_FORMATION_SETTINGS) // 600
+ * ```
+ */
+export function selfFencingMarginMs(settings: Readonly<FormationSettings>): number {
+  const latestFence = Math.max(
+    settings.networkPartitionTimeoutMs,
+    settings.keeperReportIntervalMs + REPORT_SLACK_MS + settings.networkPartitionTimeoutMs / 2,
+  ) + FENCE_CHECK_INTERVAL_MS + FENCE_QUERY_TIMEOUT_MS;
+  return settings.nodeUnhealthyTimeoutMs - latestFence;
+}
 
 /** Name of the default formation, as in pg_auto_failover. */
 export const DEFAULT_FORMATION = 'default';

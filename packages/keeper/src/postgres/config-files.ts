@@ -47,7 +47,9 @@ export function renderPghaConf(conf: PghaConf): string {
       'hot_standby = on',
       'hot_standby_feedback = on',
       "wal_receiver_status_interval = '1s'",
-      "wal_receiver_timeout = '10s'",
+      // A standby pings a silent primary after half of it and gives up after all of it: the
+      // "no standby streams" witness of a failover (docs/timeouts.md).
+      "wal_receiver_timeout = '2s'",
       "wal_sender_timeout = '10s'",
       "wal_retrieve_retry_interval = '500ms'",
       'synchronous_commit = on',

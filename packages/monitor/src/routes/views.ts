@@ -1,6 +1,6 @@
 /** Read models built from the store for the API's answers. */
-import { WRITABLE_STATES, groupNote, parseLsn, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
-import { getFormation, getNode, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
+import { WRITABLE_STATES, groupNote, keeperSettingsOf, parseLsn, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { formationSettings, getFormation, getNode, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
 
 function member(n: NodeRow): GroupMember {
   return { nodeId: n.nodeId, name: n.name, host: n.host, port: n.port, goalState: n.goalState, reportedState: n.reportedState };
@@ -47,6 +47,7 @@ export function goalView(node: NodeRow, formation: FormationRow, nodes: readonly
     nodes: nodes.map(member),
     synchronousStandbyNames: primary ? synchronousStandbyNames(facts, primary.nodeId) : '',
     destroy: node.destroyRequested,
+    settings: keeperSettingsOf(formationSettings(formation)),
   };
 }
 

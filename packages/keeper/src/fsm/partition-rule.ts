@@ -1,0 +1,85 @@
+/**
+ * The keeper's network-partition rule, pure: given what the keeper last heard from the monitor
+ * and from its standbys, should it do nothing, make its standbys answer, or fence itself?
+ * Source: DESIGN.md ("A primary keeper that can reach neither the monitor nor any standby for
+ * `network_partition_timeout` demotes itself") and pg_auto_failover's
+ * `keeper_is_in_network_partition`; the numbers and why they are safe are in
+ * docs/timeouts.md ("Self-fencing") and `selfFencingMarginMs`.
+ */
+import { WRITABLE_STATES, type KeeperSettings, type NodeState } from '@pgha/shared';
+
+/** What the rule reads. Times are the keeper's clock, in ms (`Date.now()`); `null` means "never". */
+export interface PartitionFacts {
+  readonly nowMs: number;
+  /** The state the keeper has reached (what it reports). */
+  readonly currentState: NodeState;
+  /** The monitor's last assigned goal, if the keeper has heard one since it started. */
+  readonly goalState: NodeState | undefined;
+  /** Is the postmaster running. */
+  readonly postgresRunning: boolean;
+  /** Other nodes of the group in the monitor's last answer; undefined before the first answer. */
+  readonly otherNodes: number | undefined;
+  /**
+   * Send time of the last report the monitor answered (not its answer time: the monitor
+   * recorded that report at or after this moment, and counts the keeper's silence from there).
+   */
+  readonly lastMonitorContactMs: number | null;
+  /** Latest `reply_time` of a streaming walsender (a standby that heard this primary), if known. */
+  readonly lastStandbyReplyMs: number | null;
+  readonly settings: KeeperSettings;
+}
+
+/** What the watchdog does next. */
+export type PartitionAction =
+  /** Nothing: the node is not a writable primary, or the monitor answers. */
+  | { readonly action: 'none'; readonly reason: string }
+  /** The monitor is quiet: keep standby replies fresh (write a WAL record) and read them. */
+  | { readonly action: 'watch-standbys'; readonly reason: string }
+  /** Cut off from the monitor and every standby: stop Postgres at once. */
+  | { readonly action: 'fence'; readonly reason: string };
+
+/**
+ * Decides the keeper's partition action. A node is fenceable when it has reached, or is
+ * assigned, a writable state (`WRITABLE_STATES`: `single`, `wait_primary`, `primary`,
+ * `join_primary`, `apply_settings`, `stop_replication`) and its Postgres runs.
+ *
+ * - Alone in its group (no other node in the monitor's last answer; before any answer, in
+ *   `single`) → `none`: nothing can be promoted instead, so a fence would only turn a monitor
+ *   outage into a write outage.
+ * - Monitor heard within `networkPartitionTimeoutMs / 2` → `none` (never fence while the monitor answers).
+ * - Otherwise, while the monitor has been silent less than `networkPartitionTimeoutMs`, or a
+ *   standby replied within `networkPartitionTimeoutMs / 2` → `watch-standbys`.
+ * - Otherwise → `fence`.
+ *
+ * The standby bound is half the monitor's because the keeper makes reachable standbys answer
+ * every `FENCE_CHECK_INTERVAL_MS` once the monitor is quiet (a tiny WAL record each time):
+ * a reachable standby's reply is then a few hundred ms old at most, and a short bound keeps the
+ * fence early when a standby was cut a moment after the monitor (`selfFencingMarginMs`).
+ *
+ * ### Examples
+ * ```ts
+ * partitionAction({ ...facts, nowMs: 10_000, lastMonitorContactMs: 8_900, lastStandbyReplyMs: 8_000 }).action // 'fence'
+ * ```
+ */
+export function partitionAction(facts: PartitionFacts): PartitionAction {
+  const npt = facts.settings.networkPartitionTimeoutMs;
+  const writable = WRITABLE_STATES.has(facts.currentState) || (facts.goalState !== undefined && WRITABLE_STATES.has(facts.goalState));
+  if (!writable) return { action: 'none', reason: `node is ${facts.currentState}, not a writable primary` };
+  if (!facts.postgresRunning) return { action: 'none', reason: 'Postgres is not running' };
+  if (facts.otherNodes === 0 || (facts.otherNodes === undefined && facts.currentState === 'single')) {
+    return { action: 'none', reason: 'no other node in the group: nothing can be promoted instead' };
+  }
+  const monitorSilentMs = facts.lastMonitorContactMs === null ? Number.POSITIVE_INFINITY : facts.nowMs - facts.lastMonitorContactMs;
+  if (monitorSilentMs < npt / 2) return { action: 'none', reason: 'the monitor answers' };
+  const standbySilentMs = facts.lastStandbyReplyMs === null ? Number.POSITIVE_INFINITY : facts.nowMs - facts.lastStandbyReplyMs;
+  const heardMonitor = facts.lastMonitorContactMs === null ? 'never since the keeper started' : `${Math.round(monitorSilentMs)} ms ago`;
+  if (monitorSilentMs < npt) return { action: 'watch-standbys', reason: `monitor last answered ${heardMonitor}` };
+  if (standbySilentMs < npt / 2) {
+    return { action: 'watch-standbys', reason: `monitor last answered ${heardMonitor}, but a standby replied ${Math.round(standbySilentMs)} ms ago` };
+  }
+  const heardStandby = facts.lastStandbyReplyMs === null ? 'no standby streams' : `the last standby reply was ${Math.round(standbySilentMs)} ms ago`;
+  return {
+    action: 'fence',
+    reason: `network partition: monitor last answered ${heardMonitor} (networkPartitionTimeoutMs ${npt}) and ${heardStandby} (bound ${npt / 2} ms)`,
+  };
+}
