@@ -59,6 +59,13 @@ const REPORT_BATCH_MAX = 64;
 /** How long a slow answer to a report counts in {@link GroupDriver.monitorLagMs} (ms). */
 const LAG_WINDOW_MS = 10_000;
 
+/**
+ * A pause this long (ms) in the reports of all keepers together counts as the monitor's own
+ * lag (see {@link GroupDriver.monitorLagMs}): with keepers reporting every 500 ms, no report
+ * from any of them for 1 s means the monitor could not hear them.
+ */
+const ALL_SILENT_GAP_MS = 1_000;
+
 /** The largest value recorded within the last `windowMs` (one slot per second). */
 class RecentMax {
   private readonly slots = new Map<number, number>();
@@ -121,12 +128,15 @@ export class GroupDriver {
   private readonly lastNotes = new Map<string, string>();
   /** Recent time to answer a report (see {@link monitorLagMs}). */
   private readonly lag = new RecentMax(LAG_WINDOW_MS);
+  /** When the last report arrived (`performance.now()` ms). */
+  private lastReportQueuedMs: number | undefined;
   /** Reports in transactions under way. */
   private readonly inFlight = new Set<QueuedReport>();
 
   /**
    * How far behind the monitor has lately been in answering keepers' reports (ms): the longest
-   * time a report took to be answered within the last {@link LAG_WINDOW_MS}, or the age of the
+   * time a report took to be answered, or pause in all keepers' reports (the monitor cut off,
+   * see {@link ALL_SILENT_GAP_MS}), within the last {@link LAG_WINDOW_MS}, or the age of the
    * oldest report still waiting if longer. Decisions judge keeper silence with this much more
    * time (`GroupFacts.monitorLagMs`): a keeper waits for the answer to a report before it
    * sends the next one, so the monitor's own backlog ages every keeper's last report.
@@ -163,6 +173,11 @@ export class GroupDriver {
   report(nodeId: number, report: NodeReport): Promise<ReportOutcome> {
     return new Promise<ReportOutcome>((resolve, reject) => {
       const queuedMs = performance.now();
+      // No keeper at all reported for a while: the monitor itself was cut off (or stopped).
+      // Every keeper's last report is that much older through no fault of its own: count the
+      // gap as lag, so that the first reports after it are not taken for the others' silence.
+      if (this.lastReportQueuedMs !== undefined && queuedMs - this.lastReportQueuedMs > ALL_SILENT_GAP_MS) this.lag.record(queuedMs - this.lastReportQueuedMs);
+      this.lastReportQueuedMs = queuedMs;
       const done = () => this.lag.record(performance.now() - queuedMs);
       this.reportQueue.push({
         nodeId,

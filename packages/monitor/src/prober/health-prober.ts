@@ -120,14 +120,21 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<void
 }
 
 /**
- * A node whose health is `bad` while its keeper reports (within `nodeUnhealthyTimeoutMs`) is
- * probed every this many rounds (2 s at the default 500 ms interval) instead of every round.
+ * A node whose health is `bad` while its keeper reports (within `nodeUnhealthyTimeoutMs`) the
+ * same state for {@link SETTLED_MS} is probed every this many rounds (2 s at the default 500 ms interval) instead of every round.
  * Its health only counts in a decision when its keeper is silent or says Postgres is stopped
  * (`postgresIsDown`): once the keeper falls silent it is probed every round again, and its
  * health turns `good` at the first probe that succeeds. This spares the monitor a connection
  * attempt every interval to each node it cannot reach while their keepers say they are up.
  */
 const BAD_NODE_PROBE_ROUNDS = 4;
+
+/**
+ * A node counts as settled for {@link BAD_NODE_PROBE_ROUNDS} once its keeper has reported the
+ * same state for this long (ms): a node that is coming back (rejoining, catching up) is probed
+ * every round, so that `show state` calls it reachable as soon as it is.
+ */
+const SETTLED_MS = 10_000;
 
 /** How many probes a round starts at once (see {@link HealthProber.round}). */
 const PROBES_PER_SLICE = 50;
@@ -141,6 +148,8 @@ export class HealthProber {
   private writing: Promise<void> | undefined;
   /** Rounds started. */
   private rounds = 0;
+  /** Each node's reported state as the rounds read it, and since when (`performance.now()` ms). */
+  private readonly reportedStates = new Map<number, { state: string; sinceMs: number }>();
   /** Each probed node's kept session (see {@link ProbeConnection}). */
   private readonly connections = new Map<number, ProbeConnection>();
 
@@ -187,12 +196,17 @@ export class HealthProber {
       if (n.reportedState === 'init') continue;
       probed.add(n.nodeId);
       const keeperAlive = n.sinceReportMs !== null && n.sinceReportMs <= settings.nodeUnhealthyTimeoutMs;
-      // A `bad` node whose keeper reports: its probe decides nothing until the keeper falls
-      // silent (see postgresIsDown), so it is probed every BAD_NODE_PROBE_ROUNDS-th round only.
-      if (n.health === 'bad' && keeperAlive && (this.rounds + n.nodeId) % BAD_NODE_PROBE_ROUNDS !== 0) continue;
+      const seen = this.reportedStates.get(n.nodeId);
+      if (seen?.state !== n.reportedState) this.reportedStates.set(n.nodeId, { state: n.reportedState, sinceMs: started });
+      const settled = seen?.state === n.reportedState && started - seen.sinceMs > SETTLED_MS;
+      // A `bad` node whose keeper reports, in the same state for a while: its probe decides
+      // nothing until the keeper falls silent (see postgresIsDown), so it is probed every
+      // BAD_NODE_PROBE_ROUNDS-th round only.
+      if (n.health === 'bad' && keeperAlive && settled && (this.rounds + n.nodeId) % BAD_NODE_PROBE_ROUNDS !== 0) continue;
       probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword }).probe(settings.healthProbeTimeoutMs).then((result) => this.add(n.nodeId, result, settings.healthProbeRetries)));
     }
     // Nodes dropped (or back in init) since the last round: end their sessions.
+    for (const nodeId of this.reportedStates.keys()) if (!probed.has(nodeId)) this.reportedStates.delete(nodeId);
     for (const [nodeId, c] of this.connections) {
       if (probed.has(nodeId)) continue;
       c.close();
