@@ -96,6 +96,15 @@ class StoreClient extends pg.Client {
   /** Named statements stopped working on this connection (the schema changed under them). */
   private unprepared = false;
 
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    // The pool listens for errors only while a connection is idle. One checked out (a report
+    // transaction) gets Postgres's FATAL at once when the store's postmaster dies, between
+    // statements: without a listener that would crash the monitor. The statement in flight
+    // fails anyway, and the pool drops the broken connection when it is released.
+    this.on('error', () => undefined);
+  }
+
   // pg.Client.query has many overloads; only Kysely's form (text, values) is rewritten.
   override query(...args: unknown[]): any {
     const [text, values, callback] = args;
