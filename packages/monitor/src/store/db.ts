@@ -49,6 +49,7 @@ export interface NodesTable {
   createdAt: Generated<Date>;
   reportedSyncStandbyNames: string | null;
   destroyRequested: Generated<boolean>;
+  reportedProblem: string | null;
 }
 
 /** `pgha.events`. */
