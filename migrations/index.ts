@@ -7,12 +7,14 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_create_monitor_schema.js';
 import * as m0002 from './0002_add_node_sync_names_and_destroy.js';
 import * as m0003 from './0003_add_node_group_index.js';
+import * as m0004 from './0004_add_node_reported_problem.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_create_monitor_schema': m0001,
   '0002_add_node_sync_names_and_destroy': m0002,
   '0003_add_node_group_index': m0003,
+  '0004_add_node_reported_problem': m0004,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

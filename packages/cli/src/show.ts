@@ -14,7 +14,8 @@ export function renderStateTable(rows: readonly NodeStateRow[]): string {
     table.push([r.name, `${r.group_id}/${r.node_id}`, `${r.host}:${r.port}`, `${r.timeline}: ${r.lsn}`, r.connection, r.reported_state, r.goal_state, r.health]);
   }
   const notes = rows.filter((r) => r.note).map((r) => `Note: ${r.note}`);
-  return [table.toString(), ...notes].join('\n');
+  const problems = rows.filter((r) => r.problem).map((r) => `Problem on ${r.name}: ${r.problem}`);
+  return [table.toString(), ...notes, ...problems].join('\n');
 }
 
 /** `pgha show state`. */

@@ -147,6 +147,7 @@ export class Keeper {
       upstreamStreaming: facts?.upstreamStreaming ?? false,
       transitionInProgress: this.inProgress,
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
+      problem: this.node.localProblem(),
     };
   }
 
@@ -216,7 +217,13 @@ export class Keeper {
       // Its files are gone with the data directory: nothing to persist.
       this.state = { ...this.state, currentState: 'dropped', assignedState: 'dropped' };
     } else {
-      this.state = saveKeeperState(this.config.pgdata, { nodeId: this.config.nodeId, currentState: goalState, assignedState: goalState });
+      try {
+        this.state = saveKeeperState(this.config.pgdata, { nodeId: this.config.nodeId, currentState: goalState, assignedState: goalState });
+      } catch (err) {
+        // E.g. ENOSPC on a full data volume: a failed tick (retried), not a keeper crash. The
+        // transitions are idempotent, so the next tick runs this one again and saves then.
+        return this.outcome(`reached ${goalState} from ${current} but could not save the state file: ${(err as Error).message}`, { failed: true, level: 'error' });
+      }
     }
     if (goalState === 'dropped') await this.report().catch(() => undefined);
     return this.outcome(`reached ${goalState} from ${current}`, { transitioned: true });

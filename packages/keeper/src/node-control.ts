@@ -3,8 +3,8 @@
  * transition functions compose: write pgha's config files, start, stop, reload, promote,
  * create roles and slots, base backup and rewind.
  */
-import { existsSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   MONITOR_PROBE_ROLE,
@@ -16,6 +16,7 @@ import {
   type NodeGoal,
 } from '@pgha/shared';
 import type { KeeperConfig } from './keeper-config.js';
+import { diskProblem, lastServerFailure, problemSentence } from './local-problem.js';
 import { ensurePghaDir, keeperPaths, socketDirFor } from './keeper-config.js';
 import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, type HbaEntry } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
@@ -185,6 +186,9 @@ export class NodeControl {
    */
   fencedSinceMs: number | undefined;
 
+  /** Why the last start of Postgres failed (its server log's last PANIC/FATAL); cleared by a start that works. */
+  private lastStartFailure: string | undefined;
+
   /** Starts Postgres if it is not running. @throws PghaError `PGHA_ERR_CONFLICT` while fenced. */
   async start(): Promise<void> {
     if (this.isRunning()) return;
@@ -197,7 +201,49 @@ export class NodeControl {
     // then refuses its lock file: the process is dead, so the file is stale.
     rmSync(join(this.pgdata, 'postmaster.pid'), { force: true });
     rmSync(join(this.local.socketDir, `.s.PGSQL.${this.local.port}.lock`), { force: true });
-    await pgCtlStart(this.pgdata, this.pgLogFile);
+    try {
+      await pgCtlStart(this.pgdata, this.pgLogFile);
+      this.lastStartFailure = undefined;
+    } catch (err) {
+      this.lastStartFailure = lastServerFailure(this.serverLogTail()) ?? (err as Error).message.split('\n')[0];
+      throw err;
+    }
+  }
+
+  /** The last `bytes` of the Postgres server log ('' when it cannot be read). */
+  private serverLogTail(bytes = 8192): string {
+    try {
+      const file = this.pgLogFile;
+      const size = statSync(file).size;
+      const fd = openSync(file, 'r');
+      try {
+        const buf = Buffer.alloc(Math.min(bytes, size));
+        readSync(fd, buf, 0, buf.length, size - buf.length);
+        return buf.toString('utf8');
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return '';
+    }
+  }
+
+  /**
+   * What keeps this node from its goal, as seen locally, for the keeper's report: the data
+   * directory's file system full, or Postgres not running after a failed start (with the
+   * reason from its server log). Null when nothing is wrong.
+   * Source: none in pg_auto_failover (its keeper logs such errors locally only).
+   */
+  localProblem(): string | null {
+    let disk: string | undefined;
+    try {
+      const st = statfsSync(existsSync(this.pgdata) ? this.pgdata : dirname(this.pgdata));
+      disk = diskProblem(this.pgdata, st.bavail * st.bsize, st.blocks * st.bsize);
+    } catch {
+      // no file system to look at: nothing to say about it
+    }
+    const start = this.lastStartFailure && !this.isRunning() ? `Postgres does not start: ${this.lastStartFailure}` : undefined;
+    return problemSentence([disk, start]);
   }
 
   /**

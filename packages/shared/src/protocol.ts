@@ -68,6 +68,12 @@ export const NodeReport = z
     transitionInProgress: z.string().max(100).nullable().default(null),
     /** On a primary: the `synchronous_standby_names` Postgres runs with. */
     synchronousStandbyNames: z.string().max(4096).nullable().default(null),
+    /**
+     * What keeps the node from its goal, as the keeper sees it locally, in one sentence for the
+     * operator (e.g. the data directory's file system is full); null when nothing is wrong.
+     * Shown by `pgha show state`; each change is an event.
+     */
+    problem: z.string().max(500).nullable().default(null),
   })
   .strict();
 export type NodeReport = z.input<typeof NodeReport>;
@@ -124,6 +130,8 @@ export interface NodeStateRow {
   last_report_ago_ms: number | null;
   /** Why the group is held up, on the node concerned (no safe candidate, an election waiting). */
   note: string | null;
+  /** What the node's keeper last reported as keeping it from its goal (see {@link NodeReport}); null when nothing. */
+  problem: string | null;
 }
 
 /** One row of `pgha show events`. */

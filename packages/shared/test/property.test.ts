@@ -426,14 +426,15 @@ function runScenario({ maxNodes, priorities, numberSyncStandbys, warm, actions }
 }
 
 /**
- * A fixed seed keeps runs reproducible; seed 2 was picked among the first few because its runs
+ * A fixed seed keeps runs reproducible; seed 1 was picked among the first few because its runs
  * reach multi-standby failovers with a lagging or unreachable standby, and every rule in
- * REACHED_RULES. To explore further:
+ * REACHED_RULES (seed 2 did until no election starts while every standby's keeper is silent:
+ * its runs then no longer reach `fast-forward-done`). To explore further:
  * `PGHA_FC_SEED=random PGHA_FC_RUNS=5000 npx vitest run --project unit property`.
  */
 const RUN_OPTIONS = {
   numRuns: Number(process.env.PGHA_FC_RUNS ?? 300),
-  ...(process.env.PGHA_FC_SEED === 'random' ? {} : { seed: Number(process.env.PGHA_FC_SEED ?? 2) }),
+  ...(process.env.PGHA_FC_SEED === 'random' ? {} : { seed: Number(process.env.PGHA_FC_SEED ?? 1) }),
 };
 /** Rules and refusals the runs must reach, so that the generator keeps exercising what is new. */
 const REACHED_RULES = [

@@ -27,6 +27,20 @@ describe('safety regressions', () => {
     expect(groupNote(facts)?.message).toMatch(/no reporting standby is eligible/);
   });
 
+  it('no failover starts when the monitor hears from no node (the monitor is the one cut off), with 2 standbys as with 1', () => {
+    // Found by the chaos run (issue 5, fault 8): isolating the monitor of a 3-node formation for
+    // 3.5 s demoted a healthy primary, because "no standby streams from it" held vacuously.
+    const silent = { health: 'bad' as const, keeperSilentMs: nodeUnhealthyTimeoutMs + 1, notStreamingForMs: nodeUnhealthyTimeoutMs + 1 };
+    for (const standbys of [1, 2]) {
+      let b = groupFacts().primary(silent);
+      for (let i = 0; i < standbys; i++) b = b.standby(silent);
+      expect(decideUntilStable(b.build()), `${standbys} standby(s)`).toEqual([]);
+    }
+    // As soon as one standby's keeper reports again (not streaming: its primary is gone), the failover starts.
+    const heard = groupFacts().primary(silent).standby({ notStreamingForMs: nodeUnhealthyTimeoutMs + 1, streaming: false }).standby(silent).build();
+    expect(decide(heard, { type: 'evaluate', cause: 'timer' }).assignments.map((a) => a.goalState)).toContain('demote_timeout');
+  });
+
   it('maintenance is refused on a standby while a failover is unfinished', () => {
     const facts = groupFacts()
       .primary({ reportedState: 'primary', goalState: 'demote_timeout', health: 'bad', keeperSilentMs: nodeUnhealthyTimeoutMs + 1 })

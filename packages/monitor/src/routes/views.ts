@@ -77,6 +77,7 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
       health: n.health,
       last_report_ago_ms: n.reportedAt ? Math.max(0, Math.round(nowMs - new Date(n.reportedAt).getTime())) : null,
       note: notes.get(n.nodeId) ?? null,
+      problem: n.reportedProblem,
     };
   });
 }

@@ -49,6 +49,7 @@ export interface NodesTable {
   createdAt: Generated<Date>;
   reportedSyncStandbyNames: string | null;
   destroyRequested: Generated<boolean>;
+  reportedProblem: string | null;
 }
 
 /** `pgha.events`. */
@@ -95,6 +96,15 @@ class StoreClient extends pg.Client {
   private beginHeld = false;
   /** Named statements stopped working on this connection (the schema changed under them). */
   private unprepared = false;
+
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    // The pool listens for errors only while a connection is idle. One checked out (a report
+    // transaction) gets Postgres's FATAL at once when the store's postmaster dies, between
+    // statements: without a listener that would crash the monitor. The statement in flight
+    // fails anyway, and the pool drops the broken connection when it is released.
+    this.on('error', () => undefined);
+  }
 
   // pg.Client.query has many overloads; only Kysely's form (text, values) is rewritten.
   override query(...args: unknown[]): any {

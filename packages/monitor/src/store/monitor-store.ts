@@ -218,7 +218,8 @@ export interface ReportsRead {
  * The transaction then commits without waiting for its WAL to reach the disk (reports only:
  * a monitor crash may lose the last few hundred ms of them, and keepers report again within
  * `keeperReportIntervalMs`), unless {@link requireDurableCommit} turns that back on, as the
- * driver does before it writes a goal or an event.
+ * driver does before it writes a goal or a decision's event. (The `keeper-problem` events this
+ * statement writes share their report's fate: lost with it, written again by the next report.)
  *
  * A node whose goal is `dropped` and whose keeper reports `dropped` is not recorded (its
  * keeper has stopped; the caller removes it). A node id that does not exist is missing
@@ -239,6 +240,7 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
       upstream_streaming: report.upstreamStreaming,
       transition_in_progress: report.transitionInProgress ?? null,
       reported_sync_standby_names: report.synchronousStandbyNames ?? null,
+      reported_problem: report.problem ?? null,
     })),
   );
   const text = `
@@ -248,7 +250,17 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
     with input as (
       select * from json_to_recordset(${pg.escapeLiteral(input)}::json)
         as t(node_id int4, reported_state text, pg_is_running bool, is_in_recovery bool, reported_lsn text, reported_timeline int4,
-             upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text)
+             upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text, reported_problem text)
+    ), problem_events as (
+      -- A problem the keeper reports, or its end, is a note in the events (the goal stays).
+      insert into pgha.events (formation_id, group_id, node_id, node_name, reported_state, old_goal_state, new_goal_state, reported_lsn, rule, reason)
+      select n.formation_id, n.group_id, n.node_id, n.name, i.reported_state, n.goal_state, n.goal_state, i.reported_lsn::pg_lsn,
+        case when i.reported_problem is null then 'keeper-problem-cleared' else 'keeper-problem' end,
+        case when i.reported_problem is null
+          then format('node %s "%s" reports no problem any more (it reported: %s)', n.node_id, n.name, n.reported_problem)
+          else format('node %s "%s" reports a problem: %s', n.node_id, n.name, i.reported_problem) end
+      from pgha.nodes n join input i on n.node_id = i.node_id
+      where n.node_id = any(${ids}) and n.reported_problem is distinct from i.reported_problem and not (n.goal_state = 'dropped' and i.reported_state = 'dropped')
     ), updated as (
       update pgha.nodes n set
         reported_state = i.reported_state,
@@ -260,6 +272,7 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
         upstream_streaming = i.upstream_streaming,
         transition_in_progress = i.transition_in_progress,
         reported_sync_standby_names = i.reported_sync_standby_names,
+        reported_problem = i.reported_problem,
         last_streaming_at = case when i.upstream_streaming then clock_timestamp() else n.last_streaming_at end
       from input i
       where n.node_id = any(${ids}) and n.node_id = i.node_id and not (n.goal_state = 'dropped' and i.reported_state = 'dropped')

@@ -159,8 +159,12 @@ function outgoingIsFenced(facts: GroupFacts, old: NodeFacts | undefined): boolea
  */
 export function startElection(facts: GroupFacts, old: NodeFacts | undefined, rule: string, oldGoal?: { goal: NodeState; reason: string }): Assignment[] | undefined {
   const standbys = facts.nodes.filter((n) => n.nodeId !== old?.nodeId && n.goalState === 'secondary');
-  // An election nobody can win (every candidate priority 0) is not started.
+  // An election nobody can win (every candidate priority 0) is not started; nor one while no
+  // standby's keeper reports: when the monitor hears from no standby either, it is the one cut
+  // off, more likely than the primary dead, and "no standby streams from the primary" is then
+  // no witness at all.
   if (!standbys.some((n) => n.candidatePriority > 0)) return undefined;
+  if (!standbys.some((n) => keeperIsAlive(facts, n))) return undefined;
   let out: Assignment[];
   if (standbys.length >= 2) {
     out = standbys.map((n) => assign(n, 'report_lsn', rule, `${describe(n)} reports its LSN for the election`));

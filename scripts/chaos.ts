@@ -1,0 +1,33 @@
+/**
+ * `npm run chaos -- --count 30 [--seed S] [--with-fencing]`: repeated chaos on a 3-node
+ * formation on a simulated network (issue 5, fault 8); see test/helpers/chaos.ts. Prints the
+ * seed first (replay a failure with `--seed`), a line per fault, and the table at the end.
+ * Exits 1 when a fault's history is not clean. Needs root and `ip netns`.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { newSeed, runChaos } from '../test/helpers/chaos.js';
+
+function int(min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+const program = new Command('chaos')
+  .description('random faults in a row on a 3-node pgha formation, with the history checker after each')
+  .option('--count <n>', 'how many faults', int(1, 1000), 30)
+  .option('--seed <n>', 'seed of the fault generator (printed by every run)', int(0, 2 ** 31 - 1))
+  .option('--with-fencing', 'also stage faults that rely on keeper self-fencing (isolate the primary, pause it)', false)
+  .option('--recovery-bound <ms>', 'recovery bound of each fault after its heal, in ms', int(1000, 600_000), 90_000)
+  .option('--keep-going', 'go on after a fault whose history is not clean', false);
+program.parse();
+const o = program.opts<{ count: number; seed?: number; withFencing: boolean; recoveryBound: number; keepGoing: boolean }>();
+
+const rows = await runChaos({ count: o.count, seed: o.seed ?? newSeed(), withFencing: o.withFencing, recoveryBoundMs: o.recoveryBound, stopOnFailure: !o.keepGoing });
+const failed = rows.filter((r) => !r.clean).length;
+if (failed > 0 || rows.length < o.count) {
+  console.error(`[chaos] ${failed} of ${rows.length} faults not clean${rows.length < o.count ? ` (stopped after ${rows.length} of ${o.count})` : ''}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,80 @@
+/**
+ * One fault at a time on a {@link NetFormation}: the roles before it, a baseline of goals and
+ * events, a writer in the test process and a {@link StateWatcher}; then the history checker
+ * with its summary line. Shared by the crash, disk-full and chaos fault tests.
+ */
+import type { NodeStateRow } from '@pgha/shared';
+import type { TestNode } from './cluster.js';
+import { showState } from './formation.js';
+import { checkHistory, HistoryProbe, StateWatcher, takeBaseline, type CheckOptions, type FaultBaseline, type HistoryReport } from './history.js';
+import type { NetFormation } from './net-formation.js';
+import { waitFor } from './wait-for.js';
+
+/** The formation's rows as the monitor shows them, with the nodes assigned `primary` and `secondary`. */
+export interface Roles {
+  rows: NodeStateRow[];
+  primary: NodeStateRow;
+  /** The first node assigned `secondary`. */
+  standby: NodeStateRow;
+  standbys: NodeStateRow[];
+}
+
+/** A fault under way: what {@link FaultSession.prepare} recorded. */
+export interface PreparedFault {
+  before: Roles;
+  baseline: FaultBaseline;
+  writer: HistoryProbe;
+  watcher: StateWatcher;
+}
+
+/** Ids of fault `n`, writer `w`: far apart so that every write is told apart. */
+export const firstId = (n: number, w: number): number => n * 10_000_000 + w * 1_000_000 + 1;
+
+/** Faults staged one after the other on one formation. */
+export class FaultSession {
+  constructor(readonly f: NetFormation, readonly table: string) {}
+
+  /** The rows, primary and standbys. @throws when there is no `primary` goal or no `secondary` goal. */
+  async roles(): Promise<Roles> {
+    const rows = await showState(this.f.monitor.url);
+    const primary = rows.find((r) => r.goal_state === 'primary');
+    const standbys = rows.filter((r) => r.goal_state === 'secondary');
+    if (!primary || !standbys[0]) throw new Error(`no primary and secondary: ${rows.map((r) => `${r.name} ${r.reported_state}/${r.goal_state}`).join(', ')}`);
+    return { rows, primary, standby: standbys[0], standbys };
+  }
+
+  /** The {@link TestNode} called `name`. @throws for an unknown name. */
+  node(name: string): TestNode {
+    const n = this.f.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`no node "${name}"`);
+    return n;
+  }
+
+  /** Starts a writer through the bridge and waits for 20 acknowledgements. */
+  async startWriter(name: string, id: number): Promise<HistoryProbe> {
+    const w = new HistoryProbe(name, this.f.hosts, this.table, id);
+    w.start();
+    await waitFor(`writer ${name} to write`, () => w.acks.length >= 20, { timeoutMs: 30_000 });
+    return w;
+  }
+
+  /** Before fault `n`: roles, baseline, a running writer and a state watcher. */
+  async prepare(n: number): Promise<PreparedFault> {
+    const before = await this.roles();
+    const baseline = await takeBaseline(this.f.monitor.url);
+    const writer = await this.startWriter(`f${n}`, firstId(n, 0));
+    return { before, baseline, writer, watcher: new StateWatcher(this.f.monitor.url, 'default', 100).start() };
+  }
+
+  /** Runs the history checker for fault `label` and prints its summary line. */
+  async check(label: string, o: Pick<CheckOptions, 'writers' | 'baseline' | 'faultAt' | 'healedAt' | 'watcher' | 'recoveryBoundMs'>): Promise<HistoryReport> {
+    const report = await checkHistory({ fault: label, monitorUrl: this.f.monitor.url, table: this.table, ...o });
+    console.log(report.summary);
+    return report;
+  }
+}
+
+/** True when the report is clean: nothing lost, no dual primary, every goal change explained, recovered in time. */
+export function isClean(r: HistoryReport): boolean {
+  return r.lost.length === 0 && r.dualPrimaryWindows.length === 0 && r.unexplained.length === 0 && r.recovered;
+}
