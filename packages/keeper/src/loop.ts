@@ -17,7 +17,7 @@ import {
   type NodeReport,
   type NodeState,
 } from '@pgha/shared';
-import type { PartitionFacts } from './fsm/partition-rule.js';
+import { monitorQuietForMs, type PartitionFacts } from './fsm/partition-rule.js';
 import { reachGoal } from './fsm/reach-goal.js';
 import { ensureState } from './fsm/transitions.js';
 import { loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
@@ -88,7 +88,12 @@ export class Keeper {
     return 2 * this.reportIntervalMs;
   }
 
-  /** What the partition rule reads (see `fsm/partition-rule.ts`). */
+  /** How long the partition rule can only say `none` (see `fsm/partition-rule.ts`, `monitorQuietForMs`). */
+  monitorQuietForMs(): number {
+    return monitorQuietForMs(this.lastMonitorContactMs, Date.now(), this.settings);
+  }
+
+  /** The keeper's facts for the partition rule (see `PartitionWatchdog`). */
   partitionFacts(lastStandbyReplyMs: number | null): PartitionFacts {
     const goal = this.lastGoal?.goalState;
     return {

@@ -5,7 +5,7 @@
  */
 import { DEFAULT_FORMATION_SETTINGS, FENCE_CHECK_INTERVAL_MS, FENCE_QUERY_TIMEOUT_MS, NODE_STATES, REPORT_SLACK_MS, WRITABLE_STATES, keeperSettingsOf, selfFencingMarginMs, type NodeState } from '@pgha/shared';
 import { describe, expect, it } from 'vitest';
-import { partitionAction, type PartitionFacts } from '../src/fsm/partition-rule.js';
+import { monitorQuietForMs, partitionAction, type PartitionFacts } from '../src/fsm/partition-rule.js';
 import { findTransition } from '../src/fsm/transition-table.js';
 
 const settings = keeperSettingsOf(DEFAULT_FORMATION_SETTINGS);
@@ -125,5 +125,21 @@ describe('the keeper rows a self-fenced node needs', () => {
     ['demote_timeout', 'single', 'configurePrimary'],
   ] as const)('%s -> %s runs %s', (current, goal, run) => {
     expect(findTransition(current, goal)?.run).toBe(run);
+  });
+});
+
+describe('monitorQuietForMs (the watchdog sleeps while it is positive)', () => {
+  it('is positive only where the rule can only answer none, whatever the other facts', () => {
+    for (const monitorAgo of [0, 1, NPT / 4, NPT / 2 - 1, NPT / 2, NPT / 2 + 1, NPT, 5 * NPT]) {
+      for (const replyAgo of [null, 0, NPT / 2, NPT]) {
+        for (const combo of [{}, { postgresRunning: false }, { otherNodes: 0 }, { currentState: 'secondary' as const, goalState: 'secondary' as const }]) {
+          const f = facts({ ...combo, lastMonitorContactMs: now - monitorAgo, lastStandbyReplyMs: replyAgo === null ? null : now - replyAgo });
+          const quiet = monitorQuietForMs(f.lastMonitorContactMs, f.nowMs, f.settings);
+          expect(quiet).toBe(NPT / 2 - monitorAgo);
+          if (quiet > 0) expect(partitionAction(f).action).toBe('none');
+        }
+      }
+    }
+    expect(monitorQuietForMs(null, now, facts().settings)).toBe(0);
   });
 });

@@ -128,16 +128,16 @@ export class GroupDriver {
   private readonly lastNotes = new Map<string, string>();
   /** Recent time to answer a report (see {@link monitorLagMs}). */
   private readonly lag = new RecentMax(LAG_WINDOW_MS);
-  /** When the last report arrived (`performance.now()` ms). */
-  private lastReportQueuedMs: number | undefined;
+  /** When the last report arrived (`performance.now()` ms; at first, when the driver started). */
+  private lastReportQueuedMs = performance.now();
   /** Reports in transactions under way. */
   private readonly inFlight = new Set<QueuedReport>();
 
   /**
    * How far behind the monitor has lately been in answering keepers' reports (ms): the longest
    * time a report took to be answered, or pause in all keepers' reports (the monitor cut off,
-   * see {@link ALL_SILENT_GAP_MS}), within the last {@link LAG_WINDOW_MS}, or the age of the
-   * oldest report still waiting if longer. Decisions judge keeper silence with this much more
+   * see {@link ALL_SILENT_GAP_MS}), within the last {@link LAG_WINDOW_MS}; or, if longer, the
+   * age of the oldest report still waiting, or the silence of all keepers so far. Decisions judge keeper silence with this much more
    * time (`GroupFacts.monitorLagMs`): a keeper waits for the answer to a report before it
    * sends the next one, so the monitor's own backlog ages every keeper's last report.
    */
@@ -146,7 +146,9 @@ export class GroupDriver {
     let oldest = now;
     for (const q of this.inFlight) oldest = Math.min(oldest, q.queuedMs);
     if (this.reportQueue[0]) oldest = Math.min(oldest, this.reportQueue[0].queuedMs);
-    return Math.round(Math.max(this.lag.max(), now - oldest));
+    // No keeper at all has reported for a while (the monitor is cut off): the silence so far.
+    const allSilent = now - this.lastReportQueuedMs > ALL_SILENT_GAP_MS ? now - this.lastReportQueuedMs : 0;
+    return Math.round(Math.max(this.lag.max(), now - oldest, allSilent));
   }
   private reportBatches = 0;
   private reportPumpScheduled = false;
@@ -176,7 +178,7 @@ export class GroupDriver {
       // No keeper at all reported for a while: the monitor itself was cut off (or stopped).
       // Every keeper's last report is that much older through no fault of its own: count the
       // gap as lag, so that the first reports after it are not taken for the others' silence.
-      if (this.lastReportQueuedMs !== undefined && queuedMs - this.lastReportQueuedMs > ALL_SILENT_GAP_MS) this.lag.record(queuedMs - this.lastReportQueuedMs);
+      if (queuedMs - this.lastReportQueuedMs > ALL_SILENT_GAP_MS) this.lag.record(queuedMs - this.lastReportQueuedMs);
       this.lastReportQueuedMs = queuedMs;
       const done = () => this.lag.record(performance.now() - queuedMs);
       this.reportQueue.push({
