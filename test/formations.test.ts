@@ -11,7 +11,7 @@ import type { EventRow, FormationDropped, FormationView, NodeStateRow } from '@p
 import { isPrimaryAndSecondaries, queryNode } from './helpers/formation.js';
 import { endAllProcesses, killPid, postmasterPidOf, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
 import { startMonitor } from './helpers/cluster.js';
-import { expectOneLineError } from './helpers/cli.js';
+import { expectOneLineError, runPghaOk } from './helpers/cli.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let dir: string;
@@ -31,10 +31,8 @@ async function pgha(...args: string[]) {
   return runPgha(args, env);
 }
 
-async function pghaOk(...args: string[]): Promise<string> {
-  const r = await pgha(...args);
-  expect(r.exitCode, `pgha ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r.stdout;
+function pghaOk(...args: string[]): Promise<string> {
+  return runPghaOk(args, env);
 }
 
 

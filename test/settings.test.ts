@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow, NodeSettingsChange, NodeSettingsRow, NodeStateRow, SettingsView, StandbyNamesView } from '@pgha/shared';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, type LocalFormation } from './helpers/formation.js';
 import { endAllProcesses, runPgha } from './helpers/processes.js';
-import { expectOneLineError } from './helpers/cli.js';
+import { expectOneLineError, runPghaOk } from './helpers/cli.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let formation: LocalFormation;
@@ -32,10 +32,8 @@ async function pgha(...args: string[]) {
   return runPgha(args, env);
 }
 
-async function pghaOk(...args: string[]): Promise<string> {
-  const r = await pgha(...args);
-  expect(r.exitCode, `pgha ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r.stdout;
+function pghaOk(...args: string[]): Promise<string> {
+  return runPghaOk(args, env);
 }
 
 

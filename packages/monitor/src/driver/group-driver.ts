@@ -137,9 +137,10 @@ export class GroupDriver {
    * How far behind the monitor has lately been in answering keepers' reports (ms): the longest
    * time a report took to be answered, or pause in all keepers' reports (the monitor cut off,
    * see {@link ALL_SILENT_GAP_MS}), within the last {@link LAG_WINDOW_MS}; or, if longer, the
-   * age of the oldest report still waiting, or the silence of all keepers so far. Decisions judge keeper silence with this much more
-   * time (`GroupFacts.monitorLagMs`): a keeper waits for the answer to a report before it
-   * sends the next one, so the monitor's own backlog ages every keeper's last report.
+   * age of the oldest report still waiting, or the silence of all keepers so far. Decisions
+   * judge keeper silence with this much more time (`GroupFacts.monitorLagMs`): a keeper waits
+   * for the answer to a report before it sends the next one, so the monitor's own backlog ages
+   * every keeper's last report.
    */
   monitorLagMs(): number {
     const now = performance.now();
@@ -371,7 +372,7 @@ export class GroupDriver {
     const byFormation = new Map(formations.map((f) => [f.formationId, f]));
     const groups = new Map<string, { formationId: string; groupId: number; nodes: NodeRow[] }>();
     for (const n of nodes) {
-      const key = `${n.formationId}\u0000${n.groupId}`;
+      const key = groupKey(n.formationId, n.groupId);
       const g = groups.get(key) ?? { formationId: n.formationId, groupId: n.groupId, nodes: [] };
       g.nodes.push(n);
       groups.set(key, g);

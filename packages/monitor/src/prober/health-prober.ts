@@ -41,8 +41,8 @@ export interface ProbeTarget {
  * After a failure the session is dropped and the next probe connects afresh.
  */
 export class ProbeConnection {
+  /** The open session; unset when it ends or fails. */
   private client: pg.Client | undefined;
-  private broken = false;
 
   constructor(readonly target: ProbeTarget) {}
 
@@ -53,13 +53,13 @@ export class ProbeConnection {
    */
   async probe(timeoutMs: number): Promise<ProbeResult> {
     try {
-      if (!this.client || this.broken) {
-        this.close();
+      let client = this.client;
+      if (!client) {
         // A node that is down usually refuses or drops the connection: finding that out with
         // a bare TCP connection costs half the CPU of a failed Postgres client.
         const started = performance.now();
         await tcpConnect(this.target.host, this.target.port, timeoutMs);
-        const client = new pg.Client({
+        client = new pg.Client({
           host: this.target.host,
           port: this.target.port,
           user: MONITOR_PROBE_ROLE,
@@ -68,17 +68,16 @@ export class ProbeConnection {
           connectionTimeoutMillis: Math.max(1, Math.round(timeoutMs - (performance.now() - started))),
           application_name: 'pgha_probe',
         });
-        client.on('error', () => {
-          this.broken = true;
-        });
-        client.on('end', () => {
-          this.broken = true;
-        });
+        const opened = client;
+        const forget = () => {
+          if (this.client === opened) this.client = undefined;
+        };
+        client.on('error', forget);
+        client.on('end', forget);
         this.client = client;
-        this.broken = false;
         await client.connect();
       }
-      const { rows } = await this.client.query<{ r: boolean }>({ text: 'select pg_is_in_recovery() as r', query_timeout: timeoutMs } as pg.QueryConfig);
+      const { rows } = await client.query<{ r: boolean }>({ text: 'select pg_is_in_recovery() as r', query_timeout: timeoutMs } as pg.QueryConfig);
       return { ok: true, inRecovery: rows[0]?.r ?? null };
     } catch (err) {
       this.close();
@@ -90,7 +89,6 @@ export class ProbeConnection {
   close(): void {
     const client = this.client;
     this.client = undefined;
-    this.broken = false;
     client?.end().catch(() => undefined);
   }
 }

@@ -91,11 +91,6 @@ export async function listNodes(db: Db, formationId: string, groupId?: number): 
   return LIST_GROUP_NODES.execute(db, { formationId, groupId });
 }
 
-/** Every (formation, group) pair that has nodes. */
-export async function listGroups(db: Db): Promise<{ formationId: string; groupId: number }[]> {
-  return db.selectFrom('nodes').select(['formationId', 'groupId']).distinct().where('goalState', '!=', 'dropped').execute();
-}
-
 const LOCK_GROUP = new QueryTemplate<unknown>((_db, p) => sql`select pg_advisory_xact_lock(hashtext(${p('key')}), ${p('groupId')})`);
 
 /** Takes the group's lock until the transaction ends (per-group serialisation of decisions). */
