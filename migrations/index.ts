@@ -8,6 +8,7 @@ import * as m0001 from './0001_create_monitor_schema.js';
 import * as m0002 from './0002_add_node_sync_names_and_destroy.js';
 import * as m0003 from './0003_add_node_group_index.js';
 import * as m0004 from './0004_add_node_reported_problem.js';
+import * as m0005 from './0005_create_node_credentials.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -15,6 +16,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0002_add_node_sync_names_and_destroy': m0002,
   '0003_add_node_group_index': m0003,
   '0004_add_node_reported_problem': m0004,
+  '0005_create_node_credentials': m0005,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endAllProcesses, runPgha } from './helpers/processes.js';
 import { startMonitor } from './helpers/cluster.js';
 import { expectOneLineError } from './helpers/cli.js';
+import { monitorFetch } from './helpers/monitor-access.js';
 
 let dir: string;
 let monitorUrl: string;
@@ -25,7 +26,7 @@ afterAll(async () => {
 });
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: { message?: string; field?: string; code?: string } }> {
-  const res = await fetch(`${monitorUrl}${path}`, {
+  const res = await monitorFetch(`${monitorUrl}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),

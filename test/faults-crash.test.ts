@@ -21,6 +21,7 @@ import { keeperLogOf, killKeeper, killNode, killPostmaster, logOffset, pidsWithA
 import { endAllProcesses, killPid, startPgha, trackPgdata } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 import type { TestNode } from './helpers/cluster.js';
+import { monitorFetch } from './helpers/monitor-access.js';
 
 const availability = netnsAvailability();
 const skip = !availability.ok && process.env.PGHA_SKIP_NETNS === '1';
@@ -96,7 +97,7 @@ describe.skipIf(skip)(skip ? `crash faults (skipped: ${skipReason})` : 'fault 6:
     const off = logOffset(keeperLogOf(f, oldPrimary));
 
     const faultAt = instant();
-    const res = await fetch(`${f.monitor.url}/v1/formations/default/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const res = await monitorFetch(`${f.monitor.url}/v1/formations/default/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(res.status).toBe(200);
     await waitForLogMessage(keeperLogOf(f, oldPrimary), transitionStart('primary', 'draining'), off, { timeoutMs: 30_000 });
     killPid(f.monitor.proc.pid, 'SIGKILL');

@@ -13,6 +13,7 @@ import { endAllProcesses, killPid, postmasterPidOf, runPgha, startPgha, trackPgd
 import { startMonitor } from './helpers/cluster.js';
 import { expectOneLineError, runPghaOk } from './helpers/cli.js';
 import { waitFor } from './helpers/wait-for.js';
+import { monitorFetch } from './helpers/monitor-access.js';
 
 let dir: string;
 let monitorUrl: string;
@@ -138,18 +139,18 @@ describe('formations on one monitor', () => {
     const withNodes = await pgha('drop', 'formation', 'other', '--yes');
     expectOneLineError(withNodes, /formation "other" still has 2 nodes \(node \d+ "other-a", node \d+ "other-b"\); drop its nodes first/);
     expect(withNodes.exitCode).toBe(1);
-    const api = await fetch(`${monitorUrl}/v1/formations/other`, { method: 'DELETE' });
+    const api = await monitorFetch(`${monitorUrl}/v1/formations/other`, { method: 'DELETE' });
     expect(api.status).toBe(409);
     expect((await state('other')).length).toBe(2);
     expectOneLineError(await pgha('drop', 'formation', 'default', '--yes'), /formation "default" still has 2 nodes/);
 
     expectOneLineError(await pgha('drop', 'formation', 'nosuch', '--yes'), /formation "nosuch" does not exist/);
-    expect((await fetch(`${monitorUrl}/v1/formations/nosuch`, { method: 'DELETE' })).status).toBe(404);
+    expect((await monitorFetch(`${monitorUrl}/v1/formations/nosuch`, { method: 'DELETE' })).status).toBe(404);
 
     expectOneLineError(await pgha('create', 'formation', 'other'), /formation "other" already exists/);
-    const twice = await fetch(`${monitorUrl}/v1/formations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ formation: 'other' }) });
+    const twice = await monitorFetch(`${monitorUrl}/v1/formations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ formation: 'other' }) });
     expect(twice.status).toBe(409);
-    const badName = await fetch(`${monitorUrl}/v1/formations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ formation: 'Other!' }) });
+    const badName = await monitorFetch(`${monitorUrl}/v1/formations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ formation: 'Other!' }) });
     expect(badName.status).toBe(400);
     expect(((await badName.json()) as { field: string }).field).toBe('body.formation');
   });

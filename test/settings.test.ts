@@ -10,6 +10,7 @@ import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, startLo
 import { endAllProcesses, runPgha } from './helpers/processes.js';
 import { expectOneLineError, runPghaOk } from './helpers/cli.js';
 import { waitFor } from './helpers/wait-for.js';
+import { monitorFetch } from './helpers/monitor-access.js';
 
 let formation: LocalFormation;
 let env: Record<string, string>;
@@ -47,7 +48,7 @@ async function events(): Promise<EventRow[]> {
 }
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: { message?: string; field?: string; code?: string } }> {
-  const res = await fetch(`${formation.up.monitor.url}${path}`, {
+  const res = await monitorFetch(`${formation.up.monitor.url}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),

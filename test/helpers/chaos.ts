@@ -14,6 +14,7 @@ import { startNetFormation, type NetFormation } from './net-formation.js';
 import { createNetwork, type SimNetwork } from './netns.js';
 import { endAllProcesses, killPid, postmasterPidOf } from './processes.js';
 import { waitFor } from './wait-for.js';
+import { monitorFetch } from './monitor-access.js';
 
 /** Faults that need no keeper self-fencing. */
 export const BASIC_FAULTS = [
@@ -158,7 +159,7 @@ async function stageFault(s: FaultSession, net: SimNetwork, index: number, fault
       break;
     case 'switchover': {
       target = primary.name;
-      const res = await fetch(`${f.monitor.url}/v1/formations/default/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const res = await monitorFetch(`${f.monitor.url}/v1/formations/default/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       if (!res.ok) throw new Error(`switchover refused: ${res.status} ${await res.text()}`);
       break;
     }

@@ -6,11 +6,17 @@ import { join } from 'node:path';
 import getPort from 'get-port';
 import type { ResultPromise } from 'execa';
 import { makeTestDir, runPgha, startPgha, trackPgdata } from './processes.js';
+import { monitorFetch, registerMonitor } from './monitor-access.js';
 import { waitFor } from './wait-for.js';
 
 /** A running monitor. */
 export interface TestMonitor {
+  /** `https://HOST:PORT`; its token and CA are registered for runPgha and monitorFetch. */
   url: string;
+  /** The operator token file (0600). */
+  authTokenFile: string;
+  /** The monitor's CA certificate. */
+  caFile: string;
   dir: string;
   pgdata: string;
   proc: ResultPromise;
@@ -31,9 +37,11 @@ export async function startMonitor(options: { host?: string; netns?: string; htt
   const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `${host}:${httpPort}`], {}, netns);
   if (created.exitCode !== 0) throw new Error(`monitor create failed: ${created.stderr}`);
   const proc = startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, 'monitor.log'), ...netns });
-  const url = `http://${host}:${httpPort}`;
-  await waitFor('the monitor', async () => (await fetch(`${url}/health`)).ok, { timeoutMs: 60_000 });
-  return { url, dir, pgdata, proc };
+  const url = `https://${host}:${httpPort}`;
+  const pghaDir = `${pgdata}.pgha`;
+  registerMonitor({ url, authTokenFile: join(pghaDir, 'auth-token'), caFile: join(pghaDir, 'tls', 'ca.crt') });
+  await waitFor('the monitor', async () => (await monitorFetch(`${url}/health`)).ok, { timeoutMs: 60_000 });
+  return { url, dir, pgdata, proc, authTokenFile: join(pghaDir, 'auth-token'), caFile: join(pghaDir, 'tls', 'ca.crt') };
 }
 
 /** A node created and kept running by its keeper. */

@@ -11,6 +11,7 @@ import type { TestMonitor, TestNode } from './cluster.js';
 import type { NetFormation } from './net-formation.js';
 import { killPid, postmasterPidOf, startPgha } from './processes.js';
 import { waitFor } from './wait-for.js';
+import { monitorFetch } from './monitor-access.js';
 
 /** Log file of a node's keeper (as {@link addNode} and {@link restartKeeper} write it). */
 export function keeperLogOf(f: NetFormation, node: TestNode): string {
@@ -117,7 +118,7 @@ export async function restartKeeper(f: NetFormation, node: TestNode): Promise<vo
 export async function restartMonitor(f: NetFormation): Promise<void> {
   await waitGone(f.monitor.proc.pid);
   f.monitor.proc = startPgha(['monitor', 'run', '--pgdata', f.monitor.pgdata], { logFile: monitorLogOf(f.monitor), netns: f.net.netns('monitor') });
-  await waitFor('the restarted monitor', async () => (await fetch(`${f.monitor.url}/health`, { signal: AbortSignal.timeout(1000) })).ok, { timeoutMs: 60_000, intervalMs: 100 });
+  await waitFor('the restarted monitor', async () => (await monitorFetch(`${f.monitor.url}/health`, { signal: AbortSignal.timeout(1000) })).ok, { timeoutMs: 60_000, intervalMs: 100 });
 }
 
 /** PIDs of running processes whose command line contains every string in `parts`. */

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { Probe, connectWritable as connectWritableHost } from '../../bench/lib/probe.js';
 import type { NodeStateRow, UpFile } from '@pgha/shared';
 import { makeTestDir, runPgha, startPgha, trackPgdata } from './processes.js';
+import { registerMonitor } from './monitor-access.js';
 import { waitFor } from './wait-for.js';
 
 /** A running `pgha up`. */
@@ -42,6 +43,9 @@ export async function startLocalFormation(nodes: number): Promise<LocalFormation
     if (proc.exitCode !== null) throw new Error(`pgha up exited early; see ${join(dir, 'up.log')}`);
     return existsSync(upFile) ? (JSON.parse(readFileSync(upFile, 'utf8')) as UpFile) : undefined;
   }, { timeoutMs: 180_000 });
+  registerMonitor({ url: up.monitor.url, authTokenFile: up.authTokenFile!, caFile: up.caFile });
+  // node-postgres reads the postgres role's password from the pgpass file pgha up wrote.
+  process.env.PGPASSFILE = up.pgpassFile;
   await waitFor('one primary and the rest secondary', async () => isPrimaryAndSecondaries(await showState(up.monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
   return { dir, up, pid: proc.pid! };
 }

@@ -19,6 +19,7 @@ import { isPrimaryAndSecondaries, showState } from './formation.js';
 import { fromMonotonicMs, HistoryProbe, type WriteAck, type WriteFailure, type WriteRecord } from './history-probe.js';
 import { killPid, runPgha, startTracked } from './processes.js';
 import { waitFor } from './wait-for.js';
+import { monitorFetch } from './monitor-access.js';
 
 export { HistoryProbe, type WriteAck, type WriteFailure } from './history-probe.js';
 
@@ -156,7 +157,7 @@ export class StateWatcher {
     if (this.inFlight) return;
     this.inFlight = true;
     try {
-      const res = await fetch(`${this.monitorUrl}/v1/formations/${encodeURIComponent(this.formation)}/state`, { signal: AbortSignal.timeout(1000) });
+      const res = await monitorFetch(`${this.monitorUrl}/v1/formations/${encodeURIComponent(this.formation)}/state`, { signal: AbortSignal.timeout(1000) });
       if (res.ok) this.samples.push({ atMs: performance.now(), rows: (await res.json()) as NodeStateRow[] });
     } catch {
       // unreachable for now

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { alive } from '../../bench/lib/proc.js';
+import { withMonitorCredentials } from './monitor-access.js';
 
 /** The `pgha` entry point of this checkout. */
 export const PGHA_BIN = fileURLToPath(new URL('../../packages/cli/bin/pgha.js', import.meta.url));
@@ -54,13 +55,13 @@ export function startTracked(file: string, args: readonly string[], options: { l
 
 /** Starts `pgha ARGS…` in the background, tracked; see {@link startTracked} for the options. */
 export function startPgha(args: string[], options: { logFile?: string; env?: Record<string, string>; netns?: string } = {}): ResultPromise {
-  return startTracked(process.execPath, [PGHA_BIN, ...args], options);
+  return startTracked(process.execPath, [PGHA_BIN, ...args], { ...options, env: withMonitorCredentials(args, options.env ?? {}) });
 }
 
 /** Runs `pgha ARGS…` to completion (inside network namespace `netns` when given) and returns exit code, stdout and stderr. */
 export async function runPgha(args: string[], env: Record<string, string> = {}, options: { netns?: string } = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const [cmd, argv] = inNetns(process.execPath, [PGHA_BIN, ...args], options.netns);
-  const r = await execa(cmd, argv, { reject: false, stdin: 'ignore', env, timeout: 300_000 });
+  const r = await execa(cmd, argv, { reject: false, stdin: 'ignore', env: withMonitorCredentials(args, env), timeout: 300_000 });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

@@ -4,7 +4,9 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { Keeper, createNode, loadKeeperConfig } from '@pgha/keeper';
+import type { MonitorSslOption } from '@pgha/monitor';
 import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
+import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
 import { reportError } from './errors.js';
 import { createLogger } from './logger.js';
 import { registerSettingsCommands } from './settings.js';
@@ -64,9 +66,14 @@ export function buildProgram(): Command {
     .requiredOption('--pgdata <dir>', "data directory of the monitor's Postgres")
     .option('--pg-port <port>', "port of the monitor's Postgres", intArg(1, 65535), 5430)
     .option('--listen <host:port>', 'HTTP API address', '127.0.0.1:8432')
-    .action(async (o: { pgdata: string; pgPort: number; listen: string }) => {
+    .option('--ssl-self-signed', 'TLS with a CA of its own that also signs the nodes\' certificates (the default)')
+    .option('--ssl-ca-file <file>', 'TLS with your CA: the CA certificate (with --server-cert and --server-key)')
+    .option('--server-cert <file>', "the monitor's HTTPS certificate, issued by --ssl-ca-file")
+    .option('--server-key <file>', "the monitor's HTTPS private key")
+    .option('--no-ssl', 'plain HTTP, for tests only: tokens and passwords cross the network in clear text')
+    .action(async (o: { pgdata: string; pgPort: number; listen: string; sslSelfSigned?: boolean; sslCaFile?: string; serverCert?: string; serverKey?: string; ssl: boolean }) => {
       const { createMonitor } = await import('@pgha/monitor');
-      await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen }, createLogger('monitor'));
+      await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o) }, createLogger('monitor'));
     });
   monitor
     .command('run')
@@ -96,9 +103,18 @@ export function buildProgram(): Command {
     .option('--candidate-priority <n>', 'priority in failover elections (0 = never promote)', intArg(0, 100), 50)
     .option('--replication-quorum <bool>', 'counts toward synchronous replication', boolArg, true)
     .addOption(new Option('--auth <method>', 'client authentication method in pg_hba.conf').choices(['scram-sha-256', 'trust', 'md5']).default('scram-sha-256'))
-    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5' }) => {
+    .option('--server-cert <file>', "this node's Postgres certificate, issued by --ssl-ca-file (default: the monitor's CA signs one)")
+    .option('--server-key <file>', "this node's Postgres private key")
+    .addOption(new Option('--ssl-mode <mode>', 'how nodes verify each other\'s Postgres').choices(['verify-full', 'verify-ca', 'require']).default('verify-full'))
+    .option('--no-ssl', 'Postgres without TLS, for tests only')
+    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5'; serverCert?: string; serverKey?: string; sslMode: 'verify-full' | 'verify-ca' | 'require'; ssl: boolean }) => {
       if (kind !== 'postgres') throw new ValidationError(`unknown node kind "${kind}"`, { hint: 'use: pgha keeper create postgres …' });
+      if (!o.serverCert !== !o.serverKey) throw new ValidationError('--server-cert and --server-key go together', { hint: 'give both, or neither to have the monitor\'s CA sign a certificate' });
+      const caFile = caFileGiven();
+      if (o.serverCert && !caFile) throw new ValidationError('--server-cert needs --ssl-ca-file, the CA that issued it', { field: 'sslCaFile' });
       const signal = stopSignal();
+      const log = createLogger('keeper');
+      if (!o.ssl) log.warn('TLS is OFF for Postgres (--no-ssl): replication and passwords cross the network in clear text; use this for tests only');
       await createNode({
         monitorUrl: monitorUrl(o.monitor),
         pgdata: o.pgdata,
@@ -109,7 +125,9 @@ export function buildProgram(): Command {
         candidatePriority: o.candidatePriority,
         replicationQuorum: o.replicationQuorum,
         auth: o.auth,
-      }, createLogger('keeper'), signal);
+        credentials: cliCredentials(),
+        ssl: !o.ssl ? { mode: 'disable' } : { mode: o.sslMode, ...(caFile ? { caFile } : {}), ...(o.serverCert && o.serverKey ? { certFile: o.serverCert, keyFile: o.serverKey } : {}) },
+      }, log, signal);
     });
   keeper
     .command('run')
@@ -218,7 +236,20 @@ export function buildProgram(): Command {
     });
   // ---- end of operator commands ----
 
+  addCredentialOptions(program);
   return program;
+}
+
+/** The TLS mode `pgha monitor create` was given. @throws ValidationError for a mix that does not fit. */
+function sslOption(o: { sslSelfSigned?: boolean; sslCaFile?: string; serverCert?: string; serverKey?: string; ssl: boolean }): MonitorSslOption {
+  const files = [o.sslCaFile, o.serverCert, o.serverKey].filter(Boolean).length;
+  if (!o.ssl) {
+    if (files > 0 || o.sslSelfSigned) throw new ValidationError('--no-ssl does not go with other TLS options', { hint: 'choose one of --ssl-self-signed, --ssl-ca-file with --server-cert and --server-key, or --no-ssl' });
+    return { mode: 'off' };
+  }
+  if (files === 0) return { mode: 'self-signed' };
+  if (o.sslSelfSigned || files !== 3) throw new ValidationError('--ssl-ca-file, --server-cert and --server-key go together, without --ssl-self-signed', { hint: 'give all three, or --ssl-self-signed alone' });
+  return { mode: 'files', caFile: o.sslCaFile!, certFile: o.serverCert!, keyFile: o.serverKey! };
 }
 
 /** Runs the CLI and exits with its status. */

@@ -3,13 +3,14 @@
  * `pgha drop node`: send the command, then wait until the formation shows its outcome and say
  * how long it took. A wait that runs out says what state the group is in.
  */
+import { cliCredentials } from './credentials.js';
 import { ConflictError, PghaError, type CommandResponse, type NodeStateRow } from '@pgha/shared';
 import { MonitorClient } from '@pgha/keeper';
 import { renderStateTable } from './show.js';
 
 /** Sends an operator command to the monitor. @throws the monitor's refusal (409) as ConflictError. */
 export async function sendCommand(monitorUrl: string, method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<CommandResponse> {
-  const client = new MonitorClient(monitorUrl);
+  const client = new MonitorClient(monitorUrl, cliCredentials());
   try {
     return await client.request<CommandResponse>(method, path, body, 30_000);
   } catch (err) {
@@ -38,7 +39,7 @@ function settledWritable(r: NodeStateRow): boolean {
  * @throws PghaError `PGHA_ERR_TIMEOUT` whose message shows the group's states.
  */
 async function waitUntil(o: WaitOptions, what: string, done: (rows: NodeStateRow[]) => boolean): Promise<NodeStateRow[]> {
-  const client = new MonitorClient(o.monitorUrl);
+  const client = new MonitorClient(o.monitorUrl, cliCredentials());
   const deadline = Date.now() + o.waitS * 1000;
   try {
     for (;;) {
@@ -67,7 +68,7 @@ function print(o: WaitOptions, result: CommandResponse, elapsedMs: number, line:
 
 /** `pgha perform switchover|failover`: a new primary, writable; prints how long it took. */
 export async function performSwitchover(o: WaitOptions, kind: 'switchover' | 'failover'): Promise<void> {
-  const client = new MonitorClient(o.monitorUrl);
+  const client = new MonitorClient(o.monitorUrl, cliCredentials());
   const before = await client.formationState(o.formation).finally(() => client.close());
   const oldPrimary = before.find((r) => r.goal_state === 'primary' || r.goal_state === 'wait_primary');
   const started = performance.now();

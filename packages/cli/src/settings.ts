@@ -4,6 +4,7 @@
  * the monitor's formation and settings routes, printed as text or `--json`.
  * Source: pg_auto_failover's `pg_autoctl set|get|show settings`, `create|drop formation`.
  */
+import { cliCredentials } from './credentials.js';
 import Table from 'cli-table3';
 import { MonitorClient } from '@pgha/keeper';
 import { Command, InvalidArgumentError, type Option } from 'commander';
@@ -74,7 +75,7 @@ export class SettingsClient extends MonitorClient {
 }
 
 async function withClient<T>(monitorUrl: string, fn: (c: SettingsClient) => Promise<T>): Promise<T> {
-  const client = new SettingsClient(monitorUrl);
+  const client = new SettingsClient(monitorUrl, cliCredentials());
   try {
     return await fn(client);
   } finally {

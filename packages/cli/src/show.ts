@@ -1,4 +1,5 @@
 /** `pgha show state|events|uri`: read the monitor and print a table or JSON. */
+import { cliCredentials } from './credentials.js';
 import Table from 'cli-table3';
 import { MonitorClient } from '@pgha/keeper';
 import type { EventRow, NodeStateRow } from '@pgha/shared';
@@ -20,7 +21,7 @@ export function renderStateTable(rows: readonly NodeStateRow[]): string {
 
 /** `pgha show state`. */
 export async function showState(monitorUrl: string, formation: string, json: boolean): Promise<void> {
-  const client = new MonitorClient(monitorUrl);
+  const client = new MonitorClient(monitorUrl, cliCredentials());
   try {
     const rows = await client.formationState(formation);
     process.stdout.write(json ? `${JSON.stringify(rows, null, 2)}\n` : `${renderStateTable(rows)}\n`);
@@ -31,7 +32,7 @@ export async function showState(monitorUrl: string, formation: string, json: boo
 
 /** `pgha show events`. */
 export async function showEvents(monitorUrl: string, formation: string, count: number, json: boolean): Promise<void> {
-  const client = new MonitorClient(monitorUrl);
+  const client = new MonitorClient(monitorUrl, cliCredentials());
   try {
     const rows: EventRow[] = await client.events(formation, count);
     if (json) {
@@ -48,7 +49,7 @@ export async function showEvents(monitorUrl: string, formation: string, count: n
 
 /** `pgha show uri`. */
 export async function showUri(monitorUrl: string, formation: string, json: boolean): Promise<void> {
-  const client = new MonitorClient(monitorUrl);
+  const client = new MonitorClient(monitorUrl, cliCredentials());
   try {
     const { uri } = await client.formationUri(formation);
     process.stdout.write(json ? `${JSON.stringify({ monitor: monitorUrl, formation, uri }, null, 2)}\n` : `${uri}\n`);

@@ -4,13 +4,14 @@
  * monitor and each keeper as separate child processes (so one node can die alone), prints
  * state changes as they happen, and stops everything it started on SIGINT/SIGTERM.
  */
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import getPort from 'get-port';
 import type { Logger } from 'pino';
-import { MonitorClient, keeperPaths, loadKeeperConfig, pgCtlStop, postgresSpawnOptions, postmasterPid, writeJsonAtomic } from '@pgha/keeper';
+import { MonitorClient, ident, keeperPaths, literal, loadKeeperConfig, pgCtlStop, postgresSpawnOptions, postmasterPid, readSecretFile, socketDirFor, withLocalClient, writeJsonAtomic, writeSecretFile } from '@pgha/keeper';
 import { DEFAULT_FORMATION, PghaError, ValidationError, type NodeStateRow, type UpFile } from '@pgha/shared';
 import { defaultUpDir } from './up-dir.js';
 
@@ -103,11 +104,15 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
       await createMonitor({ pgdata: monitorPgdata, pgPort, listen: `127.0.0.1:${httpPort}` }, log);
     }
     const monitorConfig = loadMonitorConfig(monitorPgdata);
-    const monitorUrl = monitorUrlFor(monitorConfig.listen);
+    const tls = monitorConfig.tls;
+    const caFile = tls.mode === 'off' ? undefined : tls.caFile;
+    const monitorUrl = monitorUrlFor(monitorConfig.listen, tls.mode !== 'off');
+    const credentials = { token: readSecretFile(monitorConfig.authTokenFile, 'auth token'), ca: caFile ? readFileSync(caFile, 'utf8') : undefined };
+    const credentialArgs = ['--auth-token-file', monitorConfig.authTokenFile, ...(caFile ? ['--ssl-ca-file', caFile] : [])];
     const monitorProc = spawnPgha(['monitor', 'run', '--pgdata', monitorPgdata], join(monitorDir, 'monitor.log'));
     children.push({ name: 'monitor', proc: monitorProc });
     upFile.monitor = { url: monitorUrl, pid: monitorProc.pid ?? 0, pgdata: monitorPgdata };
-    const client = new MonitorClient(monitorUrl);
+    const client = new MonitorClient(monitorUrl, credentials);
     await waitFor('the monitor to answer', 60_000, async () => {
       if (monitorProc.exitCode !== null) throw new PghaError('PGHA_ERR_MONITOR_UNAVAILABLE', `the monitor exited; see ${join(monitorDir, 'monitor.log')}`);
       return (await client.formationState(DEFAULT_FORMATION)) ? true : undefined;
@@ -119,6 +124,9 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
 
     const printer = watchStates(client, log, signal);
 
+    // The postgres role's password, for clients over TCP (never trust on TCP).
+    const pgpassFile = join(dir, 'pgpass');
+    if (!existsSync(pgpassFile)) writeSecretFile(pgpassFile, `*:*:*:postgres:${randomBytes(18).toString('base64url')}\n`);
     // Nodes, one after the other: a standby's base backup needs the primary's keeper running.
     const usedPorts: number[] = [];
     for (let i = 1; i <= options.nodes; i++) {
@@ -133,8 +141,10 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
       } else {
         port = await getPort({ host: '127.0.0.1', exclude: usedPorts });
         log.info(`creating ${name} on port ${port}`);
-        const created = await spawnPgha(['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', '--auth', 'trust'], logFile);
+        const created = await spawnPgha(['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', ...credentialArgs], logFile);
         if (created.exitCode !== 0) throw new PghaError('PGHA_ERR_POSTGRES_COMMAND', `creating ${name} failed; see ${logFile}`);
+        // The first node: give the postgres role the password of <dir>/pgpass (standbys copy it).
+        if (i === 1) await setPostgresPassword(pgdata, port, pgpassFile);
       }
       usedPorts.push(port);
       if (signal.aborted) break;
@@ -142,10 +152,16 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
       children.push({ name, proc: keeper, pgdata });
       upFile.nodes.push({ name, pgdata, port, keeper_pid: keeper.pid ?? 0 });
     }
-    // Local formations use --auth trust for the postgres role on loopback only.
-    upFile.uri = (await client.formationUri(DEFAULT_FORMATION)).uri.replace('postgres://', 'postgres://postgres@');
+    // Clients authenticate with SCRAM (the password is in <dir>/pgpass, 0600) and verify the
+    // nodes' certificates against the monitor's CA.
+    const uri = (await client.formationUri(DEFAULT_FORMATION)).uri.replace('postgres://', 'postgres://postgres@');
+    upFile.uri = caFile ? `${uri}&sslmode=verify-full&sslrootcert=${encodeURIComponent(caFile)}` : uri;
+    upFile.pgpassFile = pgpassFile;
+    upFile.authTokenFile = monitorConfig.authTokenFile;
+    if (caFile) upFile.caFile = caFile;
     writeJsonAtomic(join(dir, 'up.json'), upFile, 0o644);
-    process.stdout.write(`\nFormation "${DEFAULT_FORMATION}" is up. Connect with:\n  psql '${upFile.uri}'\n\nexport PGHA_MONITOR=${monitorUrl}\n\n(state in ${join(dir, 'up.json')}; Ctrl-C stops everything)\n`);
+    const exports = [`export PGHA_MONITOR=${monitorUrl}`, `export PGHA_AUTH_TOKEN_FILE=${monitorConfig.authTokenFile}`, ...(caFile ? [`export PGHA_SSL_CA_FILE=${caFile}`] : []), `export PGPASSFILE=${pgpassFile}`];
+    process.stdout.write(`\nFormation "${DEFAULT_FORMATION}" is up. Connect with:\n  PGPASSFILE=${pgpassFile} psql '${upFile.uri}'\n\n${exports.join('\n')}\n\n(state in ${join(dir, 'up.json')}; Ctrl-C stops everything)\n`);
     await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
     await printer.catch(() => undefined);
     await client.close();
@@ -153,6 +169,14 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
     log.info('stopping every process started by pgha up');
     await stopAll();
   }
+}
+
+/** Sets the postgres role's password to the one in `pgpassFile` (`*:*:*:postgres:PASSWORD`), over the node's Unix socket. */
+async function setPostgresPassword(pgdata: string, port: number, pgpassFile: string): Promise<void> {
+  const password = readSecretFile(pgpassFile, 'pgpass').split(':').slice(4).join(':');
+  await withLocalClient({ socketDir: socketDirFor(pgdata), port }, async (c) => {
+    await c.query(`alter role ${ident('postgres')} with password ${literal(password)}`);
+  });
 }
 
 /** Prints each node's (reported, goal) state whenever it changes, until `signal` aborts. */

@@ -3,15 +3,18 @@
  * files, and run the keeper until the node is initialised (`single` for the first node,
  * `catchingup`/`secondary` after a base backup for the others).
  */
+import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConflictError, DEFAULT_FORMATION, PghaError, RegisterNodeRequest, ValidationError, type NodeState } from '@pgha/shared';
 import { Keeper } from './loop.js';
-import { keeperPaths, loadKeeperConfig, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
-import { MonitorClient } from './monitor-client.js';
+import { ensurePghaDir, keeperPaths, loadKeeperConfig, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
+import { MonitorClient, type MonitorCredentials } from './monitor-client.js';
+import { writeOwnedFileIfChanged } from './postgres/config-files.js';
+import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, postmasterPid, postmasterPort } from './postgres/pg-ctl.js';
 
 /** Options of {@link createNode}, as the CLI flags give them. */
@@ -28,6 +31,57 @@ export interface CreateNodeOptions {
   auth?: KeeperConfig['auth'];
   /** How long to wait for the node to be initialised, in ms (default 300 000). */
   timeoutMs?: number;
+  /** The operator token (registration needs it) and the monitor's CA. */
+  credentials?: MonitorCredentials;
+  /**
+   * TLS of the node's Postgres (default `verify-full`, certificate signed by the monitor's
+   * CA). `caFile` is the CA of every node's certificate when the operator brings their own
+   * (`certFile`, `keyFile`); `disable` is `--no-ssl`.
+   */
+  ssl?: { mode: 'verify-full' | 'verify-ca' | 'require'; caFile?: string; certFile?: string; keyFile?: string } | { mode: 'disable' };
+}
+
+/** The node's Postgres key pair: a new one, or the operator's certificate and key (PEM). */
+interface NodeTls {
+  privateKeyPem: string;
+  publicKeyPem?: string;
+  certificatePem?: string;
+  caPem?: string;
+}
+
+/** Reads the operator's TLS files or makes a key pair. @throws PghaError `PGHA_ERR_TLS` naming an unreadable file. */
+function prepareNodeTls(ssl: NonNullable<CreateNodeOptions['ssl']>): NodeTls | undefined {
+  if (ssl.mode === 'disable') return undefined;
+  const read = (path: string, what: string): string => {
+    try {
+      const text = readFileSync(path, 'utf8');
+      if (!text.includes('-----BEGIN ')) throw new Error('not a PEM file');
+      return text;
+    } catch (cause) {
+      throw new PghaError('PGHA_ERR_TLS', `${what} ${path} cannot be used: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { hint: 'check the path and that it is a PEM file' });
+    }
+  };
+  const caPem = ssl.caFile ? read(ssl.caFile, 'CA file') : undefined;
+  if (ssl.certFile && ssl.keyFile) {
+    const certificatePem = read(ssl.certFile, 'server certificate');
+    const privateKeyPem = read(ssl.keyFile, 'server key');
+    if (!new X509Certificate(certificatePem).checkPrivateKey(createPrivateKey(privateKeyPem))) {
+      throw new PghaError('PGHA_ERR_TLS', `server key ${ssl.keyFile} does not match the certificate ${ssl.certFile}`);
+    }
+    return { privateKeyPem, certificatePem, ...(caPem ? { caPem } : {}) };
+  }
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), ...(caPem ? { caPem } : {}) };
+}
+
+/** Writes the node's Postgres TLS files into {@link postgresTlsDir}, owned by the Postgres OS user. */
+function writeNodeTls(pgdata: string, tls: { privateKeyPem: string; certificatePem: string; caPem: string }): void {
+  const dir = postgresTlsDir(pgdata);
+  ensurePghaDir(pghaDirFor(pgdata));
+  ensureOwnedDir(dir);
+  writeOwnedFileIfChanged(join(dir, 'server.key'), tls.privateKeyPem);
+  writeOwnedFileIfChanged(join(dir, 'server.crt'), tls.certificatePem);
+  writeOwnedFileIfChanged(join(dir, 'root.crt'), tls.caPem);
 }
 
 /** The local address the kernel would use to reach `host` (no packet is sent). */
@@ -92,7 +146,10 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
     }
   }
 
-  const client = new MonitorClient(options.monitorUrl);
+  // A node created without TLS stays so when created again.
+  const ssl = config?.ssl.mode === 'disable' ? { mode: 'disable' as const } : (options.ssl ?? { mode: 'verify-full' as const });
+  const nodeTls = prepareNodeTls(ssl);
+  const client = new MonitorClient(options.monitorUrl, options.credentials ?? {});
   try {
     const hostname = options.hostname ?? (await localAddressTowards(new URL(options.monitorUrl).hostname));
     if (adopting) {
@@ -118,9 +175,24 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
       port: options.pgPort,
       candidatePriority: options.candidatePriority ?? 50,
       replicationQuorum: options.replicationQuorum ?? true,
+      ...(nodeTls?.publicKeyPem ? { tlsPublicKey: nodeTls.publicKeyPem } : {}),
     });
     const registered = await client.registerNode(formation, request);
-    if (!config) {
+    if (nodeTls) {
+      const certificatePem = nodeTls.certificatePem ?? registered.tls?.certificate;
+      const caPem = nodeTls.caPem ?? registered.tls?.caCertificate;
+      if (!certificatePem || !caPem) {
+        throw new PghaError('PGHA_ERR_TLS', 'the monitor signs no certificates (it runs with your own CA, or without TLS), and this node has none', {
+          hint: 'pass --ssl-ca-file with --server-cert and --server-key, or --no-ssl for tests',
+        });
+      }
+      writeNodeTls(pgdata, { privateKeyPem: nodeTls.privateKeyPem, certificatePem, caPem });
+    }
+    if (config) {
+      // Registered again: the previous node token no longer works.
+      config = { ...config, nodeToken: registered.nodeToken };
+      writeJsonAtomic(paths.config, config);
+    } else {
       config = {
         version: 1,
         monitorUrl: options.monitorUrl,
@@ -136,6 +208,9 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
         auth: options.auth ?? 'scram-sha-256',
         replicationPassword: registered.replicationPassword,
         monitorProbePassword: registered.monitorProbePassword,
+        nodeToken: registered.nodeToken,
+        ...(options.credentials?.ca ? { monitorCaCertificate: options.credentials.ca } : {}),
+        ssl: { mode: ssl.mode },
       };
       writeJsonAtomic(paths.config, config);
       saveKeeperState(pgdata, { nodeId: config.nodeId, currentState: 'init', assignedState: 'init' });

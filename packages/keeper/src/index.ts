@@ -10,3 +10,4 @@ export * from './postgres/pg-ctl.js';
 export * from './postgres/os-user.js';
 export * from './postgres/config-files.js';
 export * from './postgres/sql.js';
+export * from './secrets.js';

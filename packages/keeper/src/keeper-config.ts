@@ -41,6 +41,16 @@ export const KeeperConfigSchema = z.object({
   auth: z.enum(['scram-sha-256', 'trust', 'md5']),
   replicationPassword: z.string(),
   monitorProbePassword: z.string(),
+  /** This node's token for its report and goal routes (`RegisterNodeResponse.nodeToken`). */
+  nodeToken: z.string(),
+  /** CA certificate (PEM) the monitor's HTTPS certificate must chain to; the system's CAs when absent. */
+  monitorCaCertificate: z.string().optional(),
+  /**
+   * TLS of this node's Postgres: how it verifies its peers (`sslmode` of replication and
+   * pg_rewind connections), or `disable` (`--no-ssl`). The certificate, key and CA are in
+   * {@link postgresTlsDir}.
+   */
+  ssl: z.object({ mode: z.enum(['verify-full', 'verify-ca', 'require', 'disable']) }),
 });
 /** Contents of `keeper.json`. */
 export type KeeperConfig = z.infer<typeof KeeperConfigSchema>;
@@ -116,6 +126,16 @@ export function socketDirFor(pgdata: string): string {
   let hash = 0;
   for (const ch of preferred) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   return join(tmpdir(), `pgha-run-${hash.toString(16)}`);
+}
+
+/**
+ * Directory of the node's Postgres TLS files, `<pgdata>.pgha/postgres-tls` (owned by the
+ * Postgres OS user, 0700): `server.crt`, `server.key` (0600), `root.crt` (the CA that
+ * peers' certificates chain to). Outside the data directory, so pg_basebackup and pg_rewind
+ * never copy one node's key to another.
+ */
+export function postgresTlsDir(pgdata: string): string {
+  return join(pghaDirFor(pgdata), 'postgres-tls');
 }
 
 /** Paths of a keeper's files. */

@@ -68,7 +68,7 @@ export class Keeper {
     this.config = config;
     this.log = log;
     this.node = new NodeControl(config, log);
-    this.client = new MonitorClient(config.monitorUrl);
+    this.client = new MonitorClient(config.monitorUrl, { token: config.nodeToken, ca: config.monitorCaCertificate });
     this.state = loadKeeperState(config.pgdata);
     this.reportIntervalOverrideMs = options.reportIntervalMs;
     this.retryDelayMs = options.retryDelayMs ?? 300;

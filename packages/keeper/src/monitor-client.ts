@@ -4,11 +4,15 @@
  * import: 20 MB of resident memory in every keeper, a quarter of its idle footprint, for a
  * few small requests a second.) Transport failures and error statuses become
  * `MonitorUnavailableError`, or the error the monitor described (400 `ValidationError`, 404
- * `NotFoundError`, 409 `ConflictError`).
+ * `NotFoundError`, 409 `ConflictError`, 401/403 `AuthError`, an untrusted certificate
+ * `PGHA_ERR_TLS`). Over `https:` it verifies the monitor against the given CA.
  */
 import { Agent, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import {
+  AuthError,
   ConflictError,
+  PghaError,
   MonitorUnavailableError,
   NotFoundError,
   ValidationError,
@@ -41,14 +45,16 @@ interface Answer {
  *   answer, reading it), as undici's `headersTimeout`/`bodyTimeout`.
  * @throws Error when the connection fails, times out, or `signal` aborts it.
  */
-function send(url: URL, options: { method: string; agent: Agent; body?: string; timeoutMs: number; signal?: AbortSignal }): Promise<Answer> {
+function send(url: URL, options: { method: string; agent: Agent; body?: string; timeoutMs: number; signal?: AbortSignal; token?: string }): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(
+    const headers: Record<string, string | number> = options.body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    const req = (url.protocol === 'https:' ? httpsRequest : request)(
       url,
       {
         method: options.method,
         agent: options.agent,
-        headers: options.body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) },
+        headers,
         timeout: options.timeoutMs,
         ...(options.signal ? { signal: options.signal } : {}),
       },
@@ -65,15 +71,36 @@ function send(url: URL, options: { method: string; agent: Agent; body?: string; 
   });
 }
 
+/** How a client authenticates to the monitor and verifies it. */
+export interface MonitorCredentials {
+  /** Bearer token: the operator token, or a keeper's node token. */
+  token?: string | undefined;
+  /**
+   * CA certificate(s), PEM, that the monitor's HTTPS certificate must chain to (its
+   * `tls/ca.crt` with `--ssl-self-signed`); the system's CAs when undefined.
+   */
+  ca?: string | undefined;
+}
+
+/** TLS failures of Node's client that mean "the monitor's certificate is not trusted". */
+const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME|altnames/i;
+
 /** Client of one monitor. */
 export class MonitorClient {
   readonly baseUrl: string;
   private readonly agent: Agent;
+  private readonly token: string | undefined;
 
-  /** @param baseUrl - e.g. `http://127.0.0.1:8432`. */
-  constructor(baseUrl: string) {
+  /**
+   * @param baseUrl - e.g. `https://127.0.0.1:8432`.
+   * @param credentials - token and CA; without a token every request but `/health` gets 401.
+   */
+  constructor(baseUrl: string, credentials: MonitorCredentials = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
-    this.agent = new Agent({ keepAlive: true, maxSockets: 4 });
+    this.token = credentials.token;
+    this.agent = this.baseUrl.startsWith('https:')
+      ? (new HttpsAgent({ keepAlive: true, maxSockets: 4, ...(credentials.ca ? { ca: credentials.ca } : {}) }) as unknown as Agent)
+      : new Agent({ keepAlive: true, maxSockets: 4 });
   }
 
   /** Closes the kept connections. */
@@ -99,8 +126,16 @@ export class MonitorClient {
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         timeoutMs,
         ...(signal ? { signal } : {}),
+        ...(this.token ? { token: this.token } : {}),
       });
     } catch (cause) {
+      const e = cause as NodeJS.ErrnoException;
+      if (CERT_ERROR.test(`${e.code ?? ''} ${e.message}`)) {
+        throw new PghaError('PGHA_ERR_TLS', `the monitor at ${this.baseUrl} presented a certificate that is not trusted (${e.message})`, {
+          hint: "pass the monitor's CA with --ssl-ca-file FILE or PGHA_SSL_CA_FILE (pgha monitor create wrote <pgdata>.pgha/tls/ca.crt)",
+          cause,
+        });
+      }
       throw new MonitorUnavailableError(`monitor at ${this.baseUrl} is unreachable (${(cause as Error).message})`, {
         hint: 'check that `pgha monitor run` is running there, and the --monitor URL or PGHA_MONITOR',
         cause,
@@ -118,6 +153,8 @@ export class MonitorClient {
     const opts = err.hint ? { hint: err.hint } : {};
     if (res.status === 400) throw new ValidationError(message, { ...opts, ...(err.field ? { field: err.field } : {}) });
     if (res.status === 404) throw new NotFoundError(message, opts);
+    if (res.status === 401) throw new AuthError('PGHA_ERR_UNAUTHENTICATED', `the monitor refused the credentials: ${message}`, opts);
+    if (res.status === 403) throw new AuthError('PGHA_ERR_FORBIDDEN', `the monitor refused the request: ${message}`, opts);
     if (res.status === 409) throw new ConflictError(message, opts);
     throw new MonitorUnavailableError(message, { ...opts, status: res.status });
   }

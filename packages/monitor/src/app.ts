@@ -2,15 +2,18 @@
  * `buildApp(deps)`: the monitor's HTTP API as a Fastify instance that never listens by itself
  * (tests use `app.inject()`; `server.ts` listens). Errors map to statuses in one place:
  * validation 400, unknown 404, conflict 409, store down 503, anything else 500 without a
- * stack trace.
+ * stack trace. Every request but `GET /health` needs credentials (`auth.ts`): 401, 403.
+ * With `https` (PEM key and certificate) it serves TLS only.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { PghaError, ValidationError, type ErrorCode } from '@pgha/shared';
+import { installAuth, type ApiAuth } from './auth.js';
 import type { GroupDriver } from './driver/group-driver.js';
 import type { GoalNotifier } from './driver/goal-notifier.js';
 import type { Database } from './store/db.js';
+import type { KeyAndCertificate } from './tls/certificates.js';
 import { formationRoutes } from './routes/formations.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { settingsRoutes } from './routes/settings.js';
@@ -22,6 +25,13 @@ export interface AppDeps {
   driver: GroupDriver;
   notifier: GoalNotifier;
   log: Logger;
+  /** Credentials every request but `GET /health` must present (see `auth.ts`). */
+  auth: ApiAuth;
+  /**
+   * With `--ssl-self-signed`: the monitor's CA, which signs a node's Postgres certificate at
+   * registration (`RegisterNodeRequest.tlsPublicKey`). Undefined otherwise.
+   */
+  certificateAuthority?: KeyAndCertificate;
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -42,8 +52,14 @@ function isStoreDown(err: unknown): boolean {
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
 /** Builds the API. */
-export function buildApp(deps: AppDeps): FastifyInstance {
-  const app: FastifyInstance = Fastify({ loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger, bodyLimit: BODY_LIMIT_BYTES, disableRequestLogging: true });
+export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): FastifyInstance {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    disableRequestLogging: true,
+    ...(https ? { https } : {}),
+  }) as unknown as FastifyInstance;
+  installAuth(app, deps.auth, deps.db, deps.log.child({ component: 'auth' }));
 
   app.setErrorHandler((err: Error, req, reply) => {
     if (err instanceof PghaError) {

@@ -6,3 +6,6 @@ export * from './store/monitor-store.js';
 export * from './driver/group-driver.js';
 export * from './driver/goal-notifier.js';
 export * from './prober/health-prober.js';
+export * from './auth.js';
+export * from './tls/certificates.js';
+export * from './tls/monitor-tls.js';

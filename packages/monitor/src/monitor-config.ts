@@ -1,28 +1,48 @@
-/** The monitor's configuration file, `<pgdata>.pgha/monitor.json`. */
+/**
+ * The monitor's configuration file, `<pgdata>.pgha/monitor.json`, and its secrets beside it:
+ * `auth-token` (the operator token, 0600) and, with `--ssl-self-signed`, `tls/` (the CA and
+ * the HTTPS certificate; keys 0600, `ca.crt` 0644 to hand to keepers and operators).
+ */
 import { join } from 'node:path';
 import { z } from 'zod';
 import { pghaDirFor, readJsonFile } from '@pgha/keeper';
 
+/**
+ * How the monitor serves HTTPS: `self-signed` (its own CA, made at create time, which also
+ * signs nodes' Postgres certificates), `files` (the operator's CA, certificate and key), or
+ * `off` (plain HTTP: tests only, warned about at every start).
+ */
+export const MonitorTlsSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('self-signed'), caFile: z.string(), caKeyFile: z.string(), certFile: z.string(), keyFile: z.string() }),
+  z.object({ mode: z.literal('files'), caFile: z.string(), certFile: z.string(), keyFile: z.string() }),
+  z.object({ mode: z.literal('off') }),
+]);
+/** See {@link MonitorTlsSchema}. */
+export type MonitorTls = z.infer<typeof MonitorTlsSchema>;
+
 /** Schema of `monitor.json`. */
 export const MonitorConfigSchema = z.object({
-  version: z.literal(1),
+  version: z.literal(2),
   pgdata: z.string(),
   pgPort: z.number().int(),
   /** HTTP listen address, `HOST:PORT`. */
   listen: z.string(),
+  /** File of the operator token (0600). */
+  authTokenFile: z.string(),
+  tls: MonitorTlsSchema,
 });
 /** Contents of `monitor.json`. */
 export type MonitorConfig = z.infer<typeof MonitorConfigSchema>;
 
 /** Paths of the monitor's files. */
-export function monitorPaths(pgdata: string): { dir: string; config: string; logDir: string } {
+export function monitorPaths(pgdata: string): { dir: string; config: string; logDir: string; authToken: string; tlsDir: string } {
   const dir = pghaDirFor(pgdata);
-  return { dir, config: join(dir, 'monitor.json'), logDir: join(dir, 'log') };
+  return { dir, config: join(dir, 'monitor.json'), logDir: join(dir, 'log'), authToken: join(dir, 'auth-token'), tlsDir: join(dir, 'tls') };
 }
 
 /** Loads `monitor.json`. @throws PghaError `PGHA_ERR_CONFIG`. */
 export function loadMonitorConfig(pgdata: string): MonitorConfig {
-  return readJsonFile(monitorPaths(pgdata).config, MonitorConfigSchema, 'monitor configuration', `create the monitor first with: pgha monitor create --pgdata ${pgdata}`);
+  return readJsonFile(monitorPaths(pgdata).config, MonitorConfigSchema, 'monitor configuration', `create the monitor first with: pgha monitor create --pgdata ${pgdata} (a monitor.json of version 1 was written by an older pgha: create a new monitor)`);
 }
 
 /** Splits `HOST:PORT` (IPv6 in brackets). @throws Error on a malformed address. */
@@ -33,9 +53,9 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-/** The URL keepers use to reach a monitor listening on `listen`. */
-export function monitorUrlFor(listen: string): string {
+/** The URL keepers use to reach a monitor listening on `listen`: https unless TLS is off. */
+export function monitorUrlFor(listen: string, tls: boolean): string {
   const { host, port } = parseListen(listen);
   const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
-  return `http://${h}:${port}`;
+  return `${tls ? 'https' : 'http'}://${h}:${port}`;
 }

@@ -24,9 +24,14 @@ import {
   postmasterPid,
   socketDirFor,
   writeHba,
+  readSecretFile,
   writeJsonAtomic,
   writePghaConf,
+  writeSecretFile,
 } from '@pgha/keeper';
+import { NodeCredentials, tokenSha256 } from './auth.js';
+import { generateSecret } from './store/monitor-store.js';
+import { loadCaCertificate, loadCertificateAuthority, loadHttpsOptions, monitorCertificateHosts, setUpMonitorTls, type MonitorSslOption } from './tls/monitor-tls.js';
 import { buildApp } from './app.js';
 import { GroupDriver } from './driver/group-driver.js';
 import { GoalNotifier } from './driver/goal-notifier.js';
@@ -49,6 +54,8 @@ export interface CreateMonitorOptions {
   pgdata: string;
   pgPort: number;
   listen: string;
+  /** TLS of the HTTP API (and the CA of nodes' certificates); default `self-signed`. */
+  ssl?: MonitorSslOption;
 }
 
 function storeConnection(config: MonitorConfig): StoreConnection {
@@ -93,7 +100,11 @@ export async function createMonitor(options: CreateMonitorOptions, log: Logger):
   if (await portInUse(listen.host, listen.port)) {
     throw new ConflictError(`listen address ${options.listen} is already in use`, { hint: 'choose another with --listen' });
   }
-  const config: MonitorConfig = { version: 1, pgdata, pgPort: options.pgPort, listen: options.listen };
+  ensurePghaDir(paths.dir);
+  const tls = setUpMonitorTls(options.ssl ?? { mode: 'self-signed' }, paths.tlsDir, monitorCertificateHosts(listen.host));
+  if (tls.mode === 'off') log.warn('TLS is OFF (--no-ssl): tokens, passwords and reports cross the network in clear text; use this for tests only');
+  writeSecretFile(paths.authToken, `${generateSecret()}\n`);
+  const config: MonitorConfig = { version: 2, pgdata, pgPort: options.pgPort, listen: options.listen, authTokenFile: paths.authToken, tls };
   ensureOwnedDir(pgdata);
   await initdb(pgdata);
   writeHba(pgdata, []);
@@ -107,7 +118,7 @@ export async function createMonitor(options: CreateMonitorOptions, log: Logger):
     await pgCtlStop(pgdata);
   }
   writeJsonAtomic(paths.config, config);
-  log.info({ pgdata, listen: options.listen }, 'monitor created');
+  log.info({ pgdata, listen: options.listen, tls: tls.mode, authTokenFile: paths.authToken, ...(tls.mode === 'off' ? {} : { caFile: tls.caFile }) }, 'monitor created');
   return config;
 }
 
@@ -123,6 +134,12 @@ export interface RunningMonitor {
  */
 export async function runMonitor(pgdataArg: string, log: Logger, options: { timerIntervalMs?: number } = {}): Promise<RunningMonitor> {
   const config = loadMonitorConfig(resolve(pgdataArg));
+  // Read every secret before starting anything: a bad file stops the monitor with its name.
+  const operatorTokenSha256 = tokenSha256(readSecretFile(config.authTokenFile, 'auth token'));
+  const https = loadHttpsOptions(config.tls);
+  const certificateAuthority = loadCertificateAuthority(config.tls);
+  const probeCa = loadCaCertificate(config.tls);
+  if (!https) log.warn('TLS is OFF (created with --no-ssl): tokens, passwords and reports cross the network in clear text; use this for tests only');
   await startMonitorPostgres(config, log);
   const conn = storeConnection(config);
   const db = openStore({ ...conn, max: STORE_POOL_SIZE });
@@ -156,10 +173,11 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
       });
   }, timerIntervalMs);
 
-  const app = buildApp({ db, driver, notifier, log });
+  const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(db) };
+  const app = buildApp({ db, driver, notifier, log, auth, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
   const { host, port } = parseListen(config.listen);
   await app.listen({ host, port });
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url }, 'monitor is running');
 
   return {

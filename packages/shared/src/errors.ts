@@ -12,6 +12,9 @@ export const ERROR_CODES = {
   PGHA_ERR_PGDATA: 'The data directory is not usable as asked.',
   PGHA_ERR_CONFIG: 'A configuration or state file is missing or corrupt.',
   PGHA_ERR_TIMEOUT: 'A wait ran out before the formation reached the expected state.',
+  PGHA_ERR_UNAUTHENTICATED: 'The monitor refused a request without valid credentials (HTTP 401).',
+  PGHA_ERR_FORBIDDEN: 'The credentials presented do not open that request (HTTP 403): another node, or the wrong kind of token.',
+  PGHA_ERR_TLS: 'A TLS certificate, key or CA file is missing, unreadable, or does not match.',
   PGHA_ERR_INTERNAL: 'An unexpected error; the message says where.',
 } as const;
 
@@ -70,6 +73,13 @@ export class MonitorUnavailableError extends PghaError {
   constructor(message: string, options: { hint?: string; status?: number; cause?: unknown } = {}) {
     super('PGHA_ERR_MONITOR_UNAVAILABLE', message, options);
     this.status = options.status;
+  }
+}
+
+/** The monitor refused the credentials (HTTP 401 `PGHA_ERR_UNAUTHENTICATED`, 403 `PGHA_ERR_FORBIDDEN`). */
+export class AuthError extends PghaError {
+  constructor(code: 'PGHA_ERR_UNAUTHENTICATED' | 'PGHA_ERR_FORBIDDEN', message: string, options: { hint?: string } = {}) {
+    super(code, message, options);
   }
 }
 

@@ -41,6 +41,12 @@ export const RegisterNodeRequest = z
     port: Port,
     candidatePriority: z.number().int().min(0).max(100).default(50),
     replicationQuorum: z.boolean().default(true),
+    /**
+     * The node's Postgres server public key (SPKI, PEM). When the monitor runs its own
+     * certificate authority (`--ssl-self-signed`), it answers with a certificate for this key
+     * naming `host`, so that peers verify the node with `sslmode=verify-full`.
+     */
+    tlsPublicKey: z.string().max(8192).regex(/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n?$/, 'must be a PEM public key').optional(),
   })
   .strict();
 export type RegisterNodeRequest = z.input<typeof RegisterNodeRequest>;
@@ -53,6 +59,17 @@ export interface RegisterNodeResponse {
   goalState: string;
   replicationPassword: string;
   monitorProbePassword: string;
+  /**
+   * The node's own credential for its keeper's routes (report, goal), as
+   * `Authorization: Bearer <nodeToken>`. A new one on every registration: the previous one
+   * stops working. The monitor keeps only its SHA-256.
+   */
+  nodeToken: string;
+  /**
+   * With `tlsPublicKey` and a monitor that runs its own certificate authority: the CA
+   * certificate (PEM) and a server certificate (PEM) for the node's key, naming its host.
+   */
+  tls?: { caCertificate: string; certificate: string };
 }
 
 /** `POST /v1/nodes/:nodeId/report`: what a keeper sees locally. */
@@ -154,6 +171,12 @@ export interface UpFile {
   monitor: { url: string; pid: number; pgdata: string };
   uri: string;
   nodes: { name: string; pgdata: string; port: number; keeper_pid: number }[];
+  /** pgpass file with the postgres role's password (0600). */
+  pgpassFile?: string;
+  /** The monitor's operator token file (0600). */
+  authTokenFile?: string;
+  /** The monitor's CA certificate: verifies the monitor and every node (absent without TLS). */
+  caFile?: string;
 }
 
 /** Body of `POST /v1/formations/:formation/switchover` and `/failover`: nothing. */

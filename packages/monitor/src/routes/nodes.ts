@@ -2,7 +2,8 @@
  * Keeper-facing routes.
  *
  * - `POST /v1/formations/:formation/nodes` body `RegisterNodeRequest` → 201
- *   `RegisterNodeResponse` (200 when the same node registers again); 400 wrong shape,
+ *   `RegisterNodeResponse` (200 when the same node registers again) with a new node token
+ *   (and, given `tlsPublicKey` and a monitor CA, a certificate); 400 wrong shape,
  *   404 unknown formation, 409 name or host:port taken.
  * - `POST /v1/nodes/:nodeId/report` body `NodeReport` → 200 `NodeGoal`; 400, 404.
  * - `GET /v1/nodes/:nodeId/goal?known=STATE&wait_ms=N` → 200 `NodeGoal` as soon as the
@@ -12,7 +13,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FormationName, NodeReport, NodeStateSchema, RegisterNodeRequest, type RegisterNodeResponse } from '@pgha/shared';
 import type { AppDeps } from '../app.js';
-import { getFormation, getNode, insertNode, removeNode } from '../store/monitor-store.js';
+import { tokenSha256 } from '../auth.js';
+import { issueServerCertificate } from '../tls/certificates.js';
+import { generateSecret, getFormation, getNode, insertNode, removeNode } from '../store/monitor-store.js';
 import { goalView, nodeGoal } from './views.js';
 import { validate } from './validate.js';
 
@@ -43,6 +46,16 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
         out = { nodeId: node.nodeId, groupId: node.groupId, created };
       });
       const node = await getNode(trx, out.nodeId);
+      // A new token on every registration: the one before stops working at commit.
+      const nodeToken = generateSecret();
+      const digest = tokenSha256(nodeToken);
+      await trx
+        .insertInto('nodeCredentials')
+        .values({ nodeId: node.nodeId, tokenSha256: digest })
+        .onConflict((oc) => oc.column('nodeId').doUpdateSet({ tokenSha256: digest, issuedAt: new Date() }))
+        .execute();
+      const ca = deps.certificateAuthority;
+      const tls = ca && body.tlsPublicKey ? { caCertificate: ca.certificatePem, certificate: issueServerCertificate(ca, body.tlsPublicKey, [node.host]) } : undefined;
       const response: RegisterNodeResponse = {
         nodeId: node.nodeId,
         groupId: node.groupId,
@@ -50,9 +63,12 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
         goalState: node.goalState,
         replicationPassword: f.replicationPassword,
         monitorProbePassword: f.monitorProbePassword,
+        nodeToken,
+        ...(tls ? { tls } : {}),
       };
-      return { response, created: out.created };
+      return { response, created: out.created, digest };
     });
+    deps.auth.nodeCredentials.remember(result.response.nodeId, result.digest);
     req.log.info({ nodeId: result.response.nodeId, formation }, result.created ? 'node registered' : 'node registered again');
     return reply.code(result.created ? 201 : 200).send(result.response);
   });

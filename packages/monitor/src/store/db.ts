@@ -52,6 +52,13 @@ export interface NodesTable {
   reportedProblem: string | null;
 }
 
+/** `pgha.node_credentials`: the SHA-256 (hex) of each node's keeper token. */
+export interface NodeCredentialsTable {
+  nodeId: number;
+  tokenSha256: string;
+  issuedAt: Generated<Date>;
+}
+
 /** `pgha.events`. */
 export interface EventsTable {
   eventId: Generated<string>;
@@ -73,6 +80,7 @@ export interface Database {
   formations: FormationsTable;
   nodes: NodesTable;
   events: EventsTable;
+  nodeCredentials: NodeCredentialsTable;
 }
 
 /** Where the monitor's Postgres listens: a Unix socket directory and port. */

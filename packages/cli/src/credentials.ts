@@ -1,0 +1,53 @@
+/**
+ * The credentials a `pgha` command presents to the monitor, from its `--auth-token-file` and
+ * `--ssl-ca-file` options or the environment (`PGHA_AUTH_TOKEN_FILE`, `PGHA_AUTH_TOKEN`,
+ * `PGHA_SSL_CA_FILE`). Every command that takes `--monitor` gets both options
+ * ({@link addCredentialOptions}), so they are declared and read in this one place.
+ */
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { operatorToken, type MonitorCredentials } from '@pgha/keeper';
+import { PghaError } from '@pgha/shared';
+
+let given: { authTokenFile?: string; sslCaFile?: string } = {};
+
+/** Adds `--auth-token-file` and `--ssl-ca-file` to every command of `program` that has `--monitor`, and reads them before its action. */
+export function addCredentialOptions(program: Command): void {
+  const walk = (cmd: Command): void => {
+    if (cmd.options.some((o) => o.long === '--monitor')) {
+      cmd.addOption(new Option('--auth-token-file <file>', "the monitor's operator token (default: $PGHA_AUTH_TOKEN_FILE, or $PGHA_AUTH_TOKEN)"));
+      if (!cmd.options.some((o) => o.long === '--ssl-ca-file')) cmd.addOption(new Option('--ssl-ca-file <file>', "CA certificate that the monitor's HTTPS certificate chains to (default: $PGHA_SSL_CA_FILE)"));
+    }
+    cmd.commands.forEach(walk);
+  };
+  walk(program);
+  program.hook('preAction', (_root, action) => {
+    const o = action.opts<{ authTokenFile?: string; sslCaFile?: string }>();
+    given = { ...(o.authTokenFile ? { authTokenFile: o.authTokenFile } : {}), ...(o.sslCaFile ? { sslCaFile: o.sslCaFile } : {}) };
+  });
+}
+
+/** The CA file given to this command (`--ssl-ca-file` or `$PGHA_SSL_CA_FILE`), if any. */
+export function caFileGiven(): string | undefined {
+  return given.sslCaFile ?? (process.env.PGHA_SSL_CA_FILE || undefined);
+}
+
+/**
+ * Token and CA for this command's monitor client.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` for an unreadable or world-readable token file,
+ *   `PGHA_ERR_TLS` for an unreadable CA file.
+ */
+export function cliCredentials(): MonitorCredentials {
+  const token = operatorToken(given.authTokenFile);
+  const caFile = caFileGiven();
+  let ca: string | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile, 'utf8');
+    } catch (cause) {
+      throw new PghaError('PGHA_ERR_TLS', `CA file ${caFile} cannot be read (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { hint: "pass the monitor's tls/ca.crt with --ssl-ca-file" });
+    }
+  }
+  return { token, ca };
+}

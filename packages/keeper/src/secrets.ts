@@ -1,0 +1,62 @@
+/**
+ * Secret files: the monitor's operator token, TLS keys, pgpass. Written 0600 and read only
+ * when nobody but their owner can read them (as ssh and libpq's pgpass do), so that a token
+ * left world-readable is refused before it is used, not after it leaked.
+ */
+import { chmodSync, closeSync, existsSync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { PghaError } from '@pgha/shared';
+
+/**
+ * Writes `content` to a new secret file, mode 0600 (any file there is replaced).
+ *
+ * @param mode - 0600 by default; 0644 for what is public (a CA certificate).
+ */
+export function writeSecretFile(path: string, content: string, mode = 0o600): void {
+  const fd = openSync(path, 'w', mode);
+  try {
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(path, mode);
+}
+
+/**
+ * Reads a secret file that only its owner may read.
+ *
+ * @param what - what the file holds, for messages ("auth token").
+ * @throws PghaError `PGHA_ERR_CONFIG` naming the file when it is missing, empty, or readable
+ *   by group or others (hint: `chmod 600`).
+ */
+export function readSecretFile(path: string, what: string): string {
+  if (!existsSync(path)) throw new PghaError('PGHA_ERR_CONFIG', `${what} file ${path} not found`, { hint: 'check the path (pgha monitor create writes <pgdata>.pgha/auth-token)' });
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    throw new PghaError('PGHA_ERR_CONFIG', `${what} file ${path} cannot be read (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { hint: 'run as the user that owns it' });
+  }
+  try {
+    const mode = fstatSync(fd).mode & 0o777;
+    if (mode & 0o077) {
+      throw new PghaError('PGHA_ERR_CONFIG', `${what} file ${path} is readable by others (mode ${mode.toString(8).padStart(4, '0')})`, { hint: `restrict it with: chmod 600 ${path}` });
+    }
+    const text = readFileSync(fd, 'utf8').trim();
+    if (!text) throw new PghaError('PGHA_ERR_CONFIG', `${what} file ${path} is empty`, { hint: 'restore it from a backup, or create the monitor again' });
+    return text;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The operator token a command presents to the monitor: from `--auth-token-file`, else
+ * `$PGHA_AUTH_TOKEN_FILE`, else `$PGHA_AUTH_TOKEN`; undefined when none is given.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` for an unreadable token file (see {@link readSecretFile}).
+ */
+export function operatorToken(file: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const path = file ?? env.PGHA_AUTH_TOKEN_FILE;
+  if (path) return readSecretFile(path, 'auth token');
+  return env.PGHA_AUTH_TOKEN?.trim() || undefined;
+}

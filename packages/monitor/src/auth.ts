@@ -1,0 +1,158 @@
+/**
+ * Who may call the monitor's API. Every request but `GET /health` carries
+ * `Authorization: Bearer <token>`:
+ *
+ * - the **operator token** (`<pgdata>.pgha/auth-token`, made by `pgha monitor create`) for
+ *   every route except a keeper's own two: registering nodes, `show`, `perform`, settings…;
+ * - a **node token** (issued at registration, see `RegisterNodeResponse.nodeToken`) for
+ *   `POST /v1/nodes/:nodeId/report` and `GET /v1/nodes/:nodeId/goal` of that node only.
+ *
+ * A request without valid credentials gets 401; valid credentials on a route they do not
+ * open (another node's id, the operator token on a keeper route, a node token on an operator
+ * route) get 403. Each refusal is logged as a security event (`security: true`), and a refusal
+ * that names a known node is also written to the formation's events (at most once per node
+ * and kind every {@link SECURITY_EVENT_INTERVAL_MS}). Tokens are compared by their SHA-256 in
+ * constant time; the monitor keeps no node token, only its hash.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Database } from './store/db.js';
+import { getNode } from './store/monitor-store.js';
+
+/** The event rule of a refused request. */
+export const SECURITY_EVENT_RULE = 'security';
+/** The least time between two security events of one node and kind, in ms. */
+export const SECURITY_EVENT_INTERVAL_MS = 10_000;
+
+/** SHA-256 of a token, hex. */
+export function tokenSha256(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Constant-time equality of two SHA-256 hex digests. */
+function sameDigest(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+}
+
+/** The token of an `Authorization: Bearer <token>` header; undefined when absent or malformed. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/.exec(header ?? '');
+  return m?.[1];
+}
+
+/**
+ * Node tokens by digest, as a cache over `pgha.node_credentials` (one monitor process owns the
+ * table, so what it writes it also caches).
+ */
+export class NodeCredentials {
+  private readonly ownerByDigest = new Map<string, number>();
+  private readonly digestByNode = new Map<number, string>();
+
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** The node whose token has this digest; undefined for none. */
+  async ownerOf(digest: string): Promise<number | undefined> {
+    const cached = this.ownerByDigest.get(digest);
+    if (cached !== undefined) return cached;
+    const row = await this.db.selectFrom('nodeCredentials').select('nodeId').where('tokenSha256', '=', digest).executeTakeFirst();
+    if (row) this.remember(row.nodeId, digest);
+    return row?.nodeId;
+  }
+
+  /** Records a node's new token digest (the caller writes the row in its transaction). */
+  remember(nodeId: number, digest: string): void {
+    const old = this.digestByNode.get(nodeId);
+    if (old !== undefined) this.ownerByDigest.delete(old);
+    this.digestByNode.set(nodeId, digest);
+    this.ownerByDigest.set(digest, nodeId);
+  }
+}
+
+/** What the API's authentication needs. */
+export interface ApiAuth {
+  /** SHA-256 (hex) of the operator token. */
+  operatorTokenSha256: string;
+  nodeCredentials: NodeCredentials;
+}
+
+/** Routes that need no credentials: a liveness check that reveals nothing. */
+const PUBLIC_ROUTES = new Set(['GET /health']);
+/** Routes a node's keeper calls with its node token, for its own `:nodeId`. */
+const NODE_ROUTES = new Set(['POST /v1/nodes/:nodeId/report', 'GET /v1/nodes/:nodeId/goal']);
+
+type Refusal = { status: 401 | 403; message: string; hint: string; nodeId?: number; kind: string };
+
+/**
+ * Installs the `onRequest` hook that enforces the rules above.
+ *
+ * @param log - where refusals are logged (`security: true`, never the token).
+ */
+export function installAuth(app: FastifyInstance, auth: ApiAuth, db: Kysely<Database>, log: Logger): void {
+  const lastEvent = new Map<string, number>();
+
+  const writeSecurityEvent = async (nodeId: number, kind: string, reason: string): Promise<void> => {
+    const key = `${nodeId}:${kind}`;
+    const now = Date.now();
+    if ((lastEvent.get(key) ?? -Infinity) > now - SECURITY_EVENT_INTERVAL_MS) return;
+    lastEvent.set(key, now);
+    if (lastEvent.size > 10_000) lastEvent.clear();
+    const node = await getNode(db, nodeId).catch(() => undefined);
+    if (!node) return;
+    await db
+      .insertInto('events')
+      .values({
+        formationId: node.formationId,
+        groupId: node.groupId,
+        nodeId: node.nodeId,
+        nodeName: node.name,
+        reportedState: node.reportedState,
+        oldGoalState: node.goalState,
+        newGoalState: node.goalState,
+        reportedLsn: node.reportedLsn,
+        rule: SECURITY_EVENT_RULE,
+        reason,
+      })
+      .execute();
+  };
+
+  const judge = async (req: FastifyRequest): Promise<Refusal | undefined> => {
+    const route = `${req.method} ${req.routeOptions.url ?? ''}`;
+    if (PUBLIC_ROUTES.has(route)) return undefined;
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined) {
+      return { status: 401, kind: 'missing', message: 'authentication required: no bearer token', hint: 'pass --auth-token-file FILE or set PGHA_AUTH_TOKEN_FILE (pgha monitor create wrote it)' };
+    }
+    const digest = tokenSha256(token);
+    const isOperator = sameDigest(digest, auth.operatorTokenSha256);
+    if (!NODE_ROUTES.has(route)) {
+      if (isOperator) return undefined;
+      const owner = await auth.nodeCredentials.ownerOf(digest);
+      if (owner !== undefined) return { status: 403, kind: 'node-token-on-operator-route', message: `node ${owner}'s token does not open ${route}`, hint: 'use the operator token (the monitor\'s auth-token file)' };
+      return { status: 401, kind: 'invalid', message: 'invalid credentials', hint: "use the monitor's current auth-token file" };
+    }
+    const nodeId = Number((req.params as { nodeId?: string }).nodeId);
+    const target = Number.isSafeInteger(nodeId) && nodeId > 0 ? nodeId : undefined;
+    const owner = await auth.nodeCredentials.ownerOf(digest);
+    if (owner !== undefined && owner === target) return undefined;
+    if (owner !== undefined) {
+      return { status: 403, kind: 'other-node', ...(target ? { nodeId: target } : {}), message: `refused: node ${owner}'s keeper presented its credentials for node ${target ?? '?'}`, hint: 'a keeper reports only for the node it registered' };
+    }
+    if (isOperator) return { status: 403, kind: 'operator-on-node-route', message: 'the operator token does not report for a node', hint: "a node's keeper uses the token its registration returned" };
+    return { status: 401, kind: 'invalid', ...(target ? { nodeId: target } : {}), message: `invalid credentials for node ${target ?? '?'}: a wrong or replaced token`, hint: 'the node was registered again since (pgha keeper create): restart its keeper with the new keeper.json' };
+  };
+
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    const refusal = await judge(req);
+    if (!refusal) return;
+    log.warn({ security: true, kind: refusal.kind, status: refusal.status, method: req.method, url: req.url.split('?')[0], ip: req.ip, ...(refusal.nodeId ? { nodeId: refusal.nodeId } : {}) }, `security: ${refusal.message}`);
+    if (refusal.nodeId !== undefined) {
+      await writeSecurityEvent(refusal.nodeId, refusal.kind, `security: ${refusal.message} (from ${req.ip})`).catch((err: Error) => log.warn({ err: err.message }, 'could not write a security event'));
+    }
+    if (refusal.status === 401) void reply.header('www-authenticate', 'Bearer realm="pgha"');
+    return reply.code(refusal.status).send({ code: refusal.status === 401 ? 'PGHA_ERR_UNAUTHENTICATED' : 'PGHA_ERR_FORBIDDEN', message: refusal.message, hint: refusal.hint });
+  });
+}
