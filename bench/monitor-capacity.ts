@@ -258,7 +258,12 @@ function listeningPorts(): Set<number> {
 // ---------------------------------------------------------------- the monitor
 
 interface Monitor {
+  /** `https://…`: the benchmark measures the monitor as it is created by default (TLS, tokens). */
   url: string;
+  /** The operator token. */
+  token: string;
+  /** The monitor's CA certificate (PEM). */
+  ca: string;
   dir: string;
   pgdata: string;
   child: ChildProcess;
@@ -282,19 +287,23 @@ async function startMonitor(): Promise<Monitor> {
   const child = spawn(process.execPath, [...nodeArgs, PGHA_BIN, 'monitor', 'run', '--pgdata', pgdata], { stdio: ['ignore', fd, fd], env: { ...process.env, PGHA_LOG_LEVEL: 'info' } });
   closeSync(fd);
   children.add(child);
-  const url = `http://127.0.0.1:${httpPort}`;
+  const url = `https://127.0.0.1:${httpPort}`;
+  const ca = readFileSync(`${pgdata}.pgha/tls/ca.crt`, 'utf8');
+  const token = readFileSync(`${pgdata}.pgha/auth-token`, 'utf8').trim();
+  const health = new Pool(url, { connect: { ca } });
   const until = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`pgha monitor run exited (${child.exitCode}); see ${logFile}:\n${tail(logFile)}`);
     try {
-      if ((await fetch(`${url}/health`)).ok) break;
+      if ((await health.request({ method: 'GET', path: '/health' })).statusCode === 200) break;
     } catch {
       /* not yet */
     }
     if (Date.now() > until) throw new Error(`the monitor did not answer at ${url} within 60 s; see ${logFile}`);
     await sleep(200);
   }
-  return { url, dir, pgdata, child, logFile };
+  await health.close();
+  return { url, token, ca, dir, pgdata, child, logFile };
 }
 
 function tail(file: string, lines = 15): string {
@@ -323,6 +332,8 @@ interface SimNode {
   port: number;
   group: SimGroup;
   nodeId: number;
+  /** The node token its registration returned. */
+  token: string;
   /** The goal the monitor last answered; reported as the node's state at the next report. */
   goal: string;
   /** What the node reported last. */
@@ -382,7 +393,7 @@ async function sendReport(pool: Pool, n: SimNode, rec: Recorder): Promise<void> 
   const t0 = performance.now();
   n.inFlight = true;
   try {
-    const res = await pool.request({ method: 'POST', path: `/v1/nodes/${n.nodeId}/report`, headers: { 'content-type': 'application/json' }, body, headersTimeout: 10_000, bodyTimeout: 10_000 });
+    const res = await pool.request({ method: 'POST', path: `/v1/nodes/${n.nodeId}/report`, headers: { 'content-type': 'application/json', authorization: `Bearer ${n.token}` }, body, headersTimeout: 10_000, bodyTimeout: 10_000 });
     const text = await res.body.text();
     const ms = performance.now() - t0;
     if (res.statusCode >= 200 && res.statusCode < 300) {
@@ -445,8 +456,8 @@ function startReporting(pool: Pool, nodes: SimNode[], rec: Recorder): () => void
 }
 
 /** POST with JSON; throws on a non-2xx answer. */
-async function postJson(pool: Pool, path: string, body: unknown): Promise<{ status: number; json: any }> {
-  const res = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), headersTimeout: 30_000, bodyTimeout: 30_000 });
+async function postJson(pool: Pool, token: string, path: string, body: unknown): Promise<{ status: number; json: any }> {
+  const res = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body), headersTimeout: 30_000, bodyTimeout: 30_000 });
   const text = await res.body.text();
   if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`POST ${path} answered ${res.statusCode}: ${text}`);
   return { status: res.statusCode, json: JSON.parse(text) };
@@ -499,7 +510,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
   console.log(`\n== ${size} nodes in ${formations} formations of 3 ==`);
   const monitor = await startMonitor();
   const connections = opts.connections ?? Math.min(256, Math.max(16, Math.ceil(size / 10)));
-  const pool = new Pool(monitor.url, { connections, pipelining: 1, keepAliveTimeout: 60_000, connectTimeout: 10_000 });
+  const pool = new Pool(monitor.url, { connect: { ca: monitor.ca }, connections, pipelining: 1, keepAliveTimeout: 60_000, connectTimeout: 10_000 });
   try {
     // Fake node ports: distinct, and nothing listens there.
     const taken = listeningPorts();
@@ -511,7 +522,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
     for (let f = 0; f < formations; f++) {
       const group: SimGroup = { formation: `bench_${f + 1}`, wal: 0x3000060n, nodes: [] };
       for (let j = 0; j < 3 && nodes.length < size; j++) {
-        const n: SimNode = { index: nodes.length, name: `node${j + 1}`, port: ports[nodes.length]!, group, nodeId: 0, goal: 'init', reported: 'init', syncNames: '', inFlight: false };
+        const n: SimNode = { index: nodes.length, name: `node${j + 1}`, port: ports[nodes.length]!, group, nodeId: 0, token: '', goal: 'init', reported: 'init', syncNames: '', inFlight: false };
         group.nodes.push(n);
         nodes.push(n);
       }
@@ -520,10 +531,11 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
 
     const t0 = performance.now();
     await mapLimit(groups, 16, async (g) => {
-      await postJson(pool, '/v1/formations', { formation: g.formation });
+      await postJson(pool, monitor.token, '/v1/formations', { formation: g.formation });
       for (const n of g.nodes) {
-        const { json } = await postJson(pool, `/v1/formations/${g.formation}/nodes`, { name: n.name, host: '127.0.0.1', port: n.port, candidatePriority: 50, replicationQuorum: true });
+        const { json } = await postJson(pool, monitor.token, `/v1/formations/${g.formation}/nodes`, { name: n.name, host: '127.0.0.1', port: n.port, candidatePriority: 50, replicationQuorum: true });
         n.nodeId = json.nodeId;
+        n.token = json.nodeToken;
         n.goal = json.goalState;
       }
     });

@@ -85,8 +85,11 @@ export class PghaSystem implements HaSystem {
 
   constructor(private readonly dir: string) {}
 
+  /** The monitor's operator token file and CA (pgha's defaults: HTTPS, tokens), for every pgha command. */
+  private credentialsEnv: Record<string, string> = {};
+
   private pgha(args: string[]): Promise<string> {
-    return run(process.execPath, [PGHA_BIN, ...args]);
+    return run(process.execPath, [PGHA_BIN, ...args], { env: this.credentialsEnv });
   }
 
   async setup(): Promise<void> {
@@ -95,8 +98,9 @@ export class PghaSystem implements HaSystem {
     const monitorPgdata = join(this.dir, 'monitor', 'pgdata');
     await this.pgha(['monitor', 'create', '--pgdata', monitorPgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`]);
     this.monitorProc = spawnLogged(process.execPath, [PGHA_BIN, 'monitor', 'run', '--pgdata', monitorPgdata], join(this.dir, 'monitor.log'));
-    this.monitorUrl = `http://127.0.0.1:${httpPort}`;
-    await waitFor('the pgha monitor', async () => (await fetch(`${this.monitorUrl}/health`)).ok, 60_000, 100);
+    this.monitorUrl = `https://127.0.0.1:${httpPort}`;
+    this.credentialsEnv = { PGHA_AUTH_TOKEN_FILE: `${monitorPgdata}.pgha/auth-token`, PGHA_SSL_CA_FILE: `${monitorPgdata}.pgha/tls/ca.crt` };
+    await waitFor('the pgha monitor', async () => (await this.client().formationState('default')) !== undefined, 60_000, 100);
     for (const [i, port] of [p1!, p2!].entries()) {
       const node = { name: `node${i + 1}`, port, pgdata: join(this.dir, `node${i + 1}`, 'pgdata') };
       await this.pgha(['keeper', 'create', 'postgres', '--monitor', this.monitorUrl, '--pgdata', node.pgdata, '--pg-port', String(port), '--name', node.name, '--hostname', '127.0.0.1', '--auth', 'trust']);
@@ -106,8 +110,12 @@ export class PghaSystem implements HaSystem {
     this.hosts = this.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }));
   }
 
+  private client(): MonitorClient {
+    return new MonitorClient(this.monitorUrl, { token: readFileSync(this.credentialsEnv.PGHA_AUTH_TOKEN_FILE!, 'utf8').trim(), ca: readFileSync(this.credentialsEnv.PGHA_SSL_CA_FILE!, 'utf8') });
+  }
+
   async status(): Promise<NodeStatus[]> {
-    const client = new MonitorClient(this.monitorUrl);
+    const client = this.client();
     try {
       return (await client.formationState('default')).map((r) => ({ name: r.name, reported: r.reported_state, goal: r.goal_state }));
     } finally {
