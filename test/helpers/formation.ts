@@ -44,8 +44,8 @@ export async function startLocalFormation(nodes: number): Promise<LocalFormation
     return existsSync(upFile) ? (JSON.parse(readFileSync(upFile, 'utf8')) as UpFile) : undefined;
   }, { timeoutMs: 180_000 });
   registerMonitor({ url: up.monitor.url, authTokenFile: up.authTokenFile!, caFile: up.caFile });
-  // node-postgres reads the postgres role's password from the pgpass file pgha up wrote.
-  process.env.PGPASSFILE = up.pgpassFile;
+  // Clients of this test connect as postgres with the password pgha up put in its pgpass file.
+  process.env.PGPASSWORD = readFileSync(up.pgpassFile!, 'utf8').trim().split(':').slice(4).join(':');
   await waitFor('one primary and the rest secondary', async () => isPrimaryAndSecondaries(await showState(up.monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
   return { dir, up, pid: proc.pid! };
 }

@@ -6,7 +6,9 @@
  */
 import type { Logger } from 'pino';
 import {
+  AuthError,
   DEFAULT_FORMATION_SETTINGS,
+  PghaError,
   WRITABLE_STATES,
   keeperSettingsOf,
   ZERO_LSN,
@@ -188,6 +190,10 @@ export class Keeper {
     try {
       goal = await this.report();
     } catch (err) {
+      if (err instanceof AuthError || (err instanceof PghaError && err.code === 'PGHA_ERR_TLS')) {
+        // Not a network blip: this keeper's credentials or the monitor's certificate are wrong.
+        return this.outcome(`the monitor refuses this keeper: ${err.toUserLine()} (if the node was registered again, restart this keeper: it reads the new token from keeper.json)`, { failed: true, level: 'error' });
+      }
       return this.outcome(`monitor unreachable: ${(err as Error).message}`, { failed: true, level: 'warn' });
     }
     if (this.node.fencedSinceMs !== undefined) {
