@@ -25,9 +25,10 @@ afterAll(async () => {
   await endAllProcesses();
 });
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: { message?: string; field?: string; code?: string } }> {
+async function api(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: { message?: string; field?: string; code?: string } }> {
   const res = await monitorFetch(`${monitorUrl}${path}`, {
     method,
+    ...(token === undefined ? {} : { token }),
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
@@ -118,17 +119,21 @@ describe('the monitor API with bad input', () => {
     expect(extra.body.message).toMatch(/unknown field.*superuser/);
     const notJson = await api('POST', '/v1/formations/default/nodes', '{"name": ');
     expect(notJson.status).toBe(400);
-    const badLsn = await api('POST', '/v1/nodes/1/report', { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: 'nope', timeline: 1, upstreamStreaming: false });
+    // A registered node (no keeper behind it) reporting a bad LSN with its own token.
+    const registered = (await api('POST', '/v1/formations/default/nodes', { name: 'apionly', host: '127.0.0.1', port: 1 })).body as { nodeId: number; nodeToken: string };
+    const badLsn = await api('POST', `/v1/nodes/${registered.nodeId}/report`, { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: 'nope', timeline: 1, upstreamStreaming: false }, registered.nodeToken);
     expect(badLsn.status).toBe(400);
     expect(badLsn.body.field).toBe('body.lsn');
-    expect((await api('GET', '/v1/formations/default/state')).body).toEqual(before);
+    const after = (await api('GET', '/v1/formations/default/state')).body as unknown as { name: string }[];
+    expect(after.filter((r) => r.name !== 'apionly')).toEqual(before);
   });
 
-  it('answers 404 for an unknown node id and an unknown formation', async () => {
-    const report = await api('POST', '/v1/nodes/999999/report', { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: '0/0', timeline: 1, upstreamStreaming: false });
-    expect(report.status).toBe(404);
-    expect(report.body.message).toBe('node 999999 does not exist');
-    expect((await api('GET', '/v1/nodes/999999/goal')).status).toBe(404);
+  it('answers 404 for an unknown formation, and 403 for a report to an unknown node id (no token opens it)', async () => {
+    const registered = (await api('POST', '/v1/formations/default/nodes', { name: 'apionly2', host: '127.0.0.1', port: 2 })).body as { nodeId: number; nodeToken: string };
+    const report = await api('POST', '/v1/nodes/999999/report', { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: '0/0', timeline: 1, upstreamStreaming: false }, registered.nodeToken);
+    expect(report.status).toBe(403);
+    expect(report.body.code).toBe('PGHA_ERR_FORBIDDEN');
+    expect((await api('GET', '/v1/nodes/999999/goal', undefined, registered.nodeToken)).status).toBe(403);
     expect((await api('GET', '/v1/formations/nosuch/state')).status).toBe(404);
   });
 
