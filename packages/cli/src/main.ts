@@ -115,6 +115,7 @@ export function buildProgram(): Command {
       const signal = stopSignal();
       const log = createLogger('keeper');
       if (!o.ssl) log.warn('TLS is OFF for Postgres (--no-ssl): replication and passwords cross the network in clear text; use this for tests only');
+      if (o.auth === 'trust') log.warn('--auth trust: clients on the formation hosts connect over TCP without a password; use this for tests only');
       await createNode({
         monitorUrl: monitorUrl(o.monitor),
         pgdata: o.pgdata,
