@@ -2,37 +2,25 @@
  * The monitor's store on a real Postgres: migrations up from empty, down, up again; a node
  * registered through the driver gets its goal and an event row in the same transaction.
  */
-import { join } from 'node:path';
-import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Migrator, NO_MIGRATIONS, type Kysely } from 'kysely';
-import { ensureOwnedDir, initdb, pgCtlStart, pgCtlStop, socketDirFor, writePghaConf } from '@pgha/keeper';
 import { MIGRATIONS, migrationProvider } from '@pgha/migrations';
-import { GroupDriver, createFormation, getNode, insertNode, listEvents, migrateToLatest, openStore, type Database } from '@pgha/monitor';
+import { GroupDriver, createFormation, getNode, insertNode, listEvents, migrateToLatest, type Database } from '@pgha/monitor';
 import type { NodeReport } from '@pgha/shared';
-import { endAllProcesses, makeTestDir, trackPgdata } from './helpers/processes.js';
+import { endAllProcesses } from './helpers/processes.js';
+import { startStore, type TestStore } from './helpers/store.js';
 
-let pgdata: string;
+let store: TestStore | undefined;
 let db: Kysely<Database>;
 
 beforeAll(async () => {
-  pgdata = join(makeTestDir(), 'store', 'pgdata');
-  trackPgdata(pgdata);
-  ensureOwnedDir(pgdata);
-  await initdb(pgdata);
-  const port = await getPort({ host: '127.0.0.1' });
-  ensureOwnedDir(socketDirFor(pgdata));
-  writePghaConf(pgdata, { role: 'monitor', listenAddresses: '', port, socketDir: socketDirFor(pgdata), synchronousStandbyNames: '' });
-  const logDir = join(makeTestDir(), 'log');
-  ensureOwnedDir(logDir);
-  await pgCtlStart(pgdata, join(logDir, 'postgres.log'));
-  db = openStore({ host: socketDirFor(pgdata), port });
+  store = await startStore();
+  db = store.db;
 }, 120_000);
 
 afterAll(async () => {
-  await db?.destroy();
-  if (pgdata) await pgCtlStop(pgdata).catch(() => undefined);
+  await store?.stop();
   await endAllProcesses();
 });
 

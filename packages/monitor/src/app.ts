@@ -5,7 +5,7 @@
  * stack trace. Every request but `GET /health` needs credentials (`auth.ts`): 401, 403.
  * With `https` (PEM key and certificate) it serves TLS only.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { PghaError, ValidationError, type ErrorCode } from '@pgha/shared';
@@ -51,6 +51,28 @@ function isStoreDown(err: unknown): boolean {
 /** Body size limit of every route, in bytes. */
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
+/**
+ * The answer to a request Fastify itself refused before a route ran (a 4xx with a
+ * `statusCode`: malformed JSON, unsupported content type, body over {@link BODY_LIMIT_BYTES},
+ * a URL that does not decode, a path parameter over the router's length limit), in the shape
+ * of every other error: `{code, message}` with a catalogued code. Fastify's own code
+ * (`FST_ERR_…`) is not one, and its message for a body too large did not name the limit.
+ */
+function frameworkRefusal(err: Error & { statusCode?: number }): { status: number; body: { code: ErrorCode; message: string; hint?: string } } {
+  const status = err.statusCode!;
+  if (status === 413) {
+    return {
+      status,
+      body: {
+        code: 'PGHA_ERR_VALIDATION',
+        message: `request body is larger than the limit of ${BODY_LIMIT_BYTES} bytes (${BODY_LIMIT_BYTES / 1024} KiB)`,
+        hint: 'no request of the API needs a bigger body: check what is sent',
+      },
+    };
+  }
+  return { status, body: { code: 'PGHA_ERR_VALIDATION', message: err.message } };
+}
+
 /** Builds the API. */
 export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): FastifyInstance {
   const app: FastifyInstance = Fastify({
@@ -58,6 +80,12 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
     bodyLimit: BODY_LIMIT_BYTES,
     disableRequestLogging: true,
     ...(https ? { https } : {}),
+    // The router's refusals (a URL that does not decode, a parameter too long) skip the error
+    // handler: answer them in the same shape.
+    frameworkErrors: (err: Error & { statusCode?: number }, _req: unknown, reply: FastifyReply) => {
+      const { status, body } = frameworkRefusal(err);
+      void reply.code(status).send(body);
+    },
   }) as unknown as FastifyInstance;
   installAuth(app, deps.auth, deps.db, deps.log.child({ component: 'auth' }));
 
@@ -70,7 +98,8 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
     }
     const fastifyStatus = (err as { statusCode?: number }).statusCode;
     if (fastifyStatus && fastifyStatus >= 400 && fastifyStatus < 500) {
-      return reply.code(fastifyStatus).send({ code: 'PGHA_ERR_VALIDATION', message: err.message });
+      const { status, body } = frameworkRefusal(err);
+      return reply.code(status).send(body);
     }
     if (isStoreDown(err)) {
       req.log.warn({ err: err.message }, 'store unavailable');

@@ -18,6 +18,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { parseNodeIdText } from '@pgha/shared';
 import type { Database } from './store/db.js';
 import { getNode } from './store/monitor-store.js';
 
@@ -120,7 +121,8 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, db: Kysely<Data
   };
 
   const judge = async (req: FastifyRequest): Promise<Refusal | undefined> => {
-    const route = `${req.method} ${req.routeOptions.url ?? ''}`;
+    // HEAD is answered by the GET route of the same path.
+    const route = `${req.method === 'HEAD' ? 'GET' : req.method} ${req.routeOptions.url ?? ''}`;
     if (PUBLIC_ROUTES.has(route)) return undefined;
     const token = bearerToken(req.headers.authorization);
     if (token === undefined) {
@@ -134,8 +136,7 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, db: Kysely<Data
       if (owner !== undefined) return { status: 403, kind: 'node-token-on-operator-route', message: `node ${owner}'s token does not open ${route}`, hint: 'use the operator token (the monitor\'s auth-token file)' };
       return { status: 401, kind: 'invalid', message: 'invalid credentials', hint: "use the monitor's current auth-token file" };
     }
-    const nodeId = Number((req.params as { nodeId?: string }).nodeId);
-    const target = Number.isSafeInteger(nodeId) && nodeId > 0 ? nodeId : undefined;
+    const target = parseNodeIdText((req.params as { nodeId?: string }).nodeId);
     const owner = await auth.nodeCredentials.ownerOf(digest);
     if (owner !== undefined && owner === target) return undefined;
     if (owner !== undefined) {

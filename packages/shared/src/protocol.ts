@@ -24,6 +24,38 @@ export const HostName = z
   .max(253)
   .regex(/^[A-Za-z0-9_.:-]+$/, 'must be a host name or an IP address');
 
+/** A NUL character, or a UTF-16 surrogate without its pair. */
+const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Free text of at most `maxChars` characters that Postgres can store: no NUL character and no
+ * unpaired surrogate. Postgres `text` holds neither (a NUL, or a lone `\ud800` in the JSON the
+ * monitor writes reports with, fails the statement), so a keeper's report carrying one was
+ * answered 500 instead of 400.
+ */
+export function FreeText(maxChars: number) {
+  return z
+    .string()
+    .max(maxChars)
+    .refine((s) => !UNSTORABLE_TEXT.test(s), 'must not contain NUL characters or unpaired UTF-16 surrogates');
+}
+
+/**
+ * A node id as a URL path segment: plain decimal, 1 to 2^31 - 1 (`0x1`, `1e0`, ` 1` and `01`
+ * are refused, so that the credentials check and the route read the same id).
+ */
+export const NodeIdText = z
+  .string()
+  .regex(/^[1-9][0-9]{0,9}$/, 'must be a node id: a positive decimal integer')
+  .transform(Number)
+  .refine((n) => n <= 2 ** 31 - 1, 'must be at most 2147483647');
+
+/** The node id of a path segment, as {@link NodeIdText} reads it; undefined when it is not one. */
+export function parseNodeIdText(text: unknown): number | undefined {
+  const r = NodeIdText.safeParse(text);
+  return r.success ? r.data : undefined;
+}
+
 /** A TCP port. */
 export const Port = z.number().int().min(1).max(65535);
 
@@ -79,18 +111,22 @@ export const NodeReport = z
     pgIsRunning: z.boolean(),
     isInRecovery: z.boolean().nullable(),
     lsn: LsnText,
-    timeline: z.number().int().min(0).max(2 ** 31),
+    /**
+     * The timeline (TLI). At most 2^31 - 1: the store keeps it as an `integer`, and 2^31 made
+     * the report's statement fail (answered 500 instead of 400).
+     */
+    timeline: z.number().int().min(0).max(2 ** 31 - 1),
     upstreamStreaming: z.boolean(),
     /** Name of the transition under way, if a long one (base backup) is running. */
-    transitionInProgress: z.string().max(100).nullable().default(null),
+    transitionInProgress: FreeText(100).nullable().default(null),
     /** On a primary: the `synchronous_standby_names` Postgres runs with. */
-    synchronousStandbyNames: z.string().max(4096).nullable().default(null),
+    synchronousStandbyNames: FreeText(4096).nullable().default(null),
     /**
      * What keeps the node from its goal, as the keeper sees it locally, in one sentence for the
      * operator (e.g. the data directory's file system is full); null when nothing is wrong.
      * Shown by `pgha show state`; each change is an event.
      */
-    problem: z.string().max(500).nullable().default(null),
+    problem: FreeText(500).nullable().default(null),
   })
   .strict();
 export type NodeReport = z.input<typeof NodeReport>;

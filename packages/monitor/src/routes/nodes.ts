@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { FormationName, NodeReport, NodeStateSchema, RegisterNodeRequest, type RegisterNodeResponse } from '@pgha/shared';
+import { FormationName, NodeIdText, NodeReport, NodeStateSchema, RegisterNodeRequest, type RegisterNodeResponse } from '@pgha/shared';
 import type { AppDeps } from '../app.js';
 import { tokenSha256 } from '../auth.js';
 import { issueServerCertificate } from '../tls/certificates.js';
@@ -19,7 +19,7 @@ import { generateSecret, getFormation, getNode, insertNode, removeNode } from '.
 import { goalView, nodeGoal } from './views.js';
 import { validate } from './validate.js';
 
-const NodeIdParams = z.object({ nodeId: z.coerce.number().int().positive().max(2 ** 31 - 1) });
+const NodeIdParams = z.object({ nodeId: NodeIdText });
 const FormationParams = z.object({ formation: FormationName });
 const GoalQuery = z
   .object({ known: NodeStateSchema.optional(), wait_ms: z.coerce.number().int().min(0).max(30_000).default(0) })
