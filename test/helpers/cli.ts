@@ -16,3 +16,18 @@ export async function runPghaOk(args: string[], env: Record<string, string> = {}
   expect(r.exitCode, `pgha ${args.join(' ')}: ${r.stderr}`).toBe(0);
   return r.stdout;
 }
+
+/**
+ * A usage error of `pgha <path>`: exit code 2, exactly one `pgha: error:` line matching
+ * `pattern`, right after it the usage line of that command (`usage: pgha <path> …`), and no
+ * stack trace.
+ */
+export function expectUsageError(r: { exitCode: number; stderr: string }, path: string, pattern: RegExp): void {
+  expectOneLineError(r, pattern);
+  expect(r.exitCode, r.stderr).toBe(2);
+  const lines = r.stderr.trim().split('\n');
+  const at = lines.findIndex((l) => l.startsWith('pgha: error:'));
+  const usage = `usage: ${['pgha', path].filter(Boolean).join(' ')}`;
+  expect(lines[at + 1] === usage || lines[at + 1]?.startsWith(`${usage} `), r.stderr).toBe(true);
+  expect(lines, r.stderr).toHaveLength(at + 2);
+}

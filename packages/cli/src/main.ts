@@ -2,10 +2,10 @@
  * The `pgha` command line. Every client command takes `--monitor URL` or reads
  * `PGHA_MONITOR`; every error is one line on stderr and a non-zero exit.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { Keeper, createNode, loadKeeperConfig } from '@pgha/keeper';
 import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
-import { reportError } from './errors.js';
+import { USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
 import { createLogger } from './logger.js';
 import { registerSettingsCommands } from './settings.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
@@ -54,7 +54,6 @@ const formationOption = () => new Option('--formation <name>', 'formation').defa
 export function buildProgram(): Command {
   const program = new Command('pgha')
     .description('PostgreSQL high availability: a monitor, keepers, and automatic failover')
-    .showHelpAfterError()
     .exitOverride();
 
   const monitor = program.command('monitor').description('the monitor: decides what each node must be');
@@ -86,7 +85,7 @@ export function buildProgram(): Command {
   keeper
     .command('create')
     .description('register a node and initialise it')
-    .argument('<kind>', 'what to create: postgres')
+    .addArgument(new Argument('<kind>', 'what to create').choices(['postgres']))
     .requiredOption('--pgdata <dir>', 'data directory of the node')
     .requiredOption('--pg-port <port>', 'port of the node', intArg(1, 65535))
     .requiredOption('--name <name>', 'node name, unique in the formation')
@@ -97,7 +96,6 @@ export function buildProgram(): Command {
     .option('--replication-quorum <bool>', 'counts toward synchronous replication', boolArg, true)
     .addOption(new Option('--auth <method>', 'client authentication method in pg_hba.conf').choices(['scram-sha-256', 'trust', 'md5']).default('scram-sha-256'))
     .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5' }) => {
-      if (kind !== 'postgres') throw new ValidationError(`unknown node kind "${kind}"`, { hint: 'use: pgha keeper create postgres …' });
       const signal = stopSignal();
       await createNode({
         monitorUrl: monitorUrl(o.monitor),
@@ -218,17 +216,26 @@ export function buildProgram(): Command {
     });
   // ---- end of operator commands ----
 
+  configureUsageErrors(program);
   return program;
+}
+
+/**
+ * Runs the CLI on `argv` (`process.argv`'s shape: node, script, arguments…) and returns its
+ * exit code: 0, 1 for a failure, 2 for a usage error or other bad input. `program` defaults to
+ * {@link buildProgram}'s (tests pass one whose actions are stubbed).
+ */
+export async function run(argv: string[], program: Command = buildProgram()): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
+    return reportError(err);
+  }
 }
 
 /** Runs the CLI and exits with its status. */
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv);
-    process.exit(0);
-  } catch (err) {
-    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-    process.exit(reportError(err));
-  }
+  process.exit(await run(argv));
 }
