@@ -9,7 +9,7 @@ import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endAllProcesses, runPgha } from './helpers/processes.js';
 import { startMonitor } from './helpers/cluster.js';
-import { expectOneLineError, expectUsageError } from './helpers/cli.js';
+import { expectOneLineError, expectUsageError, runPghaOk, runPghaOnTerminal } from './helpers/cli.js';
 
 let dir: string;
 let monitorUrl: string;
@@ -80,6 +80,30 @@ describe('keeper create with bad input', () => {
     const r = await runPgha(['keeper', 'create', 'postgres', '--pgdata', join(dir, 'x')]);
     expectUsageError(r, 'keeper create', /required option '--pg-port <port>' not specified/);
     expect(existsSync(join(dir, 'x'))).toBe(false);
+  });
+});
+
+describe('drop formation without confirmation', () => {
+  it('drops nothing without --yes, nor on a terminal until the name is typed back', async () => {
+    const monitor = ['--monitor', monitorUrl];
+    const exists = async (): Promise<boolean> => (await runPgha(['show', 'settings', '--formation', 'scratch', ...monitor])).exitCode === 0;
+    await runPghaOk(['create', 'formation', 'scratch', ...monitor]);
+
+    const noYes = await runPgha(['drop', 'formation', 'scratch', ...monitor]);
+    expectOneLineError(noYes, /^pgha: error: dropping formation "scratch" cannot be undone; add --yes to confirm: pgha drop formation scratch --yes$/);
+    expect(noYes.exitCode).toBe(2);
+    expect(await exists()).toBe(true);
+
+    const wrong = await runPghaOnTerminal(['drop', 'formation', 'scratch', ...monitor], 'scrat\n');
+    expect(wrong.output).toMatch(/Type "scratch" to go on: /);
+    expect(wrong.output).toMatch(/pgha: error: dropping formation "scratch": not confirmed \("scrat" is not "scratch"\); nothing was changed/);
+    expect(wrong.exitCode).toBe(2);
+    expect(await exists()).toBe(true);
+
+    const typed = await runPghaOnTerminal(['drop', 'formation', 'scratch', ...monitor], 'scratch\n');
+    expect(typed.output).toMatch(/formation "scratch" dropped/);
+    expect(typed.exitCode).toBe(0);
+    expect(await exists()).toBe(false);
   });
 });
 

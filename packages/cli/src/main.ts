@@ -6,6 +6,7 @@ import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 
 import { Keeper, createNode, loadKeeperConfig } from '@pgha/keeper';
 import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
 import { USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
+import { confirmDestructive } from './confirm.js';
 import { createLogger } from './logger.js';
 import { registerSettingsCommands } from './settings.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
@@ -204,14 +205,16 @@ export function buildProgram(): Command {
     .command('node')
     .description('remove a node from its formation (its keeper stops Postgres)')
     .requiredOption('--name <name>', 'node name')
-    .option('--destroy', 'also remove the data directory (needs --yes)')
+    .option('--destroy', 'also remove the data directory (needs --yes, or the node name typed on a terminal)')
     .option('--yes', 'confirm a destructive command')
     .addOption(monitorOption())
     .addOption(formationOption())
     .addOption(waitOption())
     .option('--json', 'print JSON')
     .action(async (o: WaitFlags & { name: string; destroy?: boolean; yes?: boolean }) => {
-      if (o.destroy && !o.yes) throw new ValidationError(`dropping node "${o.name}" with --destroy removes its data directory`, { hint: 'add --yes to confirm' });
+      if (o.destroy) {
+        await confirmDestructive({ yes: o.yes, action: `dropping node "${o.name}" with --destroy`, consequence: 'removes its data directory', name: o.name, withYes: `pgha drop node --name ${o.name} --destroy --yes` });
+      }
       await dropNode(waitOpts(o), o.name, !!o.destroy);
     });
   // ---- end of operator commands ----
