@@ -1,7 +1,8 @@
 /** The monitor's configuration file, `<pgdata>.pgha/monitor.json`. */
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { pghaDirFor, readJsonFile } from '@pgha/keeper';
+import { RECOVERY_DOC, pghaDirFor, readJsonFile } from '@pgha/keeper';
 
 /** Schema of `monitor.json`. */
 export const MonitorConfigSchema = z.object({
@@ -20,9 +21,19 @@ export function monitorPaths(pgdata: string): { dir: string; config: string; log
   return { dir, config: join(dir, 'monitor.json'), logDir: join(dir, 'log') };
 }
 
-/** Loads `monitor.json`. @throws PghaError `PGHA_ERR_CONFIG`. */
+/**
+ * Loads `monitor.json`.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` when it is missing (the hint says to create the monitor,
+ *   or, when `pgdata` already holds its cluster, to write the file back) or damaged (see
+ *   `readJsonFile`).
+ */
 export function loadMonitorConfig(pgdata: string): MonitorConfig {
-  return readJsonFile(monitorPaths(pgdata).config, MonitorConfigSchema, 'monitor configuration', `create the monitor first with: pgha monitor create --pgdata ${pgdata}`);
+  const writeBack = `write it back as {"version":1,"pgdata":"${resolve(pgdata)}","pgPort":<port of its Postgres>,"listen":"<HOST:PORT of the API>"}, ${RECOVERY_DOC}`;
+  return readJsonFile(monitorPaths(pgdata).config, MonitorConfigSchema, 'monitor configuration', {
+    missing: existsSync(join(pgdata, 'PG_VERSION')) ? `${pgdata} holds the monitor's Postgres already: ${writeBack}` : `create the monitor first with: pgha monitor create --pgdata ${pgdata}`,
+    damaged: writeBack,
+  });
 }
 
 /** Splits `HOST:PORT` (IPv6 in brackets). @throws Error on a malformed address. */
