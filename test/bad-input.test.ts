@@ -1,22 +1,26 @@
 /**
  * Bad input, each answered by a one-line error naming the problem and the fix, a non-zero
- * exit (or a 4xx), and nothing damaged: a monitor on real Postgres, no nodes behind it.
+ * exit (or a 4xx), and nothing damaged: a monitor on real Postgres, and one node (in its own
+ * formation) whose pgha files get damaged.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endAllProcesses, runPgha } from './helpers/processes.js';
-import { startMonitor } from './helpers/cluster.js';
-import { expectOneLineError } from './helpers/cli.js';
+import { endAllProcesses, killPid, postmasterPidOf, runPgha, startPgha } from './helpers/processes.js';
+import { queryNode } from './helpers/formation.js';
+import { waitFor } from './helpers/wait-for.js';
+import { addNode, startMonitor, type TestMonitor } from './helpers/cluster.js';
 import { monitorFetch } from './helpers/monitor-access.js';
+import { expectOneLineError, expectUsageError, runPghaOk, runPghaOnTerminal } from './helpers/cli.js';
 
 let dir: string;
 let monitorUrl: string;
+let monitor: TestMonitor;
 
 beforeAll(async () => {
-  const monitor = await startMonitor();
+  monitor = await startMonitor();
   dir = monitor.dir;
   monitorUrl = monitor.url;
 }, 120_000);
@@ -80,9 +84,32 @@ describe('keeper create with bad input', () => {
 
   it('prints the usage line for a missing argument', async () => {
     const r = await runPgha(['keeper', 'create', 'postgres', '--pgdata', join(dir, 'x')]);
-    expect(r.exitCode).not.toBe(0);
-    expect(r.stderr).toMatch(/required option '--pg-port <port>' not specified/);
-    expect(r.stderr).toMatch(/Usage: pgha keeper create/);
+    expectUsageError(r, 'keeper create', /required option '--pg-port <port>' not specified/);
+    expect(existsSync(join(dir, 'x'))).toBe(false);
+  });
+});
+
+describe('drop formation without confirmation', () => {
+  it('drops nothing without --yes, nor on a terminal until the name is typed back', async () => {
+    const monitor = ['--monitor', monitorUrl];
+    const exists = async (): Promise<boolean> => (await runPgha(['show', 'settings', '--formation', 'scratch', ...monitor])).exitCode === 0;
+    await runPghaOk(['create', 'formation', 'scratch', ...monitor]);
+
+    const noYes = await runPgha(['drop', 'formation', 'scratch', ...monitor]);
+    expectOneLineError(noYes, /^pgha: error: dropping formation "scratch" cannot be undone; add --yes to confirm: pgha drop formation scratch --yes$/);
+    expect(noYes.exitCode).toBe(2);
+    expect(await exists()).toBe(true);
+
+    const wrong = await runPghaOnTerminal(['drop', 'formation', 'scratch', ...monitor], 'scrat\n');
+    expect(wrong.output).toMatch(/Type "scratch" to go on: /);
+    expect(wrong.output).toMatch(/pgha: error: dropping formation "scratch": not confirmed \("scrat" is not "scratch"\); nothing was changed/);
+    expect(wrong.exitCode).toBe(2);
+    expect(await exists()).toBe(true);
+
+    const typed = await runPghaOnTerminal(['drop', 'formation', 'scratch', ...monitor], 'scratch\n');
+    expect(typed.output).toMatch(/formation "scratch" dropped/);
+    expect(typed.exitCode).toBe(0);
+    expect(await exists()).toBe(false);
   });
 });
 
@@ -101,6 +128,101 @@ describe('keeper run with corrupt files', () => {
     const invalid = await runPgha(['keeper', 'run', '--pgdata', pgdata]);
     expectOneLineError(invalid, /keeper configuration at .*keeper\.json is invalid: nodeId/);
     expect(existsSync(join(pgdata, 'PG_VERSION'))).toBe(false);
+  });
+});
+
+/** `text` as a regular expression that matches it literally. */
+const literally = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The ways a file gets damaged, as the file's new contents given its good contents (undefined:
+ * removed), with what the error then says about the file.
+ */
+const DAMAGE: { name: string; contents: (good: string) => string | undefined; says: string }[] = [
+  { name: 'missing', contents: () => undefined, says: 'not found at ' },
+  { name: 'empty', contents: () => '', says: 'is empty \\(0 bytes\\)' },
+  { name: 'truncated', contents: (good) => good.slice(0, good.length / 2), says: 'is corrupt \\(not valid JSON\\)' },
+  { name: 'NUL-filled tail', contents: (good) => good.slice(0, good.length / 2).padEnd(good.length, '\0'), says: 'is corrupt \\(NUL bytes at offset \\d+: a torn write\\)' },
+];
+
+/** Writes `contents` to `path`, or removes it when undefined. */
+function writeOrRemove(path: string, contents: string | undefined): void {
+  if (contents === undefined) rmSync(path);
+  else writeFileSync(path, contents);
+}
+
+describe('a node whose pgha files are damaged', () => {
+  it('refuses to run it or create it again, naming the file and the way back, and its data stays', async () => {
+    await runPghaOk(['create', 'formation', 'files', '--monitor', monitorUrl]);
+    const node = await addNode(monitor, 'f1', { formation: 'files' });
+    await queryNode(node.port, 'create table kept as select generate_series(1, 100) as x');
+    const keeperLog = join(monitor.dir, 'f1.keeper.log');
+    await waitFor('the keeper to run', () => existsSync(keeperLog) && readFileSync(keeperLog, 'utf8').includes('starting in state'));
+    killPid(node.keeper.pid, 'SIGTERM');
+    await node.keeper;
+    await waitFor('the keeper to stop Postgres', () => postmasterPidOf(node.pgdata) === undefined);
+
+    const files = { config: `${node.pgdata}.pgha/keeper.json`, state: `${node.pgdata}.pgha/state.json` };
+    const good = { config: readFileSync(files.config, 'utf8'), state: readFileSync(files.state, 'utf8') };
+    const pgControl = readFileSync(join(node.pgdata, 'global', 'pg_control'));
+    const wrongSchema = {
+      config: JSON.stringify({ ...JSON.parse(good.config), pgPort: 'five' }),
+      state: JSON.stringify({ ...JSON.parse(good.state), currentState: 'bogus' }),
+    };
+    const otherOwner = {
+      config: { contents: JSON.stringify({ ...JSON.parse(good.config), pgdata: '/elsewhere/pgdata' }), says: `is for data directory /elsewhere/pgdata, not ${literally(node.pgdata)}`, wayBack: 'if the data directory moved, set "pgdata" in that file to its new path' },
+      state: { contents: JSON.stringify({ ...JSON.parse(good.state), nodeId: 999 }), says: 'is for node 999, not node \\d+ "f1" of keeper\\.json' },
+    };
+    const create = ['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--formation', 'files', '--pgdata', node.pgdata, '--pg-port', String(node.port), '--name', 'f1', '--hostname', '127.0.0.1', '--auth', 'trust'];
+
+    for (const file of ['config', 'state'] as const) {
+      const what = file === 'config' ? 'keeper configuration' : 'keeper state file';
+      const wayBack = file === 'config' ? 'restore it from a backup' : 'restore it from a backup, or write it back from the node\'s reported state in pgha show state';
+      const cases = [
+        ...DAMAGE.map((d) => ({ name: d.name, contents: d.contents(good[file]), says: d.says })),
+        { name: 'of the wrong shape', contents: wrongSchema[file], says: `is invalid: ${file === 'config' ? 'pgPort' : 'currentState'}: ` },
+        { name: 'of another owner', ...otherOwner[file] },
+      ];
+      for (const c of cases) {
+        writeOrRemove(files[file], c.contents);
+        const line = new RegExp(`^pgha: error: ${what} (at ${literally(files[file])} )?${c.says}.*${'wayBack' in c ? c.wayBack : wayBack}`);
+        for (const args of [['keeper', 'run', '--pgdata', node.pgdata], create]) {
+          const r = await runPgha(args);
+          expectOneLineError(r, line);
+          expect(r.stderr, `${file} ${c.name}: pgha ${args[1]}`).toContain(files[file]);
+        }
+        expect(postmasterPidOf(node.pgdata), `${file} ${c.name}: Postgres started`).toBeUndefined();
+        expect(readFileSync(join(node.pgdata, 'global', 'pg_control')).equals(pgControl), `${file} ${c.name}: pg_control changed`).toBe(true);
+      }
+      writeFileSync(files[file], good[file]);
+    }
+
+    // Put back, the node runs on with its data.
+    startPgha(['keeper', 'run', '--pgdata', node.pgdata], { logFile: keeperLog });
+    const rows = await waitFor('the node to serve its table again', async () => {
+      const r = await queryNode(node.port, 'select count(*)::int as n from kept').catch(() => undefined);
+      return r?.[0]?.n;
+    });
+    expect(rows).toBe(100);
+  });
+
+  it('refuses to run the monitor with a damaged monitor.json, saying how to write it back', async () => {
+    const file = `${monitor.pgdata}.pgha/monitor.json`;
+    const good = readFileSync(file, 'utf8');
+    const cases = [
+      ...DAMAGE.map((d) => ({ name: d.name, contents: d.contents(good), says: d.says })),
+      { name: 'of the wrong shape', contents: JSON.stringify({ ...JSON.parse(good), pgPort: 'five' }), says: 'is invalid: pgPort: ' },
+    ];
+    try {
+      for (const c of cases) {
+        writeOrRemove(file, c.contents);
+        const r = await runPgha(['monitor', 'run', '--pgdata', monitor.pgdata]);
+        expectOneLineError(r, new RegExp(`^pgha: error: monitor configuration (at ${literally(file)} )?${c.says}.*write it back as \\{"version":1,"pgdata":"${literally(monitor.pgdata)}",`));
+      }
+    } finally {
+      writeFileSync(file, good);
+    }
+    expect((await fetch(`${monitorUrl}/health`)).ok).toBe(true);
   });
 });
 

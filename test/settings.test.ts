@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow, NodeSettingsChange, NodeSettingsRow, NodeStateRow, SettingsView, StandbyNamesView } from '@pgha/shared';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, type LocalFormation } from './helpers/formation.js';
 import { endAllProcesses, runPgha } from './helpers/processes.js';
-import { expectOneLineError, runPghaOk } from './helpers/cli.js';
+import { expectOneLineError, expectUsageError, runPghaOk } from './helpers/cli.js';
 import { waitFor } from './helpers/wait-for.js';
 import { monitorFetch } from './helpers/monitor-access.js';
 
@@ -165,20 +165,10 @@ describe('bad input', () => {
   });
 
   it('prints the usage line for a wrong or missing argument', async () => {
-    const high = await pgha('set', 'node', 'candidate-priority', '101', '--name', standby.name);
-    expect(high.exitCode).toBe(2);
-    expect(high.stderr).toMatch(/expected a whole number from 0 to 100/);
-    expect(high.stderr).toMatch(/Usage: pgha set node candidate-priority \[options\] <priority>/);
-    const noName = await pgha('get', 'node', 'replication-quorum');
-    expect(noName.exitCode).toBe(2);
-    expect(noName.stderr).toMatch(/required option '--name <name>' not specified/);
-    expect(noName.stderr).toMatch(/Usage: pgha get node replication-quorum/);
-    const notBool = await pgha('set', 'node', 'replication-quorum', 'maybe', '--name', standby.name);
-    expect(notBool.exitCode).toBe(2);
-    expect(notBool.stderr).toMatch(/Usage: pgha set node replication-quorum/);
-    const noValue = await pgha('set', 'formation', 'number-sync-standbys');
-    expect(noValue.exitCode).toBe(2);
-    expect(noValue.stderr).toMatch(/Usage: pgha set formation number-sync-standbys/);
+    expectUsageError(await pgha('set', 'node', 'candidate-priority', '101', '--name', standby.name), 'set node candidate-priority', /expected a whole number from 0 to 100/);
+    expectUsageError(await pgha('get', 'node', 'replication-quorum'), 'get node replication-quorum', /required option '--name <name>' not specified/);
+    expectUsageError(await pgha('set', 'node', 'replication-quorum', 'maybe', '--name', standby.name), 'set node replication-quorum', /expected true or false/);
+    expectUsageError(await pgha('set', 'formation', 'number-sync-standbys'), 'set formation number-sync-standbys', /missing required argument 'n'/);
     expect((await pghaOk('get', 'node', 'candidate-priority', '--name', standby.name)).trim()).toBe('50');
   });
 

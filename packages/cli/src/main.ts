@@ -2,12 +2,13 @@
  * The `pgha` command line. Every client command takes `--monitor URL` or reads
  * `PGHA_MONITOR`; every error is one line on stderr and a non-zero exit.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { Keeper, createNode, loadKeeperConfig } from '@pgha/keeper';
 import type { MonitorSslOption } from '@pgha/monitor';
 import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
-import { reportError } from './errors.js';
+import { USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
+import { confirmDestructive } from './confirm.js';
 import { createLogger } from './logger.js';
 import { registerSettingsCommands } from './settings.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
@@ -56,7 +57,6 @@ const formationOption = () => new Option('--formation <name>', 'formation').defa
 export function buildProgram(): Command {
   const program = new Command('pgha')
     .description('PostgreSQL high availability: a monitor, keepers, and automatic failover')
-    .showHelpAfterError()
     .exitOverride();
 
   const monitor = program.command('monitor').description('the monitor: decides what each node must be');
@@ -93,7 +93,7 @@ export function buildProgram(): Command {
   keeper
     .command('create')
     .description('register a node and initialise it')
-    .argument('<kind>', 'what to create: postgres')
+    .addArgument(new Argument('<kind>', 'what to create').choices(['postgres']))
     .requiredOption('--pgdata <dir>', 'data directory of the node')
     .requiredOption('--pg-port <port>', 'port of the node', intArg(1, 65535))
     .requiredOption('--name <name>', 'node name, unique in the formation')
@@ -108,7 +108,6 @@ export function buildProgram(): Command {
     .addOption(new Option('--ssl-mode <mode>', 'how nodes verify each other\'s Postgres').choices(['verify-full', 'verify-ca', 'require']).default('verify-full'))
     .option('--no-ssl', 'Postgres without TLS, for tests only')
     .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5'; serverCert?: string; serverKey?: string; sslMode: 'verify-full' | 'verify-ca' | 'require'; ssl: boolean }) => {
-      if (kind !== 'postgres') throw new ValidationError(`unknown node kind "${kind}"`, { hint: 'use: pgha keeper create postgres …' });
       if (!o.serverCert !== !o.serverKey) throw new ValidationError('--server-cert and --server-key go together', { hint: 'give both, or neither to have the monitor\'s CA sign a certificate' });
       const caFile = caFileGiven();
       if (o.serverCert && !caFile) throw new ValidationError('--server-cert needs --ssl-ca-file, the CA that issued it', { field: 'sslCaFile' });
@@ -225,19 +224,22 @@ export function buildProgram(): Command {
     .command('node')
     .description('remove a node from its formation (its keeper stops Postgres)')
     .requiredOption('--name <name>', 'node name')
-    .option('--destroy', 'also remove the data directory (needs --yes)')
+    .option('--destroy', 'also remove the data directory (needs --yes, or the node name typed on a terminal)')
     .option('--yes', 'confirm a destructive command')
     .addOption(monitorOption())
     .addOption(formationOption())
     .addOption(waitOption())
     .option('--json', 'print JSON')
     .action(async (o: WaitFlags & { name: string; destroy?: boolean; yes?: boolean }) => {
-      if (o.destroy && !o.yes) throw new ValidationError(`dropping node "${o.name}" with --destroy removes its data directory`, { hint: 'add --yes to confirm' });
+      if (o.destroy) {
+        await confirmDestructive({ yes: o.yes, action: `dropping node "${o.name}" with --destroy`, consequence: 'removes its data directory', name: o.name, withYes: `pgha drop node --name ${o.name} --destroy --yes` });
+      }
       await dropNode(waitOpts(o), o.name, !!o.destroy);
     });
   // ---- end of operator commands ----
 
   addCredentialOptions(program);
+  configureUsageErrors(program);
   return program;
 }
 
@@ -253,14 +255,22 @@ function sslOption(o: { sslSelfSigned?: boolean; sslCaFile?: string; serverCert?
   return { mode: 'files', caFile: o.sslCaFile!, certFile: o.serverCert!, keyFile: o.serverKey! };
 }
 
-/** Runs the CLI and exits with its status. */
-export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+/**
+ * Runs the CLI on `argv` (`process.argv`'s shape: node, script, arguments…) and returns its
+ * exit code: 0, 1 for a failure, 2 for a usage error or other bad input. `program` defaults to
+ * {@link buildProgram}'s (tests pass one whose actions are stubbed).
+ */
+export async function run(argv: string[], program: Command = buildProgram()): Promise<number> {
   try {
     await program.parseAsync(argv);
-    process.exit(0);
+    return 0;
   } catch (err) {
-    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-    process.exit(reportError(err));
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
+    return reportError(err);
   }
+}
+
+/** Runs the CLI and exits with its status. */
+export async function main(argv: string[]): Promise<void> {
+  process.exit(await run(argv));
 }

@@ -22,6 +22,7 @@ import {
   type SettingsView,
   type StandbyNamesView,
 } from '@pgha/shared';
+import { confirmDestructive } from './confirm.js';
 
 /** The option builders and argument parsers of `main.ts`, shared so that every command reads the same. */
 export interface CliHelpers {
@@ -229,13 +230,13 @@ export function registerSettingsCommands(program: Command, h: CliHelpers): void 
   const drop = subcommand(program, 'drop', 'remove a node or a formation');
   drop
     .command('formation')
-    .description('drop a formation that has no nodes left (cannot be undone: needs --yes)')
+    .description('drop a formation that has no nodes left (cannot be undone: needs --yes, or its name typed on a terminal)')
     .argument('<name>', 'formation name', formationNameArg)
     .addOption(h.monitorOption())
     .option('--yes', 'confirm')
     .option('--json', 'print JSON')
     .action(async (name: string, o: { monitor?: string; yes?: boolean; json?: boolean }) => {
-      if (!o.yes) throw new ValidationError(`dropping formation "${name}" cannot be undone`, { hint: `add --yes to drop it: pgha drop formation ${name} --yes` });
+      await confirmDestructive({ yes: o.yes, action: `dropping formation "${name}"`, consequence: 'cannot be undone', name, withYes: `pgha drop formation ${name} --yes` });
       await withClient(h.monitorUrl(o.monitor), async (c) => {
         const r = await c.dropFormation(name);
         return o.json ? printJson(r) : print(`formation "${r.formation}" dropped`);

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConflictError, DEFAULT_FORMATION, PghaError, RegisterNodeRequest, ValidationError, type NodeState } from '@pgha/shared';
 import { Keeper } from './loop.js';
-import { ensurePghaDir, keeperPaths, loadKeeperConfig, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
+import { ensurePghaDir, keeperPaths, loadKeeperConfig, loadKeeperState, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
 import { MonitorClient, type MonitorCredentials } from './monitor-client.js';
 import { writeOwnedFileIfChanged } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
@@ -120,13 +120,17 @@ const INITIALISED: ReadonlySet<NodeState> = new Set<NodeState>(['single', 'wait_
  * @returns the written configuration.
  * @throws ValidationError for a non-empty --pgdata that is not a Postgres data directory;
  *   ConflictError for a port in use or a name taken; MonitorUnavailableError when the
- *   monitor cannot be reached (nothing is written then, so a retry starts clean).
+ *   monitor cannot be reached (nothing is written then, so a retry starts clean); PghaError
+ *   `PGHA_ERR_CONFIG` when the node's `keeper.json` or `state.json` is there but missing its
+ *   partner, damaged, or for another node (nothing is done then).
  */
 export async function createNode(options: CreateNodeOptions, log: Logger, signal: AbortSignal): Promise<KeeperConfig> {
   const pgdata = resolve(options.pgdata);
   const paths = keeperPaths(pgdata);
   const formation = options.formation ?? DEFAULT_FORMATION;
-  let config: KeeperConfig | undefined = existsSync(paths.config) ? loadKeeperConfig(pgdata) : undefined;
+  // A node's files, once there, must be readable: a damaged one is refused here, before the monitor is asked anything.
+  let config: KeeperConfig | undefined = existsSync(paths.config) || existsSync(paths.state) ? loadKeeperConfig(pgdata) : undefined;
+  if (config) loadKeeperState(config);
 
   if (config && (config.name !== options.name || config.formation !== formation)) {
     throw new ConflictError(`${pgdata} already belongs to node "${config.name}" of formation "${config.formation}"`, {

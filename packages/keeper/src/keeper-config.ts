@@ -3,7 +3,7 @@
  * the data directory, in `<pgdata>.pgha/`, never inside it: pg_basebackup and pg_rewind
  * copy a data directory whole and would carry another node's files in.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -91,27 +91,62 @@ export function writeJsonAtomic(path: string, value: unknown, mode = 0o600): voi
   }
 }
 
+/** How to recover from a bad file, shown as the hint of {@link readJsonFile}'s error. */
+export interface RecoveryHints {
+  /** When the file does not exist. */
+  missing: string;
+  /** When it is empty, unreadable, not JSON (truncated, a NUL-filled tail) or not of its schema. */
+  damaged: string;
+}
+
+/** Where the recovery of each of pgha's files is described, for hints. */
+export const RECOVERY_DOC = 'see "Recovering pgha\'s files" in docs/errors.md';
+
 /**
- * Reads and validates a JSON file.
+ * Reads and validates a JSON file. Never repairs or replaces it: a caller that cannot read its
+ * file must not act (a keeper that re-initialised a node because its state file was torn would
+ * destroy data).
  *
- * @throws PghaError `PGHA_ERR_CONFIG` naming the file when it is missing, truncated or invalid.
+ * @param what - the file's role in the message, e.g. `keeper state file`.
+ * @returns the parsed, schema-checked contents.
+ * @throws PghaError `PGHA_ERR_CONFIG` naming the file and what is wrong with it (not found,
+ *   unreadable, empty, NUL bytes, not valid JSON, invalid: `field: problem`), its hint from `hints`.
  */
-export function readJsonFile<T>(path: string, schema: z.ZodType<T>, what: string, recovery: string): T {
-  if (!existsSync(path)) {
-    throw new PghaError('PGHA_ERR_CONFIG', `${what} not found at ${path}`, { hint: recovery });
+export function readJsonFile<T>(path: string, schema: z.ZodType<T>, what: string, hints: RecoveryHints): T {
+  const fail = (problem: string, hint: string, cause?: unknown): never => {
+    throw new PghaError('PGHA_ERR_CONFIG', `${what} ${problem}`, { hint, cause });
+  };
+  if (!existsSync(path)) fail(`not found at ${path}`, hints.missing);
+  let text = '';
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    fail(`at ${path} cannot be read (${(cause as NodeJS.ErrnoException).code ?? String(cause)})`, hints.damaged, cause);
   }
+  if (text.trim() === '') fail(`at ${path} is empty (${text.length} bytes)`, hints.damaged);
+  if (text.includes('\0')) fail(`at ${path} is corrupt (NUL bytes at offset ${text.indexOf('\0')}: a torn write)`, hints.damaged);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (cause) {
-    throw new PghaError('PGHA_ERR_CONFIG', `${what} at ${path} is corrupt (not valid JSON)`, { hint: recovery, cause });
+    fail(`at ${path} is corrupt (not valid JSON)`, hints.damaged, cause);
   }
   const result = schema.safeParse(parsed);
   if (!result.success) {
     const issue = result.error.issues[0];
-    throw new PghaError('PGHA_ERR_CONFIG', `${what} at ${path} is invalid: ${issue?.path.join('.') || 'file'}: ${issue?.message}`, { hint: recovery });
+    fail(`at ${path} is invalid: ${issue?.path.join('.') || 'file'}: ${issue?.message}`, hints.damaged);
   }
-  return result.data;
+  return result.data!;
+}
+
+/** True when `a` and `b` name the same directory (the same path, or the same one through links). */
+function sameDirectory(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -144,16 +179,45 @@ export function keeperPaths(pgdata: string): { dir: string; config: string; stat
   return { dir, config: join(dir, 'keeper.json'), state: join(dir, 'state.json'), pgLog: join(dir, 'postgres.log') };
 }
 
-/** Loads `keeper.json` for `pgdata`. @throws PghaError `PGHA_ERR_CONFIG`. */
+/**
+ * Loads `keeper.json` for `pgdata` (as given to `--pgdata`).
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` when it is missing (the hint says to create the node, or,
+ *   when `pgdata` already holds a cluster or a state file, to restore the file), damaged (see
+ *   {@link readJsonFile}), or written for another data directory.
+ */
 export function loadKeeperConfig(pgdata: string): KeeperConfig {
-  return readJsonFile(keeperPaths(pgdata).config, KeeperConfigSchema, 'keeper configuration',
-    `create the node first with: pgha keeper create postgres --pgdata ${pgdata} …`);
+  const paths = keeperPaths(pgdata);
+  const holdsData = existsSync(join(pgdata, 'PG_VERSION')) || existsSync(paths.state);
+  const restore = `restore it from a backup, ${RECOVERY_DOC}`;
+  const config = readJsonFile(paths.config, KeeperConfigSchema, 'keeper configuration', {
+    missing: holdsData ? `${pgdata} already holds a node: ${restore}` : `create the node first with: pgha keeper create postgres --pgdata ${pgdata} …`,
+    damaged: `the keeper will not act on the node without it: ${restore}`,
+  });
+  if (!sameDirectory(config.pgdata, pgdata)) {
+    throw new PghaError('PGHA_ERR_CONFIG', `keeper configuration at ${paths.config} is for data directory ${config.pgdata}, not ${resolve(pgdata)}`, {
+      hint: `if the data directory moved, set "pgdata" in that file to its new path`,
+    });
+  }
+  return config;
 }
 
-/** Loads `state.json` for `pgdata`. @throws PghaError `PGHA_ERR_CONFIG`. */
-export function loadKeeperState(pgdata: string): KeeperState {
-  return readJsonFile(keeperPaths(pgdata).state, KeeperStateSchema, 'keeper state file',
-    'the keeper will not act on a node whose state it cannot read; restore the file from keeper.json\'s node or drop and re-create the node');
+/**
+ * Loads `state.json` of the node `config` describes. A missing or damaged state file is never
+ * taken for `init`: the keeper would then initialise, or base-backup over, a data directory that
+ * may hold the only copy of the data.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` when it is missing, damaged (see {@link readJsonFile}),
+ *   or belongs to another node than `config.nodeId`; the hint says how to write it back.
+ */
+export function loadKeeperState(config: Pick<KeeperConfig, 'pgdata' | 'nodeId' | 'name'>): KeeperState {
+  const path = keeperPaths(config.pgdata).state;
+  const hint = `pgha will not guess the state of node ${config.nodeId} "${config.name}": restore it from a backup, or write it back from the node's reported state in pgha show state, ${RECOVERY_DOC}`;
+  const state = readJsonFile(path, KeeperStateSchema, 'keeper state file', { missing: hint, damaged: hint });
+  if (state.nodeId !== config.nodeId) {
+    throw new PghaError('PGHA_ERR_CONFIG', `keeper state file at ${path} is for node ${state.nodeId}, not node ${config.nodeId} "${config.name}" of keeper.json`, { hint });
+  }
+  return state;
 }
 
 /** Persists the keeper's state atomically. */

@@ -71,7 +71,7 @@ export class Keeper {
     this.log = log;
     this.node = new NodeControl(config, log);
     this.client = new MonitorClient(config.monitorUrl, { token: config.nodeToken, ca: config.monitorCaCertificate });
-    this.state = loadKeeperState(config.pgdata);
+    this.state = loadKeeperState(config);
     this.reportIntervalOverrideMs = options.reportIntervalMs;
     this.retryDelayMs = options.retryDelayMs ?? 300;
     this.watchdog = new PartitionWatchdog(this, this.node, log);

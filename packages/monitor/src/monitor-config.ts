@@ -3,9 +3,10 @@
  * `auth-token` (the operator token, 0600) and, with `--ssl-self-signed`, `tls/` (the CA and
  * the HTTPS certificate; keys 0600, `ca.crt` 0644 to hand to keepers and operators).
  */
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { pghaDirFor, readJsonFile } from '@pgha/keeper';
+import { RECOVERY_DOC, pghaDirFor, readJsonFile } from '@pgha/keeper';
 
 /**
  * How the monitor serves HTTPS: `self-signed` (its own CA, made at create time, which also
@@ -40,9 +41,19 @@ export function monitorPaths(pgdata: string): { dir: string; config: string; log
   return { dir, config: join(dir, 'monitor.json'), logDir: join(dir, 'log'), authToken: join(dir, 'auth-token'), tlsDir: join(dir, 'tls') };
 }
 
-/** Loads `monitor.json`. @throws PghaError `PGHA_ERR_CONFIG`. */
+/**
+ * Loads `monitor.json`.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` when it is missing (the hint says to create the monitor,
+ *   or, when `pgdata` already holds its cluster, to write the file back) or damaged (see
+ *   `readJsonFile`).
+ */
 export function loadMonitorConfig(pgdata: string): MonitorConfig {
-  return readJsonFile(monitorPaths(pgdata).config, MonitorConfigSchema, 'monitor configuration', `create the monitor first with: pgha monitor create --pgdata ${pgdata} (a monitor.json of version 1 was written by an older pgha: create a new monitor)`);
+  const writeBack = `write it back as {"version":2,"pgdata":"${resolve(pgdata)}","pgPort":<port of its Postgres>,"listen":"<HOST:PORT of the API>","authTokenFile":"${monitorPaths(pgdata).authToken}","tls":{"mode":"self-signed","caFile":…,"caKeyFile":…,"certFile":…,"keyFile":…} (the files in ${monitorPaths(pgdata).tlsDir})}, ${RECOVERY_DOC}`;
+  return readJsonFile(monitorPaths(pgdata).config, MonitorConfigSchema, 'monitor configuration', {
+    missing: existsSync(join(pgdata, 'PG_VERSION')) ? `${pgdata} holds the monitor's Postgres already: ${writeBack}` : `create the monitor first with: pgha monitor create --pgdata ${pgdata}`,
+    damaged: writeBack,
+  });
 }
 
 /** Splits `HOST:PORT` (IPv6 in brackets). @throws Error on a malformed address. */
