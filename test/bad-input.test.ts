@@ -217,12 +217,12 @@ describe('a node whose pgha files are damaged', () => {
       for (const c of cases) {
         writeOrRemove(file, c.contents);
         const r = await runPgha(['monitor', 'run', '--pgdata', monitor.pgdata]);
-        expectOneLineError(r, new RegExp(`^pgha: error: monitor configuration (at ${literally(file)} )?${c.says}.*write it back as \\{"version":1,"pgdata":"${literally(monitor.pgdata)}",`));
+        expectOneLineError(r, new RegExp(`^pgha: error: monitor configuration (at ${literally(file)} )?${c.says}.*write it back as \\{"version":2,"pgdata":"${literally(monitor.pgdata)}",`));
       }
     } finally {
       writeFileSync(file, good);
     }
-    expect((await fetch(`${monitorUrl}/health`)).ok).toBe(true);
+    expect((await monitorFetch(`${monitorUrl}/health`)).ok).toBe(true);
   });
 });
 

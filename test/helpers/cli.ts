@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
 import { execa } from 'execa';
+import { withMonitorCredentials } from './monitor-access.js';
 import { PGHA_BIN, runPgha } from './processes.js';
 
 /** A failed pgha command printed exactly one `pgha: error:` line matching `pattern`, and no stack trace. */
@@ -40,6 +41,6 @@ export function expectUsageError(r: { exitCode: number; stderr: string }, path: 
 export async function runPghaOnTerminal(args: string[], input: string, env: Record<string, string> = {}): Promise<{ exitCode: number; output: string }> {
   const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
   const command = [process.execPath, PGHA_BIN, ...args].map(quote).join(' ');
-  const r = await execa('script', ['-qec', command, '/dev/null'], { input, env, reject: false, timeout: 60_000 });
+  const r = await execa('script', ['-qec', command, '/dev/null'], { input, env: withMonitorCredentials(args, env), reject: false, timeout: 60_000 });
   return { exitCode: r.exitCode ?? -1, output: String(r.stdout) };
 }
