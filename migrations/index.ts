@@ -9,6 +9,7 @@ import * as m0002 from './0002_add_node_sync_names_and_destroy.js';
 import * as m0003 from './0003_add_node_group_index.js';
 import * as m0004 from './0004_add_node_reported_problem.js';
 import * as m0005 from './0005_create_node_credentials.js';
+import * as m0006 from './0006_add_node_postgres_ssl.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -17,6 +18,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0003_add_node_group_index': m0003,
   '0004_add_node_reported_problem': m0004,
   '0005_create_node_credentials': m0005,
+  '0006_add_node_postgres_ssl': m0006,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

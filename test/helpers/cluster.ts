@@ -58,9 +58,9 @@ export interface TestNode {
  * `pgha keeper create postgres` then `pgha keeper run` for one node (the first node of a
  * formation before the others: a standby's base backup needs the primary's keeper running).
  * The node registers as `hostname` (default 127.0.0.1); both commands run inside network
- * namespace `netns` when given.
+ * namespace `netns` when given; `extraArgs` go to `keeper create` (e.g. `--no-ssl`).
  */
-export async function addNode(monitor: TestMonitor, name: string, options: { formation?: string; candidatePriority?: number; pgdata?: string; port?: number; hostname?: string; netns?: string } = {}): Promise<TestNode> {
+export async function addNode(monitor: TestMonitor, name: string, options: { formation?: string; candidatePriority?: number; pgdata?: string; port?: number; hostname?: string; netns?: string; extraArgs?: readonly string[] } = {}): Promise<TestNode> {
   const pgdata = options.pgdata ?? join(monitor.dir, name, 'pgdata');
   trackPgdata(pgdata);
   const host = options.hostname ?? '127.0.0.1';
@@ -68,6 +68,7 @@ export async function addNode(monitor: TestMonitor, name: string, options: { for
   const args = ['keeper', 'create', 'postgres', '--monitor', monitor.url, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', host, '--auth', 'trust'];
   if (options.formation) args.push('--formation', options.formation);
   if (options.candidatePriority !== undefined) args.push('--candidate-priority', String(options.candidatePriority));
+  if (options.extraArgs) args.push(...options.extraArgs);
   const netns = options.netns ? { netns: options.netns } : {};
   const created = await runPgha(args, {}, netns);
   if (created.exitCode !== 0) throw new Error(`keeper create ${name} failed: ${created.stderr}`);

@@ -7,18 +7,31 @@ import pino, { type Logger } from 'pino';
 
 const require = createRequire(import.meta.url);
 
-/** Paths redacted from every log line. */
-export const REDACT_PATHS = [
+/** Keys whose values are secrets wherever they appear (at the top of a log line or one level down). */
+const SECRET_KEYS = [
   'password',
-  '*.password',
   'replicationPassword',
-  '*.replicationPassword',
   'monitorProbePassword',
-  '*.monitorProbePassword',
   'primaryConninfo',
-  '*.primaryConninfo',
   'conninfo',
-  '*.conninfo',
+  // keeper tokens, the operator token, and TLS private keys (node, monitor, CA)
+  'nodeToken',
+  'token',
+  'authToken',
+  'privateKeyPem',
+  'authorization',
+];
+
+/**
+ * Paths redacted from every log line: each of the secret keys at the top level and one level
+ * down (`{config: {nodeToken}}`), and the `Authorization` header of a request however it is
+ * nested (`req.headers.authorization`).
+ */
+export const REDACT_PATHS = [
+  ...SECRET_KEYS.flatMap((key) => [key, `*.${key}`]),
+  'headers.authorization',
+  '*.headers.authorization',
+  '*.*.headers.authorization',
 ];
 
 /** A logger bound to `{component}`. */

@@ -179,6 +179,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
       port: options.pgPort,
       candidatePriority: options.candidatePriority ?? 50,
       replicationQuorum: options.replicationQuorum ?? true,
+      postgresSsl: ssl.mode !== 'disable',
       ...(nodeTls?.publicKeyPem ? { tlsPublicKey: nodeTls.publicKeyPem } : {}),
     });
     const registered = await client.registerNode(formation, request);

@@ -164,13 +164,25 @@ export function socketDirFor(pgdata: string): string {
 }
 
 /**
- * Directory of the node's Postgres TLS files, `<pgdata>.pgha/postgres-tls` (owned by the
- * Postgres OS user, 0700): `server.crt`, `server.key` (0600), `root.crt` (the CA that
- * peers' certificates chain to). Outside the data directory, so pg_basebackup and pg_rewind
- * never copy one node's key to another.
+ * Directory of the node's Postgres TLS files and credentials, `<pgdata>.pgha/postgres-tls`
+ * (owned by the Postgres OS user, 0700): `server.crt`, `server.key` (0600), `root.crt` (the
+ * CA that peers' certificates chain to) and `pgpass` ({@link replicationPassfile}; present
+ * with `--no-ssl` too). Outside the data directory, so pg_basebackup and pg_rewind never copy
+ * one node's key or password file to another.
  */
 export function postgresTlsDir(pgdata: string): string {
   return join(pghaDirFor(pgdata), 'postgres-tls');
+}
+
+/**
+ * The node's pgpass file, `<pgdata>.pgha/postgres-tls/pgpass` (owned by the Postgres OS user,
+ * 0600, in the 0700 directory of {@link postgresTlsDir}): the replication role's password for
+ * `primary_conninfo` (`passfile=`), pg_basebackup and pg_rewind (`PGPASSFILE`), so that the
+ * password is on no command line, in no environment and in no file inside the data
+ * directory (which pg_basebackup and pg_rewind copy to other nodes).
+ */
+export function replicationPassfile(pgdata: string): string {
+  return join(postgresTlsDir(pgdata), 'pgpass');
 }
 
 /** Paths of a keeper's files. */

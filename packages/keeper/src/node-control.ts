@@ -17,8 +17,8 @@ import {
 } from '@pgha/shared';
 import type { KeeperConfig } from './keeper-config.js';
 import { diskProblem, lastServerFailure, problemSentence } from './local-problem.js';
-import { ensurePghaDir, keeperPaths, socketDirFor } from './keeper-config.js';
-import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, type HbaEntry } from './postgres/config-files.js';
+import { ensurePghaDir, keeperPaths, pghaDirFor, postgresTlsDir, replicationPassfile, socketDirFor } from './keeper-config.js';
+import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
 import pg from 'pg';
@@ -128,21 +128,93 @@ export class NodeControl {
    */
   appliedPrimaryKey: string | undefined;
 
-  /** The pg_hba entries of the formation: replication, rewind and probe roles from node hosts, clients from this host. */
+  /** True unless the node was created with `--no-ssl`. */
+  get tls(): boolean {
+    return this.config.ssl.mode !== 'disable';
+  }
+
+  /**
+   * The pg_hba entries of the formation: replication, rewind and probe roles from node hosts
+   * (`hostssl` unless the node runs without TLS), then, with TLS, a `hostnossl … reject` for
+   * those roles from anywhere: their connections are never in clear text, even when a later
+   * line (initdb's `host replication all 127.0.0.1/32`, an adopted cluster's rules, the client
+   * entries) would match them. Then clients from this host and the formation's hosts (`host`:
+   * each client chooses its own `sslmode`).
+   */
   hbaEntries(nodes: readonly GroupMember[]): HbaEntry[] {
     const hosts = [...new Set([this.config.hostname, ...nodes.map((n) => n.host)])];
+    const type = this.tls ? 'hostssl' : 'host';
     const entries: HbaEntry[] = [];
     for (const host of hosts) {
       const address = hostToHbaAddress(host);
-      entries.push({ database: 'replication', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'streaming replication between formation nodes' });
-      entries.push({ database: 'postgres', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'pg_rewind between formation nodes' });
+      entries.push({ type, database: 'replication', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'streaming replication between formation nodes' });
+      entries.push({ type, database: 'postgres', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'pg_rewind between formation nodes' });
     }
-    entries.push({ database: 'postgres', user: MONITOR_PROBE_ROLE, address: hostToHbaAddress(this.monitorHost), method: 'scram-sha-256', comment: 'monitor health probe' });
+    entries.push({ type, database: 'postgres', user: MONITOR_PROBE_ROLE, address: hostToHbaAddress(this.monitorHost), method: 'scram-sha-256', comment: 'monitor health probe' });
+    if (this.tls) {
+      const never = { type: 'hostnossl', address: 'all', method: 'reject', comment: 'never without TLS' } as const;
+      entries.push({ ...never, database: 'replication', user: REPLICATION_ROLE });
+      entries.push({ ...never, database: 'all', user: REPLICATION_ROLE });
+      entries.push({ ...never, database: 'all', user: MONITOR_PROBE_ROLE });
+    }
     entries.push({ database: 'all', user: 'all', address: 'samehost', method: this.config.auth, comment: 'clients on this host' });
     for (const host of hosts) {
       entries.push({ database: 'all', user: 'all', address: hostToHbaAddress(host), method: this.config.auth, comment: 'clients on formation hosts' });
     }
     return entries;
+  }
+
+  /**
+   * This node's server TLS files for `pgha.conf` (absolute paths into its own
+   * {@link postgresTlsDir}, which pg_basebackup and pg_rewind do not copy: a data directory
+   * cloned from another node gets this node's paths when its config is written, before
+   * Postgres starts); undefined with `--no-ssl`.
+   */
+  serverTls(): PghaConf['ssl'] {
+    if (!this.tls) return undefined;
+    const dir = postgresTlsDir(this.pgdata);
+    return { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'root.crt') };
+  }
+
+  /**
+   * Writes the replication role's pgpass file ({@link replicationPassfile}), 0600, owned by
+   * the Postgres OS user, in a 0700 directory of that user.
+   *
+   * @returns its path.
+   */
+  ensurePassfile(): string {
+    const path = replicationPassfile(this.pgdata);
+    if (!existsSync(path)) {
+      ensurePghaDir(pghaDirFor(this.pgdata));
+      ensureOwnedDir(postgresTlsDir(this.pgdata));
+    }
+    writePgpass(path, REPLICATION_ROLE, this.config.replicationPassword);
+    return path;
+  }
+
+  /**
+   * The libpq keywords of a connection as the replication role to `peer` (`primary_conninfo`,
+   * pg_basebackup's `--dbname`, pg_rewind's `--source-server`): its address; the pgpass file,
+   * never the password itself, since conninfo strings end up in pgha.conf, on command lines and
+   * in error messages (callers write the file with {@link ensurePassfile}); and TLS: `sslmode`
+   * as configured, with `sslrootcert` (the formation's CA) for `verify-ca`/`verify-full`.
+   * (`require` gets no `sslrootcert`: libpq would then verify the chain, which is `verify-ca`.)
+   * With `--no-ssl`, `sslmode=disable`.
+   *
+   * @param extra - more keywords (`application_name`, timeouts, `dbname`).
+   * @returns keyword → value, for {@link conninfo}.
+   */
+  replicationConnection(peer: { host: string; port: number }, extra: Record<string, string | number> = {}): Record<string, string | number> {
+    const mode = this.config.ssl.mode;
+    return {
+      host: peer.host,
+      port: peer.port,
+      user: REPLICATION_ROLE,
+      passfile: replicationPassfile(this.pgdata),
+      sslmode: mode,
+      ...(mode === 'verify-full' || mode === 'verify-ca' ? { sslrootcert: join(postgresTlsDir(this.pgdata), 'root.crt') } : {}),
+      ...extra,
+    };
   }
 
   /**
@@ -152,26 +224,26 @@ export class NodeControl {
    */
   writeConfig(options: { nodes: readonly GroupMember[]; synchronousStandbyNames: string; follow?: GroupMember | null; useSlot?: boolean }): boolean {
     const hba = writeHba(this.pgdata, this.hbaEntries(options.nodes));
+    const ssl = this.serverTls();
+    // Every node keeps its pgpass file ready: a primary needs it when it rejoins as a standby.
+    this.ensurePassfile();
     const conf = writePghaConf(this.pgdata, {
       role: 'node',
       listenAddresses: '*',
       port: this.config.pgPort,
       socketDir: this.socketDir(),
       synchronousStandbyNames: options.synchronousStandbyNames,
+      ...(ssl ? { ssl } : {}),
       ...(options.follow
         ? {
-            primaryConninfo: conninfo({
-              host: options.follow.host,
-              port: options.follow.port,
-              user: REPLICATION_ROLE,
-              password: this.config.replicationPassword,
+            primaryConninfo: conninfo(this.replicationConnection(options.follow, {
               application_name: nodeApplicationName(this.config.nodeId),
               connect_timeout: 2,
               keepalives: 1,
               keepalives_idle: 2,
               keepalives_interval: 1,
               keepalives_count: 3,
-            }),
+            })),
             // A standby streaming from another standby (fast_forward) has no slot there.
             primarySlotName: options.useSlot === false ? '' : nodeSlotName(this.config.nodeId),
           }
@@ -396,15 +468,13 @@ export class NodeControl {
     this.log.info({ primary: `${primary.host}:${primary.port}` }, 'pg_basebackup from the primary');
     await runPgProgram('pg_basebackup', [
       '--pgdata', tmp,
-      '--host', primary.host,
-      '--port', String(primary.port),
-      '--username', REPLICATION_ROLE,
+      '--dbname', conninfo(this.replicationConnection(primary)),
       '--no-password',
       '--wal-method', 'stream',
       '--checkpoint', 'fast',
       '--slot', nodeSlotName(this.config.nodeId),
       '--progress',
-    ], { env: { PGPASSWORD: this.config.replicationPassword, PGCONNECT_TIMEOUT: '5' }, timeoutMs: 3_600_000, ...(onProgress ? { onStderrLine: onProgress } : {}) });
+    ], { env: { PGPASSFILE: this.ensurePassfile(), PGCONNECT_TIMEOUT: '5' }, timeoutMs: 3_600_000, ...(onProgress ? { onStderrLine: onProgress } : {}) });
     await this.stop();
     rmSync(this.pgdata, { recursive: true, force: true });
     renameSync(tmp, this.pgdata);
@@ -418,9 +488,9 @@ export class NodeControl {
     setStandbySignal(this.pgdata, false);
     await runPgProgram('pg_rewind', [
       '--target-pgdata', this.pgdata,
-      '--source-server', conninfo({ host: primary.host, port: primary.port, user: REPLICATION_ROLE, dbname: 'postgres', connect_timeout: 5 }),
+      '--source-server', conninfo(this.replicationConnection(primary, { dbname: 'postgres', connect_timeout: 5 })),
       '--no-sync',
-    ], { env: { PGPASSWORD: this.config.replicationPassword }, timeoutMs: 600_000 });
+    ], { env: { PGPASSFILE: this.ensurePassfile() }, timeoutMs: 600_000 });
   }
 
   /** Starts (or re-points) Postgres as a hot standby of `primary`. */

@@ -147,7 +147,7 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
   const driver = new GroupDriver(db, log.child({ component: 'driver' }));
   const notifier = new GoalNotifier(conn);
   await notifier.start();
-  const prober = new HealthProber(db, driver, log.child({ component: 'prober' }));
+  const prober = new HealthProber(db, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa);
   prober.start();
 
   let stopping = false;

@@ -78,6 +78,12 @@ export const RegisterNodeRequest = z
      * certificate authority (`--ssl-self-signed`), it answers with a certificate for this key
      * naming `host`, so that peers verify the node with `sslmode=verify-full`.
      */
+    /**
+     * Whether the node's Postgres accepts TLS (default true; false for `--no-ssl`). The
+     * monitor's health probe connects with TLS exactly when it does: it never falls back to
+     * clear text on a server's word, which an attacker on the path could forge.
+     */
+    postgresSsl: z.boolean().default(true),
     tlsPublicKey: z.string().max(8192).regex(/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n?$/, 'must be a PEM public key').optional(),
   })
   .strict();

@@ -15,11 +15,21 @@ export interface PghaConf {
   /** Directory of the Unix socket (the data directory itself: reachable by its owner and root only). */
   socketDir: string;
   synchronousStandbyNames: string;
-  /** Standby only: connection to the primary; never logged (holds a password). */
+  /**
+   * Standby only: connection to the primary. Holds no password (the password is in the pgpass
+   * file it names with `passfile=`): this file is inside the data directory, which
+   * pg_basebackup and pg_rewind copy to other nodes.
+   */
   primaryConninfo?: string;
   primarySlotName?: string;
   /** Monitor only: fewer replication settings. */
   role: 'node' | 'monitor';
+  /**
+   * TLS of the server: absolute paths of its certificate, key and CA (this node's own files,
+   * outside the data directory); `ssl = on` with TLS 1.2 or later. Absent: `ssl` is left
+   * alone (off unless postgresql.conf says otherwise).
+   */
+  ssl?: { certFile: string; keyFile: string; caFile: string };
 }
 
 const INCLUDE_LINE = "include_if_exists = 'pgha.conf'\t# added by pgha";
@@ -37,6 +47,15 @@ export function renderPghaConf(conf: PghaConf): string {
     `unix_socket_directories = ${quote(conf.socketDir)}`,
     "password_encryption = 'scram-sha-256'",
   ];
+  if (conf.ssl) {
+    lines.push(
+      'ssl = on',
+      `ssl_cert_file = ${quote(conf.ssl.certFile)}`,
+      `ssl_key_file = ${quote(conf.ssl.keyFile)}`,
+      `ssl_ca_file = ${quote(conf.ssl.caFile)}`,
+      "ssl_min_protocol_version = 'TLSv1.2'",
+    );
+  }
   if (conf.role === 'node') {
     lines.push(
       "wal_level = 'replica'",
@@ -93,11 +112,13 @@ export function writePghaConf(pgdata: string, conf: PghaConf): boolean {
 
 /** One `pg_hba.conf` host entry. */
 export interface HbaEntry {
+  /** `hostssl` matches TLS connections only, `hostnossl` the others; `host` (the default) any TCP connection. */
+  type?: 'host' | 'hostssl' | 'hostnossl';
   database: string;
   user: string;
-  /** An address with its mask (`127.0.0.1/32`) or a keyword (`samehost`). */
+  /** An address with its mask (`127.0.0.1/32`) or a keyword (`samehost`, `all`). */
   address: string;
-  method: 'scram-sha-256' | 'trust' | 'md5';
+  method: 'scram-sha-256' | 'trust' | 'md5' | 'reject';
   comment: string;
 }
 
@@ -127,18 +148,33 @@ export function writeHba(pgdata: string, entries: readonly HbaEntry[]): boolean 
   const rest = begin >= 0 && end > begin ? existing.slice(0, begin) + existing.slice(end + HBA_END.length).replace(/^\n/, '') : existing;
   const lines = [
     HBA_BEGIN,
-    '# TYPE  DATABASE     USER              ADDRESS              METHOD',
-    'local   all          all                                    trust',
+    '# TYPE    DATABASE     USER              ADDRESS              METHOD',
+    'local     all          all                                    trust',
   ];
   const seen = new Set<string>();
   for (const e of entries) {
-    const key = `${e.database} ${e.user} ${e.address}`;
+    const key = `${e.type ?? 'host'} ${e.database} ${e.user} ${e.address}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    lines.push(`host    ${e.database.padEnd(12)} ${e.user.padEnd(17)} ${e.address.padEnd(20)} ${e.method}   # ${e.comment}`);
+    lines.push(`${(e.type ?? 'host').padEnd(9)} ${e.database.padEnd(12)} ${e.user.padEnd(17)} ${e.address.padEnd(20)} ${e.method}   # ${e.comment}`);
   }
   lines.push(HBA_END);
   return writeOwnedFileIfChanged(path, `${lines.join('\n')}\n${rest}`);
+}
+
+/** Characters `\` and `:` escaped for a pgpass field. */
+function pgpassField(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+}
+
+/**
+ * Writes a pgpass file (`*:*:*:user:password`, any host, port and database) owned by the
+ * Postgres OS user, mode 0600 (libpq ignores a pgpass file that others can read).
+ *
+ * @returns true when the file changed.
+ */
+export function writePgpass(path: string, user: string, password: string): boolean {
+  return writeOwnedFileIfChanged(path, `*:*:*:${pgpassField(user)}:${pgpassField(password)}\n`);
 }
 
 /** Creates or removes `standby.signal`. @returns true when it changed. */

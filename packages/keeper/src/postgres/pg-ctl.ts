@@ -30,7 +30,7 @@ export function pgBinDir(): string {
 
 /** Options of {@link runPgProgram}. */
 export interface RunOptions {
-  /** Extra environment (e.g. `PGPASSWORD`); never logged. */
+  /** Extra environment (e.g. `PGPASSFILE`); never logged. Never put a password here: a process's environment is readable by its owner and root (`/proc/PID/environ`). */
   env?: Record<string, string>;
   /** Kill the program after this many milliseconds. */
   timeoutMs?: number;

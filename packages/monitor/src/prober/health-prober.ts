@@ -29,6 +29,34 @@ export interface ProbeTarget {
   host: string;
   port: number;
   password: string;
+  /**
+   * TLS of the probe session: `false` in clear text (a node created with `--no-ssl`);
+   * otherwise TLS, verifying that the node's certificate chains to `ca` (PEM) and names `host`
+   * (node-postgres checks the host name, or the IP address SAN for an address), or encrypted
+   * without verification when `ca` is undefined (a monitor run with `--no-ssl` has no CA).
+   */
+  ssl: false | { ca: string | undefined };
+}
+
+/**
+ * How a probe connects to a node: with TLS exactly when the node registered that its Postgres
+ * accepts it (`RegisterNodeRequest.postgresSsl`, stored in `pgha.nodes.postgres_ssl`).
+ * The monitor never tries TLS first and falls back to clear text when a server answers that
+ * it does not support SSL: that answer comes before any authentication, so anyone on the path
+ * could forge it and downgrade the probe of a TLS node.
+ *
+ * @param nodeSsl - the node's `postgres_ssl`.
+ * @param probeCa - the CA (PEM) that nodes' certificates chain to; undefined when the monitor
+ *   runs without TLS (then TLS nodes are probed encrypted, unverified).
+ */
+export function probeSsl(nodeSsl: boolean, probeCa: string | undefined): ProbeTarget['ssl'] {
+  return nodeSsl ? { ca: probeCa } : false;
+}
+
+/** node-postgres's `ssl` option for a {@link ProbeTarget}. */
+function pgSslOption(ssl: ProbeTarget['ssl']): pg.ClientConfig['ssl'] {
+  if (!ssl) return false;
+  return ssl.ca ? { ca: ssl.ca, rejectUnauthorized: true } : { rejectUnauthorized: false };
 }
 
 /**
@@ -67,6 +95,7 @@ export class ProbeConnection {
           database: 'postgres',
           connectionTimeoutMillis: Math.max(1, Math.round(timeoutMs - (performance.now() - started))),
           application_name: 'pgha_probe',
+          ssl: pgSslOption(this.target.ssl),
         });
         const opened = client;
         const forget = () => {
@@ -156,6 +185,8 @@ export class HealthProber {
     private readonly driver: GroupDriver,
     private readonly log: Logger,
     private readonly intervalMs = DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs,
+    /** The CA (PEM) of nodes' Postgres certificates; undefined when the monitor runs without TLS (see {@link probeSsl}). */
+    private readonly probeCa?: string,
   ) {}
 
   /** Starts probing. */
@@ -174,7 +205,7 @@ export class HealthProber {
     const nodes = await this.db
       .selectFrom('nodes')
       .innerJoin('formations', 'formations.formationId', 'nodes.formationId')
-      .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.reportedState', 'formations.monitorProbePassword', 'formations.settings'])
+      .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.reportedState', 'nodes.postgresSsl', 'formations.monitorProbePassword', 'formations.settings'])
       .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.reported_at) * 1000)::float8`.as('sinceReportMs'))
       .where('nodes.goalState', '!=', 'dropped')
       .execute();
@@ -201,7 +232,7 @@ export class HealthProber {
       // nothing until the keeper falls silent (see postgresIsDown), so it is probed every
       // BAD_NODE_PROBE_ROUNDS-th round only.
       if (n.health === 'bad' && keeperAlive && settled && (this.rounds + n.nodeId) % BAD_NODE_PROBE_ROUNDS !== 0) continue;
-      probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword }).probe(settings.healthProbeTimeoutMs).then((result) => this.add(n.nodeId, result, settings.healthProbeRetries)));
+      probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword, ssl: probeSsl(n.postgresSsl, this.probeCa) }).probe(settings.healthProbeTimeoutMs).then((result) => this.add(n.nodeId, result, settings.healthProbeRetries)));
     }
     // Nodes dropped (or back in init) since the last round: end their sessions.
     for (const nodeId of this.reportedStates.keys()) if (!probed.has(nodeId)) this.reportedStates.delete(nodeId);
@@ -214,10 +245,10 @@ export class HealthProber {
     await this.flush();
   }
 
-  /** The node's kept session; a new one when the node's address or the probe password changed. */
+  /** The node's kept session; a new one when the node's address, the probe password or its TLS changed. */
   private connectionOf(nodeId: number, target: ProbeTarget): ProbeConnection {
     let c = this.connections.get(nodeId);
-    if (c && (c.target.host !== target.host || c.target.port !== target.port || c.target.password !== target.password)) {
+    if (c && (c.target.host !== target.host || c.target.port !== target.port || c.target.password !== target.password || Boolean(c.target.ssl) !== Boolean(target.ssl))) {
       c.close();
       c = undefined;
     }

@@ -42,6 +42,7 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
           port: body.port,
           candidatePriority: body.candidatePriority,
           replicationQuorum: body.replicationQuorum,
+          postgresSsl: body.postgresSsl,
         });
         out = { nodeId: node.nodeId, groupId: node.groupId, created };
       });

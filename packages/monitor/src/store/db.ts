@@ -50,6 +50,8 @@ export interface NodesTable {
   reportedSyncStandbyNames: string | null;
   destroyRequested: Generated<boolean>;
   reportedProblem: string | null;
+  /** Whether the node's Postgres accepts TLS (false: created with `--no-ssl`); see the health prober. */
+  postgresSsl: Generated<boolean>;
 }
 
 /** `pgha.node_credentials`: the SHA-256 (hex) of each node's keeper token. */

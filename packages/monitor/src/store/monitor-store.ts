@@ -137,18 +137,24 @@ export async function storeNowMs(db: Db): Promise<number> {
 
 /**
  * Inserts a node, or returns the existing one when the same name, host and port register
- * again (a `keeper create` retried after a failure).
+ * again (a `keeper create` retried after a failure), with its `postgresSsl` (default true)
+ * updated to what it says now.
  *
  * @throws ConflictError when the name is taken in the formation or host:port by another node.
  */
 export async function insertNode(
   trx: Transaction<Database>,
   formationId: string,
-  req: { name: string; host: string; port: number; candidatePriority: number; replicationQuorum: boolean },
+  req: { name: string; host: string; port: number; candidatePriority: number; replicationQuorum: boolean; postgresSsl?: boolean },
 ): Promise<{ node: NodeRow; created: boolean }> {
   const sameName = await trx.selectFrom('nodes').selectAll().where('formationId', '=', formationId).where('name', '=', req.name).executeTakeFirst();
   if (sameName) {
-    if (sameName.host === req.host && sameName.port === req.port && sameName.goalState !== 'dropped') return { node: sameName, created: false };
+    if (sameName.host === req.host && sameName.port === req.port && sameName.goalState !== 'dropped') {
+      const postgresSsl = req.postgresSsl ?? true;
+      if (sameName.postgresSsl === postgresSsl) return { node: sameName, created: false };
+      const node = await trx.updateTable('nodes').set({ postgresSsl }).where('nodeId', '=', sameName.nodeId).returningAll().executeTakeFirstOrThrow();
+      return { node, created: false };
+    }
     throw new ConflictError(`node name "${req.name}" is already taken in formation "${formationId}" (node ${sameName.nodeId} at ${sameName.host}:${sameName.port})`, {
       hint: 'choose another --name',
     });
@@ -159,7 +165,7 @@ export async function insertNode(
   }
   const node = await trx
     .insertInto('nodes')
-    .values({ formationId, groupId: 0, name: req.name, host: req.host, port: req.port, candidatePriority: req.candidatePriority, replicationQuorum: req.replicationQuorum })
+    .values({ formationId, groupId: 0, name: req.name, host: req.host, port: req.port, candidatePriority: req.candidatePriority, replicationQuorum: req.replicationQuorum, postgresSsl: req.postgresSsl ?? true })
     .returningAll()
     .executeTakeFirstOrThrow();
   return { node, created: true };

@@ -1,0 +1,59 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { GroupMember } from '@pgha/shared';
+import type { KeeperConfig } from '../src/keeper-config.js';
+import { NodeControl } from '../src/node-control.js';
+import { renderPghaConf } from '../src/postgres/config-files.js';
+
+const config = (mode: KeeperConfig['ssl']['mode']): KeeperConfig => ({
+  version: 1,
+  monitorUrl: 'https://10.0.0.9:8443',
+  formation: 'default',
+  name: 'a',
+  nodeId: 1,
+  groupId: 0,
+  hostname: '10.0.0.1',
+  pgPort: 5432,
+  pgdata: '/srv/a/pgdata',
+  candidatePriority: 50,
+  replicationQuorum: true,
+  auth: 'scram-sha-256',
+  replicationPassword: 'secret-r',
+  monitorProbePassword: 'secret-p',
+  nodeToken: 'token',
+  ssl: { mode },
+});
+const peers = [{ nodeId: 2, host: '10.0.0.2', port: 5432 }] as unknown as GroupMember[];
+const log = pino({ level: 'silent' });
+
+describe('Postgres TLS settings of a node', () => {
+  it('turns TLS on in pgha.conf with the node’s own files, TLS 1.2 at least', () => {
+    const conf = renderPghaConf({ role: 'node', listenAddresses: '*', port: 5432, socketDir: '/run', synchronousStandbyNames: '', ssl: { certFile: '/srv/a/pgdata.pgha/postgres-tls/server.crt', keyFile: '/srv/a/pgdata.pgha/postgres-tls/server.key', caFile: '/srv/a/pgdata.pgha/postgres-tls/root.crt' } });
+    expect(conf).toContain('ssl = on\n');
+    expect(conf).toContain("ssl_cert_file = '/srv/a/pgdata.pgha/postgres-tls/server.crt'\n");
+    expect(conf).toContain("ssl_key_file = '/srv/a/pgdata.pgha/postgres-tls/server.key'\n");
+    expect(conf).toContain("ssl_ca_file = '/srv/a/pgdata.pgha/postgres-tls/root.crt'\n");
+    expect(conf).toContain("ssl_min_protocol_version = 'TLSv1.2'\n");
+    expect(new NodeControl(config('verify-full'), log).serverTls()?.keyFile).toBe('/srv/a/pgdata.pgha/postgres-tls/server.key');
+    expect(new NodeControl(config('disable'), log).serverTls()).toBeUndefined();
+  });
+
+  it('admits pgha’s roles only over TLS, before any entry that could admit them in clear text, and leaves clients to choose', () => {
+    const entries = new NodeControl(config('verify-full'), log).hbaEntries(peers);
+    const roles = entries.filter((e) => e.user === 'pgha_replication' || e.user === 'pgha_monitor');
+    expect(roles.filter((e) => e.method !== 'reject').every((e) => e.type === 'hostssl' && e.method === 'scram-sha-256')).toBe(true);
+    expect(roles.filter((e) => e.method === 'reject').map((e) => [e.type, e.database, e.user, e.address])).toEqual([
+      ['hostnossl', 'replication', 'pgha_replication', 'all'],
+      ['hostnossl', 'all', 'pgha_replication', 'all'],
+      ['hostnossl', 'all', 'pgha_monitor', 'all'],
+    ]);
+    const firstClient = entries.findIndex((e) => e.user === 'all');
+    expect(entries.findLastIndex((e) => e.method === 'reject')).toBeLessThan(firstClient);
+    expect(entries.filter((e) => e.user === 'all').every((e) => (e.type ?? 'host') === 'host' && e.method === 'scram-sha-256')).toBe(true);
+  });
+
+  it('with --no-ssl, writes host entries and no reject', () => {
+    const entries = new NodeControl(config('disable'), log).hbaEntries(peers);
+    expect(entries.every((e) => (e.type ?? 'host') === 'host' && e.method !== 'reject')).toBe(true);
+  });
+});
