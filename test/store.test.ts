@@ -35,7 +35,7 @@ describe('the monitor store', () => {
     const tables = async () => (await db.withoutPlugins().introspection.getTables()).filter((t) => t.schema === 'pgha').map((t) => t.name).sort();
     expect(await tables()).toEqual([]);
     expect(await migrateToLatest(db)).toEqual(all);
-    expect(await tables()).toEqual(['events', 'formations', 'nodes']);
+    expect(await tables()).toEqual(['events', 'formations', 'node_credentials', 'nodes']);
   });
 
   it('writes each goal change with its event row, in the registering transaction', async () => {
