@@ -5,7 +5,7 @@
  */
 import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -13,6 +13,7 @@ import { ConflictError, DEFAULT_FORMATION, PghaError, RegisterNodeRequest, Valid
 import { Keeper } from './loop.js';
 import { ensurePghaDir, keeperPaths, loadKeeperConfig, loadKeeperState, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
 import { MonitorClient, type MonitorCredentials } from './monitor-client.js';
+import { readPem } from './secrets.js';
 import { writeOwnedFileIfChanged } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, postmasterPid, postmasterPort } from './postgres/pg-ctl.js';
@@ -52,19 +53,10 @@ interface NodeTls {
 /** Reads the operator's TLS files or makes a key pair. @throws PghaError `PGHA_ERR_TLS` naming an unreadable file. */
 function prepareNodeTls(ssl: NonNullable<CreateNodeOptions['ssl']>): NodeTls | undefined {
   if (ssl.mode === 'disable') return undefined;
-  const read = (path: string, what: string): string => {
-    try {
-      const text = readFileSync(path, 'utf8');
-      if (!text.includes('-----BEGIN ')) throw new Error('not a PEM file');
-      return text;
-    } catch (cause) {
-      throw new PghaError('PGHA_ERR_TLS', `${what} ${path} cannot be used: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { hint: 'check the path and that it is a PEM file' });
-    }
-  };
-  const caPem = ssl.caFile ? read(ssl.caFile, 'CA file') : undefined;
+  const caPem = ssl.caFile ? readPem(ssl.caFile, 'CA file') : undefined;
   if (ssl.certFile && ssl.keyFile) {
-    const certificatePem = read(ssl.certFile, 'server certificate');
-    const privateKeyPem = read(ssl.keyFile, 'server key');
+    const certificatePem = readPem(ssl.certFile, 'server certificate');
+    const privateKeyPem = readPem(ssl.keyFile, 'server key');
     if (!new X509Certificate(certificatePem).checkPrivateKey(createPrivateKey(privateKeyPem))) {
       throw new PghaError('PGHA_ERR_TLS', `server key ${ssl.keyFile} does not match the certificate ${ssl.certFile}`);
     }

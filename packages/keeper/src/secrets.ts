@@ -60,3 +60,14 @@ export function operatorToken(file: string | undefined, env: NodeJS.ProcessEnv =
   if (path) return readSecretFile(path, 'auth token');
   return env.PGHA_AUTH_TOKEN?.trim() || undefined;
 }
+
+/** Reads a PEM file (certificate or key). @throws PghaError `PGHA_ERR_TLS` naming the file when it is unreadable or not PEM. */
+export function readPem(path: string, what: string): string {
+  try {
+    const text = readFileSync(path, 'utf8');
+    if (!text.includes('-----BEGIN ')) throw new Error('not a PEM file');
+    return text;
+  } catch (cause) {
+    throw new PghaError('PGHA_ERR_TLS', `${what} ${path} cannot be used: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { hint: 'check the path and that it is a PEM file' });
+  }
+}

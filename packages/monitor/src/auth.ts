@@ -20,7 +20,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { parseNodeIdText } from '@pgha/shared';
 import type { Database } from './store/db.js';
-import { getNode } from './store/monitor-store.js';
+import { getNode, writeNodeEvent } from './store/monitor-store.js';
 
 /** The event rule of a refused request. */
 export const SECURITY_EVENT_RULE = 'security';
@@ -103,21 +103,7 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, db: Kysely<Data
     if (lastEvent.size > 10_000) lastEvent.clear();
     const node = await getNode(db, nodeId).catch(() => undefined);
     if (!node) return;
-    await db
-      .insertInto('events')
-      .values({
-        formationId: node.formationId,
-        groupId: node.groupId,
-        nodeId: node.nodeId,
-        nodeName: node.name,
-        reportedState: node.reportedState,
-        oldGoalState: node.goalState,
-        newGoalState: node.goalState,
-        reportedLsn: node.reportedLsn,
-        rule: SECURITY_EVENT_RULE,
-        reason,
-      })
-      .execute();
+    await writeNodeEvent(db, node, SECURITY_EVENT_RULE, reason);
   };
 
   const judge = async (req: FastifyRequest): Promise<Refusal | undefined> => {

@@ -529,3 +529,25 @@ export async function listEvents(db: Db, formationId: string, count: number) {
   const rows = await db.selectFrom('events').selectAll().where('formationId', '=', formationId).orderBy('eventId', 'desc').limit(count).execute();
   return rows.reverse();
 }
+
+/**
+ * Writes an event about one node that keeps its goal (a settings change, a refused request):
+ * the node's states as they are, `rule` and `reason`.
+ */
+export async function writeNodeEvent(db: Db, node: NodeRow, rule: string, reason: string): Promise<void> {
+  await db
+    .insertInto('events')
+    .values({
+      formationId: node.formationId,
+      groupId: node.groupId,
+      nodeId: node.nodeId,
+      nodeName: node.name,
+      reportedState: node.reportedState,
+      oldGoalState: node.goalState,
+      newGoalState: node.goalState,
+      reportedLsn: node.reportedLsn,
+      rule,
+      reason,
+    })
+    .execute();
+}

@@ -15,7 +15,7 @@
 import { sql, type Transaction } from 'kysely';
 import { ConflictError, NotFoundError, WRITABLE_STATES, type NodeState } from '@pgha/shared';
 import type { Database } from './db.js';
-import { generateSecret, getFormation, lockGroup, type Db, type FormationRow, type NodeRow } from './monitor-store.js';
+import { generateSecret, getFormation, lockGroup, writeNodeEvent, type Db, type FormationRow, type NodeRow } from './monitor-store.js';
 
 /** Rule id of the event row written for a settings change. */
 export const SETTINGS_CHANGED_RULE = 'settings-changed';
@@ -115,21 +115,7 @@ async function groupNodes(db: Db, formationId: string, groupId: number): Promise
 
 /** Writes the event row of a settings change of one node: its goal does not change. */
 async function writeNodeSettingsEvent(trx: Transaction<Database>, node: NodeRow, reason: string): Promise<void> {
-  await trx
-    .insertInto('events')
-    .values({
-      formationId: node.formationId,
-      groupId: node.groupId,
-      nodeId: node.nodeId,
-      nodeName: node.name,
-      reportedState: node.reportedState,
-      oldGoalState: node.goalState,
-      newGoalState: node.goalState,
-      reportedLsn: node.reportedLsn,
-      rule: SETTINGS_CHANGED_RULE,
-      reason,
-    })
-    .execute();
+  await writeNodeEvent(trx, node, SETTINGS_CHANGED_RULE, reason);
 }
 
 /** Writes an event row about a whole formation ({@link FORMATION_EVENT_NODE}, no states). */

@@ -7,7 +7,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { PghaError } from '@pgha/shared';
-import { readSecretFile, writeSecretFile } from '@pgha/keeper';
+import { readPem, readSecretFile, writeSecretFile } from '@pgha/keeper';
 import type { MonitorTls } from '../monitor-config.js';
 import { certificateProblem, createCertificateAuthority, generateKeyPair, issueServerCertificate, type KeyAndCertificate } from './certificates.js';
 
@@ -25,17 +25,6 @@ export function monitorCertificateHosts(listenHost: string): string[] {
     .filter((a) => a && (listenHost === '::' || a.family === 'IPv4'))
     .map((a) => a!.address);
   return [...new Set(['127.0.0.1', ...addresses, 'localhost', hostname()])];
-}
-
-/** Reads a PEM file. @throws PghaError `PGHA_ERR_TLS` naming the file. */
-export function readPem(path: string, what: string): string {
-  try {
-    const text = readFileSync(path, 'utf8');
-    if (!text.includes('-----BEGIN ')) throw new Error('not a PEM file');
-    return text;
-  } catch (cause) {
-    throw new PghaError('PGHA_ERR_TLS', `${what} ${path} cannot be used: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { hint: 'check the path and that it is a PEM file' });
-  }
 }
 
 /**
