@@ -3,18 +3,20 @@
  * the standby streams over TLS, the monitor probes over TLS, the replication role is refused
  * without TLS, no secret shows in `ps`, in a log or in a data directory, each node keeps its
  * own key, and a switchover (the old primary rejoining with pg_rewind) works over TLS. A node
- * created with `--no-ssl` in another formation of the same monitor is still probed healthy.
+ * created with `--no-ssl` in another formation of the same monitor is still probed healthy, and
+ * a node whose TLS mode differs from its formation's is refused at create time.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeStateRow } from '@pgha/shared';
 import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
-import { runPghaOk } from './helpers/cli.js';
+import { expectOneLineError, runPghaOk } from './helpers/cli.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
-import { endAllProcesses } from './helpers/processes.js';
+import getPort from 'get-port';
+import { endAllProcesses, runPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let monitor: TestMonitor;
@@ -195,5 +197,22 @@ describe('Postgres TLS in a formation', () => {
     const sessions = await queryNode<{ ssl: boolean }>(plain.port, "select s.ssl from pg_stat_activity a join pg_stat_ssl s using (pid) where a.usename = 'pgha_monitor'");
     expect(sessions.length).toBeGreaterThan(0);
     expect(sessions.every((s) => !s.ssl)).toBe(true);
+  });
+
+  it('refuses at create time a node whose TLS mode differs from its formation\'s, creating nothing', async () => {
+    const cases = [
+      { formation: 'default', args: ['--no-ssl'], says: /asks for Postgres without TLS \(--no-ssl\), but node \d+ "node\d" of formation "default" runs with TLS.*drop --no-ssl/ },
+      { formation: 'plain', args: [], says: /asks for Postgres with TLS, but node \d+ "plain-a" of formation "plain" runs without TLS.*add --no-ssl/ },
+    ];
+    const before = { default: await state(), plain: await state('plain') };
+    for (const [i, c] of cases.entries()) {
+      const pgdata = join(monitor.dir, `mixed-${i}`, 'pgdata');
+      const r = await runPgha(['keeper', 'create', 'postgres', '--monitor', monitor.url, '--formation', c.formation, '--pgdata', pgdata, '--pg-port', String(await getPort({ host: '127.0.0.1' })), '--name', `mixed-${i}`, '--hostname', '127.0.0.1', ...c.args], env);
+      expectOneLineError(r, c.says);
+      expect(existsSync(join(pgdata, 'PG_VERSION'))).toBe(false);
+      expect(existsSync(`${pgdata}.pgha/keeper.json`)).toBe(false);
+    }
+    expect((await state()).map((r) => r.name)).toEqual(before.default.map((r) => r.name));
+    expect((await state('plain')).map((r) => r.name)).toEqual(before.plain.map((r) => r.name));
   });
 });

@@ -140,17 +140,35 @@ export async function storeNowMs(db: Db): Promise<number> {
  * again (a `keeper create` retried after a failure), with its `postgresSsl` (default true)
  * updated to what it says now.
  *
- * @throws ConflictError when the name is taken in the formation or host:port by another node.
+ * @throws ConflictError when the name is taken in the formation or host:port by another node,
+ *   or when another node of the formation uses the other TLS mode (`postgresSsl`).
  */
 export async function insertNode(
   trx: Transaction<Database>,
   formationId: string,
   req: { name: string; host: string; port: number; candidatePriority: number; replicationQuorum: boolean; postgresSsl?: boolean },
 ): Promise<{ node: NodeRow; created: boolean }> {
+  const postgresSsl = req.postgresSsl ?? true;
+  // A formation's nodes all use TLS or none do: a TLS primary rejects a plain-text standby
+  // (hostnossl … reject), and a plain-text primary cannot serve a TLS standby's verify-full.
+  const otherMode = await trx
+    .selectFrom('nodes')
+    .select(['nodeId', 'name', 'postgresSsl'])
+    .where('formationId', '=', formationId)
+    .where('name', '!=', req.name)
+    .where('goalState', '!=', 'dropped')
+    .where('postgresSsl', '!=', postgresSsl)
+    .orderBy('nodeId')
+    .executeTakeFirst();
+  if (otherMode) {
+    throw new ConflictError(
+      `node "${req.name}" asks for Postgres ${postgresSsl ? 'with TLS' : 'without TLS (--no-ssl)'}, but node ${otherMode.nodeId} "${otherMode.name}" of formation "${formationId}" runs ${otherMode.postgresSsl ? 'with TLS' : 'without TLS'}`,
+      { hint: otherMode.postgresSsl ? 'drop --no-ssl: every node of a formation uses TLS, or none does' : 'add --no-ssl: every node of a formation uses TLS, or none does' },
+    );
+  }
   const sameName = await trx.selectFrom('nodes').selectAll().where('formationId', '=', formationId).where('name', '=', req.name).executeTakeFirst();
   if (sameName) {
     if (sameName.host === req.host && sameName.port === req.port && sameName.goalState !== 'dropped') {
-      const postgresSsl = req.postgresSsl ?? true;
       if (sameName.postgresSsl === postgresSsl) return { node: sameName, created: false };
       const node = await trx.updateTable('nodes').set({ postgresSsl }).where('nodeId', '=', sameName.nodeId).returningAll().executeTakeFirstOrThrow();
       return { node, created: false };
