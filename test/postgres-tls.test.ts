@@ -201,7 +201,7 @@ describe('Postgres TLS in a formation', () => {
 
   it('refuses at create time a node whose TLS mode differs from its formation\'s, creating nothing', async () => {
     const cases = [
-      { formation: 'default', args: ['--no-ssl'], says: /asks for Postgres without TLS \(--no-ssl\), but node \d+ "node\d" of formation "default" runs with TLS.*drop --no-ssl/ },
+      { formation: 'default', args: ['--no-ssl'], says: /asks for Postgres without TLS \(--no-ssl\), but node \d+ "tls-[ab]" of formation "default" runs with TLS.*drop --no-ssl/ },
       { formation: 'plain', args: [], says: /asks for Postgres with TLS, but node \d+ "plain-a" of formation "plain" runs without TLS.*add --no-ssl/ },
     ];
     const before = { default: await state(), plain: await state('plain') };
