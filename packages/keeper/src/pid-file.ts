@@ -7,7 +7,7 @@
  * Source: Postgres's `postmaster.pid`, pg_autoctl's `pg_autoctl.pid`.
  */
 import { closeSync, fchmodSync, openSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { ConflictError } from '@pgha/shared';
 import { ensurePghaDir, pghaDirFor, sameDirectory } from './keeper-config.js';
 import { isProcessAlive } from './postgres/pg-ctl.js';
@@ -25,32 +25,40 @@ export type KeeperPidStatus =
 
 /**
  * True when `argv` (a process's command line) is `… keeper run --pgdata DIR …` for `pgdata`,
- * DIR read relative to the process's working directory `cwd`.
+ * DIR read relative to the process's working directory `cwd`. A relative DIR of a process
+ * whose working directory cannot be read (`cwd` undefined) counts as a match: better refuse a
+ * second keeper than run two.
  *
  * ### Examples
  * ```ts
  * isKeeperCommandLine(['/usr/bin/node', '/opt/pgha/bin/pgha.js', 'keeper', 'run', '--pgdata', 'data'], '/srv/pg/data', '/srv/pg') // true
  * ```
  */
-export function isKeeperCommandLine(argv: readonly string[], pgdata: string, cwd: string): boolean {
+export function isKeeperCommandLine(argv: readonly string[], pgdata: string, cwd: string | undefined): boolean {
   const at = argv.findIndex((a, i) => a === 'keeper' && argv[i + 1] === 'run');
   if (at < 0) return false;
   const rest = argv.slice(at + 2);
   const i = rest.indexOf('--pgdata');
   const dir = i >= 0 ? rest[i + 1] : rest.find((a) => a.startsWith('--pgdata='))?.slice('--pgdata='.length);
-  return dir !== undefined && sameDirectory(resolve(cwd, dir), pgdata);
+  if (dir === undefined) return false;
+  if (cwd === undefined && !isAbsolute(dir)) return true;
+  return sameDirectory(resolve(cwd ?? '/', dir), pgdata);
 }
 
 /** Why `pid` is not a live keeper of `pgdata`, or undefined when it is one. */
 function notAKeeper(pid: number, pgdata: string): string | undefined {
   if (!isProcessAlive(pid)) return `pid ${pid} is not running`;
   let argv: string[];
-  let cwd: string;
   try {
     argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    cwd = readlinkSync(`/proc/${pid}/cwd`);
   } catch {
     return `pid ${pid} is not running`;
+  }
+  let cwd: string | undefined;
+  try {
+    cwd = readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    cwd = undefined; // another user's process: its working directory is not ours to read
   }
   return isKeeperCommandLine(argv, pgdata, cwd) ? undefined : `pid ${pid} runs something else (${argv.slice(0, 4).join(' ')})`;
 }

@@ -239,5 +239,8 @@ describe('isKeeperCommandLine', () => {
     expect(isKeeperCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', '/srv/other'], '/srv/pg/data', '/')).toBe(false);
     expect(isKeeperCommandLine(['node', 'pgha', 'monitor', 'run', '--pgdata', '/srv/pg/data'], '/srv/pg/data', '/')).toBe(false);
     expect(isKeeperCommandLine(['sleep', '100'], '/srv/pg/data', '/')).toBe(false);
+    // Another user's process, whose working directory cannot be read: a relative path counts.
+    expect(isKeeperCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', 'data'], '/srv/pg/data', undefined)).toBe(true);
+    expect(isKeeperCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', '/srv/other'], '/srv/pg/data', undefined)).toBe(false);
   });
 });
