@@ -113,8 +113,13 @@ describe('pgha show systemd', () => {
   const verify = async (text: string, name: string): Promise<void> => {
     const file = join(makeTestDir(), name);
     writeFileSync(file, text);
-    // systemd-analyze is Debian's systemd 252 here; it prints a line for every key it ignores.
-    const r = await runPghaLike('systemd-analyze', ['verify', file]);
+    // systemd-analyze comes with Debian's systemd package (252 on this machine's image); it
+    // prints a line for every key or value it ignores. Without it, the keys checked above stand.
+    if (!existsSync('/usr/bin/systemd-analyze')) {
+      console.log(`systemd-analyze not installed: ${name} checked by its keys only`);
+      return;
+    }
+    const r = await runProgram('systemd-analyze', ['verify', file]);
     expect(r, `systemd-analyze verify ${file}`).toEqual({ exitCode: 0, output: '' });
   };
 
@@ -285,7 +290,7 @@ describe('the self-fence', () => {
 });
 
 /** Runs a program to completion: exit code and stdout+stderr together. */
-async function runPghaLike(file: string, args: string[]): Promise<{ exitCode: number; output: string }> {
+async function runProgram(file: string, args: string[]): Promise<{ exitCode: number; output: string }> {
   const { execa } = await import('execa');
   const r = await execa(file, args, { reject: false, all: true, timeout: 60_000 });
   return { exitCode: r.exitCode ?? -1, output: String(r.all ?? '').trim() };
