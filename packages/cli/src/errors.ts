@@ -8,8 +8,20 @@ import { PghaError } from '@pgha/shared';
 /** Exit code of a usage error or of any other bad input (`PGHA_ERR_VALIDATION`). */
 export const USAGE_EXIT_CODE = 2;
 
-/** Prints `pgha: error: message; hint` and returns the exit code (1; 2 for bad input). */
+/**
+ * Ends a command with `exitCode` and nothing more printed: what the command had to say is on
+ * stdout/stderr already (e.g. `pgha keeper status` of a stopped keeper: 3, as `pg_ctl status`).
+ */
+export class CommandExit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+    this.name = 'CommandExit';
+  }
+}
+
+/** Prints `pgha: error: message; hint` and returns the exit code (1; 2 for bad input; a {@link CommandExit}'s own, silently). */
 export function reportError(err: unknown): number {
+  if (err instanceof CommandExit) return err.exitCode;
   if (err instanceof PghaError) {
     process.stderr.write(`pgha: error: ${err.toUserLine()}\n`);
     return err.code === 'PGHA_ERR_VALIDATION' ? USAGE_EXIT_CODE : 1;

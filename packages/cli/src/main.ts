@@ -3,7 +3,7 @@
  * `PGHA_MONITOR`; every error is one line on stderr and a non-zero exit.
  */
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { Keeper, createNode, loadKeeperConfig } from '@pgha/keeper';
+import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, createNode } from '@pgha/keeper';
 import type { MonitorSslOption } from '@pgha/monitor';
 import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
@@ -14,6 +14,8 @@ import { registerSettingsCommands } from './settings.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
 import { showEvents, showState, showUri } from './show.js';
 import { defaultUpDir } from './up-dir.js';
+import { registerKeeperServiceCommands, runKeeper } from './keeper-service.js';
+import { registerShowSystemd } from './show-systemd.js';
 
 function intArg(min: number, max: number) {
   return (value: string): number => {
@@ -107,7 +109,10 @@ export function buildProgram(): Command {
     .option('--server-key <file>', "this node's Postgres private key")
     .addOption(new Option('--ssl-mode <mode>', 'how nodes verify each other\'s Postgres').choices(['verify-full', 'verify-ca', 'require']).default('verify-full'))
     .option('--no-ssl', 'Postgres without TLS, for tests only')
-    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5'; serverCert?: string; serverKey?: string; sslMode: 'verify-full' | 'verify-ca' | 'require'; ssl: boolean }) => {
+    .option('--on-role-change <command>', "command run (through /bin/sh -c) when the node's role changes (docs/hooks.md)")
+    .option('--on-role-change-timeout-ms <ms>', 'limit of one run of that command', intArg(ROLE_CHANGE_TIMEOUT_MIN_MS, ROLE_CHANGE_TIMEOUT_MAX_MS))
+    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5'; serverCert?: string; serverKey?: string; sslMode: 'verify-full' | 'verify-ca' | 'require'; ssl: boolean; onRoleChange?: string; onRoleChangeTimeoutMs?: number }) => {
+      if (o.onRoleChange !== undefined && (o.onRoleChange.trim() === '' || o.onRoleChange.includes('\0'))) throw new ValidationError('--on-role-change needs a command', { hint: 'e.g. --on-role-change /usr/local/bin/pgha-vip.sh (docs/hooks.md)', field: 'onRoleChange' });
       if (!o.serverCert !== !o.serverKey) throw new ValidationError('--server-cert and --server-key go together', { hint: 'give both, or neither to have the monitor\'s CA sign a certificate' });
       const caFile = caFileGiven();
       if (o.serverCert && !caFile) throw new ValidationError('--server-cert needs --ssl-ca-file, the CA that issued it', { field: 'sslCaFile' });
@@ -127,22 +132,17 @@ export function buildProgram(): Command {
         auth: o.auth,
         credentials: cliCredentials(),
         ssl: !o.ssl ? { mode: 'disable' } : { mode: o.sslMode, ...(caFile ? { caFile } : {}), ...(o.serverCert && o.serverKey ? { certFile: o.serverCert, keyFile: o.serverKey } : {}) },
+        ...(o.onRoleChange !== undefined ? { onRoleChange: o.onRoleChange } : {}),
+        ...(o.onRoleChangeTimeoutMs !== undefined ? { onRoleChangeTimeoutMs: o.onRoleChangeTimeoutMs } : {}),
       }, log, signal);
     });
   keeper
     .command('run')
     .description("run a node's keeper until stopped (stopping it stops Postgres)")
     .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (o: { pgdata: string }) => {
-      const config = loadKeeperConfig(o.pgdata);
-      const log = createLogger('keeper').child({ formation: config.formation, nodeId: config.nodeId, name: config.name });
-      const signal = stopSignal();
-      const k = new Keeper(config, log);
-      log.info(`keeper of node ${config.nodeId} "${config.name}" starting in state ${k.currentState}`);
-      await k.run(signal);
-      log.info('keeper stopping: stopping Postgres');
-      await k.shutdown(true);
-    });
+    .action(async (o: { pgdata: string }) => runKeeper(o.pgdata, stopSignal()));
+  // stop|reload|status|set (packages/cli/src/keeper-service.ts)
+  registerKeeperServiceCommands(keeper, { intArg });
 
   const show = program.command('show').description('show the formation as the monitor sees it');
   show
@@ -167,6 +167,7 @@ export function buildProgram(): Command {
     .addOption(formationOption())
     .option('--json', 'print JSON')
     .action(async (o: { monitor?: string; formation: string; json?: boolean }) => showUri(monitorUrl(o.monitor), o.formation, !!o.json));
+  registerShowSystemd(show);
 
   // Formations and replication settings: set|get node|formation, show settings|standby-names,
   // create|drop formation (packages/cli/src/settings.ts).

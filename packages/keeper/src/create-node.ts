@@ -13,6 +13,7 @@ import { ConflictError, DEFAULT_FORMATION, PghaError, RegisterNodeRequest, Valid
 import { Keeper } from './loop.js';
 import { ensurePghaDir, keeperPaths, loadKeeperConfig, loadKeeperState, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
 import { MonitorClient, type MonitorCredentials } from './monitor-client.js';
+import { inspectKeeperPidFile } from './pid-file.js';
 import { readPem } from './secrets.js';
 import { writeOwnedFileIfChanged } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
@@ -40,6 +41,9 @@ export interface CreateNodeOptions {
    * (`certFile`, `keyFile`); `disable` is `--no-ssl`.
    */
   ssl?: { mode: 'verify-full' | 'verify-ca' | 'require'; caFile?: string; certFile?: string; keyFile?: string } | { mode: 'disable' };
+  /** Role-change hook command (`--on-role-change`) and its limit in ms (`--on-role-change-timeout-ms`). */
+  onRoleChange?: string;
+  onRoleChangeTimeoutMs?: number;
 }
 
 /** The node's Postgres key pair: a new one, or the operator's certificate and key (PEM). */
@@ -123,6 +127,10 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   // A node's files, once there, must be readable: a damaged one is refused here, before the monitor is asked anything.
   let config: KeeperConfig | undefined = existsSync(paths.config) || existsSync(paths.state) ? loadKeeperConfig(pgdata) : undefined;
   if (config) loadKeeperState(config);
+  const runningKeeper = inspectKeeperPidFile(pgdata);
+  if (runningKeeper.status === 'running') {
+    throw new ConflictError(`a keeper runs for ${pgdata} (pid ${runningKeeper.pid})`, { hint: `stop it first with: pgha keeper stop --pgdata ${pgdata}` });
+  }
 
   if (config && (config.name !== options.name || config.formation !== formation)) {
     throw new ConflictError(`${pgdata} already belongs to node "${config.name}" of formation "${config.formation}"`, {
@@ -143,6 +151,10 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   }
 
   // A node created without TLS stays so when created again.
+  const hookFields = {
+    ...(options.onRoleChange !== undefined ? { onRoleChange: options.onRoleChange } : {}),
+    ...(options.onRoleChangeTimeoutMs !== undefined ? { onRoleChangeTimeoutMs: options.onRoleChangeTimeoutMs } : {}),
+  };
   const ssl = config?.ssl.mode === 'disable' ? { mode: 'disable' as const } : (options.ssl ?? { mode: 'verify-full' as const });
   const nodeTls = prepareNodeTls(ssl);
   const client = new MonitorClient(options.monitorUrl, options.credentials ?? {});
@@ -187,7 +199,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
     }
     if (config) {
       // Registered again: the previous node token no longer works.
-      config = { ...config, nodeToken: registered.nodeToken };
+      config = { ...config, nodeToken: registered.nodeToken, ...hookFields };
       writeJsonAtomic(paths.config, config);
     } else {
       config = {
@@ -208,6 +220,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
         nodeToken: registered.nodeToken,
         ...(options.credentials?.ca ? { monitorCaCertificate: options.credentials.ca } : {}),
         ssl: { mode: ssl.mode },
+        ...hookFields,
       };
       writeJsonAtomic(paths.config, config);
       saveKeeperState(pgdata, { nodeId: config.nodeId, currentState: 'init', assignedState: 'init' });
@@ -217,7 +230,8 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
     await client.close();
   }
 
-  const keeper = new Keeper(config, log);
+  // The hook runs from `keeper run` on: it announces the role it finds once the monitor confirms it.
+  const keeper = new Keeper(config, log, { roleChangeHooks: false });
   const timeoutMs = options.timeoutMs ?? 300_000;
   const timer = new AbortController();
   const t = setTimeout(() => timer.abort(), timeoutMs);

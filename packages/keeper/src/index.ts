@@ -11,3 +11,7 @@ export * from './postgres/os-user.js';
 export * from './postgres/config-files.js';
 export * from './postgres/sql.js';
 export * from './secrets.js';
+export * from './fsm/node-role.js';
+export * from './role-change-hook.js';
+export * from './config-reload.js';
+export * from './pid-file.js';

@@ -24,6 +24,10 @@ export function ensurePghaDir(dir: string): string {
   return dir;
 }
 
+/** Bounds of `onRoleChangeTimeoutMs`, in ms. */
+export const ROLE_CHANGE_TIMEOUT_MIN_MS = 1;
+export const ROLE_CHANGE_TIMEOUT_MAX_MS = 3_600_000;
+
 /** Schema of `keeper.json`. */
 export const KeeperConfigSchema = z.object({
   version: z.literal(1),
@@ -51,6 +55,13 @@ export const KeeperConfigSchema = z.object({
    * {@link postgresTlsDir}.
    */
   ssl: z.object({ mode: z.enum(['verify-full', 'verify-ca', 'require', 'disable']) }),
+  /**
+   * Role-change hook: a command run through `/bin/sh -c` when the node's role changes (see
+   * `role-change-hook.ts`); none when absent. Reloadable (SIGHUP, `pgha keeper reload`).
+   */
+  onRoleChange: z.string().min(1).refine((s) => !s.includes('\0'), 'must not contain NUL characters').optional(),
+  /** Limit of one hook run, in ms (default `DEFAULT_ROLE_CHANGE_TIMEOUT_MS`, 10 000). Reloadable. */
+  onRoleChangeTimeoutMs: z.number().int().min(ROLE_CHANGE_TIMEOUT_MIN_MS).max(ROLE_CHANGE_TIMEOUT_MAX_MS).optional(),
 });
 /** Contents of `keeper.json`. */
 export type KeeperConfig = z.infer<typeof KeeperConfigSchema>;
@@ -140,7 +151,7 @@ export function readJsonFile<T>(path: string, schema: z.ZodType<T>, what: string
 }
 
 /** True when `a` and `b` name the same directory (the same path, or the same one through links). */
-function sameDirectory(a: string, b: string): boolean {
+export function sameDirectory(a: string, b: string): boolean {
   if (resolve(a) === resolve(b)) return true;
   try {
     return realpathSync(a) === realpathSync(b);

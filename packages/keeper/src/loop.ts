@@ -22,10 +22,13 @@ import {
 import { monitorQuietForMs, type PartitionFacts } from './fsm/partition-rule.js';
 import { reachGoal } from './fsm/reach-goal.js';
 import { ensureState } from './fsm/transitions.js';
-import { loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
+import { planKeeperReload, type KeeperReloadPlan } from './config-reload.js';
+import { roleOfState, type NodeRole } from './fsm/node-role.js';
+import { loadKeeperConfig, loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
 import { MonitorClient } from './monitor-client.js';
 import { NodeControl } from './node-control.js';
 import { PartitionWatchdog } from './partition-watchdog.js';
+import { DEFAULT_ROLE_CHANGE_TIMEOUT_MS, RoleChangeHookRunner, type RoleChangeHookConfig } from './role-change-hook.js';
 
 /** What one tick did, in one sentence (logged at info when it changes). */
 export interface TickOutcome {
@@ -41,11 +44,22 @@ export interface KeeperOptions {
   /** Overrides the formation's `keeperReportIntervalMs` (ms). */
   reportIntervalMs?: number;
   retryDelayMs?: number;
+  /**
+   * Run the role-change hook of keeper.json (default true); `keeper create` runs without it,
+   * and `keeper run` announces the role it finds.
+   */
+  roleChangeHooks?: boolean;
+}
+
+/** The hook settings of a keeper.json. */
+function hookConfigOf(config: KeeperConfig): RoleChangeHookConfig {
+  return { command: config.onRoleChange, timeoutMs: config.onRoleChangeTimeoutMs ?? DEFAULT_ROLE_CHANGE_TIMEOUT_MS };
 }
 
 /** One node's keeper. */
 export class Keeper {
-  readonly config: KeeperConfig;
+  /** The configuration it runs with (a reload replaces its reloadable fields). */
+  config: KeeperConfig;
   readonly node: NodeControl;
   readonly client: MonitorClient;
   private readonly log: Logger;
@@ -65,6 +79,10 @@ export class Keeper {
    */
   private lastMonitorContactMs = Date.now();
   private readonly watchdog: PartitionWatchdog;
+  /** The node's role-change hook; undefined when this keeper runs none (`keeper create`). */
+  readonly hooks: RoleChangeHookRunner | undefined;
+  /** The role last handed to {@link hooks}. */
+  private role: NodeRole = 'none';
 
   constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
     this.config = config;
@@ -75,6 +93,66 @@ export class Keeper {
     this.reportIntervalOverrideMs = options.reportIntervalMs;
     this.retryDelayMs = options.retryDelayMs ?? 300;
     this.watchdog = new PartitionWatchdog(this, this.node, log);
+    this.hooks = options.roleChangeHooks === false ? undefined : new RoleChangeHookRunner(hookConfigOf(config), log);
+  }
+
+  /**
+   * Hands a role change to the hook runner (which returns at once). `state` is the reached
+   * state that made the role; the timeline is read afresh when Postgres answers.
+   */
+  private async announceRole(role: NodeRole, state: NodeState): Promise<void> {
+    if (!this.hooks || role === this.role) return;
+    this.role = role;
+    const facts = await this.node.readFacts().catch(() => undefined);
+    if (facts) this.lastTimeline = facts.timeline;
+    this.hooks.roleChanged(role, {
+      nodeName: this.config.name,
+      nodeId: this.config.nodeId,
+      formation: this.config.formation,
+      groupId: this.config.groupId,
+      host: this.config.hostname,
+      port: this.config.pgPort,
+      timeline: this.lastTimeline,
+      state,
+    });
+  }
+
+  /**
+   * After a tick: the role of the reached state, once the monitor's goal confirms it (the node
+   * reached its goal). A keeper that starts announces the role it finds, so a hook lost to a
+   * crash runs when the keeper is back; hooks must therefore be idempotent.
+   */
+  private async noteRole(): Promise<void> {
+    const current = this.state.currentState;
+    if (this.lastGoal?.goalState !== current) return;
+    const role = roleOfState(current);
+    if (role) await this.announceRole(role, current);
+  }
+
+  /**
+   * Re-reads keeper.json (SIGHUP): applies the reloadable fields (the role-change hook and its
+   * timeout) and logs what changed; a change to any other field is logged and ignored until
+   * the keeper restarts. A file that cannot be read changes nothing. Never throws.
+   *
+   * @returns the plan applied, or undefined when the file could not be read.
+   */
+  reloadConfig(): KeeperReloadPlan | undefined {
+    let file: KeeperConfig;
+    try {
+      file = loadKeeperConfig(this.config.pgdata);
+    } catch (err) {
+      this.log.error(`reload: keeper.json not reloaded, the keeper goes on as it runs: ${err instanceof PghaError ? err.toUserLine() : (err as Error).message}`);
+      return undefined;
+    }
+    const plan = planKeeperReload(this.config, file);
+    this.config = plan.next;
+    this.hooks?.configure(hookConfigOf(plan.next));
+    for (const c of plan.applied) this.log.info({ field: c.field }, `reload: ${c.field} changed from ${c.from} to ${c.to}`);
+    if (plan.needRestart.length > 0) {
+      this.log.warn({ fields: plan.needRestart }, `reload: refused to apply ${plan.needRestart.join(', ')}: a change there needs a restart of the keeper (pgha keeper stop, then pgha keeper run); it runs with the old values until then`);
+    }
+    if (plan.applied.length === 0 && plan.needRestart.length === 0) this.log.info('reload: keeper.json unchanged');
+    return plan;
   }
 
   /** How often the keeper reports when nothing changes, in ms. */
@@ -126,6 +204,10 @@ export class Keeper {
       { fencedAtMs: signalledAtMs ?? null, stoppedAtMs: Date.now(), from },
       `Self-fenced: Postgres stopped after ${signalledAtMs === undefined ? 0 : Date.now() - signalledAtMs} ms; current state is now "demote_timeout" until the monitor answers`,
     );
+    // The hook learns of the demotion only once Postgres is down: a VIP must not leave a node
+    // that still takes writes, nor move before it stops taking them.
+    if (this.node.isRunning()) this.log.error('self-fence: Postgres still runs; the role-change hook for "demoted" waits until it has stopped');
+    else await this.announceRole('demoted', 'demote_timeout');
   }
 
   /** The state the keeper has reached. */
@@ -264,6 +346,7 @@ export class Keeper {
   private async runLoop(signal: AbortSignal, until?: (k: Keeper) => boolean): Promise<void> {
     while (!signal.aborted) {
       const out = await this.tick();
+      await this.noteRole();
       if (until?.(this)) return;
       if (this.state.currentState === 'dropped') {
         this.log.info('node dropped from the formation: the keeper stops');
@@ -289,10 +372,18 @@ export class Keeper {
     }
   }
 
-  /** Stops Postgres (graceful keeper stop) and closes the monitor client. */
+  /**
+   * Stops Postgres (graceful keeper stop) and closes the monitor client. With `stopPostgres`,
+   * once Postgres has stopped, runs the role-change hook for `stopped` and waits for it (at
+   * most its timeout and the kill grace).
+   */
   async shutdown(stopPostgres: boolean): Promise<void> {
     await this.watchdog.stop();
-    if (stopPostgres) await this.node.stop().catch((err: Error) => this.log.error(err.message));
+    if (stopPostgres) {
+      await this.node.stop().catch((err: Error) => this.log.error(err.message));
+      if (!this.node.isRunning()) await this.announceRole('stopped', this.state.currentState);
+    }
+    await this.hooks?.idle();
     await this.node.closeSession();
     await this.client.close();
   }

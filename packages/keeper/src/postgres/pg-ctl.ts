@@ -94,20 +94,25 @@ export function postmasterPid(pgdata: string): number | undefined {
     return undefined;
   }
   const pid = Number(text.split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? pid : undefined;
+}
+
+/**
+ * True when `pid` runs: it answers `kill(pid, 0)` and is not a zombie (a killed postmaster can
+ * linger as one until its adoptive parent reaps it).
+ */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-  } catch {
-    return undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  // A killed postmaster can linger as a zombie until its (adoptive) parent reaps it.
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return undefined;
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
-    // no /proc: trust kill(0)
+    return true; // no /proc: trust kill(0)
   }
-  return pid;
 }
 
 /** Runs `initdb` for a new data directory (UTF-8, local trust, host scram-sha-256). */

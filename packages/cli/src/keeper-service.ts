@@ -1,0 +1,226 @@
+/**
+ * The keeper as a service: `pgha keeper run` (with its pid file and SIGHUP reload),
+ * `pgha keeper stop|reload|status`, and `pgha keeper set on-role-change|on-role-change-timeout-ms`.
+ * Source: `pg_ctl stop|reload|status` (exit codes), pg_autoctl's `stop|reload|status`, Patroni's
+ * SIGHUP reload.
+ */
+import type { Command } from 'commander';
+import {
+  Keeper,
+  KeeperConfigSchema,
+  ROLE_CHANGE_TIMEOUT_MAX_MS,
+  ROLE_CHANGE_TIMEOUT_MIN_MS,
+  DEFAULT_ROLE_CHANGE_TIMEOUT_MS,
+  acquireKeeperPidFile,
+  inspectKeeperPidFile,
+  isProcessAlive,
+  keeperPaths,
+  keeperPidFile,
+  loadKeeperConfig,
+  loadKeeperState,
+  postmasterPid,
+  postmasterPort,
+  releaseKeeperPidFile,
+  writeJsonAtomic,
+  type KeeperConfig,
+} from '@pgha/keeper';
+import { PghaError, ValidationError } from '@pgha/shared';
+import { CommandExit, reportError } from './errors.js';
+import { createLogger } from './logger.js';
+
+/** Exit codes of `pgha keeper status` (and of stop/reload with no keeper running), as `pg_ctl status`'s. */
+export const KEEPER_STATUS_EXIT = { running: 0, notRunning: 3, noKeeper: 4 } as const;
+
+/**
+ * `pgha keeper run`: takes the pid file (refusing a second keeper of the same data directory),
+ * runs the keeper until `stop` aborts, then stops Postgres; SIGHUP re-reads keeper.json.
+ *
+ * @throws ConflictError when a keeper already runs for `pgdata`; PghaError `PGHA_ERR_CONFIG`
+ *   for a missing or damaged keeper.json or state.json.
+ */
+export async function runKeeper(pgdata: string, stop: AbortSignal): Promise<void> {
+  const config = loadKeeperConfig(pgdata);
+  const log = createLogger('keeper').child({ formation: config.formation, nodeId: config.nodeId, name: config.name });
+  const replaced = acquireKeeperPidFile(pgdata);
+  const onHangup = (): void => {
+    log.info('SIGHUP: re-reading keeper.json');
+    keeper?.reloadConfig();
+  };
+  let keeper: Keeper | undefined;
+  process.on('SIGHUP', onHangup);
+  try {
+    if (replaced) log.warn(`replaced the stale pid file ${keeperPidFile(pgdata)}: ${replaced}`);
+    keeper = new Keeper(config, log);
+    log.info(`keeper of node ${config.nodeId} "${config.name}" starting in state ${keeper.currentState} (pid ${process.pid})`);
+    await keeper.run(stop);
+    log.info('keeper stopping: stopping Postgres');
+    await keeper.shutdown(true);
+  } finally {
+    process.off('SIGHUP', onHangup);
+    releaseKeeperPidFile(pgdata);
+  }
+}
+
+/** What `pgha keeper status --json` prints. */
+export interface KeeperStatus {
+  pgdata: string;
+  keeper: { running: boolean; pid: number | null; stalePidFile: string | null };
+  postgres: { running: boolean; pid: number | null; port: number | null };
+  node: { name: string; nodeId: number; formation: string; reachedState: string | null; assignedState: string | null; stateUpdatedAt: string | null; stateError: string | null };
+  onRoleChange: { command: string | null; timeoutMs: number };
+}
+
+/** Reads the keeper's, Postgres's and the node's state. @throws PghaError `PGHA_ERR_CONFIG` when `pgdata` has no readable keeper.json. */
+export function keeperStatus(pgdata: string): KeeperStatus {
+  const config = loadKeeperConfig(pgdata);
+  const pidFile = inspectKeeperPidFile(pgdata);
+  const pgPid = postmasterPid(config.pgdata);
+  let state: ReturnType<typeof loadKeeperState> | undefined;
+  let stateError: string | null = null;
+  try {
+    state = loadKeeperState(config);
+  } catch (err) {
+    stateError = (err as Error).message;
+  }
+  return {
+    pgdata: config.pgdata,
+    keeper: { running: pidFile.status === 'running', pid: pidFile.status === 'absent' ? null : (pidFile.pid ?? null), stalePidFile: pidFile.status === 'stale' ? pidFile.reason : null },
+    postgres: { running: pgPid !== undefined, pid: pgPid ?? null, port: pgPid !== undefined ? (postmasterPort(config.pgdata) ?? null) : null },
+    node: { name: config.name, nodeId: config.nodeId, formation: config.formation, reachedState: state?.currentState ?? null, assignedState: state?.assignedState ?? null, stateUpdatedAt: state?.updatedAt ?? null, stateError },
+    onRoleChange: { command: config.onRoleChange ?? null, timeoutMs: config.onRoleChangeTimeoutMs ?? DEFAULT_ROLE_CHANGE_TIMEOUT_MS },
+  };
+}
+
+/** {@link keeperStatus} as `pgha keeper status` prints it. */
+export function renderKeeperStatus(s: KeeperStatus): string {
+  const keeper = s.keeper.running ? `running (pid ${s.keeper.pid})` : s.keeper.stalePidFile ? `not running (stale pid file: ${s.keeper.stalePidFile})` : 'not running';
+  const postgres = s.postgres.running ? `running (pid ${s.postgres.pid}${s.postgres.port ? `, port ${s.postgres.port}` : ''})` : 'not running';
+  const state = s.node.stateError ? `unreadable: ${s.node.stateError}` : `reached ${s.node.reachedState}, assigned ${s.node.assignedState} (state.json of ${s.node.stateUpdatedAt})`;
+  const hook = s.onRoleChange.command ? `${s.onRoleChange.command} (timeout ${s.onRoleChange.timeoutMs} ms)` : 'none';
+  return [
+    `keeper:         ${keeper}`,
+    `postgres:       ${postgres}`,
+    `node:           ${s.node.name} (node ${s.node.nodeId}, formation ${s.node.formation}), ${s.pgdata}`,
+    `state:          ${state}`,
+    `on-role-change: ${hook}`,
+  ].join('\n');
+}
+
+/** `pgha keeper status`: exits 0 when the keeper runs, 3 when it does not, 4 when `pgdata` is not a keeper's. */
+async function statusCommand(pgdata: string, json: boolean): Promise<void> {
+  let s: KeeperStatus;
+  try {
+    s = keeperStatus(pgdata);
+  } catch (err) {
+    if (err instanceof PghaError && err.code === 'PGHA_ERR_CONFIG') {
+      reportError(err);
+      throw new CommandExit(KEEPER_STATUS_EXIT.noKeeper);
+    }
+    throw err;
+  }
+  process.stdout.write(json ? `${JSON.stringify(s, null, 2)}\n` : `${renderKeeperStatus(s)}\n`);
+  if (!s.keeper.running) throw new CommandExit(KEEPER_STATUS_EXIT.notRunning);
+}
+
+/** The pid of the keeper of `pgdata`, or a "not running" line on stderr and exit 3. */
+function runningKeeperPid(pgdata: string): number {
+  loadKeeperConfig(pgdata);
+  const seen = inspectKeeperPidFile(pgdata);
+  if (seen.status === 'running') return seen.pid;
+  process.stderr.write(`pgha: no keeper runs for ${pgdata}${seen.status === 'stale' ? ` (stale pid file: ${seen.reason})` : ''}\n`);
+  throw new CommandExit(KEEPER_STATUS_EXIT.notRunning);
+}
+
+/**
+ * `pgha keeper stop`: SIGTERM to the keeper, which stops Postgres and exits; waits up to
+ * `waitS` seconds (0: does not wait) until both have.
+ *
+ * @throws PghaError `PGHA_ERR_TIMEOUT` when either still runs after `waitS`.
+ */
+async function stopCommand(pgdata: string, waitS: number): Promise<void> {
+  const pid = runningKeeperPid(pgdata);
+  const config = loadKeeperConfig(pgdata);
+  const startedAtMs = Date.now();
+  process.kill(pid, 'SIGTERM');
+  if (waitS === 0) {
+    process.stdout.write(`sent SIGTERM to the keeper (pid ${pid}): it stops Postgres, then exits\n`);
+    return;
+  }
+  const deadline = startedAtMs + waitS * 1000;
+  const running = (): string | undefined => (isProcessAlive(pid) ? `the keeper (pid ${pid})` : postmasterPid(config.pgdata) !== undefined ? `Postgres (pid ${postmasterPid(config.pgdata)})` : undefined);
+  while (running() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const still = running();
+  if (still) {
+    throw new PghaError('PGHA_ERR_TIMEOUT', `${still} still runs ${waitS} s after SIGTERM`, { hint: `wait longer with --wait, and see the keeper's log; pgha keeper status --pgdata ${pgdata}` });
+  }
+  process.stdout.write(`keeper stopped (pid ${pid}) and Postgres stopped, in ${Date.now() - startedAtMs} ms\n`);
+}
+
+/** `pgha keeper reload`: SIGHUP to the keeper, which re-reads keeper.json and logs what changed. */
+async function reloadCommand(pgdata: string): Promise<void> {
+  const pid = runningKeeperPid(pgdata);
+  process.kill(pid, 'SIGHUP');
+  process.stdout.write(`sent SIGHUP to the keeper (pid ${pid}): it re-reads ${keeperPaths(pgdata).config} and logs what changed\n`);
+}
+
+/**
+ * Edits keeper.json atomically (a `.new` copy, fsync, rename), validated against its schema.
+ * @returns the new configuration.
+ */
+function editKeeperConfig(pgdata: string, edit: (c: KeeperConfig) => KeeperConfig): KeeperConfig {
+  const next = KeeperConfigSchema.parse(edit(loadKeeperConfig(pgdata)));
+  writeJsonAtomic(keeperPaths(pgdata).config, next);
+  return next;
+}
+
+/** The line `pgha keeper set` prints after an edit. */
+function appliedLine(pgdata: string, what: string): string {
+  const seen = inspectKeeperPidFile(pgdata);
+  const how = seen.status === 'running' ? `the running keeper (pid ${seen.pid}) applies it on: pgha keeper reload --pgdata ${pgdata}` : 'the keeper applies it when it starts';
+  return `${what} in ${keeperPaths(pgdata).config}; ${how}\n`;
+}
+
+/** Registers `keeper stop|reload|status|set` under `keeper`. */
+export function registerKeeperServiceCommands(keeper: Command, helpers: { intArg(min: number, max: number): (value: string) => number }): void {
+  keeper
+    .command('stop')
+    .description('stop the keeper of a data directory (it stops Postgres first) and wait until both have exited')
+    .requiredOption('--pgdata <dir>', 'data directory of the node')
+    .option('--wait <seconds>', 'how long to wait (0: do not wait)', helpers.intArg(0, 3600), 60)
+    .action(async (o: { pgdata: string; wait: number }) => stopCommand(o.pgdata, o.wait));
+  keeper
+    .command('reload')
+    .description('make the keeper re-read keeper.json (SIGHUP): the role-change hook and its timeout')
+    .requiredOption('--pgdata <dir>', 'data directory of the node')
+    .action(async (o: { pgdata: string }) => reloadCommand(o.pgdata));
+  keeper
+    .command('status')
+    .description('whether the keeper and its Postgres run, and the state the node reached (exit 0 running, 3 not running, 4 no keeper)')
+    .requiredOption('--pgdata <dir>', 'data directory of the node')
+    .option('--json', 'print JSON')
+    .action(async (o: { pgdata: string; json?: boolean }) => statusCommand(o.pgdata, !!o.json));
+
+  const set = keeper.command('set').description("change a reloadable field of the keeper's configuration (keeper.json)");
+  set
+    .command('on-role-change')
+    .description('the command run (through /bin/sh -c) when the node\'s role changes; "" removes it')
+    .argument('<command>', 'shell command, or "" for none')
+    .requiredOption('--pgdata <dir>', 'data directory of the node')
+    .action(async (command: string, o: { pgdata: string }) => {
+      if (command.includes('\0')) throw new ValidationError('the command must not contain NUL characters', { field: 'command' });
+      editKeeperConfig(o.pgdata, (c) => {
+        const { onRoleChange: _old, ...rest } = c;
+        return command.trim() === '' ? rest : { ...rest, onRoleChange: command };
+      });
+      process.stdout.write(appliedLine(o.pgdata, command.trim() === '' ? 'on-role-change removed' : 'on-role-change set'));
+    });
+  set
+    .command('on-role-change-timeout-ms')
+    .description('how long one run of the role-change hook may take before its process group is killed')
+    .argument('<ms>', `milliseconds (${ROLE_CHANGE_TIMEOUT_MIN_MS} to ${ROLE_CHANGE_TIMEOUT_MAX_MS})`, helpers.intArg(ROLE_CHANGE_TIMEOUT_MIN_MS, ROLE_CHANGE_TIMEOUT_MAX_MS))
+    .requiredOption('--pgdata <dir>', 'data directory of the node')
+    .action(async (ms: number, o: { pgdata: string }) => {
+      editKeeperConfig(o.pgdata, (c) => ({ ...c, onRoleChangeTimeoutMs: ms }));
+      process.stdout.write(appliedLine(o.pgdata, `on-role-change-timeout-ms set to ${ms}`));
+    });
+}
