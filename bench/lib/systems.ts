@@ -94,7 +94,7 @@ export class PghaSystem implements HaSystem {
 
   async setup(): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    const [pgPort, httpPort, p1, p2] = await freePorts(4);
+    const [pgPort, httpPort, p1, p2, h1, h2] = await freePorts(6);
     const monitorPgdata = join(this.dir, 'monitor', 'pgdata');
     await this.pgha(['monitor', 'create', '--pgdata', monitorPgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`]);
     this.monitorProc = spawnLogged(process.execPath, [PGHA_BIN, 'monitor', 'run', '--pgdata', monitorPgdata], join(this.dir, 'monitor.log'));
@@ -103,7 +103,8 @@ export class PghaSystem implements HaSystem {
     await waitFor('the pgha monitor', async () => (await this.client().formationState('default')) !== undefined, 60_000, 100);
     for (const [i, port] of [p1!, p2!].entries()) {
       const node = { name: `node${i + 1}`, port, pgdata: join(this.dir, `node${i + 1}`, 'pgdata') };
-      await this.pgha(['keeper', 'create', 'postgres', '--monitor', this.monitorUrl, '--pgdata', node.pgdata, '--pg-port', String(port), '--name', node.name, '--hostname', '127.0.0.1', '--auth', 'trust']);
+      const keeperHttp = `127.0.0.1:${[h1!, h2!][i]}`;
+      await this.pgha(['keeper', 'create', 'postgres', '--monitor', this.monitorUrl, '--pgdata', node.pgdata, '--pg-port', String(port), '--name', node.name, '--hostname', '127.0.0.1', '--auth', 'trust', '--http-listen', keeperHttp]);
       this.nodes.push(node);
       this.startKeeper(node);
     }

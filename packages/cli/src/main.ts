@@ -3,7 +3,7 @@
  * `PGHA_MONITOR`; every error is one line on stderr and a non-zero exit.
  */
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { Keeper, createNode, loadKeeperConfig } from '@pgha/keeper';
+import { Keeper, createNode, loadKeeperConfig, startKeeperHttp } from '@pgha/keeper';
 import type { MonitorSslOption } from '@pgha/monitor';
 import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
@@ -107,7 +107,8 @@ export function buildProgram(): Command {
     .option('--server-key <file>', "this node's Postgres private key")
     .addOption(new Option('--ssl-mode <mode>', 'how nodes verify each other\'s Postgres').choices(['verify-full', 'verify-ca', 'require']).default('verify-full'))
     .option('--no-ssl', 'Postgres without TLS, for tests only')
-    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5'; serverCert?: string; serverKey?: string; sslMode: 'verify-full' | 'verify-ca' | 'require'; ssl: boolean }) => {
+    .option('--http-listen <host:port>', "the keeper's HTTP health routes and metrics (default: <hostname>:8008)")
+    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5'; serverCert?: string; serverKey?: string; sslMode: 'verify-full' | 'verify-ca' | 'require'; ssl: boolean; httpListen?: string }) => {
       if (!o.serverCert !== !o.serverKey) throw new ValidationError('--server-cert and --server-key go together', { hint: 'give both, or neither to have the monitor\'s CA sign a certificate' });
       const caFile = caFileGiven();
       if (o.serverCert && !caFile) throw new ValidationError('--server-cert needs --ssl-ca-file, the CA that issued it', { field: 'sslCaFile' });
@@ -127,6 +128,7 @@ export function buildProgram(): Command {
         auth: o.auth,
         credentials: cliCredentials(),
         ssl: !o.ssl ? { mode: 'disable' } : { mode: o.sslMode, ...(caFile ? { caFile } : {}), ...(o.serverCert && o.serverKey ? { certFile: o.serverCert, keyFile: o.serverKey } : {}) },
+        ...(o.httpListen !== undefined ? { httpListen: o.httpListen } : {}),
       }, log, signal);
     });
   keeper
@@ -139,7 +141,9 @@ export function buildProgram(): Command {
       const signal = stopSignal();
       const k = new Keeper(config, log);
       log.info(`keeper of node ${config.nodeId} "${config.name}" starting in state ${k.currentState}`);
+      const http = await startKeeperHttp(k, log.child({ component: 'http' }));
       await k.run(signal);
+      await http.close();
       log.info('keeper stopping: stopping Postgres');
       await k.shutdown(true);
     });
@@ -165,8 +169,22 @@ export function buildProgram(): Command {
     .description('the formation connection URI (multi-host, target_session_attrs=read-write)')
     .addOption(monitorOption())
     .addOption(formationOption())
+    .option('--read-only', 'a URI for reads: target_session_attrs=prefer-standby')
     .option('--json', 'print JSON')
-    .action(async (o: { monitor?: string; formation: string; json?: boolean }) => showUri(monitorUrl(o.monitor), o.formation, !!o.json));
+    .action(async (o: { monitor?: string; formation: string; json?: boolean; readOnly?: boolean }) => showUri(monitorUrl(o.monitor), o.formation, !!o.json, !!o.readOnly));
+  show
+    .command('haproxy')
+    .description('an HAProxy configuration: a write port to the primary, a read port to the standbys, checked on each keeper\'s HTTP server')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .option('--write-port <n>', 'port of the write frontend', intArg(1, 65535), 5000)
+    .option('--read-port <n>', 'port of the read frontend', intArg(1, 65535), 5001)
+    .option('--bind <address>', 'address HAProxy listens on', '*')
+    .option('--max-lag-bytes <n>', 'a standby lagging more than this leaves the read backend', intArg(0, Number.MAX_SAFE_INTEGER))
+    .action(async (o: { monitor?: string; formation: string; writePort: number; readPort: number; bind: string; maxLagBytes?: number }) => {
+      const { showHaproxy } = await import('./show-haproxy.js');
+      await showHaproxy(monitorUrl(o.monitor), { formation: o.formation, writePort: o.writePort, readPort: o.readPort, bind: o.bind, ...(o.maxLagBytes !== undefined ? { maxLagBytes: o.maxLagBytes } : {}) });
+    });
 
   // Formations and replication settings: set|get node|formation, show settings|standby-names,
   // create|drop formation (packages/cli/src/settings.ts).

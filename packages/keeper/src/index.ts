@@ -11,3 +11,7 @@ export * from './postgres/os-user.js';
 export * from './postgres/config-files.js';
 export * from './postgres/sql.js';
 export * from './secrets.js';
+export * from './http/health-checks.js';
+export * from './http/keeper-http-server.js';
+export * from './http/keeper-metrics.js';
+export * from './http/start-keeper-http.js';
