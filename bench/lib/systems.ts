@@ -88,7 +88,8 @@ export class PghaSystem implements HaSystem {
   /** The monitor's operator token file and CA (pgha's defaults: HTTPS, tokens), for every pgha command. */
   private credentialsEnv: Record<string, string> = {};
 
-  private pgha(args: string[]): Promise<string> {
+  /** Runs `pgha ARGS…` with the monitor's credentials; its stdout. */
+  pgha(args: string[]): Promise<string> {
     return run(process.execPath, [PGHA_BIN, ...args], { env: this.credentialsEnv });
   }
 
