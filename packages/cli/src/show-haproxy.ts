@@ -30,10 +30,10 @@ export interface HaproxyOptions {
 /**
  * The check timing of every server: a check every second while up; once one fails, every
  * 250 ms until two have failed (`fall 2`: a crashed primary leaves the write backend within
- * about 1.5 s); every 500 ms while down, and back up at the first answer 200 (`rise 1`: the
+ * about 1.5 s); every 250 ms while down, and back up at the first answer 200 (`rise 1`: the
  * promoted standby takes writes as soon as its keeper says so).
  */
-const CHECK_TIMING = 'inter 1s fastinter 250ms downinter 500ms rise 1 fall 2';
+const CHECK_TIMING = 'inter 1s fastinter 250ms downinter 250ms rise 1 fall 2';
 
 /**
  * Renders the configuration: `global`, `defaults`, and per role a frontend and a backend with
