@@ -647,7 +647,8 @@ describe('the monitor API under fuzzing', () => {
     const anyRequest = fc.oneof(reportRequest(), goalRequest(), registerRequest(), readRequest(), operatorRequest(), randomRequest());
     const refused = fc.tuple(anyRequest, credentials).filter(([req, c]) => {
       // Keep only combinations that must be refused: a node's token on its own node's route is fine.
-      const keeperRoute = req.method === 'POST' ? /^\/v1\/nodes\/([^/?]+)\/report(\?|$)/.exec(req.url) : ['GET', 'HEAD'].includes(req.method) ? /^\/v1\/nodes\/([^/?]+)\/goal(\?|$)/.exec(req.url) : null;
+      // (A `#fragment` is not part of the path: `/v1/nodes/1/report#x` is node 1's report route.)
+      const keeperRoute = req.method === 'POST' ? /^\/v1\/nodes\/([^/?#]+)\/report([?#]|$)/.exec(req.url) : ['GET', 'HEAD'].includes(req.method) ? /^\/v1\/nodes\/([^/?#]+)\/goal([?#]|$)/.exec(req.url) : null;
       if (req.url.startsWith('/health')) return false;
       // The router refuses a path that does not decode, or a segment over 100 characters, before any hook (400/414).
       try {

@@ -49,7 +49,7 @@ async function events(formation: string): Promise<EventRow[]> {
 async function createNode(formation: string, name: string, port: number): Promise<TestNode> {
   const pgdata = join(dir, formation, name, 'pgdata');
   trackPgdata(pgdata);
-  const created = await pgha('keeper', 'create', 'postgres', '--formation', formation, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', '--auth', 'trust');
+  const created = await pgha('keeper', 'create', 'postgres', '--formation', formation, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', '--auth', 'trust', '--http-listen', `127.0.0.1:${await getPort({ host: '127.0.0.1', exclude: [port] })}`);
   expect(created.exitCode, created.stderr).toBe(0);
   const keeper = startPgha(['keeper', 'run', '--pgdata', pgdata], { logFile: join(dir, `${formation}-${name}.log`) });
   const node = { formation, name, pgdata, port, keeperPid: keeper.pid! };

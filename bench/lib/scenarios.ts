@@ -31,7 +31,8 @@ export interface RunResult {
 const TABLE = 'bench_probe';
 let nextId = 1;
 
-async function healthyPrimary(sys: HaSystem, timeoutMs: number): Promise<string> {
+/** Waits until `sys` is primary + secondary again; the primary's name. */
+export async function healthyPrimary(sys: HaSystem, timeoutMs: number): Promise<string> {
   return waitFor(`${sys.name} to be primary + secondary`, async () => {
     const s = await sys.status();
     return isHealthy(s) ? primaryOf(s) : undefined;

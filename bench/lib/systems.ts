@@ -85,25 +85,27 @@ export class PghaSystem implements HaSystem {
 
   constructor(private readonly dir: string) {}
 
-  /** The monitor's operator token file and CA (pgha's defaults: HTTPS, tokens), for every pgha command. */
+  /** The monitor's URL, operator token file and CA (pgha's defaults: HTTPS, tokens), for every pgha command. */
   private credentialsEnv: Record<string, string> = {};
 
-  private pgha(args: string[]): Promise<string> {
+  /** Runs `pgha ARGS…` with the monitor's credentials; its stdout. */
+  pgha(args: string[]): Promise<string> {
     return run(process.execPath, [PGHA_BIN, ...args], { env: this.credentialsEnv });
   }
 
   async setup(): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    const [pgPort, httpPort, p1, p2] = await freePorts(4);
+    const [pgPort, httpPort, p1, p2, h1, h2] = await freePorts(6);
     const monitorPgdata = join(this.dir, 'monitor', 'pgdata');
     await this.pgha(['monitor', 'create', '--pgdata', monitorPgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`]);
     this.monitorProc = spawnLogged(process.execPath, [PGHA_BIN, 'monitor', 'run', '--pgdata', monitorPgdata], join(this.dir, 'monitor.log'));
     this.monitorUrl = `https://127.0.0.1:${httpPort}`;
-    this.credentialsEnv = { PGHA_AUTH_TOKEN_FILE: `${monitorPgdata}.pgha/auth-token`, PGHA_SSL_CA_FILE: `${monitorPgdata}.pgha/tls/ca.crt` };
+    this.credentialsEnv = { PGHA_MONITOR: this.monitorUrl, PGHA_AUTH_TOKEN_FILE: `${monitorPgdata}.pgha/auth-token`, PGHA_SSL_CA_FILE: `${monitorPgdata}.pgha/tls/ca.crt` };
     await waitFor('the pgha monitor', async () => (await this.client().formationState('default')) !== undefined, 60_000, 100);
     for (const [i, port] of [p1!, p2!].entries()) {
       const node = { name: `node${i + 1}`, port, pgdata: join(this.dir, `node${i + 1}`, 'pgdata') };
-      await this.pgha(['keeper', 'create', 'postgres', '--monitor', this.monitorUrl, '--pgdata', node.pgdata, '--pg-port', String(port), '--name', node.name, '--hostname', '127.0.0.1', '--auth', 'trust']);
+      const keeperHttp = `127.0.0.1:${[h1!, h2!][i]}`;
+      await this.pgha(['keeper', 'create', 'postgres', '--monitor', this.monitorUrl, '--pgdata', node.pgdata, '--pg-port', String(port), '--name', node.name, '--hostname', '127.0.0.1', '--auth', 'trust', '--http-listen', keeperHttp]);
       this.nodes.push(node);
       this.startKeeper(node);
     }

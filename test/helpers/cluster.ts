@@ -51,6 +51,8 @@ export interface TestNode {
   host: string;
   pgdata: string;
   port: number;
+  /** The keeper's HTTP server, `https://127.0.0.1:PORT` (`http://` with `--no-ssl`); inside the node's namespace when it has one. */
+  httpUrl: string;
   keeper: ResultPromise;
 }
 
@@ -58,14 +60,16 @@ export interface TestNode {
  * `pgha keeper create postgres` then `pgha keeper run` for one node (the first node of a
  * formation before the others: a standby's base backup needs the primary's keeper running).
  * The node registers as `hostname` (default 127.0.0.1); both commands run inside network
- * namespace `netns` when given; `extraArgs` go to `keeper create` (e.g. `--no-ssl`).
+ * namespace `netns` when given; `extraArgs` go to `keeper create` (e.g. `--no-ssl`). Its keeper's
+ * HTTP server listens on a free port of `hostname` ({@link TestNode.httpUrl}).
  */
 export async function addNode(monitor: TestMonitor, name: string, options: { formation?: string; candidatePriority?: number; pgdata?: string; port?: number; hostname?: string; netns?: string; extraArgs?: readonly string[] } = {}): Promise<TestNode> {
   const pgdata = options.pgdata ?? join(monitor.dir, name, 'pgdata');
   trackPgdata(pgdata);
   const host = options.hostname ?? '127.0.0.1';
   const port = options.port ?? (await getPort({ host: '127.0.0.1' }));
-  const args = ['keeper', 'create', 'postgres', '--monitor', monitor.url, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', host, '--auth', 'trust'];
+  const httpPort = await getPort({ host: '127.0.0.1', exclude: [port] });
+  const args = ['keeper', 'create', 'postgres', '--monitor', monitor.url, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', host, '--auth', 'trust', '--http-listen', `${host}:${httpPort}`];
   if (options.formation) args.push('--formation', options.formation);
   if (options.candidatePriority !== undefined) args.push('--candidate-priority', String(options.candidatePriority));
   if (options.extraArgs) args.push(...options.extraArgs);
@@ -73,7 +77,8 @@ export async function addNode(monitor: TestMonitor, name: string, options: { for
   const created = await runPgha(args, {}, netns);
   if (created.exitCode !== 0) throw new Error(`keeper create ${name} failed: ${created.stderr}`);
   const keeper = startPgha(['keeper', 'run', '--pgdata', pgdata], { logFile: join(monitor.dir, `${name}.keeper.log`), ...netns });
-  return { name, host, pgdata, port, keeper };
+  const tls = !options.extraArgs?.includes('--no-ssl');
+  return { name, host, pgdata, port, httpUrl: `${tls ? 'https' : 'http'}://${host}:${httpPort}`, keeper };
 }
 
 /** The formation's multi-host URI for the given nodes, as `pgha show uri` prints it (with the postgres user). */

@@ -21,6 +21,7 @@ import {
   postmasterPid,
   postmasterPort,
   releaseKeeperPidFile,
+  startKeeperHttp,
   writeJsonAtomic,
   type KeeperConfig,
 } from '@pgha/keeper';
@@ -52,7 +53,12 @@ export async function runKeeper(pgdata: string, stop: AbortSignal): Promise<void
     if (replaced) log.warn(`replaced the stale pid file ${keeperPidFile(pgdata)}: ${replaced}`);
     keeper = new Keeper(config, log);
     log.info(`keeper of node ${config.nodeId} "${config.name}" starting in state ${keeper.currentState} (pid ${process.pid})`);
-    await keeper.run(stop);
+    const http = await startKeeperHttp(keeper, log.child({ component: 'http' }));
+    try {
+      await keeper.run(stop);
+    } finally {
+      await http.close();
+    }
     log.info('keeper stopping: stopping Postgres');
     await keeper.shutdown(true);
   } finally {

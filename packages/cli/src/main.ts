@@ -111,7 +111,8 @@ export function buildProgram(): Command {
     .option('--no-ssl', 'Postgres without TLS, for tests only')
     .option('--on-role-change <command>', "command run (through /bin/sh -c) when the node's role changes (docs/hooks.md)")
     .option('--on-role-change-timeout-ms <ms>', 'limit of one run of that command', intArg(ROLE_CHANGE_TIMEOUT_MIN_MS, ROLE_CHANGE_TIMEOUT_MAX_MS))
-    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5'; serverCert?: string; serverKey?: string; sslMode: 'verify-full' | 'verify-ca' | 'require'; ssl: boolean; onRoleChange?: string; onRoleChangeTimeoutMs?: number }) => {
+    .option('--http-listen <host:port>', "the keeper's HTTP health routes and metrics (default: <hostname>:8008)")
+    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5'; serverCert?: string; serverKey?: string; sslMode: 'verify-full' | 'verify-ca' | 'require'; ssl: boolean; onRoleChange?: string; onRoleChangeTimeoutMs?: number; httpListen?: string }) => {
       if (o.onRoleChange !== undefined && (o.onRoleChange.trim() === '' || o.onRoleChange.includes('\0'))) throw new ValidationError('--on-role-change needs a command', { hint: 'e.g. --on-role-change /usr/local/bin/pgha-vip.sh (docs/hooks.md)', field: 'onRoleChange' });
       if (!o.serverCert !== !o.serverKey) throw new ValidationError('--server-cert and --server-key go together', { hint: 'give both, or neither to have the monitor\'s CA sign a certificate' });
       const caFile = caFileGiven();
@@ -134,6 +135,7 @@ export function buildProgram(): Command {
         ssl: !o.ssl ? { mode: 'disable' } : { mode: o.sslMode, ...(caFile ? { caFile } : {}), ...(o.serverCert && o.serverKey ? { certFile: o.serverCert, keyFile: o.serverKey } : {}) },
         ...(o.onRoleChange !== undefined ? { onRoleChange: o.onRoleChange } : {}),
         ...(o.onRoleChangeTimeoutMs !== undefined ? { onRoleChangeTimeoutMs: o.onRoleChangeTimeoutMs } : {}),
+        ...(o.httpListen !== undefined ? { httpListen: o.httpListen } : {}),
       }, log, signal);
     });
   keeper
@@ -165,8 +167,22 @@ export function buildProgram(): Command {
     .description('the formation connection URI (multi-host, target_session_attrs=read-write)')
     .addOption(monitorOption())
     .addOption(formationOption())
+    .option('--read-only', 'a URI for reads: target_session_attrs=prefer-standby')
     .option('--json', 'print JSON')
-    .action(async (o: { monitor?: string; formation: string; json?: boolean }) => showUri(monitorUrl(o.monitor), o.formation, !!o.json));
+    .action(async (o: { monitor?: string; formation: string; json?: boolean; readOnly?: boolean }) => showUri(monitorUrl(o.monitor), o.formation, !!o.json, !!o.readOnly));
+  show
+    .command('haproxy')
+    .description('an HAProxy configuration: a write port to the primary, a read port to the standbys, checked on each keeper\'s HTTP server')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .option('--write-port <n>', 'port of the write frontend', intArg(1, 65535), 5000)
+    .option('--read-port <n>', 'port of the read frontend', intArg(1, 65535), 5001)
+    .option('--bind <address>', 'address HAProxy listens on', '*')
+    .option('--max-lag-bytes <n>', 'a standby lagging more than this leaves the read backend', intArg(0, Number.MAX_SAFE_INTEGER))
+    .action(async (o: { monitor?: string; formation: string; writePort: number; readPort: number; bind: string; maxLagBytes?: number }) => {
+      const { showHaproxy } = await import('./show-haproxy.js');
+      await showHaproxy(monitorUrl(o.monitor), { formation: o.formation, writePort: o.writePort, readPort: o.readPort, bind: o.bind, ...(o.maxLagBytes !== undefined ? { maxLagBytes: o.maxLagBytes } : {}) });
+    });
   registerShowSystemd(show);
 
   // Formations and replication settings: set|get node|formation, show settings|standby-names,

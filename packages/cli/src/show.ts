@@ -1,5 +1,6 @@
 /** `pgha show state|events|uri`: read the monitor and print a table or JSON. */
-import { cliCredentials } from './credentials.js';
+import { caFileGiven, cliCredentials } from './credentials.js';
+import { withRootCert } from './client-uri.js';
 import Table from 'cli-table3';
 import { MonitorClient } from '@pgha/keeper';
 import type { EventRow, NodeStateRow } from '@pgha/shared';
@@ -47,11 +48,15 @@ export async function showEvents(monitorUrl: string, formation: string, count: n
   }
 }
 
-/** `pgha show uri`. */
-export async function showUri(monitorUrl: string, formation: string, json: boolean): Promise<void> {
+/**
+ * `pgha show uri [--read-only]`: the formation's multi-host URI (`target_session_attrs=read-write`,
+ * or `prefer-standby`), with `sslmode=verify-full` and this command's CA file as `sslrootcert`
+ * when the nodes use TLS.
+ */
+export async function showUri(monitorUrl: string, formation: string, json: boolean, readOnly = false): Promise<void> {
   const client = new MonitorClient(monitorUrl, cliCredentials());
   try {
-    const { uri } = await client.formationUri(formation);
+    const uri = withRootCert((await client.formationUri(formation, readOnly)).uri, caFileGiven());
     process.stdout.write(json ? `${JSON.stringify({ monitor: monitorUrl, formation, uri }, null, 2)}\n` : `${uri}\n`);
   } finally {
     await client.close();

@@ -11,8 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import getPort from 'get-port';
 import type { Logger } from 'pino';
-import { MonitorClient, ident, keeperPaths, literal, loadKeeperConfig, pgCtlStop, postgresSpawnOptions, postmasterPid, readSecretFile, socketDirFor, withLocalClient, writeJsonAtomic, writeSecretFile } from '@pgha/keeper';
-import { DEFAULT_FORMATION, PghaError, ValidationError, type NodeStateRow, type UpFile } from '@pgha/shared';
+import { MonitorClient, ident, keeperHttpListen, keeperPaths, literal, loadKeeperConfig, pgCtlStop, postgresSpawnOptions, postmasterPid, readSecretFile, socketDirFor, withLocalClient, writeJsonAtomic, writeSecretFile } from '@pgha/keeper';
+import { DEFAULT_FORMATION, PghaError, ValidationError, formatHostPort, type NodeStateRow, type UpFile } from '@pgha/shared';
+import { withRootCert } from './client-uri.js';
 import { defaultUpDir } from './up-dir.js';
 
 const BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
@@ -136,32 +137,36 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
       const pgdata = join(nodeDir, 'pgdata');
       const logFile = join(nodeDir, 'keeper.log');
       let port: number;
+      let http: { host: string; port: number };
       if (existsSync(keeperPaths(pgdata).config)) {
-        port = loadKeeperConfig(pgdata).pgPort;
+        const config = loadKeeperConfig(pgdata);
+        port = config.pgPort;
+        http = keeperHttpListen(config);
       } else {
         port = await getPort({ host: '127.0.0.1', exclude: usedPorts });
-        log.info(`creating ${name} on port ${port}`);
-        const created = await spawnPgha(['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', ...credentialArgs], logFile);
+        http = { host: '127.0.0.1', port: await getPort({ host: '127.0.0.1', exclude: [...usedPorts, port] }) };
+        log.info(`creating ${name} on port ${port} (keeper HTTP on port ${http.port})`);
+        const created = await spawnPgha(['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', '--http-listen', formatHostPort(http.host, http.port), ...credentialArgs], logFile);
         if (created.exitCode !== 0) throw new PghaError('PGHA_ERR_POSTGRES_COMMAND', `creating ${name} failed; see ${logFile}`);
         // The first node: give the postgres role the password of <dir>/pgpass (standbys copy it).
         if (i === 1) await setPostgresPassword(pgdata, port, pgpassFile);
       }
-      usedPorts.push(port);
+      usedPorts.push(port, http.port);
       if (signal.aborted) break;
       const keeper = spawnPgha(['keeper', 'run', '--pgdata', pgdata], logFile);
       children.push({ name, proc: keeper, pgdata });
-      upFile.nodes.push({ name, pgdata, port, keeper_pid: keeper.pid ?? 0 });
+      upFile.nodes.push({ name, pgdata, port, keeper_pid: keeper.pid ?? 0, http_url: `${caFile ? 'https' : 'http'}://${formatHostPort(http.host, http.port)}` });
     }
     // Clients authenticate with SCRAM (the password is in <dir>/pgpass, 0600) and verify the
     // nodes' certificates against the monitor's CA.
-    const uri = (await client.formationUri(DEFAULT_FORMATION)).uri.replace('postgres://', 'postgres://postgres@');
-    upFile.uri = caFile ? `${uri}&sslmode=verify-full&sslrootcert=${encodeURIComponent(caFile)}` : uri;
+    upFile.uri = withRootCert((await client.formationUri(DEFAULT_FORMATION)).uri.replace('postgres://', 'postgres://postgres@'), caFile);
     upFile.pgpassFile = pgpassFile;
     upFile.authTokenFile = monitorConfig.authTokenFile;
     if (caFile) upFile.caFile = caFile;
     writeJsonAtomic(join(dir, 'up.json'), upFile, 0o644);
     const exports = [`export PGHA_MONITOR=${monitorUrl}`, `export PGHA_AUTH_TOKEN_FILE=${monitorConfig.authTokenFile}`, ...(caFile ? [`export PGHA_SSL_CA_FILE=${caFile}`] : []), `export PGPASSFILE=${pgpassFile}`];
-    process.stdout.write(`\nFormation "${DEFAULT_FORMATION}" is up. Connect with:\n  PGPASSFILE=${pgpassFile} psql '${upFile.uri}'\n\n${exports.join('\n')}\n\n(state in ${join(dir, 'up.json')}; Ctrl-C stops everything)\n`);
+    const httpLines = upFile.nodes.map((n) => `  ${n.name}: ${n.http_url}`);
+    process.stdout.write(`\nFormation "${DEFAULT_FORMATION}" is up. Connect with:\n  PGPASSFILE=${pgpassFile} psql '${upFile.uri}'\n\nKeepers' HTTP servers (GET /primary, /replica, /health, /state, /metrics):\n${httpLines.join('\n')}\n\n${exports.join('\n')}\n\n(state in ${join(dir, 'up.json')}; Ctrl-C stops everything)\n`);
     await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
     await printer.catch(() => undefined);
     await client.close();

@@ -9,9 +9,10 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ConflictError, DEFAULT_FORMATION, PghaError, RegisterNodeRequest, ValidationError, type NodeState } from '@pgha/shared';
+import { ConflictError, DEFAULT_FORMATION, DEFAULT_KEEPER_HTTP_PORT, PghaError, RegisterNodeRequest, ValidationError, formatHostPort, parseHostPort, type NodeState } from '@pgha/shared';
+import { assertHttpListenFree } from './http/keeper-http-server.js';
 import { Keeper } from './loop.js';
-import { ensurePghaDir, keeperPaths, loadKeeperConfig, loadKeeperState, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
+import { ensurePghaDir, keeperHttpAddress, keeperHttpListen, keeperPaths, loadKeeperConfig, loadKeeperState, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
 import { MonitorClient, type MonitorCredentials } from './monitor-client.js';
 import { inspectKeeperPidFile } from './pid-file.js';
 import { readPem } from './secrets.js';
@@ -44,6 +45,11 @@ export interface CreateNodeOptions {
   /** Role-change hook command (`--on-role-change`) and its limit in ms (`--on-role-change-timeout-ms`). */
   onRoleChange?: string;
   onRoleChangeTimeoutMs?: number;
+  /**
+   * `HOST:PORT` of the keeper's HTTP server (`--http-listen`); default `<hostname>:8008`, or
+   * what the node's keeper.json already says.
+   */
+  httpListen?: string;
 }
 
 /** The node's Postgres key pair: a new one, or the operator's certificate and key (PEM). */
@@ -173,6 +179,17 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
         throw new ValidationError(`the Postgres running in ${pgdata} listens on port ${runningPort}, not ${options.pgPort}`, { hint: `pass --pg-port ${runningPort}`, field: 'pgPort' });
       }
     }
+    if (options.httpListen !== undefined && !parseHostPort(options.httpListen)) {
+      throw new ValidationError(`invalid --http-listen "${options.httpListen}": expected HOST:PORT, e.g. 127.0.0.1:8008`, { field: 'httpListen' });
+    }
+    const listenOf = (c: Pick<KeeperConfig, 'httpListen' | 'hostname'>): string => {
+      const { host, port } = keeperHttpListen(c);
+      return formatHostPort(host, port);
+    };
+    const stored = config ? listenOf(config) : undefined;
+    const httpListen = options.httpListen !== undefined ? listenOf({ httpListen: options.httpListen, hostname }) : (stored ?? formatHostPort(hostname, DEFAULT_KEEPER_HTTP_PORT));
+    // The node's own keeper may be running and hold its address: check a new one only.
+    if (httpListen !== stored) await assertHttpListenFree(keeperHttpListen({ httpListen, hostname }));
     const adoptedRunning = adopting && postmasterPid(pgdata) !== undefined;
     if (!config && !adoptedRunning && (await portInUse(hostname === 'localhost' ? '127.0.0.1' : hostname, options.pgPort))) {
       throw new ConflictError(`port ${options.pgPort} is already in use on ${hostname}`, { hint: 'choose another with --pg-port' });
@@ -185,6 +202,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
       replicationQuorum: options.replicationQuorum ?? true,
       postgresSsl: ssl.mode !== 'disable',
       ...(nodeTls?.publicKeyPem ? { tlsPublicKey: nodeTls.publicKeyPem } : {}),
+      httpAddress: keeperHttpAddress({ httpListen, hostname: config?.hostname ?? hostname }),
     });
     const registered = await client.registerNode(formation, request);
     if (nodeTls) {
@@ -199,7 +217,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
     }
     if (config) {
       // Registered again: the previous node token no longer works.
-      config = { ...config, nodeToken: registered.nodeToken, ...hookFields };
+      config = { ...config, nodeToken: registered.nodeToken, ...hookFields, httpListen };
       writeJsonAtomic(paths.config, config);
     } else {
       config = {
@@ -221,6 +239,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
         ...(options.credentials?.ca ? { monitorCaCertificate: options.credentials.ca } : {}),
         ssl: { mode: ssl.mode },
         ...hookFields,
+        httpListen,
       };
       writeJsonAtomic(paths.config, config);
       saveKeeperState(pgdata, { nodeId: config.nodeId, currentState: 'init', assignedState: 'init' });

@@ -15,3 +15,7 @@ export * from './fsm/node-role.js';
 export * from './role-change-hook.js';
 export * from './config-reload.js';
 export * from './pid-file.js';
+export * from './http/health-checks.js';
+export * from './http/keeper-http-server.js';
+export * from './http/keeper-metrics.js';
+export * from './http/start-keeper-http.js';

@@ -7,7 +7,7 @@ import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readF
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { NodeStateSchema, PghaError } from '@pgha/shared';
+import { DEFAULT_KEEPER_HTTP_PORT, NodeStateSchema, PghaError, formatHostPort, parseHostPort } from '@pgha/shared';
 
 /** Directory of pgha's own files for a data directory: `<pgdata>.pgha`. */
 export function pghaDirFor(pgdata: string): string {
@@ -62,9 +62,32 @@ export const KeeperConfigSchema = z.object({
   onRoleChange: z.string().min(1).refine((s) => !s.includes('\0'), 'must not contain NUL characters').optional(),
   /** Limit of one hook run, in ms (default `DEFAULT_ROLE_CHANGE_TIMEOUT_MS`, 10 000). Reloadable. */
   onRoleChangeTimeoutMs: z.number().int().min(ROLE_CHANGE_TIMEOUT_MIN_MS).max(ROLE_CHANGE_TIMEOUT_MAX_MS).optional(),
+  /**
+   * `HOST:PORT` the keeper's HTTP server listens on (`--http-listen`; HTTPS with the node's
+   * Postgres certificate unless `ssl.mode` is `disable`). Absent in a file written before it:
+   * `<hostname>:8008` ({@link keeperHttpListen}).
+   */
+  httpListen: z.string().refine((s) => parseHostPort(s) !== undefined, 'must be HOST:PORT, e.g. 127.0.0.1:8008').optional(),
 });
 /** Contents of `keeper.json`. */
 export type KeeperConfig = z.infer<typeof KeeperConfigSchema>;
+
+/**
+ * Where the keeper's HTTP server listens: `httpListen`, or `<hostname>:8008` when the file has
+ * none (keepers created before the HTTP server existed).
+ */
+export function keeperHttpListen(config: Pick<KeeperConfig, 'httpListen' | 'hostname'>): { host: string; port: number } {
+  return parseHostPort(config.httpListen ?? formatHostPort(config.hostname, DEFAULT_KEEPER_HTTP_PORT))!;
+}
+
+/**
+ * The keeper's HTTP address as others reach it (`HOST:PORT`, registered with the monitor): the
+ * listen address, with the node's `hostname` in place of a wildcard host (`0.0.0.0`, `::`).
+ */
+export function keeperHttpAddress(config: Pick<KeeperConfig, 'httpListen' | 'hostname'>): string {
+  const { host, port } = keeperHttpListen(config);
+  return formatHostPort(host === '0.0.0.0' || host === '::' ? config.hostname : host, port);
+}
 
 /** Schema of `state.json`. */
 export const KeeperStateSchema = z.object({

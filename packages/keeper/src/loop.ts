@@ -24,6 +24,8 @@ import { reachGoal } from './fsm/reach-goal.js';
 import { ensureState } from './fsm/transitions.js';
 import { planKeeperReload, type KeeperReloadPlan } from './config-reload.js';
 import { roleOfState, type NodeRole } from './fsm/node-role.js';
+import { problemSentence } from './local-problem.js';
+import type { PostgresFacts } from './postgres/sql.js';
 import { loadKeeperConfig, loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
 import { MonitorClient } from './monitor-client.js';
 import { NodeControl } from './node-control.js';
@@ -56,6 +58,42 @@ function hookConfigOf(config: KeeperConfig): RoleChangeHookConfig {
   return { command: config.onRoleChange, timeoutMs: config.onRoleChangeTimeoutMs ?? DEFAULT_ROLE_CHANGE_TIMEOUT_MS };
 }
 
+/** What the keeper tells its metrics (see `http/keeper-metrics.ts`). */
+export interface KeeperObserver {
+  /** A report to the monitor ended: answered (`ok`) or failed, after `durationMs`. */
+  reportFinished(durationMs: number, ok: boolean): void;
+}
+
+/**
+ * What the keeper knows of its node, from memory: its Postgres facts as the last tick read
+ * them, its reached and assigned states, the fence. The HTTP routes answer from it, so that a
+ * health check never queries Postgres nor waits for the loop.
+ */
+export interface KeeperView {
+  nodeId: number;
+  name: string;
+  formation: string;
+  groupId: number;
+  /** The state the keeper has reached (what it reports). */
+  reportedState: NodeState;
+  /** The monitor's last goal for the node; null before its first answer. */
+  goalState: string | null;
+  /** `current->goal` while a transition runs, or while the goal differs from the reached state; null otherwise. */
+  pendingTransition: string | null;
+  /** Postgres ran at the last read. */
+  postgresRunning: boolean;
+  /** The facts of the last read (undefined when Postgres did not answer). */
+  facts: PostgresFacts | undefined;
+  /** When the facts were read (`Date.now()`, ms); 0 before the first read. */
+  factsAtMs: number;
+  /** The node fenced itself (network partition) and the monitor has not answered since. */
+  fenced: boolean;
+  /** When the keeper last reached a new state (`Date.now()`, ms; from `state.json` at start). */
+  lastTransitionAtMs: number;
+  /** The keeper's report interval, ms (how often the facts are refreshed). */
+  reportIntervalMs: number;
+}
+
 /** One node's keeper. */
 export class Keeper {
   /** The configuration it runs with (a reload replaces its reloadable fields). */
@@ -83,6 +121,14 @@ export class Keeper {
   readonly hooks: RoleChangeHookRunner | undefined;
   /** The role last handed to {@link hooks}. */
   private role: NodeRole = 'none';
+  /** Told about each report to the monitor (the keeper's metrics; see `http/start-keeper-http.ts`). */
+  observer: KeeperObserver | undefined;
+  /** A problem of the keeper itself to report with the node's (its HTTP server not listening). */
+  extraProblem: (() => string | undefined) | undefined;
+  private lastFacts: PostgresFacts | undefined;
+  private lastFactsAtMs = 0;
+  private lastPgRunning = false;
+  private lastTransitionAtMs: number;
 
   constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
     this.config = config;
@@ -94,6 +140,7 @@ export class Keeper {
     this.retryDelayMs = options.retryDelayMs ?? 300;
     this.watchdog = new PartitionWatchdog(this, this.node, log);
     this.hooks = options.roleChangeHooks === false ? undefined : new RoleChangeHookRunner(hookConfigOf(config), log);
+    this.lastTransitionAtMs = Date.parse(this.state.updatedAt) || Date.now();
   }
 
   /**
@@ -155,6 +202,34 @@ export class Keeper {
     return plan;
   }
 
+  /** The node as the keeper knows it now, from memory (see {@link KeeperView}). */
+  view(): KeeperView {
+    const current = this.state.currentState;
+    const goal = this.lastGoal?.goalState ?? null;
+    return {
+      nodeId: this.config.nodeId,
+      name: this.config.name,
+      formation: this.config.formation,
+      groupId: this.config.groupId,
+      reportedState: current,
+      goalState: goal,
+      pendingTransition: this.inProgress ?? (goal !== null && goal !== current ? `${current}->${goal}` : null),
+      postgresRunning: this.lastPgRunning,
+      facts: this.lastFacts,
+      factsAtMs: this.lastFactsAtMs,
+      fenced: this.node.fencedSinceMs !== undefined,
+      lastTransitionAtMs: this.lastTransitionAtMs,
+      reportIntervalMs: this.reportIntervalMs,
+    };
+  }
+
+  /** Records a newly reached state. */
+  private reached(state: Omit<KeeperState, 'version' | 'updatedAt'>): KeeperState {
+    this.state = saveKeeperState(this.config.pgdata, state);
+    this.lastTransitionAtMs = Date.now();
+    return this.state;
+  }
+
   /** How often the keeper reports when nothing changes, in ms. */
   get reportIntervalMs(): number {
     return this.reportIntervalOverrideMs ?? this.settings.keeperReportIntervalMs;
@@ -199,7 +274,7 @@ export class Keeper {
     this.log.warn(`self-fencing: ${reason}; stopping Postgres (immediate shutdown)`);
     const signalledAtMs = await this.node.fence();
     const from = this.state.currentState;
-    this.state = saveKeeperState(this.config.pgdata, { nodeId: this.config.nodeId, currentState: 'demote_timeout', assignedState: 'demote_timeout' });
+    this.reached({ nodeId: this.config.nodeId, currentState: 'demote_timeout', assignedState: 'demote_timeout' });
     this.log.warn(
       { fencedAtMs: signalledAtMs ?? null, stoppedAtMs: Date.now(), from },
       `Self-fenced: Postgres stopped after ${signalledAtMs === undefined ? 0 : Date.now() - signalledAtMs} ms; current state is now "demote_timeout" until the monitor answers`,
@@ -227,16 +302,19 @@ export class Keeper {
       this.lastLsn = facts.lsn;
       this.lastTimeline = facts.timeline;
     }
+    this.lastFacts = facts;
+    this.lastPgRunning = facts !== undefined || this.node.isRunning();
+    this.lastFactsAtMs = Date.now();
     return {
       reportedState: this.state.currentState,
-      pgIsRunning: facts !== undefined || this.node.isRunning(),
+      pgIsRunning: this.lastPgRunning,
       isInRecovery: facts?.isInRecovery ?? null,
       lsn: formatLsn(this.lastLsn),
       timeline: this.lastTimeline,
       upstreamStreaming: facts?.upstreamStreaming ?? false,
       transitionInProgress: this.inProgress,
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
-      problem: this.node.localProblem(),
+      problem: problemSentence([this.node.localProblem() ?? undefined, this.extraProblem?.()]),
     };
   }
 
@@ -244,7 +322,14 @@ export class Keeper {
   async report(): Promise<NodeGoal> {
     const report = await this.buildReport();
     const sentAtMs = Date.now();
-    const goal = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs);
+    let goal: NodeGoal;
+    try {
+      goal = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs);
+    } catch (err) {
+      this.observer?.reportFinished(Date.now() - sentAtMs, false);
+      throw err;
+    }
+    this.observer?.reportFinished(Date.now() - sentAtMs, true);
     this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, sentAtMs);
     this.lastGoal = goal;
     if (goal.settings) this.settings = goal.settings;
@@ -311,7 +396,7 @@ export class Keeper {
       this.state = { ...this.state, currentState: 'dropped', assignedState: 'dropped' };
     } else {
       try {
-        this.state = saveKeeperState(this.config.pgdata, { nodeId: this.config.nodeId, currentState: goalState, assignedState: goalState });
+        this.reached({ nodeId: this.config.nodeId, currentState: goalState, assignedState: goalState });
       } catch (err) {
         // E.g. ENOSPC on a full data volume: a failed tick (retried), not a keeper crash. The
         // transitions are idempotent, so the next tick runs this one again and saves then.

@@ -195,8 +195,8 @@ export class MonitorClient {
     return this.request('GET', `/v1/formations/${encodeURIComponent(formation)}/events?count=${count}`);
   }
 
-  /** The formation's multi-host connection URI. */
-  formationUri(formation: string): Promise<{ uri: string }> {
-    return this.request('GET', `/v1/formations/${encodeURIComponent(formation)}/uri`);
+  /** The formation's multi-host connection URI (`prefer-standby` with `readOnly`). */
+  formationUri(formation: string, readOnly = false): Promise<{ uri: string }> {
+    return this.request('GET', `/v1/formations/${encodeURIComponent(formation)}/uri${readOnly ? '?read_only=true' : ''}`);
   }
 }

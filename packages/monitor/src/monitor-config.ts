@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { RECOVERY_DOC, pghaDirFor, readJsonFile } from '@pgha/keeper';
+import { parseHostPort } from '@pgha/shared';
 
 /**
  * How the monitor serves HTTPS: `self-signed` (its own CA, made at create time, which also
@@ -58,10 +59,9 @@ export function loadMonitorConfig(pgdata: string): MonitorConfig {
 
 /** Splits `HOST:PORT` (IPv6 in brackets). @throws Error on a malformed address. */
 export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
-  const port = Number(m?.[3]);
-  if (!m || port < 1 || port > 65535) throw new Error(`invalid listen address "${listen}": expected HOST:PORT, e.g. 127.0.0.1:8432`);
-  return { host: (m[1] ?? m[2])!, port };
+  const hp = parseHostPort(listen);
+  if (!hp) throw new Error(`invalid listen address "${listen}": expected HOST:PORT, e.g. 127.0.0.1:8432`);
+  return hp;
 }
 
 /** The URL keepers use to reach a monitor listening on `listen`: https unless TLS is off. */

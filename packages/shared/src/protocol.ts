@@ -59,6 +59,49 @@ export function parseNodeIdText(text: unknown): number | undefined {
 /** A TCP port. */
 export const Port = z.number().int().min(1).max(65535);
 
+/**
+ * Splits `HOST:PORT` (an IPv6 host in brackets: `[::1]:8008`).
+ *
+ * @returns the host (without brackets) and port, or undefined when `text` is not of that shape
+ *   or the port is not 1..65535.
+ *
+ * ### Examples
+ * ```ts
+ * parseHostPort('127.0.0.1:8008') // { host: '127.0.0.1', port: 8008 }
+ * parseHostPort('[::1]:8008')     // { host: '::1', port: 8008 }
+ * parseHostPort('8008')           // undefined
+ * ```
+ */
+export function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/** `HOST:PORT` for {@link parseHostPort}'s parts (IPv6 hosts in brackets). */
+export function formatHostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * The port of a keeper's HTTP server when `--http-listen` is not given: 8008, as Patroni's
+ * REST API, so that HAProxy configurations written for Patroni keep their check port.
+ */
+export const DEFAULT_KEEPER_HTTP_PORT = 8008;
+
+/**
+ * Where a keeper's HTTP server is reached (`HOST:PORT`, IPv6 in brackets): what HAProxy's
+ * health checks connect to (`pgha show haproxy`).
+ */
+export const HttpAddress = z
+  .string()
+  .max(260)
+  .refine((s) => {
+    const hp = parseHostPort(s);
+    return hp !== undefined && HostName.safeParse(hp.host).success;
+  }, 'must be HOST:PORT, e.g. 10.0.0.5:8008 or [fd00::5]:8008');
+
 /** An LSN in Postgres's text form `X/Y`. */
 export const LsnText = z.string().max(17).refine(isLsnText, 'must be an LSN such as 0/3000060');
 
@@ -85,6 +128,12 @@ export const RegisterNodeRequest = z
      */
     postgresSsl: z.boolean().default(true),
     tlsPublicKey: z.string().max(8192).regex(/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n?$/, 'must be a PEM public key').optional(),
+    /**
+     * Where the node's keeper serves its HTTP health routes (`GET /primary`, `/replica`, …),
+     * as others reach it; HTTPS exactly when `postgresSsl`. Absent from keepers older than
+     * these routes, which the monitor then shows at `host:8008`, their default.
+     */
+    httpAddress: HttpAddress.optional(),
   })
   .strict();
 export type RegisterNodeRequest = z.input<typeof RegisterNodeRequest>;
@@ -191,6 +240,12 @@ export interface NodeStateRow {
   note: string | null;
   /** What the node's keeper last reported as keeping it from its goal (see {@link NodeReport}); null when nothing. */
   problem: string | null;
+  /**
+   * The keeper's HTTP server (`https://HOST:PORT` when the node uses TLS, else `http://`), as
+   * registered (`RegisterNodeRequest.httpAddress`); `HOST:8008`, the default, for a node
+   * registered by a keeper older than it. Its routes: docs/api.md, "The keeper's HTTP routes".
+   */
+  keeper_http_url: string;
 }
 
 /** One row of `pgha show events`. */
@@ -212,7 +267,8 @@ export interface EventRow {
 export interface UpFile {
   monitor: { url: string; pid: number; pgdata: string };
   uri: string;
-  nodes: { name: string; pgdata: string; port: number; keeper_pid: number }[];
+  /** `http_url`: the keeper's HTTP server (`GET /primary`, `/replica`, `/health`, `/state`, `/metrics`). */
+  nodes: { name: string; pgdata: string; port: number; keeper_pid: number; http_url: string }[];
   /** pgpass file with the postgres role's password (0600). */
   pgpassFile?: string;
   /** The monitor's operator token file (0600). */

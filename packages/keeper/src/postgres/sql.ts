@@ -43,6 +43,14 @@ export interface PostgresFacts {
   /** Standby: the WAL receiver is streaming. */
   upstreamStreaming: boolean;
   synchronousStandbyNames: string;
+  /** Standby: the last WAL location replayed (`pg_last_wal_replay_lsn()`); null on a primary. */
+  replayLsn: Lsn | null;
+  /**
+   * Standby whose WAL receiver streams: the end of WAL its upstream last reported in the
+   * stream (`pg_stat_wal_receiver.latest_end_lsn`, the sender's flush position, updated with
+   * every message and keepalive); null otherwise. Replay lag is this minus {@link replayLsn}.
+   */
+  upstreamEndLsn: Lsn | null;
 }
 
 /** Reads {@link PostgresFacts} in one query. */
@@ -53,6 +61,8 @@ export async function readPostgresFacts(client: pg.Client): Promise<PostgresFact
     timeline: number;
     streaming: boolean;
     ssn: string;
+    replay_lsn: string | null;
+    upstream_end_lsn: string | null;
   }>(`
     select pg_is_in_recovery() as in_recovery,
            case when pg_is_in_recovery()
@@ -63,7 +73,9 @@ export async function readPostgresFacts(client: pg.Client): Promise<PostgresFact
                               (select timeline_id from pg_control_checkpoint()))
                 else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end as timeline,
            coalesce((select status = 'streaming' from pg_stat_wal_receiver), false) as streaming,
-           current_setting('synchronous_standby_names') as ssn`);
+           current_setting('synchronous_standby_names') as ssn,
+           pg_last_wal_replay_lsn()::text as replay_lsn,
+           (select latest_end_lsn::text from pg_stat_wal_receiver where status = 'streaming') as upstream_end_lsn`);
   const r = rows[0]!;
   return {
     isInRecovery: r.in_recovery,
@@ -71,6 +83,8 @@ export async function readPostgresFacts(client: pg.Client): Promise<PostgresFact
     timeline: Number(r.timeline),
     upstreamStreaming: r.streaming,
     synchronousStandbyNames: r.ssn,
+    replayLsn: r.replay_lsn === null ? null : parseLsn(r.replay_lsn),
+    upstreamEndLsn: r.upstream_end_lsn === null ? null : parseLsn(r.upstream_end_lsn),
   };
 }
 

@@ -3,7 +3,8 @@
  *
  * - `GET /v1/formations/:formation/state` → 200 `NodeStateRow[]`; 404 unknown formation.
  * - `GET /v1/formations/:formation/events?count=N` (1..1000, default 20) → 200 `EventRow[]`, oldest first.
- * - `GET /v1/formations/:formation/uri` → 200 `{uri}`.
+ * - `GET /v1/formations/:formation/uri?read_only=true|false` → 200 `{uri}`
+ *   (`target_session_attrs=read-write`, or `prefer-standby` with `read_only=true`); 400, 404.
  * - `GET /health` → 200 `{status: "ok"}` (liveness, no store access).
  */
 import type { FastifyInstance } from 'fastify';
@@ -16,6 +17,7 @@ import { validate } from './validate.js';
 
 const FormationParams = z.object({ formation: FormationName });
 const EventsQuery = z.object({ count: z.coerce.number().int().min(1).max(1000).default(20) }).strict();
+const UriQuery = z.object({ read_only: z.enum(['true', 'false']).default('false') }).strict();
 
 /** Registers the operator-facing read routes. */
 export async function formationRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
@@ -48,6 +50,7 @@ export async function formationRoutes(app: FastifyInstance, deps: AppDeps): Prom
 
   app.get('/v1/formations/:formation/uri', async (req) => {
     const { formation } = validate(FormationParams, req.params, 'params');
-    return { uri: await formationUri(deps.db, formation) };
+    const { read_only } = validate(UriQuery, req.query, 'query');
+    return { uri: await formationUri(deps.db, formation, read_only === 'true') };
   });
 }

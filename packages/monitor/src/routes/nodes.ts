@@ -43,6 +43,7 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
           candidatePriority: body.candidatePriority,
           replicationQuorum: body.replicationQuorum,
           postgresSsl: body.postgresSsl,
+          ...(body.httpAddress ? { httpAddress: body.httpAddress } : {}),
         });
         out = { nodeId: node.nodeId, groupId: node.groupId, created };
       });

@@ -1,5 +1,5 @@
 /** Read models built from the store for the API's answers. */
-import { WRITABLE_STATES, groupNote, keeperSettingsOf, parseLsn, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { DEFAULT_KEEPER_HTTP_PORT, WRITABLE_STATES, formatHostPort, groupNote, keeperSettingsOf, parseLsn, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
 import { formationSettings, getFormation, getNode, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
 
 function member(n: NodeRow): GroupMember {
@@ -78,14 +78,23 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
       last_report_ago_ms: n.reportedAt ? Math.max(0, Math.round(nowMs - new Date(n.reportedAt).getTime())) : null,
       note: notes.get(n.nodeId) ?? null,
       problem: n.reportedProblem,
+      // A node registered before its keeper had an HTTP server runs it at the default address.
+      keeper_http_url: `${n.postgresSsl ? 'https' : 'http'}://${n.httpAddress ?? formatHostPort(n.host, DEFAULT_KEEPER_HTTP_PORT)}`,
     };
   });
 }
 
-/** The formation's multi-host URI, `target_session_attrs=read-write`. */
-export async function formationUri(db: Db, formationId: string): Promise<string> {
+/**
+ * The formation's multi-host URI: `target_session_attrs=read-write` (the primary), or
+ * `prefer-standby` with `readOnly` (a standby, the primary when none answers); with
+ * `sslmode=verify-full` when the formation's nodes use TLS (the client adds `sslrootcert`, the
+ * CA it trusts: the monitor does not know the client's path to it).
+ * Source: pg_auto_failover's `pgautofailover.formation_uri()`.
+ */
+export async function formationUri(db: Db, formationId: string, readOnly = false): Promise<string> {
   const formation = await getFormation(db, formationId);
   const nodes = await listNodes(db, formationId);
-  const hosts = nodes.map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`).join(',');
-  return `postgres://${hosts}/${encodeURIComponent(formation.dbname)}?target_session_attrs=read-write`;
+  const hosts = nodes.map((n) => formatHostPort(n.host, n.port)).join(',');
+  const tls = nodes.length > 0 && nodes.every((n) => n.postgresSsl);
+  return `postgres://${hosts}/${encodeURIComponent(formation.dbname)}?target_session_attrs=${readOnly ? 'prefer-standby' : 'read-write'}${tls ? '&sslmode=verify-full' : ''}`;
 }

@@ -52,6 +52,8 @@ export interface NodesTable {
   reportedProblem: string | null;
   /** Whether the node's Postgres accepts TLS (false: created with `--no-ssl`); see the health prober. */
   postgresSsl: Generated<boolean>;
+  /** Where the node's keeper serves HTTP (`HOST:PORT`), as registered; null before migration 0007 or from an older keeper. */
+  httpAddress: string | null;
 }
 
 /** `pgha.node_credentials`: the SHA-256 (hex) of each node's keeper token. */

@@ -138,7 +138,7 @@ export async function storeNowMs(db: Db): Promise<number> {
 /**
  * Inserts a node, or returns the existing one when the same name, host and port register
  * again (a `keeper create` retried after a failure), with its `postgresSsl` (default true)
- * updated to what it says now.
+ * and, when given, its keeper's `httpAddress` updated to what it says now.
  *
  * @throws ConflictError when the name is taken in the formation or host:port by another node,
  *   or when another node of the formation uses the other TLS mode (`postgresSsl`).
@@ -146,7 +146,7 @@ export async function storeNowMs(db: Db): Promise<number> {
 export async function insertNode(
   trx: Transaction<Database>,
   formationId: string,
-  req: { name: string; host: string; port: number; candidatePriority: number; replicationQuorum: boolean; postgresSsl?: boolean },
+  req: { name: string; host: string; port: number; candidatePriority: number; replicationQuorum: boolean; postgresSsl?: boolean; httpAddress?: string },
 ): Promise<{ node: NodeRow; created: boolean }> {
   const postgresSsl = req.postgresSsl ?? true;
   // A formation's nodes all use TLS or none do: a TLS primary rejects a plain-text standby
@@ -169,8 +169,9 @@ export async function insertNode(
   const sameName = await trx.selectFrom('nodes').selectAll().where('formationId', '=', formationId).where('name', '=', req.name).executeTakeFirst();
   if (sameName) {
     if (sameName.host === req.host && sameName.port === req.port && sameName.goalState !== 'dropped') {
-      if (sameName.postgresSsl === postgresSsl) return { node: sameName, created: false };
-      const node = await trx.updateTable('nodes').set({ postgresSsl }).where('nodeId', '=', sameName.nodeId).returningAll().executeTakeFirstOrThrow();
+      const httpAddress = req.httpAddress ?? sameName.httpAddress;
+      if (sameName.postgresSsl === postgresSsl && sameName.httpAddress === httpAddress) return { node: sameName, created: false };
+      const node = await trx.updateTable('nodes').set({ postgresSsl, httpAddress }).where('nodeId', '=', sameName.nodeId).returningAll().executeTakeFirstOrThrow();
       return { node, created: false };
     }
     throw new ConflictError(`node name "${req.name}" is already taken in formation "${formationId}" (node ${sameName.nodeId} at ${sameName.host}:${sameName.port})`, {
@@ -183,7 +184,7 @@ export async function insertNode(
   }
   const node = await trx
     .insertInto('nodes')
-    .values({ formationId, groupId: 0, name: req.name, host: req.host, port: req.port, candidatePriority: req.candidatePriority, replicationQuorum: req.replicationQuorum, postgresSsl: req.postgresSsl ?? true })
+    .values({ formationId, groupId: 0, name: req.name, host: req.host, port: req.port, candidatePriority: req.candidatePriority, replicationQuorum: req.replicationQuorum, postgresSsl: req.postgresSsl ?? true, httpAddress: req.httpAddress ?? null })
     .returningAll()
     .executeTakeFirstOrThrow();
   return { node, created: true };

@@ -1,0 +1,230 @@
+/**
+ * The keeper's HTTP server and HAProxy in front of a two-node formation, on real Postgres and
+ * Debian's HAProxy: each keeper answers `GET /primary`, `/replica` (with a lag bound),
+ * `/health`, `/state` and `/metrics` for its node, over HTTPS with the node's certificate; a
+ * port in use is refused at create and reported at run time; the configuration `pgha show
+ * haproxy` prints routes the write port to the primary and the read port to the standby, and
+ * after the primary's machine dies, inserts through the write port reach the new primary.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import getPort from 'get-port';
+import { execa } from 'execa';
+import { Agent, fetch } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NodeStateRow } from '@pgha/shared';
+import { HAPROXY_BIN, measureHaproxyFailover, sessionThrough, waitForRoute } from '../bench/lib/haproxy.js';
+import { Probe } from '../bench/lib/probe.js';
+import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
+import { expectOneLineError } from './helpers/cli.js';
+import { killKeeper, killNode, logOffset, waitForLogMessage, waitGone } from './helpers/crash.js';
+import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
+import { endAllProcesses, makeTestDir, runPgha, startPgha, startTracked } from './helpers/processes.js';
+import { waitFor } from './helpers/wait-for.js';
+
+let monitor: TestMonitor;
+let node1: TestNode;
+let node2: TestNode;
+let agent: Agent;
+
+beforeAll(async () => {
+  monitor = await startMonitor();
+  agent = newAgent();
+  node1 = await addNode(monitor, 'node1');
+  node2 = await addNode(monitor, 'node2');
+  await waitFor('primary and secondary', async () => isPrimaryAndSecondaries(await showState(monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
+}, 240_000);
+
+afterAll(async () => {
+  await endAllProcesses();
+  await agent?.close();
+});
+
+/** An HTTP client that verifies the keepers' certificates against the monitor's CA. */
+function newAgent(): Agent {
+  return new Agent({ connect: { ca: readFileSync(monitor.caFile, 'utf8') } });
+}
+
+/** `METHOD node.httpUrl + path`, verifying the keeper's certificate against the monitor's CA. */
+async function keeper(node: TestNode, path: string, method = 'GET'): Promise<{ status: number; body: string; json: () => Record<string, unknown> }> {
+  const res = await fetch(`${node.httpUrl}${path}`, { method, dispatcher: agent, signal: AbortSignal.timeout(5000) });
+  const body = await res.text();
+  return { status: res.status, body, json: () => JSON.parse(body) as Record<string, unknown> };
+}
+
+/** A server listening on 127.0.0.1:`port`; undefined when the port is in use. */
+function listenOn(port: number): Promise<Server | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(undefined));
+    server.listen({ host: '127.0.0.1', port }, () => resolve(server));
+  });
+}
+
+/** Waits until `path` on `node` answers `status`. */
+async function waitForStatus(node: TestNode, path: string, status: number): Promise<void> {
+  await waitFor(`${node.name} ${path} to answer ${status}`, async () => (await keeper(node, path)).status === status, { timeoutMs: 30_000, intervalMs: 100 });
+}
+
+describe("the keeper's HTTP routes", () => {
+  it('answer 200/503 as Patroni does: /primary on the primary only, /replica on the streaming standby only, /health on both', async () => {
+    expect((await keeper(node1, '/primary')).status).toBe(200);
+    expect((await keeper(node2, '/primary')).status).toBe(503);
+    expect((await keeper(node1, '/replica')).status).toBe(503);
+    expect((await keeper(node2, '/replica')).status).toBe(200);
+    expect((await keeper(node1, '/health')).status).toBe(200);
+    expect((await keeper(node2, '/health')).status).toBe(200);
+    // Patroni's spellings, and the methods HAProxy checks with.
+    expect((await keeper(node1, '/master', 'OPTIONS')).status).toBe(200);
+    expect((await keeper(node2, '/leader', 'HEAD')).status).toBe(503);
+    expect((await keeper(node2, '/read-only')).status).toBe(200);
+    const refusal = await keeper(node2, '/primary');
+    expect(refusal.json()).toMatchObject({ check: 'primary', ok: false, reason: 'Postgres is a standby (in recovery)' });
+  });
+
+  it('GET /state is the node as its keeper knows it', async () => {
+    const primary = (await keeper(node1, '/state')).json();
+    const standby = (await keeper(node2, '/state')).json();
+    expect(primary).toMatchObject({ name: 'node1', formation: 'default', reported_state: 'primary', goal_state: 'primary', role: 'primary', postgres_running: true, pending_transition: null, fenced: false, lag_bytes: 0 });
+    expect(standby).toMatchObject({ name: 'node2', reported_state: 'secondary', goal_state: 'secondary', role: 'standby', postgres_running: true, wal_receiver_streaming: true });
+    expect(primary.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(primary.timeline).toBe(1);
+    const rows = await showState(monitor.url);
+    expect(primary.node_id).toBe(rows.find((r) => r.name === 'node1')!.node_id);
+    expect(typeof standby.lag_bytes).toBe('number');
+  });
+
+  it('/replica?max_lag_bytes=N turns 503 when the standby replays more than N bytes behind, 200 under a large bound', async () => {
+    expect((await keeper(node2, '/replica?max_lag_bytes=0')).status).toBe(200);
+    await queryNode(node2.port, 'select pg_wal_replay_pause()');
+    try {
+      await queryNode(node1.port, 'create table lag_probe as select g, repeat(\'x\', 100) as pad from generate_series(1, 20000) g');
+      await waitForStatus(node2, '/replica?max_lag_bytes=0', 503);
+      const lagging = await keeper(node2, '/replica?max_lag_bytes=0');
+      expect(lagging.json().reason).toMatch(/^the replay lag is \d+ bytes, more than 0$/);
+      expect(Number(lagging.json().lag_bytes)).toBeGreaterThan(1_000_000);
+      expect((await keeper(node2, '/replica?max_lag_bytes=1000000000000')).status).toBe(200);
+      expect((await keeper(node2, '/replica?lag=1GB')).status).toBe(200);
+      const metrics = (await keeper(node2, '/metrics')).body;
+      expect(Number(/^pgha_replication_lag_bytes\{[^}]*\} (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(1_000_000);
+    } finally {
+      await queryNode(node2.port, 'select pg_wal_replay_resume()');
+    }
+    await waitForStatus(node2, '/replica?max_lag_bytes=0', 200);
+  });
+
+  it('GET /metrics parses as Prometheus text, with the labelled state gauge and the report figures', async () => {
+    const text = (await keeper(node1, '/metrics')).body;
+    const samples = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+      expect(m, `not a Prometheus sample line: ${line}`).not.toBeNull();
+      samples.set(m![1]!, Number(m![2]));
+    }
+    const nodeId = (await keeper(node1, '/state')).json().node_id;
+    const labels = (extra: string) => `{${extra}formation="default",node="node1",node_id="${nodeId}"}`;
+    expect(samples.get(`pgha_node_state${labels('state="primary",')}`)).toBe(1);
+    expect(samples.get(`pgha_node_state${labels('state="secondary",')}`)).toBe(0);
+    expect([...samples.keys()].filter((k) => k.startsWith('pgha_node_state{') && samples.get(k) === 1)).toHaveLength(1);
+    expect(samples.get(`pgha_postgres_running${labels('')}`)).toBe(1);
+    expect(samples.get(`pgha_monitor_report_duration_seconds_count${labels('')}`)).toBeGreaterThan(0);
+    expect(samples.get(`pgha_monitor_report_failures_total${labels('')}`)).toBe(0);
+    const transitionS = samples.get(`pgha_last_transition_timestamp_seconds${labels('')}`)!;
+    expect(transitionS).toBeGreaterThan(Date.now() / 1000 - 600);
+    expect(transitionS).toBeLessThanOrEqual(Date.now() / 1000);
+    expect([...samples.keys()].some((k) => k.startsWith('process_resident_memory_bytes'))).toBe(true);
+  });
+
+  it('refuses what is not a read of a known route: 405, 404, 400 for a bad lag bound', async () => {
+    const post = await keeper(node1, '/primary', 'POST');
+    expect(post.status).toBe(405);
+    expect((await keeper(node1, '/nope')).status).toBe(404);
+    const bad = await keeper(node2, '/replica?max_lag_bytes=lots');
+    expect(bad.status).toBe(400);
+    expect(bad.json().error).toMatch(/max_lag_bytes must be a whole number of bytes/);
+  });
+
+  it('registers its address with the monitor: pgha show state --json shows each keeper_http_url', async () => {
+    const rows = JSON.parse((await runPgha(['show', 'state', '--json', '--monitor', monitor.url])).stdout) as NodeStateRow[];
+    expect(rows.map((r) => [r.name, r.keeper_http_url])).toEqual([['node1', node1.httpUrl], ['node2', node2.httpUrl]]);
+  });
+
+  it('refuses at create an HTTP address in use, creating nothing', async () => {
+    const pgdata = join(monitor.dir, 'node3', 'pgdata');
+    const taken = new URL(node1.httpUrl).port;
+    const r = await runPgha(['keeper', 'create', 'postgres', '--monitor', monitor.url, '--pgdata', pgdata, '--pg-port', String(await getPort({ host: '127.0.0.1' })), '--name', 'node3', '--hostname', '127.0.0.1', '--http-listen', `127.0.0.1:${taken}`]);
+    expectOneLineError(r, new RegExp(`the keeper's HTTP address 127\\.0\\.0\\.1:${taken} is already in use`));
+    expect(r.stderr).toMatch(/--http-listen/);
+    expect(existsSync(`${pgdata}.pgha/keeper.json`)).toBe(false);
+    expect((await showState(monitor.url)).map((row) => row.name)).toEqual(['node1', 'node2']);
+  });
+
+  it('at run time, says so when its port is taken (log, pgha show state) and listens once the port is free, the node unharmed', async () => {
+    const port = Number(new URL(node2.httpUrl).port);
+    const log = join(monitor.dir, 'node2.keeper.log');
+    // Close this test's kept-alive connections first: a connection whose server side dies
+    // holds the port (FIN_WAIT2) until its client closes it, and the squatter could not bind.
+    await agent.close();
+    agent = newAgent();
+    killKeeper(node2);
+    await waitGone(node2.keeper.pid);
+    // The killed keeper's threads release its socket a moment after the process shows as gone.
+    const squatter = await waitFor('the killed keeper\'s port to be free', () => listenOn(port), { timeoutMs: 30_000, intervalMs: 50 });
+    try {
+      const from = logOffset(log);
+      node2.keeper = startPgha(['keeper', 'run', '--pgdata', node2.pgdata], { logFile: log });
+      await waitForLogMessage(log, new RegExp(`^keeper HTTP server not listening: the keeper's HTTP address 127\\.0\\.0\\.1:${port} is already in use`), from);
+      await waitFor('the problem in pgha show state', async () => (await runPgha(['show', 'state', '--monitor', monitor.url])).stdout.match(/Problem on node2: keeper HTTP server not listening: .*already in use/), { timeoutMs: 30_000, intervalMs: 250 });
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+    await waitForStatus(node2, '/replica', 200);
+    await waitFor('the problem cleared', async () => (await showState(monitor.url)).every((r) => r.problem === null), { timeoutMs: 30_000, intervalMs: 250 });
+    expect(isPrimaryAndSecondaries(await showState(monitor.url))).toBe(true);
+  });
+});
+
+describe('HAProxy with the configuration of pgha show haproxy', () => {
+  let writePort: number;
+  let readPort: number;
+
+  it('is a valid configuration that checks each keeper over HTTPS and cuts the sessions of a node marked down', async () => {
+    writePort = await getPort({ host: '127.0.0.1' });
+    readPort = await getPort({ host: '127.0.0.1', exclude: [writePort] });
+    const r = await runPgha(['show', 'haproxy', '--monitor', monitor.url, '--bind', '127.0.0.1', '--write-port', String(writePort), '--read-port', String(readPort)]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const config = r.stdout;
+    expect(config).toContain(`bind 127.0.0.1:${writePort}`);
+    expect(config).toContain('option httpchk GET /primary');
+    expect(config).toContain('option httpchk GET /replica');
+    expect(config).toContain('http-check expect status 200');
+    expect(config).toContain('on-marked-down shutdown-sessions');
+    for (const n of [node1, node2]) {
+      expect(config).toContain(`server ${n.name} 127.0.0.1:${n.port} check addr 127.0.0.1 port ${new URL(n.httpUrl).port} check-ssl verify required ca-file ${monitor.caFile} verifyhost 127.0.0.1`);
+    }
+    const file = join(makeTestDir(), 'haproxy.cfg');
+    writeFileSync(file, `${config}\n`); // runPgha's stdout lost its final newline
+    const check = await execa(HAPROXY_BIN, ['-c', '-f', file], { reject: false });
+    expect(check.exitCode, `${check.stdout}${check.stderr}\n${config}`).toBe(0);
+    startTracked(HAPROXY_BIN, ['-f', file, '-db'], { logFile: join(monitor.dir, 'haproxy.log') });
+  });
+
+  it('routes the write port to the primary and the read port to the standby', async () => {
+    await waitForRoute(writePort, node1.port, false);
+    await waitForRoute(readPort, node2.port, true);
+    expect(await sessionThrough(writePort)).toEqual({ inRecovery: false, serverPort: node1.port });
+    expect(await sessionThrough(readPort)).toEqual({ inRecovery: true, serverPort: node2.port });
+  });
+
+  it('takes inserts through the write port again soon after the primary node dies (keeper and postmaster SIGKILLed)', async () => {
+    await Probe.createTable([{ host: '127.0.0.1', port: writePort }], 'haproxy_probe');
+    const result = await measureHaproxyFailover({ writePort, primaryPort: node1.port, table: 'haproxy_probe', firstId: 1, kill: () => killNode(node1), timeoutMs: 60_000 });
+    // Measured figure, quoted in the closing note of issue 7.
+    console.log(`[haproxy] primary node killed → first insert through HAProxy's write port on the new primary: ${result.writesBackMs.toFixed(0)} ms (${result.acks} inserts acknowledged)`);
+    expect(await sessionThrough(writePort)).toEqual({ inRecovery: false, serverPort: node2.port });
+    expect((await keeper(node2, '/primary')).status).toBe(200);
+    expect(result.writesBackMs).toBeLessThan(15_000);
+  });
+});
