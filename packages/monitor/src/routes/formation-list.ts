@@ -1,0 +1,20 @@
+/**
+ * `GET /v1/formations` → 200 `FormationView[]` (`{formation, kind, dbname,
+ * number_sync_standbys}`), by name: every formation the monitor serves (the dashboard's
+ * formation list).
+ *
+ * Source: pg_auto_failover's `pgautofailover.formation` table, which `pg_autoctl show state
+ * --all` reads.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { FormationView } from '@pgha/shared';
+import type { AppDeps } from '../app.js';
+import { formationView } from './settings.js';
+
+/** Registers the formation list route. */
+export async function formationListRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  app.get('/v1/formations', async (): Promise<FormationView[]> => {
+    const rows = await deps.db.selectFrom('formations').selectAll().orderBy('formationId').execute();
+    return rows.map(formationView);
+  });
+}
