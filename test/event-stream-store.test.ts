@@ -90,6 +90,13 @@ describe('the event stream order', () => {
     expect(last.events.map((e) => e.eventId)).toEqual([second]);
     expect(last.cursor).toEqual(both.cursor);
     expect((await readLastEvents(db, 'stream', 0)).events).toEqual([]);
+
+    // Ids compared as numbers, not text (10 after 9), whatever their length.
+    const more: string[] = [];
+    for (let i = 0; i < 12; i++) more.push(await insertEvent(newer, { reason: `more ${i}` }));
+    const from = more.find((id) => id.length > more[0]!.length) ?? more[10]!;
+    const tail = await readEventsAfter(db, 'stream', await cursorAfterEvent(db, BigInt(from)), 100);
+    expect(tail.events.map((e) => e.eventId)).toEqual(more.slice(more.indexOf(from) + 1));
   });
 
   it('notifies pgha_event with the formation at commit, not before', async () => {

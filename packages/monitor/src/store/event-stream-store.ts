@@ -85,8 +85,8 @@ export async function readLastEvents(db: Db, formationId: string, count: number)
  */
 export async function cursorAfterEvent(db: Db, eventId: bigint): Promise<EventCursor> {
   const { rows } = await sql<{ writerXid: string; eventId: string }>`
-    select writer_xid::text as writer_xid, event_id::text as event_id from pgha.events
-    where event_id <= ${String(eventId)}::int8 order by event_id desc limit 1`.execute(db);
+    select e.writer_xid, e.event_id from pgha.events e
+    where e.event_id <= ${String(eventId)}::int8 order by e.event_id desc limit 1`.execute(db);
   return rows[0] ? cursorOf(rows[0]) : STREAM_START;
 }
 
