@@ -11,3 +11,4 @@ export * from './tls/certificates.js';
 export * from './tls/monitor-tls.js';
 export * from './metrics/monitor-metrics.js';
 export * from './store/event-stream-store.js';
+export { UI_CSP, UI_ROUTES } from './routes/ui.js';
