@@ -46,7 +46,7 @@ beforeAll(async () => {
   chromium = await startChromium(monitor.dir, [`--ignore-certificate-errors-spki-list=${monitorSpki()}`]);
   const context = chromium.browser.contexts()[0] ?? (await chromium.browser.newContext());
   page = await context.newPage();
-  await page.setViewportSize({ width: 1180, height: 640 });
+  await page.setViewportSize({ width: 1100, height: 560 });
   page.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(m.text());
   });
