@@ -5,7 +5,8 @@
  * when the stream ends or the monitor cannot be reached (it restarted), it connects again every
  * second with `Last-Event-ID`, so no event is missed or printed twice.
  *
- * Source: `pg_autoctl show events --watch` (which redraws the last events every second).
+ * Source: `pg_autoctl show events --watch`, which takes over the terminal and redraws the last
+ * events every 500 ms; this prints each event once and leaves the terminal as it is.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { MonitorClient } from '@pgha/keeper';

@@ -16,7 +16,8 @@
  * (`GoalNotifier.eventWaiter`), and reads only then, or every {@link STREAM_KEEPALIVE_MS}: an
  * idle stream costs one read per keep-alive.
  *
- * Source: `pg_autoctl show events --watch`, which polls instead; Patroni has no event history.
+ * Source: `pg_autoctl show events --watch`, which re-reads the last events every 500 ms instead;
+ * Patroni keeps no event history.
  */
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';

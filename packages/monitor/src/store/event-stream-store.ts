@@ -12,8 +12,8 @@
  * A row is held back while an older transaction runs (milliseconds: reports and decisions are
  * short): {@link EventBatch.heldBack} says so, and the reader looks again soon.
  *
- * Source: pg_auto_failover's `pgautofailover.event` table, which `pg_autoctl show events
- * --watch` polls by id; this order is what makes following it exact.
+ * Source: pg_auto_failover's `pgautofailover.event` table, whose last events `pg_autoctl show
+ * events --watch` reads again every 500 ms; here each event is read once, in this order.
  */
 import { sql } from 'kysely';
 import type { Selectable } from 'kysely';
