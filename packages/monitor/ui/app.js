@@ -144,7 +144,8 @@ function renderNodes(rows) {
 async function refreshNodes() {
   if (!session) return;
   const s = session;
-  const rows = await guarded(() => api('GET', `/v1/formations/${encodeURIComponent(s.formation)}/state`), 'command-status');
+  // A failed read says so where the stream's status is; the stream says "live" again once it is back.
+  const rows = await guarded(() => api('GET', `/v1/formations/${encodeURIComponent(s.formation)}/state`), 'stream-status');
   if (rows && session === s) renderNodes(rows);
 }
 
