@@ -21,7 +21,9 @@
  * line (1,000 nodes: p99 < 50 ms, 0 errors) with PASS/FAIL.
  *
  * Options: `--sizes 100,1000` `--seconds 30` `--warmup-max 90` `--connections N` `--keep`
- * (keep the temporary directories) `--no-write` (do not write bench/results).
+ * (keep the temporary directories) `--no-write` (do not write bench/results) `--scrape-every S`
+ * (also scrape `GET /metrics` every S seconds during the window, as Prometheus would, and report
+ * the scrapes' duration and size).
  *
  * `BENCH_MONITOR_NODE_ARGS` passes Node options to the monitor process only (e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it).
@@ -54,10 +56,12 @@ interface Options {
   connections: number | undefined;
   keep: boolean;
   write: boolean;
+  /** Scrape `GET /metrics` every this many seconds during the window (0: never). */
+  scrapeEveryS: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { sizes: [100, 1000, 3000], seconds: 30, warmupMaxS: 90, connections: undefined, keep: false, write: true };
+  const o: Options = { sizes: [100, 1000, 3000], seconds: 30, warmupMaxS: 90, connections: undefined, keep: false, write: true, scrapeEveryS: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -90,9 +94,12 @@ function parseArgs(argv: string[]): Options {
       case '--no-write':
         o.write = false;
         break;
+      case '--scrape-every':
+        o.scrapeEveryS = positive(value());
+        break;
       case '--help':
       case '-h':
-        console.log('usage: npm run bench:monitor -- [--sizes 100,1000,3000] [--seconds 30] [--warmup-max 90] [--connections N] [--keep] [--no-write]');
+        console.log('usage: npm run bench:monitor -- [--sizes 100,1000,3000] [--seconds 30] [--warmup-max 90] [--connections N] [--keep] [--no-write] [--scrape-every S]');
         process.exit(0);
         break;
       default:
@@ -498,6 +505,45 @@ interface SizeResult {
   postgresCpuPct: number;
   benchCpuPct: number;
   connections: number;
+  /** With `--scrape-every`: the `GET /metrics` scrapes of the window. */
+  scrapes?: { count: number; p50Ms: number; maxMs: number; bytes: number; samples: number; errors: number };
+}
+
+/**
+ * Scrapes `GET /metrics` with the operator token every `everyS` seconds, as Prometheus would,
+ * until `stop()`, which resolves with the scrapes' durations (ms), the last body's size and
+ * sample count, and the failed scrapes.
+ */
+function startScraping(pool: Pool, token: string, everyS: number): { stop(): Promise<NonNullable<SizeResult['scrapes']>> } {
+  const durations: number[] = [];
+  let bytes = 0;
+  let samples = 0;
+  let errors = 0;
+  let running: Promise<void> = Promise.resolve();
+  const scrape = async (): Promise<void> => {
+    const t = performance.now();
+    try {
+      const res = await pool.request({ method: 'GET', path: '/metrics', headers: { authorization: `Bearer ${token}` }, headersTimeout: 30_000, bodyTimeout: 30_000 });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+      durations.push(performance.now() - t);
+      bytes = Buffer.byteLength(text);
+      samples = text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+    } catch {
+      errors++;
+    }
+  };
+  const timer = setInterval(() => {
+    running = running.then(scrape);
+  }, everyS * 1000);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+      const sorted = [...durations].sort((a, b) => a - b);
+      return { count: sorted.length, p50Ms: percentile(sorted, 50), maxMs: sorted.at(-1) ?? NaN, bytes, samples, errors };
+    },
+  };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -572,9 +618,11 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
         const mem = procMemory(monitorPid);
         if (mem) rssMax = Math.max(rssMax, mem.rssMiB);
       }, 1000);
+      const scrapes = opts.scrapeEveryS > 0 ? startScraping(pool, monitor.token, opts.scrapeEveryS) : undefined;
       await sleep(opts.seconds * 1000);
       rec.recording = false;
       clearInterval(sampler);
+      const scraped = await scrapes?.stop();
       const windowS = (performance.now() - s0) / 1000;
       const m1 = procStat(monitorPid);
       const pg1 = pmPid ? postgresCpuS(pmPid) : NaN;
@@ -610,7 +658,9 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
         postgresCpuPct: ((pg1 - pg0) / windowS) * 100,
         benchCpuPct: ((b1.user + b1.system) / 1e6 / windowS) * 100,
         connections,
+        ...(scraped ? { scrapes: scraped } : {}),
       };
+      if (scraped) console.log(`GET /metrics every ${opts.scrapeEveryS} s: ${scraped.count} scrapes, p50 ${scraped.p50Ms.toFixed(1)} ms, max ${scraped.maxMs.toFixed(1)} ms, ${scraped.bytes} bytes, ${scraped.samples} samples, ${scraped.errors} errors`);
       console.log(
         `reports/s ${result.reportsPerS.toFixed(0)} (client CPU ${result.benchCpuPct.toFixed(0)}%), p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, max ${result.maxMs.toFixed(0)} ms, ` +
           `errors ${errors}, skipped ${rec.skipped}, monitor CPU ${result.monitorCpuPct.toFixed(0)}%, RSS ${result.monitorRssMiB.toFixed(0)} MiB, Postgres CPU ${result.postgresCpuPct.toFixed(0)}%`,

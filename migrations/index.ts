@@ -11,6 +11,7 @@ import * as m0004 from './0004_add_node_reported_problem.js';
 import * as m0005 from './0005_create_node_credentials.js';
 import * as m0006 from './0006_add_node_postgres_ssl.js';
 import * as m0007 from './0007_add_node_http_address.js';
+import * as m0008 from './0008_add_event_stream_order.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -21,6 +22,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0005_create_node_credentials': m0005,
   '0006_add_node_postgres_ssl': m0006,
   '0007_add_node_http_address': m0007,
+  '0008_add_event_stream_order': m0008,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

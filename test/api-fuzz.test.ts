@@ -22,7 +22,7 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BODY_LIMIT_BYTES, GoalNotifier, GroupDriver, NodeCredentials, buildApp, createFormation, generateSecret, migrateToLatest, tokenSha256 } from '@pgha/monitor';
+import { BODY_LIMIT_BYTES, UI_ROUTES, GoalNotifier, GroupDriver, NodeCredentials, buildApp, createFormation, generateSecret, migrateToLatest, tokenSha256 } from '@pgha/monitor';
 import { DEFAULT_FORMATION, ERROR_CODES, NODE_STATES, WRITABLE_STATES, type NodeState } from '@pgha/shared';
 import { endAllProcesses } from './helpers/processes.js';
 import { startStore, type TestStore } from './helpers/store.js';
@@ -117,6 +117,28 @@ function describeRequest(req: FuzzRequest): string {
   return `[${req.kind}] ${req.method} ${req.url.slice(0, 300)} content-type=${req.contentType ?? '(none)'}${body}`;
 }
 
+/** Whether `req` goes to a route served without credentials: `/health`, and the dashboard's files (`GET /ui…`). */
+function isPublic(req: FuzzRequest): boolean {
+  return req.url.startsWith('/health') || (['GET', 'HEAD'].includes(req.method) && (UI_ROUTES as readonly string[]).includes(pathOf(req.url)));
+}
+
+/** The path a URL is routed by: without query and fragment, dot segments resolved (as the injector does). */
+function pathOf(url: string): string {
+  try {
+    return new URL(url, 'http://monitor').pathname;
+  } catch {
+    return url;
+  }
+}
+
+/** The routes whose 200 answer is not JSON, and their content type. */
+const TEXT_ROUTES = new Map<string, RegExp>([
+  ['/ui', /^text\/html/],
+  ['/ui/app.js', /^text\/javascript/],
+  ['/ui/app.css', /^text\/css/],
+  ['/metrics', /^text\/plain; version=0\.0\.4/],
+]);
+
 /**
  * Sends `req` and checks the properties every answer must have (no 5xx; a 4xx is a JSON
  * error; a body over the limit gets 413; a refusal changes nothing).
@@ -127,14 +149,15 @@ async function sendChecked(generated: FuzzRequest): Promise<FuzzAnswer> {
   const what = `${describeRequest(req)} → ${res.status} ${res.body.slice(0, 500)}`;
   expect(res.status, what).toBeLessThan(500);
   if (req.kind.startsWith('oversize')) expect(res.status, what).toBe(413);
-  if (req.credentials !== undefined && !req.url.startsWith('/health')) expect([401, 403], what).toContain(res.status);
-  if (req.method !== 'HEAD') expect(res.contentType, what).toMatch(/^application\/json/);
+  if (req.credentials !== undefined && !isPublic(req)) expect([401, 403], what).toContain(res.status);
+  const textType = res.status === 200 ? TEXT_ROUTES.get(pathOf(req.url)) : undefined;
+  if (req.method !== 'HEAD') expect(res.contentType, what).toMatch(textType ?? /^application\/json/);
   if (res.status >= 400 && req.method !== 'HEAD') {
     const error = JSON.parse(res.body) as { code?: unknown; message?: unknown };
     expect(Object.keys(ERROR_CODES), what).toContain(error.code);
     expect(typeof error.message === 'string' && error.message.length > 0, what).toBe(true);
   }
-  if (res.status < 300 && req.method !== 'HEAD') rememberGoal(res.body);
+  if (res.status < 300 && req.method !== 'HEAD' && !textType) rememberGoal(res.body);
   const before = baseline;
   baseline = await snapshot();
   if (res.status >= 400 && baseline !== before) {
@@ -431,6 +454,7 @@ function readRequest(): fc.Arbitrary<FuzzRequest> {
     fc.tuple(formationSegment, fc.constantFrom('state', 'events', 'uri', 'settings', 'standby-names')).map(([f, what]) => `/v1/formations/${f}/${what}`),
     fc.tuple(formationSegment, nodeNameSegment).map(([f, n]) => `/v1/formations/${f}/nodes/${n}/settings`),
     fc.constant('/health'),
+    fc.constantFrom('/metrics', '/v1/formations', ...UI_ROUTES),
   );
   return fc.record({ path, q: query(pair) }).map(({ path: p, q }) => ({ method: 'GET' as const, url: `${p}${q}`, kind: 'read' }));
 }
@@ -510,6 +534,14 @@ function randomRequest(): fc.Arbitrary<FuzzRequest> {
       '/health',
       '//health',
       '/health/',
+      '/metrics',
+      '/metrics/',
+      '/ui',
+      '/ui/',
+      '/UI',
+      '/ui/app.js',
+      '/ui/../metrics',
+      '/ui/app.css',
       '/HEALTH',
       '/v1/nodes//report',
       '/v1/nodes/1/report/',
@@ -649,7 +681,7 @@ describe('the monitor API under fuzzing', () => {
       // Keep only combinations that must be refused: a node's token on its own node's route is fine.
       // (A `#fragment` is not part of the path: `/v1/nodes/1/report#x` is node 1's report route.)
       const keeperRoute = req.method === 'POST' ? /^\/v1\/nodes\/([^/?#]+)\/report([?#]|$)/.exec(req.url) : ['GET', 'HEAD'].includes(req.method) ? /^\/v1\/nodes\/([^/?#]+)\/goal([?#]|$)/.exec(req.url) : null;
-      if (req.url.startsWith('/health')) return false;
+      if (isPublic(req)) return false;
       // The router refuses a path that does not decode, or a segment over 100 characters, before any hook (400/414).
       try {
         if (req.url.split('?')[0]!.split('/').some((seg) => decodeURIComponent(seg).length > 100)) return false;

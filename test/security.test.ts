@@ -58,10 +58,26 @@ describe('the monitor API', () => {
     expect(await res.json()).toEqual({ status: 'ok' });
   });
 
+  it('serves the dashboard\'s files without credentials; they carry no data and set no cookie', async () => {
+    for (const path of ['/ui', '/ui/app.js', '/ui/app.css']) {
+      const res = await monitorFetch(`${monitor.url}${path}`, { token: '' });
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('content-security-policy'), path).toMatch(/default-src 'none'/);
+      expect(res.headers.get('set-cookie'), path).toBeNull();
+      const body = await res.text();
+      expect(body, path).not.toMatch(/node1|node2|127\.0\.0\.1/);
+      for (const secret of [operatorToken(), ...nodes.map((n) => keeperJson(n).nodeToken), keeperJson(nodes[0]!).replicationPassword]) expect(body, path).not.toContain(secret);
+    }
+  });
+
   it('refuses every other route without a token, or with a wrong one (401, JSON, WWW-Authenticate)', async () => {
     const routes: [string, string][] = [
       ['GET', '/v1/formations/default/state'],
       ['GET', '/v1/formations/default/events'],
+      ['GET', '/v1/formations/default/events/stream'],
+      ['GET', '/v1/formations'],
+      ['GET', '/metrics'],
+      ['GET', '/ui/other'],
       ['GET', '/v1/formations/default/uri'],
       ['GET', '/v1/formations/default/settings'],
       ['POST', '/v1/formations/default/switchover'],

@@ -13,6 +13,7 @@ import { createLogger } from './logger.js';
 import { registerSettingsCommands } from './settings.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
 import { showEvents, showState, showUri } from './show.js';
+import { followEvents } from './follow-events.js';
 import { defaultUpDir } from './up-dir.js';
 import { registerKeeperServiceCommands, runKeeper } from './keeper-service.js';
 import { registerShowSystemd } from './show-systemd.js';
@@ -160,8 +161,10 @@ export function buildProgram(): Command {
     .addOption(monitorOption())
     .addOption(formationOption())
     .option('--count <n>', 'how many events', intArg(1, 1000), 20)
+    .option('--follow', 'then print each new event as it happens, until Ctrl-C (one JSON object a line with --json)')
     .option('--json', 'print JSON')
-    .action(async (o: { monitor?: string; formation: string; count: number; json?: boolean }) => showEvents(monitorUrl(o.monitor), o.formation, o.count, !!o.json));
+    .action(async (o: { monitor?: string; formation: string; count: number; follow?: boolean; json?: boolean }) =>
+      o.follow ? followEvents(monitorUrl(o.monitor), o.formation, o.count, !!o.json, stopSignal()) : showEvents(monitorUrl(o.monitor), o.formation, o.count, !!o.json));
   show
     .command('uri')
     .description('the formation connection URI (multi-host, target_session_attrs=read-write)')

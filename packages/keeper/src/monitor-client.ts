@@ -7,7 +7,7 @@
  * `NotFoundError`, 409 `ConflictError`, 401/403 `AuthError`, an untrusted certificate
  * `PGHA_ERR_TLS`). Over `https:` it verifies the monitor against the given CA.
  */
-import { Agent, request } from 'node:http';
+import { Agent, request, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import {
   AuthError,
@@ -82,6 +82,27 @@ export interface MonitorCredentials {
   ca?: string | undefined;
 }
 
+function parseJson(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The error of an answer with an error status: the monitor's own, by status. */
+function answerError(status: number, parsed: unknown): PghaError {
+  const err = (parsed ?? {}) as ErrorBody;
+  const message = err.message ?? `monitor answered HTTP ${status}`;
+  const opts = err.hint ? { hint: err.hint } : {};
+  if (status === 400) return new ValidationError(message, { ...opts, ...(err.field ? { field: err.field } : {}) });
+  if (status === 404) return new NotFoundError(message, opts);
+  if (status === 401) return new AuthError('PGHA_ERR_UNAUTHENTICATED', `the monitor refused the credentials: ${message}`, opts);
+  if (status === 403) return new AuthError('PGHA_ERR_FORBIDDEN', `the monitor refused the request: ${message}`, opts);
+  if (status === 409) return new ConflictError(message, opts);
+  return new MonitorUnavailableError(message, { ...opts, status });
+}
+
 /** TLS failures of Node's client that mean "the monitor's certificate is not trusted". */
 const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME|altnames/i;
 
@@ -129,34 +150,58 @@ export class MonitorClient {
         ...(this.token ? { token: this.token } : {}),
       });
     } catch (cause) {
-      const e = cause as NodeJS.ErrnoException;
-      if (CERT_ERROR.test(`${e.code ?? ''} ${e.message}`)) {
-        throw new PghaError('PGHA_ERR_TLS', `the monitor at ${this.baseUrl} presented a certificate that is not trusted (${e.message})`, {
-          hint: "pass the monitor's CA with --ssl-ca-file FILE or PGHA_SSL_CA_FILE (pgha monitor create wrote <pgdata>.pgha/tls/ca.crt)",
-          cause,
-        });
-      }
-      throw new MonitorUnavailableError(`monitor at ${this.baseUrl} is unreachable (${(cause as Error).message})`, {
-        hint: 'check that `pgha monitor run` is running there, and the --monitor URL or PGHA_MONITOR',
+      throw this.transportError(cause);
+    }
+    const parsed = parseJson(res.text);
+    if (res.status >= 200 && res.status < 300) return parsed as T;
+    throw answerError(res.status, parsed);
+  }
+
+  /** The error of a request that got no answer: an untrusted certificate, or the monitor unreachable. */
+  private transportError(cause: unknown): PghaError {
+    const e = cause as NodeJS.ErrnoException;
+    if (CERT_ERROR.test(`${e.code ?? ''} ${e.message}`)) {
+      return new PghaError('PGHA_ERR_TLS', `the monitor at ${this.baseUrl} presented a certificate that is not trusted (${e.message})`, {
+        hint: "pass the monitor's CA with --ssl-ca-file FILE or PGHA_SSL_CA_FILE (pgha monitor create wrote <pgdata>.pgha/tls/ca.crt)",
         cause,
       });
     }
-    let parsed: unknown;
-    try {
-      parsed = res.text ? JSON.parse(res.text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (res.status >= 200 && res.status < 300) return parsed as T;
-    const err = (parsed ?? {}) as ErrorBody;
-    const message = err.message ?? `monitor answered HTTP ${res.status}`;
-    const opts = err.hint ? { hint: err.hint } : {};
-    if (res.status === 400) throw new ValidationError(message, { ...opts, ...(err.field ? { field: err.field } : {}) });
-    if (res.status === 404) throw new NotFoundError(message, opts);
-    if (res.status === 401) throw new AuthError('PGHA_ERR_UNAUTHENTICATED', `the monitor refused the credentials: ${message}`, opts);
-    if (res.status === 403) throw new AuthError('PGHA_ERR_FORBIDDEN', `the monitor refused the request: ${message}`, opts);
-    if (res.status === 409) throw new ConflictError(message, opts);
-    throw new MonitorUnavailableError(message, { ...opts, status: res.status });
+    return new MonitorUnavailableError(`monitor at ${this.baseUrl} is unreachable (${(cause as Error).message})`, {
+      hint: 'check that `pgha monitor run` is running there, and the --monitor URL or PGHA_MONITOR',
+      cause,
+    });
+  }
+
+  /**
+   * Opens a server-sent event stream (`GET path`, e.g. the formation's
+   * `/events/stream`) and resolves with its body, as text, once the monitor answers 2xx; the
+   * caller reads it (a readable stream that ends when the monitor ends the stream, and fails
+   * when the connection does, or stays silent for `idleTimeoutMs`).
+   *
+   * @param headers - e.g. `last-event-id`.
+   * @throws as {@link request} for an error status or no answer.
+   */
+  openStream(path: string, options: { headers?: Record<string, string>; signal?: AbortSignal; idleTimeoutMs?: number } = {}): Promise<IncomingMessage> {
+    const url = new URL(`${this.baseUrl}${path}`);
+    const timeoutMs = options.idleTimeoutMs ?? 45_000;
+    const headers: Record<string, string> = { accept: 'text/event-stream', ...options.headers };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    return new Promise((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? httpsRequest : request)(url, { method: 'GET', agent: this.agent, headers, timeout: timeoutMs, ...(options.signal ? { signal: options.signal } : {}) }, (res) => {
+        res.setEncoding('utf8');
+        if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) {
+          resolve(res);
+          return;
+        }
+        let text = '';
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => reject(answerError(res.statusCode ?? 0, parseJson(text))));
+        res.on('error', (err) => reject(this.transportError(err)));
+      });
+      req.on('timeout', () => req.destroy(new Error(`no data within ${timeoutMs} ms`)));
+      req.on('error', (err) => reject(this.transportError(err)));
+      req.end();
+    });
   }
 
   /** Registers a node. @throws ConflictError when the name or host:port is taken. */

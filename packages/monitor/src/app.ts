@@ -2,7 +2,8 @@
  * `buildApp(deps)`: the monitor's HTTP API as a Fastify instance that never listens by itself
  * (tests use `app.inject()`; `server.ts` listens). Errors map to statuses in one place:
  * validation 400, unknown 404, conflict 409, store down 503, anything else 500 without a
- * stack trace. Every request but `GET /health` needs credentials (`auth.ts`): 401, 403.
+ * stack trace. Every request but `GET /health` and the dashboard's files (`GET /ui…`) needs
+ * credentials (`auth.ts`): 401, 403.
  * With `https` (PEM key and certificate) it serves TLS only.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
@@ -18,6 +19,11 @@ import { formationRoutes } from './routes/formations.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { settingsRoutes } from './routes/settings.js';
 import { operationRoutes } from './routes/operations.js';
+import { MonitorMetrics } from './metrics/monitor-metrics.js';
+import { eventStreamRoutes } from './routes/events-stream.js';
+import { formationListRoutes } from './routes/formation-list.js';
+import { metricsRoutes, timeReports } from './routes/metrics.js';
+import { uiRoutes } from './routes/ui.js';
 
 /** What the routes need. */
 export interface AppDeps {
@@ -32,6 +38,8 @@ export interface AppDeps {
    * registration (`RegisterNodeRequest.tlsPublicKey`). Undefined otherwise.
    */
   certificateAuthority?: KeyAndCertificate;
+  /** The metrics `GET /metrics` serves; a new set (without process metrics) when undefined. */
+  metrics?: MonitorMetrics;
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -113,11 +121,17 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
     reply.code(404).send({ code: 'PGHA_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
 
+  const metrics = deps.metrics ?? new MonitorMetrics();
+  timeReports(app, metrics);
   void app.register(async (scope) => {
     await formationRoutes(scope, deps);
     await nodeRoutes(scope, deps);
     await settingsRoutes(scope, deps);
     await operationRoutes(scope, deps);
+    await formationListRoutes(scope, deps);
+    await eventStreamRoutes(scope, deps);
+    await metricsRoutes(scope, { ...deps, metrics });
+    await uiRoutes(scope);
   });
   return app;
 }

@@ -1,6 +1,6 @@
 /**
- * Who may call the monitor's API. Every request but `GET /health` carries
- * `Authorization: Bearer <token>`:
+ * Who may call the monitor's API. Every request but `GET /health` and the dashboard's files
+ * (`GET /ui`, `/ui/app.js`, `/ui/app.css`) carries `Authorization: Bearer <token>`:
  *
  * - the **operator token** (`<pgdata>.pgha/auth-token`, made by `pgha monitor create`) for
  *   every route except a keeper's own two: registering nodes, `show`, `perform`, settings…;
@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { parseNodeIdText } from '@pgha/shared';
 import type { Database } from './store/db.js';
 import { getNode, writeNodeEvent } from './store/monitor-store.js';
+import { UI_ROUTES } from './routes/ui.js';
 
 /** The event rule of a refused request. */
 export const SECURITY_EVENT_RULE = 'security';
@@ -80,8 +81,12 @@ export interface ApiAuth {
   nodeCredentials: NodeCredentials;
 }
 
-/** Routes that need no credentials: a liveness check that reveals nothing. */
-const PUBLIC_ROUTES = new Set(['GET /health']);
+/**
+ * Routes that need no credentials: a liveness check, and the dashboard's static files (no
+ * data: the page asks for the operator token and sends it with each API call). Neither
+ * reveals anything about the formations.
+ */
+const PUBLIC_ROUTES = new Set(['GET /health', ...UI_ROUTES.map((r) => `GET ${r}`)]);
 /** Routes a node's keeper calls with its node token, for its own `:nodeId`. */
 const NODE_ROUTES = new Set(['POST /v1/nodes/:nodeId/report', 'GET /v1/nodes/:nodeId/goal']);
 

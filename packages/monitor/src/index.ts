@@ -9,3 +9,6 @@ export * from './prober/health-prober.js';
 export * from './auth.js';
 export * from './tls/certificates.js';
 export * from './tls/monitor-tls.js';
+export * from './metrics/monitor-metrics.js';
+export * from './store/event-stream-store.js';
+export { UI_CSP, UI_ROUTES } from './routes/ui.js';

@@ -37,6 +37,7 @@ import { GroupDriver } from './driver/group-driver.js';
 import { GoalNotifier } from './driver/goal-notifier.js';
 import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { HealthProber } from './prober/health-prober.js';
+import { MonitorMetrics } from './metrics/monitor-metrics.js';
 import { migrateToLatest, openStore, type StoreConnection } from './store/db.js';
 import { createFormation } from './store/monitor-store.js';
 
@@ -147,7 +148,8 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
   const driver = new GroupDriver(db, log.child({ component: 'driver' }));
   const notifier = new GoalNotifier(conn);
   await notifier.start();
-  const prober = new HealthProber(db, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa);
+  const metrics = new MonitorMetrics({ processMetrics: true });
+  const prober = new HealthProber(db, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
   prober.start();
 
   let stopping = false;
@@ -174,7 +176,7 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
   }, timerIntervalMs);
 
   const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(db) };
-  const app = buildApp({ db, driver, notifier, log, auth, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
+  const app = buildApp({ db, driver, notifier, log, auth, metrics, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
   const { host, port } = parseListen(config.listen);
   await app.listen({ host, port });
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -1,16 +1,24 @@
 /**
- * Wakes long-polling keepers when their goal changes. Goal writes end with
- * `pg_notify('pgha_goal', '<node ids>')` in the same transaction, so the notification is
- * delivered on commit to every monitor LISTENing on the store: no in-memory state that a
- * second monitor would miss.
+ * Wakes long-polling keepers when their goal changes, and event streams when their formation
+ * has new events. Goal writes end with `pg_notify('pgha_goal', '<node ids>')` in the same
+ * transaction, and a trigger on `pgha.events` sends `pg_notify('pgha_event', '<formation>')`
+ * (migration 0007), so each notification is delivered on commit to every monitor LISTENing on
+ * the store: no in-memory state that a second monitor would miss.
  */
 import pg from 'pg';
 import type { StoreConnection } from '../store/db.js';
 
-/** One LISTEN connection and the keepers waiting on it. */
+/** A wait for a notification: resolves on it or after its timeout; `cancel` resolves it now. */
+export interface Waiter {
+  promise: Promise<void>;
+  cancel: () => void;
+}
+
+/** One LISTEN connection and the keepers and streams waiting on it. */
 export class GoalNotifier {
   private client: pg.Client | undefined;
   private readonly waiters = new Map<number, Set<() => void>>();
+  private readonly eventWaiters = new Map<string, Set<() => void>>();
   private closed = false;
 
   constructor(private readonly conn: StoreConnection) {}
@@ -19,62 +27,84 @@ export class GoalNotifier {
   async start(): Promise<void> {
     const client = new pg.Client({ host: this.conn.host, port: this.conn.port, user: this.conn.user ?? 'postgres', database: this.conn.database ?? 'postgres', application_name: 'pgha_monitor_listen' });
     client.on('notification', (msg) => {
-      for (const id of (msg.payload ?? '').split(',')) this.wake(Number(id));
+      if (msg.channel === 'pgha_event') {
+        wake(this.eventWaiters, msg.payload ?? '');
+        return;
+      }
+      for (const id of (msg.payload ?? '').split(',')) wake(this.waiters, Number(id));
     });
     client.on('error', () => this.reconnectLater());
     client.on('end', () => this.reconnectLater());
     await client.connect();
-    await client.query('listen pgha_goal');
+    await client.query('listen pgha_goal; listen pgha_event');
     this.client = client;
   }
 
   private reconnectLater(): void {
     if (this.closed) return;
     this.client = undefined;
-    // Wake everyone: they re-read their goal from the store.
-    for (const id of [...this.waiters.keys()]) this.wake(id);
+    // Wake everyone: they re-read from the store.
+    this.wakeAll();
     setTimeout(() => {
       if (!this.closed && !this.client) this.start().catch(() => this.reconnectLater());
     }, 500);
   }
 
-  private wake(nodeId: number): void {
-    const set = this.waiters.get(nodeId);
-    if (!set) return;
-    this.waiters.delete(nodeId);
-    for (const fn of set) fn();
+  private wakeAll(): void {
+    for (const id of [...this.waiters.keys()]) wake(this.waiters, id);
+    for (const f of [...this.eventWaiters.keys()]) wake(this.eventWaiters, f);
   }
 
   /**
    * A promise that resolves when node `nodeId`'s goal changes or after `timeoutMs`.
    * Register before reading the goal, so that no change falls in between.
    */
-  waiter(nodeId: number, timeoutMs: number): { promise: Promise<void>; cancel: () => void } {
-    let done!: () => void;
-    const promise = new Promise<void>((resolve) => {
-      const timer = setTimeout(finish, timeoutMs);
-      function finish(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      done = finish;
-    });
-    const set = this.waiters.get(nodeId) ?? new Set();
-    set.add(done);
-    this.waiters.set(nodeId, set);
-    return {
-      promise,
-      cancel: () => {
-        set.delete(done);
-        done();
-      },
-    };
+  waiter(nodeId: number, timeoutMs: number): Waiter {
+    return addWaiter(this.waiters, nodeId, timeoutMs);
+  }
+
+  /**
+   * A promise that resolves when formation `formation` has new events (committed) or after
+   * `timeoutMs`. Register before reading the events, so that none falls in between.
+   */
+  eventWaiter(formation: string, timeoutMs: number): Waiter {
+    return addWaiter(this.eventWaiters, formation, timeoutMs);
   }
 
   /** Wakes every waiter and closes the connection. */
   async stop(): Promise<void> {
     this.closed = true;
-    for (const id of [...this.waiters.keys()]) this.wake(id);
+    this.wakeAll();
     await this.client?.end().catch(() => undefined);
   }
+}
+
+function wake<K>(waiters: Map<K, Set<() => void>>, key: K): void {
+  const set = waiters.get(key);
+  if (!set) return;
+  waiters.delete(key);
+  for (const fn of set) fn();
+}
+
+function addWaiter<K>(waiters: Map<K, Set<() => void>>, key: K, timeoutMs: number): Waiter {
+  let done!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    const timer = setTimeout(finish, timeoutMs);
+    function finish(): void {
+      clearTimeout(timer);
+      resolve();
+    }
+    done = finish;
+  });
+  const set = waiters.get(key) ?? new Set();
+  set.add(done);
+  waiters.set(key, set);
+  return {
+    promise,
+    cancel: () => {
+      set.delete(done);
+      if (set.size === 0 && waiters.get(key) === set) waiters.delete(key);
+      done();
+    },
+  };
 }

@@ -187,6 +187,8 @@ export class HealthProber {
     private readonly intervalMs = DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs,
     /** The CA (PEM) of nodes' Postgres certificates; undefined when the monitor runs without TLS (see {@link probeSsl}). */
     private readonly probeCa?: string,
+    /** Called for each failed probe (the `pgha_health_probe_failures_total` counter). */
+    private readonly onProbeFailure?: (node: { formationId: string; groupId: number; nodeId: number; name: string }) => void,
   ) {}
 
   /** Starts probing. */
@@ -232,7 +234,10 @@ export class HealthProber {
       // nothing until the keeper falls silent (see postgresIsDown), so it is probed every
       // BAD_NODE_PROBE_ROUNDS-th round only.
       if (n.health === 'bad' && keeperAlive && settled && (this.rounds + n.nodeId) % BAD_NODE_PROBE_ROUNDS !== 0) continue;
-      probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword, ssl: probeSsl(n.postgresSsl, this.probeCa) }).probe(settings.healthProbeTimeoutMs).then((result) => this.add(n.nodeId, result, settings.healthProbeRetries)));
+      probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword, ssl: probeSsl(n.postgresSsl, this.probeCa) }).probe(settings.healthProbeTimeoutMs).then((result) => {
+        if (!result.ok) this.onProbeFailure?.(n);
+        this.add(n.nodeId, result, settings.healthProbeRetries);
+      }));
     }
     // Nodes dropped (or back in init) since the last round: end their sessions.
     for (const nodeId of this.reportedStates.keys()) if (!probed.has(nodeId)) this.reportedStates.delete(nodeId);

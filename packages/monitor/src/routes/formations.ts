@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { FormationName, type EventRow } from '@pgha/shared';
 import type { AppDeps } from '../app.js';
 import { getFormation, listEvents, storeNowMs } from '../store/monitor-store.js';
-import { formationState, formationUri } from './views.js';
+import { eventRow, formationState, formationUri } from './views.js';
 import { validate } from './validate.js';
 
 const FormationParams = z.object({ formation: FormationName });
@@ -33,19 +33,7 @@ export async function formationRoutes(app: FastifyInstance, deps: AppDeps): Prom
     const { count } = validate(EventsQuery, req.query, 'query');
     await getFormation(deps.db, formation);
     const rows = await listEvents(deps.db, formation, count);
-    return rows.map((e) => ({
-      event_id: Number(e.eventId),
-      event_time: new Date(e.eventTime).toISOString(),
-      formation: e.formationId,
-      group_id: e.groupId,
-      node_id: e.nodeId,
-      node_name: e.nodeName,
-      reported_state: e.reportedState,
-      old_goal_state: e.oldGoalState,
-      new_goal_state: e.newGoalState,
-      reason: e.reason,
-      rule: e.rule,
-    }));
+    return rows.map(eventRow);
   });
 
   app.get('/v1/formations/:formation/uri', async (req) => {

@@ -1,5 +1,6 @@
 /** Read models built from the store for the API's answers. */
-import { DEFAULT_KEEPER_HTTP_PORT, WRITABLE_STATES, formatHostPort, groupNote, keeperSettingsOf, parseLsn, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { DEFAULT_KEEPER_HTTP_PORT, WRITABLE_STATES, formatHostPort, groupNote, keeperSettingsOf, parseLsn, synchronousStandbyNames, type EventRow, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
+import type { EventRecord } from '../store/event-stream-store.js';
 import { formationSettings, getFormation, getNode, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
 
 function member(n: NodeRow): GroupMember {
@@ -7,7 +8,7 @@ function member(n: NodeRow): GroupMember {
 }
 
 /** The node holding the group's writable goal, if exactly one does. */
-export function primaryOf(nodes: readonly NodeRow[]): NodeRow | undefined {
+export function primaryOf<T extends Pick<NodeRow, 'goalState'>>(nodes: readonly T[]): T | undefined {
   const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState as NodeState));
   return writable.length === 1 ? writable[0] : undefined;
 }
@@ -97,4 +98,21 @@ export async function formationUri(db: Db, formationId: string, readOnly = false
   const hosts = nodes.map((n) => formatHostPort(n.host, n.port)).join(',');
   const tls = nodes.length > 0 && nodes.every((n) => n.postgresSsl);
   return `postgres://${hosts}/${encodeURIComponent(formation.dbname)}?target_session_attrs=${readOnly ? 'prefer-standby' : 'read-write'}${tls ? '&sslmode=verify-full' : ''}`;
+}
+
+/** An event as the API answers it (`pgha show events`, the event stream). */
+export function eventRow(e: EventRecord): EventRow {
+  return {
+    event_id: Number(e.eventId),
+    event_time: new Date(e.eventTime).toISOString(),
+    formation: e.formationId,
+    group_id: e.groupId,
+    node_id: e.nodeId,
+    node_name: e.nodeName,
+    reported_state: e.reportedState,
+    old_goal_state: e.oldGoalState,
+    new_goal_state: e.newGoalState,
+    reason: e.reason,
+    rule: e.rule,
+  };
 }

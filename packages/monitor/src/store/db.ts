@@ -77,6 +77,8 @@ export interface EventsTable {
   reportedLsn: string;
   rule: string;
   reason: string;
+  /** The writing transaction's id (`xid8`, as text): the stream order, see `event-stream-store.ts`. */
+  writerXid: Generated<string>;
 }
 
 /** The schema as Kysely sees it. */

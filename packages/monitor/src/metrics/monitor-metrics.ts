@@ -1,0 +1,174 @@
+/**
+ * The monitor's Prometheus metrics (`GET /metrics`, prom-client, a registry of its own).
+ *
+ * | metric | type | labels | what |
+ * |---|---|---|---|
+ * | `pgha_node_reported_state` | gauge | formation, group, node, name, state | 1 for the state the node's keeper last reported |
+ * | `pgha_node_goal_state` | gauge | formation, group, node, name, state | 1 for the goal state the monitor assigned |
+ * | `pgha_node_replication_lag_bytes` | gauge | formation, group, node, name | WAL bytes between the group primary's reported LSN and this standby's |
+ * | `pgha_node_last_transition_timestamp_seconds` | gauge | formation, group, node, name | when the node's goal state last changed (unix seconds) |
+ * | `pgha_health_probe_failures_total` | counter | formation, group, node, name | failed health probes of the node's Postgres since the monitor started |
+ * | `pgha_report_duration_seconds` | histogram | — | how long the monitor took to answer a keeper's report |
+ * | `pgha_failovers_total` | counter | formation | failovers in the events table |
+ * | `pgha_switchovers_total` | counter | formation | switchovers in the events table |
+ *
+ * A scrape costs three statements whatever the number of nodes (every node row, every
+ * formation, the events since the last scrape), not one per node. The state gauges carry one
+ * series per node (its current state), not one per possible state.
+ *
+ * The failover and switchover counters are counted from the events table
+ * (`countOperationsAfter`): each scrape adds the operations among the events written since the
+ * last one. A restarted monitor counts the whole table again at its first scrape, so they go on
+ * from where they were rather than dropping to 0 (and a second monitor on the same store
+ * counts the same). The probe failure counter and the report histogram are the process's own:
+ * they start again from 0 when the monitor restarts, which Prometheus's `rate()` and
+ * `increase()` treat as a counter reset.
+ *
+ * Source: Patroni's `/metrics` (`patroni_postgres_running`, `patroni_xlog_*`,
+ * `patroni_postgres_timeline`), per node; pg_auto_failover has none.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { parseLsn } from '@pgha/shared';
+import { primaryOf } from '../routes/views.js';
+import type { Db } from '../store/monitor-store.js';
+import { STREAM_START, countOperationsAfter, type EventCursor } from '../store/event-stream-store.js';
+
+const NODE_LABELS = ['formation', 'group', 'node', 'name'] as const;
+/** How many nodes a scrape sets gauges for between two turns of the event loop. */
+const YIELD_EVERY_NODES = 250;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+type NodeLabel = (typeof NODE_LABELS)[number];
+type NodeLabels = Record<NodeLabel, string>;
+
+/** A node as the metrics name it. */
+export interface MetricNode {
+  formationId: string;
+  groupId: number;
+  nodeId: number;
+  name: string;
+}
+
+function nodeLabels(n: MetricNode): NodeLabels {
+  return { formation: n.formationId, group: String(n.groupId), node: String(n.nodeId), name: n.name };
+}
+
+/**
+ * Replication lag of a standby in bytes: how far its reported LSN is behind the primary's
+ * (`X/Y` strings), 0 when it is at or past it. Both come from the keepers' last reports, so the
+ * lag is as old as the older of the two (at most about `keeperReportIntervalMs`).
+ */
+export function replicationLagBytes(primaryLsn: string, standbyLsn: string): number {
+  const lag = parseLsn(primaryLsn) - parseLsn(standbyLsn);
+  return lag > 0n ? Number(lag) : 0;
+}
+
+/** The monitor's metrics and their registry. */
+export class MonitorMetrics {
+  readonly registry = new Registry();
+  private readonly reportedState = new Gauge({ name: 'pgha_node_reported_state', help: 'The state the node\'s keeper last reported (1 on the current state)', labelNames: [...NODE_LABELS, 'state'], registers: [this.registry] });
+  private readonly goalState = new Gauge({ name: 'pgha_node_goal_state', help: 'The goal state the monitor assigned to the node (1 on the current state)', labelNames: [...NODE_LABELS, 'state'], registers: [this.registry] });
+  private readonly lagBytes = new Gauge({ name: 'pgha_node_replication_lag_bytes', help: "WAL bytes between the group primary's reported LSN and this standby's", labelNames: NODE_LABELS, registers: [this.registry] });
+  private readonly lastTransition = new Gauge({ name: 'pgha_node_last_transition_timestamp_seconds', help: "When the node's goal state last changed (unix time, seconds)", labelNames: NODE_LABELS, registers: [this.registry] });
+  private readonly probeFailures = new Counter({ name: 'pgha_health_probe_failures_total', help: "Failed health probes of the node's Postgres since the monitor started", labelNames: NODE_LABELS, registers: [this.registry] });
+  private readonly reportDuration = new Histogram({
+    name: 'pgha_report_duration_seconds',
+    help: "How long the monitor took to answer a keeper's report (request received to answer sent)",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  private readonly failovers = new Counter({ name: 'pgha_failovers_total', help: 'Failovers (automatic, or pgha perform failover) recorded in the events', labelNames: ['formation'], registers: [this.registry] });
+  private readonly switchovers = new Counter({ name: 'pgha_switchovers_total', help: 'Switchovers (perform switchover or promotion, maintenance of the primary) recorded in the events', labelNames: ['formation'], registers: [this.registry] });
+
+  /** Where the counting of failovers and switchovers has reached in the events. */
+  private eventCursor: EventCursor = STREAM_START;
+  /** Labels of the nodes with a probe failure series, to remove them once the node is gone. */
+  private readonly probedNodes = new Map<number, NodeLabels>();
+  /** Scrapes run one after the other (each resets and refills the gauges). */
+  private scraping: Promise<unknown> = Promise.resolve();
+
+  /**
+   * @param options.processMetrics - also prom-client's default metrics of the process (CPU,
+   *   memory, event loop lag, …); the running monitor turns them on.
+   */
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Records how long answering one keeper report took, in ms. */
+  observeReport(durationMs: number): void {
+    this.reportDuration.observe(durationMs / 1000);
+  }
+
+  /** Counts one failed health probe of `node`. */
+  probeFailed(node: MetricNode): void {
+    const labels = nodeLabels(node);
+    this.probedNodes.set(node.nodeId, labels);
+    this.probeFailures.inc(labels);
+  }
+
+  /** The content type of {@link scrape}'s text. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /**
+   * Reads the store and renders every metric in Prometheus's text format.
+   *
+   * @throws the store's error when it cannot be read (the route answers 503).
+   */
+  scrape(db: Db): Promise<string> {
+    const next = this.scraping.catch(() => undefined).then(async () => {
+      await this.refresh(db);
+      // One metric at a time, with a turn of the event loop between: a scrape of a thousand
+      // nodes is about 20 ms of work, which keepers' reports must not wait behind.
+      const parts: string[] = [];
+      for (const metric of this.registry.getMetricsAsArray()) {
+        parts.push(await this.registry.getSingleMetricAsString(metric.name));
+        await nextTurn();
+      }
+      return `${parts.join('\n\n')}\n`;
+    });
+    this.scraping = next;
+    return next;
+  }
+
+  private async refresh(db: Db): Promise<void> {
+    const nodes = await db.selectFrom('nodes').select(['nodeId', 'formationId', 'groupId', 'name', 'reportedState', 'goalState', 'reportedLsn', 'goalChangedAt']).orderBy('nodeId').execute();
+    const formations = await db.selectFrom('formations').select('formationId').execute();
+    const operations = await countOperationsAfter(db, this.eventCursor);
+    this.eventCursor = operations.cursor;
+    for (const f of formations) {
+      // Present at 0, so that a first failover shows as an increase.
+      this.failovers.inc({ formation: f.formationId }, 0);
+      this.switchovers.inc({ formation: f.formationId }, 0);
+    }
+    for (const c of operations.counts) (c.kind === 'failover' ? this.failovers : this.switchovers).inc({ formation: c.formationId }, c.n);
+
+    for (const g of [this.reportedState, this.goalState, this.lagBytes, this.lastTransition]) g.reset();
+    const groups = new Map<string, typeof nodes>();
+    for (const [i, n] of nodes.entries()) {
+      if (i > 0 && i % YIELD_EVERY_NODES === 0) await nextTurn();
+      const labels = nodeLabels(n);
+      this.reportedState.set({ ...labels, state: n.reportedState }, 1);
+      this.goalState.set({ ...labels, state: n.goalState }, 1);
+      this.lastTransition.set(labels, new Date(n.goalChangedAt).getTime() / 1000);
+      if (n.goalState === 'dropped') continue;
+      const key = `${n.formationId}\u0000${n.groupId}`;
+      const members = groups.get(key);
+      if (members) members.push(n);
+      else groups.set(key, [n]);
+    }
+    for (const members of groups.values()) {
+      const primary = primaryOf(members);
+      if (!primary) continue;
+      for (const n of members) if (n !== primary) this.lagBytes.set(nodeLabels(n), replicationLagBytes(primary.reportedLsn, n.reportedLsn));
+    }
+    const present = new Set(nodes.map((n) => n.nodeId));
+    for (const [nodeId, labels] of this.probedNodes) {
+      if (present.has(nodeId)) continue;
+      this.probeFailures.remove(labels);
+      this.probedNodes.delete(nodeId);
+    }
+  }
+}

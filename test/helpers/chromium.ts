@@ -1,0 +1,91 @@
+/**
+ * Debian's headless Chromium (`/usr/bin/chromium`) for tests, started as a tracked process (so
+ * `endAllProcesses` ends it by PID even when a test fails) with a fresh profile, and driven by
+ * playwright-core over the DevTools protocol on loopback. Never downloads a browser.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { alive } from '../../bench/lib/proc.js';
+import { killPid, startTracked } from './processes.js';
+import { waitFor } from './wait-for.js';
+
+/** The Chromium every browser test uses. */
+export const CHROMIUM_BIN = '/usr/bin/chromium';
+
+/** The flags of every test browser (headless, no network of its own). */
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+] as const;
+
+/** A running test browser. */
+export interface TestBrowser {
+  browser: Browser;
+  /** The browser process's PID. */
+  pid: number;
+  /** Disconnects, then ends the browser and every process it started, by PID. */
+  end(): Promise<void>;
+}
+
+/** PIDs of every live descendant of `pid` (from /proc). */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/**
+ * Starts Chromium with {@link CHROMIUM_FLAGS}, `--user-data-dir=<dir>/chromium-profile` (a new
+ * one) and `extraFlags`, and connects to it.
+ *
+ * @param dir - the test's temporary directory.
+ */
+export async function startChromium(dir: string, extraFlags: readonly string[] = []): Promise<TestBrowser> {
+  const profile = join(dir, 'chromium-profile');
+  const proc = startTracked(CHROMIUM_BIN, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', ...extraFlags, 'about:blank'], { logFile: join(dir, 'chromium.log') });
+  const pid = proc.pid!;
+  const end = async (browser?: Browser): Promise<void> => {
+    await browser?.close().catch(() => undefined);
+    const all = [pid, ...descendants(pid)];
+    for (const p of all) killPid(p, 'SIGTERM');
+    await waitFor('Chromium to exit', () => all.every((p) => !alive(p)), { timeoutMs: 5000 }).catch(() => undefined);
+    for (const p of all) killPid(p, 'SIGKILL');
+  };
+  try {
+    // Chromium writes the port it chose into the profile.
+    const portFile = join(profile, 'DevToolsActivePort');
+    const port = await waitFor('Chromium\'s DevTools port', () => {
+      if (proc.exitCode !== null) throw new Error(`Chromium exited (${proc.exitCode}); see ${join(dir, 'chromium.log')}`);
+      return existsSync(portFile) && Number(readFileSync(portFile, 'utf8').split('\n')[0]);
+    }, { timeoutMs: 30_000 });
+    const browser = await chromium.connectOverCDP(`http://127.0.0.1:${port}`);
+    return { browser, pid, end: () => end(browser) };
+  } catch (err) {
+    await end();
+    throw err;
+  }
+}
