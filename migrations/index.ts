@@ -10,6 +10,7 @@ import * as m0003 from './0003_add_node_group_index.js';
 import * as m0004 from './0004_add_node_reported_problem.js';
 import * as m0005 from './0005_create_node_credentials.js';
 import * as m0006 from './0006_add_node_postgres_ssl.js';
+import * as m0008 from './0008_add_node_transition_progress.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -19,6 +20,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0004_add_node_reported_problem': m0004,
   '0005_create_node_credentials': m0005,
   '0006_add_node_postgres_ssl': m0006,
+  '0008_add_node_transition_progress': m0008,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

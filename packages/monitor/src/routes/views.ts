@@ -1,5 +1,5 @@
 /** Read models built from the store for the API's answers. */
-import { WRITABLE_STATES, groupNote, keeperSettingsOf, parseLsn, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { WRITABLE_STATES, groupNote, keeperSettingsOf, parseLsn, progressPercent, synchronousStandbyNames, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
 import { formationSettings, getFormation, getNode, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
 
 function member(n: NodeRow): GroupMember {
@@ -10,6 +10,18 @@ function member(n: NodeRow): GroupMember {
 export function primaryOf(nodes: readonly NodeRow[]): NodeRow | undefined {
   const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState as NodeState));
   return writable.length === 1 ? writable[0] : undefined;
+}
+
+/**
+ * Bytes of WAL between `primary`'s last reported LSN and `node`'s (at least 0); null for the
+ * primary itself, without one, or before the node has reported an LSN.
+ */
+export function lagBytes(node: NodeRow, primary: NodeRow | undefined): number | null {
+  if (!primary || primary.nodeId === node.nodeId) return null;
+  const own = parseLsn(node.reportedLsn);
+  if (own === 0n) return null;
+  const lag = parseLsn(primary.reportedLsn) - own;
+  return lag > 0n ? Number(lag) : 0;
 }
 
 /** A node's goal with its group view (`NodeGoal`). @throws NotFoundError. */
@@ -48,6 +60,7 @@ export function goalView(node: NodeRow, formation: FormationRow, nodes: readonly
     synchronousStandbyNames: primary ? synchronousStandbyNames(facts, primary.nodeId) : '',
     destroy: node.destroyRequested,
     settings: keeperSettingsOf(formationSettings(formation)),
+    lagBytes: lagBytes(node, primary),
   };
 }
 
@@ -57,8 +70,11 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
   // Dropped nodes stay visible until their keeper confirms (then the row goes).
   const nodes = await db.selectFrom('nodes').selectAll().where('formationId', '=', formationId).orderBy('nodeId').execute();
   const notes = new Map<number, string>();
+  const primaries = new Map<number, NodeRow | undefined>();
   for (const groupId of new Set(nodes.map((n) => n.groupId))) {
-    const note = groupNote(groupFacts(formation, groupId, nodes.filter((n) => n.groupId === groupId && n.goalState !== 'dropped'), nowMs));
+    const members = nodes.filter((n) => n.groupId === groupId && n.goalState !== 'dropped');
+    primaries.set(groupId, primaryOf(members));
+    const note = groupNote(groupFacts(formation, groupId, members, nowMs));
     if (note) notes.set(note.nodeId, note.message);
   }
   return nodes.map((n) => {
@@ -78,6 +94,10 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
       last_report_ago_ms: n.reportedAt ? Math.max(0, Math.round(nowMs - new Date(n.reportedAt).getTime())) : null,
       note: notes.get(n.nodeId) ?? null,
       problem: n.reportedProblem,
+      lag_bytes: lagBytes(n, primaries.get(n.groupId)),
+      transition_progress: n.transitionProgress
+        ? { phase: n.transitionProgress.phase, transition: n.transitionInProgress, done_bytes: n.transitionProgress.doneBytes, total_bytes: n.transitionProgress.totalBytes, percent: progressPercent(n.transitionProgress) }
+        : null,
     };
   });
 }
