@@ -45,7 +45,7 @@ export interface KeeperOptions {
 }
 
 /** How often a catching-up standby logs its lag behind the primary, at most (ms). */
-const CATCHUP_LOG_INTERVAL_MS = 2_000;
+const CATCHUP_LOG_INTERVAL_MS = 1_000;
 
 /** One node's keeper. */
 export class Keeper {

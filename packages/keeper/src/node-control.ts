@@ -506,7 +506,7 @@ export class NodeControl {
         return;
       }
       this.transitionProgress = progress;
-      if (throttle.shouldLog(progress, Date.now())) this.log.info({ progress }, `base backup: ${progressAmount(progress)}`);
+      if (throttle.shouldLog(progress, Date.now())) this.log.info({ doneBytes: progress.doneBytes, totalBytes: progress.totalBytes }, `base backup: ${progressAmount(progress)}`);
     };
     try {
       await runPgProgram('pg_basebackup', [
