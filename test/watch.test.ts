@@ -2,11 +2,11 @@
  * `pgha watch` on a real two-node formation, in a detached tmux session of fixed size: it draws
  * both nodes with their states, redraws in place (the header stays on the first row, each node
  * on its row) as a switchover swaps the roles, fits a resized terminal, says when the monitor is
- * gone and comes back to it, and on `q` leaves the alternate screen and exits 0. The final
+ * gone and comes back to it, and on `q` (or Ctrl-C) leaves the alternate screen and exits 0. The final
  * screen is saved as text and as a PNG (tmux's colours rendered by headless Chromium); with
  * `PGHA_UPDATE_SCREENSHOTS=1` both are copied to `docs/screenshots/watch.{txt,png}`.
  */
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,7 +100,7 @@ describe('pgha watch', () => {
     const lost = await screenWhere('the monitor shown unreachable', (s) => /^monitor unreachable since \d\d:\d\d:\d\d, retrying every 300 ms, showing its last answer \(\d\d:\d\d:\d\d\): monitor at .* is unreachable/.test(s[1] ?? ''));
     expect(lost[0]).toMatch(/^pgha watch/);
     expect(statesOn(lost, names).node1).toEqual(['primary', 'primary']);
-    expect(await tmux.format('#{pane_dead}')).toBe('0');
+    expect(existsSync(tmux.statusFile)).toBe(false);
     monitor.proc = startPgha(['monitor', 'run', '--pgdata', monitor.pgdata], { logFile: join(monitor.dir, 'monitor.log') });
     await waitFor('the restarted monitor', async () => (await monitorFetch(`${monitor.url}/health`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined))?.ok, { timeoutMs: 60_000 });
     await screenWhere('the monitor answering again', (s) => /^monitor answered at/.test(s[1] ?? ''));
@@ -150,13 +150,22 @@ describe('pgha watch', () => {
 
     // q quits: the process ends with status 0 and the terminal is back on its normal screen.
     await tmux.sendKeys('q');
-    await waitFor('pgha watch to exit', async () => (await tmux.format('#{pane_dead}')) === '1', { timeoutMs: 10_000 });
+    const status = await tmux.exitStatus();
     const after = (await tmux.capture()).join('\n');
-    expect(await tmux.format('#{pane_dead_status}'), after).toBe('0');
+    expect(status, after).toBe(0);
     expect(await tmux.format('#{alternate_on}'), after).toBe('0');
     // The last thing it wrote: back to the normal screen, cursor shown (tmux hides the cursor of a dead pane itself).
     await waitFor('the terminal restored', () => readFileSync(rawOutput, 'latin1').endsWith('\u001b[?1049l\u001b[?25h'), { timeoutMs: 5_000 });
     expect(after).not.toContain('Last events');
+  });
+
+  it('quits on Ctrl-C too, giving the terminal back', async () => {
+    const tmux = await TmuxSession.start([process.execPath, PGHA_BIN, 'watch'], { columns: 80, rows: 24, env: { PGHA_MONITOR: monitor.url, ...withMonitorCredentials(['--monitor', monitor.url], {}) } });
+    await waitFor('the first frame', async () => ((await tmux.capture())[0] ?? '').startsWith('pgha watch') || undefined, { timeoutMs: 30_000 });
+    expect(await tmux.format('#{alternate_on}')).toBe('1');
+    await tmux.sendKeys('C-c');
+    expect(await tmux.exitStatus()).toBe(0);
+    expect(await tmux.format('#{alternate_on}')).toBe('0');
   });
 
   it('prints one frame and says so when stdout is not a terminal', async () => {
