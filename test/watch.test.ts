@@ -139,7 +139,8 @@ describe('pgha watch', () => {
     mkdirSync(dir, { recursive: true });
     const text = `${swapped.join('\n').trimEnd()}\n`;
     writeFileSync(join(dir, 'watch.txt'), text);
-    const png = await terminalPng(await tmux.capture({ escapes: true }), join(dir, 'watch.png'), COLUMNS);
+    const coloured = await tmux.capture({ escapes: true });
+    const png = await terminalPng(coloured.slice(0, text.split('\n').length - 1), join(dir, 'watch.png'), COLUMNS);
     expect(readFileSync(join(dir, 'watch.png')).subarray(1, 4).toString()).toBe('PNG');
     expect(png.width).toBeGreaterThan(800);
     console.log(`[watch] final screen: ${join(dir, 'watch.txt')}, ${join(dir, 'watch.png')} (${png.width}×${png.height} px)\n${text}`);
