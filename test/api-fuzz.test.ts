@@ -378,6 +378,7 @@ const validReport: fc.Arbitrary<Record<string, unknown>> = fc.record(
     timeline: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constant(2 ** 31 - 1)),
     upstreamStreaming: fc.boolean(),
     transitionInProgress: fc.option(fc.string({ maxLength: 100 }), { nil: null }),
+    transitionProgress: fc.option(fc.record({ phase: fc.constant('basebackup'), doneBytes: fc.nat(), totalBytes: fc.option(fc.nat(), { nil: null }) }), { nil: null }),
     synchronousStandbyNames: fc.option(fc.constantFrom('', 'ANY 1 (pgha_node_2)', `FIRST 1 ("it's")`), { nil: null }),
     problem: fc.option(fc.constantFrom('disk full', 'pg_basebackup failed'), { nil: null }),
   },

@@ -5,9 +5,10 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import AnsiToHtml from 'ansi-to-html';
 import { chromium, type Browser } from 'playwright-core';
 import { alive } from '../../bench/lib/proc.js';
-import { killPid, startTracked } from './processes.js';
+import { killPid, makeTestDir, startTracked } from './processes.js';
 import { waitFor } from './wait-for.js';
 
 /** The Chromium every browser test uses. */
@@ -87,5 +88,32 @@ export async function startChromium(dir: string, extraFlags: readonly string[] =
   } catch (err) {
     await end();
     throw err;
+  }
+}
+
+/**
+ * Renders terminal lines with their SGR colours (`tmux capture-pane -e`) as a PNG at `file`:
+ * light text on a dark background, DejaVu Sans Mono, one cell per character.
+ *
+ * @returns the PNG's width and height in pixels.
+ */
+export async function terminalPng(lines: readonly string[], file: string, columns: number): Promise<{ width: number; height: number }> {
+  const convert = new AnsiToHtml({ fg: '#d0d0d0', bg: '#1c1c1c', escapeXML: true });
+  const html = `<!doctype html><meta charset="utf-8"><style>
+    body { margin: 0; background: #1c1c1c; }
+    pre { margin: 0; padding: 8px; display: inline-block; color: #d0d0d0; background: #1c1c1c;
+          font: 13px/1.25 'DejaVu Sans Mono', monospace; width: ${columns}ch; white-space: pre; }
+  </style><pre id="screen">${lines.map((l) => convert.toHtml(l)).join('\n')}</pre>`;
+  const test = await startChromium(makeTestDir());
+  try {
+    const context = test.browser.contexts()[0] ?? (await test.browser.newContext());
+    const page = await context.newPage();
+    await page.setContent(html);
+    const screen = page.locator('#screen');
+    await screen.screenshot({ path: file });
+    const box = (await screen.boundingBox())!;
+    return { width: Math.round(box.width), height: Math.round(box.height) };
+  } finally {
+    await test.end();
   }
 }

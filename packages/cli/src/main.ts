@@ -188,6 +188,17 @@ export function buildProgram(): Command {
     });
   registerShowSystemd(show);
 
+  program
+    .command('watch')
+    .description('a live view of the formation: nodes, states, LSNs, lag, progress and the last events, redrawn in place (q quits)')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .option('--interval <ms>', 'time between two polls of the monitor, in ms', intArg(100, 60_000), 1000)
+    .action(async (o: { monitor?: string; formation: string; interval: number }) => {
+      const { watch } = await import('./watch.js');
+      await watch({ monitorUrl: monitorUrl(o.monitor), formation: o.formation, intervalMs: o.interval });
+    });
+
   // Formations and replication settings: set|get node|formation, show settings|standby-names,
   // create|drop formation (packages/cli/src/settings.ts).
   registerSettingsCommands(program, { intArg, boolArg, monitorUrl, monitorOption, formationOption });

@@ -1,12 +1,13 @@
 /**
  * `pgha perform switchover|failover|promotion`, `pgha maintenance enable|disable` and
- * `pgha drop node`: send the command, then wait until the formation shows its outcome and say
- * how long it took. A wait that runs out says what state the group is in.
+ * `pgha drop node`: send the command, then wait until the formation shows its outcome, printing
+ * each step as it happens (see `steps.ts`), and say how long it took. A wait that runs out says what state the group is in.
  */
 import { cliCredentials } from './credentials.js';
 import { ConflictError, PghaError, type CommandResponse, type NodeStateRow } from '@pgha/shared';
 import { MonitorClient } from '@pgha/keeper';
 import { renderStateTable } from './show.js';
+import { StepTracker, formatStep, type Step } from './steps.js';
 
 /** Sends an operator command to the monitor. @throws the monitor's refusal (409) as ConflictError. */
 export async function sendCommand(monitorUrl: string, method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<CommandResponse> {
@@ -33,72 +34,92 @@ function settledWritable(r: NodeStateRow): boolean {
   return (r.goal_state === 'primary' || r.goal_state === 'wait_primary') && r.reported_state === r.goal_state;
 }
 
+/** What a waiting command saw: the command's answer, the rows at the end, how long, every step. */
+interface Waited {
+  result: CommandResponse;
+  before: NodeStateRow[];
+  rows: NodeStateRow[];
+  elapsedMs: number;
+  steps: Step[];
+}
+
 /**
- * Polls the formation until `done(rows)` holds or `waitS` runs out.
+ * Reads the formation, sends the command (`send`), then polls the formation and its events
+ * until `done(rows, before)` holds or `waitS` runs out, printing each step as it is seen
+ * (unless `--json`, which lists them in `steps`).
  *
- * @throws PghaError `PGHA_ERR_TIMEOUT` whose message shows the group's states.
+ * @throws the command's refusal; PghaError `PGHA_ERR_TIMEOUT` whose message shows the group's states.
  */
-async function waitUntil(o: WaitOptions, what: string, done: (rows: NodeStateRow[]) => boolean): Promise<NodeStateRow[]> {
+async function sendAndWait(o: WaitOptions, send: () => Promise<CommandResponse>, what: string, done: (rows: NodeStateRow[], before: NodeStateRow[]) => boolean): Promise<Waited> {
   const client = new MonitorClient(o.monitorUrl, cliCredentials());
-  const deadline = Date.now() + o.waitS * 1000;
   try {
+    const [before, events] = await Promise.all([client.formationState(o.formation), client.events(o.formation, 1)]);
+    const startedMs = performance.now();
+    const result = await send();
+    const tracker = new StepTracker(before, events.at(-1)?.event_id ?? 0, startedMs);
+    const deadline = Date.now() + o.waitS * 1000;
     for (;;) {
-      const rows = await client.formationState(o.formation).catch(() => undefined);
-      if (rows && done(rows)) return rows;
+      const [rows, recent] = await Promise.all([client.formationState(o.formation).catch(() => undefined), client.events(o.formation, STEP_EVENTS).catch(() => [])]);
+      if (rows) {
+        for (const step of tracker.observe(rows, recent, performance.now())) if (!o.json) process.stdout.write(`${formatStep(step)}\n`);
+        if (done(rows, before)) return { result, before, rows, elapsedMs: performance.now() - startedMs, steps: tracker.steps };
+      }
       if (Date.now() > deadline) {
         const states = (rows ?? []).map((r) => `${r.name} is ${r.reported_state} (goal ${r.goal_state}, health ${r.health})`).join('; ');
         throw new PghaError('PGHA_ERR_TIMEOUT', `gave up waiting after ${o.waitS} s for ${what}: ${states || 'the monitor did not answer'}`, {
           hint: 'the formation keeps converging on its own; follow it with pgha show state and pgha show events',
         });
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
     }
   } finally {
     await client.close();
   }
 }
 
-function print(o: WaitOptions, result: CommandResponse, elapsedMs: number, line: string, rows: NodeStateRow[]): void {
+/** How often a waiting command polls the monitor (ms). */
+const POLL_INTERVAL_MS = 100;
+/** How many of the latest events each poll reads (more goal changes than this between two polls would show as one step). */
+const STEP_EVENTS = 50;
+
+function print(o: WaitOptions, w: Waited, line: string): void {
   if (o.json) {
-    process.stdout.write(`${JSON.stringify({ ...result, elapsed_ms: Math.round(elapsedMs), state: rows }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...w.result, elapsed_ms: Math.round(w.elapsedMs), state: w.rows, steps: w.steps }, null, 2)}\n`);
   } else {
-    process.stdout.write(`${line} in ${(elapsedMs / 1000).toFixed(2)} s\n${renderStateTable(rows)}\n`);
+    process.stdout.write(`${line} in ${(w.elapsedMs / 1000).toFixed(2)} s\n${renderStateTable(w.rows)}\n`);
   }
 }
 
-/** `pgha perform switchover|failover`: a new primary, writable; prints how long it took. */
+const formationPath = (o: WaitOptions, verb: string): string => `/v1/formations/${encodeURIComponent(o.formation)}/${verb}`;
+
+/** The node other than the one writable `before` that is settled writable in `rows`. */
+function newPrimary(rows: readonly NodeStateRow[], before: readonly NodeStateRow[]): NodeStateRow | undefined {
+  const old = before.find((r) => r.goal_state === 'primary' || r.goal_state === 'wait_primary');
+  return rows.find((r) => r.node_id !== old?.node_id && settledWritable(r));
+}
+
+/** `pgha perform switchover|failover`: a new primary, writable; prints each step and how long it took. */
 export async function performSwitchover(o: WaitOptions, kind: 'switchover' | 'failover'): Promise<void> {
-  const client = new MonitorClient(o.monitorUrl, cliCredentials());
-  const before = await client.formationState(o.formation).finally(() => client.close());
-  const oldPrimary = before.find((r) => r.goal_state === 'primary' || r.goal_state === 'wait_primary');
-  const started = performance.now();
-  const result = await sendCommand(o.monitorUrl, 'POST', `/v1/formations/${encodeURIComponent(o.formation)}/${kind}`, {});
-  const rows = await waitUntil(o, 'a new primary to take writes', (rs) => rs.some((r) => r.node_id !== oldPrimary?.node_id && settledWritable(r)));
-  const primary = rows.find((r) => r.node_id !== oldPrimary?.node_id && settledWritable(r))!;
-  print(o, result, performance.now() - started, `${kind} done: ${primary.name} (node ${primary.node_id}) is the primary and takes writes`, rows);
+  const w = await sendAndWait(o, () => sendCommand(o.monitorUrl, 'POST', formationPath(o, kind), {}), 'a new primary to take writes', (rows, before) => newPrimary(rows, before) !== undefined);
+  const primary = newPrimary(w.rows, w.before)!;
+  print(o, w, `${kind} done: ${primary.name} (node ${primary.node_id}) is the primary and takes writes`);
 }
 
 /** `pgha perform promotion --name N`. */
 export async function performPromotion(o: WaitOptions, name: string): Promise<void> {
-  const started = performance.now();
-  const result = await sendCommand(o.monitorUrl, 'POST', `/v1/formations/${encodeURIComponent(o.formation)}/promotion`, { name });
-  const rows = await waitUntil(o, `${name} to become the primary`, (rs) => rs.some((r) => r.name === name && settledWritable(r)));
-  print(o, result, performance.now() - started, result.note ?? `promotion done: ${name} is the primary and takes writes`, rows);
+  const w = await sendAndWait(o, () => sendCommand(o.monitorUrl, 'POST', formationPath(o, 'promotion'), { name }), `${name} to become the primary`, (rs) => rs.some((r) => r.name === name && settledWritable(r)));
+  print(o, w, w.result.note ?? `promotion done: ${name} is the primary and takes writes`);
 }
 
 /** `pgha maintenance enable|disable --name N [--allow-failover]`. */
 export async function maintenance(o: WaitOptions, name: string, enable: boolean, allowFailover: boolean): Promise<void> {
-  const started = performance.now();
-  const result = await sendCommand(o.monitorUrl, 'POST', `/v1/formations/${encodeURIComponent(o.formation)}/maintenance`, { name, enable, allowFailover });
   const target = enable ? 'maintenance' : 'secondary';
-  const rows = await waitUntil(o, `${name} to reach ${target}`, (rs) => rs.some((r) => r.name === name && r.goal_state === target && r.reported_state === target));
-  print(o, result, performance.now() - started, `${name} is in ${target}`, rows);
+  const w = await sendAndWait(o, () => sendCommand(o.monitorUrl, 'POST', formationPath(o, 'maintenance'), { name, enable, allowFailover }), `${name} to reach ${target}`, (rs) => rs.some((r) => r.name === name && r.goal_state === target && r.reported_state === target));
+  print(o, w, `${name} is in ${target}`);
 }
 
 /** `pgha drop node --name N [--destroy]`. */
 export async function dropNode(o: WaitOptions, name: string, destroy: boolean): Promise<void> {
-  const started = performance.now();
-  const result = await sendCommand(o.monitorUrl, 'DELETE', `/v1/formations/${encodeURIComponent(o.formation)}/nodes/${encodeURIComponent(name)}?destroy=${destroy}`);
-  const rows = await waitUntil(o, `${name} to leave the formation`, (rs) => !rs.some((r) => r.name === name));
-  print(o, result, performance.now() - started, `${name} is dropped${destroy ? ' and its data removed' : ''}`, rows);
+  const w = await sendAndWait(o, () => sendCommand(o.monitorUrl, 'DELETE', `${formationPath(o, 'nodes')}/${encodeURIComponent(name)}?destroy=${destroy}`), `${name} to leave the formation`, (rs) => !rs.some((r) => r.name === name));
+  print(o, w, `${name} is dropped${destroy ? ' and its data removed' : ''}`);
 }

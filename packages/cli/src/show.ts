@@ -3,7 +3,37 @@ import { caFileGiven, cliCredentials } from './credentials.js';
 import { withRootCert } from './client-uri.js';
 import Table from 'cli-table3';
 import { MonitorClient } from '@pgha/keeper';
-import type { EventRow, NodeStateRow } from '@pgha/shared';
+import { describeProgress, formatBytes, type EventRow, type NodeStateRow, type TransitionProgress } from '@pgha/shared';
+
+/** A row's progress in the shape the shared helpers read; undefined when none. */
+export function rowProgress(r: NodeStateRow): TransitionProgress | undefined {
+  const p = r.transition_progress;
+  return p ? { phase: p.phase as TransitionProgress['phase'], doneBytes: p.done_bytes, totalBytes: p.total_bytes } : undefined;
+}
+
+/** A group's note and a keeper's problem, one line each (`Note: …`, `Problem on NODE: …`). */
+export function problemNotes(rows: readonly NodeStateRow[]): string[] {
+  return [...rows.filter((r) => r.note).map((r) => `Note: ${r.note}`), ...rows.filter((r) => r.problem).map((r) => `Problem on ${r.name}: ${r.problem}`)];
+}
+
+/**
+ * The lines under the table: {@link problemNotes}, a long transition's progress
+ * (`Progress on node2: base backup 42% (123.4 MB of 293.0 MB)`), and a catching-up standby's
+ * lag (`Catching up: node2 is 40.0 MB (41943040 bytes) behind the primary`).
+ */
+export function stateNotes(rows: readonly NodeStateRow[]): string[] {
+  const lines = problemNotes(rows);
+  for (const r of rows) {
+    const p = rowProgress(r);
+    if (p) lines.push(`Progress on ${r.name}: ${describeProgress(p)}`);
+  }
+  for (const r of rows) {
+    if (r.lag_bytes !== null && r.lag_bytes !== undefined && (r.reported_state === 'catchingup' || r.goal_state === 'catchingup')) {
+      lines.push(`Catching up: ${r.name} is ${formatBytes(r.lag_bytes)} (${r.lag_bytes} bytes) behind the primary`);
+    }
+  }
+  return lines;
+}
 
 /** Prints node rows as `pgha show state` does. */
 export function renderStateTable(rows: readonly NodeStateRow[]): string {
@@ -15,9 +45,7 @@ export function renderStateTable(rows: readonly NodeStateRow[]): string {
   for (const r of rows) {
     table.push([r.name, `${r.group_id}/${r.node_id}`, `${r.host}:${r.port}`, `${r.timeline}: ${r.lsn}`, r.connection, r.reported_state, r.goal_state, r.health]);
   }
-  const notes = rows.filter((r) => r.note).map((r) => `Note: ${r.note}`);
-  const problems = rows.filter((r) => r.problem).map((r) => `Problem on ${r.name}: ${r.problem}`);
-  return [table.toString(), ...notes, ...problems].join('\n');
+  return [table.toString(), ...stateNotes(rows)].join('\n');
 }
 
 /** `pgha show state`. */

@@ -12,6 +12,7 @@ import {
   WRITABLE_STATES,
   keeperSettingsOf,
   ZERO_LSN,
+  formatBytes,
   formatLsn,
   isNodeState,
   type KeeperSettings,
@@ -94,6 +95,9 @@ export interface KeeperView {
   reportIntervalMs: number;
 }
 
+/** How often a catching-up standby logs its lag behind the primary, at most (ms). */
+const CATCHUP_LOG_INTERVAL_MS = 1_000;
+
 /** One node's keeper. */
 export class Keeper {
   /** The configuration it runs with (a reload replaces its reloadable fields). */
@@ -107,6 +111,8 @@ export class Keeper {
   private lastTimeline = 0;
   private inProgress: string | null = null;
   private lastSummary = '';
+  /** The last catch-up lag logged (see {@link logCatchupLag}). */
+  private lastLagLog: { atMs: number; lagBytes: number } | undefined;
   private readonly reportIntervalOverrideMs: number | undefined;
   private readonly retryDelayMs: number;
   /** The formation's settings from the monitor's last answer (defaults until then). */
@@ -313,6 +319,7 @@ export class Keeper {
       timeline: this.lastTimeline,
       upstreamStreaming: facts?.upstreamStreaming ?? false,
       transitionInProgress: this.inProgress,
+      transitionProgress: this.node.transitionProgress,
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
       problem: problemSentence([this.node.localProblem() ?? undefined, this.extraProblem?.()]),
     };
@@ -363,6 +370,7 @@ export class Keeper {
       }
       return this.outcome(`monitor unreachable: ${(err as Error).message}`, { failed: true, level: 'warn' });
     }
+    this.logCatchupLag(goal);
     if (this.node.fencedSinceMs !== undefined) {
       this.log.warn(`the monitor answers again ${Date.now() - this.node.fencedSinceMs} ms after the self-fence: its goal ${goal.goalState} decides`);
       this.node.clearFence();
@@ -405,6 +413,24 @@ export class Keeper {
     }
     if (goalState === 'dropped') await this.report().catch(() => undefined);
     return this.outcome(`reached ${goalState} from ${current}`, { transitioned: true });
+  }
+
+  /**
+   * While the node is `catchingup`: its lag behind the primary as the monitor computed it from
+   * both nodes' last reports, at info, at most every {@link CATCHUP_LOG_INTERVAL_MS} and only
+   * when it changed ("catching up: 40.0 MB (41943040 bytes) behind the primary").
+   */
+  private logCatchupLag(goal: NodeGoal): void {
+    const lagBytes = goal.lagBytes;
+    if (this.state.currentState !== 'catchingup' || lagBytes === undefined || lagBytes === null) {
+      this.lastLagLog = undefined;
+      return;
+    }
+    const nowMs = Date.now();
+    const last = this.lastLagLog;
+    if (last && (nowMs - last.atMs < CATCHUP_LOG_INTERVAL_MS || last.lagBytes === lagBytes)) return;
+    this.lastLagLog = { atMs: nowMs, lagBytes };
+    this.log.info({ lagBytes }, `catching up: ${formatBytes(lagBytes)} (${lagBytes} bytes) behind the primary`);
   }
 
   private outcome(summary: string, o: { transitioned?: boolean; failed?: boolean; level?: 'info' | 'warn' | 'error' }): TickOutcome {

@@ -12,9 +12,12 @@ import {
   REPLICATION_ROLE,
   nodeApplicationName,
   nodeSlotName,
+  progressAmount,
   type GroupMember,
   type NodeGoal,
+  type TransitionProgress,
 } from '@pgha/shared';
+import { ProgressLogThrottle, parseBasebackupProgress } from './postgres/basebackup-progress.js';
 import type { KeeperConfig } from './keeper-config.js';
 import { diskProblem, lastServerFailure, problemSentence } from './local-problem.js';
 import { ensurePghaDir, keeperPaths, pghaDirFor, postgresTlsDir, replicationPassfile, socketDirFor } from './keeper-config.js';
@@ -23,6 +26,21 @@ import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
 import pg from 'pg';
 import { ident, literal, readPostgresFacts, withLocalClient, type LocalPg, type PostgresFacts } from './postgres/sql.js';
+
+/**
+ * `PGHA_TEST_BASEBACKUP_MAX_RATE`: pg_basebackup's `--max-rate` (32k..1024M, `k` or `M`
+ * suffix), set by tests only to make a base backup last long enough to watch its progress.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` when it is set to something else.
+ */
+function testBasebackupMaxRate(): string | undefined {
+  const value = process.env.PGHA_TEST_BASEBACKUP_MAX_RATE;
+  if (!value) return undefined;
+  if (!/^[1-9][0-9]*[kM]?$/.test(value)) {
+    throw new PghaError('PGHA_ERR_CONFIG', `PGHA_TEST_BASEBACKUP_MAX_RATE="${value}" is not a rate for pg_basebackup --max-rate`, { hint: 'unset it (it is for tests only), or give e.g. 20M' });
+  }
+  return value;
+}
 
 /** libpq keyword/value string, values quoted. */
 function conninfo(parts: Record<string, string | number>): string {
@@ -458,23 +476,53 @@ export class NodeControl {
   }
 
   /**
+   * How far the base backup under way has come (null when none runs): the keeper's reports
+   * carry it to the monitor (`transitionProgress`).
+   */
+  transitionProgress: TransitionProgress | null = null;
+
+  /**
    * Clones the primary with pg_basebackup into `<pgdata>.basebackup`, then swaps it in. A
    * keeper killed halfway leaves the old data directory untouched and retries from scratch.
+   * Its progress (`--progress`) is kept in {@link transitionProgress} and logged at info
+   * every 10 % ("base backup: 42% (123.4 MB of 293.0 MB)"). For tests only,
+   * `PGHA_TEST_BASEBACKUP_MAX_RATE` (pg_basebackup's `--max-rate`, e.g. `20M`) slows it down.
+   *
+   * @throws PostgresCommandError when pg_basebackup fails; PghaError `PGHA_ERR_CONFIG` for a
+   *   malformed `PGHA_TEST_BASEBACKUP_MAX_RATE`.
    */
-  async baseBackup(primary: GroupMember, onProgress?: (line: string) => void): Promise<void> {
+  async baseBackup(primary: GroupMember): Promise<void> {
+    const maxRate = testBasebackupMaxRate();
     const tmp = `${this.pgdata}.basebackup`;
     rmSync(tmp, { recursive: true, force: true });
     ensureOwnedDir(tmp);
     this.log.info({ primary: `${primary.host}:${primary.port}` }, 'pg_basebackup from the primary');
-    await runPgProgram('pg_basebackup', [
-      '--pgdata', tmp,
-      '--dbname', conninfo(this.replicationConnection(primary)),
-      '--no-password',
-      '--wal-method', 'stream',
-      '--checkpoint', 'fast',
-      '--slot', nodeSlotName(this.config.nodeId),
-      '--progress',
-    ], { env: { PGPASSFILE: this.ensurePassfile(), PGCONNECT_TIMEOUT: '5' }, timeoutMs: 3_600_000, ...(onProgress ? { onStderrLine: onProgress } : {}) });
+    const throttle = new ProgressLogThrottle();
+    this.transitionProgress = { phase: 'basebackup', doneBytes: 0, totalBytes: null };
+    const onStderrLine = (line: string): void => {
+      const progress = parseBasebackupProgress(line);
+      if (!progress) {
+        this.log.debug({ line }, 'pg_basebackup');
+        return;
+      }
+      this.transitionProgress = progress;
+      if (throttle.shouldLog(progress, Date.now())) this.log.info({ doneBytes: progress.doneBytes, totalBytes: progress.totalBytes }, `base backup: ${progressAmount(progress)}`);
+    };
+    try {
+      await runPgProgram('pg_basebackup', [
+        '--pgdata', tmp,
+        '--dbname', conninfo(this.replicationConnection(primary)),
+        '--no-password',
+        '--wal-method', 'stream',
+        '--checkpoint', 'fast',
+        '--slot', nodeSlotName(this.config.nodeId),
+        '--progress',
+        ...(maxRate ? ['--max-rate', maxRate] : []),
+      ], { env: { PGPASSFILE: this.ensurePassfile(), PGCONNECT_TIMEOUT: '5' }, timeoutMs: 3_600_000, onStderrLine });
+    } finally {
+      this.transitionProgress = null;
+    }
+    this.log.info('base backup complete');
     await this.stop();
     rmSync(this.pgdata, { recursive: true, force: true });
     renameSync(tmp, this.pgdata);

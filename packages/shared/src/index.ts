@@ -3,6 +3,7 @@ export * from './lsn.js';
 export * from './settings.js';
 export * from './errors.js';
 export * from './protocol.js';
+export * from './progress.js';
 export * from './group-fsm/facts.js';
 export * from './group-fsm/guards.js';
 export * from './group-fsm/plans.js';

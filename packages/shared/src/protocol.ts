@@ -159,6 +159,22 @@ export interface RegisterNodeResponse {
   tls?: { caCertificate: string; certificate: string };
 }
 
+/**
+ * How far a long transition has come, e.g. a base backup: `doneBytes` of an estimated
+ * `totalBytes` (pg_basebackup's `--progress` estimate; `doneBytes` may pass it, the percent
+ * stops at 100). Source: pg_basebackup's progress report; pg_auto_failover has none.
+ */
+export const TransitionProgress = z
+  .object({
+    /** What is under way: `basebackup` (copying the primary's data directory). */
+    phase: z.enum(['basebackup']),
+    doneBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    /** null while the size is not known yet (pg_basebackup waits for the checkpoint). */
+    totalBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable(),
+  })
+  .strict();
+export type TransitionProgress = z.infer<typeof TransitionProgress>;
+
 /** `POST /v1/nodes/:nodeId/report`: what a keeper sees locally. */
 export const NodeReport = z
   .object({
@@ -174,6 +190,8 @@ export const NodeReport = z
     upstreamStreaming: z.boolean(),
     /** Name of the transition under way, if a long one (base backup) is running. */
     transitionInProgress: FreeText(100).nullable().default(null),
+    /** How far that transition has come (absent or null: no measure of it). */
+    transitionProgress: TransitionProgress.nullable().optional(),
     /** On a primary: the `synchronous_standby_names` Postgres runs with. */
     synchronousStandbyNames: FreeText(4096).nullable().default(null),
     /**
@@ -220,6 +238,12 @@ export interface NodeGoal {
   destroy: boolean;
   /** The formation's settings the keeper acts on (report interval, self-fencing). */
   settings: KeeperSettings;
+  /**
+   * On a standby: how many bytes of WAL its last reported LSN is behind the primary's last
+   * reported LSN (what the monitor compares with `catchupLagBytes`); null without a primary,
+   * on the primary itself, and from an older monitor.
+   */
+  lagBytes?: number | null;
 }
 
 /** One row of `pgha show state`. */
@@ -246,6 +270,13 @@ export interface NodeStateRow {
    * registered by a keeper older than it. Its routes: docs/api.md, "The keeper's HTTP routes".
    */
   keeper_http_url: string;
+  /**
+   * Bytes of WAL between the primary's last reported LSN and this node's (0 or more); null on
+   * the primary, without one, or for a node that has not reported an LSN yet.
+   */
+  lag_bytes: number | null;
+  /** The long transition under way and how far it has come (e.g. a base backup); null when none. */
+  transition_progress: { phase: string; transition: string | null; done_bytes: number; total_bytes: number | null; percent: number | null } | null;
 }
 
 /** One row of `pgha show events`. */

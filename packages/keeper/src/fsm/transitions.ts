@@ -79,7 +79,7 @@ export const initStandby: TransitionFn = async (ctx) => {
   if (!ctx.node.hasData()) {
     const primary = ctx.goal.primary;
     if (!primary) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to clone from yet');
-    await ctx.node.baseBackup(primary, (line) => ctx.node.log.debug({ progress: line }, 'pg_basebackup'));
+    await ctx.node.baseBackup(primary);
   }
   await ctx.node.followAsStandby(ctx.goal);
 };

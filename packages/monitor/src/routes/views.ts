@@ -1,5 +1,5 @@
 /** Read models built from the store for the API's answers. */
-import { DEFAULT_KEEPER_HTTP_PORT, WRITABLE_STATES, formatHostPort, groupNote, keeperSettingsOf, parseLsn, synchronousStandbyNames, type EventRow, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { DEFAULT_KEEPER_HTTP_PORT, WRITABLE_STATES, formatHostPort, groupNote, keeperSettingsOf, parseLsn, progressPercent, synchronousStandbyNames, type EventRow, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
 import type { EventRecord } from '../store/event-stream-store.js';
 import { formationSettings, getFormation, getNode, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
 
@@ -11,6 +11,18 @@ function member(n: NodeRow): GroupMember {
 export function primaryOf<T extends Pick<NodeRow, 'goalState'>>(nodes: readonly T[]): T | undefined {
   const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState as NodeState));
   return writable.length === 1 ? writable[0] : undefined;
+}
+
+/**
+ * Bytes of WAL between `primary`'s last reported LSN and `node`'s (at least 0); null for the
+ * primary itself, without one, or before the node has reported an LSN.
+ */
+export function lagBytes(node: NodeRow, primary: NodeRow | undefined): number | null {
+  if (!primary || primary.nodeId === node.nodeId) return null;
+  const own = parseLsn(node.reportedLsn);
+  if (own === 0n) return null;
+  const lag = parseLsn(primary.reportedLsn) - own;
+  return lag > 0n ? Number(lag) : 0;
 }
 
 /** A node's goal with its group view (`NodeGoal`). @throws NotFoundError. */
@@ -49,6 +61,7 @@ export function goalView(node: NodeRow, formation: FormationRow, nodes: readonly
     synchronousStandbyNames: primary ? synchronousStandbyNames(facts, primary.nodeId) : '',
     destroy: node.destroyRequested,
     settings: keeperSettingsOf(formationSettings(formation)),
+    lagBytes: lagBytes(node, primary),
   };
 }
 
@@ -58,8 +71,11 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
   // Dropped nodes stay visible until their keeper confirms (then the row goes).
   const nodes = await db.selectFrom('nodes').selectAll().where('formationId', '=', formationId).orderBy('nodeId').execute();
   const notes = new Map<number, string>();
+  const primaries = new Map<number, NodeRow | undefined>();
   for (const groupId of new Set(nodes.map((n) => n.groupId))) {
-    const note = groupNote(groupFacts(formation, groupId, nodes.filter((n) => n.groupId === groupId && n.goalState !== 'dropped'), nowMs));
+    const members = nodes.filter((n) => n.groupId === groupId && n.goalState !== 'dropped');
+    primaries.set(groupId, primaryOf(members));
+    const note = groupNote(groupFacts(formation, groupId, members, nowMs));
     if (note) notes.set(note.nodeId, note.message);
   }
   return nodes.map((n) => {
@@ -81,6 +97,10 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
       problem: n.reportedProblem,
       // A node registered before its keeper had an HTTP server runs it at the default address.
       keeper_http_url: `${n.postgresSsl ? 'https' : 'http'}://${n.httpAddress ?? formatHostPort(n.host, DEFAULT_KEEPER_HTTP_PORT)}`,
+      lag_bytes: lagBytes(n, primaries.get(n.groupId)),
+      transition_progress: n.transitionProgress
+        ? { phase: n.transitionProgress.phase, transition: n.transitionInProgress, done_bytes: n.transitionProgress.doneBytes, total_bytes: n.transitionProgress.totalBytes, percent: progressPercent(n.transitionProgress) }
+        : null,
     };
   });
 }

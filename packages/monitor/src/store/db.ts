@@ -5,7 +5,7 @@
 import { CamelCasePlugin, Kysely, Migrator, PostgresDialect, type ColumnType, type Generated } from 'kysely';
 import pg from 'pg';
 import { migrationProvider } from '@pgha/migrations';
-import { PghaError } from '@pgha/shared';
+import { PghaError, type TransitionProgress } from '@pgha/shared';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
@@ -41,6 +41,8 @@ export interface NodesTable {
   upstreamStreaming: Generated<boolean>;
   lastStreamingAt: Timestamp | null;
   transitionInProgress: string | null;
+  /** The keeper's last `transitionProgress` (jsonb); null when none. */
+  transitionProgress: TransitionProgress | null;
   health: Generated<string>;
   healthFailures: Generated<number>;
   healthCheckedAt: Timestamp | null;

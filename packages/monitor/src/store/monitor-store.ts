@@ -259,6 +259,7 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
       reported_timeline: report.timeline,
       upstream_streaming: report.upstreamStreaming,
       transition_in_progress: report.transitionInProgress ?? null,
+      transition_progress: report.transitionProgress ?? null,
       reported_sync_standby_names: report.synchronousStandbyNames ?? null,
       reported_problem: report.problem ?? null,
     })),
@@ -270,7 +271,8 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
     with input as (
       select * from json_to_recordset(${pg.escapeLiteral(input)}::json)
         as t(node_id int4, reported_state text, pg_is_running bool, is_in_recovery bool, reported_lsn text, reported_timeline int4,
-             upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text, reported_problem text)
+             upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text, reported_problem text,
+             transition_progress jsonb)
     ), problem_events as (
       -- A problem the keeper reports, or its end, is a note in the events (the goal stays).
       insert into pgha.events (formation_id, group_id, node_id, node_name, reported_state, old_goal_state, new_goal_state, reported_lsn, rule, reason)
@@ -291,6 +293,7 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
         reported_timeline = i.reported_timeline,
         upstream_streaming = i.upstream_streaming,
         transition_in_progress = i.transition_in_progress,
+        transition_progress = i.transition_progress,
         reported_sync_standby_names = i.reported_sync_standby_names,
         reported_problem = i.reported_problem,
         last_streaming_at = case when i.upstream_streaming then clock_timestamp() else n.last_streaming_at end
