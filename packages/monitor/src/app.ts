@@ -6,7 +6,7 @@
  * credentials (`auth.ts`): 401, 403.
  * With `https` (PEM key and certificate) it serves TLS only.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { PghaError, ValidationError, type ErrorCode } from '@pgha/shared';
@@ -86,7 +86,8 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
-    disableRequestLogging: true,
+    // No line per request: a report every 500 ms per keeper would flood the log.
+    logController: new LogController({ disableRequestLogging: true }),
     ...(https ? { https } : {}),
     // The router's refusals (a URL that does not decode, a parameter too long) skip the error
     // handler: answer them in the same shape.
