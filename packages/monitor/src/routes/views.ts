@@ -25,6 +25,28 @@ export function lagBytes(node: NodeRow, primary: NodeRow | undefined): number | 
   return lag > 0n ? Number(lag) : 0;
 }
 
+/**
+ * What a client connecting to `node` gets (the `Connection` column of `pgha show state`):
+ * `read-write`, `read-only`, or `none` (unreachable or stopped). The keeper reads its Postgres
+ * every report interval, so its report decides while it is fresh (younger than
+ * `nodeUnhealthyTimeoutMs`); the monitor's probe decides otherwise. The probe's own view only
+ * is written when it changes and can be a round behind: right after a switchover it still
+ * saw the old primary writable while its keeper already reported Postgres stopped.
+ *
+ * @param nowMs - the store's clock, ms since the epoch.
+ * @param nodeUnhealthyTimeoutMs - the formation's setting (ms): an older report is not trusted.
+ */
+export function connectionOf(
+  node: Pick<NodeRow, 'health' | 'probeInRecovery' | 'pgIsRunning' | 'isInRecovery' | 'reportedAt'>,
+  nowMs: number,
+  nodeUnhealthyTimeoutMs: number,
+): NodeStateRow['connection'] {
+  if (node.health === 'bad') return 'none';
+  const reportFresh = node.reportedAt !== null && nowMs - new Date(node.reportedAt).getTime() <= nodeUnhealthyTimeoutMs;
+  const inRecovery = reportFresh ? (node.pgIsRunning ? node.isInRecovery : null) : node.health === 'good' ? node.probeInRecovery : null;
+  return inRecovery === null ? 'none' : inRecovery ? 'read-only' : 'read-write';
+}
+
 /** A node's goal with its group view (`NodeGoal`). @throws NotFoundError. */
 export async function nodeGoal(db: Db, nodeId: number): Promise<NodeGoal> {
   const node = await getNode(db, nodeId);
@@ -78,8 +100,8 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
     const note = groupNote(groupFacts(formation, groupId, members, nowMs));
     if (note) notes.set(note.nodeId, note.message);
   }
+  const { nodeUnhealthyTimeoutMs } = formationSettings(formation);
   return nodes.map((n) => {
-    const inRecovery = n.health === 'good' ? n.probeInRecovery : n.pgIsRunning ? n.isInRecovery : null;
     return {
       name: n.name,
       node_id: n.nodeId,
@@ -88,7 +110,7 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
       port: n.port,
       timeline: n.reportedTimeline,
       lsn: n.reportedLsn,
-      connection: n.health === 'bad' || inRecovery === null ? 'none' : inRecovery ? 'read-only' : 'read-write',
+      connection: connectionOf(n, nowMs, nodeUnhealthyTimeoutMs),
       reported_state: n.reportedState,
       goal_state: n.goalState,
       health: n.health,
