@@ -53,15 +53,26 @@ export function startTracked(file: string, args: readonly string[], options: { l
   return proc;
 }
 
+/** Variables every pgha process gets until {@link setPghaEnvironment} changes them (a test's own `env` wins). */
+let pghaEnvironment: Record<string, string> = {};
+
+/**
+ * Gives every pgha process started from now on (by {@link startPgha}, {@link runPgha} and the
+ * helpers built on them) these variables, e.g. a hostile `PG*` environment; `{}` to stop.
+ */
+export function setPghaEnvironment(env: Record<string, string>): void {
+  pghaEnvironment = { ...env };
+}
+
 /** Starts `pgha ARGS…` in the background, tracked; see {@link startTracked} for the options. */
 export function startPgha(args: string[], options: { logFile?: string; env?: Record<string, string>; netns?: string } = {}): ResultPromise {
-  return startTracked(process.execPath, [PGHA_BIN, ...args], { ...options, env: withMonitorCredentials(args, options.env ?? {}) });
+  return startTracked(process.execPath, [PGHA_BIN, ...args], { ...options, env: withMonitorCredentials(args, { ...pghaEnvironment, ...options.env }) });
 }
 
 /** Runs `pgha ARGS…` to completion (inside network namespace `netns` when given) and returns exit code, stdout and stderr. */
 export async function runPgha(args: string[], env: Record<string, string> = {}, options: { netns?: string } = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const [cmd, argv] = inNetns(process.execPath, [PGHA_BIN, ...args], options.netns);
-  const r = await execa(cmd, argv, { reject: false, stdin: 'ignore', env: withMonitorCredentials(args, env), timeout: 300_000 });
+  const r = await execa(cmd, argv, { reject: false, stdin: 'ignore', env: withMonitorCredentials(args, { ...pghaEnvironment, ...env }), timeout: 300_000 });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

@@ -49,7 +49,7 @@ async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T |
 async function assertPostgresCanReach(dir: string): Promise<void> {
   const spawn = postgresSpawnOptions();
   if (spawn.uid === undefined) return;
-  const probe = await execa('test', ['-x', dir], { ...spawn, reject: false });
+  const probe = await execa('test', ['-x', dir], { ...spawn, extendEnv: false, reject: false });
   if (probe.exitCode !== 0) {
     throw new ValidationError(`the Postgres OS user cannot reach ${dir}`, { hint: `choose a --dir it can reach, e.g. ${defaultUpDir()}`, field: 'dir' });
   }

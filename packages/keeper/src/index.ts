@@ -10,6 +10,7 @@ export * from './postgres/pg-ctl.js';
 export * from './postgres/os-user.js';
 export * from './postgres/config-files.js';
 export * from './postgres/sql.js';
+export * from './postgres/pg-connection.js';
 export * from './secrets.js';
 export * from './fsm/node-role.js';
 export * from './role-change-hook.js';

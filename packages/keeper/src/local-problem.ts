@@ -57,3 +57,86 @@ export function problemSentence(problems: readonly (string | undefined)[]): stri
   const text = found.join('; ');
   return text.length > PROBLEM_MAX_CHARS ? `${text.slice(0, PROBLEM_MAX_CHARS - 1)}…` : text;
 }
+
+/**
+ * How long a condition that keeps a node from its goal may last before the keeper reports it
+ * as the node's problem, in ms: longer than the moments a healthy change makes (a standby
+ * re-pointed to a new primary stops streaming for about a second; a transition may fail once
+ * while its peer is still starting), far shorter than an operator's patience.
+ */
+export const STUCK_GRACE_MS = 5000;
+
+/**
+ * Since when a condition has held, by key: {@link StuckClock.note} with the same key keeps the
+ * first time, another key starts again, undefined ends it. Pure (the caller gives the time).
+ */
+export class StuckClock {
+  private current: { key: string; sinceMs: number } | undefined;
+
+  /**
+   * Records that `key` holds at `nowMs` (or that nothing holds, with undefined).
+   *
+   * @returns for how long, in ms, the same key has held (0 when it just started).
+   */
+  note(key: string | undefined, nowMs: number): number {
+    if (key === undefined) {
+      this.current = undefined;
+      return 0;
+    }
+    if (this.current?.key !== key) this.current = { key, sinceMs: nowMs };
+    return nowMs - this.current.sinceMs;
+  }
+
+  /** For how long, in ms, the current key has held at `nowMs`; undefined when none holds. */
+  heldForMs(nowMs: number): number | undefined {
+    return this.current ? nowMs - this.current.sinceMs : undefined;
+  }
+
+  /** The key that holds, if any. */
+  get key(): string | undefined {
+    return this.current?.key;
+  }
+}
+
+/**
+ * An error message made stable for a problem sentence (every change of the sentence is an
+ * event): its first line, runs of 4+ digits (PIDs, ports, byte counts) as `N`, at most 300
+ * characters.
+ *
+ * ### Examples
+ * ```ts
+ * stableMessage('pg_rewind failed (exit 1): connection to server at "10.0.0.2", port 5432 failed\nmore')
+ * // 'pg_rewind failed (exit 1): connection to server at "10.0.0.2", port N failed'
+ * ```
+ */
+export function stableMessage(message: string): string {
+  const first = message.split('\n').find((l) => l.trim()) ?? message;
+  const text = first.replace(/\d{4,}/g, 'N').trim();
+  return text.length > 300 ? `${text.slice(0, 299)}…` : text;
+}
+
+/**
+ * The problem of a transition (or of keeping a reached state) that has failed on every try for
+ * {@link STUCK_GRACE_MS} or more, e.g. `transition from demoted to catchingup fails: pg_rewind
+ * failed (exit 1): … (the keeper retries)`.
+ *
+ * @param step - `transition from X to Y`, or `keeping X`.
+ * @param message - the error's message.
+ */
+export function failingStepProblem(step: string, message: string): string {
+  return `${step} fails: ${stableMessage(message)} (the keeper retries)`;
+}
+
+/**
+ * The problem of a standby whose WAL receiver has not streamed for {@link STUCK_GRACE_MS} or
+ * more while its goal is to follow `upstream`: the reason comes from the server log (the WAL
+ * receiver logs each failure as FATAL), e.g. `the WAL receiver does not stream from node 1
+ * "node1" (10.0.0.1:5432): FATAL: could not connect to the primary server: …`.
+ *
+ * @param upstream - the node it should stream from; null when the monitor gave none.
+ * @param serverFailure - {@link lastServerFailure} of the server log, if any.
+ */
+export function notStreamingProblem(upstream: { nodeId: number; name: string; host: string; port: number } | null, serverFailure: string | undefined): string {
+  const from = upstream ? `node ${upstream.nodeId} "${upstream.name}" (${upstream.host}:${upstream.port})` : 'its upstream (the monitor names none yet)';
+  return `the WAL receiver does not stream from ${from}: ${serverFailure ? stableMessage(serverFailure) : 'no error in the server log'}`;
+}

@@ -25,7 +25,7 @@ import { reachGoal } from './fsm/reach-goal.js';
 import { ensureState } from './fsm/transitions.js';
 import { planKeeperReload, type KeeperReloadPlan } from './config-reload.js';
 import { roleOfState, type NodeRole } from './fsm/node-role.js';
-import { problemSentence } from './local-problem.js';
+import { STUCK_GRACE_MS, StuckClock, failingStepProblem, notStreamingProblem, problemSentence } from './local-problem.js';
 import type { PostgresFacts } from './postgres/sql.js';
 import { loadKeeperConfig, loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
 import { MonitorClient } from './monitor-client.js';
@@ -93,7 +93,17 @@ export interface KeeperView {
   lastTransitionAtMs: number;
   /** The keeper's report interval, ms (how often the facts are refreshed). */
   reportIntervalMs: number;
+  /** Postgres runs but does not answer the keeper (see `NodeControl.factsProblem`); null otherwise. */
+  factsProblem: string | null;
+  /** What the last report told the monitor keeps the node from its goal; null when nothing. */
+  problem: string | null;
 }
+
+/**
+ * Reached states in which the node's WAL receiver must stream from its upstream (not
+ * `report_lsn` nor `prepare_promotion`: an election runs because the primary is gone).
+ */
+const STREAMING_EXPECTED: ReadonlySet<NodeState> = new Set<NodeState>(['catchingup', 'secondary', 'join_secondary', 'fast_forward', 'wait_maintenance']);
 
 /** How often a catching-up standby logs its lag behind the primary, at most (ms). */
 const CATCHUP_LOG_INTERVAL_MS = 1_000;
@@ -134,6 +144,18 @@ export class Keeper {
   private lastFacts: PostgresFacts | undefined;
   private lastFactsAtMs = 0;
   private lastPgRunning = false;
+  /** {@link NodeControl.factsProblem} at the last report. */
+  private lastFactsProblem: string | undefined;
+  /** The problems last logged (see {@link noteProblems}). */
+  private loggedProblems = new Set<string>();
+  /** Since when the WAL receiver has not streamed while it should (see {@link streamingProblem}). */
+  private readonly notStreaming = new StuckClock();
+  /** Since when the same step (`transition from X to Y`, `keeping X`) has failed on every try. */
+  private readonly failingStep = new StuckClock();
+  /** The last error of {@link failingStep}. */
+  private failingStepMessage = '';
+  /** The problem sentence of the last report built. */
+  private lastProblem: string | null = null;
   private lastTransitionAtMs: number;
 
   constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
@@ -226,6 +248,8 @@ export class Keeper {
       fenced: this.node.fencedSinceMs !== undefined,
       lastTransitionAtMs: this.lastTransitionAtMs,
       reportIntervalMs: this.reportIntervalMs,
+      factsProblem: this.lastFactsProblem ?? null,
+      problem: this.lastProblem,
     };
   }
 
@@ -301,6 +325,37 @@ export class Keeper {
     return this.lastGoal;
   }
 
+  /**
+   * Logs each change of what keeps the node from its goal: a new problem at warn, one that went
+   * away at info; nothing while they stay the same (they are checked every tick).
+   */
+  private noteProblems(problems: readonly (string | undefined)[]): void {
+    const now = new Set(problems.filter((p): p is string => !!p));
+    for (const p of now) if (!this.loggedProblems.has(p)) this.log.warn(`problem: ${p}`);
+    for (const p of this.loggedProblems) if (!now.has(p)) this.log.info(`problem solved: ${p}`);
+    this.loggedProblems = now;
+  }
+
+  /**
+   * The problem of a standby whose WAL receiver has not streamed for {@link STUCK_GRACE_MS}
+   * while the node is to follow its upstream (`catchingup`, `secondary`, `join_secondary`,
+   * `fast_forward`, `wait_maintenance`; not during an election, when the old primary is gone by
+   * definition), with the WAL receiver's last error from the server log.
+   */
+  private streamingProblem(facts: PostgresFacts | undefined, nowMs: number): string | undefined {
+    const following = STREAMING_EXPECTED.has(this.state.currentState) && facts?.isInRecovery === true && !facts.upstreamStreaming;
+    if (this.notStreaming.note(following ? 'not streaming' : undefined, nowMs) < STUCK_GRACE_MS) return undefined;
+    return notStreamingProblem(this.lastGoal?.upstream ?? null, this.node.lastServerLogFailure());
+  }
+
+  /** The problem of the transition (or of keeping the state) that has failed for {@link STUCK_GRACE_MS} or more. */
+  private failingStepProblem(nowMs: number): string | undefined {
+    const step = this.failingStep.key;
+    const heldMs = this.failingStep.heldForMs(nowMs);
+    if (step === undefined || heldMs === undefined || heldMs < STUCK_GRACE_MS) return undefined;
+    return failingStepProblem(step, this.failingStepMessage);
+  }
+
   /** Builds the report from local facts. */
   private async buildReport(): Promise<NodeReport> {
     const facts = await this.node.readFacts();
@@ -311,6 +366,12 @@ export class Keeper {
     this.lastFacts = facts;
     this.lastPgRunning = facts !== undefined || this.node.isRunning();
     this.lastFactsAtMs = Date.now();
+    const nowMs = this.lastFactsAtMs;
+    const factsProblem = this.node.factsProblem(nowMs);
+    this.lastFactsProblem = factsProblem;
+    const problems = [factsProblem, this.streamingProblem(facts, nowMs), this.failingStepProblem(nowMs), this.node.localProblem() ?? undefined, this.extraProblem?.()];
+    this.noteProblems(problems);
+    this.lastProblem = problemSentence(problems);
     return {
       reportedState: this.state.currentState,
       pgIsRunning: this.lastPgRunning,
@@ -321,7 +382,7 @@ export class Keeper {
       transitionInProgress: this.inProgress,
       transitionProgress: this.node.transitionProgress,
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
-      problem: problemSentence([this.node.localProblem() ?? undefined, this.extraProblem?.()]),
+      problem: this.lastProblem,
     };
   }
 
@@ -382,8 +443,10 @@ export class Keeper {
     if (goalState === current) {
       try {
         await ensureState(ctx);
+        this.failingStep.note(undefined, Date.now());
         return this.outcome(`node is ${current}, as assigned`, {});
       } catch (err) {
+        this.stepFailed(`keeping ${current}`, err);
         return this.outcome(`keeping ${current} failed: ${(err as Error).message}`, { failed: true, level: 'error' });
       }
     }
@@ -393,7 +456,9 @@ export class Keeper {
     }, this.reportIntervalMs);
     try {
       await reachGoal(current, ctx, this.log);
+      this.failingStep.note(undefined, Date.now());
     } catch (err) {
+      this.stepFailed(`transition from ${current} to ${goalState}`, err);
       return this.outcome(`transition from ${current} to ${goalState} failed: ${(err as Error).message}`, { failed: true, level: 'error' });
     } finally {
       clearInterval(heartbeat);
@@ -431,6 +496,12 @@ export class Keeper {
     if (last && (nowMs - last.atMs < CATCHUP_LOG_INTERVAL_MS || last.lagBytes === lagBytes)) return;
     this.lastLagLog = { atMs: nowMs, lagBytes };
     this.log.info({ lagBytes }, `catching up: ${formatBytes(lagBytes)} (${lagBytes} bytes) behind the primary`);
+  }
+
+  /** Records a failed step for {@link failingStepProblem}. */
+  private stepFailed(step: string, err: unknown): void {
+    this.failingStep.note(step, Date.now());
+    this.failingStepMessage = (err as Error).message ?? String(err);
   }
 
   private outcome(summary: string, o: { transitioned?: boolean; failed?: boolean; level?: 'info' | 'warn' | 'error' }): TickOutcome {

@@ -120,7 +120,7 @@ export class MonitorClient {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.token = credentials.token;
     this.agent = this.baseUrl.startsWith('https:')
-      ? (new HttpsAgent({ keepAlive: true, maxSockets: 4, ...(credentials.ca ? { ca: credentials.ca } : {}) }) as unknown as Agent)
+      ? (new HttpsAgent({ keepAlive: true, maxSockets: 4, rejectUnauthorized: true, ...(credentials.ca ? { ca: credentials.ca } : {}) }) as unknown as Agent)
       : new Agent({ keepAlive: true, maxSockets: 4 });
   }
 

@@ -24,8 +24,9 @@ import { ensurePghaDir, keeperPaths, pghaDirFor, postgresTlsDir, replicationPass
 import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
-import pg from 'pg';
-import { ident, literal, readPostgresFacts, withLocalClient, type LocalPg, type PostgresFacts } from './postgres/sql.js';
+import type pg from 'pg';
+import { newPgClient } from './postgres/pg-connection.js';
+import { ident, literal, localConnection, readPostgresFacts, withLocalClient, type LocalPg, type PostgresFacts } from './postgres/sql.js';
 
 /**
  * `PGHA_TEST_BASEBACKUP_MAX_RATE`: pg_basebackup's `--max-rate` (32k..1024M, `k` or `M`
@@ -41,6 +42,22 @@ function testBasebackupMaxRate(): string | undefined {
   }
   return value;
 }
+
+/**
+ * How long a running Postgres may refuse the keeper's session before that is a problem, in ms:
+ * long enough for the moments a keeper's own start, stop or promotion makes Postgres refuse
+ * sessions ("the database system is starting up" / "shutting down"), short against the
+ * minutes an operator would otherwise look at a node that reports nothing.
+ */
+export const FACTS_UNREADABLE_GRACE_MS = 3000;
+
+/**
+ * How long the keeper waits for its own Postgres to accept its session, and to answer the read
+ * of its facts, in ms. Postgres answers both in a few ms; one that does not is stuck (stopped,
+ * out of I/O), and the keeper must go on reporting rather than wait with it: a keeper silent
+ * for `nodeUnhealthyTimeoutMs` counts as gone.
+ */
+export const LOCAL_QUERY_TIMEOUT_MS = 2000;
 
 /** libpq keyword/value string, values quoted. */
 function conninfo(parts: Record<string, string | number>): string {
@@ -99,7 +116,7 @@ export class NodeControl {
    */
   async withSession<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
     if (!this.session) {
-      const client = new pg.Client({ host: this.local.socketDir, port: this.local.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000, statement_timeout: 30_000, application_name: 'pgha_keeper' });
+      const client = newPgClient(localConnection(this.local, 'pgha_keeper', LOCAL_QUERY_TIMEOUT_MS));
       const lost = (): void => {
         if (this.session !== client) return;
         this.session = undefined;
@@ -127,17 +144,43 @@ export class NodeControl {
     await client?.end().catch(() => undefined);
   }
 
-  /** Reads local facts; undefined when Postgres does not answer. */
+  /**
+   * Why the last read of the facts failed while Postgres ran, and since when the reads fail
+   * (`Date.now()`, ms); undefined after a read that worked, or when Postgres does not run.
+   */
+  private factsFailure: { message: string; sinceMs: number } | undefined;
+
+  /** Reads local facts; undefined when Postgres does not answer (see {@link factsProblem}). */
   async readFacts(): Promise<PostgresFacts | undefined> {
     if (!this.isRunning()) {
+      this.factsFailure = undefined;
       if (this.session) await this.closeSession();
       return undefined;
     }
     try {
-      return await this.withSession(readPostgresFacts);
-    } catch {
+      const facts = await this.withSession((c) => readPostgresFacts(c, LOCAL_QUERY_TIMEOUT_MS));
+      this.factsFailure = undefined;
+      return facts;
+    } catch (err) {
+      const message = (err as Error).message.split('\n')[0]!.trim() || (err as Error).name;
+      this.factsFailure = { message, sinceMs: this.factsFailure?.sinceMs ?? Date.now() };
       return undefined;
     }
+  }
+
+  /**
+   * The sentence for a Postgres that runs but has not answered the keeper's session for
+   * {@link FACTS_UNREADABLE_GRACE_MS} or longer (without its facts the keeper reports no LSN or
+   * timeline, and no transition can check what it did), e.g. `Postgres runs but the keeper
+   * cannot read its facts: The server does not support SSL connections`; undefined otherwise.
+   * Stable while the same error lasts, since every change of a node's problem is an event.
+   *
+   * @param nowMs - `Date.now()`.
+   */
+  factsProblem(nowMs: number): string | undefined {
+    const failure = this.factsFailure;
+    if (!failure || nowMs - failure.sinceMs < FACTS_UNREADABLE_GRACE_MS) return undefined;
+    return `Postgres runs but the keeper cannot read its facts: ${failure.message}`;
   }
 
   /**
@@ -298,6 +341,11 @@ export class NodeControl {
       this.lastStartFailure = lastServerFailure(this.serverLogTail()) ?? (err as Error).message.split('\n')[0];
       throw err;
     }
+  }
+
+  /** The last PANIC or FATAL line of the server log's last 8 kB (see `lastServerFailure`), if any. */
+  lastServerLogFailure(): string | undefined {
+    return lastServerFailure(this.serverLogTail());
   }
 
   /** The last `bytes` of the Postgres server log ('' when it cannot be read). */
@@ -508,17 +556,18 @@ export class NodeControl {
       this.transitionProgress = progress;
       if (throttle.shouldLog(progress, Date.now())) this.log.info({ doneBytes: progress.doneBytes, totalBytes: progress.totalBytes }, `base backup: ${progressAmount(progress)}`);
     };
+    this.ensurePassfile();
     try {
       await runPgProgram('pg_basebackup', [
         '--pgdata', tmp,
-        '--dbname', conninfo(this.replicationConnection(primary)),
+        '--dbname', conninfo(this.replicationConnection(primary, { connect_timeout: 5 })),
         '--no-password',
         '--wal-method', 'stream',
         '--checkpoint', 'fast',
         '--slot', nodeSlotName(this.config.nodeId),
         '--progress',
         ...(maxRate ? ['--max-rate', maxRate] : []),
-      ], { env: { PGPASSFILE: this.ensurePassfile(), PGCONNECT_TIMEOUT: '5' }, timeoutMs: 3_600_000, onStderrLine });
+      ], { timeoutMs: 3_600_000, onStderrLine });
     } finally {
       this.transitionProgress = null;
     }
@@ -534,11 +583,12 @@ export class NodeControl {
     // A standby.signal left over would make the single-user crash recovery that pg_rewind
     // runs first wait for WAL; pg_rewind needs a target that was a primary or shut down cleanly.
     setStandbySignal(this.pgdata, false);
+    this.ensurePassfile();
     await runPgProgram('pg_rewind', [
       '--target-pgdata', this.pgdata,
       '--source-server', conninfo(this.replicationConnection(primary, { dbname: 'postgres', connect_timeout: 5 })),
       '--no-sync',
-    ], { env: { PGPASSFILE: this.ensurePassfile() }, timeoutMs: 600_000 });
+    ], { timeoutMs: 600_000 });
   }
 
   /** Starts (or re-points) Postgres as a hot standby of `primary`. */

@@ -6,10 +6,12 @@
  * Postgres session, so a report or a transition hung on a silent network never delays it.
  */
 import type { Logger } from 'pino';
-import pg from 'pg';
+import type pg from 'pg';
 import { FENCE_CHECK_INTERVAL_MS, FENCE_QUERY_TIMEOUT_MS } from '@pgha/shared';
 import { partitionAction, type PartitionFacts } from './fsm/partition-rule.js';
 import type { NodeControl } from './node-control.js';
+import { newPgClient } from './postgres/pg-connection.js';
+import { localConnection } from './postgres/sql.js';
 
 /** What the watchdog needs of its keeper. */
 export interface WatchdogHost {
@@ -105,14 +107,7 @@ export class PartitionWatchdog {
     });
     const query = (async () => {
       if (!this.session) {
-        const client = new pg.Client({
-          host: this.node.local.socketDir,
-          port: this.node.local.port,
-          user: 'postgres',
-          database: 'postgres',
-          connectionTimeoutMillis: FENCE_QUERY_TIMEOUT_MS,
-          application_name: 'pgha_keeper_watchdog',
-        });
+        const client = newPgClient(localConnection(this.node.local, 'pgha_keeper_watchdog', FENCE_QUERY_TIMEOUT_MS));
         client.on('error', () => {
           if (this.session === client) this.session = undefined;
         });

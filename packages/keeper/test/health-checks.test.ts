@@ -9,7 +9,7 @@ import { factsStaleAfterMs, healthCheck, parseLagBound, primaryCheck, readOnlyCh
 
 const NOW = 1_000_000;
 
-function view(o: { state?: NodeState; goal?: string | null; recovery?: boolean | null; streaming?: boolean; replay?: string | null; end?: string | null; fenced?: boolean; factsAgeMs?: number } = {}): KeeperView {
+function view(o: { state?: NodeState; goal?: string | null; recovery?: boolean | null; streaming?: boolean; replay?: string | null; end?: string | null; fenced?: boolean; factsAgeMs?: number; factsProblem?: string } = {}): KeeperView {
   const recovery = o.recovery === undefined ? false : o.recovery;
   return {
     nodeId: 1,
@@ -33,6 +33,8 @@ function view(o: { state?: NodeState; goal?: string | null; recovery?: boolean |
     fenced: o.fenced ?? false,
     lastTransitionAtMs: NOW - 60_000,
     reportIntervalMs: 500,
+    factsProblem: o.factsProblem ?? null,
+    problem: o.factsProblem ?? null,
   };
 }
 
@@ -99,11 +101,18 @@ describe('GET /health and /state', () => {
     expect(healthCheck(view({ recovery: null }), NOW).ok).toBe(false);
   });
 
+  it('health is 503 with the reason when Postgres runs but does not answer the keeper, and /state carries the problem', () => {
+    const problem = 'Postgres runs but the keeper cannot read its facts: The server does not support SSL connections';
+    const v = { ...view({ state: 'catchingup', recovery: null, factsProblem: problem }), postgresRunning: true };
+    expect(healthCheck(v, NOW)).toEqual({ ok: false, reason: problem });
+    expect(stateBody(v, NOW)).toMatchObject({ postgres_running: true, lsn: null, problem });
+  });
+
   it('state carries the node, its states, role, LSN, timeline and lag', () => {
     expect(stateBody(view({ state: 'secondary', recovery: true, end: '0/3000010' }), NOW)).toEqual({
       node_id: 1, name: 'node1', formation: 'default', group_id: 0, reported_state: 'secondary', goal_state: 'secondary',
       role: 'standby', lsn: '0/3000000', timeline: 2, lag_bytes: 16, wal_receiver_streaming: true, postgres_running: true,
-      pending_transition: null, fenced: false, facts_age_ms: 100, last_transition_at: new Date(NOW - 60_000).toISOString(),
+      pending_transition: null, fenced: false, facts_age_ms: 100, last_transition_at: new Date(NOW - 60_000).toISOString(), problem: null,
     });
     expect(stateBody(view({ recovery: null }), NOW)).toMatchObject({ role: null, lsn: null, timeline: null, lag_bytes: null, postgres_running: false });
   });

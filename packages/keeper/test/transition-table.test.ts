@@ -9,13 +9,19 @@ import {
   NODE_STATES,
   applyAssignments,
   decideUntilStable,
+  PghaError,
   lsn,
   type GroupFacts,
   type NodeFacts,
+  type NodeGoal,
+  type NodeState,
 } from '@pgha/shared';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import type { NodeControl } from '../src/node-control.js';
+import { reachGoal } from '../src/fsm/reach-goal.js';
 import { KEEPER_TRANSITIONS, findTransition } from '../src/fsm/transition-table.js';
-import { TRANSITION_FUNCTIONS } from '../src/fsm/transitions.js';
+import { TRANSITION_FUNCTIONS, ensureState } from '../src/fsm/transitions.js';
 
 describe('keeper transition table', () => {
   it('has a row for every edge the monitor can assign (MONITOR_EDGES)', () => {
@@ -108,5 +114,95 @@ describe('the keeper can follow what the monitor actually assigns', () => {
       .filter((n) => n.goalState !== n.reportedState && !findTransition(n.reportedState, n.goalState))
       .map((n) => `node ${n.nodeId}: ${n.reportedState} -> ${n.goalState}`);
     expect(unreachable).toEqual([]);
+  });
+});
+
+/**
+ * No state that never ends: for every (reported, goal) pair the monitor can assign, and for
+ * keeping every state, the keeper's step either completes, or fails with an error (which the
+ * loop logs once, retries, and after `STUCK_GRACE_MS` reports as the node's problem: see
+ * `failingStepProblem`), or is one of the declared waits whose reason the operator sees
+ * elsewhere. Run against a node whose every action fails, and one whose every action works.
+ */
+describe('every step the monitor can ask for completes, fails visibly, or is a declared wait', () => {
+  /**
+   * Steps that do nothing on the node: they wait for others, and say where that shows. Any
+   * other step that completes on a node whose every action fails would be a silent wait.
+   */
+  const DECLARED_WAITS: Partial<Record<string, string>> = {
+    waitForPrimary: 'wait_standby: the primary must accept the standby (its join_primary/wait_primary goal, and its own problem if it cannot)',
+    leavePostgresAlone: 'maintenance: the operator has the node (show state says maintenance)',
+  };
+
+  const silent = pino({ level: 'silent' });
+  const primary = { nodeId: 2, name: 'node2', host: '127.0.0.1', port: 5433, goalState: 'primary', reportedState: 'primary' };
+  function goalFor(goalState: NodeState): NodeGoal {
+    return {
+      nodeId: 1, goalState, formation: 'default', groupId: 0, primary, upstream: primary,
+      nodes: [{ nodeId: 1, name: 'node1', host: '127.0.0.1', port: 5432, goalState, reportedState: goalState }, primary],
+      synchronousStandbyNames: '',
+    } as unknown as NodeGoal;
+  }
+
+  /** A node whose every action throws (`fail`) or works (`work`); `calls` lists what was asked. */
+  function stubNode(mode: 'fail' | 'work'): { node: NodeControl; calls: string[] } {
+    const calls: string[] = [];
+    const fields: Record<string, unknown> = { log: silent, config: { nodeId: 1 }, pgdata: '/nonexistent/pgdata', appliedPrimaryKey: undefined, fencedSinceMs: undefined };
+    const worked: Record<string, unknown> = { hasData: true, hasStandbySignal: false, isRunning: true, readFacts: undefined, tls: true };
+    const node = new Proxy(fields, {
+      get(target, prop) {
+        if (typeof prop !== 'string' || prop === 'then') return undefined;
+        if (prop in target) return target[prop];
+        return (..._args: unknown[]) => {
+          calls.push(prop);
+          if (mode === 'fail') throw new PghaError('PGHA_ERR_POSTGRES_COMMAND', `${prop} failed on this node`);
+          return prop in worked ? worked[prop] : undefined;
+        };
+      },
+      set(target, prop, value) {
+        target[prop as string] = value;
+        return true;
+      },
+    }) as unknown as NodeControl;
+    return { node, calls };
+  }
+
+  const edges = MONITOR_EDGES.filter(([from, goal]) => from !== goal);
+
+  it.each(edges)('%s -> %s: fails with the error on a node whose every action fails, unless it is a declared wait', async (from, goal) => {
+    const row = findTransition(from, goal)!;
+    const { node, calls } = stubNode('fail');
+    const run = reachGoal(from, { node, goal: goalFor(goal), goalState: goal }, silent);
+    if (DECLARED_WAITS[row.run]) {
+      await expect(run).resolves.toBeUndefined();
+      expect(calls).toEqual([]);
+    } else {
+      await expect(run).rejects.toThrow(/failed on this node|no primary/);
+    }
+  });
+
+  it.each(edges)('%s -> %s: completes on a node whose every action works', async (from, goal) => {
+    const { node } = stubNode('work');
+    await expect(reachGoal(from, { node, goal: goalFor(goal), goalState: goal }, silent)).resolves.toBeUndefined();
+  });
+
+  it.each(NODE_STATES.filter((s) => s !== 'dropped' && s !== 'init'))('keeping %s: fails with the error when actions fail, completes when they work, or is a declared wait', async (state) => {
+    const failing = stubNode('fail');
+    const kept = ensureState({ node: failing.node, goal: goalFor(state), goalState: state });
+    if (failing.calls.length === 0 && ['wait_standby', 'maintenance'].includes(state)) {
+      await expect(kept).resolves.toBeUndefined();
+    } else {
+      await expect(kept).rejects.toThrow(/failed on this node/);
+    }
+    const working = stubNode('work');
+    await expect(ensureState({ node: working.node, goal: goalFor(state), goalState: state })).resolves.toBeUndefined();
+  });
+
+  it('declares a reason for every wait, and each declared wait is a row the monitor can reach', () => {
+    const runs = new Set(KEEPER_TRANSITIONS.map((r) => r.run));
+    for (const [run, why] of Object.entries(DECLARED_WAITS)) {
+      expect(runs.has(run as never), run).toBe(true);
+      expect(why!.length).toBeGreaterThan(10);
+    }
   });
 });

@@ -85,10 +85,14 @@ export function readOnlyCheck(view: KeeperView, nowMs: number, maxLagBytes?: num
   return primary.ok ? primary : replicaCheck(view, nowMs, maxLagBytes);
 }
 
-/** `GET /health`: Postgres runs (whatever its role). */
+/**
+ * `GET /health`: Postgres runs (whatever its role) and answers the keeper: a Postgres whose
+ * facts the keeper cannot read is reported as a problem, and a health check says so too.
+ */
 export function healthCheck(view: KeeperView, nowMs: number): CheckResult {
   const stale = fresh(view, nowMs);
   if (stale) return stale;
+  if (view.factsProblem) return { ok: false, reason: view.factsProblem };
   return view.postgresRunning ? { ok: true, reason: 'Postgres is running' } : { ok: false, reason: 'Postgres is not running' };
 }
 
@@ -115,6 +119,8 @@ export interface KeeperStateBody {
   facts_age_ms: number | null;
   /** When the keeper last reached a new state (ISO 8601). */
   last_transition_at: string;
+  /** What keeps the node from its goal, as the keeper last reported it to the monitor; null when nothing. */
+  problem: string | null;
 }
 
 /** The `/state` body for `view` at `nowMs`. */
@@ -137,6 +143,7 @@ export function stateBody(view: KeeperView, nowMs: number): KeeperStateBody {
     fenced: view.fenced,
     facts_age_ms: view.factsAtMs === 0 ? null : Math.max(0, nowMs - view.factsAtMs),
     last_transition_at: new Date(view.lastTransitionAtMs).toISOString(),
+    problem: view.problem,
   };
 }
 

@@ -3,6 +3,7 @@
  * unprivileged OS user (default `postgres`, or `PGHA_PG_USER`) that owns the data directories.
  */
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { PghaError } from '@pgha/shared';
 
@@ -42,13 +43,28 @@ export function postgresOsUser(): OsUser | undefined {
   return cached;
 }
 
-/** Spawn options (`uid`, `gid`, `cwd`, `env`) that run a program as the Postgres OS user. */
+/** `PATH` of the Postgres programs pgha runs (they are run by absolute path; this is for what they run themselves). */
+export const POSTGRES_PROGRAM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Spawn options (`uid`, `gid`, `cwd`, `env`) that run a program as the Postgres OS user.
+ *
+ * The environment is built from nothing, never inherited: `PATH` ({@link POSTGRES_PROGRAM_PATH}),
+ * the C.UTF-8 locale, and the identity of the user the program runs as (`HOME`, `USER`,
+ * `LOGNAME`). No `PG*` variable reaches `initdb`, `pg_ctl` (hence the postmaster),
+ * `pg_basebackup`, `pg_rewind` or `pg_controldata`: an operator's `PGSSLMODE`, `PGPORT`,
+ * `PGOPTIONS`, `PGSERVICE` or `PGPASSFILE` would otherwise change what they connect to and how
+ * (libpq reads them for every keyword its conninfo leaves out). Whatever a program needs is on
+ * its command line or in its conninfo (`passfile`, `sslmode`, `connect_timeout`).
+ */
 export function postgresSpawnOptions(): { uid?: number; gid?: number; cwd: string; env: NodeJS.ProcessEnv } {
   const user = postgresOsUser();
-  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' };
-  delete env.PGPASSWORD;
-  if (!user) return { cwd: '/', env };
-  return { uid: user.uid, gid: user.gid, cwd: '/', env: { ...env, HOME: user.home, USER: user.name, LOGNAME: user.name } };
+  const base = { PATH: POSTGRES_PROGRAM_PATH, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' };
+  if (!user) {
+    const self = userInfo();
+    return { cwd: '/', env: { ...base, HOME: self.homedir, USER: self.username, LOGNAME: self.username } };
+  }
+  return { uid: user.uid, gid: user.gid, cwd: '/', env: { ...base, HOME: user.home, USER: user.name, LOGNAME: user.name } };
 }
 
 /** Gives `path` to the Postgres OS user (no-op when not root). */

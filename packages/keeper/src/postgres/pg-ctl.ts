@@ -30,8 +30,6 @@ export function pgBinDir(): string {
 
 /** Options of {@link runPgProgram}. */
 export interface RunOptions {
-  /** Extra environment (e.g. `PGPASSFILE`); never logged. Never put a password here: a process's environment is readable by its owner and root (`/proc/PID/environ`). */
-  env?: Record<string, string>;
   /** Kill the program after this many milliseconds. */
   timeoutMs?: number;
   /** Called with each line of stderr, e.g. for progress. */
@@ -39,7 +37,8 @@ export interface RunOptions {
 }
 
 /**
- * Runs one Postgres program from {@link pgBinDir} as the Postgres OS user.
+ * Runs one Postgres program from {@link pgBinDir} as the Postgres OS user, in the clean
+ * environment of {@link postgresSpawnOptions} (nothing inherited from pgha's own).
  *
  * @returns its stdout.
  * @throws PostgresCommandError when it exits non-zero or times out.
@@ -49,7 +48,7 @@ export async function runPgProgram(program: string, args: string[], options: Run
   const argv = [join(pgBinDir(), program), ...args];
   const child = execa(argv[0]!, args, {
     ...spawn,
-    env: { ...spawn.env, ...options.env },
+    env: spawn.env,
     extendEnv: false,
     reject: false,
     stdin: 'ignore',

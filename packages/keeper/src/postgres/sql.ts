@@ -1,8 +1,9 @@
 /**
  * Local SQL on the node's own Postgres, through its Unix socket as the `postgres` superuser.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { parseLsn, type Lsn } from '@pgha/shared';
+import { newPgClient, type PgConnectionParams } from './pg-connection.js';
 
 /** How to reach the local Postgres. */
 export interface LocalPg {
@@ -11,20 +12,33 @@ export interface LocalPg {
 }
 
 /**
+ * The parameters of a session to the local Postgres: its Unix socket, as the `postgres`
+ * superuser (peer or trust on the socket, no password), never TLS (libpq does not use TLS on
+ * a Unix socket either), a 30 s `statement_timeout`.
+ *
+ * @param applicationName - shown in `pg_stat_activity` (`pgha_keeper`, `pgha_keeper_watchdog`).
+ * @param connectTimeoutMs - connection timeout, ms.
+ */
+export function localConnection(local: LocalPg, applicationName: string, connectTimeoutMs: number): PgConnectionParams {
+  return {
+    host: local.socketDir,
+    port: local.port,
+    user: 'postgres',
+    database: 'postgres',
+    ssl: false,
+    applicationName,
+    connectTimeoutMs,
+    statementTimeoutMs: 30_000,
+  };
+}
+
+/**
  * Runs `fn` with a fresh connection to the local Postgres, closing it afterwards.
  *
  * @throws the driver's error when Postgres cannot be reached.
  */
 export async function withLocalClient<T>(local: LocalPg, fn: (client: pg.Client) => Promise<T>, timeoutMs = 3000): Promise<T> {
-  const client = new pg.Client({
-    host: local.socketDir,
-    port: local.port,
-    user: 'postgres',
-    database: 'postgres',
-    connectionTimeoutMillis: timeoutMs,
-    statement_timeout: 30_000,
-    application_name: 'pgha_keeper',
-  });
+  const client = newPgClient(localConnection(local, 'pgha_keeper', timeoutMs));
   client.on('error', () => undefined);
   await client.connect();
   try {
@@ -53,8 +67,14 @@ export interface PostgresFacts {
   upstreamEndLsn: Lsn | null;
 }
 
-/** Reads {@link PostgresFacts} in one query. */
-export async function readPostgresFacts(client: pg.Client): Promise<PostgresFacts> {
+/**
+ * Reads {@link PostgresFacts} in one query.
+ *
+ * @param queryTimeoutMs - client-side limit (ms): a Postgres that accepted the session but does
+ *   not answer (stopped, stuck on I/O) fails the read instead of holding the keeper's tick.
+ * @throws the driver's error (connection lost, query timed out).
+ */
+export async function readPostgresFacts(client: pg.Client, queryTimeoutMs: number): Promise<PostgresFacts> {
   const { rows } = await client.query<{
     in_recovery: boolean;
     lsn: string;
@@ -63,7 +83,8 @@ export async function readPostgresFacts(client: pg.Client): Promise<PostgresFact
     ssn: string;
     replay_lsn: string | null;
     upstream_end_lsn: string | null;
-  }>(`
+  }>({
+    text: `
     select pg_is_in_recovery() as in_recovery,
            case when pg_is_in_recovery()
                 then greatest(coalesce(pg_last_wal_receive_lsn(), '0/0'), coalesce(pg_last_wal_replay_lsn(), '0/0'))
@@ -75,7 +96,9 @@ export async function readPostgresFacts(client: pg.Client): Promise<PostgresFact
            coalesce((select status = 'streaming' from pg_stat_wal_receiver), false) as streaming,
            current_setting('synchronous_standby_names') as ssn,
            pg_last_wal_replay_lsn()::text as replay_lsn,
-           (select latest_end_lsn::text from pg_stat_wal_receiver where status = 'streaming') as upstream_end_lsn`);
+           (select latest_end_lsn::text from pg_stat_wal_receiver where status = 'streaming') as upstream_end_lsn`,
+    query_timeout: queryTimeoutMs,
+  } as pg.QueryConfig);
   const r = rows[0]!;
   return {
     isInRecovery: r.in_recovery,

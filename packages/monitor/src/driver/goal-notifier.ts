@@ -5,8 +5,9 @@
  * (migration 0007), so each notification is delivered on commit to every monitor LISTENing on
  * the store: no in-memory state that a second monitor would miss.
  */
-import pg from 'pg';
-import type { StoreConnection } from '../store/db.js';
+import type pg from 'pg';
+import { storeConnectionParams, type StoreConnection } from '../store/db.js';
+import { newPgClient } from '@pgha/keeper';
 
 /** A wait for a notification: resolves on it or after its timeout; `cancel` resolves it now. */
 export interface Waiter {
@@ -25,7 +26,7 @@ export class GoalNotifier {
 
   /** Connects and LISTENs; reconnects by itself if the connection drops. */
   async start(): Promise<void> {
-    const client = new pg.Client({ host: this.conn.host, port: this.conn.port, user: this.conn.user ?? 'postgres', database: this.conn.database ?? 'postgres', application_name: 'pgha_monitor_listen' });
+    const client = newPgClient(storeConnectionParams(this.conn, 'pgha_monitor_listen'));
     client.on('notification', (msg) => {
       if (msg.channel === 'pgha_event') {
         wake(this.eventWaiters, msg.payload ?? '');

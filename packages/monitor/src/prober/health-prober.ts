@@ -10,9 +10,10 @@
  */
 import { connect } from 'node:net';
 import { sql, type Kysely } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { DEFAULT_FORMATION_SETTINGS, MONITOR_PROBE_ROLE } from '@pgha/shared';
+import { newPgClient, type PgConnectionParams } from '@pgha/keeper';
 import type { GroupDriver } from '../driver/group-driver.js';
 import type { Database } from '../store/db.js';
 import { recordProbes, type MergedProbes } from '../store/monitor-store.js';
@@ -54,7 +55,7 @@ export function probeSsl(nodeSsl: boolean, probeCa: string | undefined): ProbeTa
 }
 
 /** node-postgres's `ssl` option for a {@link ProbeTarget}. */
-function pgSslOption(ssl: ProbeTarget['ssl']): pg.ClientConfig['ssl'] {
+function pgSslOption(ssl: ProbeTarget['ssl']): PgConnectionParams['ssl'] {
   if (!ssl) return false;
   return ssl.ca ? { ca: ssl.ca, rejectUnauthorized: true } : { rejectUnauthorized: false };
 }
@@ -87,14 +88,14 @@ export class ProbeConnection {
         // a bare TCP connection costs half the CPU of a failed Postgres client.
         const started = performance.now();
         await tcpConnect(this.target.host, this.target.port, timeoutMs);
-        client = new pg.Client({
+        client = newPgClient({
           host: this.target.host,
           port: this.target.port,
           user: MONITOR_PROBE_ROLE,
           password: this.target.password,
           database: 'postgres',
-          connectionTimeoutMillis: Math.max(1, Math.round(timeoutMs - (performance.now() - started))),
-          application_name: 'pgha_probe',
+          connectTimeoutMs: Math.max(1, Math.round(timeoutMs - (performance.now() - started))),
+          applicationName: 'pgha_probe',
           ssl: pgSslOption(this.target.ssl),
         });
         const opened = client;

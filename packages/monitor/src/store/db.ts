@@ -6,6 +6,7 @@ import { CamelCasePlugin, Kysely, Migrator, PostgresDialect, type ColumnType, ty
 import pg from 'pg';
 import { migrationProvider } from '@pgha/migrations';
 import { PghaError, type TransitionProgress } from '@pgha/shared';
+import { ExplicitPgClient, pgClientConfig, type PgConnectionParams } from '@pgha/keeper';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
@@ -93,11 +94,33 @@ export interface Database {
 
 /** Where the monitor's Postgres listens: a Unix socket directory and port. */
 export interface StoreConnection {
+  /** The Unix socket directory of the monitor's own Postgres. */
   host: string;
   port: number;
+  /** Default `postgres`. */
   user?: string;
+  /** Default `postgres`. */
   database?: string;
   max?: number;
+}
+
+/**
+ * Every parameter of a session to the store (see `pg-connection.ts`: nothing from the
+ * environment): its Unix socket, no TLS (libpq never uses TLS on a socket), no password
+ * (peer access through the 0700 socket directory).
+ *
+ * @param applicationName - shown in `pg_stat_activity` (`pgha_monitor`, `pgha_monitor_listen`).
+ */
+export function storeConnectionParams(conn: StoreConnection, applicationName: string): PgConnectionParams {
+  return {
+    host: conn.host,
+    port: conn.port,
+    user: conn.user ?? 'postgres',
+    database: conn.database ?? 'postgres',
+    ssl: false,
+    applicationName,
+    connectTimeoutMs: 10_000,
+  };
 }
 
 /**
@@ -108,7 +131,7 @@ export interface StoreConnection {
  * `begin` alone took is gone. With a thousand keepers reporting each second, round trips are
  * what the monitor and its Postgres spend most of their time on.
  */
-class StoreClient extends pg.Client {
+class StoreClient extends ExplicitPgClient {
   private beginHeld = false;
   /** Named statements stopped working on this connection (the schema changed under them). */
   private unprepared = false;
@@ -170,12 +193,8 @@ export function prepareStatement(text: string): void {
 /** Opens the store (a pool of `max` connections, 10 by default). */
 export function openStore(conn: StoreConnection): Kysely<Database> {
   const pool = new pg.Pool({
-    host: conn.host,
-    port: conn.port,
-    user: conn.user ?? 'postgres',
-    database: conn.database ?? 'postgres',
+    ...pgClientConfig(storeConnectionParams(conn, 'pgha_monitor')),
     max: conn.max ?? 10,
-    application_name: 'pgha_monitor',
     Client: StoreClient,
   });
   pool.on('error', () => undefined);
