@@ -25,7 +25,7 @@ import {
   writeJsonAtomic,
   type KeeperConfig,
 } from '@pgha/keeper';
-import { PghaError, ValidationError } from '@pgha/shared';
+import { PghaError, ValidationError, formatDurationMs } from '@pgha/shared';
 import { CommandExit, reportError } from './errors.js';
 import { createLogger } from './logger.js';
 
@@ -102,7 +102,7 @@ export function renderKeeperStatus(s: KeeperStatus): string {
   const keeper = s.keeper.running ? `running (pid ${s.keeper.pid})` : s.keeper.stalePidFile ? `not running (stale pid file: ${s.keeper.stalePidFile})` : 'not running';
   const postgres = s.postgres.running ? `running (pid ${s.postgres.pid}${s.postgres.port ? `, port ${s.postgres.port}` : ''})` : 'not running';
   const state = s.node.stateError ? `unreadable: ${s.node.stateError}` : `reached ${s.node.reachedState}, assigned ${s.node.assignedState} (state.json of ${s.node.stateUpdatedAt})`;
-  const hook = s.onRoleChange.command ? `${s.onRoleChange.command} (timeout ${s.onRoleChange.timeoutMs} ms)` : 'none';
+  const hook = s.onRoleChange.command ? `${s.onRoleChange.command} (timeout ${formatDurationMs(s.onRoleChange.timeoutMs)})` : 'none';
   return [
     `keeper:         ${keeper}`,
     `postgres:       ${postgres}`,
@@ -157,9 +157,9 @@ async function stopCommand(pgdata: string, waitS: number): Promise<void> {
   while (running() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   const still = running();
   if (still) {
-    throw new PghaError('PGHA_ERR_TIMEOUT', `${still} still runs ${waitS} s after SIGTERM`, { hint: `wait longer with --wait, and see the keeper's log; pgha keeper status --pgdata ${pgdata}` });
+    throw new PghaError('PGHA_ERR_TIMEOUT', `${still} still runs ${formatDurationMs(waitS * 1000)} after SIGTERM`, { hint: `wait longer with --wait, and see the keeper's log; pgha keeper status --pgdata ${pgdata}` });
   }
-  process.stdout.write(`keeper stopped (pid ${pid}) and Postgres stopped, in ${Date.now() - startedAtMs} ms\n`);
+  process.stdout.write(`keeper stopped (pid ${pid}) and Postgres stopped, in ${formatDurationMs(Date.now() - startedAtMs)}\n`);
 }
 
 /** `pgha keeper reload`: SIGHUP to the keeper, which re-reads keeper.json and logs what changed. */

@@ -13,6 +13,7 @@ import {
   keeperSettingsOf,
   ZERO_LSN,
   formatBytes,
+  formatDurationMs,
   formatLsn,
   isNodeState,
   type KeeperSettings,
@@ -283,7 +284,7 @@ export class Keeper {
     this.reached({ nodeId: this.config.nodeId, currentState: 'demote_timeout', assignedState: 'demote_timeout' });
     this.log.warn(
       { fencedAtMs: signalledAtMs ?? null, stoppedAtMs: Date.now(), from },
-      `Self-fenced: Postgres stopped after ${signalledAtMs === undefined ? 0 : Date.now() - signalledAtMs} ms; current state is now "demote_timeout" until the monitor answers`,
+      `Self-fenced: Postgres stopped after ${formatDurationMs(signalledAtMs === undefined ? 0 : Date.now() - signalledAtMs)}; current state is now "demote_timeout" until the monitor answers`,
     );
     // The hook learns of the demotion only once Postgres is down: a VIP must not leave a node
     // that still takes writes, nor move before it stops taking them.
@@ -372,7 +373,7 @@ export class Keeper {
     }
     this.logCatchupLag(goal);
     if (this.node.fencedSinceMs !== undefined) {
-      this.log.warn(`the monitor answers again ${Date.now() - this.node.fencedSinceMs} ms after the self-fence: its goal ${goal.goalState} decides`);
+      this.log.warn(`the monitor answers again ${formatDurationMs(Date.now() - this.node.fencedSinceMs)} after the self-fence: its goal ${goal.goalState} decides`);
       this.node.clearFence();
     }
     const goalState = goal.goalState;

@@ -17,7 +17,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import type { Logger } from 'pino';
-import { ConflictError, PghaError, ValidationError, formatHostPort } from '@pgha/shared';
+import { ConflictError, PghaError, ValidationError, formatDurationMs, formatHostPort } from '@pgha/shared';
 import type { KeeperView } from '../loop.js';
 import { healthCheck, parseLagBound, primaryCheck, readOnlyCheck, replicaCheck, stateBody, type CheckResult } from './health-checks.js';
 import type { KeeperMetrics } from './keeper-metrics.js';
@@ -127,7 +127,7 @@ export class KeeperHttpServer {
     } catch (err) {
       const error = err instanceof PghaError ? err : httpListenError(this.options.listen, err as NodeJS.ErrnoException);
       const sentence = `keeper HTTP server not listening: ${error.message}`;
-      if (sentence !== this.lastProblem) this.options.log.error({ code: error.code }, `${sentence}; retrying every ${(this.options.retryMs ?? 5000) / 1000} s (${error.hint})`);
+      if (sentence !== this.lastProblem) this.options.log.error({ code: error.code }, `${sentence}; retrying every ${formatDurationMs(this.options.retryMs ?? 5000)} (${error.hint})`);
       this.lastProblem = sentence;
       this.retry = setTimeout(() => void this.start(), this.options.retryMs ?? 5000);
       this.retry.unref();
