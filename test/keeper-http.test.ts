@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeStateRow } from '@pgha/shared';
 import { HAPROXY_BIN, measureHaproxyFailover, sessionThrough, waitForRoute } from '../bench/lib/haproxy.js';
 import { Probe } from '../bench/lib/probe.js';
-import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
+import { addPrimaryAndStandby, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { expectOneLineError } from './helpers/cli.js';
 import { killKeeper, killNode, logOffset, waitForLogMessage, waitGone } from './helpers/crash.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
@@ -31,9 +31,7 @@ let agent: Agent;
 beforeAll(async () => {
   monitor = await startMonitor();
   agent = newAgent();
-  node1 = await addNode(monitor, 'node1');
-  node2 = await addNode(monitor, 'node2');
-  await waitFor('primary and secondary', async () => isPrimaryAndSecondaries(await showState(monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
+  [node1, node2] = await addPrimaryAndStandby(monitor);
 }, 240_000);
 
 afterAll(async () => {

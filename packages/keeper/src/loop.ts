@@ -9,6 +9,7 @@ import {
   AuthError,
   DEFAULT_FORMATION_SETTINGS,
   PghaError,
+  ValidationError,
   WRITABLE_STATES,
   keeperSettingsOf,
   ZERO_LSN,
@@ -20,6 +21,8 @@ import {
   type NodeGoal,
   type NodeReport,
   type NodeState,
+  type SelfFenceRecord,
+  type SelfFenceReport,
 } from '@pgha/shared';
 import { monitorQuietForMs, type PartitionFacts } from './fsm/partition-rule.js';
 import { reachGoal } from './fsm/reach-goal.js';
@@ -136,6 +139,8 @@ export class Keeper {
   private lastFactsAtMs = 0;
   private lastPgRunning = false;
   private lastTransitionAtMs: number;
+  /** False once the monitor refused `selfFence` as an unknown field (an older monitor). */
+  private monitorTakesSelfFence = true;
 
   constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
     this.config = config;
@@ -230,9 +235,9 @@ export class Keeper {
     };
   }
 
-  /** Records a newly reached state. */
+  /** Records a newly reached state (a self-fence not yet recorded by the monitor stays in the file). */
   private reached(state: Omit<KeeperState, 'version' | 'updatedAt'>): KeeperState {
-    this.state = saveKeeperState(this.config.pgdata, state);
+    this.state = saveKeeperState(this.config.pgdata, { ...(this.state.selfFence ? { selfFence: this.state.selfFence } : {}), ...state });
     this.lastTransitionAtMs = Date.now();
     return this.state;
   }
@@ -274,14 +279,24 @@ export class Keeper {
    * Self-fencing (network partition): stops Postgres at once (`NodeControl.fence`) and records
    * `demote_timeout` as the reached state, as pg_auto_failover's keeper does; Postgres stays
    * stopped until a report reaches the monitor, whose goal then decides (rejoin as a standby,
-   * or start again as the primary if nothing was promoted meanwhile).
+   * or start again as the primary if nothing was promoted meanwhile). The fence is kept in
+   * `state.json` (`selfFence`) and sent with each report until one is answered, so that the
+   * monitor writes it as an event (`keeper-self-fenced`), also after a restart of this keeper.
    */
   async fence(reason: string): Promise<void> {
     if (this.node.fencedSinceMs !== undefined && !this.node.isRunning()) return;
     this.log.warn(`self-fencing: ${reason}; stopping Postgres (immediate shutdown)`);
     const signalledAtMs = await this.node.fence();
     const from = this.state.currentState;
-    this.reached({ nodeId: this.config.nodeId, currentState: 'demote_timeout', assignedState: 'demote_timeout' });
+    const fencedAtMs = signalledAtMs ?? Date.now();
+    const selfFence: SelfFenceRecord = {
+      fencedAtMs,
+      reason: reason.slice(0, 500),
+      fromState: from,
+      monitorSilentMs: Math.max(0, Math.round(fencedAtMs - this.lastMonitorContactMs)),
+      postgresStopped: !this.node.isRunning(),
+    };
+    this.reached({ nodeId: this.config.nodeId, currentState: 'demote_timeout', assignedState: 'demote_timeout', selfFence });
     this.log.warn(
       { fencedAtMs: signalledAtMs ?? null, stoppedAtMs: Date.now(), from },
       `Self-fenced: Postgres stopped after ${formatDurationMs(signalledAtMs === undefined ? 0 : Date.now() - signalledAtMs)}; current state is now "demote_timeout" until the monitor answers`,
@@ -300,6 +315,30 @@ export class Keeper {
   /** The monitor's last answer. */
   get goal(): NodeGoal | undefined {
     return this.lastGoal;
+  }
+
+  /**
+   * The pending self-fence as a report carries it (see {@link fence}): with how long the
+   * monitor has been unreachable, from the last answered report before the fence until now.
+   */
+  private selfFenceReport(): SelfFenceReport | undefined {
+    const fence = this.state.selfFence;
+    if (!fence) return undefined;
+    return { ...fence, unreachableMs: Math.max(0, Math.round(Date.now() - (fence.fencedAtMs - fence.monitorSilentMs))) };
+  }
+
+  /** The monitor answered a report that carried `sent`: it has recorded that self-fence, which is forgotten. */
+  private selfFenceRecorded(sent: SelfFenceReport): void {
+    if (this.state.selfFence?.fencedAtMs !== sent.fencedAtMs) return;
+    const { selfFence: _recorded, version: _v, updatedAt: _u, ...rest } = this.state;
+    try {
+      this.state = saveKeeperState(this.config.pgdata, rest);
+    } catch (err) {
+      // Kept in memory and in the file: sent again, and the monitor records it once anyway.
+      this.log.error(`the monitor recorded the self-fence, but the state file could not be saved without it: ${(err as Error).message}`);
+      return;
+    }
+    this.log.info({ fencedAtMs: sent.fencedAtMs }, `the monitor recorded the self-fence of ${new Date(sent.fencedAtMs).toISOString()} (event keeper-self-fenced)`);
   }
 
   /** Builds the report from local facts. */
@@ -323,6 +362,7 @@ export class Keeper {
       transitionProgress: this.node.transitionProgress,
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
       problem: problemSentence([this.node.localProblem() ?? undefined, this.extraProblem?.()]),
+      ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
     };
   }
 
@@ -335,9 +375,17 @@ export class Keeper {
       goal = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs);
     } catch (err) {
       this.observer?.reportFinished(Date.now() - sentAtMs, false);
+      if (report.selfFence && isUnknownSelfFenceField(err)) {
+        // A monitor older than this keeper refuses the field: report without it from now on (it
+        // stays in state.json, for a keeper restarted once the monitor is upgraded).
+        this.monitorTakesSelfFence = false;
+        this.log.warn('the monitor does not know self-fence reports (it is older than this keeper): the self-fence is not in its events; upgrade the monitor before its keepers');
+        return this.report();
+      }
       throw err;
     }
     this.observer?.reportFinished(Date.now() - sentAtMs, true);
+    if (report.selfFence) this.selfFenceRecorded(report.selfFence);
     this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, sentAtMs);
     this.lastGoal = goal;
     if (goal.settings) this.settings = goal.settings;
@@ -499,6 +547,11 @@ export class Keeper {
     await this.node.closeSession();
     await this.client.close();
   }
+}
+
+/** The 400 of a monitor older than `NodeReport.selfFence` ("body has unknown field(s): selfFence"). */
+function isUnknownSelfFenceField(err: unknown): boolean {
+  return err instanceof ValidationError && /unknown field\(s\):.*\bselfFence\b/.test(err.message);
 }
 
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
