@@ -291,7 +291,8 @@ export class Keeper {
     const fencedAtMs = signalledAtMs ?? Date.now();
     const selfFence: SelfFenceRecord = {
       fencedAtMs,
-      reason: reason.slice(0, 500),
+      // At most what a report takes, without splitting a surrogate pair.
+      reason: reason.slice(0, 500).replace(/[\ud800-\udbff]$/, ''),
       fromState: from,
       monitorSilentMs: Math.max(0, Math.round(fencedAtMs - this.lastMonitorContactMs)),
       postgresStopped: !this.node.isRunning(),
@@ -327,18 +328,23 @@ export class Keeper {
     return { ...fence, unreachableMs: Math.max(0, Math.round(Date.now() - (fence.fencedAtMs - fence.monitorSilentMs))) };
   }
 
-  /** The monitor answered a report that carried `sent`: it has recorded that self-fence, which is forgotten. */
-  private selfFenceRecorded(sent: SelfFenceReport): void {
+  /**
+   * Forgets the self-fence `sent` (the monitor answered a report that carried it, so it has
+   * recorded it; or it refused it as invalid) and logs `done`; a newer fence stays.
+   */
+  private forgetSelfFence(sent: SelfFenceReport, done: string): void {
     if (this.state.selfFence?.fencedAtMs !== sent.fencedAtMs) return;
-    const { selfFence: _recorded, version: _v, updatedAt: _u, ...rest } = this.state;
+    const { selfFence: _forgotten, ...kept } = this.state;
+    const { version: _v, updatedAt: _u, ...rest } = kept;
     try {
       this.state = saveKeeperState(this.config.pgdata, rest);
     } catch (err) {
-      // Kept in memory and in the file: sent again, and the monitor records it once anyway.
-      this.log.error(`the monitor recorded the self-fence, but the state file could not be saved without it: ${(err as Error).message}`);
+      // Forgotten in memory only: a restarted keeper sends it again, and the monitor records a fence once anyway.
+      this.state = kept;
+      this.log.error(`${done}, but the state file could not be saved without it: ${(err as Error).message}`);
       return;
     }
-    this.log.info({ fencedAtMs: sent.fencedAtMs }, `the monitor recorded the self-fence of ${new Date(sent.fencedAtMs).toISOString()} (event keeper-self-fenced)`);
+    this.log.info({ fencedAtMs: sent.fencedAtMs }, done);
   }
 
   /** Builds the report from local facts. */
@@ -375,17 +381,23 @@ export class Keeper {
       goal = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs);
     } catch (err) {
       this.observer?.reportFinished(Date.now() - sentAtMs, false);
-      if (report.selfFence && isUnknownSelfFenceField(err)) {
-        // A monitor older than this keeper refuses the field: report without it from now on (it
-        // stays in state.json, for a keeper restarted once the monitor is upgraded).
+      // A refused self-fence must not hold every report back: the node would never get a goal.
+      if (report.selfFence && err instanceof ValidationError && /unknown field\(s\):.*\bselfFence\b/.test(err.message)) {
+        // A monitor older than this keeper: report without it from now on (it stays in
+        // state.json, for a keeper restarted once the monitor is upgraded).
         this.monitorTakesSelfFence = false;
         this.log.warn('the monitor does not know self-fence reports (it is older than this keeper): the self-fence is not in its events; upgrade the monitor before its keepers');
+        return this.report();
+      }
+      if (report.selfFence && err instanceof ValidationError && err.field?.startsWith('body.selfFence')) {
+        this.log.error(`the monitor refused the self-fence record (${err.message}): it is dropped, and is in this log only`);
+        this.forgetSelfFence(report.selfFence, 'self-fence record dropped');
         return this.report();
       }
       throw err;
     }
     this.observer?.reportFinished(Date.now() - sentAtMs, true);
-    if (report.selfFence) this.selfFenceRecorded(report.selfFence);
+    if (report.selfFence) this.forgetSelfFence(report.selfFence, `the monitor recorded the self-fence of ${new Date(report.selfFence.fencedAtMs).toISOString()} (event keeper-self-fenced)`);
     this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, sentAtMs);
     this.lastGoal = goal;
     if (goal.settings) this.settings = goal.settings;
@@ -547,11 +559,6 @@ export class Keeper {
     await this.node.closeSession();
     await this.client.close();
   }
-}
-
-/** The 400 of a monitor older than `NodeReport.selfFence` ("body has unknown field(s): selfFence"). */
-function isUnknownSelfFenceField(err: unknown): boolean {
-  return err instanceof ValidationError && /unknown field\(s\):.*\bselfFence\b/.test(err.message);
 }
 
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
