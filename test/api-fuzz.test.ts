@@ -381,6 +381,17 @@ const validReport: fc.Arbitrary<Record<string, unknown>> = fc.record(
     transitionProgress: fc.option(fc.record({ phase: fc.constant('basebackup'), doneBytes: fc.nat(), totalBytes: fc.option(fc.nat(), { nil: null }) }), { nil: null }),
     synchronousStandbyNames: fc.option(fc.constantFrom('', 'ANY 1 (pgha_node_2)', `FIRST 1 ("it's")`), { nil: null }),
     problem: fc.option(fc.constantFrom('disk full', 'pg_basebackup failed'), { nil: null }),
+    selfFence: fc.option(
+      fc.record({
+        fencedAtMs: fc.oneof(fc.constantFrom(946_684_800_000, 253_402_300_799_999), fc.integer({ min: 946_684_800_000, max: 253_402_300_799_999 })),
+        reason: fc.constantFrom('network partition: monitor last answered 1004 ms ago', '', `it's "quoted" %s`),
+        fromState: fc.constantFrom(...NODE_STATES),
+        monitorSilentMs: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER)),
+        postgresStopped: fc.boolean(),
+        unreachableMs: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER)),
+      }),
+      { nil: null },
+    ),
   },
   { requiredKeys: ['reportedState', 'pgIsRunning', 'isInRecovery', 'lsn', 'timeline', 'upstreamStreaming'] },
 );
@@ -660,6 +671,38 @@ describe('the monitor API under fuzzing', () => {
     const res = await sendChecked({ method: 'POST', url: `/v1/nodes/${fixture.a}/report`, payload, contentType: JSON_TYPE, asNode: fixture.a, kind: 'oversize' });
     expect(res.status).toBe(413);
     expect(JSON.parse(res.body)).toMatchObject({ code: 'PGHA_ERR_VALIDATION', message: expect.stringMatching(/65536 bytes \(64 KiB\)/) });
+  });
+
+  it('writes one keeper-self-fenced event per self-fence, however often its report is sent, at once or again', async () => {
+    const fenceEvents = async () =>
+      (await sql<{ reason: string }>`select reason from pgha.events where node_id = ${fixture.a} and rule = 'keeper-self-fenced' order by event_id`.execute(store!.db)).rows.map((r) => r.reason);
+    const fencedAtMs = Date.UTC(2030, 0, 1, 12, 0, 1, 234);
+    const withFence = (at: number, unreachableMs: number): FuzzRequest => ({
+      method: 'POST',
+      url: `/v1/nodes/${fixture.a}/report`,
+      payload: JSON.stringify({
+        reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: '0/3000060', timeline: 1, upstreamStreaming: false,
+        selfFence: { fencedAtMs: at, reason: 'network partition: monitor last answered 1004 ms ago', fromState: 'primary', monitorSilentMs: 1004, postgresStopped: true, unreachableMs },
+      }),
+      contentType: JSON_TYPE,
+      asNode: fixture.a,
+      kind: 'report:self-fence',
+    });
+    const before = (await fenceEvents()).length;
+    // Two reports at once (a heartbeat beside a tick), then the same fence again (a retry whose answer was lost).
+    const racing = await Promise.all([send(withFence(fencedAtMs, 5012)), send(withFence(fencedAtMs, 5013)), send(withFence(fencedAtMs, 5014))]);
+    expect(racing.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect((await sendChecked(withFence(fencedAtMs, 6000))).status).toBe(200);
+    const events = (await fenceEvents()).slice(before);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatch(
+      new RegExp(`^node ${fixture.a} "a" fenced itself at 2030-01-01 12:00:01\\.234 UTC \\(network partition: monitor last answered 1004 ms ago\\): it was primary and had not heard the monitor for 1004 ms; Postgres stopped; the monitor was unreachable for 501[234] ms$`),
+    );
+    // An older fence (a keeper's file restored from a backup) writes nothing; a newer one writes its own.
+    expect((await sendChecked(withFence(fencedAtMs - 60_000, 100))).status).toBe(200);
+    expect((await fenceEvents()).slice(before)).toHaveLength(1);
+    expect((await sendChecked(withFence(fencedAtMs + 60_000, 100))).status).toBe(200);
+    expect((await fenceEvents()).slice(before)).toHaveLength(2);
   });
 
   it('keeper routes: reports (stale, impossible, misdirected, malformed), registrations and goal polls', async () => {

@@ -4,23 +4,28 @@
  * `/health`, `/state` and `/metrics` for its node, over HTTPS with the node's certificate; a
  * port in use is refused at create and reported at run time; the configuration `pgha show
  * haproxy` prints routes the write port to the primary and the read port to the standby, and
- * after the primary's machine dies, inserts through the write port reach the new primary.
+ * after the primary's machine dies, inserts through the write port reach the new primary. A new
+ * certificate from the same CA put in the node's files is served without a restart, on SIGHUP
+ * and when the files change, by the HTTPS server and by Postgres; a key that does not fit is refused.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { execa } from 'execa';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresTlsDir } from '@pgha/keeper';
 import type { NodeStateRow } from '@pgha/shared';
 import { HAPROXY_BIN, measureHaproxyFailover, sessionThrough, waitForRoute } from '../bench/lib/haproxy.js';
 import { Probe } from '../bench/lib/probe.js';
-import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
+import { addPrimaryAndStandby, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { expectOneLineError } from './helpers/cli.js';
 import { killKeeper, killNode, logOffset, waitForLogMessage, waitGone } from './helpers/crash.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
-import { endAllProcesses, makeTestDir, runPgha, startPgha, startTracked } from './helpers/processes.js';
+import { endAllProcesses, killPid, makeTestDir, runPgha, startPgha, startTracked } from './helpers/processes.js';
+import { issueCertificate, servedFingerprint } from './helpers/pki.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let monitor: TestMonitor;
@@ -31,9 +36,7 @@ let agent: Agent;
 beforeAll(async () => {
   monitor = await startMonitor();
   agent = newAgent();
-  node1 = await addNode(monitor, 'node1');
-  node2 = await addNode(monitor, 'node2');
-  await waitFor('primary and secondary', async () => isPrimaryAndSecondaries(await showState(monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
+  [node1, node2] = await addPrimaryAndStandby(monitor);
 }, 240_000);
 
 afterAll(async () => {
@@ -182,6 +185,65 @@ describe("the keeper's HTTP routes", () => {
     }
     await waitForStatus(node2, '/replica', 200);
     await waitFor('the problem cleared', async () => (await showState(monitor.url)).every((r) => r.problem === null), { timeoutMs: 30_000, intervalMs: 250 });
+    expect(isPrimaryAndSecondaries(await showState(monitor.url))).toBe(true);
+  });
+});
+
+describe("a new certificate for the node, without a restart", () => {
+  let pki: string;
+  const monitorCa = () => ({ cert: monitor.caFile, key: join(`${monitor.pgdata}.pgha`, 'tls', 'ca.key') });
+  const tlsFile = (name: 'server.crt' | 'server.key') => join(postgresTlsDir(node1.pgdata), name);
+  const fingerprintOf = (certFile: string) => new X509Certificate(readFileSync(certFile)).fingerprint256;
+  const httpsServes = () => servedFingerprint('127.0.0.1', Number(new URL(node1.httpUrl).port), monitor.caFile);
+  const postgresServes = () => servedFingerprint('127.0.0.1', node1.port, monitor.caFile, { postgres: true });
+  /** Writes over the node's files (their owner, the Postgres OS user, and mode 0600 stay), the key first as a renewal would. */
+  const install = (c: { cert?: string; key?: string }) => {
+    if (c.key) writeFileSync(tlsFile('server.key'), readFileSync(c.key));
+    if (c.cert) writeFileSync(tlsFile('server.crt'), readFileSync(c.cert));
+  };
+  const log = () => join(monitor.dir, 'node1.keeper.log');
+
+  beforeAll(() => {
+    pki = join(makeTestDir(), 'pki');
+    mkdirSync(pki);
+  });
+
+  it('SIGHUP (what pgha keeper reload sends): the keeper HTTPS server and Postgres serve a new certificate from the same CA to new connections', async () => {
+    expect(await httpsServes()).toBe(fingerprintOf(tlsFile('server.crt')));
+    const renewed = issueCertificate(pki, monitorCa(), 'renewed1', '127.0.0.1');
+    const from = logOffset(log());
+    install(renewed);
+    // At once, before the keeper could notice the files changing (it looks every 2 s, then waits 0.5 s).
+    killPid(node1.keeper.pid, 'SIGHUP');
+    await waitForLogMessage(log(), /^keeper HTTP server: serving the new certificate \(serial [0-9A-F]+, valid until \S+\) to new connections \(SIGHUP\)$/, from, { timeoutMs: 10_000 });
+    expect(await httpsServes()).toBe(fingerprintOf(renewed.cert));
+    await waitFor('Postgres to serve the new certificate', async () => (await postgresServes()) === fingerprintOf(renewed.cert), { timeoutMs: 10_000, intervalMs: 100 });
+    expect((await keeper(node1, '/primary')).status).toBe(200);
+  });
+
+  it('takes new files by itself within seconds; a key that does not fit is logged and the certificate in use kept', async () => {
+    const renewed = issueCertificate(pki, monitorCa(), 'renewed2', '127.0.0.1');
+    let from = logOffset(log());
+    install(renewed);
+    await waitForLogMessage(log(), /^keeper HTTP server: serving the new certificate .* \(its files changed\)$/, from, { timeoutMs: 15_000 });
+    expect(await httpsServes()).toBe(fingerprintOf(renewed.cert));
+    await waitFor('Postgres to serve it too', async () => (await postgresServes()) === fingerprintOf(renewed.cert), { timeoutMs: 10_000, intervalMs: 100 });
+
+    // A certificate without its key (the key not written yet, or lost): refused, the old pair stays.
+    const next = issueCertificate(pki, monitorCa(), 'renewed3', '127.0.0.1');
+    from = logOffset(log());
+    install({ cert: next.cert });
+    const refused = await waitForLogMessage(log(), /^keeper HTTP server: new certificate not used \(its files changed\): /, from, { timeoutMs: 15_000 });
+    expect(refused).toMatch(new RegExp(`the node's key is not the key of its certificate .*; it goes on with the certificate it serves \\(serial ${new X509Certificate(readFileSync(renewed.cert)).serialNumber},`));
+    expect(await httpsServes()).toBe(fingerprintOf(renewed.cert));
+    expect(await postgresServes()).toBe(fingerprintOf(renewed.cert));
+
+    // Its key arrives: the pair is served.
+    from = logOffset(log());
+    install({ key: next.key });
+    await waitForLogMessage(log(), /^keeper HTTP server: serving the new certificate .* \(its files changed\)$/, from, { timeoutMs: 15_000 });
+    expect(await httpsServes()).toBe(fingerprintOf(next.cert));
+    await waitFor('Postgres to serve it too', async () => (await postgresServes()) === fingerprintOf(next.cert), { timeoutMs: 10_000, intervalMs: 100 });
     expect(isPrimaryAndSecondaries(await showState(monitor.url))).toBe(true);
   });
 });

@@ -213,7 +213,7 @@ describe('pgha keeper stop', () => {
     const postmaster = postmasterPidOf(node1.pgdata);
     const r = await runPgha(['keeper', 'stop', '--pgdata', node1.pgdata, '--wait', '90']);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^keeper stopped \\(pid ${pid}\\) and Postgres stopped, in \\d+ ms`));
+    expect(r.stdout).toMatch(new RegExp(`^keeper stopped \\(pid ${pid}\\) and Postgres stopped, in \\d+ (ms|s)`));
     await waitGone(pid);
     await waitGone(postmaster);
     expect(existsSync(pidFileOf(node1))).toBe(false);

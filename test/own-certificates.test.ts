@@ -4,7 +4,6 @@
  * replication verifies them (`verify-full`) against that CA. A certificate that does not fit
  * is refused at create time with a one-line error, and nothing is created.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import getPort from 'get-port';
@@ -13,6 +12,7 @@ import { addNode, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { expectOneLineError } from './helpers/cli.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
 import { monitorFetch, registerMonitor } from './helpers/monitor-access.js';
+import { issueCertificate, openssl as runOpenssl } from './helpers/pki.js';
 import { endAllProcesses, makeTestDir, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
@@ -22,15 +22,12 @@ let monitor: TestMonitor;
 let nodes: TestNode[];
 
 function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: pki, stdio: 'pipe' });
+  runOpenssl(pki, ...args);
 }
 
 /** A key and a certificate for `ip`, signed by the operator's CA, as `<name>.key` and `<name>.crt`. */
 function issue(name: string, ip: string): { cert: string; key: string } {
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${ip}`);
-  execFileSync('bash', ['-c', `printf 'subjectAltName=IP:${ip}\\n' > ${name}.ext`], { cwd: pki });
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '30', '-extfile', `${name}.ext`);
-  return { cert: join(pki, `${name}.crt`), key: join(pki, `${name}.key`) };
+  return issueCertificate(pki, { cert: 'ca.crt', key: 'ca.key' }, name, ip);
 }
 
 beforeAll(async () => {

@@ -3,12 +3,12 @@
  * `endAllProcesses` ends it by PID even when a test fails) with a fresh profile, and driven by
  * playwright-core over the DevTools protocol on loopback. Never downloads a browser.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AnsiToHtml from 'ansi-to-html';
 import { chromium, type Browser } from 'playwright-core';
 import { alive } from '../../bench/lib/proc.js';
-import { killPid, makeTestDir, startTracked } from './processes.js';
+import { descendants, killPid, makeTestDir, startTracked } from './processes.js';
 import { waitFor } from './wait-for.js';
 
 /** The Chromium every browser test uses. */
@@ -33,30 +33,6 @@ export interface TestBrowser {
   pid: number;
   /** Disconnects, then ends the browser and every process it started, by PID. */
   end(): Promise<void>;
-}
-
-/** PIDs of every live descendant of `pid` (from /proc). */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number): void => {
-    for (const c of children.get(p) ?? []) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
 }
 
 /**

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import getPort from 'get-port';
 import type { ResultPromise } from 'execa';
+import { isPrimaryAndSecondaries, showState } from './formation.js';
 import { makeTestDir, runPgha, startPgha, trackPgdata } from './processes.js';
 import { monitorFetch, registerMonitor } from './monitor-access.js';
 import { waitFor } from './wait-for.js';
@@ -79,6 +80,14 @@ export async function addNode(monitor: TestMonitor, name: string, options: { for
   const keeper = startPgha(['keeper', 'run', '--pgdata', pgdata], { logFile: join(monitor.dir, `${name}.keeper.log`), ...netns });
   const tls = !options.extraArgs?.includes('--no-ssl');
   return { name, host, pgdata, port, httpUrl: `${tls ? 'https' : 'http'}://${host}:${httpPort}`, keeper };
+}
+
+/** `node1` then `node2` on `monitor` ({@link addNode}), once `pgha show state` shows one primary and one secondary. */
+export async function addPrimaryAndStandby(monitor: TestMonitor): Promise<[TestNode, TestNode]> {
+  const node1 = await addNode(monitor, 'node1');
+  const node2 = await addNode(monitor, 'node2');
+  await waitFor('primary and secondary', async () => isPrimaryAndSecondaries(await showState(monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
+  return [node1, node2];
 }
 
 /** The formation's multi-host URI for the given nodes, as `pgha show uri` prints it (with the postgres user). */

@@ -2,7 +2,7 @@
  * Processes started by tests, tracked by PID and ended in `afterAll`/`afterEach` even when a
  * test fails: pgha children, and the postmasters of every data directory a test used.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,6 +94,29 @@ export function postmasterPidOf(pgdata: string): number | undefined {
   }
 }
 
+/** PIDs of every live descendant of `pid` (from /proc): a postmaster's backends, a browser's helpers. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
 
 /** Sends `signal` to `pid` if it lives. */
 export function killPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {

@@ -10,7 +10,7 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { MonitorClient } from '@pgha/keeper';
-import { MonitorUnavailableError, type EventRow } from '@pgha/shared';
+import { MonitorUnavailableError, formatDurationMs, type EventRow } from '@pgha/shared';
 import { cliCredentials } from './credentials.js';
 
 /** How long to wait before connecting again after the stream ended or failed, in ms. */
@@ -52,7 +52,7 @@ export async function followEvents(monitorUrl: string, formation: string, count:
       } catch (err) {
         if (signal.aborted) return;
         if (!(err instanceof MonitorUnavailableError) && !isConnectionError(err)) throw err;
-        if (!outage) process.stderr.write(`pgha: ${(err as Error).message}; connecting again every ${RECONNECT_MS / 1000} s\n`);
+        if (!outage) process.stderr.write(`pgha: ${(err as Error).message}; connecting again every ${formatDurationMs(RECONNECT_MS)}\n`);
       }
       outage = true;
       await new Promise<void>((resolve) => {

@@ -20,12 +20,14 @@ import {
   loadKeeperState,
   postmasterPid,
   postmasterPort,
+  postgresTlsDir,
   releaseKeeperPidFile,
   startKeeperHttp,
   writeJsonAtomic,
   type KeeperConfig,
+  type KeeperHttpServer,
 } from '@pgha/keeper';
-import { PghaError, ValidationError } from '@pgha/shared';
+import { PghaError, ValidationError, formatDurationMs } from '@pgha/shared';
 import { CommandExit, reportError } from './errors.js';
 import { createLogger } from './logger.js';
 
@@ -44,16 +46,18 @@ export async function runKeeper(pgdata: string, stop: AbortSignal): Promise<void
   const log = createLogger('keeper').child({ formation: config.formation, nodeId: config.nodeId, name: config.name });
   const replaced = acquireKeeperPidFile(pgdata);
   const onHangup = (): void => {
-    log.info('SIGHUP: re-reading keeper.json');
+    log.info('SIGHUP: re-reading keeper.json and the node\'s certificate');
     keeper?.reloadConfig();
+    http?.reloadCertificate('SIGHUP');
   };
   let keeper: Keeper | undefined;
+  let http: KeeperHttpServer | undefined;
   process.on('SIGHUP', onHangup);
   try {
     if (replaced) log.warn(`replaced the stale pid file ${keeperPidFile(pgdata)}: ${replaced}`);
     keeper = new Keeper(config, log);
     log.info(`keeper of node ${config.nodeId} "${config.name}" starting in state ${keeper.currentState} (pid ${process.pid})`);
-    const http = await startKeeperHttp(keeper, log.child({ component: 'http' }));
+    http = await startKeeperHttp(keeper, log.child({ component: 'http' }));
     try {
       await keeper.run(stop);
     } finally {
@@ -102,7 +106,7 @@ export function renderKeeperStatus(s: KeeperStatus): string {
   const keeper = s.keeper.running ? `running (pid ${s.keeper.pid})` : s.keeper.stalePidFile ? `not running (stale pid file: ${s.keeper.stalePidFile})` : 'not running';
   const postgres = s.postgres.running ? `running (pid ${s.postgres.pid}${s.postgres.port ? `, port ${s.postgres.port}` : ''})` : 'not running';
   const state = s.node.stateError ? `unreadable: ${s.node.stateError}` : `reached ${s.node.reachedState}, assigned ${s.node.assignedState} (state.json of ${s.node.stateUpdatedAt})`;
-  const hook = s.onRoleChange.command ? `${s.onRoleChange.command} (timeout ${s.onRoleChange.timeoutMs} ms)` : 'none';
+  const hook = s.onRoleChange.command ? `${s.onRoleChange.command} (timeout ${formatDurationMs(s.onRoleChange.timeoutMs)})` : 'none';
   return [
     `keeper:         ${keeper}`,
     `postgres:       ${postgres}`,
@@ -157,16 +161,16 @@ async function stopCommand(pgdata: string, waitS: number): Promise<void> {
   while (running() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   const still = running();
   if (still) {
-    throw new PghaError('PGHA_ERR_TIMEOUT', `${still} still runs ${waitS} s after SIGTERM`, { hint: `wait longer with --wait, and see the keeper's log; pgha keeper status --pgdata ${pgdata}` });
+    throw new PghaError('PGHA_ERR_TIMEOUT', `${still} still runs ${formatDurationMs(waitS * 1000)} after SIGTERM`, { hint: `wait longer with --wait, and see the keeper's log; pgha keeper status --pgdata ${pgdata}` });
   }
-  process.stdout.write(`keeper stopped (pid ${pid}) and Postgres stopped, in ${Date.now() - startedAtMs} ms\n`);
+  process.stdout.write(`keeper stopped (pid ${pid}) and Postgres stopped, in ${formatDurationMs(Date.now() - startedAtMs)}\n`);
 }
 
-/** `pgha keeper reload`: SIGHUP to the keeper, which re-reads keeper.json and logs what changed. */
+/** `pgha keeper reload`: SIGHUP to the keeper, which re-reads keeper.json and the node's certificate, and logs what changed. */
 async function reloadCommand(pgdata: string): Promise<void> {
   const pid = runningKeeperPid(pgdata);
   process.kill(pid, 'SIGHUP');
-  process.stdout.write(`sent SIGHUP to the keeper (pid ${pid}): it re-reads ${keeperPaths(pgdata).config} and logs what changed\n`);
+  process.stdout.write(`sent SIGHUP to the keeper (pid ${pid}): it re-reads ${keeperPaths(pgdata).config} and the node's certificate (${postgresTlsDir(pgdata)}/server.crt, server.key), and logs what changed\n`);
 }
 
 /**
@@ -196,7 +200,7 @@ export function registerKeeperServiceCommands(keeper: Command, helpers: { intArg
     .action(async (o: { pgdata: string; wait: number }) => stopCommand(o.pgdata, o.wait));
   keeper
     .command('reload')
-    .description('make the keeper re-read keeper.json (SIGHUP): the role-change hook and its timeout')
+    .description("make the keeper re-read keeper.json (SIGHUP): the role-change hook and its timeout; and the node's certificate, which its HTTPS server and Postgres then serve")
     .requiredOption('--pgdata <dir>', 'data directory of the node')
     .action(async (o: { pgdata: string }) => reloadCommand(o.pgdata));
   keeper

@@ -4,7 +4,7 @@
  * each step as it happens (see `steps.ts`), and say how long it took. A wait that runs out says what state the group is in.
  */
 import { cliCredentials } from './credentials.js';
-import { ConflictError, PghaError, type CommandResponse, type NodeStateRow } from '@pgha/shared';
+import { ConflictError, PghaError, formatDurationMs, type CommandResponse, type NodeStateRow } from '@pgha/shared';
 import { MonitorClient } from '@pgha/keeper';
 import { renderStateTable } from './show.js';
 import { StepTracker, formatStep, type Step } from './steps.js';
@@ -66,7 +66,7 @@ async function sendAndWait(o: WaitOptions, send: () => Promise<CommandResponse>,
       }
       if (Date.now() > deadline) {
         const states = (rows ?? []).map((r) => `${r.name} is ${r.reported_state} (goal ${r.goal_state}, health ${r.health})`).join('; ');
-        throw new PghaError('PGHA_ERR_TIMEOUT', `gave up waiting after ${o.waitS} s for ${what}: ${states || 'the monitor did not answer'}`, {
+        throw new PghaError('PGHA_ERR_TIMEOUT', `gave up waiting after ${formatDurationMs(o.waitS * 1000)} for ${what}: ${states || 'the monitor did not answer'}`, {
           hint: 'the formation keeps converging on its own; follow it with pgha show state and pgha show events',
         });
       }
@@ -86,7 +86,7 @@ function print(o: WaitOptions, w: Waited, line: string): void {
   if (o.json) {
     process.stdout.write(`${JSON.stringify({ ...w.result, elapsed_ms: Math.round(w.elapsedMs), state: w.rows, steps: w.steps }, null, 2)}\n`);
   } else {
-    process.stdout.write(`${line} in ${(w.elapsedMs / 1000).toFixed(2)} s\n${renderStateTable(w.rows)}\n`);
+    process.stdout.write(`${line} in ${formatDurationMs(w.elapsedMs)}\n${renderStateTable(w.rows)}\n`);
   }
 }
 

@@ -62,7 +62,7 @@ function kill(): string {
  *   runs its `stopped` hook); a pgha that crashes leaves Postgres running for the restarted one.
  * - `TimeoutStopSec`: the Postgres stop (40 s at most), plus for a keeper the hook's timeout and
  *   kill grace, plus 10 s.
- * - `ExecReload`: SIGHUP, for a keeper (it re-reads keeper.json); a monitor reads its file
+ * - `ExecReload`: SIGHUP, for a keeper (it re-reads keeper.json and the node's certificate); a monitor reads its file
  *   only at start, so its unit has none.
  *
  * @throws PghaError `PGHA_ERR_CONFIG` when `pgdata` is neither a keeper's nor a monitor's, or its file is damaged.

@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import getPort from 'get-port';
 import type { Logger } from 'pino';
 import { MonitorClient, ident, keeperHttpListen, keeperPaths, literal, loadKeeperConfig, pgCtlStop, postgresSpawnOptions, postmasterPid, readSecretFile, socketDirFor, withLocalClient, writeJsonAtomic, writeSecretFile } from '@pgha/keeper';
-import { DEFAULT_FORMATION, PghaError, ValidationError, formatHostPort, type NodeStateRow, type UpFile } from '@pgha/shared';
+import { DEFAULT_FORMATION, PghaError, ValidationError, formatDurationMs, formatHostPort, type NodeStateRow, type UpFile } from '@pgha/shared';
 import { withRootCert } from './client-uri.js';
 import { defaultUpDir } from './up-dir.js';
 
@@ -40,7 +40,7 @@ async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T |
   for (;;) {
     const v = await fn().catch(() => undefined);
     if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new PghaError('PGHA_ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new PghaError('PGHA_ERR_TIMEOUT', `timed out after ${formatDurationMs(timeoutMs)} waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -17,7 +17,7 @@ import cliTruncate from 'cli-truncate';
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import { MonitorClient } from '@pgha/keeper';
-import { AuthError, NotFoundError, PghaError, ValidationError, WRITABLE_STATES, describeProgress, type EventRow, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { AuthError, NotFoundError, PghaError, ValidationError, WRITABLE_STATES, describeProgress, formatDurationMs, type EventRow, type NodeState, type NodeStateRow } from '@pgha/shared';
 import { cliCredentials } from './credentials.js';
 import { problemNotes, rowProgress } from './show.js';
 
@@ -71,11 +71,11 @@ const clockMs = (d: Date): string => `${clock(d)}.${String(d.getMilliseconds()).
 export function renderWatchFrame(view: WatchView, size: ScreenSize | undefined, now: Date, colour: boolean): string[] {
   const c = pc.createColors(colour);
   const lines: string[] = [];
-  lines.push(c.bold(`pgha watch · formation ${view.formation} · ${view.monitorUrl} · ${clock(now)} · every ${view.intervalMs} ms · q or Ctrl-C quits`));
+  lines.push(c.bold(`pgha watch · formation ${view.formation} · ${view.monitorUrl} · ${clock(now)} · every ${formatDurationMs(view.intervalMs)} · q or Ctrl-C quits`));
   if (view.error !== undefined) {
     const since = view.failingSince ? ` since ${clock(view.failingSince)}` : '';
     const shown = view.answeredAt ? `, showing its last answer (${clock(view.answeredAt)})` : '';
-    lines.push(c.red(`monitor unreachable${since}, retrying every ${view.intervalMs} ms${shown}: ${view.error}`));
+    lines.push(c.red(`monitor unreachable${since}, retrying every ${formatDurationMs(view.intervalMs)}${shown}: ${view.error}`));
   } else {
     lines.push(c.green(`monitor answered at ${view.answeredAt ? clock(view.answeredAt) : '-'}: ${view.rows?.length ?? 0} node(s)`));
   }
@@ -124,7 +124,7 @@ function nodeTable(rows: readonly NodeStateRow[], c: ReturnType<typeof pc.create
       healthColour(r.health, c),
       `${r.timeline}: ${r.lsn}`,
       r.lag_bytes === null || r.lag_bytes === undefined ? '-' : String(r.lag_bytes),
-      r.last_report_ago_ms === null ? '-' : `${(r.last_report_ago_ms / 1000).toFixed(1)} s ago`,
+      r.last_report_ago_ms === null ? '-' : `${formatDurationMs(r.last_report_ago_ms)} ago`,
       progress ? describeProgress(progress) : '',
     ]);
   }

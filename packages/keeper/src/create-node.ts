@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ConflictError, DEFAULT_FORMATION, DEFAULT_KEEPER_HTTP_PORT, PghaError, RegisterNodeRequest, ValidationError, formatHostPort, parseHostPort, type NodeState } from '@pgha/shared';
+import { ConflictError, DEFAULT_FORMATION, DEFAULT_KEEPER_HTTP_PORT, PghaError, RegisterNodeRequest, ValidationError, formatDurationMs, formatHostPort, parseHostPort, type NodeState } from '@pgha/shared';
 import { assertHttpListenFree } from './http/keeper-http-server.js';
 import { Keeper } from './loop.js';
 import { ensurePghaDir, keeperHttpAddress, keeperHttpListen, keeperPaths, loadKeeperConfig, loadKeeperState, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
@@ -265,7 +265,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   }
   if (!INITIALISED.has(keeper.currentState)) {
     const goal = keeper.goal?.goalState ?? 'unknown';
-    throw new PghaError('PGHA_ERR_TIMEOUT', `node "${config.name}" is still ${keeper.currentState} (goal ${goal}) after ${timeoutMs} ms`, {
+    throw new PghaError('PGHA_ERR_TIMEOUT', `node "${config.name}" is still ${keeper.currentState} (goal ${goal}) after ${formatDurationMs(timeoutMs)}`, {
       hint: goal === 'wait_standby' ? "the primary has not accepted this standby yet: is the primary's keeper running?" : `see the log, then resume with: pgha keeper run --pgdata ${pgdata}`,
     });
   }

@@ -7,7 +7,7 @@ import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readF
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_KEEPER_HTTP_PORT, NodeStateSchema, PghaError, formatHostPort, parseHostPort } from '@pgha/shared';
+import { DEFAULT_KEEPER_HTTP_PORT, NodeStateSchema, PghaError, SelfFenceRecord, formatHostPort, parseHostPort } from '@pgha/shared';
 
 /** Directory of pgha's own files for a data directory: `<pgdata>.pgha`. */
 export function pghaDirFor(pgdata: string): string {
@@ -98,6 +98,12 @@ export const KeeperStateSchema = z.object({
   /** The last goal the monitor assigned. */
   assignedState: NodeStateSchema,
   updatedAt: z.string(),
+  /**
+   * The node's self-fence until a report carrying it is answered (the monitor has then written
+   * its `keeper-self-fenced` event): a keeper restarted meanwhile still reports it. Absent
+   * otherwise; a keeper older than it drops the field.
+   */
+  selfFence: SelfFenceRecord.optional(),
 });
 /** Contents of `state.json`. */
 export type KeeperState = z.infer<typeof KeeperStateSchema>;

@@ -9,16 +9,20 @@ import {
   AuthError,
   DEFAULT_FORMATION_SETTINGS,
   PghaError,
+  ValidationError,
   WRITABLE_STATES,
   keeperSettingsOf,
   ZERO_LSN,
   formatBytes,
+  formatDurationMs,
   formatLsn,
   isNodeState,
   type KeeperSettings,
   type NodeGoal,
   type NodeReport,
   type NodeState,
+  type SelfFenceRecord,
+  type SelfFenceReport,
 } from '@pgha/shared';
 import { monitorQuietForMs, type PartitionFacts } from './fsm/partition-rule.js';
 import { reachGoal } from './fsm/reach-goal.js';
@@ -157,6 +161,8 @@ export class Keeper {
   /** The problem sentence of the last report built. */
   private lastProblem: string | null = null;
   private lastTransitionAtMs: number;
+  /** False once the monitor refused `selfFence` as an unknown field (an older monitor). */
+  private monitorTakesSelfFence = true;
 
   constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
     this.config = config;
@@ -253,9 +259,9 @@ export class Keeper {
     };
   }
 
-  /** Records a newly reached state. */
+  /** Records a newly reached state (a self-fence not yet recorded by the monitor stays in the file). */
   private reached(state: Omit<KeeperState, 'version' | 'updatedAt'>): KeeperState {
-    this.state = saveKeeperState(this.config.pgdata, state);
+    this.state = saveKeeperState(this.config.pgdata, { ...(this.state.selfFence ? { selfFence: this.state.selfFence } : {}), ...state });
     this.lastTransitionAtMs = Date.now();
     return this.state;
   }
@@ -297,17 +303,28 @@ export class Keeper {
    * Self-fencing (network partition): stops Postgres at once (`NodeControl.fence`) and records
    * `demote_timeout` as the reached state, as pg_auto_failover's keeper does; Postgres stays
    * stopped until a report reaches the monitor, whose goal then decides (rejoin as a standby,
-   * or start again as the primary if nothing was promoted meanwhile).
+   * or start again as the primary if nothing was promoted meanwhile). The fence is kept in
+   * `state.json` (`selfFence`) and sent with each report until one is answered, so that the
+   * monitor writes it as an event (`keeper-self-fenced`), also after a restart of this keeper.
    */
   async fence(reason: string): Promise<void> {
     if (this.node.fencedSinceMs !== undefined && !this.node.isRunning()) return;
     this.log.warn(`self-fencing: ${reason}; stopping Postgres (immediate shutdown)`);
     const signalledAtMs = await this.node.fence();
     const from = this.state.currentState;
-    this.reached({ nodeId: this.config.nodeId, currentState: 'demote_timeout', assignedState: 'demote_timeout' });
+    const fencedAtMs = signalledAtMs ?? Date.now();
+    const selfFence: SelfFenceRecord = {
+      fencedAtMs,
+      // At most what a report takes, without splitting a surrogate pair.
+      reason: reason.slice(0, 500).replace(/[\ud800-\udbff]$/, ''),
+      fromState: from,
+      monitorSilentMs: Math.max(0, Math.round(fencedAtMs - this.lastMonitorContactMs)),
+      postgresStopped: !this.node.isRunning(),
+    };
+    this.reached({ nodeId: this.config.nodeId, currentState: 'demote_timeout', assignedState: 'demote_timeout', selfFence });
     this.log.warn(
       { fencedAtMs: signalledAtMs ?? null, stoppedAtMs: Date.now(), from },
-      `Self-fenced: Postgres stopped after ${signalledAtMs === undefined ? 0 : Date.now() - signalledAtMs} ms; current state is now "demote_timeout" until the monitor answers`,
+      `Self-fenced: Postgres stopped after ${formatDurationMs(signalledAtMs === undefined ? 0 : Date.now() - signalledAtMs)}; current state is now "demote_timeout" until the monitor answers`,
     );
     // The hook learns of the demotion only once Postgres is down: a VIP must not leave a node
     // that still takes writes, nor move before it stops taking them.
@@ -356,6 +373,35 @@ export class Keeper {
     return failingStepProblem(step, this.failingStepMessage);
   }
 
+  /**
+   * The pending self-fence as a report carries it (see {@link fence}): with how long the
+   * monitor has been unreachable, from the last answered report before the fence until now.
+   */
+  private selfFenceReport(): SelfFenceReport | undefined {
+    const fence = this.state.selfFence;
+    if (!fence) return undefined;
+    return { ...fence, unreachableMs: Math.max(0, Math.round(Date.now() - (fence.fencedAtMs - fence.monitorSilentMs))) };
+  }
+
+  /**
+   * Forgets the self-fence `sent` (the monitor answered a report that carried it, so it has
+   * recorded it; or it refused it as invalid) and logs `done`; a newer fence stays.
+   */
+  private forgetSelfFence(sent: SelfFenceReport, done: string): void {
+    if (this.state.selfFence?.fencedAtMs !== sent.fencedAtMs) return;
+    const { selfFence: _forgotten, ...kept } = this.state;
+    const { version: _v, updatedAt: _u, ...rest } = kept;
+    try {
+      this.state = saveKeeperState(this.config.pgdata, rest);
+    } catch (err) {
+      // Forgotten in memory only: a restarted keeper sends it again, and the monitor records a fence once anyway.
+      this.state = kept;
+      this.log.error(`${done}, but the state file could not be saved without it: ${(err as Error).message}`);
+      return;
+    }
+    this.log.info({ fencedAtMs: sent.fencedAtMs }, done);
+  }
+
   /** Builds the report from local facts. */
   private async buildReport(): Promise<NodeReport> {
     const facts = await this.node.readFacts();
@@ -383,6 +429,7 @@ export class Keeper {
       transitionProgress: this.node.transitionProgress,
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
       problem: this.lastProblem,
+      ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
     };
   }
 
@@ -395,9 +442,23 @@ export class Keeper {
       goal = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs);
     } catch (err) {
       this.observer?.reportFinished(Date.now() - sentAtMs, false);
+      // A refused self-fence must not hold every report back: the node would never get a goal.
+      if (report.selfFence && err instanceof ValidationError && /unknown field\(s\):.*\bselfFence\b/.test(err.message)) {
+        // A monitor older than this keeper: report without it from now on (it stays in
+        // state.json, for a keeper restarted once the monitor is upgraded).
+        this.monitorTakesSelfFence = false;
+        this.log.warn('the monitor does not know self-fence reports (it is older than this keeper): the self-fence is not in its events; upgrade the monitor before its keepers');
+        return this.report();
+      }
+      if (report.selfFence && err instanceof ValidationError && err.field?.startsWith('body.selfFence')) {
+        this.log.error(`the monitor refused the self-fence record (${err.message}): it is dropped, and is in this log only`);
+        this.forgetSelfFence(report.selfFence, 'self-fence record dropped');
+        return this.report();
+      }
       throw err;
     }
     this.observer?.reportFinished(Date.now() - sentAtMs, true);
+    if (report.selfFence) this.forgetSelfFence(report.selfFence, `the monitor recorded the self-fence of ${new Date(report.selfFence.fencedAtMs).toISOString()} (event keeper-self-fenced)`);
     this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, sentAtMs);
     this.lastGoal = goal;
     if (goal.settings) this.settings = goal.settings;
@@ -433,7 +494,7 @@ export class Keeper {
     }
     this.logCatchupLag(goal);
     if (this.node.fencedSinceMs !== undefined) {
-      this.log.warn(`the monitor answers again ${Date.now() - this.node.fencedSinceMs} ms after the self-fence: its goal ${goal.goalState} decides`);
+      this.log.warn(`the monitor answers again ${formatDurationMs(Date.now() - this.node.fencedSinceMs)} after the self-fence: its goal ${goal.goalState} decides`);
       this.node.clearFence();
     }
     const goalState = goal.goalState;

@@ -16,6 +16,7 @@ import {
   MonitorUnavailableError,
   NotFoundError,
   ValidationError,
+  formatDurationMs,
   type EventRow,
   type NodeGoal,
   type NodeReport,
@@ -65,7 +66,7 @@ function send(url: URL, options: { method: string; agent: Agent; body?: string; 
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${formatDurationMs(options.timeoutMs)}`)));
     req.on('error', reject);
     req.end(options.body);
   });
@@ -198,7 +199,7 @@ export class MonitorClient {
         res.on('end', () => reject(answerError(res.statusCode ?? 0, parseJson(text))));
         res.on('error', (err) => reject(this.transportError(err)));
       });
-      req.on('timeout', () => req.destroy(new Error(`no data within ${timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`no data within ${formatDurationMs(timeoutMs)}`)));
       req.on('error', (err) => reject(this.transportError(err)));
       req.end();
     });

@@ -11,6 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
+import { formatDurationMs } from '@pgha/shared';
 import type { NodeRole } from './fsm/node-role.js';
 
 /** Default limit of one hook run, in ms (`onRoleChangeTimeoutMs`). */
@@ -270,14 +271,14 @@ export class RoleChangeHookRunner {
     const fields = { oldRole: result.oldRole, newRole: result.newRole, state: change.facts.state, hookPid: result.pid, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, outputTail: result.outputTail };
     switch (result.outcome) {
       case 'exited':
-        if (result.exitCode === 0) this.log.info(fields, `${what} exited 0 after ${result.durationMs} ms`);
-        else this.log.warn(fields, `${what} failed: exit code ${result.exitCode ?? `signal ${result.signal}`} after ${result.durationMs} ms`);
+        if (result.exitCode === 0) this.log.info(fields, `${what} exited 0 after ${formatDurationMs(result.durationMs)}`);
+        else this.log.warn(fields, `${what} failed: exit code ${result.exitCode ?? `signal ${result.signal}`} after ${formatDurationMs(result.durationMs)}`);
         return;
       case 'timed-out':
-        this.log.error(fields, `${what} timed out after ${timeoutMs} ms (onRoleChangeTimeoutMs): its process group was killed`);
+        this.log.error(fields, `${what} timed out after ${formatDurationMs(timeoutMs)} (onRoleChangeTimeoutMs): its process group was killed`);
         return;
       case 'superseded':
-        this.log.warn(fields, `${what} killed after ${result.durationMs} ms: the role changed again before it finished`);
+        this.log.warn(fields, `${what} killed after ${formatDurationMs(result.durationMs)}: the role changed again before it finished`);
         return;
       case 'spawn-failed':
         this.log.error(fields, `${what} could not start: ${result.outputTail}`);

@@ -94,6 +94,15 @@ describe('partitionAction (self-fencing rule)', () => {
     expect(partitionAction(facts({ lastMonitorContactMs: now - 5 * NPT, lastStandbyReplyMs: now - NPT / 2 })).action).toBe('fence');
   });
 
+  it('says how long the monitor and the standbys were silent in whole milliseconds, whatever the clocks', () => {
+    for (const nowMs of [now + 0.531005859375, now + 0.5]) {
+      for (const [m, r] of [[NPT + 0.25, null], [NPT + 1384.75, NPT / 2 + 0.125], [NPT / 2 + 0.3, 1.7], [NPT + 2.2, 3.3]] as const) {
+        const got = partitionAction(facts({ nowMs, settings: { ...settings, networkPartitionTimeoutMs: NPT + 1 }, lastMonitorContactMs: now - m, lastStandbyReplyMs: r === null ? null : now - r }));
+        expect(got.reason, JSON.stringify({ nowMs, m, r })).not.toMatch(/\d\.\d/);
+      }
+    }
+  });
+
   it('follows the formation setting', () => {
     const slow = { ...settings, networkPartitionTimeoutMs: 20_000 };
     expect(partitionAction(facts({ settings: slow, lastMonitorContactMs: now - 15_000, lastStandbyReplyMs: null })).action).toBe('watch-standbys');

@@ -4,6 +4,7 @@ export * from './settings.js';
 export * from './errors.js';
 export * from './protocol.js';
 export * from './progress.js';
+export * from './duration.js';
 export * from './group-fsm/facts.js';
 export * from './group-fsm/guards.js';
 export * from './group-fsm/plans.js';

@@ -3,6 +3,7 @@
  * validates the body at the monitor and types it on both sides.
  */
 import { z } from 'zod';
+import { formatDurationMs } from './duration.js';
 import { isLsnText } from './lsn.js';
 import { NODE_STATES } from './states.js';
 import type { KeeperSettings } from './settings.js';
@@ -175,6 +176,58 @@ export const TransitionProgress = z
   .strict();
 export type TransitionProgress = z.infer<typeof TransitionProgress>;
 
+/** Bounds of a self-fence time (ms since the epoch): 2000-01-01 to 9999-12-31, what the store's `timestamptz` takes. */
+const FENCE_TIME_MIN_MS = 946_684_800_000;
+const FENCE_TIME_MAX_MS = 253_402_300_799_999;
+
+/**
+ * A keeper's self-fence (network partition, see the keeper's `fsm/partition-rule.ts`), as the
+ * keeper keeps it in its `state.json` until the monitor has recorded it. Durations are whole ms.
+ * Source: none in pg_auto_failover (its keeper logs the partition locally only).
+ */
+export const SelfFenceRecord = z
+  .object({
+    /** When the keeper signalled Postgres to stop (keeper's clock, ms since the epoch). */
+    fencedAtMs: z.number().int().min(FENCE_TIME_MIN_MS).max(FENCE_TIME_MAX_MS),
+    /** Why, as the partition rule said it (e.g. "network partition: monitor last answered 1004 ms ago …"). */
+    reason: FreeText(500),
+    /** The state the keeper had reached before the fence. */
+    fromState: NodeStateSchema,
+    /** How long the monitor had not answered a report at that moment (ms). */
+    monitorSilentMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    /** Postgres had stopped when the keeper recorded the fence (false: it still ran, the keeper logged an error). */
+    postgresStopped: z.boolean(),
+  })
+  .strict();
+export type SelfFenceRecord = z.infer<typeof SelfFenceRecord>;
+
+/**
+ * A self-fence as a report carries it: the {@link SelfFenceRecord} and how long the keeper had
+ * then been without an answer from the monitor, from its last answered report before the fence
+ * to the sending of this report (ms).
+ */
+export const SelfFenceReport = SelfFenceRecord.extend({
+  unreachableMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+}).strict();
+export type SelfFenceReport = z.infer<typeof SelfFenceReport>;
+
+/**
+ * What the monitor's `keeper-self-fenced` event says after `node N "name" `: when and why the
+ * node fenced itself, its state before, whether Postgres stopped, and how long the monitor was
+ * unreachable. Pure (the time is printed in UTC).
+ *
+ * ### Examples
+ * ```ts
+ * selfFenceSentence({ fencedAtMs: Date.UTC(2025, 0, 1, 12, 0, 1, 234), reason: 'network partition: …', fromState: 'primary', monitorSilentMs: 1004, postgresStopped: true, unreachableMs: 5012 })
+ * // 'fenced itself at 2025-01-01 12:00:01.234 UTC (network partition: …): it was primary and had not heard the monitor for 1004 ms; Postgres stopped; the monitor was unreachable for 5012 ms'
+ * ```
+ */
+export function selfFenceSentence(fence: SelfFenceReport): string {
+  const at = new Date(fence.fencedAtMs).toISOString().replace('T', ' ').replace('Z', ' UTC');
+  const postgres = fence.postgresStopped ? 'Postgres stopped' : 'Postgres still ran when the keeper recorded the fence';
+  return `fenced itself at ${at} (${fence.reason}): it was ${fence.fromState} and had not heard the monitor for ${formatDurationMs(fence.monitorSilentMs)}; ${postgres}; the monitor was unreachable for ${formatDurationMs(fence.unreachableMs)}`;
+}
+
 /** `POST /v1/nodes/:nodeId/report`: what a keeper sees locally. */
 export const NodeReport = z
   .object({
@@ -200,6 +253,12 @@ export const NodeReport = z
      * Shown by `pgha show state`; each change is an event.
      */
     problem: FreeText(500).nullable().default(null),
+    /**
+     * The node's last self-fence, sent with every report until one is answered (the monitor
+     * writes one `keeper-self-fenced` event per fence, however often it comes); absent or null
+     * when none is pending, and from keepers older than it.
+     */
+    selfFence: SelfFenceReport.nullable().optional(),
   })
   .strict();
 export type NodeReport = z.input<typeof NodeReport>;

@@ -1,9 +1,9 @@
 /**
  * The report schema refuses what the monitor's store cannot hold (found by the API fuzzing in
  * test/api-fuzz.test.ts, where each of these was answered 500): text with a NUL or an unpaired
- * surrogate, and a timeline past the `integer` column.
+ * surrogate, and a timeline past the `integer` column; and the self-fence a report carries.
  */
-import { FreeText, NodeReport } from '@pgha/shared';
+import { FreeText, NodeReport, selfFenceSentence } from '@pgha/shared';
 import { describe, expect, it } from 'vitest';
 
 const report = { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: '0/3000060', timeline: 1, upstreamStreaming: false };
@@ -34,5 +34,41 @@ describe('FreeText', () => {
   it('counts its limit in characters', () => {
     expect(FreeText(3).safeParse('abc').success).toBe(true);
     expect(FreeText(3).safeParse('abcd').success).toBe(false);
+  });
+});
+
+describe('selfFence of a report', () => {
+  const fence = {
+    fencedAtMs: Date.UTC(2025, 0, 1, 12, 0, 1, 234),
+    reason: 'network partition: monitor last answered 1004 ms ago (networkPartitionTimeoutMs 1000 ms) and no standby streams (bound 500 ms)',
+    fromState: 'primary' as const,
+    monitorSilentMs: 1004,
+    postgresStopped: true,
+    unreachableMs: 5012,
+  };
+
+  it('is optional (a keeper older than it sends none) and may be null', () => {
+    expect(NodeReport.safeParse(report).success).toBe(true);
+    expect(NodeReport.safeParse({ ...report, selfFence: null }).success).toBe(true);
+    expect(NodeReport.safeParse({ ...report, selfFence: fence }).success).toBe(true);
+  });
+
+  it.each([
+    ['a fractional duration', { unreachableMs: 2384.531005859375 }],
+    ['a negative duration', { monitorSilentMs: -1 }],
+    ['a time the store cannot hold', { fencedAtMs: 253_402_300_800_000 }],
+    ['a time before 2000', { fencedAtMs: 0 }],
+    ['an unknown state', { fromState: 'leader' }],
+    ['an unknown field', { extra: 1 }],
+  ])('refuses %s', (_what, patch) => {
+    expect(NodeReport.safeParse({ ...report, selfFence: { ...fence, ...patch } }).success).toBe(false);
+  });
+
+  it('reads as one sentence: when (UTC), why, the state before, Postgres, how long the monitor was unreachable', () => {
+    expect(selfFenceSentence(fence)).toBe(
+      'fenced itself at 2025-01-01 12:00:01.234 UTC (network partition: monitor last answered 1004 ms ago (networkPartitionTimeoutMs 1000 ms) and no standby streams (bound 500 ms)): ' +
+        'it was primary and had not heard the monitor for 1004 ms; Postgres stopped; the monitor was unreachable for 5012 ms',
+    );
+    expect(selfFenceSentence({ ...fence, postgresStopped: false, unreachableMs: 125_000 })).toMatch(/; Postgres still ran when the keeper recorded the fence; the monitor was unreachable for 125 s$/);
   });
 });

@@ -6,7 +6,7 @@
  * `keeper_is_in_network_partition`; the numbers and why they are safe are in
  * docs/timeouts.md ("Self-fencing") and `selfFencingMarginMs`.
  */
-import { WRITABLE_STATES, type KeeperSettings, type NodeState } from '@pgha/shared';
+import { WRITABLE_STATES, formatDurationMs, type KeeperSettings, type NodeState } from '@pgha/shared';
 
 /** What the rule reads. Times are the keeper's clock, in ms (`Date.now()`); `null` means "never". */
 export interface PartitionFacts {
@@ -72,15 +72,15 @@ export function partitionAction(facts: PartitionFacts): PartitionAction {
   const monitorSilentMs = facts.lastMonitorContactMs === null ? Number.POSITIVE_INFINITY : facts.nowMs - facts.lastMonitorContactMs;
   if (monitorSilentMs < npt / 2) return { action: 'none', reason: 'the monitor answers' };
   const standbySilentMs = facts.lastStandbyReplyMs === null ? Number.POSITIVE_INFINITY : facts.nowMs - facts.lastStandbyReplyMs;
-  const heardMonitor = facts.lastMonitorContactMs === null ? 'never since the keeper started' : `${Math.round(monitorSilentMs)} ms ago`;
+  const heardMonitor = facts.lastMonitorContactMs === null ? 'never since the keeper started' : `${formatDurationMs(monitorSilentMs)} ago`;
   if (monitorSilentMs < npt) return { action: 'watch-standbys', reason: `monitor last answered ${heardMonitor}` };
   if (standbySilentMs < npt / 2) {
-    return { action: 'watch-standbys', reason: `monitor last answered ${heardMonitor}, but a standby replied ${Math.round(standbySilentMs)} ms ago` };
+    return { action: 'watch-standbys', reason: `monitor last answered ${heardMonitor}, but a standby replied ${formatDurationMs(standbySilentMs)} ago` };
   }
-  const heardStandby = facts.lastStandbyReplyMs === null ? 'no standby streams' : `the last standby reply was ${Math.round(standbySilentMs)} ms ago`;
+  const heardStandby = facts.lastStandbyReplyMs === null ? 'no standby streams' : `the last standby reply was ${formatDurationMs(standbySilentMs)} ago`;
   return {
     action: 'fence',
-    reason: `network partition: monitor last answered ${heardMonitor} (networkPartitionTimeoutMs ${npt}) and ${heardStandby} (bound ${npt / 2} ms)`,
+    reason: `network partition: monitor last answered ${heardMonitor} (networkPartitionTimeoutMs ${formatDurationMs(npt)}) and ${heardStandby} (bound ${formatDurationMs(npt / 2)})`,
   };
 }
 

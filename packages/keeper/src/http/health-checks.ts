@@ -3,7 +3,7 @@
  * from memory ({@link KeeperView}): no Postgres query, no clock of their own (`nowMs` is given).
  * Source: Patroni's REST API (`api.py`, `do_GET_primary`, `do_GET_replica`, `do_GET_health`).
  */
-import { WRITABLE_STATES, formatLsn, type NodeState } from '@pgha/shared';
+import { WRITABLE_STATES, formatDurationMs, formatLsn, type NodeState } from '@pgha/shared';
 import type { KeeperView } from '../loop.js';
 
 /**
@@ -25,7 +25,7 @@ export interface CheckResult {
 function fresh(view: KeeperView, nowMs: number): CheckResult | undefined {
   if (view.factsAtMs === 0) return { ok: false, reason: 'the keeper has not read its Postgres yet' };
   const ageMs = nowMs - view.factsAtMs;
-  if (ageMs > factsStaleAfterMs(view)) return { ok: false, reason: `the keeper's facts are ${ageMs} ms old (the keeper is stuck)` };
+  if (ageMs > factsStaleAfterMs(view)) return { ok: false, reason: `the keeper's facts are ${formatDurationMs(ageMs)} old (the keeper is stuck)` };
   return undefined;
 }
 

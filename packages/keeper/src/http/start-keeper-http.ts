@@ -12,7 +12,9 @@ import { KeeperMetrics } from './keeper-metrics.js';
  * Starts the HTTP server of `keeper` on its `httpListen` (HTTPS with the node's Postgres
  * certificate unless the node was created with `--no-ssl`), feeding its metrics from the
  * keeper. A failure to listen is logged, reported as the node's problem and retried; it never
- * stops the keeper.
+ * stops the keeper. When the server takes a new certificate (SIGHUP, or its files changed: see
+ * `KeeperHttpServer.reloadCertificate`), the node's Postgres, which serves the same files, is
+ * reloaded so that it takes it too (Postgres keeps its old one if it cannot load them).
  *
  * @returns the server (close it when the keeper stops).
  */
@@ -26,6 +28,13 @@ export async function startKeeperHttp(keeper: Keeper, log: Logger): Promise<Keep
     view: () => keeper.view(),
     metrics,
     log,
+    onCertificateChange: (certificate) => {
+      if (!keeper.node.isRunning()) return;
+      keeper.node
+        .reload()
+        .then(() => log.info(`Postgres reloaded for the new certificate (serial ${certificate.serialNumber}); one it cannot load is in its server log, and it keeps its old one`))
+        .catch((err: Error) => log.error(`Postgres not reloaded for the new certificate (it keeps its old one until it is): ${err.message}`));
+    },
   });
   keeper.observer = metrics;
   keeper.extraProblem = () => server.problem();

@@ -168,7 +168,8 @@ export class GroupDriver {
    * under the group's lock), so it serves nothing unwritten; if the commit then fails, the
    * report is lost and the keeper's next one (every `keeperReportIntervalMs`) takes its place.
    * A report whose decision changed a goal is answered after the commit, as every decision
-   * is written before it is served. With a thousand keepers a round trip to the store costs
+   * is written before it is served; so is a report carrying a self-fence (`NodeReport.selfFence`),
+   * durably committed, since its keeper stops sending the fence once answered. With a thousand keepers a round trip to the store costs
    * more than a decision, so this is what lets one monitor answer them all within milliseconds.
    *
    * @throws NotFoundError when the node does not exist.
@@ -233,7 +234,8 @@ export class GroupDriver {
       outcomes = await this.db.transaction().execute(async (trx) => {
         const result = await this.reportBatchIn(trx, batch);
         for (const [q, outcome] of result) {
-          if (outcome instanceof Error || !outcome.group || outcome.group.assignments.length > 0) continue;
+          // A self-fence is answered after the commit: its keeper forgets it once answered.
+          if (outcome instanceof Error || !outcome.group || outcome.group.assignments.length > 0 || q.report.selfFence) continue;
           q.resolve(outcome);
           answered.add(q);
         }
@@ -261,6 +263,8 @@ export class GroupDriver {
     // A keeper whose reports overlap (a heartbeat during a transition): its last one counts.
     const last = new Map(batch.map((q) => [q.nodeId, q]));
     const read = await lockRecordReportsAndReadGroups(trx, [...last.values()].map((q) => ({ nodeId: q.nodeId, report: q.report })));
+    // A self-fence's event must outlive a crash of the monitor's Postgres: its keeper stops sending it once answered.
+    if ([...last.values()].some((q) => q.report.selfFence)) await requireDurableCommit(trx);
     const decided = new Map<string, GroupOutcome>();
     for (const [key, g] of read.groups) {
       decided.set(key, await this.decideLocked(trx, g.formationId, g.groupId, 'report', g.nodes, { formation: g.formation, nowMs: read.nowMs }));

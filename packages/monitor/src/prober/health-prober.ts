@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import { sql, type Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { DEFAULT_FORMATION_SETTINGS, MONITOR_PROBE_ROLE } from '@pgha/shared';
+import { DEFAULT_FORMATION_SETTINGS, MONITOR_PROBE_ROLE, formatDurationMs } from '@pgha/shared';
 import { newPgClient, type PgConnectionParams } from '@pgha/keeper';
 import type { GroupDriver } from '../driver/group-driver.js';
 import type { Database } from '../store/db.js';
@@ -138,7 +138,7 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<void
     });
     socket.once('timeout', () => {
       socket.destroy();
-      reject(new Error(`connection to ${host}:${port} timed out after ${timeoutMs} ms`));
+      reject(new Error(`connection to ${host}:${port} timed out after ${formatDurationMs(timeoutMs)}`));
     });
     socket.once('error', (err) => {
       socket.destroy();

@@ -57,6 +57,8 @@ export interface NodesTable {
   postgresSsl: Generated<boolean>;
   /** Where the node's keeper serves HTTP (`HOST:PORT`), as registered; null before migration 0007 or from an older keeper. */
   httpAddress: string | null;
+  /** The last self-fence of the node recorded as an event (its keeper's clock); null when none (migration 0010). */
+  lastSelfFenceAt: Timestamp | null;
 }
 
 /** `pgha.node_credentials`: the SHA-256 (hex) of each node's keeper token. */

@@ -12,6 +12,7 @@ import {
   NotFoundError,
   formatLsn,
   parseLsn,
+  selfFenceSentence,
   type Assignment,
   type FormationSettings,
   type GroupFacts,
@@ -239,7 +240,12 @@ export interface ReportsRead {
  * a monitor crash may lose the last few hundred ms of them, and keepers report again within
  * `keeperReportIntervalMs`), unless {@link requireDurableCommit} turns that back on, as the
  * driver does before it writes a goal or a decision's event. (The `keeper-problem` events this
- * statement writes share their report's fate: lost with it, written again by the next report.)
+ * statement writes share their report's fate: lost with it, written again by the next report.
+ * A report carrying a self-fence is committed durably and answered after the commit, see the
+ * driver: its keeper forgets the fence once answered.)
+ *
+ * A report's `selfFence` writes one `keeper-self-fenced` event when it is newer than the node's
+ * `last_self_fence_at`, which it then becomes: a fence sent again writes nothing.
  *
  * A node whose goal is `dropped` and whose keeper reports `dropped` is not recorded (its
  * keeper has stopped; the caller removes it). A node id that does not exist is missing
@@ -262,6 +268,8 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
       transition_progress: report.transitionProgress ?? null,
       reported_sync_standby_names: report.synchronousStandbyNames ?? null,
       reported_problem: report.problem ?? null,
+      self_fence_at_ms: report.selfFence?.fencedAtMs ?? null,
+      self_fence_sentence: report.selfFence ? selfFenceSentence(report.selfFence) : null,
     })),
   );
   const text = `
@@ -272,7 +280,17 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
       select * from json_to_recordset(${pg.escapeLiteral(input)}::json)
         as t(node_id int4, reported_state text, pg_is_running bool, is_in_recovery bool, reported_lsn text, reported_timeline int4,
              upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text, reported_problem text,
-             transition_progress jsonb)
+             transition_progress jsonb, self_fence_at_ms int8, self_fence_sentence text)
+    ), fence_events as (
+      -- A self-fence the keeper reports: one event per fence, however often its keeper sends it
+      -- (retried or racing reports are serialised by the group lock and see the column below).
+      insert into pgha.events (formation_id, group_id, node_id, node_name, reported_state, old_goal_state, new_goal_state, reported_lsn, rule, reason)
+      select n.formation_id, n.group_id, n.node_id, n.name, i.reported_state, n.goal_state, n.goal_state, i.reported_lsn::pg_lsn,
+        'keeper-self-fenced', format('node %s "%s" %s', n.node_id, n.name, i.self_fence_sentence)
+      from pgha.nodes n join input i on n.node_id = i.node_id
+      where n.node_id = any(${ids}) and i.self_fence_at_ms is not null
+        and (n.last_self_fence_at is null or n.last_self_fence_at < to_timestamp(i.self_fence_at_ms / 1000.0))
+        and not (n.goal_state = 'dropped' and i.reported_state = 'dropped')
     ), problem_events as (
       -- A problem the keeper reports, or its end, is a note in the events (the goal stays).
       insert into pgha.events (formation_id, group_id, node_id, node_name, reported_state, old_goal_state, new_goal_state, reported_lsn, rule, reason)
@@ -296,6 +314,7 @@ export async function lockRecordReportsAndReadGroups(trx: Transaction<Database>,
         transition_progress = i.transition_progress,
         reported_sync_standby_names = i.reported_sync_standby_names,
         reported_problem = i.reported_problem,
+        last_self_fence_at = greatest(n.last_self_fence_at, to_timestamp(i.self_fence_at_ms / 1000.0)),
         last_streaming_at = case when i.upstream_streaming then clock_timestamp() else n.last_streaming_at end
       from input i
       where n.node_id = any(${ids}) and n.node_id = i.node_id and not (n.goal_state = 'dropped' and i.reported_state = 'dropped')

@@ -6,6 +6,7 @@
  * The group state machine (`machine.ts`) uses "plan returns something" as the guard of a
  * transition and the returned assignments as the parameters of its action.
  */
+import { formatDurationMs } from '../duration.js';
 import { formatLsn } from '../lsn.js';
 import type { NodeState } from '../states.js';
 import type { Assignment, GroupFacts, NodeFacts } from './facts.js';
@@ -120,7 +121,7 @@ export const standbyFailed: Plan = (facts) => {
     assign(n, 'catchingup', 'standby-failed',
       postgresIsDown(facts, n)
         ? `${describe(n)} is unhealthy: Postgres does not answer the monitor's probe`
-        : `${describe(n)} is unhealthy: its WAL receiver has not streamed for ${facts.settings.standbyStreamingTimeoutMs} ms`),
+        : `${describe(n)} is unhealthy: its WAL receiver has not streamed for ${formatDurationMs(facts.settings.standbyStreamingTimeoutMs)}`),
   );
   const remaining = healthySyncStandbys(facts, primary, failed.map((n) => n.nodeId));
   if (remaining.length === 0 && facts.settings.numberSyncStandbys === 0 && primary.goalState === 'primary') {
@@ -189,7 +190,7 @@ export const failoverStart: Plan = (facts) => {
   const primary = writableNode(facts);
   if (primary) {
     if (!isCurrentState(primary, 'primary') || !primaryHasFailed(facts, primary)) return undefined;
-    const silent = primary.lastReportMs === null ? 'ever' : `${facts.nowMs - primary.lastReportMs} ms`;
+    const silent = primary.lastReportMs === null ? 'ever' : formatDurationMs(facts.nowMs - primary.lastReportMs);
     return startElection(facts, primary, 'failover-start', {
       goal: 'demote_timeout',
       reason: `${describe(primary)} failed: Postgres probe fails, keeper ${keeperIsAlive(facts, primary) ? 'reports Postgres down' : `silent for ${silent}`}, no standby streams from it`,
@@ -215,7 +216,7 @@ export const electFromReports: Plan = (facts) => {
   const result = elect(facts, outgoingPrimary(facts), answered);
   if ('why' in result) return undefined;
   const late = voters.filter((v) => !answered.includes(v));
-  const suffix = late.length > 0 ? ` (decided after ${facts.settings.electionTimeoutMs} ms without ${late.map(describe).join(', ')})` : '';
+  const suffix = late.length > 0 ? ` (decided after ${formatDurationMs(facts.settings.electionTimeoutMs)} without ${late.map(describe).join(', ')})` : '';
   return [assign(result.winner, result.behind ? 'fast_forward' : 'prepare_promotion', 'election', `${describeWinner(result)}${suffix}`)];
 };
 

@@ -2,6 +2,7 @@
  * Why a group that needs a new primary does not get one yet, in one sentence for
  * `pgha show state` and `pgha show events`. Pure, like the decisions it explains.
  */
+import { formatDurationMs } from '../duration.js';
 import { elect } from './election.js';
 import type { GroupFacts } from './facts.js';
 import { isCurrentState, keeperIsAlive, primaryHasFailed, writableNode } from './guards.js';
@@ -36,7 +37,7 @@ export function groupNote(facts: GroupFacts): GroupNote | undefined {
   if (voters.length > 0 && waiting.length > 0) {
     return {
       nodeId: waiting[0]!.nodeId,
-      message: `election waits for ${waiting.map((w) => `node ${w.nodeId} "${w.name}"`).join(', ')} to report its LSN (at most ${facts.settings.electionTimeoutMs} ms)`,
+      message: `election waits for ${waiting.map((w) => `node ${w.nodeId} "${w.name}"`).join(', ')} to report its LSN (at most ${formatDurationMs(facts.settings.electionTimeoutMs)})`,
     };
   }
   if (!primary && old && !facts.nodes.some((n) => ['report_lsn', 'fast_forward', 'prepare_promotion', 'stop_replication'].includes(n.goalState))) {
