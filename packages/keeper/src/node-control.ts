@@ -26,6 +26,8 @@ import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
 import pg from 'pg';
 import { ident, literal, readPostgresFacts, withLocalClient, type LocalPg, type PostgresFacts } from './postgres/sql.js';
+import { readUpstreamTimeline, type RemoteTimeline } from './postgres/timeline-history.js';
+import { DivergenceWatch } from './divergence-watch.js';
 
 /**
  * `PGHA_TEST_BASEBACKUP_MAX_RATE`: pg_basebackup's `--max-rate` (32k..1024M, `k` or `M`
@@ -56,10 +58,13 @@ export class NodeControl {
   readonly local: LocalPg;
   /** Host of the monitor, from its URL: its probes come from there. */
   readonly monitorHost: string;
+  /** Whether this standby's WAL diverged from the primary's timeline (see `divergence-watch.ts`). */
+  readonly divergence: DivergenceWatch;
 
   constructor(config: KeeperConfig, log: Logger) {
     this.config = config;
     this.log = log;
+    this.divergence = new DivergenceWatch(log);
     this.local = { socketDir: socketDirFor(config.pgdata), port: config.pgPort };
     this.monitorHost = new URL(config.monitorUrl).hostname.replace(/^\[|\]$/g, '');
   }
@@ -129,15 +134,14 @@ export class NodeControl {
 
   /** Reads local facts; undefined when Postgres does not answer. */
   async readFacts(): Promise<PostgresFacts | undefined> {
+    let facts: PostgresFacts | undefined;
     if (!this.isRunning()) {
       if (this.session) await this.closeSession();
-      return undefined;
+    } else {
+      facts = await this.withSession(readPostgresFacts).catch(() => undefined);
     }
-    try {
-      return await this.withSession(readPostgresFacts);
-    } catch {
-      return undefined;
-    }
+    this.divergence.observe(facts, Date.now());
+    return facts;
   }
 
   /**
@@ -333,7 +337,7 @@ export class NodeControl {
       // no file system to look at: nothing to say about it
     }
     const start = this.lastStartFailure && !this.isRunning() ? `Postgres does not start: ${this.lastStartFailure}` : undefined;
-    return problemSentence([disk, start]);
+    return problemSentence([disk, start, this.divergence.problem]);
   }
 
   /**
@@ -539,6 +543,18 @@ export class NodeControl {
       '--source-server', conninfo(this.replicationConnection(primary, { dbname: 'postgres', connect_timeout: 5 })),
       '--no-sync',
     ], { env: { PGPASSFILE: this.ensurePassfile() }, timeoutMs: 600_000 });
+  }
+
+  /**
+   * The current timeline of `peer` and its history, read with psql over a replication
+   * connection as the replication role, with the parameters pg_rewind uses
+   * ({@link replicationConnection}: passfile, TLS) and a 2 s connect timeout.
+   *
+   * @throws PostgresCommandError when `peer` does not answer or refuses the connection.
+   */
+  async readUpstreamTimeline(peer: GroupMember): Promise<RemoteTimeline> {
+    const passfile = this.ensurePassfile();
+    return readUpstreamTimeline(conninfo(this.replicationConnection(peer, { replication: 'true', connect_timeout: 2, application_name: 'pgha_timeline_check' })), { PGPASSFILE: passfile });
   }
 
   /** Starts (or re-points) Postgres as a hot standby of `primary`. */
