@@ -28,6 +28,21 @@ export function logOffset(file: string): number {
   return existsSync(file) ? statSync(file).size : 0;
 }
 
+/** The `msg` of a pino JSON line; the line itself when it is not one. */
+function messageOf(line: string): string {
+  try {
+    return String((JSON.parse(line) as { msg?: unknown }).msg ?? '');
+  } catch {
+    return line;
+  }
+}
+
+/** The messages of `file` (pino JSON lines) from byte `fromOffset` (default 0), in order; [] when it is missing. */
+export function logMessages(file: string, fromOffset = 0): string[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file).subarray(fromOffset).toString('utf8').split('\n').filter((l) => l.trim() !== '').map(messageOf);
+}
+
 /**
  * Polls `file` (pino JSON lines) from byte `fromOffset` every `intervalMs` (default 10) until a
  * line's `msg` matches `pattern`.
@@ -50,12 +65,7 @@ export async function waitForLogMessage(file: string, pattern: RegExp, fromOffse
       const lines = (rest + buf.toString('utf8')).split('\n');
       rest = lines.pop() ?? '';
       for (const line of lines) {
-        let msg: string;
-        try {
-          msg = String((JSON.parse(line) as { msg?: unknown }).msg ?? '');
-        } catch {
-          msg = line;
-        }
+        const msg = messageOf(line);
         if (pattern.test(msg)) return msg;
       }
     } finally {

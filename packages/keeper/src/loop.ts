@@ -502,6 +502,8 @@ export class Keeper {
     const current = this.state.currentState;
     const ctx = { node: this.node, goal, goalState };
     if (goalState === current) {
+      // Keeping a state can take long too (a diverged standby's rewind): keep reporting.
+      const heartbeat = this.startHeartbeat();
       try {
         await ensureState(ctx);
         this.failingStep.note(undefined, Date.now());
@@ -509,12 +511,12 @@ export class Keeper {
       } catch (err) {
         this.stepFailed(`keeping ${current}`, err);
         return this.outcome(`keeping ${current} failed: ${(err as Error).message}`, { failed: true, level: 'error' });
+      } finally {
+        clearInterval(heartbeat);
       }
     }
     this.inProgress = `${current}->${goalState}`;
-    const heartbeat = setInterval(() => {
-      this.report().catch(() => undefined);
-    }, this.reportIntervalMs);
+    const heartbeat = this.startHeartbeat();
     try {
       await reachGoal(current, ctx, this.log);
       this.failingStep.note(undefined, Date.now());
@@ -539,6 +541,13 @@ export class Keeper {
     }
     if (goalState === 'dropped') await this.report().catch(() => undefined);
     return this.outcome(`reached ${goalState} from ${current}`, { transitioned: true });
+  }
+
+  /** Reports every report interval while a transition (or the keeping of a state) runs; stop it with `clearInterval`. */
+  private startHeartbeat(): NodeJS.Timeout {
+    return setInterval(() => {
+      this.report().catch(() => undefined);
+    }, this.reportIntervalMs);
   }
 
   /**

@@ -27,6 +27,8 @@ import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgC
 import type pg from 'pg';
 import { newPgClient } from './postgres/pg-connection.js';
 import { ident, literal, localConnection, readPostgresFacts, withLocalClient, type LocalPg, type PostgresFacts } from './postgres/sql.js';
+import { readUpstreamTimeline, type RemoteTimeline } from './postgres/timeline-history.js';
+import { DivergenceWatch } from './divergence-watch.js';
 
 /**
  * `PGHA_TEST_BASEBACKUP_MAX_RATE`: pg_basebackup's `--max-rate` (32k..1024M, `k` or `M`
@@ -73,10 +75,13 @@ export class NodeControl {
   readonly local: LocalPg;
   /** Host of the monitor, from its URL: its probes come from there. */
   readonly monitorHost: string;
+  /** Whether this standby's WAL diverged from the primary's timeline (see `divergence-watch.ts`). */
+  readonly divergence: DivergenceWatch;
 
   constructor(config: KeeperConfig, log: Logger) {
     this.config = config;
     this.log = log;
+    this.divergence = new DivergenceWatch(log);
     this.local = { socketDir: socketDirFor(config.pgdata), port: config.pgPort };
     this.monitorHost = new URL(config.monitorUrl).hostname.replace(/^\[|\]$/g, '');
   }
@@ -152,20 +157,21 @@ export class NodeControl {
 
   /** Reads local facts; undefined when Postgres does not answer (see {@link factsProblem}). */
   async readFacts(): Promise<PostgresFacts | undefined> {
+    let facts: PostgresFacts | undefined;
     if (!this.isRunning()) {
       this.factsFailure = undefined;
       if (this.session) await this.closeSession();
-      return undefined;
+    } else {
+      try {
+        facts = await this.withSession((c) => readPostgresFacts(c, LOCAL_QUERY_TIMEOUT_MS));
+        this.factsFailure = undefined;
+      } catch (err) {
+        const message = (err as Error).message.split('\n')[0]!.trim() || (err as Error).name;
+        this.factsFailure = { message, sinceMs: this.factsFailure?.sinceMs ?? Date.now() };
+      }
     }
-    try {
-      const facts = await this.withSession((c) => readPostgresFacts(c, LOCAL_QUERY_TIMEOUT_MS));
-      this.factsFailure = undefined;
-      return facts;
-    } catch (err) {
-      const message = (err as Error).message.split('\n')[0]!.trim() || (err as Error).name;
-      this.factsFailure = { message, sinceMs: this.factsFailure?.sinceMs ?? Date.now() };
-      return undefined;
-    }
+    this.divergence.observe(facts, Date.now());
+    return facts;
   }
 
   /**
@@ -381,7 +387,7 @@ export class NodeControl {
       // no file system to look at: nothing to say about it
     }
     const start = this.lastStartFailure && !this.isRunning() ? `Postgres does not start: ${this.lastStartFailure}` : undefined;
-    return problemSentence([disk, start]);
+    return problemSentence([disk, start, this.divergence.problem]);
   }
 
   /**
@@ -589,6 +595,18 @@ export class NodeControl {
       '--source-server', conninfo(this.replicationConnection(primary, { dbname: 'postgres', connect_timeout: 5 })),
       '--no-sync',
     ], { timeoutMs: 600_000 });
+  }
+
+  /**
+   * The current timeline of `peer` and its history, read with psql over a replication
+   * connection as the replication role, with the parameters pg_rewind uses
+   * ({@link replicationConnection}: passfile, TLS) and a 2 s connect timeout.
+   *
+   * @throws PostgresCommandError when `peer` does not answer or refuses the connection.
+   */
+  async readUpstreamTimeline(peer: GroupMember): Promise<RemoteTimeline> {
+    this.ensurePassfile();
+    return readUpstreamTimeline(conninfo(this.replicationConnection(peer, { replication: 'true', connect_timeout: 2, application_name: 'pgha_timeline_check' })));
   }
 
   /** Starts (or re-points) Postgres as a hot standby of `primary`. */

@@ -8,7 +8,6 @@
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NODE_STATES } from '@pgha/shared';
 import { NODE_ROLES, roleOfState } from '../src/fsm/node-role.js';
@@ -17,19 +16,8 @@ import { planKeeperReload } from '../src/config-reload.js';
 import { isKeeperCommandLine } from '../src/pid-file.js';
 import { isProcessAlive } from '../src/postgres/pg-ctl.js';
 import type { KeeperConfig } from '../src/keeper-config.js';
+import { memoryLogger } from './memory-logger.js';
 
-interface LogLine {
-  level: number;
-  msg: string;
-  outputTail?: string;
-}
-
-/** A pino logger that keeps its lines. */
-function memoryLogger() {
-  const lines: LogLine[] = [];
-  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-  return { log, lines };
-}
 
 const facts = (state = 'wait_primary'): RoleChangeFacts => ({ nodeName: 'node1', nodeId: 7, formation: 'default', groupId: 0, host: '127.0.0.1', port: 5433, timeline: 3, state });
 

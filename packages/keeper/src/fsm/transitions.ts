@@ -4,9 +4,11 @@
  * `PghaError` when it cannot finish; the keeper loop logs it once and retries.
  * Source: pg_auto_failover's `fsm_transition.c`.
  */
-import { PghaError, type NodeGoal, type NodeState } from '@pgha/shared';
+import { PghaError, type GroupMember, type NodeGoal, type NodeState } from '@pgha/shared';
 import type { NodeControl } from '../node-control.js';
 import { postmasterPid } from '../postgres/pg-ctl.js';
+import { readLocalTimeline } from '../postgres/timeline-history.js';
+import type { Divergence } from './divergence-rule.js';
 import type { TransitionName } from './transition-table.js';
 
 /** What a transition function receives. */
@@ -84,15 +86,93 @@ export const initStandby: TransitionFn = async (ctx) => {
   await ctx.node.followAsStandby(ctx.goal);
 };
 
-/** Standby goals: run as a hot standby of the current primary. */
+/**
+ * Standby goals: run as a hot standby of the current primary; a standby whose WAL diverged
+ * from the primary's timeline is rewound first (see {@link repairDivergence}).
+ */
 export const followPrimary: TransitionFn = async (ctx) => {
   if (!ctx.node.hasData()) return initStandby(ctx);
   const facts = await ctx.node.readFacts();
   if (facts && !facts.isInRecovery) {
     throw new PghaError('PGHA_ERR_CONFIG', 'Postgres runs as a primary; it must be rewound before it can follow another primary');
   }
+  await repairDivergence(ctx);
   await ctx.node.followAsStandby(ctx.goal);
 };
+
+/**
+ * Goals in which a diverged standby is rewound: it follows a settled primary. Not during an
+ * election (`report_lsn`, `fast_forward`: the node's LSN is a vote) nor around maintenance.
+ */
+const REWIND_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['catchingup', 'secondary', 'join_secondary']);
+
+/**
+ * A standby that follows the monitor's primary and whose WAL receiver has stopped streaming:
+ * compare timelines (`DivergenceWatch.check`, when one is due; it costs nothing while the
+ * standby streams) and, on the next call, once a report has carried the problem, rewind a
+ * standby found diverged ({@link rewindDivergedStandby}).
+ */
+async function repairDivergence(ctx: TransitionContext): Promise<void> {
+  const primary = ctx.goal.primary;
+  const upstream = ctx.node.currentUpstream(ctx.goal);
+  if (!primary || primary.nodeId === ctx.node.config.nodeId || upstream?.nodeId !== primary.nodeId || !REWIND_GOALS.has(ctx.goalState)) return;
+  const watch = ctx.node.divergence;
+  const found = watch.takeDivergence(Date.now());
+  if (found) return rewindDivergedStandby(ctx.node, primary, found);
+  await watch.check(Date.now(), primary, {
+    local: () => ctx.node.withSession(readLocalTimeline),
+    upstream: () => ctx.node.readUpstreamTimeline(primary),
+  });
+}
+
+/**
+ * pg_rewind from `source`; when that fails, a fresh base backup (the old data directory is
+ * replaced only once the backup is complete). Postgres must be stopped.
+ *
+ * @returns which of the two did it.
+ * @throws PostgresCommandError when the base backup fails too.
+ */
+async function rewindOrClone(node: NodeControl, source: GroupMember): Promise<'pg_rewind' | 'a base backup'> {
+  try {
+    await node.rewind(source);
+    return 'pg_rewind';
+  } catch (err) {
+    node.log.warn({ err: (err as Error).message }, 'pg_rewind failed, falling back to a fresh base backup');
+    await node.baseBackup(source);
+    return 'a base backup';
+  }
+}
+
+/**
+ * Rewinds a standby whose WAL diverged from the primary's timeline: stop Postgres (a fast
+ * shutdown leaves a standby "shut down in recovery", which pg_rewind accepts), pg_rewind from
+ * the primary, or a fresh base backup when that fails; the caller then follows the primary.
+ *
+ * Why no acknowledged write is lost. The node is a standby in the monitor's eyes (goal
+ * `catchingup`, `secondary` or `join_secondary`) and `primary` is the node the monitor
+ * promoted. The monitor promotes only a node at or past the last LSN synchronous replication
+ * acknowledged (its election waits for enough synchronous standbys to report and picks, or
+ * fast-forwards, the most advanced), and only when the old primary ran with synchronous
+ * replication on (`primary`: failovers and switchovers alike; never from `wait_primary` or
+ * `single`, whose commits need no standby). Every commit acknowledged on the old
+ * timeline is therefore at or before the fork point, on `primary`: the WAL this node holds
+ * past it (the divergence rule proves, from `primary`'s own timeline history, that it exists)
+ * was written by the old primary but never acknowledged to a client — a commit waiting for a
+ * synchronous standby that never confirmed it, or WAL streamed to this (asynchronous or silent)
+ * standby ahead of the synchronous ones. Throwing it away loses nothing a client saw
+ * committed, and keeping it would keep the node from ever following again. A standby that is
+ * only behind, or whose primary does not answer, is never found diverged
+ * (`timelineDivergence`, `DivergenceWatch.check`).
+ *
+ * Source: Patroni rewinds a replica whose timeline diverged from the leader's the same way
+ * (`Rewind.rewind_or_reinitialize_needed_and_possible`); pg_auto_failover has no counterpart.
+ */
+async function rewindDivergedStandby(node: NodeControl, primary: GroupMember, divergence: Divergence): Promise<void> {
+  node.log.warn(`rewinding the diverged standby from the primary's timeline ${divergence.upstreamTimeline}: stopping Postgres`);
+  await node.stop();
+  const how = await rewindOrClone(node, primary);
+  node.log.info(`diverged standby repaired with ${how}: following the primary again`);
+}
 
 /** `secondary → prepare_promotion`: make sure Postgres runs so that its LSN is reported. */
 export const prepareForPromotion: TransitionFn = async (ctx) => {
@@ -128,12 +208,7 @@ export const rewindOrBaseBackup: TransitionFn = async (ctx) => {
   await ctx.node.stop();
   const facts = ctx.node.hasData() && ctx.node.hasStandbySignal() ? 'standby' : 'primary';
   if (ctx.node.hasData() && facts === 'primary') {
-    try {
-      await ctx.node.rewind(primary);
-    } catch (err) {
-      ctx.node.log.warn({ err: (err as Error).message }, 'pg_rewind failed, falling back to a fresh base backup');
-      await ctx.node.baseBackup(primary);
-    }
+    await rewindOrClone(ctx.node, primary);
   } else if (!ctx.node.hasData()) {
     await ctx.node.baseBackup(primary);
   }

@@ -1,0 +1,143 @@
+/**
+ * The keeper's watch over a standby whose WAL receiver does not stream: when it has not
+ * streamed for a while, compare the primary's timeline history with the standby's own timeline
+ * and replay LSN (`fsm/divergence-rule.ts`), and say so when the standby has diverged, so that
+ * `followPrimary` rewinds it. It owns its state: when streaming stopped, when it last looked,
+ * what it found, and the problem the keeper reports meanwhile.
+ */
+import type { Logger } from 'pino';
+import { formatLsn, type GroupMember } from '@pgha/shared';
+import {
+  DIVERGENCE_CHECK_INTERVAL_MS,
+  divergenceCheckDue,
+  divergenceProblem,
+  timelineDivergence,
+  type Divergence,
+} from './fsm/divergence-rule.js';
+import type { PostgresFacts } from './postgres/sql.js';
+import type { LocalTimeline, RemoteTimeline } from './postgres/timeline-history.js';
+
+/** How the watch reads both sides (Postgres in the keeper, fakes in unit tests). */
+export interface TimelineReader {
+  /** The local standby's timeline and replay LSN; undefined when it has none yet. */
+  local(): Promise<LocalTimeline | undefined>;
+  /** The primary's timeline and history. @throws when it cannot be read (primary down, refused). */
+  upstream(): Promise<RemoteTimeline>;
+}
+
+/** A divergence found, waiting for its repair. */
+interface Pending {
+  readonly divergence: Divergence;
+  readonly foundAtMs: number;
+}
+
+function describe(m: GroupMember): string {
+  return `the primary (node ${m.nodeId} "${m.name}" at ${m.host}:${m.port})`;
+}
+
+/** See the module comment. One per node (`NodeControl.divergence`). */
+export class DivergenceWatch {
+  private notStreamingSinceMs: number | undefined;
+  private lastCheckMs: number | undefined;
+  private pending: Pending | undefined;
+  /** What the last check logged, so that a check finding the same is not logged again. */
+  private lastNote: string | undefined;
+  /**
+   * The problem the keeper reports while the standby cannot follow ("diverged from the
+   * primary's timeline 2 at 0/4000000: rewinding"); set when a divergence is found, kept
+   * through the repair, cleared once the WAL receiver streams (or Postgres runs as a primary).
+   */
+  problem: string | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  /**
+   * Takes in the facts of each read of Postgres (`NodeControl.readFacts`), costing nothing
+   * else: a standby in recovery whose WAL receiver does not stream starts (or keeps) the
+   * clock; streaming, or running as a primary, ends it and clears the problem; no answer
+   * from Postgres (stopped, restarting) restarts the clock at the next answer.
+   */
+  observe(facts: PostgresFacts | undefined, nowMs: number): void {
+    if (!facts) {
+      this.notStreamingSinceMs = undefined;
+      this.lastCheckMs = undefined;
+      return;
+    }
+    if (!facts.isInRecovery || facts.upstreamStreaming) {
+      if (this.problem) {
+        this.log.info(`timeline divergence repaired: ${facts.isInRecovery ? `the WAL receiver streams on timeline ${facts.timeline}` : 'Postgres runs as a primary'}`);
+      }
+      this.problem = undefined;
+      this.pending = undefined;
+      this.notStreamingSinceMs = undefined;
+      this.lastCheckMs = undefined;
+      this.lastNote = undefined;
+      return;
+    }
+    this.notStreamingSinceMs ??= nowMs;
+  }
+
+  /**
+   * Compares timelines when one is due (`divergenceCheckDue`: the WAL receiver has not
+   * streamed for `DIVERGENCE_CHECK_AFTER_MS`, then every `DIVERGENCE_CHECK_INTERVAL_MS`).
+   * A primary that does not answer, or answers for another cluster (system identifier), gives
+   * no decision: a standby whose primary is down, or that is simply behind, is never found
+   * diverged. A divergence found is logged, becomes the {@link problem}, and waits for
+   * {@link takeDivergence} (the next tick, after a report has carried the problem).
+   *
+   * @returns the divergence found by this call, if any. Never throws.
+   */
+  async check(nowMs: number, primary: GroupMember, reader: TimelineReader): Promise<Divergence | undefined> {
+    if (!divergenceCheckDue(nowMs, this.notStreamingSinceMs, this.lastCheckMs)) return undefined;
+    this.lastCheckMs = nowMs;
+    const silentMs = nowMs - this.notStreamingSinceMs!;
+    let local: LocalTimeline | undefined;
+    let upstream: RemoteTimeline;
+    try {
+      local = await reader.local();
+      upstream = await reader.upstream();
+    } catch (err) {
+      const reason = ((err as Error).message.split('\n').find((l) => /error|fatal/i.test(l)) ?? (err as Error).message.split('\n')[0] ?? '').trim();
+      this.note('warn', `timeline check: cannot read the timeline history of ${describe(primary)}: ${reason}; no decision, the keeper looks again in ${DIVERGENCE_CHECK_INTERVAL_MS} ms`);
+      return undefined;
+    }
+    if (!local) return undefined;
+    if (local.systemId !== upstream.systemId) {
+      this.note('warn', `timeline check: ${describe(primary)} has system identifier ${upstream.systemId}, this node ${local.systemId}: not a copy of the same cluster; no decision`);
+      return undefined;
+    }
+    const divergence = timelineDivergence(local, upstream);
+    const position = `timeline ${local.timeline}, replay LSN ${formatLsn(local.replayLsn)}`;
+    if (!divergence) {
+      this.note('info', `timeline check: the WAL receiver does not stream, but this node (${position}) is on the history of ${describe(primary)}, timeline ${upstream.timeline}: not diverged, no rewind`);
+      return undefined;
+    }
+    this.pending = { divergence, foundAtMs: nowMs };
+    this.problem = divergenceProblem(divergence, "the primary's");
+    const where = divergence.forkLsn === null
+      ? `timeline ${local.timeline} is not in the history of its timeline ${upstream.timeline}`
+      : `its timeline ${upstream.timeline} forked off timeline ${local.timeline} at ${formatLsn(divergence.forkLsn)}, before this node's replay LSN ${formatLsn(local.replayLsn)}`;
+    this.lastNote = undefined;
+    this.log.warn({ silentMs }, `timeline divergence: this node (${position}) cannot follow ${describe(primary)}: ${where}; ${this.problem}`);
+    return divergence;
+  }
+
+  /**
+   * The divergence the last check found, for its repair, at most once and only while it is
+   * fresh (found within `DIVERGENCE_CHECK_INTERVAL_MS`; an older one is checked again first).
+   * The {@link problem} stays until the standby streams.
+   */
+  takeDivergence(nowMs: number): Divergence | undefined {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (!pending || nowMs - pending.foundAtMs > DIVERGENCE_CHECK_INTERVAL_MS) return undefined;
+    return pending.divergence;
+  }
+
+  /** Logs a check's outcome once while it stays the same. */
+  private note(level: 'info' | 'warn', message: string): void {
+    if (message === this.lastNote) return;
+    this.lastNote = message;
+    this.log[level](message);
+  }
+}

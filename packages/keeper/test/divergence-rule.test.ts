@@ -1,0 +1,241 @@
+/**
+ * The timeline-divergence rule without Postgres: parsing a timeline history file, the replay
+ * timeline from WAL file names, the rule itself around every boundary, when a check is due,
+ * and the watch that applies it (with fake readers: a primary that does not answer, a standby
+ * that is only behind, one that diverged, one that streams again).
+ */
+import { describe, expect, it } from 'vitest';
+import { lsn, parseLsn, type GroupMember } from '@pgha/shared';
+import {
+  DIVERGENCE_CHECK_AFTER_MS,
+  DIVERGENCE_CHECK_INTERVAL_MS,
+  divergenceCheckDue,
+  divergenceProblem,
+  parseTimelineHistory,
+  timelineDivergence,
+  walSegmentTimeline,
+  type UpstreamTimeline,
+} from '../src/fsm/divergence-rule.js';
+import { DivergenceWatch, type TimelineReader } from '../src/divergence-watch.js';
+import { psqlRow, type LocalTimeline, type RemoteTimeline } from '../src/postgres/timeline-history.js';
+import type { PostgresFacts } from '../src/postgres/sql.js';
+import { memoryLogger } from './memory-logger.js';
+
+const MB16 = 16 * 1024 * 1024;
+
+describe('parseTimelineHistory', () => {
+  it('reads what TIMELINE_HISTORY returns (Postgres 15, one promotion)', () => {
+    expect(parseTimelineHistory('1\t0/4000000\tno recovery target specified\n')).toEqual([{ timeline: 1, switchLsn: lsn(0x4000000n) }]);
+  });
+
+  it('reads several ancestors, skipping blank and comment lines, with any reason text', () => {
+    const text = '# written by hand\n1\t0/4000000\tno recovery target specified\n\n2\t1/A0000028\tat restore point "before"\n  3\t1/B0000000\t\n';
+    expect(parseTimelineHistory(text)).toEqual([
+      { timeline: 1, switchLsn: parseLsn('0/4000000') },
+      { timeline: 2, switchLsn: parseLsn('1/A0000028') },
+      { timeline: 3, switchLsn: parseLsn('1/B0000000') },
+    ]);
+  });
+
+  it('reads an empty file as no ancestors', () => {
+    expect(parseTimelineHistory('')).toEqual([]);
+  });
+
+  it('refuses a line that is not TLI X/Y, and timelines that do not increase', () => {
+    expect(() => parseTimelineHistory('one\t0/4000000\treason\n')).toThrow(RangeError);
+    expect(() => parseTimelineHistory('1\t4000000\treason\n')).toThrow(/expected "TLI<tab>X\/Y<tab>reason"/);
+    expect(() => parseTimelineHistory('2\t0/5000000\tx\n1\t0/6000000\ty\n')).toThrow(/timelines must increase/);
+    expect(() => parseTimelineHistory('1\t0/5000000\tx\n1\t0/6000000\ty\n')).toThrow(/timelines must increase/);
+  });
+});
+
+describe('walSegmentTimeline', () => {
+  const files = ['000000010000000000000003', '000000010000000000000004', '000000020000000000000004', '000000020000000000000005', '00000002.history', '000000010000000000000005.partial'];
+
+  it('takes the highest timeline among the files of the segment holding the last byte replayed', () => {
+    expect(walSegmentTimeline(files, lsn(0x4000100n), MB16)).toBe(2);
+    expect(walSegmentTimeline(files, lsn(0x3FFFFFFn), MB16)).toBe(1);
+    expect(walSegmentTimeline(files, lsn(0x5000001n), MB16)).toBe(2);
+  });
+
+  it('counts an LSN at a segment boundary in the segment before it', () => {
+    expect(walSegmentTimeline(files, lsn(0x4000000n), MB16)).toBe(1);
+    expect(walSegmentTimeline(files, lsn(0x5000000n), MB16)).toBe(2);
+  });
+
+  it('is undefined without a file for the segment (history and .partial files do not count), and for 0/0', () => {
+    expect(walSegmentTimeline(files, lsn(0x6000100n), MB16)).toBeUndefined();
+    expect(walSegmentTimeline(['000000010000000000000006.partial'], lsn(0x6000100n), MB16)).toBeUndefined();
+    expect(walSegmentTimeline(files, lsn(0n), MB16)).toBeUndefined();
+  });
+
+  it('splits the segment number into log id and segment for any segment size', () => {
+    // 16 MB: 256 segments per log id; 1/0 is segment 0x100, in log 1 segment 0.
+    expect(walSegmentTimeline(['0000000300000001000000FF', '000000030000000200000000'], parseLsn('2/1'), MB16)).toBe(3);
+    expect(walSegmentTimeline(['0000000300000001000000FF'], parseLsn('2/0'), MB16)).toBe(3);
+    // 1 GB: 4 segments per log id.
+    expect(walSegmentTimeline(['0000000A0000000100000003'], parseLsn('1/C0000001'), 1024 * MB16 / 16)).toBe(10);
+    expect(walSegmentTimeline(['0000000A000000010000000C'], parseLsn('1/C0000001'), 1024 * MB16 / 16)).toBeUndefined();
+  });
+});
+
+describe('timelineDivergence', () => {
+  const two: UpstreamTimeline = { timeline: 2, history: [{ timeline: 1, switchLsn: parseLsn('0/4000000') }] };
+  const three: UpstreamTimeline = { timeline: 3, history: [{ timeline: 1, switchLsn: parseLsn('0/4000000') }, { timeline: 2, switchLsn: parseLsn('0/6000000') }] };
+
+  it('finds a standby that replayed past the fork point of its timeline', () => {
+    const standby = { timeline: 1, replayLsn: parseLsn('0/400FB50') };
+    expect(timelineDivergence(standby, two)).toEqual({ standby, upstreamTimeline: 2, forkLsn: parseLsn('0/4000000') });
+    expect(timelineDivergence({ timeline: 1, replayLsn: parseLsn('0/4000001') }, two)?.forkLsn).toBe(parseLsn('0/4000000'));
+    expect(timelineDivergence({ timeline: 2, replayLsn: parseLsn('0/6000001') }, three)?.forkLsn).toBe(parseLsn('0/6000000'));
+  });
+
+  it('leaves a standby at or behind the fork point alone: it switches timelines when it gets there', () => {
+    expect(timelineDivergence({ timeline: 1, replayLsn: parseLsn('0/4000000') }, two)).toBeUndefined();
+    expect(timelineDivergence({ timeline: 1, replayLsn: parseLsn('0/3000000') }, two)).toBeUndefined();
+    expect(timelineDivergence({ timeline: 1, replayLsn: parseLsn('0/3FFFFFF') }, three)).toBeUndefined();
+    expect(timelineDivergence({ timeline: 2, replayLsn: parseLsn('0/5000000') }, three)).toBeUndefined();
+  });
+
+  it('leaves a standby on the upstream\'s timeline (behind, or ahead), or on a newer one, alone', () => {
+    expect(timelineDivergence({ timeline: 2, replayLsn: parseLsn('0/1000000') }, two)).toBeUndefined();
+    expect(timelineDivergence({ timeline: 2, replayLsn: parseLsn('9/0') }, two)).toBeUndefined();
+    expect(timelineDivergence({ timeline: 3, replayLsn: parseLsn('9/0') }, two)).toBeUndefined();
+    expect(timelineDivergence({ timeline: 1, replayLsn: parseLsn('9/0') }, { timeline: 1, history: [] })).toBeUndefined();
+  });
+
+  it('finds a standby whose timeline is not in the upstream\'s history at all', () => {
+    const forkedFromOne: UpstreamTimeline = { timeline: 3, history: [{ timeline: 1, switchLsn: parseLsn('0/4000000') }] };
+    const standby = { timeline: 2, replayLsn: parseLsn('0/3000000') };
+    expect(timelineDivergence(standby, forkedFromOne)).toEqual({ standby, upstreamTimeline: 3, forkLsn: null });
+  });
+
+  it('says so in one stable sentence', () => {
+    const d = timelineDivergence({ timeline: 1, replayLsn: parseLsn('0/400FB50') }, two)!;
+    expect(divergenceProblem(d, "the primary's")).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
+    const lost = timelineDivergence({ timeline: 2, replayLsn: parseLsn('0/3000000') }, { timeline: 3, history: [{ timeline: 1, switchLsn: parseLsn('0/4000000') }] })!;
+    expect(divergenceProblem(lost, "the primary's")).toBe("diverged from the primary's timeline 3: this node's timeline 2 is not in its history: rewinding");
+  });
+});
+
+describe('divergenceCheckDue', () => {
+  const since = 1_000_000;
+  it('waits for the WAL receiver to have stopped streaming for a while, then checks at an interval', () => {
+    expect(divergenceCheckDue(since + 10 * DIVERGENCE_CHECK_AFTER_MS, undefined, undefined)).toBe(false);
+    expect(divergenceCheckDue(since + DIVERGENCE_CHECK_AFTER_MS - 1, since, undefined)).toBe(false);
+    expect(divergenceCheckDue(since + DIVERGENCE_CHECK_AFTER_MS, since, undefined)).toBe(true);
+    const checked = since + DIVERGENCE_CHECK_AFTER_MS;
+    expect(divergenceCheckDue(checked + DIVERGENCE_CHECK_INTERVAL_MS - 1, since, checked)).toBe(false);
+    expect(divergenceCheckDue(checked + DIVERGENCE_CHECK_INTERVAL_MS, since, checked)).toBe(true);
+  });
+});
+
+describe('psqlRow', () => {
+  it('splits a row printed with NUL separators', () => {
+    expect(psqlRow('7715617485808609605\u00002\u00000/4000278\u0000\u0000')).toEqual(['7715617485808609605', '2', '0/4000278', '']);
+    expect(psqlRow('00000002.history\u00001\t0/4000000\tno recovery target specified\n\u0000')).toEqual(['00000002.history', '1\t0/4000000\tno recovery target specified\n']);
+  });
+});
+
+describe('DivergenceWatch', () => {
+  const primary: GroupMember = { nodeId: 2, name: 'b', host: '127.0.0.1', port: 5433, goalState: 'wait_primary', reportedState: 'wait_primary' };
+  const standbyFacts = (streaming: boolean): PostgresFacts => ({
+    isInRecovery: true, lsn: parseLsn('0/400FB50'), timeline: 1, upstreamStreaming: streaming, synchronousStandbyNames: '', replayLsn: parseLsn('0/400FB50'), upstreamEndLsn: null,
+  });
+  const local: LocalTimeline = { systemId: '77', timeline: 1, replayLsn: parseLsn('0/400FB50') };
+  const forked: RemoteTimeline = { systemId: '77', timeline: 2, history: [{ timeline: 1, switchLsn: parseLsn('0/4000000') }] };
+
+  /** A reader answering `upstream` (or throwing it), counting its calls. */
+  function reader(upstream: RemoteTimeline | Error, mine: LocalTimeline = local): TimelineReader & { calls: number } {
+    const r = {
+      calls: 0,
+      local: async () => mine,
+      upstream: async () => {
+        r.calls++;
+        if (upstream instanceof Error) throw upstream;
+        return upstream;
+      },
+    };
+    return r;
+  }
+
+  /** A watch that saw the WAL receiver stop at `t0` and is now due for its first check. */
+  function stoppedWatch(t0: number) {
+    const { log, lines } = memoryLogger();
+    const watch = new DivergenceWatch(log);
+    watch.observe(standbyFacts(false), t0);
+    return { watch, lines, due: t0 + DIVERGENCE_CHECK_AFTER_MS };
+  }
+
+  it('costs nothing while the WAL receiver streams, or before it has stopped long enough', async () => {
+    const { log } = memoryLogger();
+    const watch = new DivergenceWatch(log);
+    const r = reader(forked);
+    watch.observe(standbyFacts(true), 0);
+    expect(await watch.check(60_000, primary, r)).toBeUndefined();
+    watch.observe(standbyFacts(false), 60_000);
+    expect(await watch.check(60_000 + DIVERGENCE_CHECK_AFTER_MS - 1, primary, r)).toBeUndefined();
+    expect(r.calls).toBe(0);
+  });
+
+  it('makes no decision while the primary does not answer, and says so once', async () => {
+    const { watch, lines, due } = stoppedWatch(0);
+    const r = reader(new Error('psql: error: connection to server at "127.0.0.1", port 5433 failed: Connection refused'));
+    expect(await watch.check(due, primary, r)).toBeUndefined();
+    expect(await watch.check(due + DIVERGENCE_CHECK_INTERVAL_MS, primary, r)).toBeUndefined();
+    expect(r.calls).toBe(2);
+    expect(watch.problem).toBeUndefined();
+    expect(watch.takeDivergence(due + DIVERGENCE_CHECK_INTERVAL_MS)).toBeUndefined();
+    const said = lines.filter((l) => l.msg.startsWith('timeline check: cannot read the timeline history of the primary (node 2 "b" at 127.0.0.1:5433)'));
+    expect(said).toHaveLength(1);
+    expect(said[0]!.msg).toContain('Connection refused; no decision');
+  });
+
+  it('does not find a standby that is only behind diverged', async () => {
+    const { watch, lines, due } = stoppedWatch(0);
+    const behind = reader(forked, { systemId: '77', timeline: 1, replayLsn: parseLsn('0/3000000') });
+    expect(await watch.check(due, primary, behind)).toBeUndefined();
+    expect(watch.problem).toBeUndefined();
+    expect(lines.at(-1)!.msg).toBe('timeline check: the WAL receiver does not stream, but this node (timeline 1, replay LSN 0/3000000) is on the history of the primary (node 2 "b" at 127.0.0.1:5433), timeline 2: not diverged, no rewind');
+  });
+
+  it('makes no decision against a primary of another cluster', async () => {
+    const { watch, lines, due } = stoppedWatch(0);
+    expect(await watch.check(due, primary, reader({ ...forked, systemId: '99' }))).toBeUndefined();
+    expect(watch.problem).toBeUndefined();
+    expect(lines.at(-1)!.msg).toMatch(/has system identifier 99, this node 77: not a copy of the same cluster; no decision/);
+  });
+
+  it('finds a diverged standby, reports it, hands the divergence over once, and clears the problem when the standby streams', async () => {
+    const { watch, lines, due } = stoppedWatch(0);
+    const found = await watch.check(due, primary, reader(forked));
+    expect(found?.forkLsn).toBe(parseLsn('0/4000000'));
+    expect(watch.problem).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
+    expect(lines.at(-1)!.msg).toBe('timeline divergence: this node (timeline 1, replay LSN 0/400FB50) cannot follow the primary (node 2 "b" at 127.0.0.1:5433): its timeline 2 forked off timeline 1 at 0/4000000, before this node\'s replay LSN 0/400FB50; diverged from the primary\'s timeline 2 at 0/4000000: rewinding');
+    expect(watch.takeDivergence(due + 500)).toBe(found);
+    expect(watch.takeDivergence(due + 600)).toBeUndefined();
+    // The repair stops Postgres: the problem stays meanwhile.
+    watch.observe(undefined, due + 1000);
+    expect(watch.problem).toBeDefined();
+    watch.observe(standbyFacts(true), due + 20_000);
+    expect(watch.problem).toBeUndefined();
+    expect(lines.at(-1)!.msg).toBe('timeline divergence repaired: the WAL receiver streams on timeline 1');
+  });
+
+  it('hands over no divergence found too long ago: it is checked again first', async () => {
+    const { watch, due } = stoppedWatch(0);
+    await watch.check(due, primary, reader(forked));
+    expect(watch.takeDivergence(due + DIVERGENCE_CHECK_INTERVAL_MS + 1)).toBeUndefined();
+    expect(watch.problem).toBeDefined();
+  });
+
+  it('starts its clock again after Postgres stopped answering', async () => {
+    const { watch, due } = stoppedWatch(0);
+    watch.observe(undefined, due - 1);
+    watch.observe(standbyFacts(false), due);
+    const r = reader(forked);
+    expect(await watch.check(due + DIVERGENCE_CHECK_AFTER_MS - 1, primary, r)).toBeUndefined();
+    expect(r.calls).toBe(0);
+    expect(await watch.check(due + DIVERGENCE_CHECK_AFTER_MS, primary, r)).toBeDefined();
+  });
+});
