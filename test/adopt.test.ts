@@ -5,12 +5,13 @@
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureOwnedDir, initdb, pgCtlStart, writeHba } from '@pgha/keeper';
+import { ensureOwnedDir, initdb, keeperPaths, pgCtlStart, writeHba } from '@pgha/keeper';
 import { addNode, startMonitor, type TestMonitor } from './helpers/cluster.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
+import { controldataIdentifier } from './helpers/controldata.js';
 import { endAllProcesses, postmasterPidOf, runPgha, trackPgdata } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 
 let monitor: TestMonitor;
 let pgdata: string;
@@ -47,6 +48,8 @@ describe('adopting a running standalone Postgres', () => {
     expect(rows[0]).toMatchObject({ name: 'legacy', reported_state: 'single', goal_state: 'single' });
     const [count] = await queryNode<{ n: string }>(port, 'select count(*) as n from legacy');
     expect(Number(count!.n)).toBe(1000);
+    // Its keeper starts and configures this cluster, identified as it was before pgha came.
+    expect(JSON.parse(readFileSync(keeperPaths(pgdata).config, 'utf8')).systemIdentifier).toBe(await controldataIdentifier(pgdata));
   });
 
   it('refuses to adopt a second data directory into the same formation', async () => {
@@ -64,5 +67,7 @@ describe('adopting a running standalone Postgres', () => {
     await waitFor('primary and secondary', async () => isPrimaryAndSecondaries(await showState(monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
     const [count] = await queryNode<{ n: string }>(standby.port, 'select count(*) as n from legacy');
     expect(Number(count!.n)).toBe(1000);
+    // The clone records the group's identifier, which its base backup copied.
+    expect(JSON.parse(readFileSync(keeperPaths(standby.pgdata).config, 'utf8')).systemIdentifier).toBe(await controldataIdentifier(pgdata));
   });
 });

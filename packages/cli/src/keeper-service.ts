@@ -11,17 +11,17 @@ import {
   ROLE_CHANGE_TIMEOUT_MAX_MS,
   ROLE_CHANGE_TIMEOUT_MIN_MS,
   DEFAULT_ROLE_CHANGE_TIMEOUT_MS,
-  acquireKeeperPidFile,
-  inspectKeeperPidFile,
+  acquirePidFile,
+  inspectPidFile,
   isProcessAlive,
   keeperPaths,
-  keeperPidFile,
+  pidFilePath,
   loadKeeperConfig,
   loadKeeperState,
   postmasterPid,
   postmasterPort,
   postgresTlsDir,
-  releaseKeeperPidFile,
+  releasePidFile,
   startKeeperHttp,
   writeJsonAtomic,
   type KeeperConfig,
@@ -44,7 +44,7 @@ export const KEEPER_STATUS_EXIT = { running: 0, notRunning: 3, noKeeper: 4 } as 
 export async function runKeeper(pgdata: string, stop: AbortSignal): Promise<void> {
   const config = loadKeeperConfig(pgdata);
   const log = createLogger('keeper').child({ formation: config.formation, nodeId: config.nodeId, name: config.name });
-  const replaced = acquireKeeperPidFile(pgdata);
+  const replaced = acquirePidFile(pgdata, 'keeper');
   const onHangup = (): void => {
     log.info('SIGHUP: re-reading keeper.json and the node\'s certificate');
     keeper?.reloadConfig();
@@ -54,7 +54,7 @@ export async function runKeeper(pgdata: string, stop: AbortSignal): Promise<void
   let http: KeeperHttpServer | undefined;
   process.on('SIGHUP', onHangup);
   try {
-    if (replaced) log.warn(`replaced the stale pid file ${keeperPidFile(pgdata)}: ${replaced}`);
+    if (replaced) log.warn(`replaced the stale pid file ${pidFilePath(pgdata, 'keeper')}: ${replaced}`);
     keeper = new Keeper(config, log);
     log.info(`keeper of node ${config.nodeId} "${config.name}" starting in state ${keeper.currentState} (pid ${process.pid})`);
     http = await startKeeperHttp(keeper, log.child({ component: 'http' }));
@@ -67,7 +67,7 @@ export async function runKeeper(pgdata: string, stop: AbortSignal): Promise<void
     await keeper.shutdown(true);
   } finally {
     process.off('SIGHUP', onHangup);
-    releaseKeeperPidFile(pgdata);
+    releasePidFile(pgdata, 'keeper');
   }
 }
 
@@ -83,7 +83,7 @@ export interface KeeperStatus {
 /** Reads the keeper's, Postgres's and the node's state. @throws PghaError `PGHA_ERR_CONFIG` when `pgdata` has no readable keeper.json. */
 export function keeperStatus(pgdata: string): KeeperStatus {
   const config = loadKeeperConfig(pgdata);
-  const pidFile = inspectKeeperPidFile(pgdata);
+  const pidFile = inspectPidFile(pgdata, 'keeper');
   const pgPid = postmasterPid(config.pgdata);
   let state: ReturnType<typeof loadKeeperState> | undefined;
   let stateError: string | null = null;
@@ -135,7 +135,7 @@ async function statusCommand(pgdata: string, json: boolean): Promise<void> {
 /** The pid of the keeper of `pgdata`, or a "not running" line on stderr and exit 3. */
 function runningKeeperPid(pgdata: string): number {
   loadKeeperConfig(pgdata);
-  const seen = inspectKeeperPidFile(pgdata);
+  const seen = inspectPidFile(pgdata, 'keeper');
   if (seen.status === 'running') return seen.pid;
   process.stderr.write(`pgha: no keeper runs for ${pgdata}${seen.status === 'stale' ? ` (stale pid file: ${seen.reason})` : ''}\n`);
   throw new CommandExit(KEEPER_STATUS_EXIT.notRunning);
@@ -185,7 +185,7 @@ function editKeeperConfig(pgdata: string, edit: (c: KeeperConfig) => KeeperConfi
 
 /** The line `pgha keeper set` prints after an edit. */
 function appliedLine(pgdata: string, what: string): string {
-  const seen = inspectKeeperPidFile(pgdata);
+  const seen = inspectPidFile(pgdata, 'keeper');
   const how = seen.status === 'running' ? `the running keeper (pid ${seen.pid}) applies it on: pgha keeper reload --pgdata ${pgdata}` : 'the keeper applies it when it starts';
   return `${what} in ${keeperPaths(pgdata).config}; ${how}\n`;
 }

@@ -7,7 +7,7 @@ import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, createNode } fr
 import type { MonitorSslOption } from '@pgha/monitor';
 import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
-import { USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
+import { CommandExit, USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
 import { confirmDestructive } from './confirm.js';
 import { createLogger } from './logger.js';
 import { registerSettingsCommands } from './settings.js';
@@ -87,7 +87,12 @@ export function buildProgram(): Command {
       const log = createLogger('monitor');
       const { runMonitor } = await import('@pgha/monitor');
       const running = await runMonitor(o.pgdata, log);
-      await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+      const failed = await Promise.race([
+        new Promise<false>((r) => signal.addEventListener('abort', () => r(false), { once: true })),
+        running.failure.then(() => true),
+      ]);
+      // Its data directory is no longer its own: the monitor has logged why and stopped.
+      if (failed) throw new CommandExit(1);
       log.info('stopping the monitor');
       await running.stop();
     });

@@ -1,6 +1,7 @@
 /**
  * What a reload of `keeper.json` (SIGHUP, `pgha keeper reload`) may change in a running keeper:
- * the role-change hook and its timeout. Every other field needs a restart of the keeper
+ * the role-change hook and its timeout. Every other field but the one the keeper records itself
+ * ({@link KEEPER_RECORDED_FIELDS}) needs a restart of the keeper
  * (`pgha keeper stop`, then `keeper run`), and a reload that changes one keeps the running value
  * and says so. Pure. Source: Patroni's `reload` (SIGHUP re-reads the config; some parameters
  * need a restart) and pg_autoctl's `reload`.
@@ -9,6 +10,12 @@ import type { KeeperConfig } from './keeper-config.js';
 
 /** The fields of keeper.json a reload applies. */
 export const RELOADABLE_KEEPER_FIELDS = ['onRoleChange', 'onRoleChangeTimeoutMs'] as const;
+
+/**
+ * The fields of keeper.json the keeper writes itself while it runs (the data directory's
+ * database system identifier): a reload neither applies them nor asks for a restart over them.
+ */
+export const KEEPER_RECORDED_FIELDS = ['systemIdentifier'] as const;
 
 /** Fields whose values a log line never shows (secrets). */
 const SECRET_FIELDS: ReadonlySet<string> = new Set(['replicationPassword', 'monitorProbePassword', 'nodeToken', 'monitorCaCertificate']);
@@ -50,8 +57,8 @@ export function planKeeperReload(running: KeeperConfig, file: KeeperConfig): Kee
     if (file[field] === undefined) delete next[field];
     else (next as Record<string, unknown>)[field] = file[field];
   }
-  const reloadable: ReadonlySet<string> = new Set(RELOADABLE_KEEPER_FIELDS);
+  const noRestart: ReadonlySet<string> = new Set([...RELOADABLE_KEEPER_FIELDS, ...KEEPER_RECORDED_FIELDS]);
   const keys = new Set([...Object.keys(running), ...Object.keys(file)]);
-  const needRestart = [...keys].filter((k) => !reloadable.has(k) && JSON.stringify((running as Record<string, unknown>)[k]) !== JSON.stringify((file as Record<string, unknown>)[k])).sort();
+  const needRestart = [...keys].filter((k) => !noRestart.has(k) && JSON.stringify((running as Record<string, unknown>)[k]) !== JSON.stringify((file as Record<string, unknown>)[k])).sort();
   return { next, applied, needRestart };
 }

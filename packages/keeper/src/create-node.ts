@@ -14,11 +14,12 @@ import { assertHttpListenFree } from './http/keeper-http-server.js';
 import { Keeper } from './loop.js';
 import { ensurePghaDir, keeperHttpAddress, keeperHttpListen, keeperPaths, loadKeeperConfig, loadKeeperState, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
 import { MonitorClient, type MonitorCredentials } from './monitor-client.js';
-import { inspectKeeperPidFile } from './pid-file.js';
+import { inspectPidFile } from './pid-file.js';
 import { readPem } from './secrets.js';
 import { writeOwnedFileIfChanged } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, postmasterPid, postmasterPort } from './postgres/pg-ctl.js';
+import { assertOwnDataDirectory } from './postgres/controldata.js';
 
 /** Options of {@link createNode}, as the CLI flags give them. */
 export interface CreateNodeOptions {
@@ -133,7 +134,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   // A node's files, once there, must be readable: a damaged one is refused here, before the monitor is asked anything.
   let config: KeeperConfig | undefined = existsSync(paths.config) || existsSync(paths.state) ? loadKeeperConfig(pgdata) : undefined;
   if (config) loadKeeperState(config);
-  const runningKeeper = inspectKeeperPidFile(pgdata);
+  const runningKeeper = inspectPidFile(pgdata, 'keeper');
   if (runningKeeper.status === 'running') {
     throw new ConflictError(`a keeper runs for ${pgdata} (pid ${runningKeeper.pid})`, { hint: `stop it first with: pgha keeper stop --pgdata ${pgdata}` });
   }
@@ -164,6 +165,8 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   const ssl = config?.ssl.mode === 'disable' ? { mode: 'disable' as const } : (options.ssl ?? { mode: 'verify-full' as const });
   const nodeTls = prepareNodeTls(ssl);
   const client = new MonitorClient(options.monitorUrl, options.credentials ?? {});
+  /** The adopted data directory's database system identifier: the node's from now on. */
+  let adoptedSystemIdentifier: string | undefined;
   try {
     const hostname = options.hostname ?? (await localAddressTowards(new URL(options.monitorUrl).hostname));
     if (adopting) {
@@ -174,6 +177,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
           hint: 'point --pgdata at an empty directory to add a standby',
         });
       }
+      adoptedSystemIdentifier = assertOwnDataDirectory(pgdata, undefined, { who: 'the adopted cluster', recordFile: paths.config, refusal: 'refusing to adopt it', hint: 'point --pgdata at a Postgres data directory, or at an empty directory' });
       const runningPort = postmasterPid(pgdata) !== undefined ? postmasterPort(pgdata) : undefined;
       if (runningPort !== undefined && runningPort !== options.pgPort) {
         throw new ValidationError(`the Postgres running in ${pgdata} listens on port ${runningPort}, not ${options.pgPort}`, { hint: `pass --pg-port ${runningPort}`, field: 'pgPort' });
@@ -240,6 +244,8 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
         ssl: { mode: ssl.mode },
         ...hookFields,
         httpListen,
+        // A new data directory's is recorded by the keeper after its initdb or base backup.
+        ...(adoptedSystemIdentifier !== undefined ? { systemIdentifier: adoptedSystemIdentifier } : {}),
       };
       writeJsonAtomic(paths.config, config);
       saveKeeperState(pgdata, { nodeId: config.nodeId, currentState: 'init', assignedState: 'init' });

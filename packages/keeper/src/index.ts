@@ -7,6 +7,7 @@ export * from './fsm/transition-table.js';
 export * from './fsm/partition-rule.js';
 export * from './partition-watchdog.js';
 export * from './postgres/pg-ctl.js';
+export * from './postgres/controldata.js';
 export * from './postgres/os-user.js';
 export * from './postgres/config-files.js';
 export * from './postgres/sql.js';

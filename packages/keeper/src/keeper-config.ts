@@ -24,6 +24,9 @@ export function ensurePghaDir(dir: string): string {
   return dir;
 }
 
+/** A database system identifier as pgha's files record it: the decimal `uint64` of `global/pg_control`. */
+export const SystemIdentifierSchema = z.string().regex(/^[1-9][0-9]{0,19}$/, 'must be a database system identifier (decimal digits, as pg_controldata prints it)');
+
 /** Bounds of `onRoleChangeTimeoutMs`, in ms. */
 export const ROLE_CHANGE_TIMEOUT_MIN_MS = 1;
 export const ROLE_CHANGE_TIMEOUT_MAX_MS = 3_600_000;
@@ -68,6 +71,16 @@ export const KeeperConfigSchema = z.object({
    * `<hostname>:8008` ({@link keeperHttpListen}).
    */
   httpListen: z.string().refine((s) => parseHostPort(s) !== undefined, 'must be HOST:PORT, e.g. 127.0.0.1:8008').optional(),
+  /**
+   * Database system identifier of the node's data directory (`global/pg_control`, decimal), as
+   * the keeper recorded it once the directory was its own: after its initdb, at `keeper create`
+   * of an adopted directory, after each base backup (the group's identifier, which pg_basebackup
+   * copies). The keeper starts Postgres, and writes its settings, only in a directory that has
+   * it (see `postgres/controldata.ts`). Absent in a file written before it, or before a standby's
+   * first base backup: the keeper records it at its first start on a data directory, and says so
+   * in its log. Written by the keeper, never by a reload.
+   */
+  systemIdentifier: SystemIdentifierSchema.optional(),
 });
 /** Contents of `keeper.json`. */
 export type KeeperConfig = z.infer<typeof KeeperConfigSchema>;

@@ -476,7 +476,10 @@ export class Keeper {
     const current = this.state.currentState;
     if (this.lastGoal?.goalState !== current || !WRITABLE_STATES.has(current) || this.node.isRunning() || !this.node.hasData() || this.node.hasStandbySignal()) return;
     this.log.warn(`Postgres is not running in ${current}: restarting it in place`);
-    await this.node.start().catch((err: Error) => this.log.error(`restarting Postgres failed: ${err.message}`));
+    await this.node.start().catch((err: Error) => {
+      // A refused data directory is logged once by NodeControl and reported as the node's problem.
+      if (!(err instanceof PghaError && err.code === 'PGHA_ERR_PGDATA')) this.log.error(`restarting Postgres failed: ${err.message}`);
+    });
   }
 
   /** One tick. Never throws: failures are facts in the outcome. */

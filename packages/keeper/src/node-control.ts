@@ -20,7 +20,8 @@ import {
 import { ProgressLogThrottle, parseBasebackupProgress } from './postgres/basebackup-progress.js';
 import type { KeeperConfig } from './keeper-config.js';
 import { diskProblem, lastServerFailure, problemSentence } from './local-problem.js';
-import { ensurePghaDir, keeperPaths, pghaDirFor, postgresTlsDir, replicationPassfile, socketDirFor } from './keeper-config.js';
+import { ensurePghaDir, keeperPaths, loadKeeperConfig, pghaDirFor, postgresTlsDir, replicationPassfile, socketDirFor, writeJsonAtomic } from './keeper-config.js';
+import { assertOwnDataDirectory, inspectDataDirectory } from './postgres/controldata.js';
 import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from './postgres/config-files.js';
 import { ensureOwnedDir } from './postgres/os-user.js';
 import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
@@ -84,6 +85,78 @@ export class NodeControl {
     this.divergence = new DivergenceWatch(log);
     this.local = { socketDir: socketDirFor(config.pgdata), port: config.pgPort };
     this.monitorHost = new URL(config.monitorUrl).hostname.replace(/^\[|\]$/g, '');
+    this.systemIdentifier = config.systemIdentifier;
+  }
+
+  /**
+   * The data directory's database system identifier as keeper.json records it
+   * (`KeeperConfig.systemIdentifier`); undefined until the keeper has a data directory of its
+   * own, or in a file written before pgha recorded it.
+   */
+  private systemIdentifier: string | undefined;
+
+  /** The last refusal of the data directory ({@link assertOwnData}), one line; cleared by a check that passes. */
+  private dataRefusal: string | undefined;
+
+  /**
+   * Checks that the data directory is this node's before Postgres is started or restarted
+   * there, or anything is written into it (pgha.conf, pg_hba.conf, standby.signal, a rewind):
+   * a data directory whose database system identifier is the one keeper.json records. With
+   * none recorded (a file from before pgha recorded it), records the identifier found and logs
+   * that. A refusal is logged once (until it changes) and is the node's reported problem
+   * ({@link localProblem}) until a check passes.
+   * Source: Patroni compares the data directory's system identifier with the DCS's before it
+   * starts Postgres; pg_auto_failover's keeper checks it against the monitor's at `pg_autoctl run`.
+   *
+   * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is missing, is not a data
+   *   directory, or holds another cluster.
+   */
+  assertOwnData(): void {
+    let found: string;
+    try {
+      found = assertOwnDataDirectory(this.pgdata, this.systemIdentifier, {
+        who: `node ${this.config.nodeId} "${this.config.name}"`,
+        recordFile: keeperPaths(this.pgdata).config,
+        hint: `put the node's own data directory back at ${this.pgdata}; the keeper starts and configures no other (a standby whose directory is moved away clones its primary again)`,
+      });
+    } catch (err) {
+      const line = err instanceof PghaError ? err.toUserLine() : (err as Error).message;
+      if (line !== this.dataRefusal) this.log.error(line);
+      this.dataRefusal = line;
+      throw err;
+    }
+    if (this.dataRefusal !== undefined) this.log.info(`the data directory ${this.pgdata} is the node's again (database system identifier ${found})`);
+    this.dataRefusal = undefined;
+    if (this.systemIdentifier === undefined) this.recordSystemIdentifier(found, 'at the first start on this data directory (the file is from before pgha recorded it)');
+  }
+
+  /**
+   * Records the identifier of the data directory the keeper has just made its own (after
+   * initdb or a base backup) in keeper.json.
+   *
+   * @throws PghaError `PGHA_ERR_PGDATA` when the directory holds no cluster after all.
+   */
+  private recordOwnData(after: string): void {
+    const found = inspectDataDirectory(this.pgdata);
+    if (found.kind !== 'cluster') {
+      throw new PghaError('PGHA_ERR_PGDATA', `${this.pgdata} holds no Postgres cluster after ${after} (${found.kind === 'missing' ? 'missing' : found.reason})`, { hint: 'the keeper retries; see the log of the step before' });
+    }
+    this.recordSystemIdentifier(found.systemIdentifier, `after ${after}`);
+  }
+
+  /**
+   * Writes `systemIdentifier` into keeper.json (re-read, so that fields edited meanwhile stay
+   * as they are) and keeps it for the checks of {@link assertOwnData}.
+   */
+  private recordSystemIdentifier(id: string, why: string): void {
+    if (id === this.systemIdentifier) return;
+    const path = keeperPaths(this.pgdata).config;
+    writeJsonAtomic(path, { ...loadKeeperConfig(this.pgdata), systemIdentifier: id });
+    const previous = this.systemIdentifier;
+    this.systemIdentifier = id;
+    const msg = `recorded the data directory's database system identifier ${id} in ${path} ${why}`;
+    if (previous === undefined) this.log.info({ systemIdentifier: id }, msg);
+    else this.log.warn({ systemIdentifier: id, previous }, `${msg}, replacing ${previous}`);
   }
 
   get pgdata(): string {
@@ -285,11 +358,13 @@ export class NodeControl {
   }
 
   /**
-   * Writes pgha.conf and pg_hba.conf for the given role.
+   * Writes pgha.conf and pg_hba.conf for the given role, into the node's own data directory only.
    *
    * @returns true when anything changed (a running Postgres must reload).
+   * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the node's ({@link assertOwnData}).
    */
   writeConfig(options: { nodes: readonly GroupMember[]; synchronousStandbyNames: string; follow?: GroupMember | null; useSlot?: boolean }): boolean {
+    this.assertOwnData();
     const hba = writeHba(this.pgdata, this.hbaEntries(options.nodes));
     const ssl = this.serverTls();
     // Every node keeps its pgpass file ready: a primary needs it when it rejoins as a standby.
@@ -328,12 +403,18 @@ export class NodeControl {
   /** Why the last start of Postgres failed (its server log's last PANIC/FATAL); cleared by a start that works. */
   private lastStartFailure: string | undefined;
 
-  /** Starts Postgres if it is not running. @throws PghaError `PGHA_ERR_CONFLICT` while fenced. */
+  /**
+   * Starts Postgres if it is not running, in the node's own data directory only.
+   *
+   * @throws PghaError `PGHA_ERR_CONFLICT` while fenced; `PGHA_ERR_PGDATA` when the data
+   *   directory is not the node's ({@link assertOwnData}); PostgresCommandError when pg_ctl fails.
+   */
   async start(): Promise<void> {
     if (this.isRunning()) return;
     if (this.fencedSinceMs !== undefined) {
       throw new PghaError('PGHA_ERR_CONFLICT', 'the node fenced itself (network partition): Postgres stays stopped until the monitor answers');
     }
+    this.assertOwnData();
     this.log.info('starting Postgres');
     this.socketDir();
     // A postmaster killed a moment ago may linger as a zombie until it is reaped, and Postgres
@@ -374,8 +455,9 @@ export class NodeControl {
 
   /**
    * What keeps this node from its goal, as seen locally, for the keeper's report: the data
-   * directory's file system full, or Postgres not running after a failed start (with the
-   * reason from its server log). Null when nothing is wrong.
+   * directory's file system full, a data directory that is not the node's (the refusal of
+   * {@link assertOwnData}), or Postgres not running after a failed start (with the reason from
+   * its server log). Null when nothing is wrong.
    * Source: none in pg_auto_failover (its keeper logs such errors locally only).
    */
   localProblem(): string | null {
@@ -387,15 +469,18 @@ export class NodeControl {
       // no file system to look at: nothing to say about it
     }
     const start = this.lastStartFailure && !this.isRunning() ? `Postgres does not start: ${this.lastStartFailure}` : undefined;
-    return problemSentence([disk, start, this.divergence.problem]);
+    return problemSentence([disk, this.dataRefusal, start, this.divergence.problem]);
   }
 
   /**
    * Restarts Postgres when it runs but does not answer on pgha's socket: an adopted cluster
    * started with its own port, socket directory and settings.
+   *
+   * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the node's ({@link assertOwnData}).
    */
   async restartIfUnreachable(): Promise<void> {
     if (!this.isRunning() || (await this.readFacts())) return;
+    this.assertOwnData();
     this.log.info('restarting Postgres to apply the settings pgha manages (socket, port, replication)');
     this.socketDir();
     await pgCtlRestart(this.pgdata, this.pgLogFile);
@@ -454,7 +539,7 @@ export class NodeControl {
     else if (changed) await this.reload();
   }
 
-  /** Runs initdb when the data directory is empty or missing. */
+  /** Runs initdb when the data directory is empty or missing, and records its identifier in keeper.json. */
   async initdbIfNeeded(): Promise<void> {
     if (isPgData(this.pgdata)) return;
     if (!isEmptyOrMissing(this.pgdata)) {
@@ -465,6 +550,7 @@ export class NodeControl {
     ensureOwnedDir(this.pgdata);
     this.log.info({ pgdata: this.pgdata }, 'initdb');
     await initdb(this.pgdata);
+    this.recordOwnData('initdb');
   }
 
   /** Creates the replication and probe roles with the formation's passwords (idempotent). */
@@ -536,7 +622,8 @@ export class NodeControl {
   transitionProgress: TransitionProgress | null = null;
 
   /**
-   * Clones the primary with pg_basebackup into `<pgdata>.basebackup`, then swaps it in. A
+   * Clones the primary with pg_basebackup into `<pgdata>.basebackup`, then swaps it in and
+   * records its database system identifier (the group's) in keeper.json. A
    * keeper killed halfway leaves the old data directory untouched and retries from scratch.
    * Its progress (`--progress`) is kept in {@link transitionProgress} and logged at info
    * every 10 % ("base backup: 42% (123.4 MB of 293.0 MB)"). For tests only,
@@ -581,6 +668,7 @@ export class NodeControl {
     await this.stop();
     rmSync(this.pgdata, { recursive: true, force: true });
     renameSync(tmp, this.pgdata);
+    this.recordOwnData('a base backup');
   }
 
   /** Runs pg_rewind against `primary`. @throws PostgresCommandError when it fails. */
@@ -613,6 +701,7 @@ export class NodeControl {
   async followAsStandby(goal: NodeGoal): Promise<void> {
     const upstream = this.currentUpstream(goal);
     if (!upstream) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to follow yet', { hint: 'the monitor has not assigned a primary; the keeper retries' });
+    this.assertOwnData();
     setStandbySignal(this.pgdata, true);
     const changed = this.writeConfig({ nodes: goal.nodes, synchronousStandbyNames: '', follow: upstream, useSlot: upstream.nodeId === goal.primary?.nodeId });
     if (!this.isRunning()) await this.start();

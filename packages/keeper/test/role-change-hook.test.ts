@@ -13,7 +13,7 @@ import { NODE_STATES } from '@pgha/shared';
 import { NODE_ROLES, roleOfState } from '../src/fsm/node-role.js';
 import { HOOK_OUTPUT_TAIL_BYTES, RoleChangeHookRunner, type HookRunResult, type RoleChangeFacts } from '../src/role-change-hook.js';
 import { planKeeperReload } from '../src/config-reload.js';
-import { isKeeperCommandLine } from '../src/pid-file.js';
+import { isServiceCommandLine } from '../src/pid-file.js';
 import { isProcessAlive } from '../src/postgres/pg-ctl.js';
 import type { KeeperConfig } from '../src/keeper-config.js';
 import { memoryLogger } from './memory-logger.js';
@@ -218,17 +218,28 @@ describe('planKeeperReload', () => {
     expect(plan.applied).toEqual([{ field: 'onRoleChange', from: '/bin/a', to: '(none)' }]);
     expect(planKeeperReload(running, { ...running })).toEqual({ next: running, applied: [], needRestart: [] });
   });
+
+  it('leaves alone the identifier the keeper records itself in the file while it runs', () => {
+    expect(planKeeperReload(running, { ...running, systemIdentifier: '7312345678901234567' })).toEqual({ next: running, applied: [], needRestart: [] });
+  });
 });
 
-describe('isKeeperCommandLine', () => {
+describe('isServiceCommandLine', () => {
   it('recognises pgha keeper run for this data directory, relative to the process working directory', () => {
-    expect(isKeeperCommandLine(['/usr/bin/node', '/opt/pgha/bin/pgha.js', 'keeper', 'run', '--pgdata', 'data'], '/srv/pg/data', '/srv/pg')).toBe(true);
-    expect(isKeeperCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata=/srv/pg/data/'], '/srv/pg/data', '/')).toBe(true);
-    expect(isKeeperCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', '/srv/other'], '/srv/pg/data', '/')).toBe(false);
-    expect(isKeeperCommandLine(['node', 'pgha', 'monitor', 'run', '--pgdata', '/srv/pg/data'], '/srv/pg/data', '/')).toBe(false);
-    expect(isKeeperCommandLine(['sleep', '100'], '/srv/pg/data', '/')).toBe(false);
+    expect(isServiceCommandLine(['/usr/bin/node', '/opt/pgha/bin/pgha.js', 'keeper', 'run', '--pgdata', 'data'], 'keeper', '/srv/pg/data', '/srv/pg')).toBe(true);
+    expect(isServiceCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata=/srv/pg/data/'], 'keeper', '/srv/pg/data', '/')).toBe(true);
+    expect(isServiceCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', '/srv/other'], 'keeper', '/srv/pg/data', '/')).toBe(false);
+    expect(isServiceCommandLine(['node', 'pgha', 'monitor', 'run', '--pgdata', '/srv/pg/data'], 'keeper', '/srv/pg/data', '/')).toBe(false);
+    expect(isServiceCommandLine(['sleep', '100'], 'keeper', '/srv/pg/data', '/')).toBe(false);
     // Another user's process, whose working directory cannot be read: a relative path counts.
-    expect(isKeeperCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', 'data'], '/srv/pg/data', undefined)).toBe(true);
-    expect(isKeeperCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', '/srv/other'], '/srv/pg/data', undefined)).toBe(false);
+    expect(isServiceCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', 'data'], 'keeper', '/srv/pg/data', undefined)).toBe(true);
+    expect(isServiceCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', '/srv/other'], 'keeper', '/srv/pg/data', undefined)).toBe(false);
+  });
+
+  it('recognises pgha monitor run for the monitor, and no keeper as one', () => {
+    expect(isServiceCommandLine(['node', 'pgha', 'monitor', 'run', '--pgdata', '/srv/m/pgdata'], 'monitor', '/srv/m/pgdata', '/')).toBe(true);
+    expect(isServiceCommandLine(['node', 'pgha', 'monitor', 'run', '--pgdata', 'pgdata'], 'monitor', '/srv/m/pgdata', '/srv/m')).toBe(true);
+    expect(isServiceCommandLine(['node', 'pgha', 'keeper', 'run', '--pgdata', '/srv/m/pgdata'], 'monitor', '/srv/m/pgdata', '/')).toBe(false);
+    expect(isServiceCommandLine(['node', 'pgha', 'monitor', 'create', '--pgdata', '/srv/m/pgdata'], 'monitor', '/srv/m/pgdata', '/')).toBe(false);
   });
 });

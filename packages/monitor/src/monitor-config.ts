@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { RECOVERY_DOC, pghaDirFor, readJsonFile } from '@pgha/keeper';
+import { RECOVERY_DOC, SystemIdentifierSchema, pghaDirFor, readJsonFile } from '@pgha/keeper';
 import { parseHostPort } from '@pgha/shared';
 
 /**
@@ -32,6 +32,13 @@ export const MonitorConfigSchema = z.object({
   /** File of the operator token (0600). */
   authTokenFile: z.string(),
   tls: MonitorTlsSchema,
+  /**
+   * Database system identifier of the monitor's data directory (`global/pg_control`,
+   * decimal), recorded by `monitor create` after its initdb. `monitor run` starts its Postgres,
+   * and writes its settings, only in a directory that has it. Absent in a file written before
+   * it: `monitor run` records it at its first start, and says so in its log.
+   */
+  systemIdentifier: SystemIdentifierSchema.optional(),
 });
 /** Contents of `monitor.json`. */
 export type MonitorConfig = z.infer<typeof MonitorConfigSchema>;

@@ -9,13 +9,17 @@ import type { Logger } from 'pino';
 import {
   ConflictError,
   DEFAULT_FORMATION,
+  PghaError,
   ValidationError,
   DEFAULT_FORMATION_SETTINGS,
 } from '@pgha/shared';
 import {
+  acquirePidFile,
+  assertOwnDataDirectory,
   ensureOwnedDir,
   ensurePghaDir,
   initdb,
+  pidFilePath,
   isEmptyOrMissing,
   isPgData,
   pgCtlStart,
@@ -25,6 +29,7 @@ import {
   socketDirFor,
   writeHba,
   readSecretFile,
+  releasePidFile,
   writeJsonAtomic,
   writePghaConf,
   writeSecretFile,
@@ -63,8 +68,36 @@ function storeConnection(config: MonitorConfig): StoreConnection {
   return { host: socketDirFor(config.pgdata), port: config.pgPort };
 }
 
+/**
+ * Checks that the monitor's data directory still holds the cluster it created (the database
+ * system identifier of monitor.json), before its Postgres is started there or used.
+ * `refusal` starts the message: what the monitor does not do.
+ *
+ * @returns the identifier found (to record when monitor.json has none).
+ * @throws PghaError `PGHA_ERR_PGDATA` when the directory is missing, is not a data directory, or
+ *   holds another cluster (see `assertOwnDataDirectory`).
+ */
+function assertMonitorData(config: MonitorConfig, refusal?: string): string {
+  const { config: recordFile } = monitorPaths(config.pgdata);
+  return assertOwnDataDirectory(config.pgdata, config.systemIdentifier, {
+    who: 'this monitor',
+    recordFile,
+    ...(refusal ? { refusal } : {}),
+    hint: `a monitor starts no Postgres but the one it created: put its data directory back at ${config.pgdata}; if pgha monitor create made a new monitor there, run that one (pgha monitor run --pgdata ${config.pgdata}) once this one has stopped`,
+  });
+}
+
+/**
+ * Starts the monitor's Postgres unless it runs, in the monitor's own data directory only:
+ * nothing is created or written (pgha.conf, log and socket directories) before
+ * {@link assertMonitorData} passes.
+ *
+ * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the monitor's;
+ *   PostgresCommandError when pg_ctl fails.
+ */
 async function startMonitorPostgres(config: MonitorConfig, log: Logger): Promise<void> {
   if (postmasterPid(config.pgdata) !== undefined) return;
+  assertMonitorData(config);
   const { dir, logDir } = monitorPaths(config.pgdata);
   ensurePghaDir(dir);
   ensureOwnedDir(logDir);
@@ -76,7 +109,8 @@ async function startMonitorPostgres(config: MonitorConfig, log: Logger): Promise
 
 /**
  * Creates a monitor: initdb, configuration (Unix socket only, no TCP), migrations, the
- * default formation. Leaves its Postgres stopped; `pgha monitor run` starts it.
+ * default formation; monitor.json records the data directory's database system identifier.
+ * Leaves its Postgres stopped; `pgha monitor run` starts it.
  *
  * @throws ValidationError for a non-empty --pgdata that is not a data directory;
  *   ConflictError when a monitor already exists there or the port is in use.
@@ -105,9 +139,10 @@ export async function createMonitor(options: CreateMonitorOptions, log: Logger):
   const tls = setUpMonitorTls(options.ssl ?? { mode: 'self-signed' }, paths.tlsDir, monitorCertificateHosts(listen.host));
   if (tls.mode === 'off') log.warn('TLS is OFF (--no-ssl): tokens, passwords and reports cross the network in clear text; use this for tests only');
   writeSecretFile(paths.authToken, `${generateSecret()}\n`);
-  const config: MonitorConfig = { version: 2, pgdata, pgPort: options.pgPort, listen: options.listen, authTokenFile: paths.authToken, tls };
   ensureOwnedDir(pgdata);
   await initdb(pgdata);
+  const systemIdentifier = assertOwnDataDirectory(pgdata, undefined, { who: 'the new monitor', recordFile: paths.config, hint: 'initdb made no data directory there: see the error before this one' });
+  const config: MonitorConfig = { version: 2, pgdata, pgPort: options.pgPort, listen: options.listen, authTokenFile: paths.authToken, tls, systemIdentifier };
   writeHba(pgdata, []);
   await startMonitorPostgres(config, log);
   const db = openStore(storeConnection(config));
@@ -127,14 +162,55 @@ export async function createMonitor(options: CreateMonitorOptions, log: Logger):
 export interface RunningMonitor {
   url: string;
   stop(): Promise<void>;
+  /**
+   * Settles when the monitor stopped on its own because its data directory is no longer the
+   * one it created (deleted, or replaced by another cluster, e.g. by a `pgha monitor create`
+   * at the same path): it has logged why, closed its API and loops and released its pid file,
+   * and left that directory's Postgres alone. Never settles otherwise.
+   */
+  failure: Promise<PghaError>;
 }
 
 /**
- * Runs a monitor: starts (and keeps restarting) its Postgres, migrates, serves the API,
- * probes nodes and re-evaluates groups every `timerIntervalMs`.
+ * Runs a monitor: takes its pid file (one monitor per data directory), checks that the data
+ * directory is the one it created (recording its identifier in a monitor.json from before pgha
+ * recorded it), starts (and keeps restarting) its Postgres, migrates, serves the API, probes
+ * nodes and re-evaluates groups every `timerIntervalMs`. Every tick checks the data directory
+ * again (one read of `global/pg_control`): a monitor whose directory was replaced stops (see
+ * {@link RunningMonitor.failure}) rather than start, or serve from, a Postgres it did not
+ * create.
+ *
+ * @throws ConflictError when a monitor already runs for the data directory (its pid in the
+ *   message); PghaError `PGHA_ERR_CONFIG` for a missing or damaged monitor.json or secret;
+ *   `PGHA_ERR_PGDATA` when the data directory is not the monitor's; `PGHA_ERR_STORE_UNAVAILABLE`
+ *   when a migration fails.
  */
 export async function runMonitor(pgdataArg: string, log: Logger, options: { timerIntervalMs?: number } = {}): Promise<RunningMonitor> {
-  const config = loadMonitorConfig(resolve(pgdataArg));
+  const pgdata = resolve(pgdataArg);
+  let config = loadMonitorConfig(pgdata);
+  const replaced = acquirePidFile(pgdata, 'monitor');
+  try {
+    if (replaced) log.warn(`replaced the stale pid file ${pidFilePath(pgdata, 'monitor')}: ${replaced}`);
+    config = recordSystemIdentifier(config, assertMonitorData(config), log);
+    return await serveMonitor(config, log, options);
+  } catch (err) {
+    releasePidFile(pgdata, 'monitor');
+    throw err;
+  }
+}
+
+/** Writes the identifier found into a monitor.json that has none (from before pgha recorded it). */
+function recordSystemIdentifier(config: MonitorConfig, found: string, log: Logger): MonitorConfig {
+  if (config.systemIdentifier !== undefined) return config;
+  const recorded = { ...config, systemIdentifier: found };
+  const path = monitorPaths(config.pgdata).config;
+  writeJsonAtomic(path, recorded);
+  log.info({ systemIdentifier: found }, `recorded the data directory's database system identifier ${found} in ${path} at the first start on this data directory (the file is from before pgha recorded it)`);
+  return recorded;
+}
+
+/** The part of {@link runMonitor} after its pid file and the first check of its data directory. */
+async function serveMonitor(config: MonitorConfig, log: Logger, options: { timerIntervalMs?: number }): Promise<RunningMonitor> {
   // Read every secret before starting anything: a bad file stops the monitor with its name.
   const operatorTokenSha256 = tokenSha256(readSecretFile(config.authTokenFile, 'auth token'));
   const https = loadHttpsOptions(config.tls);
@@ -151,32 +227,63 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(db, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
   prober.start();
+  const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(db) };
+  const app = buildApp({ db, driver, notifier, log, auth, metrics, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
 
   let stopping = false;
+  let settleFailure!: (err: PghaError) => void;
+  const failure = new Promise<PghaError>((r) => (settleFailure = r));
+  let timer: NodeJS.Timeout | undefined;
+  /** Ends every loop, the API and the store's pool; stops Postgres only when asked. */
+  const shutdown = async (stopPostgres: boolean): Promise<void> => {
+    stopping = true;
+    clearInterval(timer);
+    prober.stop();
+    await app.close();
+    await notifier.stop();
+    await db.destroy();
+    if (stopPostgres) await pgCtlStop(config.pgdata);
+    releasePidFile(config.pgdata, 'monitor');
+  };
+  /** The data directory is not the monitor's any more: log why, stop, leave its Postgres alone. */
+  const fail = async (err: PghaError): Promise<void> => {
+    if (stopping) return;
+    log.error({ code: err.code }, err.toUserLine());
+    await shutdown(false).catch((e: Error) => log.warn({ err: e.message }, 'stopping the monitor after the refusal'));
+    settleFailure(err);
+  };
+
   const timerIntervalMs = options.timerIntervalMs ?? DEFAULT_FORMATION_SETTINGS.keeperReportIntervalMs;
   // One tick at a time: a tick that takes longer than the interval delays the next one
   // rather than running beside it.
   let ticking = false;
-  const timer = setInterval(() => {
-    if (ticking) return;
+  timer = setInterval(() => {
+    if (ticking || stopping) return;
     ticking = true;
     void (async () => {
+      // The store must still be the monitor's own: its directory deleted or created again at
+      // the same path (another initdb) stops this monitor, whether a Postgres runs there or not.
+      assertMonitorData(config, 'the monitor stops rather than start or use a Postgres it did not create');
       // Supervise the store: restart Postgres if it died.
-      if (postmasterPid(config.pgdata) === undefined && !stopping) {
+      if (postmasterPid(config.pgdata) === undefined) {
         log.warn("the monitor's Postgres is not running: restarting it");
-        await startMonitorPostgres(config, log).catch((err: Error) => log.error(err.message));
+        await startMonitorPostgres(config, log).catch((err: Error) => {
+          if (err instanceof PghaError && err.code === 'PGHA_ERR_PGDATA') throw err;
+          log.error(`restarting the monitor's Postgres failed: ${err.message}`);
+        });
         return;
       }
       await driver.evaluateAll('timer');
     })()
-      .catch((err: Error) => log.warn({ err: err.message }, 'timer evaluation failed'))
+      .catch(async (err: Error) => {
+        if (err instanceof PghaError && err.code === 'PGHA_ERR_PGDATA') await fail(err);
+        else log.warn({ err: err.message }, 'timer evaluation failed');
+      })
       .finally(() => {
         ticking = false;
       });
   }, timerIntervalMs);
 
-  const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(db) };
-  const app = buildApp({ db, driver, notifier, log, auth, metrics, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
   const { host, port } = parseListen(config.listen);
   await app.listen({ host, port });
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -184,14 +291,17 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
 
   return {
     url,
+    failure,
     async stop() {
-      stopping = true;
-      clearInterval(timer);
-      prober.stop();
-      await app.close();
-      await notifier.stop();
-      await db.destroy();
-      await pgCtlStop(config.pgdata);
+      if (stopping) return;
+      let own = true;
+      try {
+        assertMonitorData(config);
+      } catch (err) {
+        own = false;
+        log.warn(`leaving the Postgres of ${config.pgdata} alone: ${(err as Error).message}`);
+      }
+      await shutdown(own);
     },
   };
 }

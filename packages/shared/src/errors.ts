@@ -9,7 +9,7 @@ export const ERROR_CODES = {
   PGHA_ERR_MONITOR_UNAVAILABLE: 'The monitor could not be reached or answered with an error.',
   PGHA_ERR_STORE_UNAVAILABLE: "The monitor's own Postgres could not be reached.",
   PGHA_ERR_POSTGRES_COMMAND: 'A Postgres program (initdb, pg_ctl, pg_basebackup, pg_rewind) failed.',
-  PGHA_ERR_PGDATA: 'The data directory is not usable as asked.',
+  PGHA_ERR_PGDATA: 'The data directory is not usable as asked, or is not the one pgha created there (missing, or another cluster).',
   PGHA_ERR_CONFIG: 'A configuration or state file is missing or corrupt.',
   PGHA_ERR_TIMEOUT: 'A wait ran out before the formation reached the expected state.',
   PGHA_ERR_UNAUTHENTICATED: 'The monitor refused a request without valid credentials (HTTP 401).',

@@ -168,6 +168,8 @@ async function rewindOrClone(node: NodeControl, source: GroupMember): Promise<'p
  * (`Rewind.rewind_or_reinitialize_needed_and_possible`); pg_auto_failover has no counterpart.
  */
 async function rewindDivergedStandby(node: NodeControl, primary: GroupMember, divergence: Divergence): Promise<void> {
+  // Never rewound nor replaced: a data directory that is not the node's.
+  node.assertOwnData();
   node.log.warn(`rewinding the diverged standby from the primary's timeline ${divergence.upstreamTimeline}: stopping Postgres`);
   await node.stop();
   const how = await rewindOrClone(node, primary);
@@ -200,11 +202,14 @@ export const stopPostgres: TransitionFn = async (ctx) => {
 
 /**
  * `demoted → catchingup`: pg_rewind from the new primary; when that fails, a fresh base
- * backup (the old data directory is replaced only once the backup is complete).
+ * backup (the old data directory is replaced only once the backup is complete). A data
+ * directory that is not the node's (another cluster's) is refused, never rewound or replaced.
  */
 export const rewindOrBaseBackup: TransitionFn = async (ctx) => {
   const primary = ctx.goal.primary;
   if (!primary || primary.nodeId === ctx.node.config.nodeId) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to rejoin yet');
+  // Neither rewound nor replaced by a base backup: a data directory that is not the node's.
+  if (ctx.node.hasData()) ctx.node.assertOwnData();
   await ctx.node.stop();
   const facts = ctx.node.hasData() && ctx.node.hasStandbySignal() ? 'standby' : 'primary';
   if (ctx.node.hasData() && facts === 'primary') {

@@ -2,7 +2,7 @@
  * The monitor's store: Kysely over its own Postgres, schema `pgha`. `CamelCasePlugin` is the
  * only place where snake_case columns become camelCase properties.
  */
-import { CamelCasePlugin, Kysely, Migrator, PostgresDialect, type ColumnType, type Generated } from 'kysely';
+import { CamelCasePlugin, Kysely, Migrator, PostgresDialect, type ColumnType, type Generated, type MigrationResult } from 'kysely';
 import pg from 'pg';
 import { migrationProvider } from '@pgha/migrations';
 import { PghaError, type TransitionProgress } from '@pgha/shared';
@@ -206,14 +206,45 @@ export function openStore(conn: StoreConnection): Kysely<Database> {
 /**
  * Applies every pending migration from `migrations/`.
  *
- * @throws PghaError `PGHA_ERR_STORE_UNAVAILABLE` naming the failed migration.
+ * @returns the names of the migrations applied, in order (none when the store is up to date).
+ * @throws PghaError `PGHA_ERR_STORE_UNAVAILABLE` naming the migration that failed, or those
+ *   left pending ({@link migrationFailureMessage}).
  */
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
   const migrator = new Migrator({ db: db.withoutPlugins() as unknown as Kysely<unknown>, provider: migrationProvider, migrationTableSchema: 'public' });
   const { error, results } = await migrator.migrateToLatest();
-  const failed = results?.find((r) => r.status === 'Error');
   if (error) {
-    throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message}`, { cause: error });
+    const known = Object.keys(await migrationProvider.getMigrations()).sort();
+    throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', migrationFailureMessage(results, known, error), {
+      cause: error,
+      hint: "see the log of the monitor's Postgres in <pgdata>.pgha/log, then run the monitor again (the migrations applied stay applied)",
+    });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * The message of a failed {@link migrateToLatest}, which always names migrations: the one that
+ * failed (`migration 0004_x failed: …`); else the ones left unapplied; else, when none ran
+ * because the store could not be reached or its migration table read (Kysely then returns no
+ * results), the migrations the monitor has, first to last. Pure.
+ *
+ * @param results - Kysely's `MigrationResultSet.results`.
+ * @param known - every migration name, in order.
+ * @param error - Kysely's `MigrationResultSet.error`.
+ *
+ * ### Examples
+ * ```ts
+ * migrationFailureMessage(undefined, ['0001_a', '0002_b'], new Error('connect ENOENT /run/.s.PGSQL.5430'))
+ * // 'no migration ran: could not reach the store, or read its migration table, to apply migrations 0001_a to 0002_b: connect ENOENT /run/.s.PGSQL.5430'
+ * ```
+ */
+export function migrationFailureMessage(results: readonly MigrationResult[] | undefined, known: readonly string[], error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  const failed = results?.find((r) => r.status === 'Error');
+  if (failed) return `migration ${failed.migrationName} failed: ${reason}`;
+  const pending = (results ?? []).filter((r) => r.status === 'NotExecuted').map((r) => r.migrationName);
+  if (pending.length > 0) return `migration${pending.length > 1 ? 's' : ''} ${pending.join(', ')} not applied: ${reason}`;
+  const range = known.length <= 1 ? `migration ${known[0] ?? '(none known)'}` : `migrations ${known[0]} to ${known[known.length - 1]}`;
+  return `no migration ran: could not reach the store, or read its migration table, to apply ${range}: ${reason}`;
 }

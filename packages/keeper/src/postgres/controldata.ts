@@ -1,0 +1,118 @@
+/**
+ * Which cluster a data directory holds: the database system identifier in `global/pg_control`,
+ * chosen at random by initdb and copied unchanged by pg_basebackup and pg_rewind, so that every
+ * node of a group shares it and another initdb never has it. pgha records it when it creates
+ * (or first starts) a data directory, and before it starts Postgres there it checks that the
+ * directory still holds that cluster: a supervisor never starts, nor writes its settings into, a
+ * Postgres it did not create.
+ *
+ * The identifier is read from the control file itself (its first 8 bytes, in the machine's byte
+ * order) rather than from `pg_controldata`'s output: a synchronous read of one file, cheap enough
+ * to make before every configuration write and every start, with no child process.
+ * Source: Postgres's `ControlFileData.system_identifier` (`src/include/catalog/pg_control.h`);
+ * Patroni compares it with the DCS's `/initialize` key before it starts a node.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { endianness } from 'node:os';
+import { join } from 'node:path';
+import { PghaError } from '@pgha/shared';
+
+/** Path of the control file of `pgdata`. */
+export function pgControlFile(pgdata: string): string {
+  return join(pgdata, 'global', 'pg_control');
+}
+
+/**
+ * The database system identifier in a control file's contents, as a decimal string (it is a
+ * `uint64`, beyond a `number`'s exact range).
+ *
+ * @param control - the bytes of `global/pg_control` (8192 of them; the first 16 are read).
+ * @param littleEndian - the byte order the file was written in: the machine's (default).
+ * @returns the identifier, e.g. `'7312345678901234567'`.
+ * @throws Error naming what is wrong when the bytes cannot be a control file (too short, a zero
+ *   identifier, or a `pg_control_version` outside 900..9999).
+ *
+ * ### Examples
+ * ```ts
+ * parseSystemIdentifier(readFileSync(pgControlFile('/srv/pg/data'))) // '7312345678901234567'
+ * ```
+ */
+export function parseSystemIdentifier(control: Buffer, littleEndian = endianness() === 'LE'): string {
+  if (control.length < 16) throw new Error(`${control.length} bytes, too short for a control file`);
+  const id = littleEndian ? control.readBigUInt64LE(0) : control.readBigUInt64BE(0);
+  const version = littleEndian ? control.readUInt32LE(8) : control.readUInt32BE(8);
+  if (version < 900 || version > 9999) throw new Error(`pg_control_version ${version} is not one of a Postgres control file`);
+  if (id === 0n) throw new Error('its database system identifier is 0');
+  return id.toString();
+}
+
+/** What a data directory holds, as {@link inspectDataDirectory} finds it. */
+export type DataDirectoryIdentity =
+  | { kind: 'missing' }
+  | { kind: 'not-pgdata'; reason: string }
+  | { kind: 'cluster'; systemIdentifier: string };
+
+/**
+ * Looks at `pgdata`: missing, not a data directory (no `PG_VERSION`, or no readable control
+ * file), or a cluster with its database system identifier. Never throws.
+ */
+export function inspectDataDirectory(pgdata: string): DataDirectoryIdentity {
+  if (!existsSync(pgdata)) return { kind: 'missing' };
+  try {
+    if (!statSync(pgdata).isDirectory()) return { kind: 'not-pgdata', reason: 'not a directory' };
+  } catch (err) {
+    return { kind: 'not-pgdata', reason: `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
+  }
+  if (!existsSync(join(pgdata, 'PG_VERSION'))) return { kind: 'not-pgdata', reason: 'no PG_VERSION file' };
+  let control: Buffer;
+  try {
+    control = readFileSync(pgControlFile(pgdata));
+  } catch (err) {
+    return { kind: 'not-pgdata', reason: `global/pg_control cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
+  }
+  try {
+    return { kind: 'cluster', systemIdentifier: parseSystemIdentifier(control) };
+  } catch (err) {
+    return { kind: 'not-pgdata', reason: `global/pg_control is not a control file (${(err as Error).message})` };
+  }
+}
+
+/** Who checks a data directory, for the words of {@link assertOwnDataDirectory}'s error. */
+export interface DataDirectoryOwner {
+  /** The supervisor, e.g. `this monitor`, `node 3 "node1"`. */
+  who: string;
+  /** The file that records the identifier, e.g. `/srv/pg/data.pgha/keeper.json`. */
+  recordFile: string;
+  /** What the operator should do; the hint of the error. */
+  hint: string;
+  /** What the supervisor does not do, the start of the message; default `refusing to start Postgres`. */
+  refusal?: string;
+}
+
+/**
+ * Checks, before Postgres is started or restarted in `pgdata` (or its settings written there),
+ * that the directory holds the cluster its supervisor created: a data directory whose database
+ * system identifier is `expected`. With no `expected` (a file written before pgha recorded it),
+ * any data directory passes and the caller records the identifier returned.
+ *
+ * @returns the identifier found.
+ * @throws PghaError `PGHA_ERR_PGDATA` when `pgdata` is missing, is not a data directory, or
+ *   holds another cluster (another identifier); the message says what was found and what was
+ *   expected, the hint what to do ({@link DataDirectoryOwner.hint}).
+ *
+ * ### Examples
+ * ```ts
+ * assertOwnDataDirectory('/srv/pg/data', '7312345678901234567', { who: 'this monitor', recordFile: '/srv/pg/data.pgha/monitor.json', hint: '…' })
+ * // '7312345678901234567', or throws: "refusing to start Postgres in /srv/pg/data: it holds the cluster with database system identifier 7400…, not 7312… (this monitor's, recorded in …); …"
+ * ```
+ */
+export function assertOwnDataDirectory(pgdata: string, expected: string | undefined, owner: DataDirectoryOwner): string {
+  const found = inspectDataDirectory(pgdata);
+  if (found.kind === 'cluster' && (expected === undefined || found.systemIdentifier === expected)) return found.systemIdentifier;
+  const theirs = expected === undefined ? '' : ` (${owner.who}'s has database system identifier ${expected}, recorded in ${owner.recordFile})`;
+  const what =
+    found.kind === 'missing' ? `the data directory ${pgdata} is missing${theirs}`
+    : found.kind === 'not-pgdata' ? `${pgdata} is not a Postgres data directory: ${found.reason}${theirs}`
+    : `${pgdata} holds another cluster: its database system identifier is ${found.systemIdentifier}, not ${expected} (${owner.who}'s, recorded in ${owner.recordFile})`;
+  throw new PghaError('PGHA_ERR_PGDATA', `${owner.refusal ?? 'refusing to start Postgres'}: ${what}`, { hint: owner.hint });
+}
