@@ -5,6 +5,8 @@ const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.
 
 const alias = {
   '@pgha/shared': src('shared'),
+  '@pgha/postgres': src('postgres'),
+  '@pgha/client': src('client'),
   '@pgha/keeper': src('keeper'),
   '@pgha/monitor': src('monitor'),
   '@pgha/migrations': fileURLToPath(new URL('./migrations/index.ts', import.meta.url)),

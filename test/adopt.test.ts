@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureOwnedDir, initdb, keeperPaths, pgCtlStart, writeHba } from '@pgha/keeper';
+import { ensureOwnedDir, initdb, pgCtlStart, writeHba } from '@pgha/postgres';
+import { keeperPaths } from '@pgha/keeper';
 import { addNode, startMonitor, type TestMonitor } from './helpers/cluster.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
 import { controldataIdentifier } from './helpers/controldata.js';

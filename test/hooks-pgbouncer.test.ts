@@ -13,7 +13,7 @@ import getPort from 'get-port';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultPromise } from 'execa';
-import { postgresOsUser } from '@pgha/keeper';
+import { postgresOsUser } from '@pgha/postgres';
 import { Probe } from '../bench/lib/probe.js';
 import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { killNode, logOffset, waitForLogMessage } from './helpers/crash.js';

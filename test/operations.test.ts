@@ -4,7 +4,7 @@
  * refusals that change nothing, and dropping a node.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgCtlStop } from '@pgha/keeper';
+import { pgCtlStop } from '@pgha/postgres';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, Writer, type LocalFormation } from './helpers/formation.js';
 import { endAllProcesses, postmasterPidOf, runPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';

@@ -12,7 +12,8 @@ import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureOwnedDir, initdb, keeperPaths } from '@pgha/keeper';
+import { ensureOwnedDir, initdb } from '@pgha/postgres';
+import { keeperPaths } from '@pgha/keeper';
 import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { expectOneLineError } from './helpers/cli.js';
 import { controldataIdentifier } from './helpers/controldata.js';

@@ -4,7 +4,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
-import { postgresSpawnOptions } from '@pgha/keeper';
+import { postgresSpawnOptions } from '@pgha/postgres';
 
 /** Every process the benchmark started, ended at exit by PID. */
 export const started = new Set<ResultPromise>();

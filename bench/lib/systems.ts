@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import getPort from 'get-port';
 import type { ResultPromise } from 'execa';
-import { MonitorClient, postgresOsUser } from '@pgha/keeper';
+import { MonitorClient } from '@pgha/client';
+import { postgresOsUser } from '@pgha/postgres';
 import type { Host } from './probe.js';
 import { alive, commOf, processTree, run, spawnLogged, waitFor } from './proc.js';
 

@@ -3,7 +3,7 @@
  * independent reading that pgha's own (`global/pg_control`, see `postgres/controldata.ts`) is
  * checked against.
  */
-import { runPgProgram } from '@pgha/keeper';
+import { runPgProgram } from '@pgha/postgres';
 
 /** "Database system identifier" of `pgdata`, from `pg_controldata`. @throws when it prints none. */
 export async function controldataIdentifier(pgdata: string): Promise<string> {

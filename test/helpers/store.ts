@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import getPort from 'get-port';
 import type { Kysely } from 'kysely';
-import { ensureOwnedDir, initdb, pgCtlStart, pgCtlStop, socketDirFor, writePghaConf } from '@pgha/keeper';
+import { ensureOwnedDir, initdb, pgCtlStart, pgCtlStop, socketDirFor, writePghaConf } from '@pgha/postgres';
 import { openStore, type Database, type StoreConnection } from '@pgha/monitor';
 import { makeTestDir, trackPgdata } from './processes.js';
 

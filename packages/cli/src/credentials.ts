@@ -6,10 +6,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { operatorToken, type MonitorCredentials } from '@pgha/keeper';
+import type { MonitorCredentials } from '@pgha/client';
+import { readSecretFile } from '@pgha/postgres';
 import { PghaError } from '@pgha/shared';
 
 let given: { authTokenFile?: string; sslCaFile?: string } = {};
+
+/**
+ * The operator token a command presents to the monitor: from `--auth-token-file`, else
+ * `$PGHA_AUTH_TOKEN_FILE`, else `$PGHA_AUTH_TOKEN`; undefined when none is given.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` for an unreadable token file (see `readSecretFile`).
+ */
+export function operatorToken(file: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const path = file ?? env.PGHA_AUTH_TOKEN_FILE;
+  if (path) return readSecretFile(path, 'auth token');
+  return env.PGHA_AUTH_TOKEN?.trim() || undefined;
+}
 
 /** Adds `--auth-token-file` and `--ssl-ca-file` to every command of `program` that has `--monitor`, and reads them before its action. */
 export function addCredentialOptions(program: Command): void {

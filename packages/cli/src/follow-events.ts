@@ -9,7 +9,7 @@
  * events every 500 ms; this prints each event once and leaves the terminal as it is.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { MonitorClient } from '@pgha/keeper';
+import { MonitorClient } from '@pgha/client';
 import { MonitorUnavailableError, formatDurationMs, type EventRow } from '@pgha/shared';
 import { cliCredentials } from './credentials.js';
 

@@ -5,28 +5,8 @@
  * SIGHUP reload.
  */
 import type { Command } from 'commander';
-import {
-  Keeper,
-  KeeperConfigSchema,
-  ROLE_CHANGE_TIMEOUT_MAX_MS,
-  ROLE_CHANGE_TIMEOUT_MIN_MS,
-  DEFAULT_ROLE_CHANGE_TIMEOUT_MS,
-  acquirePidFile,
-  inspectPidFile,
-  isProcessAlive,
-  keeperPaths,
-  pidFilePath,
-  loadKeeperConfig,
-  loadKeeperState,
-  postmasterPid,
-  postmasterPort,
-  postgresTlsDir,
-  releasePidFile,
-  startKeeperHttp,
-  writeJsonAtomic,
-  type KeeperConfig,
-  type KeeperHttpServer,
-} from '@pgha/keeper';
+import { Keeper, KeeperConfigSchema, ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, DEFAULT_ROLE_CHANGE_TIMEOUT_MS, keeperPaths, loadKeeperConfig, loadKeeperState, postgresTlsDir, startKeeperHttp, type KeeperConfig, type KeeperHttpServer } from '@pgha/keeper';
+import { acquirePidFile, inspectPidFile, isProcessAlive, pidFilePath, postmasterPid, postmasterPort, releasePidFile, writeJsonAtomic } from '@pgha/postgres';
 import { PghaError, ValidationError, formatDurationMs } from '@pgha/shared';
 import { CommandExit, reportError } from './errors.js';
 import { createLogger } from './logger.js';

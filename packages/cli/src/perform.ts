@@ -5,7 +5,7 @@
  */
 import { cliCredentials } from './credentials.js';
 import { ConflictError, PghaError, formatDurationMs, type CommandResponse, type NodeStateRow } from '@pgha/shared';
-import { MonitorClient } from '@pgha/keeper';
+import { MonitorClient } from '@pgha/client';
 import { renderStateTable } from './show.js';
 import { StepTracker, formatStep, type Step } from './steps.js';
 

@@ -6,21 +6,12 @@
  */
 import { cliCredentials } from './credentials.js';
 import Table from 'cli-table3';
-import { MonitorClient } from '@pgha/keeper';
+import { MonitorClient } from '@pgha/client';
 import { Command, InvalidArgumentError, type Option } from 'commander';
 import {
   FormationName,
   ValidationError,
-  type CreateFormationRequest,
-  type FormationDropped,
-  type FormationSettingsChange,
-  type FormationSettingsUpdate,
-  type FormationView,
-  type NodeSettingsChange,
-  type NodeSettingsRow,
-  type NodeSettingsUpdate,
   type SettingsView,
-  type StandbyNamesView,
 } from '@pgha/shared';
 import { confirmDestructive } from './confirm.js';
 
@@ -33,50 +24,8 @@ export interface CliHelpers {
   formationOption(): Option;
 }
 
-/** Client of the monitor's formation and settings routes (errors as `MonitorClient.request` throws them). */
-export class SettingsClient extends MonitorClient {
-  private static f(formation: string): string {
-    return `/v1/formations/${encodeURIComponent(formation)}`;
-  }
-
-  /** `POST /v1/formations`. @throws ConflictError when it exists. */
-  createFormation(req: CreateFormationRequest): Promise<FormationView> {
-    return this.request('POST', '/v1/formations', req);
-  }
-
-  /** `DELETE /v1/formations/:formation`. @throws NotFoundError; ConflictError while it has nodes. */
-  dropFormation(formation: string): Promise<FormationDropped> {
-    return this.request('DELETE', SettingsClient.f(formation));
-  }
-
-  /** `GET /v1/formations/:formation/settings`. */
-  settings(formation: string): Promise<SettingsView> {
-    return this.request('GET', `${SettingsClient.f(formation)}/settings`);
-  }
-
-  /** `PATCH /v1/formations/:formation/settings`. @throws ConflictError for a value the formation cannot meet. */
-  setFormationSettings(formation: string, update: FormationSettingsUpdate): Promise<FormationSettingsChange> {
-    return this.request('PATCH', `${SettingsClient.f(formation)}/settings`, update);
-  }
-
-  /** `GET /v1/formations/:formation/nodes/:name/settings`. @throws NotFoundError for an unknown node. */
-  nodeSettings(formation: string, name: string): Promise<NodeSettingsRow> {
-    return this.request('GET', `${SettingsClient.f(formation)}/nodes/${encodeURIComponent(name)}/settings`);
-  }
-
-  /** `PATCH /v1/formations/:formation/nodes/:name/settings`. */
-  setNodeSettings(formation: string, name: string, update: NodeSettingsUpdate): Promise<NodeSettingsChange> {
-    return this.request('PATCH', `${SettingsClient.f(formation)}/nodes/${encodeURIComponent(name)}/settings`, update);
-  }
-
-  /** `GET /v1/formations/:formation/standby-names?group=N`. */
-  standbyNames(formation: string, group: number): Promise<StandbyNamesView> {
-    return this.request('GET', `${SettingsClient.f(formation)}/standby-names?group=${group}`);
-  }
-}
-
-async function withClient<T>(monitorUrl: string, fn: (c: SettingsClient) => Promise<T>): Promise<T> {
-  const client = new SettingsClient(monitorUrl, cliCredentials());
+async function withClient<T>(monitorUrl: string, fn: (c: MonitorClient) => Promise<T>): Promise<T> {
+  const client = new MonitorClient(monitorUrl, cliCredentials());
   try {
     return await fn(client);
   } finally {

@@ -8,7 +8,7 @@
  * Source: Patroni's `haproxy.cfg` example (`option httpchk OPTIONS /master`).
  */
 import { resolve } from 'node:path';
-import { MonitorClient } from '@pgha/keeper';
+import { MonitorClient } from '@pgha/client';
 import { ValidationError, formatHostPort, type NodeStateRow } from '@pgha/shared';
 import { caFileGiven, cliCredentials } from './credentials.js';
 

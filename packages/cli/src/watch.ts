@@ -16,7 +16,7 @@ import ansiEscapes from 'ansi-escapes';
 import cliTruncate from 'cli-truncate';
 import Table from 'cli-table3';
 import pc from 'picocolors';
-import { MonitorClient } from '@pgha/keeper';
+import { MonitorClient } from '@pgha/client';
 import { AuthError, NotFoundError, PghaError, ValidationError, WRITABLE_STATES, describeProgress, formatDurationMs, type EventRow, type NodeState, type NodeStateRow } from '@pgha/shared';
 import { cliCredentials } from './credentials.js';
 import { problemNotes, rowProgress } from './show.js';

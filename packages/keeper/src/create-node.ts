@@ -6,20 +6,14 @@
 import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConflictError, DEFAULT_FORMATION, DEFAULT_KEEPER_HTTP_PORT, PghaError, RegisterNodeRequest, ValidationError, formatDurationMs, formatHostPort, parseHostPort, type NodeState } from '@pgha/shared';
 import { assertHttpListenFree } from './http/keeper-http-server.js';
 import { Keeper } from './loop.js';
-import { ensurePghaDir, keeperHttpAddress, keeperHttpListen, keeperPaths, loadKeeperConfig, loadKeeperState, pghaDirFor, postgresTlsDir, saveKeeperState, writeJsonAtomic, type KeeperConfig } from './keeper-config.js';
-import { MonitorClient, type MonitorCredentials } from './monitor-client.js';
-import { inspectPidFile } from './pid-file.js';
-import { readPem } from './secrets.js';
-import { writeOwnedFileIfChanged } from './postgres/config-files.js';
-import { ensureOwnedDir } from './postgres/os-user.js';
-import { isEmptyOrMissing, isPgData, postmasterPid, postmasterPort } from './postgres/pg-ctl.js';
-import { assertOwnDataDirectory } from './postgres/controldata.js';
+import { ensurePghaDir, pghaDirFor, writeJsonAtomic, inspectPidFile, readPem, writeOwnedFileIfChanged, ensureOwnedDir, isEmptyOrMissing, isPgData, postmasterPid, postmasterPort, assertOwnDataDirectory, portInUse } from '@pgha/postgres';
+import { keeperHttpAddress, keeperHttpListen, keeperPaths, loadKeeperConfig, loadKeeperState, postgresTlsDir, saveKeeperState, type KeeperConfig } from './keeper-config.js';
+import { MonitorClient, type MonitorCredentials } from '@pgha/client';
 
 /** Options of {@link createNode}, as the CLI flags give them. */
 export interface CreateNodeOptions {
@@ -101,17 +95,6 @@ export async function localAddressTowards(host: string): Promise<string> {
       socket.close();
       resolvePromise(address);
     });
-  });
-}
-
-/**
- * True when something listens on host:port (so Postgres could not).
- */
-export async function portInUse(host: string, port: number): Promise<boolean> {
-  return new Promise((resolvePromise) => {
-    const server = createServer();
-    server.once('error', () => resolvePromise(true));
-    server.listen({ host, port, exclusive: true }, () => server.close(() => resolvePromise(false)));
   });
 }
 

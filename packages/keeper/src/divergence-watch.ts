@@ -14,7 +14,7 @@ import {
   timelineDivergence,
   type Divergence,
 } from './fsm/divergence-rule.js';
-import type { PostgresFacts } from './postgres/sql.js';
+import type { PostgresFacts } from './local-facts.js';
 import type { LocalTimeline, RemoteTimeline } from './postgres/timeline-history.js';
 
 /** How the watch reads both sides (Postgres in the keeper, fakes in unit tests). */

@@ -20,14 +20,10 @@ import {
 import { ProgressLogThrottle, parseBasebackupProgress } from './postgres/basebackup-progress.js';
 import type { KeeperConfig } from './keeper-config.js';
 import { diskProblem, lastServerFailure, problemSentence } from './local-problem.js';
-import { ensurePghaDir, keeperPaths, loadKeeperConfig, pghaDirFor, postgresTlsDir, replicationPassfile, socketDirFor, writeJsonAtomic } from './keeper-config.js';
-import { assertOwnDataDirectory, inspectDataDirectory } from './postgres/controldata.js';
-import { hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from './postgres/config-files.js';
-import { ensureOwnedDir } from './postgres/os-user.js';
-import { isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb } from './postgres/pg-ctl.js';
+import { ensurePghaDir, pghaDirFor, socketDirFor, writeJsonAtomic, assertOwnDataDirectory, inspectDataDirectory, hostToHbaAddress, setStandbySignal, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf, ensureOwnedDir, isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram, initdb, newPgClient, ident, literal, localConnection, withLocalClient, type LocalPg } from '@pgha/postgres';
+import { keeperPaths, loadKeeperConfig, postgresTlsDir, replicationPassfile } from './keeper-config.js';
 import type pg from 'pg';
-import { newPgClient } from './postgres/pg-connection.js';
-import { ident, literal, localConnection, readPostgresFacts, withLocalClient, type LocalPg, type PostgresFacts } from './postgres/sql.js';
+import { readPostgresFacts, type PostgresFacts } from './local-facts.js';
 import { readUpstreamTimeline, type RemoteTimeline } from './postgres/timeline-history.js';
 import { DivergenceWatch } from './divergence-watch.js';
 

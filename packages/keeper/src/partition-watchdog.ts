@@ -10,8 +10,7 @@ import type pg from 'pg';
 import { FENCE_CHECK_INTERVAL_MS, FENCE_QUERY_TIMEOUT_MS } from '@pgha/shared';
 import { partitionAction, type PartitionFacts } from './fsm/partition-rule.js';
 import type { NodeControl } from './node-control.js';
-import { newPgClient } from './postgres/pg-connection.js';
-import { localConnection } from './postgres/sql.js';
+import { newPgClient, localConnection } from '@pgha/postgres';
 
 /** What the watchdog needs of its keeper. */
 export interface WatchdogHost {

@@ -18,7 +18,7 @@ import {
 } from '../src/fsm/divergence-rule.js';
 import { DivergenceWatch, type TimelineReader } from '../src/divergence-watch.js';
 import { psqlRow, type LocalTimeline, type RemoteTimeline } from '../src/postgres/timeline-history.js';
-import type { PostgresFacts } from '../src/postgres/sql.js';
+import type { PostgresFacts } from '@pgha/keeper';
 import { memoryLogger } from './memory-logger.js';
 
 const MB16 = 16 * 1024 * 1024;

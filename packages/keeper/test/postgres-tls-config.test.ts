@@ -1,9 +1,9 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { GroupMember } from '@pgha/shared';
-import type { KeeperConfig } from '../src/keeper-config.js';
+import type { KeeperConfig } from '@pgha/keeper';
 import { NodeControl } from '../src/node-control.js';
-import { renderPghaConf } from '../src/postgres/config-files.js';
+import { renderPghaConf } from '@pgha/postgres';
 
 const config = (mode: KeeperConfig['ssl']['mode']): KeeperConfig => ({
   version: 1,

@@ -13,9 +13,8 @@ import { NODE_STATES } from '@pgha/shared';
 import { NODE_ROLES, roleOfState } from '../src/fsm/node-role.js';
 import { HOOK_OUTPUT_TAIL_BYTES, RoleChangeHookRunner, type HookRunResult, type RoleChangeFacts } from '../src/role-change-hook.js';
 import { planKeeperReload } from '../src/config-reload.js';
-import { isServiceCommandLine } from '../src/pid-file.js';
-import { isProcessAlive } from '../src/postgres/pg-ctl.js';
-import type { KeeperConfig } from '../src/keeper-config.js';
+import { isServiceCommandLine, isProcessAlive } from '@pgha/postgres';
+import type { KeeperConfig } from '@pgha/keeper';
 import { memoryLogger } from './memory-logger.js';
 
 

@@ -6,15 +6,12 @@
  * credentials (`auth.ts`): 401, 403.
  * With `https` (PEM key and certificate) it serves TLS only.
  */
+export type { AppDeps } from './app-deps.js';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { PghaError, ValidationError, type ErrorCode } from '@pgha/shared';
-import { installAuth, type ApiAuth } from './auth.js';
-import type { GroupDriver } from './driver/group-driver.js';
-import type { GoalNotifier } from './driver/goal-notifier.js';
-import type { Database } from './store/db.js';
-import type { KeyAndCertificate } from './tls/certificates.js';
+import { installAuth } from './auth.js';
+import type { AppDeps } from './app-deps.js';
 import { formationRoutes } from './routes/formations.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { settingsRoutes } from './routes/settings.js';
@@ -24,23 +21,6 @@ import { eventStreamRoutes } from './routes/events-stream.js';
 import { formationListRoutes } from './routes/formation-list.js';
 import { metricsRoutes, timeReports } from './routes/metrics.js';
 import { uiRoutes } from './routes/ui.js';
-
-/** What the routes need. */
-export interface AppDeps {
-  db: Kysely<Database>;
-  driver: GroupDriver;
-  notifier: GoalNotifier;
-  log: Logger;
-  /** Credentials every request but `GET /health` must present (see `auth.ts`). */
-  auth: ApiAuth;
-  /**
-   * With `--ssl-self-signed`: the monitor's CA, which signs a node's Postgres certificate at
-   * registration (`RegisterNodeRequest.tlsPublicKey`). Undefined otherwise.
-   */
-  certificateAuthority?: KeyAndCertificate;
-  /** The metrics `GET /metrics` serves; a new set (without process metrics) when undefined. */
-  metrics?: MonitorMetrics;
-}
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   PGHA_ERR_VALIDATION: 400,

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { RECOVERY_DOC, SystemIdentifierSchema, pghaDirFor, readJsonFile } from '@pgha/keeper';
+import { RECOVERY_DOC, SystemIdentifierSchema, pghaDirFor, readJsonFile } from '@pgha/postgres';
 import { parseHostPort } from '@pgha/shared';
 
 /**

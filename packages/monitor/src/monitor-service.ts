@@ -13,29 +13,9 @@ import {
   ValidationError,
   DEFAULT_FORMATION_SETTINGS,
 } from '@pgha/shared';
-import {
-  acquirePidFile,
-  assertOwnDataDirectory,
-  ensureOwnedDir,
-  ensurePghaDir,
-  initdb,
-  pidFilePath,
-  isEmptyOrMissing,
-  isPgData,
-  pgCtlStart,
-  pgCtlStop,
-  portInUse,
-  postmasterPid,
-  socketDirFor,
-  writeHba,
-  readSecretFile,
-  releasePidFile,
-  writeJsonAtomic,
-  writePghaConf,
-  writeSecretFile,
-} from '@pgha/keeper';
+import { acquirePidFile, assertOwnDataDirectory, ensureOwnedDir, ensurePghaDir, initdb, pidFilePath, isEmptyOrMissing, isPgData, pgCtlStart, pgCtlStop, portInUse, postmasterPid, socketDirFor, writeHba, readSecretFile, releasePidFile, writeJsonAtomic, writePghaConf, writeSecretFile } from '@pgha/postgres';
 import { NodeCredentials, tokenSha256 } from './auth.js';
-import { generateSecret } from './store/monitor-store.js';
+import { generateSecret, createFormation } from './store/monitor-store.js';
 import { loadCaCertificate, loadCertificateAuthority, loadHttpsOptions, monitorCertificateHosts, setUpMonitorTls, type MonitorSslOption } from './tls/monitor-tls.js';
 import { buildApp } from './app.js';
 import { GroupDriver } from './driver/group-driver.js';
@@ -44,7 +24,6 @@ import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from
 import { HealthProber } from './prober/health-prober.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
 import { migrateToLatest, openStore, type StoreConnection } from './store/db.js';
-import { createFormation } from './store/monitor-store.js';
 
 /**
  * Connections of the running monitor to its store. A report holds one for its whole

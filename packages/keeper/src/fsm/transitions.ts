@@ -6,7 +6,7 @@
  */
 import { PghaError, type GroupMember, type NodeGoal, type NodeState } from '@pgha/shared';
 import type { NodeControl } from '../node-control.js';
-import { postmasterPid } from '../postgres/pg-ctl.js';
+import { postmasterPid } from '@pgha/postgres';
 import { readLocalTimeline } from '../postgres/timeline-history.js';
 import type { Divergence } from './divergence-rule.js';
 import type { TransitionName } from './transition-table.js';

@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { PghaError, parseLsn } from '@pgha/shared';
 import { parseTimelineHistory, walSegmentTimeline, type StandbyPosition, type UpstreamTimeline } from '../fsm/divergence-rule.js';
-import { runPgProgram } from './pg-ctl.js';
+import { runPgProgram } from '@pgha/postgres';
 
 /** A standby's position, with the system identifier of its data directory. */
 export interface LocalTimeline extends StandbyPosition {

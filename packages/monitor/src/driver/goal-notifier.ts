@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import { storeConnectionParams, type StoreConnection } from '../store/db.js';
-import { newPgClient } from '@pgha/keeper';
+import { newPgClient } from '@pgha/postgres';
 
 /** A wait for a notification: resolves on it or after its timeout; `cancel` resolves it now. */
 export interface Waiter {

@@ -13,7 +13,7 @@ import { sql, type Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { DEFAULT_FORMATION_SETTINGS, MONITOR_PROBE_ROLE, formatDurationMs } from '@pgha/shared';
-import { newPgClient, type PgConnectionParams } from '@pgha/keeper';
+import { newPgClient, type PgConnectionParams } from '@pgha/postgres';
 import type { GroupDriver } from '../driver/group-driver.js';
 import type { Database } from '../store/db.js';
 import { recordProbes, type MergedProbes } from '../store/monitor-store.js';

@@ -25,7 +25,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FormationName, ValidationError } from '@pgha/shared';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import type { Waiter } from '../driver/goal-notifier.js';
 import { cursorAfterEvent, readEventsAfter, readLastEvents, type EventBatch, type EventRecord } from '../store/event-stream-store.js';
 import { getFormation } from '../store/monitor-store.js';

@@ -9,7 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { FormationView } from '@pgha/shared';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { formationView } from './settings.js';
 import { validate } from './validate.js';
 

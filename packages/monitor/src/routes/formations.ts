@@ -10,7 +10,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FormationName, type EventRow } from '@pgha/shared';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { getFormation, listEvents, storeNowMs } from '../store/monitor-store.js';
 import { eventRow, formationState, formationUri } from './views.js';
 import { validate } from './validate.js';

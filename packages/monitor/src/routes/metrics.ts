@@ -5,7 +5,7 @@
  * in a file (`authorization: {credentials_file: …}`, see `docs/metrics.md`).
  */
 import type { FastifyInstance } from 'fastify';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import type { MonitorMetrics } from '../metrics/monitor-metrics.js';
 
 /** The keeper's report route, whose answer time {@link MonitorMetrics.observeReport} records. */

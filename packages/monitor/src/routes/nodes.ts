@@ -12,7 +12,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FormationName, NodeIdText, NodeReport, NodeStateSchema, RegisterNodeRequest, type RegisterNodeResponse } from '@pgha/shared';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { tokenSha256 } from '../auth.js';
 import { issueServerCertificate } from '../tls/certificates.js';
 import { generateSecret, getFormation, getNode, insertNode, removeNode } from '../store/monitor-store.js';

@@ -11,7 +11,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { EmptyBody, FormationName, MaintenanceRequest, NodeName, NotFoundError, PromotionRequest, type CommandResponse, type OperatorEvent } from '@pgha/shared';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { formationSettings, getFormation, removeNode, requestDestroy, storeNowMs, type NodeRow } from '../store/monitor-store.js';
 import { validate } from './validate.js';
 

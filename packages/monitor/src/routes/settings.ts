@@ -33,7 +33,7 @@ import {
   type SettingsView,
   type StandbyNamesView,
 } from '@pgha/shared';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { getFormation, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
 import {
   deleteFormation,

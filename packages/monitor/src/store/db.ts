@@ -6,7 +6,7 @@ import { CamelCasePlugin, Kysely, Migrator, PostgresDialect, type ColumnType, ty
 import pg from 'pg';
 import { migrationProvider } from '@pgha/migrations';
 import { PghaError, type TransitionProgress } from '@pgha/shared';
-import { ExplicitPgClient, pgClientConfig, type PgConnectionParams } from '@pgha/keeper';
+import { ExplicitPgClient, pgClientConfig, type PgConnectionParams } from '@pgha/postgres';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 

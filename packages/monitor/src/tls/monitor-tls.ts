@@ -7,7 +7,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { PghaError } from '@pgha/shared';
-import { readPem, readSecretFile, writeSecretFile } from '@pgha/keeper';
+import { readPem, readSecretFile, writeSecretFile } from '@pgha/postgres';
 import type { MonitorTls } from '../monitor-config.js';
 import { certificateProblem, createCertificateAuthority, generateKeyPair, issueServerCertificate, type KeyAndCertificate } from './certificates.js';
 

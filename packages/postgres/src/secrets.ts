@@ -49,18 +49,6 @@ export function readSecretFile(path: string, what: string): string {
   }
 }
 
-/**
- * The operator token a command presents to the monitor: from `--auth-token-file`, else
- * `$PGHA_AUTH_TOKEN_FILE`, else `$PGHA_AUTH_TOKEN`; undefined when none is given.
- *
- * @throws PghaError `PGHA_ERR_CONFIG` for an unreadable token file (see {@link readSecretFile}).
- */
-export function operatorToken(file: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const path = file ?? env.PGHA_AUTH_TOKEN_FILE;
-  if (path) return readSecretFile(path, 'auth token');
-  return env.PGHA_AUTH_TOKEN?.trim() || undefined;
-}
-
 /** Reads a PEM file (certificate or key). @throws PghaError `PGHA_ERR_TLS` naming the file when it is unreadable or not PEM. */
 export function readPem(path: string, what: string): string {
   try {

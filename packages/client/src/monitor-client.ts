@@ -17,8 +17,18 @@ import {
   NotFoundError,
   ValidationError,
   formatDurationMs,
+  type CreateFormationRequest,
   type EventRow,
+  type FormationDropped,
+  type FormationSettingsChange,
+  type FormationSettingsUpdate,
+  type FormationView,
   type NodeGoal,
+  type NodeSettingsChange,
+  type NodeSettingsRow,
+  type NodeSettingsUpdate,
+  type SettingsView,
+  type StandbyNamesView,
   type NodeReport,
   type NodeStateRow,
   type RegisterNodeRequest,
@@ -102,6 +112,11 @@ function answerError(status: number, parsed: unknown): PghaError {
   if (status === 403) return new AuthError('PGHA_ERR_FORBIDDEN', `the monitor refused the request: ${message}`, opts);
   if (status === 409) return new ConflictError(message, opts);
   return new MonitorUnavailableError(message, { ...opts, status });
+}
+
+/** `/v1/formations/:formation`, the name escaped. */
+function formationPath(formation: string): string {
+  return `/v1/formations/${encodeURIComponent(formation)}`;
 }
 
 /** TLS failures of Node's client that mean "the monitor's certificate is not trusted". */
@@ -207,7 +222,7 @@ export class MonitorClient {
 
   /** Registers a node. @throws ConflictError when the name or host:port is taken. */
   registerNode(formation: string, req: RegisterNodeRequest): Promise<RegisterNodeResponse> {
-    return this.request('POST', `/v1/formations/${encodeURIComponent(formation)}/nodes`, req);
+    return this.request('POST', `${formationPath(formation)}/nodes`, req);
   }
 
   /**
@@ -233,16 +248,51 @@ export class MonitorClient {
 
   /** Rows of `pgha show state`. */
   formationState(formation: string): Promise<NodeStateRow[]> {
-    return this.request('GET', `/v1/formations/${encodeURIComponent(formation)}/state`);
+    return this.request('GET', `${formationPath(formation)}/state`);
   }
 
   /** Latest events, oldest first. */
   events(formation: string, count: number): Promise<EventRow[]> {
-    return this.request('GET', `/v1/formations/${encodeURIComponent(formation)}/events?count=${count}`);
+    return this.request('GET', `${formationPath(formation)}/events?count=${count}`);
   }
 
   /** The formation's multi-host connection URI (`prefer-standby` with `readOnly`). */
   formationUri(formation: string, readOnly = false): Promise<{ uri: string }> {
-    return this.request('GET', `/v1/formations/${encodeURIComponent(formation)}/uri${readOnly ? '?read_only=true' : ''}`);
+    return this.request('GET', `${formationPath(formation)}/uri${readOnly ? '?read_only=true' : ''}`);
+  }
+
+  /** `POST /v1/formations`. @throws ConflictError when it exists. */
+  createFormation(req: CreateFormationRequest): Promise<FormationView> {
+    return this.request('POST', '/v1/formations', req);
+  }
+
+  /** `DELETE /v1/formations/:formation`. @throws NotFoundError; ConflictError while it has nodes. */
+  dropFormation(formation: string): Promise<FormationDropped> {
+    return this.request('DELETE', formationPath(formation));
+  }
+
+  /** `GET /v1/formations/:formation/settings`. */
+  settings(formation: string): Promise<SettingsView> {
+    return this.request('GET', `${formationPath(formation)}/settings`);
+  }
+
+  /** `PATCH /v1/formations/:formation/settings`. @throws ConflictError for a value the formation cannot meet. */
+  setFormationSettings(formation: string, update: FormationSettingsUpdate): Promise<FormationSettingsChange> {
+    return this.request('PATCH', `${formationPath(formation)}/settings`, update);
+  }
+
+  /** `GET /v1/formations/:formation/nodes/:name/settings`. @throws NotFoundError for an unknown node. */
+  nodeSettings(formation: string, name: string): Promise<NodeSettingsRow> {
+    return this.request('GET', `${formationPath(formation)}/nodes/${encodeURIComponent(name)}/settings`);
+  }
+
+  /** `PATCH /v1/formations/:formation/nodes/:name/settings`. */
+  setNodeSettings(formation: string, name: string, update: NodeSettingsUpdate): Promise<NodeSettingsChange> {
+    return this.request('PATCH', `${formationPath(formation)}/nodes/${encodeURIComponent(name)}/settings`, update);
+  }
+
+  /** `GET /v1/formations/:formation/standby-names?group=N`. */
+  standbyNames(formation: string, group: number): Promise<StandbyNamesView> {
+    return this.request('GET', `${formationPath(formation)}/standby-names?group=${group}`);
   }
 }

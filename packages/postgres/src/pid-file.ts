@@ -10,8 +10,8 @@
 import { closeSync, fchmodSync, openSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConflictError } from '@pgha/shared';
-import { ensurePghaDir, pghaDirFor, sameDirectory } from './keeper-config.js';
-import { isProcessAlive } from './postgres/pg-ctl.js';
+import { ensurePghaDir, pghaDirFor, sameDirectory } from './pgha-files.js';
+import { isProcessAlive } from './pg-ctl.js';
 
 /** A pgha service that runs one process per data directory: `pgha keeper run`, `pgha monitor run`. */
 export type PghaService = 'keeper' | 'monitor';

@@ -1,52 +1,8 @@
 /**
- * Local SQL on the node's own Postgres, through its Unix socket as the `postgres` superuser.
+ * What the keeper reads from its own Postgres every tick, in one query on its kept session.
  */
 import type pg from 'pg';
 import { parseLsn, type Lsn } from '@pgha/shared';
-import { newPgClient, type PgConnectionParams } from './pg-connection.js';
-
-/** How to reach the local Postgres. */
-export interface LocalPg {
-  socketDir: string;
-  port: number;
-}
-
-/**
- * The parameters of a session to the local Postgres: its Unix socket, as the `postgres`
- * superuser (peer or trust on the socket, no password), never TLS (libpq does not use TLS on
- * a Unix socket either), a 30 s `statement_timeout`.
- *
- * @param applicationName - shown in `pg_stat_activity` (`pgha_keeper`, `pgha_keeper_watchdog`).
- * @param connectTimeoutMs - connection timeout, ms.
- */
-export function localConnection(local: LocalPg, applicationName: string, connectTimeoutMs: number): PgConnectionParams {
-  return {
-    host: local.socketDir,
-    port: local.port,
-    user: 'postgres',
-    database: 'postgres',
-    ssl: false,
-    applicationName,
-    connectTimeoutMs,
-    statementTimeoutMs: 30_000,
-  };
-}
-
-/**
- * Runs `fn` with a fresh connection to the local Postgres, closing it afterwards.
- *
- * @throws the driver's error when Postgres cannot be reached.
- */
-export async function withLocalClient<T>(local: LocalPg, fn: (client: pg.Client) => Promise<T>, timeoutMs = 3000): Promise<T> {
-  const client = newPgClient(localConnection(local, 'pgha_keeper', timeoutMs));
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 /** What the keeper reads from its Postgres each tick. */
 export interface PostgresFacts {
@@ -110,14 +66,3 @@ export async function readPostgresFacts(client: pg.Client, queryTimeoutMs: numbe
     upstreamEndLsn: r.upstream_end_lsn === null ? null : parseLsn(r.upstream_end_lsn),
   };
 }
-
-/** Quotes an SQL identifier. */
-export function ident(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-/** Quotes an SQL literal. */
-export function literal(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
-}
-

@@ -6,7 +6,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { ExplicitPgClient, localConnection, newPgClient, pgClientConfig, postgresSpawnOptions, withoutLibpqEnvironment } from '@pgha/keeper';
+import { ExplicitPgClient, newPgClient, pgClientConfig, withoutLibpqEnvironment } from '../src/pg-connection.js';
+import { localConnection } from '../src/local-sql.js';
+import { postgresSpawnOptions } from '../src/os-user.js';
 
 /** What an operator's profile might hold, all wrong for pgha's own connections. */
 const HOSTILE: Record<string, string> = {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PghaError } from '@pgha/shared';
-import { assertOwnDataDirectory, inspectDataDirectory, parseSystemIdentifier } from '../src/postgres/controldata.js';
+import { assertOwnDataDirectory, inspectDataDirectory, parseSystemIdentifier } from '../src/controldata.js';
 
 /** The first bytes of a control file: system identifier, then pg_control_version (1300: Postgres 15). */
 function controlFile(id: bigint, version = 1300, littleEndian = true): Buffer {
