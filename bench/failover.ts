@@ -10,9 +10,11 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { Command } from '@commander-js/extra-typings';
 import Table from 'cli-table3';
-import { cpuMs, killAll, memory, processTree, started } from './lib/proc.js';
+import { delay, processMemory } from '@pgha/postgres';
+import { intArg } from './lib/args.js';
+import { cpuMs, killAll, processTree, started } from './lib/proc.js';
 import { runScenario, SCENARIOS, type RunResult, type Scenario } from './lib/scenarios.js';
 import { PgafSystem, PghaSystem, removeDir, type HaSystem } from './lib/systems.js';
 
@@ -55,9 +57,9 @@ async function idleFootprint(sys: HaSystem, seconds: number): Promise<Footprint>
   let monitorRss = 0;
   let keeperRss = 0;
   for (let i = 0; i < seconds; i++) {
-    await new Promise((r) => setTimeout(r, 1000));
-    monitorRss = Math.max(monitorRss, sum(sys.monitorPids(), (p) => memory(p).rssBytes));
-    keeperRss = Math.max(keeperRss, sum(keeperPids(), (p) => memory(p).rssBytes));
+    await delay(1000);
+    monitorRss = Math.max(monitorRss, sum(sys.monitorPids(), (p) => processMemory(p)?.rssBytes ?? 0));
+    keeperRss = Math.max(keeperRss, sum(keeperPids(), (p) => processMemory(p)?.rssBytes ?? 0));
   }
   const m1 = sum(sys.monitorPids(), cpuMs);
   const k1 = sum(keeperPids(), cpuMs);
@@ -163,20 +165,20 @@ function cleanupAndExit(code: number): never {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string', default: '5' },
-      systems: { type: 'string', default: 'pgha,pg_auto_failover' },
-      scenarios: { type: 'string', default: SCENARIOS.join(',') },
-      'idle-seconds': { type: 'string', default: '60' },
-      out: { type: 'string', default: fileURLToPath(new URL('./results', import.meta.url)) },
-    },
-  });
+  const o = new Command('npm run bench --')
+    .description('failover benchmark: each scenario on each system, writes acknowledged and lost, time without writes')
+    .option('--runs <n>', 'runs of each scenario', intArg(1), 5)
+    .option('--systems <list>', 'comma-separated: pgha, pg_auto_failover', 'pgha,pg_auto_failover')
+    .option('--scenarios <list>', `comma-separated, from: ${SCENARIOS.join(', ')}`, SCENARIOS.join(','))
+    .option('--idle-seconds <s>', 'length of the idle footprint window', intArg(1), 60)
+    .option('--out <dir>', 'where to write latest.json and latest.md', fileURLToPath(new URL('./results', import.meta.url)))
+    .parse()
+    .opts();
   process.on('SIGINT', () => cleanupAndExit(130));
   process.on('SIGTERM', () => cleanupAndExit(143));
-  const scenarios = values.scenarios!.split(',').filter(Boolean) as Scenario[];
+  const scenarios = o.scenarios.split(',').filter(Boolean) as Scenario[];
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`);
-  bench({ runs: Number(values.runs), systems: values.systems!.split(','), scenarios, idleSeconds: Number(values['idle-seconds']), outDir: values.out })
+  bench({ runs: o.runs, systems: o.systems.split(','), scenarios, idleSeconds: o.idleSeconds, outDir: o.out })
     .then((report) => {
       const table = new Table({ head: ['scenario', 'figure', 'pgha', 'pg_auto_failover', 'ratio'] });
       table.push(...renderRows(report));

@@ -12,13 +12,15 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { Command } from '@commander-js/extra-typings';
 import getPort from 'get-port';
+import { postmasterPid } from '@pgha/postgres';
+import { intArg } from './lib/args.js';
 import { Probe } from './lib/probe.js';
 import { HAPROXY_BIN, measureHaproxyFailover, waitForRoute } from './lib/haproxy.js';
 import { killAll, processTree, spawnLogged, started } from './lib/proc.js';
 import { healthyPrimary } from './lib/scenarios.js';
-import { PghaSystem, postmasterPid, removeDir } from './lib/systems.js';
+import { PghaSystem, removeDir } from './lib/systems.js';
 
 /** What the benchmark measured. */
 export interface HaproxyBenchReport {
@@ -78,14 +80,14 @@ export async function haproxyBench(runs: number, log: (line: string) => void = (
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
+  const o = new Command('npm run bench:haproxy --').option('--runs <n>', 'failovers to measure', intArg(1), 5).parse().opts();
   const stop = (code: number): never => {
     for (const p of started) if (p.pid) killAll(processTree(p.pid));
     process.exit(code);
   };
   process.on('SIGINT', () => stop(130));
   process.on('SIGTERM', () => stop(143));
-  haproxyBench(Number(values.runs))
+  haproxyBench(o.runs)
     .then(() => stop(0))
     .catch((err: Error) => {
       process.stderr.write(`bench:haproxy: ${err.stack ?? err.message}\n`);

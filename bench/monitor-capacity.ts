@@ -32,7 +32,7 @@
  * temporary directories are removed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +40,9 @@ import { performance } from 'node:perf_hooks';
 import Table from 'cli-table3';
 import getPort from 'get-port';
 import { Pool } from 'undici';
-import { alive } from './lib/proc.js';
+import { Command } from '@commander-js/extra-typings';
+import { intArg } from './lib/args.js';
+import { allProcesses, clockTicksPerSecond, delay, isProcessAlive, pollUntil, postmasterPid, processMemory, processStat } from '@pgha/postgres';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PGHA_BIN = join(ROOT, 'packages/cli/bin/pgha.js');
@@ -60,53 +62,20 @@ interface Options {
   scrapeEveryS: number;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { sizes: [100, 1000, 3000], seconds: 30, warmupMaxS: 90, connections: undefined, keep: false, write: true, scrapeEveryS: 0 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const positive = (v: string): number => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag}: expected a positive integer, got "${v}"`);
-      return n;
-    };
-    switch (flag) {
-      case '--sizes':
-        o.sizes = value().split(',').map((s) => positive(s.trim()));
-        break;
-      case '--seconds':
-        o.seconds = positive(value());
-        break;
-      case '--warmup-max':
-        o.warmupMaxS = positive(value());
-        break;
-      case '--connections':
-        o.connections = positive(value());
-        break;
-      case '--keep':
-        o.keep = true;
-        break;
-      case '--no-write':
-        o.write = false;
-        break;
-      case '--scrape-every':
-        o.scrapeEveryS = positive(value());
-        break;
-      case '--help':
-      case '-h':
-        console.log('usage: npm run bench:monitor -- [--sizes 100,1000,3000] [--seconds 30] [--warmup-max 90] [--connections N] [--keep] [--no-write] [--scrape-every S]');
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown option ${a} (see --help)`);
-    }
-  }
-  return o;
+/** The options of `npm run bench:monitor -- …` (commander: `--help`, and a usage error for a bad one). */
+function parseOptions(argv: readonly string[]): Options {
+  const o = new Command('npm run bench:monitor --')
+    .description('monitor capacity: N simulated keepers report once per second; latency, errors, CPU and memory of the monitor')
+    .option('--sizes <n,n,...>', 'numbers of simulated nodes, one run each', (v) => v.split(',').map((s) => intArg(1)(s.trim())), [100, 1000, 3000])
+    .option('--seconds <s>', 'measurement window', intArg(1), 30)
+    .option('--warmup-max <s>', 'longest wait for the groups to settle before measuring', intArg(1), 90)
+    .option('--connections <n>', 'HTTP connections to the monitor (default: nodes / 10, from 16 to 256)', intArg(1))
+    .option('--keep', 'keep the temporary directories', false)
+    .option('--no-write', 'do not write bench/results')
+    .option('--scrape-every <s>', 'also scrape GET /metrics every S seconds during the window, as Prometheus would', intArg(1))
+    .parse(argv, { from: 'user' })
+    .opts();
+  return { sizes: o.sizes, seconds: o.seconds, warmupMaxS: o.warmupMax, connections: o.connections, keep: o.keep, write: o.write, scrapeEveryS: o.scrapeEvery ?? 0 };
 }
 
 // ---------------------------------------------------------------- processes and cleanup
@@ -117,18 +86,9 @@ const tempDirs = new Set<string>();
 let keepDirs = false;
 
 
-function postmasterPidOf(pgdata: string): number | undefined {
-  const file = join(pgdata, 'postmaster.pid');
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
-  return alive(pid) ? pid : undefined;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
+/** Waits until every PID `pids()` returns has ended, at most `ms`. */
 async function waitGone(pids: () => (number | undefined)[], ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until && pids().some(alive)) await sleep(100);
+  await pollUntil(() => !pids().some(isProcessAlive), { timeoutMs: ms, intervalMs: 100 });
 }
 
 /** Stops one child: SIGTERM (a monitor then stops its Postgres), SIGKILL after `graceMs`. */
@@ -140,7 +100,7 @@ async function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
       /* already gone */
     }
     await waitGone(() => [child.exitCode === null && child.signalCode === null ? child.pid : undefined], graceMs);
-    if (child.exitCode === null && child.signalCode === null && alive(child.pid)) process.kill(child.pid!, 'SIGKILL');
+    if (child.exitCode === null && child.signalCode === null && isProcessAlive(child.pid)) process.kill(child.pid!, 'SIGKILL');
   }
   children.delete(child);
 }
@@ -149,12 +109,12 @@ async function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
 async function cleanupAll(): Promise<void> {
   await Promise.all([...children].map((c) => stopChild(c)));
   for (const dir of postmasterDirs) {
-    const pid = postmasterPidOf(dir);
+    const pid = postmasterPid(dir);
     if (pid) process.kill(pid, 'SIGQUIT'); // immediate shutdown; its children follow
   }
-  await waitGone(() => [...postmasterDirs].map(postmasterPidOf), 10_000);
+  await waitGone(() => [...postmasterDirs].map(postmasterPid), 10_000);
   for (const dir of postmasterDirs) {
-    const pid = postmasterPidOf(dir);
+    const pid = postmasterPid(dir);
     if (pid) process.kill(pid, 'SIGKILL');
   }
   postmasterDirs.clear();
@@ -195,37 +155,16 @@ function runPgha(args: string[], logFile: string): Promise<number> {
 
 // ---------------------------------------------------------------- /proc
 
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-interface ProcStat {
-  pid: number;
-  ppid: number;
-  /** utime + stime, seconds. */
-  cpuS: number;
-  /** cutime + cstime (children that were waited for), seconds. */
-  childCpuS: number;
-}
-
-function procStat(pid: number): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { pid, ppid: Number(f[1]), cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK, childCpuS: (Number(f[13]) + Number(f[14])) / CLK_TCK };
+/** CPU seconds of a process itself (utime + stime) and of its children that exited (cutime + cstime); undefined when it is gone. */
+function cpuSeconds(pid: number): { cpuS: number; childCpuS: number } | undefined {
+  const stat = processStat(pid);
+  return stat && { cpuS: stat.cpuTicks / clockTicksPerSecond, childCpuS: stat.childCpuTicks / clockTicksPerSecond };
 }
 
 /** VmRSS and VmHWM of a process, in MiB. */
 function procMemory(pid: number): { rssMiB: number; hwmMiB: number } | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-    return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024 };
-  } catch {
-    return undefined;
-  }
+  const m = processMemory(pid);
+  return m && { rssMiB: m.rssBytes / 2 ** 20, hwmMiB: m.peakRssBytes / 2 ** 20 };
 }
 
 /**
@@ -233,14 +172,10 @@ function procMemory(pid: number): { rssMiB: number; hwmMiB: number } | undefined
  * plus the postmaster's cutime+cstime (children that already exited).
  */
 function postgresCpuS(postmasterPid: number): number {
-  const pm = procStat(postmasterPid);
+  const pm = cpuSeconds(postmasterPid);
   if (!pm) return NaN;
   let total = pm.cpuS + pm.childCpuS;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const s = procStat(Number(entry));
-    if (s && s.ppid === postmasterPid) total += s.cpuS;
-  }
+  for (const p of allProcesses()) if (p.ppid === postmasterPid) total += p.cpuTicks / clockTicksPerSecond;
   return total;
 }
 
@@ -298,17 +233,9 @@ async function startMonitor(): Promise<Monitor> {
   const ca = readFileSync(`${pgdata}.pgha/tls/ca.crt`, 'utf8');
   const token = readFileSync(`${pgdata}.pgha/auth-token`, 'utf8').trim();
   const health = new Pool(url, { connect: { ca } });
-  const until = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`pgha monitor run exited (${child.exitCode}); see ${logFile}:\n${tail(logFile)}`);
-    try {
-      if ((await health.request({ method: 'GET', path: '/health' })).statusCode === 200) break;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > until) throw new Error(`the monitor did not answer at ${url} within 60 s; see ${logFile}`);
-    await sleep(200);
-  }
+  const answered = await pollUntil(async () => child.exitCode !== null || (await health.request({ method: 'GET', path: '/health' })).statusCode === 200, { timeoutMs: 60_000, intervalMs: 200 });
+  if (child.exitCode !== null) throw new Error(`pgha monitor run exited (${child.exitCode}); see ${logFile}:\n${tail(logFile)}`);
+  if (!answered) throw new Error(`the monitor did not answer at ${url} within 60 s; see ${logFile}`);
   await health.close();
   return { url, token, ca, dir, pgdata, child, logFile };
 }
@@ -594,21 +521,21 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       const w0 = performance.now();
       let settled = 0;
       for (;;) {
-        await sleep(1000);
+        await delay(1000);
         if (monitor.child.exitCode !== null) throw new Error(`the monitor exited (${monitor.child.exitCode}); see ${monitor.logFile}:\n${tail(monitor.logFile)}`);
         settled = groups.filter(groupSettled).length;
         const elapsed = (performance.now() - w0) / 1000;
         if (settled === groups.length || elapsed >= opts.warmupMaxS) break;
       }
       // Two more seconds so that the last reports of the warm-up are not in the window.
-      await sleep(2000);
+      await delay(2000);
       const warmupS = (performance.now() - w0) / 1000;
       settled = groups.filter(groupSettled).length;
       console.log(`warm-up ${warmupS.toFixed(1)} s: ${settled}/${groups.length} groups settled; measuring for ${opts.seconds} s`);
 
       const monitorPid = monitor.child.pid!;
-      const pmPid = postmasterPidOf(monitor.pgdata);
-      const m0 = procStat(monitorPid);
+      const pmPid = postmasterPid(monitor.pgdata);
+      const m0 = cpuSeconds(monitorPid);
       const pg0 = pmPid ? postgresCpuS(pmPid) : NaN;
       const b0 = process.cpuUsage();
       const s0 = performance.now();
@@ -619,18 +546,18 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
         if (mem) rssMax = Math.max(rssMax, mem.rssMiB);
       }, 1000);
       const scrapes = opts.scrapeEveryS > 0 ? startScraping(pool, monitor.token, opts.scrapeEveryS) : undefined;
-      await sleep(opts.seconds * 1000);
+      await delay(opts.seconds * 1000);
       rec.recording = false;
       clearInterval(sampler);
       const scraped = await scrapes?.stop();
       const windowS = (performance.now() - s0) / 1000;
-      const m1 = procStat(monitorPid);
+      const m1 = cpuSeconds(monitorPid);
       const pg1 = pmPid ? postgresCpuS(pmPid) : NaN;
       const b1 = process.cpuUsage(b0);
       const mem = procMemory(monitorPid);
       rssMax = Math.max(rssMax, mem?.rssMiB ?? 0);
       // Let the reports still in flight finish before the monitor goes.
-      await sleep(1500);
+      await delay(1500);
 
       const sorted = [...rec.latenciesMs].sort((a, b) => a - b);
       const errors = [...rec.errors.values()].reduce((a, b) => a + b, 0);
@@ -673,10 +600,10 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
   } finally {
     await pool.close().catch(() => undefined);
     await stopChild(monitor.child);
-    const pm = postmasterPidOf(monitor.pgdata);
+    const pm = postmasterPid(monitor.pgdata);
     if (pm) {
       process.kill(pm, 'SIGQUIT');
-      await waitGone(() => [postmasterPidOf(monitor.pgdata)], 10_000);
+      await waitGone(() => [postmasterPid(monitor.pgdata)], 10_000);
     }
     postmasterDirs.delete(monitor.pgdata);
     if (!opts.keep) {
@@ -754,7 +681,7 @@ function writeResults(results: SizeResult[], opts: Options, command: string): vo
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseOptions(process.argv.slice(2));
   keepDirs = opts.keep;
   const command = `npm run bench:monitor${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   // The monitor runs from the compiled packages: build them (incremental) and make sure

@@ -4,26 +4,18 @@
  * seed first (replay a failure with `--seed`), a line per fault, and the table at the end.
  * Exits 1 when a fault's history is not clean. Needs root and `ip netns`.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from '@commander-js/extra-typings';
+import { intArg } from '../bench/lib/args.js';
 import { newSeed, runChaos } from '../test/helpers/chaos.js';
-
-function int(min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
 
 const program = new Command('chaos')
   .description('random faults in a row on a 3-node pgha formation, with the history checker after each')
-  .option('--count <n>', 'how many faults', int(1, 1000), 30)
-  .option('--seed <n>', 'seed of the fault generator (printed by every run)', int(0, 2 ** 31 - 1))
+  .option('--count <n>', 'how many faults', intArg(1, 1000), 30)
+  .option('--seed <n>', 'seed of the fault generator (printed by every run)', intArg(0, 2 ** 31 - 1))
   .option('--with-fencing', 'also stage faults that rely on keeper self-fencing (isolate the primary, pause it)', false)
-  .option('--recovery-bound <ms>', 'recovery bound of each fault after its heal, in ms', int(1000, 600_000), 90_000)
+  .option('--recovery-bound <ms>', 'recovery bound of each fault after its heal, in ms', intArg(1000, 600_000), 90_000)
   .option('--keep-going', 'go on after a fault whose history is not clean', false);
-program.parse();
-const o = program.opts<{ count: number; seed?: number; withFencing: boolean; recoveryBound: number; keepGoing: boolean }>();
+const o = program.parse().opts();
 
 const rows = await runChaos({ count: o.count, seed: o.seed ?? newSeed(), withFencing: o.withFencing, recoveryBoundMs: o.recoveryBound, stopOnFailure: !o.keepGoing });
 const failed = rows.filter((r) => !r.clean).length;

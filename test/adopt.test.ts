@@ -10,7 +10,7 @@ import { keeperPaths } from '@pgha/keeper';
 import { addNode, startMonitor, type TestMonitor } from './helpers/cluster.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
 import { controldataIdentifier } from './helpers/controldata.js';
-import { endAllProcesses, postmasterPidOf, runPgha, trackPgdata } from './helpers/processes.js';
+import { endAllProcesses, postmasterPid, runPgha, trackPgdata } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 import { appendFileSync, readFileSync } from 'node:fs';
 
@@ -41,7 +41,7 @@ afterAll(async () => {
 
 describe('adopting a running standalone Postgres', () => {
   it('becomes the first node (single) with its rows, without initdb', async () => {
-    const before = postmasterPidOf(pgdata);
+    const before = postmasterPid(pgdata);
     expect(before).toBeDefined();
     await addNode(monitor, 'legacy', { pgdata, port });
     const rows = await showState(monitor.url);

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endAllProcesses, killPid, postmasterPidOf, runPgha, startPgha } from './helpers/processes.js';
+import { endAllProcesses, killPid, postmasterPid, runPgha, startPgha } from './helpers/processes.js';
 import { queryNode } from './helpers/formation.js';
 import { waitFor } from './helpers/wait-for.js';
 import { addNode, startMonitor, type TestMonitor } from './helpers/cluster.js';
@@ -160,7 +160,7 @@ describe('a node whose pgha files are damaged', () => {
     await waitFor('the keeper to run', () => existsSync(keeperLog) && readFileSync(keeperLog, 'utf8').includes('starting in state'));
     killPid(node.keeper.pid, 'SIGTERM');
     await node.keeper;
-    await waitFor('the keeper to stop Postgres', () => postmasterPidOf(node.pgdata) === undefined);
+    await waitFor('the keeper to stop Postgres', () => postmasterPid(node.pgdata) === undefined);
 
     const files = { config: `${node.pgdata}.pgha/keeper.json`, state: `${node.pgdata}.pgha/state.json` };
     const good = { config: readFileSync(files.config, 'utf8'), state: readFileSync(files.state, 'utf8') };
@@ -191,7 +191,7 @@ describe('a node whose pgha files are damaged', () => {
           expectOneLineError(r, line);
           expect(r.stderr, `${file} ${c.name}: pgha ${args[1]}`).toContain(files[file]);
         }
-        expect(postmasterPidOf(node.pgdata), `${file} ${c.name}: Postgres started`).toBeUndefined();
+        expect(postmasterPid(node.pgdata), `${file} ${c.name}: Postgres started`).toBeUndefined();
         expect(readFileSync(join(node.pgdata, 'global', 'pg_control')).equals(pgControl), `${file} ${c.name}: pg_control changed`).toBe(true);
       }
       writeFileSync(files[file], good[file]);

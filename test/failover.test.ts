@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, Writer, type LocalFormation } from './helpers/formation.js';
-import { endAllProcesses, killPid, postmasterPidOf, startPgha } from './helpers/processes.js';
+import { endAllProcesses, killPid, postmasterPid, startPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let formation: LocalFormation;
@@ -90,7 +90,7 @@ describe('a two-node formation', () => {
     writer.start();
     await waitFor('the writer to get acknowledgements', () => writer.acks.length >= 50);
 
-    const postmaster = postmasterPidOf(primary.pgdata);
+    const postmaster = postmasterPid(primary.pgdata);
     expect(postmaster).toBeDefined();
     const killedAt = performance.now();
     killPid(keeperPid.get(primary.name), 'SIGKILL');
@@ -118,7 +118,7 @@ describe('a two-node formation', () => {
   });
 
   it('rejoins the dead node as secondary when its keeper runs again (pg_rewind)', async () => {
-    const dead = formation.up.nodes.find((n) => postmasterPidOf(n.pgdata) === undefined)!;
+    const dead = formation.up.nodes.find((n) => postmasterPid(n.pgdata) === undefined)!;
     expect(dead).toBeDefined();
     const keeper = startPgha(['keeper', 'run', '--pgdata', dead.pgdata], { logFile: join(formation.dir, `${dead.name}`, 'keeper-restarted.log') });
     keeperPid.set(dead.name, keeper.pid!);
@@ -143,7 +143,7 @@ describe('a two-node formation', () => {
     await waitFor('writes before the standby dies', () => writer.acks.length >= 20);
     const killedAt = performance.now();
     killPid(standbyKeeper, 'SIGKILL');
-    killPid(postmasterPidOf(standby.pgdata), 'SIGKILL');
+    killPid(postmasterPid(standby.pgdata), 'SIGKILL');
     await waitFor('writes to continue after the standby died', () => writer.acks.filter((a) => a.atMs > killedAt + 1000).length >= 50, { timeoutMs: 60_000 });
     await writer.stop();
     const gap = writer.maxGapMs(killedAt - 1000);

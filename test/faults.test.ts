@@ -14,15 +14,15 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { DEFAULT_FORMATION_SETTINGS, selfFencingMarginMs, type NodeStateRow } from '@pgha/shared';
 import { Probe } from '../bench/lib/probe.js';
+import { logRecords, type LogRecord } from './helpers/crash.js';
 import { queryNode, showState } from './helpers/formation.js';
 import { checkHistory, HistoryProbe, instant, showEvents, NamespacedWriter, StateWatcher, takeBaseline, type CheckOptions, type FaultBaseline, type HistoryReport, type HistoryWriter } from './helpers/history.js';
 import { startNetFormation, type NetFormation } from './helpers/net-formation.js';
 import { createNetwork, netnsAvailability, TEST_HOST, type SimNetwork } from './helpers/netns.js';
 import { endAllProcesses, killPid } from './helpers/processes.js';
-import { waitFor } from './helpers/wait-for.js';
+import { delay, waitFor } from './helpers/wait-for.js';
 
 const availability = netnsAvailability();
 const skip = !availability.ok && process.env.PGHA_SKIP_NETNS === '1';
@@ -88,22 +88,8 @@ async function check(n: number, name: string, o: Pick<CheckOptions, 'writers' | 
 /** A predicate on state rows: node `name` is assigned and has reached `state`. */
 const nodeIn = (name: string, state: string) => (rows: NodeStateRow[]) => rows.some((r) => r.name === name && r.goal_state === state && r.reported_state === state);
 
-/** Lets `ms` pass: a window in which something must NOT happen, so there is no condition to poll. */
-const observeFor = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The JSON lines of a keeper's log (`pgha keeper run` logs with pino), parsed; other lines skipped. */
-function keeperLog(name: string): { time: number; msg: string; [k: string]: unknown }[] {
-  const out: { time: number; msg: string }[] = [];
-  for (const line of readFileSync(join(f.monitor.dir, `${name}.keeper.log`), 'utf8').split('\n')) {
-    try {
-      const r = JSON.parse(line) as { time?: number; msg?: string };
-      if (typeof r.time === 'number' && typeof r.msg === 'string') out.push(r as { time: number; msg: string });
-    } catch {
-      // not a log record
-    }
-  }
-  return out;
-}
+/** The records of a keeper's log (`pgha keeper run` logs with pino). */
+const keeperLog = (name: string): LogRecord[] => logRecords(join(f.monitor.dir, `${name}.keeper.log`));
 
 /** The self-fence of node `name` logged after `sinceWallMs`: when Postgres got the immediate-shutdown signal and when it had stopped (wall clock, ms). */
 function selfFence(name: string, sinceWallMs: number): { fencedAtMs: number; stoppedAtMs: number } | undefined {
@@ -172,7 +158,7 @@ describe.skipIf(skip)(skip ? `faults (skipped: ${skipReason})` : 'faults on a si
     }, { timeoutMs: 30_000, intervalMs: 200 });
     // Then give it two timer rounds to act on that view (there is nothing to poll for: what
     // must not happen is a goal change).
-    await observeFor(4 * S.keeperReportIntervalMs);
+    await delay(4 * S.keeperReportIntervalMs);
     const healedAt = instant();
     await net!.heal();
     const duringCut = acksBetween(writer, faultAt.atMs, healedAt.atMs);
@@ -182,7 +168,7 @@ describe.skipIf(skip)(skip ? `faults (skipped: ${skipReason})` : 'faults on a si
     const caughtUpMs = performance.now() - healedAt.atMs;
     // Past the heal, longer than standbyStreamingTimeoutMs: a spurious transition driven by
     // stale health or streaming facts would fire within it.
-    await observeFor(S.standbyStreamingTimeoutMs + 1_000);
+    await delay(S.standbyStreamingTimeoutMs + 1_000);
 
     const report = await check(2, 'monitor isolated', { writers: [writer], baseline, faultAt, healedAt, watcher, recoveryBoundMs: 10_000 });
     console.log(

@@ -9,7 +9,7 @@ import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow, FormationDropped, FormationView, NodeStateRow } from '@pgha/shared';
 import { isPrimaryAndSecondaries, queryNode } from './helpers/formation.js';
-import { endAllProcesses, killPid, postmasterPidOf, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
+import { endAllProcesses, killPid, postmasterPid, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
 import { startMonitor } from './helpers/cluster.js';
 import { expectOneLineError, runPghaOk } from './helpers/cli.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -105,7 +105,7 @@ describe('formations on one monitor', () => {
     const primaryRow = rows.find((r) => r.goal_state === 'primary')!;
     const standbyRow = rows.find((r) => r.goal_state === 'secondary')!;
     const primary = nodes.find((n) => n.name === primaryRow.name)!;
-    const postmaster = postmasterPidOf(primary.pgdata);
+    const postmaster = postmasterPid(primary.pgdata);
     expect(postmaster).toBeDefined();
     killPid(primary.keeperPid, 'SIGKILL');
     killPid(postmaster, 'SIGKILL');

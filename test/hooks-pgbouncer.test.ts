@@ -16,7 +16,7 @@ import type { ResultPromise } from 'execa';
 import { postgresOsUser } from '@pgha/postgres';
 import { Probe } from '../bench/lib/probe.js';
 import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
-import { killNode, logOffset, waitForLogMessage } from './helpers/crash.js';
+import { killNode, logOffset, logRecords, waitForLogMessage } from './helpers/crash.js';
 import { queryNode, showState } from './helpers/formation.js';
 import { endAllProcesses, startTracked } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -57,17 +57,7 @@ class BouncerWriter extends Probe {
 }
 
 /** Wall-clock time (ms) of the first line of pino log `file` after byte `from` whose msg matches `pattern`. */
-function logTime(file: string, from: number, pattern: RegExp): number | undefined {
-  for (const line of readFileSync(file).subarray(from).toString('utf8').split('\n')) {
-    try {
-      const entry = JSON.parse(line) as { msg?: string; time?: number };
-      if (entry.msg && pattern.test(entry.msg)) return entry.time;
-    } catch {
-      // a partial line
-    }
-  }
-  return undefined;
-}
+const logTime = (file: string, from: number, pattern: RegExp): number | undefined => logRecords(file, from).find((r) => pattern.test(r.msg))?.time;
 
 /** The [databases] entry of pgbouncer's ini, as the hook left it. */
 function appdbEntry(): string {

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeStateRow } from '@pgha/shared';
 import { isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, Writer, type LocalFormation } from './helpers/formation.js';
 import { showEvents } from './helpers/history.js';
-import { endAllProcesses, killPid, makeTestDir, postmasterPidOf, runPgha, setPghaEnvironment, startPgha } from './helpers/processes.js';
+import { endAllProcesses, killPid, makeTestDir, postmasterPid, runPgha, setPghaEnvironment, startPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let formation: LocalFormation;
@@ -121,7 +121,7 @@ describe('every pgha process with a hostile PG* environment', () => {
     await waitFor('acknowledged writes', () => writer.acks.length >= 30);
     const dead = nodeOf(primary.name);
     killPid(keeperPid.get(dead.name), 'SIGKILL');
-    killPid(postmasterPidOf(dead.pgdata), 'SIGKILL');
+    killPid(postmasterPid(dead.pgdata), 'SIGKILL');
     await waitFor('a write acknowledged by the standby', () => writer.acks.find((a) => a.port === nodeOf(standby.name).port), { timeoutMs: 60_000 });
     await waitFor('more writes on the new primary', () => writer.acks.filter((a) => a.port === nodeOf(standby.name).port).length >= 20);
     await writer.stop();
@@ -170,7 +170,7 @@ describe('a keeper whose running Postgres does not answer', () => {
     const { standby } = await roles();
     const node = nodeOf(standby.name);
     const log = keeperLog.get(node.name)!;
-    const postmaster = postmasterPidOf(node.pgdata)!;
+    const postmaster = postmasterPid(node.pgdata)!;
     // The keeper's kept session ends with its backend (SIGTERM: a clean exit, no crash
     // restart); its new sessions wait on the stopped postmaster.
     const [session] = await queryNode<{ pid: number }>(node.port, "select pid from pg_stat_activity where application_name = 'pgha_keeper'");

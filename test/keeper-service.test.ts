@@ -14,7 +14,7 @@ import { addNode, startMonitor, type TestMonitor, type TestNode } from './helper
 import { expectOneLineError } from './helpers/cli.js';
 import { killKeeper, killNode, logOffset, waitForLogMessage, waitGone } from './helpers/crash.js';
 import { showState } from './helpers/formation.js';
-import { PGHA_BIN, endAllProcesses, killPid, makeTestDir, postmasterPidOf, runPgha, startPgha, startTracked } from './helpers/processes.js';
+import { PGHA_BIN, endAllProcesses, killPid, makeTestDir, postmasterPid, runPgha, startPgha, startTracked } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let monitor: TestMonitor;
@@ -79,7 +79,7 @@ describe('pgha keeper status, and the pid file', () => {
     const { exitCode, json } = await status(node1);
     expect(exitCode).toBe(0);
     expect(json.keeper).toEqual({ running: true, pid: node1.keeper.pid, stalePidFile: null });
-    expect(json.postgres).toEqual({ running: true, pid: postmasterPidOf(node1.pgdata), port: node1.port });
+    expect(json.postgres).toEqual({ running: true, pid: postmasterPid(node1.pgdata), port: node1.port });
     expect(json.node).toMatchObject({ name: 'node1', reachedState: 'primary', assignedState: 'primary' });
     expect(json.onRoleChange).toEqual({ command: hookCommand('A', node1), timeoutMs: 10_000 });
     const text = await runPgha(['keeper', 'status', '--pgdata', node1.pgdata]);
@@ -210,7 +210,7 @@ describe('pgha keeper set on-role-change and pgha keeper reload', () => {
 describe('pgha keeper stop', () => {
   it('stops the keeper and its Postgres, runs the "stopped" hook, removes the pid file; status then exits 3', async () => {
     const pid = node1.keeper.pid!;
-    const postmaster = postmasterPidOf(node1.pgdata);
+    const postmaster = postmasterPid(node1.pgdata);
     const r = await runPgha(['keeper', 'stop', '--pgdata', node1.pgdata, '--wait', '90']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^keeper stopped \\(pid ${pid}\\) and Postgres stopped, in \\d+ (ms|s)`));

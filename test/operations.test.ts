@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgCtlStop } from '@pgha/postgres';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, Writer, type LocalFormation } from './helpers/formation.js';
-import { endAllProcesses, postmasterPidOf, runPgha } from './helpers/processes.js';
+import { endAllProcesses, postmasterPid, runPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let formation: LocalFormation;
@@ -109,7 +109,7 @@ describe('maintenance', () => {
     const back = await runPgha(['maintenance', 'disable', '--name', standby.name], env);
     expect(back.exitCode, back.stderr).toBe(0);
     await settled();
-    expect(postmasterPidOf(nodeOf(standby.name).pgdata)).toBeDefined();
+    expect(postmasterPid(nodeOf(standby.name).pgdata)).toBeDefined();
   });
 
   it('on the primary: refused without --allow-failover; with it, a switchover first', async () => {
@@ -142,6 +142,6 @@ describe('drop node', () => {
     const rows = await state();
     expect(rows.map((x) => x.name)).not.toContain(standby);
     expect(rows[0]!.goal_state).toBe('wait_primary');
-    await waitFor('the dropped node to stop Postgres', () => postmasterPidOf(nodeOf(standby).pgdata) === undefined);
+    await waitFor('the dropped node to stop Postgres', () => postmasterPid(nodeOf(standby).pgdata) === undefined);
   });
 });

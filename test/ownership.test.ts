@@ -17,22 +17,15 @@ import { keeperPaths } from '@pgha/keeper';
 import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { expectOneLineError } from './helpers/cli.js';
 import { controldataIdentifier } from './helpers/controldata.js';
-import { killKeeper, killPostmaster, logOffset, waitForLogMessage, waitGone } from './helpers/crash.js';
+import { killKeeper, killPostmaster, logOffset, logRecords, waitForLogMessage, waitGone } from './helpers/crash.js';
 import { showState } from './helpers/formation.js';
 import { monitorFetch, registerMonitor } from './helpers/monitor-access.js';
-import { endAllProcesses, killPid, makeTestDir, postmasterPidOf, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
+import { endAllProcesses, killPid, makeTestDir, postmasterPid, runPgha, startPgha, trackPgdata } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 const readJson = (path: string): Record<string, unknown> => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-/** Lines of a pino log whose message matches `pattern`. */
-const logLines = (file: string, pattern: RegExp): string[] =>
-  (existsSync(file) ? readFileSync(file, 'utf8') : '').split('\n').filter((l) => {
-    try {
-      return pattern.test(String((JSON.parse(l) as { msg?: unknown }).msg));
-    } catch {
-      return false;
-    }
-  });
+/** Messages of a pino log that match `pattern`. */
+const logLines = (file: string, pattern: RegExp): string[] => logRecords(file).map((r) => r.msg).filter((m) => pattern.test(m));
 
 /** Monitor A, whose data directory the first test replaces. */
 let monitorA: TestMonitor;
@@ -78,9 +71,9 @@ describe('a monitor whose data directory was replaced', () => {
       expect(monitorA.proc.exitCode).toBe(1);
       const [refusal] = logLines(monitorLogA, /^the monitor stops/);
       expect(refusal).toBeDefined();
-      expect(JSON.parse(refusal!).msg).toContain(`${pgdata} holds another cluster: its database system identifier is ${configB.systemIdentifier}, not ${configA.systemIdentifier} (this monitor's, recorded in ${join(pghaDir, 'monitor.json')})`);
+      expect(refusal).toContain(`${pgdata} holds another cluster: its database system identifier is ${configB.systemIdentifier}, not ${configA.systemIdentifier} (this monitor's, recorded in ${join(pghaDir, 'monitor.json')})`);
       // Nothing of A's in the new directory: no Postgres started, pgha.conf keeps B's port.
-      expect(postmasterPidOf(pgdata)).toBeUndefined();
+      expect(postmasterPid(pgdata)).toBeUndefined();
       expect(readFileSync(join(pgdata, 'pgha.conf'), 'utf8')).toContain(`port = ${pgPortB}\n`);
       expect(readJson(join(pghaDir, 'monitor.json'))).toEqual(configB);
 
@@ -118,7 +111,7 @@ describe('a monitor on its own data directory', () => {
     const killed = killPostmaster(monitorB.pgdata);
     expect(killed).toBeDefined();
     await waitFor("monitor B's Postgres restarted", () => {
-      const pid = postmasterPidOf(monitorB.pgdata);
+      const pid = postmasterPid(monitorB.pgdata);
       return pid !== undefined && pid !== killed;
     }, { timeoutMs: 30_000 });
     await waitFor('monitor B serving from its store', async () => (await showState(monitorB.url).catch(() => undefined)) !== undefined, { timeoutMs: 30_000 });
@@ -197,7 +190,7 @@ describe('a keeper whose data directory was replaced by another cluster', () => 
     expect(node.keeper.exitCode).toBeNull();
 
     // Nothing started or written in the other cluster's directory.
-    expect(postmasterPidOf(node.pgdata)).toBeUndefined();
+    expect(postmasterPid(node.pgdata)).toBeUndefined();
     expect(existsSync(join(node.pgdata, 'pgha.conf'))).toBe(false);
     expect(readFileSync(join(node.pgdata, 'postgresql.conf'), 'utf8')).not.toContain('pgha.conf');
     expect(await controldataIdentifier(node.pgdata)).toBe(theirs);

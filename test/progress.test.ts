@@ -14,11 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_FORMATION_SETTINGS, type NodeStateRow } from '@pgha/shared';
 import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { runPghaOk } from './helpers/cli.js';
-import { logOffset, waitGone } from './helpers/crash.js';
+import { logOffset, logRecords, waitGone } from './helpers/crash.js';
 import { isPrimaryAndSecondaries, queryNode } from './helpers/formation.js';
 import { monitorFetch } from './helpers/monitor-access.js';
 import { endAllProcesses, startPgha, trackPgdata } from './helpers/processes.js';
-import { waitFor } from './helpers/wait-for.js';
+import { delay, waitFor } from './helpers/wait-for.js';
 
 let monitor: TestMonitor;
 let node1: TestNode;
@@ -36,11 +36,6 @@ const settled = () => waitFor('one primary and one secondary', async () => isPri
 async function addData(mb: number): Promise<void> {
   // ~530 bytes a row on disk: 2,000 rows a MB.
   await queryNode(node1, `insert into big select g, repeat(md5(g::text), 16) from generate_series(1, ${mb * 2000}) g`);
-}
-
-/** The JSON log lines of `file` from byte `from` on. */
-function logLines(file: string, from = 0): { msg: string; doneBytes?: number; lagBytes?: number }[] {
-  return readFileSync(file, 'utf8').slice(from).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string });
 }
 
 beforeAll(async () => {
@@ -83,19 +78,19 @@ describe('progress of long operations', () => {
         seen.push({ atMs: performance.now() - startedAt, percent: p.percent, doneBytes: p.done_bytes, transition: p.transition });
         if (!table && p.percent !== null && p.percent > 0 && p.percent < 90) table = await runPghaOk(['show', 'state', '--monitor', monitor.url]);
       }
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
+      await Promise.race([exited, delay(100)]);
     }
     const r = await exited;
     expect(r.exitCode, readFileSync(createLog, 'utf8').slice(-2000)).toBe(0);
     const backupMs = performance.now() - startedAt;
 
-    const printed = logLines(createLog).map((l) => /^base backup: (\d+)% \(([\d.]+ [kMG]?B) of ([\d.]+ [kMG]?B)\)$/.exec(l.msg)).filter((m) => m !== null);
+    const printed = logRecords(createLog).map((l) => /^base backup: (\d+)% \(([\d.]+ [kMG]?B) of ([\d.]+ [kMG]?B)\)$/.exec(l.msg)).filter((m) => m !== null);
     const percents = printed.map((m) => Number(m[1]));
     console.log(`[progress] keeper create took ${(backupMs / 1000).toFixed(1)} s and printed:\n${printed.map((m) => `  base backup: ${m[1]}% (${m[2]} of ${m[3]})`).join('\n')}`);
     expect(percents.length).toBeGreaterThanOrEqual(4);
     for (let i = 1; i < percents.length; i++) expect(percents[i]).toBeGreaterThan(percents[i - 1]!);
     expect(percents.at(-1)).toBeGreaterThanOrEqual(90);
-    expect(logLines(createLog).some((l) => l.msg === 'base backup complete')).toBe(true);
+    expect(logRecords(createLog).some((l) => l.msg === 'base backup complete')).toBe(true);
 
     const running = seen.filter((s) => s.percent !== null && s.percent > 0 && s.percent < 100);
     const distinct = [...new Set(running.map((s) => s.percent))];
@@ -126,7 +121,7 @@ describe('progress of long operations', () => {
       if (n2.goal_state === 'catchingup' && n2.lag_bytes !== null && lags.at(-1)?.lagBytes !== n2.lag_bytes) lags.push({ atMs: Math.round(performance.now() - startedAt), lagBytes: n2.lag_bytes });
       return n2.reported_state === 'secondary' && n2.goal_state === 'secondary';
     }, { timeoutMs: 120_000, intervalMs: 100 });
-    const logged = logLines(keeperLog, from).filter((l) => /^catching up: [\d.]+ [kMG]?B \(\d+ bytes\) behind the primary$/.test(l.msg));
+    const logged = logRecords(keeperLog, from).filter((l) => /^catching up: [\d.]+ [kMG]?B \(\d+ bytes\) behind the primary$/.test(l.msg));
     console.log(`[progress] while catchingup the monitor showed node2's lag (ms since its keeper started: bytes): ${lags.map((l) => `${l.atMs}: ${l.lagBytes}`).join(', ')}; its keeper logged:\n${logged.map((l) => `  ${l.msg}`).join('\n')}`);
     // The first sample may still use the primary's LSN from before its last report: the peak, then down.
     const peak = Math.max(...lags.map((l) => l.lagBytes));

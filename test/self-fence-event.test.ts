@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keeperPaths } from '@pgha/keeper';
 import { addPrimaryAndStandby, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
-import { killKeeper, logOffset, waitForLogMessage, waitGone } from './helpers/crash.js';
+import { killKeeper, logOffset, logRecords, waitForLogMessage, waitGone, type LogRecord } from './helpers/crash.js';
 import { isPrimaryAndSecondaries, showState } from './helpers/formation.js';
 import { showEvents } from './helpers/history.js';
-import { descendants, endAllProcesses, killPid, postmasterPidOf, runPgha, startPgha } from './helpers/processes.js';
+import { descendantPids, endAllProcesses, killPid, postmasterPid, runPgha, startPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let monitor: TestMonitor;
@@ -23,19 +23,8 @@ let node2: TestNode;
 
 const keeperLog = (node: TestNode): string => join(monitor.dir, `${node.name}.keeper.log`);
 
-/** The first JSON line of `file` after byte `from` whose message starts with `prefix`. */
-function logLine(file: string, from: number, prefix: string): Record<string, unknown> | undefined {
-  const text = readFileSync(file).subarray(from).toString('utf8');
-  for (const line of text.split('\n')) {
-    try {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      if (String(entry.msg ?? '').startsWith(prefix)) return entry;
-    } catch {
-      // not a JSON line
-    }
-  }
-  return undefined;
-}
+/** The first record of pino log `file` after byte `from` whose message starts with `prefix`. */
+const logLine = (file: string, from: number, prefix: string): LogRecord | undefined => logRecords(file, from).find((r) => r.msg.startsWith(prefix));
 
 /** A duration as formatDurationMs prints it (`2385 ms`, `12 s`, `1 min 5 s`), in ms (whole seconds are ±500 ms). */
 function parseDuration(text: string): number {
@@ -70,12 +59,12 @@ describe('the self-fence in the events', () => {
     try {
       // The standby stops replying (keeper, postmaster and every backend, the WAL receiver
       // among them), then the monitor stops answering.
-      const standbyPostmaster = postmasterPidOf(node2.pgdata);
-      for (const pid of [node2.keeper.pid, standbyPostmaster, ...(standbyPostmaster ? descendants(standbyPostmaster) : [])]) pause(pid);
+      const standbyPostmaster = postmasterPid(node2.pgdata);
+      for (const pid of [node2.keeper.pid, standbyPostmaster, ...(standbyPostmaster ? descendantPids(standbyPostmaster) : [])]) pause(pid);
       pausedAtMs = Date.now();
       pause(monitor.proc.pid);
       await waitForLogMessage(keeperLog(node1), /^Self-fenced: Postgres stopped after \d+ ms/, from, { timeoutMs: 30_000 });
-      expect(postmasterPidOf(node1.pgdata)).toBeUndefined();
+      expect(postmasterPid(node1.pgdata)).toBeUndefined();
       expect(JSON.parse(readFileSync(keeperPaths(node1.pgdata).state, 'utf8'))).toMatchObject({ currentState: 'demote_timeout', selfFence: { fromState: 'primary', postgresStopped: true } });
 
       // A keeper restarted while fenced, the monitor still away: it still has the fence to tell.

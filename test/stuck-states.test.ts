@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeStateRow } from '@pgha/shared';
 import { isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, type LocalFormation } from './helpers/formation.js';
 import { showEvents } from './helpers/history.js';
-import { endAllProcesses, killPid, postmasterPidOf, startPgha } from './helpers/processes.js';
+import { endAllProcesses, killPid, postmasterPid, startPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let formation: LocalFormation;
@@ -73,7 +73,7 @@ describe('a state that cannot progress says why', () => {
     const { primary, standby } = await roles();
     const dead = nodeOf(primary.name);
     killPid(dead.keeper_pid, 'SIGKILL');
-    killPid(postmasterPidOf(dead.pgdata), 'SIGKILL');
+    killPid(postmasterPid(dead.pgdata), 'SIGKILL');
     await waitFor('the standby promoted', async () => (await roles()).primary.name === standby.name ? true : undefined, { timeoutMs: 60_000, intervalMs: 250 });
     await replicationLogin(standby.port, false);
     const log = join(formation.dir, dead.name, 'keeper-restarted.log');

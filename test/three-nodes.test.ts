@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addNode, startMonitor, uriOf, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, Writer } from './helpers/formation.js';
-import { endAllProcesses, killPid, postmasterPidOf, runPgha } from './helpers/processes.js';
+import { endAllProcesses, killPid, postmasterPid, runPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let monitor: TestMonitor;
@@ -49,7 +49,7 @@ describe('a three-node formation with candidate priorities 50/50/0', () => {
     expect(primary.name).not.toBe('zero');
     const killedAt = performance.now();
     killPid(primary.keeper.pid, 'SIGKILL');
-    killPid(postmasterPidOf(primary.pgdata), 'SIGKILL');
+    killPid(postmasterPid(primary.pgdata), 'SIGKILL');
 
     const survivor = nodes.find((n) => n.name !== primary.name && n.name !== 'zero')!;
     const first = await waitFor('a write on the other priority-50 node', () => writer.acks.find((a) => a.port === survivor.port && a.atMs > killedAt), { timeoutMs: 60_000 });

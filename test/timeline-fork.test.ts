@@ -25,7 +25,7 @@ import { addNode, startMonitor, type TestMonitor, type TestNode } from './helper
 import { killKeeper, killNode, logMessages, logOffset, waitForLogMessage, waitGone } from './helpers/crash.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
 import { showEvents } from './helpers/history.js';
-import { endAllProcesses, killPid, postmasterPidOf, runPgha, startPgha } from './helpers/processes.js';
+import { endAllProcesses, killPid, postmasterPid, runPgha, startPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 /**
@@ -183,9 +183,9 @@ describe('a standby that received WAL past the fork point of the new timeline', 
   });
 
   it('does not rewind a standby that stops streaming for a while, whether its primary answers or not', async () => {
-    const pidBefore = postmasterPidOf(c.pgdata);
+    const pidBefore = postmasterPid(c.pgdata);
     const logFrom = logOffset(keeperLogFile(c));
-    const bPostmaster = postmasterPidOf(b.pgdata)!;
+    const bPostmaster = postmasterPid(b.pgdata)!;
     // c's WAL receiver points at a closed port (postgresql.auto.conf overrides pgha.conf), and
     // b's postmaster stops answering new connections (its running backends go on).
     await queryNode(c.port, "alter system set primary_conninfo = 'host=127.0.0.1 port=1 connect_timeout=1'");
@@ -203,7 +203,7 @@ describe('a standby that received WAL past the fork point of the new timeline', 
     await waitFor('c streaming again', async () => (await walReceiver(c))?.status === 'streaming', { timeoutMs: 30_000, intervalMs: 200 });
     await queryNode(b.port, "insert into fork values (22, 'after the cut')");
     await waitFor('the new row on c', async () => (await ids(c)).includes(22), { timeoutMs: 30_000 });
-    expect(postmasterPidOf(c.pgdata)).toBe(pidBefore);
+    expect(postmasterPid(c.pgdata)).toBe(pidBefore);
     expect(logMessages(keeperLogFile(c), logFrom).filter((m) => /timeline divergence|rewinding|pg_rewind/.test(m))).toEqual([]);
     await waitFor('c secondary again', async () => {
       const r = await row('c');

@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { Probe } from './probe.js';
-import { waitFor } from './proc.js';
+import { waitFor } from '@pgha/postgres';
 
 /** Debian's HAProxy. */
 export const HAPROXY_BIN = '/usr/sbin/haproxy';
@@ -31,7 +31,7 @@ export async function waitForRoute(port: number, serverPort: number, inRecovery:
   await waitFor(`port ${port} to reach ${inRecovery ? 'the standby' : 'the primary'} on ${serverPort}`, async () => {
     const s = await sessionThrough(port);
     return s.serverPort === serverPort && s.inRecovery === inRecovery;
-  }, timeoutMs, 100);
+  }, { timeoutMs, intervalMs: 100 });
 }
 
 /** One failover through HAProxy, measured. */
@@ -58,10 +58,10 @@ export async function measureHaproxyFailover(o: { writePort: number; primaryPort
   let writesBackMs: number | undefined;
   let error: unknown;
   try {
-    await waitFor('the probe to write through HAProxy', () => probe.acks.length >= 50, 60_000);
+    await waitFor('the probe to write through HAProxy', () => probe.acks.length >= 50, { timeoutMs: 60_000, intervalMs: 50 });
     const killedAt = performance.now();
     o.kill();
-    const first = await waitFor('an insert through the write port on the new primary', () => probe.acks.find((a) => a.atMs > killedAt && a.port !== o.primaryPort), o.timeoutMs ?? 120_000, 5);
+    const first = await waitFor('an insert through the write port on the new primary', () => probe.acks.find((a) => a.atMs > killedAt && a.port !== o.primaryPort), { timeoutMs: o.timeoutMs ?? 120_000, intervalMs: 5 });
     writesBackMs = first.atMs - killedAt;
   } catch (err) {
     error = err;

@@ -6,6 +6,7 @@
  * id is recorded with a monotonic timestamp (ms) and the port of the server that acknowledged it.
  */
 import pg from 'pg';
+import { delay } from '@pgha/postgres';
 
 /** One acknowledged write. */
 export interface Ack {
@@ -80,7 +81,7 @@ export class Probe {
         if (!client) {
           client = await this.connect();
           if (!client) {
-            await new Promise((r) => setTimeout(r, 10));
+            await delay(10);
             continue;
           }
         }
@@ -92,7 +93,7 @@ export class Probe {
           client = undefined;
           continue;
         }
-        await new Promise((r) => setTimeout(r, this.intervalMs));
+        await delay(this.intervalMs);
       }
       await client?.end().catch(() => undefined);
     })();

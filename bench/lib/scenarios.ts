@@ -2,8 +2,9 @@
  * The failover scenarios, run the same way against either system, and what each run measures.
  */
 import { Probe, idsOn } from './probe.js';
-import { killAll, waitFor } from './proc.js';
-import { isHealthy, postmasterPid, primaryOf, type BenchNode, type HaSystem } from './systems.js';
+import { postmasterPid, waitFor } from '@pgha/postgres';
+import { killAll } from './proc.js';
+import { isHealthy, primaryOf, type BenchNode, type HaSystem } from './systems.js';
 
 /** The scenarios of the benchmark. */
 export const SCENARIOS = ['switchover', 'node-crash', 'postgres-crash', 'keeper-crash', 'standby-crash'] as const;
@@ -36,7 +37,7 @@ export async function healthyPrimary(sys: HaSystem, timeoutMs: number): Promise<
   return waitFor(`${sys.name} to be primary + secondary`, async () => {
     const s = await sys.status();
     return isHealthy(s) ? primaryOf(s) : undefined;
-  }, timeoutMs, 100);
+  }, { timeoutMs, intervalMs: 100 });
 }
 
 /** Runs one scenario once. The formation must be healthy before; it is healthy again after. */
@@ -47,7 +48,7 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
   await Probe.createTable(sys.hosts, TABLE);
   const probe = new Probe(sys.hosts, TABLE, nextId);
   probe.start();
-  await waitFor('the probe to write', () => probe.acks.length >= 100, 60_000);
+  await waitFor('the probe to write', () => probe.acks.length >= 100, { timeoutMs: 60_000, intervalMs: 50 });
 
   const restart: BenchNode[] = [];
   let command: Promise<void> = Promise.resolve();
@@ -75,7 +76,7 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
   let error: string | undefined;
   try {
     // Writes are back and steady: 100 acknowledgements after the fault, the first of them at least 50 ms after it.
-    await waitFor('writes to go on after the fault', () => probe.acks.filter((a) => a.atMs > t0 + 50).length >= 100, 300_000);
+    await waitFor('writes to go on after the fault', () => probe.acks.filter((a) => a.atMs > t0 + 50).length >= 100, { timeoutMs: 300_000, intervalMs: 50 });
     await command;
     for (const n of restart) sys.startKeeper(n);
     await healthyPrimary(sys, 300_000);

@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 import getPort from 'get-port';
 import type { ResultPromise } from 'execa';
 import { MonitorClient } from '@pgha/client';
-import { postgresOsUser } from '@pgha/postgres';
+import { delay, isProcessAlive, postgresOsUser, postmasterPid, processName, waitFor } from '@pgha/postgres';
 import type { Host } from './probe.js';
-import { alive, commOf, processTree, run, spawnLogged, waitFor } from './proc.js';
+import { processTree, run, spawnLogged } from './proc.js';
 
 const PGHA_BIN = fileURLToPath(new URL('../../packages/cli/bin/pgha.js', import.meta.url));
 
@@ -46,16 +46,6 @@ export interface HaSystem {
   /** Processes of the monitor itself (not its Postgres), for the idle footprint. */
   monitorPids(): number[];
   teardown(): Promise<void>;
-}
-
-/** PID of the postmaster of `pgdata`, if it runs. */
-export function postmasterPid(pgdata: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    return alive(pid) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** True when one node is primary and the others secondary, each having reached its goal. */
@@ -102,7 +92,7 @@ export class PghaSystem implements HaSystem {
     this.monitorProc = spawnLogged(process.execPath, [PGHA_BIN, 'monitor', 'run', '--pgdata', monitorPgdata], join(this.dir, 'monitor.log'));
     this.monitorUrl = `https://127.0.0.1:${httpPort}`;
     this.credentialsEnv = { PGHA_MONITOR: this.monitorUrl, PGHA_AUTH_TOKEN_FILE: `${monitorPgdata}.pgha/auth-token`, PGHA_SSL_CA_FILE: `${monitorPgdata}.pgha/tls/ca.crt` };
-    await waitFor('the pgha monitor', async () => (await this.client().formationState('default')) !== undefined, 60_000, 100);
+    await waitFor('the pgha monitor', async () => (await this.client().formationState('default')) !== undefined, { timeoutMs: 60_000, intervalMs: 100 });
     for (const [i, port] of [p1!, p2!].entries()) {
       const node = { name: `node${i + 1}`, port, pgdata: join(this.dir, `node${i + 1}`, 'pgdata') };
       const keeperHttp = `127.0.0.1:${[h1!, h2!][i]}`;
@@ -128,7 +118,7 @@ export class PghaSystem implements HaSystem {
 
   keeperPids(node: BenchNode): number[] {
     const pid = this.keepers.get(node.name)?.pid;
-    return pid && alive(pid) ? [pid] : [];
+    return pid && isProcessAlive(pid) ? [pid] : [];
   }
 
   startKeeper(node: BenchNode): void {
@@ -146,7 +136,7 @@ export class PghaSystem implements HaSystem {
   async teardown(): Promise<void> {
     const procs = [this.monitorProc, ...this.keepers.values()].filter((p): p is ResultPromise => !!p);
     for (const p of procs) p.kill('SIGTERM');
-    await Promise.race([Promise.allSettled(procs), new Promise((r) => setTimeout(r, 30_000))]);
+    await Promise.race([Promise.allSettled(procs), delay(30_000)]);
     for (const p of procs) p.kill('SIGKILL');
     for (const pgdata of [...this.nodes.map((n) => n.pgdata), join(this.dir, 'monitor', 'pgdata')]) {
       const pid = postmasterPid(pgdata);
@@ -203,14 +193,14 @@ export class PgafSystem implements HaSystem {
     await this.autoctl(['create', 'monitor', '--pgdata', this.monitorPgdata, '--pgport', String(monitorPort), '--hostname', '127.0.0.1', '--auth', 'trust', '--no-ssl']);
     this.startRun('monitor', this.monitorPgdata);
     this.monitorUri = `postgres://autoctl_node@127.0.0.1:${monitorPort}/pg_auto_failover?sslmode=disable`;
-    await waitFor('the pg_auto_failover monitor', () => postmasterPid(this.monitorPgdata) !== undefined, 60_000, 200);
-    await waitFor('the pg_auto_failover monitor to answer', async () => (await this.autoctl(['show', 'state', '--monitor', this.monitorUri, '--json'])).length > 0, 60_000, 500);
+    await waitFor('the pg_auto_failover monitor', () => postmasterPid(this.monitorPgdata) !== undefined, { timeoutMs: 60_000, intervalMs: 200 });
+    await waitFor('the pg_auto_failover monitor to answer', async () => (await this.autoctl(['show', 'state', '--monitor', this.monitorUri, '--json'])).length > 0, { timeoutMs: 60_000, intervalMs: 500 });
     for (const [i, port] of [p1!, p2!].entries()) {
       const node = { name: `node${i + 1}`, port, pgdata: join(this.dir, `node${i + 1}`) };
       await this.autoctl(['create', 'postgres', '--pgdata', node.pgdata, '--pgport', String(port), '--hostname', '127.0.0.1', '--name', node.name, '--monitor', this.monitorUri, '--auth', 'trust', '--no-ssl']);
       this.nodes.push(node);
       this.startRun(node.name, node.pgdata);
-      await waitFor(`${node.name} to start`, async () => (await this.status()).some((s) => s.name === node.name && s.reported === s.goal && s.goal !== 'init'), 300_000, 500);
+      await waitFor(`${node.name} to start`, async () => (await this.status()).some((s) => s.name === node.name && s.reported === s.goal && s.goal !== 'init'), { timeoutMs: 300_000, intervalMs: 500 });
     }
     this.hosts = this.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }));
   }
@@ -223,8 +213,8 @@ export class PgafSystem implements HaSystem {
 
   keeperPids(node: BenchNode): number[] {
     const root = this.runs.get(node.name)?.pid;
-    if (!root || !alive(root)) return [];
-    return processTree(root).filter((pid) => commOf(pid).startsWith('pg_autoctl'));
+    if (!root || !isProcessAlive(root)) return [];
+    return processTree(root).filter((pid) => processName(pid).startsWith('pg_autoctl'));
   }
 
   startKeeper(node: BenchNode): void {
@@ -237,13 +227,13 @@ export class PgafSystem implements HaSystem {
 
   monitorPids(): number[] {
     const root = this.runs.get('monitor')?.pid;
-    return root ? processTree(root).filter((pid) => commOf(pid).startsWith('pg_autoctl')) : [];
+    return root ? processTree(root).filter((pid) => processName(pid).startsWith('pg_autoctl')) : [];
   }
 
   async teardown(): Promise<void> {
     const all = [...this.runs.values()];
     for (const p of all) if (p.pid) for (const pid of processTree(p.pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-    await Promise.race([Promise.allSettled(all), new Promise((r) => setTimeout(r, 10_000))]);
+    await Promise.race([Promise.allSettled(all), delay(10_000)]);
     for (const pgdata of [...this.nodes.map((n) => n.pgdata), this.monitorPgdata]) {
       const pid = postmasterPid(pgdata);
       if (pid) process.kill(pid, 'SIGKILL');

@@ -12,8 +12,8 @@ import { instant, type HistoryReport } from './history.js';
 import { killKeeper, killNode, killPostmaster, restartKeeper } from './crash.js';
 import { startNetFormation, type NetFormation } from './net-formation.js';
 import { createNetwork, type SimNetwork } from './netns.js';
-import { endAllProcesses, killPid, postmasterPidOf } from './processes.js';
-import { waitFor } from './wait-for.js';
+import { endAllProcesses, killPid, postmasterPid } from './processes.js';
+import { delay, waitFor } from './wait-for.js';
 import { monitorFetch } from './monitor-access.js';
 
 /** Faults that need no keeper self-fencing. */
@@ -77,8 +77,6 @@ export function newSeed(): number {
   return Math.floor(Math.random() * 2 ** 31);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** The faults table, one line per fault, as the run prints it at the end. */
 export function chaosTable(rows: readonly ChaosRow[]): string {
   const head = ['#', 'fault', 'target', 'hold ms', 'recovery ms', 'acked', 'lost', 'dual-primary', 'max gap ms', 'goal changes', 'ok'];
@@ -127,35 +125,35 @@ async function stageFault(s: FaultSession, net: SimNetwork, index: number, fault
     case 'kill-standby-node':
       target = standby.name;
       killNode(standby);
-      await sleep(holdMs);
+      await delay(holdMs);
       await restartKeeper(f, standby);
       break;
     case 'kill-keeper':
       target = anyNode.name;
       killKeeper(anyNode);
-      await sleep(holdMs);
+      await delay(holdMs);
       await restartKeeper(f, anyNode);
       break;
     case 'kill-postmaster':
       // The keeper restarts it: nothing to restart by hand.
       target = anyNode.name;
       killPostmaster(anyNode.pgdata);
-      await sleep(holdMs);
+      await delay(holdMs);
       break;
     case 'isolate-monitor':
       target = 'monitor';
       await net.isolate('monitor', { except: ['test'] });
-      await sleep(holdMs);
+      await delay(holdMs);
       break;
     case 'isolate-standby':
       target = standby.name;
       await net.isolate(standby.name);
-      await sleep(holdMs);
+      await delay(holdMs);
       break;
     case 'cut-primary-standby':
       target = `${primary.name}<->${standby.name}`;
       await net.cut(primary.name, standby.name);
-      await sleep(holdMs);
+      await delay(holdMs);
       break;
     case 'switchover': {
       target = primary.name;
@@ -166,14 +164,14 @@ async function stageFault(s: FaultSession, net: SimNetwork, index: number, fault
     case 'isolate-primary':
       target = primary.name;
       await net.isolate(primary.name);
-      await sleep(holdMs + 5_000);
+      await delay(holdMs + 5_000);
       break;
     case 'pause-primary': {
       target = primary.name;
-      const pm = postmasterPidOf(primary.pgdata);
+      const pm = postmasterPid(primary.pgdata);
       killPid(pm, 'SIGSTOP');
       killPid(primary.keeper.pid, 'SIGSTOP');
-      await sleep(holdMs + 5_000);
+      await delay(holdMs + 5_000);
       killPid(pm, 'SIGCONT');
       killPid(primary.keeper.pid, 'SIGCONT');
       break;

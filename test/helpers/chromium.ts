@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AnsiToHtml from 'ansi-to-html';
 import { chromium, type Browser } from 'playwright-core';
-import { alive } from '../../bench/lib/proc.js';
-import { descendants, killPid, makeTestDir, startTracked } from './processes.js';
+import { isProcessAlive } from '@pgha/postgres';
+import { descendantPids, killPid, makeTestDir, startTracked } from './processes.js';
 import { waitFor } from './wait-for.js';
 
 /** The Chromium every browser test uses. */
@@ -47,9 +47,9 @@ export async function startChromium(dir: string, extraFlags: readonly string[] =
   const pid = proc.pid!;
   const end = async (browser?: Browser): Promise<void> => {
     await browser?.close().catch(() => undefined);
-    const all = [pid, ...descendants(pid)];
+    const all = [pid, ...descendantPids(pid)];
     for (const p of all) killPid(p, 'SIGTERM');
-    await waitFor('Chromium to exit', () => all.every((p) => !alive(p)), { timeoutMs: 5000 }).catch(() => undefined);
+    await waitFor('Chromium to exit', () => all.every((p) => !isProcessAlive(p)), { timeoutMs: 5000 }).catch(() => undefined);
     for (const p of all) killPid(p, 'SIGKILL');
   };
   try {

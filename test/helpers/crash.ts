@@ -5,11 +5,12 @@
  * host's network namespace; and wait for a line in a process's JSON log (to strike in the
  * middle of a transition).
  */
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { allProcesses, isProcessAlive, processCommandLine } from '@pgha/postgres';
 import type { TestMonitor, TestNode } from './cluster.js';
 import type { NetFormation } from './net-formation.js';
-import { killPid, postmasterPidOf, startPgha } from './processes.js';
+import { killPid, postmasterPid, startPgha } from './processes.js';
 import { waitFor } from './wait-for.js';
 import { monitorFetch } from './monitor-access.js';
 
@@ -28,19 +29,40 @@ export function logOffset(file: string): number {
   return existsSync(file) ? statSync(file).size : 0;
 }
 
-/** The `msg` of a pino JSON line; the line itself when it is not one. */
-function messageOf(line: string): string {
-  try {
-    return String((JSON.parse(line) as { msg?: unknown }).msg ?? '');
-  } catch {
-    return line;
-  }
+/** One line of a pino JSON log: its message, its time (ms since the epoch; NaN when absent) and its other fields. */
+export interface LogRecord {
+  msg: string;
+  time: number;
+  [field: string]: unknown;
 }
 
-/** The messages of `file` (pino JSON lines) from byte `fromOffset` (default 0), in order; [] when it is missing. */
-export function logMessages(file: string, fromOffset = 0): string[] {
+/** A pino JSON log line as a {@link LogRecord}; undefined when the line is not a JSON object (a partial line, other output). The one parser of pino lines in the tests. */
+export function parseLogLine(line: string): LogRecord | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+  const r = parsed as Record<string, unknown>;
+  return { ...r, msg: String(r.msg ?? ''), time: typeof r.time === 'number' ? r.time : Number.NaN };
+}
+
+/** The lines of `file` from byte `fromOffset` (default 0); [] when it is missing. */
+function linesOf(file: string, fromOffset = 0): string[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file).subarray(fromOffset).toString('utf8').split('\n').filter((l) => l.trim() !== '').map(messageOf);
+  return readFileSync(file).subarray(fromOffset).toString('utf8').split('\n').filter((l) => l.trim() !== '');
+}
+
+/** The records of pino log `file` from byte `fromOffset` (default 0), in order; lines that are not pino JSON are skipped; [] when it is missing. */
+export function logRecords(file: string, fromOffset = 0): LogRecord[] {
+  return linesOf(file, fromOffset).map(parseLogLine).filter((r): r is LogRecord => r !== undefined);
+}
+
+/** The messages of `file` (pino JSON lines) from byte `fromOffset` (default 0), in order (a line that is not pino JSON as it is); [] when it is missing. */
+export function logMessages(file: string, fromOffset = 0): string[] {
+  return linesOf(file, fromOffset).map((l) => parseLogLine(l)?.msg ?? l);
 }
 
 /**
@@ -65,7 +87,7 @@ export async function waitForLogMessage(file: string, pattern: RegExp, fromOffse
       const lines = (rest + buf.toString('utf8')).split('\n');
       rest = lines.pop() ?? '';
       for (const line of lines) {
-        const msg = messageOf(line);
+        const msg = parseLogLine(line)?.msg ?? line;
         if (pattern.test(msg)) return msg;
       }
     } finally {
@@ -88,7 +110,7 @@ export function killKeeper(node: TestNode): void {
 
 /** SIGKILLs a node's postmaster (the keeper lives on). @returns the PID killed, if one ran. */
 export function killPostmaster(pgdata: string): number | undefined {
-  const pid = postmasterPidOf(pgdata);
+  const pid = postmasterPid(pgdata);
   killPid(pid, 'SIGKILL');
   return pid;
 }
@@ -102,14 +124,7 @@ export function killNode(node: TestNode): void {
 /** Resolves once `pid` is gone (or a zombie), within `timeoutMs`. */
 export async function waitGone(pid: number | undefined, timeoutMs = 10_000): Promise<void> {
   if (!pid) return;
-  await waitFor(`process ${pid} to end`, () => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-    } catch {
-      return true;
-    }
-  }, { timeoutMs, intervalMs: 20 });
+  await waitFor(`process ${pid} to end`, () => !isProcessAlive(pid), { timeoutMs, intervalMs: 20 });
 }
 
 /**
@@ -133,15 +148,10 @@ export async function restartMonitor(f: NetFormation): Promise<void> {
 
 /** PIDs of running processes whose command line contains every string in `parts`. */
 export function pidsWithArgs(...parts: string[]): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (parts.every((p) => argv.some((a) => a.includes(p)))) out.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return out;
+  return allProcesses()
+    .map((p) => p.pid)
+    .filter((pid) => {
+      const argv = processCommandLine(pid) ?? [];
+      return parts.every((part) => argv.some((a) => a.includes(part)));
+    });
 }

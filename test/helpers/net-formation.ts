@@ -10,7 +10,7 @@ import type { Host } from '../../bench/lib/probe.js';
 import { addNode, startMonitor, type TestMonitor, type TestNode } from './cluster.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './formation.js';
 import type { SimNetwork } from './netns.js';
-import { killPid, postmasterPidOf } from './processes.js';
+import { killPid, postmasterPid } from './processes.js';
 import { waitFor } from './wait-for.js';
 
 /** The monitor's HTTP port (alone in its namespace, any port is free). */
@@ -41,7 +41,7 @@ export async function allowNetworkClients(node: TestNode, cidr: string): Promise
   await waitFor(`${node.name} to accept clients from ${cidr}`, async () => {
     if (!readFileSync(path, 'utf8').includes(line)) {
       appendFileSync(path, `${line}\n`);
-      killPid(postmasterPidOf(node.pgdata), 'SIGHUP');
+      killPid(postmasterPid(node.pgdata), 'SIGHUP');
     }
     await queryNode(node, 'select 1');
     return true;

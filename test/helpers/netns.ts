@@ -27,7 +27,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
-import { alive } from '../../bench/lib/proc.js';
+import { isProcessAlive } from '@pgha/postgres';
 
 /** Name of the host that stands for the test process (the root namespace). */
 export const TEST_HOST = 'test';
@@ -98,7 +98,7 @@ export function sweepLeftovers(): string[] {
   }
   for (const ns of namespaces) {
     const m = NS_PATTERN.exec(ns);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || isProcessAlive(Number(m[1]))) continue;
     try {
       for (const pid of ipSync(['netns', 'pids', ns]).split('\n').filter(Boolean)) {
         try {
@@ -116,7 +116,7 @@ export function sweepLeftovers(): string[] {
   for (const line of ipSync(['-o', 'link', 'show']).split('\n')) {
     const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];
     const m = name ? LINK_PATTERN.exec(name) : null;
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || isProcessAlive(Number(m[1]))) continue;
     try {
       ipSync(['link', 'del', name!]);
       removed.push(name!);

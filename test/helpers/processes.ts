@@ -2,13 +2,16 @@
  * Processes started by tests, tracked by PID and ended in `afterAll`/`afterEach` even when a
  * test fails: pgha children, and the postmasters of every data directory a test used.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
-import { alive } from '../../bench/lib/proc.js';
+import { isProcessAlive, pollUntil, postmasterPid } from '@pgha/postgres';
 import { withMonitorCredentials } from './monitor-access.js';
+
+/** The product's readers of `postmaster.pid` and of a process's descendants (`@pgha/postgres`), for tests. */
+export { descendantPids, postmasterPid } from '@pgha/postgres';
 
 /** The `pgha` entry point of this checkout. */
 export const PGHA_BIN = fileURLToPath(new URL('../../packages/cli/bin/pgha.js', import.meta.url));
@@ -81,46 +84,9 @@ export function trackPgdata(pgdata: string): void {
   pgdataDirs.add(pgdata);
 }
 
-/** PID from `postmaster.pid`, if that process is alive. */
-export function postmasterPidOf(pgdata: string): number | undefined {
-  const file = join(pgdata, 'postmaster.pid');
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
-  }
-}
-
-/** PIDs of every live descendant of `pid` (from /proc): a postmaster's backends, a browser's helpers. */
-export function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number): void => {
-    for (const c of children.get(p) ?? []) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
-
 /** Sends `signal` to `pid` if it lives. */
 export function killPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
-  if (alive(pid)) process.kill(pid!, signal);
+  if (isProcessAlive(pid)) process.kill(pid!, signal);
 }
 
 /**
@@ -129,15 +95,13 @@ export function killPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKI
  */
 export async function endAllProcesses(): Promise<void> {
   for (const p of started) if (p.exitCode === null && p.pid) killPid(p.pid, 'SIGTERM');
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline && started.some((p) => alive(p.pid) && p.exitCode === null)) await new Promise((r) => setTimeout(r, 100));
+  await pollUntil(() => !started.some((p) => isProcessAlive(p.pid) && p.exitCode === null), { timeoutMs: 20_000, intervalMs: 100 });
   for (const p of started) if (p.pid) killPid(p.pid, 'SIGKILL');
   await Promise.allSettled(started);
   started.length = 0;
-  for (const dir of pgdataDirs) killPid(postmasterPidOf(dir), 'SIGKILL');
+  for (const dir of pgdataDirs) killPid(postmasterPid(dir), 'SIGKILL');
   // Postmasters' children exit when their postmaster dies; wait for the postmasters to go.
-  const until = Date.now() + 10_000;
-  while (Date.now() < until && [...pgdataDirs].some((d) => postmasterPidOf(d) !== undefined)) await new Promise((r) => setTimeout(r, 100));
+  await pollUntil(() => [...pgdataDirs].every((d) => postmasterPid(d) === undefined), { timeoutMs: 10_000, intervalMs: 100 });
   pgdataDirs.clear();
   if (!process.env.PGHA_KEEP_TEST_DIRS) for (const dir of testDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }

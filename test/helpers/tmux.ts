@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { killPid, makeTestDir } from './processes.js';
+import { waitFor } from './wait-for.js';
 
 const servers: { socket: string; pid: number | undefined }[] = [];
 
@@ -63,13 +64,11 @@ export class TmuxSession {
    * @throws when it has not exited within `timeoutMs`.
    */
   async exitStatus(timeoutMs = 10_000): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const text = existsSync(this.statusFile) ? readFileSync(this.statusFile, 'utf8') : '';
-      if (/^\d+\n$/.test(text)) return Number(text);
-      if (Date.now() > deadline) throw new Error(`the program in tmux has not exited within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const text = await waitFor('the program in tmux to exit', () => {
+      const t = existsSync(this.statusFile) ? readFileSync(this.statusFile, 'utf8') : '';
+      return /^\d+\n$/.test(t) && t;
+    }, { timeoutMs, intervalMs: 50 });
+    return Number(text);
   }
 
   /** Types `keys` (tmux key names, e.g. `q`, `C-c`). */

@@ -10,6 +10,7 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { MonitorClient } from '@pgha/client';
+import { delay } from '@pgha/postgres';
 import { MonitorUnavailableError, formatDurationMs, type EventRow } from '@pgha/shared';
 import { cliCredentials } from './credentials.js';
 
@@ -55,10 +56,7 @@ export async function followEvents(monitorUrl: string, formation: string, count:
         if (!outage) process.stderr.write(`pgha: ${(err as Error).message}; connecting again every ${formatDurationMs(RECONNECT_MS)}\n`);
       }
       outage = true;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, RECONNECT_MS);
-        signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
-      });
+      await delay(RECONNECT_MS, signal);
     }
   } finally {
     await client.close();

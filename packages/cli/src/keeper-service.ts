@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { Keeper, KeeperConfigSchema, ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, DEFAULT_ROLE_CHANGE_TIMEOUT_MS, keeperPaths, loadKeeperConfig, loadKeeperState, postgresTlsDir, startKeeperHttp, type KeeperConfig, type KeeperHttpServer } from '@pgha/keeper';
-import { acquirePidFile, inspectPidFile, isProcessAlive, pidFilePath, postmasterPid, postmasterPort, releasePidFile, writeJsonAtomic } from '@pgha/postgres';
+import { acquirePidFile, inspectPidFile, isProcessAlive, pidFilePath, pollUntil, postmasterPid, postmasterPort, releasePidFile, writeJsonAtomic } from '@pgha/postgres';
 import { PghaError, ValidationError, formatDurationMs } from '@pgha/shared';
 import { CommandExit, reportError } from './errors.js';
 import { createLogger } from './logger.js';
@@ -136,9 +136,8 @@ async function stopCommand(pgdata: string, waitS: number): Promise<void> {
     process.stdout.write(`sent SIGTERM to the keeper (pid ${pid}): it stops Postgres, then exits\n`);
     return;
   }
-  const deadline = startedAtMs + waitS * 1000;
   const running = (): string | undefined => (isProcessAlive(pid) ? `the keeper (pid ${pid})` : postmasterPid(config.pgdata) !== undefined ? `Postgres (pid ${postmasterPid(config.pgdata)})` : undefined);
-  while (running() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await pollUntil(() => running() === undefined, { timeoutMs: startedAtMs + waitS * 1000 - Date.now(), intervalMs: 100 });
   const still = running();
   if (still) {
     throw new PghaError('PGHA_ERR_TIMEOUT', `${still} still runs ${formatDurationMs(waitS * 1000)} after SIGTERM`, { hint: `wait longer with --wait, and see the keeper's log; pgha keeper status --pgdata ${pgdata}` });
@@ -154,7 +153,7 @@ async function reloadCommand(pgdata: string): Promise<void> {
 }
 
 /**
- * Edits keeper.json atomically (a `.new` copy, fsync, rename), validated against its schema.
+ * Edits keeper.json atomically (`writeJsonAtomic`), validated against its schema.
  * @returns the new configuration.
  */
 function editKeeperConfig(pgdata: string, edit: (c: KeeperConfig) => KeeperConfig): KeeperConfig {

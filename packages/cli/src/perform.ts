@@ -6,6 +6,7 @@
 import { cliCredentials } from './credentials.js';
 import { ConflictError, PghaError, formatDurationMs, type CommandResponse, type NodeStateRow } from '@pgha/shared';
 import { MonitorClient } from '@pgha/client';
+import { pollUntil } from '@pgha/postgres';
 import { renderStateTable } from './show.js';
 import { StepTracker, formatStep, type Step } from './steps.js';
 
@@ -57,21 +58,19 @@ async function sendAndWait(o: WaitOptions, send: () => Promise<CommandResponse>,
     const startedMs = performance.now();
     const result = await send();
     const tracker = new StepTracker(before, events.at(-1)?.event_id ?? 0, startedMs);
-    const deadline = Date.now() + o.waitS * 1000;
-    for (;;) {
-      const [rows, recent] = await Promise.all([client.formationState(o.formation).catch(() => undefined), client.events(o.formation, STEP_EVENTS).catch(() => [])]);
-      if (rows) {
-        for (const step of tracker.observe(rows, recent, performance.now())) if (!o.json) process.stdout.write(`${formatStep(step)}\n`);
-        if (done(rows, before)) return { result, before, rows, elapsedMs: performance.now() - startedMs, steps: tracker.steps };
-      }
-      if (Date.now() > deadline) {
-        const states = (rows ?? []).map((r) => `${r.name} is ${r.reported_state} (goal ${r.goal_state}, health ${r.health})`).join('; ');
-        throw new PghaError('PGHA_ERR_TIMEOUT', `gave up waiting after ${formatDurationMs(o.waitS * 1000)} for ${what}: ${states || 'the monitor did not answer'}`, {
-          hint: 'the formation keeps converging on its own; follow it with pgha show state and pgha show events',
-        });
-      }
-      await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
-    }
+    let rows: NodeStateRow[] | undefined;
+    const waited = await pollUntil(async (): Promise<Waited | undefined> => {
+      const [seen, recent] = await Promise.all([client.formationState(o.formation).catch(() => undefined), client.events(o.formation, STEP_EVENTS).catch(() => [])]);
+      rows = seen;
+      if (!seen) return undefined;
+      for (const step of tracker.observe(seen, recent, performance.now())) if (!o.json) process.stdout.write(`${formatStep(step)}\n`);
+      return done(seen, before) ? { result, before, rows: seen, elapsedMs: performance.now() - startedMs, steps: tracker.steps } : undefined;
+    }, { timeoutMs: o.waitS * 1000, intervalMs: POLL_INTERVAL_MS });
+    if (waited) return waited;
+    const states = (rows ?? []).map((r) => `${r.name} is ${r.reported_state} (goal ${r.goal_state}, health ${r.health})`).join('; ');
+    throw new PghaError('PGHA_ERR_TIMEOUT', `gave up waiting after ${formatDurationMs(o.waitS * 1000)} for ${what}: ${states || 'the monitor did not answer'}`, {
+      hint: 'the formation keeps converging on its own; follow it with pgha show state and pgha show events',
+    });
   } finally {
     await client.close();
   }

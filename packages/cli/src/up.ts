@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import getPort from 'get-port';
 import type { Logger } from 'pino';
 import { MonitorClient } from '@pgha/client';
-import { ident, literal, pgCtlStop, postgresSpawnOptions, postmasterPid, readSecretFile, socketDirFor, withLocalClient, writeJsonAtomic, writeSecretFile } from '@pgha/postgres';
+import { delay, ident, literal, pgCtlStop, postgresSpawnOptions, postmasterPid, readSecretFile, socketDirFor, waitFor, withLocalClient, writeJsonAtomic, writeSecretFile } from '@pgha/postgres';
 import { keeperHttpListen, keeperPaths, loadKeeperConfig } from '@pgha/keeper';
 import { DEFAULT_FORMATION, PghaError, ValidationError, formatDurationMs, formatHostPort, type NodeStateRow, type UpFile } from '@pgha/shared';
 import { withRootCert } from './client-uri.js';
@@ -35,16 +35,6 @@ function spawnPgha(args: string[], logFile: string) {
     stderr: { file: logFile, append: true },
     reject: false,
   });
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new PghaError('PGHA_ERR_TIMEOUT', `timed out after ${formatDurationMs(timeoutMs)} waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Checks that the Postgres OS user can reach (traverse) `dir`; the data directories below it are created for it. */
@@ -116,10 +106,10 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
     children.push({ name: 'monitor', proc: monitorProc });
     upFile.monitor = { url: monitorUrl, pid: monitorProc.pid ?? 0, pgdata: monitorPgdata };
     const client = new MonitorClient(monitorUrl, credentials);
-    await waitFor('the monitor to answer', 60_000, async () => {
+    await waitFor('the monitor to answer', async () => {
       if (monitorProc.exitCode !== null) throw new PghaError('PGHA_ERR_MONITOR_UNAVAILABLE', `the monitor exited; see ${join(monitorDir, 'monitor.log')}`);
       return (await client.formationState(DEFAULT_FORMATION)) ? true : undefined;
-    }).catch((err) => {
+    }, { timeoutMs: 60_000, intervalMs: 200 }).catch((err) => {
       if (monitorProc.exitCode !== null) throw new PghaError('PGHA_ERR_MONITOR_UNAVAILABLE', `the monitor exited; see ${join(monitorDir, 'monitor.log')}`);
       throw err;
     });
@@ -198,7 +188,7 @@ async function watchStates(client: MonitorClient, log: Logger, signal: AbortSign
         process.stdout.write(`${new Date().toISOString().slice(11, 23)}  ${r.name.padEnd(8)} ${`${r.host}:${r.port}`.padEnd(16)} reported ${r.reported_state.padEnd(14)} goal ${r.goal_state.padEnd(14)} health ${r.health}\n`);
       }
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await delay(250, signal);
   }
   void log;
 }

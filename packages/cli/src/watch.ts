@@ -17,6 +17,7 @@ import cliTruncate from 'cli-truncate';
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import { MonitorClient } from '@pgha/client';
+import { delay } from '@pgha/postgres';
 import { AuthError, NotFoundError, PghaError, ValidationError, WRITABLE_STATES, describeProgress, formatDurationMs, type EventRow, type NodeState, type NodeStateRow } from '@pgha/shared';
 import { cliCredentials } from './credentials.js';
 import { problemNotes, rowProgress } from './show.js';
@@ -199,19 +200,6 @@ class WatchScreen {
     // Synchronous, so that it happens even from an 'exit' handler.
     writeSync(this.output.fd, ansiEscapes.exitAlternativeScreen + ansiEscapes.cursorShow);
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /**

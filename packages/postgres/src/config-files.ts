@@ -3,9 +3,10 @@
  * `postgresql.conf`), `pg_hba.conf` (rewritten whole) and `standby.signal`. Each writer
  * returns whether the file changed, so the caller knows when to reload.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { chownToPostgres } from './os-user.js';
+import { writeFileAtomic } from './atomic-file.js';
+import { postgresOsUser } from './os-user.js';
 
 /** Settings that go into `pgha.conf`. */
 export interface PghaConf {
@@ -82,17 +83,14 @@ export function renderPghaConf(conf: PghaConf): string {
 }
 
 /**
- * Writes `content` to `path` atomically (temp file, rename), owned by the Postgres OS user,
- * mode 0600, when it differs from what is there.
+ * Writes `content` to `path` with {@link writeFileAtomic} (temporary file, fsync, rename, fsync
+ * the directory), owned by the Postgres OS user, mode 0600, when it differs from what is there.
  *
  * @returns true when the file changed.
  */
 export function writeOwnedFileIfChanged(path: string, content: string): boolean {
   if (existsSync(path) && readFileSync(path, 'utf8') === content) return false;
-  const tmp = `${path}.pgha-new`;
-  writeFileSync(tmp, content, { mode: 0o600 });
-  chownToPostgres(tmp);
-  renameSync(tmp, path);
+  writeFileAtomic(path, content, { mode: 0o600, owner: postgresOsUser() });
   return true;
 }
 

@@ -1,3 +1,4 @@
+export * from './atomic-file.js';
 export * from './config-files.js';
 export * from './controldata.js';
 export * from './local-sql.js';
@@ -6,5 +7,7 @@ export * from './pg-connection.js';
 export * from './pg-ctl.js';
 export * from './pgha-files.js';
 export * from './pid-file.js';
+export * from './poll.js';
 export * from './ports.js';
+export * from './proc.js';
 export * from './secrets.js';

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { PghaError, PostgresCommandError } from '@pgha/shared';
 import { postgresSpawnOptions } from './os-user.js';
+import { isProcessAlive } from './proc.js';
 
 const DEFAULT_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/pgsql/bin'];
 
@@ -83,7 +84,10 @@ export function isEmptyOrMissing(dir: string): boolean {
 }
 
 /**
- * PID of the running postmaster of `pgdata`, from `postmaster.pid`, if that process lives.
+ * PID of the running postmaster of `pgdata`, from the first line of `postmaster.pid`, when that
+ * process lives and is not a zombie ({@link isProcessAlive}); undefined otherwise. The one
+ * reader of `postmaster.pid`'s PID: the keeper, the monitor, the CLI, the benchmark and the
+ * tests use it. Source: Postgres's `pg_ctl status` (`get_pgpid` + `postmaster_is_alive`).
  */
 export function postmasterPid(pgdata: string): number | undefined {
   let text: string;
@@ -94,24 +98,6 @@ export function postmasterPid(pgdata: string): number | undefined {
   }
   const pid = Number(text.split('\n')[0]);
   return Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? pid : undefined;
-}
-
-/**
- * True when `pid` runs: it answers `kill(pid, 0)` and is not a zombie (a killed postmaster can
- * linger as one until its adoptive parent reaps it).
- */
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true; // no /proc: trust kill(0)
-  }
 }
 
 /** Runs `initdb` for a new data directory (UTF-8, local trust, host scram-sha-256). */

@@ -1,14 +1,15 @@
 /**
  * pgha's own files beside a data directory (`<pgdata>.pgha/`: the keeper's and the monitor's
  * configuration, state, secrets, socket and log directories), and the one way to write and
- * read a JSON file of theirs: atomically (write, fsync, rename, fsync the directory), and
+ * read a JSON file of theirs: atomically ({@link writeFileAtomic}), and
  * validated, never repaired, when read back.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { PghaError } from '@pgha/shared';
+import { writeFileAtomic } from './atomic-file.js';
 
 /** Directory of pgha's own files for a data directory: `<pgdata>.pgha`. */
 export function pghaDirFor(pgdata: string): string {
@@ -29,26 +30,15 @@ export function ensurePghaDir(dir: string): string {
 export const SystemIdentifierSchema = z.string().regex(/^[1-9][0-9]{0,19}$/, 'must be a database system identifier (decimal digits, as pg_controldata prints it)');
 
 /**
- * Writes a JSON file atomically: write `<path>.new`, fsync, rename over `path`, fsync the
- * directory. A crash leaves either the old or the new file, never a torn one.
+ * Writes a JSON file (2-space indented, a final newline) with {@link writeFileAtomic}: a crash
+ * leaves either the old or the new file, never a torn one. Its directory is created as pgha's
+ * directory ({@link ensurePghaDir}, mode 0711) first.
+ *
+ * @param mode - 0600 by default (configuration and state hold secrets); 0644 for `up.json`.
  */
 export function writeJsonAtomic(path: string, value: unknown, mode = 0o600): void {
   ensurePghaDir(dirname(path));
-  const tmp = `${path}.new`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dirFd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, { mode });
 }
 
 /** How to recover from a bad file, shown as the hint of {@link readJsonFile}'s error. */

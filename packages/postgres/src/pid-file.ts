@@ -7,11 +7,11 @@
  * not `pgha <service> run` for this data directory (the pid was reused).
  * Source: Postgres's `postmaster.pid`, pg_autoctl's `pg_autoctl.pid`.
  */
-import { closeSync, fchmodSync, openSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConflictError } from '@pgha/shared';
 import { ensurePghaDir, pghaDirFor, sameDirectory } from './pgha-files.js';
-import { isProcessAlive } from './pg-ctl.js';
+import { isProcessAlive, processCommandLine, processCwd } from './proc.js';
 
 /** A pgha service that runs one process per data directory: `pgha keeper run`, `pgha monitor run`. */
 export type PghaService = 'keeper' | 'monitor';
@@ -53,18 +53,10 @@ export function isServiceCommandLine(argv: readonly string[], service: PghaServi
 /** Why `pid` is not a live `service` of `pgdata`, or undefined when it is one. */
 function notTheService(pid: number, service: PghaService, pgdata: string): string | undefined {
   if (!isProcessAlive(pid)) return `pid ${pid} is not running`;
-  let argv: string[];
-  try {
-    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  } catch {
-    return `pid ${pid} is not running`;
-  }
-  let cwd: string | undefined;
-  try {
-    cwd = readlinkSync(`/proc/${pid}/cwd`);
-  } catch {
-    cwd = undefined; // another user's process: its working directory is not ours to read
-  }
+  const argv = processCommandLine(pid);
+  if (argv === undefined) return `pid ${pid} is not running`;
+  // undefined for another user's process: its working directory is not ours to read.
+  const cwd = processCwd(pid);
   return isServiceCommandLine(argv, service, pgdata, cwd) ? undefined : `pid ${pid} runs something else (${argv.slice(0, 4).join(' ')})`;
 }
 

@@ -3,22 +3,19 @@
  * when nobody but their owner can read them (as ssh and libpq's pgpass do), so that a token
  * left world-readable is refused before it is used, not after it leaked.
  */
-import { chmodSync, closeSync, existsSync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { PghaError } from '@pgha/shared';
+import { writeFileAtomic } from './atomic-file.js';
 
 /**
- * Writes `content` to a new secret file, mode 0600 (any file there is replaced).
+ * Writes `content` to a secret file with {@link writeFileAtomic}: mode 0600 whatever the umask,
+ * owned by the writing user, fsynced, replacing any file there atomically (a crash never
+ * leaves an empty token or a torn key). The directory must exist.
  *
  * @param mode - 0600 by default; 0644 for what is public (a CA certificate).
  */
 export function writeSecretFile(path: string, content: string, mode = 0o600): void {
-  const fd = openSync(path, 'w', mode);
-  try {
-    writeSync(fd, content);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(path, mode);
+  writeFileAtomic(path, content, { mode });
 }
 
 /**
