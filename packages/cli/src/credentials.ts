@@ -5,7 +5,7 @@
  * ({@link addCredentialOptions}), so they are declared and read in this one place.
  */
 import { readFileSync } from 'node:fs';
-import { Option, type Command } from 'commander';
+import { Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import type { MonitorCredentials } from '@pgha/client';
 import { readSecretFile } from '@pgha/postgres';
 import { PghaError } from '@pgha/shared';
@@ -25,8 +25,8 @@ export function operatorToken(file: string | undefined, env: NodeJS.ProcessEnv =
 }
 
 /** Adds `--auth-token-file` and `--ssl-ca-file` to every command of `program` that has `--monitor`, and reads them before its action. */
-export function addCredentialOptions(program: Command): void {
-  const walk = (cmd: Command): void => {
+export function addCredentialOptions(program: CommandUnknownOpts): void {
+  const walk = (cmd: CommandUnknownOpts): void => {
     if (cmd.options.some((o) => o.long === '--monitor')) {
       cmd.addOption(new Option('--auth-token-file <file>', "the monitor's operator token (default: $PGHA_AUTH_TOKEN_FILE, or $PGHA_AUTH_TOKEN)"));
       if (!cmd.options.some((o) => o.long === '--ssl-ca-file')) cmd.addOption(new Option('--ssl-ca-file <file>', "CA certificate that the monitor's HTTPS certificate chains to (default: $PGHA_SSL_CA_FILE)"));
@@ -35,8 +35,9 @@ export function addCredentialOptions(program: Command): void {
   };
   walk(program);
   program.hook('preAction', (_root, action) => {
-    const o = action.opts<{ authTokenFile?: string; sslCaFile?: string }>();
-    given = { ...(o.authTokenFile ? { authTokenFile: o.authTokenFile } : {}), ...(o.sslCaFile ? { sslCaFile: o.sslCaFile } : {}) };
+    // Any command runs this hook: its options are not known here, only that these two are strings when given.
+    const { authTokenFile, sslCaFile } = action.opts();
+    given = { ...(typeof authTokenFile === 'string' && authTokenFile ? { authTokenFile } : {}), ...(typeof sslCaFile === 'string' && sslCaFile ? { sslCaFile } : {}) };
   });
 }
 

@@ -2,7 +2,7 @@
  * The one place where the CLI turns errors into lines on stderr and an exit code: pgha's own
  * errors ({@link reportError}) and commander's usage errors ({@link configureUsageErrors}).
  */
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { PghaError } from '@pgha/shared';
 
 /** Exit code of a usage error or of any other bad input (`PGHA_ERR_VALIDATION`). */
@@ -32,9 +32,9 @@ export function reportError(err: unknown): number {
 }
 
 /** `cmd`'s full name from the root, e.g. `pgha keeper create`. */
-export function commandPath(cmd: Command): string {
+export function commandPath(cmd: CommandUnknownOpts): string {
   const names: string[] = [];
-  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  for (let c: CommandUnknownOpts | null = cmd; c; c = c.parent) names.unshift(c.name());
   return names.join(' ');
 }
 
@@ -48,7 +48,7 @@ export function commandPath(cmd: Command): string {
  * usageLine(program.commands.find((c) => c.name() === 'up')!) // 'usage: pgha up [options]'
  * ```
  */
-export function usageLine(cmd: Command): string {
+export function usageLine(cmd: CommandUnknownOpts): string {
   const path = commandPath(cmd);
   if (cmd.commands.length > 0) return `usage: ${path} <${cmd.commands.map((c) => c.name()).join('|')}> ...`;
   const args = cmd.registeredArguments.map((a) => {
@@ -81,8 +81,8 @@ export function commanderMessage(text: string): string {
  * help. Call it once the program is complete; commander then throws a `CommanderError`
  * (`exitOverride`), which `main` turns into exit code {@link USAGE_EXIT_CODE}.
  */
-export function configureUsageErrors(program: Command): void {
-  const walk = (cmd: Command): void => {
+export function configureUsageErrors(program: CommandUnknownOpts): void {
+  const walk = (cmd: CommandUnknownOpts): void => {
     cmd.showHelpAfterError(false).configureOutput({
       outputError: (text, write) => write(`pgha: error: ${commanderMessage(text)}\n${usageLine(cmd)}\n`),
     });

@@ -4,12 +4,13 @@
  * Source: `pg_ctl stop|reload|status` (exit codes), pg_autoctl's `stop|reload|status`, Patroni's
  * SIGHUP reload.
  */
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { Keeper, KeeperConfigSchema, ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, DEFAULT_ROLE_CHANGE_TIMEOUT_MS, keeperPaths, loadKeeperConfig, loadKeeperState, postgresTlsDir, startKeeperHttp, type KeeperConfig, type KeeperHttpServer } from '@pgha/keeper';
 import { acquirePidFile, inspectPidFile, isProcessAlive, pidFilePath, pollUntil, postmasterPid, postmasterPort, releasePidFile, writeJsonAtomic } from '@pgha/postgres';
 import { PghaError, ValidationError, formatDurationMs } from '@pgha/shared';
 import { CommandExit, reportError } from './errors.js';
 import { createLogger } from './logger.js';
+import { intArg } from './options.js';
 
 /** Exit codes of `pgha keeper status` (and of stop/reload with no keeper running), as `pg_ctl status`'s. */
 export const KEEPER_STATUS_EXIT = { running: 0, notRunning: 3, noKeeper: 4 } as const;
@@ -170,24 +171,24 @@ function appliedLine(pgdata: string, what: string): string {
 }
 
 /** Registers `keeper stop|reload|status|set` under `keeper`. */
-export function registerKeeperServiceCommands(keeper: Command, helpers: { intArg(min: number, max: number): (value: string) => number }): void {
+export function registerKeeperServiceCommands(keeper: CommandUnknownOpts): void {
   keeper
     .command('stop')
     .description('stop the keeper of a data directory (it stops Postgres first) and wait until both have exited')
     .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .option('--wait <seconds>', 'how long to wait (0: do not wait)', helpers.intArg(0, 3600), 60)
-    .action(async (o: { pgdata: string; wait: number }) => stopCommand(o.pgdata, o.wait));
+    .option('--wait <seconds>', 'how long to wait (0: do not wait)', intArg(0, 3600), 60)
+    .action(async (o) => stopCommand(o.pgdata, o.wait));
   keeper
     .command('reload')
     .description("make the keeper re-read keeper.json (SIGHUP): the role-change hook and its timeout; and the node's certificate, which its HTTPS server and Postgres then serve")
     .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (o: { pgdata: string }) => reloadCommand(o.pgdata));
+    .action(async (o) => reloadCommand(o.pgdata));
   keeper
     .command('status')
     .description('whether the keeper and its Postgres run, and the state the node reached (exit 0 running, 3 not running, 4 no keeper)')
     .requiredOption('--pgdata <dir>', 'data directory of the node')
     .option('--json', 'print JSON')
-    .action(async (o: { pgdata: string; json?: boolean }) => statusCommand(o.pgdata, !!o.json));
+    .action(async (o) => statusCommand(o.pgdata, !!o.json));
 
   const set = keeper.command('set').description("change a reloadable field of the keeper's configuration (keeper.json)");
   set
@@ -195,7 +196,7 @@ export function registerKeeperServiceCommands(keeper: Command, helpers: { intArg
     .description('the command run (through /bin/sh -c) when the node\'s role changes; "" removes it')
     .argument('<command>', 'shell command, or "" for none')
     .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (command: string, o: { pgdata: string }) => {
+    .action(async (command, o) => {
       if (command.includes('\0')) throw new ValidationError('the command must not contain NUL characters', { field: 'command' });
       editKeeperConfig(o.pgdata, (c) => {
         const { onRoleChange: _old, ...rest } = c;
@@ -206,9 +207,9 @@ export function registerKeeperServiceCommands(keeper: Command, helpers: { intArg
   set
     .command('on-role-change-timeout-ms')
     .description('how long one run of the role-change hook may take before its process group is killed')
-    .argument('<ms>', `milliseconds (${ROLE_CHANGE_TIMEOUT_MIN_MS} to ${ROLE_CHANGE_TIMEOUT_MAX_MS})`, helpers.intArg(ROLE_CHANGE_TIMEOUT_MIN_MS, ROLE_CHANGE_TIMEOUT_MAX_MS))
+    .argument('<ms>', `milliseconds (${ROLE_CHANGE_TIMEOUT_MIN_MS} to ${ROLE_CHANGE_TIMEOUT_MAX_MS})`, intArg(ROLE_CHANGE_TIMEOUT_MIN_MS, ROLE_CHANGE_TIMEOUT_MAX_MS))
     .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (ms: number, o: { pgdata: string }) => {
+    .action(async (ms, o) => {
       editKeeperConfig(o.pgdata, (c) => ({ ...c, onRoleChangeTimeoutMs: ms }));
       process.stdout.write(appliedLine(o.pgdata, `on-role-change-timeout-ms set to ${ms}`));
     });

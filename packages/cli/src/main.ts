@@ -2,46 +2,22 @@
  * The `pgha` command line. Every client command takes `--monitor URL` or reads
  * `PGHA_MONITOR`; every error is one line on stderr and a non-zero exit.
  */
-import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, createNode } from '@pgha/keeper';
 import type { MonitorSslOption } from '@pgha/monitor';
-import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
+import { ValidationError } from '@pgha/shared';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
 import { CommandExit, USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
 import { confirmDestructive } from './confirm.js';
 import { createLogger } from './logger.js';
-import { registerSettingsCommands } from './settings.js';
+import { boolArg, formationOption, intArg, monitorOption, monitorUrl } from './options.js';
+import { registerSettingsCommands, subcommand } from './settings.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
 import { showEvents, showState, showUri } from './show.js';
 import { followEvents } from './follow-events.js';
 import { defaultUpDir } from './up-dir.js';
 import { registerKeeperServiceCommands, runKeeper } from './keeper-service.js';
 import { registerShowSystemd } from './show-systemd.js';
-
-function intArg(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function boolArg(value: string): boolean {
-  if (value === 'true') return true;
-  if (value === 'false') return false;
-  throw new InvalidArgumentError('expected true or false');
-}
-
-function monitorUrl(opt: string | undefined): string {
-  const url = opt ?? process.env.PGHA_MONITOR;
-  if (!url) throw new ValidationError('no monitor given', { hint: 'pass --monitor URL or set PGHA_MONITOR (pgha up prints it)' });
-  try {
-    new URL(url);
-  } catch {
-    throw new ValidationError(`invalid monitor URL "${url}"`, { hint: 'expected e.g. http://127.0.0.1:8432' });
-  }
-  return url;
-}
 
 /** An AbortSignal that fires on SIGINT or SIGTERM. */
 function stopSignal(): AbortSignal {
@@ -53,11 +29,8 @@ function stopSignal(): AbortSignal {
   return ac.signal;
 }
 
-const monitorOption = () => new Option('--monitor <url>', 'monitor URL (default: $PGHA_MONITOR)');
-const formationOption = () => new Option('--formation <name>', 'formation').default(DEFAULT_FORMATION);
-
 /** Builds the program (exported for tests). */
-export function buildProgram(): Command {
+export function buildProgram(): CommandUnknownOpts {
   const program = new Command('pgha')
     .description('PostgreSQL high availability: a monitor, keepers, and automatic failover')
     .exitOverride();
@@ -74,7 +47,7 @@ export function buildProgram(): Command {
     .option('--server-cert <file>', "the monitor's HTTPS certificate, issued by --ssl-ca-file")
     .option('--server-key <file>', "the monitor's HTTPS private key")
     .option('--no-ssl', 'plain HTTP, for tests only: tokens and passwords cross the network in clear text')
-    .action(async (o: { pgdata: string; pgPort: number; listen: string; sslSelfSigned?: boolean; sslCaFile?: string; serverCert?: string; serverKey?: string; ssl: boolean }) => {
+    .action(async (o) => {
       const { createMonitor } = await import('@pgha/monitor');
       await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o) }, createLogger('monitor'));
     });
@@ -82,7 +55,7 @@ export function buildProgram(): Command {
     .command('run')
     .description('run the monitor: HTTP API, health probes, state machine')
     .requiredOption('--pgdata <dir>', "data directory of the monitor's Postgres")
-    .action(async (o: { pgdata: string }) => {
+    .action(async (o) => {
       const signal = stopSignal();
       const log = createLogger('monitor');
       const { runMonitor } = await import('@pgha/monitor');
@@ -118,7 +91,7 @@ export function buildProgram(): Command {
     .option('--on-role-change <command>', "command run (through /bin/sh -c) when the node's role changes (docs/hooks.md)")
     .option('--on-role-change-timeout-ms <ms>', 'limit of one run of that command', intArg(ROLE_CHANGE_TIMEOUT_MIN_MS, ROLE_CHANGE_TIMEOUT_MAX_MS))
     .option('--http-listen <host:port>', "the keeper's HTTP health routes and metrics (default: <hostname>:8008)")
-    .action(async (kind: string, o: { pgdata: string; pgPort: number; name: string; monitor?: string; hostname?: string; formation: string; candidatePriority: number; replicationQuorum: boolean; auth: 'scram-sha-256' | 'trust' | 'md5'; serverCert?: string; serverKey?: string; sslMode: 'verify-full' | 'verify-ca' | 'require'; ssl: boolean; onRoleChange?: string; onRoleChangeTimeoutMs?: number; httpListen?: string }) => {
+    .action(async (_kind, o) => {
       if (o.onRoleChange !== undefined && (o.onRoleChange.trim() === '' || o.onRoleChange.includes('\0'))) throw new ValidationError('--on-role-change needs a command', { hint: 'e.g. --on-role-change /usr/local/bin/pgha-vip.sh (docs/hooks.md)', field: 'onRoleChange' });
       if (!o.serverCert !== !o.serverKey) throw new ValidationError('--server-cert and --server-key go together', { hint: 'give both, or neither to have the monitor\'s CA sign a certificate' });
       const caFile = caFileGiven();
@@ -148,9 +121,9 @@ export function buildProgram(): Command {
     .command('run')
     .description("run a node's keeper until stopped (stopping it stops Postgres)")
     .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (o: { pgdata: string }) => runKeeper(o.pgdata, stopSignal()));
+    .action(async (o) => runKeeper(o.pgdata, stopSignal()));
   // stop|reload|status|set (packages/cli/src/keeper-service.ts)
-  registerKeeperServiceCommands(keeper, { intArg });
+  registerKeeperServiceCommands(keeper);
 
   const show = program.command('show').description('show the formation as the monitor sees it');
   show
@@ -159,7 +132,7 @@ export function buildProgram(): Command {
     .addOption(monitorOption())
     .addOption(formationOption())
     .option('--json', 'print JSON')
-    .action(async (o: { monitor?: string; formation: string; json?: boolean }) => showState(monitorUrl(o.monitor), o.formation, !!o.json));
+    .action(async (o) => showState(monitorUrl(o.monitor), o.formation, !!o.json));
   show
     .command('events')
     .description('the latest goal-state changes with their reasons')
@@ -168,7 +141,7 @@ export function buildProgram(): Command {
     .option('--count <n>', 'how many events', intArg(1, 1000), 20)
     .option('--follow', 'then print each new event as it happens, until Ctrl-C (one JSON object a line with --json)')
     .option('--json', 'print JSON')
-    .action(async (o: { monitor?: string; formation: string; count: number; follow?: boolean; json?: boolean }) =>
+    .action(async (o) =>
       o.follow ? followEvents(monitorUrl(o.monitor), o.formation, o.count, !!o.json, stopSignal()) : showEvents(monitorUrl(o.monitor), o.formation, o.count, !!o.json));
   show
     .command('uri')
@@ -177,7 +150,7 @@ export function buildProgram(): Command {
     .addOption(formationOption())
     .option('--read-only', 'a URI for reads: target_session_attrs=prefer-standby')
     .option('--json', 'print JSON')
-    .action(async (o: { monitor?: string; formation: string; json?: boolean; readOnly?: boolean }) => showUri(monitorUrl(o.monitor), o.formation, !!o.json, !!o.readOnly));
+    .action(async (o) => showUri(monitorUrl(o.monitor), o.formation, !!o.json, !!o.readOnly));
   show
     .command('haproxy')
     .description('an HAProxy configuration: a write port to the primary, a read port to the standbys, checked on each keeper\'s HTTP server')
@@ -187,7 +160,7 @@ export function buildProgram(): Command {
     .option('--read-port <n>', 'port of the read frontend', intArg(1, 65535), 5001)
     .option('--bind <address>', 'address HAProxy listens on', '*')
     .option('--max-lag-bytes <n>', 'a standby lagging more than this leaves the read backend', intArg(0, Number.MAX_SAFE_INTEGER))
-    .action(async (o: { monitor?: string; formation: string; writePort: number; readPort: number; bind: string; maxLagBytes?: number }) => {
+    .action(async (o) => {
       const { showHaproxy } = await import('./show-haproxy.js');
       await showHaproxy(monitorUrl(o.monitor), { formation: o.formation, writePort: o.writePort, readPort: o.readPort, bind: o.bind, ...(o.maxLagBytes !== undefined ? { maxLagBytes: o.maxLagBytes } : {}) });
     });
@@ -199,29 +172,28 @@ export function buildProgram(): Command {
     .addOption(monitorOption())
     .addOption(formationOption())
     .option('--interval <ms>', 'time between two polls of the monitor, in ms', intArg(100, 60_000), 1000)
-    .action(async (o: { monitor?: string; formation: string; interval: number }) => {
+    .action(async (o) => {
       const { watch } = await import('./watch.js');
       await watch({ monitorUrl: monitorUrl(o.monitor), formation: o.formation, intervalMs: o.interval });
     });
 
   // Formations and replication settings: set|get node|formation, show settings|standby-names,
   // create|drop formation (packages/cli/src/settings.ts).
-  registerSettingsCommands(program, { intArg, boolArg, monitorUrl, monitorOption, formationOption });
+  registerSettingsCommands(program);
 
   program
     .command('up')
     .description('run a local formation: a monitor and N nodes on free loopback ports, until Ctrl-C')
     .option('--nodes <n>', 'number of Postgres nodes', intArg(1, 9), 2)
     .option('--dir <dir>', 'where to keep everything', defaultUpDir())
-    .action(async (o: { nodes: number; dir: string }) => {
+    .action(async (o) => {
       const { up } = await import('./up.js');
       await up({ nodes: o.nodes, dir: o.dir }, createLogger('up'), stopSignal());
     });
 
   // ---- Operator commands: perform, maintenance, drop node (issue 3) ----
   const waitOption = () => new Option('--wait <seconds>', 'how long to wait for the outcome').argParser(intArg(1, 3600)).default(60);
-  const waitOpts = (o: { monitor?: string; formation: string; wait: number; json?: boolean }) => ({ monitorUrl: monitorUrl(o.monitor), formation: o.formation, waitS: o.wait, json: !!o.json });
-  type WaitFlags = { monitor?: string; formation: string; wait: number; json?: boolean };
+  const waitOpts = (o: { monitor?: string | undefined; formation: string; wait: number; json?: true | undefined }) => ({ monitorUrl: monitorUrl(o.monitor), formation: o.formation, waitS: o.wait, json: !!o.json });
   const perform = program.command('perform').description('planned and forced changes of primary');
   for (const kind of ['switchover', 'failover'] as const) {
     perform
@@ -231,7 +203,7 @@ export function buildProgram(): Command {
       .addOption(formationOption())
       .addOption(waitOption())
       .option('--json', 'print JSON')
-      .action(async (o: WaitFlags) => performSwitchover(waitOpts(o), kind));
+      .action(async (o) => performSwitchover(waitOpts(o), kind));
   }
   perform
     .command('promotion')
@@ -241,10 +213,10 @@ export function buildProgram(): Command {
     .addOption(formationOption())
     .addOption(waitOption())
     .option('--json', 'print JSON')
-    .action(async (o: WaitFlags & { name: string }) => performPromotion(waitOpts(o), o.name));
+    .action(async (o) => performPromotion(waitOpts(o), o.name));
   const maint = program.command('maintenance').description('take a node out of the formation for maintenance, and back');
-  for (const action of ['enable', 'disable'] as const) {
-    const c = maint
+  const maintenanceCommand = (action: 'enable' | 'disable') =>
+    maint
       .command(action)
       .description(action === 'enable' ? 'a standby leaves synchronous replication and the candidate list; the primary needs --allow-failover' : 'the node catches up and becomes secondary again')
       .requiredOption('--name <name>', 'node name')
@@ -252,10 +224,11 @@ export function buildProgram(): Command {
       .addOption(formationOption())
       .addOption(waitOption())
       .option('--json', 'print JSON');
-    if (action === 'enable') c.option('--allow-failover', 'on the primary: switch over first');
-    c.action(async (o: WaitFlags & { name: string; allowFailover?: boolean }) => maintenance(waitOpts(o), o.name, action === 'enable', !!o.allowFailover));
-  }
-  const drop = program.commands.find((c) => c.name() === 'drop') ?? program.command('drop').description('remove nodes and formations');
+  maintenanceCommand('enable')
+    .option('--allow-failover', 'on the primary: switch over first')
+    .action(async (o) => maintenance(waitOpts(o), o.name, true, !!o.allowFailover));
+  maintenanceCommand('disable').action(async (o) => maintenance(waitOpts(o), o.name, false, false));
+  const drop = subcommand(program, 'drop', 'remove nodes and formations');
   drop
     .command('node')
     .description('remove a node from its formation (its keeper stops Postgres)')
@@ -266,7 +239,7 @@ export function buildProgram(): Command {
     .addOption(formationOption())
     .addOption(waitOption())
     .option('--json', 'print JSON')
-    .action(async (o: WaitFlags & { name: string; destroy?: boolean; yes?: boolean }) => {
+    .action(async (o) => {
       if (o.destroy) {
         await confirmDestructive({ yes: o.yes, action: `dropping node "${o.name}" with --destroy`, consequence: 'removes its data directory', name: o.name, withYes: `pgha drop node --name ${o.name} --destroy --yes` });
       }
@@ -296,7 +269,7 @@ function sslOption(o: { sslSelfSigned?: boolean; sslCaFile?: string; serverCert?
  * exit code: 0, 1 for a failure, 2 for a usage error or other bad input. `program` defaults to
  * {@link buildProgram}'s (tests pass one whose actions are stubbed).
  */
-export async function run(argv: string[], program: Command = buildProgram()): Promise<number> {
+export async function run(argv: string[], program: CommandUnknownOpts = buildProgram()): Promise<number> {
   try {
     await program.parseAsync(argv);
     return 0;

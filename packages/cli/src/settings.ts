@@ -7,22 +7,14 @@
 import { cliCredentials } from './credentials.js';
 import Table from 'cli-table3';
 import { MonitorClient } from '@pgha/client';
-import { Command, InvalidArgumentError, type Option } from 'commander';
+import { InvalidArgumentError, type CommandUnknownOpts, type Command, type OptionValues } from '@commander-js/extra-typings';
 import {
   FormationName,
   ValidationError,
   type SettingsView,
 } from '@pgha/shared';
 import { confirmDestructive } from './confirm.js';
-
-/** The option builders and argument parsers of `main.ts`, shared so that every command reads the same. */
-export interface CliHelpers {
-  intArg(min: number, max: number): (value: string) => number;
-  boolArg(value: string): boolean;
-  monitorUrl(opt: string | undefined): string;
-  monitorOption(): Option;
-  formationOption(): Option;
-}
+import { boolArg, formationOption, intArg, monitorOption, monitorUrl } from './options.js';
 
 async function withClient<T>(monitorUrl: string, fn: (c: MonitorClient) => Promise<T>): Promise<T> {
   const client = new MonitorClient(monitorUrl, cliCredentials());
@@ -70,37 +62,34 @@ function formationNameArg(value: string): string {
 }
 
 /** The subcommand `name` of `parent`, created when it does not exist yet (`drop` is shared with `drop node`). */
-export function subcommand(parent: Command, name: string, description: string): Command {
+export function subcommand(parent: CommandUnknownOpts, name: string, description: string): CommandUnknownOpts {
   return parent.commands.find((c) => c.name() === name) ?? parent.command(name).description(description);
 }
-
-type Common = { monitor?: string; formation: string; json?: boolean };
-type NodeOpts = Common & { name: string };
 
 /**
  * Adds the settings and formation commands to `program` (and `show settings|standby-names`
  * to its `show` command).
  */
-export function registerSettingsCommands(program: Command, h: CliHelpers): void {
-  const withCommon = (cmd: Command): Command => cmd.addOption(h.monitorOption()).addOption(h.formationOption()).option('--json', 'print JSON');
-  const nameOption = (cmd: Command): Command => cmd.requiredOption('--name <name>', 'node name');
+export function registerSettingsCommands(program: CommandUnknownOpts): void {
+  const withCommon = <A extends unknown[], O extends OptionValues, G extends OptionValues>(cmd: Command<A, O, G>) => cmd.addOption(monitorOption()).addOption(formationOption()).option('--json', 'print JSON');
+  const nameOption = <A extends unknown[], O extends OptionValues, G extends OptionValues>(cmd: Command<A, O, G>) => cmd.requiredOption('--name <name>', 'node name');
 
   // pgha set node|formation …
   const set = subcommand(program, 'set', 'change a replication setting (the formation reacts at once)');
   const setNode = subcommand(set, 'node', "change a node's replication setting");
   withCommon(nameOption(setNode.command('candidate-priority').description('priority in failover elections (0 = never promote)')))
-    .argument('<priority>', 'from 0 to 100', h.intArg(0, 100))
-    .action(async (priority: number, o: NodeOpts) =>
-      withClient(h.monitorUrl(o.monitor), async (c) => {
+    .argument('<priority>', 'from 0 to 100', intArg(0, 100))
+    .action(async (priority, o) =>
+      withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.setNodeSettings(o.formation, o.name, { candidatePriority: priority });
         if (o.json) return printJson(r);
         printChange(r.changes, `candidate priority of node ${r.node.node_id} "${r.node.name}" is already ${r.node.candidate_priority}`, r.warnings);
       }),
     );
   withCommon(nameOption(setNode.command('replication-quorum').description('whether the node counts toward synchronous replication')))
-    .argument('<quorum>', 'true or false', h.boolArg)
-    .action(async (quorum: boolean, o: NodeOpts) =>
-      withClient(h.monitorUrl(o.monitor), async (c) => {
+    .argument('<quorum>', 'true or false', boolArg)
+    .action(async (quorum, o) =>
+      withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.setNodeSettings(o.formation, o.name, { replicationQuorum: quorum });
         if (o.json) return printJson(r);
         printChange(r.changes, `replication quorum of node ${r.node.node_id} "${r.node.name}" is already ${r.node.replication_quorum}`, r.warnings);
@@ -108,9 +97,9 @@ export function registerSettingsCommands(program: Command, h: CliHelpers): void 
     );
   const setFormation = subcommand(set, 'formation', "change a formation's replication setting");
   withCommon(setFormation.command('number-sync-standbys').description('how many standbys must acknowledge each commit (0 = writes go on without any)'))
-    .argument('<n>', 'from 0 to the number of standbys with replication quorum', h.intArg(0, 100))
-    .action(async (n: number, o: Common) =>
-      withClient(h.monitorUrl(o.monitor), async (c) => {
+    .argument('<n>', 'from 0 to the number of standbys with replication quorum', intArg(0, 100))
+    .action(async (n, o) =>
+      withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.setFormationSettings(o.formation, { numberSyncStandbys: n });
         if (o.json) return printJson(r);
         printChange(r.changes, `number_sync_standbys of formation "${r.formation.formation}" is already ${r.formation.number_sync_standbys}`);
@@ -121,23 +110,23 @@ export function registerSettingsCommands(program: Command, h: CliHelpers): void 
   const get = subcommand(program, 'get', 'print a replication setting');
   const getNode = subcommand(get, 'node', "print a node's replication setting");
   withCommon(nameOption(getNode.command('candidate-priority').description("the node's candidate priority")))
-    .action(async (o: NodeOpts) =>
-      withClient(h.monitorUrl(o.monitor), async (c) => {
+    .action(async (o) =>
+      withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.nodeSettings(o.formation, o.name);
         return o.json ? printJson(r) : print(String(r.candidate_priority));
       }),
     );
   withCommon(nameOption(getNode.command('replication-quorum').description("the node's replication quorum")))
-    .action(async (o: NodeOpts) =>
-      withClient(h.monitorUrl(o.monitor), async (c) => {
+    .action(async (o) =>
+      withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.nodeSettings(o.formation, o.name);
         return o.json ? printJson(r) : print(String(r.replication_quorum));
       }),
     );
   const getFormation = subcommand(get, 'formation', "print a formation's replication setting");
   withCommon(getFormation.command('number-sync-standbys').description("the formation's number_sync_standbys"))
-    .action(async (o: Common) =>
-      withClient(h.monitorUrl(o.monitor), async (c) => {
+    .action(async (o) =>
+      withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.settings(o.formation);
         return o.json ? printJson(r.formation) : print(String(r.formation.number_sync_standbys));
       }),
@@ -146,16 +135,16 @@ export function registerSettingsCommands(program: Command, h: CliHelpers): void 
   // pgha show settings|standby-names
   const show = subcommand(program, 'show', 'show the formation as the monitor sees it');
   withCommon(show.command('settings').description("number_sync_standbys, the primary's synchronous_standby_names, each node's candidate priority and replication quorum"))
-    .action(async (o: Common) =>
-      withClient(h.monitorUrl(o.monitor), async (c) => {
+    .action(async (o) =>
+      withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.settings(o.formation);
         return o.json ? printJson(r) : print(renderSettingsTable(r));
       }),
     );
   withCommon(show.command('standby-names').description("the synchronous_standby_names the monitor computes for the group's primary"))
-    .option('--group <n>', 'group', h.intArg(0, 2 ** 31 - 1), 0)
-    .action(async (o: Common & { group: number }) =>
-      withClient(h.monitorUrl(o.monitor), async (c) => {
+    .option('--group <n>', 'group', intArg(0, 2 ** 31 - 1), 0)
+    .action(async (o) =>
+      withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.standbyNames(o.formation, o.group);
         return o.json ? printJson(r) : print(r.synchronous_standby_names);
       }),
@@ -167,11 +156,11 @@ export function registerSettingsCommands(program: Command, h: CliHelpers): void 
     .command('formation')
     .description('create a formation on the monitor; nodes join it with pgha keeper create postgres --formation NAME')
     .argument('<name>', 'formation name', formationNameArg)
-    .addOption(h.monitorOption())
-    .option('--number-sync-standbys <n>', 'how many standbys must acknowledge each commit', h.intArg(0, 100), 0)
+    .addOption(monitorOption())
+    .option('--number-sync-standbys <n>', 'how many standbys must acknowledge each commit', intArg(0, 100), 0)
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { monitor?: string; numberSyncStandbys: number; json?: boolean }) =>
-      withClient(h.monitorUrl(o.monitor), async (c) => {
+    .action(async (name, o) =>
+      withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.createFormation({ formation: name, numberSyncStandbys: o.numberSyncStandbys });
         return o.json ? printJson(r) : print(`formation "${r.formation}" created (kind ${r.kind}, dbname ${r.dbname}, number_sync_standbys ${r.number_sync_standbys})`);
       }),
@@ -181,12 +170,12 @@ export function registerSettingsCommands(program: Command, h: CliHelpers): void 
     .command('formation')
     .description('drop a formation that has no nodes left (cannot be undone: needs --yes, or its name typed on a terminal)')
     .argument('<name>', 'formation name', formationNameArg)
-    .addOption(h.monitorOption())
+    .addOption(monitorOption())
     .option('--yes', 'confirm')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { monitor?: string; yes?: boolean; json?: boolean }) => {
+    .action(async (name, o) => {
       await confirmDestructive({ yes: o.yes, action: `dropping formation "${name}"`, consequence: 'cannot be undone', name, withYes: `pgha drop formation ${name} --yes` });
-      await withClient(h.monitorUrl(o.monitor), async (c) => {
+      await withClient(monitorUrl(o.monitor), async (c) => {
         const r = await c.dropFormation(name);
         return o.json ? printJson(r) : print(`formation "${r.formation}" dropped`);
       });

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { DEFAULT_ROLE_CHANGE_TIMEOUT_MS, HOOK_KILL_GRACE_MS, keeperPaths, loadKeeperConfig } from '@pgha/keeper';
 import { PghaError } from '@pgha/shared';
 
@@ -135,12 +135,12 @@ export async function systemdUnit(pgdata: string, env: NodeJS.ProcessEnv = proce
 }
 
 /** Registers `show systemd` under `show`. */
-export function registerShowSystemd(show: Command): void {
+export function registerShowSystemd(show: CommandUnknownOpts): void {
   show
     .command('systemd')
     .description("a systemd unit for the keeper of a data directory, or for the monitor when it is the monitor's")
     .requiredOption('--pgdata <dir>', 'data directory of a node or of the monitor')
-    .action(async (o: { pgdata: string }) => {
+    .action(async (o) => {
       process.stdout.write((await systemdUnit(o.pgdata)).text);
     });
 }
