@@ -154,6 +154,7 @@ describe('a keeper whose data directory was replaced by another cluster', () => 
     const configFile = keeperPaths(node.pgdata).config;
     const own = String(readJson(configFile).systemIdentifier);
     const logFile = join(monitorB.dir, 'node1.keeper.log');
+    const from = logOffset(logFile);
     // Another cluster, made aside, then swapped in under the running postmaster (which keeps
     // its renamed directory) before that postmaster is killed: the keeper's next start of
     // Postgres at the path meets the other cluster.
@@ -182,6 +183,9 @@ describe('a keeper whose data directory was replaced by another cluster', () => 
       return Number(/^pgha_monitor_report_duration_seconds_count(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? Number.NaN);
     };
     const refusals = (): number => logLines(logFile, /refusing to start Postgres/).length;
+    // The step that keeps failing becomes a problem of its own after STUCK_GRACE_MS (5 s),
+    // logged once too; from then on, nothing about the refusal may be logged again.
+    await waitForLogMessage(logFile, /^problem: keeping single fails: refusing to start Postgres/, from, { timeoutMs: 30_000 });
     const before = { reports: await reports(), refusals: refusals() };
     expect(before.refusals).toBeGreaterThanOrEqual(1);
     await waitFor('10 more reports of node1', async () => (await reports()) >= before.reports + 10, { timeoutMs: 30_000, intervalMs: 250 });

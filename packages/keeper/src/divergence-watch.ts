@@ -35,7 +35,7 @@ function describe(m: GroupMember): string {
   return `the primary (node ${m.nodeId} "${m.name}" at ${m.host}:${m.port})`;
 }
 
-/** See the module comment. One per node (`NodeControl.divergence`). */
+/** See the module comment. One per node (`Rebuild.divergence`). */
 export class DivergenceWatch {
   private notStreamingSinceMs: number | undefined;
   private lastCheckMs: number | undefined;
@@ -52,7 +52,7 @@ export class DivergenceWatch {
   constructor(private readonly log: Logger) {}
 
   /**
-   * Takes in the facts of each read of Postgres (`NodeControl.readFacts`), costing nothing
+   * Takes in the facts of each read of Postgres (`LocalSession.readFacts`), costing nothing
    * else: a standby in recovery whose WAL receiver does not stream starts (or keeps) the
    * clock; streaming, or running as a primary, ends it and clears the problem; no answer
    * from Postgres (stopped, restarting) restarts the clock at the next answer.

@@ -25,17 +25,17 @@ import {
   type SelfFenceReport,
 } from '@pgha/shared';
 import { monitorQuietForMs, type PartitionFacts } from './fsm/partition-rule.js';
-import { reachGoal } from './fsm/reach-goal.js';
-import { ensureState } from './fsm/transitions.js';
-import { planKeeperReload, type KeeperReloadPlan } from './config-reload.js';
-import { roleOfState, type NodeRole } from './fsm/node-role.js';
+import { ensureState, reachGoal } from './fsm/reach-goal.js';
+import type { KeeperReloadPlan } from './config-reload.js';
 import { STUCK_GRACE_MS, StuckClock, failingStepProblem, notStreamingProblem, problemSentence } from './local-problem.js';
 import type { PostgresFacts } from './local-facts.js';
-import { loadKeeperConfig, loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
+import { loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
 import { MonitorClient } from '@pgha/client';
 import { NodeControl } from './node-control.js';
 import { PartitionWatchdog } from './partition-watchdog.js';
-import { DEFAULT_ROLE_CHANGE_TIMEOUT_MS, RoleChangeHookRunner, type RoleChangeHookConfig } from './role-change-hook.js';
+import { RoleAnnouncer } from './role-announcer.js';
+import { reloadKeeperConfig } from './reload-keeper-config.js';
+import type { KeeperViewSource, NodeReading } from './keeper-view.js';
 
 /** What one tick did, in one sentence (logged at info when it changes). */
 export interface TickOutcome {
@@ -58,49 +58,10 @@ export interface KeeperOptions {
   roleChangeHooks?: boolean;
 }
 
-/** The hook settings of a keeper.json. */
-function hookConfigOf(config: KeeperConfig): RoleChangeHookConfig {
-  return { command: config.onRoleChange, timeoutMs: config.onRoleChangeTimeoutMs ?? DEFAULT_ROLE_CHANGE_TIMEOUT_MS };
-}
-
 /** What the keeper tells its metrics (see `http/keeper-metrics.ts`). */
 export interface KeeperObserver {
   /** A report to the monitor ended: answered (`ok`) or failed, after `durationMs`. */
   reportFinished(durationMs: number, ok: boolean): void;
-}
-
-/**
- * What the keeper knows of its node, from memory: its Postgres facts as the last tick read
- * them, its reached and assigned states, the fence. The HTTP routes answer from it, so that a
- * health check never queries Postgres nor waits for the loop.
- */
-export interface KeeperView {
-  nodeId: number;
-  name: string;
-  formation: string;
-  groupId: number;
-  /** The state the keeper has reached (what it reports). */
-  reportedState: NodeState;
-  /** The monitor's last goal for the node; null before its first answer. */
-  goalState: string | null;
-  /** `current->goal` while a transition runs, or while the goal differs from the reached state; null otherwise. */
-  pendingTransition: string | null;
-  /** Postgres ran at the last read. */
-  postgresRunning: boolean;
-  /** The facts of the last read (undefined when Postgres did not answer). */
-  facts: PostgresFacts | undefined;
-  /** When the facts were read (`Date.now()`, ms); 0 before the first read. */
-  factsAtMs: number;
-  /** The node fenced itself (network partition) and the monitor has not answered since. */
-  fenced: boolean;
-  /** When the keeper last reached a new state (`Date.now()`, ms; from `state.json` at start). */
-  lastTransitionAtMs: number;
-  /** The keeper's report interval, ms (how often the facts are refreshed). */
-  reportIntervalMs: number;
-  /** Postgres runs but does not answer the keeper (see `NodeControl.factsProblem`); null otherwise. */
-  factsProblem: string | null;
-  /** What the last report told the monitor keeps the node from its goal; null when nothing. */
-  problem: string | null;
 }
 
 /**
@@ -113,7 +74,7 @@ const STREAMING_EXPECTED: ReadonlySet<NodeState> = new Set<NodeState>(['catching
 const CATCHUP_LOG_INTERVAL_MS = 1_000;
 
 /** One node's keeper. */
-export class Keeper {
+export class Keeper implements KeeperViewSource {
   /** The configuration it runs with (a reload replaces its reloadable fields). */
   config: KeeperConfig;
   readonly node: NodeControl;
@@ -137,19 +98,13 @@ export class Keeper {
    */
   private lastMonitorContactMs = Date.now();
   private readonly watchdog: PartitionWatchdog;
-  /** The node's role-change hook; undefined when this keeper runs none (`keeper create`). */
-  readonly hooks: RoleChangeHookRunner | undefined;
-  /** The role last handed to {@link hooks}. */
-  private role: NodeRole = 'none';
+  /** Runs the node's role-change hook when the role of the reached state changes. */
+  private readonly roles: RoleAnnouncer;
   /** Told about each report to the monitor (the keeper's metrics; see `http/start-keeper-http.ts`). */
   observer: KeeperObserver | undefined;
   /** A problem of the keeper itself to report with the node's (its HTTP server not listening). */
   extraProblem: (() => string | undefined) | undefined;
-  private lastFacts: PostgresFacts | undefined;
-  private lastFactsAtMs = 0;
-  private lastPgRunning = false;
-  /** {@link NodeControl.factsProblem} at the last report. */
-  private lastFactsProblem: string | undefined;
+  private reading: NodeReading = { facts: undefined, atMs: 0, postgresRunning: false, factsProblem: undefined, problem: null };
   /** The problems last logged (see {@link noteProblems}). */
   private loggedProblems = new Set<string>();
   /** Since when the WAL receiver has not streamed while it should (see {@link streamingProblem}). */
@@ -158,9 +113,7 @@ export class Keeper {
   private readonly failingStep = new StuckClock();
   /** The last error of {@link failingStep}. */
   private failingStepMessage = '';
-  /** The problem sentence of the last report built. */
-  private lastProblem: string | null = null;
-  private lastTransitionAtMs: number;
+  private transitionAtMs: number;
   /** False once the monitor refused `selfFence` as an unknown field (an older monitor). */
   private monitorTakesSelfFence = true;
 
@@ -173,96 +126,55 @@ export class Keeper {
     this.reportIntervalOverrideMs = options.reportIntervalMs;
     this.retryDelayMs = options.retryDelayMs ?? 300;
     this.watchdog = new PartitionWatchdog(this, this.node, log);
-    this.hooks = options.roleChangeHooks === false ? undefined : new RoleChangeHookRunner(hookConfigOf(config), log);
-    this.lastTransitionAtMs = Date.parse(this.state.updatedAt) || Date.now();
+    this.roles = new RoleAnnouncer(config, log, options.roleChangeHooks !== false, () => this.readTimeline());
+    this.transitionAtMs = Date.parse(this.state.updatedAt) || Date.now();
   }
 
-  /**
-   * Hands a role change to the hook runner (which returns at once). `state` is the reached
-   * state that made the role; the timeline is read afresh when Postgres answers.
-   */
-  private async announceRole(role: NodeRole, state: NodeState): Promise<void> {
-    if (!this.hooks || role === this.role) return;
-    this.role = role;
-    const facts = await this.node.readFacts().catch(() => undefined);
+  /** The node's timeline, read afresh when Postgres answers; the last one read otherwise (for the role-change hook). */
+  private async readTimeline(): Promise<number> {
+    const facts = await this.node.session.readFacts().catch(() => undefined);
     if (facts) this.lastTimeline = facts.timeline;
-    this.hooks.roleChanged(role, {
-      nodeName: this.config.name,
-      nodeId: this.config.nodeId,
-      formation: this.config.formation,
-      groupId: this.config.groupId,
-      host: this.config.hostname,
-      port: this.config.pgPort,
-      timeline: this.lastTimeline,
-      state,
-    });
+    return this.lastTimeline;
   }
 
   /**
-   * After a tick: the role of the reached state, once the monitor's goal confirms it (the node
-   * reached its goal). A keeper that starts announces the role it finds, so a hook lost to a
-   * crash runs when the keeper is back; hooks must therefore be idempotent.
-   */
-  private async noteRole(): Promise<void> {
-    const current = this.state.currentState;
-    if (this.lastGoal?.goalState !== current) return;
-    const role = roleOfState(current);
-    if (role) await this.announceRole(role, current);
-  }
-
-  /**
-   * Re-reads keeper.json (SIGHUP): applies the reloadable fields (the role-change hook and its
-   * timeout) and logs what changed; a change to any other field is logged and ignored until
-   * the keeper restarts. A file that cannot be read changes nothing. Never throws.
+   * Re-reads keeper.json (SIGHUP, see `reloadKeeperConfig`) and runs with its reloadable fields
+   * (the role-change hook and its timeout). Never throws.
    *
    * @returns the plan applied, or undefined when the file could not be read.
    */
   reloadConfig(): KeeperReloadPlan | undefined {
-    let file: KeeperConfig;
-    try {
-      file = loadKeeperConfig(this.config.pgdata);
-    } catch (err) {
-      this.log.error(`reload: keeper.json not reloaded, the keeper goes on as it runs: ${err instanceof PghaError ? err.toUserLine() : (err as Error).message}`);
-      return undefined;
-    }
-    const plan = planKeeperReload(this.config, file);
+    const plan = reloadKeeperConfig(this.config, this.log);
+    if (!plan) return undefined;
     this.config = plan.next;
-    this.hooks?.configure(hookConfigOf(plan.next));
-    for (const c of plan.applied) this.log.info({ field: c.field }, `reload: ${c.field} changed from ${c.from} to ${c.to}`);
-    if (plan.needRestart.length > 0) {
-      this.log.warn({ fields: plan.needRestart }, `reload: refused to apply ${plan.needRestart.join(', ')}: a change there needs a restart of the keeper (pgha keeper stop, then pgha keeper run); it runs with the old values until then`);
-    }
-    if (plan.applied.length === 0 && plan.needRestart.length === 0) this.log.info('reload: keeper.json unchanged');
+    this.roles.configure(plan.next);
     return plan;
   }
 
-  /** The node as the keeper knows it now, from memory (see {@link KeeperView}). */
-  view(): KeeperView {
-    const current = this.state.currentState;
-    const goal = this.lastGoal?.goalState ?? null;
-    return {
-      nodeId: this.config.nodeId,
-      name: this.config.name,
-      formation: this.config.formation,
-      groupId: this.config.groupId,
-      reportedState: current,
-      goalState: goal,
-      pendingTransition: this.inProgress ?? (goal !== null && goal !== current ? `${current}->${goal}` : null),
-      postgresRunning: this.lastPgRunning,
-      facts: this.lastFacts,
-      factsAtMs: this.lastFactsAtMs,
-      fenced: this.node.fencedSinceMs !== undefined,
-      lastTransitionAtMs: this.lastTransitionAtMs,
-      reportIntervalMs: this.reportIntervalMs,
-      factsProblem: this.lastFactsProblem ?? null,
-      problem: this.lastProblem,
-    };
+  /** `current->goal` while a transition runs; null otherwise. */
+  get transitionInProgress(): string | null {
+    return this.inProgress;
+  }
+
+  /** What the last report read of the node. */
+  get lastReading(): NodeReading {
+    return this.reading;
+  }
+
+  /** When the node fenced itself, while the fence holds (`PostgresLifecycle.fencedSinceMs`). */
+  get fencedSinceMs(): number | undefined {
+    return this.node.postgres.fencedSinceMs;
+  }
+
+  /** When the keeper last reached a new state (`Date.now()`, ms; from `state.json` at start). */
+  get lastTransitionAtMs(): number {
+    return this.transitionAtMs;
   }
 
   /** Records a newly reached state (a self-fence not yet recorded by the monitor stays in the file). */
   private reached(state: Omit<KeeperState, 'version' | 'updatedAt'>): KeeperState {
     this.state = saveKeeperState(this.config.pgdata, { ...(this.state.selfFence ? { selfFence: this.state.selfFence } : {}), ...state });
-    this.lastTransitionAtMs = Date.now();
+    this.transitionAtMs = Date.now();
     return this.state;
   }
 
@@ -291,7 +203,7 @@ export class Keeper {
       nowMs: Date.now(),
       currentState: this.state.currentState,
       goalState: goal !== undefined && isNodeState(goal) ? goal : undefined,
-      postgresRunning: this.node.isRunning(),
+      postgresRunning: this.node.postgres.isRunning(),
       otherNodes: this.lastGoal ? this.lastGoal.nodes.filter((n) => n.nodeId !== this.config.nodeId).length : undefined,
       lastMonitorContactMs: this.lastMonitorContactMs,
       lastStandbyReplyMs,
@@ -300,7 +212,7 @@ export class Keeper {
   }
 
   /**
-   * Self-fencing (network partition): stops Postgres at once (`NodeControl.fence`) and records
+   * Self-fencing (network partition): stops Postgres at once (`PostgresLifecycle.fence`) and records
    * `demote_timeout` as the reached state, as pg_auto_failover's keeper does; Postgres stays
    * stopped until a report reaches the monitor, whose goal then decides (rejoin as a standby,
    * or start again as the primary if nothing was promoted meanwhile). The fence is kept in
@@ -308,9 +220,9 @@ export class Keeper {
    * monitor writes it as an event (`keeper-self-fenced`), also after a restart of this keeper.
    */
   async fence(reason: string): Promise<void> {
-    if (this.node.fencedSinceMs !== undefined && !this.node.isRunning()) return;
+    if (this.node.postgres.fencedSinceMs !== undefined && !this.node.postgres.isRunning()) return;
     this.log.warn(`self-fencing: ${reason}; stopping Postgres (immediate shutdown)`);
-    const signalledAtMs = await this.node.fence();
+    const signalledAtMs = await this.node.postgres.fence();
     const from = this.state.currentState;
     const fencedAtMs = signalledAtMs ?? Date.now();
     const selfFence: SelfFenceRecord = {
@@ -319,7 +231,7 @@ export class Keeper {
       reason: reason.slice(0, 500).replace(/[\ud800-\udbff]$/, ''),
       fromState: from,
       monitorSilentMs: Math.max(0, Math.round(fencedAtMs - this.lastMonitorContactMs)),
-      postgresStopped: !this.node.isRunning(),
+      postgresStopped: !this.node.postgres.isRunning(),
     };
     this.reached({ nodeId: this.config.nodeId, currentState: 'demote_timeout', assignedState: 'demote_timeout', selfFence });
     this.log.warn(
@@ -328,8 +240,8 @@ export class Keeper {
     );
     // The hook learns of the demotion only once Postgres is down: a VIP must not leave a node
     // that still takes writes, nor move before it stops taking them.
-    if (this.node.isRunning()) this.log.error('self-fence: Postgres still runs; the role-change hook for "demoted" waits until it has stopped');
-    else await this.announceRole('demoted', 'demote_timeout');
+    if (this.node.postgres.isRunning()) this.log.error('self-fence: Postgres still runs; the role-change hook for "demoted" waits until it has stopped');
+    else await this.roles.announce('demoted', 'demote_timeout');
   }
 
   /** The state the keeper has reached. */
@@ -362,7 +274,7 @@ export class Keeper {
   private streamingProblem(facts: PostgresFacts | undefined, nowMs: number): string | undefined {
     const following = STREAMING_EXPECTED.has(this.state.currentState) && facts?.isInRecovery === true && !facts.upstreamStreaming;
     if (this.notStreaming.note(following ? 'not streaming' : undefined, nowMs) < STUCK_GRACE_MS) return undefined;
-    return notStreamingProblem(this.lastGoal?.upstream ?? null, this.node.lastServerLogFailure());
+    return notStreamingProblem(this.lastGoal?.upstream ?? null, this.node.postgres.lastServerLogFailure());
   }
 
   /** The problem of the transition (or of keeping the state) that has failed for {@link STUCK_GRACE_MS} or more. */
@@ -404,31 +316,28 @@ export class Keeper {
 
   /** Builds the report from local facts. */
   private async buildReport(): Promise<NodeReport> {
-    const facts = await this.node.readFacts();
+    const facts = await this.node.session.readFacts();
     if (facts) {
       this.lastLsn = facts.lsn;
       this.lastTimeline = facts.timeline;
     }
-    this.lastFacts = facts;
-    this.lastPgRunning = facts !== undefined || this.node.isRunning();
-    this.lastFactsAtMs = Date.now();
-    const nowMs = this.lastFactsAtMs;
-    const factsProblem = this.node.factsProblem(nowMs);
-    this.lastFactsProblem = factsProblem;
+    const postgresRunning = facts !== undefined || this.node.postgres.isRunning();
+    const nowMs = Date.now();
+    const factsProblem = this.node.session.factsProblem(nowMs);
     const problems = [factsProblem, this.streamingProblem(facts, nowMs), this.failingStepProblem(nowMs), this.node.localProblem() ?? undefined, this.extraProblem?.()];
     this.noteProblems(problems);
-    this.lastProblem = problemSentence(problems);
+    this.reading = { facts, atMs: nowMs, postgresRunning, factsProblem, problem: problemSentence(problems) };
     return {
       reportedState: this.state.currentState,
-      pgIsRunning: this.lastPgRunning,
+      pgIsRunning: this.reading.postgresRunning,
       isInRecovery: facts?.isInRecovery ?? null,
       lsn: formatLsn(this.lastLsn),
       timeline: this.lastTimeline,
       upstreamStreaming: facts?.upstreamStreaming ?? false,
       transitionInProgress: this.inProgress,
-      transitionProgress: this.node.transitionProgress,
+      transitionProgress: this.node.rebuild.transitionProgress,
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
-      problem: this.lastProblem,
+      problem: this.reading.problem,
       ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
     };
   }
@@ -474,10 +383,10 @@ export class Keeper {
    */
   private async restartInPlace(): Promise<void> {
     const current = this.state.currentState;
-    if (this.lastGoal?.goalState !== current || !WRITABLE_STATES.has(current) || this.node.isRunning() || !this.node.hasData() || this.node.hasStandbySignal()) return;
+    if (this.lastGoal?.goalState !== current || !WRITABLE_STATES.has(current) || this.node.postgres.isRunning() || !this.node.postgres.hasData() || this.node.postgres.hasStandbySignal()) return;
     this.log.warn(`Postgres is not running in ${current}: restarting it in place`);
-    await this.node.start().catch((err: Error) => {
-      // A refused data directory is logged once by NodeControl and reported as the node's problem.
+    await this.node.postgres.start().catch((err: Error) => {
+      // A refused data directory is logged once by DataDirectoryIdentity and reported as the node's problem.
       if (!(err instanceof PghaError && err.code === 'PGHA_ERR_PGDATA')) this.log.error(`restarting Postgres failed: ${err.message}`);
     });
   }
@@ -496,9 +405,9 @@ export class Keeper {
       return this.outcome(`monitor unreachable: ${(err as Error).message}`, { failed: true, level: 'warn' });
     }
     this.logCatchupLag(goal);
-    if (this.node.fencedSinceMs !== undefined) {
-      this.log.warn(`the monitor answers again ${formatDurationMs(Date.now() - this.node.fencedSinceMs)} after the self-fence: its goal ${goal.goalState} decides`);
-      this.node.clearFence();
+    if (this.node.postgres.fencedSinceMs !== undefined) {
+      this.log.warn(`the monitor answers again ${formatDurationMs(Date.now() - this.node.postgres.fencedSinceMs)} after the self-fence: its goal ${goal.goalState} decides`);
+      this.node.postgres.clearFence();
     }
     const goalState = goal.goalState;
     if (!isNodeState(goalState)) return this.outcome(`unknown goal state "${goalState}" from the monitor`, { failed: true, level: 'error' });
@@ -601,7 +510,7 @@ export class Keeper {
   private async runLoop(signal: AbortSignal, until?: (k: Keeper) => boolean): Promise<void> {
     while (!signal.aborted) {
       const out = await this.tick();
-      await this.noteRole();
+      await this.roles.noteReached(this.state.currentState, this.lastGoal?.goalState);
       if (until?.(this)) return;
       if (this.state.currentState === 'dropped') {
         this.log.info('node dropped from the formation: the keeper stops');
@@ -614,7 +523,7 @@ export class Keeper {
       }
       // Wait for a goal change, the report interval, or the local Postgres going away.
       const wake = new AbortController();
-      this.node.onSessionLost = () => wake.abort();
+      this.node.session.onSessionLost = () => wake.abort();
       try {
         const goal = await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs, AbortSignal.any([wake.signal, signal]), this.reportTimeoutMs);
         this.lastGoal = goal;
@@ -622,7 +531,7 @@ export class Keeper {
       } catch {
         if (!wake.signal.aborted && !signal.aborted) await abortableDelay(this.reportIntervalMs, signal);
       } finally {
-        this.node.onSessionLost = undefined;
+        this.node.session.onSessionLost = undefined;
       }
     }
   }
@@ -635,11 +544,11 @@ export class Keeper {
   async shutdown(stopPostgres: boolean): Promise<void> {
     await this.watchdog.stop();
     if (stopPostgres) {
-      await this.node.stop().catch((err: Error) => this.log.error(err.message));
-      if (!this.node.isRunning()) await this.announceRole('stopped', this.state.currentState);
+      await this.node.postgres.stop().catch((err: Error) => this.log.error(err.message));
+      if (!this.node.postgres.isRunning()) await this.roles.announce('stopped', this.state.currentState);
     }
-    await this.hooks?.idle();
-    await this.node.closeSession();
+    await this.roles.idle();
+    await this.node.session.closeSession();
     await this.client.close();
   }
 }

@@ -2,7 +2,7 @@
  * The keeper's partition watchdog: the part of self-fencing that touches Postgres. Every
  * `FENCE_CHECK_INTERVAL_MS` it asks the pure rule (`fsm/partition-rule.ts`) what to do; while
  * the monitor is quiet it keeps the standbys' replies fresh and reads them, and when the rule
- * says so it fences the node (`NodeControl.fence`). It runs beside the keeper loop, on its own
+ * says so it fences the node (`Keeper.fence`, which runs `PostgresLifecycle.fence`). It runs beside the keeper loop, on its own
  * Postgres session, so a report or a transition hung on a silent network never delays it.
  */
 import type { Logger } from 'pino';
@@ -106,7 +106,7 @@ export class PartitionWatchdog {
     });
     const query = (async () => {
       if (!this.session) {
-        const client = newPgClient(localConnection(this.node.local, 'pgha_keeper_watchdog', FENCE_QUERY_TIMEOUT_MS));
+        const client = newPgClient(localConnection(this.node.session.local, 'pgha_keeper_watchdog', FENCE_QUERY_TIMEOUT_MS));
         client.on('error', () => {
           if (this.session === client) this.session = undefined;
         });

@@ -34,12 +34,12 @@ describe('Postgres TLS settings of a node', () => {
     expect(conf).toContain("ssl_key_file = '/srv/a/pgdata.pgha/postgres-tls/server.key'\n");
     expect(conf).toContain("ssl_ca_file = '/srv/a/pgdata.pgha/postgres-tls/root.crt'\n");
     expect(conf).toContain("ssl_min_protocol_version = 'TLSv1.2'\n");
-    expect(new NodeControl(config('verify-full'), log).serverTls()?.keyFile).toBe('/srv/a/pgdata.pgha/postgres-tls/server.key');
-    expect(new NodeControl(config('disable'), log).serverTls()).toBeUndefined();
+    expect(new NodeControl(config('verify-full'), log).replication.serverTls()?.keyFile).toBe('/srv/a/pgdata.pgha/postgres-tls/server.key');
+    expect(new NodeControl(config('disable'), log).replication.serverTls()).toBeUndefined();
   });
 
   it('admits pgha’s roles only over TLS, before any entry that could admit them in clear text, and leaves clients to choose', () => {
-    const entries = new NodeControl(config('verify-full'), log).hbaEntries(peers);
+    const entries = new NodeControl(config('verify-full'), log).replication.hbaEntries(peers);
     const roles = entries.filter((e) => e.user === 'pgha_replication' || e.user === 'pgha_monitor');
     expect(roles.filter((e) => e.method !== 'reject').every((e) => e.type === 'hostssl' && e.method === 'scram-sha-256')).toBe(true);
     expect(roles.filter((e) => e.method === 'reject').map((e) => [e.type, e.database, e.user, e.address])).toEqual([
@@ -53,7 +53,7 @@ describe('Postgres TLS settings of a node', () => {
   });
 
   it('with --no-ssl, writes host entries and no reject', () => {
-    const entries = new NodeControl(config('disable'), log).hbaEntries(peers);
+    const entries = new NodeControl(config('disable'), log).replication.hbaEntries(peers);
     expect(entries.every((e) => (e.type ?? 'host') === 'host' && e.method !== 'reject')).toBe(true);
   });
 });

@@ -19,9 +19,9 @@ import {
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { NodeControl } from '../src/node-control.js';
-import { reachGoal } from '../src/fsm/reach-goal.js';
+import { ensureState, reachGoal } from '../src/fsm/reach-goal.js';
 import { KEEPER_TRANSITIONS, findTransition } from '../src/fsm/transition-table.js';
-import { TRANSITION_FUNCTIONS, ensureState } from '../src/fsm/transitions.js';
+import { TRANSITION_FUNCTIONS } from '../src/fsm/transitions.js';
 
 describe('keeper transition table', () => {
   it('has a row for every edge the monitor can assign (MONITOR_EDGES)', () => {
@@ -37,14 +37,32 @@ describe('keeper transition table', () => {
     expect([...seen].filter(([, count]) => count > 1).map(([edge]) => edge)).toEqual([]);
   });
 
-  it('gives every row a non-empty reason, a real transition function, and distinct known states', () => {
+  it('gives every row a non-empty reason, a real transition function, and known states', () => {
     for (const row of KEEPER_TRANSITIONS) {
       expect(row.reason.trim(), `${row.current} -> ${row.goal}`).not.toBe('');
       expect(TRANSITION_FUNCTIONS[row.run], `${row.current} -> ${row.goal} runs ${row.run}`).toBeTypeOf('function');
       expect(NODE_STATES).toContain(row.current);
       expect(NODE_STATES).toContain(row.goal);
-      expect(row.current, 'a row never goes from a state to itself').not.toBe(row.goal);
     }
+  });
+
+  it('has one keep row (current === goal) for every state, so ensureState never lacks one', () => {
+    const kept = KEEPER_TRANSITIONS.filter((r) => r.current === r.goal).map((r) => r.current);
+    expect([...kept].sort()).toEqual([...NODE_STATES].sort());
+  });
+
+  it.each([
+    ['primary', 'configurePrimary'],
+    ['secondary', 'followPrimary'],
+    ['wait_maintenance', 'followPrimary'],
+    ['prepare_promotion', 'prepareForPromotion'],
+    ['stop_replication', 'startPostgres'],
+    ['demoted', 'stopPostgres'],
+    ['prepare_maintenance', 'stopPostgres'],
+    ['wait_standby', 'waitForPrimary'],
+    ['maintenance', 'leavePostgresAlone'],
+  ] as const)('keeping %s runs %s', (state, run) => {
+    expect(findTransition(state, state)?.run).toBe(run);
   });
 
   it('findTransition answers the documented example and nothing for unknown edges', () => {
@@ -85,8 +103,9 @@ describe('rows for the election, switchover, maintenance and drop states', () =>
   });
 
   it('every state but init has a row into it, and every state but dropped a row out of it', () => {
-    const into = new Set(KEEPER_TRANSITIONS.map((r) => r.goal));
-    const outOf = new Set(KEEPER_TRANSITIONS.map((r) => r.current));
+    const moves = KEEPER_TRANSITIONS.filter((r) => r.current !== r.goal);
+    const into = new Set(moves.map((r) => r.goal));
+    const outOf = new Set(moves.map((r) => r.current));
     expect(NODE_STATES.filter((s) => s !== 'init' && !into.has(s))).toEqual([]);
     expect(NODE_STATES.filter((s) => s !== 'dropped' && !outOf.has(s))).toEqual([]);
   });
@@ -144,26 +163,35 @@ describe('every step the monitor can ask for completes, fails visibly, or is a d
     } as unknown as NodeGoal;
   }
 
-  /** A node whose every action throws (`fail`) or works (`work`); `calls` lists what was asked. */
+  /**
+   * A node whose every action throws (`fail`) or works (`work`); `calls` lists what was asked
+   * (`part.method`, e.g. `postgres.start`). Its parts (`postgres`, `replication`, …) are stubs
+   * of the same kind.
+   */
   function stubNode(mode: 'fail' | 'work'): { node: NodeControl; calls: string[] } {
     const calls: string[] = [];
-    const fields: Record<string, unknown> = { log: silent, config: { nodeId: 1 }, pgdata: '/nonexistent/pgdata', appliedPrimaryKey: undefined, fencedSinceMs: undefined };
-    const worked: Record<string, unknown> = { hasData: true, hasStandbySignal: false, isRunning: true, readFacts: undefined, tls: true };
-    const node = new Proxy(fields, {
-      get(target, prop) {
-        if (typeof prop !== 'string' || prop === 'then') return undefined;
-        if (prop in target) return target[prop];
-        return (..._args: unknown[]) => {
-          calls.push(prop);
-          if (mode === 'fail') throw new PghaError('PGHA_ERR_POSTGRES_COMMAND', `${prop} failed on this node`);
-          return prop in worked ? worked[prop] : undefined;
-        };
-      },
-      set(target, prop, value) {
-        target[prop as string] = value;
-        return true;
-      },
-    }) as unknown as NodeControl;
+    const worked: Record<string, unknown> = { hasData: true, hasStandbySignal: false, isRunning: true, readFacts: undefined };
+    const part = (name: string): unknown =>
+      new Proxy({} as Record<string, unknown>, {
+        get(_target, prop) {
+          if (typeof prop !== 'string' || prop === 'then') return undefined;
+          return (..._args: unknown[]) => {
+            calls.push(`${name}.${prop}`);
+            if (mode === 'fail') throw new PghaError('PGHA_ERR_POSTGRES_COMMAND', `${name}.${prop} failed on this node`);
+            return prop in worked ? worked[prop] : undefined;
+          };
+        },
+      });
+    const node = {
+      log: silent,
+      config: { nodeId: 1 },
+      pgdata: '/nonexistent/pgdata',
+      session: part('session'),
+      identity: part('identity'),
+      postgres: part('postgres'),
+      replication: part('replication'),
+      rebuild: part('rebuild'),
+    } as unknown as NodeControl;
     return { node, calls };
   }
 

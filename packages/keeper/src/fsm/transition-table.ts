@@ -1,7 +1,11 @@
 /**
  * The keeper's transition table: for a (current, goal) pair, the one local action that takes
- * the node there. Pure data, so tests can cross-check it against the monitor's edges
- * (`MONITOR_EDGES`) without Postgres. Source: pg_auto_failover's `KeeperFSM[]` in `fsm.c`.
+ * the node there, and, for current === goal, the one that keeps it there (run on every tick in
+ * a reached state). It is the only place that says what the keeper does for a pair: the
+ * runners (`fsm/reach-goal.ts`) look it up, and `docs/state-machine.md` is generated from it
+ * (`npm run docs:state-machine`). Pure data, so tests can cross-check it against the monitor's
+ * edges (`MONITOR_EDGES`) without Postgres. Source: pg_auto_failover's `KeeperFSM[]` in
+ * `fsm.c`, whose keep rows live apart, in `keeper_ensure_current_state`.
  */
 import { DEMOTING_STATES, NODE_STATES, type NodeState } from '@pgha/shared';
 
@@ -14,12 +18,16 @@ export type TransitionName =
   | 'followPrimary'
   | 'prepareForPromotion'
   | 'promoteStandby'
+  | 'startPostgres'
   | 'stopPostgres'
   | 'rewindOrBaseBackup'
   | 'leavePostgresAlone'
   | 'dropNode';
 
-/** One row: from `current` to `goal`, run `run`; `reason` is logged with the transition. */
+/**
+ * One row: from `current` to `goal`, run `run`; `reason` is logged with the transition. A row
+ * with `current === goal` keeps the reached state instead (see `ensureState`).
+ */
 export interface KeeperTransition {
   readonly current: NodeState;
   readonly goal: NodeState;
@@ -32,12 +40,32 @@ const FOLLOWING: NodeState[] = ['catchingup', 'secondary', 'report_lsn', 'join_s
 const FENCED: NodeState[] = [...DEMOTING_STATES, 'prepare_maintenance'];
 const ALL: NodeState[] = NODE_STATES.filter((s) => s !== 'dropped');
 
+/** A row from each of `from` to each of `to`, but never from a state to itself (see {@link keep}). */
 function rows(from: NodeState[], to: NodeState[], run: TransitionName, reason: string): KeeperTransition[] {
   return from.flatMap((current) => to.filter((goal) => goal !== current).map((goal) => ({ current, goal, run, reason })));
 }
 
-/** Every transition the keeper knows, first match wins (see `findTransition`). */
+/** A keep row (current === goal) for each of `states`. */
+function keep(states: NodeState[], run: TransitionName, reason: string): KeeperTransition[] {
+  return states.map((state) => ({ current: state, goal: state, run, reason }));
+}
+
+/**
+ * Every (current, goal) pair the keeper knows, first match wins (see `findTransition`): one
+ * keep row per state, then the transitions.
+ */
 export const KEEPER_TRANSITIONS: readonly KeeperTransition[] = [
+  // Keeping a reached state (current === goal), on every tick.
+  ...keep(['init'], 'leavePostgresAlone', 'registered: nothing to set up until the monitor assigns a first goal'),
+  ...keep(['wait_standby'], 'waitForPrimary', 'wait for the primary to accept this standby'),
+  ...keep(PRIMARY, 'configurePrimary', 'keep Postgres running as the primary with the goal\'s pg_hba, slots and synchronous_standby_names (nothing to do while they are applied)'),
+  ...keep([...FOLLOWING, 'wait_maintenance'], 'followPrimary', 'keep following the upstream as a hot standby; rewind a standby whose WAL diverged from the primary\'s timeline'),
+  ...keep(['prepare_promotion'], 'prepareForPromotion', 'chosen for promotion: keep Postgres running so that its LSN is reported'),
+  ...keep(['stop_replication'], 'startPostgres', 'promoted: keep Postgres running until the monitor confirms the new primary'),
+  ...keep(FENCED, 'stopPostgres', 'fenced: keep Postgres stopped so that it takes no writes'),
+  ...keep(['maintenance'], 'leavePostgresAlone', 'maintenance: the keeper leaves Postgres to the operator'),
+  ...keep(['dropped'], 'leavePostgresAlone', 'dropped from the formation: nothing left to keep'),
+  // Transitions (current !== goal).
   { current: 'init', goal: 'single', run: 'initPrimary', reason: 'start as the first node: initdb (or adopt), start Postgres, create roles' },
   { current: 'init', goal: 'wait_standby', run: 'waitForPrimary', reason: 'wait for the primary to accept this standby' },
   ...rows(['init', 'wait_standby'], ['catchingup'], 'initStandby', 'base backup from the primary, then stream from it'),
@@ -56,7 +84,8 @@ export const KEEPER_TRANSITIONS: readonly KeeperTransition[] = [
 ];
 
 /**
- * The row for (current, goal), if the keeper knows one.
+ * The row for (current, goal), if the keeper knows one; for current === goal, the row that
+ * keeps the state.
  *
  * ### Examples
  * ```ts

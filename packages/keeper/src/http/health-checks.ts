@@ -4,7 +4,7 @@
  * Source: Patroni's REST API (`api.py`, `do_GET_primary`, `do_GET_replica`, `do_GET_health`).
  */
 import { WRITABLE_STATES, formatDurationMs, formatLsn, type NodeState } from '@pgha/shared';
-import type { KeeperView } from '../loop.js';
+import type { KeeperView } from '../keeper-view.js';
 
 /**
  * How old the keeper's facts may be before the routes stop trusting them, in ms: four report

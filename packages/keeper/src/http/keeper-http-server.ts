@@ -19,7 +19,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { createServer as createNetServer } from 'node:net';
 import type { Logger } from 'pino';
 import { ConflictError, PghaError, ValidationError, formatDurationMs, formatHostPort } from '@pgha/shared';
-import type { KeeperView } from '../loop.js';
+import type { KeeperView } from '../keeper-view.js';
 import { healthCheck, parseLagBound, primaryCheck, readOnlyCheck, replicaCheck, stateBody, type CheckResult } from './health-checks.js';
 import type { KeeperMetrics } from './keeper-metrics.js';
 

@@ -7,7 +7,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { NODE_STATES } from '@pgha/shared';
-import type { KeeperObserver, KeeperView } from '../loop.js';
+import type { KeeperObserver } from '../loop.js';
+import type { KeeperView } from '../keeper-view.js';
 import { replayLagBytes } from './health-checks.js';
 
 /** Metrics of one keeper. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { keeperHttpListen, postgresTlsDir } from '../keeper-config.js';
 import type { Keeper } from '../loop.js';
+import { keeperView } from '../keeper-view.js';
 import { KeeperHttpServer } from './keeper-http-server.js';
 import { KeeperMetrics } from './keeper-metrics.js';
 
@@ -20,17 +21,17 @@ import { KeeperMetrics } from './keeper-metrics.js';
  */
 export async function startKeeperHttp(keeper: Keeper, log: Logger): Promise<KeeperHttpServer> {
   const config = keeper.config;
-  const metrics = new KeeperMetrics(() => keeper.view(), { formation: config.formation, node: config.name, nodeId: config.nodeId });
+  const metrics = new KeeperMetrics(() => keeperView(keeper), { formation: config.formation, node: config.name, nodeId: config.nodeId });
   const tlsDir = postgresTlsDir(config.pgdata);
   const server = new KeeperHttpServer({
     listen: keeperHttpListen(config),
     ...(config.ssl.mode !== 'disable' ? { tls: { certFile: join(tlsDir, 'server.crt'), keyFile: join(tlsDir, 'server.key') } } : {}),
-    view: () => keeper.view(),
+    view: () => keeperView(keeper),
     metrics,
     log,
     onCertificateChange: (certificate) => {
-      if (!keeper.node.isRunning()) return;
-      keeper.node
+      if (!keeper.node.postgres.isRunning()) return;
+      keeper.node.postgres
         .reload()
         .then(() => log.info(`Postgres reloaded for the new certificate (serial ${certificate.serialNumber}); one it cannot load is in its server log, and it keeps its old one`))
         .catch((err: Error) => log.error(`Postgres not reloaded for the new certificate (it keeps its old one until it is): ${err.message}`));

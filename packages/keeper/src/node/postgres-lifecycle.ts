@@ -1,0 +1,232 @@
+/**
+ * The life of the node's Postgres: initdb, start, stop, self-fencing, restart, reload,
+ * promotion, and what its server log says when a start fails. It owns the fence (Postgres
+ * stays stopped while it holds) and the last start failure; it starts and initialises only the
+ * node's own data directory (`DataDirectoryIdentity`).
+ */
+import { closeSync, existsSync, openSync, readSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { PghaError } from '@pgha/shared';
+import { ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram } from '@pgha/postgres';
+import { keeperPaths } from '../keeper-config.js';
+import { diskProblem, lastServerFailure } from '../local-problem.js';
+import type { DataDirectoryIdentity } from './data-directory-identity.js';
+import type { LocalSession } from './local-session.js';
+
+/** See the module comment. One per node (`NodeControl.postgres`). */
+export class PostgresLifecycle {
+  /**
+   * Set when the keeper fenced itself (network partition): Postgres stays stopped, whatever
+   * the loop was doing, until a report reaches the monitor again ({@link clearFence}).
+   */
+  private fencedAtMs: number | undefined;
+
+  /** Why the last start of Postgres failed (its server log's last PANIC/FATAL); cleared by a start that works. */
+  private lastStartFailure: string | undefined;
+
+  constructor(
+    readonly pgdata: string,
+    private readonly session: LocalSession,
+    private readonly identity: DataDirectoryIdentity,
+    private readonly log: Logger,
+  ) {}
+
+  /** When the node fenced itself (`Date.now()`, ms), while the fence holds; undefined otherwise. */
+  get fencedSinceMs(): number | undefined {
+    return this.fencedAtMs;
+  }
+
+  /** Directory of the Postgres server log, owned by the Postgres OS user. */
+  get pgLogFile(): string {
+    const dir = join(ensurePghaDir(keeperPaths(this.pgdata).dir), 'log');
+    ensureOwnedDir(dir);
+    return join(dir, 'postgres.log');
+  }
+
+  /** The socket directory, created for the Postgres OS user when missing. */
+  socketDir(): string {
+    ensurePghaDir(keeperPaths(this.pgdata).dir);
+    ensureOwnedDir(this.session.local.socketDir);
+    return this.session.local.socketDir;
+  }
+
+  /** Is the postmaster running. */
+  isRunning(): boolean {
+    return postmasterPid(this.pgdata) !== undefined;
+  }
+
+  /** True when the data directory holds Postgres data. */
+  hasData(): boolean {
+    return isPgData(this.pgdata);
+  }
+
+  /** True when `standby.signal` exists. */
+  hasStandbySignal(): boolean {
+    return existsSync(join(this.pgdata, 'standby.signal'));
+  }
+
+  /**
+   * Starts Postgres if it is not running, in the node's own data directory only.
+   *
+   * @throws PghaError `PGHA_ERR_CONFLICT` while fenced; `PGHA_ERR_PGDATA` when the data
+   *   directory is not the node's (`DataDirectoryIdentity.assertOwn`); PostgresCommandError when pg_ctl fails.
+   */
+  async start(): Promise<void> {
+    if (this.isRunning()) return;
+    if (this.fencedAtMs !== undefined) {
+      throw new PghaError('PGHA_ERR_CONFLICT', 'the node fenced itself (network partition): Postgres stays stopped until the monitor answers');
+    }
+    this.identity.assertOwn();
+    this.log.info('starting Postgres');
+    this.socketDir();
+    // A postmaster killed a moment ago may linger as a zombie until it is reaped, and Postgres
+    // then refuses its lock file: the process is dead, so the file is stale.
+    rmSync(join(this.pgdata, 'postmaster.pid'), { force: true });
+    rmSync(join(this.session.local.socketDir, `.s.PGSQL.${this.session.local.port}.lock`), { force: true });
+    try {
+      await pgCtlStart(this.pgdata, this.pgLogFile);
+      this.lastStartFailure = undefined;
+    } catch (err) {
+      this.lastStartFailure = lastServerFailure(this.serverLogTail()) ?? (err as Error).message.split('\n')[0];
+      throw err;
+    }
+  }
+
+  /** The last PANIC or FATAL line of the server log's last 8 kB (see `lastServerFailure`), if any. */
+  lastServerLogFailure(): string | undefined {
+    return lastServerFailure(this.serverLogTail());
+  }
+
+  /** The last `bytes` of the Postgres server log ('' when it cannot be read). */
+  private serverLogTail(bytes = 8192): string {
+    try {
+      const file = this.pgLogFile;
+      const size = statSync(file).size;
+      const fd = openSync(file, 'r');
+      try {
+        const buf = Buffer.alloc(Math.min(bytes, size));
+        readSync(fd, buf, 0, buf.length, size - buf.length);
+        return buf.toString('utf8');
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return '';
+    }
+  }
+
+  /**
+   * `Postgres does not start: <reason from its server log>` while Postgres is not running after
+   * a failed start; undefined otherwise.
+   */
+  startProblem(): string | undefined {
+    return this.lastStartFailure && !this.isRunning() ? `Postgres does not start: ${this.lastStartFailure}` : undefined;
+  }
+
+  /** The data directory's file system nearly full (see `diskProblem`); undefined otherwise. */
+  diskProblem(): string | undefined {
+    try {
+      const st = statfsSync(existsSync(this.pgdata) ? this.pgdata : dirname(this.pgdata));
+      return diskProblem(this.pgdata, st.bavail * st.bsize, st.blocks * st.bsize);
+    } catch {
+      // no file system to look at: nothing to say about it
+      return undefined;
+    }
+  }
+
+  /**
+   * Restarts Postgres when it runs but does not answer on pgha's socket: an adopted cluster
+   * started with its own port, socket directory and settings.
+   *
+   * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the node's (`DataDirectoryIdentity.assertOwn`).
+   */
+  async restartIfUnreachable(): Promise<void> {
+    if (!this.isRunning() || (await this.session.readFacts())) return;
+    this.identity.assertOwn();
+    this.log.info('restarting Postgres to apply the settings pgha manages (socket, port, replication)');
+    this.socketDir();
+    await pgCtlRestart(this.pgdata, this.pgLogFile);
+  }
+
+  /** Stops Postgres (fast, then immediate) if it runs. */
+  async stop(): Promise<void> {
+    await this.session.closeSession();
+    if (!this.isRunning()) return;
+    this.log.info('stopping Postgres');
+    await pgCtlStop(this.pgdata);
+  }
+
+  /**
+   * Self-fencing: immediate shutdown of Postgres (SIGQUIT to the postmaster, as `pg_ctl stop
+   * -m immediate` sends), then waits until the postmaster has exited. Every backend gets
+   * SIGQUIT and exits without answering, so no commit is acknowledged after the signal; no
+   * shutdown checkpoint and no wait for walsenders to drain to unreachable standbys (what makes
+   * a fast shutdown hang on a cut network). The data directory needs crash recovery, which
+   * pg_rewind runs itself when the node rejoins. Marks the node fenced first, so that nothing
+   * starts Postgres again until {@link clearFence}.
+   *
+   * @returns the time the signal was sent (`Date.now()`, ms), or undefined when Postgres was not running.
+   * @throws PostgresCommandError when the postmaster cannot be signalled and `pg_ctl stop -m immediate` fails.
+   */
+  async fence(): Promise<number | undefined> {
+    this.fencedAtMs ??= Date.now();
+    const pid = postmasterPid(this.pgdata);
+    if (pid === undefined) return undefined;
+    const signalledAtMs = Date.now();
+    try {
+      process.kill(pid, 'SIGQUIT');
+    } catch {
+      await runPgProgram('pg_ctl', ['stop', '--pgdata', this.pgdata, '--mode', 'immediate', '--wait', '--timeout', '30', '--silent']);
+    }
+    const deadline = Date.now() + 30_000;
+    while (postmasterPid(this.pgdata) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await this.session.closeSession();
+    return signalledAtMs;
+  }
+
+  /** Ends the fence: the monitor answered, its goal decides from now on. */
+  clearFence(): void {
+    this.fencedAtMs = undefined;
+  }
+
+  /** Reloads the configuration of a running Postgres. */
+  async reload(): Promise<void> {
+    await this.session.withSession((c) => c.query('select pg_reload_conf()'));
+  }
+
+  /** Runs CHECKPOINT (after promotion, so that pg_control shows the new timeline). */
+  async checkpoint(): Promise<void> {
+    await this.session.withSession((c) => c.query('checkpoint'));
+  }
+
+  /** Promotes a standby (no-op when already a primary). */
+  async promote(): Promise<void> {
+    await this.start();
+    const facts = await this.session.readFacts();
+    if (facts && !facts.isInRecovery) return;
+    this.log.info('promoting Postgres');
+    await pgCtlPromote(this.pgdata);
+  }
+
+  /** Runs initdb when the data directory is empty or missing, and records its identifier in keeper.json. */
+  async initdbIfNeeded(): Promise<void> {
+    if (isPgData(this.pgdata)) return;
+    if (!isEmptyOrMissing(this.pgdata)) {
+      throw new PghaError('PGHA_ERR_PGDATA', `${this.pgdata} is not empty and is not a Postgres data directory`, {
+        hint: 'point --pgdata at an empty or new directory',
+      });
+    }
+    ensureOwnedDir(this.pgdata);
+    this.log.info({ pgdata: this.pgdata }, 'initdb');
+    await initdb(this.pgdata);
+    this.identity.recordOwn('initdb');
+  }
+
+  /** Removes the data directory and pgha's files for it (`pgha drop node --destroy`). */
+  destroyData(): void {
+    this.log.warn({ pgdata: this.pgdata }, 'removing the data directory: the node was dropped with --destroy');
+    rmSync(this.pgdata, { recursive: true, force: true });
+    rmSync(keeperPaths(this.pgdata).dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * How the node takes part in replication: pgha.conf and pg_hba.conf, its server TLS files,
+ * the replication role's passfile and connections, the replication and probe roles, the
+ * replication slots, the primary's settings, and following an upstream as a hot standby. It
+ * owns what a primary's settings were last applied for and the upstream last followed.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  MONITOR_PROBE_ROLE,
+  PghaError,
+  REPLICATION_ROLE,
+  nodeApplicationName,
+  nodeSlotName,
+  type GroupMember,
+  type NodeGoal,
+  type NodeState,
+} from '@pgha/shared';
+import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, postmasterPid, setStandbySignal, withLocalClient, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
+import { postgresTlsDir, replicationPassfile, type KeeperConfig } from '../keeper-config.js';
+import type { DataDirectoryIdentity } from './data-directory-identity.js';
+import type { LocalSession } from './local-session.js';
+import type { PostgresLifecycle } from './postgres-lifecycle.js';
+
+/**
+ * A libpq keyword/value string, values quoted.
+ *
+ * ### Examples
+ * ```ts
+ * conninfo({ host: 'a', port: 5432 }) // "host='a' port='5432'"
+ * ```
+ */
+export function conninfo(parts: Record<string, string | number>): string {
+  return Object.entries(parts)
+    .map(([k, v]) => `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`)
+    .join(' ');
+}
+
+/** What pgha.conf is written for: the group's nodes, the primary's sync names, the upstream a standby follows. */
+export interface NodeConfigOptions {
+  nodes: readonly GroupMember[];
+  synchronousStandbyNames: string;
+  /** The upstream a standby streams from; absent or null on a primary. */
+  follow?: GroupMember | null;
+  /** Stream through this node's slot on `follow` (false when following a standby, which has none). */
+  useSlot?: boolean;
+}
+
+/** See the module comment. One per node (`NodeControl.replication`). */
+export class ReplicationSetup {
+  /** Host of the monitor, from its URL: its probes come from there. */
+  readonly monitorHost: string;
+
+  /**
+   * What a primary's settings were last applied for (goal, names, nodes, postmaster): while it
+   * is unchanged, keeping the state needs no work beyond reading the facts. Set only by
+   * {@link applyPrimarySettings}.
+   */
+  private appliedPrimaryKey: string | undefined;
+
+  /** The upstream last followed; set only by {@link currentUpstream}. */
+  private upstream: GroupMember | null = null;
+
+  constructor(
+    private readonly config: KeeperConfig,
+    private readonly session: LocalSession,
+    private readonly postgres: PostgresLifecycle,
+    private readonly identity: DataDirectoryIdentity,
+    private readonly log: Logger,
+  ) {
+    this.monitorHost = new URL(config.monitorUrl).hostname.replace(/^\[|\]$/g, '');
+  }
+
+  private get pgdata(): string {
+    return this.config.pgdata;
+  }
+
+  /** True unless the node was created with `--no-ssl`. */
+  get tls(): boolean {
+    return this.config.ssl.mode !== 'disable';
+  }
+
+  /**
+   * The pg_hba entries of the formation: replication, rewind and probe roles from node hosts
+   * (`hostssl` unless the node runs without TLS), then, with TLS, a `hostnossl … reject` for
+   * those roles from anywhere: their connections are never in clear text, even when a later
+   * line (initdb's `host replication all 127.0.0.1/32`, an adopted cluster's rules, the client
+   * entries) would match them. Then clients from this host and the formation's hosts (`host`:
+   * each client chooses its own `sslmode`).
+   */
+  hbaEntries(nodes: readonly GroupMember[]): HbaEntry[] {
+    const hosts = [...new Set([this.config.hostname, ...nodes.map((n) => n.host)])];
+    const type = this.tls ? 'hostssl' : 'host';
+    const entries: HbaEntry[] = [];
+    for (const host of hosts) {
+      const address = hostToHbaAddress(host);
+      entries.push({ type, database: 'replication', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'streaming replication between formation nodes' });
+      entries.push({ type, database: 'postgres', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'pg_rewind between formation nodes' });
+    }
+    entries.push({ type, database: 'postgres', user: MONITOR_PROBE_ROLE, address: hostToHbaAddress(this.monitorHost), method: 'scram-sha-256', comment: 'monitor health probe' });
+    if (this.tls) {
+      const never = { type: 'hostnossl', address: 'all', method: 'reject', comment: 'never without TLS' } as const;
+      entries.push({ ...never, database: 'replication', user: REPLICATION_ROLE });
+      entries.push({ ...never, database: 'all', user: REPLICATION_ROLE });
+      entries.push({ ...never, database: 'all', user: MONITOR_PROBE_ROLE });
+    }
+    entries.push({ database: 'all', user: 'all', address: 'samehost', method: this.config.auth, comment: 'clients on this host' });
+    for (const host of hosts) {
+      entries.push({ database: 'all', user: 'all', address: hostToHbaAddress(host), method: this.config.auth, comment: 'clients on formation hosts' });
+    }
+    return entries;
+  }
+
+  /**
+   * This node's server TLS files for `pgha.conf` (absolute paths into its own
+   * {@link postgresTlsDir}, which pg_basebackup and pg_rewind do not copy: a data directory
+   * cloned from another node gets this node's paths when its config is written, before
+   * Postgres starts); undefined with `--no-ssl`.
+   */
+  serverTls(): PghaConf['ssl'] {
+    if (!this.tls) return undefined;
+    const dir = postgresTlsDir(this.pgdata);
+    return { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'root.crt') };
+  }
+
+  /**
+   * Writes the replication role's pgpass file ({@link replicationPassfile}), 0600, owned by
+   * the Postgres OS user, in a 0700 directory of that user.
+   *
+   * @returns its path.
+   */
+  ensurePassfile(): string {
+    const path = replicationPassfile(this.pgdata);
+    if (!existsSync(path)) {
+      ensurePghaDir(pghaDirFor(this.pgdata));
+      ensureOwnedDir(postgresTlsDir(this.pgdata));
+    }
+    writePgpass(path, REPLICATION_ROLE, this.config.replicationPassword);
+    return path;
+  }
+
+  /**
+   * The libpq keywords of a connection as the replication role to `peer` (`primary_conninfo`,
+   * pg_basebackup's `--dbname`, pg_rewind's `--source-server`): its address; the pgpass file,
+   * never the password itself, since conninfo strings end up in pgha.conf, on command lines and
+   * in error messages (callers write the file with {@link ensurePassfile}); and TLS: `sslmode`
+   * as configured, with `sslrootcert` (the formation's CA) for `verify-ca`/`verify-full`.
+   * (`require` gets no `sslrootcert`: libpq would then verify the chain, which is `verify-ca`.)
+   * With `--no-ssl`, `sslmode=disable`.
+   *
+   * @param extra - more keywords (`application_name`, timeouts, `dbname`).
+   * @returns keyword → value, for {@link conninfo}.
+   */
+  replicationConnection(peer: { host: string; port: number }, extra: Record<string, string | number> = {}): Record<string, string | number> {
+    const mode = this.config.ssl.mode;
+    return {
+      host: peer.host,
+      port: peer.port,
+      user: REPLICATION_ROLE,
+      passfile: replicationPassfile(this.pgdata),
+      sslmode: mode,
+      ...(mode === 'verify-full' || mode === 'verify-ca' ? { sslrootcert: join(postgresTlsDir(this.pgdata), 'root.crt') } : {}),
+      ...extra,
+    };
+  }
+
+  /**
+   * Writes pgha.conf and pg_hba.conf for the given role, into the node's own data directory only.
+   *
+   * @returns true when anything changed (a running Postgres must reload).
+   * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the node's (`DataDirectoryIdentity.assertOwn`).
+   */
+  writeConfig(options: NodeConfigOptions): boolean {
+    this.identity.assertOwn();
+    const hba = writeHba(this.pgdata, this.hbaEntries(options.nodes));
+    const ssl = this.serverTls();
+    // Every node keeps its pgpass file ready: a primary needs it when it rejoins as a standby.
+    this.ensurePassfile();
+    const conf = writePghaConf(this.pgdata, {
+      role: 'node',
+      listenAddresses: '*',
+      port: this.config.pgPort,
+      socketDir: this.postgres.socketDir(),
+      synchronousStandbyNames: options.synchronousStandbyNames,
+      ...(ssl ? { ssl } : {}),
+      ...(options.follow
+        ? {
+            primaryConninfo: conninfo(this.replicationConnection(options.follow, {
+              application_name: nodeApplicationName(this.config.nodeId),
+              connect_timeout: 2,
+              keepalives: 1,
+              keepalives_idle: 2,
+              keepalives_interval: 1,
+              keepalives_count: 3,
+            })),
+            // A standby streaming from another standby (fast_forward) has no slot there.
+            primarySlotName: options.useSlot === false ? '' : nodeSlotName(this.config.nodeId),
+          }
+        : {}),
+    });
+    return hba || conf;
+  }
+
+  /** Writes config, then starts or reloads as needed. */
+  async applyConfig(options: NodeConfigOptions): Promise<void> {
+    const changed = this.writeConfig(options);
+    if (!this.postgres.isRunning()) await this.postgres.start();
+    else if (changed) await this.postgres.reload();
+  }
+
+  /**
+   * A writable goal's settings: pg_hba for `nodes`, a replication slot per standby, and
+   * `synchronous_standby_names = names`, applied and visible to a new session before it
+   * returns. Does nothing while they were last applied for the same goal, names, nodes and
+   * postmaster, and Postgres answered the keeper (`answered`).
+   *
+   * @throws PghaError `PGHA_ERR_TIMEOUT` when the setting is not visible within 5 s; whatever
+   *   writing the config, starting Postgres or creating a slot throws.
+   */
+  async applyPrimarySettings(goalState: NodeState, nodes: readonly GroupMember[], names: string, answered: boolean): Promise<void> {
+    const key = (): string => JSON.stringify([goalState, names, nodes.map((n) => [n.nodeId, n.host, n.port]), postmasterPid(this.pgdata)]);
+    if (answered && key() === this.appliedPrimaryKey) return;
+    this.appliedPrimaryKey = undefined;
+    await this.applyConfig({ nodes, synchronousStandbyNames: names });
+    await this.ensureSlots(nodes);
+    await this.waitForSetting(names);
+    this.appliedPrimaryKey = key();
+  }
+
+  /** Creates the replication and probe roles with the formation's passwords (idempotent). */
+  async createRoles(): Promise<void> {
+    await withLocalClient(this.session.local, async (c) => {
+      for (const [role, extra] of [[REPLICATION_ROLE, 'replication'], [MONITOR_PROBE_ROLE, '']] as const) {
+        const exists = await c.query('select 1 from pg_roles where rolname = $1', [role]);
+        if (exists.rowCount === 0) await c.query(`create role ${ident(role)} with login ${extra}`);
+      }
+      await c.query(`alter role ${ident(REPLICATION_ROLE)} with password ${literal(this.config.replicationPassword)}`);
+      await c.query(`alter role ${ident(MONITOR_PROBE_ROLE)} with password ${literal(this.config.monitorProbePassword)}`);
+      // What pg_rewind needs from a non-superuser (PostgreSQL docs, pg_rewind).
+      for (const fn of [
+        'pg_catalog.pg_ls_dir(text, boolean, boolean)',
+        'pg_catalog.pg_stat_file(text, boolean)',
+        'pg_catalog.pg_read_binary_file(text)',
+        'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)',
+      ]) {
+        await c.query(`grant execute on function ${fn} to ${ident(REPLICATION_ROLE)}`);
+      }
+    });
+  }
+
+  /** Creates a physical replication slot for every other node of the group that lacks one. */
+  async ensureSlots(nodes: readonly GroupMember[]): Promise<void> {
+    const wanted = nodes.filter((n) => n.nodeId !== this.config.nodeId).map((n) => nodeSlotName(n.nodeId));
+    if (wanted.length === 0) return;
+    await this.session.withSession(async (c) => {
+      const { rows } = await c.query<{ slot_name: string }>("select slot_name from pg_replication_slots where slot_type = 'physical'");
+      const have = new Set(rows.map((r) => r.slot_name));
+      for (const slot of wanted) {
+        if (!have.has(slot)) {
+          this.log.info({ slot }, 'creating replication slot');
+          await c.query('select pg_create_physical_replication_slot($1, true)', [slot]);
+        }
+      }
+    });
+  }
+
+  /** Waits until a new session sees `synchronous_standby_names = expected` (after a reload). */
+  async waitForSetting(expected: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await this.session.withSession(async (c) => (await c.query<{ v: string }>("select current_setting('synchronous_standby_names') as v")).rows[0]!.v);
+      if (value === expected) return;
+      if (Date.now() > deadline) throw new PghaError('PGHA_ERR_TIMEOUT', `synchronous_standby_names is still '${value}', expected '${expected}' after reload`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
+   * Starts (or re-points) Postgres as a hot standby of the goal's upstream ({@link currentUpstream}).
+   *
+   * @throws PghaError `PGHA_ERR_CONFIG` when there is no upstream to follow yet;
+   *   `PGHA_ERR_PGDATA` when the data directory is not the node's.
+   */
+  async followAsStandby(goal: NodeGoal): Promise<void> {
+    const upstream = this.currentUpstream(goal);
+    if (!upstream) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to follow yet', { hint: 'the monitor has not assigned a primary; the keeper retries' });
+    this.identity.assertOwn();
+    setStandbySignal(this.pgdata, true);
+    await this.applyConfig({ nodes: goal.nodes, synchronousStandbyNames: '', follow: upstream, useSlot: upstream.nodeId === goal.primary?.nodeId });
+  }
+
+  /**
+   * The node this standby streams from: the monitor's `upstream` (the primary, or the most
+   * advanced standby during `fast_forward`), which it remembers; the last one followed when the
+   * monitor has none to offer (mid-failover).
+   */
+  currentUpstream(goal: NodeGoal): GroupMember | null {
+    if (goal.upstream && goal.upstream.nodeId !== this.config.nodeId) this.upstream = goal.upstream;
+    return this.upstream;
+  }
+}
