@@ -241,15 +241,12 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   // The hook runs from `keeper run` on: it announces the role it finds once the monitor confirms it.
   const keeper = new Keeper(config, log, { roleChangeHooks: false });
   const timeoutMs = options.timeoutMs ?? 300_000;
-  const timer = new AbortController();
-  const t = setTimeout(() => timer.abort(), timeoutMs);
-  const both = AbortSignal.any([signal, timer.signal]);
+  const both = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
   try {
     await keeper.run(both, (k) => INITIALISED.has(k.currentState));
     // Tell the monitor the state reached before handing over to `pgha keeper run`.
     if (INITIALISED.has(keeper.currentState)) await keeper.report().catch(() => undefined);
   } finally {
-    clearTimeout(t);
     await keeper.shutdown(false);
   }
   if (!INITIALISED.has(keeper.currentState)) {

@@ -31,6 +31,7 @@ import { STUCK_GRACE_MS, StuckClock, failingStepProblem, notStreamingProblem, pr
 import type { PostgresFacts } from './local-facts.js';
 import { loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
 import { MonitorClient } from '@pgha/client';
+import { delay } from '@pgha/postgres';
 import { NodeControl } from './node-control.js';
 import { PartitionWatchdog } from './partition-watchdog.js';
 import { RoleAnnouncer } from './role-announcer.js';
@@ -518,7 +519,7 @@ export class Keeper implements KeeperViewSource {
       }
       if (out.transitioned) continue;
       if (out.failed) {
-        await abortableDelay(this.retryDelayMs, signal);
+        await delay(this.retryDelayMs, signal);
         continue;
       }
       // Wait for a goal change, the report interval, or the local Postgres going away.
@@ -529,7 +530,7 @@ export class Keeper implements KeeperViewSource {
         this.lastGoal = goal;
         if (goal.settings) this.settings = goal.settings;
       } catch {
-        if (!wake.signal.aborted && !signal.aborted) await abortableDelay(this.reportIntervalMs, signal);
+        if (!wake.signal.aborted && !signal.aborted) await delay(this.reportIntervalMs, signal);
       } finally {
         this.node.session.onSessionLost = undefined;
       }
@@ -551,16 +552,4 @@ export class Keeper implements KeeperViewSource {
     await this.node.session.closeSession();
     await this.client.close();
   }
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -10,7 +10,7 @@ import type pg from 'pg';
 import { FENCE_CHECK_INTERVAL_MS, FENCE_QUERY_TIMEOUT_MS } from '@pgha/shared';
 import { partitionAction, type PartitionFacts } from './fsm/partition-rule.js';
 import type { NodeControl } from './node-control.js';
-import { newPgClient, localConnection } from '@pgha/postgres';
+import { delay, localConnection, newPgClient } from '@pgha/postgres';
 
 /** What the watchdog needs of its keeper. */
 export interface WatchdogHost {
@@ -134,6 +134,6 @@ export class PartitionWatchdog {
     this.session = undefined;
     if (!client) return;
     // A session to a Postgres that does not answer: do not wait for a clean goodbye.
-    await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 50))]);
+    await Promise.race([client.end().catch(() => undefined), delay(50)]);
   }
 }

@@ -13,7 +13,7 @@ import { NODE_STATES } from '@pgha/shared';
 import { NODE_ROLES, roleOfState } from '../src/fsm/node-role.js';
 import { HOOK_OUTPUT_TAIL_BYTES, RoleChangeHookRunner, type HookRunResult, type RoleChangeFacts } from '../src/role-change-hook.js';
 import { planKeeperReload } from '../src/config-reload.js';
-import { isServiceCommandLine, isProcessAlive } from '@pgha/postgres';
+import { isProcessAlive, isServiceCommandLine, waitFor } from '@pgha/postgres';
 import type { KeeperConfig } from '@pgha/keeper';
 import { memoryLogger } from './memory-logger.js';
 
@@ -22,11 +22,7 @@ const facts = (state = 'wait_primary'): RoleChangeFacts => ({ nodeName: 'node1',
 
 /** Polls `fn` every 10 ms for at most `ms`. */
 async function until(what: string, fn: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(what, fn, { timeoutMs: ms, intervalMs: 10 });
 }
 
 let dir: string;

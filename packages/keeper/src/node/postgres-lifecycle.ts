@@ -8,7 +8,7 @@ import { closeSync, existsSync, openSync, readSync, rmSync, statfsSync, statSync
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { PghaError } from '@pgha/shared';
-import { ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, postmasterPid, runPgProgram } from '@pgha/postgres';
+import { ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, pollUntil, postmasterPid, runPgProgram } from '@pgha/postgres';
 import { keeperPaths } from '../keeper-config.js';
 import { diskProblem, lastServerFailure } from '../local-problem.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
@@ -179,8 +179,7 @@ export class PostgresLifecycle {
     } catch {
       await runPgProgram('pg_ctl', ['stop', '--pgdata', this.pgdata, '--mode', 'immediate', '--wait', '--timeout', '30', '--silent']);
     }
-    const deadline = Date.now() + 30_000;
-    while (postmasterPid(this.pgdata) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await pollUntil(() => postmasterPid(this.pgdata) === undefined, { timeoutMs: 30_000, intervalMs: 10 });
     await this.session.closeSession();
     return signalledAtMs;
   }

@@ -17,7 +17,7 @@ import {
   type NodeGoal,
   type NodeState,
 } from '@pgha/shared';
-import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, postmasterPid, setStandbySignal, withLocalClient, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
+import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, pollUntil, postmasterPid, setStandbySignal, withLocalClient, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
 import { postgresTlsDir, replicationPassfile, type KeeperConfig } from '../keeper-config.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
 import type { LocalSession } from './local-session.js';
@@ -265,15 +265,19 @@ export class ReplicationSetup {
     });
   }
 
-  /** Waits until a new session sees `synchronous_standby_names = expected` (after a reload). */
+  /**
+   * Waits until a new session sees `synchronous_standby_names = expected` (after a reload).
+   *
+   * @throws PghaError `PGHA_ERR_TIMEOUT` naming the value still seen after `timeoutMs`.
+   */
   async waitForSetting(expected: string, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await this.session.withSession(async (c) => (await c.query<{ v: string }>("select current_setting('synchronous_standby_names') as v")).rows[0]!.v);
-      if (value === expected) return;
-      if (Date.now() > deadline) throw new PghaError('PGHA_ERR_TIMEOUT', `synchronous_standby_names is still '${value}', expected '${expected}' after reload`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    let value: string | undefined;
+    const read = async (): Promise<boolean> => {
+      value = await this.session.withSession(async (c) => (await c.query<{ v: string }>("select current_setting('synchronous_standby_names') as v")).rows[0]!.v);
+      return value === expected;
+    };
+    if (await pollUntil(read, { timeoutMs, intervalMs: 50 })) return;
+    throw new PghaError('PGHA_ERR_TIMEOUT', `synchronous_standby_names is still ${value === undefined ? 'unread' : `'${value}'`}, expected '${expected}' after reload`);
   }
 
   /**
