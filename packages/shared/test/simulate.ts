@@ -7,6 +7,7 @@
  * every report refreshes `lastReportMs`.
  */
 import {
+  CANDIDATE_STATES,
   STANDBY_STATES,
   WRITABLE_STATES,
   applyAssignments,
@@ -30,9 +31,6 @@ const EDGE_KEYS = new Set(MONITOR_EDGES.map(([from, to]) => `${from}->${to}`));
 export function isMonitorEdge(from: NodeState, goal: NodeState): boolean {
   return from === goal || EDGE_KEYS.has(`${from}->${goal}`);
 }
-
-/** Goals in which a node takes part in a promotion: only a node with candidate priority > 0. */
-const CANDIDATE_GOALS: ReadonlySet<NodeState> = new Set(['prepare_promotion', 'fast_forward', 'stop_replication']);
 
 /** Goals of a node whose Postgres may hold WAL of the old primary (a standby, or one leaving for maintenance). */
 const HOLDS_WAL_GOALS: ReadonlySet<NodeState> = new Set([...STANDBY_STATES, 'wait_maintenance']);
@@ -71,7 +69,7 @@ export function checkDecision(facts: GroupFacts, assignments: readonly Assignmen
     if (!isMonitorEdge(node.goalState, a.goalState)) {
       violations.push(`[${a.rule}] node ${a.nodeId}: previous goal ${node.goalState} -> goal ${a.goalState} is not in MONITOR_EDGES`);
     }
-    if (CANDIDATE_GOALS.has(a.goalState) && node.candidatePriority === 0) {
+    if (CANDIDATE_STATES.has(a.goalState) && node.candidatePriority === 0) {
       violations.push(`[${a.rule}] node ${a.nodeId} has candidate priority 0 but is assigned ${a.goalState}`);
     }
     if (a.goalState === 'stop_replication') {

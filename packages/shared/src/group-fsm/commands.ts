@@ -4,7 +4,7 @@
  * `perform_failover`, `perform_promotion`, `start_maintenance`, `stop_maintenance` and
  * `remove_node`, and the refusals its users know ("no candidate", "already in progress").
  */
-import type { NodeState } from '../states.js';
+import { MAINTENANCE_STATES, TRANSITION_IN_PROGRESS_STATES, type NodeState } from '../states.js';
 import { describeWinner, elect } from './election.js';
 import type { Assignment, GroupFacts, NodeFacts, OperatorEvent } from './facts.js';
 import { hasWritableGoal, isCurrentState, keeperIsAlive, postgresIsDown, primaryHasFailed, quorumStandbys, standbyIsHealthy, writableNode } from './guards.js';
@@ -12,10 +12,6 @@ import { startElection } from './plans.js';
 
 /** What a command yields. */
 export type CommandOutcome = { assignments: Assignment[]; note?: string } | { refusal: string };
-
-const IN_PROGRESS: ReadonlySet<NodeState> = new Set<NodeState>([
-  'draining', 'demote_timeout', 'prepare_maintenance', 'report_lsn', 'fast_forward', 'prepare_promotion', 'stop_replication', 'join_primary', 'wait_standby',
-]);
 
 function describe(node: NodeFacts): string {
   return `node ${node.nodeId} "${node.name}"`;
@@ -26,7 +22,7 @@ function assign(node: NodeFacts, goalState: NodeState, rule: string, reason: str
 }
 
 function transitionInProgress(facts: GroupFacts): string | undefined {
-  const busy = facts.nodes.find((n) => IN_PROGRESS.has(n.goalState) || n.reportedState !== n.goalState);
+  const busy = facts.nodes.find((n) => TRANSITION_IN_PROGRESS_STATES.has(n.goalState) || n.reportedState !== n.goalState);
   return busy ? `a transition is already running: ${describe(busy)} is ${busy.reportedState} with goal ${busy.goalState}; wait for it to finish (pgha show state)` : undefined;
 }
 
@@ -97,7 +93,7 @@ export function planCommand(facts: GroupFacts, event: OperatorEvent): CommandOut
 
     case 'enable_maintenance': {
       const n = node!;
-      if (['maintenance', 'wait_maintenance', 'prepare_maintenance'].includes(n.goalState)) return { refusal: `${describe(n)} is already in maintenance` };
+      if (MAINTENANCE_STATES.has(n.goalState)) return { refusal: `${describe(n)} is already in maintenance` };
       if (hasWritableGoal(n)) {
         if (!event.allowFailover) return { refusal: `${describe(n)} is the primary: pass --allow-failover to switch over first, then enter maintenance` };
         return planSwitchover(facts, 'enable-maintenance', 'prepare_maintenance');
@@ -105,7 +101,7 @@ export function planCommand(facts: GroupFacts, event: OperatorEvent): CommandOut
       if ((n.goalState !== 'secondary' && n.goalState !== 'catchingup') || n.reportedState !== n.goalState) {
         return { refusal: `${describe(n)} is ${n.reportedState} (goal ${n.goalState}): maintenance applies to the primary or to a standby that has reached secondary or catchingup` };
       }
-      const busy = facts.nodes.find((o) => o.nodeId !== n.nodeId && IN_PROGRESS.has(o.goalState));
+      const busy = facts.nodes.find((o) => o.nodeId !== n.nodeId && TRANSITION_IN_PROGRESS_STATES.has(o.goalState));
       if (busy) return { refusal: `a transition is already running: ${describe(busy)} has goal ${busy.goalState}; wait for it to finish (pgha show state)` };
       const primary = writableNode(facts);
       if (!primary) return { refusal: 'the group has no primary: maintenance on a standby waits until it has one' };
@@ -127,7 +123,7 @@ export function planCommand(facts: GroupFacts, event: OperatorEvent): CommandOut
       if (hasWritableGoal(n) && facts.nodes.some((o) => o.nodeId !== n.nodeId)) {
         return { refusal: `${describe(n)} is the primary and other nodes depend on it: switch over first (pgha perform switchover), then drop it` };
       }
-      const busy = facts.nodes.find((o) => o.nodeId !== n.nodeId && IN_PROGRESS.has(o.goalState) && o.goalState !== 'wait_standby');
+      const busy = facts.nodes.find((o) => o.nodeId !== n.nodeId && TRANSITION_IN_PROGRESS_STATES.has(o.goalState) && o.goalState !== 'wait_standby');
       if (busy) return { refusal: `a transition is already running: ${describe(busy)} has goal ${busy.goalState}; drop the node once it is done` };
       return { assignments: [assign(n, 'dropped', 'drop-node', `${describe(n)} is dropped from the formation (operator)`)] };
     }

@@ -4,7 +4,7 @@
  * transition, and the assignments come back as data.
  */
 import { createActor, type ActorScope, type ExecutableActionObject } from 'xstate';
-import { WRITABLE_STATES, type NodeState } from '../states.js';
+import { FAILOVER_PHASE_STATES, WRITABLE_STATES } from '../states.js';
 import type { Assignment, EvaluateEvent, GroupEvent, GroupFacts } from './facts.js';
 import { groupMachine, type AssignGoalStatesParams, type GroupPhase, type RefuseCommandParams } from './machine.js';
 
@@ -42,22 +42,14 @@ function transitionActions(snapshot: ReturnType<typeof groupMachine.resolveState
   return collected.splice(0);
 }
 
-const FAILOVER_GOALS: ReadonlySet<NodeState> = new Set<NodeState>([
-  'prepare_promotion',
-  'stop_replication',
-  'report_lsn',
-  'fast_forward',
-  'draining',
-  'prepare_maintenance',
-]);
-
 /**
  * The group's phase as its goal states show it: `bootstrap` when every node is still
- * `init`, `failover` while a node is being promoted, `steady` otherwise.
+ * `init`, `failover` while a node holds one of the {@link FAILOVER_PHASE_STATES} (a promotion
+ * or a switchover under way), `steady` otherwise.
  */
 export function groupPhase(facts: GroupFacts): GroupPhase {
   if (facts.nodes.every((n) => n.goalState === 'init')) return 'bootstrap';
-  if (facts.nodes.some((n) => FAILOVER_GOALS.has(n.goalState))) return 'failover';
+  if (facts.nodes.some((n) => FAILOVER_PHASE_STATES.has(n.goalState))) return 'failover';
   return 'steady';
 }
 

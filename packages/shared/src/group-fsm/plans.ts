@@ -8,7 +8,7 @@
  */
 import { formatDurationMs } from '../duration.js';
 import { formatLsn } from '../lsn.js';
-import type { NodeState } from '../states.js';
+import { OUTGOING_PRIMARY_STATES, PROMOTION_STATES, STANDBY_STATES, type NodeState } from '../states.js';
 import type { Assignment, GroupFacts, NodeFacts } from './facts.js';
 import { appNameOf, describeWinner, elect, isEligible, reportingStandbys } from './election.js';
 import {
@@ -131,15 +131,9 @@ export const standbyFailed: Plan = (facts) => {
   return nonEmpty(out, facts);
 };
 
-/** Goal states of a node in the promotion pipeline of a failover or switchover. */
-const PROMOTION_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['report_lsn', 'fast_forward', 'prepare_promotion', 'stop_replication']);
-
-/** Goal states of a primary being replaced. */
-const OUTGOING_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['draining', 'demote_timeout', 'prepare_maintenance']);
-
 /** The primary being replaced by a failover or switchover in progress, if any. */
 export function outgoingPrimary(facts: GroupFacts): NodeFacts | undefined {
-  return facts.nodes.find((n) => OUTGOING_GOALS.has(n.goalState));
+  return facts.nodes.find((n) => OUTGOING_PRIMARY_STATES.has(n.goalState));
 }
 
 /**
@@ -197,7 +191,7 @@ export const failoverStart: Plan = (facts) => {
     });
   }
   const old = outgoingPrimary(facts);
-  if (!old || facts.nodes.some((n) => PROMOTION_GOALS.has(n.goalState)) || !outgoingIsFenced(facts, old)) return undefined;
+  if (!old || facts.nodes.some((n) => PROMOTION_STATES.has(n.goalState)) || !outgoingIsFenced(facts, old)) return undefined;
   return startElection(facts, old, 'election-restart');
 };
 
@@ -208,7 +202,7 @@ export const failoverStart: Plan = (facts) => {
  */
 export const electFromReports: Plan = (facts) => {
   const voters = facts.nodes.filter((n) => n.goalState === 'report_lsn');
-  if (voters.length === 0 || facts.nodes.some((n) => PROMOTION_GOALS.has(n.goalState) && n.goalState !== 'report_lsn')) return undefined;
+  if (voters.length === 0 || facts.nodes.some((n) => PROMOTION_STATES.has(n.goalState) && n.goalState !== 'report_lsn')) return undefined;
   const answered = voters.filter((v) => v.reportedState === 'report_lsn' && keeperIsAlive(facts, v));
   const askedMs = Math.max(...voters.map((v) => v.goalChangedMs ?? Number.POSITIVE_INFINITY));
   const timedOut = Number.isFinite(askedMs) && facts.nowMs - askedMs >= facts.settings.electionTimeoutMs;
@@ -284,7 +278,8 @@ export const promotionDone: Plan = (facts) => {
       out.push(assign(n, 'maintenance', 'promotion-done', `${describe(n)} is in maintenance; ${describe(candidate)} is the primary`));
     } else if (n.goalState === 'draining' || n.goalState === 'demote_timeout') {
       out.push(assign(n, 'demoted', 'promotion-done', `${describe(n)} is the old primary: it stays stopped until it rejoins as a standby of ${describe(candidate)}`));
-    } else if (['secondary', 'report_lsn', 'fast_forward', 'prepare_promotion'].includes(n.goalState)) {
+    } else if (STANDBY_STATES.has(n.goalState) && n.goalState !== 'catchingup') {
+      // A standby still catching up goes on catching up, from the new primary.
       out.push(assign(n, 'join_secondary', 'promotion-done', `${describe(n)} follows the new primary ${describe(candidate)}`));
     }
   }
