@@ -164,7 +164,7 @@ describe('no failover when it would be unsafe or unnecessary', () => {
     const decision = decide(facts, { type: 'evaluate', cause: 'health' });
     const promoted = decision.assignments.filter((a) => a.goalState === 'prepare_promotion' || a.goalState === 'stop_replication');
     expect(promoted).toEqual([]);
-    expect(decision.rule).not.toBe('failoverStart');
+    expect(decision.rule).not.toBe('failover-start');
     expect(decision.assignments.find((a) => a.nodeId === 1 && a.goalState === 'demote_timeout')).toBeUndefined();
   });
 });
