@@ -11,6 +11,8 @@ import {
   decideUntilStable,
   groupMachine,
   groupPhase,
+  transitionGroup,
+  type GroupEvent,
   type GroupFacts,
   type GroupPhase,
   type OperatorEvent,
@@ -18,6 +20,7 @@ import {
 } from '@pgha/shared';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { transition } from 'xstate';
 import { getAdjacencyMap } from 'xstate/graph';
 import { describe, expect, it } from 'vitest';
 import { groupFacts, type NodeSpec } from './fact-builders.js';
@@ -252,6 +255,28 @@ describe('group state machine is well formed', () => {
         }),
       };
       expect(groupPhase(next), name).toBe(decision.nextPhase);
+    }
+  });
+});
+
+describe('transitionGroup', () => {
+  it("returns what XState's public transition() returns: the next snapshot and the actions, with their parameters", () => {
+    const cases: Array<[string, GroupFacts, GroupEvent]> = [
+      ...RULE_IDS.map((id): [string, GroupFacts, GroupEvent] => [id, FIXTURES[id].facts, { type: 'evaluate', cause: 'timer' }]),
+      ['nothing to do', groupFacts().primary().standby().build(), { type: 'evaluate', cause: 'report' }],
+      ['perform-switchover', groupFacts().primary().standby().build(), { type: 'perform-switchover' }],
+      ['refused perform-promotion', groupFacts().primary().standby({ candidatePriority: 0 }).build(), { type: 'perform-promotion', nodeId: 2 }],
+      ['refused during a failover', FIXTURES.election.facts, { type: 'drop-node', nodeId: 2 }],
+    ];
+    for (const [label, facts, event] of cases) {
+      const snapshot = groupMachine.resolveState({ value: groupPhase(facts), context: { facts } });
+      const [next, actions] = transitionGroup(snapshot, event);
+      const [refNext, refActions] = transition(groupMachine, snapshot, event);
+      expect(next.value, label).toEqual(refNext.value);
+      expect(next.context, label).toBe(refNext.context);
+      expect(actions.map((a) => [a.type, a.params]), label).toEqual(refActions.map((a) => [a.type, a.params]));
+      // Every case but 'nothing to do' takes one action (its assignments or a refusal): the comparison compares something.
+      expect(actions.length, label).toBe(label === 'nothing to do' ? 0 : 1);
     }
   });
 });

@@ -10,6 +10,7 @@
  * event's `type`.
  */
 import { setup } from 'xstate';
+import { DEFAULT_FORMATION_SETTINGS } from '../settings.js';
 import { planCommand } from './commands.js';
 import type { Assignment, GroupEvent, GroupFacts, OperatorEvent, PlannedAssignment } from './facts.js';
 import { PLANS, type RuleId } from './plans.js';
@@ -28,6 +29,13 @@ export interface RefuseCommandParams {
 }
 
 type Ctx = { context: { facts: GroupFacts }; event: GroupEvent };
+
+/**
+ * The facts of an actor created without input: an empty group. XState's pure `transition()`
+ * creates such an actor (never started) on every call; without this its context factory
+ * would throw, which XState catches, on every call.
+ */
+const NO_GROUP: GroupFacts = { formation: '', groupId: 0, nowMs: 0, settings: DEFAULT_FORMATION_SETTINGS, nodes: [] };
 
 /** `planned` with the rule id that made them. */
 function stamp(rule: string, planned: readonly PlannedAssignment[]): Assignment[] {
@@ -94,7 +102,7 @@ export const groupMachine = setup({
   types: {
     context: {} as { facts: GroupFacts },
     events: {} as GroupEvent,
-    input: {} as { facts: GroupFacts },
+    input: {} as { facts: GroupFacts } | undefined,
   },
   guards: {
     ...RULE_GUARDS,
@@ -107,7 +115,7 @@ export const groupMachine = setup({
   },
 }).createMachine({
   id: 'group',
-  context: ({ input }) => ({ facts: input.facts }),
+  context: ({ input }) => ({ facts: input?.facts ?? NO_GROUP }),
   initial: 'bootstrap',
   states: {
     bootstrap: {
