@@ -12,7 +12,7 @@ import { groupFacts } from '../packages/shared/test/fact-builders.js';
 
 const SHAPES: Record<string, GroupFacts> = {
   'primary + 2 secondaries (nothing to do)': groupFacts({ nowMs: 1_000_000 }).primary({}).standby({}).standby({}).build(),
-  'primary + failed standby': groupFacts({ nowMs: 1_000_000 }).primary({}).standby({}).standby({ health: 'bad', pgIsRunning: false, keeperSilentMs: 10_000 }).build(),
+  'primary + failed standby': groupFacts({ nowMs: 1_000_000 }).primary({}).standby({}).standby({ health: 'bad', postgresRunning: false, keeperSilentMs: 10_000 }).build(),
   'primary failed (election)': groupFacts({ nowMs: 1_000_000 }).primary({ health: 'bad', keeperSilentMs: 10_000 }).standby({ streaming: false, notStreamingForMs: 5_000 }).standby({ streaming: false, notStreamingForMs: 5_000 }).build(),
 };
 const EVENT = { type: 'evaluate', cause: 'report' } as const;

@@ -420,7 +420,7 @@ export class Keeper {
     this.lastProblem = problemSentence(problems);
     return {
       reportedState: this.state.currentState,
-      pgIsRunning: this.lastPgRunning,
+      postgresRunning: this.lastPgRunning,
       isInRecovery: facts?.isInRecovery ?? null,
       lsn: formatLsn(this.lastLsn),
       timeline: this.lastTimeline,

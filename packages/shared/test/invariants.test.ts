@@ -155,7 +155,7 @@ function makeNode(nodeId: number, [reportedState, goalState]: Pair, c: Condition
     goalState,
     lastReportMs,
     // A live keeper reports what the probe sees; a silent keeper's last report said "running".
-    pgIsRunning: !(c.keeper === 'alive' && c.health === 'bad'),
+    postgresRunning: !(c.keeper === 'alive' && c.health === 'bad'),
     reportedLsn,
     reportedTimeline: 1,
     upstreamStreaming: c.streaming,
@@ -183,7 +183,7 @@ class Findings {
       if (!this.examples.has(shape)) {
         const nodes = input.nodes.map((n) =>
           `${n.nodeId}:${n.reportedState}/${n.goalState} health=${n.health} keeper=${n.lastReportMs === T0 ? 'alive' : 'silent'} ` +
-          `pgIsRunning=${n.pgIsRunning} streaming=${n.upstreamStreaming} lsn=${n.reportedLsn} prio=${n.candidatePriority}`);
+          `postgresRunning=${n.postgresRunning} streaming=${n.upstreamStreaming} lsn=${n.reportedLsn} prio=${n.candidatePriority}`);
         this.examples.set(shape, `${v}\n    facts: ${nodes.join(' | ')}\n    assignments: ${assignments.map((a) => `${a.nodeId}->${a.goalState} (${a.rule})`).join(', ')}`);
       }
     }

@@ -75,7 +75,7 @@ describe('switchover', () => {
     expect(group.lastAssignments).toEqual([]);
 
     group.advance(100).reach(1).report(2).decide();
-    expect(group.node(1)).toMatchObject({ reportedState: 'draining', pgIsRunning: false });
+    expect(group.node(1)).toMatchObject({ reportedState: 'draining', postgresRunning: false });
     expect(group.lastGoals()).toEqual({ 2: 'stop_replication' });
     expect(group.lastAssignments[0]?.reason).toBe('node 2 "node2" promotes: the old primary has stopped');
 
@@ -103,7 +103,7 @@ describe('switchover', () => {
 
   it('2 nodes: the old primary that fails while draining (Postgres down) also lets the candidate promote', () => {
     const group = converged([{}]).command({ type: 'perform-switchover' });
-    group.advance(100).reach(2).report(1, { pgIsRunning: false }).set(1, { health: 'bad' }).decide();
+    group.advance(100).reach(2).report(1, { postgresRunning: false }).set(1, { health: 'bad' }).decide();
     expect(group.lastGoals()).toEqual({ 2: 'stop_replication' });
   });
 
@@ -203,7 +203,7 @@ describe('refusals: the reason, and nothing changes', () => {
   });
 
   it('the group has no primary', () => {
-    const facts = groupFacts().node({ state: 'demoted', pgIsRunning: false, health: 'bad' }).standby().build();
+    const facts = groupFacts().node({ state: 'demoted', postgresRunning: false, health: 'bad' }).standby().build();
     expectRefused(facts, { type: 'perform-switchover' }, 'the group has no primary');
   });
 

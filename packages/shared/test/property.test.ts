@@ -270,7 +270,7 @@ class World {
         goalState: n.goalState,
         goalChangedMs: n.goalChangedMs,
         lastReportMs: n.lastReportMs,
-        pgIsRunning: n.reportedPgRunning,
+        postgresRunning: n.reportedPgRunning,
         reportedLsn: lsn(n.reportedLsn),
         reportedTimeline: n.reportedTimeline,
         upstreamStreaming: n.upstreamStreaming,

@@ -87,7 +87,7 @@ export function checkDecision(facts: GroupFacts, assignments: readonly Assignmen
       const better = current.nodes.filter(
         (n) =>
           n.nodeId !== node.nodeId && n.reportedState === 'report_lsn' && n.goalState === 'report_lsn' && keeperAlive(current, n) &&
-          n.pgIsRunning && n.candidatePriority > 0 &&
+          n.postgresRunning && n.candidatePriority > 0 &&
           (n.candidatePriority > node.candidatePriority || (n.candidatePriority === node.candidatePriority && n.reportedLsn > node.reportedLsn)),
       );
       if (better.length > 0) {
@@ -144,23 +144,23 @@ export function applyInOrder(facts: GroupFacts, assignments: readonly Assignment
  */
 export function keeperEffects(facts: GroupFacts, nodeId: number, goal: NodeState): Partial<NodeFacts> {
   const node = nodeOf(facts, nodeId);
-  if (STOPPED_GOALS.has(goal)) return { pgIsRunning: false, upstreamStreaming: false };
+  if (STOPPED_GOALS.has(goal)) return { postgresRunning: false, upstreamStreaming: false };
   switch (goal) {
     case 'fast_forward': {
       const upstream = facts.nodes
-        .filter((n) => n.nodeId !== nodeId && HOLDS_WAL_GOALS.has(n.goalState) && n.pgIsRunning)
+        .filter((n) => n.nodeId !== nodeId && HOLDS_WAL_GOALS.has(n.goalState) && n.postgresRunning)
         .reduce<NodeFacts | undefined>((best, n) => (!best || n.reportedLsn > best.reportedLsn ? n : best), undefined);
       return upstream && upstream.reportedLsn > node.reportedLsn
-        ? { pgIsRunning: true, reportedLsn: upstream.reportedLsn, reportedTimeline: upstream.reportedTimeline, upstreamStreaming: false }
-        : { pgIsRunning: true, upstreamStreaming: false };
+        ? { postgresRunning: true, reportedLsn: upstream.reportedLsn, reportedTimeline: upstream.reportedTimeline, upstreamStreaming: false }
+        : { postgresRunning: true, upstreamStreaming: false };
     }
     case 'join_secondary':
     case 'catchingup': {
       const primary = facts.nodes.find(
-        (n) => n.nodeId !== nodeId && WRITABLE_STATES.has(n.goalState) && n.reportedState === n.goalState && n.pgIsRunning,
+        (n) => n.nodeId !== nodeId && WRITABLE_STATES.has(n.goalState) && n.reportedState === n.goalState && n.postgresRunning,
       );
       return primary
-        ? { pgIsRunning: true, upstreamStreaming: true, reportedLsn: primary.reportedLsn, reportedTimeline: primary.reportedTimeline }
+        ? { postgresRunning: true, upstreamStreaming: true, reportedLsn: primary.reportedLsn, reportedTimeline: primary.reportedTimeline }
         : { upstreamStreaming: false };
     }
     case 'report_lsn':
@@ -168,11 +168,11 @@ export function keeperEffects(facts: GroupFacts, nodeId: number, goal: NodeState
       return { upstreamStreaming: false };
     case 'primary':
     case 'apply_settings':
-      return { pgIsRunning: true, synchronousStandbyNames: synchronousStandbyNames(facts, nodeId) };
+      return { postgresRunning: true, synchronousStandbyNames: synchronousStandbyNames(facts, nodeId) };
     case 'single':
     case 'wait_primary':
     case 'stop_replication':
-      return { pgIsRunning: true, synchronousStandbyNames: '' };
+      return { postgresRunning: true, synchronousStandbyNames: '' };
     default:
       return {};
   }

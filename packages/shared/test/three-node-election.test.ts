@@ -95,7 +95,7 @@ describe('candidate priorities 50/50/0', () => {
     const group = failoverStarted(
       groupFacts({ nowMs: T0 })
         .primary(deadPrimary)
-        .standby(orphan({ candidatePriority: 50, lsn: '0/6000000', pgIsRunning: false }))
+        .standby(orphan({ candidatePriority: 50, lsn: '0/6000000', postgresRunning: false }))
         .standby(orphan({ candidatePriority: 0, lsn: '0/6800000' }))
         .build(),
     );

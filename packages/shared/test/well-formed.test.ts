@@ -87,7 +87,7 @@ const FIXTURES: Record<RuleId, { facts: GroupFacts; phase: GroupPhase }> = {
   },
   'demoted-rejoin': {
     phase: 'steady',
-    facts: groupFacts().standby({ nodeId: 1, state: 'demoted', pgIsRunning: false, health: 'bad' }).primary({ nodeId: 2, state: 'wait_primary' }).build(),
+    facts: groupFacts().standby({ nodeId: 1, state: 'demoted', postgresRunning: false, health: 'bad' }).primary({ nodeId: 2, state: 'wait_primary' }).build(),
   },
   'standby-caught-up': {
     phase: 'steady',

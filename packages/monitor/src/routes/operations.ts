@@ -28,7 +28,7 @@ async function nodeByName(deps: AppDeps, formation: string, name: string): Promi
 
 async function run(deps: AppDeps, formation: string, groupId: number, event: OperatorEvent, before?: Parameters<AppDeps['driver']['command']>[3]): Promise<CommandResponse> {
   const { assignments, note } = await deps.driver.command(formation, groupId, event, before);
-  return { formation, assignments: assignments.map((a) => ({ nodeId: a.nodeId, goalState: a.goalState, reason: a.reason, rule: a.rule })), ...(note ? { note } : {}) };
+  return { formation, assignments: assignments.map((a) => ({ node_id: a.nodeId, goal_state: a.goalState, reason: a.reason, rule: a.rule })), ...(note ? { note } : {}) };
 }
 
 /** Registers the operator command routes. */

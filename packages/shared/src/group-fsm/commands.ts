@@ -42,7 +42,7 @@ function planSwitchover(facts: GroupFacts, outgoingGoal: NodeState, target?: Nod
   if (primary.goalState !== 'primary') {
     return { refusal: `${describe(primary)} is ${primary.goalState}: no standby is synchronous, so a switchover could lose writes; wait until a standby is secondary` };
   }
-  if (!keeperIsAlive(facts, primary) || postgresIsDown(facts, primary) || !primary.pgIsRunning) {
+  if (!keeperIsAlive(facts, primary) || postgresIsDown(facts, primary) || !primary.postgresRunning) {
     return {
       refusal: forced
         ? `${describe(primary)} has not failed (its Postgres still answers) but its keeper cannot stop it: a switchover needs its keeper, and a failover could leave it taking writes; restart its keeper (pgha keeper run)`

@@ -38,7 +38,7 @@ export function reportingStandbys(facts: GroupFacts, oldPrimary: NodeFacts | und
 
 /** Node may win an election: candidate priority > 0, keeper alive, Postgres running. */
 export function isEligible(facts: GroupFacts, node: NodeFacts): boolean {
-  return node.candidatePriority > 0 && keeperIsAlive(facts, node) && node.pgIsRunning;
+  return node.candidatePriority > 0 && keeperIsAlive(facts, node) && node.postgresRunning;
 }
 
 /** What an election concludes. */

@@ -19,7 +19,7 @@ export interface NodeFacts {
   /** When the keeper last reported (the keeper's heartbeat). */
   readonly lastReportMs: number | null;
   /** Keeper's view: is the postmaster running. */
-  readonly pgIsRunning: boolean;
+  readonly postgresRunning: boolean;
   /** Keeper's view: flush LSN on a primary, received/replayed LSN on a standby. */
   readonly reportedLsn: Lsn;
   readonly reportedTimeline: number;

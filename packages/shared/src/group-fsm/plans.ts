@@ -114,7 +114,7 @@ export const standbyStartCatchingup: Plan = (facts) => {
  */
 export const standbyFailed: Plan = (facts) => {
   const primary = writableNode(facts);
-  if (!primary || !keeperIsAlive(facts, primary) || !primary.pgIsRunning || postgresIsDown(facts, primary)) return undefined;
+  if (!primary || !keeperIsAlive(facts, primary) || !primary.postgresRunning || postgresIsDown(facts, primary)) return undefined;
   const failed = facts.nodes.filter(
     (n) => n.nodeId !== primary.nodeId && n.goalState === 'secondary' && !standbyIsHealthy(facts, n),
   );
@@ -268,7 +268,7 @@ export const candidateChanged: Plan = (facts) => {
   const candidate = facts.nodes.find((n) => n.goalState === 'prepare_promotion' || n.goalState === 'fast_forward');
   if (!candidate || isEligible(facts, candidate)) return undefined;
   const back = facts.nodes.some((n) => n.goalState === 'report_lsn') ? 'report_lsn' : 'secondary';
-  return [assign(candidate, back, `${describe(candidate)} is no longer eligible for promotion (candidate priority ${candidate.candidatePriority}, keeper ${keeperIsAlive(facts, candidate) ? 'alive' : 'silent'}, Postgres ${candidate.pgIsRunning ? 'running' : 'down'})`)];
+  return [assign(candidate, back, `${describe(candidate)} is no longer eligible for promotion (candidate priority ${candidate.candidatePriority}, keeper ${keeperIsAlive(facts, candidate) ? 'alive' : 'silent'}, Postgres ${candidate.postgresRunning ? 'running' : 'down'})`)];
 };
 
 /**
@@ -346,7 +346,7 @@ export const standbyCaughtUp: Plan = (facts) => {
         n.nodeId !== primary.nodeId &&
         (isCurrentState(n, 'catchingup') || isCurrentState(n, 'join_secondary')) &&
         isStreaming(facts, n) &&
-        n.pgIsRunning &&
+        n.postgresRunning &&
         n.reportedTimeline === primary.reportedTimeline &&
         walDifferenceWithin(facts, primary, n),
     )
