@@ -12,13 +12,38 @@ import { groupMachine, type AssignGoalStatesParams, type GroupPhase, type Refuse
 export type GroupSnapshot = ReturnType<typeof groupMachine.resolveState>;
 
 /**
- * What every {@link transitionGroup} call shares: an actor of the group machine, created once
- * and never started, lending the scope a `self` and a `system`. Each call adds its own action
- * collector.
+ * XState's pure `transition(groupMachine, snapshot, event)`: the next snapshot and the actions
+ * the transition takes, returned and not run. The one place where pgha calls XState below its
+ * public API (the machine's own three-argument `transition(snapshot, event, actorScope)`),
+ * because the public function costs several decisions. `npm run bench:decide` on the
+ * project's 2-core machine, shared with other work (best of 5 runs of medians of 7 × 5000 calls):
+ *
+ * | group | decideUntilStable | one transition, here | one XState `transition()` |
+ * |---|---|---|---|
+ * | primary + 2 secondaries (nothing to do) | 3.2 µs | 1.8 µs | 30 µs |
+ * | primary + failed standby | 12 µs | 4.6 µs | 30 µs |
+ * | primary failed (election) | 19 µs | 14 µs | 39 µs |
+ *
+ * (XState's figure varies most from run to run, 7 to 65 µs: each call leaves two actor systems
+ * and an actor to the garbage collector.) The monitor decides after every keeper report, 1000
+ * a second at 1000 nodes.
+ *
+ * XState's `transition()` builds a new inert actor on every call (`createActor`: an actor
+ * system, a mailbox, the machine's initial snapshot). The group machine needs none of it: it
+ * has no children, delays, emitted events or built-in actions, and its guards and action
+ * parameters read only the context and the event. So one never-started actor lends every call
+ * its `self` and `system`, in one scope object built once; the scope's executor puts the
+ * actions in the current call's list. (A new scope object per call, as measured, cost 1.5 µs
+ * more per transition.) Calls are synchronous and the machine's guards and actions never
+ * decide, so one call's list cannot receive another's actions. A unit test checks that this
+ * returns the same snapshot value and actions as XState's `transition()`.
+ *
+ * @returns `[nextSnapshot, actions]`, as XState's `transition()`.
  */
-const SHARED_SCOPE: Omit<ActorScope<GroupSnapshot, GroupEvent>, 'actionExecutor'> = (() => {
+export const transitionGroup: (snapshot: GroupSnapshot, event: GroupEvent) => [GroupSnapshot, ExecutableActionObject[]] = (() => {
+  let actions: ExecutableActionObject[] = [];
   const self = createActor(groupMachine, { input: undefined });
-  return {
+  const scope: ActorScope<GroupSnapshot, GroupEvent> = {
     self,
     id: 'group',
     sessionId: self.sessionId,
@@ -27,38 +52,16 @@ const SHARED_SCOPE: Omit<ActorScope<GroupSnapshot, GroupEvent>, 'actionExecutor'
     emit: () => undefined,
     system: self.system,
     stopChild: () => undefined,
-  };
-})();
-
-/**
- * XState's pure `transition(groupMachine, snapshot, event)`: the next snapshot and the actions
- * the transition takes, returned and not run. The one place where pgha calls XState below its
- * public API (the machine's own three-argument `transition(snapshot, event, actorScope)`),
- * because the public function costs most of a decision:
- *
- * XState's `transition()` builds a new inert actor on every call (`createActor`: an actor
- * system, a mailbox, and the machine's initial snapshot), which the group machine does not
- * need: it has no children, delays, emitted events or built-in actions, and its guards and
- * action parameters read only the context and the event. So every call shares one
- * never-started actor ({@link SHARED_SCOPE}) and collects its own actions. `npm run
- * bench:decide` (2 shared cores, Node 20, medians of 7 × 5000 calls) measured one
- * `decideUntilStable` — one to three transitions — at 3–6 µs, and one public `transition()` at
- * 16–25 µs; the monitor decides after every keeper report (1000 a second at 1000 nodes), so
- * the public function would cost it 2–3 % of a core. A unit test checks that this returns the
- * same snapshot value and actions as XState's `transition()`.
- *
- * @returns `[nextSnapshot, actions]`, as XState's `transition()`.
- */
-export function transitionGroup(snapshot: GroupSnapshot, event: GroupEvent): [GroupSnapshot, ExecutableActionObject[]] {
-  const actions: ExecutableActionObject[] = [];
-  const next = groupMachine.transition(snapshot, event, {
-    ...SHARED_SCOPE,
     actionExecutor: (action) => {
       actions.push(action);
     },
-  });
-  return [next, actions];
-}
+  };
+  return (snapshot, event) => {
+    actions = [];
+    const next = groupMachine.transition(snapshot, event, scope);
+    return [next, actions];
+  };
+})();
 
 /**
  * The group's phase as its goal states show it: `bootstrap` when every node is still
