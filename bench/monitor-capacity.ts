@@ -283,17 +283,17 @@ function formatLsn(v: bigint): string {
 function buildReport(n: SimNode): Record<string, unknown> {
   const state = n.goal;
   if (NO_POSTGRES_YET.has(state)) {
-    return { reportedState: state, pgIsRunning: false, isInRecovery: null, lsn: '0/0', timeline: 0, upstreamStreaming: false };
+    return { reportedState: state, postgresRunning: false, isInRecovery: null, lsn: '0/0', timeline: 0, upstreamStreaming: false };
   }
   if (WRITABLE.has(state)) {
     // A primary taking writes: 8..64 kB of WAL per second.
     n.group.wal += BigInt(8192 + Math.floor(Math.random() * 57344));
-    return { reportedState: state, pgIsRunning: true, isInRecovery: false, lsn: formatLsn(n.group.wal), timeline: 1, upstreamStreaming: false, synchronousStandbyNames: state === 'single' ? '' : n.syncNames };
+    return { reportedState: state, postgresRunning: true, isInRecovery: false, lsn: formatLsn(n.group.wal), timeline: 1, upstreamStreaming: false, synchronousStandbyNames: state === 'single' ? '' : n.syncNames };
   }
   // A standby streaming a little behind the primary.
   const lag = BigInt(Math.floor(Math.random() * 65536));
   const lsn = n.group.wal > lag ? n.group.wal - lag : n.group.wal;
-  return { reportedState: state, pgIsRunning: true, isInRecovery: true, lsn: formatLsn(lsn), timeline: 1, upstreamStreaming: true, synchronousStandbyNames: null };
+  return { reportedState: state, postgresRunning: true, isInRecovery: true, lsn: formatLsn(lsn), timeline: 1, upstreamStreaming: true, synchronousStandbyNames: null };
 }
 
 /** Every keeper reached its goal: one primary and secondaries (a lone node: single). */

@@ -368,11 +368,14 @@ const extraQueryPair = fc.tuple(fc.oneof(fc.constantFrom('x', '', '__proto__', '
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-/** A valid report, possibly stale, out of order or for a state the node cannot be in. */
-const validReport: fc.Arbitrary<Record<string, unknown>> = fc.record(
+/**
+ * A valid report, possibly stale, out of order or for a state the node cannot be in; now and
+ * then from a keeper that still spells `postgresRunning` `pgIsRunning`, its former name.
+ */
+const validReport: fc.Arbitrary<Record<string, unknown>> = fc.tuple(fc.record(
   {
     reportedState: fc.constantFrom(...NODE_STATES),
-    pgIsRunning: fc.boolean(),
+    postgresRunning: fc.boolean(),
     isInRecovery: fc.option(fc.boolean(), { nil: null }),
     lsn: fc.constantFrom(...GOOD_LSNS),
     timeline: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constant(2 ** 31 - 1)),
@@ -393,8 +396,12 @@ const validReport: fc.Arbitrary<Record<string, unknown>> = fc.record(
       { nil: null },
     ),
   },
-  { requiredKeys: ['reportedState', 'pgIsRunning', 'isInRecovery', 'lsn', 'timeline', 'upstreamStreaming'] },
-);
+  { requiredKeys: ['reportedState', 'postgresRunning', 'isInRecovery', 'lsn', 'timeline', 'upstreamStreaming'] },
+), fc.boolean()).map(([report, formerName]) => {
+  if (!formerName) return report;
+  const { postgresRunning, ...rest } = report;
+  return { ...rest, pgIsRunning: postgresRunning };
+});
 
 /** Reports: to the fixture's nodes (from themselves or from the other one) and to bad ids. */
 function reportRequest(): fc.Arbitrary<FuzzRequest> {
@@ -417,7 +424,7 @@ function convergingReport(): fc.Arbitrary<FuzzRequest> {
     .map(({ node, lsn, problem }) => ({
       method: 'POST' as const,
       url: `/v1/nodes/${node}/report`,
-      payload: JSON.stringify({ reportedState: 'init', pgIsRunning: true, isInRecovery: null, lsn, timeline: 1, upstreamStreaming: false, problem }),
+      payload: JSON.stringify({ reportedState: 'init', postgresRunning: true, isInRecovery: null, lsn, timeline: 1, upstreamStreaming: false, problem }),
       contentType: JSON_TYPE,
       asNode: node,
       kind: 'report:converge',
@@ -653,8 +660,8 @@ beforeAll(async () => {
     expect(res.status, res.body).toBe(200);
     rememberGoal(res.body);
   };
-  await report(fixture.a, { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: '0/3000060', timeline: 1, upstreamStreaming: false });
-  await report(fixture.b, { reportedState: 'wait_standby', pgIsRunning: false, isInRecovery: null, lsn: '0/0', timeline: 0, upstreamStreaming: false });
+  await report(fixture.a, { reportedState: 'single', postgresRunning: true, isInRecovery: false, lsn: '0/3000060', timeline: 1, upstreamStreaming: false });
+  await report(fixture.b, { reportedState: 'wait_standby', postgresRunning: false, isInRecovery: null, lsn: '0/0', timeline: 0, upstreamStreaming: false });
   baseline = await snapshot();
 }, 120_000);
 
@@ -681,7 +688,7 @@ describe('the monitor API under fuzzing', () => {
       method: 'POST',
       url: `/v1/nodes/${fixture.a}/report`,
       payload: JSON.stringify({
-        reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: '0/3000060', timeline: 1, upstreamStreaming: false,
+        reportedState: 'single', postgresRunning: true, isInRecovery: false, lsn: '0/3000060', timeline: 1, upstreamStreaming: false,
         selfFence: { fencedAtMs: at, reason: 'network partition: monitor last answered 1004 ms ago', fromState: 'primary', monitorSilentMs: 1004, postgresStopped: true, unreachableMs },
       }),
       contentType: JSON_TYPE,
@@ -703,6 +710,28 @@ describe('the monitor API under fuzzing', () => {
     expect((await fenceEvents()).slice(before)).toHaveLength(1);
     expect((await sendChecked(withFence(fencedAtMs + 60_000, 100))).status).toBe(200);
     expect((await fenceEvents()).slice(before)).toHaveLength(2);
+  });
+
+  it('understands a report from a keeper older than the monitor: pgIsRunning is the former name of postgresRunning', async () => {
+    const running = async () => (await sql<{ running: boolean }>`select pg_is_running as running from pgha.nodes where node_id = ${fixture.b}`.execute(store!.db)).rows[0]?.running;
+    const reportOf = (body: Record<string, unknown>): FuzzRequest => ({
+      method: 'POST', url: `/v1/nodes/${fixture.b}/report`, contentType: JSON_TYPE, asNode: fixture.b, kind: 'report:former-name',
+      payload: JSON.stringify({ reportedState: 'wait_standby', isInRecovery: null, lsn: '0/0', timeline: 0, upstreamStreaming: false, ...body }),
+    });
+    expect((await sendChecked(reportOf({ pgIsRunning: true }))).status).toBe(200);
+    expect(await running()).toBe(true);
+    expect((await sendChecked(reportOf({ pgIsRunning: false }))).status).toBe(200);
+    expect(await running()).toBe(false);
+    expect((await sendChecked(reportOf({ postgresRunning: true }))).status).toBe(200);
+    expect(await running()).toBe(true);
+    // Both names at once: the former one is an unknown field, as any other.
+    const both = await sendChecked(reportOf({ postgresRunning: false, pgIsRunning: false }));
+    expect(both.status).toBe(400);
+    expect(JSON.parse(both.body)).toMatchObject({ code: 'PGHA_ERR_VALIDATION', message: 'body has unknown field(s): pgIsRunning' });
+    expect(await running()).toBe(true);
+    // Neither: the current name is the one required.
+    expect(JSON.parse((await sendChecked(reportOf({}))).body)).toMatchObject({ message: 'body.postgresRunning is required' });
+    expect((await sendChecked(reportOf({ postgresRunning: false }))).status).toBe(200);
   });
 
   it('keeper routes: reports (stale, impossible, misdirected, malformed), registrations and goal polls', async () => {

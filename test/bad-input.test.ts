@@ -245,7 +245,7 @@ describe('the monitor API with bad input', () => {
     const reg = await api('POST', '/v1/formations/default/nodes', { name: 'apionly', host: '127.0.0.9', port: 1 });
     expect(reg.status, JSON.stringify(reg.body)).toBe(201);
     const registered = reg.body as unknown as { nodeId: number; nodeToken: string };
-    const badLsn = await api('POST', `/v1/nodes/${registered.nodeId}/report`, { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: 'nope', timeline: 1, upstreamStreaming: false }, registered.nodeToken);
+    const badLsn = await api('POST', `/v1/nodes/${registered.nodeId}/report`, { reportedState: 'single', postgresRunning: true, isInRecovery: false, lsn: 'nope', timeline: 1, upstreamStreaming: false }, registered.nodeToken);
     expect(badLsn.status).toBe(400);
     expect(badLsn.body.field).toBe('body.lsn');
     const after = (await api('GET', '/v1/formations/default/state')).body as unknown as { name: string }[];
@@ -254,7 +254,7 @@ describe('the monitor API with bad input', () => {
 
   it('answers 404 for an unknown formation, and 403 for a report to an unknown node id (no token opens it)', async () => {
     const registered = (await api('POST', '/v1/formations/default/nodes', { name: 'apionly2', host: '127.0.0.9', port: 2 })).body as { nodeId: number; nodeToken: string };
-    const report = await api('POST', '/v1/nodes/999999/report', { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: '0/0', timeline: 1, upstreamStreaming: false }, registered.nodeToken);
+    const report = await api('POST', '/v1/nodes/999999/report', { reportedState: 'single', postgresRunning: true, isInRecovery: false, lsn: '0/0', timeline: 1, upstreamStreaming: false }, registered.nodeToken);
     expect(report.status).toBe(403);
     expect(report.body.code).toBe('PGHA_ERR_FORBIDDEN');
     expect((await api('GET', '/v1/nodes/999999/goal', undefined, registered.nodeToken)).status).toBe(403);

@@ -182,7 +182,7 @@ describe('a keeper whose running Postgres does not answer', () => {
         return r.problem?.includes('Postgres runs but the keeper cannot read its facts') ? r : undefined;
       }, { timeoutMs: 30_000, intervalMs: 250 });
       expect(row.problem).toMatch(/cannot read its facts: .+/);
-      const agent = new Agent({ connect: { ca: readFileSync(formation.up.caFile!, 'utf8') } });
+      const agent = new Agent({ connect: { ca: readFileSync(formation.up.ca_file!, 'utf8') } });
       const health = await fetch(`${node.http_url}/health`, { dispatcher: agent, signal: AbortSignal.timeout(5000) });
       expect(health.status).toBe(503);
       expect(await health.json()).toMatchObject({ postgres_running: true, problem: expect.stringContaining('cannot read its facts') });

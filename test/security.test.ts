@@ -29,7 +29,7 @@ interface KeeperJson {
 const keeperJson = (n: TestNode): KeeperJson => JSON.parse(readFileSync(`${n.pgdata}.pgha/keeper.json`, 'utf8')) as KeeperJson;
 const operatorToken = (): string => readFileSync(monitor.authTokenFile, 'utf8').trim();
 
-const REPORT = { reportedState: 'secondary', pgIsRunning: true, isInRecovery: true, lsn: '0/3000000', timeline: 1, upstreamStreaming: true };
+const REPORT = { reportedState: 'secondary', postgresRunning: true, isInRecovery: true, lsn: '0/3000000', timeline: 1, upstreamStreaming: true };
 
 async function events(): Promise<EventRow[]> {
   const r = await runPgha(['show', 'events', '--json', '--count', '200', '--monitor', monitor.url]);

@@ -69,7 +69,7 @@ describe('the monitor store', () => {
     const a = await register('a', 6101);
     const b = await register('b', 6102);
     const report = (state: NodeReport['reportedState'], lsn: string, names: string | null = null): NodeReport => ({
-      reportedState: state, pgIsRunning: true, isInRecovery: state !== 'single', lsn, timeline: 1, upstreamStreaming: false,
+      reportedState: state, postgresRunning: true, isInRecovery: state !== 'single', lsn, timeline: 1, upstreamStreaming: false,
       transitionInProgress: null, synchronousStandbyNames: names,
     });
     // Quotes and backslashes travel inside the statement: they must come back as sent.

@@ -43,9 +43,9 @@ export async function startLocalFormation(nodes: number): Promise<LocalFormation
     if (proc.exitCode !== null) throw new Error(`pgha up exited early; see ${join(dir, 'up.log')}`);
     return existsSync(upFile) ? (JSON.parse(readFileSync(upFile, 'utf8')) as UpFile) : undefined;
   }, { timeoutMs: 180_000 });
-  registerMonitor({ url: up.monitor.url, authTokenFile: up.authTokenFile!, caFile: up.caFile });
+  registerMonitor({ url: up.monitor.url, authTokenFile: up.auth_token_file!, caFile: up.ca_file });
   // Clients of this test connect as postgres with the password pgha up put in its pgpass file.
-  process.env.PGPASSWORD = readFileSync(up.pgpassFile!, 'utf8').trim().split(':').slice(4).join(':');
+  process.env.PGPASSWORD = readFileSync(up.pgpass_file!, 'utf8').trim().split(':').slice(4).join(':');
   await waitFor('one primary and the rest secondary', async () => isPrimaryAndSecondaries(await showState(up.monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
   return { dir, up, pid: proc.pid! };
 }

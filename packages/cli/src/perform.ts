@@ -4,7 +4,7 @@
  * each step as it happens (see `steps.ts`), and say how long it took. A wait that runs out says what state the group is in.
  */
 import { cliCredentials } from './credentials.js';
-import { ConflictError, PghaError, formatDurationMs, type CommandResponse, type NodeStateRow } from '@pgha/shared';
+import { ConflictError, PRIMARY_STATES, PghaError, formatDurationMs, type CommandResponse, type NodeState, type NodeStateRow } from '@pgha/shared';
 import { MonitorClient } from '@pgha/client';
 import { pollUntil } from '@pgha/postgres';
 import { renderStateTable } from './show.js';
@@ -31,8 +31,9 @@ export interface WaitOptions {
   json: boolean;
 }
 
+/** The node is a primary (see `PRIMARY_STATES`) that has reached its goal: it takes writes. */
 function settledWritable(r: NodeStateRow): boolean {
-  return (r.goal_state === 'primary' || r.goal_state === 'wait_primary') && r.reported_state === r.goal_state;
+  return PRIMARY_STATES.has(r.goal_state as NodeState) && r.reported_state === r.goal_state;
 }
 
 /** What a waiting command saw: the command's answer, the rows at the end, how long, every step. */
@@ -93,7 +94,7 @@ const formationPath = (o: WaitOptions, verb: string): string => `/v1/formations/
 
 /** The node other than the one writable `before` that is settled writable in `rows`. */
 function newPrimary(rows: readonly NodeStateRow[], before: readonly NodeStateRow[]): NodeStateRow | undefined {
-  const old = before.find((r) => r.goal_state === 'primary' || r.goal_state === 'wait_primary');
+  const old = before.find((r) => PRIMARY_STATES.has(r.goal_state as NodeState));
   return rows.find((r) => r.node_id !== old?.node_id && settledWritable(r));
 }
 

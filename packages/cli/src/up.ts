@@ -152,9 +152,9 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
     // Clients authenticate with SCRAM (the password is in <dir>/pgpass, 0600) and verify the
     // nodes' certificates against the monitor's CA.
     upFile.uri = withRootCert((await client.formationUri(DEFAULT_FORMATION)).uri.replace('postgres://', 'postgres://postgres@'), caFile);
-    upFile.pgpassFile = pgpassFile;
-    upFile.authTokenFile = monitorConfig.authTokenFile;
-    if (caFile) upFile.caFile = caFile;
+    upFile.pgpass_file = pgpassFile;
+    upFile.auth_token_file = monitorConfig.authTokenFile;
+    if (caFile) upFile.ca_file = caFile;
     writeJsonAtomic(join(dir, 'up.json'), upFile, 0o644);
     const exports = [`export PGHA_MONITOR=${monitorUrl}`, `export PGHA_AUTH_TOKEN_FILE=${monitorConfig.authTokenFile}`, ...(caFile ? [`export PGHA_SSL_CA_FILE=${caFile}`] : []), `export PGPASSFILE=${pgpassFile}`];
     const httpLines = upFile.nodes.map((n) => `  ${n.name}: ${n.http_url}`);

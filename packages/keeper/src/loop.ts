@@ -10,6 +10,7 @@ import {
   DEFAULT_FORMATION_SETTINGS,
   PghaError,
   ValidationError,
+  STREAMING_STATES,
   WRITABLE_STATES,
   keeperSettingsOf,
   ZERO_LSN,
@@ -64,12 +65,6 @@ export interface KeeperObserver {
   /** A report to the monitor ended: answered (`ok`) or failed, after `durationMs`. */
   reportFinished(durationMs: number, ok: boolean): void;
 }
-
-/**
- * Reached states in which the node's WAL receiver must stream from its upstream (not
- * `report_lsn` nor `prepare_promotion`: an election runs because the primary is gone).
- */
-const STREAMING_EXPECTED: ReadonlySet<NodeState> = new Set<NodeState>(['catchingup', 'secondary', 'join_secondary', 'fast_forward', 'wait_maintenance']);
 
 /** How often a catching-up standby logs its lag behind the primary, at most (ms). */
 const CATCHUP_LOG_INTERVAL_MS = 1_000;
@@ -273,7 +268,7 @@ export class Keeper implements KeeperViewSource {
    * definition), with the WAL receiver's last error from the server log.
    */
   private streamingProblem(facts: PostgresFacts | undefined, nowMs: number): string | undefined {
-    const following = STREAMING_EXPECTED.has(this.state.currentState) && facts?.isInRecovery === true && !facts.upstreamStreaming;
+    const following = STREAMING_STATES.has(this.state.currentState) && facts?.isInRecovery === true && !facts.upstreamStreaming;
     if (this.notStreaming.note(following ? 'not streaming' : undefined, nowMs) < STUCK_GRACE_MS) return undefined;
     return notStreamingProblem(this.lastGoal?.upstream ?? null, this.node.postgres.lastServerLogFailure());
   }
@@ -330,7 +325,7 @@ export class Keeper implements KeeperViewSource {
     this.reading = { facts, atMs: nowMs, postgresRunning, factsProblem, problem: problemSentence(problems) };
     return {
       reportedState: this.state.currentState,
-      pgIsRunning: this.reading.postgresRunning,
+      postgresRunning: this.reading.postgresRunning,
       isInRecovery: facts?.isInRecovery ?? null,
       lsn: formatLsn(this.lastLsn),
       timeline: this.lastTimeline,

@@ -116,7 +116,7 @@ describe('the keeper can follow what the monitor actually assigns', () => {
   function registered(nodeId: number): NodeFacts {
     return {
       nodeId, name: `node${nodeId}`, candidatePriority: 50, replicationQuorum: true,
-      reportedState: 'init', goalState: 'init', lastReportMs: now, pgIsRunning: false,
+      reportedState: 'init', goalState: 'init', lastReportMs: now, postgresRunning: false,
       reportedLsn: lsn(0), reportedTimeline: 1, upstreamStreaming: false, lastStreamingMs: null, health: 'unknown',
     };
   }

@@ -228,11 +228,37 @@ export function selfFenceSentence(fence: SelfFenceReport): string {
   return `fenced itself at ${at} (${fence.reason}): it was ${fence.fromState} and had not heard the monitor for ${formatDurationMs(fence.monitorSilentMs)}; ${postgres}; the monitor was unreachable for ${formatDurationMs(fence.unreachableMs)}`;
 }
 
-/** `POST /v1/nodes/:nodeId/report`: what a keeper sees locally. */
-export const NodeReport = z
+/**
+ * A body schema that also takes fields under the names older senders used: each old name is
+ * read as its new one, unless the body has the new name too (then the old one is an unknown
+ * field, as before). So a monitor upgraded before its keepers (a rolling upgrade) understands
+ * both. Type the sender's side with the inner schema, whose input type has only the new names.
+ *
+ * ### Examples
+ * ```ts
+ * withFormerNames(NodeReportFields, { pgIsRunning: 'postgresRunning' }).parse({ ..., pgIsRunning: true }).postgresRunning // true
+ * ```
+ */
+function withFormerNames<T extends z.ZodTypeAny>(schema: T, formerNames: Readonly<Record<string, string>>) {
+  return z.preprocess((body) => {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+    const renamed: Record<string, unknown> = { ...(body as Record<string, unknown>) };
+    for (const [former, name] of Object.entries(formerNames)) {
+      if (Object.hasOwn(renamed, former) && !Object.hasOwn(renamed, name)) {
+        renamed[name] = renamed[former];
+        delete renamed[former];
+      }
+    }
+    return renamed;
+  }, schema);
+}
+
+/** The fields of a {@link NodeReport}, under their current names. */
+const NodeReportFields = z
   .object({
     reportedState: NodeStateSchema,
-    pgIsRunning: z.boolean(),
+    /** The postmaster runs (keepers before issue 14 sent it as `pgIsRunning`, still accepted). */
+    postgresRunning: z.boolean(),
     isInRecovery: z.boolean().nullable(),
     lsn: LsnText,
     /**
@@ -261,7 +287,14 @@ export const NodeReport = z
     selfFence: SelfFenceReport.nullable().optional(),
   })
   .strict();
-export type NodeReport = z.input<typeof NodeReport>;
+
+/**
+ * `POST /v1/nodes/:nodeId/report`: what a keeper sees locally. Also accepts `pgIsRunning`, the
+ * former name of `postgresRunning`, from keepers older than the monitor.
+ */
+export const NodeReport = withFormerNames(NodeReportFields, { pgIsRunning: 'postgresRunning' });
+/** A report as a keeper sends it (current field names). */
+export type NodeReport = z.input<typeof NodeReportFields>;
 
 /** One node of the group as the keeper needs to see it. */
 export interface GroupMember {
@@ -353,18 +386,18 @@ export interface EventRow {
   rule: string;
 }
 
-/** Shape of `DIR/up.json`, written by `pgha up`. */
+/** Shape of `DIR/up.json`, written by `pgha up` for the operator and scripts: snake_case, as views (docs/api.md, "Casing"). */
 export interface UpFile {
   monitor: { url: string; pid: number; pgdata: string };
   uri: string;
   /** `http_url`: the keeper's HTTP server (`GET /primary`, `/replica`, `/health`, `/state`, `/metrics`). */
   nodes: { name: string; pgdata: string; port: number; keeper_pid: number; http_url: string }[];
   /** pgpass file with the postgres role's password (0600). */
-  pgpassFile?: string;
+  pgpass_file?: string;
   /** The monitor's operator token file (0600). */
-  authTokenFile?: string;
+  auth_token_file?: string;
   /** The monitor's CA certificate: verifies the monitor and every node (absent without TLS). */
-  caFile?: string;
+  ca_file?: string;
 }
 
 /** Body of `POST /v1/formations/:formation/switchover` and `/failover`: nothing. */
@@ -378,11 +411,11 @@ export const MaintenanceRequest = z
   .object({ name: NodeName, enable: z.boolean(), allowFailover: z.boolean().default(false) })
   .strict();
 
-/** Answer to an operator command. */
+/** Answer to an operator command (a view: snake_case, see docs/api.md, "Casing"). */
 export interface CommandResponse {
   formation: string;
-  /** The goal assignments the command made (and those that followed at once). */
-  assignments: { nodeId: number; goalState: string; reason: string; rule: string }[];
+  /** The goal assignments the command made (and those that followed at once), with the id of the rule of each. */
+  assignments: { node_id: number; goal_state: string; reason: string; rule: string }[];
   /** Set when the command needed no change (e.g. promoting the primary). */
   note?: string;
 }

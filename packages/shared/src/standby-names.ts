@@ -1,9 +1,7 @@
 import { quorumStandbys } from './group-fsm/guards.js';
 import type { GroupFacts } from './group-fsm/facts.js';
 import { nodeApplicationName } from './settings.js';
-import type { NodeState } from './states.js';
-
-const FOLLOWING_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['secondary', 'catchingup', 'join_secondary', 'report_lsn', 'fast_forward']);
+import { FOLLOWING_STATES } from './states.js';
 
 /**
  * The `synchronous_standby_names` a primary applies in `primary`/`apply_settings`:
@@ -23,7 +21,7 @@ export function synchronousStandbyNames(facts: GroupFacts, primaryId: number): s
   // With number_sync_standbys ≥ 1, writes wait as configured: a quorum standby that is
   // catching up (after a failure) stays in the list, so commits wait until it is back.
   const standbys = nss > 0
-    ? facts.nodes.filter((n) => n.nodeId !== primaryId && n.replicationQuorum && FOLLOWING_GOALS.has(n.goalState))
+    ? facts.nodes.filter((n) => n.nodeId !== primaryId && n.replicationQuorum && FOLLOWING_STATES.has(n.goalState))
     : quorumStandbys(facts, primaryId);
   if (standbys.length === 0) return '';
   const n = Math.min(standbys.length, Math.max(1, nss));

@@ -16,7 +16,7 @@ function standbyCatchingUp(): SimulatedGroup {
   const group = singleAndNewcomer().decide('register');
   group.reach(2).reach(1).decide('report');
   return group.advance(200).reach(2, {
-    pgIsRunning: true,
+    postgresRunning: true,
     health: 'good',
     upstreamStreaming: true,
     reportedLsn: PRIMARY_LSN,
@@ -70,7 +70,7 @@ describe('adding a standby to a single node', () => {
       lastStreamingMs: g.nowMs - g.facts.settings.standbyStreamingTimeoutMs - 1,
     })],
     ['its keeper is silent', (g) => ({ lastReportMs: g.nowMs - g.facts.settings.nodeUnhealthyTimeoutMs - 1 })],
-    ['its Postgres is not running', () => ({ pgIsRunning: false })],
+    ['its Postgres is not running', () => ({ postgresRunning: false })],
   ];
 
   it.each(notCaughtUp)('the standby stays catchingup when %s', (_label, patch) => {
@@ -142,7 +142,7 @@ describe('a third node registers while the primary is primary', () => {
     expect(group.lastRules()).toEqual(['standby-start-catchingup']);
 
     group.advance(100).report(2).reach(1).reach(3, {
-      pgIsRunning: true, health: 'good', upstreamStreaming: true, reportedLsn: PRIMARY_LSN,
+      postgresRunning: true, health: 'good', upstreamStreaming: true, reportedLsn: PRIMARY_LSN,
     }).decide('report');
     expect(group.lastGoals()).toEqual({ 3: 'secondary' });
 
@@ -184,7 +184,7 @@ describe('registration while the primary has not reached its goal yet', () => {
   it('a standby registers before the first node has reported single: no goal the keeper cannot reach from init', () => {
     // Both keepers ran `pgha keeper create` at once: node 1 was assigned single but is still
     // initdb-ing (reported init) when node 2 registers.
-    const facts = groupFacts().node({ reportedState: 'init', goalState: 'single', pgIsRunning: false }).registered().build();
+    const facts = groupFacts().node({ reportedState: 'init', goalState: 'single', postgresRunning: false }).registered().build();
     const { assignments } = monitorDecides(facts, 'register');
     expect(checkDecision(facts, assignments)).toEqual([]);
   });

@@ -45,7 +45,7 @@ export interface NodeSpec {
   lsn?: string | bigint | number;
   timeline?: number;
   health?: NodeHealth;
-  pgIsRunning?: boolean;
+  postgresRunning?: boolean;
   /** The keeper last reported this long before `nowMs` (default 0: it just reported). */
   keeperSilentMs?: number;
   /** The keeper never reported. */
@@ -117,7 +117,7 @@ export class GroupFactsBuilder {
       state: 'init',
       lsn: 0n,
       streaming: false,
-      pgIsRunning: false,
+      postgresRunning: false,
       health: 'unknown',
     });
   }
@@ -154,7 +154,7 @@ export class GroupFactsBuilder {
       reportedState: s.reportedState ?? state,
       goalState: s.goalState ?? state,
       lastReportMs,
-      pgIsRunning: s.pgIsRunning ?? true,
+      postgresRunning: s.postgresRunning ?? true,
       reportedLsn: toLsnValue(s.lsn ?? 0n),
       reportedTimeline: s.timeline ?? 1,
       upstreamStreaming: s.notStreamingForMs !== undefined ? false : streaming,

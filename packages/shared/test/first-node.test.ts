@@ -21,7 +21,7 @@ describe('first node', () => {
   it('once the keeper reports single, nothing more is assigned and the node is the only writable one', () => {
     const group = new SimulatedGroup(groupFacts().registered().build());
 
-    group.decide('register').reach(1, { pgIsRunning: true, health: 'good' }).advance(500).decide('report');
+    group.decide('register').reach(1, { postgresRunning: true, health: 'good' }).advance(500).decide('report');
 
     expect(group.node(1)).toMatchObject({ reportedState: 'single', goalState: 'single' });
     expect(group.lastAssignments).toEqual([]);
@@ -30,7 +30,7 @@ describe('first node', () => {
   });
 
   it('a single node stays single when its Postgres dies: there is nobody to fail over to', () => {
-    const facts = groupFacts({ nowMs: T0 }).single({ health: 'bad', pgIsRunning: false, keeperSilentMs: 60_000 }).build();
+    const facts = groupFacts({ nowMs: T0 }).single({ health: 'bad', postgresRunning: false, keeperSilentMs: 60_000 }).build();
     expect(decide(facts).assignments).toEqual([]);
   });
 

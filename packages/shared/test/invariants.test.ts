@@ -12,6 +12,9 @@ import {
   DEFAULT_FORMATION_SETTINGS,
   decideUntilStable,
   lsn,
+  CANDIDATE_STATES,
+  OUTGOING_PRIMARY_STATES,
+  PROMOTION_STATES,
   WRITABLE_STATES,
   type GroupFacts,
   type Lsn,
@@ -121,10 +124,8 @@ const STANDBY_CONDITIONS: Condition[] = HEALTHS.flatMap((health) => [
   { health, keeper: 'silent' as const, streaming: true },
 ]);
 
-/** Goals of the one node being promoted. */
-const CANDIDATE_GOALS: ReadonlySet<NodeState> = new Set(['fast_forward', 'prepare_promotion', 'stop_replication']);
 /** Goals that only exist while a failover or switchover runs: nothing else is writable then but the promoting node. */
-const IN_FAILOVER_GOALS: ReadonlySet<NodeState> = new Set([...CANDIDATE_GOALS, 'report_lsn', 'draining', 'demote_timeout', 'prepare_maintenance']);
+const IN_FAILOVER_GOALS: ReadonlySet<NodeState> = new Set([...PROMOTION_STATES, ...OUTGOING_PRIMARY_STATES]);
 
 /**
  * Joint states the monitor can actually produce (inputs it never creates are skipped): at most
@@ -137,7 +138,7 @@ const IN_FAILOVER_GOALS: ReadonlySet<NodeState> = new Set([...CANDIDATE_GOALS, '
 function reachable(nodes: readonly NodeFacts[]): boolean {
   const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState));
   if (writable.length > 1) return false;
-  if (nodes.filter((n) => CANDIDATE_GOALS.has(n.goalState)).length > 1) return false;
+  if (nodes.filter((n) => CANDIDATE_STATES.has(n.goalState)).length > 1) return false;
   if (nodes.some((n) => IN_FAILOVER_GOALS.has(n.goalState)) && writable.some((n) => n.goalState !== 'stop_replication')) return false;
   if (nodes.some((n) => n.goalState === 'single') && nodes.some((n) => n.goalState !== 'single' && n.goalState !== 'init')) return false;
   return true;
@@ -154,7 +155,7 @@ function makeNode(nodeId: number, [reportedState, goalState]: Pair, c: Condition
     goalState,
     lastReportMs,
     // A live keeper reports what the probe sees; a silent keeper's last report said "running".
-    pgIsRunning: !(c.keeper === 'alive' && c.health === 'bad'),
+    postgresRunning: !(c.keeper === 'alive' && c.health === 'bad'),
     reportedLsn,
     reportedTimeline: 1,
     upstreamStreaming: c.streaming,
@@ -182,7 +183,7 @@ class Findings {
       if (!this.examples.has(shape)) {
         const nodes = input.nodes.map((n) =>
           `${n.nodeId}:${n.reportedState}/${n.goalState} health=${n.health} keeper=${n.lastReportMs === T0 ? 'alive' : 'silent'} ` +
-          `pgIsRunning=${n.pgIsRunning} streaming=${n.upstreamStreaming} lsn=${n.reportedLsn} prio=${n.candidatePriority}`);
+          `postgresRunning=${n.postgresRunning} streaming=${n.upstreamStreaming} lsn=${n.reportedLsn} prio=${n.candidatePriority}`);
         this.examples.set(shape, `${v}\n    facts: ${nodes.join(' | ')}\n    assignments: ${assignments.map((a) => `${a.nodeId}->${a.goalState} (${a.rule})`).join(', ')}`);
       }
     }

@@ -88,7 +88,7 @@ describe('choosing the standby to promote', () => {
         .primary(deadPrimary)
         .standby(orphan({ lsn: '0/6000000', candidatePriority: 100, state: 'catchingup' }))
         .standby(orphan({ lsn: '0/6000000', candidatePriority: 0 }))
-        .standby(orphan({ lsn: '0/6000000', candidatePriority: 100, pgIsRunning: false }))
+        .standby(orphan({ lsn: '0/6000000', candidatePriority: 100, postgresRunning: false }))
         // Not a quorum standby: it cannot hold the only copy of an acknowledged commit.
         .standby({ lsn: '0/6000000', candidatePriority: 100, keeperSilentMs: nodeUnhealthyTimeoutMs + 1, replicationQuorum: false })
         .standby(orphan({ lsn: '0/6000000', candidatePriority: 10 }))
@@ -205,7 +205,7 @@ describe('promotion never goes below an acknowledged commit', () => {
     // synchronous_standby_names was ANY 1 (pgha_node_2, pgha_node_3): a commit acknowledged by
     // node 3 alone is lost if node 2 is promoted. The monitor even knows node 3 had more WAL.
     const facts = groupFacts({ nowMs: T0 })
-      .primary({ health: 'bad', pgIsRunning: false, lsn: '0/7000000' })
+      .primary({ health: 'bad', postgresRunning: false, lsn: '0/7000000' })
       .standby({ lsn: '0/5000000', notStreamingForMs: 1_000 })
       .standby({ lsn: '0/6000000', health: 'bad', keeperSilentMs: nodeUnhealthyTimeoutMs + 1 })
       .build();

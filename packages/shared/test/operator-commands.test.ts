@@ -61,7 +61,7 @@ function expectRefused(facts: GroupFacts, event: OperatorEvent, reason: string |
 
 describe('switchover', () => {
   it('2 nodes: draining + prepare_promotion → stop_replication once the old primary reports draining → wait_primary; the old primary rejoins (demoted → catchingup → secondary)', () => {
-    const group = converged([{}]).command({ type: 'perform_switchover' });
+    const group = converged([{}]).command({ type: 'perform-switchover' });
     expect(group.lastRefusal).toBeUndefined();
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState, a.rule, a.reason])).toEqual([
       [1, 'draining', 'perform-switchover', 'node 1 "node1" stops for a switchover to node 2 "node2" (operator)'],
@@ -75,7 +75,7 @@ describe('switchover', () => {
     expect(group.lastAssignments).toEqual([]);
 
     group.advance(100).reach(1).report(2).decide();
-    expect(group.node(1)).toMatchObject({ reportedState: 'draining', pgIsRunning: false });
+    expect(group.node(1)).toMatchObject({ reportedState: 'draining', postgresRunning: false });
     expect(group.lastGoals()).toEqual({ 2: 'stop_replication' });
     expect(group.lastAssignments[0]?.reason).toBe('node 2 "node2" promotes: the old primary has stopped');
 
@@ -102,13 +102,13 @@ describe('switchover', () => {
   });
 
   it('2 nodes: the old primary that fails while draining (Postgres down) also lets the candidate promote', () => {
-    const group = converged([{}]).command({ type: 'perform_switchover' });
-    group.advance(100).reach(2).report(1, { pgIsRunning: false }).set(1, { health: 'bad' }).decide();
+    const group = converged([{}]).command({ type: 'perform-switchover' });
+    group.advance(100).reach(2).report(1, { postgresRunning: false }).set(1, { health: 'bad' }).decide();
     expect(group.lastGoals()).toEqual({ 2: 'stop_replication' });
   });
 
   it('3 nodes: the highest candidate priority is chosen; the other standby join_secondary → secondary; the old primary rejoins', () => {
-    const group = converged([{}, { candidatePriority: 90 }]).command({ type: 'perform_switchover' });
+    const group = converged([{}, { candidatePriority: 90 }]).command({ type: 'perform-switchover' });
     expect(group.lastGoals()).toEqual({ 1: 'draining', 3: 'prepare_promotion' });
     expect(group.goal(2), 'the other standby is left alone until the promotion').toBe('secondary');
 
@@ -134,9 +134,9 @@ describe('switchover', () => {
   });
 
   it('twice in a row, back and forth: the first primary is primary again', () => {
-    const group = settle(converged([{}]).command({ type: 'perform_switchover' }));
+    const group = settle(converged([{}]).command({ type: 'perform-switchover' }));
     expect(goalsOf(group)).toEqual({ 1: 'secondary', 2: 'primary' });
-    settle(group.command({ type: 'perform_switchover' }));
+    settle(group.command({ type: 'perform-switchover' }));
     expect(group.states()).toEqual([
       [1, 'primary', 'primary'],
       [2, 'secondary', 'secondary'],
@@ -144,23 +144,23 @@ describe('switchover', () => {
     expect(group.violations).toEqual([]);
   });
 
-  it('perform_failover with a healthy primary is a switchover (rule perform-failover)', () => {
-    const decision = decide(converged([{}]).facts, { type: 'perform_failover' });
+  it('perform-failover with a healthy primary is a switchover (rule perform-failover)', () => {
+    const decision = decide(converged([{}]).facts, { type: 'perform-failover' });
     expect(decision.assignments.map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([
       [1, 'draining', 'perform-failover'],
       [2, 'prepare_promotion', 'perform-failover'],
     ]);
   });
 
-  it('perform_failover with a failed primary starts the failover at once: demote_timeout, and the election', () => {
+  it('perform-failover with a failed primary starts the failover at once: demote_timeout, and the election', () => {
     const dead: NodeSpec = { health: 'bad', keeperSilentMs: nodeUnhealthyTimeoutMs + 1 };
     const orphan: NodeSpec = { notStreamingForMs: nodeUnhealthyTimeoutMs + 1 };
-    const two = decide(groupFacts().primary(dead).standby(orphan).build(), { type: 'perform_failover' });
+    const two = decide(groupFacts().primary(dead).standby(orphan).build(), { type: 'perform-failover' });
     expect(two.assignments.map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([
       [1, 'demote_timeout', 'perform-failover'],
       [2, 'prepare_promotion', 'perform-failover'],
     ]);
-    const three = decide(groupFacts().primary(dead).standby(orphan).standby(orphan).build(), { type: 'perform_failover' });
+    const three = decide(groupFacts().primary(dead).standby(orphan).standby(orphan).build(), { type: 'perform-failover' });
     expect(three.assignments.map((a) => [a.nodeId, a.goalState])).toEqual([
       [1, 'demote_timeout'],
       [2, 'report_lsn'],
@@ -170,8 +170,8 @@ describe('switchover', () => {
 });
 
 describe('promotion of a named node', () => {
-  it('3 nodes: perform_promotion of node 3 (even with a lower candidate priority) makes it the primary', () => {
-    const group = converged([{ candidatePriority: 100 }, { candidatePriority: 10 }]).command({ type: 'perform_promotion', nodeId: 3 });
+  it('3 nodes: perform-promotion of node 3 (even with a lower candidate priority) makes it the primary', () => {
+    const group = converged([{ candidatePriority: 100 }, { candidatePriority: 10 }]).command({ type: 'perform-promotion', nodeId: 3 });
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([
       [1, 'draining', 'perform-promotion'],
       [3, 'prepare_promotion', 'perform-promotion'],
@@ -187,7 +187,7 @@ describe('promotion of a named node', () => {
 
   it('of the current primary: a note, no change', () => {
     const facts = converged([{}]).facts;
-    const decision = decide(facts, { type: 'perform_promotion', nodeId: 1 });
+    const decision = decide(facts, { type: 'perform-promotion', nodeId: 1 });
     expect(decision).toMatchObject({ assignments: [], note: 'node 1 "node1" is already the primary' });
     expect(decision.refusal).toBeUndefined();
     expect(decision.nextPhase).toBe('steady');
@@ -198,30 +198,30 @@ describe('refusals: the reason, and nothing changes', () => {
   it('a transition is already running', () => {
     const facts = groupFacts().primary().standby({ reportedState: 'catchingup', goalState: 'secondary' }).build();
     const reason = 'a transition is already running: node 2 "node2" is catchingup with goal secondary; wait for it to finish (pgha show state)';
-    expectRefused(facts, { type: 'perform_switchover' }, reason);
-    expectRefused(facts, { type: 'perform_promotion', nodeId: 2 }, reason);
+    expectRefused(facts, { type: 'perform-switchover' }, reason);
+    expectRefused(facts, { type: 'perform-promotion', nodeId: 2 }, reason);
   });
 
   it('the group has no primary', () => {
-    const facts = groupFacts().node({ state: 'demoted', pgIsRunning: false, health: 'bad' }).standby().build();
-    expectRefused(facts, { type: 'perform_switchover' }, 'the group has no primary');
+    const facts = groupFacts().node({ state: 'demoted', postgresRunning: false, health: 'bad' }).standby().build();
+    expectRefused(facts, { type: 'perform-switchover' }, 'the group has no primary');
   });
 
   it('the primary runs without synchronous replication (wait_primary)', () => {
     const facts = groupFacts().primary({ state: 'wait_primary' }).standby({ state: 'catchingup' }).build();
-    expectRefused(facts, { type: 'perform_switchover' },
+    expectRefused(facts, { type: 'perform-switchover' },
       'node 1 "node1" is wait_primary: no standby is synchronous, so a switchover could lose writes; wait until a standby is secondary');
   });
 
   it('the primary is unhealthy: a switchover says to use failover', () => {
     const facts = groupFacts().primary({ keeperSilentMs: nodeUnhealthyTimeoutMs + 1 }).standby().build();
-    expectRefused(facts, { type: 'perform_switchover' }, 'node 1 "node1" is unhealthy: use pgha perform failover');
+    expectRefused(facts, { type: 'perform-switchover' }, 'node 1 "node1" is unhealthy: use pgha perform failover');
   });
 
   it('no standby can be promoted (candidate priority 0, or not streaming)', () => {
     const reason = 'no standby can be promoted: a healthy secondary with candidate priority > 0 is needed';
-    expectRefused(groupFacts().primary().standby({ candidatePriority: 0 }).build(), { type: 'perform_switchover' }, reason);
-    expectRefused(groupFacts({ nowMs: T0 }).primary().standby({ notStreamingForMs: 10_000 }).build(), { type: 'perform_switchover' }, reason);
+    expectRefused(groupFacts().primary().standby({ candidatePriority: 0 }).build(), { type: 'perform-switchover' }, reason);
+    expectRefused(groupFacts({ nowMs: T0 }).primary().standby({ notStreamingForMs: 10_000 }).build(), { type: 'perform-switchover' }, reason);
   });
 
   it('perform_failover of a failed primary without an eligible standby', () => {
@@ -229,73 +229,73 @@ describe('refusals: the reason, and nothing changes', () => {
       .primary({ health: 'bad', keeperSilentMs: nodeUnhealthyTimeoutMs + 1 })
       .standby({ notStreamingForMs: nodeUnhealthyTimeoutMs + 1, candidatePriority: 0 })
       .build();
-    expectRefused(facts, { type: 'perform_failover' },
+    expectRefused(facts, { type: 'perform-failover' },
       'no promotion: no reporting standby is eligible (candidate priority > 0, keeper alive, Postgres running)');
   });
 
   it('promotion of a node with candidate priority 0, of a node that is not a healthy secondary, of an unknown node', () => {
     const facts = groupFacts().primary().standby({ candidatePriority: 0 }).standby({ state: 'catchingup' }).build();
-    expectRefused(facts, { type: 'perform_promotion', nodeId: 2 },
+    expectRefused(facts, { type: 'perform-promotion', nodeId: 2 },
       'node 2 "node2" has candidate priority 0 (never promote); set a higher one first with pgha set node candidate-priority');
-    expectRefused(facts, { type: 'perform_promotion', nodeId: 3 },
+    expectRefused(facts, { type: 'perform-promotion', nodeId: 3 },
       'node 3 "node3" cannot be promoted: it must be a healthy secondary with candidate priority > 0');
-    expectRefused(facts, { type: 'perform_promotion', nodeId: 9 }, 'node 9 is not in formation "default" group 0');
+    expectRefused(facts, { type: 'perform-promotion', nodeId: 9 }, 'node 9 is not in formation "default" group 0');
   });
 
   it('maintenance of the primary without --allow-failover', () => {
-    expectRefused(converged([{}]).facts, { type: 'enable_maintenance', nodeId: 1, allowFailover: false },
+    expectRefused(converged([{}]).facts, { type: 'enable-maintenance', nodeId: 1, allowFailover: false },
       'node 1 "node1" is the primary: pass --allow-failover to switch over first, then enter maintenance');
   });
 
   it('maintenance of the primary with --allow-failover while it runs without synchronous replication', () => {
     expectRefused(groupFacts().primary({ state: 'wait_primary' }).standby({ state: 'catchingup' }).build(),
-      { type: 'enable_maintenance', nodeId: 1, allowFailover: true }, /^node 1 "node1" is wait_primary: no standby is synchronous/);
+      { type: 'enable-maintenance', nodeId: 1, allowFailover: true }, /^node 1 "node1" is wait_primary: no standby is synchronous/);
   });
 
   it('maintenance of a standby when number_sync_standbys could no longer be satisfied', () => {
     const facts = converged([{}], { numberSyncStandbys: 1 }).facts;
-    expectRefused(facts, { type: 'enable_maintenance', nodeId: 2, allowFailover: false },
+    expectRefused(facts, { type: 'enable-maintenance', nodeId: 2, allowFailover: false },
       'number_sync_standbys is 1 and only 0 other healthy synchronous standbys would be left: writes would block; lower it first (pgha set formation number-sync-standbys)');
     // With a second synchronous standby it is possible.
     const three = converged([{}, {}], { numberSyncStandbys: 1 }).facts;
-    expect(decide(three, { type: 'enable_maintenance', nodeId: 2, allowFailover: false }).assignments.map((a) => a.goalState)).toEqual(['wait_maintenance']);
+    expect(decide(three, { type: 'enable-maintenance', nodeId: 2, allowFailover: false }).assignments.map((a) => a.goalState)).toEqual(['wait_maintenance']);
   });
 
   it('maintenance of a node already in maintenance, of a node in a state it does not apply to; disabling it on a node not in maintenance', () => {
     const facts = groupFacts().primary().standby({ state: 'maintenance' }).standby().registered({ state: 'wait_standby' }).build();
-    expectRefused(facts, { type: 'enable_maintenance', nodeId: 2, allowFailover: false }, 'node 2 "node2" is already in maintenance');
-    expectRefused(facts, { type: 'enable_maintenance', nodeId: 4, allowFailover: false },
+    expectRefused(facts, { type: 'enable-maintenance', nodeId: 2, allowFailover: false }, 'node 2 "node2" is already in maintenance');
+    expectRefused(facts, { type: 'enable-maintenance', nodeId: 4, allowFailover: false },
       'node 4 "node4" is wait_standby (goal wait_standby): maintenance applies to the primary or to a standby that has reached secondary or catchingup');
-    expectRefused(facts, { type: 'disable_maintenance', nodeId: 3 }, 'node 3 "node3" is not in maintenance (it is secondary)');
+    expectRefused(facts, { type: 'disable-maintenance', nodeId: 3 }, 'node 3 "node3" is not in maintenance (it is secondary)');
   });
 
   it('dropping the primary while other nodes exist; dropping a node while a transition runs', () => {
-    expectRefused(converged([{}]).facts, { type: 'drop_node', nodeId: 1 },
+    expectRefused(converged([{}]).facts, { type: 'drop-node', nodeId: 1 },
       'node 1 "node1" is the primary and other nodes depend on it: switch over first (pgha perform switchover), then drop it');
     const joining = groupFacts().primary({ state: 'join_primary' }).standby().registered({ state: 'wait_standby' }).build();
-    expectRefused(joining, { type: 'drop_node', nodeId: 2 },
+    expectRefused(joining, { type: 'drop-node', nodeId: 2 },
       'a transition is already running: node 1 "node1" has goal join_primary; drop the node once it is done');
   });
 
-  it('during a failover or switchover every command but disable_maintenance is refused', () => {
-    const group = converged([{}, { state: 'maintenance', streaming: false }]).command({ type: 'perform_switchover' });
+  it('during a failover or switchover every command but disable-maintenance is refused', () => {
+    const group = converged([{}, { state: 'maintenance', streaming: false }]).command({ type: 'perform-switchover' });
     expect(groupPhase(group.facts)).toBe('failover');
     const reason = 'a failover or switchover is in progress; wait for it to finish (pgha show state)';
     const refused: OperatorEvent[] = [
-      { type: 'perform_switchover' },
-      { type: 'perform_failover' },
-      { type: 'perform_promotion', nodeId: 2 },
-      { type: 'enable_maintenance', nodeId: 2, allowFailover: true },
-      { type: 'drop_node', nodeId: 3 },
+      { type: 'perform-switchover' },
+      { type: 'perform-failover' },
+      { type: 'perform-promotion', nodeId: 2 },
+      { type: 'enable-maintenance', nodeId: 2, allowFailover: true },
+      { type: 'drop-node', nodeId: 3 },
     ];
     for (const event of refused) expectRefused(group.facts, event, reason);
-    expect(decide(group.facts, { type: 'disable_maintenance', nodeId: 3 }).assignments.map((a) => [a.nodeId, a.goalState])).toEqual([[3, 'catchingup']]);
+    expect(decide(group.facts, { type: 'disable-maintenance', nodeId: 3 }).assignments.map((a) => [a.nodeId, a.goalState])).toEqual([[3, 'catchingup']]);
   });
 
   it('a refused command leaves the facts untouched', () => {
     const group = converged([{ candidatePriority: 0 }]);
     const before = group.facts;
-    group.command({ type: 'perform_switchover' });
+    group.command({ type: 'perform-switchover' });
     expect(group.lastRefusal).toBeDefined();
     expect(group.facts).toBe(before);
     expect(group.history).toEqual([]);
@@ -304,7 +304,7 @@ describe('refusals: the reason, and nothing changes', () => {
 
 describe('maintenance', () => {
   it('of the standby of 2 nodes: primary → wait_primary, standby wait_maintenance → maintenance; disable → catchingup → secondary, primary back to primary', () => {
-    const group = converged([{}]).command({ type: 'enable_maintenance', nodeId: 2, allowFailover: false });
+    const group = converged([{}]).command({ type: 'enable-maintenance', nodeId: 2, allowFailover: false });
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([
       [2, 'wait_maintenance', 'enable-maintenance'],
       [1, 'wait_primary', 'sync-standby-gone'],
@@ -314,7 +314,7 @@ describe('maintenance', () => {
     expect(group.lastAssignments).toEqual([]);
     expect(group.node(1)).toMatchObject({ reportedState: 'wait_primary', synchronousStandbyNames: '' });
 
-    group.command({ type: 'disable_maintenance', nodeId: 2 });
+    group.command({ type: 'disable-maintenance', nodeId: 2 });
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([[2, 'catchingup', 'disable-maintenance']]);
     round(group);
     expect(group.lastGoals()).toEqual({ 2: 'secondary' });
@@ -331,7 +331,7 @@ describe('maintenance', () => {
   it('of one standby of 3 nodes: the primary stays primary; maintenance once the primary no longer names it', () => {
     const group = converged([{}, {}]);
     expect(group.node(1).synchronousStandbyNames).toBe('ANY 1 (pgha_node_2, pgha_node_3)');
-    group.command({ type: 'enable_maintenance', nodeId: 3, allowFailover: false });
+    group.command({ type: 'enable-maintenance', nodeId: 3, allowFailover: false });
     expect(group.lastGoals()).toEqual({ 3: 'wait_maintenance' });
 
     // Node 3 keeps streaming; the primary still runs with the old names.
@@ -343,13 +343,13 @@ describe('maintenance', () => {
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([[3, 'maintenance', 'maintenance-ready']]);
     expect(group.goal(1)).toBe('primary');
 
-    settle(group.command({ type: 'disable_maintenance', nodeId: 3 }));
+    settle(group.command({ type: 'disable-maintenance', nodeId: 3 }));
     expect(goalsOf(group)).toEqual({ 1: 'primary', 2: 'secondary', 3: 'secondary' });
     expect(group.violations).toEqual([]);
   });
 
   it('of the primary with --allow-failover: switchover first (prepare_maintenance), then maintenance; disable → it rejoins as a standby', () => {
-    const group = converged([{}]).command({ type: 'enable_maintenance', nodeId: 1, allowFailover: true });
+    const group = converged([{}]).command({ type: 'enable-maintenance', nodeId: 1, allowFailover: true });
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([
       [1, 'prepare_maintenance', 'enable-maintenance'],
       [2, 'prepare_promotion', 'enable-maintenance'],
@@ -368,7 +368,7 @@ describe('maintenance', () => {
       [2, 'wait_primary', 'wait_primary'],
     ]);
 
-    settle(group.command({ type: 'disable_maintenance', nodeId: 1 }));
+    settle(group.command({ type: 'disable-maintenance', nodeId: 1 }));
     expect(group.states()).toEqual([
       [1, 'secondary', 'secondary'],
       [2, 'primary', 'primary'],
@@ -379,7 +379,7 @@ describe('maintenance', () => {
 
 describe('drop node', () => {
   it('dropping the standby of 2 nodes: the primary turns synchronous replication off (sync-standby-gone)', () => {
-    const group = converged([{}]).command({ type: 'drop_node', nodeId: 2 });
+    const group = converged([{}]).command({ type: 'drop-node', nodeId: 2 });
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([
       [2, 'dropped', 'drop-node'],
       [1, 'wait_primary', 'sync-standby-gone'],
@@ -394,13 +394,13 @@ describe('drop node', () => {
   });
 
   it('dropping one standby of 3 nodes leaves synchronous replication on', () => {
-    const group = converged([{}, {}]).command({ type: 'drop_node', nodeId: 3 });
+    const group = converged([{}, {}]).command({ type: 'drop-node', nodeId: 3 });
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState])).toEqual([[3, 'dropped']]);
     expect(group.goal(1)).toBe('primary');
   });
 
   it('the last node may be dropped', () => {
-    const decision = decide(groupFacts().single().build(), { type: 'drop_node', nodeId: 1 });
+    const decision = decide(groupFacts().single().build(), { type: 'drop-node', nodeId: 1 });
     expect(decision.assignments.map((a) => [a.nodeId, a.goalState])).toEqual([[1, 'dropped']]);
   });
 });

@@ -270,7 +270,7 @@ class World {
         goalState: n.goalState,
         goalChangedMs: n.goalChangedMs,
         lastReportMs: n.lastReportMs,
-        pgIsRunning: n.reportedPgRunning,
+        postgresRunning: n.reportedPgRunning,
         reportedLsn: lsn(n.reportedLsn),
         reportedTimeline: n.reportedTimeline,
         upstreamStreaming: n.upstreamStreaming,
@@ -327,12 +327,12 @@ class World {
       case 'tick': for (const m of this.nodes) this.tick(m); break;
       case 'tickOne': this.tick(n!); break;
       case 'register': this.register(action.candidatePriority); break;
-      case 'switchover': return this.command({ type: 'perform_switchover' });
-      case 'promotion': return this.command({ type: 'perform_promotion', nodeId: n!.nodeId });
+      case 'switchover': return this.command({ type: 'perform-switchover' });
+      case 'promotion': return this.command({ type: 'perform-promotion', nodeId: n!.nodeId });
       case 'maintenance':
         return this.command(action.enable
-          ? { type: 'enable_maintenance', nodeId: n!.nodeId, allowFailover: action.allowFailover }
-          : { type: 'disable_maintenance', nodeId: n!.nodeId });
+          ? { type: 'enable-maintenance', nodeId: n!.nodeId, allowFailover: action.allowFailover }
+          : { type: 'disable-maintenance', nodeId: n!.nodeId });
     }
     this.decide();
   }
@@ -342,7 +342,7 @@ class World {
     for (const n of this.nodes) this.apply({ kind: 'heal', node: n.nodeId });
     for (let i = 0; i < rounds; i++) {
       for (const n of this.nodes) {
-        if (n.goalState === 'maintenance' || n.goalState === 'wait_maintenance') this.command({ type: 'disable_maintenance', nodeId: n.nodeId });
+        if (n.goalState === 'maintenance' || n.goalState === 'wait_maintenance') this.command({ type: 'disable-maintenance', nodeId: n.nodeId });
       }
       this.apply({ kind: 'advance', ms: 500 });
       this.apply({ kind: 'tick' });
@@ -440,7 +440,7 @@ const RUN_OPTIONS = {
 const REACHED_RULES = [
   'failover-start', 'election', 'fast-forward-done', 'promote-candidate', 'promotion-done', 'standby-caught-up',
   'perform-switchover', 'perform-promotion', 'enable-maintenance', 'disable-maintenance', 'maintenance-ready', 'sync-standby-gone',
-  'refused:perform_switchover', 'refused:enable_maintenance',
+  'refused:perform-switchover', 'refused:enable-maintenance',
 ];
 /** Room for the runs and for shrinking a counterexample. */
 const PROPERTY_TIMEOUT_MS = Math.max(20_000, RUN_OPTIONS.numRuns * 50);

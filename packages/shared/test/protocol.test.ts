@@ -2,11 +2,12 @@
  * The report schema refuses what the monitor's store cannot hold (found by the API fuzzing in
  * test/api-fuzz.test.ts, where each of these was answered 500): text with a NUL or an unpaired
  * surrogate, and a timeline past the `integer` column; and the self-fence a report carries.
+ * It also reads the former names of its fields, so that older keepers are understood.
  */
 import { FreeText, NodeReport, selfFenceSentence } from '@pgha/shared';
 import { describe, expect, it } from 'vitest';
 
-const report = { reportedState: 'single', pgIsRunning: true, isInRecovery: false, lsn: '0/3000060', timeline: 1, upstreamStreaming: false };
+const report = { reportedState: 'single', postgresRunning: true, isInRecovery: false, lsn: '0/3000060', timeline: 1, upstreamStreaming: false };
 
 describe('NodeReport', () => {
   it.each([
@@ -27,6 +28,21 @@ describe('NodeReport', () => {
   it('accepts timelines up to 2^31 - 1, the store column, and refuses 2^31', () => {
     expect(NodeReport.safeParse({ ...report, timeline: 2 ** 31 - 1 }).success).toBe(true);
     expect(NodeReport.safeParse({ ...report, timeline: 2 ** 31 }).success).toBe(false);
+  });
+
+  it('reads pgIsRunning, the former name of postgresRunning, from an older keeper (a rolling upgrade)', () => {
+    const { postgresRunning: _, ...rest } = report;
+    for (const running of [true, false]) {
+      const parsed = NodeReport.parse({ ...rest, pgIsRunning: running });
+      expect(parsed.postgresRunning).toBe(running);
+      expect(parsed).not.toHaveProperty('pgIsRunning');
+    }
+    expect(NodeReport.parse(report).postgresRunning).toBe(true);
+    // Both names: the former is an unknown field. Neither: postgresRunning is missing.
+    expect(NodeReport.safeParse({ ...report, pgIsRunning: true }).error?.issues[0]).toMatchObject({ code: 'unrecognized_keys', keys: ['pgIsRunning'] });
+    expect(NodeReport.safeParse(rest).error?.issues[0]).toMatchObject({ path: ['postgresRunning'], received: 'undefined' });
+    // Not an object: refused as before, not renamed.
+    expect(NodeReport.safeParse([report]).success).toBe(false);
   });
 });
 

@@ -46,7 +46,7 @@ describe('safety regressions', () => {
       .primary({ reportedState: 'primary', goalState: 'demote_timeout', health: 'bad', keeperSilentMs: nodeUnhealthyTimeoutMs + 1 })
       .standby({ notStreamingForMs: 1000, streaming: false })
       .build();
-    const decision = decide(facts, { type: 'enable_maintenance', nodeId: 2, allowFailover: false });
+    const decision = decide(facts, { type: 'enable-maintenance', nodeId: 2, allowFailover: false });
     expect(decision.assignments).toEqual([]);
     expect(decision.refusal).toMatch(/transition is already running|no primary/);
   });

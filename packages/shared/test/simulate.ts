@@ -7,6 +7,7 @@
  * every report refreshes `lastReportMs`.
  */
 import {
+  CANDIDATE_STATES,
   STANDBY_STATES,
   WRITABLE_STATES,
   applyAssignments,
@@ -30,9 +31,6 @@ const EDGE_KEYS = new Set(MONITOR_EDGES.map(([from, to]) => `${from}->${to}`));
 export function isMonitorEdge(from: NodeState, goal: NodeState): boolean {
   return from === goal || EDGE_KEYS.has(`${from}->${goal}`);
 }
-
-/** Goals in which a node takes part in a promotion: only a node with candidate priority > 0. */
-const CANDIDATE_GOALS: ReadonlySet<NodeState> = new Set(['prepare_promotion', 'fast_forward', 'stop_replication']);
 
 /** Goals of a node whose Postgres may hold WAL of the old primary (a standby, or one leaving for maintenance). */
 const HOLDS_WAL_GOALS: ReadonlySet<NodeState> = new Set([...STANDBY_STATES, 'wait_maintenance']);
@@ -71,7 +69,7 @@ export function checkDecision(facts: GroupFacts, assignments: readonly Assignmen
     if (!isMonitorEdge(node.goalState, a.goalState)) {
       violations.push(`[${a.rule}] node ${a.nodeId}: previous goal ${node.goalState} -> goal ${a.goalState} is not in MONITOR_EDGES`);
     }
-    if (CANDIDATE_GOALS.has(a.goalState) && node.candidatePriority === 0) {
+    if (CANDIDATE_STATES.has(a.goalState) && node.candidatePriority === 0) {
       violations.push(`[${a.rule}] node ${a.nodeId} has candidate priority 0 but is assigned ${a.goalState}`);
     }
     if (a.goalState === 'stop_replication') {
@@ -89,7 +87,7 @@ export function checkDecision(facts: GroupFacts, assignments: readonly Assignmen
       const better = current.nodes.filter(
         (n) =>
           n.nodeId !== node.nodeId && n.reportedState === 'report_lsn' && n.goalState === 'report_lsn' && keeperAlive(current, n) &&
-          n.pgIsRunning && n.candidatePriority > 0 &&
+          n.postgresRunning && n.candidatePriority > 0 &&
           (n.candidatePriority > node.candidatePriority || (n.candidatePriority === node.candidatePriority && n.reportedLsn > node.reportedLsn)),
       );
       if (better.length > 0) {
@@ -146,23 +144,23 @@ export function applyInOrder(facts: GroupFacts, assignments: readonly Assignment
  */
 export function keeperEffects(facts: GroupFacts, nodeId: number, goal: NodeState): Partial<NodeFacts> {
   const node = nodeOf(facts, nodeId);
-  if (STOPPED_GOALS.has(goal)) return { pgIsRunning: false, upstreamStreaming: false };
+  if (STOPPED_GOALS.has(goal)) return { postgresRunning: false, upstreamStreaming: false };
   switch (goal) {
     case 'fast_forward': {
       const upstream = facts.nodes
-        .filter((n) => n.nodeId !== nodeId && HOLDS_WAL_GOALS.has(n.goalState) && n.pgIsRunning)
+        .filter((n) => n.nodeId !== nodeId && HOLDS_WAL_GOALS.has(n.goalState) && n.postgresRunning)
         .reduce<NodeFacts | undefined>((best, n) => (!best || n.reportedLsn > best.reportedLsn ? n : best), undefined);
       return upstream && upstream.reportedLsn > node.reportedLsn
-        ? { pgIsRunning: true, reportedLsn: upstream.reportedLsn, reportedTimeline: upstream.reportedTimeline, upstreamStreaming: false }
-        : { pgIsRunning: true, upstreamStreaming: false };
+        ? { postgresRunning: true, reportedLsn: upstream.reportedLsn, reportedTimeline: upstream.reportedTimeline, upstreamStreaming: false }
+        : { postgresRunning: true, upstreamStreaming: false };
     }
     case 'join_secondary':
     case 'catchingup': {
       const primary = facts.nodes.find(
-        (n) => n.nodeId !== nodeId && WRITABLE_STATES.has(n.goalState) && n.reportedState === n.goalState && n.pgIsRunning,
+        (n) => n.nodeId !== nodeId && WRITABLE_STATES.has(n.goalState) && n.reportedState === n.goalState && n.postgresRunning,
       );
       return primary
-        ? { pgIsRunning: true, upstreamStreaming: true, reportedLsn: primary.reportedLsn, reportedTimeline: primary.reportedTimeline }
+        ? { postgresRunning: true, upstreamStreaming: true, reportedLsn: primary.reportedLsn, reportedTimeline: primary.reportedTimeline }
         : { upstreamStreaming: false };
     }
     case 'report_lsn':
@@ -170,11 +168,11 @@ export function keeperEffects(facts: GroupFacts, nodeId: number, goal: NodeState
       return { upstreamStreaming: false };
     case 'primary':
     case 'apply_settings':
-      return { pgIsRunning: true, synchronousStandbyNames: synchronousStandbyNames(facts, nodeId) };
+      return { postgresRunning: true, synchronousStandbyNames: synchronousStandbyNames(facts, nodeId) };
     case 'single':
     case 'wait_primary':
     case 'stop_replication':
-      return { pgIsRunning: true, synchronousStandbyNames: '' };
+      return { postgresRunning: true, synchronousStandbyNames: '' };
     default:
       return {};
   }

@@ -26,7 +26,7 @@ describe('a secondary fails', () => {
 
   it('its keeper reports that Postgres is not running and the probe fails: same outcome at once', () => {
     const group = healthyPair();
-    group.advance(100).report(1).report(2, { pgIsRunning: false, upstreamStreaming: false }).set(2, { health: 'bad' }).decide('report');
+    group.advance(100).report(1).report(2, { postgresRunning: false, upstreamStreaming: false }).set(2, { health: 'bad' }).decide('report');
     expect(group.lastGoals()).toEqual({ 1: 'wait_primary', 2: 'catchingup' });
   });
 
@@ -119,7 +119,7 @@ describe('a secondary fails', () => {
     expect(group.lastAssignments).toEqual([]);
 
     // Postgres restarts and the keeper reports catchingup, streaming again.
-    group.advance(1_000).report(1).set(2, { health: 'good' }).reach(2, { pgIsRunning: true, upstreamStreaming: true }).decide('report');
+    group.advance(1_000).report(1).set(2, { health: 'good' }).reach(2, { postgresRunning: true, upstreamStreaming: true }).decide('report');
     expect(group.lastGoals()).toEqual({ 2: 'secondary' });
 
     group.advance(100).report(1).reach(2).decide('report');

@@ -8,6 +8,7 @@
  * report).
  */
 import {
+  CANDIDATE_STATES,
   DEFAULT_FORMATION_SETTINGS,
   decide,
   elect,
@@ -25,7 +26,6 @@ const { nodeUnhealthyTimeoutMs, electionTimeoutMs } = DEFAULT_FORMATION_SETTINGS
 const SILENT = nodeUnhealthyTimeoutMs + 1;
 const deadPrimary: NodeSpec = { health: 'bad', keeperSilentMs: SILENT, lsn: '0/7000000' };
 const orphan = (spec: NodeSpec = {}): NodeSpec => ({ notStreamingForMs: SILENT, ...spec });
-const CANDIDATE_GOALS: ReadonlySet<NodeState> = new Set(['fast_forward', 'prepare_promotion', 'stop_replication']);
 
 /** The group after the dead primary's failover started (failover-start ran). */
 function failoverStarted(facts: GroupFacts): SimulatedGroup {
@@ -53,7 +53,7 @@ function untilPromoted(group: SimulatedGroup, silent: number[] = [], max = 12): 
 
 /** Node ids ever assigned fast_forward, prepare_promotion or stop_replication, in order. */
 function candidates(group: SimulatedGroup): Array<[number, NodeState]> {
-  return group.history.filter((a) => CANDIDATE_GOALS.has(a.goalState)).map((a) => [a.nodeId, a.goalState]);
+  return group.history.filter((a) => CANDIDATE_STATES.has(a.goalState)).map((a) => [a.nodeId, a.goalState]);
 }
 
 describe('candidate priorities 50/50/0', () => {
@@ -95,7 +95,7 @@ describe('candidate priorities 50/50/0', () => {
     const group = failoverStarted(
       groupFacts({ nowMs: T0 })
         .primary(deadPrimary)
-        .standby(orphan({ candidatePriority: 50, lsn: '0/6000000', pgIsRunning: false }))
+        .standby(orphan({ candidatePriority: 50, lsn: '0/6000000', postgresRunning: false }))
         .standby(orphan({ candidatePriority: 0, lsn: '0/6800000' }))
         .build(),
     );

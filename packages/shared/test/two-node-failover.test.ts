@@ -76,13 +76,13 @@ describe('two-node failover', () => {
     expect(group.lastAssignments).toEqual([]);
 
     // Its keeper returns, reaches demoted (Postgres stopped, so the probe still fails).
-    group.advance(100).report(2).reach(1, { pgIsRunning: false }).decide('report');
+    group.advance(100).report(2).reach(1, { postgresRunning: false }).decide('report');
     expect(group.lastGoals()).toEqual({ 1: 'catchingup' });
     expect(group.lastRules()).toEqual(['demoted-rejoin']);
 
     // pg_rewind, restart as a standby of node 2 on timeline 2.
     group.advance(100).report(2).reach(1, {
-      pgIsRunning: true, upstreamStreaming: true, reportedTimeline: 2, reportedLsn: group.node(2).reportedLsn,
+      postgresRunning: true, upstreamStreaming: true, reportedTimeline: 2, reportedLsn: group.node(2).reportedLsn,
     }).set(1, { health: 'good' }).decide('report');
     expect(group.lastGoals()).toEqual({ 1: 'secondary' });
 
@@ -101,7 +101,7 @@ describe('two-node failover', () => {
 
   it("the primary's keeper reports Postgres down and the probe agrees: failover without waiting for silence", () => {
     const facts = groupFacts({ nowMs: T0 })
-      .primary({ health: 'bad', pgIsRunning: false })
+      .primary({ health: 'bad', postgresRunning: false })
       .standby({ notStreamingForMs: 100 })
       .build();
     expect(decide(facts).assignments.map((a) => [a.nodeId, a.goalState])).toEqual([
@@ -156,7 +156,7 @@ describe('no failover when it would be unsafe or unnecessary', () => {
     ["the standby's own keeper is silent too", () =>
       groupFacts().primary(deadPrimary).standby({ ...orphanStandby, keeperSilentMs: nodeUnhealthyTimeoutMs + 1 }).build()],
     ["the standby's Postgres is not running", () =>
-      groupFacts().primary(deadPrimary).standby({ ...orphanStandby, pgIsRunning: false }).build()],
+      groupFacts().primary(deadPrimary).standby({ ...orphanStandby, postgresRunning: false }).build()],
   ];
 
   it.each(cases)('%s', (_label, build) => {
@@ -164,7 +164,7 @@ describe('no failover when it would be unsafe or unnecessary', () => {
     const decision = decide(facts, { type: 'evaluate', cause: 'health' });
     const promoted = decision.assignments.filter((a) => a.goalState === 'prepare_promotion' || a.goalState === 'stop_replication');
     expect(promoted).toEqual([]);
-    expect(decision.rule).not.toBe('failoverStart');
+    expect(decision.rule).not.toBe('failover-start');
     expect(decision.assignments.find((a) => a.nodeId === 1 && a.goalState === 'demote_timeout')).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Well-formedness of the group state machine: every plan has a guard and a place in the
- * machine, rule ids are unique and stable, and every group phase is reachable.
+ * machine, each rule has one name (its id names its plan, its guard and its assignments),
+ * rule ids are unique and stable, and every group phase is reachable.
  */
 import {
   DEFAULT_FORMATION_SETTINGS,
@@ -10,10 +11,16 @@ import {
   decideUntilStable,
   groupMachine,
   groupPhase,
+  transitionGroup,
+  type GroupEvent,
   type GroupFacts,
   type GroupPhase,
-  type PlanName,
+  type OperatorEvent,
+  type RuleId,
 } from '@pgha/shared';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { transition } from 'xstate';
 import { getAdjacencyMap } from 'xstate/graph';
 import { describe, expect, it } from 'vitest';
 import { groupFacts, type NodeSpec } from './fact-builders.js';
@@ -22,72 +29,77 @@ const { nodeUnhealthyTimeoutMs } = DEFAULT_FORMATION_SETTINGS;
 const deadPrimary: NodeSpec = { health: 'bad', keeperSilentMs: nodeUnhealthyTimeoutMs + 1 };
 const orphanStandby: NodeSpec = { notStreamingForMs: nodeUnhealthyTimeoutMs + 1 };
 
-/** For each plan, facts in which it is the rule the machine picks, and the rule id it records. */
-const FIXTURES: Record<PlanName, { facts: GroupFacts; ruleId: string; phase: GroupPhase }> = {
-  firstNodeSingle: { ruleId: 'first-node-single', phase: 'bootstrap', facts: groupFacts().registered().build() },
-  registerStandby: { ruleId: 'register-standby', phase: 'steady', facts: groupFacts().single().registered().build() },
-  startCatchingUp: {
-    ruleId: 'standby-start-catchingup', phase: 'steady',
+/** For each rule, facts in which it is the rule the machine picks, and the phase they are in. */
+const FIXTURES: Record<RuleId, { facts: GroupFacts; phase: GroupPhase }> = {
+  'first-node-single': { phase: 'bootstrap', facts: groupFacts().registered().build() },
+  'register-standby': { phase: 'steady', facts: groupFacts().single().registered().build() },
+  'standby-start-catchingup': {
+    phase: 'steady',
     facts: groupFacts().primary({ state: 'wait_primary' }).registered({ state: 'wait_standby' }).build(),
   },
-  standbyFailed: { ruleId: 'standby-failed', phase: 'steady', facts: groupFacts().primary().standby(deadPrimary).build() },
-  failoverStart: { ruleId: 'failover-start', phase: 'steady', facts: groupFacts().primary(deadPrimary).standby(orphanStandby).build() },
-  promoteCandidate: {
-    ruleId: 'promote-candidate', phase: 'failover',
+  'standby-failed': { phase: 'steady', facts: groupFacts().primary().standby(deadPrimary).build() },
+  'failover-start': { phase: 'steady', facts: groupFacts().primary(deadPrimary).standby(orphanStandby).build() },
+  'election-restart': {
+    // An election ended without a candidate: the failed primary is in demote_timeout, its standby secondary again.
+    phase: 'steady',
+    facts: groupFacts().primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' }).standby(orphanStandby).build(),
+  },
+  'promote-candidate': {
+    phase: 'failover',
     facts: groupFacts().primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' }).standby({ ...orphanStandby, state: 'prepare_promotion' }).build(),
   },
-  reelectCandidate: {
+  'candidate-changed': {
     // The candidate's priority was set to 0 while it prepared: back to report_lsn with the other voter.
-    ruleId: 'candidate-changed', phase: 'failover',
+    phase: 'failover',
     facts: groupFacts()
       .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' })
       .standby({ ...orphanStandby, state: 'prepare_promotion', candidatePriority: 0 })
       .standby({ ...orphanStandby, state: 'report_lsn' })
       .build(),
   },
-  electFromReports: {
-    ruleId: 'election', phase: 'failover',
+  election: {
+    phase: 'failover',
     facts: groupFacts()
       .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' })
       .standby({ ...orphanStandby, state: 'report_lsn', lsn: '0/5000000' })
       .standby({ ...orphanStandby, state: 'report_lsn', lsn: '0/6000000' })
       .build(),
   },
-  fastForwardDone: {
-    ruleId: 'fast-forward-done', phase: 'failover',
+  'fast-forward-done': {
+    phase: 'failover',
     facts: groupFacts()
       .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' })
       .standby({ ...orphanStandby, state: 'fast_forward', lsn: '0/6000000', candidatePriority: 100 })
       .standby({ ...orphanStandby, state: 'report_lsn', lsn: '0/6000000' })
       .build(),
   },
-  candidateBehind: {
-    ruleId: 'candidate-behind', phase: 'failover',
+  'candidate-behind': {
+    phase: 'failover',
     facts: groupFacts()
       .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' })
       .standby({ ...orphanStandby, state: 'prepare_promotion', lsn: '0/5000000' })
       .standby({ ...orphanStandby, state: 'report_lsn', lsn: '0/6000000' })
       .build(),
   },
-  promotionDone: {
-    ruleId: 'promotion-done', phase: 'failover',
+  'promotion-done': {
+    phase: 'failover',
     facts: groupFacts().primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' }).standby({ ...orphanStandby, state: 'stop_replication' }).build(),
   },
-  rejoinDemoted: {
-    ruleId: 'demoted-rejoin', phase: 'steady',
-    facts: groupFacts().standby({ nodeId: 1, state: 'demoted', pgIsRunning: false, health: 'bad' }).primary({ nodeId: 2, state: 'wait_primary' }).build(),
+  'demoted-rejoin': {
+    phase: 'steady',
+    facts: groupFacts().standby({ nodeId: 1, state: 'demoted', postgresRunning: false, health: 'bad' }).primary({ nodeId: 2, state: 'wait_primary' }).build(),
   },
-  standbyCaughtUp: {
-    ruleId: 'standby-caught-up', phase: 'steady',
+  'standby-caught-up': {
+    phase: 'steady',
     facts: groupFacts().primary({ state: 'wait_primary' }).standby({ state: 'catchingup' }).build(),
   },
-  enableSync: { ruleId: 'enable-sync', phase: 'steady', facts: groupFacts().primary({ state: 'wait_primary' }).standby().build() },
-  syncStandbyGone: {
-    ruleId: 'sync-standby-gone', phase: 'steady',
+  'enable-sync': { phase: 'steady', facts: groupFacts().primary({ state: 'wait_primary' }).standby().build() },
+  'sync-standby-gone': {
+    phase: 'steady',
     facts: groupFacts().primary().standby({ state: 'maintenance', streaming: false }).build(),
   },
-  maintenanceReady: {
-    ruleId: 'maintenance-ready', phase: 'steady',
+  'maintenance-ready': {
+    phase: 'steady',
     facts: groupFacts()
       .primary({ synchronousStandbyNames: 'ANY 1 (pgha_node_3)' })
       .standby({ state: 'wait_maintenance' })
@@ -99,7 +111,13 @@ const FIXTURES: Record<PlanName, { facts: GroupFacts; ruleId: string; phase: Gro
 /** Guards that are not plans: operator commands are possible now. */
 const COMMAND_GUARDS = ['commandPossible'];
 
-const PLAN_NAMES = Object.keys(PLANS) as PlanName[];
+const RULE_IDS = Object.keys(PLANS) as RuleId[];
+
+/** Operator commands: each event type is its rule id. */
+const COMMANDS: OperatorEvent['type'][] = ['perform-switchover', 'perform-failover', 'perform-promotion', 'enable-maintenance', 'disable-maintenance', 'drop-node'];
+
+/** `standby-start-catchingup` → `standbyStartCatchingup`. */
+const camelCase = (id: string): string => id.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
 /** Guard names per phase, in priority order, read from the machine's config. */
 function guardsByPhase(): Record<string, string[]> {
@@ -116,21 +134,57 @@ function guardsByPhase(): Record<string, string[]> {
 describe('group state machine is well formed', () => {
   it('every plan has a guard implementation, and every guard is a plan or the operator-command guard', () => {
     const guards = Object.keys(groupMachine.implementations.guards).sort();
-    expect(guards).toEqual([...PLAN_NAMES, ...COMMAND_GUARDS].sort());
+    expect(guards).toEqual([...RULE_IDS, ...COMMAND_GUARDS].sort());
   });
 
   it('every plan is referenced by a transition of some phase, and every referenced guard exists', () => {
     const referenced = new Set(Object.values(guardsByPhase()).flat());
-    expect(PLAN_NAMES.filter((name) => !referenced.has(name))).toEqual([]);
+    expect(RULE_IDS.filter((name) => !referenced.has(name))).toEqual([]);
     expect([...referenced].filter((name) => !(name in PLANS))).toEqual([]);
   });
 
   it('every phase handles every operator command (carried out, or refused with a reason)', () => {
-    const commands = ['perform_switchover', 'perform_failover', 'perform_promotion', 'enable_maintenance', 'disable_maintenance', 'drop_node'];
     for (const [phase, node] of Object.entries(groupMachine.config.states ?? {})) {
       const on = (node as { on?: Record<string, unknown> }).on ?? {};
-      expect(commands.filter((c) => !(c in on)), phase).toEqual([]);
+      expect(COMMANDS.filter((c) => !(c in on)), phase).toEqual([]);
+      expect(Object.keys(on).filter((e) => e !== 'evaluate' && !(COMMANDS as string[]).includes(e)), phase).toEqual([]);
     }
+  });
+
+  it('each rule has one name: its id keys its plan, names its guard, and its plan function is the id in camelCase', () => {
+    for (const id of RULE_IDS) {
+      expect(id, 'rule ids are kebab-case').toMatch(/^[a-z]+(-[a-z]+)*$/);
+      expect(PLANS[id].name, `plan of rule ${id}`).toBe(camelCase(id));
+      expect(id in groupMachine.implementations.guards, `guard of rule ${id}`).toBe(true);
+    }
+    // No two ids map to one plan function, and no plan is kept under a second name.
+    expect(new Set(Object.values(PLANS)).size).toBe(RULE_IDS.length);
+    // Operator commands: the event type is the rule id, kebab-case like the others and apart from them.
+    for (const c of COMMANDS) {
+      expect(c).toMatch(/^[a-z]+(-[a-z]+)*$/);
+      expect(RULE_IDS as string[]).not.toContain(c);
+    }
+    // The machine's action names are not rule names: it has one action for all assignments and one for refusals.
+    expect(Object.keys(groupMachine.implementations.actions).sort()).toEqual(['assignGoalStates', 'refuseCommand']);
+  });
+
+  it('docs/api.md lists every rule id of the machine and the commands, and no other in that table', () => {
+    const doc = readFileSync(fileURLToPath(new URL('../../../docs/api.md', import.meta.url)), 'utf8');
+    const section = doc.slice(doc.indexOf('## Rule ids'), doc.indexOf('Events the monitor writes itself'));
+    const documented = [...section.matchAll(/^\| `([a-z-]+)` \|/gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual([...RULE_IDS, ...COMMANDS].sort());
+  });
+
+  it('every assignment carries the id of the rule that made it, and the decision names that rule', () => {
+    for (const id of RULE_IDS) {
+      const decision = decide(FIXTURES[id].facts);
+      expect(decision.rule, id).toBe(id);
+      expect(decision.assignments.map((a) => a.rule), id).toEqual(decision.assignments.map(() => id));
+    }
+    const facts = groupFacts().primary().standby().build();
+    const switchover = decide(facts, { type: 'perform-switchover' });
+    expect(switchover.rule).toBe('perform-switchover');
+    expect(new Set(switchover.assignments.map((a) => a.rule))).toEqual(new Set(['perform-switchover']));
   });
 
   it('no phase lists the same rule twice', () => {
@@ -139,25 +193,21 @@ describe('group state machine is well formed', () => {
     }
   });
 
-  it('each plan fires in its fixture and records one kebab-case rule id; rule ids are unique across plans', () => {
-    const ids = new Map<string, PlanName>();
-    for (const name of PLAN_NAMES) {
-      const { facts, ruleId, phase } = FIXTURES[name];
-      expect(groupPhase(facts), name).toBe(phase);
+  it('each rule fires in its fixture, in its phase, with a reason for each assignment; rule ids are unique', () => {
+    for (const id of RULE_IDS) {
+      const { facts, phase } = FIXTURES[id];
+      expect(groupPhase(facts), id).toBe(phase);
       const decision = decide(facts);
-      expect(decision.rule, `${name} should be the rule that fires`).toBe(ruleId);
-      const recorded = [...new Set(decision.assignments.map((a) => a.rule))];
-      expect(recorded, name).toEqual([ruleId]);
-      expect(ruleId).toMatch(/^[a-z]+(-[a-z]+)*$/);
-      for (const a of decision.assignments) expect(a.reason.trim(), `${name} reason`).not.toBe('');
-      expect(ids.has(ruleId), `rule id ${ruleId} used by ${ids.get(ruleId)} and ${name}`).toBe(false);
-      ids.set(ruleId, name);
+      expect(decision.rule, `${id} should be the rule that fires`).toBe(id);
+      expect(decision.assignments.length, id).toBeGreaterThan(0);
+      for (const a of decision.assignments) expect(a.reason.trim(), `${id} reason`).not.toBe('');
     }
-    expect(ids.size).toBe(PLAN_NAMES.length);
+    const all = [...RULE_IDS, ...COMMANDS];
+    expect(new Set(all).size).toBe(all.length);
   });
 
   it('plans never return an assignment that leaves a goal unchanged (so decideUntilStable ends)', () => {
-    for (const name of PLAN_NAMES) {
+    for (const name of RULE_IDS) {
       const { facts } = FIXTURES[name];
       for (const a of PLANS[name](facts) ?? []) {
         expect(facts.nodes.find((n) => n.nodeId === a.nodeId)?.goalState, `${name} -> node ${a.nodeId}`).not.toBe(a.goalState);
@@ -167,15 +217,15 @@ describe('group state machine is well formed', () => {
 
   it('every group phase is reachable from bootstrap (getAdjacencyMap), and failover leads back to steady', () => {
     // Let each guard pass only for an event naming it, so the traversal explores every rule.
-    type ProbeEvent = { type: 'evaluate'; cause: 'timer'; only: PlanName };
+    type ProbeEvent = { type: 'evaluate'; cause: 'timer'; only: RuleId };
     const probing = groupMachine.provide({
       guards: Object.fromEntries(
-        PLAN_NAMES.map((name) => [name, ({ event }: { event: unknown }) => (event as ProbeEvent).only === name]),
+        RULE_IDS.map((name) => [name, ({ event }: { event: unknown }) => (event as ProbeEvent).only === name]),
       ) as never,
     });
-    const events = PLAN_NAMES.map((only) => ({ type: 'evaluate', cause: 'timer', only }) as ProbeEvent);
+    const events = RULE_IDS.map((only) => ({ type: 'evaluate', cause: 'timer', only }) as ProbeEvent);
     const adjacency = getAdjacencyMap(probing as never, {
-      input: { facts: FIXTURES.firstNodeSingle.facts },
+      input: { facts: FIXTURES['first-node-single'].facts },
       events: events as never,
       serializeState: (s: { value: unknown }) => JSON.stringify(s.value),
     } as never) as unknown as Record<string, { state: { value: string }; transitions: Record<string, { state: { value: string } }> }>;
@@ -194,7 +244,7 @@ describe('group state machine is well formed', () => {
   });
 
   it('decide() reports phase transitions that match groupPhase() of the facts it produces', () => {
-    for (const name of PLAN_NAMES) {
+    for (const name of RULE_IDS) {
       const { facts } = FIXTURES[name];
       const decision = decide(facts);
       const next = {
@@ -205,6 +255,28 @@ describe('group state machine is well formed', () => {
         }),
       };
       expect(groupPhase(next), name).toBe(decision.nextPhase);
+    }
+  });
+});
+
+describe('transitionGroup', () => {
+  it("returns what XState's public transition() returns: the next snapshot and the actions, with their parameters", () => {
+    const cases: Array<[string, GroupFacts, GroupEvent]> = [
+      ...RULE_IDS.map((id): [string, GroupFacts, GroupEvent] => [id, FIXTURES[id].facts, { type: 'evaluate', cause: 'timer' }]),
+      ['nothing to do', groupFacts().primary().standby().build(), { type: 'evaluate', cause: 'report' }],
+      ['perform-switchover', groupFacts().primary().standby().build(), { type: 'perform-switchover' }],
+      ['refused perform-promotion', groupFacts().primary().standby({ candidatePriority: 0 }).build(), { type: 'perform-promotion', nodeId: 2 }],
+      ['refused during a failover', FIXTURES.election.facts, { type: 'drop-node', nodeId: 2 }],
+    ];
+    for (const [label, facts, event] of cases) {
+      const snapshot = groupMachine.resolveState({ value: groupPhase(facts), context: { facts } });
+      const [next, actions] = transitionGroup(snapshot, event);
+      const [refNext, refActions] = transition(groupMachine, snapshot, event);
+      expect(next.value, label).toEqual(refNext.value);
+      expect(next.context, label).toBe(refNext.context);
+      expect(actions.map((a) => [a.type, a.params]), label).toEqual(refActions.map((a) => [a.type, a.params]));
+      // Every case but 'nothing to do' takes one action (its assignments or a refusal): the comparison compares something.
+      expect(actions.length, label).toBe(label === 'nothing to do' ? 0 : 1);
     }
   });
 });

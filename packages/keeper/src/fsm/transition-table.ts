@@ -7,7 +7,7 @@
  * edges (`MONITOR_EDGES`) without Postgres. Source: pg_auto_failover's `KeeperFSM[]` in
  * `fsm.c`, whose keep rows live apart, in `keeper_ensure_current_state`.
  */
-import { DEMOTING_STATES, NODE_STATES, type NodeState } from '@pgha/shared';
+import { DEMOTING_STATES, FENCED_STATES, FOLLOWING_STATES, NODE_STATES, PRIMARY_STATES, type NodeState } from '@pgha/shared';
 
 /** Names of the transition functions in `transitions.ts`. */
 export type TransitionName =
@@ -35,9 +35,10 @@ export interface KeeperTransition {
   readonly reason: string;
 }
 
-const PRIMARY: NodeState[] = ['single', 'wait_primary', 'primary', 'join_primary', 'apply_settings'];
-const FOLLOWING: NodeState[] = ['catchingup', 'secondary', 'report_lsn', 'join_secondary', 'fast_forward'];
-const FENCED: NodeState[] = [...DEMOTING_STATES, 'prepare_maintenance'];
+const PRIMARY = [...PRIMARY_STATES];
+const FOLLOWING = [...FOLLOWING_STATES];
+const FENCED = [...FENCED_STATES];
+const DEMOTING = [...DEMOTING_STATES];
 const ALL: NodeState[] = NODE_STATES.filter((s) => s !== 'dropped');
 
 /** A row from each of `from` to each of `to`, but never from a state to itself (see {@link keep}). */
@@ -79,7 +80,7 @@ export const KEEPER_TRANSITIONS: readonly KeeperTransition[] = [
   ...rows([...PRIMARY, 'stop_replication', 'prepare_promotion', ...FENCED], FENCED, 'stopPostgres', 'fence: stop Postgres so that it takes no more writes'),
   ...rows([...FENCED, ...PRIMARY, 'stop_replication', 'maintenance', 'wait_maintenance'], ['catchingup'], 'rewindOrBaseBackup', 'rejoin as a standby: pg_rewind when the data was a primary, or a fresh base backup when rewinding fails'),
   ...rows(['secondary', 'catchingup'], ['wait_maintenance'], 'followPrimary', 'keep streaming while the primary stops counting on this standby'),
-  ...rows(['wait_maintenance', 'secondary', 'catchingup', 'prepare_maintenance', ...PRIMARY, ...DEMOTING_STATES], ['maintenance'], 'leavePostgresAlone', 'maintenance: the keeper leaves Postgres to the operator'),
+  ...rows(['wait_maintenance', 'secondary', 'catchingup', 'prepare_maintenance', ...PRIMARY, ...DEMOTING], ['maintenance'], 'leavePostgresAlone', 'maintenance: the keeper leaves Postgres to the operator'),
   ...rows(ALL, ['dropped'], 'dropNode', 'dropped from the formation: stop Postgres (and remove its data when asked)'),
 ];
 

@@ -28,7 +28,7 @@ async function nodeByName(deps: AppDeps, formation: string, name: string): Promi
 
 async function run(deps: AppDeps, formation: string, groupId: number, event: OperatorEvent, before?: Parameters<AppDeps['driver']['command']>[3]): Promise<CommandResponse> {
   const { assignments, note } = await deps.driver.command(formation, groupId, event, before);
-  return { formation, assignments: assignments.map((a) => ({ nodeId: a.nodeId, goalState: a.goalState, reason: a.reason, rule: a.rule })), ...(note ? { note } : {}) };
+  return { formation, assignments: assignments.map((a) => ({ node_id: a.nodeId, goal_state: a.goalState, reason: a.reason, rule: a.rule })), ...(note ? { note } : {}) };
 }
 
 /** Registers the operator command routes. */
@@ -37,21 +37,21 @@ export async function operationRoutes(app: FastifyInstance, deps: AppDeps): Prom
     const { formation } = validate(FormationParams, req.params, 'params');
     validate(EmptyBody, req.body ?? {}, 'body');
     await getFormation(deps.db, formation);
-    return run(deps, formation, 0, { type: 'perform_switchover' });
+    return run(deps, formation, 0, { type: 'perform-switchover' });
   });
 
   app.post('/v1/formations/:formation/failover', async (req) => {
     const { formation } = validate(FormationParams, req.params, 'params');
     validate(EmptyBody, req.body ?? {}, 'body');
     await getFormation(deps.db, formation);
-    return run(deps, formation, 0, { type: 'perform_failover' });
+    return run(deps, formation, 0, { type: 'perform-failover' });
   });
 
   app.post('/v1/formations/:formation/promotion', async (req) => {
     const { formation } = validate(FormationParams, req.params, 'params');
     const { name } = validate(PromotionRequest, req.body, 'body');
     const node = await nodeByName(deps, formation, name);
-    return run(deps, formation, node.groupId, { type: 'perform_promotion', nodeId: node.nodeId });
+    return run(deps, formation, node.groupId, { type: 'perform-promotion', nodeId: node.nodeId });
   });
 
   app.post('/v1/formations/:formation/maintenance', async (req) => {
@@ -59,8 +59,8 @@ export async function operationRoutes(app: FastifyInstance, deps: AppDeps): Prom
     const body = validate(MaintenanceRequest, req.body, 'body');
     const node = await nodeByName(deps, formation, body.name);
     const event: OperatorEvent = body.enable
-      ? { type: 'enable_maintenance', nodeId: node.nodeId, allowFailover: body.allowFailover }
-      : { type: 'disable_maintenance', nodeId: node.nodeId };
+      ? { type: 'enable-maintenance', nodeId: node.nodeId, allowFailover: body.allowFailover }
+      : { type: 'disable-maintenance', nodeId: node.nodeId };
     return run(deps, formation, node.groupId, event);
   });
 
@@ -71,7 +71,7 @@ export async function operationRoutes(app: FastifyInstance, deps: AppDeps): Prom
     const settings = formationSettings(await getFormation(deps.db, formation));
     const nowMs = await storeNowMs(deps.db);
     const keeperSilent = !node.reportedAt || nowMs - new Date(node.reportedAt).getTime() > settings.nodeUnhealthyTimeoutMs;
-    return run(deps, formation, node.groupId, { type: 'drop_node', nodeId: node.nodeId }, async (trx) => {
+    return run(deps, formation, node.groupId, { type: 'drop-node', nodeId: node.nodeId }, async (trx) => {
       if (destroy === 'true') await requestDestroy(trx, node.nodeId);
       // No keeper will report `dropped`: remove the node now (its data stays where it is).
       if (keeperSilent) await removeNode(trx, { ...node, goalState: 'dropped' }, `node ${node.nodeId} "${node.name}" removed: its keeper is not running, its data directory is left as it is`);

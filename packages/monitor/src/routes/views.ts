@@ -1,5 +1,5 @@
 /** Read models built from the store for the API's answers. */
-import { DEFAULT_KEEPER_HTTP_PORT, WRITABLE_STATES, formatHostPort, groupNote, keeperSettingsOf, parseLsn, progressPercent, synchronousStandbyNames, type EventRow, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { DEFAULT_KEEPER_HTTP_PORT, STANDBY_STATES, WRITABLE_STATES, formatHostPort, groupNote, keeperSettingsOf, parseLsn, progressPercent, synchronousStandbyNames, type EventRow, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
 import type { EventRecord } from '../store/event-stream-store.js';
 import { formationSettings, getFormation, getNode, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
 
@@ -66,7 +66,7 @@ export function goalView(node: NodeRow, formation: FormationRow, nodes: readonly
   if (node.goalState === 'fast_forward') {
     // The most advanced other standby holds the WAL this node lacks.
     const ahead = nodes
-      .filter((n) => n.nodeId !== node.nodeId && ['report_lsn', 'secondary', 'join_secondary', 'catchingup', 'prepare_promotion'].includes(n.goalState))
+      .filter((n) => n.nodeId !== node.nodeId && STANDBY_STATES.has(n.goalState as NodeState))
       .sort((a, b) => (parseLsn(b.reportedLsn) > parseLsn(a.reportedLsn) ? 1 : -1))[0];
     if (ahead && parseLsn(ahead.reportedLsn) > parseLsn(node.reportedLsn)) upstream = member(ahead);
   }

@@ -4,17 +4,18 @@
  * the next is assigned). The keeper's transition table must have a row for each: a test
  * cross-checks them, as pg_auto_failover learned to after issue #1168.
  */
-import { NODE_STATES, type NodeState } from '../states.js';
+import { NODE_STATES, OUTGOING_PRIMARY_STATES, PRIMARY_STATES, STANDBY_STATES, type NodeState } from '../states.js';
 
 type Edge = readonly [NodeState, NodeState];
 
-function all(from: readonly NodeState[], to: readonly NodeState[]): Edge[] {
-  return from.flatMap((f) => to.filter((t) => t !== f).map((t) => [f, t] as const));
+function all(from: Iterable<NodeState>, to: Iterable<NodeState>): Edge[] {
+  const goals = [...to];
+  return [...from].flatMap((f) => goals.filter((t) => t !== f).map((t) => [f, t] as const));
 }
 
-const PRIMARY: NodeState[] = ['single', 'wait_primary', 'primary', 'join_primary', 'apply_settings'];
-const FOLLOWING: NodeState[] = ['catchingup', 'secondary', 'report_lsn', 'fast_forward', 'join_secondary', 'prepare_promotion'];
-const OUTGOING: NodeState[] = ['draining', 'demote_timeout', 'prepare_maintenance'];
+const PRIMARY = [...PRIMARY_STATES];
+const STANDBY = [...STANDBY_STATES];
+const OUTGOING = [...OUTGOING_PRIMARY_STATES];
 
 /** `[from, goal]` pairs. */
 export const MONITOR_EDGES: ReadonlyArray<Edge> = [
@@ -29,8 +30,8 @@ export const MONITOR_EDGES: ReadonlyArray<Edge> = [
   ['stop_replication', 'wait_primary'],
   ['prepare_promotion', 'wait_primary'],
   // Standbys following, catching up, electing, fast-forwarding and joining a new primary.
-  ...all(FOLLOWING, FOLLOWING),
-  ...all(FOLLOWING, ['stop_replication']),
+  ...all(STANDBY, STANDBY),
+  ...all(STANDBY, ['stop_replication']),
   // A primary leaving: failover (demote_timeout), switchover (draining), maintenance.
   ...all([...PRIMARY, 'stop_replication'], OUTGOING),
   ...all([...PRIMARY, ...OUTGOING], ['demoted', 'maintenance']),

@@ -5,12 +5,9 @@
  */
 import { formatLsn } from '../lsn.js';
 import { nodeApplicationName } from '../settings.js';
-import { STANDBY_STATES, type NodeState } from '../states.js';
+import { ELECTORATE_STATES } from '../states.js';
 import type { GroupFacts, NodeFacts } from './facts.js';
 import { keeperIsAlive } from './guards.js';
-
-/** Goal states of a node that may hold acknowledged WAL of the old primary. */
-const ELECTORATE_GOALS: ReadonlySet<NodeState> = new Set<NodeState>([...STANDBY_STATES, 'stop_replication', 'wait_maintenance']);
 
 function describe(node: NodeFacts): string {
   return `node ${node.nodeId} "${node.name}"`;
@@ -25,7 +22,7 @@ export function synchronousSet(facts: GroupFacts, oldPrimary: NodeFacts | undefi
   const reported = oldPrimary?.synchronousStandbyNames ?? '';
   const named = new Set([...reported.matchAll(/pgha_node_(\d+)/g)].map((m) => Number(m[1])));
   const members = facts.nodes.filter(
-    (n) => n.nodeId !== oldPrimary?.nodeId && ((n.replicationQuorum && ELECTORATE_GOALS.has(n.goalState)) || named.has(n.nodeId)),
+    (n) => n.nodeId !== oldPrimary?.nodeId && ((n.replicationQuorum && ELECTORATE_STATES.has(n.goalState)) || named.has(n.nodeId)),
   );
   const k = members.length;
   const reportedN = Number(/^\s*(?:ANY\s+)?(\d+)\s*\(/i.exec(reported)?.[1] ?? NaN);
@@ -36,12 +33,12 @@ export function synchronousSet(facts: GroupFacts, oldPrimary: NodeFacts | undefi
 
 /** Standbys whose LSN is known now: their keeper reports. */
 export function reportingStandbys(facts: GroupFacts, oldPrimary: NodeFacts | undefined): NodeFacts[] {
-  return facts.nodes.filter((n) => n.nodeId !== oldPrimary?.nodeId && ELECTORATE_GOALS.has(n.goalState) && keeperIsAlive(facts, n));
+  return facts.nodes.filter((n) => n.nodeId !== oldPrimary?.nodeId && ELECTORATE_STATES.has(n.goalState) && keeperIsAlive(facts, n));
 }
 
 /** Node may win an election: candidate priority > 0, keeper alive, Postgres running. */
 export function isEligible(facts: GroupFacts, node: NodeFacts): boolean {
-  return node.candidatePriority > 0 && keeperIsAlive(facts, node) && node.pgIsRunning;
+  return node.candidatePriority > 0 && keeperIsAlive(facts, node) && node.postgresRunning;
 }
 
 /** What an election concludes. */

@@ -19,7 +19,7 @@ export interface NodeFacts {
   /** When the keeper last reported (the keeper's heartbeat). */
   readonly lastReportMs: number | null;
   /** Keeper's view: is the postmaster running. */
-  readonly pgIsRunning: boolean;
+  readonly postgresRunning: boolean;
   /** Keeper's view: flush LSN on a primary, received/replayed LSN on a standby. */
   readonly reportedLsn: Lsn;
   readonly reportedTimeline: number;
@@ -62,24 +62,37 @@ export interface EvaluateEvent {
 
 /**
  * An operator command. Each either yields assignments or is refused with a reason; a refused
- * command changes nothing. Source: pg_auto_failover's `perform_failover`,
- * `perform_promotion`, `start_maintenance`/`stop_maintenance`, `remove_node`.
+ * command changes nothing. Its `type` is also the id of the rule its assignments carry (as
+ * event rows store it). Source: pg_auto_failover's `perform_failover`, `perform_promotion`,
+ * `start_maintenance`/`stop_maintenance`, `remove_node`.
  */
 export type OperatorEvent =
-  | { type: 'perform_switchover' }
-  | { type: 'perform_failover' }
-  | { type: 'perform_promotion'; nodeId: number }
-  | { type: 'enable_maintenance'; nodeId: number; allowFailover: boolean }
-  | { type: 'disable_maintenance'; nodeId: number }
-  | { type: 'drop_node'; nodeId: number };
+  | { type: 'perform-switchover' }
+  | { type: 'perform-failover' }
+  | { type: 'perform-promotion'; nodeId: number }
+  | { type: 'enable-maintenance'; nodeId: number; allowFailover: boolean }
+  | { type: 'disable-maintenance'; nodeId: number }
+  | { type: 'drop-node'; nodeId: number };
+
+/** The id of an operator command's rule: its event's `type`. */
+export type CommandRuleId = OperatorEvent['type'];
 
 /** Everything the group machine reacts to. */
 export type GroupEvent = EvaluateEvent | OperatorEvent;
 
-/** One goal assignment with its reason and the stable id of the rule that made it. */
+/**
+ * One goal assignment with its reason and the stable id of the rule that made it (a key of
+ * `PLANS` or an operator command's {@link CommandRuleId}), which its event row stores.
+ */
 export interface Assignment {
   readonly nodeId: number;
   readonly goalState: NodeState;
   readonly reason: string;
   readonly rule: string;
 }
+
+/**
+ * An assignment as a plan or an operator command makes it, without its rule id: the group
+ * state machine adds the id of the rule that fired, so that each rule's id is written once.
+ */
+export type PlannedAssignment = Omit<Assignment, 'rule'>;

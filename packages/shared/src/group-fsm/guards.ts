@@ -25,7 +25,7 @@ export function keeperIsAlive(facts: GroupFacts, node: NodeFacts): boolean {
  * either the keeper is silent or it says the postmaster is not running.
  */
 export function postgresIsDown(facts: GroupFacts, node: NodeFacts): boolean {
-  return node.health === 'bad' && (!keeperIsAlive(facts, node) || !node.pgIsRunning);
+  return node.health === 'bad' && (!keeperIsAlive(facts, node) || !node.postgresRunning);
 }
 
 /** The node's keeper is alive and says its WAL receiver is streaming now. */
@@ -84,7 +84,7 @@ export function isPromotable(facts: GroupFacts, node: NodeFacts): boolean {
     isCurrentState(node, 'secondary') &&
     node.candidatePriority > 0 &&
     keeperIsAlive(facts, node) &&
-    node.pgIsRunning
+    node.postgresRunning
   );
 }
 

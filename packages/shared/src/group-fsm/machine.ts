@@ -4,14 +4,20 @@
  * commands it accepts. A guard is "this rule's plan applies" (or "this command is possible
  * now"); the action carries the assignments (or the refusal) as parameters and is returned by
  * `transition()` without being run, so deciding stays pure.
+ *
+ * Each rule has one name, its id: the key of its plan in `PLANS`, the name of its guard here,
+ * and the `rule` of its assignments and their event rows. An operator command's id is its
+ * event's `type`.
  */
 import { setup } from 'xstate';
+import { DEFAULT_FORMATION_SETTINGS } from '../settings.js';
 import { planCommand } from './commands.js';
-import type { Assignment, GroupEvent, GroupFacts, OperatorEvent } from './facts.js';
-import { PLANS, type PlanName } from './plans.js';
+import type { Assignment, GroupEvent, GroupFacts, OperatorEvent, PlannedAssignment } from './facts.js';
+import { PLANS, type RuleId } from './plans.js';
 
 /** Parameters of the `assignGoalStates` action. */
 export interface AssignGoalStatesParams {
+  /** The id of the rule (or command) that made the assignments. */
   rule: string;
   assignments: Assignment[];
   note?: string;
@@ -24,14 +30,30 @@ export interface RefuseCommandParams {
 
 type Ctx = { context: { facts: GroupFacts }; event: GroupEvent };
 
-const guard = (name: PlanName) => ({ context }: Ctx) => PLANS[name](context.facts) !== undefined;
+/**
+ * The facts of an actor created without input: an empty group. XState's pure `transition()`
+ * creates such an actor (never started) on every call; without this its context factory
+ * would throw, which XState catches, on every call.
+ */
+const NO_GROUP: GroupFacts = { formation: '', groupId: 0, nowMs: 0, settings: DEFAULT_FORMATION_SETTINGS, nodes: [] };
 
-const rule = (name: PlanName, target?: 'bootstrap' | 'steady' | 'failover') => ({
-  guard: name,
+/** `planned` with the rule id that made them. */
+function stamp(rule: string, planned: readonly PlannedAssignment[]): Assignment[] {
+  return planned.map((a) => ({ ...a, rule }));
+}
+
+/** Every rule's guard, named by its rule id: the rule's plan applies to the facts. */
+const RULE_GUARDS = Object.fromEntries(
+  (Object.keys(PLANS) as RuleId[]).map((id) => [id, ({ context }: Ctx) => PLANS[id](context.facts) !== undefined]),
+) as Record<RuleId, (args: Ctx) => boolean>;
+
+/** The `evaluate` transition of rule `id`: guarded by its plan, assigning what the plan returns. */
+const rule = (id: RuleId, target?: 'bootstrap' | 'steady' | 'failover') => ({
+  guard: id,
   ...(target ? { target } : {}),
   actions: {
     type: 'assignGoalStates' as const,
-    params: ({ context }: Ctx): AssignGoalStatesParams => ({ rule: name, assignments: PLANS[name](context.facts) ?? [] }),
+    params: ({ context }: Ctx): AssignGoalStatesParams => ({ rule: id, assignments: stamp(id, PLANS[id](context.facts) ?? []) }),
   },
 });
 
@@ -43,7 +65,7 @@ const command = [
       type: 'assignGoalStates' as const,
       params: ({ context, event }: Ctx): AssignGoalStatesParams => {
         const outcome = planCommand(context.facts, event as OperatorEvent);
-        return 'assignments' in outcome ? { rule: event.type, assignments: outcome.assignments, ...(outcome.note ? { note: outcome.note } : {}) } : { rule: event.type, assignments: [] };
+        return 'assignments' in outcome ? { rule: event.type, assignments: stamp(event.type, outcome.assignments), ...(outcome.note ? { note: outcome.note } : {}) } : { rule: event.type, assignments: [] };
       },
     },
   },
@@ -60,12 +82,12 @@ const command = [
 
 /** Operator commands, accepted in `steady` and `bootstrap`. */
 const COMMANDS = {
-  perform_switchover: command,
-  perform_failover: command,
-  perform_promotion: command,
-  enable_maintenance: command,
-  disable_maintenance: command,
-  drop_node: command,
+  'perform-switchover': command,
+  'perform-failover': command,
+  'perform-promotion': command,
+  'enable-maintenance': command,
+  'disable-maintenance': command,
+  'drop-node': command,
 };
 
 const refuseDuringFailover = {
@@ -80,25 +102,10 @@ export const groupMachine = setup({
   types: {
     context: {} as { facts: GroupFacts },
     events: {} as GroupEvent,
-    input: {} as { facts: GroupFacts },
+    input: {} as { facts: GroupFacts } | undefined,
   },
   guards: {
-    firstNodeSingle: guard('firstNodeSingle'),
-    registerStandby: guard('registerStandby'),
-    startCatchingUp: guard('startCatchingUp'),
-    standbyFailed: guard('standbyFailed'),
-    failoverStart: guard('failoverStart'),
-    promoteCandidate: guard('promoteCandidate'),
-    reelectCandidate: guard('reelectCandidate'),
-    electFromReports: guard('electFromReports'),
-    fastForwardDone: guard('fastForwardDone'),
-    candidateBehind: guard('candidateBehind'),
-    promotionDone: guard('promotionDone'),
-    syncStandbyGone: guard('syncStandbyGone'),
-    maintenanceReady: guard('maintenanceReady'),
-    rejoinDemoted: guard('rejoinDemoted'),
-    standbyCaughtUp: guard('standbyCaughtUp'),
-    enableSync: guard('enableSync'),
+    ...RULE_GUARDS,
     commandPossible: ({ context, event }: Ctx) => 'assignments' in planCommand(context.facts, event as OperatorEvent),
   },
   actions: {
@@ -108,27 +115,28 @@ export const groupMachine = setup({
   },
 }).createMachine({
   id: 'group',
-  context: ({ input }) => ({ facts: input.facts }),
+  context: ({ input }) => ({ facts: input?.facts ?? NO_GROUP }),
   initial: 'bootstrap',
   states: {
     bootstrap: {
       on: {
-        evaluate: [rule('firstNodeSingle', 'steady')],
+        evaluate: [rule('first-node-single', 'steady')],
         ...COMMANDS,
       },
     },
     steady: {
       on: {
         evaluate: [
-          rule('failoverStart', 'failover'),
-          rule('standbyFailed'),
-          rule('syncStandbyGone'),
-          rule('registerStandby'),
-          rule('startCatchingUp'),
-          rule('rejoinDemoted'),
-          rule('maintenanceReady'),
-          rule('standbyCaughtUp'),
-          rule('enableSync'),
+          rule('failover-start', 'failover'),
+          rule('election-restart', 'failover'),
+          rule('standby-failed'),
+          rule('sync-standby-gone'),
+          rule('register-standby'),
+          rule('standby-start-catchingup'),
+          rule('demoted-rejoin'),
+          rule('maintenance-ready'),
+          rule('standby-caught-up'),
+          rule('enable-sync'),
         ],
         ...COMMANDS,
       },
@@ -136,21 +144,22 @@ export const groupMachine = setup({
     failover: {
       on: {
         evaluate: [
-          rule('reelectCandidate'),
-          rule('electFromReports'),
-          rule('fastForwardDone'),
-          rule('candidateBehind'),
-          rule('promoteCandidate'),
-          rule('promotionDone', 'steady'),
-          rule('failoverStart'),
-          rule('registerStandby'),
+          rule('candidate-changed'),
+          rule('election'),
+          rule('fast-forward-done'),
+          rule('candidate-behind'),
+          rule('promote-candidate'),
+          rule('promotion-done', 'steady'),
+          rule('failover-start'),
+          rule('election-restart'),
+          rule('register-standby'),
         ],
-        perform_switchover: refuseDuringFailover,
-        perform_failover: refuseDuringFailover,
-        perform_promotion: refuseDuringFailover,
-        enable_maintenance: refuseDuringFailover,
-        disable_maintenance: command,
-        drop_node: refuseDuringFailover,
+        'perform-switchover': refuseDuringFailover,
+        'perform-failover': refuseDuringFailover,
+        'perform-promotion': refuseDuringFailover,
+        'enable-maintenance': refuseDuringFailover,
+        'disable-maintenance': command,
+        'drop-node': refuseDuringFailover,
       },
     },
   },

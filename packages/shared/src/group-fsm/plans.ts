@@ -3,13 +3,16 @@
  * assignments its rule makes, or `undefined` when the rule does not apply. Plans never
  * return an assignment that leaves a goal unchanged, so a decision loop always ends.
  *
- * The group state machine (`machine.ts`) uses "plan returns something" as the guard of a
- * transition and the returned assignments as the parameters of its action.
+ * A rule has one name: its id (kebab-case, what event rows store in their `rule` column and
+ * `pgha show events` prints), which keys {@link PLANS} and names the machine's guard. Its plan
+ * function is the id in camelCase (`standby-failed` → `standbyFailed`; a test checks it).
+ * Plans return their assignments without the id: the state machine (`machine.ts`) stamps the
+ * id of the rule whose guard ("the plan returns something") passed.
  */
 import { formatDurationMs } from '../duration.js';
 import { formatLsn } from '../lsn.js';
-import type { NodeState } from '../states.js';
-import type { Assignment, GroupFacts, NodeFacts } from './facts.js';
+import { OUTGOING_PRIMARY_STATES, PROMOTION_STATES, STANDBY_STATES, type NodeState } from '../states.js';
+import type { GroupFacts, NodeFacts, PlannedAssignment } from './facts.js';
 import { appNameOf, describeWinner, elect, isEligible, reportingStandbys } from './election.js';
 import {
   isCurrentState,
@@ -24,13 +27,13 @@ import {
 } from './guards.js';
 
 /** A plan: the assignments of one rule, or undefined when the rule does not apply. */
-export type Plan = (facts: GroupFacts) => Assignment[] | undefined;
+export type Plan = (facts: GroupFacts) => PlannedAssignment[] | undefined;
 
-function assign(node: NodeFacts, goalState: NodeState, rule: string, reason: string): Assignment {
-  return { nodeId: node.nodeId, goalState, rule, reason };
+function assign(node: NodeFacts, goalState: NodeState, reason: string): PlannedAssignment {
+  return { nodeId: node.nodeId, goalState, reason };
 }
 
-function nonEmpty(assignments: Assignment[], facts: GroupFacts): Assignment[] | undefined {
+function nonEmpty(assignments: PlannedAssignment[], facts: GroupFacts): PlannedAssignment[] | undefined {
   const changed = assignments.filter(
     (a) => facts.nodes.find((n) => n.nodeId === a.nodeId)?.goalState !== a.goalState,
   );
@@ -58,7 +61,7 @@ function healthySyncStandbys(facts: GroupFacts, primary: NodeFacts, except: read
 export const firstNodeSingle: Plan = (facts) => {
   const first = facts.nodes[0];
   if (!first || !facts.nodes.every((n) => n.goalState === 'init')) return undefined;
-  return [assign(first, 'single', 'first-node-single', `${describe(first)} is the first node of the group: single, writable, no replication`)];
+  return [assign(first, 'single', `${describe(first)} is the first node of the group: single, writable, no replication`)];
 };
 
 /**
@@ -73,11 +76,11 @@ export const registerStandby: Plan = (facts) => {
   if (newcomers.length === 0) return undefined;
   const names = newcomers.map(describe).join(', ');
   const out = newcomers.map((n) =>
-    assign(n, 'wait_standby', 'register-standby', `${describe(n)} registered as a standby of ${describe(primary)}; waiting for the primary to accept it`),
+    assign(n, 'wait_standby', `${describe(n)} registered as a standby of ${describe(primary)}; waiting for the primary to accept it`),
   );
   const next: Partial<Record<NodeState, NodeState>> = { single: 'wait_primary', wait_primary: 'join_primary', primary: 'join_primary' };
   const goal = next[primary.goalState];
-  if (goal) out.push(assign(primary, goal, 'register-standby', `${names} registered: the primary adds a replication slot and pg_hba entries`));
+  if (goal) out.push(assign(primary, goal, `${names} registered: the primary adds a replication slot and pg_hba entries`));
   return nonEmpty(out, facts);
 };
 
@@ -85,19 +88,18 @@ export const registerStandby: Plan = (facts) => {
  * Rule `standby-start-catchingup`: the primary reports it has accepted the new standbys
  * (`wait_primary` or `join_primary` reached), so they may base-backup and stream.
  */
-export const startCatchingUp: Plan = (facts) => {
+export const standbyStartCatchingup: Plan = (facts) => {
   const primary = settledPrimary(facts);
   if (!primary || (primary.goalState !== 'wait_primary' && primary.goalState !== 'join_primary')) return undefined;
   const waiting = facts.nodes.filter((n) => n.goalState === 'wait_standby');
   if (waiting.length === 0 && primary.goalState !== 'join_primary') return undefined;
   const out = waiting.map((n) =>
-    assign(n, 'catchingup', 'standby-start-catchingup', `${describe(primary)} is ready for ${describe(n)}: base backup and streaming`),
+    assign(n, 'catchingup', `${describe(primary)} is ready for ${describe(n)}: base backup and streaming`),
   );
   if (primary.goalState === 'join_primary') {
     const synced = healthySyncStandbys(facts, primary).length > 0;
     out.push(
-      assign(primary, synced ? 'primary' : 'wait_primary', 'standby-start-catchingup',
-        synced ? 'new standbys accepted; synchronous replication stays on' : 'new standbys accepted; no synchronous standby yet'),
+      assign(primary, synced ? 'primary' : 'wait_primary', synced ? 'new standbys accepted; synchronous replication stays on' : 'new standbys accepted; no synchronous standby yet'),
     );
   }
   return nonEmpty(out, facts);
@@ -112,34 +114,27 @@ export const startCatchingUp: Plan = (facts) => {
  */
 export const standbyFailed: Plan = (facts) => {
   const primary = writableNode(facts);
-  if (!primary || !keeperIsAlive(facts, primary) || !primary.pgIsRunning || postgresIsDown(facts, primary)) return undefined;
+  if (!primary || !keeperIsAlive(facts, primary) || !primary.postgresRunning || postgresIsDown(facts, primary)) return undefined;
   const failed = facts.nodes.filter(
     (n) => n.nodeId !== primary.nodeId && n.goalState === 'secondary' && !standbyIsHealthy(facts, n),
   );
   if (failed.length === 0) return undefined;
   const out = failed.map((n) =>
-    assign(n, 'catchingup', 'standby-failed',
+    assign(n, 'catchingup',
       postgresIsDown(facts, n)
         ? `${describe(n)} is unhealthy: Postgres does not answer the monitor's probe`
         : `${describe(n)} is unhealthy: its WAL receiver has not streamed for ${formatDurationMs(facts.settings.standbyStreamingTimeoutMs)}`),
   );
   const remaining = healthySyncStandbys(facts, primary, failed.map((n) => n.nodeId));
   if (remaining.length === 0 && facts.settings.numberSyncStandbys === 0 && primary.goalState === 'primary') {
-    out.push(assign(primary, 'wait_primary', 'standby-failed',
-      `no healthy synchronous standby left (${failed.map(describe).join(', ')} failed): synchronous replication off so writes continue`));
+    out.push(assign(primary, 'wait_primary', `no healthy synchronous standby left (${failed.map(describe).join(', ')} failed): synchronous replication off so writes continue`));
   }
   return nonEmpty(out, facts);
 };
 
-/** Goal states of a node in the promotion pipeline of a failover or switchover. */
-const PROMOTION_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['report_lsn', 'fast_forward', 'prepare_promotion', 'stop_replication']);
-
-/** Goal states of a primary being replaced. */
-const OUTGOING_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['draining', 'demote_timeout', 'prepare_maintenance']);
-
 /** The primary being replaced by a failover or switchover in progress, if any. */
 export function outgoingPrimary(facts: GroupFacts): NodeFacts | undefined {
-  return facts.nodes.find((n) => OUTGOING_GOALS.has(n.goalState));
+  return facts.nodes.find((n) => OUTGOING_PRIMARY_STATES.has(n.goalState));
 }
 
 /**
@@ -158,7 +153,7 @@ function outgoingIsFenced(facts: GroupFacts, old: NodeFacts | undefined): boolea
  * Starts an election after `old`: with two or more secondaries, each goes to `report_lsn`;
  * with one, the election runs at once (the fast path of a two-node group).
  */
-export function startElection(facts: GroupFacts, old: NodeFacts | undefined, rule: string, oldGoal?: { goal: NodeState; reason: string }): Assignment[] | undefined {
+export function startElection(facts: GroupFacts, old: NodeFacts | undefined, oldGoal?: { goal: NodeState; reason: string }): PlannedAssignment[] | undefined {
   const standbys = facts.nodes.filter((n) => n.nodeId !== old?.nodeId && n.goalState === 'secondary');
   // An election nobody can win (every candidate priority 0) is not started; nor one while no
   // standby's keeper reports: when the monitor hears from no standby either, it is the one cut
@@ -166,16 +161,16 @@ export function startElection(facts: GroupFacts, old: NodeFacts | undefined, rul
   // no witness at all.
   if (!standbys.some((n) => n.candidatePriority > 0)) return undefined;
   if (!standbys.some((n) => keeperIsAlive(facts, n))) return undefined;
-  let out: Assignment[];
+  let out: PlannedAssignment[];
   if (standbys.length >= 2) {
-    out = standbys.map((n) => assign(n, 'report_lsn', rule, `${describe(n)} reports its LSN for the election`));
+    out = standbys.map((n) => assign(n, 'report_lsn', `${describe(n)} reports its LSN for the election`));
   } else {
     // Only a standby that reached secondary (caught up, synchronous) may win at once.
     const result = elect(facts, old, standbys.filter((n) => isCurrentState(n, 'secondary')));
     if ('why' in result) return undefined;
-    out = [assign(result.winner, result.behind ? 'fast_forward' : 'prepare_promotion', rule, describeWinner(result))];
+    out = [assign(result.winner, result.behind ? 'fast_forward' : 'prepare_promotion', describeWinner(result))];
   }
-  if (old && oldGoal) out.unshift(assign(old, oldGoal.goal, rule, oldGoal.reason));
+  if (old && oldGoal) out.unshift(assign(old, oldGoal.goal, oldGoal.reason));
   return nonEmpty(out, facts);
 }
 
@@ -183,22 +178,29 @@ export function startElection(facts: GroupFacts, old: NodeFacts | undefined, rul
  * Rule `failover-start`: the primary has failed (probe fails, keeper silent or Postgres not
  * running, no standby streaming) while it ran with synchronous replication on (`primary`
  * reported), so it cannot acknowledge a commit its synchronous standbys lack: it goes to
- * `demote_timeout` and the election starts ({@link startElection}). Also restarts an election
- * that ended without a candidate (rule `election-restart`).
+ * `demote_timeout` and the election starts ({@link startElection}).
  */
 export const failoverStart: Plan = (facts) => {
   const primary = writableNode(facts);
-  if (primary) {
-    if (!isCurrentState(primary, 'primary') || !primaryHasFailed(facts, primary)) return undefined;
-    const silent = primary.lastReportMs === null ? 'ever' : formatDurationMs(facts.nowMs - primary.lastReportMs);
-    return startElection(facts, primary, 'failover-start', {
-      goal: 'demote_timeout',
-      reason: `${describe(primary)} failed: Postgres probe fails, keeper ${keeperIsAlive(facts, primary) ? 'reports Postgres down' : `silent for ${silent}`}, no standby streams from it`,
-    });
-  }
+  if (!primary || !isCurrentState(primary, 'primary') || !primaryHasFailed(facts, primary)) return undefined;
+  const silent = primary.lastReportMs === null ? 'ever' : formatDurationMs(facts.nowMs - primary.lastReportMs);
+  return startElection(facts, primary, {
+    goal: 'demote_timeout',
+    reason: `${describe(primary)} failed: Postgres probe fails, keeper ${keeperIsAlive(facts, primary) ? 'reports Postgres down' : `silent for ${silent}`}, no standby streams from it`,
+  });
+};
+
+/**
+ * Rule `election-restart`: an election ended without a candidate (none was eligible, or the
+ * candidate went back to `secondary`) while the group has no writable node and its outgoing
+ * primary is fenced: the election starts again ({@link startElection}). It comes right after
+ * `failover-start` in every phase; the two never both apply (that one needs a writable node).
+ */
+export const electionRestart: Plan = (facts) => {
+  if (writableNode(facts)) return undefined;
   const old = outgoingPrimary(facts);
-  if (!old || facts.nodes.some((n) => PROMOTION_GOALS.has(n.goalState)) || !outgoingIsFenced(facts, old)) return undefined;
-  return startElection(facts, old, 'election-restart');
+  if (!old || facts.nodes.some((n) => PROMOTION_STATES.has(n.goalState)) || !outgoingIsFenced(facts, old)) return undefined;
+  return startElection(facts, old);
 };
 
 /**
@@ -206,9 +208,9 @@ export const failoverStart: Plan = (facts) => {
  * passed since they were asked): the winner ({@link elect}) goes to `prepare_promotion`, or to
  * `fast_forward` when it is behind the most advanced standby.
  */
-export const electFromReports: Plan = (facts) => {
+export const election: Plan = (facts) => {
   const voters = facts.nodes.filter((n) => n.goalState === 'report_lsn');
-  if (voters.length === 0 || facts.nodes.some((n) => PROMOTION_GOALS.has(n.goalState) && n.goalState !== 'report_lsn')) return undefined;
+  if (voters.length === 0 || facts.nodes.some((n) => PROMOTION_STATES.has(n.goalState) && n.goalState !== 'report_lsn')) return undefined;
   const answered = voters.filter((v) => v.reportedState === 'report_lsn' && keeperIsAlive(facts, v));
   const askedMs = Math.max(...voters.map((v) => v.goalChangedMs ?? Number.POSITIVE_INFINITY));
   const timedOut = Number.isFinite(askedMs) && facts.nowMs - askedMs >= facts.settings.electionTimeoutMs;
@@ -217,7 +219,7 @@ export const electFromReports: Plan = (facts) => {
   if ('why' in result) return undefined;
   const late = voters.filter((v) => !answered.includes(v));
   const suffix = late.length > 0 ? ` (decided after ${formatDurationMs(facts.settings.electionTimeoutMs)} without ${late.map(describe).join(', ')})` : '';
-  return [assign(result.winner, result.behind ? 'fast_forward' : 'prepare_promotion', 'election', `${describeWinner(result)}${suffix}`)];
+  return [assign(result.winner, result.behind ? 'fast_forward' : 'prepare_promotion', `${describeWinner(result)}${suffix}`)];
 };
 
 /** Rule `fast-forward-done`: the winner has fetched the WAL it lacked: it may promote. */
@@ -226,7 +228,7 @@ export const fastForwardDone: Plan = (facts) => {
   if (!winner) return undefined;
   const ahead = reportingStandbys(facts, outgoingPrimary(facts)).find((r) => r.nodeId !== winner.nodeId && r.reportedLsn > winner.reportedLsn);
   if (ahead) return undefined;
-  return [assign(winner, 'prepare_promotion', 'fast-forward-done', `${describe(winner)} has the most advanced WAL (LSN ${formatLsn(winner.reportedLsn)})`)];
+  return [assign(winner, 'prepare_promotion', `${describe(winner)} has the most advanced WAL (LSN ${formatLsn(winner.reportedLsn)})`)];
 };
 
 /**
@@ -241,7 +243,7 @@ export const promoteCandidate: Plan = (facts) => {
   if (!candidate || !outgoingIsFenced(facts, old) || !isEligible(facts, candidate)) return undefined;
   if (reportingStandbys(facts, old).some((r) => r.reportedLsn > candidate.reportedLsn)) return undefined;
   const why = old?.goalState === 'demote_timeout' ? 'the old primary cannot acknowledge commits without its synchronous standbys' : 'the old primary has stopped';
-  return [assign(candidate, 'stop_replication', 'promote-candidate', `${describe(candidate)} promotes: ${why}`)];
+  return [assign(candidate, 'stop_replication', `${describe(candidate)} promotes: ${why}`)];
 };
 
 /**
@@ -254,7 +256,7 @@ export const candidateBehind: Plan = (facts) => {
   if (!candidate || !outgoingIsFenced(facts, old) || !isEligible(facts, candidate)) return undefined;
   const ahead = reportingStandbys(facts, old).find((r) => r.reportedLsn > candidate.reportedLsn);
   if (!ahead) return undefined;
-  return [assign(candidate, 'fast_forward', 'candidate-behind', `${describe(ahead)} has more WAL (LSN ${formatLsn(ahead.reportedLsn)}) than ${describe(candidate)}: fetching it before promotion`)];
+  return [assign(candidate, 'fast_forward', `${describe(ahead)} has more WAL (LSN ${formatLsn(ahead.reportedLsn)}) than ${describe(candidate)}: fetching it before promotion`)];
 };
 
 /**
@@ -262,11 +264,11 @@ export const candidateBehind: Plan = (facts) => {
  * keeper silent, Postgres down): it goes back to `report_lsn` (or `secondary`) and the election
  * runs again.
  */
-export const reelectCandidate: Plan = (facts) => {
+export const candidateChanged: Plan = (facts) => {
   const candidate = facts.nodes.find((n) => n.goalState === 'prepare_promotion' || n.goalState === 'fast_forward');
   if (!candidate || isEligible(facts, candidate)) return undefined;
   const back = facts.nodes.some((n) => n.goalState === 'report_lsn') ? 'report_lsn' : 'secondary';
-  return [assign(candidate, back, 'candidate-changed', `${describe(candidate)} is no longer eligible for promotion (candidate priority ${candidate.candidatePriority}, keeper ${keeperIsAlive(facts, candidate) ? 'alive' : 'silent'}, Postgres ${candidate.pgIsRunning ? 'running' : 'down'})`)];
+  return [assign(candidate, back, `${describe(candidate)} is no longer eligible for promotion (candidate priority ${candidate.candidatePriority}, keeper ${keeperIsAlive(facts, candidate) ? 'alive' : 'silent'}, Postgres ${candidate.postgresRunning ? 'running' : 'down'})`)];
 };
 
 /**
@@ -277,15 +279,16 @@ export const reelectCandidate: Plan = (facts) => {
 export const promotionDone: Plan = (facts) => {
   const candidate = facts.nodes.find((n) => isCurrentState(n, 'stop_replication'));
   if (!candidate) return undefined;
-  const out = [assign(candidate, 'wait_primary', 'promotion-done', `${describe(candidate)} is promoted and takes writes; no standby is synchronous yet`)];
+  const out = [assign(candidate, 'wait_primary', `${describe(candidate)} is promoted and takes writes; no standby is synchronous yet`)];
   for (const n of facts.nodes) {
     if (n.nodeId === candidate.nodeId) continue;
     if (n.goalState === 'prepare_maintenance') {
-      out.push(assign(n, 'maintenance', 'promotion-done', `${describe(n)} is in maintenance; ${describe(candidate)} is the primary`));
+      out.push(assign(n, 'maintenance', `${describe(n)} is in maintenance; ${describe(candidate)} is the primary`));
     } else if (n.goalState === 'draining' || n.goalState === 'demote_timeout') {
-      out.push(assign(n, 'demoted', 'promotion-done', `${describe(n)} is the old primary: it stays stopped until it rejoins as a standby of ${describe(candidate)}`));
-    } else if (['secondary', 'report_lsn', 'fast_forward', 'prepare_promotion'].includes(n.goalState)) {
-      out.push(assign(n, 'join_secondary', 'promotion-done', `${describe(n)} follows the new primary ${describe(candidate)}`));
+      out.push(assign(n, 'demoted', `${describe(n)} is the old primary: it stays stopped until it rejoins as a standby of ${describe(candidate)}`));
+    } else if (STANDBY_STATES.has(n.goalState) && n.goalState !== 'catchingup') {
+      // A standby still catching up goes on catching up, from the new primary.
+      out.push(assign(n, 'join_secondary', `${describe(n)} follows the new primary ${describe(candidate)}`));
     }
   }
   return nonEmpty(out, facts);
@@ -300,7 +303,7 @@ export const syncStandbyGone: Plan = (facts) => {
   const primary = writableNode(facts);
   if (!primary || primary.goalState !== 'primary' || facts.settings.numberSyncStandbys > 0) return undefined;
   if (quorumStandbys(facts, primary.nodeId).length > 0) return undefined;
-  return [assign(primary, 'wait_primary', 'sync-standby-gone', 'no standby with replication quorum is secondary: synchronous replication off')];
+  return [assign(primary, 'wait_primary', 'no standby with replication quorum is secondary: synchronous replication off')];
 };
 
 /**
@@ -313,7 +316,7 @@ export const maintenanceReady: Plan = (facts) => {
   const out = facts.nodes
     .filter((n) => n.goalState === 'wait_maintenance')
     .filter((n) => !primary || !(primary.synchronousStandbyNames ?? '').split(/[\s,()]+/).includes(appNameOf(n)))
-    .map((n) => assign(n, 'maintenance', 'maintenance-ready', `${describe(n)} is out of synchronous replication: maintenance`));
+    .map((n) => assign(n, 'maintenance', `${describe(n)} is out of synchronous replication: maintenance`));
   return out.length > 0 ? out : undefined;
 };
 
@@ -321,12 +324,12 @@ export const maintenanceReady: Plan = (facts) => {
  * Rule `demoted-rejoin`: a demoted old primary's keeper is back and a primary is settled:
  * it rewinds (pg_rewind, or a fresh base backup when rewinding fails) and catches up.
  */
-export const rejoinDemoted: Plan = (facts) => {
+export const demotedRejoin: Plan = (facts) => {
   const primary = settledPrimary(facts);
   if (!primary) return undefined;
   const out = facts.nodes
     .filter((n) => n.nodeId !== primary.nodeId && isCurrentState(n, 'demoted') && keeperIsAlive(facts, n))
-    .map((n) => assign(n, 'catchingup', 'demoted-rejoin', `${describe(n)} is back: it rewinds to follow ${describe(primary)} and catches up`));
+    .map((n) => assign(n, 'catchingup', `${describe(n)} is back: it rewinds to follow ${describe(primary)} and catches up`));
   return out.length > 0 ? out : undefined;
 };
 
@@ -343,13 +346,12 @@ export const standbyCaughtUp: Plan = (facts) => {
         n.nodeId !== primary.nodeId &&
         (isCurrentState(n, 'catchingup') || isCurrentState(n, 'join_secondary')) &&
         isStreaming(facts, n) &&
-        n.pgIsRunning &&
+        n.postgresRunning &&
         n.reportedTimeline === primary.reportedTimeline &&
         walDifferenceWithin(facts, primary, n),
     )
     .map((n) =>
-      assign(n, 'secondary', 'standby-caught-up',
-        `${describe(n)} streams within ${facts.settings.catchupLagBytes} bytes of the primary (LSN ${formatLsn(n.reportedLsn)} of ${formatLsn(primary.reportedLsn)})`),
+      assign(n, 'secondary', `${describe(n)} streams within ${facts.settings.catchupLagBytes} bytes of the primary (LSN ${formatLsn(n.reportedLsn)} of ${formatLsn(primary.reportedLsn)})`),
     );
   return out.length > 0 ? out : undefined;
 };
@@ -363,28 +365,33 @@ export const enableSync: Plan = (facts) => {
   if (!primary || primary.goalState !== 'wait_primary') return undefined;
   const synced = healthySyncStandbys(facts, primary);
   if (synced.length === 0) return undefined;
-  return [assign(primary, 'primary', 'enable-sync', `${synced.map(describe).join(', ')} caught up: synchronous replication on`)];
+  return [assign(primary, 'primary', `${synced.map(describe).join(', ')} caught up: synchronous replication on`)];
 };
 
-/** Every plan by the name the state machine uses for its guard. */
+/**
+ * Every rule's plan, by its rule id (see the file's header), in no particular order (the
+ * machine lists each phase's rules in priority order). The id is what the state machine names
+ * the rule's guard and stamps on its assignments; events store it.
+ */
 export const PLANS = {
-  firstNodeSingle,
-  registerStandby,
-  startCatchingUp,
-  standbyFailed,
-  failoverStart,
-  promoteCandidate,
-  reelectCandidate,
-  electFromReports,
-  fastForwardDone,
-  candidateBehind,
-  promotionDone,
-  syncStandbyGone,
-  maintenanceReady,
-  rejoinDemoted,
-  standbyCaughtUp,
-  enableSync,
+  'first-node-single': firstNodeSingle,
+  'register-standby': registerStandby,
+  'standby-start-catchingup': standbyStartCatchingup,
+  'standby-failed': standbyFailed,
+  'failover-start': failoverStart,
+  'election-restart': electionRestart,
+  'promote-candidate': promoteCandidate,
+  'candidate-changed': candidateChanged,
+  election,
+  'fast-forward-done': fastForwardDone,
+  'candidate-behind': candidateBehind,
+  'promotion-done': promotionDone,
+  'sync-standby-gone': syncStandbyGone,
+  'maintenance-ready': maintenanceReady,
+  'demoted-rejoin': demotedRejoin,
+  'standby-caught-up': standbyCaughtUp,
+  'enable-sync': enableSync,
 } as const satisfies Record<string, Plan>;
 
-/** Name of one plan in {@link PLANS}. */
-export type PlanName = keyof typeof PLANS;
+/** The id of one of the monitor's rules: a key of {@link PLANS}. */
+export type RuleId = keyof typeof PLANS;

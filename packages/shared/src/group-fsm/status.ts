@@ -3,6 +3,7 @@
  * `pgha show state` and `pgha show events`. Pure, like the decisions it explains.
  */
 import { formatDurationMs } from '../duration.js';
+import { PROMOTION_STATES } from '../states.js';
 import { elect } from './election.js';
 import type { GroupFacts } from './facts.js';
 import { isCurrentState, keeperIsAlive, primaryHasFailed, writableNode } from './guards.js';
@@ -40,7 +41,7 @@ export function groupNote(facts: GroupFacts): GroupNote | undefined {
       message: `election waits for ${waiting.map((w) => `node ${w.nodeId} "${w.name}"`).join(', ')} to report its LSN (at most ${formatDurationMs(facts.settings.electionTimeoutMs)})`,
     };
   }
-  if (!primary && old && !facts.nodes.some((n) => ['report_lsn', 'fast_forward', 'prepare_promotion', 'stop_replication'].includes(n.goalState))) {
+  if (!primary && old && !facts.nodes.some((n) => PROMOTION_STATES.has(n.goalState))) {
     const result = elect(facts, old);
     if ('why' in result) return { nodeId: old.nodeId, message: result.why };
   }
