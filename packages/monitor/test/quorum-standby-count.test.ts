@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { quorumStandbyCount } from '../src/store/settings-repository.js';
+import { quorumStandbyCount } from '../src/formation/settings-changes.js';
 
 const node = (nodeId: number, goalState: string, replicationQuorum = true) => ({ nodeId, goalState, replicationQuorum });
 
