@@ -10,7 +10,7 @@
  * `set_node_candidate_priority`, `set_node_replication_quorum`, `create_formation`,
  * `drop_formation`.
  */
-import { ConflictError, WRITABLE_STATES, type NodeState } from '@pgha/shared';
+import { ConflictError, WRITABLE_STATES } from '@pgha/shared';
 import { FORMATION_CREATED_RULE, FORMATION_DROPPED_RULE, SETTINGS_CHANGED_RULE, formationEvent, nodeEvent } from '../store/event-records.js';
 import type { FormationRecord, NodeRecord } from '../store/records.js';
 import type { StoreTransaction } from '../store/store-port.js';
@@ -39,7 +39,7 @@ function describe(node: Pick<NodeRecord, 'nodeId' | 'name'>): string {
  * ```
  */
 export function quorumStandbyCount(nodes: readonly Pick<NodeRecord, 'nodeId' | 'goalState' | 'replicationQuorum'>[]): number {
-  const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState as NodeState));
+  const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState));
   const quorum = nodes.filter((n) => n.replicationQuorum);
   if (writable.length === 1) return quorum.filter((n) => n.nodeId !== writable[0]!.nodeId).length;
   return Math.max(0, quorum.length - 1);
@@ -119,7 +119,7 @@ export async function changeNodeSettings(tx: StoreTransaction, formationId: stri
   if (quorum !== node.replicationQuorum) changes.push(`replication quorum of ${describe(node)} set from ${node.replicationQuorum} to ${quorum}`);
   await tx.events.append(changes.map((reason) => nodeEvent(node, SETTINGS_CHANGED_RULE, reason)));
 
-  const writable = after.filter((n) => WRITABLE_STATES.has(n.goalState as NodeState));
+  const writable = after.filter((n) => WRITABLE_STATES.has(n.goalState));
   const candidates = after.filter((n) => !writable.includes(n) && n.candidatePriority > 0);
   if (priority !== node.candidatePriority && priority === 0 && after.length > 1 && candidates.length === 0) {
     warnings.push(`no standby of group ${node.groupId} in formation "${formationId}" can be promoted now (every candidate priority is 0)`);
