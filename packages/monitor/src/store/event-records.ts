@@ -21,8 +21,9 @@ export const NODE_REMOVED_RULE = 'node-removed';
 export const GROUP_NOTE_RULE = 'group-note';
 /** Rule id of the event of a keeper's self-fence (one per fence). */
 export const SELF_FENCED_RULE = 'keeper-self-fenced';
-/** Rule ids of the events of a problem a keeper reports, and of its end. */
+/** Rule id of the event of a problem a keeper reports (`NodeReport.problem`). */
 export const KEEPER_PROBLEM_RULE = 'keeper-problem';
+/** Rule id of the event of the end of a problem a keeper reported. */
 export const KEEPER_PROBLEM_CLEARED_RULE = 'keeper-problem-cleared';
 /** `nodeId` and `nodeName` of events about a whole formation rather than one node. */
 export const FORMATION_EVENT_NODE = { nodeId: 0, nodeName: '(formation)' } as const;

@@ -116,7 +116,7 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', '57P0
 /** The store on the monitor's Postgres (see the module). */
 export class PostgresStore extends PgSession implements MonitorStore {
   /** @param kysely - a handle from `openStore` (its plugins: schema `pgha`, `CamelCasePlugin`). */
-  constructor(readonly kysely: Kysely<Database>) {
+  constructor(private readonly kysely: Kysely<Database>) {
     super(kysely);
   }
 

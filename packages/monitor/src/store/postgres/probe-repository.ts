@@ -35,7 +35,7 @@ export class PgProbeRepository implements ProbeRepository {
       .selectFrom('nodes')
       .select(['nodeId', 'formationId', 'groupId', 'name', 'health', 'healthFailures', 'probeInRecovery'])
       .select(sql<number | null>`(extract(epoch from clock_timestamp() - health_checked_at) * 1000)::float8`.as('checkedAgoMs'))
-      .where('nodeId', 'in', results.map((r) => r.nodeId))
+      .where('nodeId', '=', sql<number>`any(${results.map((r) => r.nodeId)}::int4[])`)
       .execute();
     const byId = new Map(current.map((n) => [n.nodeId, n]));
     const writes: { node: (typeof current)[number]; next: ProbeState }[] = [];
@@ -71,7 +71,7 @@ export class PgProbeRepository implements ProbeRepository {
     let skipped: number[] = [];
     if (notWritten.length > 0) {
       // Locked by a transaction in progress, changed since the read, or deleted meanwhile.
-      const existing = await this.db.selectFrom('nodes').select('nodeId').where('nodeId', 'in', notWritten).execute();
+      const existing = await this.db.selectFrom('nodes').select('nodeId').where('nodeId', '=', sql<number>`any(${notWritten}::int4[])`).execute();
       skipped = existing.map((r) => r.nodeId);
     }
     return { changed, skipped };
