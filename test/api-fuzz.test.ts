@@ -22,7 +22,7 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BODY_LIMIT_BYTES, UI_ROUTES, GoalNotifier, GroupDriver, NodeCredentials, buildApp, createFormation, generateSecret, migrateToLatest, tokenSha256 } from '@pgha/monitor';
+import { BODY_LIMIT_BYTES, UI_ROUTES, GoalNotifier, GroupDriver, MonitorLag, NodeCredentials, ReportBatcher, buildApp, generateSecret, tokenSha256 } from '@pgha/monitor';
 import { DEFAULT_FORMATION, ERROR_CODES, NODE_STATES, WRITABLE_STATES, type NodeState } from '@pgha/shared';
 import { endAllProcesses } from './helpers/processes.js';
 import { startStore, type TestStore } from './helpers/store.js';
@@ -94,7 +94,7 @@ async function send(req: FuzzRequest): Promise<FuzzAnswer> {
  * The rows that define the formations, as one JSON text: every formation and node column,
  * and the events' count and last id (but the `security` events, which record refusals: a
  * refused request with wrong credentials adds one, and that is all it may change). Read under every group's advisory lock, so that a report
- * answered before its transaction committed (see `GroupDriver.report`) is in it.
+ * answered before its transaction committed (see `ReportBatcher.report`) is in it.
  */
 async function snapshot(): Promise<string> {
   return store!.db.transaction().execute(async (trx) => {
@@ -639,12 +639,16 @@ async function fuzz(arb: fc.Arbitrary<FuzzRequest>, numRuns: number): Promise<vo
 
 beforeAll(async () => {
   store = await startStore();
-  await migrateToLatest(store.db);
-  await createFormation(store.db, DEFAULT_FORMATION);
+  const pgStore = store.store;
+  await pgStore.migrate();
+  await pgStore.formations.create(DEFAULT_FORMATION);
   const log = pino({ level: 'silent' });
   notifier = new GoalNotifier(store.conn);
   await notifier.start();
-  app = buildApp({ db: store.db, driver: new GroupDriver(store.db, log), notifier, log, auth: { operatorTokenSha256: tokenSha256(OPERATOR_TOKEN), nodeCredentials: new NodeCredentials(store.db) } });
+  const lag = new MonitorLag();
+  const driver = new GroupDriver(pgStore, log, lag);
+  const auth = { operatorTokenSha256: tokenSha256(OPERATOR_TOKEN), nodeCredentials: new NodeCredentials(pgStore.credentials) };
+  app = buildApp({ store: pgStore, driver, reports: new ReportBatcher(pgStore, driver, lag), notifier, log, auth });
   await app.ready();
 
   const register = async (name: string, port: number): Promise<number> => {
@@ -713,7 +717,7 @@ describe('the monitor API under fuzzing', () => {
   });
 
   it('understands a report from a keeper older than the monitor: pgIsRunning is the former name of postgresRunning', async () => {
-    const running = async () => (await sql<{ running: boolean }>`select pg_is_running as running from pgha.nodes where node_id = ${fixture.b}`.execute(store!.db)).rows[0]?.running;
+    const running = async () => (await sql<{ running: boolean }>`select postgres_running as running from pgha.nodes where node_id = ${fixture.b}`.execute(store!.db)).rows[0]?.running;
     const reportOf = (body: Record<string, unknown>): FuzzRequest => ({
       method: 'POST', url: `/v1/nodes/${fixture.b}/report`, contentType: JSON_TYPE, asNode: fixture.b, kind: 'report:former-name',
       payload: JSON.stringify({ reportedState: 'wait_standby', isInRecovery: null, lsn: '0/0', timeline: 0, upstreamStreaming: false, ...body }),

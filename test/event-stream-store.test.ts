@@ -1,34 +1,28 @@
 /**
- * Following the events table on a real Postgres: rows of concurrent transactions come out in an
- * order where none is passed over (an event id taken before another's but committed after it),
- * a cursor resumes after an event id, a commit notifies `pgha_event`; and the monitor's metrics
- * count switchovers and failovers from the events, the same after a restart of the monitor.
+ * The Postgres adapter's event stream (`store/postgres/event-repository.ts`) on a real
+ * Postgres, in its own terms: rows of concurrent transactions come out in an order where none
+ * is passed over (an event id taken before another's but committed after it: held back until
+ * then), a cursor resumes after an event id, a commit notifies `pgha_event`; and the monitor's
+ * metrics count switchovers and failovers from the events, the same after a restart of the
+ * monitor. (What every adapter's stream guarantees: store-contract.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
-import {
-  MonitorMetrics,
-  STREAM_START,
-  createFormation,
-  cursorAfterEvent,
-  insertNode,
-  migrateToLatest,
-  readEventsAfter,
-  readLastEvents,
-  type Database,
-} from '@pgha/monitor';
+import { MonitorMetrics, STREAM_START, type Database, type EventStream, type PostgresStore } from '@pgha/monitor';
 import { endAllProcesses } from './helpers/processes.js';
 import { parseExposition, valueOf } from './helpers/prometheus.js';
 import { startStore, type TestStore } from './helpers/store.js';
 import { waitFor } from './helpers/wait-for.js';
 
-let store: TestStore | undefined;
+let running: TestStore | undefined;
 let db: Kysely<Database>;
+let store: PostgresStore;
+let stream: EventStream;
 const clients: pg.Client[] = [];
 
 async function client(): Promise<pg.Client> {
-  const c = new pg.Client({ host: store!.conn.host, port: store!.conn.port, user: 'postgres', database: 'postgres' });
+  const c = new pg.Client({ host: running!.conn.host, port: running!.conn.port, user: 'postgres', database: 'postgres' });
   await c.connect();
   clients.push(c);
   return c;
@@ -45,16 +39,18 @@ async function insertEvent(c: pg.Client, e: { formation?: string; nodeId?: numbe
 }
 
 beforeAll(async () => {
-  store = await startStore();
-  db = store.db;
-  await migrateToLatest(db);
-  await createFormation(db, 'stream');
-  await createFormation(db, 'metrics');
+  running = await startStore();
+  db = running.db;
+  store = running.store;
+  stream = store.stream;
+  await store.migrate();
+  await store.formations.create('stream');
+  await store.formations.create('metrics');
 }, 120_000);
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-  await store?.stop();
+  await running?.stop();
   await endAllProcesses();
 });
 
@@ -71,31 +67,31 @@ describe('the event stream order', () => {
     // A reader going by event id alone would see the second event now and move past the first.
     const byId = await db.selectFrom('events').select('eventId').where('formationId', '=', 'stream').execute();
     expect(byId.map((r) => r.eventId)).toEqual([second]);
-    const held = await readEventsAfter(db, 'stream', STREAM_START, 100);
+    const held = await stream.readAfter('stream', STREAM_START, 100);
     expect(held.events).toEqual([]);
     expect(held.heldBack).toBe(true);
     expect(held.cursor).toEqual(STREAM_START);
 
     await older.query('commit');
-    const both = await readEventsAfter(db, 'stream', held.cursor, 100);
+    const both = await stream.readAfter('stream', held.cursor, 100);
     expect(both.events.map((e) => [e.eventId, e.reason])).toEqual([[first, 'first, committed last'], [second, 'second, committed first']]);
     expect(both.heldBack).toBe(false);
-    const after = await readEventsAfter(db, 'stream', both.cursor, 100);
+    const after = await stream.readAfter('stream', both.cursor, 100);
     expect(after.events).toEqual([]);
 
     // Resuming after an event id (Last-Event-ID) gives exactly what came after it.
-    const resumed = await readEventsAfter(db, 'stream', await cursorAfterEvent(db, BigInt(first)), 100);
+    const resumed = await stream.readAfter('stream', await stream.cursorAfterEvent(BigInt(first)), 100);
     expect(resumed.events.map((e) => e.eventId)).toEqual([second]);
-    const last = await readLastEvents(db, 'stream', 1);
+    const last = await stream.readLast('stream', 1);
     expect(last.events.map((e) => e.eventId)).toEqual([second]);
     expect(last.cursor).toEqual(both.cursor);
-    expect((await readLastEvents(db, 'stream', 0)).events).toEqual([]);
+    expect((await stream.readLast('stream', 0)).events).toEqual([]);
 
     // Ids compared as numbers, not text (10 after 9), whatever their length.
     const more: string[] = [];
     for (let i = 0; i < 12; i++) more.push(await insertEvent(newer, { reason: `more ${i}` }));
     const from = more.find((id) => id.length > more[0]!.length) ?? more[10]!;
-    const tail = await readEventsAfter(db, 'stream', await cursorAfterEvent(db, BigInt(from)), 100);
+    const tail = await stream.readAfter('stream', await stream.cursorAfterEvent(BigInt(from)), 100);
     expect(tail.events.map((e) => e.eventId)).toEqual(more.slice(more.indexOf(from) + 1));
   });
 
@@ -119,8 +115,9 @@ describe('the event stream order', () => {
 
 describe('the monitor metrics', () => {
   it('count failovers and switchovers from the events, state gauges and lag from the nodes, again after a restart', async () => {
-    const a = (await db.transaction().execute((trx) => insertNode(trx, 'metrics', { name: 'm1', host: '127.0.0.1', port: 1, candidatePriority: 50, replicationQuorum: true }))).node;
-    const b = (await db.transaction().execute((trx) => insertNode(trx, 'metrics', { name: 'm2', host: '127.0.0.1', port: 2, candidatePriority: 50, replicationQuorum: true }))).node;
+    const node = { host: '127.0.0.1', candidatePriority: 50, replicationQuorum: true, postgresSsl: true, httpAddress: null };
+    const a = await store.nodes.insert('metrics', { ...node, name: 'm1', port: 1 });
+    const b = await store.nodes.insert('metrics', { ...node, name: 'm2', port: 2 });
     await db.updateTable('nodes').set({ reportedState: 'primary', goalState: 'primary', reportedLsn: '0/3000060', goalChangedAt: new Date('2030-01-02T03:04:05Z') }).where('nodeId', '=', a.nodeId).execute();
     await db.updateTable('nodes').set({ reportedState: 'catchingup', goalState: 'secondary', reportedLsn: '0/3000000' }).where('nodeId', '=', b.nodeId).execute();
     const c = await client();
@@ -135,7 +132,7 @@ describe('the monitor metrics', () => {
     const metrics = new MonitorMetrics();
     metrics.probeFailed({ formationId: 'metrics', groupId: 0, nodeId: b.nodeId, name: 'm2' });
     metrics.probeFailed({ formationId: 'metrics', groupId: 0, nodeId: b.nodeId, name: 'm2' });
-    const text = await metrics.scrape(db);
+    const text = await metrics.scrape(store);
     const e = parseExposition(text);
     const m2 = { formation: 'metrics', group: '0', node: String(b.nodeId), name: 'm2' };
     const m1 = { formation: 'metrics', group: '0', node: String(a.nodeId), name: 'm1' };
@@ -152,12 +149,12 @@ describe('the monitor metrics', () => {
     expect(e.types.get('pgha_report_duration_seconds')).toBe('histogram');
 
     // Nothing new: the counters stay.
-    expect(valueOf(parseExposition(await metrics.scrape(db)), 'pgha_switchovers_total', { formation: 'metrics' })).toBe(1);
+    expect(valueOf(parseExposition(await metrics.scrape(store)), 'pgha_switchovers_total', { formation: 'metrics' })).toBe(1);
     await insertEvent(c, { formation: 'metrics', nodeId: b.nodeId, name: 'm2', newGoal: 'draining', rule: 'perform-promotion', reason: 'stops' });
-    expect(valueOf(parseExposition(await metrics.scrape(db)), 'pgha_switchovers_total', { formation: 'metrics' })).toBe(2);
+    expect(valueOf(parseExposition(await metrics.scrape(store)), 'pgha_switchovers_total', { formation: 'metrics' })).toBe(2);
 
     // A restarted monitor counts the events again: the same totals; its own probe count starts at 0.
-    const restarted = parseExposition(await new MonitorMetrics().scrape(db));
+    const restarted = parseExposition(await new MonitorMetrics().scrape(store));
     expect(valueOf(restarted, 'pgha_switchovers_total', { formation: 'metrics' })).toBe(2);
     expect(valueOf(restarted, 'pgha_failovers_total', { formation: 'metrics' })).toBe(1);
     expect(valueOf(restarted, 'pgha_health_probe_failures_total', m2)).toBeUndefined();

@@ -1,26 +1,29 @@
 /**
  * The monitor's store on a real Postgres: migrations up from empty, down, up again; a node
- * registered through the driver gets its goal and an event row in the same transaction.
+ * registered through the driver gets its goal and an event row in the same transaction; reports
+ * arriving together share a transaction. (The port's guarantees: store-contract.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Migrator, NO_MIGRATIONS, type Kysely } from 'kysely';
 import { MIGRATIONS, migrationProvider } from '@pgha/migrations';
-import { GroupDriver, createFormation, getNode, insertNode, listEvents, migrateToLatest, type Database } from '@pgha/monitor';
+import { GroupDriver, MonitorLag, ReportBatcher, migrateToLatest, registerNode, type Database, type PostgresStore } from '@pgha/monitor';
 import type { NodeReport } from '@pgha/shared';
 import { endAllProcesses } from './helpers/processes.js';
 import { startStore, type TestStore } from './helpers/store.js';
 
-let store: TestStore | undefined;
+let running: TestStore | undefined;
 let db: Kysely<Database>;
+let store: PostgresStore;
 
 beforeAll(async () => {
-  store = await startStore();
-  db = store.db;
+  running = await startStore();
+  db = running.db;
+  store = running.store;
 }, 120_000);
 
 afterAll(async () => {
-  await store?.stop();
+  await running?.stop();
   await endAllProcesses();
 });
 
@@ -39,30 +42,32 @@ describe('the monitor store', () => {
   });
 
   it('writes each goal change with its event row, in the registering transaction', async () => {
-    await createFormation(db, 'default');
-    const driver = new GroupDriver(db, pino({ level: 'silent' }));
-    const nodeId = await db.transaction().execute(async (trx) => {
+    await store.formations.create('default');
+    const driver = new GroupDriver(store, pino({ level: 'silent' }));
+    const nodeId = await store.transaction(async (tx) => {
       let id = 0;
-      await driver.evaluateIn(trx, 'default', 0, 'register', async () => {
-        id = (await insertNode(trx, 'default', { name: 'a', host: '127.0.0.1', port: 6001, candidatePriority: 50, replicationQuorum: true })).node.nodeId;
+      await driver.evaluateIn(tx, 'default', 0, 'register', async () => {
+        id = (await registerNode(tx, 'default', { name: 'a', host: '127.0.0.1', port: 6001, candidatePriority: 50, replicationQuorum: true })).node.nodeId;
       });
       return id;
     });
-    expect((await getNode(db, nodeId)).goalState).toBe('single');
-    const events = await listEvents(db, 'default', 10);
+    expect((await store.nodes.get(nodeId)).goalState).toBe('single');
+    const events = await store.stream.latest('default', 10);
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ nodeId, oldGoalState: 'init', newGoalState: 'single', rule: 'first-node-single' });
     expect(events[0]!.reason).toMatch(/first node of the group/);
   });
 
   it('records reports that arrive together in one transaction: each answered, the last of a node kept, unknown ids refused', async () => {
-    await createFormation(db, 'batch');
-    const driver = new GroupDriver(db, pino({ level: 'silent' }));
+    await store.formations.create('batch');
+    const lag = new MonitorLag();
+    const driver = new GroupDriver(store, pino({ level: 'silent' }), lag);
+    const reports = new ReportBatcher(store, driver, lag);
     const register = (name: string, port: number) =>
-      db.transaction().execute(async (trx) => {
+      store.transaction(async (tx) => {
         let id = 0;
-        await driver.evaluateIn(trx, 'batch', 0, 'register', async () => {
-          id = (await insertNode(trx, 'batch', { name, host: '127.0.0.1', port, candidatePriority: 50, replicationQuorum: true })).node.nodeId;
+        await driver.evaluateIn(tx, 'batch', 0, 'register', async () => {
+          id = (await registerNode(tx, 'batch', { name, host: '127.0.0.1', port, candidatePriority: 50, replicationQuorum: true })).node.nodeId;
         });
         return id;
       });
@@ -76,20 +81,20 @@ describe('the monitor store', () => {
     const tricky = `ANY 1 ("it's", "a\\b", "\\'; drop table pgha.nodes; --")`;
     // Issued in one turn of the event loop: they share a transaction.
     const results = await Promise.allSettled([
-      driver.report(a, report('single', '0/3000000', tricky)),
-      driver.report(b, report('wait_standby', '0/1000000')),
-      driver.report(b, report('wait_standby', '0/2000000')),
-      driver.report(999_999, report('single', '0/1000000')),
+      reports.report(a, report('single', '0/3000000', tricky)),
+      reports.report(b, report('wait_standby', '0/1000000')),
+      reports.report(b, report('wait_standby', '0/2000000')),
+      reports.report(999_999, report('single', '0/1000000')),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
     expect(String((results[3] as PromiseRejectedResult).reason.message)).toMatch(/node 999999 does not exist/);
-    const outcomeOf = (i: number) => (results[i] as PromiseFulfilledResult<Awaited<ReturnType<GroupDriver['report']>>>).value;
+    const outcomeOf = (i: number) => (results[i] as PromiseFulfilledResult<Awaited<ReturnType<ReportBatcher['report']>>>).value;
     expect(outcomeOf(0).group?.nodes.map((n) => n.nodeId)).toEqual([a, b]);
     expect(outcomeOf(1).group).toBe(outcomeOf(2).group);
-    const rowA = await getNode(db, a);
+    const rowA = await store.nodes.get(a);
     expect(rowA.reportedSyncStandbyNames).toBe(tricky);
     expect(rowA.reportedLsn).toBe('0/3000000');
-    const rowB = await getNode(db, b);
+    const rowB = await store.nodes.get(b);
     expect(rowB.reportedState).toBe('wait_standby');
     expect(rowB.reportedLsn).toBe('0/2000000');
   });

@@ -7,28 +7,31 @@ import { join } from 'node:path';
 import getPort from 'get-port';
 import type { Kysely } from 'kysely';
 import { ensureOwnedDir, initdb, pgCtlStart, pgCtlStop, socketDirFor, writePghaConf } from '@pgha/postgres';
-import { openStore, type Database, type StoreConnection } from '@pgha/monitor';
+import { PostgresStore, openStore, type Database, type StoreConnection } from '@pgha/monitor';
 import { makeTestDir, trackPgdata } from './processes.js';
 
 /** A running store: its data directory, where it listens, an open pool, and `stop()`. */
 export interface TestStore {
   pgdata: string;
   conn: StoreConnection;
+  /** The pool, for what a test reads or writes in SQL (the Postgres adapter's own tests). */
   db: Kysely<Database>;
+  /** The store port's Postgres adapter on that pool. */
+  store: PostgresStore;
   /** Closes the pool and stops Postgres (its postmaster is also tracked for `endAllProcesses`). */
   stop(): Promise<void>;
 }
 
 /**
  * initdb + start a Postgres configured as the monitor's (no migrations run: call
- * `migrateToLatest(store.db)` when the test needs the schema).
+ * `running.store.migrate()` when the test needs the schema).
  *
  * ### Examples
  * ```ts
- * const store = await startStore();
- * await migrateToLatest(store.db);
+ * const running = await startStore();
+ * await running.store.migrate();
  * // …
- * await store.stop();
+ * await running.stop();
  * ```
  */
 export async function startStore(options: { max?: number } = {}): Promise<TestStore> {
@@ -49,6 +52,7 @@ export async function startStore(options: { max?: number } = {}): Promise<TestSt
     pgdata,
     conn,
     db,
+    store: new PostgresStore(db),
     async stop() {
       await db.destroy();
       await pgCtlStop(pgdata).catch(() => undefined);

@@ -3,20 +3,22 @@
  * each route plugin). A module of its own, so that the routes and `app.ts`, which registers
  * them, never import each other.
  */
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ApiAuth } from './auth.js';
 import type { GroupDriver } from './driver/group-driver.js';
-import type { GoalNotifier } from './driver/goal-notifier.js';
+import type { ReportBatcher } from './driver/report-batcher.js';
 import type { MonitorMetrics } from './metrics/monitor-metrics.js';
-import type { Database } from './store/db.js';
+import type { MonitorStore, StoreNotifier } from './store/store-port.js';
 import type { KeyAndCertificate } from './tls/certificates.js';
 
 /** What the routes need. */
 export interface AppDeps {
-  db: Kysely<Database>;
+  /** The monitor's store (the port, whichever adapter is behind it). */
+  store: MonitorStore;
   driver: GroupDriver;
-  notifier: GoalNotifier;
+  /** Keepers' reports, batched into shared transactions. */
+  reports: ReportBatcher;
+  notifier: StoreNotifier;
   log: Logger;
   /** Credentials every request but `GET /health` must present (see `auth.ts`). */
   auth: ApiAuth;

@@ -30,12 +30,6 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   PGHA_ERR_TIMEOUT: 504,
 };
 
-/** Postgres connection failures and shutdown errors: the store is down, answer 503. */
-function isStoreDown(err: unknown): boolean {
-  const code = (err as { code?: string }).code ?? '';
-  return ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', '57P01', '57P02', '57P03', '08006', '08001', '08003'].includes(code) || /Connection terminated/.test(String((err as Error).message));
-}
-
 /** Body size limit of every route, in bytes. */
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -76,7 +70,7 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
       void reply.code(status).send(body);
     },
   }) as unknown as FastifyInstance;
-  installAuth(app, deps.auth, deps.db, deps.log.child({ component: 'auth' }));
+  installAuth(app, deps.auth, deps.store, deps.log.child({ component: 'auth' }));
 
   app.setErrorHandler((err: Error, req, reply) => {
     if (err instanceof PghaError) {
@@ -90,7 +84,7 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
       const { status, body } = frameworkRefusal(err);
       return reply.code(status).send(body);
     }
-    if (isStoreDown(err)) {
+    if (deps.store.isUnavailable(err)) {
       req.log.warn({ err: err.message }, 'store unavailable');
       return reply.code(503).send({ code: 'PGHA_ERR_STORE_UNAVAILABLE', message: "the monitor's Postgres is unavailable", hint: 'retry; the monitor restarts its Postgres' });
     }

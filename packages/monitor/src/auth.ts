@@ -16,11 +16,10 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { parseNodeIdText } from '@pgha/shared';
-import type { Database } from './store/db.js';
-import { getNode, writeNodeEvent } from './store/monitor-store.js';
+import { nodeEvent } from './store/event-records.js';
+import type { NodeCredentialRepository, StoreSession } from './store/store-port.js';
 import { UI_ROUTES } from './routes/ui.js';
 
 /** The event rule of a refused request. */
@@ -47,25 +46,25 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /**
- * Node tokens by digest, as a cache over `pgha.node_credentials` (one monitor process owns the
- * table, so what it writes it also caches).
+ * Node tokens by digest, as a cache over the store's credentials (one monitor process owns
+ * them, so what it writes it also caches).
  */
 export class NodeCredentials {
   private readonly ownerByDigest = new Map<string, number>();
   private readonly digestByNode = new Map<number, string>();
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(private readonly credentials: NodeCredentialRepository) {}
 
   /** The node whose token has this digest; undefined for none. */
   async ownerOf(digest: string): Promise<number | undefined> {
     const cached = this.ownerByDigest.get(digest);
     if (cached !== undefined) return cached;
-    const row = await this.db.selectFrom('nodeCredentials').select('nodeId').where('tokenSha256', '=', digest).executeTakeFirst();
-    if (row) this.remember(row.nodeId, digest);
-    return row?.nodeId;
+    const nodeId = await this.credentials.ownerOf(digest);
+    if (nodeId !== undefined) this.remember(nodeId, digest);
+    return nodeId;
   }
 
-  /** Records a node's new token digest (the caller writes the row in its transaction). */
+  /** Records a node's new token digest (the caller issues it in its transaction, `NodeCredentialRepository.issue`). */
   remember(nodeId: number, digest: string): void {
     const old = this.digestByNode.get(nodeId);
     if (old !== undefined) this.ownerByDigest.delete(old);
@@ -97,7 +96,7 @@ type Refusal = { status: 401 | 403; message: string; hint: string; nodeId?: numb
  *
  * @param log - where refusals are logged (`security: true`, never the token).
  */
-export function installAuth(app: FastifyInstance, auth: ApiAuth, db: Kysely<Database>, log: Logger): void {
+export function installAuth(app: FastifyInstance, auth: ApiAuth, store: StoreSession, log: Logger): void {
   const lastEvent = new Map<string, number>();
 
   const writeSecurityEvent = async (nodeId: number, kind: string, reason: string): Promise<void> => {
@@ -106,9 +105,9 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, db: Kysely<Data
     if ((lastEvent.get(key) ?? -Infinity) > now - SECURITY_EVENT_INTERVAL_MS) return;
     lastEvent.set(key, now);
     if (lastEvent.size > 10_000) lastEvent.clear();
-    const node = await getNode(db, nodeId).catch(() => undefined);
+    const node = await store.nodes.get(nodeId).catch(() => undefined);
     if (!node) return;
-    await writeNodeEvent(db, node, SECURITY_EVENT_RULE, reason);
+    await store.events.append([nodeEvent(node, SECURITY_EVENT_RULE, reason)]);
   };
 
   const judge = async (req: FastifyRequest): Promise<Refusal | undefined> => {

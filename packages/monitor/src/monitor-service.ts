@@ -15,15 +15,18 @@ import {
 } from '@pgha/shared';
 import { acquirePidFile, assertOwnDataDirectory, ensureOwnedDir, ensurePghaDir, initdb, pidFilePath, isEmptyOrMissing, isPgData, pgCtlStart, pgCtlStop, portInUse, postmasterPid, socketDirFor, writeHba, readSecretFile, releasePidFile, writeJsonAtomic, writePghaConf, writeSecretFile } from '@pgha/postgres';
 import { NodeCredentials, tokenSha256 } from './auth.js';
-import { generateSecret, createFormation } from './store/monitor-store.js';
+import { generateSecret } from './secrets.js';
 import { loadCaCertificate, loadCertificateAuthority, loadHttpsOptions, monitorCertificateHosts, setUpMonitorTls, type MonitorSslOption } from './tls/monitor-tls.js';
 import { buildApp } from './app.js';
 import { GroupDriver } from './driver/group-driver.js';
-import { GoalNotifier } from './driver/goal-notifier.js';
+import { MonitorLag } from './driver/monitor-lag.js';
+import { ReportBatcher } from './driver/report-batcher.js';
 import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { HealthProber } from './prober/health-prober.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
-import { migrateToLatest, openStore, type StoreConnection } from './store/db.js';
+import type { StoreConnection } from './store/postgres/db.js';
+import { GoalNotifier } from './store/postgres/goal-notifier.js';
+import { openPostgresStore } from './store/postgres/postgres-store.js';
 
 /**
  * Connections of the running monitor to its store. A report holds one for its whole
@@ -124,12 +127,12 @@ export async function createMonitor(options: CreateMonitorOptions, log: Logger):
   const config: MonitorConfig = { version: 2, pgdata, pgPort: options.pgPort, listen: options.listen, authTokenFile: paths.authToken, tls, systemIdentifier };
   writeHba(pgdata, []);
   await startMonitorPostgres(config, log);
-  const db = openStore(storeConnection(config));
+  const store = openPostgresStore(storeConnection(config));
   try {
-    await migrateToLatest(db);
-    await createFormation(db, DEFAULT_FORMATION);
+    await store.migrate();
+    await store.formations.create(DEFAULT_FORMATION);
   } finally {
-    await db.destroy();
+    await store.close();
     await pgCtlStop(pgdata);
   }
   writeJsonAtomic(paths.config, config);
@@ -198,16 +201,18 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   if (!https) log.warn('TLS is OFF (created with --no-ssl): tokens, passwords and reports cross the network in clear text; use this for tests only');
   await startMonitorPostgres(config, log);
   const conn = storeConnection(config);
-  const db = openStore({ ...conn, max: STORE_POOL_SIZE });
-  await migrateToLatest(db);
-  const driver = new GroupDriver(db, log.child({ component: 'driver' }));
+  const store = openPostgresStore({ ...conn, max: STORE_POOL_SIZE });
+  await store.migrate();
+  const lag = new MonitorLag();
+  const driver = new GroupDriver(store, log.child({ component: 'driver' }), lag);
+  const reports = new ReportBatcher(store, driver, lag);
   const notifier = new GoalNotifier(conn);
   await notifier.start();
   const metrics = new MonitorMetrics({ processMetrics: true });
-  const prober = new HealthProber(db, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
+  const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
   prober.start();
-  const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(db) };
-  const app = buildApp({ db, driver, notifier, log, auth, metrics, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
+  const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(store.credentials) };
+  const app = buildApp({ store, driver, reports, notifier, log, auth, metrics, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
 
   let stopping = false;
   let settleFailure!: (err: PghaError) => void;
@@ -220,7 +225,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
     prober.stop();
     await app.close();
     await notifier.stop();
-    await db.destroy();
+    await store.close();
     if (stopPostgres) await pgCtlStop(config.pgdata);
     releasePidFile(config.pgdata, 'monitor');
   };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { migrationFailureMessage } from '../src/store/db.js';
+import { migrationFailureMessage } from '../src/store/postgres/db.js';
 
 const KNOWN = ['0001_create_monitor_schema', '0002_add_node_sync_names_and_destroy', '0003_add_node_group_index'];
 const connect = new Error('connect ENOENT /srv/m/pgdata.pgha/run/.s.PGSQL.36235');

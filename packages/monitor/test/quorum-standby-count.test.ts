@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { quorumStandbyCount } from '../src/store/settings-repository.js';
+import type { NodeState } from '@pgha/shared';
+import { quorumStandbyCount } from '../src/formation/settings-changes.js';
 
-const node = (nodeId: number, goalState: string, replicationQuorum = true) => ({ nodeId, goalState, replicationQuorum });
+const node = (nodeId: number, goalState: NodeState, replicationQuorum = true) => ({ nodeId, goalState, replicationQuorum });
 
 describe('quorumStandbyCount: the standbys that can acknowledge commits for number_sync_standbys', () => {
   it('counts the nodes other than the primary that have replication quorum, whatever their state', () => {

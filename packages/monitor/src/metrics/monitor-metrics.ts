@@ -16,9 +16,9 @@
  * formation, the events since the last scrape), not one per node. The state gauges carry one
  * series per node (its current state), not one per possible state.
  *
- * The failover and switchover counters are counted from the events table
- * (`countOperationsAfter`): each scrape adds the operations among the events written since the
- * last one. A restarted monitor counts the whole table again at its first scrape, so they go on
+ * The failover and switchover counters are counted from the events
+ * (`EventStream.countOperationsAfter`): each scrape adds the operations among the events
+ * written since the last one. A restarted monitor counts them all again at its first scrape, so they go on
  * from where they were rather than dropping to 0 (and a second monitor on the same store
  * counts the same). The probe failure counter and the report histogram are the process's own:
  * they start again from 0 when the monitor restarts, which Prometheus's `rate()` and
@@ -30,8 +30,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { parseLsn } from '@pgha/shared';
 import { primaryOf } from '../routes/views.js';
-import type { Db } from '../store/monitor-store.js';
-import { STREAM_START, countOperationsAfter, type EventCursor } from '../store/event-stream-store.js';
+import { STREAM_START, groupKey, type EventCursor, type NodeRecord } from '../store/records.js';
+import type { StoreSession } from '../store/store-port.js';
 
 const NODE_LABELS = ['formation', 'group', 'node', 'name'] as const;
 /** How many nodes a scrape sets gauges for between two turns of the event loop. */
@@ -117,9 +117,9 @@ export class MonitorMetrics {
    *
    * @throws the store's error when it cannot be read (the route answers 503).
    */
-  scrape(db: Db): Promise<string> {
+  scrape(store: StoreSession): Promise<string> {
     const next = this.scraping.catch(() => undefined).then(async () => {
-      await this.refresh(db);
+      await this.refresh(store);
       // One metric at a time, with a turn of the event loop between: a scrape of a thousand
       // nodes is about 20 ms of work, which keepers' reports must not wait behind.
       const parts: string[] = [];
@@ -133,10 +133,10 @@ export class MonitorMetrics {
     return next;
   }
 
-  private async refresh(db: Db): Promise<void> {
-    const nodes = await db.selectFrom('nodes').select(['nodeId', 'formationId', 'groupId', 'name', 'reportedState', 'goalState', 'reportedLsn', 'goalChangedAt']).orderBy('nodeId').execute();
-    const formations = await db.selectFrom('formations').select('formationId').execute();
-    const operations = await countOperationsAfter(db, this.eventCursor);
+  private async refresh(store: StoreSession): Promise<void> {
+    const nodes = await store.nodes.listAll();
+    const formations = await store.formations.list();
+    const operations = await store.stream.countOperationsAfter(this.eventCursor);
     this.eventCursor = operations.cursor;
     for (const f of formations) {
       // Present at 0, so that a first failover shows as an increase.
@@ -146,7 +146,7 @@ export class MonitorMetrics {
     for (const c of operations.counts) (c.kind === 'failover' ? this.failovers : this.switchovers).inc({ formation: c.formationId }, c.n);
 
     for (const g of [this.reportedState, this.goalState, this.lagBytes, this.lastTransition]) g.reset();
-    const groups = new Map<string, typeof nodes>();
+    const groups = new Map<string, NodeRecord[]>();
     for (const [i, n] of nodes.entries()) {
       if (i > 0 && i % YIELD_EVERY_NODES === 0) await nextTurn();
       const labels = nodeLabels(n);
@@ -154,7 +154,7 @@ export class MonitorMetrics {
       this.goalState.set({ ...labels, state: n.goalState }, 1);
       this.lastTransition.set(labels, new Date(n.goalChangedAt).getTime() / 1000);
       if (n.goalState === 'dropped') continue;
-      const key = `${n.formationId}\u0000${n.groupId}`;
+      const key = groupKey(n.formationId, n.groupId);
       const members = groups.get(key);
       if (members) members.push(n);
       else groups.set(key, [n]);

@@ -5,18 +5,17 @@
  *
  * Results are written as they come in, but many at a time: while one write is under way the
  * results that arrive wait for the next one (one statement for all of them, see
- * `recordProbes`). With thousands of nodes that is a handful of statements per round instead
+ * `ProbeRepository.record`). With thousands of nodes that is a handful of statements per round instead
  * of two per node, and a result still reaches the store within one write of its probe.
  */
 import { connect } from 'node:net';
-import { sql, type Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { DEFAULT_FORMATION_SETTINGS, MONITOR_PROBE_ROLE, formatDurationMs } from '@pgha/shared';
 import { newPgClient, type PgConnectionParams } from '@pgha/postgres';
 import type { GroupDriver } from '../driver/group-driver.js';
-import type { Database } from '../store/db.js';
-import { recordProbes, type MergedProbes } from '../store/monitor-store.js';
+import { groupKey, type MergedProbes } from '../store/records.js';
+import type { ProbeRepository } from '../store/store-port.js';
 
 /** Result of one probe. */
 export interface ProbeResult {
@@ -182,7 +181,7 @@ export class HealthProber {
   private readonly connections = new Map<number, ProbeConnection>();
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly probes: ProbeRepository,
     private readonly driver: GroupDriver,
     private readonly log: Logger,
     private readonly intervalMs = DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs,
@@ -205,13 +204,7 @@ export class HealthProber {
 
   /** One round over every node; ends when its results are written. */
   async round(): Promise<void> {
-    const nodes = await this.db
-      .selectFrom('nodes')
-      .innerJoin('formations', 'formations.formationId', 'nodes.formationId')
-      .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.reportedState', 'nodes.postgresSsl', 'formations.monitorProbePassword', 'formations.settings'])
-      .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.reported_at) * 1000)::float8`.as('sinceReportMs'))
-      .where('nodes.goalState', '!=', 'dropped')
-      .execute();
+    const nodes = await this.probes.targets();
     this.rounds++;
     const probes: Promise<void>[] = [];
     const probed = new Set<number>();
@@ -299,9 +292,9 @@ export class HealthProber {
     await new Promise((r) => setImmediate(r));
     const batch = this.pending;
     this.pending = new Map();
-    let outcome: Awaited<ReturnType<typeof recordProbes>>;
+    let outcome: Awaited<ReturnType<ProbeRepository['record']>>;
     try {
-      outcome = await recordProbes(this.db, [...batch.values()].map(({ error: _error, ...p }) => p));
+      outcome = await this.probes.record([...batch.values()].map(({ error: _error, ...p }) => p));
     } catch (err) {
       this.requeue(batch, [...batch.keys()]);
       throw err;
@@ -311,7 +304,7 @@ export class HealthProber {
     for (const c of outcome.changed) {
       const ok = c.health === 'good';
       this.log.info({ nodeId: c.nodeId, ok, error: ok ? undefined : batch.get(c.nodeId)?.error }, `health of node ${c.nodeId} "${c.name}" is now ${ok ? 'good' : 'bad'}`);
-      groups.set(`${c.formationId}\u0000${c.groupId}`, { formationId: c.formationId, groupId: c.groupId });
+      groups.set(groupKey(c.formationId, c.groupId), { formationId: c.formationId, groupId: c.groupId });
     }
     for (const g of groups.values()) {
       await this.driver.evaluate(g.formationId, g.groupId, 'health').catch((err: Error) => this.log.warn({ err: err.message, formation: g.formationId, group: g.groupId }, 'evaluation after a health change failed'));

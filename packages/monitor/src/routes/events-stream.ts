@@ -1,6 +1,6 @@
 /**
  * `GET /v1/formations/:formation/events/stream`: the formation's events as server-sent events,
- * each as soon as it is committed, read from the events table (`event-stream-store.ts`) so
+ * each as soon as it is committed, read from the store's event stream (`EventStream`) so
  * that a client that reconnects with `Last-Event-ID` misses none and gets none twice.
  *
  * - Query `count` (0..1000, default 0): start with the formation's last `count` events, then
@@ -12,9 +12,9 @@
  *   ends when the monitor stops (or its store fails): reconnect with `Last-Event-ID`.
  * - 400 a bad `count` or `Last-Event-ID`; 404 unknown formation; 401/403 as every route.
  *
- * A stream wakes on the `pgha_event` notification its formation's new events send at commit
- * (`GoalNotifier.eventWaiter`), and reads only then, or every {@link STREAM_KEEPALIVE_MS}: an
- * idle stream costs one read per keep-alive.
+ * A stream wakes when its formation's new events are committed (`StoreNotifier.eventWaiter`;
+ * the `pgha_event` notification on Postgres), and reads only then, or every
+ * {@link STREAM_KEEPALIVE_MS}: an idle stream costs one read per keep-alive.
  *
  * Source: `pg_autoctl show events --watch`, which re-reads the last events every 500 ms instead;
  * Patroni keeps no event history.
@@ -26,9 +26,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FormationName, ValidationError } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
-import type { Waiter } from '../driver/goal-notifier.js';
-import { cursorAfterEvent, readEventsAfter, readLastEvents, type EventBatch, type EventRecord } from '../store/event-stream-store.js';
-import { getFormation } from '../store/monitor-store.js';
+import type { EventBatch, EventRecord } from '../store/records.js';
+import type { Waiter } from '../store/store-port.js';
 import { eventRow } from './views.js';
 import { validate } from './validate.js';
 
@@ -76,8 +75,8 @@ export async function eventStreamRoutes(app: FastifyInstance, deps: AppDeps): Pr
     const { formation } = validate(FormationParams, req.params, 'params');
     const { count } = validate(StreamQuery, req.query, 'query');
     const after = lastEventId(req.headers['last-event-id']);
-    await getFormation(deps.db, formation);
-    const first: EventBatch = after === undefined ? await readLastEvents(deps.db, formation, count) : { events: [], cursor: await cursorAfterEvent(deps.db, after), heldBack: false };
+    await deps.store.formations.get(formation);
+    const first: EventBatch = after === undefined ? await deps.store.stream.readLast(formation, count) : { events: [], cursor: await deps.store.stream.cursorAfterEvent(after), heldBack: false };
 
     reply.hijack();
     const res = reply.raw;
@@ -105,7 +104,7 @@ export async function eventStreamRoutes(app: FastifyInstance, deps: AppDeps): Pr
         // Registered before the read: a commit between the two still wakes the wait.
         const waiter = deps.notifier.eventWaiter(formation, STREAM_KEEPALIVE_MS);
         waiting = waiter;
-        const batch = await readEventsAfter(deps.db, formation, cursor, STREAM_BATCH);
+        const batch = await deps.store.stream.readAfter(formation, cursor, STREAM_BATCH);
         cursor = batch.cursor;
         if (batch.events.length > 0) {
           if (!(await send(res, messages(batch.events), isClosed))) break;

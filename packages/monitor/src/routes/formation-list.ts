@@ -19,7 +19,6 @@ const NoQuery = z.object({}).strict();
 export async function formationListRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   app.get('/v1/formations', async (req): Promise<FormationView[]> => {
     validate(NoQuery, req.query, 'query');
-    const rows = await deps.db.selectFrom('formations').selectAll().orderBy('formationId').execute();
-    return rows.map(formationView);
+    return (await deps.store.formations.list()).map(formationView);
   });
 }

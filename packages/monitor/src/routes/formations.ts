@@ -11,7 +11,6 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FormationName, type EventRow } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
-import { getFormation, listEvents, storeNowMs } from '../store/monitor-store.js';
 import { eventRow, formationState, formationUri } from './views.js';
 import { validate } from './validate.js';
 
@@ -25,20 +24,20 @@ export async function formationRoutes(app: FastifyInstance, deps: AppDeps): Prom
 
   app.get('/v1/formations/:formation/state', async (req) => {
     const { formation } = validate(FormationParams, req.params, 'params');
-    return formationState(deps.db, formation, await storeNowMs(deps.db));
+    return formationState(deps.store, formation, await deps.store.nowMs());
   });
 
   app.get('/v1/formations/:formation/events', async (req): Promise<EventRow[]> => {
     const { formation } = validate(FormationParams, req.params, 'params');
     const { count } = validate(EventsQuery, req.query, 'query');
-    await getFormation(deps.db, formation);
-    const rows = await listEvents(deps.db, formation, count);
+    await deps.store.formations.get(formation);
+    const rows = await deps.store.stream.latest(formation, count);
     return rows.map(eventRow);
   });
 
   app.get('/v1/formations/:formation/uri', async (req) => {
     const { formation } = validate(FormationParams, req.params, 'params');
     const { read_only } = validate(UriQuery, req.query, 'query');
-    return { uri: await formationUri(deps.db, formation, read_only === 'true') };
+    return { uri: await formationUri(deps.store, formation, read_only === 'true') };
   });
 }

@@ -14,7 +14,7 @@ const REPORT_ROUTE = '/v1/nodes/:nodeId/report';
 /** Registers `GET /metrics`, and the hook that times keepers' reports (on `app`, every route). */
 export async function metricsRoutes(app: FastifyInstance, deps: AppDeps & { metrics: MonitorMetrics }): Promise<void> {
   app.get('/metrics', async (_req, reply) => {
-    const text = await deps.metrics.scrape(deps.db);
+    const text = await deps.metrics.scrape(deps.store);
     return reply.header('content-type', deps.metrics.contentType).send(text);
   });
 }

@@ -14,8 +14,10 @@ import { z } from 'zod';
 import { FormationName, NodeIdText, NodeReport, NodeStateSchema, RegisterNodeRequest, type RegisterNodeResponse } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
 import { tokenSha256 } from '../auth.js';
+import { registerNode } from '../formation/register-node.js';
+import { removeNode } from '../formation/remove-node.js';
+import { generateSecret } from '../secrets.js';
 import { issueServerCertificate } from '../tls/certificates.js';
-import { generateSecret, getFormation, getNode, insertNode, removeNode } from '../store/monitor-store.js';
 import { goalView, nodeGoal } from './views.js';
 import { validate } from './validate.js';
 
@@ -30,13 +32,13 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   app.post('/v1/formations/:formation/nodes', async (req, reply) => {
     const { formation } = validate(FormationParams, req.params, 'params');
     const body = validate(RegisterNodeRequest, req.body, 'body');
-    const result = await deps.db.transaction().execute(async (trx) => {
-      let f = await getFormation(trx, formation);
+    const result = await deps.store.transaction(async (tx) => {
+      let f = await tx.formations.get(formation);
       let out!: { nodeId: number; groupId: number; created: boolean };
-      await deps.driver.evaluateIn(trx, formation, 0, 'register', async () => {
+      await deps.driver.evaluateIn(tx, formation, 0, 'register', async () => {
         // Re-read under the group lock: a concurrent drop formation answers 404, not 500.
-        f = await getFormation(trx, formation);
-        const { node, created } = await insertNode(trx, formation, {
+        f = await tx.formations.get(formation);
+        const { node, created } = await registerNode(tx, formation, {
           name: body.name,
           host: body.host,
           port: body.port,
@@ -47,15 +49,11 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
         });
         out = { nodeId: node.nodeId, groupId: node.groupId, created };
       });
-      const node = await getNode(trx, out.nodeId);
+      const node = await tx.nodes.get(out.nodeId);
       // A new token on every registration: the one before stops working at commit.
       const nodeToken = generateSecret();
       const digest = tokenSha256(nodeToken);
-      await trx
-        .insertInto('nodeCredentials')
-        .values({ nodeId: node.nodeId, tokenSha256: digest })
-        .onConflict((oc) => oc.column('nodeId').doUpdateSet({ tokenSha256: digest, issuedAt: new Date() }))
-        .execute();
+      await tx.credentials.issue(node.nodeId, digest);
       const ca = deps.certificateAuthority;
       const tls = ca && body.tlsPublicKey ? { caCertificate: ca.certificatePem, certificate: issueServerCertificate(ca, body.tlsPublicKey, [node.host]) } : undefined;
       const response: RegisterNodeResponse = {
@@ -81,16 +79,16 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     // Record the report and decide under the group lock (one transaction, shared with other
     // reports under load), and answer from the rows the decision read, with its new goals, as
     // a read after commit would.
-    const { node, group } = await deps.driver.report(nodeId, report);
+    const { node, group } = await deps.reports.report(nodeId, report);
     if (!group) {
       // The keeper has stopped its Postgres: the node leaves the formation.
-      const goal = await nodeGoal(deps.db, nodeId);
-      await deps.db.transaction().execute((trx) => removeNode(trx, node, `node ${node.nodeId} "${node.name}" removed: its keeper reports it dropped`));
+      const goal = await nodeGoal(deps.store, nodeId);
+      await deps.store.transaction((tx) => removeNode(tx, node, `node ${node.nodeId} "${node.name}" removed: its keeper reports it dropped`));
       return goal;
     }
     const self = group.nodes.find((n) => n.nodeId === nodeId);
-    // Not in the group's rows: its goal is dropped; answer as before, after commit.
-    return self ? goalView(self, group.formation, group.nodes) : nodeGoal(deps.db, nodeId);
+    // Not in the group's nodes: its goal is dropped; answer as before, after commit.
+    return self ? goalView(self, group.formation, group.nodes) : nodeGoal(deps.store, nodeId);
   });
 
   app.get('/v1/nodes/:nodeId/goal', async (req) => {
@@ -98,10 +96,10 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     const query = validate(GoalQuery, req.query, 'query');
     const waiter = query.known && query.wait_ms > 0 ? deps.notifier.waiter(nodeId, query.wait_ms) : undefined;
     try {
-      const goal = await nodeGoal(deps.db, nodeId);
+      const goal = await nodeGoal(deps.store, nodeId);
       if (!waiter || goal.goalState !== query.known) return goal;
       await waiter.promise;
-      return await nodeGoal(deps.db, nodeId);
+      return await nodeGoal(deps.store, nodeId);
     } finally {
       waiter?.cancel();
     }

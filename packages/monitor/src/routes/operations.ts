@@ -10,20 +10,20 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { EmptyBody, FormationName, MaintenanceRequest, NodeName, NotFoundError, PromotionRequest, type CommandResponse, type OperatorEvent } from '@pgha/shared';
+import { EmptyBody, FormationName, MaintenanceRequest, NodeName, PromotionRequest, type CommandResponse, type OperatorEvent } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
-import { formationSettings, getFormation, removeNode, requestDestroy, storeNowMs, type NodeRow } from '../store/monitor-store.js';
+import { removeNode } from '../formation/remove-node.js';
+import { formationSettings } from '../store/group-facts.js';
+import type { NodeRecord } from '../store/records.js';
 import { validate } from './validate.js';
 
 const FormationParams = z.object({ formation: FormationName });
 const NodeParams = z.object({ formation: FormationName, name: NodeName });
 const DropQuery = z.object({ destroy: z.enum(['true', 'false']).default('false') }).strict();
 
-async function nodeByName(deps: AppDeps, formation: string, name: string): Promise<NodeRow> {
-  await getFormation(deps.db, formation);
-  const node = await deps.db.selectFrom('nodes').selectAll().where('formationId', '=', formation).where('name', '=', name).where('goalState', '!=', 'dropped').executeTakeFirst();
-  if (!node) throw new NotFoundError(`node "${name}" does not exist in formation "${formation}"`, { hint: 'see the node names with pgha show state' });
-  return node;
+async function nodeByName(deps: AppDeps, formation: string, name: string): Promise<NodeRecord> {
+  await deps.store.formations.get(formation);
+  return deps.store.nodes.getByName(formation, name);
 }
 
 async function run(deps: AppDeps, formation: string, groupId: number, event: OperatorEvent, before?: Parameters<AppDeps['driver']['command']>[3]): Promise<CommandResponse> {
@@ -36,14 +36,14 @@ export async function operationRoutes(app: FastifyInstance, deps: AppDeps): Prom
   app.post('/v1/formations/:formation/switchover', async (req) => {
     const { formation } = validate(FormationParams, req.params, 'params');
     validate(EmptyBody, req.body ?? {}, 'body');
-    await getFormation(deps.db, formation);
+    await deps.store.formations.get(formation);
     return run(deps, formation, 0, { type: 'perform-switchover' });
   });
 
   app.post('/v1/formations/:formation/failover', async (req) => {
     const { formation } = validate(FormationParams, req.params, 'params');
     validate(EmptyBody, req.body ?? {}, 'body');
-    await getFormation(deps.db, formation);
+    await deps.store.formations.get(formation);
     return run(deps, formation, 0, { type: 'perform-failover' });
   });
 
@@ -68,13 +68,13 @@ export async function operationRoutes(app: FastifyInstance, deps: AppDeps): Prom
     const { formation, name } = validate(NodeParams, req.params, 'params');
     const { destroy } = validate(DropQuery, req.query, 'query');
     const node = await nodeByName(deps, formation, name);
-    const settings = formationSettings(await getFormation(deps.db, formation));
-    const nowMs = await storeNowMs(deps.db);
+    const settings = formationSettings(await deps.store.formations.get(formation));
+    const nowMs = await deps.store.nowMs();
     const keeperSilent = !node.reportedAt || nowMs - new Date(node.reportedAt).getTime() > settings.nodeUnhealthyTimeoutMs;
-    return run(deps, formation, node.groupId, { type: 'drop-node', nodeId: node.nodeId }, async (trx) => {
-      if (destroy === 'true') await requestDestroy(trx, node.nodeId);
+    return run(deps, formation, node.groupId, { type: 'drop-node', nodeId: node.nodeId }, async (tx) => {
+      if (destroy === 'true') await tx.nodes.update(node.nodeId, { destroyRequested: true });
       // No keeper will report `dropped`: remove the node now (its data stays where it is).
-      if (keeperSilent) await removeNode(trx, { ...node, goalState: 'dropped' }, `node ${node.nodeId} "${node.name}" removed: its keeper is not running, its data directory is left as it is`);
+      if (keeperSilent) await removeNode(tx, { ...node, goalState: 'dropped' }, `node ${node.nodeId} "${node.name}" removed: its keeper is not running, its data directory is left as it is`);
     });
   });
 }

@@ -1,6 +1,6 @@
 /**
  * Formations and replication settings. Every change runs in one transaction: the locks, the
- * check against the group's nodes, the new value with its event row, and the state machine's
+ * check against the group's nodes, the new value with its event, and the state machine's
  * reaction (`GroupDriver.evaluateIn` with cause `settings`); a refused change leaves nothing.
  *
  * - `POST /v1/formations` body `CreateFormationRequest` → 201 `FormationView`; 400, 409 exists.
@@ -34,16 +34,10 @@ import {
   type StandbyNamesView,
 } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
-import { getFormation, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
-import {
-  deleteFormation,
-  formationGroupIds,
-  getNodeByName,
-  insertFormation,
-  lockFormation,
-  updateNodeSettings,
-  updateNumberSyncStandbys,
-} from '../store/settings-repository.js';
+import { changeNodeSettings, changeNumberSyncStandbys, createFormation, dropFormation } from '../formation/settings-changes.js';
+import { groupFacts } from '../store/group-facts.js';
+import type { FormationRecord, NodeRecord } from '../store/records.js';
+import type { StoreSession } from '../store/store-port.js';
 import { validate } from './validate.js';
 import { primaryOf } from './views.js';
 
@@ -51,13 +45,13 @@ const FormationParams = z.object({ formation: FormationName });
 const NodeParams = z.object({ formation: FormationName, name: NodeName });
 const StandbyNamesQuery = z.object({ group: z.coerce.number().int().min(0).max(2 ** 31 - 1).default(0) }).strict();
 
-/** A formation row as the API shows it. */
-export function formationView(f: FormationRow): FormationView {
+/** A formation as the API shows it. */
+export function formationView(f: FormationRecord): FormationView {
   return { formation: f.formationId, kind: f.kind, dbname: f.dbname, number_sync_standbys: f.numberSyncStandbys };
 }
 
 /** A node's replication settings as the API shows them. */
-export function nodeSettingsRow(n: NodeRow): NodeSettingsRow {
+export function nodeSettingsRow(n: NodeRecord): NodeSettingsRow {
   return {
     formation: n.formationId,
     group_id: n.groupId,
@@ -69,9 +63,9 @@ export function nodeSettingsRow(n: NodeRow): NodeSettingsRow {
 }
 
 /** The `synchronous_standby_names` the monitor computes for a group's primary (what its keeper applies in `primary`). */
-export async function standbyNames(db: Db, formationId: string, groupId: number): Promise<StandbyNamesView> {
-  const formation = await getFormation(db, formationId);
-  const nodes = await listNodes(db, formationId, groupId);
+export async function standbyNames(store: StoreSession, formationId: string, groupId: number): Promise<StandbyNamesView> {
+  const formation = await store.formations.get(formationId);
+  const nodes = await store.nodes.list(formationId, { groupId });
   const primary = primaryOf(nodes);
   const facts = groupFacts(formation, groupId, nodes, Date.now());
   return {
@@ -87,26 +81,26 @@ export async function standbyNames(db: Db, formationId: string, groupId: number)
 export async function settingsRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   app.post('/v1/formations', async (req, reply) => {
     const body = validate(CreateFormationRequest, req.body, 'body');
-    const created = await deps.db.transaction().execute((trx) => insertFormation(trx, body.formation, body.numberSyncStandbys));
+    const created = await deps.store.transaction((tx) => createFormation(tx, body.formation, body.numberSyncStandbys));
     req.log.info({ formation: body.formation }, `formation "${body.formation}" created with number_sync_standbys ${body.numberSyncStandbys}`);
     return reply.code(201).send(formationView(created));
   });
 
   app.delete('/v1/formations/:formation', async (req): Promise<FormationDropped> => {
     const { formation } = validate(FormationParams, req.params, 'params');
-    await deps.db.transaction().execute((trx) => deleteFormation(trx, formation));
+    await deps.store.transaction((tx) => dropFormation(tx, formation));
     req.log.info({ formation }, `formation "${formation}" dropped`);
     return { formation, dropped: true };
   });
 
   app.get('/v1/formations/:formation/settings', async (req): Promise<SettingsView> => {
     const { formation } = validate(FormationParams, req.params, 'params');
-    const f = await getFormation(deps.db, formation);
-    const nodes = await listNodes(deps.db, formation);
-    const groups = await formationGroupIds(deps.db, formation);
+    const f = await deps.store.formations.get(formation);
+    const nodes = await deps.store.nodes.list(formation);
+    const groups = await deps.store.nodes.groupIds(formation);
     return {
       formation: formationView(f),
-      standby_names: await Promise.all(groups.map((g) => standbyNames(deps.db, formation, g))),
+      standby_names: await Promise.all(groups.map((g) => standbyNames(deps.store, formation, g))),
       nodes: nodes.map(nodeSettingsRow),
     };
   });
@@ -114,11 +108,11 @@ export async function settingsRoutes(app: FastifyInstance, deps: AppDeps): Promi
   app.patch('/v1/formations/:formation/settings', async (req): Promise<FormationSettingsChange> => {
     const { formation } = validate(FormationParams, req.params, 'params');
     const body = validate(FormationSettingsUpdate, req.body, 'body');
-    const result = await deps.db.transaction().execute(async (trx) => {
-      const f = await lockFormation(trx, formation);
-      const changes = await updateNumberSyncStandbys(trx, f, body.numberSyncStandbys);
-      for (const g of await formationGroupIds(trx, formation)) await deps.driver.evaluateIn(trx, formation, g, 'settings');
-      return { formation: formationView(await getFormation(trx, formation)), changes };
+    const result = await deps.store.transaction(async (tx) => {
+      const f = await tx.lockFormation(formation);
+      const changes = await changeNumberSyncStandbys(tx, f, body.numberSyncStandbys);
+      for (const g of await tx.nodes.groupIds(formation)) await deps.driver.evaluateIn(tx, formation, g, 'settings');
+      return { formation: formationView(await tx.formations.get(formation)), changes };
     });
     for (const c of result.changes) req.log.info({ formation }, c);
     return result;
@@ -126,22 +120,22 @@ export async function settingsRoutes(app: FastifyInstance, deps: AppDeps): Promi
 
   app.get('/v1/formations/:formation/nodes/:name/settings', async (req): Promise<NodeSettingsRow> => {
     const { formation, name } = validate(NodeParams, req.params, 'params');
-    await getFormation(deps.db, formation);
-    return nodeSettingsRow(await getNodeByName(deps.db, formation, name));
+    await deps.store.formations.get(formation);
+    return nodeSettingsRow(await deps.store.nodes.getByName(formation, name));
   });
 
   app.patch('/v1/formations/:formation/nodes/:name/settings', async (req): Promise<NodeSettingsChange> => {
     const { formation, name } = validate(NodeParams, req.params, 'params');
     const body = validate(NodeSettingsUpdate, req.body, 'body');
-    const result = await deps.db.transaction().execute(async (trx) => {
-      await getFormation(trx, formation);
-      const { groupId } = await getNodeByName(trx, formation, name);
+    const result = await deps.store.transaction(async (tx) => {
+      await tx.formations.get(formation);
+      const { groupId } = await tx.nodes.getByName(formation, name);
       let outcome!: { changes: string[]; warnings: string[] };
       // The change is written under the group's lock, then the state machine decides.
-      await deps.driver.evaluateIn(trx, formation, groupId, 'settings', async () => {
-        outcome = await updateNodeSettings(trx, formation, name, body);
+      await deps.driver.evaluateIn(tx, formation, groupId, 'settings', async () => {
+        outcome = await changeNodeSettings(tx, formation, name, body);
       });
-      return { node: nodeSettingsRow(await getNodeByName(trx, formation, name)), ...outcome };
+      return { node: nodeSettingsRow(await tx.nodes.getByName(formation, name)), ...outcome };
     });
     for (const c of result.changes) req.log.info({ formation, nodeId: result.node.node_id }, c);
     for (const w of result.warnings) req.log.warn({ formation, nodeId: result.node.node_id }, w);
@@ -151,6 +145,6 @@ export async function settingsRoutes(app: FastifyInstance, deps: AppDeps): Promi
   app.get('/v1/formations/:formation/standby-names', async (req): Promise<StandbyNamesView> => {
     const { formation } = validate(FormationParams, req.params, 'params');
     const { group } = validate(StandbyNamesQuery, req.query, 'query');
-    return standbyNames(deps.db, formation, group);
+    return standbyNames(deps.store, formation, group);
   });
 }

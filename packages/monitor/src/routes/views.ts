@@ -1,14 +1,15 @@
 /** Read models built from the store for the API's answers. */
 import { DEFAULT_KEEPER_HTTP_PORT, STANDBY_STATES, WRITABLE_STATES, formatHostPort, groupNote, keeperSettingsOf, parseLsn, progressPercent, synchronousStandbyNames, type EventRow, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
-import type { EventRecord } from '../store/event-stream-store.js';
-import { formationSettings, getFormation, getNode, groupFacts, listNodes, type Db, type FormationRow, type NodeRow } from '../store/monitor-store.js';
+import { formationSettings, groupFacts } from '../store/group-facts.js';
+import type { EventRecord, FormationRecord, NodeRecord } from '../store/records.js';
+import type { StoreSession } from '../store/store-port.js';
 
-function member(n: NodeRow): GroupMember {
+function member(n: NodeRecord): GroupMember {
   return { nodeId: n.nodeId, name: n.name, host: n.host, port: n.port, goalState: n.goalState, reportedState: n.reportedState };
 }
 
 /** The node holding the group's writable goal, if exactly one does. */
-export function primaryOf<T extends Pick<NodeRow, 'goalState'>>(nodes: readonly T[]): T | undefined {
+export function primaryOf<T extends { goalState: string }>(nodes: readonly T[]): T | undefined {
   const writable = nodes.filter((n) => WRITABLE_STATES.has(n.goalState as NodeState));
   return writable.length === 1 ? writable[0] : undefined;
 }
@@ -17,7 +18,7 @@ export function primaryOf<T extends Pick<NodeRow, 'goalState'>>(nodes: readonly 
  * Bytes of WAL between `primary`'s last reported LSN and `node`'s (at least 0); null for the
  * primary itself, without one, or before the node has reported an LSN.
  */
-export function lagBytes(node: NodeRow, primary: NodeRow | undefined): number | null {
+export function lagBytes(node: NodeRecord, primary: NodeRecord | undefined): number | null {
   if (!primary || primary.nodeId === node.nodeId) return null;
   const own = parseLsn(node.reportedLsn);
   if (own === 0n) return null;
@@ -37,21 +38,21 @@ export function lagBytes(node: NodeRow, primary: NodeRow | undefined): number | 
  * @param nodeUnhealthyTimeoutMs - the formation's setting (ms): an older report is not trusted.
  */
 export function connectionOf(
-  node: Pick<NodeRow, 'health' | 'probeInRecovery' | 'pgIsRunning' | 'isInRecovery' | 'reportedAt'>,
+  node: Pick<NodeRecord, 'health' | 'probeInRecovery' | 'postgresRunning' | 'isInRecovery' | 'reportedAt'>,
   nowMs: number,
   nodeUnhealthyTimeoutMs: number,
 ): NodeStateRow['connection'] {
   if (node.health === 'bad') return 'none';
   const reportFresh = node.reportedAt !== null && nowMs - new Date(node.reportedAt).getTime() <= nodeUnhealthyTimeoutMs;
-  const inRecovery = reportFresh ? (node.pgIsRunning ? node.isInRecovery : null) : node.health === 'good' ? node.probeInRecovery : null;
+  const inRecovery = reportFresh ? (node.postgresRunning ? node.isInRecovery : null) : node.health === 'good' ? node.probeInRecovery : null;
   return inRecovery === null ? 'none' : inRecovery ? 'read-only' : 'read-write';
 }
 
 /** A node's goal with its group view (`NodeGoal`). @throws NotFoundError. */
-export async function nodeGoal(db: Db, nodeId: number): Promise<NodeGoal> {
-  const node = await getNode(db, nodeId);
-  const formation = await getFormation(db, node.formationId);
-  const nodes = await listNodes(db, node.formationId, node.groupId);
+export async function nodeGoal(store: StoreSession, nodeId: number): Promise<NodeGoal> {
+  const node = await store.nodes.get(nodeId);
+  const formation = await store.formations.get(node.formationId);
+  const nodes = await store.nodes.list(node.formationId, { groupId: node.groupId });
   return goalView(node, formation, nodes);
 }
 
@@ -59,7 +60,7 @@ export async function nodeGoal(db: Db, nodeId: number): Promise<NodeGoal> {
  * {@link nodeGoal} from rows already read: `node`, its formation and its group's nodes that
  * are not dropped.
  */
-export function goalView(node: NodeRow, formation: FormationRow, nodes: readonly NodeRow[]): NodeGoal {
+export function goalView(node: NodeRecord, formation: FormationRecord, nodes: readonly NodeRecord[]): NodeGoal {
   const primary = primaryOf(nodes);
   const facts = groupFacts(formation, node.groupId, nodes, Date.now());
   let upstream = primary && primary.nodeId !== node.nodeId ? member(primary) : null;
@@ -88,12 +89,12 @@ export function goalView(node: NodeRow, formation: FormationRow, nodes: readonly
 }
 
 /** Rows of `pgha show state`. */
-export async function formationState(db: Db, formationId: string, nowMs: number): Promise<NodeStateRow[]> {
-  const formation = await getFormation(db, formationId);
-  // Dropped nodes stay visible until their keeper confirms (then the row goes).
-  const nodes = await db.selectFrom('nodes').selectAll().where('formationId', '=', formationId).orderBy('nodeId').execute();
+export async function formationState(store: StoreSession, formationId: string, nowMs: number): Promise<NodeStateRow[]> {
+  const formation = await store.formations.get(formationId);
+  // Dropped nodes stay visible until their keeper confirms (then the record goes).
+  const nodes = await store.nodes.list(formationId, { includeDropped: true });
   const notes = new Map<number, string>();
-  const primaries = new Map<number, NodeRow | undefined>();
+  const primaries = new Map<number, NodeRecord | undefined>();
   for (const groupId of new Set(nodes.map((n) => n.groupId))) {
     const members = nodes.filter((n) => n.groupId === groupId && n.goalState !== 'dropped');
     primaries.set(groupId, primaryOf(members));
@@ -134,9 +135,9 @@ export async function formationState(db: Db, formationId: string, nowMs: number)
  * CA it trusts: the monitor does not know the client's path to it).
  * Source: pg_auto_failover's `pgautofailover.formation_uri()`.
  */
-export async function formationUri(db: Db, formationId: string, readOnly = false): Promise<string> {
-  const formation = await getFormation(db, formationId);
-  const nodes = await listNodes(db, formationId);
+export async function formationUri(store: StoreSession, formationId: string, readOnly = false): Promise<string> {
+  const formation = await store.formations.get(formationId);
+  const nodes = await store.nodes.list(formationId);
   const hosts = nodes.map((n) => formatHostPort(n.host, n.port)).join(',');
   const tls = nodes.length > 0 && nodes.every((n) => n.postgresSsl);
   return `postgres://${hosts}/${encodeURIComponent(formation.dbname)}?target_session_attrs=${readOnly ? 'prefer-standby' : 'read-write'}${tls ? '&sslmode=verify-full' : ''}`;

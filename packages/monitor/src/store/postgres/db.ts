@@ -1,12 +1,18 @@
 /**
- * The monitor's store: Kysely over its own Postgres, schema `pgha`. `CamelCasePlugin` is the
- * only place where snake_case columns become camelCase properties.
+ * The Postgres adapter's connection: Kysely over the monitor's own Postgres, schema `pgha`.
+ * `CamelCasePlugin` is the only place where snake_case columns become camelCase properties
+ * (nested JSON objects' keys included, which the report statement relies on). The table types
+ * are the store's records (`records.ts`), so a row read is a record as it is.
+ *
+ * Part of the fast path (see `report-statement.ts`): {@link StoreClient} saves the round trip of
+ * `begin`, and {@link prepareStatement} has Postgres plan the hot statements once per connection.
  */
-import { CamelCasePlugin, Kysely, Migrator, PostgresDialect, type ColumnType, type Generated, type MigrationResult } from 'kysely';
+import { CamelCasePlugin, CompiledQuery, Kysely, Migrator, PostgresDialect, type ColumnType, type Generated, type MigrationResult, type Transaction } from 'kysely';
 import pg from 'pg';
 import { migrationProvider } from '@pgha/migrations';
-import { PghaError, type TransitionProgress } from '@pgha/shared';
+import { PghaError, type NodeHealth, type NodeState, type TransitionProgress } from '@pgha/shared';
 import { ExplicitPgClient, pgClientConfig, type PgConnectionParams } from '@pgha/postgres';
+import type { EventRecord, FormationRecord, NewEvent } from '../records.js';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
@@ -16,7 +22,7 @@ export interface FormationsTable {
   kind: Generated<string>;
   dbname: Generated<string>;
   numberSyncStandbys: Generated<number>;
-  settings: Generated<Record<string, number>>;
+  settings: Generated<FormationRecord['settings']>;
   replicationPassword: string;
   monitorProbePassword: string;
   createdAt: Generated<Date>;
@@ -32,10 +38,10 @@ export interface NodesTable {
   port: number;
   candidatePriority: Generated<number>;
   replicationQuorum: Generated<boolean>;
-  reportedState: Generated<string>;
-  goalState: Generated<string>;
+  reportedState: Generated<NodeState>;
+  goalState: Generated<NodeState>;
   reportedAt: Timestamp | null;
-  pgIsRunning: Generated<boolean>;
+  postgresRunning: Generated<boolean>;
   isInRecovery: boolean | null;
   reportedLsn: Generated<string>;
   reportedTimeline: Generated<number>;
@@ -44,7 +50,7 @@ export interface NodesTable {
   transitionInProgress: string | null;
   /** The keeper's last `transitionProgress` (jsonb); null when none. */
   transitionProgress: TransitionProgress | null;
-  health: Generated<string>;
+  health: Generated<NodeHealth>;
   healthFailures: Generated<number>;
   healthCheckedAt: Timestamp | null;
   probeInRecovery: boolean | null;
@@ -68,21 +74,11 @@ export interface NodeCredentialsTable {
   issuedAt: Generated<Date>;
 }
 
-/** `pgha.events`. */
-export interface EventsTable {
+/** `pgha.events`: an {@link EventRecord} and the id of the transaction that wrote it. */
+export interface EventsTable extends NewEvent {
   eventId: Generated<string>;
   eventTime: Generated<Date>;
-  formationId: string;
-  groupId: number;
-  nodeId: number;
-  nodeName: string;
-  reportedState: string;
-  oldGoalState: string;
-  newGoalState: string;
-  reportedLsn: string;
-  rule: string;
-  reason: string;
-  /** The writing transaction's id (`xid8`, as text): the stream order, see `event-stream-store.ts`. */
+  /** The writing transaction's id (`xid8`, as text): the stream order, see `event-repository.ts`. */
   writerXid: Generated<string>;
 }
 
@@ -92,6 +88,15 @@ export interface Database {
   nodes: NodesTable;
   events: EventsTable;
   nodeCredentials: NodeCredentialsTable;
+}
+
+/** A Kysely handle or a transaction. */
+export type Db = Kysely<Database> | Transaction<Database>;
+
+/** The store's clock in ms since the epoch (one clock for every monitor and every fact). */
+export async function storeNowMs(db: Db): Promise<number> {
+  const { rows } = await db.executeQuery<{ nowMs: number }>(CompiledQuery.raw('select (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms'));
+  return Number(rows[0]!.nowMs);
 }
 
 /** Where the monitor's Postgres listens: a Unix socket directory and port. */
@@ -128,10 +133,11 @@ export function storeConnectionParams(conn: StoreConnection, applicationName: st
 /**
  * A connection of the store's pool that saves a round trip per transaction: `begin` is held
  * back and sent with the transaction's first statement when that one has no parameters
- * (`begin; <statement>` in one simple query, answering the statement's result), or just before
- * it otherwise. Postgres sees the same statements in the same order; only the round trip that
- * `begin` alone took is gone. With a thousand keepers reporting each second, round trips are
- * what the monitor and its Postgres spend most of their time on.
+ * (`begin; <statement>` in one simple query, answering the statement's last result), or just
+ * before it otherwise. Postgres sees the same statements in the same order; only the round trip
+ * that `begin` alone took is gone. With a thousand keepers reporting each second, round trips
+ * are what the monitor and its Postgres spend most of their time on (`report-statement.ts`).
+ * Only the Postgres adapter's pool uses it.
  */
 class StoreClient extends ExplicitPgClient {
   private beginHeld = false;

@@ -1,22 +1,18 @@
 /**
- * Wakes long-polling keepers when their goal changes, and event streams when their formation
- * has new events. Goal writes end with `pg_notify('pgha_goal', '<node ids>')` in the same
- * transaction, and a trigger on `pgha.events` sends `pg_notify('pgha_event', '<formation>')`
- * (migration 0007), so each notification is delivered on commit to every monitor LISTENing on
- * the store: no in-memory state that a second monitor would miss.
+ * The Postgres adapter's {@link StoreNotifier}: wakes long-polling keepers when their goal
+ * changes, and event streams when their formation has new events. Goal writes end with
+ * `pg_notify('pgha_goal', '<node ids>')` in the same transaction (`goal-repository.ts`), and a
+ * trigger on `pgha.events` sends `pg_notify('pgha_event', '<formation>')` (migration 0008), so
+ * each notification is delivered on commit to every monitor LISTENing on the store: no
+ * in-memory state that a second monitor would miss.
  */
 import type pg from 'pg';
-import { storeConnectionParams, type StoreConnection } from '../store/db.js';
 import { newPgClient } from '@pgha/postgres';
-
-/** A wait for a notification: resolves on it or after its timeout; `cancel` resolves it now. */
-export interface Waiter {
-  promise: Promise<void>;
-  cancel: () => void;
-}
+import type { StoreNotifier, Waiter } from '../store-port.js';
+import { storeConnectionParams, type StoreConnection } from './db.js';
 
 /** One LISTEN connection and the keepers and streams waiting on it. */
-export class GoalNotifier {
+export class GoalNotifier implements StoreNotifier {
   private client: pg.Client | undefined;
   private readonly waiters = new Map<number, Set<() => void>>();
   private readonly eventWaiters = new Map<string, Set<() => void>>();

@@ -1,16 +1,15 @@
 /**
- * Queries on the hot paths (a keeper's report, the timer, the prober) run thousands of times
- * a second with a thousand nodes. Building and compiling a Kysely query costs more than
- * Postgres takes to run these ones, so a {@link QueryTemplate} builds its query once, keeps
- * the SQL text and where each parameter goes, and then only binds new values; Postgres runs
- * it as a named prepared statement (see `prepareStatement`), planned once per connection. The query is
- * still written with Kysely and runs through the same plugins (schema `pgha`, camelCase rows);
- * every handle of the monitor comes from `openStore`, so one SQL text serves them all.
+ * Part of the Postgres adapter's fast path (see `report-statement.ts`). Queries on the hot
+ * paths (a keeper's report, the timer, the prober) run thousands of times a second with a
+ * thousand nodes. Building and compiling a Kysely query costs more than Postgres takes to run
+ * these ones, so a {@link QueryTemplate} builds its query once, keeps the SQL text and where
+ * each parameter goes, and then only binds new values; Postgres runs it as a named prepared
+ * statement (see `prepareStatement`), planned once per connection. The query is still written
+ * with Kysely and runs through the same plugins (schema `pgha`, camelCase rows); every handle
+ * of the monitor comes from `openStore`, so one SQL text serves them all.
  */
-import { CompiledQuery, type Compilable, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import { prepareStatement, type Database } from './db.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import { CompiledQuery, type Compilable, type RawBuilder } from 'kysely';
+import { prepareStatement, type Db } from './db.js';
 
 /** Stands for the named argument in a query being built; the value is only a marker. */
 export type Param = (name: string) => any;

@@ -1,0 +1,43 @@
+/**
+ * The group state machine's input (`GroupFacts`, `@pgha/shared`) from the store's records.
+ * Pure: every time is a fact given to it.
+ */
+import { DEFAULT_FORMATION_SETTINGS, parseLsn, type FormationSettings, type GroupFacts, type NodeFacts } from '@pgha/shared';
+import type { FormationRecord, NodeRecord } from './records.js';
+
+/** The formation's settings: defaults overlaid with its stored values. */
+export function formationSettings(f: Pick<FormationRecord, 'settings' | 'numberSyncStandbys'>): FormationSettings {
+  return { ...DEFAULT_FORMATION_SETTINGS, ...f.settings, numberSyncStandbys: f.numberSyncStandbys };
+}
+
+function toFacts(n: NodeRecord): NodeFacts {
+  return {
+    nodeId: n.nodeId,
+    name: n.name,
+    candidatePriority: n.candidatePriority,
+    replicationQuorum: n.replicationQuorum,
+    reportedState: n.reportedState,
+    goalState: n.goalState,
+    lastReportMs: n.reportedAt ? new Date(n.reportedAt).getTime() : null,
+    postgresRunning: n.postgresRunning,
+    reportedLsn: parseLsn(n.reportedLsn),
+    reportedTimeline: n.reportedTimeline,
+    upstreamStreaming: n.upstreamStreaming,
+    lastStreamingMs: n.lastStreamingAt ? new Date(n.lastStreamingAt).getTime() : null,
+    health: n.health,
+    goalChangedMs: new Date(n.goalChangedAt).getTime(),
+    synchronousStandbyNames: n.reportedSyncStandbyNames,
+  };
+}
+
+/**
+ * The group's facts from its records.
+ *
+ * @param nodes - the group's nodes that are not dropped, by node id.
+ * @param nowMs - the store's clock (ms since the epoch).
+ * @param monitorLagMs - how far behind the monitor has lately been in answering reports (see
+ *   `GroupFacts.monitorLagMs` and `MonitorLag`).
+ */
+export function groupFacts(formation: FormationRecord, groupId: number, nodes: readonly NodeRecord[], nowMs: number, monitorLagMs = 0): GroupFacts {
+  return { formation: formation.formationId, groupId, nowMs, settings: formationSettings(formation), nodes: nodes.map(toFacts), ...(monitorLagMs > 0 ? { monitorLagMs } : {}) };
+}

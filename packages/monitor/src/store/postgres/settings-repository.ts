@@ -1,0 +1,17 @@
+/** The Postgres adapter's {@link SettingsRepository}. */
+import type { NodeRecord } from '../records.js';
+import type { SettingsRepository } from '../store-port.js';
+import type { Db } from './db.js';
+
+/** See {@link SettingsRepository}. */
+export class PgSettingsRepository implements SettingsRepository {
+  constructor(private readonly db: Db) {}
+
+  async setNumberSyncStandbys(formationId: string, value: number): Promise<void> {
+    await this.db.updateTable('formations').set({ numberSyncStandbys: value }).where('formationId', '=', formationId).execute();
+  }
+
+  async setNodeReplication(nodeId: number, settings: Pick<NodeRecord, 'candidatePriority' | 'replicationQuorum'>): Promise<void> {
+    await this.db.updateTable('nodes').set({ candidatePriority: settings.candidatePriority, replicationQuorum: settings.replicationQuorum }).where('nodeId', '=', nodeId).execute();
+  }
+}
