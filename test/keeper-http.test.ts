@@ -90,7 +90,7 @@ describe("the keeper's HTTP routes", () => {
     const primary = (await keeper(node1, '/state')).json();
     const standby = (await keeper(node2, '/state')).json();
     expect(primary).toMatchObject({ name: 'node1', formation: 'default', reported_state: 'primary', goal_state: 'primary', role: 'primary', postgres_running: true, pending_transition: null, fenced: false, lag_bytes: 0 });
-    expect(standby).toMatchObject({ name: 'node2', reported_state: 'secondary', goal_state: 'secondary', role: 'standby', postgres_running: true, wal_receiver_streaming: true });
+    expect(standby).toMatchObject({ name: 'node2', reported_state: 'secondary', goal_state: 'secondary', role: 'standby', postgres_running: true, upstream_streaming: true });
     expect(primary.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
     expect(primary.timeline).toBe(1);
     const rows = await showState(monitor.url);

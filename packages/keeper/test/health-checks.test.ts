@@ -111,7 +111,7 @@ describe('GET /health and /state', () => {
   it('state carries the node, its states, role, LSN, timeline and lag', () => {
     expect(stateBody(view({ state: 'secondary', recovery: true, end: '0/3000010' }), NOW)).toEqual({
       node_id: 1, name: 'node1', formation: 'default', group_id: 0, reported_state: 'secondary', goal_state: 'secondary',
-      role: 'standby', lsn: '0/3000000', timeline: 2, lag_bytes: 16, wal_receiver_streaming: true, postgres_running: true,
+      role: 'standby', lsn: '0/3000000', timeline: 2, lag_bytes: 16, upstream_streaming: true, postgres_running: true,
       pending_transition: null, fenced: false, facts_age_ms: 100, last_transition_at: new Date(NOW - 60_000).toISOString(), problem: null,
     });
     expect(stateBody(view({ recovery: null }), NOW)).toMatchObject({ role: null, lsn: null, timeline: null, lag_bytes: null, postgres_running: false });

@@ -27,3 +27,34 @@ export function synchronousStandbyNames(facts: GroupFacts, primaryId: number): s
   const n = Math.min(standbys.length, Math.max(1, nss));
   return `ANY ${n} (${standbys.map((s) => nodeApplicationName(s.nodeId)).join(', ')})`;
 }
+
+/** What {@link parseSynchronousStandbyNames} reads from a `synchronous_standby_names` value. */
+export interface StandbyNamesSetting {
+  /** The number of standbys commits wait for, when the value gives one (`ANY 2 (…)`, `FIRST 1 (…)`, `2 (…)`). */
+  count: number | undefined;
+  /** The standby names listed, unquoted, in order (`pgha_node_2`, …; `*` as is). */
+  names: string[];
+}
+
+/**
+ * Reads a `synchronous_standby_names` value, as Postgres accepts it: `[FIRST|ANY] num
+ * (name [, ...])` or a bare list `name [, ...]` (names optionally double-quoted). The one
+ * reader of the setting: the election reads which standbys a primary counted on and how many,
+ * maintenance whether a standby is still in the list. Pure, never throws.
+ * Source: PostgreSQL's `syncrep_gram.y`.
+ *
+ * ### Examples
+ * ```ts
+ * parseSynchronousStandbyNames('ANY 1 (pgha_node_2, "pgha_node_3")') // { count: 1, names: ['pgha_node_2', 'pgha_node_3'] }
+ * parseSynchronousStandbyNames('') // { count: undefined, names: [] }
+ * ```
+ */
+export function parseSynchronousStandbyNames(value: string): StandbyNamesSetting {
+  const m = /^\s*(?:(?:ANY|FIRST)\s+)?(\d+)\s*\((.*)\)\s*$/is.exec(value);
+  const list = m ? m[2]! : value;
+  const names = list
+    .split(',')
+    .map((n) => n.trim().replace(/^"(.*)"$/, '$1').replace(/""/g, '"'))
+    .filter((n) => n !== '');
+  return { count: m ? Number(m[1]) : undefined, names };
+}

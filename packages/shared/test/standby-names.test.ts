@@ -1,4 +1,4 @@
-import { synchronousStandbyNames } from '@pgha/shared';
+import { parseSynchronousStandbyNames, synchronousStandbyNames } from '@pgha/shared';
 import { describe, expect, it } from 'vitest';
 import { groupFacts } from './fact-builders.js';
 
@@ -38,5 +38,26 @@ describe('synchronous_standby_names', () => {
     expect(synchronousStandbyNames(groupFacts().single().build(), 1)).toBe('');
     expect(synchronousStandbyNames(groupFacts().primary({ state: 'wait_primary' }).standby({ state: 'catchingup' }).build(), 1)).toBe('');
     expect(synchronousStandbyNames(groupFacts().primary().standby({ replicationQuorum: false }).build(), 1)).toBe('');
+  });
+});
+
+describe('parseSynchronousStandbyNames: the one reader of the setting', () => {
+  it.each([
+    ['ANY 1 (pgha_node_2)', 1, ['pgha_node_2']],
+    ['ANY 2 (pgha_node_2, pgha_node_3)', 2, ['pgha_node_2', 'pgha_node_3']],
+    ['any 1 ("pgha_node_2", "odd""name")', 1, ['pgha_node_2', 'odd"name']],
+    ['FIRST 1 (a, b)', 1, ['a', 'b']],
+    ['2 (a,b,c)', 2, ['a', 'b', 'c']],
+    ['a, b', undefined, ['a', 'b']],
+    ['*', undefined, ['*']],
+    ['', undefined, []],
+    ['   ', undefined, []],
+  ] as const)('%j → count %s, names %j', (value, count, names) => {
+    expect(parseSynchronousStandbyNames(value)).toEqual({ count, names });
+  });
+
+  it('reads back what synchronousStandbyNames writes', () => {
+    const written = 'ANY 2 (pgha_node_2, pgha_node_3, pgha_node_4)';
+    expect(parseSynchronousStandbyNames(written)).toEqual({ count: 2, names: ['pgha_node_2', 'pgha_node_3', 'pgha_node_4'] });
   });
 });

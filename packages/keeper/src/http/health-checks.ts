@@ -111,7 +111,8 @@ export interface KeeperStateBody {
   timeline: number | null;
   /** See {@link replayLagBytes}. */
   lag_bytes: number | null;
-  wal_receiver_streaming: boolean;
+  /** The WAL receiver streams from the node's upstream (the report's `upstreamStreaming`; called `wal_receiver_streaming` before issue 14). */
+  upstream_streaming: boolean;
   postgres_running: boolean;
   pending_transition: string | null;
   fenced: boolean;
@@ -137,7 +138,7 @@ export function stateBody(view: KeeperView, nowMs: number): KeeperStateBody {
     lsn: f ? formatLsn(f.lsn) : null,
     timeline: f ? f.timeline : null,
     lag_bytes: replayLagBytes(view),
-    wal_receiver_streaming: f?.upstreamStreaming ?? false,
+    upstream_streaming: f?.upstreamStreaming ?? false,
     postgres_running: view.postgresRunning,
     pending_transition: view.pendingTransition,
     fenced: view.fenced,

@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { DEFAULT_FORMATION_SETTINGS, MONITOR_PROBE_ROLE, formatDurationMs } from '@pgha/shared';
-import { newPgClient, type PgConnectionParams } from '@pgha/postgres';
+import { delay, newPgClient, type PgConnectionParams } from '@pgha/postgres';
 import type { GroupDriver } from '../driver/group-driver.js';
 import { groupKey, type MergedProbes } from '../store/records.js';
 import type { ProbeRepository } from '../store/store-port.js';
@@ -214,7 +214,7 @@ export class HealthProber {
         // Spread the round's probes over the first half of the interval, a slice at a time, so
         // that their connections and answers do not all land in one turn of the event loop.
         const at = started + (i / nodes.length) * (this.intervalMs / 2);
-        await new Promise((r) => setTimeout(r, Math.max(0, at - performance.now())));
+        await delay(Math.max(0, at - performance.now()));
         if (this.stopped) break;
       }
       const settings = { ...DEFAULT_FORMATION_SETTINGS, ...n.settings };

@@ -20,7 +20,7 @@
  * Patroni keeps no event history.
  */
 import { once } from 'node:events';
-import { setTimeout as delay } from 'node:timers/promises';
+import { delay } from '@pgha/postgres';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';

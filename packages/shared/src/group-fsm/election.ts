@@ -5,6 +5,7 @@
  */
 import { formatLsn } from '../lsn.js';
 import { nodeApplicationName } from '../settings.js';
+import { parseSynchronousStandbyNames } from '../standby-names.js';
 import { ELECTORATE_STATES } from '../states.js';
 import type { GroupFacts, NodeFacts } from './facts.js';
 import { keeperIsAlive } from './guards.js';
@@ -19,15 +20,14 @@ function describe(node: NodeFacts): string {
  * not have applied a change yet), and the smallest `n` of `ANY n` either says.
  */
 export function synchronousSet(facts: GroupFacts, oldPrimary: NodeFacts | undefined): { members: NodeFacts[]; n: number } {
-  const reported = oldPrimary?.synchronousStandbyNames ?? '';
-  const named = new Set([...reported.matchAll(/pgha_node_(\d+)/g)].map((m) => Number(m[1])));
+  const reported = parseSynchronousStandbyNames(oldPrimary?.synchronousStandbyNames ?? '');
+  const named = new Set(reported.names.map((name) => /^pgha_node_(\d+)$/.exec(name)?.[1]).filter((id) => id !== undefined).map(Number));
   const members = facts.nodes.filter(
     (n) => n.nodeId !== oldPrimary?.nodeId && ((n.replicationQuorum && ELECTORATE_STATES.has(n.goalState)) || named.has(n.nodeId)),
   );
   const k = members.length;
-  const reportedN = Number(/^\s*(?:ANY\s+)?(\d+)\s*\(/i.exec(reported)?.[1] ?? NaN);
   const computedN = Math.min(k, Math.max(1, facts.settings.numberSyncStandbys));
-  const n = Number.isFinite(reportedN) ? Math.min(reportedN, computedN) : computedN;
+  const n = reported.count !== undefined ? Math.min(reported.count, computedN) : computedN;
   return { members, n: Math.max(1, n) };
 }
 

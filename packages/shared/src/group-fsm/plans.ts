@@ -11,6 +11,7 @@
  */
 import { formatDurationMs } from '../duration.js';
 import { formatLsn } from '../lsn.js';
+import { parseSynchronousStandbyNames } from '../standby-names.js';
 import { OUTGOING_PRIMARY_STATES, PROMOTION_STATES, STANDBY_STATES, type NodeState } from '../states.js';
 import type { GroupFacts, NodeFacts, PlannedAssignment } from './facts.js';
 import { appNameOf, describeWinner, elect, isEligible, reportingStandbys } from './election.js';
@@ -315,7 +316,7 @@ export const maintenanceReady: Plan = (facts) => {
   const primary = settledPrimary(facts);
   const out = facts.nodes
     .filter((n) => n.goalState === 'wait_maintenance')
-    .filter((n) => !primary || !(primary.synchronousStandbyNames ?? '').split(/[\s,()]+/).includes(appNameOf(n)))
+    .filter((n) => !primary || !parseSynchronousStandbyNames(primary.synchronousStandbyNames ?? '').names.includes(appNameOf(n)))
     .map((n) => assign(n, 'maintenance', `${describe(n)} is out of synchronous replication: maintenance`));
   return out.length > 0 ? out : undefined;
 };
