@@ -336,6 +336,13 @@ export interface NodeGoal {
    * on the primary itself, and from an older monitor.
    */
   lagBytes?: number | null;
+  /**
+   * The store revision at which this goal was written (decimal text of a non-negative 64-bit
+   * integer): every goal write of a node gets a larger one than all its earlier ones (etcd:
+   * the mod revision of the commit; the Postgres store: a sequence). A keeper never acts on a
+   * goal of a lower revision than one it already applied. Absent from an older monitor.
+   */
+  goalRevision?: string;
 }
 
 /** One row of `pgha show state`. */

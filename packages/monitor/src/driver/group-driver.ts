@@ -73,15 +73,16 @@ export class GroupDriver {
     const facts = groupFacts(formation, group.groupId, nodes, nowMs, this.lag.lagMs());
     const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
     await this.recordNote(tx, group, applyAssignments(facts, assignments));
+    let revisions: ReadonlyMap<number, string> = new Map();
     if (assignments.length > 0) {
-      await tx.goals.assign(group, nodes, assignments);
+      revisions = await tx.goals.assign(group, nodes, assignments);
       for (const a of assignments) {
         const node = nodes.find((n) => n.nodeId === a.nodeId);
         this.log.info({ formation: group.formationId, group: group.groupId, nodeId: a.nodeId, rule: a.rule, goal: a.goalState }, `Setting goal state of node ${a.nodeId} "${node?.name}" to ${a.goalState}: ${a.reason}`);
       }
     }
     const goals = new Map(assignments.map((a) => [a.nodeId, a.goalState]));
-    return { assignments, formation, nodes: goals.size === 0 ? nodes : nodes.map((n) => (goals.has(n.nodeId) ? { ...n, goalState: goals.get(n.nodeId)! } : n)) };
+    return { assignments, formation, nodes: goals.size === 0 ? nodes : nodes.map((n) => (goals.has(n.nodeId) ? { ...n, goalState: goals.get(n.nodeId)!, goalRevision: revisions.get(n.nodeId) ?? n.goalRevision } : n)) };
   }
 
   /**
