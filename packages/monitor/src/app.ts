@@ -21,6 +21,7 @@ import { eventStreamRoutes } from './routes/events-stream.js';
 import { formationListRoutes } from './routes/formation-list.js';
 import { metricsRoutes, timeReports } from './routes/metrics.js';
 import { uiRoutes } from './routes/ui.js';
+import { monitorRoutes } from './routes/monitors.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   PGHA_ERR_VALIDATION: 400,
@@ -108,6 +109,7 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
     await eventStreamRoutes(scope, deps);
     await metricsRoutes(scope, { ...deps, metrics });
     await uiRoutes(scope);
+    if (deps.monitors) await monitorRoutes(scope, deps.monitors);
   });
   return app;
 }
