@@ -81,3 +81,18 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
     return reply;
   });
 }
+
+/**
+ * Makes a monitor that may have lost its etcd lease (cut off from etcd, or paused past its
+ * TTL) answer every request, `/health` included, with 503 `PGHA_ERR_STORE_UNAVAILABLE` until
+ * its lease is valid again: keepers and clients move on to another monitor of their list
+ * within the lease TTL, and a load balancer's health check takes it out.
+ */
+export function refuseWithoutLease(app: FastifyInstance, leadership: { readonly monitorId: string; leaseValid(): boolean }): void {
+  app.addHook('onRequest', async () => {
+    if (leadership.leaseValid()) return;
+    throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `monitor ${leadership.monitorId} has no valid etcd lease (it cannot reach etcd, or it was paused past its lease)`, {
+      hint: 'use another monitor of the list; this one answers again once it reaches etcd',
+    });
+  });
+}
