@@ -14,6 +14,7 @@ import { boolArg, formationOption, intArg, monitorOption, monitorUrls } from './
 import { registerSettingsCommands, subcommand } from './settings.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
 import { showEvents, showState, showUri } from './show.js';
+import { showMonitors } from './show-monitors.js';
 import { followEvents } from './follow-events.js';
 import { defaultUpDir } from './up-dir.js';
 import { registerKeeperServiceCommands, runKeeper } from './keeper-service.js';
@@ -133,6 +134,12 @@ export function buildProgram(): CommandUnknownOpts {
     .addOption(formationOption())
     .option('--json', 'print JSON')
     .action(async (o) => showState(monitorUrls(o.monitor), o.formation, !!o.json));
+  show
+    .command('monitors')
+    .description('every monitor (reachable, the formations it leads and its term, lease left) and every etcd member of the store')
+    .addOption(monitorOption())
+    .option('--json', 'print JSON')
+    .action(async (o) => showMonitors(monitorUrl(o.monitor), !!o.json));
   show
     .command('events')
     .description('the latest goal-state changes with their reasons')

@@ -34,6 +34,8 @@ import {
   type FormationSettingsChange,
   type FormationSettingsUpdate,
   type FormationView,
+  type MonitorRow,
+  type MonitorsView,
   type NodeGoal,
   type NodeSettingsChange,
   type NodeSettingsRow,
@@ -357,5 +359,15 @@ export class MonitorClient {
   /** `GET /v1/formations/:formation/standby-names?group=N`. */
   standbyNames(formation: string, group: number): Promise<StandbyNamesView> {
     return this.request('GET', `${formationPath(formation)}/standby-names?group=${group}`);
+  }
+
+  /** `GET /v1/monitors`: every monitor of the store (reachable or not) and every etcd member. */
+  monitors(): Promise<MonitorsView> {
+    return this.request('GET', '/v1/monitors');
+  }
+
+  /** `GET /v1/monitors/self`: the monitor answering, as it sees itself. */
+  monitorSelf(timeoutMs?: number): Promise<MonitorRow> {
+    return this.request('GET', '/v1/monitors/self', undefined, timeoutMs);
   }
 }

@@ -517,3 +517,43 @@ export interface FormationDropped {
   formation: string;
   dropped: true;
 }
+
+/** One monitor, as `pgha show monitors` prints it (`GET /v1/monitors`). */
+export interface MonitorRow {
+  /** The monitor's id (`<hostname>:<port>` of its API, or the id it registered with). */
+  monitor_id: string;
+  /** Its API URL. */
+  url: string;
+  /** It answered the monitor that made this list (`GET /v1/monitors/self`) just now. */
+  reachable: boolean;
+  /** Why it did not answer; null when it did. */
+  error: string | null;
+  /** The formations it leads, with its term (the leader key's create revision) for each. */
+  leads: { formation: string; term: string }[];
+  /** How long its lease may still live, by its own clock (ms); null without etcd or when unknown. */
+  lease_left_ms: number | null;
+  /** `postgres` (its own store) or `etcd`. */
+  store: 'postgres' | 'etcd';
+}
+
+/** One member of the etcd cluster of the store. */
+export interface EtcdMemberRow {
+  name: string;
+  /** The member id, hexadecimal. */
+  id: string;
+  client_urls: string[];
+  /** It answered a status request just now. */
+  healthy: boolean;
+  /** It is the raft leader of the cluster. */
+  leader: boolean;
+  /** Size of its database, bytes; null when it did not answer. */
+  db_size_bytes: number | null;
+  /** Why it did not answer; null when it did. */
+  error: string | null;
+}
+
+/** `GET /v1/monitors`: every monitor of the store and every etcd member (none on a Postgres store). */
+export interface MonitorsView {
+  monitors: MonitorRow[];
+  etcd: EtcdMemberRow[];
+}

@@ -34,6 +34,13 @@ export class GroupDriver {
    */
   private readonly lastNotes = new Map<string, string>();
 
+  /**
+   * Whether this monitor decides for a formation on its own initiative (the timer): always
+   * with its own Postgres store; only for the formations it leads when monitors share etcd
+   * (`ha/leadership.ts`). Reports and commands reach only the leader (others forward them).
+   */
+  decidesFor: (formationId: string) => boolean = () => true;
+
   /** @param lag - the monitor's lag in answering reports, which every decision's facts carry. */
   constructor(
     private readonly store: MonitorStore,
@@ -152,6 +159,7 @@ export class GroupDriver {
     let evaluated = 0;
     let looked = 0;
     for (const g of groups.values()) {
+      if (!this.decidesFor(g.formationId)) continue;
       // Deciding takes about 0.1 ms a group: let requests in between.
       if (++looked % YIELD_EVERY_GROUPS === 0) await new Promise((r) => setImmediate(r));
       const formation = byFormation.get(g.formationId);
