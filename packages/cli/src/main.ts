@@ -139,7 +139,7 @@ export function buildProgram(): CommandUnknownOpts {
     .description('every monitor (reachable, the formations it leads and its term, lease left) and every etcd member of the store')
     .addOption(monitorOption())
     .option('--json', 'print JSON')
-    .action(async (o) => showMonitors(monitorUrl(o.monitor), !!o.json));
+    .action(async (o) => showMonitors(monitorUrls(o.monitor), !!o.json));
   show
     .command('events')
     .description('the latest goal-state changes with their reasons')

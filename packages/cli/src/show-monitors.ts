@@ -36,8 +36,8 @@ export function renderMonitors(view: MonitorsView): string {
 }
 
 /** `pgha show monitors`. */
-export async function showMonitors(monitorUrl: string, json: boolean): Promise<void> {
-  const client = new MonitorClient(monitorUrl, cliCredentials());
+export async function showMonitors(monitors: readonly string[], json: boolean): Promise<void> {
+  const client = new MonitorClient(monitors, cliCredentials());
   try {
     const view = await client.monitors();
     process.stdout.write(json ? `${JSON.stringify(view, null, 2)}\n` : `${renderMonitors(view)}\n`);
