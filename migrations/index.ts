@@ -15,6 +15,7 @@ import * as m0008 from './0008_add_event_stream_order.js';
 import * as m0009 from './0009_add_node_transition_progress.js';
 import * as m0010 from './0010_add_node_last_self_fence.js';
 import * as m0011 from './0011_rename_node_pg_is_running.js';
+import * as m0012 from './0012_add_node_goal_revision.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -29,6 +30,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0009_add_node_transition_progress': m0009,
   '0010_add_node_last_self_fence': m0010,
   '0011_rename_node_pg_is_running': m0011,
+  '0012_add_node_goal_revision': m0012,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

@@ -318,6 +318,30 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         expect(events.every((e) => e.formationId === f && e.groupId === 0 && e.eventTime instanceof Date)).toBe(true);
       });
 
+      it('give every goal write of a node a larger revision than all its earlier ones, and answer one above the last and not above the one read after commit', async () => {
+        const f = await formation('c-goal-revisions');
+        const a = await addNode(f, 'a');
+        const b = await addNode(f, 'b');
+        expect(a.goalRevision).toMatch(/^\d+$/);
+        const revisionOf = async (nodeId: number): Promise<bigint> => BigInt((await store.nodes.get(nodeId)).goalRevision);
+        const bBefore = await revisionOf(b.nodeId);
+        let last = await revisionOf(a.nodeId);
+        for (const goal of ['single', 'wait_primary', 'primary'] as const) {
+          const answered = await store.transaction(async (tx) => {
+            await tx.lockGroup(f, 0);
+            const { nodes } = await tx.readGroup(f, 0);
+            return tx.goals.assign({ formationId: f, groupId: 0 }, nodes, [assignment(a.nodeId, goal)]);
+          });
+          const now = await revisionOf(a.nodeId);
+          expect(now).toBeGreaterThan(last);
+          expect([...answered.keys()]).toEqual([a.nodeId]);
+          expect(BigInt(answered.get(a.nodeId)!)).toBeGreaterThan(last);
+          expect(BigInt(answered.get(a.nodeId)!)).toBeLessThanOrEqual(now);
+          last = now;
+        }
+        expect(await revisionOf(b.nodeId)).toBe(bBefore);
+      });
+
       it('a decision that fails writes neither goals nor events', async () => {
         const f = await formation('c-goals-fail');
         const a = await addNode(f, 'a');

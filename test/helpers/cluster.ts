@@ -62,15 +62,16 @@ export interface TestNode {
  * formation before the others: a standby's base backup needs the primary's keeper running).
  * The node registers as `hostname` (default 127.0.0.1); both commands run inside network
  * namespace `netns` when given; `extraArgs` go to `keeper create` (e.g. `--no-ssl`). Its keeper's
- * HTTP server listens on a free port of `hostname` ({@link TestNode.httpUrl}).
+ * HTTP server listens on a free port of `hostname` ({@link TestNode.httpUrl}). `monitors` is
+ * the keeper's `--monitor` list (default: `monitor` alone), which names `monitor` among others.
  */
-export async function addNode(monitor: TestMonitor, name: string, options: { formation?: string; candidatePriority?: number; pgdata?: string; port?: number; hostname?: string; netns?: string; extraArgs?: readonly string[] } = {}): Promise<TestNode> {
+export async function addNode(monitor: TestMonitor, name: string, options: { formation?: string; candidatePriority?: number; pgdata?: string; port?: number; hostname?: string; netns?: string; extraArgs?: readonly string[]; monitors?: readonly string[] } = {}): Promise<TestNode> {
   const pgdata = options.pgdata ?? join(monitor.dir, name, 'pgdata');
   trackPgdata(pgdata);
   const host = options.hostname ?? '127.0.0.1';
   const port = options.port ?? (await getPort({ host: '127.0.0.1' }));
   const httpPort = await getPort({ host: '127.0.0.1', exclude: [port] });
-  const args = ['keeper', 'create', 'postgres', '--monitor', monitor.url, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', host, '--auth', 'trust', '--http-listen', `${host}:${httpPort}`];
+  const args = ['keeper', 'create', 'postgres', '--monitor', (options.monitors ?? [monitor.url]).join(','), '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', host, '--auth', 'trust', '--http-listen', `${host}:${httpPort}`];
   if (options.formation) args.push('--formation', options.formation);
   if (options.candidatePriority !== undefined) args.push('--candidate-priority', String(options.candidatePriority));
   if (options.extraArgs) args.push(...options.extraArgs);

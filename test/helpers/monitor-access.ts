@@ -1,7 +1,7 @@
 /**
  * How tests reach a monitor that requires a token and serves HTTPS: every monitor a helper
  * starts is registered here by URL, and `runPgha`/`startPgha` add its token and CA files to
- * the environment of a command that names it (`--monitor URL` or `PGHA_MONITOR`), unless the
+ * the environment of a command that names it (`--monitor URL[,URL…]` or `PGHA_MONITOR`), unless the
  * test sets them itself (as the security tests do, to present none or a wrong one).
  */
 import { readFileSync } from 'node:fs';
@@ -27,11 +27,24 @@ export function registerMonitor(access: MonitorAccess): void {
   byOrigin.set(origin(access.url), { ...access, agent: new Agent({ connect: ca ? { ca } : {} }), token: readFileSync(access.authTokenFile, 'utf8').trim() });
 }
 
-/** The environment that gives a pgha command the credentials of the monitor it names. */
+/** The registered monitor among `urls` (one URL, or several separated by commas), if any. */
+function registeredAmong(urls: string): (MonitorAccess & { agent: Agent; token: string }) | undefined {
+  for (const url of urls.split(',')) {
+    try {
+      const m = byOrigin.get(origin(url.trim()));
+      if (m) return m;
+    } catch {
+      // Not a URL (a test of bad input): no credentials to add.
+    }
+  }
+  return undefined;
+}
+
+/** The environment that gives a pgha command the credentials of the monitor it names (the first registered one of a list). */
 export function withMonitorCredentials(args: readonly string[], env: Record<string, string>): Record<string, string> {
   const i = args.indexOf('--monitor');
   const url = i >= 0 ? args[i + 1] : (env.PGHA_MONITOR ?? process.env.PGHA_MONITOR);
-  const m = url ? byOrigin.get(origin(url)) : undefined;
+  const m = url ? registeredAmong(url) : undefined;
   if (!m) return env;
   return {
     ...(m.caFile ? { PGHA_SSL_CA_FILE: m.caFile } : {}),

@@ -29,8 +29,8 @@ export function eventLine(e: EventRow): string {
  * @throws AuthError, NotFoundError, ValidationError as the monitor answers them (an unknown
  *   formation, a refused token): those do not get better by connecting again.
  */
-export async function followEvents(monitorUrl: string, formation: string, count: number, json: boolean, signal: AbortSignal): Promise<void> {
-  const client = new MonitorClient(monitorUrl, cliCredentials());
+export async function followEvents(monitors: readonly string[], formation: string, count: number, json: boolean, signal: AbortSignal): Promise<void> {
+  const client = new MonitorClient(monitors, cliCredentials());
   let lastEventId: string | undefined;
   let outage = false;
   try {

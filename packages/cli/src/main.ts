@@ -1,6 +1,6 @@
 /**
- * The `pgha` command line. Every client command takes `--monitor URL` or reads
- * `PGHA_MONITOR`; every error is one line on stderr and a non-zero exit.
+ * The `pgha` command line. Every client command takes `--monitor URL[,URL…]` or reads
+ * `PGHA_MONITOR` (one monitor, or several tried in order); every error is one line on stderr and a non-zero exit.
  */
 import { Argument, Command, CommanderError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, createNode } from '@pgha/keeper';
@@ -10,10 +10,11 @@ import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials
 import { CommandExit, USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
 import { confirmDestructive } from './confirm.js';
 import { createLogger } from './logger.js';
-import { boolArg, formationOption, intArg, monitorOption, monitorUrl } from './options.js';
+import { boolArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
 import { registerSettingsCommands, subcommand } from './settings.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
 import { showEvents, showState, showUri } from './show.js';
+import { showMonitors } from './show-monitors.js';
 import { followEvents } from './follow-events.js';
 import { defaultUpDir } from './up-dir.js';
 import { registerKeeperServiceCommands, runKeeper } from './keeper-service.js';
@@ -101,7 +102,7 @@ export function buildProgram(): CommandUnknownOpts {
       if (!o.ssl) log.warn('TLS is OFF for Postgres (--no-ssl): replication and passwords cross the network in clear text; use this for tests only');
       if (o.auth === 'trust') log.warn('--auth trust: clients on the formation hosts connect over TCP without a password; use this for tests only');
       await createNode({
-        monitorUrl: monitorUrl(o.monitor),
+        monitorUrls: monitorUrls(o.monitor),
         pgdata: o.pgdata,
         pgPort: o.pgPort,
         name: o.name,
@@ -132,7 +133,13 @@ export function buildProgram(): CommandUnknownOpts {
     .addOption(monitorOption())
     .addOption(formationOption())
     .option('--json', 'print JSON')
-    .action(async (o) => showState(monitorUrl(o.monitor), o.formation, !!o.json));
+    .action(async (o) => showState(monitorUrls(o.monitor), o.formation, !!o.json));
+  show
+    .command('monitors')
+    .description('every monitor (reachable, the formations it leads and its term, lease left) and every etcd member of the store')
+    .addOption(monitorOption())
+    .option('--json', 'print JSON')
+    .action(async (o) => showMonitors(monitorUrls(o.monitor), !!o.json));
   show
     .command('events')
     .description('the latest goal-state changes with their reasons')
@@ -142,7 +149,7 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--follow', 'then print each new event as it happens, until Ctrl-C (one JSON object a line with --json)')
     .option('--json', 'print JSON')
     .action(async (o) =>
-      o.follow ? followEvents(monitorUrl(o.monitor), o.formation, o.count, !!o.json, stopSignal()) : showEvents(monitorUrl(o.monitor), o.formation, o.count, !!o.json));
+      o.follow ? followEvents(monitorUrls(o.monitor), o.formation, o.count, !!o.json, stopSignal()) : showEvents(monitorUrls(o.monitor), o.formation, o.count, !!o.json));
   show
     .command('uri')
     .description('the formation connection URI (multi-host, target_session_attrs=read-write)')
@@ -150,7 +157,7 @@ export function buildProgram(): CommandUnknownOpts {
     .addOption(formationOption())
     .option('--read-only', 'a URI for reads: target_session_attrs=prefer-standby')
     .option('--json', 'print JSON')
-    .action(async (o) => showUri(monitorUrl(o.monitor), o.formation, !!o.json, !!o.readOnly));
+    .action(async (o) => showUri(monitorUrls(o.monitor), o.formation, !!o.json, !!o.readOnly));
   show
     .command('haproxy')
     .description('an HAProxy configuration: a write port to the primary, a read port to the standbys, checked on each keeper\'s HTTP server')
@@ -162,7 +169,7 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--max-lag-bytes <n>', 'a standby lagging more than this leaves the read backend', intArg(0, Number.MAX_SAFE_INTEGER))
     .action(async (o) => {
       const { showHaproxy } = await import('./show-haproxy.js');
-      await showHaproxy(monitorUrl(o.monitor), { formation: o.formation, writePort: o.writePort, readPort: o.readPort, bind: o.bind, ...(o.maxLagBytes !== undefined ? { maxLagBytes: o.maxLagBytes } : {}) });
+      await showHaproxy(monitorUrls(o.monitor), { formation: o.formation, writePort: o.writePort, readPort: o.readPort, bind: o.bind, ...(o.maxLagBytes !== undefined ? { maxLagBytes: o.maxLagBytes } : {}) });
     });
   registerShowSystemd(show);
 
@@ -174,7 +181,7 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--interval <ms>', 'time between two polls of the monitor, in ms', intArg(100, 60_000), 1000)
     .action(async (o) => {
       const { watch } = await import('./watch.js');
-      await watch({ monitorUrl: monitorUrl(o.monitor), formation: o.formation, intervalMs: o.interval });
+      await watch({ monitors: monitorUrls(o.monitor), formation: o.formation, intervalMs: o.interval });
     });
 
   // Formations and replication settings: set|get node|formation, show settings|standby-names,
@@ -193,7 +200,7 @@ export function buildProgram(): CommandUnknownOpts {
 
   // ---- Operator commands: perform, maintenance, drop node (issue 3) ----
   const waitOption = () => new Option('--wait <seconds>', 'how long to wait for the outcome').argParser(intArg(1, 3600)).default(60);
-  const waitOpts = (o: { monitor?: string | undefined; formation: string; wait: number; json?: true | undefined }) => ({ monitorUrl: monitorUrl(o.monitor), formation: o.formation, waitS: o.wait, json: !!o.json });
+  const waitOpts = (o: { monitor?: string | undefined; formation: string; wait: number; json?: true | undefined }) => ({ monitors: monitorUrls(o.monitor), formation: o.formation, waitS: o.wait, json: !!o.json });
   const perform = program.command('perform').description('planned and forced changes of primary');
   for (const kind of ['switchover', 'failover'] as const) {
     perform

@@ -23,23 +23,31 @@ export function boolArg(value: string): boolean {
 }
 
 /**
- * The monitor URL of a client command: `--monitor`, else `$PGHA_MONITOR`.
+ * The monitors of a client command: `--monitor`, else `$PGHA_MONITOR`; one URL or several
+ * separated by commas (`https://h1:8432,https://h2:8432`), in the order to try them, each once.
  *
- * @throws ValidationError when neither is given, or the URL does not parse.
+ * @throws ValidationError when neither is given, or a URL does not parse as `http(s)://…`.
  */
-export function monitorUrl(opt: string | undefined): string {
-  const url = opt ?? process.env.PGHA_MONITOR;
-  if (!url) throw new ValidationError('no monitor given', { hint: 'pass --monitor URL or set PGHA_MONITOR (pgha up prints it)' });
-  try {
-    new URL(url);
-  } catch {
-    throw new ValidationError(`invalid monitor URL "${url}"`, { hint: 'expected e.g. http://127.0.0.1:8432' });
+export function monitorUrls(opt: string | undefined): string[] {
+  const given = opt ?? process.env.PGHA_MONITOR;
+  if (!given) throw new ValidationError('no monitor given', { hint: 'pass --monitor URL[,URL…] or set PGHA_MONITOR (pgha up prints it)' });
+  const urls = given.split(',').map((u) => u.trim());
+  for (const url of urls) {
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+      protocol = undefined;
+    }
+    if (protocol !== 'https:' && protocol !== 'http:') {
+      throw new ValidationError(`invalid monitor URL "${url}"${urls.length > 1 ? ` in "${given}"` : ''}`, { hint: 'expected e.g. https://127.0.0.1:8432, or several separated by commas' });
+    }
   }
-  return url;
+  return [...new Set(urls)];
 }
 
-/** `--monitor <url>` (default: `$PGHA_MONITOR`, read by {@link monitorUrl}). */
-export const monitorOption = () => new Option('--monitor <url>', 'monitor URL (default: $PGHA_MONITOR)');
+/** `--monitor <url[,url…]>` (default: `$PGHA_MONITOR`, read by {@link monitorUrls}). */
+export const monitorOption = () => new Option('--monitor <url[,url...]>', 'monitor URL, or several separated by commas, tried in order (default: $PGHA_MONITOR)');
 
 /** `--formation <name>`, default `default`. */
 export const formationOption = () => new Option('--formation <name>', 'formation').default(DEFAULT_FORMATION);

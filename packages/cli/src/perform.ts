@@ -11,8 +11,8 @@ import { renderStateTable } from './show.js';
 import { StepTracker, formatStep, type Step } from './steps.js';
 
 /** Sends an operator command to the monitor. @throws the monitor's refusal (409) as ConflictError. */
-export async function sendCommand(monitorUrl: string, method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<CommandResponse> {
-  const client = new MonitorClient(monitorUrl, cliCredentials());
+export async function sendCommand(monitors: readonly string[], method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<CommandResponse> {
+  const client = new MonitorClient(monitors, cliCredentials());
   try {
     return await client.request<CommandResponse>(method, path, body, 30_000);
   } catch (err) {
@@ -25,7 +25,8 @@ export async function sendCommand(monitorUrl: string, method: 'POST' | 'DELETE',
 
 /** Options shared by the waiting commands. */
 export interface WaitOptions {
-  monitorUrl: string;
+  /** The monitors, in the order tried (`--monitor URL[,URL…]`). */
+  monitors: readonly string[];
   formation: string;
   waitS: number;
   json: boolean;
@@ -53,7 +54,7 @@ interface Waited {
  * @throws the command's refusal; PghaError `PGHA_ERR_TIMEOUT` whose message shows the group's states.
  */
 async function sendAndWait(o: WaitOptions, send: () => Promise<CommandResponse>, what: string, done: (rows: NodeStateRow[], before: NodeStateRow[]) => boolean): Promise<Waited> {
-  const client = new MonitorClient(o.monitorUrl, cliCredentials());
+  const client = new MonitorClient(o.monitors, cliCredentials());
   try {
     const [before, events] = await Promise.all([client.formationState(o.formation), client.events(o.formation, 1)]);
     const startedMs = performance.now();
@@ -100,26 +101,26 @@ function newPrimary(rows: readonly NodeStateRow[], before: readonly NodeStateRow
 
 /** `pgha perform switchover|failover`: a new primary, writable; prints each step and how long it took. */
 export async function performSwitchover(o: WaitOptions, kind: 'switchover' | 'failover'): Promise<void> {
-  const w = await sendAndWait(o, () => sendCommand(o.monitorUrl, 'POST', formationPath(o, kind), {}), 'a new primary to take writes', (rows, before) => newPrimary(rows, before) !== undefined);
+  const w = await sendAndWait(o, () => sendCommand(o.monitors, 'POST', formationPath(o, kind), {}), 'a new primary to take writes', (rows, before) => newPrimary(rows, before) !== undefined);
   const primary = newPrimary(w.rows, w.before)!;
   print(o, w, `${kind} done: ${primary.name} (node ${primary.node_id}) is the primary and takes writes`);
 }
 
 /** `pgha perform promotion --name N`. */
 export async function performPromotion(o: WaitOptions, name: string): Promise<void> {
-  const w = await sendAndWait(o, () => sendCommand(o.monitorUrl, 'POST', formationPath(o, 'promotion'), { name }), `${name} to become the primary`, (rs) => rs.some((r) => r.name === name && settledWritable(r)));
+  const w = await sendAndWait(o, () => sendCommand(o.monitors, 'POST', formationPath(o, 'promotion'), { name }), `${name} to become the primary`, (rs) => rs.some((r) => r.name === name && settledWritable(r)));
   print(o, w, w.result.note ?? `promotion done: ${name} is the primary and takes writes`);
 }
 
 /** `pgha maintenance enable|disable --name N [--allow-failover]`. */
 export async function maintenance(o: WaitOptions, name: string, enable: boolean, allowFailover: boolean): Promise<void> {
   const target = enable ? 'maintenance' : 'secondary';
-  const w = await sendAndWait(o, () => sendCommand(o.monitorUrl, 'POST', formationPath(o, 'maintenance'), { name, enable, allowFailover }), `${name} to reach ${target}`, (rs) => rs.some((r) => r.name === name && r.goal_state === target && r.reported_state === target));
+  const w = await sendAndWait(o, () => sendCommand(o.monitors, 'POST', formationPath(o, 'maintenance'), { name, enable, allowFailover }), `${name} to reach ${target}`, (rs) => rs.some((r) => r.name === name && r.goal_state === target && r.reported_state === target));
   print(o, w, `${name} is in ${target}`);
 }
 
 /** `pgha drop node --name N [--destroy]`. */
 export async function dropNode(o: WaitOptions, name: string, destroy: boolean): Promise<void> {
-  const w = await sendAndWait(o, () => sendCommand(o.monitorUrl, 'DELETE', `${formationPath(o, 'nodes')}/${encodeURIComponent(name)}?destroy=${destroy}`), `${name} to leave the formation`, (rs) => !rs.some((r) => r.name === name));
+  const w = await sendAndWait(o, () => sendCommand(o.monitors, 'DELETE', `${formationPath(o, 'nodes')}/${encodeURIComponent(name)}?destroy=${destroy}`), `${name} to leave the formation`, (rs) => !rs.some((r) => r.name === name));
   print(o, w, `${name} is dropped${destroy ? ' and its data removed' : ''}`);
 }

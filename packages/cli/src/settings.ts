@@ -14,10 +14,10 @@ import {
   type SettingsView,
 } from '@pgha/shared';
 import { confirmDestructive } from './confirm.js';
-import { boolArg, formationOption, intArg, monitorOption, monitorUrl } from './options.js';
+import { boolArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
 
-async function withClient<T>(monitorUrl: string, fn: (c: MonitorClient) => Promise<T>): Promise<T> {
-  const client = new MonitorClient(monitorUrl, cliCredentials());
+async function withClient<T>(monitors: readonly string[], fn: (c: MonitorClient) => Promise<T>): Promise<T> {
+  const client = new MonitorClient(monitors, cliCredentials());
   try {
     return await fn(client);
   } finally {
@@ -80,7 +80,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
   withCommon(nameOption(setNode.command('candidate-priority').description('priority in failover elections (0 = never promote)')))
     .argument('<priority>', 'from 0 to 100', intArg(0, 100))
     .action(async (priority, o) =>
-      withClient(monitorUrl(o.monitor), async (c) => {
+      withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.setNodeSettings(o.formation, o.name, { candidatePriority: priority });
         if (o.json) return printJson(r);
         printChange(r.changes, `candidate priority of node ${r.node.node_id} "${r.node.name}" is already ${r.node.candidate_priority}`, r.warnings);
@@ -89,7 +89,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
   withCommon(nameOption(setNode.command('replication-quorum').description('whether the node counts toward synchronous replication')))
     .argument('<quorum>', 'true or false', boolArg)
     .action(async (quorum, o) =>
-      withClient(monitorUrl(o.monitor), async (c) => {
+      withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.setNodeSettings(o.formation, o.name, { replicationQuorum: quorum });
         if (o.json) return printJson(r);
         printChange(r.changes, `replication quorum of node ${r.node.node_id} "${r.node.name}" is already ${r.node.replication_quorum}`, r.warnings);
@@ -99,7 +99,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
   withCommon(setFormation.command('number-sync-standbys').description('how many standbys must acknowledge each commit (0 = writes go on without any)'))
     .argument('<n>', 'from 0 to the number of standbys with replication quorum', intArg(0, 100))
     .action(async (n, o) =>
-      withClient(monitorUrl(o.monitor), async (c) => {
+      withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.setFormationSettings(o.formation, { numberSyncStandbys: n });
         if (o.json) return printJson(r);
         printChange(r.changes, `number_sync_standbys of formation "${r.formation.formation}" is already ${r.formation.number_sync_standbys}`);
@@ -111,14 +111,14 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
   const getNode = subcommand(get, 'node', "print a node's replication setting");
   withCommon(nameOption(getNode.command('candidate-priority').description("the node's candidate priority")))
     .action(async (o) =>
-      withClient(monitorUrl(o.monitor), async (c) => {
+      withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.nodeSettings(o.formation, o.name);
         return o.json ? printJson(r) : print(String(r.candidate_priority));
       }),
     );
   withCommon(nameOption(getNode.command('replication-quorum').description("the node's replication quorum")))
     .action(async (o) =>
-      withClient(monitorUrl(o.monitor), async (c) => {
+      withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.nodeSettings(o.formation, o.name);
         return o.json ? printJson(r) : print(String(r.replication_quorum));
       }),
@@ -126,7 +126,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
   const getFormation = subcommand(get, 'formation', "print a formation's replication setting");
   withCommon(getFormation.command('number-sync-standbys').description("the formation's number_sync_standbys"))
     .action(async (o) =>
-      withClient(monitorUrl(o.monitor), async (c) => {
+      withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.settings(o.formation);
         return o.json ? printJson(r.formation) : print(String(r.formation.number_sync_standbys));
       }),
@@ -136,7 +136,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
   const show = subcommand(program, 'show', 'show the formation as the monitor sees it');
   withCommon(show.command('settings').description("number_sync_standbys, the primary's synchronous_standby_names, each node's candidate priority and replication quorum"))
     .action(async (o) =>
-      withClient(monitorUrl(o.monitor), async (c) => {
+      withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.settings(o.formation);
         return o.json ? printJson(r) : print(renderSettingsTable(r));
       }),
@@ -144,7 +144,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
   withCommon(show.command('standby-names').description("the synchronous_standby_names the monitor computes for the group's primary"))
     .option('--group <n>', 'group', intArg(0, 2 ** 31 - 1), 0)
     .action(async (o) =>
-      withClient(monitorUrl(o.monitor), async (c) => {
+      withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.standbyNames(o.formation, o.group);
         return o.json ? printJson(r) : print(r.synchronous_standby_names);
       }),
@@ -160,7 +160,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
     .option('--number-sync-standbys <n>', 'how many standbys must acknowledge each commit', intArg(0, 100), 0)
     .option('--json', 'print JSON')
     .action(async (name, o) =>
-      withClient(monitorUrl(o.monitor), async (c) => {
+      withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.createFormation({ formation: name, numberSyncStandbys: o.numberSyncStandbys });
         return o.json ? printJson(r) : print(`formation "${r.formation}" created (kind ${r.kind}, dbname ${r.dbname}, number_sync_standbys ${r.number_sync_standbys})`);
       }),
@@ -175,7 +175,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
     .option('--json', 'print JSON')
     .action(async (name, o) => {
       await confirmDestructive({ yes: o.yes, action: `dropping formation "${name}"`, consequence: 'cannot be undone', name, withYes: `pgha drop formation ${name} --yes` });
-      await withClient(monitorUrl(o.monitor), async (c) => {
+      await withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.dropFormation(name);
         return o.json ? printJson(r) : print(`formation "${r.formation}" dropped`);
       });

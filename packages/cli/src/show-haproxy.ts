@@ -91,9 +91,9 @@ export function renderHaproxyConfig(rows: readonly NodeStateRow[], o: HaproxyOpt
 }
 
 /** `pgha show haproxy`. */
-export async function showHaproxy(monitorUrl: string, o: Omit<HaproxyOptions, 'caFile'>): Promise<void> {
+export async function showHaproxy(monitors: readonly string[], o: Omit<HaproxyOptions, 'caFile'>): Promise<void> {
   if (o.writePort === o.readPort) throw new ValidationError(`--write-port and --read-port are both ${o.writePort}`, { hint: 'give them different ports' });
-  const client = new MonitorClient(monitorUrl, cliCredentials());
+  const client = new MonitorClient(monitors, cliCredentials());
   try {
     const rows = await client.formationState(o.formation);
     const caFile = caFileGiven();

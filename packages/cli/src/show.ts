@@ -49,8 +49,8 @@ export function renderStateTable(rows: readonly NodeStateRow[]): string {
 }
 
 /** `pgha show state`. */
-export async function showState(monitorUrl: string, formation: string, json: boolean): Promise<void> {
-  const client = new MonitorClient(monitorUrl, cliCredentials());
+export async function showState(monitors: readonly string[], formation: string, json: boolean): Promise<void> {
+  const client = new MonitorClient(monitors, cliCredentials());
   try {
     const rows = await client.formationState(formation);
     process.stdout.write(json ? `${JSON.stringify(rows, null, 2)}\n` : `${renderStateTable(rows)}\n`);
@@ -60,8 +60,8 @@ export async function showState(monitorUrl: string, formation: string, json: boo
 }
 
 /** `pgha show events`. */
-export async function showEvents(monitorUrl: string, formation: string, count: number, json: boolean): Promise<void> {
-  const client = new MonitorClient(monitorUrl, cliCredentials());
+export async function showEvents(monitors: readonly string[], formation: string, count: number, json: boolean): Promise<void> {
+  const client = new MonitorClient(monitors, cliCredentials());
   try {
     const rows: EventRow[] = await client.events(formation, count);
     if (json) {
@@ -81,11 +81,11 @@ export async function showEvents(monitorUrl: string, formation: string, count: n
  * or `prefer-standby`), with `sslmode=verify-full` and this command's CA file as `sslrootcert`
  * when the nodes use TLS.
  */
-export async function showUri(monitorUrl: string, formation: string, json: boolean, readOnly = false): Promise<void> {
-  const client = new MonitorClient(monitorUrl, cliCredentials());
+export async function showUri(monitors: readonly string[], formation: string, json: boolean, readOnly = false): Promise<void> {
+  const client = new MonitorClient(monitors, cliCredentials());
   try {
     const uri = withRootCert((await client.formationUri(formation, readOnly)).uri, caFileGiven());
-    process.stdout.write(json ? `${JSON.stringify({ monitor: monitorUrl, formation, uri }, null, 2)}\n` : `${uri}\n`);
+    process.stdout.write(json ? `${JSON.stringify({ monitor: client.monitorUrl, formation, uri }, null, 2)}\n` : `${uri}\n`);
   } finally {
     await client.close();
   }

@@ -24,7 +24,8 @@ import { problemNotes, rowProgress } from './show.js';
 
 /** Options of {@link watch}, as the CLI flags give them. */
 export interface WatchOptions {
-  monitorUrl: string;
+  /** The monitors, in the order tried (`--monitor URL[,URL…]`). */
+  monitors: readonly string[];
   formation: string;
   /** Time between two polls of the monitor (ms). */
   intervalMs: number;
@@ -33,6 +34,7 @@ export interface WatchOptions {
 /** Everything one frame shows: the monitor's last answer and whether the last poll failed. */
 export interface WatchView {
   formation: string;
+  /** The monitor that answered last (the first of the list before any answer). */
   monitorUrl: string;
   intervalMs: number;
   /** The formation's rows from the last answer; undefined before the first. */
@@ -146,7 +148,7 @@ function isFatal(err: unknown): boolean {
 async function poll(client: MonitorClient, view: WatchView, eventCount: number, rethrow: (err: unknown) => boolean): Promise<void> {
   try {
     const [rows, events] = await Promise.all([client.formationState(view.formation), client.events(view.formation, eventCount)]);
-    Object.assign(view, { rows, events, answeredAt: new Date(), error: undefined, failingSince: undefined });
+    Object.assign(view, { rows, events, monitorUrl: client.monitorUrl, answeredAt: new Date(), error: undefined, failingSince: undefined });
   } catch (err) {
     if (rethrow(err)) throw err;
     view.error = err instanceof PghaError ? err.message : String(err);
@@ -209,8 +211,8 @@ class WatchScreen {
  *   poll; off a terminal, MonitorUnavailableError too (on a terminal it is drawn and retried).
  */
 export async function watch(o: WatchOptions): Promise<void> {
-  const client = new MonitorClient(o.monitorUrl, cliCredentials());
-  const view: WatchView = { formation: o.formation, monitorUrl: o.monitorUrl, intervalMs: o.intervalMs, rows: undefined, events: [], answeredAt: undefined, error: undefined, failingSince: undefined };
+  const client = new MonitorClient(o.monitors, cliCredentials());
+  const view: WatchView = { formation: o.formation, monitorUrl: client.monitorUrl, intervalMs: o.intervalMs, rows: undefined, events: [], answeredAt: undefined, error: undefined, failingSince: undefined };
   const onTerminal = process.stdout.isTTY === true;
   try {
     if (!onTerminal) {

@@ -1,20 +1,31 @@
 /**
- * The keeper's and the CLI's HTTP client to the monitor, on Node's own `node:http` with a
- * keep-alive agent. (undici, which this used before, compiles its WebAssembly HTTP parser at
- * import: 20 MB of resident memory in every keeper, a quarter of its idle footprint, for a
- * few small requests a second.) Transport failures and error statuses become
- * `MonitorUnavailableError`, or the error the monitor described (400 `ValidationError`, 404
- * `NotFoundError`, 409 `ConflictError`, 401/403 `AuthError`, an untrusted certificate
- * `PGHA_ERR_TLS`). Over `https:` it verifies the monitor against the given CA.
+ * The keeper's and the CLI's HTTP client to the monitors: one monitor, or several that serve
+ * the same formations (monitors on one etcd store, docs/monitor-ha.md), each reached through a
+ * {@link MonitorEndpoint} with the same token and CA.
+ *
+ * A request goes first to the monitor that answered last (the first of the list until one
+ * has). When that one cannot be reached, or answers 502, 503 or 504 (a monitor cut off from
+ * its store, or a proxy without one behind it), the request goes to the next monitors of the
+ * list in order, within the request's deadline: each monitor still to try gets an equal share
+ * of what is left of it, so a silent monitor cannot spend the whole of it. Any other answer is
+ * final, an error status included (a 4xx is the monitor's answer, not its absence): 400
+ * `ValidationError`, 404 `NotFoundError`, 409 `ConflictError`, 401/403 `AuthError`, another
+ * `MonitorUnavailableError`. When no monitor answers, the error names every monitor of the list
+ * and why each failed, in one line; with one monitor it is that monitor's own error (an
+ * untrusted certificate `PGHA_ERR_TLS`, else `MonitorUnavailableError`), as before lists existed.
+ *
+ * A request sent again to the next monitor may have reached the first one if that one went
+ * silent after reading it: the monitor's writes are made for that (a report is idempotent, a
+ * second switchover is refused while the first runs, a second registration of the same node
+ * gives it a new token).
+ *
+ * Source: Patroni's and libpq's lists of hosts (`host=a,b,c`: the first that answers); etcd's
+ * own client, which keeps to the endpoint that answered last.
  */
-import { Agent, request, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import {
-  AuthError,
-  ConflictError,
-  PghaError,
   MonitorUnavailableError,
-  NotFoundError,
+  PghaError,
   ValidationError,
   formatDurationMs,
   type CreateFormationRequest,
@@ -23,6 +34,8 @@ import {
   type FormationSettingsChange,
   type FormationSettingsUpdate,
   type FormationView,
+  type MonitorRow,
+  type MonitorsView,
   type NodeGoal,
   type NodeSettingsChange,
   type NodeSettingsRow,
@@ -34,84 +47,48 @@ import {
   type RegisterNodeRequest,
   type RegisterNodeResponse,
 } from '@pgha/shared';
+import { MonitorEndpoint, answerError, parseJson, type Answer, type MonitorCredentials } from './monitor-endpoint.js';
 
-/** Body of an error answer from the monitor. */
-interface ErrorBody {
-  code?: string;
-  message?: string;
-  hint?: string;
-  field?: string;
+export type { MonitorCredentials } from './monitor-endpoint.js';
+
+/** Statuses that mean "this monitor cannot serve now": the request goes to the next one. */
+const NOT_SERVING = new Set([502, 503, 504]);
+
+/** A monitor of the list that did not settle a request, and why. */
+export interface MonitorFailure {
+  url: string;
+  /** Why, in a few words: `connect ECONNREFUSED 127.0.0.1:8432`, `HTTP 503: …`, `not tried: …`. */
+  reason: string;
+  error: PghaError;
 }
 
-/** An answer: status and body text. */
-interface Answer {
-  status: number;
-  text: string;
+/** The monitor that answers changed (or answered for the first time). */
+export interface MonitorChange {
+  /** The monitor that answered. */
+  url: string;
+  /** The one that answered before it; undefined at the first answer. */
+  previous: string | undefined;
+  /** The monitors tried before it in the request that it answered. */
+  failures: readonly MonitorFailure[];
 }
 
-/**
- * One HTTP request; the body is read whole.
- *
- * @param timeoutMs - the longest the socket may stay silent (connecting, waiting for the
- *   answer, reading it), as undici's `headersTimeout`/`bodyTimeout`.
- * @throws Error when the connection fails, times out, or `signal` aborts it.
- */
-function send(url: URL, options: { method: string; agent: Agent; body?: string; timeoutMs: number; signal?: AbortSignal; token?: string }): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = options.body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) };
-    if (options.token) headers.authorization = `Bearer ${options.token}`;
-    const req = (url.protocol === 'https:' ? httpsRequest : request)(
-      url,
-      {
-        method: options.method,
-        agent: options.agent,
-        headers,
-        timeout: options.timeoutMs,
-        ...(options.signal ? { signal: options.signal } : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${formatDurationMs(options.timeoutMs)}`)));
-    req.on('error', reject);
-    req.end(options.body);
-  });
+/** Options of {@link MonitorClient}. */
+export interface MonitorClientOptions {
+  /** Told when the monitor that answers changes (the keeper logs it). */
+  onMonitorChange?: (change: MonitorChange) => void;
 }
 
-/** How a client authenticates to the monitor and verifies it. */
-export interface MonitorCredentials {
-  /** Bearer token: the operator token, or a keeper's node token. */
-  token?: string | undefined;
-  /**
-   * CA certificate(s), PEM, that the monitor's HTTPS certificate must chain to (its
-   * `tls/ca.crt` with `--ssl-self-signed`); the system's CAs when undefined.
-   */
-  ca?: string | undefined;
+/** A node's goal and the monitor that answered it. */
+export interface GoalAnswer {
+  goal: NodeGoal;
+  monitorUrl: string;
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return text ? JSON.parse(text) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The error of an answer with an error status: the monitor's own, by status. */
-function answerError(status: number, parsed: unknown): PghaError {
-  const err = (parsed ?? {}) as ErrorBody;
-  const message = err.message ?? `monitor answered HTTP ${status}`;
-  const opts = err.hint ? { hint: err.hint } : {};
-  if (status === 400) return new ValidationError(message, { ...opts, ...(err.field ? { field: err.field } : {}) });
-  if (status === 404) return new NotFoundError(message, opts);
-  if (status === 401) return new AuthError('PGHA_ERR_UNAUTHENTICATED', `the monitor refused the credentials: ${message}`, opts);
-  if (status === 403) return new AuthError('PGHA_ERR_FORBIDDEN', `the monitor refused the request: ${message}`, opts);
-  if (status === 409) return new ConflictError(message, opts);
-  return new MonitorUnavailableError(message, { ...opts, status });
+/** What one attempt at one monitor gets: its time limit (ms), what is left of the request's (ms), the caller's signal. */
+interface Attempt {
+  timeoutMs: number;
+  remainingMs: number;
+  signal: AbortSignal | undefined;
 }
 
 /** `/v1/formations/:formation`, the name escaped. */
@@ -119,105 +96,186 @@ function formationPath(formation: string): string {
   return `/v1/formations/${encodeURIComponent(formation)}`;
 }
 
-/** TLS failures of Node's client that mean "the monitor's certificate is not trusted". */
-const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME|altnames/i;
+/** The few words of a failure: the transport's message, or the status and the monitor's message. */
+function failureReason(error: PghaError): string {
+  if (error instanceof MonitorUnavailableError && error.status !== undefined) return `HTTP ${error.status}: ${error.message}`;
+  const cause = error.cause as Error | undefined;
+  return cause?.message ?? error.message;
+}
 
-/** Client of one monitor. */
+/** Client of a list of monitors (see the module comment). */
 export class MonitorClient {
-  readonly baseUrl: string;
-  private readonly agent: Agent;
-  private readonly token: string | undefined;
+  /** The monitors, in the order given. */
+  readonly urls: readonly string[];
+  private readonly endpoints: readonly MonitorEndpoint[];
+  /** Index of the monitor a request goes to first. */
+  private first = 0;
+  /** Index of the monitor that answered last; undefined before any answer. */
+  private answering: number | undefined;
+  private readonly onMonitorChange: ((change: MonitorChange) => void) | undefined;
 
   /**
-   * @param baseUrl - e.g. `https://127.0.0.1:8432`.
-   * @param credentials - token and CA; without a token every request but `/health` gets 401.
+   * @param monitors - one URL (`https://127.0.0.1:8432`) or several, tried in this order.
+   * @param credentials - token and CA, the same for every monitor; without a token every
+   *   request but `/health` gets 401.
+   * @throws ValidationError for an empty list.
    */
-  constructor(baseUrl: string, credentials: MonitorCredentials = {}) {
-    this.baseUrl = baseUrl.replace(/\/+$/, '');
-    this.token = credentials.token;
-    this.agent = this.baseUrl.startsWith('https:')
-      ? (new HttpsAgent({ keepAlive: true, maxSockets: 4, rejectUnauthorized: true, ...(credentials.ca ? { ca: credentials.ca } : {}) }) as unknown as Agent)
-      : new Agent({ keepAlive: true, maxSockets: 4 });
+  constructor(monitors: string | readonly string[], credentials: MonitorCredentials = {}, options: MonitorClientOptions = {}) {
+    const list = typeof monitors === 'string' ? [monitors] : [...monitors];
+    if (list.length === 0) throw new ValidationError('no monitor given', { hint: 'pass --monitor URL[,URL…] or set PGHA_MONITOR' });
+    this.endpoints = list.map((url) => new MonitorEndpoint(url, credentials));
+    this.urls = this.endpoints.map((e) => e.url);
+    this.onMonitorChange = options.onMonitorChange;
+  }
+
+  /** The monitor a request goes to first: the one that answered last (the first of the list before any answer). */
+  get monitorUrl(): string {
+    return this.endpoints[this.first]!.url;
+  }
+
+  /**
+   * The next request starts at the monitor after `url` when it would have started there: `url`
+   * answered, but with something the caller cannot use (a goal older than one already applied).
+   */
+  passOver(url: string): void {
+    if (this.endpoints.length > 1 && this.endpoints[this.first]!.url === url) this.first = (this.first + 1) % this.endpoints.length;
   }
 
   /** Closes the kept connections. */
   async close(): Promise<void> {
-    this.agent.destroy();
+    for (const e of this.endpoints) e.close();
+  }
+
+  /** Records that monitor `i` answered, and tells about a change. */
+  private answered(i: number, failures: readonly MonitorFailure[]): void {
+    this.first = i;
+    if (this.answering === i) return;
+    const previous = this.answering === undefined ? undefined : this.endpoints[this.answering]!.url;
+    this.answering = i;
+    this.onMonitorChange?.({ url: this.endpoints[i]!.url, previous, failures });
+  }
+
+  /** The error when no monitor settled a request: the one monitor's own, or one line naming each. */
+  private noneAnswered(failures: readonly MonitorFailure[]): PghaError {
+    if (failures.length === 1) return failures[0]!.error;
+    const list = failures.map((f) => `${f.url} (${f.reason})`).join(', ');
+    if (failures.every((f) => f.error.code === 'PGHA_ERR_TLS')) {
+      return new PghaError('PGHA_ERR_TLS', `no monitor presented a trusted certificate: ${list}`, { hint: failures[0]!.error.hint ?? '' });
+    }
+    return new MonitorUnavailableError(`no monitor answered: ${list}`, {
+      hint: 'check that `pgha monitor run` is running at one of them and reaches its store (503: it does not), and the --monitor list or PGHA_MONITOR',
+    });
   }
 
   /**
-   * One request to the monitor's API, JSON in and out.
+   * Runs `attempt` at each monitor in turn, from {@link monitorUrl}, until one answers with a
+   * status other than 502/503/504 (see the module comment).
+   *
+   * @param o.timeoutMs - the request's deadline, from now (ms).
+   * @param o.share - give each monitor still to try an equal share of what is left (false: all
+   *   of it, for a long-poll, whose monitor holds the request on purpose).
+   * @throws the error of {@link noneAnswered}; the first monitor's error when `o.signal` aborts.
+   */
+  private async exchange(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<{ answer: Answer; monitorUrl: string }> {
+    const n = this.endpoints.length;
+    const deadline = performance.now() + o.timeoutMs;
+    const failures: MonitorFailure[] = [];
+    const start = this.first;
+    for (let k = 0; k < n; k++) {
+      const i = (start + k) % n;
+      const endpoint = this.endpoints[i]!;
+      const remainingMs = deadline - performance.now();
+      if (remainingMs < 1) {
+        const error = new MonitorUnavailableError(`monitor at ${endpoint.url} not tried: the request's ${formatDurationMs(o.timeoutMs)} ran out`);
+        failures.push({ url: endpoint.url, reason: `not tried: the request's ${formatDurationMs(o.timeoutMs)} ran out`, error });
+        continue;
+      }
+      let answer: Answer;
+      try {
+        answer = await attempt(endpoint, { timeoutMs: Math.ceil(o.share ? remainingMs / (n - k) : remainingMs), remainingMs, signal: o.signal });
+      } catch (err) {
+        const error = endpoint.transportError(err);
+        if (o.signal?.aborted) throw error;
+        failures.push({ url: endpoint.url, reason: failureReason(error), error });
+        continue;
+      }
+      if (NOT_SERVING.has(answer.status)) {
+        const error = answerError(answer.status, parseJson(answer.text));
+        failures.push({ url: endpoint.url, reason: failureReason(error), error });
+        continue;
+      }
+      this.answered(i, failures);
+      return { answer, monitorUrl: endpoint.url };
+    }
+    throw this.noneAnswered(failures);
+  }
+
+  /** {@link exchange}, then the answer's body: parsed when 2xx, else the monitor's error. */
+  private async call<T>(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<{ value: T; monitorUrl: string }> {
+    const { answer, monitorUrl } = await this.exchange(attempt, o);
+    const parsed = parseJson(answer.text);
+    if (answer.status >= 200 && answer.status < 300) return { value: parsed as T, monitorUrl };
+    throw answerError(answer.status, parsed);
+  }
+
+  /** {@link request}, with the monitor that answered. */
+  private send<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<{ value: T; monitorUrl: string }> {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    return this.call<T>((e, a) => e.send(method, path, { ...(text === undefined ? {} : { body: text }), timeoutMs: a.timeoutMs, signal: a.signal }), { timeoutMs, signal, share: true });
+  }
+
+  /**
+   * One request to the monitors' API, JSON in and out.
    *
    * @param path - e.g. `/v1/formations/default/state`.
-   * @param timeoutMs - how long the connection may stay silent (connecting, waiting for the
-   *   answer, reading it).
-   * @throws ValidationError (400), NotFoundError (404), ConflictError (409) with the monitor's
-   *   message and hint; MonitorUnavailableError when it cannot be reached or answers otherwise.
+   * @param timeoutMs - the request's deadline, over every monitor tried (ms).
+   * @throws ValidationError (400), NotFoundError (404), ConflictError (409), AuthError
+   *   (401/403) with the monitor's message and hint; MonitorUnavailableError when no monitor
+   *   answers (or one answers another error status); PghaError `PGHA_ERR_TLS` when none is trusted.
    */
   async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, timeoutMs = 10_000, signal?: AbortSignal): Promise<T> {
-    let res: Answer;
-    try {
-      res = await send(new URL(`${this.baseUrl}${path}`), {
-        method,
-        agent: this.agent,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        timeoutMs,
-        ...(signal ? { signal } : {}),
-        ...(this.token ? { token: this.token } : {}),
-      });
-    } catch (cause) {
-      throw this.transportError(cause);
-    }
-    const parsed = parseJson(res.text);
-    if (res.status >= 200 && res.status < 300) return parsed as T;
-    throw answerError(res.status, parsed);
-  }
-
-  /** The error of a request that got no answer: an untrusted certificate, or the monitor unreachable. */
-  private transportError(cause: unknown): PghaError {
-    const e = cause as NodeJS.ErrnoException;
-    if (CERT_ERROR.test(`${e.code ?? ''} ${e.message}`)) {
-      return new PghaError('PGHA_ERR_TLS', `the monitor at ${this.baseUrl} presented a certificate that is not trusted (${e.message})`, {
-        hint: "pass the monitor's CA with --ssl-ca-file FILE or PGHA_SSL_CA_FILE (pgha monitor create wrote <pgdata>.pgha/tls/ca.crt)",
-        cause,
-      });
-    }
-    return new MonitorUnavailableError(`monitor at ${this.baseUrl} is unreachable (${(cause as Error).message})`, {
-      hint: 'check that `pgha monitor run` is running there, and the --monitor URL or PGHA_MONITOR',
-      cause,
-    });
+    return (await this.send<T>(method, path, body, timeoutMs, signal)).value;
   }
 
   /**
-   * Opens a server-sent event stream (`GET path`, e.g. the formation's
-   * `/events/stream`) and resolves with its body, as text, once the monitor answers 2xx; the
-   * caller reads it (a readable stream that ends when the monitor ends the stream, and fails
-   * when the connection does, or stays silent for `idleTimeoutMs`).
+   * Opens a server-sent event stream (`GET path`, e.g. the formation's `/events/stream`) at
+   * the first monitor that answers 2xx, as {@link request} goes over the list, and resolves
+   * with its body, as text; the caller reads it (a readable stream that ends when the monitor
+   * ends the stream, and fails when the connection does, or stays silent for `idleTimeoutMs`).
+   * A stream that breaks makes the next one start at the next monitor.
    *
-   * @param headers - e.g. `last-event-id`.
-   * @throws as {@link request} for an error status or no answer.
+   * @param headers - e.g. `last-event-id` (event ids are the store's: the same on every monitor).
+   * @throws as {@link request}.
    */
-  openStream(path: string, options: { headers?: Record<string, string>; signal?: AbortSignal; idleTimeoutMs?: number } = {}): Promise<IncomingMessage> {
-    const url = new URL(`${this.baseUrl}${path}`);
-    const timeoutMs = options.idleTimeoutMs ?? 45_000;
-    const headers: Record<string, string> = { accept: 'text/event-stream', ...options.headers };
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    return new Promise((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? httpsRequest : request)(url, { method: 'GET', agent: this.agent, headers, timeout: timeoutMs, ...(options.signal ? { signal: options.signal } : {}) }, (res) => {
-        res.setEncoding('utf8');
-        if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) {
-          resolve(res);
-          return;
+  async openStream(path: string, options: { headers?: Record<string, string>; signal?: AbortSignal; idleTimeoutMs?: number } = {}): Promise<IncomingMessage> {
+    const n = this.endpoints.length;
+    const failures: MonitorFailure[] = [];
+    const start = this.first;
+    for (let k = 0; k < n; k++) {
+      const i = (start + k) % n;
+      const endpoint = this.endpoints[i]!;
+      let body: IncomingMessage;
+      try {
+        body = await endpoint.openStream(path, { ...options, idleTimeoutMs: options.idleTimeoutMs ?? 45_000 });
+      } catch (err) {
+        const error = endpoint.transportError(err);
+        if (options.signal?.aborted) throw error;
+        const answeredStatus = error instanceof MonitorUnavailableError ? error.status : undefined;
+        if (err instanceof PghaError && (answeredStatus === undefined || !NOT_SERVING.has(answeredStatus))) {
+          // The monitor's own answer (a 4xx): final.
+          this.answered(i, failures);
+          throw err;
         }
-        let text = '';
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => reject(answerError(res.statusCode ?? 0, parseJson(text))));
-        res.on('error', (err) => reject(this.transportError(err)));
+        failures.push({ url: endpoint.url, reason: failureReason(error), error });
+        continue;
+      }
+      this.answered(i, failures);
+      body.once('close', () => {
+        if (!body.complete && !options.signal?.aborted) this.passOver(endpoint.url);
       });
-      req.on('timeout', () => req.destroy(new Error(`no data within ${formatDurationMs(timeoutMs)}`)));
-      req.on('error', (err) => reject(this.transportError(err)));
-      req.end();
-    });
+      return body;
+    }
+    throw this.noneAnswered(failures);
   }
 
   /** Registers a node. @throws ConflictError when the name or host:port is taken. */
@@ -226,24 +284,31 @@ export class MonitorClient {
   }
 
   /**
-   * Reports local facts; answers with the node's goal.
+   * Reports local facts; answers with the node's goal and the monitor that answered.
    *
-   * @param timeoutMs - the whole request's limit, connect included (the keeper passes two
-   *   report intervals: a report hung on a silent network must not hold its loop).
+   * @param timeoutMs - the whole request's limit over every monitor tried, connect included
+   *   (the keeper passes two report intervals: a report hung on a silent network must not
+   *   hold its loop).
    */
-  report(nodeId: number, report: NodeReport, timeoutMs = 10_000): Promise<NodeGoal> {
-    return this.request('POST', `/v1/nodes/${nodeId}/report`, report, timeoutMs, AbortSignal.timeout(timeoutMs));
+  async report(nodeId: number, report: NodeReport, timeoutMs = 10_000): Promise<GoalAnswer> {
+    const { value, monitorUrl } = await this.send<NodeGoal>('POST', `/v1/nodes/${nodeId}/report`, report, timeoutMs);
+    return { goal: value, monitorUrl };
   }
 
   /**
    * Long-poll: answers as soon as the node's goal differs from `knownGoal`, or after
-   * `waitMs` with the unchanged goal.
+   * `waitMs` with the unchanged goal. A monitor that cannot be reached hands over to the next
+   * one, which is asked to wait for what is left of `waitMs`.
    *
    * @param slackMs - how long past `waitMs` to wait for the answer before giving up (ms).
    */
-  waitGoal(nodeId: number, knownGoal: string, waitMs: number, signal?: AbortSignal, slackMs = 5_000): Promise<NodeGoal> {
-    const limit = AbortSignal.timeout(waitMs + slackMs);
-    return this.request('GET', `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${waitMs}`, undefined, waitMs + slackMs, signal ? AbortSignal.any([signal, limit]) : limit);
+  async waitGoal(nodeId: number, knownGoal: string, waitMs: number, signal?: AbortSignal, slackMs = 5_000): Promise<GoalAnswer> {
+    const path = (w: number): string => `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${w}`;
+    const { value, monitorUrl } = await this.call<NodeGoal>(
+      (e, a) => e.send('GET', path(Math.max(0, Math.min(waitMs, Math.floor(a.remainingMs - slackMs)))), { timeoutMs: a.timeoutMs, signal: a.signal }),
+      { timeoutMs: waitMs + slackMs, signal, share: false },
+    );
+    return { goal: value, monitorUrl };
   }
 
   /** Rows of `pgha show state`. */
@@ -294,5 +359,15 @@ export class MonitorClient {
   /** `GET /v1/formations/:formation/standby-names?group=N`. */
   standbyNames(formation: string, group: number): Promise<StandbyNamesView> {
     return this.request('GET', `${formationPath(formation)}/standby-names?group=${group}`);
+  }
+
+  /** `GET /v1/monitors`: every monitor of the store (reachable or not) and every etcd member. */
+  monitors(): Promise<MonitorsView> {
+    return this.request('GET', '/v1/monitors');
+  }
+
+  /** `GET /v1/monitors/self`: the monitor answering, as it sees itself. */
+  monitorSelf(timeoutMs?: number): Promise<MonitorRow> {
+    return this.request('GET', '/v1/monitors/self', undefined, timeoutMs);
   }
 }

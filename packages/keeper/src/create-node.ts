@@ -12,16 +12,17 @@ import { ConflictError, DEFAULT_FORMATION, DEFAULT_KEEPER_HTTP_PORT, PghaError, 
 import { assertHttpListenFree } from './http/keeper-http-server.js';
 import { Keeper } from './loop.js';
 import { ensurePghaDir, pghaDirFor, writeJsonAtomic, inspectPidFile, readPem, writeOwnedFileIfChanged, ensureOwnedDir, isEmptyOrMissing, isPgData, postmasterPid, postmasterPort, assertOwnDataDirectory, portInUse } from '@pgha/postgres';
-import { keeperHttpAddress, keeperHttpListen, keeperPaths, loadKeeperConfig, loadKeeperState, postgresTlsDir, saveKeeperState, type KeeperConfig } from './keeper-config.js';
+import { keeperHttpAddress, keeperHttpListen, keeperPaths, loadKeeperConfig, loadKeeperState, monitorUrlFields, postgresTlsDir, saveKeeperState, type KeeperConfig } from './keeper-config.js';
 import { MonitorClient, type MonitorCredentials } from '@pgha/client';
 
 /** Options of {@link createNode}, as the CLI flags give them. */
 export interface CreateNodeOptions {
-  monitorUrl: string;
+  /** The monitors, in the order tried (`--monitor URL[,URL…]`); registration goes to the first that answers. */
+  monitorUrls: readonly string[];
   pgdata: string;
   pgPort: number;
   name: string;
-  /** Address other nodes and the monitor reach this node at; default: the local address that routes to the monitor. */
+  /** Address other nodes and the monitors reach this node at; default: the local address that routes to the first monitor. */
   hostname?: string;
   formation?: string;
   candidatePriority?: number;
@@ -147,11 +148,11 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   };
   const ssl = config?.ssl.mode === 'disable' ? { mode: 'disable' as const } : (options.ssl ?? { mode: 'verify-full' as const });
   const nodeTls = prepareNodeTls(ssl);
-  const client = new MonitorClient(options.monitorUrl, options.credentials ?? {});
+  const client = new MonitorClient(options.monitorUrls, options.credentials ?? {});
   /** The adopted data directory's database system identifier: the node's from now on. */
   let adoptedSystemIdentifier: string | undefined;
   try {
-    const hostname = options.hostname ?? (await localAddressTowards(new URL(options.monitorUrl).hostname));
+    const hostname = options.hostname ?? (await localAddressTowards(new URL(options.monitorUrls[0]!).hostname));
     if (adopting) {
       // Only the first node of a group may bring its data: a standby is cloned from the primary.
       const existing = (await client.formationState(formation)).filter((r) => r.goal_state !== 'dropped');
@@ -203,13 +204,17 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
       writeNodeTls(pgdata, { privateKeyPem: nodeTls.privateKeyPem, certificatePem, caPem });
     }
     if (config) {
-      // Registered again: the previous node token no longer works.
-      config = { ...config, nodeToken: registered.nodeToken, ...hookFields, httpListen };
+      // Registered again: the previous node token no longer works. The monitors given now are
+      // the node's; the goal revision applied is forgotten, for the store that registered it
+      // may number its goals afresh (another store).
+      config = { ...config, ...monitorUrlFields(options.monitorUrls), nodeToken: registered.nodeToken, ...hookFields, httpListen };
       writeJsonAtomic(paths.config, config);
+      const { version: _v, updatedAt: _u, goalRevision: _forgotten, ...state } = loadKeeperState(config);
+      saveKeeperState(pgdata, state);
     } else {
       config = {
         version: 1,
-        monitorUrl: options.monitorUrl,
+        ...monitorUrlFields(options.monitorUrls),
         formation,
         name: options.name,
         nodeId: registered.nodeId,

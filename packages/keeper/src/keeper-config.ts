@@ -16,7 +16,16 @@ export const ROLE_CHANGE_TIMEOUT_MAX_MS = 3_600_000;
 /** Schema of `keeper.json`. */
 export const KeeperConfigSchema = z.object({
   version: z.literal(1),
+  /**
+   * The first monitor of {@link monitorUrls}: the one monitor of a file written before lists
+   * existed, and what an older pgha reads. Read the list with {@link keeperMonitorUrls}.
+   */
   monitorUrl: z.string().url(),
+  /**
+   * Every monitor the keeper may talk to, in the order tried (`--monitor URL,URL,URL`); absent
+   * in a file written before lists existed ({@link monitorUrl} alone then).
+   */
+  monitorUrls: z.array(z.string().url()).min(1).optional(),
   formation: z.string(),
   name: z.string(),
   nodeId: z.number().int().positive(),
@@ -67,6 +76,16 @@ export const KeeperConfigSchema = z.object({
 /** Contents of `keeper.json`. */
 export type KeeperConfig = z.infer<typeof KeeperConfigSchema>;
 
+/** The monitors of a keeper, in the order tried: `monitorUrls`, or `[monitorUrl]` in a file without a list. */
+export function keeperMonitorUrls(config: Pick<KeeperConfig, 'monitorUrl' | 'monitorUrls'>): string[] {
+  return config.monitorUrls ?? [config.monitorUrl];
+}
+
+/** The fields of keeper.json that name the monitors: the first as `monitorUrl` (for an older pgha), all as `monitorUrls`. */
+export function monitorUrlFields(urls: readonly string[]): Pick<KeeperConfig, 'monitorUrl' | 'monitorUrls'> {
+  return { monitorUrl: urls[0]!, monitorUrls: [...urls] };
+}
+
 /**
  * Where the keeper's HTTP server listens: `httpListen`, or `<hostname>:8008` when the file has
  * none (keepers created before the HTTP server existed).
@@ -99,6 +118,12 @@ export const KeeperStateSchema = z.object({
    * otherwise; a keeper older than it drops the field.
    */
   selfFence: SelfFenceRecord.optional(),
+  /**
+   * The highest goal revision the keeper has applied (`NodeGoal.goalRevision`, decimal): it
+   * never acts on a goal of a lower one (`fsm/goal-revision-rule.ts`). Absent until the
+   * monitor sends revisions, and after a registration (a new store numbers its own).
+   */
+  goalRevision: z.string().regex(/^\d+$/).optional(),
 });
 /** Contents of `state.json`. */
 export type KeeperState = z.infer<typeof KeeperStateSchema>;

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import {
   AuthError,
   DEFAULT_FORMATION_SETTINGS,
+  MonitorUnavailableError,
   PghaError,
   ValidationError,
   STREAMING_STATES,
@@ -30,8 +31,9 @@ import { ensureState, reachGoal } from './fsm/reach-goal.js';
 import type { KeeperReloadPlan } from './config-reload.js';
 import { STUCK_GRACE_MS, StuckClock, failingStepProblem, notStreamingProblem, problemSentence } from './local-problem.js';
 import type { PostgresFacts } from './local-facts.js';
-import { loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
-import { MonitorClient } from '@pgha/client';
+import { keeperMonitorUrls, loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
+import { MonitorClient, type GoalAnswer, type MonitorChange } from '@pgha/client';
+import { goalRevisionVerdict } from './fsm/goal-revision-rule.js';
 import { delay } from '@pgha/postgres';
 import { NodeControl } from './node-control.js';
 import { PartitionWatchdog } from './partition-watchdog.js';
@@ -89,10 +91,13 @@ export class Keeper implements KeeperViewSource {
   /** The formation's settings from the monitor's last answer (defaults until then). */
   private settings: KeeperSettings = keeperSettingsOf(DEFAULT_FORMATION_SETTINGS);
   /**
-   * Send time of the last report the monitor answered (`Date.now()`, ms); the keeper's start
+   * Send time of the last report that a monitor of the list answered with a current goal
+   * (`Date.now()`, ms): the monitor counts as lost only when none answers. The keeper's start
    * until the first answer, so that a keeper started during a partition fences too.
    */
   private lastMonitorContactMs = Date.now();
+  /** The monitors whose last answer was a goal older than the one applied (each logged once until it answers a current one). */
+  private readonly staleSources = new Set<string>();
   private readonly watchdog: PartitionWatchdog;
   /** Runs the node's role-change hook when the role of the reached state changes. */
   private readonly roles: RoleAnnouncer;
@@ -117,7 +122,7 @@ export class Keeper implements KeeperViewSource {
     this.config = config;
     this.log = log;
     this.node = new NodeControl(config, log);
-    this.client = new MonitorClient(config.monitorUrl, { token: config.nodeToken, ca: config.monitorCaCertificate });
+    this.client = new MonitorClient(keeperMonitorUrls(config), { token: config.nodeToken, ca: config.monitorCaCertificate }, { onMonitorChange: (c) => this.noteMonitorChange(c) });
     this.state = loadKeeperState(config);
     this.reportIntervalOverrideMs = options.reportIntervalMs;
     this.retryDelayMs = options.retryDelayMs ?? 300;
@@ -167,9 +172,10 @@ export class Keeper implements KeeperViewSource {
     return this.transitionAtMs;
   }
 
-  /** Records a newly reached state (a self-fence not yet recorded by the monitor stays in the file). */
+  /** Records a newly reached state (a self-fence not yet recorded by the monitor, and the goal revision applied, stay in the file). */
   private reached(state: Omit<KeeperState, 'version' | 'updatedAt'>): KeeperState {
-    this.state = saveKeeperState(this.config.pgdata, { ...(this.state.selfFence ? { selfFence: this.state.selfFence } : {}), ...state });
+    const kept = { ...(this.state.selfFence ? { selfFence: this.state.selfFence } : {}), ...(this.state.goalRevision !== undefined ? { goalRevision: this.state.goalRevision } : {}) };
+    this.state = saveKeeperState(this.config.pgdata, { ...kept, ...state });
     this.transitionAtMs = Date.now();
     return this.state;
   }
@@ -338,13 +344,56 @@ export class Keeper implements KeeperViewSource {
     };
   }
 
-  /** Reports to the monitor and records its answer. */
-  async report(): Promise<NodeGoal> {
+  /** Logs the monitor the keeper talks to when it changes (and the first one that answers). */
+  private noteMonitorChange(change: MonitorChange): void {
+    const failed = change.failures.length === 0 ? '' : ` (${change.failures.map((f) => `${f.url}: ${f.reason}`).join('; ')})`;
+    if (change.previous === undefined) this.log.info({ monitor: change.url }, `talking to the monitor at ${change.url}${failed}`);
+    else this.log[change.failures.length > 0 ? 'warn' : 'info']({ monitor: change.url, previous: change.previous }, `now talking to the monitor at ${change.url} instead of ${change.previous}${failed}`);
+  }
+
+  /**
+   * The goal of an answer, unless its revision is older than the one applied
+   * (`fsm/goal-revision-rule.ts`): then undefined, logged once per monitor that answers so,
+   * and the next request starts at the next monitor. A newer revision is saved in `state.json`
+   * before the keeper acts on the goal.
+   */
+  private acceptGoal({ goal, monitorUrl }: GoalAnswer): NodeGoal | undefined {
+    const verdict = goalRevisionVerdict(this.state.goalRevision, goal.goalRevision);
+    if (verdict.action === 'ignore') {
+      if (!this.staleSources.has(monitorUrl)) this.log.warn({ monitor: monitorUrl, goalRevision: goal.goalRevision, appliedRevision: this.state.goalRevision }, `ignoring ${verdict.reason} from ${monitorUrl}`);
+      this.staleSources.add(monitorUrl);
+      this.client.passOver(monitorUrl);
+      return undefined;
+    }
+    this.staleSources.delete(monitorUrl);
+    if (verdict.appliedRevision !== undefined && verdict.appliedRevision !== this.state.goalRevision) this.recordGoalRevision(verdict.appliedRevision);
+    return goal;
+  }
+
+  /** Keeps `revision` as the highest applied, in `state.json` (in memory only when the file cannot be written, which is logged). */
+  private recordGoalRevision(revision: string): void {
+    const { version: _v, updatedAt: _u, ...rest } = this.state;
+    try {
+      this.state = saveKeeperState(this.config.pgdata, { ...rest, goalRevision: revision });
+    } catch (err) {
+      this.state = { ...this.state, goalRevision: revision };
+      this.log.error(`goal revision ${revision} applied, but the state file could not be saved with it: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Reports to the monitors and records the answer. An answer with a goal older than the one
+   * applied is no answer: the report goes to the next monitor, at most once to each.
+   *
+   * @param staleTries - how many more monitors to try after a stale answer.
+   * @throws the client's errors; MonitorUnavailableError when every monitor tried answered a stale goal.
+   */
+  async report(staleTries = this.client.urls.length - 1): Promise<NodeGoal> {
     const report = await this.buildReport();
     const sentAtMs = Date.now();
-    let goal: NodeGoal;
+    let answer: GoalAnswer;
     try {
-      goal = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs);
+      answer = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs);
     } catch (err) {
       this.observer?.reportFinished(Date.now() - sentAtMs, false);
       // A refused self-fence must not hold every report back: the node would never get a goal.
@@ -353,16 +402,23 @@ export class Keeper implements KeeperViewSource {
         // state.json, for a keeper restarted once the monitor is upgraded).
         this.monitorTakesSelfFence = false;
         this.log.warn('the monitor does not know self-fence reports (it is older than this keeper): the self-fence is not in its events; upgrade the monitor before its keepers');
-        return this.report();
+        return this.report(staleTries);
       }
       if (report.selfFence && err instanceof ValidationError && err.field?.startsWith('body.selfFence')) {
         this.log.error(`the monitor refused the self-fence record (${err.message}): it is dropped, and is in this log only`);
         this.forgetSelfFence(report.selfFence, 'self-fence record dropped');
-        return this.report();
+        return this.report(staleTries);
       }
       throw err;
     }
     this.observer?.reportFinished(Date.now() - sentAtMs, true);
+    const goal = this.acceptGoal(answer);
+    if (!goal) {
+      if (staleTries > 0) return this.report(staleTries - 1);
+      throw new MonitorUnavailableError(`no monitor answered a current goal: the last, ${answer.monitorUrl}, answered revision ${answer.goal.goalRevision}, older than the applied ${this.state.goalRevision}`, {
+        hint: 'a monitor that lags behind its store, or lost its leadership, answers old goals; the keeper acts on none of them',
+      });
+    }
     if (report.selfFence) this.forgetSelfFence(report.selfFence, `the monitor recorded the self-fence of ${new Date(report.selfFence.fencedAtMs).toISOString()} (event keeper-self-fenced)`);
     this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, sentAtMs);
     this.lastGoal = goal;
@@ -521,9 +577,11 @@ export class Keeper implements KeeperViewSource {
       const wake = new AbortController();
       this.node.session.onSessionLost = () => wake.abort();
       try {
-        const goal = await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs, AbortSignal.any([wake.signal, signal]), this.reportTimeoutMs);
-        this.lastGoal = goal;
-        if (goal.settings) this.settings = goal.settings;
+        const goal = this.acceptGoal(await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs, AbortSignal.any([wake.signal, signal]), this.reportTimeoutMs));
+        if (goal) {
+          this.lastGoal = goal;
+          if (goal.settings) this.settings = goal.settings;
+        }
       } catch {
         if (!wake.signal.aborted && !signal.aborted) await delay(this.reportIntervalMs, signal);
       } finally {

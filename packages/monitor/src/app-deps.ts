@@ -8,6 +8,7 @@ import type { ApiAuth } from './auth.js';
 import type { GroupDriver } from './driver/group-driver.js';
 import type { ReportBatcher } from './driver/report-batcher.js';
 import type { MonitorMetrics } from './metrics/monitor-metrics.js';
+import type { MonitorsProvider } from './routes/monitors.js';
 import type { MonitorStore, StoreNotifier } from './store/store-port.js';
 import type { KeyAndCertificate } from './tls/certificates.js';
 
@@ -27,6 +28,8 @@ export interface AppDeps {
    * registration (`RegisterNodeRequest.tlsPublicKey`). Undefined otherwise.
    */
   certificateAuthority?: KeyAndCertificate;
+  /** What `GET /v1/monitors` lists (see `routes/monitors.ts`); the routes are absent when undefined. */
+  monitors?: MonitorsProvider;
   /** The metrics `GET /metrics` serves; a new set (without process metrics) when undefined. */
   metrics?: MonitorMetrics;
 }

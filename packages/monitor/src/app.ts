@@ -21,12 +21,14 @@ import { eventStreamRoutes } from './routes/events-stream.js';
 import { formationListRoutes } from './routes/formation-list.js';
 import { metricsRoutes, timeReports } from './routes/metrics.js';
 import { uiRoutes } from './routes/ui.js';
+import { monitorRoutes } from './routes/monitors.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   PGHA_ERR_VALIDATION: 400,
   PGHA_ERR_NOT_FOUND: 404,
   PGHA_ERR_CONFLICT: 409,
   PGHA_ERR_STORE_UNAVAILABLE: 503,
+  PGHA_ERR_NOT_LEADER: 503,
   PGHA_ERR_TIMEOUT: 504,
 };
 
@@ -107,6 +109,7 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
     await eventStreamRoutes(scope, deps);
     await metricsRoutes(scope, { ...deps, metrics });
     await uiRoutes(scope);
+    if (deps.monitors) await monitorRoutes(scope, deps.monitors);
   });
   return app;
 }

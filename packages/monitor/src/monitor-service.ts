@@ -18,6 +18,7 @@ import { NodeCredentials, tokenSha256 } from './auth.js';
 import { generateSecret } from './secrets.js';
 import { loadCaCertificate, loadCertificateAuthority, loadHttpsOptions, monitorCertificateHosts, setUpMonitorTls, type MonitorSslOption } from './tls/monitor-tls.js';
 import { buildApp } from './app.js';
+import { singleMonitorProvider } from './routes/monitors.js';
 import { GroupDriver } from './driver/group-driver.js';
 import { MonitorLag } from './driver/monitor-lag.js';
 import { ReportBatcher } from './driver/report-batcher.js';
@@ -212,7 +213,10 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
   prober.start();
   const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(store.credentials) };
-  const app = buildApp({ store, driver, reports, notifier, log, auth, metrics, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
+  const { host, port } = parseListen(config.listen);
+  const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const monitors = singleMonitorProvider(url, async () => (await store.formations.list()).map((f) => f.formationId));
+  const app = buildApp({ store, driver, reports, notifier, log, auth, metrics, monitors, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
 
   let stopping = false;
   let settleFailure!: (err: PghaError) => void;
@@ -268,9 +272,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
       });
   }, timerIntervalMs);
 
-  const { host, port } = parseListen(config.listen);
   await app.listen({ host, port });
-  const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url }, 'monitor is running');
 
   return {

@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   PGHA_ERR_UNAUTHENTICATED: 'The monitor refused a request without valid credentials (HTTP 401).',
   PGHA_ERR_FORBIDDEN: 'The credentials presented do not open that request (HTTP 403): another node, or the wrong kind of token.',
   PGHA_ERR_TLS: 'A TLS certificate, key or CA file is missing, unreadable, or does not match.',
+  PGHA_ERR_NOT_LEADER: 'This monitor does not lead the formation (monitors on etcd): its leader decides, and another monitor forwards to it (HTTP 503 while none leads).',
   PGHA_ERR_INTERNAL: 'An unexpected error; the message says where.',
 } as const;
 

@@ -336,6 +336,13 @@ export interface NodeGoal {
    * on the primary itself, and from an older monitor.
    */
   lagBytes?: number | null;
+  /**
+   * The store revision at which this goal was written (decimal text of a non-negative 64-bit
+   * integer): every goal write of a node gets a larger one than all its earlier ones (etcd:
+   * the mod revision of the commit; the Postgres store: a sequence). A keeper never acts on a
+   * goal of a lower revision than one it already applied. Absent from an older monitor.
+   */
+  goalRevision?: string;
 }
 
 /** One row of `pgha show state`. */
@@ -509,4 +516,44 @@ export interface FormationSettingsChange {
 export interface FormationDropped {
   formation: string;
   dropped: true;
+}
+
+/** One monitor, as `pgha show monitors` prints it (`GET /v1/monitors`). */
+export interface MonitorRow {
+  /** The monitor's id (`<hostname>:<port>` of its API, or the id it registered with). */
+  monitor_id: string;
+  /** Its API URL. */
+  url: string;
+  /** It answered the monitor that made this list (`GET /v1/monitors/self`) just now. */
+  reachable: boolean;
+  /** Why it did not answer; null when it did. */
+  error: string | null;
+  /** The formations it leads, with its term (the leader key's create revision) for each. */
+  leads: { formation: string; term: string }[];
+  /** How long its lease may still live, by its own clock (ms); null without etcd or when unknown. */
+  lease_left_ms: number | null;
+  /** `postgres` (its own store) or `etcd`. */
+  store: 'postgres' | 'etcd';
+}
+
+/** One member of the etcd cluster of the store. */
+export interface EtcdMemberRow {
+  name: string;
+  /** The member id, hexadecimal. */
+  id: string;
+  client_urls: string[];
+  /** It answered a status request just now. */
+  healthy: boolean;
+  /** It is the raft leader of the cluster. */
+  leader: boolean;
+  /** Size of its database, bytes; null when it did not answer. */
+  db_size_bytes: number | null;
+  /** Why it did not answer; null when it did. */
+  error: string | null;
+}
+
+/** `GET /v1/monitors`: every monitor of the store and every etcd member (none on a Postgres store). */
+export interface MonitorsView {
+  monitors: MonitorRow[];
+  etcd: EtcdMemberRow[];
 }

@@ -1,6 +1,9 @@
 /**
  * The keeper's network-partition rule, pure: given what the keeper last heard from the monitor
  * and from its standbys, should it do nothing, make its standbys answer, or fence itself?
+ * "The monitor" is any monitor of the keeper's list (`--monitor URL,URL,URL`): the monitor
+ * counts as lost only when none of them answers (an answer with a goal older than one applied
+ * is no answer, see `goal-revision-rule.ts`); its sentences say "monitor" for all of them.
  * Source: DESIGN.md ("A primary keeper that can reach neither the monitor nor any standby for
  * `network_partition_timeout` demotes itself") and pg_auto_failover's
  * `keeper_is_in_network_partition`; the numbers and why they are safe are in
@@ -20,8 +23,9 @@ export interface PartitionFacts {
   /** Other nodes of the group in the monitor's last answer; undefined before the first answer. */
   readonly otherNodes: number | undefined;
   /**
-   * Send time of the last report the monitor answered (not its answer time: the monitor
-   * recorded that report at or after this moment, and counts the keeper's silence from there).
+   * Send time of the last report that any monitor of the list answered with a current goal
+   * (not its answer time: the monitor recorded that report at or after this moment, and
+   * counts the keeper's silence from there).
    */
   readonly lastMonitorContactMs: number | null;
   /** Latest `reply_time` of a streaming walsender (a standby that heard this primary), if known. */

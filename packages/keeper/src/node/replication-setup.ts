@@ -18,7 +18,7 @@ import {
   type NodeState,
 } from '@pgha/shared';
 import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, pollUntil, postmasterPid, setStandbySignal, withLocalClient, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
-import { postgresTlsDir, replicationPassfile, type KeeperConfig } from '../keeper-config.js';
+import { keeperMonitorUrls, postgresTlsDir, replicationPassfile, type KeeperConfig } from '../keeper-config.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
 import type { LocalSession } from './local-session.js';
 import type { PostgresLifecycle } from './postgres-lifecycle.js';
@@ -49,8 +49,8 @@ export interface NodeConfigOptions {
 
 /** See the module comment. One per node (`NodeControl.replication`). */
 export class ReplicationSetup {
-  /** Host of the monitor, from its URL: its probes come from there. */
-  readonly monitorHost: string;
+  /** Hosts of the monitors, from their URLs (each once): their probes come from there. */
+  readonly monitorHosts: readonly string[];
 
   /**
    * What a primary's settings were last applied for (goal, names, nodes, postmaster): while it
@@ -69,7 +69,7 @@ export class ReplicationSetup {
     private readonly identity: DataDirectoryIdentity,
     private readonly log: Logger,
   ) {
-    this.monitorHost = new URL(config.monitorUrl).hostname.replace(/^\[|\]$/g, '');
+    this.monitorHosts = [...new Set(keeperMonitorUrls(config).map((url) => new URL(url).hostname.replace(/^\[|\]$/g, '')))];
   }
 
   private get pgdata(): string {
@@ -98,7 +98,9 @@ export class ReplicationSetup {
       entries.push({ type, database: 'replication', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'streaming replication between formation nodes' });
       entries.push({ type, database: 'postgres', user: REPLICATION_ROLE, address, method: 'scram-sha-256', comment: 'pg_rewind between formation nodes' });
     }
-    entries.push({ type, database: 'postgres', user: MONITOR_PROBE_ROLE, address: hostToHbaAddress(this.monitorHost), method: 'scram-sha-256', comment: 'monitor health probe' });
+    for (const host of this.monitorHosts) {
+      entries.push({ type, database: 'postgres', user: MONITOR_PROBE_ROLE, address: hostToHbaAddress(host), method: 'scram-sha-256', comment: 'monitor health probe' });
+    }
     if (this.tls) {
       const never = { type: 'hostnossl', address: 'all', method: 'reject', comment: 'never without TLS' } as const;
       entries.push({ ...never, database: 'replication', user: REPLICATION_ROLE });

@@ -34,6 +34,13 @@ export class GroupDriver {
    */
   private readonly lastNotes = new Map<string, string>();
 
+  /**
+   * Whether this monitor decides for a formation on its own initiative (the timer): always
+   * with its own Postgres store; only for the formations it leads when monitors share etcd
+   * (`ha/leadership.ts`). Reports and commands reach only the leader (others forward them).
+   */
+  decidesFor: (formationId: string) => boolean = () => true;
+
   /** @param lag - the monitor's lag in answering reports, which every decision's facts carry. */
   constructor(
     private readonly store: MonitorStore,
@@ -73,15 +80,16 @@ export class GroupDriver {
     const facts = groupFacts(formation, group.groupId, nodes, nowMs, this.lag.lagMs());
     const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
     await this.recordNote(tx, group, applyAssignments(facts, assignments));
+    let revisions: ReadonlyMap<number, string> = new Map();
     if (assignments.length > 0) {
-      await tx.goals.assign(group, nodes, assignments);
+      revisions = await tx.goals.assign(group, nodes, assignments);
       for (const a of assignments) {
         const node = nodes.find((n) => n.nodeId === a.nodeId);
         this.log.info({ formation: group.formationId, group: group.groupId, nodeId: a.nodeId, rule: a.rule, goal: a.goalState }, `Setting goal state of node ${a.nodeId} "${node?.name}" to ${a.goalState}: ${a.reason}`);
       }
     }
     const goals = new Map(assignments.map((a) => [a.nodeId, a.goalState]));
-    return { assignments, formation, nodes: goals.size === 0 ? nodes : nodes.map((n) => (goals.has(n.nodeId) ? { ...n, goalState: goals.get(n.nodeId)! } : n)) };
+    return { assignments, formation, nodes: goals.size === 0 ? nodes : nodes.map((n) => (goals.has(n.nodeId) ? { ...n, goalState: goals.get(n.nodeId)!, goalRevision: revisions.get(n.nodeId) ?? n.goalRevision } : n)) };
   }
 
   /**
@@ -151,6 +159,7 @@ export class GroupDriver {
     let evaluated = 0;
     let looked = 0;
     for (const g of groups.values()) {
+      if (!this.decidesFor(g.formationId)) continue;
       // Deciding takes about 0.1 ms a group: let requests in between.
       if (++looked % YIELD_EVERY_GROUPS === 0) await new Promise((r) => setImmediate(r));
       const formation = byFormation.get(g.formationId);

@@ -191,6 +191,12 @@ export class HealthProber {
     private readonly onProbeFailure?: (node: { formationId: string; groupId: number; nodeId: number; name: string }) => void,
   ) {}
 
+  /**
+   * Whether this monitor probes a formation's nodes: every formation with its own Postgres
+   * store; the formations it leads when monitors share etcd (the leader judges health).
+   */
+  probesFor: (formationId: string) => boolean = () => true;
+
   /** Starts probing. */
   start(): void {
     const loop = async (): Promise<void> => {
@@ -204,7 +210,7 @@ export class HealthProber {
 
   /** One round over every node; ends when its results are written. */
   async round(): Promise<void> {
-    const nodes = await this.probes.targets();
+    const nodes = (await this.probes.targets()).filter((n) => this.probesFor(n.formationId));
     this.rounds++;
     const probes: Promise<void>[] = [];
     const probed = new Set<number>();

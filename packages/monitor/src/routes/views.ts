@@ -77,6 +77,7 @@ export function goalView(node: NodeRecord, formation: FormationRecord, nodes: re
     formation: node.formationId,
     groupId: node.groupId,
     goalState: node.goalState,
+    goalRevision: node.goalRevision,
     reportedState: node.reportedState,
     primary: primary ? member(primary) : null,
     upstream,

@@ -56,6 +56,13 @@ export interface NodeRecord {
   probeInRecovery: boolean | null;
   /** When the monitor last changed its goal. */
   goalChangedAt: Date;
+  /**
+   * The store revision of its goal (decimal text of a non-negative 64-bit integer): larger
+   * after each goal write than after every earlier one of the node, registration included
+   * (see `GoalRepository.assign`). Keepers never act on a goal of a lower revision than one
+   * they applied (`NodeGoal.goalRevision`).
+   */
+  goalRevision: string;
   createdAt: Date;
   /** Its keeper's view on a primary: the `synchronous_standby_names` Postgres runs with. */
   reportedSyncStandbyNames: string | null;

@@ -97,7 +97,17 @@ export interface NodeRepository {
   remove(nodeId: number): Promise<void>;
 }
 
-/** Goal states, each written with its event. */
+/**
+ * Goal states, each written with its event and a revision.
+ *
+ * **Goal revisions.** Every write of a node's goal gives it a revision
+ * (`NodeRecord.goalRevision`, decimal text of a non-negative 64-bit integer) larger than every
+ * earlier revision of that node's goal, its registration's included, as read after commit by
+ * any monitor: keepers never act on a goal of a lower revision than one they applied, so a
+ * monitor that serves an old goal (it lags behind the store, or lost its leadership) cannot
+ * drive a keeper backwards. Postgres: `pgha.goal_revision_seq`, taken under the group's lock.
+ * etcd: the mod revision of the commit that wrote the node's key.
+ */
 export interface GoalRepository {
   /**
    * Writes each assignment's goal (a node assigned twice gets its last one) and, in the order
@@ -106,8 +116,13 @@ export interface GoalRepository {
    * in `nodes` are left out.
    *
    * @param nodes - the group's nodes as read under its lock.
+   * @returns for each node whose goal was written, by node id, the revision the answers built
+   *   from this transaction carry: the goal's revision when the adapter knows it before commit
+   *   (Postgres), else one larger than every earlier revision of the node's goal and not larger
+   *   than the one it gets at commit (etcd: the revision the transaction read at, plus one; its
+   *   compares make sure nothing wrote the node's key since).
    */
-  assign(group: { formationId: string; groupId: number }, nodes: readonly NodeRecord[], assignments: readonly Assignment[]): Promise<void>;
+  assign(group: { formationId: string; groupId: number }, nodes: readonly NodeRecord[], assignments: readonly Assignment[]): Promise<ReadonlyMap<number, string>>;
   /** Wakes the keepers of these nodes when the transaction commits (a settings change they apply). */
   notify(nodeIds: readonly number[]): Promise<void>;
 }

@@ -65,6 +65,8 @@ export interface NodesTable {
   httpAddress: string | null;
   /** The last self-fence of the node recorded as an event (its keeper's clock); null when none (migration 0010). */
   lastSelfFenceAt: Timestamp | null;
+  /** The revision of the node's goal, from `pgha.goal_revision_seq` at each goal write (`bigint`, as text; migration 0012). */
+  goalRevision: Generated<string>;
 }
 
 /** `pgha.node_credentials`: the SHA-256 (hex) of each node's keeper token. */

@@ -11,22 +11,28 @@ export class PgGoalRepository implements GoalRepository {
   /** @param durable - makes the transaction commit durably (see `PgTransaction`). */
   constructor(private readonly db: Db, private readonly events: EventWriter, private readonly durable: () => Promise<void>) {}
 
-  /** One statement sets each node's last goal and notifies `pgha_goal` at commit; then the events. */
-  async assign(_group: { formationId: string; groupId: number }, nodes: readonly NodeRecord[], assignments: readonly Assignment[]): Promise<void> {
+  /**
+   * One statement sets each node's last goal with a new revision from `pgha.goal_revision_seq`
+   * (under the group's lock, so a later write of the node's goal takes a larger one) and
+   * notifies `pgha_goal` at commit; then the events.
+   */
+  async assign(_group: { formationId: string; groupId: number }, nodes: readonly NodeRecord[], assignments: readonly Assignment[]): Promise<ReadonlyMap<number, string>> {
     const events = assignmentEvents(nodes, assignments);
-    if (events.length === 0) return;
+    if (events.length === 0) return new Map();
     const goals = new Map<number, string>();
     for (const e of events) goals.set(e.nodeId, e.newGoalState);
     await this.durable();
-    await sql`
+    const { rows } = await sql<{ revisions: Record<string, string> }>`
       with updated as (
-        update pgha.nodes n set goal_state = g.goal_state, goal_changed_at = clock_timestamp()
+        update pgha.nodes n set goal_state = g.goal_state, goal_changed_at = clock_timestamp(), goal_revision = nextval('pgha.goal_revision_seq')
         from unnest(${[...goals.keys()]}::int4[], ${[...goals.values()]}::text[]) as g(node_id, goal_state)
         where n.node_id = g.node_id
-        returning n.node_id
+        returning n.node_id, n.goal_revision
       )
-      select pg_notify('pgha_goal', (select string_agg(node_id::text, ',') from updated))`.execute(this.db);
+      select pg_notify('pgha_goal', (select string_agg(node_id::text, ',') from updated)) as notified,
+        (select coalesce(json_object_agg(node_id, goal_revision::text), '{}') from updated) as revisions`.execute(this.db);
     await this.events.append(events);
+    return new Map(Object.entries(rows[0]?.revisions ?? {}).map(([nodeId, revision]) => [Number(nodeId), revision]));
   }
 
   async notify(nodeIds: readonly number[]): Promise<void> {

@@ -1,0 +1,98 @@
+/**
+ * Monitors on etcd: any monitor serves every request, but only a formation's leader decides for
+ * it. A request that writes for a formation (a keeper's report, a registration, an operator
+ * command, a settings change, a drop) that reaches another monitor is forwarded to the leader
+ * over HTTPS, with the caller's credentials, and the leader's answer is returned as it is
+ * (`@fastify/reply-from`). Reads (state, events and their stream, goal long-polls, metrics,
+ * the dashboard) are answered by every monitor from the store.
+ *
+ * A forwarded request carries `x-pgha-forwarded-by`; a monitor never forwards it again (the
+ * leadership moved meanwhile): it answers 503 `PGHA_ERR_NOT_LEADER`, and the caller tries its
+ * next monitor. So does a monitor when no monitor leads the formation yet.
+ *
+ * Source: Patroni's REST API, which any member answers while only the leader runs the HA cycle;
+ * Stolon's proxies, which follow the leader through the store.
+ */
+import replyFrom from '@fastify/reply-from';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { PghaError } from '@pgha/shared';
+import type { FormationLeader } from './leadership.js';
+
+/** The header that marks a request forwarded by another monitor (its id). */
+export const FORWARDED_BY_HEADER = 'x-pgha-forwarded-by';
+
+/** What forwarding needs to know of the leadership. */
+export interface LeadershipView {
+  readonly monitorId: string;
+  isLeader(formation: string): boolean;
+  leaderOf(formation: string): FormationLeader | undefined;
+}
+
+/** Options of {@link forwardToLeader}. */
+export interface ForwardOptions {
+  leadership: LeadershipView;
+  /** The CA (PEM) the other monitors' HTTPS certificates chain to (the store's CA); none over plain HTTP. */
+  ca?: string;
+  /**
+   * The formation a keeper's node belongs to (for `POST /v1/nodes/:nodeId/report`); undefined
+   * when the node does not exist (the route then answers 404 itself).
+   */
+  formationOfNode(nodeId: number): Promise<string | undefined>;
+  /** How long to wait for the leader's answer, ms (a goal long-poll is never forwarded). */
+  timeoutMs?: number;
+}
+
+/**
+ * The formation a request writes for, or undefined when it writes for none (reads, `POST
+ * /v1/formations`, which creates one, and the routes that touch no formation).
+ */
+export async function formationWrittenBy(req: Pick<FastifyRequest, 'method' | 'url' | 'params'>, formationOfNode: ForwardOptions['formationOfNode']): Promise<string | undefined> {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return undefined;
+  const params = (req.params ?? {}) as { formation?: string; nodeId?: string };
+  if (params.formation !== undefined) return params.formation;
+  if (params.nodeId !== undefined && /^\d{1,9}$/.test(params.nodeId) && req.url.split('?')[0]!.endsWith('/report')) return formationOfNode(Number(params.nodeId));
+  return undefined;
+}
+
+/**
+ * Registers the forwarding hook on `app` (before the routes' handlers, after authentication):
+ * a write for a formation this monitor does not lead goes to the leader.
+ */
+export async function forwardToLeader(app: FastifyInstance, options: ForwardOptions): Promise<void> {
+  await app.register(replyFrom, {
+    undici: { connect: options.ca ? { ca: options.ca } : {}, headersTimeout: options.timeoutMs ?? 10_000, bodyTimeout: options.timeoutMs ?? 10_000 },
+  });
+  app.addHook('preHandler', async (req, reply) => {
+    const formation = await formationWrittenBy(req, options.formationOfNode);
+    if (formation === undefined || options.leadership.isLeader(formation)) return;
+    const leader = options.leadership.leaderOf(formation);
+    const forwardedBy = req.headers[FORWARDED_BY_HEADER];
+    if (!leader || leader.monitorId === options.leadership.monitorId || forwardedBy !== undefined) {
+      throw new PghaError('PGHA_ERR_NOT_LEADER', `monitor ${options.leadership.monitorId} does not lead formation "${formation}"${forwardedBy !== undefined ? ` (a request forwarded by ${String(forwardedBy)} is not forwarded again)` : ''}`, {
+        hint: leader && leader.monitorId !== options.leadership.monitorId ? `its leader is ${leader.monitorId} at ${leader.url}; retry` : 'no monitor leads it right now (a leader change takes at most the lease TTL); retry',
+      });
+    }
+    await reply.from(`${leader.url}${req.url}`, {
+      rewriteRequestHeaders: (_req, headers) => ({ ...headers, [FORWARDED_BY_HEADER]: options.leadership.monitorId }),
+      onError: (r, { error }) => {
+        void r.code(503).send({ code: 'PGHA_ERR_NOT_LEADER', message: `monitor ${options.leadership.monitorId} could not forward to ${leader.monitorId}, the leader of formation "${formation}" (${error.message})`, hint: 'retry: another monitor takes over within the lease TTL if the leader is gone' });
+      },
+    });
+    return reply;
+  });
+}
+
+/**
+ * Makes a monitor that may have lost its etcd lease (cut off from etcd, or paused past its
+ * TTL) answer every request, `/health` included, with 503 `PGHA_ERR_STORE_UNAVAILABLE` until
+ * its lease is valid again: keepers and clients move on to another monitor of their list
+ * within the lease TTL, and a load balancer's health check takes it out.
+ */
+export function refuseWithoutLease(app: FastifyInstance, leadership: { readonly monitorId: string; leaseValid(): boolean }): void {
+  app.addHook('onRequest', async () => {
+    if (leadership.leaseValid()) return;
+    throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `monitor ${leadership.monitorId} has no valid etcd lease (it cannot reach etcd, or it was paused past its lease)`, {
+      hint: 'use another monitor of the list; this one answers again once it reaches etcd',
+    });
+  });
+}

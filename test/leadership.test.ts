@@ -1,0 +1,105 @@
+/**
+ * Leadership of formations on a real etcd: one leader per formation among monitors, a new one
+ * within the lease TTL when the leader dies, and a fenced commit of the old leader failing.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import getPort from 'get-port';
+import { Etcd3 } from 'etcd3';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FormationLeadership, formationKey, leaderKey } from '../packages/monitor/src/ha/leadership.js';
+import { startTracked, endAllProcesses } from './helpers/processes.js';
+import { waitFor } from './helpers/wait-for.js';
+
+const PREFIX = '/pgha-test';
+let endpoint: string;
+let dir: string;
+const clients: Etcd3[] = [];
+const log = pino({ level: 'silent' });
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'pgha-etcd-'));
+  const client = await getPort({ host: '127.0.0.1' });
+  const peer = await getPort({ host: '127.0.0.1', exclude: [client] });
+  endpoint = `http://127.0.0.1:${client}`;
+  startTracked('etcd', ['--name', 'e1', '--data-dir', join(dir, 'e1'), '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint, '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`, '--initial-cluster', `e1=http://127.0.0.1:${peer}`], { logFile: join(dir, 'etcd.log') });
+  const probe = newClient();
+  await waitFor('etcd', async () => (await probe.put(`${PREFIX}/ping`).value('1').exec()) !== undefined, { timeoutMs: 30_000 });
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => Promise.resolve(c.close())));
+  await endAllProcesses();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function newClient(): Etcd3 {
+  const c = new Etcd3({ hosts: endpoint });
+  clients.push(c);
+  return c;
+}
+
+function monitor(id: string): { leadership: FormationLeadership; client: Etcd3; gained: string[]; lost: string[] } {
+  const client = newClient();
+  const leadership = new FormationLeadership({ client, prefix: PREFIX, monitorId: id, url: `https://${id}:8432`, ttlS: 2, log });
+  const gained: string[] = [];
+  const lost: string[] = [];
+  leadership.on('gained', (f) => gained.push(f));
+  leadership.on('lost', (f) => lost.push(f));
+  return { leadership, client, gained, lost };
+}
+
+describe('formation leadership on etcd', () => {
+  it('gives every formation exactly one leader among three monitors, and all see it', async () => {
+    const admin = newClient();
+    for (const f of ['f1', 'f2', 'f3', 'f4']) await admin.put(formationKey(PREFIX, f)).value('{}');
+    const monitors = [monitor('m1'), monitor('m2'), monitor('m3')];
+    await Promise.all(monitors.map((m) => m.leadership.start()));
+    for (const f of ['f1', 'f2', 'f3', 'f4']) {
+      await waitFor(`a leader of ${f} seen by all`, () => monitors.every((m) => m.leadership.leaderOf(f) !== undefined), { timeoutMs: 5000 });
+      expect(monitors.filter((m) => m.leadership.isLeader(f)), f).toHaveLength(1);
+      const seen = new Set(monitors.map((m) => m.leadership.leaderOf(f)!.monitorId));
+      expect(seen.size, f).toBe(1);
+    }
+    // A new formation gets a leader too.
+    await admin.put(formationKey(PREFIX, 'f5')).value('{}');
+    await waitFor('a leader of f5', () => monitors.some((m) => m.leadership.isLeader('f5')), { timeoutMs: 5000 });
+    await Promise.all(monitors.map((m) => m.leadership.stop()));
+  });
+
+  it('hands a dead leader\'s formation to another monitor within the TTL + 1 s, and fences the old leader\'s commits', async () => {
+    const admin = newClient();
+    await admin.put(formationKey(PREFIX, 'g1')).value('{}');
+    const a = monitor('a');
+    await a.leadership.start();
+    await waitFor('a leads g1', () => a.leadership.isLeader('g1'), { timeoutMs: 5000 });
+    const b = monitor('b');
+    await b.leadership.start();
+    await waitFor('b sees a lead', () => b.leadership.leaderOf('g1')?.monitorId === 'a', { timeoutMs: 5000 });
+    expect(b.leadership.isLeader('g1')).toBe(false);
+    expect(() => b.leadership.fence('g1')).toThrow(/does not lead formation "g1".*/);
+    const staleFence = a.leadership.fence('g1');
+
+    // a dies: no keepalive any more, the lease is not revoked.
+    const diedAt = Date.now();
+    a.leadership.abandonLease();
+    await waitFor('b leads g1', () => b.leadership.isLeader('g1'), { timeoutMs: 2000 + 1000 + 500, intervalMs: 20 });
+    const takeoverMs = Date.now() - diedAt;
+    console.log(`[leadership] new leader of g1 ${takeoverMs} ms after the old one's client closed (TTL 2000 ms)`);
+    expect(takeoverMs).toBeLessThanOrEqual(3000);
+    expect(b.leadership.leaderOf('g1')!.term).not.toBe(staleFence.createRevision);
+
+    // The old leader's fenced commit fails; the new leader's succeeds.
+    const write = (fence: { key: string; createRevision: string }, value: string) =>
+      admin.if(fence.key, 'Create', '==', fence.createRevision).then(admin.put(`${PREFIX}/v1/goal-of-g1`).value(value)).commit();
+    expect((await write(staleFence, 'stale')).succeeded).toBe(false);
+    expect((await write(b.leadership.fence('g1'), 'fresh')).succeeded).toBe(true);
+    expect(await admin.get(`${PREFIX}/v1/goal-of-g1`).string()).toBe('fresh');
+    expect(b.gained).toContain('g1');
+    await b.leadership.stop();
+    // A clean stop revokes the lease: the key is gone at once.
+    expect(await admin.get(leaderKey(PREFIX, 'g1')).string()).toBeNull();
+  });
+});
