@@ -69,7 +69,7 @@ export type EtcdFence = (formationId: string) => FenceToken | undefined;
  */
 export class FencedError extends PghaError {
   constructor(readonly formationId: string) {
-    super('PGHA_ERR_FENCED', `this monitor is not the leader of formation "${formationId}" any more: the store refused its write`, {
+    super('PGHA_ERR_NOT_LEADER', `this monitor is not the leader of formation "${formationId}" any more: the store refused its write`, {
       hint: 'nothing was written; the formation\'s leader decides for it (pgha show monitors)',
     });
   }
