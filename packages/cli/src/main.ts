@@ -4,7 +4,7 @@
  */
 import { Argument, Command, CommanderError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, createNode } from '@pgha/keeper';
-import type { MonitorSslOption } from '@pgha/monitor';
+import type { KeyAndCertificate, MonitorSslOption } from '@pgha/monitor';
 import { ValidationError } from '@pgha/shared';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
 import { CommandExit, USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
@@ -47,10 +47,11 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--ssl-ca-file <file>', 'TLS with your CA: the CA certificate (with --server-cert and --server-key)')
     .option('--server-cert <file>', "the monitor's HTTPS certificate, issued by --ssl-ca-file")
     .option('--server-key <file>', "the monitor's HTTPS private key")
+    .option('--ssl-ca-key-file <file>', "with --ssl-ca-file instead of --server-cert/--server-key: your CA's key, with which the monitor signs its own and the nodes' certificates")
     .option('--no-ssl', 'plain HTTP, for tests only: tokens and passwords cross the network in clear text')
     .action(async (o) => {
-      const { createMonitor } = await import('@pgha/monitor');
-      await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o) }, createLogger('monitor'));
+      const { createMonitor, loadGivenCa } = await import('@pgha/monitor');
+      await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o, loadGivenCa) }, createLogger('monitor'));
     });
   monitor
     .command('run')
@@ -260,11 +261,18 @@ export function buildProgram(): CommandUnknownOpts {
 }
 
 /** The TLS mode `pgha monitor create` was given. @throws ValidationError for a mix that does not fit. */
-function sslOption(o: { sslSelfSigned?: boolean; sslCaFile?: string; serverCert?: string; serverKey?: string; ssl: boolean }): MonitorSslOption {
+function sslOption(
+  o: { sslSelfSigned?: boolean; sslCaFile?: string; serverCert?: string; serverKey?: string; sslCaKeyFile?: string; ssl: boolean },
+  loadGivenCa: (caFile: string, caKeyFile: string) => KeyAndCertificate,
+): MonitorSslOption {
   const files = [o.sslCaFile, o.serverCert, o.serverKey].filter(Boolean).length;
   if (!o.ssl) {
-    if (files > 0 || o.sslSelfSigned) throw new ValidationError('--no-ssl does not go with other TLS options', { hint: 'choose one of --ssl-self-signed, --ssl-ca-file with --server-cert and --server-key, or --no-ssl' });
+    if (files > 0 || o.sslSelfSigned || o.sslCaKeyFile) throw new ValidationError('--no-ssl does not go with other TLS options', { hint: 'choose one of --ssl-self-signed, --ssl-ca-file with --server-cert and --server-key, or --no-ssl' });
     return { mode: 'off' };
+  }
+  if (o.sslCaKeyFile) {
+    if (!o.sslCaFile || o.serverCert || o.serverKey) throw new ValidationError('--ssl-ca-key-file goes with --ssl-ca-file alone (the monitor signs its own certificate with that CA)', { hint: 'give --ssl-ca-file and --ssl-ca-key-file, without --server-cert/--server-key' });
+    return { mode: 'self-signed', ca: loadGivenCa(o.sslCaFile, o.sslCaKeyFile) };
   }
   if (files === 0) return { mode: 'self-signed' };
   if (o.sslSelfSigned || files !== 3) throw new ValidationError('--ssl-ca-file, --server-cert and --server-key go together, without --ssl-self-signed', { hint: 'give all three, or --ssl-self-signed alone' });

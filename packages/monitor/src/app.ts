@@ -22,6 +22,8 @@ import { formationListRoutes } from './routes/formation-list.js';
 import { metricsRoutes, timeReports } from './routes/metrics.js';
 import { uiRoutes } from './routes/ui.js';
 import { monitorRoutes } from './routes/monitors.js';
+import { forwardToLeader, refuseWithoutLease } from './ha/forward-to-leader.js';
+import { NotFoundError } from '@pgha/shared';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   PGHA_ERR_VALIDATION: 400,
@@ -72,6 +74,7 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
       void reply.code(status).send(body);
     },
   }) as unknown as FastifyInstance;
+  if (deps.ha) refuseWithoutLease(app, deps.ha.leadership);
   installAuth(app, deps.auth, deps.store, deps.log.child({ component: 'auth' }));
 
   app.setErrorHandler((err: Error, req, reply) => {
@@ -101,6 +104,7 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
   const metrics = deps.metrics ?? new MonitorMetrics();
   timeReports(app, metrics);
   void app.register(async (scope) => {
+    if (deps.ha) await forwardToLeader(scope, { leadership: deps.ha.leadership, ...(deps.ha.ca ? { ca: deps.ha.ca } : {}), formationOfNode: formationOfNodeCached(deps) });
     await formationRoutes(scope, deps);
     await nodeRoutes(scope, deps);
     await settingsRoutes(scope, deps);
@@ -112,4 +116,24 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
     if (deps.monitors) await monitorRoutes(scope, deps.monitors);
   });
   return app;
+}
+
+/**
+ * The formation of a node, for forwarding a keeper's report: read once per node (a node never
+ * changes formation), undefined for a node that does not exist.
+ */
+function formationOfNodeCached(deps: AppDeps): (nodeId: number) => Promise<string | undefined> {
+  const known = new Map<number, string>();
+  return async (nodeId) => {
+    const cached = known.get(nodeId);
+    if (cached !== undefined) return cached;
+    try {
+      const { formationId } = await deps.store.nodes.get(nodeId);
+      known.set(nodeId, formationId);
+      return formationId;
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  };
 }

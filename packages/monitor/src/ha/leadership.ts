@@ -199,9 +199,10 @@ export class FormationLeadership extends EventEmitter<LeadershipEvents> {
     return this.led.has(formation) && this.leaseValid();
   }
 
-  /** The formations this monitor leads, with their terms. */
-  ledFormations(): FormationLeader[] {
-    return this.leaseValid() ? [...this.led.values()] : [];
+  /** The formations this monitor leads, with their terms, by name. */
+  ledFormations(): (FormationLeader & { formation: string })[] {
+    if (!this.leaseValid()) return [];
+    return [...this.led.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([formation, l]) => ({ ...l, formation }));
   }
 
   /** Who leads `formation`, as last seen (this monitor, another, or nobody yet). */
