@@ -84,6 +84,18 @@ export interface StartLocalEtcdOptions {
   extraArgs?: readonly string[];
   /** The etcd program; default {@link ETCD_BINARY}. */
   binary?: string;
+  /**
+   * Start again the members of an earlier start in `dir` (same names, ports and data
+   * directories, recorded in `dir/etcd-cluster.json`) when there was one: `pgha up` run again
+   * on its directory. etcd ignores its `--initial-cluster*` flags for a member that has data.
+   */
+  reuse?: boolean;
+}
+
+/** What {@link startLocalEtcd} records in `dir/etcd-cluster.json` to start the same members again. */
+interface RecordedCluster {
+  token: string;
+  members: Omit<LocalEtcdMember, 'pid'>[];
 }
 
 /** One member's flags (no environment is read: every flag is given). */
@@ -183,8 +195,10 @@ export async function startLocalEtcd(options: StartLocalEtcdOptions): Promise<Lo
     used.push(p);
     return p;
   };
-  const specs: Omit<LocalEtcdMember, 'pid'>[] = [];
-  for (let i = 1; i <= count; i++) {
+  const recordFile = join(options.dir, 'etcd-cluster.json');
+  const recorded = options.reuse && existsSync(recordFile) ? (JSON.parse(readFileSync(recordFile, 'utf8')) as RecordedCluster) : undefined;
+  const specs: Omit<LocalEtcdMember, 'pid'>[] = recorded?.members ?? [];
+  for (let i = specs.length + 1; i <= count; i++) {
     const memberDir = join(options.dir, `etcd-${i}`);
     mkdirSync(memberDir, { recursive: true, mode: 0o700 });
     specs.push({
@@ -205,7 +219,8 @@ export async function startLocalEtcd(options: StartLocalEtcdOptions): Promise<Lo
     tls = { caFile, clientCertAuth: options.tls.clientCertAuth ?? false, clientCertFile: client.certFile, clientKeyFile: client.keyFile };
   }
   const cluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
-  const token = `pgha-${randomBytes(6).toString('hex')}`;
+  const token = recorded?.token ?? `pgha-${randomBytes(6).toString('hex')}`;
+  writeFileSync(recordFile, `${JSON.stringify({ token, members: specs } satisfies RecordedCluster, null, 2)}\n`, { mode: 0o644 });
   const members: LocalEtcdMember[] = [];
   const stop = async (): Promise<void> => {
     for (const m of members) if (isProcessAlive(m.pid)) process.kill(m.pid, 'SIGTERM');

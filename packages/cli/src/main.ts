@@ -191,12 +191,13 @@ export function buildProgram(): CommandUnknownOpts {
 
   program
     .command('up')
-    .description('run a local formation: a monitor and N nodes on free loopback ports, until Ctrl-C')
+    .description('run a local formation: a monitor (or three on etcd) and N nodes on free loopback ports, until Ctrl-C')
     .option('--nodes <n>', 'number of Postgres nodes', intArg(1, 9), 2)
+    .addOption(new Option('--monitors <n>', 'one monitor on its own Postgres, or three on a local 3-member etcd cluster (TLS)').choices(['1', '3']).default('1'))
     .option('--dir <dir>', 'where to keep everything', defaultUpDir())
     .action(async (o) => {
       const { up } = await import('./up.js');
-      await up({ nodes: o.nodes, dir: o.dir }, createLogger('up'), stopSignal());
+      await up({ nodes: o.nodes, dir: o.dir, monitors: o.monitors === '3' ? 3 : 1 }, createLogger('up'), stopSignal());
     });
 
   // ---- Operator commands: perform, maintenance, drop node (issue 3) ----

@@ -405,6 +405,10 @@ export interface UpFile {
   auth_token_file?: string;
   /** The monitor's CA certificate: verifies the monitor and every node (absent without TLS). */
   ca_file?: string;
+  /** `pgha up --monitors 3`: every monitor (`monitor` is the first of them). */
+  monitors?: { url: string; pid: number; pgdata: string }[];
+  /** `pgha up --monitors 3`: the members of the local etcd cluster the monitors share. */
+  etcd?: { name: string; client_url: string; pid: number; data_dir: string }[];
 }
 
 /** Body of `POST /v1/formations/:formation/switchover` and `/failover`: nothing. */
