@@ -76,7 +76,8 @@ export class Keeper implements KeeperViewSource {
   /** The configuration it runs with (a reload replaces its reloadable fields). */
   config: KeeperConfig;
   readonly node: NodeControl;
-  readonly client: MonitorClient;
+  /** The monitors' client (a new one when a reload changes the monitors or their CA). */
+  client: MonitorClient;
   private readonly log: Logger;
   private state: KeeperState;
   private lastGoal: NodeGoal | undefined;
@@ -122,7 +123,7 @@ export class Keeper implements KeeperViewSource {
     this.config = config;
     this.log = log;
     this.node = new NodeControl(config, log);
-    this.client = new MonitorClient(keeperMonitorUrls(config), { token: config.nodeToken, ca: config.monitorCaCertificate }, { onMonitorChange: (c) => this.noteMonitorChange(c) });
+    this.client = this.monitorClient(config);
     this.state = loadKeeperState(config);
     this.reportIntervalOverrideMs = options.reportIntervalMs;
     this.retryDelayMs = options.retryDelayMs ?? 300;
@@ -149,7 +150,18 @@ export class Keeper implements KeeperViewSource {
     if (!plan) return undefined;
     this.config = plan.next;
     this.roles.configure(plan.next);
+    if (plan.applied.some((c) => c.field === 'monitorUrls' || c.field === 'monitorUrl' || c.field === 'monitorCaCertificate')) {
+      const old = this.client;
+      this.client = this.monitorClient(plan.next);
+      this.log.info({ monitors: this.client.urls }, `reload: talks to the monitors ${this.client.urls.join(', ')} from now on`);
+      void old.close();
+    }
     return plan;
+  }
+
+  /** A client of the monitors of `config`, with the node's token and the monitors' CA. */
+  private monitorClient(config: KeeperConfig): MonitorClient {
+    return new MonitorClient(keeperMonitorUrls(config), { token: config.nodeToken, ca: config.monitorCaCertificate }, { onMonitorChange: (c) => this.noteMonitorChange(c) });
   }
 
   /** `current->goal` while a transition runs; null otherwise. */
