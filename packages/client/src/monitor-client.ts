@@ -141,6 +141,21 @@ export class MonitorClient {
     if (this.endpoints.length > 1 && this.endpoints[this.first]!.url === url) this.first = (this.first + 1) % this.endpoints.length;
   }
 
+  /**
+   * The next request starts at `leaderUrl` when it is in the list: a monitor forwarded the last
+   * one to it, the leader of the formation (monitors on etcd), and asking it directly saves a hop.
+   */
+  private preferLeader(leaderUrl: string): void {
+    let origin: string;
+    try {
+      origin = new URL(leaderUrl).origin;
+    } catch {
+      return;
+    }
+    const j = this.endpoints.findIndex((e) => new URL(e.url).origin === origin);
+    if (j >= 0) this.first = j;
+  }
+
   /** Closes the kept connections. */
   async close(): Promise<void> {
     for (const e of this.endpoints) e.close();
@@ -205,6 +220,7 @@ export class MonitorClient {
         continue;
       }
       this.answered(i, failures);
+      if (answer.leader !== undefined) this.preferLeader(answer.leader);
       return { answer, monitorUrl: endpoint.url };
     }
     throw this.noneAnswered(failures);

@@ -77,6 +77,27 @@ describe('MonitorClient over a list of monitors', () => {
     }
   });
 
+  it('sends the next requests to the leader a monitor forwarded to (x-pgha-leader), when it is in the list', async () => {
+    const leader = await answering('leader');
+    const follower = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-pgha-leader': `${leader.url}/` }).end(JSON.stringify({ served: 'forwarded' }));
+    });
+    const client = new MonitorClient([follower.url, leader.url]);
+    try {
+      expect(await client.request('POST', '/v1/nodes/1/report', {})).toMatchObject({ served: 'forwarded' });
+      expect(client.monitorUrl).toBe(leader.url);
+      expect(await client.request('POST', '/v1/nodes/1/report', {})).toMatchObject({ served: 'leader' });
+      expect(follower.hits).toHaveLength(1);
+      // A leader outside the list changes nothing.
+      const other = new MonitorClient([follower.url]);
+      await other.request('GET', '/v1/monitors');
+      expect(other.monitorUrl).toBe(follower.url);
+      await other.close();
+    } finally {
+      await client.close();
+    }
+  });
+
   it('takes a 4xx as the final answer: the next monitor is not asked', async () => {
     const refusing = await serve((_req, res) => json(res, 404, { code: 'PGHA_ERR_NOT_FOUND', message: 'formation "nosuch" does not exist', hint: 'pgha show formations' }));
     const good = await answering('good');

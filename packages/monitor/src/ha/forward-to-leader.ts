@@ -21,6 +21,12 @@ import type { FormationLeader } from './leadership.js';
 /** The header that marks a request forwarded by another monitor (its id). */
 export const FORWARDED_BY_HEADER = 'x-pgha-forwarded-by';
 
+/**
+ * The header of a forwarded answer that names the leader's URL: a client that has it in its
+ * list sends its next requests there directly (`@pgha/client`), saving the extra hop.
+ */
+export const LEADER_HEADER = 'x-pgha-leader';
+
 /** What forwarding needs to know of the leadership. */
 export interface LeadershipView {
   readonly monitorId: string;
@@ -74,6 +80,7 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
     }
     await reply.from(`${leader.url}${req.url}`, {
       rewriteRequestHeaders: (_req, headers) => ({ ...headers, [FORWARDED_BY_HEADER]: options.leadership.monitorId }),
+      rewriteHeaders: (headers) => ({ ...headers, [LEADER_HEADER]: leader.url }),
       onError: (r, { error }) => {
         void r.code(503).send({ code: 'PGHA_ERR_NOT_LEADER', message: `monitor ${options.leadership.monitorId} could not forward to ${leader.monitorId}, the leader of formation "${formation}" (${error.message})`, hint: 'retry: another monitor takes over within the lease TTL if the leader is gone' });
       },
