@@ -5,9 +5,11 @@
  * - {@link FormationLeadership} campaigns for every formation; its fence goes into the store
  *   (every commit of a formation's writes compares the leader key's create revision), the
  *   group driver's timer and the health prober act only for the formations it leads.
- * - When it gains a formation, every node of that formation counts as just heard from for
- *   {@link LEADER_GRACE_MS} (the new leader never heard their reports, which the old one kept
- *   in memory), as pg_auto_failover's `startup_grace_period` after a monitor restart.
+ * - When it gains a formation, every node of that formation counts as heard from at that
+ *   instant (the new leader never heard their reports, which the old one kept in memory): a
+ *   keeper gets a whole `nodeUnhealthyTimeoutMs` to reach the new leader before its silence
+ *   counts, as pg_auto_failover's `startup_grace_period` after a monitor restart; a node that is
+ *   really dead counts as silent that long after the gain, not later.
  * - `pgha show monitors` lists every monitor registered in the store (each asked for its own
  *   row) and every etcd member (status asked of each).
  *
@@ -26,14 +28,6 @@ import type { EtcdFence } from '../store/etcd/etcd-transaction.js';
 import type { StoreKeys } from '../store/etcd/keys.js';
 import { FormationLeadership } from './leadership.js';
 
-/**
- * How long after gaining a formation its new leader counts every node as alive, ms: the
- * longest a keeper may take to reach the new leader after the old one died (its report to the
- * dead monitor times out, then it tries the next of its list), so that a leader change alone
- * never fails a node over. As pg_auto_failover's `startup_grace_period` (10 s there).
- */
-export const LEADER_GRACE_MS = 5000;
-
 /** What the leadership needs of the etcd store. */
 export interface EtcdStoreHandle {
   readonly client: Etcd3;
@@ -41,8 +35,8 @@ export interface EtcdStoreHandle {
   /** Where the store is (for a status request to each etcd member). */
   readonly connection: EtcdConnection;
   setFence(fence: EtcdFence | undefined): void;
-  /** Every node of `formationId` counts as heard from at `nowMs` (ms since the epoch), for `graceMs`. */
-  startGrace(formationId: string, nowMs: number, graceMs: number): void;
+  /** Every node of `formationId` counts as heard from at `nowMs` (ms since the epoch) at the latest. */
+  startGrace(formationId: string, nowMs: number): void;
 }
 
 /** Options of {@link startEtcdHa}. */
@@ -88,8 +82,8 @@ export async function startEtcdHa(options: EtcdHaOptions): Promise<EtcdHa> {
   driver.decidesFor = (formation) => leadership.isLeader(formation);
   prober.probesFor = (formation) => leadership.isLeader(formation);
   leadership.on('gained', (formation) => {
-    store.startGrace(formation, Date.now(), LEADER_GRACE_MS);
-    log.info({ formation }, `counts every node of formation "${formation}" as alive for ${LEADER_GRACE_MS} ms (the grace of a new leader)`);
+    store.startGrace(formation, Date.now());
+    log.info({ formation }, `counts every node of formation "${formation}" as heard from now (the grace of a new leader)`);
   });
   await leadership.start();
   return {
