@@ -68,6 +68,13 @@ export interface LocalEtcd {
   storeUri(prefix?: string): string;
   /** Stops every member (SIGTERM, then SIGKILL after 10 s). */
   stop(): Promise<void>;
+  /**
+   * Starts a member that stopped (or was killed) again, with its flags and data: `member.pid`
+   * becomes the new process's. Resolves once it runs (not once the cluster is healthy).
+   *
+   * @throws PghaError `PGHA_ERR_CONFIG` when it cannot be started.
+   */
+  restartMember(name: string): LocalEtcdMember;
 }
 
 /** Options of {@link startLocalEtcd}. */
@@ -227,17 +234,22 @@ export async function startLocalEtcd(options: StartLocalEtcdOptions): Promise<Lo
     await pollUntil(() => members.every((m) => !isProcessAlive(m.pid)), { timeoutMs: 10_000, intervalMs: 50 });
     for (const m of members) if (isProcessAlive(m.pid)) process.kill(m.pid, 'SIGKILL');
   };
+  const argsOf = new Map<string, string[]>();
+  /** Starts one member's process; its pid. */
+  const spawnMember = (spec: Omit<LocalEtcdMember, 'pid'>): number => {
+    const log = openSync(spec.logFile, 'a', 0o600);
+    const child = spawn(binary, argsOf.get(spec.name)!, { stdio: ['ignore', log, log], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    closeSync(log);
+    child.on('error', () => undefined);
+    if (child.pid === undefined) throw new PghaError('PGHA_ERR_CONFIG', `etcd could not be started (${binary})`, { hint: 'check that it is executable' });
+    child.unref();
+    return child.pid;
+  };
   try {
     for (const spec of specs) {
       const memberTls = tls && options.tls ? { caFile: tls.caFile, clientCertAuth: tls.clientCertAuth, ...issueFiles(options.tls.ca, join(options.dir, spec.name), 'server', ['127.0.0.1', 'localhost']) } : undefined;
-      const args = [...etcdMemberArgs(spec, cluster, token, memberTls), ...(options.extraArgs ?? [])];
-      const log = openSync(spec.logFile, 'a', 0o600);
-      const child = spawn(binary, args, { stdio: ['ignore', log, log], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-      closeSync(log);
-      child.on('error', () => undefined);
-      if (child.pid === undefined) throw new PghaError('PGHA_ERR_CONFIG', `etcd could not be started (${binary})`, { hint: 'check that it is executable' });
-      child.unref();
-      members.push({ ...spec, pid: child.pid });
+      argsOf.set(spec.name, [...etcdMemberArgs(spec, cluster, token, memberTls), ...(options.extraArgs ?? [])]);
+      members.push({ ...spec, pid: spawnMember(spec) });
     }
     await waitFor(
       `etcd member${count > 1 ? 's' : ''} ${members.map((m) => m.clientUrl).join(', ')} to be healthy`,
@@ -259,5 +271,12 @@ export async function startLocalEtcd(options: StartLocalEtcdOptions): Promise<Lo
     ...(tls ? { tls } : {}),
     storeUri: (prefix?: string) => `etcd://${endpoints.join(',')}${prefix ?? ''}`,
     stop,
+    restartMember(name) {
+      const member = members.find((m) => m.name === name);
+      if (!member) throw new PghaError('PGHA_ERR_CONFIG', `no etcd member ${name} (members: ${members.map((m) => m.name).join(', ')})`);
+      if (isProcessAlive(member.pid)) return member;
+      member.pid = spawnMember(member);
+      return member;
+    },
   };
 }
