@@ -130,6 +130,8 @@ export class TxnAttempt {
   private readonly rangeCache = new Map<string, Kv[]>();
   private readonly writes = new Map<string, { value: string | null; formation: string | undefined }>();
   private readonly hooks: ((revision: string) => void)[] = [];
+  /** Formations this attempt writes without their fence (see {@link createsFormation}). */
+  private readonly unfenced = new Set<string>();
 
   constructor(
     readonly client: Etcd3,
@@ -226,6 +228,14 @@ export class TxnAttempt {
     this.writes.set(key, { value: null, formation: formation ?? this.keys.formationOf(key) });
   }
 
+  /**
+   * This attempt creates `formationId` (its key absent when read, and compared): its writes of
+   * that formation commit without the fence, since a formation has no leader before it exists.
+   */
+  createsFormation(formationId: string): void {
+    this.unfenced.add(formationId);
+  }
+
   /** Runs `fn` with the commit's revision once the attempt committed (not at all otherwise). */
   onCommit(fn: (revision: string) => void): void {
     this.hooks.push(fn);
@@ -251,7 +261,7 @@ export class TxnAttempt {
     const compare: ICompare[] = [];
     const fences: { formationId: string; token: FenceToken }[] = [];
     for (const formationId of [...written].sort()) {
-      const token = fence?.(formationId);
+      const token = this.unfenced.has(formationId) ? undefined : fence?.(formationId);
       if (!token) continue;
       fences.push({ formationId, token });
       compare.push({ key: Buffer.from(token.key), target: 'Create', result: 'Equal', create_revision: token.createRevision });

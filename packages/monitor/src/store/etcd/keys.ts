@@ -125,9 +125,29 @@ export class StoreKeys {
     return `${this.events(formationId)}${txId}/${String(index).padStart(4, '0')}`;
   }
 
-  /** The key of the leader of a formation (written by the leadership module). */
+  /** Every formation's leader key starts with this. */
+  get leaders(): string {
+    return `${this.root}leaders/`;
+  }
+
+  /** The key of the leader of a formation (written by the leadership module, under its lease). */
   leader(formationId: string): string {
-    return `${this.root}leaders/${enc(formationId)}`;
+    return `${this.leaders}${enc(formationId)}`;
+  }
+
+  /** Every running monitor's key starts with this. */
+  get monitors(): string {
+    return `${this.root}monitors/`;
+  }
+
+  /** The key of a running monitor's registration (under its lease). */
+  monitor(monitorId: string): string {
+    return `${this.monitors}${enc(monitorId)}`;
+  }
+
+  /** The formation of a leader key; undefined for any other key. */
+  parseLeader(key: string): string | undefined {
+    return lastComponent(key, this.leaders);
   }
 
   /**
@@ -149,9 +169,7 @@ export class StoreKeys {
 
   /** The formation of a formation key; undefined for any other key. */
   parseFormation(key: string): string | undefined {
-    if (!key.startsWith(this.formations)) return undefined;
-    const rest = key.slice(this.formations.length);
-    return rest.includes('/') ? undefined : decodeURIComponent(rest);
+    return lastComponent(key, this.formations);
   }
 
   /** The formation and index of an event key; undefined for any other key. */
@@ -160,4 +178,11 @@ export class StoreKeys {
     const m = /^([^/]+)\/[^/]+\/([0-9]{4})$/.exec(key.slice(this.allEvents.length));
     return m ? { formationId: decodeURIComponent(m[1]!), index: Number(m[2]) } : undefined;
   }
+}
+
+/** The decoded component of `key` after `prefix` when it is the last one; undefined otherwise. */
+function lastComponent(key: string, prefix: string): string | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length);
+  return rest === '' || rest.includes('/') ? undefined : decodeURIComponent(rest);
 }
