@@ -32,8 +32,6 @@ import { FormationLeadership } from './leadership.js';
 export interface EtcdStoreHandle {
   readonly client: Etcd3;
   readonly keys: StoreKeys;
-  /** Where the store is (for a status request to each etcd member). */
-  readonly connection: EtcdConnection;
   setFence(fence: EtcdFence | undefined): void;
   /** Every node of `formationId` counts as heard from at `nowMs` (ms since the epoch) at the latest. */
   startGrace(formationId: string, nowMs: number): void;
@@ -42,6 +40,8 @@ export interface EtcdStoreHandle {
 /** Options of {@link startEtcdHa}. */
 export interface EtcdHaOptions {
   store: EtcdStoreHandle;
+  /** Where the store is (a status request goes to each etcd member with its TLS files). */
+  connection: EtcdConnection;
   driver: GroupDriver;
   prober: HealthProber;
   /** This monitor's id (unique among the store's monitors) and API URL. */
@@ -88,7 +88,7 @@ export async function startEtcdHa(options: EtcdHaOptions): Promise<EtcdHa> {
   await leadership.start();
   return {
     leadership,
-    monitors: etcdMonitorsProvider(store, leadership, options.ca),
+    monitors: etcdMonitorsProvider({ client: store.client, keys: store.keys, connection: options.connection }, leadership, options.ca),
     async stop() {
       await leadership.stop();
       store.setFence(undefined);
@@ -114,7 +114,7 @@ function selfRow(leadership: FormationLeadership): MonitorRow {
  * under `<prefix>/v1/monitors/` (alive while its lease lives) asked for its own row with the
  * caller's token; every member of the etcd cluster asked for its status.
  */
-export function etcdMonitorsProvider(store: Pick<EtcdStoreHandle, 'client' | 'keys' | 'connection'>, leadership: FormationLeadership, ca?: string): MonitorsProvider {
+export function etcdMonitorsProvider(store: Pick<EtcdStoreHandle, 'client' | 'keys'> & { connection: EtcdConnection }, leadership: FormationLeadership, ca?: string): MonitorsProvider {
   const self = async (): Promise<MonitorRow> => selfRow(leadership);
   const otherRow = async (monitorId: string, url: string, token: string | undefined): Promise<MonitorRow> => {
     const client = new MonitorClient(url, { token, ca });
@@ -146,7 +146,7 @@ export function etcdMonitorsProvider(store: Pick<EtcdStoreHandle, 'client' | 'ke
 }
 
 /** Every member of the etcd cluster, with the status each gave (asked of each, at once). */
-async function etcdMembers(store: Pick<EtcdStoreHandle, 'client' | 'connection'>): Promise<EtcdMemberRow[]> {
+async function etcdMembers(store: Pick<EtcdStoreHandle, 'client'> & { connection: EtcdConnection }): Promise<EtcdMemberRow[]> {
   const list = await store.client.cluster.memberList({});
   return Promise.all(
     list.members.map(async (m): Promise<EtcdMemberRow> => {
