@@ -129,10 +129,10 @@ export function etcdMonitorsProvider(store: Pick<EtcdStoreHandle, 'client' | 'ke
   return {
     self,
     async all(token?: string): Promise<MonitorsView> {
-      const registered = await store.client.getAll().prefix(`${store.keys.root}monitors/`).exec();
+      const registered = await store.client.getAll().prefix(store.keys.monitors).exec();
       const monitors = await Promise.all(
         registered.kvs.map(async (kv) => {
-          const monitorId = kv.key.toString().slice(`${store.keys.root}monitors/`.length);
+          const monitorId = decodeURIComponent(kv.key.toString().slice(store.keys.monitors.length));
           if (monitorId === leadership.monitorId) return selfRow(leadership);
           const { url } = JSON.parse(kv.value.toString()) as { url: string };
           return otherRow(monitorId, url, token);
