@@ -30,14 +30,15 @@ export function monitorCertificateHosts(listenHost: string): string[] {
 /**
  * Sets up the monitor's TLS at create time.
  *
- * - `self-signed`: a CA (`tls/ca.crt`, 0644; `tls/ca.key`, 0600) and an HTTPS certificate
- *   it signs for `hosts` (`tls/server.crt`, `tls/server.key`, 0600).
+ * - `self-signed`: a CA (`tls/ca.crt`, 0644; `tls/ca.key`, 0600), `ca` when given (the CA of
+ *   the other monitors of an etcd store) or a new one, and an HTTPS certificate it signs for
+ *   `hosts` (`tls/server.crt`, `tls/server.key`, 0600).
  * - `files`: checks that the certificate was issued by the CA, names `hosts[0]`, and matches
  *   the key; the files stay where they are (the operator renews them there).
  *
  * @throws PghaError `PGHA_ERR_TLS` for files that do not fit together.
  */
-export function setUpMonitorTls(option: MonitorSslOption, tlsDir: string, hosts: readonly string[]): MonitorTls {
+export function setUpMonitorTls(option: MonitorSslOption, tlsDir: string, hosts: readonly string[], existingCa?: KeyAndCertificate): MonitorTls {
   if (option.mode === 'off') return { mode: 'off' };
   if (option.mode === 'files') {
     const caFile = resolve(option.caFile);
@@ -56,7 +57,7 @@ export function setUpMonitorTls(option: MonitorSslOption, tlsDir: string, hosts:
     return { mode: 'files', caFile, certFile, keyFile };
   }
   mkdirSync(tlsDir, { recursive: true, mode: 0o711 });
-  const ca = createCertificateAuthority(`pgha monitor CA ${hostname()}`);
+  const ca = existingCa ?? createCertificateAuthority(`pgha monitor CA ${hostname()}`);
   const server = generateKeyPair();
   const files = { caFile: join(tlsDir, 'ca.crt'), caKeyFile: join(tlsDir, 'ca.key'), certFile: join(tlsDir, 'server.crt'), keyFile: join(tlsDir, 'server.key') };
   writeSecretFile(files.caKeyFile, ca.privateKeyPem);
