@@ -20,11 +20,25 @@ import { defaultUpDir } from './up-dir.js';
 
 const BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
 const ENSURE_POSTGRES = fileURLToPath(new URL('../../../scripts/ensure-postgres.sh', import.meta.url));
+const ENSURE_ETCD = fileURLToPath(new URL('../../../scripts/ensure-etcd.sh', import.meta.url));
 
 /** Options of {@link up}. */
 export interface UpOptions {
   nodes: number;
   dir?: string;
+  /** Monitors (`--monitors`, default 1): more than one run on a local etcd, which is installed when missing. */
+  monitors?: number;
+}
+
+/**
+ * Runs one of the project's install scripts (`scripts/ensure-*.sh`: installs what this machine
+ * lacks, quiet when it is there), as `.ci/run` and `npm test` do.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` with `hint` when it fails.
+ */
+async function ensureInstalled(script: string, what: string, hint: string): Promise<void> {
+  const installed = await execa('bash', [script], { stdio: 'inherit', reject: false });
+  if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', `${what} is not installed and could not be installed`, { hint });
 }
 
 
@@ -58,8 +72,8 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
   }
   // Loaded here, not at start-up: `pgha keeper run` and client commands never need the monitor's code.
   const { createMonitor, loadMonitorConfig, monitorPaths, monitorUrlFor } = await import('@pgha/monitor');
-  const installed = await execa('bash', [ENSURE_POSTGRES], { stdio: 'inherit', reject: false });
-  if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', 'PostgreSQL 15 is not installed and could not be installed', { hint: 'apt-get install -y postgresql-15' });
+  await ensureInstalled(ENSURE_POSTGRES, 'PostgreSQL 15', 'apt-get install -y postgresql-15');
+  if ((options.monitors ?? 1) > 1) await ensureInstalled(ENSURE_ETCD, 'etcd', 'apt-get install -y etcd-server etcd-client');
 
   const dir = resolve(options.dir ?? defaultUpDir());
   const existed = existsSync(dir);
