@@ -4,7 +4,7 @@
  */
 import { Argument, Command, CommanderError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, createNode } from '@pgha/keeper';
-import type { KeyAndCertificate, MonitorSslOption } from '@pgha/monitor';
+import type { EtcdStoreOption, KeyAndCertificate, MonitorSslOption } from '@pgha/monitor';
 import { ValidationError } from '@pgha/shared';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
 import { CommandExit, USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
@@ -49,9 +49,14 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--server-key <file>', "the monitor's HTTPS private key")
     .option('--ssl-ca-key-file <file>', "with --ssl-ca-file instead of --server-cert/--server-key: your CA's key, with which the monitor signs its own and the nodes' certificates")
     .option('--no-ssl', 'plain HTTP, for tests only: tokens and passwords cross the network in clear text')
+    .option('--store <uri>', "an etcd store shared with other monitors instead of its own Postgres: etcd://HOST:PORT[,HOST:PORT…][/prefix]")
+    .option('--store-ca-file <file>', "TLS to etcd: the CA of the etcd cluster")
+    .option('--store-cert-file <file>', 'TLS to etcd: a client certificate, when etcd asks for one (with --store-key-file)')
+    .option('--store-key-file <file>', "TLS to etcd: the client certificate's key")
+    .option('--join', "join the store at --store's prefix (made by another monitor) rather than make one there")
     .action(async (o) => {
       const { createMonitor, loadGivenCa } = await import('@pgha/monitor');
-      await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o, loadGivenCa) }, createLogger('monitor'));
+      await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o, loadGivenCa), ...storeOption(o) }, createLogger('monitor'));
     });
   monitor
     .command('run')
@@ -259,6 +264,15 @@ export function buildProgram(): CommandUnknownOpts {
   addCredentialOptions(program);
   configureUsageErrors(program);
   return program;
+}
+
+/** The etcd store `pgha monitor create` was given, if any. @throws ValidationError for store options without --store. */
+function storeOption(o: { store?: string; storeCaFile?: string; storeCertFile?: string; storeKeyFile?: string; join?: true }): { store?: EtcdStoreOption } {
+  if (!o.store) {
+    if (o.storeCaFile || o.storeCertFile || o.storeKeyFile || o.join) throw new ValidationError('--store-ca-file, --store-cert-file, --store-key-file and --join go with --store', { hint: 'add --store etcd://HOST:PORT[,HOST:PORT…][/prefix], or drop them' });
+    return {};
+  }
+  return { store: { uri: o.store, caFile: o.storeCaFile, certFile: o.storeCertFile, keyFile: o.storeKeyFile, join: !!o.join } };
 }
 
 /** The TLS mode `pgha monitor create` was given. @throws ValidationError for a mix that does not fit. */

@@ -45,6 +45,17 @@ interface UpMonitors {
   authTokenFile: string;
 }
 
+/**
+ * Runs one of the project's install scripts (`scripts/ensure-*.sh`: installs what this machine
+ * lacks, quiet when it is there), as `.ci/run` and `npm test` do.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` with `hint` when it fails.
+ */
+async function ensureInstalled(script: string, what: string, hint: string): Promise<void> {
+  const installed = await execa('bash', [script], { stdio: 'inherit', reject: false });
+  if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', `${what} is not installed and could not be installed`, { hint });
+}
+
 
 function spawnPgha(args: string[], logFile: string) {
   return execa(process.execPath, [BIN, ...args], {
@@ -77,8 +88,8 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
   if (options.monitors !== undefined && options.monitors !== 1 && options.monitors !== 3) {
     throw new ValidationError(`--monitors must be 1 (one monitor on its own Postgres) or 3 (three monitors on a local etcd cluster), got ${String(options.monitors)}`, { field: 'monitors' });
   }
-  const installed = await execa('bash', [ENSURE_POSTGRES], { stdio: 'inherit', reject: false });
-  if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', 'PostgreSQL 15 is not installed and could not be installed', { hint: 'apt-get install -y postgresql-15' });
+  await ensureInstalled(ENSURE_POSTGRES, 'PostgreSQL 15', 'apt-get install -y postgresql-15');
+  if (options.monitors === 3) await ensureInstalled(ENSURE_ETCD, 'etcd', 'apt-get install -y etcd-server etcd-client');
 
   const dir = resolve(options.dir ?? defaultUpDir());
   const existed = existsSync(dir);
@@ -256,8 +267,6 @@ function monitorsOf(urls: string[], authTokenFile: string, caFile: string | unde
  */
 async function startEtcdMonitors(dir: string, log: Logger, addChild: AddChild): Promise<{ monitors: UpMonitors; running: { url: string; pid: number; pgdata: string }[]; etcd: LocalEtcd }> {
   const { createCertificateAuthority, loadMonitorConfig, monitorPaths, monitorUrlFor } = await import('@pgha/monitor');
-  const installed = await execa('bash', [ENSURE_ETCD], { stdio: 'inherit', reject: false });
-  if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', 'etcd is not installed and could not be installed', { hint: 'apt-get install -y etcd-server etcd-client' });
   const caDir = join(dir, 'ca');
   const ca = { certFile: join(caDir, 'ca.crt'), keyFile: join(caDir, 'ca.key') };
   if (!existsSync(ca.keyFile)) {

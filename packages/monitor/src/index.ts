@@ -12,6 +12,8 @@ export * from './store/postgres/postgres-store.js';
 export * from './store/postgres/goal-notifier.js';
 export * from './store/etcd/etcd-store.js';
 export * from './store/etcd/store-meta.js';
+export * from './store/open-store.js';
+export { createEtcdMonitor, type EtcdStoreOption } from './create-etcd-monitor.js';
 export { EVENT_RETENTION_PER_FORMATION } from './store/etcd/etcd-repositories.js';
 export { FencedError, type EtcdFence, type FenceToken } from './store/etcd/etcd-transaction.js';
 export { parseStoreUri, storeUriOf, type EtcdConnection } from './store/etcd/etcd-client.js';

@@ -25,18 +25,9 @@ import { ReportBatcher } from './driver/report-batcher.js';
 import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { HealthProber } from './prober/health-prober.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
-import type { StoreConnection } from './store/postgres/db.js';
-import { GoalNotifier } from './store/postgres/goal-notifier.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
-
-/**
- * Connections of the running monitor to its store. A report holds one for its whole
- * transaction, including the turns of the event loop between its statements and any wait for
- * its group's lock, so with a thousand keepers reporting each second ten are too few: requests
- * queue for a connection while Postgres idles. The monitor's Postgres is its own
- * (max_connections 100).
- */
-const STORE_POOL_SIZE = 32;
+import { openConfiguredStore, storeConnection } from './store/open-store.js';
+import { createEtcdMonitor, type EtcdStoreOption } from './create-etcd-monitor.js';
 
 /** Options of {@link createMonitor}. */
 export interface CreateMonitorOptions {
@@ -45,10 +36,8 @@ export interface CreateMonitorOptions {
   listen: string;
   /** TLS of the HTTP API (and the CA of nodes' certificates); default `self-signed`. */
   ssl?: MonitorSslOption;
-}
-
-function storeConnection(config: MonitorConfig): StoreConnection {
-  return { host: socketDirFor(config.pgdata), port: config.pgPort };
+  /** An etcd store shared with other monitors instead of its own Postgres (`--store`); `pgPort` is then unused. */
+  store?: EtcdStoreOption;
 }
 
 /**
@@ -99,6 +88,7 @@ async function startMonitorPostgres(config: MonitorConfig, log: Logger): Promise
  *   ConflictError when a monitor already exists there or the port is in use.
  */
 export async function createMonitor(options: CreateMonitorOptions, log: Logger): Promise<MonitorConfig> {
+  if (options.store) return createEtcdMonitor({ ...options, store: options.store }, log);
   const pgdata = resolve(options.pgdata);
   parseListen(options.listen);
   const paths = monitorPaths(pgdata);
@@ -174,7 +164,8 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
   const replaced = acquirePidFile(pgdata, 'monitor');
   try {
     if (replaced) log.warn(`replaced the stale pid file ${pidFilePath(pgdata, 'monitor')}: ${replaced}`);
-    config = recordSystemIdentifier(config, assertMonitorData(config), log);
+    // A monitor on etcd has no Postgres of its own to check.
+    if (!config.store) config = recordSystemIdentifier(config, assertMonitorData(config), log);
     return await serveMonitor(config, log, options);
   } catch (err) {
     releasePidFile(pgdata, 'monitor');
@@ -195,20 +186,20 @@ function recordSystemIdentifier(config: MonitorConfig, found: string, log: Logge
 /** The part of {@link runMonitor} after its pid file and the first check of its data directory. */
 async function serveMonitor(config: MonitorConfig, log: Logger, options: { timerIntervalMs?: number }): Promise<RunningMonitor> {
   // Read every secret before starting anything: a bad file stops the monitor with its name.
-  const operatorTokenSha256 = tokenSha256(readSecretFile(config.authTokenFile, 'auth token'));
+  // On etcd the operator token's digest is the store's (one token for every monitor).
+  const ownPostgres = !config.store;
+  const tokenFileSha256 = ownPostgres ? tokenSha256(readSecretFile(config.authTokenFile, 'auth token')) : undefined;
   const https = loadHttpsOptions(config.tls);
   const certificateAuthority = loadCertificateAuthority(config.tls);
   const probeCa = loadCaCertificate(config.tls);
   if (!https) log.warn('TLS is OFF (created with --no-ssl): tokens, passwords and reports cross the network in clear text; use this for tests only');
-  await startMonitorPostgres(config, log);
-  const conn = storeConnection(config);
-  const store = openPostgresStore({ ...conn, max: STORE_POOL_SIZE });
-  await store.migrate();
+  if (ownPostgres) await startMonitorPostgres(config, log);
+  const opened = await openConfiguredStore(config);
+  const { store, notifier } = opened;
+  const operatorTokenSha256 = opened.operatorTokenSha256 ?? tokenFileSha256!;
   const lag = new MonitorLag();
   const driver = new GroupDriver(store, log.child({ component: 'driver' }), lag);
   const reports = new ReportBatcher(store, driver, lag);
-  const notifier = new GoalNotifier(conn);
-  await notifier.start();
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
   prober.start();
@@ -228,8 +219,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
     clearInterval(timer);
     prober.stop();
     await app.close();
-    await notifier.stop();
-    await store.close();
+    await opened.close();
     if (stopPostgres) await pgCtlStop(config.pgdata);
     releasePidFile(config.pgdata, 'monitor');
   };
@@ -251,9 +241,9 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
     void (async () => {
       // The store must still be the monitor's own: its directory deleted or created again at
       // the same path (another initdb) stops this monitor, whether a Postgres runs there or not.
-      assertMonitorData(config, 'the monitor stops rather than start or use a Postgres it did not create');
+      if (ownPostgres) assertMonitorData(config, 'the monitor stops rather than start or use a Postgres it did not create');
       // Supervise the store: restart Postgres if it died.
-      if (postmasterPid(config.pgdata) === undefined) {
+      if (ownPostgres && postmasterPid(config.pgdata) === undefined) {
         log.warn("the monitor's Postgres is not running: restarting it");
         await startMonitorPostgres(config, log).catch((err: Error) => {
           if (err instanceof PghaError && err.code === 'PGHA_ERR_PGDATA') throw err;
@@ -280,9 +270,9 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
     failure,
     async stop() {
       if (stopping) return;
-      let own = true;
+      let own = ownPostgres;
       try {
-        assertMonitorData(config);
+        if (own) assertMonitorData(config);
       } catch (err) {
         own = false;
         log.warn(`leaving the Postgres of ${config.pgdata} alone: ${(err as Error).message}`);

@@ -89,6 +89,18 @@ export async function readStoreMeta(client: Etcd3, conn: Pick<EtcdConnection, 'e
   return meta;
 }
 
+/**
+ * The store's secrets (`<p>/v1/secrets`).
+ *
+ * @throws PghaError `PGHA_ERR_STORE_MISMATCH` when the key is missing.
+ */
+export async function readStoreSecrets(client: Etcd3, conn: Pick<EtcdConnection, 'endpoints' | 'prefix'>): Promise<StoreSecrets> {
+  const keys = new StoreKeys(conn.prefix);
+  const text = await client.get(keys.secrets).string();
+  if (text === null) throw mismatch(`the etcd store at ${storeUriOf(conn)} has no ${keys.secrets} key`, 'the store is damaged: restore it from a snapshot (etcdctl snapshot restore)');
+  return JSON.parse(text) as StoreSecrets;
+}
+
 /** Options of {@link initEtcdStore}. */
 export interface InitEtcdStoreOptions {
   /** Join the store at the prefix (it must exist) rather than make one (the prefix must be empty). */
@@ -118,9 +130,7 @@ export async function initEtcdStore(conn: EtcdConnection, options: InitEtcdStore
     const existing = await client.get(keys.meta).string();
     if (options.join) {
       const meta = await readStoreMeta(client, conn);
-      const secrets = await client.get(keys.secrets).string();
-      if (secrets === null) throw mismatch(`the etcd store at ${uri} has no ${keys.secrets} key`, 'the store is damaged: restore it from a snapshot (etcdctl snapshot restore)');
-      return { meta, secrets: JSON.parse(secrets) as StoreSecrets };
+      return { meta, secrets: await readStoreSecrets(client, conn) };
     }
     if (existing !== null) {
       const meta = parseMeta(existing, uri);
