@@ -91,7 +91,11 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
     }
     if (deps.store.isUnavailable(err)) {
       req.log.warn({ err: err.message }, 'store unavailable');
-      return reply.code(503).send({ code: 'PGHA_ERR_STORE_UNAVAILABLE', message: "the monitor's Postgres is unavailable", hint: 'retry; the monitor restarts its Postgres' });
+      const message = deps.ha
+        ? `the monitor's etcd store is unavailable (${err.message.split('\n')[0]})`
+        : "the monitor's Postgres is unavailable";
+      const hint = deps.ha ? 'retry, or use another monitor; check that a quorum of etcd members runs (pgha show monitors)' : 'retry; the monitor restarts its Postgres';
+      return reply.code(503).send({ code: 'PGHA_ERR_STORE_UNAVAILABLE', message, hint });
     }
     req.log.error({ err }, 'internal error');
     return reply.code(500).send({ code: 'PGHA_ERR_INTERNAL', message: 'internal error in the monitor; see its log' });

@@ -4,6 +4,7 @@
  * re-evaluates every group (time-based rules such as "keeper silent").
  */
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -26,7 +27,8 @@ import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from
 import { HealthProber } from './prober/health-prober.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
-import { openConfiguredStore, storeConnection } from './store/open-store.js';
+import { etcdConnectionOf, openConfiguredStore, storeConnection } from './store/open-store.js';
+import { startEtcdHa, type EtcdHa } from './ha/etcd-ha.js';
 import { createEtcdMonitor, type EtcdStoreOption } from './create-etcd-monitor.js';
 
 /** Options of {@link createMonitor}. */
@@ -202,12 +204,26 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const reports = new ReportBatcher(store, driver, lag);
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
-  prober.start();
   const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(store.credentials) };
   const { host, port } = parseListen(config.listen);
-  const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const monitors = singleMonitorProvider(url, async () => (await store.formations.list()).map((f) => f.formationId));
-  const app = buildApp({ store, driver, reports, notifier, log, auth, metrics, monitors, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
+  const url = advertisedUrl(host, port, !!https);
+  // On etcd: campaign for every formation; the driver's timer and the prober act only for the
+  // formations this monitor leads (set before the prober's first round).
+  let ha: EtcdHa | undefined;
+  try {
+    ha = opened.etcd
+      ? await startEtcdHa({ store: opened.etcd, connection: etcdConnectionOf(config.store!), driver, prober, monitorId: new URL(url).host, url, ...(probeCa ? { ca: probeCa } : {}), log: log.child({ component: 'leadership' }) })
+      : undefined;
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
+  prober.start();
+  const monitors = ha?.monitors ?? singleMonitorProvider(url, async () => (await store.formations.list()).map((f) => f.formationId));
+  const app = buildApp(
+    { store, driver, reports, notifier, log, auth, metrics, monitors, ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
+    https,
+  );
 
   let stopping = false;
   let settleFailure!: (err: PghaError) => void;
@@ -218,6 +234,8 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
     stopping = true;
     clearInterval(timer);
     prober.stop();
+    // Give up every formation first: another monitor takes over at once, not after the TTL.
+    await ha?.stop().catch((err: Error) => log.warn(`giving up the leadership: ${err.message}`));
     await app.close();
     await opened.close();
     if (stopPostgres) await pgCtlStop(config.pgdata);
@@ -280,4 +298,13 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
       await shutdown(own);
     },
   };
+}
+
+/**
+ * The URL other monitors and keepers reach this monitor at: its listen address, or this host's
+ * name when it listens on every address (`0.0.0.0`, `::`).
+ */
+function advertisedUrl(host: string, port: number, https: boolean): string {
+  const h = host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
+  return `${https ? 'https' : 'http'}://${h}:${port}`;
 }
