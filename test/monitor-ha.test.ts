@@ -6,7 +6,7 @@
  * acknowledged lost, never two servers acknowledging at once), which goals changed and why.
  * What a test kills is started again before the next one.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Probe, idsOn } from '../bench/lib/probe.js';
 import type { TestMonitor, TestNode } from './helpers/cluster.js';
 import { addNode } from './helpers/cluster.js';
@@ -26,7 +26,8 @@ const LEASE_TTL_MS = 2000;
 let g: EtcdMonitors;
 let nodes: TestNode[];
 let list: string;
-let nextId = 1;
+/** Writers still running (a failed test leaves its own; the next test must not share ids with it). */
+const running = new Set<HistoryProbe>();
 
 const keeperLog = (node: TestNode): string => join(g.monitors[0]!.dir, `${node.name}.keeper.log`);
 
@@ -45,7 +46,7 @@ async function killMonitor(m: TestMonitor): Promise<void> {
 /** Starts a monitor of the group again, as systemd would, and waits until it answers. */
 async function restartMonitor(m: TestMonitor): Promise<void> {
   const i = g.monitors.indexOf(m);
-  const again = runEtcdMonitor(m.dir, m.pgdata, `monitor-${i + 1}`, m.url);
+  const again = runEtcdMonitor(m.dir, m.pgdata, `monitor-${i + 1}`, m.url, m.authTokenFile);
   g.monitors[i] = again;
   await waitFor(`monitor ${m.url} back`, async () => (await monitorFetch(`${m.url}/health`).catch(() => undefined))?.ok, { timeoutMs: 60_000 });
 }
@@ -60,9 +61,10 @@ async function healthy(timeoutMs = 120_000): Promise<void> {
   await waitFor('one primary and one secondary', async () => isPrimaryAndSecondaries(await showState(list)), { timeoutMs, intervalMs: 200 });
 }
 
-/** A writer on the formation, started and writing. */
-async function startWriter(): Promise<HistoryProbe> {
-  const probe = new HistoryProbe('writer', nodes.map((n) => ({ host: n.host, port: n.port })), TABLE, nextId, { queryTimeoutMs: 30_000 });
+/** A writer on the formation, started and writing; the ids of test `n` are its own. */
+async function startWriter(n: number): Promise<HistoryProbe> {
+  const probe = new HistoryProbe('writer', nodes.map((node) => ({ host: node.host, port: node.port })), TABLE, n * 10_000_000 + 1, { queryTimeoutMs: 30_000 });
+  running.add(probe);
   probe.start();
   await waitFor('the writer to write', () => probe.acks.length >= 20, { timeoutMs: 30_000, intervalMs: 20 });
   return probe;
@@ -83,7 +85,8 @@ function maxGapMs(probe: HistoryProbe, fromMs: number): number {
  * @returns the goal changes since `baseline` (events whose goal changed).
  */
 async function checkWrites(probe: HistoryProbe, baseline: FaultBaseline): Promise<{ goalChanges: string[]; finalPrimary: string }> {
-  nextId = await probe.stop();
+  await probe.stop();
+  running.delete(probe);
   const rows = await showState(list);
   const primary = rows.find((r) => r.goal_state === 'primary')!;
   const present = await idsOn({ host: primary.host, port: primary.port }, TABLE);
@@ -105,6 +108,11 @@ beforeAll(async () => {
   await healthy();
   await Probe.createTable(nodes.map((n) => ({ host: n.host, port: n.port })), TABLE);
 }, 240_000);
+
+afterEach(async () => {
+  for (const probe of running) await probe.stop();
+  running.clear();
+});
 
 afterAll(async () => {
   await endAllProcesses();
@@ -128,7 +136,7 @@ describe('monitors on etcd', () => {
 
   it('1. the leading monitor SIGKILLed: another leads within the lease TTL + 1 s, no goal changes, writes never stop', async () => {
     const baseline = await takeBaseline(list);
-    const probe = await startWriter();
+    const probe = await startWriter(1);
     const old = await leader();
     const t0 = performance.now();
     await killMonitor(old);
@@ -153,7 +161,7 @@ describe('monitors on etcd', () => {
     const rows = await showState(list);
     const primary = nodes.find((n) => n.name === rows.find((r) => r.goal_state === 'primary')!.name)!;
     const standby = nodes.find((n) => n !== primary)!;
-    const probe = await startWriter();
+    const probe = await startWriter(2);
     const old = await leader();
     const off = logOffset(keeperLog(standby));
     killNode(primary);
@@ -173,7 +181,7 @@ describe('monitors on etcd', () => {
     const rows = await showState(list);
     const primary = nodes.find((n) => n.name === rows.find((r) => r.goal_state === 'primary')!.name)!;
     const standby = nodes.find((n) => n !== primary)!;
-    const probe = await startWriter();
+    const probe = await startWriter(3);
     const old = await leader();
     const t0 = performance.now();
     killPid(old.proc.pid, 'SIGKILL');
@@ -193,7 +201,7 @@ describe('monitors on etcd', () => {
   it('4. the leading monitor paused past its lease, another decides, then resumed: it logs that it lost the leadership, answers 503 until it has a new lease, and no keeper acts on it', async () => {
     await healthy();
     const baseline = await takeBaseline(list);
-    const probe = await startWriter();
+    const probe = await startWriter(4);
     const old = await leader();
     const off = logOffset(monitorLog(old));
     killPid(old.proc.pid, 'SIGSTOP');
@@ -221,25 +229,28 @@ describe('monitors on etcd', () => {
     await healthy();
     const baseline = await takeBaseline(list);
     const before = (await showState(list)).find((r) => r.goal_state === 'primary')!.name;
-    const probe = await startWriter();
+    const probe = await startWriter(6);
     const view = await monitorsView(g.urls);
     const raftLeader = g.etcd.members.find((m) => view.etcd.find((e) => e.leader)!.client_urls.includes(m.clientUrl))!;
     const sw = runPgha(['perform', 'switchover', '--wait', '120', '--monitor', list]);
     await delay(100);
     killPid(raftLeader.pid, 'SIGKILL');
-    const result = await sw;
-    expect(result.exitCode, result.stderr).toBe(0);
-    await healthy();
-    const { finalPrimary } = await checkWrites(probe, baseline);
-    expect(finalPrimary).not.toBe(before);
-    trackPid(g.etcd.restartMember(raftLeader.name).pid);
+    try {
+      const result = await sw;
+      expect(result.exitCode, result.stderr).toBe(0);
+      await healthy();
+      const { finalPrimary } = await checkWrites(probe, baseline);
+      expect(finalPrimary).not.toBe(before);
+    } finally {
+      trackPid(g.etcd.restartMember(raftLeader.name).pid);
+    }
     await waitFor('three healthy etcd members', async () => (await monitorsView(g.urls)).etcd.filter((e) => e.healthy).length === 3, { timeoutMs: 30_000 });
   });
 
   it('7. etcd quorum lost (2 of 3 members down): no goal changes, writes go on, operator commands refused with a clear error; all resumes with quorum', async () => {
     await healthy();
     const baseline = await takeBaseline(list);
-    const probe = await startWriter();
+    const probe = await startWriter(7);
     const [a, b] = g.etcd.members.slice(0, 2) as [(typeof g.etcd.members)[0], (typeof g.etcd.members)[0]];
     const t0 = performance.now();
     killPid(a.pid, 'SIGKILL');

@@ -44,16 +44,22 @@ export async function startEtcdMonitors(options: { count?: number; etcd?: TestEt
     const first = i === 1 ? ['--ssl-ca-file', tls.caFile, '--ssl-ca-key-file', caKeyFile] : ['--join'];
     const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--listen', `127.0.0.1:${httpPort}`, ...storeArgs, ...first]);
     if (created.exitCode !== 0) throw new Error(`monitor create ${i} failed: ${created.stderr}`);
-    monitors.push(runEtcdMonitor(dir, pgdata, `monitor-${i}`, `https://127.0.0.1:${httpPort}`));
+    // Joined monitors have no token file: every monitor of the store takes the first one's token.
+    const authTokenFile = join(`${monitors[0]?.pgdata ?? pgdata}.pgha`, 'auth-token');
+    monitors.push(runEtcdMonitor(dir, pgdata, `monitor-${i}`, `https://127.0.0.1:${httpPort}`, authTokenFile));
   }
   for (const m of monitors) await waitFor(`monitor ${m.url}`, async () => (await monitorFetch(`${m.url}/health`).catch(() => undefined))?.ok, { timeoutMs: 60_000 });
   return { etcd, monitors, urls: monitors.map((m) => m.url), storeArgs };
 }
 
-/** Runs (again) a created monitor; its log is `<dir>/<name>.log` (appended). */
-export function runEtcdMonitor(dir: string, pgdata: string, name: string, url: string): TestMonitor {
+/**
+ * Runs (again) a created monitor; its log is `<dir>/<name>.log` (appended).
+ *
+ * @param authTokenFile - the operator token of the store (the file of its first monitor).
+ */
+export function runEtcdMonitor(dir: string, pgdata: string, name: string, url: string, authTokenFile: string): TestMonitor {
   const pghaDir = `${pgdata}.pgha`;
-  const access = { url, authTokenFile: join(pghaDir, 'auth-token'), caFile: join(pghaDir, 'tls', 'ca.crt') };
+  const access = { url, authTokenFile, caFile: join(pghaDir, 'tls', 'ca.crt') };
   registerMonitor(access);
   const proc = startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, `${name}.log`) });
   return { ...access, dir, pgdata, proc };

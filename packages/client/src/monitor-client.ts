@@ -7,7 +7,10 @@
  * has). When that one cannot be reached, or answers 502, 503 or 504 (a monitor cut off from
  * its store, or a proxy without one behind it), the request goes to the next monitors of the
  * list in order, within the request's deadline: each monitor still to try gets an equal share
- * of what is left of it, so a silent monitor cannot spend the whole of it. Any other answer is
+ * of what is left of it, so a silent monitor cannot spend the whole of it. When a round ends
+ * without an answer but some monitor answered 502/503/504 (it lives but cannot serve now: a
+ * leader change of monitors on etcd, an etcd election, each about the lease TTL), the list is
+ * asked again after a short pause, while the deadline allows. Any other answer is
  * final, an error status included (a 4xx is the monitor's answer, not its absence): 400
  * `ValidationError`, 404 `NotFoundError`, 409 `ConflictError`, 401/403 `AuthError`, another
  * `MonitorUnavailableError`. When no monitor answers, the error names every monitor of the list
@@ -53,6 +56,16 @@ export type { MonitorCredentials } from './monitor-endpoint.js';
 
 /** Statuses that mean "this monitor cannot serve now": the request goes to the next one. */
 const NOT_SERVING = new Set([502, 503, 504]);
+
+/**
+ * Pause before asking the monitors again when each either failed or answered 502/503/504 and at
+ * least one answered (it lives but cannot serve now), times the round number, ms. A leader
+ * change of monitors on etcd, or an etcd election, lasts about the lease TTL (2 s).
+ */
+const RETRY_PAUSE_MS = 100;
+
+/** The least time worth a new round, ms. */
+const MIN_ATTEMPT_MS = 50;
 
 /** A monitor of the list that did not settle a request, and why. */
 export interface MonitorFailure {
@@ -192,9 +205,26 @@ export class MonitorClient {
    * @throws the error of {@link noneAnswered}; the first monitor's error when `o.signal` aborts.
    */
   private async exchange(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<{ answer: Answer; monitorUrl: string }> {
-    const n = this.endpoints.length;
     const deadline = performance.now() + o.timeoutMs;
-    const failures: MonitorFailure[] = [];
+    for (let round = 1; ; round++) {
+      const { answered, failures } = await this.round(attempt, o, deadline);
+      if (answered) return answered;
+      // A monitor that answered 502/503/504 lives but cannot serve now (monitors on etcd: a
+      // leader change, an etcd election); ask again while the request has time left.
+      const pauseMs = Math.min(RETRY_PAUSE_MS * round, deadline - performance.now() - MIN_ATTEMPT_MS);
+      if (!failures.some((f) => f.status !== undefined) || pauseMs <= 0 || o.signal?.aborted) throw this.noneAnswered(failures);
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  }
+
+  /** One round of {@link exchange}: each monitor in turn, from {@link monitorUrl}. */
+  private async round(
+    attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>,
+    o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean },
+    deadline: number,
+  ): Promise<{ answered?: { answer: Answer; monitorUrl: string }; failures: (MonitorFailure & { status?: number })[] }> {
+    const n = this.endpoints.length;
+    const failures: (MonitorFailure & { status?: number })[] = [];
     const start = this.first;
     for (let k = 0; k < n; k++) {
       const i = (start + k) % n;
@@ -216,14 +246,14 @@ export class MonitorClient {
       }
       if (NOT_SERVING.has(answer.status)) {
         const error = answerError(answer.status, parseJson(answer.text));
-        failures.push({ url: endpoint.url, reason: failureReason(error), error });
+        failures.push({ url: endpoint.url, reason: failureReason(error), error, status: answer.status });
         continue;
       }
       this.answered(i, failures);
       if (answer.leader !== undefined) this.preferLeader(answer.leader);
-      return { answer, monitorUrl: endpoint.url };
+      return { answered: { answer, monitorUrl: endpoint.url }, failures };
     }
-    throw this.noneAnswered(failures);
+    return { failures };
   }
 
   /** {@link exchange}, then the answer's body: parsed when 2xx, else the monitor's error. */

@@ -74,14 +74,16 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
       void reply.code(status).send(body);
     },
   }) as unknown as FastifyInstance;
-  if (deps.ha) refuseWithoutLease(app, deps.ha.leadership);
+  if (deps.ha) refuseWithoutLease(app, deps.ha.leadership, deps.log.child({ component: 'leadership' }));
   installAuth(app, deps.auth, deps.store, deps.log.child({ component: 'auth' }));
 
   app.setErrorHandler((err: Error, req, reply) => {
     if (err instanceof PghaError) {
       const status = STATUS[err.code] ?? 500;
       const field = err instanceof ValidationError ? err.field : undefined;
-      if (status >= 500) req.log.error({ code: err.code }, err.message);
+      // A monitor that does not lead answers 503 to each write of a formation until one leads
+      // (at most the lease TTL): the leadership module says so once, not each request.
+      if (status >= 500 && err.code !== 'PGHA_ERR_NOT_LEADER') req.log.error({ code: err.code }, err.message);
       return reply.code(status).send({ code: err.code, message: err.message, hint: err.hint, ...(field ? { field } : {}) });
     }
     const fastifyStatus = (err as { statusCode?: number }).statusCode;

@@ -15,6 +15,7 @@
  */
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { PghaError } from '@pgha/shared';
 import type { FormationLeader } from './leadership.js';
 
@@ -95,11 +96,20 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
  * its lease is valid again: keepers and clients move on to another monitor of their list
  * within the lease TTL, and a load balancer's health check takes it out.
  */
-export function refuseWithoutLease(app: FastifyInstance, leadership: { readonly monitorId: string; leaseValid(): boolean }): void {
-  app.addHook('onRequest', async () => {
-    if (leadership.leaseValid()) return;
-    throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `monitor ${leadership.monitorId} has no valid etcd lease (it cannot reach etcd, or it was paused past its lease)`, {
+export function refuseWithoutLease(app: FastifyInstance, leadership: { readonly monitorId: string; leaseValid(): boolean }, log: Logger): void {
+  let refusing = false;
+  app.addHook('onRequest', async (_req, reply) => {
+    if (leadership.leaseValid()) {
+      if (refusing) log.info('has a valid etcd lease again: serves requests');
+      refusing = false;
+      return;
+    }
+    // Said once per episode, not once per request (keepers report twice a second).
+    if (!refusing) log.warn('has no valid etcd lease: answers 503 to every request until it has one');
+    refusing = true;
+    const err = new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `monitor ${leadership.monitorId} has no valid etcd lease (it cannot reach etcd, or it was paused past its lease)`, {
       hint: 'use another monitor of the list; this one answers again once it reaches etcd',
     });
+    return reply.code(503).send({ code: err.code, message: err.message, hint: err.hint });
   });
 }
