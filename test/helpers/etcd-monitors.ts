@@ -30,7 +30,7 @@ export interface EtcdMonitors {
  *
  * @param options.prefix - the store's key prefix (default `/pgha`).
  */
-export async function startEtcdMonitors(options: { count?: number; etcd?: TestEtcd; prefix?: string } = {}): Promise<EtcdMonitors> {
+export async function startEtcdMonitors(options: { count?: number; etcd?: TestEtcd; prefix?: string; hosts?: readonly { addr: string; netns: string }[] } = {}): Promise<EtcdMonitors> {
   const etcd = options.etcd ?? (await startEtcd({ members: 3, tls: true, clientCertAuth: true }));
   const tls = etcd.tls!;
   const storeArgs = ['--store', etcd.storeUri(options.prefix ?? '/pgha'), '--store-ca-file', tls.caFile, '--store-cert-file', tls.clientCertFile, '--store-key-file', tls.clientKeyFile];
@@ -40,13 +40,16 @@ export async function startEtcdMonitors(options: { count?: number; etcd?: TestEt
   const monitors: TestMonitor[] = [];
   for (let i = 1; i <= (options.count ?? 3); i++) {
     const pgdata = join(dir, `monitor-${i}`, 'pgdata');
-    const httpPort = await getPort({ host: '127.0.0.1' });
+    const host = options.hosts?.[i - 1];
+    const addr = host?.addr ?? '127.0.0.1';
+    const netns = host ? { netns: host.netns } : {};
+    const httpPort = host ? 8432 : await getPort({ host: '127.0.0.1' });
     const first = i === 1 ? ['--ssl-ca-file', tls.caFile, '--ssl-ca-key-file', caKeyFile] : ['--join'];
-    const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--listen', `127.0.0.1:${httpPort}`, ...storeArgs, ...first]);
+    const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--listen', `${addr}:${httpPort}`, ...storeArgs, ...first], {}, netns);
     if (created.exitCode !== 0) throw new Error(`monitor create ${i} failed: ${created.stderr}`);
     // Joined monitors have no token file: every monitor of the store takes the first one's token.
     const authTokenFile = join(`${monitors[0]?.pgdata ?? pgdata}.pgha`, 'auth-token');
-    monitors.push(runEtcdMonitor(dir, pgdata, `monitor-${i}`, `https://127.0.0.1:${httpPort}`, authTokenFile));
+    monitors.push(runEtcdMonitor(dir, pgdata, `monitor-${i}`, `https://${addr}:${httpPort}`, authTokenFile, host?.netns));
   }
   for (const m of monitors) await waitFor(`monitor ${m.url}`, async () => (await monitorFetch(`${m.url}/health`).catch(() => undefined))?.ok, { timeoutMs: 60_000 });
   return { etcd, monitors, urls: monitors.map((m) => m.url), storeArgs };
@@ -56,12 +59,13 @@ export async function startEtcdMonitors(options: { count?: number; etcd?: TestEt
  * Runs (again) a created monitor; its log is `<dir>/<name>.log` (appended).
  *
  * @param authTokenFile - the operator token of the store (the file of its first monitor).
+ * @param netns - the network namespace to run it in.
  */
-export function runEtcdMonitor(dir: string, pgdata: string, name: string, url: string, authTokenFile: string): TestMonitor {
+export function runEtcdMonitor(dir: string, pgdata: string, name: string, url: string, authTokenFile: string, netns?: string): TestMonitor {
   const pghaDir = `${pgdata}.pgha`;
   const access = { url, authTokenFile, caFile: join(pghaDir, 'tls', 'ca.crt') };
   registerMonitor(access);
-  const proc = startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, `${name}.log`) });
+  const proc = startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, `${name}.log`), ...(netns ? { netns } : {}) });
   return { ...access, dir, pgdata, proc };
 }
 

@@ -24,7 +24,7 @@ export interface TestEtcd extends LocalEtcd {
  * // pgha monitor create --store secure.storeUri('/t1') --store-ca-file secure.tls!.caFile …
  * ```
  */
-export async function startEtcd(options: { members?: 1 | 3; tls?: boolean; clientCertAuth?: boolean; extraArgs?: string[] } = {}): Promise<TestEtcd> {
+export async function startEtcd(options: { members?: 1 | 3; tls?: boolean; clientCertAuth?: boolean; extraArgs?: string[]; host?: string; netns?: string } = {}): Promise<TestEtcd> {
   const dir = makeTestDir();
   const ca = options.tls ? createCertificateAuthority('pgha test etcd CA') : undefined;
   const etcd = await startLocalEtcd({
@@ -32,6 +32,8 @@ export async function startEtcd(options: { members?: 1 | 3; tls?: boolean; clien
     ...(options.members ? { members: options.members } : {}),
     ...(ca ? { tls: { ca, clientCertAuth: options.clientCertAuth ?? false } } : {}),
     ...(options.extraArgs ? { extraArgs: options.extraArgs } : {}),
+    ...(options.host ? { host: options.host } : {}),
+    ...(options.netns ? { netns: options.netns } : {}),
   });
   for (const m of etcd.members) trackPid(m.pid);
   return { ...etcd, dir, ...(ca ? { ca } : {}) };

@@ -91,6 +91,10 @@ export interface StartLocalEtcdOptions {
   extraArgs?: readonly string[];
   /** The etcd program; default {@link ETCD_BINARY}. */
   binary?: string;
+  /** The address members listen on and advertise; default 127.0.0.1. */
+  host?: string;
+  /** A network namespace to run the members in (`ip netns exec`; tests of partitions). */
+  netns?: string;
   /**
    * Start again the members of an earlier start in `dir` (same names, ports and data
    * directories, recorded in `dir/etcd-cluster.json`) when there was one: `pgha up` run again
@@ -205,13 +209,14 @@ export async function startLocalEtcd(options: StartLocalEtcdOptions): Promise<Lo
   const recordFile = join(options.dir, 'etcd-cluster.json');
   const recorded = options.reuse && existsSync(recordFile) ? (JSON.parse(readFileSync(recordFile, 'utf8')) as RecordedCluster) : undefined;
   const specs: Omit<LocalEtcdMember, 'pid'>[] = recorded?.members ?? [];
+  const host = options.host ?? '127.0.0.1';
   for (let i = specs.length + 1; i <= count; i++) {
     const memberDir = join(options.dir, `etcd-${i}`);
     mkdirSync(memberDir, { recursive: true, mode: 0o700 });
     specs.push({
       name: `etcd-${i}`,
-      clientUrl: `${scheme}://127.0.0.1:${await port()}`,
-      peerUrl: `${scheme}://127.0.0.1:${await port()}`,
+      clientUrl: `${scheme}://${host}:${await port()}`,
+      peerUrl: `${scheme}://${host}:${await port()}`,
       dataDir: join(memberDir, 'data'),
       logFile: join(memberDir, 'member.log'),
     });
@@ -238,7 +243,10 @@ export async function startLocalEtcd(options: StartLocalEtcdOptions): Promise<Lo
   /** Starts one member's process; its pid. */
   const spawnMember = (spec: Omit<LocalEtcdMember, 'pid'>): number => {
     const log = openSync(spec.logFile, 'a', 0o600);
-    const child = spawn(binary, argsOf.get(spec.name)!, { stdio: ['ignore', log, log], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    const args = argsOf.get(spec.name)!;
+    // `ip netns exec` execs etcd itself: the pid is the member's.
+    const [file, argv] = options.netns ? ['ip', ['netns', 'exec', options.netns, binary, ...args]] : [binary, args];
+    const child = spawn(file, argv, { stdio: ['ignore', log, log], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
     closeSync(log);
     child.on('error', () => undefined);
     if (child.pid === undefined) throw new PghaError('PGHA_ERR_CONFIG', `etcd could not be started (${binary})`, { hint: 'check that it is executable' });
@@ -247,7 +255,7 @@ export async function startLocalEtcd(options: StartLocalEtcdOptions): Promise<Lo
   };
   try {
     for (const spec of specs) {
-      const memberTls = tls && options.tls ? { caFile: tls.caFile, clientCertAuth: tls.clientCertAuth, ...issueFiles(options.tls.ca, join(options.dir, spec.name), 'server', ['127.0.0.1', 'localhost']) } : undefined;
+      const memberTls = tls && options.tls ? { caFile: tls.caFile, clientCertAuth: tls.clientCertAuth, ...issueFiles(options.tls.ca, join(options.dir, spec.name), 'server', [...new Set([host, '127.0.0.1', 'localhost'])]) } : undefined;
       argsOf.set(spec.name, [...etcdMemberArgs(spec, cluster, token, memberTls), ...(options.extraArgs ?? [])]);
       members.push({ ...spec, pid: spawnMember(spec) });
     }

@@ -95,6 +95,19 @@ export interface MonitorClientOptions {
 export interface GoalAnswer {
   goal: NodeGoal;
   monitorUrl: string;
+  /**
+   * When the attempt that got this answer was sent to that monitor (`Date.now()`, ms): the
+   * monitor heard the keeper no earlier. Later than the call's start when monitors before it
+   * failed or answered 503 (the keeper's self-fence counts from this, not from the call).
+   */
+  sentAtMs: number;
+}
+
+/** The answer of the monitor that settled a request, and when the attempt that got it was sent (`Date.now()`, ms). */
+interface Answered {
+  answer: Answer;
+  monitorUrl: string;
+  sentAtMs: number;
 }
 
 /** What one attempt at one monitor gets: its time limit (ms), what is left of the request's (ms), the caller's signal. */
@@ -204,7 +217,7 @@ export class MonitorClient {
    *   of it, for a long-poll, whose monitor holds the request on purpose).
    * @throws the error of {@link noneAnswered}; the first monitor's error when `o.signal` aborts.
    */
-  private async exchange(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<{ answer: Answer; monitorUrl: string }> {
+  private async exchange(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<Answered> {
     const deadline = performance.now() + o.timeoutMs;
     for (let round = 1; ; round++) {
       const { answered, failures } = await this.round(attempt, o, deadline);
@@ -222,7 +235,7 @@ export class MonitorClient {
     attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>,
     o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean },
     deadline: number,
-  ): Promise<{ answered?: { answer: Answer; monitorUrl: string }; failures: (MonitorFailure & { status?: number })[] }> {
+  ): Promise<{ answered?: Answered; failures: (MonitorFailure & { status?: number })[] }> {
     const n = this.endpoints.length;
     const failures: (MonitorFailure & { status?: number })[] = [];
     const start = this.first;
@@ -236,6 +249,7 @@ export class MonitorClient {
         continue;
       }
       let answer: Answer;
+      const sentAtMs = Date.now();
       try {
         answer = await attempt(endpoint, { timeoutMs: Math.ceil(o.share ? remainingMs / (n - k) : remainingMs), remainingMs, signal: o.signal });
       } catch (err) {
@@ -251,21 +265,21 @@ export class MonitorClient {
       }
       this.answered(i, failures);
       if (answer.leader !== undefined) this.preferLeader(answer.leader);
-      return { answered: { answer, monitorUrl: endpoint.url }, failures };
+      return { answered: { answer, monitorUrl: endpoint.url, sentAtMs }, failures };
     }
     return { failures };
   }
 
   /** {@link exchange}, then the answer's body: parsed when 2xx, else the monitor's error. */
-  private async call<T>(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<{ value: T; monitorUrl: string }> {
-    const { answer, monitorUrl } = await this.exchange(attempt, o);
+  private async call<T>(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<{ value: T; monitorUrl: string; sentAtMs: number }> {
+    const { answer, monitorUrl, sentAtMs } = await this.exchange(attempt, o);
     const parsed = parseJson(answer.text);
-    if (answer.status >= 200 && answer.status < 300) return { value: parsed as T, monitorUrl };
+    if (answer.status >= 200 && answer.status < 300) return { value: parsed as T, monitorUrl, sentAtMs };
     throw answerError(answer.status, parsed);
   }
 
   /** {@link request}, with the monitor that answered. */
-  private send<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<{ value: T; monitorUrl: string }> {
+  private send<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<{ value: T; monitorUrl: string; sentAtMs: number }> {
     const text = body === undefined ? undefined : JSON.stringify(body);
     return this.call<T>((e, a) => e.send(method, path, { ...(text === undefined ? {} : { body: text }), timeoutMs: a.timeoutMs, signal: a.signal }), { timeoutMs, signal, share: true });
   }
@@ -337,8 +351,8 @@ export class MonitorClient {
    *   hold its loop).
    */
   async report(nodeId: number, report: NodeReport, timeoutMs = 10_000): Promise<GoalAnswer> {
-    const { value, monitorUrl } = await this.send<NodeGoal>('POST', `/v1/nodes/${nodeId}/report`, report, timeoutMs);
-    return { goal: value, monitorUrl };
+    const { value, monitorUrl, sentAtMs } = await this.send<NodeGoal>('POST', `/v1/nodes/${nodeId}/report`, report, timeoutMs);
+    return { goal: value, monitorUrl, sentAtMs };
   }
 
   /**
@@ -350,11 +364,11 @@ export class MonitorClient {
    */
   async waitGoal(nodeId: number, knownGoal: string, waitMs: number, signal?: AbortSignal, slackMs = 5_000): Promise<GoalAnswer> {
     const path = (w: number): string => `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${w}`;
-    const { value, monitorUrl } = await this.call<NodeGoal>(
+    const { value, monitorUrl, sentAtMs } = await this.call<NodeGoal>(
       (e, a) => e.send('GET', path(Math.max(0, Math.min(waitMs, Math.floor(a.remainingMs - slackMs)))), { timeoutMs: a.timeoutMs, signal: a.signal }),
       { timeoutMs: waitMs + slackMs, signal, share: false },
     );
-    return { goal: value, monitorUrl };
+    return { goal: value, monitorUrl, sentAtMs };
   }
 
   /** Rows of `pgha show state`. */

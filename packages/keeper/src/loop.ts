@@ -432,7 +432,8 @@ export class Keeper implements KeeperViewSource {
       });
     }
     if (report.selfFence) this.forgetSelfFence(report.selfFence, `the monitor recorded the self-fence of ${new Date(report.selfFence.fencedAtMs).toISOString()} (event keeper-self-fenced)`);
-    this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, sentAtMs);
+    // From the attempt that was answered: earlier monitors of the list may have failed first.
+    this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, answer.sentAtMs);
     this.lastGoal = goal;
     if (goal.settings) this.settings = goal.settings;
     return goal;
