@@ -118,6 +118,8 @@ export class Keeper implements KeeperViewSource {
   private transitionAtMs: number;
   /** False once the monitor refused `selfFence` as an unknown field (an older monitor). */
   private monitorTakesSelfFence = true;
+  /** False once the monitor refused `appliedGoalRevision` as an unknown field (an older monitor). */
+  private monitorTakesAppliedRevision = true;
 
   constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
     this.config = config;
@@ -353,6 +355,7 @@ export class Keeper implements KeeperViewSource {
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
       problem: this.reading.problem,
       ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
+      ...(this.state.goalRevision !== undefined && this.monitorTakesAppliedRevision ? { appliedGoalRevision: this.state.goalRevision } : {}),
     };
   }
 
@@ -414,6 +417,11 @@ export class Keeper implements KeeperViewSource {
         // state.json, for a keeper restarted once the monitor is upgraded).
         this.monitorTakesSelfFence = false;
         this.log.warn('the monitor does not know self-fence reports (it is older than this keeper): the self-fence is not in its events; upgrade the monitor before its keepers');
+        return this.report(staleTries);
+      }
+      if (report.appliedGoalRevision !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bappliedGoalRevision\b/.test(err.message)) {
+        this.monitorTakesAppliedRevision = false;
+        this.log.warn('the monitor does not take the applied goal revision in reports (it is older than this keeper): reporting without it');
         return this.report(staleTries);
       }
       if (report.selfFence && err instanceof ValidationError && err.field?.startsWith('body.selfFence')) {

@@ -210,6 +210,10 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   // On etcd: campaign for every formation; the driver's timer and the prober act only for the
   // formations this monitor leads (set before the prober's first round).
   let ha: EtcdHa | undefined;
+  if (opened.etcd) {
+    opened.etcd.revisionBaseRaised = (from, to) =>
+      log.warn(`a keeper had applied a goal revision above this store's (a store restored from a snapshot, or moved from another store): goal revisions now count from ${to} instead of ${from}, so that keepers take the store's goals`);
+  }
   try {
     ha = opened.etcd
       ? await startEtcdHa({ store: opened.etcd, connection: etcdConnectionOf(config.store!), driver, prober, monitorId: new URL(url).host, url, ...(probeCa ? { ca: probeCa } : {}), log: log.child({ component: 'leadership' }) })

@@ -285,6 +285,13 @@ const NodeReportFields = z
      * when none is pending, and from keepers older than it.
      */
     selfFence: SelfFenceReport.nullable().optional(),
+    /**
+     * The highest goal revision the keeper applied (`NodeGoal.goalRevision`, kept in its
+     * state.json); absent before it applied one, and from keepers older than it. A monitor on
+     * etcd whose revisions are below it (its store restored from a snapshot, or moved from a
+     * monitor on Postgres) raises its revisions above it, so that keepers take its goals.
+     */
+    appliedGoalRevision: z.string().regex(/^[0-9]{1,19}$/).optional(),
   })
   .strict();
 

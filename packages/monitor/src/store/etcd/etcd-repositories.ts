@@ -71,6 +71,17 @@ export interface EtcdShared {
   readonly eventRetention: number;
   /** This monitor's clock (ms since the epoch): the store's clock on etcd. */
   now(): number;
+  /**
+   * Added to a node key's mod revision to make its goal revision (`<p>/v1/meta.goalRevisionBase`,
+   * 0 unless raised; see {@link EtcdShared.raiseRevisionBase}).
+   */
+  readonly revisionBase: { value: bigint };
+  /**
+   * Raises the store's goal revision base to at least `target` (one Txn on `<p>/v1/meta`), so
+   * that every node's goal revision is above what a keeper applied from an earlier history of the
+   * store (restored from a snapshot) or from another store (moved from a monitor on Postgres).
+   */
+  raiseRevisionBase(target: bigint): Promise<void>;
   /** Wakes this monitor's goal waiters of these nodes (after a commit). */
   wakeGoals(nodeIds: readonly number[]): void;
   /** Wakes this monitor's event waiters of these formations (after a commit). */
@@ -83,10 +94,13 @@ export interface EtcdContext {
   readonly shared: EtcdShared;
 }
 
-/** A node key's value as a record: its goal revision is the key's mod revision (its own write: the value's). */
-export function nodeOf(kv: Kv & { own?: boolean }): NodeRecord {
+/**
+ * A node key's value as a record: its goal revision is the key's mod revision plus the store's
+ * revision base (its own write: the value's).
+ */
+export function nodeOf(kv: Kv & { own?: boolean }, revisionBase: bigint): NodeRecord {
   const node = decodeNode(kv.value);
-  return kv.own ? node : { ...node, goalRevision: kv.modRevision };
+  return kv.own ? node : { ...node, goalRevision: String(revisionBase + BigInt(kv.modRevision)) };
 }
 
 /**
@@ -108,12 +122,12 @@ async function formationOfNode(ctx: EtcdContext, nodeId: number, outside = false
  * Where a node is (formation and group), read at the current revision without pinning the
  * attempt's: what a transaction needs to know before it takes the node's group lock and reads.
  */
-async function locateNode(ctx: EtcdContext, nodeId: number): Promise<{ formationId: string; groupId: number } | undefined> {
+async function locateNode(ctx: EtcdContext, nodeId: number): Promise<{ formationId: string; groupId: number; modRevision: bigint } | undefined> {
   if (!Number.isSafeInteger(nodeId) || nodeId <= 0) return undefined;
   const formationId = await formationOfNode(ctx, nodeId, true);
   if (formationId === undefined) return undefined;
   const kv = (await ctx.attempt.client.kv.range({ key: Buffer.from(ctx.shared.keys.node(formationId, nodeId)) })).kvs[0];
-  return kv ? { formationId, groupId: decodeNode(kv.value.toString()).groupId } : undefined;
+  return kv ? { formationId, groupId: decodeNode(kv.value.toString()).groupId, modRevision: BigInt(kv.mod_revision) } : undefined;
 }
 
 /** A node as stored (not merged with the overlay), or undefined. */
@@ -122,7 +136,7 @@ export async function storedNode(ctx: EtcdContext, nodeId: number): Promise<Node
   const formationId = await formationOfNode(ctx, nodeId);
   if (formationId === undefined) return undefined;
   const kv = await ctx.attempt.get(ctx.shared.keys.node(formationId, nodeId));
-  return kv ? nodeOf(kv) : undefined;
+  return kv ? nodeOf(kv, ctx.shared.revisionBase.value) : undefined;
 }
 
 /**
@@ -132,13 +146,13 @@ export async function storedNode(ctx: EtcdContext, nodeId: number): Promise<Node
 export async function storedNodes(ctx: EtcdContext, formationId: string): Promise<NodeRecord[]> {
   const { keys } = ctx.shared;
   await ctx.attempt.get(keys.formation(formationId));
-  return (await ctx.attempt.range(keys.nodes(formationId))).map(nodeOf);
+  return (await ctx.attempt.range(keys.nodes(formationId))).map((kv) => nodeOf(kv, ctx.shared.revisionBase.value));
 }
 
 /** Buffers a node's write; the record's `goalRevision` becomes the commit's revision once it commits. */
 export function writeNode(ctx: EtcdContext, node: NodeRecord): NodeRecord {
   ctx.attempt.put(ctx.shared.keys.node(node.formationId, node.nodeId), encodeNode(node));
-  ctx.attempt.onCommit((revision) => (node.goalRevision = revision));
+  ctx.attempt.onCommit((revision) => (node.goalRevision = String(ctx.shared.revisionBase.value + BigInt(revision))));
   return node;
 }
 
@@ -233,7 +247,7 @@ export class EtcdNodeRepository implements NodeRepository {
 
   /** Not compared at commit: for views, never for a decision. */
   async listAll(): Promise<NodeRecord[]> {
-    const nodes = (await this.ctx.attempt.range(this.ctx.shared.keys.allNodes, { record: false })).map(nodeOf);
+    const nodes = (await this.ctx.attempt.range(this.ctx.shared.keys.allNodes, { record: false })).map((kv) => nodeOf(kv, this.ctx.shared.revisionBase.value));
     return nodes.sort((a, b) => a.nodeId - b.nodeId).map((n) => this.merge(n));
   }
 
@@ -328,7 +342,7 @@ export class EtcdGoalRepository implements GoalRepository {
     if (events.length === 0) return new Map();
     const goals = new Map<number, NewEvent['newGoalState']>();
     for (const e of events) goals.set(e.nodeId, e.newGoalState);
-    const revision = String(BigInt(await this.ctx.attempt.revision()) + 1n);
+    const revision = String(this.ctx.shared.revisionBase.value + BigInt(await this.ctx.attempt.revision()) + 1n);
     const now = new Date(this.ctx.shared.now());
     const answered = new Map<number, string>();
     for (const [nodeId, goalState] of goals) {
@@ -511,7 +525,7 @@ export class EtcdProbeRepository implements ProbeRepository {
   async targets(): Promise<ProbeTargetRecord[]> {
     const { attempt, shared } = this.ctx;
     const formations = new Map((await attempt.range(shared.keys.formations, { record: false })).map((kv) => [decodeFormation(kv.value).formationId, decodeFormation(kv.value)]));
-    const nodes = (await attempt.range(shared.keys.allNodes, { record: false })).map(nodeOf);
+    const nodes = (await attempt.range(shared.keys.allNodes, { record: false })).map((kv) => nodeOf(kv, shared.revisionBase.value));
     const now = shared.now();
     const targets: ProbeTargetRecord[] = [];
     for (const stored of nodes) {
@@ -600,10 +614,19 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
   const { shared } = ctx;
   const now = shared.now();
   const byNode = new Map<number, { node: { formationId: string; groupId: number; nodeId: number }; report: NodeReport }>();
+  let above = -1n;
   for (const { nodeId, report } of reports) {
     const where = await locateNode(ctx, nodeId);
-    if (where) byNode.set(nodeId, { node: { ...where, nodeId }, report });
+    if (!where) continue;
+    byNode.set(nodeId, { node: { formationId: where.formationId, groupId: where.groupId, nodeId }, report });
+    // A keeper that applied a goal revision above its node's (an earlier history of the store,
+    // or another store): raise every revision above it before reading, so that it takes ours.
+    if (report.appliedGoalRevision !== undefined) {
+      const over = BigInt(report.appliedGoalRevision) - (shared.revisionBase.value + where.modRevision);
+      if (over > above) above = over;
+    }
   }
+  if (above >= 0n) await shared.raiseRevisionBase(shared.revisionBase.value + above + 1n);
   const groupOrder = [...new Map([...byNode.values()].map(({ node }) => [groupKey(node.formationId, node.groupId), node])).values()];
   groupOrder.sort((a, b) => (a.formationId < b.formationId ? -1 : a.formationId > b.formationId ? 1 : a.groupId - b.groupId));
   for (const g of groupOrder) await lockGroup(g.formationId, g.groupId);

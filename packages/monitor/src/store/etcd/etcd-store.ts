@@ -22,7 +22,7 @@
  * Patroni's etcd3 DCS (leader key under a lease, watched by every member).
  */
 import type { Etcd3, Watcher } from 'etcd3';
-import type { NodeReport } from '@pgha/shared';
+import { PghaError, type NodeReport } from '@pgha/shared';
 import type { FormationRecord, GroupRead, ReportsRead, StoreSnapshot } from '../records.js';
 import type {
   EventStream,
@@ -54,7 +54,7 @@ import {
   type EtcdContext,
   type EtcdShared,
 } from './etcd-repositories.js';
-import { TxnAttempt, runEtcdTransaction, type EtcdFence } from './etcd-transaction.js';
+import { MAX_TRANSACTION_ATTEMPTS, TxnAttempt, runEtcdTransaction, type EtcdFence } from './etcd-transaction.js';
 import { HeldLocks, KeyedLocks, formationLockKey, groupLockKey } from './keyed-locks.js';
 import { StoreKeys } from './keys.js';
 import { ReportOverlay } from './report-overlay.js';
@@ -156,6 +156,8 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       nodeFormations: new Map(),
       eventRetention: options.eventRetention ?? EVENT_RETENTION_PER_FORMATION,
       now: () => Date.now(),
+      revisionBase: { value: BigInt(meta.goalRevisionBase ?? '0') },
+      raiseRevisionBase: (target) => this.raiseRevisionBase(target),
       wakeGoals: (ids) => ids.forEach((id) => wake(this.goalWaiters, id)),
       wakeEvents: (fs) => fs.forEach((f) => wake(this.eventWaiters, f)),
     };
@@ -190,6 +192,33 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   startGrace(formationId: string, nowMs: number): void {
     this.overlay.startGrace(formationId, nowMs);
   }
+
+  /** See {@link EtcdShared.raiseRevisionBase}: a Txn on the meta key, run again when another monitor wrote it meanwhile. */
+  private async raiseRevisionBase(target: bigint): Promise<void> {
+    for (let attempt = 0; attempt < MAX_TRANSACTION_ATTEMPTS; attempt++) {
+      const kv = (await this.client.kv.range({ key: Buffer.from(this.keys.meta) })).kvs[0];
+      if (!kv) throw new PghaError('PGHA_ERR_STORE_MISMATCH', `the etcd store's meta key ${this.keys.meta} is gone`, { hint: 'the store was deleted under the monitor: restore it (docs/monitor-ha.md)' });
+      const meta = JSON.parse(kv.value.toString()) as StoreMeta;
+      const current = BigInt(meta.goalRevisionBase ?? '0');
+      if (current >= target) {
+        if (current > this.shared.revisionBase.value) this.shared.revisionBase.value = current;
+        return;
+      }
+      const res = await this.client.kv.txn({
+        compare: [{ key: Buffer.from(this.keys.meta), target: 'Mod', result: 'Equal', mod_revision: kv.mod_revision }],
+        success: [{ request_put: { key: Buffer.from(this.keys.meta), value: Buffer.from(JSON.stringify({ ...meta, goalRevisionBase: String(target) })) } }],
+      });
+      if (res.succeeded) {
+        this.shared.revisionBase.value = target;
+        this.revisionBaseRaised?.(current, target);
+        return;
+      }
+    }
+    throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', 'the etcd store\'s meta key changed under this monitor too often to raise its goal revisions', { hint: 'retry' });
+  }
+
+  /** Told when this monitor raised the store's goal revision base (the monitor logs it). */
+  revisionBaseRaised: ((from: bigint, to: bigint) => void) | undefined;
 
   private newAttempt(): TxnAttempt {
     const attempt = new TxnAttempt(this.client, this.keys);
@@ -237,7 +266,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
     return this.run(async ({ attempt }) => {
       const formations = (await attempt.range(this.keys.formations, { record: false })).map((kv) => decodeFormation(kv.value));
       const nodes = (await attempt.range(this.keys.allNodes, { record: false }))
-        .map(nodeOf)
+        .map((kv) => nodeOf(kv, this.shared.revisionBase.value))
         .filter((n) => n.goalState !== 'dropped')
         .map((n) => this.overlay.merge(n))
         .sort((a, b) => (a.formationId < b.formationId ? -1 : a.formationId > b.formationId ? 1 : a.groupId - b.groupId || a.nodeId - b.nodeId));
@@ -279,12 +308,18 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       const node = this.keys.parseNode(key);
       if (node) {
         if (!previous || previous.value.length === 0) return wake(this.goalWaiters, node.nodeId);
-        const [now, before] = [nodeOf({ key, value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision }), nodeOf({ key, value: previous.value.toString(), modRevision: previous.mod_revision, createRevision: previous.create_revision })];
+        const base = this.shared.revisionBase.value;
+        const [now, before] = [nodeOf({ key, value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision }, base), nodeOf({ key, value: previous.value.toString(), modRevision: previous.mod_revision, createRevision: previous.create_revision }, base)];
         if (now.candidatePriority !== before.candidatePriority || now.replicationQuorum !== before.replicationQuorum) return this.wakeAllGoals();
         if (now.goalState !== before.goalState || now.goalChangedAt.getTime() !== before.goalChangedAt.getTime()) wake(this.goalWaiters, node.nodeId);
         return;
       }
-      if (this.keys.parseFormation(key) !== undefined) this.wakeAllGoals();
+      if (this.keys.parseFormation(key) !== undefined) return this.wakeAllGoals();
+      if (key === this.keys.meta) {
+        // Another monitor raised the goal revision base: every goal's revision rose with it.
+        const base = BigInt((JSON.parse(kv.value.toString()) as StoreMeta).goalRevisionBase ?? '0');
+        if (base > this.shared.revisionBase.value) this.shared.revisionBase.value = base;
+      }
     });
     watcher.on('data', (res) => {
       for (const e of res.events) this.ownRevisions.delete(e.kv.mod_revision);

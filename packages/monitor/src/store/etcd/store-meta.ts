@@ -21,6 +21,13 @@ export interface StoreMeta {
   createdAt: string;
   /** Host name of the monitor that made it. */
   createdBy: string;
+  /**
+   * Added to a node key's mod revision to make its goal revision (decimal; absent: 0). Raised
+   * when a keeper reports having applied a higher revision (`NodeReport.appliedGoalRevision`):
+   * a store restored from a snapshot, or moved from a monitor on Postgres, whose revisions would
+   * otherwise be lower than the keepers' and never taken.
+   */
+  goalRevisionBase?: string;
 }
 
 /** `<p>/v1/secrets`: what every monitor of the store shares. */
