@@ -67,6 +67,8 @@ export interface EtcdShared {
   readonly locks: KeyedLocks;
   /** Where each node id lives (a node never moves to another formation; ids are never reused). */
   readonly nodeFormations: Map<number, string>;
+  /** The group of each node id seen by a report (a node never changes group). */
+  readonly nodeGroups: Map<number, number>;
   /** Events kept per formation ({@link EVENT_RETENTION_PER_FORMATION} unless a test says otherwise). */
   readonly eventRetention: number;
   /** This monitor's clock (ms since the epoch): the store's clock on etcd. */
@@ -112,8 +114,13 @@ async function locateNode(ctx: EtcdContext, nodeId: number): Promise<{ formation
   if (!Number.isSafeInteger(nodeId) || nodeId <= 0) return undefined;
   const formationId = await formationOfNode(ctx, nodeId, true);
   if (formationId === undefined) return undefined;
+  const cached = ctx.shared.nodeGroups.get(nodeId);
+  if (cached !== undefined) return { formationId, groupId: cached };
   const kv = (await ctx.attempt.client.kv.range({ key: Buffer.from(ctx.shared.keys.node(formationId, nodeId)) })).kvs[0];
-  return kv ? { formationId, groupId: decodeNode(kv.value.toString()).groupId } : undefined;
+  if (!kv) return undefined;
+  const { groupId } = decodeNode(kv.value.toString());
+  ctx.shared.nodeGroups.set(nodeId, groupId);
+  return { formationId, groupId };
 }
 
 /** A node as stored (not merged with the overlay), or undefined. */
@@ -171,6 +178,7 @@ async function deleteNode(ctx: EtcdContext, node: NodeRecord): Promise<void> {
   ctx.attempt.onCommit(() => {
     ctx.shared.overlay.forget(node.nodeId);
     ctx.shared.nodeFormations.delete(node.nodeId);
+    ctx.shared.nodeGroups.delete(node.nodeId);
   });
 }
 
