@@ -3,9 +3,12 @@
  * etcd with TLS and client certificates, `pgha monitor create --store` (no Postgres of the
  * monitor's own), `pgha monitor run`, two keepers: the formation comes up as primary and
  * secondary, switches over, and `pgha show events` tells it, with event ids in commit order;
- * the goals are in etcd, and keepers' reports that change nothing are not etcd writes.
+ * the goals are in etcd, and keepers' reports that change nothing are not etcd writes. A second
+ * monitor joins the store (`--join`): same CA, same operator token, and it serves the formation.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import getPort from 'get-port';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow } from '@pgha/shared';
@@ -14,7 +17,8 @@ import { runPghaOk } from './helpers/cli.js';
 import { startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { isPrimaryAndSecondaries, showState } from './helpers/formation.js';
 import { delay, waitFor } from './helpers/wait-for.js';
-import { endAllProcesses } from './helpers/processes.js';
+import { endAllProcesses, killPid, runPgha, startPgha } from './helpers/processes.js';
+import { monitorFetch, registerMonitor } from './helpers/monitor-access.js';
 
 let etcd: TestEtcd;
 let monitor: TestMonitor;
@@ -74,5 +78,30 @@ describe('a monitor on etcd', () => {
     expect(Math.floor(ids[ids.length - 1]! / 10_000)).toBeLessThanOrEqual(Number(await revision()));
     const table = await runPghaOk(['show', 'events', '--count', '5', '--monitor', monitor.url]);
     expect(table).toMatch(/node1/);
+  });
+
+  it('lets a second monitor join the store: same CA and operator token, no token file of its own, and it serves the formation', async () => {
+    const tls = etcd.tls!;
+    const pgdata = join(monitor.dir, 'monitor2', 'pgdata');
+    const listen = `127.0.0.1:${await getPort({ host: '127.0.0.1' })}`;
+    const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--listen', listen, '--store', etcd.storeUri('/e2e'), '--store-ca-file', tls.caFile, '--store-cert-file', tls.clientCertFile, '--store-key-file', tls.clientKeyFile, '--join']);
+    expect(created.exitCode, created.stderr).toBe(0);
+    const pghaDir = `${pgdata}.pgha`;
+    expect(existsSync(join(pghaDir, 'auth-token'))).toBe(false);
+    expect(readFileSync(join(pghaDir, 'tls', 'ca.crt'), 'utf8')).toBe(readFileSync(monitor.caFile, 'utf8'));
+    const first = JSON.parse(readFileSync(`${monitor.pgdata}.pgha/monitor.json`, 'utf8')) as { store: { storeId: string } };
+    expect(JSON.parse(readFileSync(join(pghaDir, 'monitor.json'), 'utf8'))).toMatchObject({ store: { storeId: first.store.storeId } });
+
+    const proc = startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(monitor.dir, 'monitor2.log') });
+    try {
+      const url = `https://${listen}`;
+      // The first monitor's token and CA open the second one.
+      registerMonitor({ url, authTokenFile: monitor.authTokenFile, caFile: monitor.caFile });
+      await waitFor('the second monitor', async () => (await monitorFetch(`${url}/health`).catch(() => undefined))?.ok, { timeoutMs: 60_000 });
+      const rows = await showState(url);
+      expect(rows.map((r) => r.name).sort()).toEqual(['node1', 'node2']);
+    } finally {
+      killPid(proc.pid, 'SIGTERM');
+    }
   });
 });

@@ -67,6 +67,8 @@ export interface EtcdShared {
   readonly locks: KeyedLocks;
   /** Where each node id lives (a node never moves to another formation; ids are never reused). */
   readonly nodeFormations: Map<number, string>;
+  /** The group of each node id seen by a report (a node never changes group). */
+  readonly nodeGroups: Map<number, number>;
   /** Events kept per formation ({@link EVENT_RETENTION_PER_FORMATION} unless a test says otherwise). */
   readonly eventRetention: number;
   /** This monitor's clock (ms since the epoch): the store's clock on etcd. */
@@ -122,12 +124,17 @@ async function formationOfNode(ctx: EtcdContext, nodeId: number, outside = false
  * Where a node is (formation and group), read at the current revision without pinning the
  * attempt's: what a transaction needs to know before it takes the node's group lock and reads.
  */
-async function locateNode(ctx: EtcdContext, nodeId: number): Promise<{ formationId: string; groupId: number; modRevision: bigint } | undefined> {
+async function locateNode(ctx: EtcdContext, nodeId: number): Promise<{ formationId: string; groupId: number } | undefined> {
   if (!Number.isSafeInteger(nodeId) || nodeId <= 0) return undefined;
   const formationId = await formationOfNode(ctx, nodeId, true);
   if (formationId === undefined) return undefined;
+  const cached = ctx.shared.nodeGroups.get(nodeId);
+  if (cached !== undefined) return { formationId, groupId: cached };
   const kv = (await ctx.attempt.client.kv.range({ key: Buffer.from(ctx.shared.keys.node(formationId, nodeId)) })).kvs[0];
-  return kv ? { formationId, groupId: decodeNode(kv.value.toString()).groupId, modRevision: BigInt(kv.mod_revision) } : undefined;
+  if (!kv) return undefined;
+  const { groupId } = decodeNode(kv.value.toString());
+  ctx.shared.nodeGroups.set(nodeId, groupId);
+  return { formationId, groupId };
 }
 
 /** A node as stored (not merged with the overlay), or undefined. */
@@ -185,6 +192,7 @@ async function deleteNode(ctx: EtcdContext, node: NodeRecord): Promise<void> {
   ctx.attempt.onCommit(() => {
     ctx.shared.overlay.forget(node.nodeId);
     ctx.shared.nodeFormations.delete(node.nodeId);
+    ctx.shared.nodeGroups.delete(node.nodeId);
   });
 }
 
@@ -614,19 +622,10 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
   const { shared } = ctx;
   const now = shared.now();
   const byNode = new Map<number, { node: { formationId: string; groupId: number; nodeId: number }; report: NodeReport }>();
-  let above = -1n;
   for (const { nodeId, report } of reports) {
     const where = await locateNode(ctx, nodeId);
-    if (!where) continue;
-    byNode.set(nodeId, { node: { formationId: where.formationId, groupId: where.groupId, nodeId }, report });
-    // A keeper that applied a goal revision above its node's (an earlier history of the store,
-    // or another store): raise every revision above it before reading, so that it takes ours.
-    if (report.appliedGoalRevision !== undefined) {
-      const over = BigInt(report.appliedGoalRevision) - (shared.revisionBase.value + where.modRevision);
-      if (over > above) above = over;
-    }
+    if (where) byNode.set(nodeId, { node: { formationId: where.formationId, groupId: where.groupId, nodeId }, report });
   }
-  if (above >= 0n) await shared.raiseRevisionBase(shared.revisionBase.value + above + 1n);
   const groupOrder = [...new Map([...byNode.values()].map(({ node }) => [groupKey(node.formationId, node.groupId), node])).values()];
   groupOrder.sort((a, b) => (a.formationId < b.formationId ? -1 : a.formationId > b.formationId ? 1 : a.groupId - b.groupId));
   for (const g of groupOrder) await lockGroup(g.formationId, g.groupId);
@@ -658,5 +657,29 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
     members.set(stored.nodeId, applied.node);
   }
   for (const [key, g] of groups) g.nodes = [...groupNodes.get(key)!.values()].filter((n) => n.goalState !== 'dropped').sort((a, b) => a.nodeId - b.nodeId);
+  await raiseRevisionsAboveApplied(ctx, byNode, inputs, groups);
   return { inputs, groups, nowMs: now };
+}
+
+/**
+ * A keeper that applied a goal revision above its node's (from an earlier history of the store,
+ * restored from a snapshot, or from another store): raise the store's revision base so that
+ * every goal's revision is above it, and the records read here with it, so that the answers
+ * carry revisions the keepers take.
+ */
+async function raiseRevisionsAboveApplied(ctx: EtcdContext, byNode: ReadonlyMap<number, { report: NodeReport }>, inputs: Map<number, RecordedReport>, groups: Map<string, GroupRead>): Promise<void> {
+  let over = -1n;
+  for (const [nodeId, { report }] of byNode) {
+    const node = inputs.get(nodeId)?.node;
+    if (report.appliedGoalRevision === undefined || !node) continue;
+    const by = BigInt(report.appliedGoalRevision) - BigInt(node.goalRevision);
+    if (by > over) over = by;
+  }
+  if (over < 0n) return;
+  const before = ctx.shared.revisionBase.value;
+  await ctx.shared.raiseRevisionBase(before + over + 1n);
+  const delta = ctx.shared.revisionBase.value - before;
+  const shift = (n: NodeRecord): NodeRecord => ({ ...n, goalRevision: String(BigInt(n.goalRevision) + delta) });
+  for (const [id, input] of inputs) inputs.set(id, { ...input, node: shift(input.node) });
+  for (const g of groups.values()) g.nodes = g.nodes.map(shift);
 }

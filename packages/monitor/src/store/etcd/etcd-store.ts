@@ -154,6 +154,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       overlay: this.overlay,
       locks: this.locks,
       nodeFormations: new Map(),
+      nodeGroups: new Map(),
       eventRetention: options.eventRetention ?? EVENT_RETENTION_PER_FORMATION,
       now: () => Date.now(),
       revisionBase: { value: BigInt(meta.goalRevisionBase ?? '0') },
