@@ -14,9 +14,11 @@ import { leaderUrl, monitorLog, monitorsView, runEtcdMonitor, startEtcdMonitors,
 import { isPrimaryAndSecondaries, showState } from './helpers/formation.js';
 import { HistoryProbe, dualPrimaryWindows, showEvents, takeBaseline, unexplainedGoalChanges, type FaultBaseline } from './helpers/history.js';
 import { killNode, logOffset, transitionStart, waitForLogMessage, waitGone } from './helpers/crash.js';
-import { endAllProcesses, killPid, runPgha, startPgha, trackPid } from './helpers/processes.js';
+import { PGHA_BIN, endAllProcesses, killPid, runPgha, startPgha, startTracked, trackPid } from './helpers/processes.js';
 import { delay, waitFor } from './helpers/wait-for.js';
-import { monitorFetch } from './helpers/monitor-access.js';
+import { monitorFetch, withMonitorCredentials } from './helpers/monitor-access.js';
+import { createInterface } from 'node:readline';
+import type { EventRow } from '@pgha/shared';
 import { join } from 'node:path';
 
 const TABLE = 'ha_history';
@@ -223,6 +225,44 @@ describe('monitors on etcd', () => {
     expect(goalChanges.length).toBeGreaterThan(0);
     const view = await monitorsView(g.urls);
     expect(view.monitors.filter((m) => m.leads.some((l) => l.formation === 'default'))).toHaveLength(1);
+  });
+
+  it('event streams and metrics at any monitor, across a leader change: show events --follow misses and repeats no event, every monitor counts the switchovers', async () => {
+    await healthy();
+    const since = (await showEvents(list, 1)).at(-1)?.event_id ?? 0;
+    const args = ['show', 'events', '--follow', '--json', '--count', '1', '--monitor', list];
+    const follow = startTracked(process.execPath, [PGHA_BIN, ...args], { pipeStdout: true, env: withMonitorCredentials(args, {}) });
+    const seen: number[] = [];
+    createInterface({ input: follow.stdout! }).on('line', (line) => {
+      try {
+        const id = (JSON.parse(line) as EventRow).event_id;
+        if (id > since) seen.push(id);
+      } catch {
+        // not an event line
+      }
+    });
+    const switchover = async (monitors: readonly string[]): Promise<void> => {
+      const sw = await runPgha(['perform', 'switchover', '--wait', '120', '--monitor', monitors.join(',')]);
+      expect(sw.exitCode, sw.stderr).toBe(0);
+      await healthy();
+    };
+    await switchover(g.urls);
+    await waitFor('the stream to show the first switchover', () => seen.length > 0, { timeoutMs: 30_000 });
+    const old = await leader();
+    await killMonitor(old);
+    const others = g.urls.filter((u) => u !== old.url);
+    await waitFor('another monitor to lead', () => leaderUrl(others).catch(() => undefined), { timeoutMs: 10_000, intervalMs: 50 });
+    await switchover(others);
+    const all = (await showEvents(list)).filter((e) => e.event_id > since).map((e) => e.event_id);
+    await waitFor('the stream to show every event', () => seen.length >= all.length, { timeoutMs: 30_000 });
+    killPid(follow.pid, 'SIGTERM');
+    expect(seen).toEqual(all);
+    await restartMonitor(old);
+    for (const url of g.urls) {
+      const text = await (await monitorFetch(`${url}/metrics`)).text();
+      const switchovers = Number(/^pgha_switchovers_total\{formation="default"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      expect(switchovers, `pgha_switchovers_total at ${url}`).toBeGreaterThanOrEqual(2);
+    }
   });
 
   it('6. the etcd raft leader SIGKILLed during a switchover: the switchover completes, no failover', async () => {
