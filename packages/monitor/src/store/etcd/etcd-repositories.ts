@@ -668,16 +668,18 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
  * carry revisions the keepers take.
  */
 async function raiseRevisionsAboveApplied(ctx: EtcdContext, byNode: ReadonlyMap<number, { report: NodeReport }>, inputs: Map<number, RecordedReport>, groups: Map<string, GroupRead>): Promise<void> {
-  let over = -1n;
+  // How far the highest applied revision is above its node's; 0 or less: every keeper takes ours
+  // (a keeper applies a goal of the revision it applied last, not one below it).
+  let over = 0n;
   for (const [nodeId, { report }] of byNode) {
     const node = inputs.get(nodeId)?.node;
     if (report.appliedGoalRevision === undefined || !node) continue;
     const by = BigInt(report.appliedGoalRevision) - BigInt(node.goalRevision);
     if (by > over) over = by;
   }
-  if (over < 0n) return;
+  if (over <= 0n) return;
   const before = ctx.shared.revisionBase.value;
-  await ctx.shared.raiseRevisionBase(before + over + 1n);
+  await ctx.shared.raiseRevisionBase(before + over);
   const delta = ctx.shared.revisionBase.value - before;
   const shift = (n: NodeRecord): NodeRecord => ({ ...n, goalRevision: String(BigInt(n.goalRevision) + delta) });
   for (const [id, input] of inputs) inputs.set(id, { ...input, node: shift(input.node) });
