@@ -5,11 +5,12 @@
  * {@link readOldMonitorStore} starts its Postgres for the copy only, as `monitor run` does, reads
  * its store through the store port, and stops it again.
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConflictError, ValidationError } from '@pgha/shared';
 import { acquirePidFile, inspectPidFile, pgCtlStop, pidFilePath, postmasterPid, readSecretFile, releasePidFile } from '@pgha/postgres';
-import { loadMonitorConfig, type MonitorConfig } from './monitor-config.js';
+import { loadMonitorConfig, monitorPaths, type MonitorConfig } from './monitor-config.js';
 import { startMonitorPostgres } from './monitor-postgres.js';
 import { readStoreContents, type StoreContents } from './store/etcd/store-import.js';
 import { storeConnection } from './store/open-store.js';
@@ -37,12 +38,15 @@ function runningRefusal(pgdata: string, pid: number): ConflictError {
  * Checks the monitor at `pgdata` for a copy, starting nothing: its `monitor.json`, its store on
  * its own Postgres (not etcd), not running; reads its operator token and CA.
  *
- * @throws PghaError `PGHA_ERR_CONFIG` for a missing or damaged `monitor.json` or token file;
- *   ValidationError for a monitor on an etcd store already; ConflictError when it runs (its pid
+ * @throws ValidationError when `pgdata` has no monitor, or one on an etcd store already;
+ *   PghaError `PGHA_ERR_CONFIG` for a damaged `monitor.json` or token file; ConflictError when it runs (its pid
  *   and how to stop it in the message and hint).
  */
 export function inspectOldMonitor(pgdataArg: string): OldMonitor {
   const pgdata = resolve(pgdataArg);
+  if (!existsSync(monitorPaths(pgdata).config)) {
+    throw new ValidationError(`there is no monitor at ${pgdata} (no ${monitorPaths(pgdata).config})`, { hint: "give --from-monitor the --pgdata of the old monitor (the data directory of its Postgres)", field: 'from-monitor' });
+  }
   const config = loadMonitorConfig(pgdata);
   if (config.store) {
     throw new ValidationError(`the monitor at ${pgdata} is on an etcd store already (${config.store.endpoints.join(',')}${config.store.prefix}): there is nothing to copy`, {
@@ -56,8 +60,10 @@ export function inspectOldMonitor(pgdataArg: string): OldMonitor {
 }
 
 /**
- * Reads the old monitor's store for a copy: holds its pid file meanwhile (no `monitor run` of
- * it can start), starts its Postgres as `monitor run` does (its data directory checked, its
+ * Reads the old monitor's store for a copy: holds its pid file meanwhile (a `monitor run` of it
+ * that started since {@link inspectOldMonitor} is refused here; one started during the copy
+ * would take the file as stale, since this process is no `monitor run`: the docs say to keep
+ * the old monitor stopped), starts its Postgres as `monitor run` does (its data directory checked, its
  * pending migrations applied) unless it runs already, reads through the store port, and stops
  * the Postgres it started.
  *
