@@ -55,9 +55,10 @@ export interface EtcdStoreOption {
 /**
  * Creates a monitor on an etcd store (see the module).
  *
- * @throws ValidationError for a malformed store URI, `--from-monitor` with `--join` or of a
- *   monitor on etcd; ConflictError when a monitor exists at `pgdata`, the listen address is in
- *   use, or the old monitor runs; PghaError `PGHA_ERR_CONFIG` (the old monitor's files), PghaError `PGHA_ERR_STORE_MISMATCH` (a store
+ * @throws ValidationError for a malformed store URI, `--from-monitor` with `--join`, of a
+ *   directory without a monitor or of a monitor on etcd; ConflictError when a monitor exists at
+ *   `pgdata`, the listen address is in use, or the old monitor runs; PghaError
+ *   `PGHA_ERR_CONFIG` (the old monitor's damaged files), `PGHA_ERR_STORE_MISMATCH` (a store
  *   already there without `--join`, none with it, another program's keys, a newer store),
  *   `PGHA_ERR_STORE_UNAVAILABLE` (no etcd answers), `PGHA_ERR_TLS` (TLS asked and not spoken,
  *   or the reverse; unreadable files).
