@@ -2,11 +2,12 @@
  * What the etcd store does beyond the port's contract (store-contract.test.ts), on a real etcd:
  * its initialisation and the refusals that write nothing, reports that change no persisted
  * fact kept in memory (no etcd write), the grace period after a leadership gain, the bounded
- * event history, and a second monitor's waiters woken by the first one's commits (watch).
+ * event history, a second monitor's waiters woken by the first one's commits (watch), and a
+ * copy of another store into a new one (`monitor create --from-monitor`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeReport } from '@pgha/shared';
-import { STORE_SCHEMA_VERSION, formationEvent, initEtcdStore, openEtcdStore, type EtcdConnection, type EtcdStore } from '@pgha/monitor';
+import { MAX_TXN_OPS, STORE_SCHEMA_VERSION, formationEvent, importStoreContents, initEtcdStore, openEtcdStore, readStoreContents, type EtcdConnection, type EtcdStore } from '@pgha/monitor';
 import { startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { endAllProcesses } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -178,5 +179,73 @@ describe('the etcd store at work', () => {
       goal.cancel();
       events.cancel();
     }
+  });
+});
+
+describe('a copy of another store (monitor create --from-monitor)', () => {
+  it('makes a new store with the same formations, nodes, token digests and events (new ids, same order), in Txns within max-txn-ops; the next node id follows', async () => {
+    const { meta } = await initEtcdStore(conn('/copy-src'), { join: false, secrets: SECRETS });
+    const src = await open('/copy-src', { expectedStoreId: meta.storeId });
+    await src.formations.create('f1', 1);
+    await src.formations.create('f2');
+    const node = (name: string, port: number) => ({ name, host: '127.0.0.1', port, candidatePriority: 50, replicationQuorum: true, postgresSsl: true, httpAddress: null });
+    const a = await src.transaction((tx) => tx.nodes.insert('f1', node('a', 32_001)));
+    const b = await src.transaction((tx) => tx.nodes.insert('f1', node('b', 32_002)));
+    const c = await src.transaction((tx) => tx.nodes.insert('f2', node('c', 32_003)));
+    await src.transaction(async (tx) => {
+      await tx.credentials.issue(a.nodeId, '1'.repeat(64));
+      await tx.credentials.issue(c.nodeId, '3'.repeat(64));
+    });
+    await src.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('0/3000000', { problem: 'disk full' }) }]));
+    await src.transaction(async (tx) => tx.goals.assign({ formationId: 'f1', groupId: 0 }, (await tx.readGroup('f1', 0)).nodes, [{ nodeId: a.nodeId, goalState: 'single', rule: 'copy-test', reason: 'a to single' }]));
+    // More events than one Txn holds.
+    for (let i = 0; i < 3; i++) await src.transaction((tx) => tx.events.append(Array.from({ length: 100 }, (_, j) => formationEvent('f2', 'copy-test', `e${i * 100 + j}`))));
+    await src.transaction((tx) => tx.nodes.remove(b.nodeId));
+    const contents = await readStoreContents(src);
+
+    const made = await initEtcdStore(conn('/copy-dst'), { join: false, secrets: SECRETS, fill: async (client, keys) => void (await importStoreContents(client, keys, contents, Date.now())) });
+    const dst = await open('/copy-dst', { expectedStoreId: made.meta.storeId });
+    expect(await dst.formations.list()).toEqual(contents.formations);
+    // Reads merge this monitor's liveness (every node heard from when it opened the store): the
+    // report time as stored is the copied one.
+    const stored = (nodes: { goalRevision: string; reportedAt: Date | null }[]) => nodes.map(({ goalRevision: _r, reportedAt: _at, ...n }) => n);
+    expect(stored(await dst.nodes.listAll())).toEqual(stored(contents.nodes));
+    const raw = JSON.parse((await dst.client.get(dst.keys.node('f1', a.nodeId)).string())!) as { reportedAtMs: number };
+    expect(raw.reportedAtMs).toBe(contents.nodes[0]!.reportedAt!.getTime());
+    expect(contents.nodes.map((n) => n.name)).toEqual(['a', 'c']);
+    expect((await dst.nodes.get(a.nodeId)).reportedProblem).toBe('disk full');
+    expect(await dst.credentials.list()).toEqual(contents.credentials);
+    expect(await dst.credentials.ownerOf('3'.repeat(64))).toBe(c.nodeId);
+    for (const f of ['f1', 'f2']) {
+      const ids = (await dst.stream.latest(f, 1000)).map((e) => BigInt(e.eventId));
+      expect(ids).toEqual([...ids].sort((x, y) => (x < y ? -1 : 1)));
+      const withoutId = (events: { eventId: string }[]) => events.map(({ eventId: _id, ...e }) => e);
+      expect(withoutId(await dst.stream.latest(f, 1000))).toEqual(withoutId(contents.events.get(f)!));
+    }
+    // Written in Txns of at most MAX_TXN_OPS (an event id is its Txn's revision × 10,000 + index).
+    const perTxn = new Map<bigint, number>();
+    for (const e of await dst.stream.latest('f2', 1000)) perTxn.set(BigInt(e.eventId) / 10_000n, (perTxn.get(BigInt(e.eventId) / 10_000n) ?? 0) + 1);
+    expect([...perTxn.values()].reduce((x, y) => x + y)).toBe(300);
+    expect(Math.max(...perTxn.values())).toBeLessThanOrEqual(MAX_TXN_OPS);
+    // Names and addresses stay unique; a new node gets the next id.
+    await expect(dst.transaction((tx) => tx.nodes.insert('f1', node('a', 32_009)))).rejects.toMatchObject({ code: 'PGHA_ERR_CONFLICT' });
+    await expect(dst.transaction((tx) => tx.nodes.insert('f1', node('z', 32_003)))).rejects.toMatchObject({ code: 'PGHA_ERR_CONFLICT' });
+    expect((await dst.transaction((tx) => tx.nodes.insert('f1', node('d', 32_004)))).nodeId).toBe(c.nodeId + 1);
+  });
+
+  it('a copy that fails leaves nothing in the prefix, and the store is not made', async () => {
+    const failure = new Error('the old store went away');
+    await expect(
+      initEtcdStore(conn('/copy-fail'), {
+        join: false,
+        secrets: SECRETS,
+        fill: async (client, keys) => {
+          await client.put(keys.formation('f')).value('{}');
+          throw failure;
+        },
+      }),
+    ).rejects.toBe(failure);
+    const store = await open('/copy-src');
+    expect(await keysUnder(store, '/copy-fail')).toEqual({});
   });
 });

@@ -618,6 +618,24 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         await store.transaction((tx) => tx.nodes.remove(a.nodeId));
         expect(await store.credentials.ownerOf(d2)).toBeUndefined();
       });
+
+      it("lists every node's current digest by node id, and none of a removed node", async () => {
+        const f = await formation('c-credentials-list');
+        const [a, b, c] = [await addNode(f, 'a'), await addNode(f, 'b'), await addNode(f, 'c')];
+        const [da, db1, db2, dc] = ['a'.repeat(64), 'b'.repeat(64), 'd'.repeat(64), 'c'.repeat(64)];
+        await store.transaction(async (tx) => {
+          await tx.credentials.issue(b.nodeId, db1);
+          await tx.credentials.issue(a.nodeId, da);
+          await tx.credentials.issue(c.nodeId, dc);
+        });
+        await store.transaction((tx) => tx.credentials.issue(b.nodeId, db2));
+        await store.transaction((tx) => tx.nodes.remove(c.nodeId));
+        const mine = (await store.credentials.list()).filter((x) => [a.nodeId, b.nodeId, c.nodeId].includes(x.nodeId));
+        expect(mine).toEqual([
+          { nodeId: a.nodeId, digest: da },
+          { nodeId: b.nodeId, digest: db2 },
+        ]);
+      });
     });
 
     describe('reports', () => {

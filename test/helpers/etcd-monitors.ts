@@ -29,8 +29,11 @@ export interface EtcdMonitors {
  * answers `/health`.
  *
  * @param options.prefix - the store's key prefix (default `/pgha`).
+ * @param options.fromMonitor - the data directory of a stopped monitor on its own Postgres: the
+ *   first monitor copies its store (`--from-monitor`), and so its operator token and its CA
+ *   (instead of the etcd CA).
  */
-export async function startEtcdMonitors(options: { count?: number; etcd?: TestEtcd; prefix?: string; hosts?: readonly { addr: string; netns: string }[] } = {}): Promise<EtcdMonitors> {
+export async function startEtcdMonitors(options: { count?: number; etcd?: TestEtcd; prefix?: string; hosts?: readonly { addr: string; netns: string }[]; fromMonitor?: string } = {}): Promise<EtcdMonitors> {
   const etcd = options.etcd ?? (await startEtcd({ members: 3, tls: true, clientCertAuth: true }));
   const tls = etcd.tls!;
   const storeArgs = ['--store', etcd.storeUri(options.prefix ?? '/pgha'), '--store-ca-file', tls.caFile, '--store-cert-file', tls.clientCertFile, '--store-key-file', tls.clientKeyFile];
@@ -44,7 +47,7 @@ export async function startEtcdMonitors(options: { count?: number; etcd?: TestEt
     const addr = host?.addr ?? '127.0.0.1';
     const netns = host ? { netns: host.netns } : {};
     const httpPort = host ? 8432 : await getPort({ host: '127.0.0.1' });
-    const first = i === 1 ? ['--ssl-ca-file', tls.caFile, '--ssl-ca-key-file', caKeyFile] : ['--join'];
+    const first = i > 1 ? ['--join'] : options.fromMonitor ? ['--from-monitor', options.fromMonitor] : ['--ssl-ca-file', tls.caFile, '--ssl-ca-key-file', caKeyFile];
     const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--listen', `${addr}:${httpPort}`, ...storeArgs, ...first], {}, netns);
     if (created.exitCode !== 0) throw new Error(`monitor create ${i} failed: ${created.stderr}`);
     // Joined monitors have no token file: every monitor of the store takes the first one's token.

@@ -54,6 +54,7 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--store-cert-file <file>', 'TLS to etcd: a client certificate, when etcd asks for one (with --store-key-file)')
     .option('--store-key-file <file>', "TLS to etcd: the client certificate's key")
     .option('--join', "join the store at --store's prefix (made by another monitor) rather than make one there")
+    .option('--from-monitor <pgdata>', "make the new store a copy of the stopped monitor on its own Postgres at this data directory (its formations, nodes, tokens, CA and latest events)")
     .action(async (o) => {
       const { createMonitor, loadGivenCa } = await import('@pgha/monitor');
       await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o, loadGivenCa), ...storeOption(o) }, createLogger('monitor'));
@@ -267,12 +268,12 @@ export function buildProgram(): CommandUnknownOpts {
 }
 
 /** The etcd store `pgha monitor create` was given, if any. @throws ValidationError for store options without --store. */
-function storeOption(o: { store?: string; storeCaFile?: string; storeCertFile?: string; storeKeyFile?: string; join?: true }): { store?: EtcdStoreOption } {
+function storeOption(o: { store?: string; storeCaFile?: string; storeCertFile?: string; storeKeyFile?: string; join?: true; fromMonitor?: string }): { store?: EtcdStoreOption } {
   if (!o.store) {
-    if (o.storeCaFile || o.storeCertFile || o.storeKeyFile || o.join) throw new ValidationError('--store-ca-file, --store-cert-file, --store-key-file and --join go with --store', { hint: 'add --store etcd://HOST:PORT[,HOST:PORT…][/prefix], or drop them' });
+    if (o.storeCaFile || o.storeCertFile || o.storeKeyFile || o.join || o.fromMonitor) throw new ValidationError('--store-ca-file, --store-cert-file, --store-key-file, --join and --from-monitor go with --store', { hint: 'add --store etcd://HOST:PORT[,HOST:PORT…][/prefix], or drop them' });
     return {};
   }
-  return { store: { uri: o.store, caFile: o.storeCaFile, certFile: o.storeCertFile, keyFile: o.storeKeyFile, join: !!o.join } };
+  return { store: { uri: o.store, caFile: o.storeCaFile, certFile: o.storeCertFile, keyFile: o.storeKeyFile, join: !!o.join, fromMonitor: o.fromMonitor } };
 }
 
 /** The TLS mode `pgha monitor create` was given. @throws ValidationError for a mix that does not fit. */

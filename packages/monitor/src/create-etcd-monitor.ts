@@ -11,6 +11,12 @@
  *   operators trust every monitor alike). It writes no token file: operators use the first
  *   monitor's.
  *
+ * - With `--from-monitor OLD` (without `--join`) the new store is a copy of the store of the
+ *   stopped monitor on its own Postgres at `OLD` (`old-monitor.ts`, `store/etcd/store-import.ts`):
+ *   its formations, nodes, node tokens' digests and latest events; its operator token (this
+ *   monitor's `auth-token` is the old one's) and, when it made its own CA, that CA (it signed the
+ *   keepers' certificates, and keepers trust it), unless TLS options say otherwise.
+ *
  * Every check, and the store's making, comes before any local file is written: a refusal
  * writes nothing, in etcd or on disk.
  */
@@ -18,14 +24,18 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ConflictError, DEFAULT_FORMATION, PghaError } from '@pgha/shared';
+import type { Etcd3 } from 'etcd3';
+import { ConflictError, DEFAULT_FORMATION, PghaError, ValidationError } from '@pgha/shared';
 import { ensurePghaDir, portInUse, writeJsonAtomic, writeSecretFile } from '@pgha/postgres';
 import { tokenSha256 } from './auth.js';
 import { monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { generateSecret } from './secrets.js';
 import { parseStoreUri, type EtcdConnection } from './store/etcd/etcd-client.js';
 import { openEtcdStore } from './store/etcd/etcd-store.js';
+import type { StoreKeys } from './store/etcd/keys.js';
+import { importStoreContents } from './store/etcd/store-import.js';
 import { initEtcdStore, type StoreSecrets } from './store/etcd/store-meta.js';
+import { inspectOldMonitor, readOldMonitorStore } from './old-monitor.js';
 import { createCertificateAuthority } from './tls/certificates.js';
 import { monitorCertificateHosts, setUpMonitorTls, type MonitorSslOption } from './tls/monitor-tls.js';
 
@@ -38,13 +48,17 @@ export interface EtcdStoreOption {
   keyFile?: string | undefined;
   /** Join the store at the prefix rather than make one. */
   join?: boolean | undefined;
+  /** The data directory of a stopped monitor on its own Postgres whose store the new store copies. */
+  fromMonitor?: string | undefined;
 }
 
 /**
  * Creates a monitor on an etcd store (see the module).
  *
- * @throws ValidationError for a malformed store URI; ConflictError when a monitor exists at
- *   `pgdata` or the listen address is in use; PghaError `PGHA_ERR_STORE_MISMATCH` (a store
+ * @throws ValidationError for a malformed store URI, `--from-monitor` with `--join`, of a
+ *   directory without a monitor or of a monitor on etcd; ConflictError when a monitor exists at
+ *   `pgdata`, the listen address is in use, or the old monitor runs; PghaError
+ *   `PGHA_ERR_CONFIG` (the old monitor's damaged files), `PGHA_ERR_STORE_MISMATCH` (a store
  *   already there without `--join`, none with it, another program's keys, a newer store),
  *   `PGHA_ERR_STORE_UNAVAILABLE` (no etcd answers), `PGHA_ERR_TLS` (TLS asked and not spoken,
  *   or the reverse; unreadable files).
@@ -65,12 +79,21 @@ export async function createEtcdMonitor(options: { pgdata: string; listen: strin
   };
   const ssl = options.ssl ?? { mode: 'self-signed' };
   const join = options.store.join ?? false;
+  if (join && options.store.fromMonitor) throw new ValidationError('--from-monitor makes a new store: it does not go with --join', { hint: 'copy the old monitor with the first new monitor, then add the others with --join', field: 'from-monitor' });
+  const old = options.store.fromMonitor ? inspectOldMonitor(options.store.fromMonitor) : undefined;
   // What a new store's secrets need, made in memory: written to disk once the store is made.
-  const token = join ? undefined : generateSecret();
-  const newCa = !join && ssl.mode === 'self-signed' ? (ssl.ca ?? createCertificateAuthority(`pgha monitors CA ${hostname()}`)) : undefined;
+  const token = join ? undefined : (old?.operatorToken ?? generateSecret());
+  const newCa = !join && ssl.mode === 'self-signed' ? (ssl.ca ?? old?.ca ?? createCertificateAuthority(`pgha monitors CA ${hostname()}`)) : undefined;
   const secrets: StoreSecrets | undefined = token ? { operatorTokenSha256: tokenSha256(token), ...(newCa ? { ca: { certPem: newCa.certificatePem, keyPem: newCa.privateKeyPem } } : {}) } : undefined;
-  const made = await initEtcdStore(conn, { join, ...(secrets ? { secrets } : {}) });
-  if (!join) {
+  const fill = old
+    ? async (client: Etcd3, keys: StoreKeys): Promise<void> => {
+        const contents = await readOldMonitorStore(old.config, log);
+        const written = await importStoreContents(client, keys, contents, Date.now());
+        log.info({ from: old.config.pgdata, ...written }, `copied the store of the monitor at ${old.config.pgdata} into ${options.store.uri} (event ids change; goal revisions rise above the keepers' at their first report)`);
+      }
+    : undefined;
+  const made = await initEtcdStore(conn, { join, ...(secrets ? { secrets } : {}), ...(fill ? { fill } : {}) });
+  if (!join && !old) {
     const store = await openEtcdStore(conn, { expectedStoreId: made.meta.storeId });
     try {
       await store.formations.create(DEFAULT_FORMATION);

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import {
   ConflictError,
@@ -14,7 +14,7 @@ import {
   ValidationError,
   DEFAULT_FORMATION_SETTINGS,
 } from '@pgha/shared';
-import { acquirePidFile, assertOwnDataDirectory, ensureOwnedDir, ensurePghaDir, initdb, pidFilePath, isEmptyOrMissing, isPgData, pgCtlStart, pgCtlStop, portInUse, postmasterPid, socketDirFor, writeHba, readSecretFile, releasePidFile, writeJsonAtomic, writePghaConf, writeSecretFile } from '@pgha/postgres';
+import { acquirePidFile, assertOwnDataDirectory, ensureOwnedDir, ensurePghaDir, initdb, pidFilePath, isEmptyOrMissing, isPgData, pgCtlStop, portInUse, postmasterPid, writeHba, readSecretFile, releasePidFile, writeJsonAtomic, writeSecretFile } from '@pgha/postgres';
 import { NodeCredentials, tokenSha256 } from './auth.js';
 import { generateSecret } from './secrets.js';
 import { loadCaCertificate, loadCertificateAuthority, loadHttpsOptions, monitorCertificateHosts, setUpMonitorTls, type MonitorSslOption } from './tls/monitor-tls.js';
@@ -30,6 +30,7 @@ import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { etcdConnectionOf, openConfiguredStore, storeConnection } from './store/open-store.js';
 import { startEtcdHa, type EtcdHa } from './ha/etcd-ha.js';
 import { createEtcdMonitor, type EtcdStoreOption } from './create-etcd-monitor.js';
+import { assertMonitorData, startMonitorPostgres } from './monitor-postgres.js';
 
 /** Options of {@link createMonitor}. */
 export interface CreateMonitorOptions {
@@ -40,45 +41,6 @@ export interface CreateMonitorOptions {
   ssl?: MonitorSslOption;
   /** An etcd store shared with other monitors instead of its own Postgres (`--store`); `pgPort` is then unused. */
   store?: EtcdStoreOption;
-}
-
-/**
- * Checks that the monitor's data directory still holds the cluster it created (the database
- * system identifier of monitor.json), before its Postgres is started there or used.
- * `refusal` starts the message: what the monitor does not do.
- *
- * @returns the identifier found (to record when monitor.json has none).
- * @throws PghaError `PGHA_ERR_PGDATA` when the directory is missing, is not a data directory, or
- *   holds another cluster (see `assertOwnDataDirectory`).
- */
-function assertMonitorData(config: MonitorConfig, refusal?: string): string {
-  const { config: recordFile } = monitorPaths(config.pgdata);
-  return assertOwnDataDirectory(config.pgdata, config.systemIdentifier, {
-    who: 'this monitor',
-    recordFile,
-    ...(refusal ? { refusal } : {}),
-    hint: `a monitor starts no Postgres but the one it created: put its data directory back at ${config.pgdata}; if pgha monitor create made a new monitor there, run that one (pgha monitor run --pgdata ${config.pgdata}) once this one has stopped`,
-  });
-}
-
-/**
- * Starts the monitor's Postgres unless it runs, in the monitor's own data directory only:
- * nothing is created or written (pgha.conf, log and socket directories) before
- * {@link assertMonitorData} passes.
- *
- * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the monitor's;
- *   PostgresCommandError when pg_ctl fails.
- */
-async function startMonitorPostgres(config: MonitorConfig, log: Logger): Promise<void> {
-  if (postmasterPid(config.pgdata) !== undefined) return;
-  assertMonitorData(config);
-  const { dir, logDir } = monitorPaths(config.pgdata);
-  ensurePghaDir(dir);
-  ensureOwnedDir(logDir);
-  ensureOwnedDir(socketDirFor(config.pgdata));
-  log.info({ pgdata: config.pgdata, port: config.pgPort }, "starting the monitor's Postgres");
-  writePghaConf(config.pgdata, { role: 'monitor', listenAddresses: '', port: config.pgPort, socketDir: socketDirFor(config.pgdata), synchronousStandbyNames: '' });
-  await pgCtlStart(config.pgdata, join(logDir, 'postgres.log'));
 }
 
 /**

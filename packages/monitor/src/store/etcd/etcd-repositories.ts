@@ -156,6 +156,19 @@ export async function storedNodes(ctx: EtcdContext, formationId: string): Promis
   return (await ctx.attempt.range(keys.nodes(formationId))).map((kv) => nodeOf(kv, ctx.shared.revisionBase.value));
 }
 
+/**
+ * The keys that find a node, with their values: its name in its formation, its host:port in the
+ * store, and its formation by node id (the one definition, for a registration and for a copy of
+ * a store, `store-import.ts`).
+ */
+export function nodeIndexEntries(keys: StoreKeys, node: Pick<NodeRecord, 'nodeId' | 'formationId' | 'name' | 'host' | 'port'>): [key: string, value: string][] {
+  return [
+    [keys.nodeName(node.formationId, node.name), String(node.nodeId)],
+    [keys.nodeAddress(node.host, node.port), String(node.nodeId)],
+    [keys.nodeFormation(node.nodeId), node.formationId],
+  ];
+}
+
 /** Buffers a node's write; the record's `goalRevision` becomes the commit's revision once it commits. */
 export function writeNode(ctx: EtcdContext, node: NodeRecord): NodeRecord {
   ctx.attempt.put(ctx.shared.keys.node(node.formationId, node.nodeId), encodeNode(node));
@@ -316,9 +329,7 @@ export class EtcdNodeRepository implements NodeRepository {
       lastSelfFenceAt: null,
     };
     this.ctx.attempt.put(keys.nodeIdSeq, String(nodeId), formationId);
-    this.ctx.attempt.put(keys.nodeName(formationId, node.name), String(nodeId));
-    this.ctx.attempt.put(keys.nodeAddress(node.host, node.port), String(nodeId), formationId);
-    this.ctx.attempt.put(keys.nodeFormation(nodeId), formationId, formationId);
+    for (const [key, value] of nodeIndexEntries(keys, record)) this.ctx.attempt.put(key, value, formationId);
     this.ctx.attempt.onCommit(() => this.ctx.shared.nodeFormations.set(nodeId, formationId));
     return writeNode(this.ctx, record);
   }
@@ -608,6 +619,13 @@ export class EtcdCredentialRepository implements NodeCredentialRepository {
     if (old && old.value !== digest) attempt.delete(shared.keys.credential(old.value), formationId);
     attempt.put(shared.keys.credential(digest), String(nodeId), formationId);
     attempt.put(shared.keys.nodeCredential(nodeId), digest, formationId);
+  }
+
+  /** Not compared at commit: read for a copy of the store, never for a decision. */
+  async list(): Promise<{ nodeId: number; digest: string }[]> {
+    const { attempt, shared } = this.ctx;
+    const kvs = await attempt.range(shared.keys.nodeCredentials, { record: false });
+    return kvs.map((kv) => ({ nodeId: Number(kv.key.slice(shared.keys.nodeCredentials.length)), digest: kv.value })).sort((a, b) => a.nodeId - b.nodeId);
   }
 }
 

@@ -106,8 +106,13 @@ export class StoreKeys {
     return `${this.root}credentials/${enc(digest)}`;
   }
 
+  /** Every node's credential key (`nodeCredential`) starts with this. */
+  get nodeCredentials(): string {
+    return `${this.root}node-credentials/`;
+  }
+
   nodeCredential(nodeId: number): string {
-    return `${this.root}node-credentials/${paddedNodeId(nodeId)}`;
+    return `${this.nodeCredentials}${paddedNodeId(nodeId)}`;
   }
 
   /** Every event's key starts with this. */

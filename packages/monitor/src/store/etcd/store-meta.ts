@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { PghaError } from '@pgha/shared';
-import { checkEtcdReachable, openEtcdClient, storeUriOf, type EtcdConnection } from './etcd-client.js';
+import { checkEtcdReachable, isEtcdUnavailable, openEtcdClient, storeUriOf, type EtcdConnection } from './etcd-client.js';
 import { STORE_SCHEMA_VERSION, StoreKeys, prefixEnd } from './keys.js';
 
 /** `<p>/v1/meta`. */
@@ -116,6 +116,12 @@ export interface InitEtcdStoreOptions {
   secrets?: StoreSecrets;
   /** Host name recorded as `createdBy`; default this host's. */
   createdBy?: string;
+  /**
+   * Writes a new store's contents (a copy from another monitor, `store-import.ts`) once the
+   * prefix is known to be empty, before the meta that makes the store exist. When it throws,
+   * every key it wrote under `<p>/v1/` is deleted.
+   */
+  fill?: (client: Etcd3, keys: StoreKeys) => Promise<void>;
 }
 
 /**
@@ -126,7 +132,8 @@ export interface InitEtcdStoreOptions {
  * @throws PghaError `PGHA_ERR_STORE_MISMATCH` when the prefix holds a store already (without
  *   `join`), holds none (with `join`), holds another program's keys, or a newer store;
  *   `PGHA_ERR_STORE_UNAVAILABLE` / `PGHA_ERR_TLS` when etcd cannot be reached (see
- *   `checkEtcdReachable`). Nothing is written on any refusal.
+ *   `checkEtcdReachable`), or when `fill` fails on an unavailable etcd (what it wrote deleted,
+ *   or the hint says how). Nothing is written on any refusal.
  */
 export async function initEtcdStore(conn: EtcdConnection, options: InitEtcdStoreOptions): Promise<{ meta: StoreMeta; secrets: StoreSecrets }> {
   const client = openEtcdClient(conn);
@@ -145,6 +152,7 @@ export async function initEtcdStore(conn: EtcdConnection, options: InitEtcdStore
     }
     if (await prefixHoldsKeys(client, conn.prefix)) await readStoreMeta(client, conn);
     if (!options.secrets) throw new Error('initEtcdStore: a new store needs its secrets');
+    if (options.fill) await fillOrClean(client, keys, uri, options.fill);
     const meta: StoreMeta = { schemaVersion: STORE_SCHEMA_VERSION, storeId: randomUUID(), createdAt: new Date().toISOString(), createdBy: options.createdBy ?? hostname() };
     const res = await client
       .if(keys.meta, 'Create', '==', 0)
@@ -155,5 +163,23 @@ export async function initEtcdStore(conn: EtcdConnection, options: InitEtcdStore
     return { meta, secrets: options.secrets };
   } finally {
     client.close();
+  }
+}
+
+/** Runs `fill`; when it throws, deletes every key under `<p>/v1/` (the prefix was empty) and says so. */
+async function fillOrClean(client: Etcd3, keys: StoreKeys, uri: string, fill: (client: Etcd3, keys: StoreKeys) => Promise<void>): Promise<void> {
+  try {
+    await fill(client, keys);
+  } catch (err) {
+    const cleaned = await client.kv.deleteRange({ key: Buffer.from(keys.root), range_end: Buffer.from(prefixEnd(keys.root)) }).then(
+      () => true,
+      () => false,
+    );
+    if (!isEtcdUnavailable(err) && cleaned) throw err;
+    const message = (err as Error).message?.split('\n')[0] ?? String(err);
+    throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `writing the copy into the etcd store at ${uri} failed: ${message}; ${cleaned ? 'what was written is deleted' : `the keys written under ${keys.root} are left`}`, {
+      hint: cleaned ? 'check that a quorum of the etcd members runs (etcdctl endpoint health), then run the same command again' : `delete them (etcdctl del --prefix ${keys.root}) once etcd serves, then run the same command again`,
+      cause: err,
+    });
   }
 }
