@@ -23,7 +23,7 @@
  * node crash together; node crash with three monitors within 10 % of one monitor's time).
  *
  * Options: --runs N (5), --systems pgha,pgha-3-monitors,pg_auto_failover, --scenarios a,b,
- * --idle-seconds S (60), --out DIR (default bench/results).
+ * --idle-seconds S (60), --out DIR (default bench/results), --keep (keep the systems' directories and logs).
  */
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -101,7 +101,7 @@ async function idleFootprint(sys: HaSystem, seconds: number): Promise<Footprint>
 }
 
 /** Runs the benchmark. */
-export async function bench(options: { runs: number; systems: SystemName[]; scenarios: Scenario[]; idleSeconds: number; outDir: string | undefined; log?: (line: string) => void }): Promise<BenchReport> {
+export async function bench(options: { runs: number; systems: SystemName[]; scenarios: Scenario[]; idleSeconds: number; outDir: string | undefined; keep?: boolean; log?: (line: string) => void }): Promise<BenchReport> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const results: RunResult[] = [];
   const footprints: Footprint[] = [];
@@ -128,7 +128,8 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
       }
     } finally {
       await sys.teardown().catch(() => undefined);
-      removeDir(dir);
+      if (options.keep) log(`kept ${dir} (logs: monitor*.log, monitor-*/monitor.log, node*.log)`);
+      else removeDir(dir);
     }
   }
   const report: BenchReport = { date: new Date().toISOString(), machine: `${process.platform} ${process.arch}, node ${process.version}`, runs: options.runs, systems, results, footprints };
@@ -231,7 +232,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     .option('--runs <n>', 'runs of each scenario', intArg(1), 5)
     .option('--systems <list>', `comma-separated, from: ${SYSTEMS.join(', ')}`, SYSTEMS.join(','))
     .option('--scenarios <list>', `comma-separated, from: ${SCENARIOS.join(', ')}`, SCENARIOS.join(','))
-    .option('--idle-seconds <s>', 'length of the idle footprint window', intArg(1), 60)
+    .option('--idle-seconds <s>', 'length of the idle footprint window (0: none)', intArg(0), 60)
+    .option('--keep', 'keep each system\'s directory (its logs) instead of removing it', false)
     .option('--out <dir>', 'where to write latest.json and latest.md', fileURLToPath(new URL('./results', import.meta.url)))
     .parse()
     .opts();
@@ -241,7 +243,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`);
   const systems = o.systems.split(',').filter(Boolean) as SystemName[];
   for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}; one of ${SYSTEMS.join(', ')}`);
-  bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, outDir: o.out })
+  bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, outDir: o.out, keep: o.keep })
     .then((report) => {
       const table = new Table({ head: renderHead(report) });
       table.push(...renderRows(report));

@@ -129,10 +129,15 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
   }
   recoveryMs ??= performance.now() - t0;
   nextId = await probe.stop();
-  const states = await sys.status();
+  const states = await sys.status().catch(() => []);
   const after = primaryOf(states);
   const finalPrimary = sys.nodes.find((n) => n.name === after) ?? primary;
-  const lost = probe.lost(await idsOn({ host: '127.0.0.1', port: finalPrimary.port }, TABLE)).length;
+  // A run that went wrong may leave no Postgres to count on: say so, and count every write as lost.
+  const present = await idsOn({ host: '127.0.0.1', port: finalPrimary.port }, TABLE).catch((err: Error) => {
+    error ??= `reading the writes on ${finalPrimary.name}: ${err.message}`;
+    return new Set<number>();
+  });
+  const lost = probe.lost(present).length;
 
   const writeGapMs = probe.maxGapMs(t0 - 1000);
   // Writes back: in a change of primary, the first write the new primary acknowledged; otherwise
