@@ -263,9 +263,10 @@ function monitorsOf(urls: string[], authTokenFile: string, caFile: string | unde
  * `--monitors 3`: the monitors' CA (`dir/ca/`, made once), a 3-member etcd cluster in `dir/etcd`
  * whose members' certificates it signs (TLS between members and to clients), and three
  * monitors `dir/monitor-N` on it: the first creates the store (with that CA), the others join
- * it; each runs as a child process. Everything already created is reused.
+ * it; each runs as a child process. Everything already created is reused. Also the failover
+ * benchmark's `pgha-3-monitors` system (bench/lib/systems.ts).
  */
-async function startEtcdMonitors(dir: string, log: Logger, addChild: AddChild): Promise<{ monitors: UpMonitors; running: { url: string; pid: number; pgdata: string }[]; etcd: LocalEtcd }> {
+export async function startEtcdMonitors(dir: string, log: Logger, addChild: AddChild): Promise<{ monitors: UpMonitors; running: { url: string; pid: number; pgdata: string }[]; etcd: LocalEtcd }> {
   const { createCertificateAuthority, loadMonitorConfig, monitorPaths, monitorUrlFor } = await import('@pgha/monitor');
   const caDir = join(dir, 'ca');
   const ca = { certFile: join(caDir, 'ca.crt'), keyFile: join(caDir, 'ca.key') };

@@ -9,7 +9,9 @@
  *   instant (the new leader never heard their reports, which the old one kept in memory): a
  *   keeper gets a whole `nodeUnhealthyTimeoutMs` to reach the new leader before its silence
  *   counts, as pg_auto_failover's `startup_grace_period` after a monitor restart; a node that is
- *   really dead counts as silent that long after the gain, not later.
+ *   really dead counts as silent that long after the gain, not later. Nor does the time
+ *   before the gain, when its keepers' reports went to the old leader, count as this monitor's
+ *   own lag (`MonitorLag.decidesFromNow`).
  * - `pgha show monitors` lists every monitor registered in the store (each asked for its own
  *   row) and every etcd member (status asked of each).
  *
@@ -83,6 +85,7 @@ export async function startEtcdHa(options: EtcdHaOptions): Promise<EtcdHa> {
   prober.probesFor = (formation) => leadership.isLeader(formation);
   leadership.on('gained', (formation) => {
     store.startGrace(formation, Date.now());
+    driver.lag.decidesFromNow();
     log.info({ formation }, `counts every node of formation "${formation}" as heard from now (the grace of a new leader)`);
   });
   await leadership.start();

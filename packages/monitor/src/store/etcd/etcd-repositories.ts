@@ -661,7 +661,7 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
       inputs.set(stored.nodeId, { node: shared.overlay.merge(stored), recorded: false, before: prior });
       continue;
     }
-    const applied = applyReport(stored, shared.overlay.get(stored.nodeId), report, now, Math.random() * LSN_WRITE_INTERVAL_MS);
+    const applied = applyReport(stored, shared.overlay.get(stored.nodeId), report, now, Math.random() * LSN_WRITE_INTERVAL_MS, shared.overlay.graceFrom(stored.formationId));
     if (applied.write) writeNode(ctx, applied.node);
     ctx.attempt.onCommit(() => shared.overlay.set(stored.nodeId, applied.live));
     inputs.set(stored.nodeId, { node: applied.node, recorded: true, before: prior });

@@ -118,9 +118,13 @@ export interface AppliedReport {
  * @param lsnJitterMs - for a node the overlay does not know yet: how long before `nowMs` its LSN
  *   counts as written (0 to {@link LSN_WRITE_INTERVAL_MS}, chosen at random by the caller), so
  *   that after a monitor starts the LSN writes of a thousand nodes spread over the interval.
+ * @param graceFromMs - the start of the node's formation's grace period
+ *   ({@link ReportOverlay.graceFrom}): a standby that streamed as far as the store knows counts
+ *   as streaming at that instant, as reads see it; its first report to a new leader must not
+ *   make it unhealthy at once because the old leader kept its streaming time in memory.
  */
-export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, report: NodeReport, nowMs: number, lsnJitterMs = 0): AppliedReport {
-  const base = mergeLiveness(stored, live);
+export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, report: NodeReport, nowMs: number, lsnJitterMs = 0, graceFromMs?: number): AppliedReport {
+  const base = mergeLiveness(stored, live, graceFromMs);
   const lsn = formatLsn(parseLsn(report.lsn));
   const fence = report.selfFence?.fencedAtMs;
   const node: NodeRecord = {
@@ -205,9 +209,14 @@ export class ReportOverlay {
     this.graces.set(formationId, nowMs);
   }
 
+  /** The start of a formation's grace period: when the monitor started, or when it last became its leader. */
+  graceFrom(formationId: string): number {
+    return Math.max(this.graceFromMs, this.graces.get(formationId) ?? 0);
+  }
+
   /** A stored node as reads see it (see {@link mergeLiveness}), with this monitor's last probe time. */
   merge(record: NodeRecord): NodeRecord {
-    const merged = mergeLiveness(record, this.live.get(record.nodeId), Math.max(this.graceFromMs, this.graces.get(record.formationId) ?? 0));
+    const merged = mergeLiveness(record, this.live.get(record.nodeId), this.graceFrom(record.formationId));
     const checked = this.checked.get(record.nodeId);
     if (checked === undefined || (merged.healthCheckedAt !== null && merged.healthCheckedAt.getTime() >= checked)) return merged;
     return { ...merged, healthCheckedAt: new Date(checked) };
