@@ -108,12 +108,17 @@ export function nodeOf(kv: Kv & { own?: boolean }, revisionBase: bigint): NodeRe
 /**
  * The formation a node id lives in (cached: it never changes), or undefined when the id was
  * never given. `outside`: read at the current revision, without pinning the attempt's (for a
- * lookup before its locks are taken).
+ * lookup before its locks are taken). Inside an attempt its own write comes first: a
+ * registration that gave an id from an older snapshot must see its own node, not the one
+ * another registration committed with that id meanwhile (its commit then conflicts, and it
+ * runs again with the next id).
  */
 async function formationOfNode(ctx: EtcdContext, nodeId: number, outside = false): Promise<string | undefined> {
+  const key = ctx.shared.keys.nodeFormation(nodeId);
+  const own = outside ? undefined : ctx.attempt.ownWrite(key);
+  if (own !== undefined) return own ?? undefined;
   const cached = ctx.shared.nodeFormations.get(nodeId);
   if (cached !== undefined) return cached;
-  const key = ctx.shared.keys.nodeFormation(nodeId);
   const value = outside ? (await ctx.attempt.client.kv.range({ key: Buffer.from(key) })).kvs[0]?.value.toString() : (await ctx.attempt.get(key, { record: false }))?.value;
   if (value === undefined) return undefined;
   ctx.shared.nodeFormations.set(nodeId, value);

@@ -218,6 +218,11 @@ export class TxnAttempt {
     return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
+  /** The value this attempt wrote to `key` (null: deleted), or undefined when it wrote nothing there. */
+  ownWrite(key: string): string | null | undefined {
+    return this.writes.get(key)?.value;
+  }
+
   /** Buffers a put. @param formation - the formation it writes, when the key's path has none (for the fence). */
   put(key: string, value: string, formation?: string): void {
     this.writes.set(key, { value, formation: formation ?? this.keys.formationOf(key) });
