@@ -7,7 +7,8 @@
  * - shared: the state machine, protocol, errors; pure (no @pgha package, no node:*).
  * - postgres: running and configuring a local Postgres, pgha's files beside a data directory.
  * - client: the monitor's HTTP API as a typed client.
- * - monitor: HTTP routes, store, driver, prober; supervises its own Postgres (postgres).
+ * - monitor: HTTP routes, store, driver, prober; supervises its own Postgres (postgres); asks
+ *   the other monitors of an etcd store for their own rows (client).
  * - keeper: loop, transition table, node control; talks to the monitor (client).
  * - cli: every command; may use every package.
  * The monitor and the keeper never import each other.
@@ -18,7 +19,7 @@ const ALLOWED = {
   postgres: ['shared'],
   client: ['shared'],
   migrations: [],
-  monitor: ['shared', 'postgres', 'migrations'],
+  monitor: ['shared', 'postgres', 'client', 'migrations'],
   keeper: ['shared', 'postgres', 'client'],
   cli: ['shared', 'postgres', 'client', 'monitor', 'keeper', 'migrations'],
 };

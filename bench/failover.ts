@@ -1,10 +1,29 @@
 /**
- * `npm run bench`: failover, switchover and crash scenarios on pgha and on pg_auto_failover
+ * `npm run bench`: failover, switchover and crash scenarios on pgha with one monitor, on pgha
+ * with three monitors on a local 3-member etcd (`pgha-3-monitors`), and on pg_auto_failover
  * 2.0 (Debian packages, installed when missing), side by side in the same run, with the same
- * probe. Prints a table with the ratio pgha / pg_auto_failover per figure and writes
- * `bench/results/latest.md` and `.json`.
+ * probe (one insert every ~10 ms, bench/lib/probe.ts). Prints a table (medians [min–max] per
+ * system, ratios of medians) and writes `bench/results/latest.md` and `.json`.
  *
- * Options: --runs N (5), --systems pgha,pg_auto_failover, --scenarios a,b, --idle-seconds S (60), --out DIR.
+ * Scenarios (bench/lib/scenarios.ts): `switchover`; `node-crash` (SIGKILL the primary's keeper
+ * and postmaster); `postgres-crash`; `keeper-crash`; `standby-crash`; and, only on a system
+ * with several monitors, `monitor-crash` (SIGKILL the monitor that leads the formation, as
+ * `GET /v1/monitors` says) and `monitor-and-node-crash` (that monitor and the primary's node at
+ * the same instant). A system with one monitor has no figure for those two: neither pgha nor
+ * pg_auto_failover fails over while its only monitor is down, until a person acts.
+ *
+ * Figures per run: writes back after (ms, from the fault to the first write acknowledged by the
+ * node that serves writes afterwards), the longest write gap (ms), lost acknowledged writes,
+ * failovers that should not happen (keeper, standby and monitor crashes: a write acknowledged
+ * by another node, or another primary at the end, within 15 s of a monitor crash), time back to
+ * primary + secondary (ms, the killed processes restarted once writes are back), and for the
+ * monitor scenarios the time until another monitor leads (ms, `GET /v1/monitors` polled every
+ * 50 ms). Ratios: pgha / pg_auto_failover, and pgha-3-monitors / pgha (targets of issue 15:
+ * another monitor leads < 3 s; writes back < 6 s after the leading monitor and the primary's
+ * node crash together; node crash with three monitors within 10 % of one monitor's time).
+ *
+ * Options: --runs N (5), --systems pgha,pgha-3-monitors,pg_auto_failover, --scenarios a,b,
+ * --idle-seconds S (60), --out DIR (default bench/results), --keep (keep the systems' directories and logs).
  */
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,9 +33,9 @@ import { Command } from '@commander-js/extra-typings';
 import Table from 'cli-table3';
 import { delay, processMemory } from '@pgha/postgres';
 import { intArg } from './lib/args.js';
-import { cpuMs, killAll, processTree, started } from './lib/proc.js';
-import { runScenario, SCENARIOS, type RunResult, type Scenario } from './lib/scenarios.js';
-import { PgafSystem, PghaSystem, removeDir, type HaSystem } from './lib/systems.js';
+import { cpuMs, killAll, processTree, started, startedPids } from './lib/proc.js';
+import { needsMonitorGroup, runScenario, SCENARIOS, type RunResult, type Scenario } from './lib/scenarios.js';
+import { PgafSystem, PghaSystem, removeDir, SYSTEMS, type HaSystem, type SystemName } from './lib/systems.js';
 
 /** Idle footprint of a system's monitor and of a keeper. */
 export interface Footprint {
@@ -33,8 +52,16 @@ export interface BenchReport {
   date: string;
   machine: string;
   runs: number;
+  /** The systems run, with their number of monitors. */
+  systems: { name: SystemName; monitors: number }[];
   results: RunResult[];
   footprints: Footprint[];
+}
+
+/** A system of the benchmark by name, under `dir`. */
+function makeSystem(name: SystemName, dir: string): HaSystem {
+  if (name === 'pg_auto_failover') return new PgafSystem(dir);
+  return new PghaSystem(dir, name === 'pgha-3-monitors' ? 3 : 1);
 }
 
 function median(xs: number[]): number {
@@ -74,31 +101,38 @@ async function idleFootprint(sys: HaSystem, seconds: number): Promise<Footprint>
 }
 
 /** Runs the benchmark. */
-export async function bench(options: { runs: number; systems: string[]; scenarios: Scenario[]; idleSeconds: number; outDir: string | undefined; log?: (line: string) => void }): Promise<BenchReport> {
+export async function bench(options: { runs: number; systems: SystemName[]; scenarios: Scenario[]; idleSeconds: number; outDir: string | undefined; keep?: boolean; log?: (line: string) => void }): Promise<BenchReport> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const results: RunResult[] = [];
   const footprints: Footprint[] = [];
+  const systems: BenchReport['systems'] = [];
   for (const name of options.systems) {
     const dir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
     chmodSync(dir, 0o755); // the Postgres OS user must reach the data directories below it
-    const sys: HaSystem = name === 'pgha' ? new PghaSystem(join(dir, 'f')) : new PgafSystem(join(dir, 'f'));
+    const sys = makeSystem(name, join(dir, 'f'));
     try {
       log(`setting up ${name} in ${dir}`);
       await sys.setup();
+      systems.push({ name, monitors: sys.monitorGroup?.urls.length ?? 1 });
       if (options.idleSeconds > 0) {
         const fp = await idleFootprint(sys, options.idleSeconds);
         footprints.push(fp);
         log(`${name} idle ${fp.seconds} s: monitor ${fp.monitorCpuPct.toFixed(2)}% CPU, ${fp.monitorPeakRssMb.toFixed(0)} MB peak RSS; keeper ${fp.keeperCpuPct.toFixed(2)}% CPU, ${fp.keeperPeakRssMb.toFixed(0)} MB peak RSS`);
       }
       for (const scenario of options.scenarios) {
+        if (needsMonitorGroup(scenario) && !sys.monitorGroup) {
+          log(`${name.padEnd(16)} ${scenario.padEnd(22)} not run: ${ONE_MONITOR}`);
+          continue;
+        }
         for (let run = 1; run <= options.runs; run++) results.push(await runScenario(sys, scenario, run, log));
       }
     } finally {
       await sys.teardown().catch(() => undefined);
-      removeDir(dir);
+      if (options.keep) log(`kept ${dir} (logs: monitor*.log, monitor-*/monitor.log, node*.log)`);
+      else removeDir(dir);
     }
   }
-  const report: BenchReport = { date: new Date().toISOString(), machine: `${process.platform} ${process.arch}, node ${process.version}`, runs: options.runs, results, footprints };
+  const report: BenchReport = { date: new Date().toISOString(), machine: `${process.platform} ${process.arch}, node ${process.version}`, runs: options.runs, systems, results, footprints };
   if (options.outDir) {
     mkdirSync(options.outDir, { recursive: true });
     writeFileSync(join(options.outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -107,8 +141,13 @@ export async function bench(options: { runs: number; systems: string[]; scenario
   return report;
 }
 
-const FIGURES: { key: keyof RunResult; label: string; unit: 'ms' | 'count' }[] = [
-  { key: 'writesBackMs', label: 'writes back after (ms)', unit: 'ms' },
+/** Why a system with one monitor has no figure for a scenario that kills the leading monitor. */
+const ONE_MONITOR = 'one monitor: nothing fails over while it is down, until a person acts';
+
+const FIGURES: { key: keyof RunResult; label: string; unit: 'ms' | 'count'; only?: Scenario[]; except?: Scenario[] }[] = [
+  { key: 'newLeaderMs', label: 'another monitor leads after (ms)', unit: 'ms', only: ['monitor-crash', 'monitor-and-node-crash'] },
+  // A monitor crash alone must not stop writes: its longest gap is the figure (a short gap late in the run is no "writes back").
+  { key: 'writesBackMs', label: 'writes back after (ms)', unit: 'ms', except: ['monitor-crash'] },
   { key: 'writeGapMs', label: 'longest write gap (ms)', unit: 'ms' },
   { key: 'lost', label: 'lost acknowledged writes', unit: 'count' },
   { key: 'unexpectedFailovers', label: 'failovers that should not happen', unit: 'count' },
@@ -121,17 +160,38 @@ function cell(values: number[], unit: 'ms' | 'count'): string {
   return `${median(values).toFixed(0)} [${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}]`;
 }
 
-/** The table: per scenario and figure, median [min–max] per system, and the ratio of medians. */
+/** The ratio of the medians of `a` and `b` (ms figures), or '—'. */
+function ratio(a: number[], b: number[], unit: 'ms' | 'count'): string {
+  return unit === 'ms' && a.length && b.length && median(b) > 0 ? (median(a) / median(b)).toFixed(3) : '—';
+}
+
+/** The table's header: scenario, figure, one column per system run, then the ratios. */
+export function renderHead(report: BenchReport): string[] {
+  return ['scenario', 'figure', ...systemsOf(report), 'pgha / pg_auto_failover', 'pgha-3-monitors / pgha'];
+}
+
+/** The systems of a report in the table's order (a report without `systems`: those with results). */
+function systemsOf(report: BenchReport): SystemName[] {
+  const names = new Set<string>([...(report.systems ?? []).map((s) => s.name), ...report.results.map((r) => r.system)]);
+  return SYSTEMS.filter((s) => names.has(s));
+}
+
+/**
+ * The table: per scenario and figure, median [min–max] per system (for a scenario a system
+ * cannot run, why), and the ratios of medians pgha / pg_auto_failover and pgha-3-monitors / pgha.
+ */
 export function renderRows(report: BenchReport): string[][] {
   const rows: string[][] = [];
+  const systems = systemsOf(report);
+  const single = new Set((report.systems ?? []).filter((s) => s.monitors === 1).map((s) => s.name));
   for (const scenario of SCENARIOS) {
     const of = (system: string) => report.results.filter((r) => r.scenario === scenario && r.system === system);
-    if (of('pgha').length === 0 && of('pg_auto_failover').length === 0) continue;
-    for (const f of FIGURES) {
-      const a = of('pgha').map((r) => Number(r[f.key]));
-      const b = of('pg_auto_failover').map((r) => Number(r[f.key]));
-      const ratio = f.unit === 'ms' && a.length && b.length && median(b) > 0 ? (median(a) / median(b)).toFixed(3) : '—';
-      rows.push([scenario, f.label, cell(a, f.unit), cell(b, f.unit), ratio]);
+    if (systems.every((s) => of(s).length === 0)) continue;
+    for (const [i, f] of FIGURES.filter((f) => (!f.only || f.only.includes(scenario)) && !f.except?.includes(scenario)).entries()) {
+      const values = (system: string) => of(system).flatMap((r) => (r[f.key] === undefined ? [] : [Number(r[f.key])]));
+      // A system with one monitor: the reason on the scenario's first row, short on the others.
+      const cells = systems.map((s) => (needsMonitorGroup(scenario) && single.has(s) ? (i === 0 ? `no figure: ${ONE_MONITOR}` : 'no figure (one monitor)') : cell(values(s), f.unit)));
+      rows.push([scenario, f.label, ...cells, ratio(values('pgha'), values('pg_auto_failover'), f.unit), ratio(values('pgha-3-monitors'), values('pgha'), f.unit)]);
     }
   }
   return rows;
@@ -141,13 +201,15 @@ function renderMarkdown(report: BenchReport): string {
   const lines = [
     `# Failover benchmark — ${report.date}`,
     '',
-    `${report.machine}; ${report.runs} runs per scenario; medians [min–max]; ratio = pgha / pg_auto_failover (medians). Command: \`npm run bench\`.`,
+    `${report.machine}; ${report.runs} runs per scenario; medians [min–max]; ratios of medians. pgha: one monitor on its own Postgres; pgha-3-monitors: three monitors on a local 3-member etcd (TLS), keepers given the three. Command: \`npm run bench\`.`,
     '',
-    '| scenario | figure | pgha | pg_auto_failover | ratio |',
-    '|---|---|---|---|---|',
+    `| ${renderHead(report).join(' | ')} |`,
+    `|${renderHead(report).map(() => '---').join('|')}|`,
     ...renderRows(report).map((r) => `| ${r.join(' | ')} |`),
     '',
     '## Idle footprint',
+    '',
+    'pgha-3-monitors: the three monitors\' CPU and RSS summed; etcd is not counted, as the single monitor\'s Postgres is not.',
     '',
     '| system | seconds | monitor CPU % | monitor peak RSS MB | keeper CPU % | keeper peak RSS MB |',
     '|---|---|---|---|---|---|',
@@ -161,6 +223,7 @@ function renderMarkdown(report: BenchReport): string {
 
 function cleanupAndExit(code: number): never {
   for (const p of started) if (p.pid) killAll(processTree(p.pid));
+  killAll([...startedPids]);
   process.exit(code);
 }
 
@@ -168,9 +231,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const o = new Command('npm run bench --')
     .description('failover benchmark: each scenario on each system, writes acknowledged and lost, time without writes')
     .option('--runs <n>', 'runs of each scenario', intArg(1), 5)
-    .option('--systems <list>', 'comma-separated: pgha, pg_auto_failover', 'pgha,pg_auto_failover')
+    .option('--systems <list>', `comma-separated, from: ${SYSTEMS.join(', ')}`, SYSTEMS.join(','))
     .option('--scenarios <list>', `comma-separated, from: ${SCENARIOS.join(', ')}`, SCENARIOS.join(','))
-    .option('--idle-seconds <s>', 'length of the idle footprint window', intArg(1), 60)
+    .option('--idle-seconds <s>', 'length of the idle footprint window (0: none)', intArg(0), 60)
+    .option('--keep', 'keep each system\'s directory (its logs) instead of removing it', false)
     .option('--out <dir>', 'where to write latest.json and latest.md', fileURLToPath(new URL('./results', import.meta.url)))
     .parse()
     .opts();
@@ -178,9 +242,11 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   process.on('SIGTERM', () => cleanupAndExit(143));
   const scenarios = o.scenarios.split(',').filter(Boolean) as Scenario[];
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`);
-  bench({ runs: o.runs, systems: o.systems.split(','), scenarios, idleSeconds: o.idleSeconds, outDir: o.out })
+  const systems = o.systems.split(',').filter(Boolean) as SystemName[];
+  for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}; one of ${SYSTEMS.join(', ')}`);
+  bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, outDir: o.out, keep: o.keep })
     .then((report) => {
-      const table = new Table({ head: ['scenario', 'figure', 'pgha', 'pg_auto_failover', 'ratio'] });
+      const table = new Table({ head: renderHead(report) });
       table.push(...renderRows(report));
       process.stdout.write(`${table.toString()}\n`);
       for (const f of report.footprints) process.stdout.write(`${f.system} idle: monitor ${f.monitorCpuPct.toFixed(2)}% CPU, ${f.monitorPeakRssMb.toFixed(0)} MB; keeper ${f.keeperCpuPct.toFixed(2)}% CPU, ${f.keeperPeakRssMb.toFixed(0)} MB\n`);

@@ -20,13 +20,26 @@
  * Output: a table on stdout, `bench/results/monitor-capacity.md` and `.json`, and the target
  * line (1,000 nodes: p99 < 50 ms, 0 errors) with PASS/FAIL.
  *
- * Options: `--sizes 100,1000` `--seconds 30` `--warmup-max 90` `--connections N` `--keep`
- * (keep the temporary directories) `--no-write` (do not write bench/results) `--scrape-every S`
- * (also scrape `GET /metrics` every S seconds during the window, as Prometheus would, and report
- * the scrapes' duration and size).
+ * `--monitors 3`: the same simulated keepers against three monitors on a local 3-member etcd
+ * (TLS, client certificates), built by `pgha up --monitors 3`'s own code (one creates the store,
+ * the others `--join`). Each simulated keeper is given the three URLs and follows the rule of
+ * `@pgha/client`'s MonitorClient: it asks first the monitor that answered it last (the first of
+ * the list at the start), goes to the next one on a transport error or a 502/503/504, and
+ * after an answer forwarded by another monitor sends its next reports to the leader that the
+ * `x-pgha-leader` header names; so in steady state each report reaches its formation's leader
+ * directly. Reported besides: each monitor's CPU and RSS, etcd's CPU (every member), how the
+ * formations' leadership is spread over the monitors (`GET /v1/monitors`), and the reports that
+ * went to more than one monitor (`retried`). The target then is 3,000 nodes in 1,000
+ * formations: p99 < 50 ms, 0 errors; results go to `bench/results/monitor-capacity-etcd.md`/`.json`.
  *
- * `BENCH_MONITOR_NODE_ARGS` passes Node options to the monitor process only (e.g.
- * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it).
+ * Options: `--sizes 100,1000` `--seconds 30` `--warmup-max 90` `--connections N` (per monitor)
+ * `--monitors 1|3` `--keep` (keep the temporary directories) `--no-write` (do not write
+ * bench/results) `--scrape-every S` (also scrape `GET /metrics` every S seconds during the
+ * window, as Prometheus would, and report the scrapes' duration and size).
+ *
+ * `BENCH_MONITOR_NODE_ARGS` passes Node options to the monitor processes only (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile them; with `--monitors 3` the monitors are
+ * started once by `pgha up`'s code, then stopped and run again with these options).
  *
  * Every process it starts is ended by PID (also on failure and on SIGINT/SIGTERM) and its
  * temporary directories are removed.
@@ -40,14 +53,21 @@ import { performance } from 'node:perf_hooks';
 import Table from 'cli-table3';
 import getPort from 'get-port';
 import { Pool } from 'undici';
-import { Command } from '@commander-js/extra-typings';
+import { Command, Option } from '@commander-js/extra-typings';
 import { intArg } from './lib/args.js';
+import { createLogger } from '../packages/cli/src/logger.js';
+import { startEtcdMonitors } from '../packages/cli/src/up.js';
+import type { LocalEtcd } from '../packages/cli/src/local-etcd.js';
 import { allProcesses, clockTicksPerSecond, delay, isProcessAlive, pollUntil, postmasterPid, processMemory, processStat } from '@pgha/postgres';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PGHA_BIN = join(ROOT, 'packages/cli/bin/pgha.js');
 const RESULTS_DIR = join(ROOT, 'bench/results');
-const TARGET = { nodes: 1000, p99Ms: 50, errors: 0 };
+/** The target per number of monitors: at `nodes` simulated nodes, p99 report latency < `p99Ms`, `errors` errors. */
+const TARGETS: Record<1 | 3, { nodes: number; p99Ms: number; errors: number }> = {
+  1: { nodes: 1000, p99Ms: 50, errors: 0 },
+  3: { nodes: 3000, p99Ms: 50, errors: 0 },
+};
 
 // ---------------------------------------------------------------- options
 
@@ -60,22 +80,26 @@ interface Options {
   write: boolean;
   /** Scrape `GET /metrics` every this many seconds during the window (0: never). */
   scrapeEveryS: number;
+  /** 1: one monitor on its own Postgres; 3: three monitors on a local 3-member etcd. */
+  monitors: 1 | 3;
 }
 
 /** The options of `npm run bench:monitor -- …` (commander: `--help`, and a usage error for a bad one). */
 function parseOptions(argv: readonly string[]): Options {
   const o = new Command('npm run bench:monitor --')
     .description('monitor capacity: N simulated keepers report once per second; latency, errors, CPU and memory of the monitor')
-    .option('--sizes <n,n,...>', 'numbers of simulated nodes, one run each', (v) => v.split(',').map((s) => intArg(1)(s.trim())), [100, 1000, 3000])
+    .option('--sizes <n,n,...>', 'numbers of simulated nodes, one run each (default 100,1000,3000; with --monitors 3: 3000)', (v) => v.split(',').map((s) => intArg(1)(s.trim())))
     .option('--seconds <s>', 'measurement window', intArg(1), 30)
     .option('--warmup-max <s>', 'longest wait for the groups to settle before measuring', intArg(1), 90)
-    .option('--connections <n>', 'HTTP connections to the monitor (default: nodes / 10, from 16 to 256)', intArg(1))
+    .option('--connections <n>', 'HTTP connections to each monitor (default: nodes / monitors / 10, from 16 to 256)', intArg(1))
+    .addOption(new Option('--monitors <n>', '1: one monitor on its own Postgres; 3: three monitors on a local 3-member etcd').choices(['1', '3'] as const).default('1' as const))
     .option('--keep', 'keep the temporary directories', false)
     .option('--no-write', 'do not write bench/results')
     .option('--scrape-every <s>', 'also scrape GET /metrics every S seconds during the window, as Prometheus would', intArg(1))
     .parse(argv, { from: 'user' })
     .opts();
-  return { sizes: o.sizes, seconds: o.seconds, warmupMaxS: o.warmupMax, connections: o.connections, keep: o.keep, write: o.write, scrapeEveryS: o.scrapeEvery ?? 0 };
+  const monitors = o.monitors === '3' ? 3 : 1;
+  return { sizes: o.sizes ?? (monitors === 3 ? [3000] : [100, 1000, 3000]), seconds: o.seconds, warmupMaxS: o.warmupMax, connections: o.connections, keep: o.keep, write: o.write, scrapeEveryS: o.scrapeEvery ?? 0, monitors };
 }
 
 // ---------------------------------------------------------------- processes and cleanup
@@ -83,6 +107,8 @@ function parseOptions(argv: readonly string[]): Options {
 const children = new Set<ChildProcess>();
 const postmasterDirs = new Set<string>();
 const tempDirs = new Set<string>();
+/** etcd members started for `--monitors 3` (not children of this process: ended by PID). */
+const etcdPids = new Set<number>();
 let keepDirs = false;
 
 
@@ -118,6 +144,8 @@ async function cleanupAll(): Promise<void> {
     if (pid) process.kill(pid, 'SIGKILL');
   }
   postmasterDirs.clear();
+  for (const pid of etcdPids) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
+  etcdPids.clear();
   for (const dir of tempDirs) {
     if (keepDirs) console.log(`kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
@@ -199,23 +227,40 @@ function listeningPorts(): Set<number> {
 
 // ---------------------------------------------------------------- the monitor
 
-interface Monitor {
-  /** `https://…`: the benchmark measures the monitor as it is created by default (TLS, tokens). */
+/** One monitor process. */
+interface MonitorProcess {
+  /** `https://…`: the benchmark measures monitors as they are created by default (TLS, tokens). */
   url: string;
-  /** The operator token. */
-  token: string;
-  /** The monitor's CA certificate (PEM). */
-  ca: string;
-  dir: string;
   pgdata: string;
   child: ChildProcess;
   logFile: string;
 }
 
-async function startMonitor(): Promise<Monitor> {
-  const dir = mkdtempSync(join(tmpdir(), 'pgha-bench-monitor-'));
-  chmodSync(dir, 0o755); // the postgres OS user must reach the data directory
-  tempDirs.add(dir);
+/** The monitor(s) under test. */
+interface Monitors {
+  list: MonitorProcess[];
+  /** The operator token. */
+  token: string;
+  /** The monitors' CA certificate (PEM). */
+  ca: string;
+  dir: string;
+  /** With `--monitors 3`: the local etcd they share. */
+  etcd?: LocalEtcd;
+}
+
+/** `node [BENCH_MONITOR_NODE_ARGS] pgha monitor run --pgdata PGDATA`, output appended to `logFile`. */
+function runMonitor(pgdata: string, logFile: string): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  // BENCH_MONITOR_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the monitor.
+  const nodeArgs = (process.env.BENCH_MONITOR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, PGHA_BIN, 'monitor', 'run', '--pgdata', pgdata], { stdio: ['ignore', fd, fd], env: { ...process.env, PGHA_LOG_LEVEL: 'info' } });
+  closeSync(fd);
+  children.add(child);
+  return child;
+}
+
+/** One monitor on its own Postgres: `pgha monitor create` and `pgha monitor run`. */
+async function startSingleMonitor(dir: string): Promise<Monitors> {
   const pgdata = join(dir, 'pgdata');
   postmasterDirs.add(pgdata);
   const logFile = join(dir, 'monitor.log');
@@ -223,21 +268,66 @@ async function startMonitor(): Promise<Monitor> {
   const httpPort = await getPort({ host: '127.0.0.1', exclude: [pgPort] });
   const code = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`], logFile);
   if (code !== 0) throw new Error(`pgha monitor create failed (exit ${code}); see ${logFile}:\n${tail(logFile)}`);
-  const fd = openSync(logFile, 'a');
-  // BENCH_MONITOR_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the monitor.
-  const nodeArgs = (process.env.BENCH_MONITOR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, PGHA_BIN, 'monitor', 'run', '--pgdata', pgdata], { stdio: ['ignore', fd, fd], env: { ...process.env, PGHA_LOG_LEVEL: 'info' } });
-  closeSync(fd);
-  children.add(child);
-  const url = `https://127.0.0.1:${httpPort}`;
-  const ca = readFileSync(`${pgdata}.pgha/tls/ca.crt`, 'utf8');
-  const token = readFileSync(`${pgdata}.pgha/auth-token`, 'utf8').trim();
-  const health = new Pool(url, { connect: { ca } });
-  const answered = await pollUntil(async () => child.exitCode !== null || (await health.request({ method: 'GET', path: '/health' })).statusCode === 200, { timeoutMs: 60_000, intervalMs: 200 });
-  if (child.exitCode !== null) throw new Error(`pgha monitor run exited (${child.exitCode}); see ${logFile}:\n${tail(logFile)}`);
-  if (!answered) throw new Error(`the monitor did not answer at ${url} within 60 s; see ${logFile}`);
-  await health.close();
-  return { url, token, ca, dir, pgdata, child, logFile };
+  const child = runMonitor(pgdata, logFile);
+  return { list: [{ url: `https://127.0.0.1:${httpPort}`, pgdata, child, logFile }], token: readFileSync(`${pgdata}.pgha/auth-token`, 'utf8').trim(), ca: readFileSync(`${pgdata}.pgha/tls/ca.crt`, 'utf8'), dir };
+}
+
+/**
+ * Three monitors on a local 3-member etcd, by `pgha up --monitors 3`'s code; with
+ * `BENCH_MONITOR_NODE_ARGS`, each is stopped and run again with those Node options.
+ */
+async function startEtcdMonitorGroup(dir: string): Promise<Monitors> {
+  const started: ChildProcess[] = [];
+  const { monitors, running, etcd } = await startEtcdMonitors(dir, createLogger('bench', 'warn'), (_name, proc) => {
+    children.add(proc);
+    started.push(proc);
+  });
+  for (const m of etcd.members) etcdPids.add(m.pid);
+  const list = running.map((r, i) => ({ url: r.url, pgdata: r.pgdata, child: started[i]!, logFile: join(dir, `monitor-${i + 1}`, 'monitor.log') }));
+  if (process.env.BENCH_MONITOR_NODE_ARGS) {
+    for (const m of list) {
+      await stopChild(m.child);
+      m.child = runMonitor(m.pgdata, m.logFile);
+    }
+  }
+  return { list, token: monitors.credentials.token, ca: monitors.credentials.ca!, dir, etcd };
+}
+
+/** Starts the monitor(s) of `--monitors` and waits until each answers `/health`. */
+async function startMonitors(count: 1 | 3): Promise<Monitors> {
+  const dir = mkdtempSync(join(tmpdir(), 'pgha-bench-monitor-'));
+  chmodSync(dir, 0o755); // the postgres OS user must reach the data directory
+  tempDirs.add(dir);
+  const monitors = count === 3 ? await startEtcdMonitorGroup(dir) : await startSingleMonitor(dir);
+  for (const m of monitors.list) {
+    const health = new Pool(m.url, { connect: { ca: monitors.ca } });
+    const answered = await pollUntil(async () => m.child.exitCode !== null || (await health.request({ method: 'GET', path: '/health' }).catch(() => undefined))?.statusCode === 200, { timeoutMs: 60_000, intervalMs: 200 });
+    await health.close();
+    if (m.child.exitCode !== null) throw new Error(`pgha monitor run exited (${m.child.exitCode}); see ${m.logFile}:\n${tail(m.logFile)}`);
+    if (!answered) throw new Error(`the monitor did not answer at ${m.url} within 60 s; see ${m.logFile}`);
+  }
+  return monitors;
+}
+
+/** Stops the monitors, their Postgres or their etcd, and removes their directory unless kept. */
+async function stopMonitors(monitors: Monitors, keep: boolean): Promise<void> {
+  await Promise.all(monitors.list.map((m) => stopChild(m.child)));
+  for (const m of monitors.list) {
+    const pm = postmasterPid(m.pgdata);
+    if (pm) {
+      process.kill(pm, 'SIGQUIT');
+      await waitGone(() => [postmasterPid(m.pgdata)], 10_000);
+    }
+    postmasterDirs.delete(m.pgdata);
+  }
+  if (monitors.etcd) {
+    await monitors.etcd.stop();
+    for (const m of monitors.etcd.members) etcdPids.delete(m.pid);
+  }
+  if (!keep) {
+    rmSync(monitors.dir, { recursive: true, force: true });
+    tempDirs.delete(monitors.dir);
+  }
 }
 
 function tail(file: string, lines = 15): string {
@@ -274,6 +364,8 @@ interface SimNode {
   reported: string;
   syncNames: string;
   inFlight: boolean;
+  /** Index of the monitor this keeper asks first (see {@link MonitorRoutes}). */
+  monitor: number;
 }
 
 function formatLsn(v: bigint): string {
@@ -308,11 +400,97 @@ interface Recorder {
   errors: Map<string, number>;
   completed: number;
   skipped: number;
+  /** Reports answered after going to more than one monitor (a transport error or 502/503/504 first). */
+  retried: number;
   firstErrors: string[];
 }
 
 function newRecorder(): Recorder {
-  return { recording: false, latenciesMs: [], errors: new Map(), completed: 0, skipped: 0, firstErrors: [] };
+  return { recording: false, latenciesMs: [], errors: new Map(), completed: 0, skipped: 0, retried: 0, firstErrors: [] };
+}
+
+/**
+ * Registrations in flight at once with monitors on etcd: each allocates the next node id by a
+ * transaction on `<p>/v1/node-id-seq`, so concurrent ones conflict; with 16 at once across
+ * three monitors some ran out of their 10 attempts (503) for more than 30 s.
+ */
+const REGISTER_CONCURRENCY_ETCD = 4;
+
+/** Statuses after which a keeper asks its next monitor, as `@pgha/client`'s MonitorClient does. */
+const NOT_SERVING = new Set([502, 503, 504]);
+
+/** One request of a simulated keeper or of the set-up. */
+interface SimRequest {
+  method: 'GET' | 'POST';
+  path: string;
+  token: string;
+  body?: string;
+  timeoutMs: number;
+}
+
+/** An answer, the monitor to ask first next time, and how many monitors this request went to. */
+interface SimAnswer {
+  statusCode: number;
+  text: string;
+  next: number;
+  tries: number;
+}
+
+/**
+ * The simulated keepers' way to the monitors: a connection pool per monitor, and the rule of
+ * `@pgha/client`'s MonitorClient (packages/client/src/monitor-client.ts) without its per-client
+ * connections: a request goes first to the monitor the keeper asks first, then to the next ones
+ * in order on a transport error or a 502/503/504; after an answer, the keeper asks first the
+ * monitor that answered, or the leader that a forwarded answer names (`x-pgha-leader`).
+ */
+class MonitorRoutes {
+  readonly pools: Pool[];
+  private readonly origins: string[];
+
+  constructor(readonly urls: readonly string[], ca: string, connectionsPerMonitor: number) {
+    this.pools = urls.map((url) => new Pool(url, { connect: { ca }, connections: connectionsPerMonitor, pipelining: 1, keepAliveTimeout: 60_000, connectTimeout: 10_000 }));
+    this.origins = urls.map((url) => new URL(url).origin);
+  }
+
+  /**
+   * Sends `req`, from monitor `first` on.
+   *
+   * @throws the last transport error when no monitor answered at all.
+   */
+  async send(first: number, req: SimRequest): Promise<SimAnswer> {
+    const n = this.pools.length;
+    let lastError: unknown;
+    let notServing: { statusCode: number; text: string } | undefined;
+    for (let k = 0; k < n; k++) {
+      const i = (first + k) % n;
+      try {
+        const res = await this.pools[i]!.request({
+          method: req.method,
+          path: req.path,
+          headers: { authorization: `Bearer ${req.token}`, ...(req.body === undefined ? {} : { 'content-type': 'application/json' }) },
+          ...(req.body === undefined ? {} : { body: req.body }),
+          headersTimeout: req.timeoutMs,
+          bodyTimeout: req.timeoutMs,
+        });
+        const text = await res.body.text();
+        if (NOT_SERVING.has(res.statusCode)) {
+          notServing = { statusCode: res.statusCode, text };
+          continue;
+        }
+        const leader = res.headers['x-pgha-leader'];
+        const j = typeof leader === 'string' ? this.origins.indexOf(new URL(leader).origin) : -1;
+        return { statusCode: res.statusCode, text, next: j >= 0 ? j : i, tries: k + 1 };
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    if (notServing) return { ...notServing, next: first, tries: n };
+    throw lastError;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.pools.map((p) => p.close().catch(() => undefined)));
+  }
 }
 
 function countError(rec: Recorder, kind: string, detail: string): void {
@@ -320,16 +498,18 @@ function countError(rec: Recorder, kind: string, detail: string): void {
   if (rec.firstErrors.length < 5) rec.firstErrors.push(`${kind}: ${detail.slice(0, 200)}`);
 }
 
-async function sendReport(pool: Pool, n: SimNode, rec: Recorder): Promise<void> {
+async function sendReport(routes: MonitorRoutes, n: SimNode, rec: Recorder): Promise<void> {
   const body = JSON.stringify(buildReport(n));
   const sentState = n.goal;
   const recording = rec.recording;
   const t0 = performance.now();
   n.inFlight = true;
   try {
-    const res = await pool.request({ method: 'POST', path: `/v1/nodes/${n.nodeId}/report`, headers: { 'content-type': 'application/json', authorization: `Bearer ${n.token}` }, body, headersTimeout: 10_000, bodyTimeout: 10_000 });
-    const text = await res.body.text();
+    const res = await routes.send(n.monitor, { method: 'POST', path: `/v1/nodes/${n.nodeId}/report`, token: n.token, body, timeoutMs: 10_000 });
+    n.monitor = res.next;
+    const text = res.text;
     const ms = performance.now() - t0;
+    if (recording && res.tries > 1) rec.retried++;
     if (res.statusCode >= 200 && res.statusCode < 300) {
       const goal = JSON.parse(text) as { goalState: string; synchronousStandbyNames: string };
       n.reported = sentState;
@@ -355,7 +535,7 @@ async function sendReport(pool: Pool, n: SimNode, rec: Recorder): Promise<void> 
  * members of a formation a third of a second apart (keepers of one group do not report in
  * step). Open loop: a slot whose previous report is still in flight is skipped and counted.
  */
-function startReporting(pool: Pool, nodes: SimNode[], rec: Recorder): () => void {
+function startReporting(routes: MonitorRoutes, nodes: SimNode[], rec: Recorder): () => void {
   let stopped = false;
   const timers = new Set<NodeJS.Timeout>();
   const t0 = performance.now() + 50;
@@ -370,7 +550,7 @@ function startReporting(pool: Pool, nodes: SimNode[], rec: Recorder): () => void
       if (n.inFlight) {
         if (rec.recording) rec.skipped++;
       } else {
-        void sendReport(pool, n, rec);
+        void sendReport(routes, n, rec);
       }
       k++;
       const timer = setTimeout(tick, Math.max(0, t0 + offset + k * 1000 - performance.now()));
@@ -389,12 +569,22 @@ function startReporting(pool: Pool, nodes: SimNode[], rec: Recorder): () => void
   };
 }
 
-/** POST with JSON; throws on a non-2xx answer. */
-async function postJson(pool: Pool, token: string, path: string, body: unknown): Promise<{ status: number; json: any }> {
-  const res = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body), headersTimeout: 30_000, bodyTimeout: 30_000 });
-  const text = await res.body.text();
-  if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`POST ${path} answered ${res.statusCode}: ${text}`);
-  return { status: res.statusCode, json: JSON.parse(text) };
+/**
+ * POST with JSON, from the first monitor; while no monitor serves it (502/503/504 from every
+ * one: a new formation has no leader yet), again every 100 ms for up to 30 s. Throws on a
+ * non-2xx answer.
+ */
+async function postJson(routes: MonitorRoutes, token: string, path: string, body: unknown): Promise<{ status: number; json: any }> {
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    const res = await routes.send(0, { method: 'POST', path, token, body: JSON.stringify(body), timeoutMs: 30_000 });
+    if (NOT_SERVING.has(res.statusCode) && performance.now() < deadline) {
+      await delay(100);
+      continue;
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`POST ${path} answered ${res.statusCode}: ${res.text}`);
+    return { status: res.statusCode, json: JSON.parse(res.text) };
+  }
 }
 
 async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -425,13 +615,25 @@ interface SizeResult {
   errorKinds: Record<string, number>;
   firstErrors: string[];
   skipped: number;
+  /** Every monitor's CPU summed (% of one core); RSS figures: the largest monitor's. */
   monitorCpuPct: number;
   monitorRssMiB: number;
   monitorRssMaxMiB: number;
   monitorHwmMiB: number;
+  /** The monitor's own Postgres (one monitor); NaN with monitors on etcd. */
   postgresCpuPct: number;
   benchCpuPct: number;
+  /** HTTP connections to each monitor. */
   connections: number;
+  /** Number of monitors. */
+  monitors: number;
+  /** Reports answered after going to more than one monitor. */
+  retried: number;
+  /** Each monitor: URL, CPU % (of one core), RSS at the end and peak in the window (MiB), formations it leads at the end. */
+  perMonitor: { url: string; cpuPct: number; rssMiB: number; rssMaxMiB: number; leads: number }[];
+  /** With monitors on etcd: every member's CPU summed (% of one core) and each member's. */
+  etcdCpuPct?: number;
+  etcdMembersCpuPct?: number[];
   /** With `--scrape-every`: the `GET /metrics` scrapes of the window. */
   scrapes?: { count: number; p50Ms: number; maxMs: number; bytes: number; samples: number; errors: number };
 }
@@ -478,12 +680,20 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+/** How many formations each monitor leads, by URL, as `GET /v1/monitors` says (monitors on etcd only). */
+async function leadsPerMonitor(routes: MonitorRoutes, token: string): Promise<Map<string, number>> {
+  const res = await routes.send(0, { method: 'GET', path: '/v1/monitors', token, timeoutMs: 30_000 });
+  if (res.statusCode !== 200) throw new Error(`GET /v1/monitors answered ${res.statusCode}: ${res.text}`);
+  const view = JSON.parse(res.text) as { monitors: { url: string; leads: unknown[] }[] };
+  return new Map(view.monitors.map((m) => [m.url, m.leads.length]));
+}
+
 async function runSize(size: number, opts: Options): Promise<SizeResult> {
   const formations = Math.ceil(size / 3);
-  console.log(`\n== ${size} nodes in ${formations} formations of 3 ==`);
-  const monitor = await startMonitor();
-  const connections = opts.connections ?? Math.min(256, Math.max(16, Math.ceil(size / 10)));
-  const pool = new Pool(monitor.url, { connect: { ca: monitor.ca }, connections, pipelining: 1, keepAliveTimeout: 60_000, connectTimeout: 10_000 });
+  console.log(`\n== ${size} nodes in ${formations} formations of 3, ${opts.monitors === 3 ? 'three monitors on a local 3-member etcd' : 'one monitor on its own Postgres'} ==`);
+  const monitors = await startMonitors(opts.monitors);
+  const connections = opts.connections ?? Math.min(256, Math.max(16, Math.ceil(size / opts.monitors / 10)));
+  const routes = new MonitorRoutes(monitors.list.map((m) => m.url), monitors.ca, connections);
   try {
     // Fake node ports: distinct, and nothing listens there.
     const taken = listeningPorts();
@@ -495,7 +705,8 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
     for (let f = 0; f < formations; f++) {
       const group: SimGroup = { formation: `bench_${f + 1}`, wal: 0x3000060n, nodes: [] };
       for (let j = 0; j < 3 && nodes.length < size; j++) {
-        const n: SimNode = { index: nodes.length, name: `node${j + 1}`, port: ports[nodes.length]!, group, nodeId: 0, token: '', goal: 'init', reported: 'init', syncNames: '', inFlight: false };
+        // Every keeper is given the monitors in the same order and asks the first one first, as real keepers do.
+        const n: SimNode = { index: nodes.length, name: `node${j + 1}`, port: ports[nodes.length]!, group, nodeId: 0, token: '', goal: 'init', reported: 'init', syncNames: '', inFlight: false, monitor: 0 };
         group.nodes.push(n);
         nodes.push(n);
       }
@@ -503,10 +714,12 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
     }
 
     const t0 = performance.now();
-    await mapLimit(groups, 16, async (g) => {
-      await postJson(pool, monitor.token, '/v1/formations', { formation: g.formation });
+    // Registrations at once: 16 on one monitor; on etcd every registration's transaction
+    // compares <p>/v1/node-id-seq, so concurrent ones conflict and run again (REGISTER_CONCURRENCY_ETCD).
+    await mapLimit(groups, opts.monitors === 3 ? REGISTER_CONCURRENCY_ETCD : 16, async (g) => {
+      await postJson(routes, monitors.token, '/v1/formations', { formation: g.formation });
       for (const n of g.nodes) {
-        const { json } = await postJson(pool, monitor.token, `/v1/formations/${g.formation}/nodes`, { name: n.name, host: '127.0.0.1', port: n.port, candidatePriority: 50, replicationQuorum: true });
+        const { json } = await postJson(routes, monitors.token, `/v1/formations/${g.formation}/nodes`, { name: n.name, host: '127.0.0.1', port: n.port, candidatePriority: 50, replicationQuorum: true });
         n.nodeId = json.nodeId;
         n.token = json.nodeToken;
         n.goal = json.goalState;
@@ -516,13 +729,14 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
     console.log(`registered ${nodes.length} nodes in ${registerS.toFixed(1)} s; warming up until every group is primary + 2 secondaries (at most ${opts.warmupMaxS} s)`);
 
     const rec = newRecorder();
-    const stop = startReporting(pool, nodes, rec);
+    const stop = startReporting(routes, nodes, rec);
     try {
       const w0 = performance.now();
       let settled = 0;
       for (;;) {
         await delay(1000);
-        if (monitor.child.exitCode !== null) throw new Error(`the monitor exited (${monitor.child.exitCode}); see ${monitor.logFile}:\n${tail(monitor.logFile)}`);
+        const exited = monitors.list.find((m) => m.child.exitCode !== null);
+        if (exited) throw new Error(`the monitor at ${exited.url} exited (${exited.child.exitCode}); see ${exited.logFile}:\n${tail(exited.logFile)}`);
         settled = groups.filter(groupSettled).length;
         const elapsed = (performance.now() - w0) / 1000;
         if (settled === groups.length || elapsed >= opts.warmupMaxS) break;
@@ -533,32 +747,39 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       settled = groups.filter(groupSettled).length;
       console.log(`warm-up ${warmupS.toFixed(1)} s: ${settled}/${groups.length} groups settled; measuring for ${opts.seconds} s`);
 
-      const monitorPid = monitor.child.pid!;
-      const pmPid = postmasterPid(monitor.pgdata);
-      const m0 = cpuSeconds(monitorPid);
+      const monitorPids = monitors.list.map((m) => m.child.pid!);
+      const pmPid = opts.monitors === 1 ? postmasterPid(monitors.list[0]!.pgdata) : undefined;
+      const etcdMemberPids = monitors.etcd?.members.map((m) => m.pid) ?? [];
+      const m0 = monitorPids.map(cpuSeconds);
+      const e0 = etcdMemberPids.map(cpuSeconds);
       const pg0 = pmPid ? postgresCpuS(pmPid) : NaN;
       const b0 = process.cpuUsage();
       const s0 = performance.now();
-      let rssMax = 0;
+      const rssMax = monitorPids.map(() => 0);
       rec.recording = true;
       const sampler = setInterval(() => {
-        const mem = procMemory(monitorPid);
-        if (mem) rssMax = Math.max(rssMax, mem.rssMiB);
+        for (const [i, pid] of monitorPids.entries()) rssMax[i] = Math.max(rssMax[i]!, procMemory(pid)?.rssMiB ?? 0);
       }, 1000);
-      const scrapes = opts.scrapeEveryS > 0 ? startScraping(pool, monitor.token, opts.scrapeEveryS) : undefined;
+      const scrapes = opts.scrapeEveryS > 0 ? startScraping(routes.pools[0]!, monitors.token, opts.scrapeEveryS) : undefined;
       await delay(opts.seconds * 1000);
       rec.recording = false;
       clearInterval(sampler);
       const scraped = await scrapes?.stop();
       const windowS = (performance.now() - s0) / 1000;
-      const m1 = cpuSeconds(monitorPid);
+      const m1 = monitorPids.map(cpuSeconds);
+      const e1 = etcdMemberPids.map(cpuSeconds);
       const pg1 = pmPid ? postgresCpuS(pmPid) : NaN;
       const b1 = process.cpuUsage(b0);
-      const mem = procMemory(monitorPid);
-      rssMax = Math.max(rssMax, mem?.rssMiB ?? 0);
+      const mem = monitorPids.map(procMemory);
+      for (const [i, m] of mem.entries()) rssMax[i] = Math.max(rssMax[i]!, m?.rssMiB ?? 0);
+      const leads = opts.monitors > 1 ? await leadsPerMonitor(routes, monitors.token) : new Map([[monitors.list[0]!.url, formations]]);
       // Let the reports still in flight finish before the monitor goes.
       await delay(1500);
 
+      const pct = (a: { cpuS: number } | undefined, b: { cpuS: number } | undefined): number => (a && b ? ((b.cpuS - a.cpuS) / windowS) * 100 : NaN);
+      const perMonitor = monitors.list.map((m, i) => ({ url: m.url, cpuPct: pct(m0[i], m1[i]), rssMiB: mem[i]?.rssMiB ?? NaN, rssMaxMiB: rssMax[i]!, leads: leads.get(m.url) ?? 0 }));
+      const etcdMembersCpuPct = etcdMemberPids.map((_, i) => pct(e0[i], e1[i]));
+      const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
       const sorted = [...rec.latenciesMs].sort((a, b) => a - b);
       const errors = [...rec.errors.values()].reduce((a, b) => a + b, 0);
       const result: SizeResult = {
@@ -578,38 +799,34 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
         errorKinds: Object.fromEntries(rec.errors),
         firstErrors: rec.firstErrors,
         skipped: rec.skipped,
-        monitorCpuPct: m0 && m1 ? ((m1.cpuS - m0.cpuS) / windowS) * 100 : NaN,
-        monitorRssMiB: mem?.rssMiB ?? NaN,
-        monitorRssMaxMiB: rssMax,
-        monitorHwmMiB: mem?.hwmMiB ?? NaN,
+        monitorCpuPct: sum(perMonitor.map((m) => m.cpuPct)),
+        monitorRssMiB: Math.max(...perMonitor.map((m) => m.rssMiB)),
+        monitorRssMaxMiB: Math.max(...rssMax),
+        monitorHwmMiB: Math.max(...mem.map((m) => m?.hwmMiB ?? NaN)),
         postgresCpuPct: ((pg1 - pg0) / windowS) * 100,
         benchCpuPct: ((b1.user + b1.system) / 1e6 / windowS) * 100,
         connections,
+        monitors: opts.monitors,
+        retried: rec.retried,
+        perMonitor,
+        ...(monitors.etcd ? { etcdCpuPct: sum(etcdMembersCpuPct), etcdMembersCpuPct } : {}),
         ...(scraped ? { scrapes: scraped } : {}),
       };
       if (scraped) console.log(`GET /metrics every ${opts.scrapeEveryS} s: ${scraped.count} scrapes, p50 ${scraped.p50Ms.toFixed(1)} ms, max ${scraped.maxMs.toFixed(1)} ms, ${scraped.bytes} bytes, ${scraped.samples} samples, ${scraped.errors} errors`);
       console.log(
         `reports/s ${result.reportsPerS.toFixed(0)} (client CPU ${result.benchCpuPct.toFixed(0)}%), p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, max ${result.maxMs.toFixed(0)} ms, ` +
-          `errors ${errors}, skipped ${rec.skipped}, monitor CPU ${result.monitorCpuPct.toFixed(0)}%, RSS ${result.monitorRssMiB.toFixed(0)} MiB, Postgres CPU ${result.postgresCpuPct.toFixed(0)}%`,
+          `errors ${errors}, skipped ${rec.skipped}, retried ${rec.retried}, monitor CPU ${result.monitorCpuPct.toFixed(0)}%, RSS ${result.monitorRssMiB.toFixed(0)} MiB, ` +
+          (monitors.etcd ? `etcd CPU ${fmt(result.etcdCpuPct!, 0)}% (${etcdMembersCpuPct.map((c) => fmt(c, 0)).join(' + ')})` : `Postgres CPU ${result.postgresCpuPct.toFixed(0)}%`),
       );
+      if (perMonitor.length > 1) for (const m of perMonitor) console.log(`  ${m.url}: CPU ${fmt(m.cpuPct, 0)}%, RSS ${fmt(m.rssMiB, 0)} MiB (peak ${fmt(m.rssMaxMiB, 0)}), leads ${m.leads} formations`);
       for (const e of rec.firstErrors) console.log(`  error: ${e}`);
       return result;
     } finally {
       stop();
     }
   } finally {
-    await pool.close().catch(() => undefined);
-    await stopChild(monitor.child);
-    const pm = postmasterPid(monitor.pgdata);
-    if (pm) {
-      process.kill(pm, 'SIGQUIT');
-      await waitGone(() => [postmasterPid(monitor.pgdata)], 10_000);
-    }
-    postmasterDirs.delete(monitor.pgdata);
-    if (!opts.keep) {
-      rmSync(monitor.dir, { recursive: true, force: true });
-      tempDirs.delete(monitor.dir);
-    }
+    await routes.close();
+    await stopMonitors(monitors, opts.keep);
   }
 }
 
@@ -628,54 +845,80 @@ function tableRows(results: SizeResult[]): string[][] {
     fmt(r.maxMs, 0),
     String(r.errors),
     String(r.skipped),
+    ...(r.monitors > 1 ? [String(r.retried)] : []),
     fmt(r.monitorCpuPct, 0),
     `${fmt(r.monitorRssMiB, 0)} / ${fmt(r.monitorHwmMiB, 0)}`,
-    fmt(r.postgresCpuPct, 0),
+    r.monitors > 1 ? fmt(r.etcdCpuPct ?? NaN, 0) : fmt(r.postgresCpuPct, 0),
     `${r.settledGroups}/${r.formations}`,
   ]);
 }
 
-const HEADERS = ['nodes', 'reports/s (got / offered)', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'skipped', 'monitor CPU %', 'monitor RSS / peak MiB', 'monitor Postgres CPU %', 'groups settled'];
+function headers(monitors: 1 | 3): string[] {
+  return monitors === 3
+    ? ['nodes', 'reports/s (got / offered)', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'skipped', 'retried', 'monitors CPU % (3, summed)', 'largest monitor RSS / peak MiB', 'etcd CPU % (3 members, summed)', 'groups settled']
+    : ['nodes', 'reports/s (got / offered)', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'skipped', 'monitor CPU %', 'monitor RSS / peak MiB', 'monitor Postgres CPU %', 'groups settled'];
+}
 
-function targetLine(results: SizeResult[]): string {
-  const r = results.find((x) => x.nodes === TARGET.nodes);
-  if (!r) return `Target at 1,000 nodes (p99 < ${TARGET.p99Ms} ms, 0 errors): NOT MEASURED (run with --sizes including 1000)`;
-  const pass = r.p99Ms < TARGET.p99Ms && r.errors === TARGET.errors && r.skipped === 0;
-  return `Target at 1,000 nodes (p99 < ${TARGET.p99Ms} ms, 0 errors): ${pass ? 'PASS' : 'FAIL'} (p99 ${fmt(r.p99Ms)} ms, ${r.errors} errors${r.skipped ? `, ${r.skipped} reports skipped` : ''})`;
+/** Each monitor's CPU, RSS and formations led (monitors on etcd), one row per monitor and size. */
+function perMonitorRows(results: SizeResult[]): string[][] {
+  return results.flatMap((r) => r.perMonitor.map((m, i) => [String(r.nodes), `${i + 1} (${m.url})`, fmt(m.cpuPct, 0), `${fmt(m.rssMiB, 0)} / ${fmt(m.rssMaxMiB, 0)}`, `${m.leads} / ${r.formations}`]));
+}
+
+const PER_MONITOR_HEADERS = ['nodes', 'monitor', 'CPU %', 'RSS end / peak in window MiB', 'formations led'];
+
+function targetLine(results: SizeResult[], monitors: 1 | 3): string {
+  const target = TARGETS[monitors];
+  const what = `Target at ${target.nodes.toLocaleString('en-US')} nodes${monitors === 3 ? ', three monitors on etcd' : ''} (p99 < ${target.p99Ms} ms, 0 errors)`;
+  const r = results.find((x) => x.nodes === target.nodes);
+  if (!r) return `${what}: NOT MEASURED (run with --sizes including ${target.nodes})`;
+  const pass = r.p99Ms < target.p99Ms && r.errors === target.errors && r.skipped === 0;
+  return `${what}: ${pass ? 'PASS' : 'FAIL'} (p99 ${fmt(r.p99Ms)} ms, ${r.errors} errors${r.skipped ? `, ${r.skipped} reports skipped` : ''})`;
 }
 
 function machineInfo(): Record<string, string | number> {
   const pgVersion = spawnSync('/usr/lib/postgresql/15/bin/postgres', ['--version'], { encoding: 'utf8' }).stdout?.trim() ?? '';
-  return { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, postgres: pgVersion };
+  const etcdVersion = spawnSync('/usr/bin/etcd', ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0]?.trim() ?? '';
+  return { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, postgres: pgVersion, etcd: etcdVersion };
 }
 
-function writeResults(results: SizeResult[], opts: Options, command: string): void {
+function markdownTable(head: string[], rows: string[][]): string[] {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)];
+}
+
+/** Writes `bench/results/monitor-capacity.md`/`.json` (one monitor) or `monitor-capacity-etcd.md`/`.json` (three). */
+function writeResults(results: SizeResult[], opts: Options, command: string): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const machine = machineInfo();
   const date = new Date().toISOString();
-  writeFileSync(join(RESULTS_DIR, 'monitor-capacity.json'), `${JSON.stringify({ date, command, machine, seconds: opts.seconds, target: TARGET, results }, null, 2)}\n`);
+  const base = opts.monitors === 3 ? 'monitor-capacity-etcd' : 'monitor-capacity';
+  writeFileSync(join(RESULTS_DIR, `${base}.json`), `${JSON.stringify({ date, command, machine, seconds: opts.seconds, monitors: opts.monitors, target: TARGETS[opts.monitors], results }, null, 2)}\n`);
+  const etcd = opts.monitors === 3;
   const md = [
-    '# Monitor capacity',
+    etcd ? '# Monitor capacity: three monitors on etcd' : '# Monitor capacity',
     '',
-    `\`${command}\` on ${date.slice(0, 10)}: ${machine.cores} × ${machine.cpu}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.postgres}.`,
+    `\`${command}\` on ${date.slice(0, 10)}: ${machine.cores} × ${machine.cpu}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${etcd ? machine.etcd : machine.postgres}.`,
     '',
     `Simulated keepers (no Postgres behind them) register, then each POSTs a report once per second through the monitor's HTTP API, spread evenly over the second; formations of 3 nodes. ` +
       `Every node is at 127.0.0.1 on a port nothing listens on, so the monitor's health prober marks each one unhealthy (part of the load); the keepers report Postgres running and streaming, so the groups settle as primary + 2 secondaries and no failover starts. ` +
-      `Measured over ${opts.seconds} s after the groups settle; the benchmark client runs on the same machine.`,
+      (etcd
+        ? 'Three monitors run on a local 3-member etcd (TLS, client certificates), as `pgha up --monitors 3` builds them; each simulated keeper is given the three URLs and follows `@pgha/client`\'s rule: it asks first the monitor that answered it last, moves to the next on a transport error or 502/503/504, and sends its next reports to the leader named by a forwarded answer\'s `x-pgha-leader`, so in steady state reports reach their formation\'s leader directly. '
+        : '') +
+      `Measured over ${opts.seconds} s after the groups settle; the benchmark client${etcd ? ', the three monitors and the three etcd members all run' : ' runs'} on the same machine.`,
     '',
-    `| ${HEADERS.join(' | ')} |`,
-    `|${HEADERS.map(() => '---').join('|')}|`,
-    ...tableRows(results).map((row) => `| ${row.join(' | ')} |`),
+    ...markdownTable(headers(opts.monitors), tableRows(results)),
     '',
-    `**${targetLine(results)}**`,
+    `**${targetLine(results, opts.monitors)}**`,
     '',
-    'Columns: latency of one report (request sent to answer read); errors are non-2xx answers and transport failures; skipped are report slots not sent because that keeper\'s previous report had not been answered yet; ' +
-      "monitor CPU is the `pgha monitor run` process's utime+stime over the window in % of one core; RSS is VmRSS at the end of the window and VmHWM (peak since start); " +
-      "monitor Postgres CPU is the monitor's postmaster and all its backends. " +
+    ...(etcd ? ['Per monitor (CPU over the window, % of one core; formations led at the end of the window, from `GET /v1/monitors`):', '', ...markdownTable(PER_MONITOR_HEADERS, perMonitorRows(results)), ''] : []),
+    'Columns: latency of one report (request sent to answer read, every monitor it went to included); errors are non-2xx answers and transport failures; skipped are report slots not sent because that keeper\'s previous report had not been answered yet; ' +
+      (etcd ? 'retried are reports answered after going to more than one monitor; ' : '') +
+      `monitor CPU is the \`pgha monitor run\` process${etcd ? 'es\' (summed)' : '\'s'} utime+stime over the window in % of one core; RSS is VmRSS at the end of the window and VmHWM (peak since start)${etcd ? ', of the largest monitor' : ''}; ` +
+      (etcd ? 'etcd CPU is the three members\' utime+stime, summed. ' : "monitor Postgres CPU is the monitor's postmaster and all its backends. ") +
       `Benchmark client CPU: ${results.map((r) => `${fmt(r.benchCpuPct, 0)}% at ${r.nodes}`).join(', ')}.`,
     '',
   ].join('\n');
-  writeFileSync(join(RESULTS_DIR, 'monitor-capacity.md'), md);
+  writeFileSync(join(RESULTS_DIR, `${base}.md`), md);
+  return base;
 }
 
 // ---------------------------------------------------------------- main
@@ -685,22 +928,24 @@ async function main(): Promise<void> {
   keepDirs = opts.keep;
   const command = `npm run bench:monitor${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   // The monitor runs from the compiled packages: build them (incremental) and make sure
-  // PostgreSQL 15 is installed, as `npm test` does.
+  // PostgreSQL 15 (and etcd, for --monitors 3) is installed, as `npm test` does.
   const build = spawnSync('npx', ['tsc', '-b'], { cwd: ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('npx tsc -b failed');
-  const pg = spawnSync('bash', [join(ROOT, 'scripts/ensure-postgres.sh')], { stdio: 'inherit' });
-  if (pg.status !== 0) throw new Error('scripts/ensure-postgres.sh failed');
+  for (const script of ['ensure-postgres.sh', ...(opts.monitors === 3 ? ['ensure-etcd.sh'] : [])]) {
+    const installed = spawnSync('bash', [join(ROOT, 'scripts', script)], { stdio: 'inherit' });
+    if (installed.status !== 0) throw new Error(`scripts/${script} failed`);
+  }
 
   const results: SizeResult[] = [];
   for (const size of opts.sizes) results.push(await runSize(size, opts));
 
-  const table = new Table({ head: HEADERS });
+  const table = new Table({ head: headers(opts.monitors) });
   for (const row of tableRows(results)) table.push(row);
   console.log(`\n${table.toString()}`);
-  console.log(targetLine(results));
+  console.log(targetLine(results, opts.monitors));
   if (opts.write) {
-    writeResults(results, opts, command);
-    console.log(`written: ${join('bench/results', 'monitor-capacity.md')} and .json`);
+    const base = writeResults(results, opts, command);
+    console.log(`written: ${join('bench/results', `${base}.md`)} and .json`);
   }
 }
 

@@ -268,7 +268,7 @@ describe('the monitor API with bad input', () => {
 
   it('pgha show state says what is wrong when the monitor is unreachable or missing', async () => {
     const none = await runPgha(['show', 'state'], {});
-    expectOneLineError(none, /no monitor given; pass --monitor URL or set PGHA_MONITOR/);
+    expectOneLineError(none, /no monitor given; pass --monitor URL\[,URL…\] or set PGHA_MONITOR/);
     const dead = await runPgha(['show', 'state', '--monitor', `http://127.0.0.1:${await getPort()}`]);
     expectOneLineError(dead, /is unreachable/);
   });

@@ -11,7 +11,9 @@
  *   transactions commit; event ids resume it;
  * - settings, formations, nodes, credentials, probes, reports: what is written is read back;
  * - registration races: two nodes registering at once with the same name or host:port, one
- *   wins and the other gets a conflict.
+ *   wins and the other gets a conflict;
+ * - the leader's fence, on a store that has one (etcd): a commit with a stale fencing token
+ *   writes nothing and throws `PGHA_ERR_NOT_LEADER`.
  *
  * Every test works in formations of its own, so that they share one store.
  */
@@ -38,6 +40,15 @@ export interface ContractStore {
   store: MonitorStore;
   notifier: StoreNotifier;
   stop(): Promise<void>;
+  /** A store with a leader's fence (etcd): how a test leads a formation, loses it, and ends the fence. */
+  fencing?: {
+    /** This store's commits of `formationId` compare a leader key it now holds (a new term). */
+    lead(formationId: string): Promise<void>;
+    /** Another monitor's term begins for `formationId`: the fencing token held is stale. */
+    loseTo(formationId: string): Promise<void>;
+    /** No fence any more. */
+    clear(): void;
+  };
 }
 
 /** A promise to wait on, and the function that opens it. */
@@ -68,9 +79,9 @@ function report(state: NodeState, lsn: string, extra: Partial<NodeReport> = {}):
 
 /**
  * Registers the contract's tests for the store `makeStore` opens (once, before them; stopped
- * after them).
+ * after them). `fenced`: the store has a leader's fence (`ContractStore.fencing`), checked too.
  */
-export function describeStoreContract(name: string, makeStore: () => Promise<ContractStore>): void {
+export function describeStoreContract(name: string, makeStore: () => Promise<ContractStore>, options: { fenced?: boolean } = {}): void {
   describe(`the store port's contract: ${name}`, () => {
     let opened: ContractStore | undefined;
     let store: MonitorStore;
@@ -563,6 +574,37 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
       });
     });
 
+    // Registered only for a store with a fence (etcd); the Postgres store serves one monitor.
+    if (options.fenced) describe("the leader's fence", () => {
+      it('a commit of a formation with a stale fencing token writes nothing and throws PGHA_ERR_NOT_LEADER; with the current one it commits', async () => {
+        const fencing = opened!.fencing!;
+        const f = await formation('c-fence');
+        const a = await addNode(f, 'a');
+        const decide = (goal: NodeState) =>
+          store.transaction(async (tx) => {
+            await tx.lockGroup(f, 0);
+            const { nodes } = await tx.readGroup(f, 0);
+            await tx.goals.assign({ formationId: f, groupId: 0 }, nodes, [assignment(a.nodeId, goal)]);
+          });
+        await fencing.lead(f);
+        try {
+          await decide('single');
+          expect((await store.nodes.get(a.nodeId)).goalState).toBe('single');
+          await fencing.loseTo(f);
+          const refused = await outcome(decide('wait_primary'));
+          expect(refused.ok).toBe(false);
+          expect((refused as { error: { code?: string } }).error.code).toBe('PGHA_ERR_NOT_LEADER');
+          expect((await store.nodes.get(a.nodeId)).goalState).toBe('single');
+          expect((await store.stream.latest(f, 10)).map((e) => e.newGoalState)).toEqual(['single']);
+          // Another formation, not fenced, still commits.
+          const g = await formation('c-fence-other');
+          await addNode(g, 'b');
+        } finally {
+          fencing.clear();
+        }
+      });
+    });
+
     describe('credentials', () => {
       it('finds a node by its token digest; a new digest replaces the old; the node takes its credentials with it', async () => {
         const f = await formation('c-credentials');
@@ -575,6 +617,24 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         expect(await store.credentials.ownerOf(d2)).toBe(a.nodeId);
         await store.transaction((tx) => tx.nodes.remove(a.nodeId));
         expect(await store.credentials.ownerOf(d2)).toBeUndefined();
+      });
+
+      it("lists every node's current digest by node id, and none of a removed node", async () => {
+        const f = await formation('c-credentials-list');
+        const [a, b, c] = [await addNode(f, 'a'), await addNode(f, 'b'), await addNode(f, 'c')];
+        const [da, db1, db2, dc] = ['a'.repeat(64), 'b'.repeat(64), 'd'.repeat(64), 'c'.repeat(64)];
+        await store.transaction(async (tx) => {
+          await tx.credentials.issue(b.nodeId, db1);
+          await tx.credentials.issue(a.nodeId, da);
+          await tx.credentials.issue(c.nodeId, dc);
+        });
+        await store.transaction((tx) => tx.credentials.issue(b.nodeId, db2));
+        await store.transaction((tx) => tx.nodes.remove(c.nodeId));
+        const mine = (await store.credentials.list()).filter((x) => [a.nodeId, b.nodeId, c.nodeId].includes(x.nodeId));
+        expect(mine).toEqual([
+          { nodeId: a.nodeId, digest: da },
+          { nodeId: b.nodeId, digest: db2 },
+        ]);
       });
     });
 

@@ -8,6 +8,9 @@ import { clockTicksPerSecond, descendantPids, isProcessAlive, postgresSpawnOptio
 /** Every process the benchmark started, ended at exit by PID. */
 export const started = new Set<ResultPromise>();
 
+/** Processes started by code the benchmark reuses (etcd members), ended at exit by PID too. */
+export const startedPids = new Set<number>();
+
 /** Starts a long-running program (as the Postgres OS user when `asPostgres`), output to `logFile`. */
 export function spawnLogged(file: string, args: string[], logFile: string, options: { asPostgres?: boolean; env?: Record<string, string> } = {}): ResultPromise {
   const spawn = options.asPostgres ? postgresSpawnOptions() : { cwd: '/', env: process.env };

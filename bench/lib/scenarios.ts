@@ -1,14 +1,24 @@
 /**
- * The failover scenarios, run the same way against either system, and what each run measures.
+ * The failover scenarios, run the same way against every system, and what each run measures.
+ * `monitor-crash` and `monitor-and-node-crash` kill the monitor that leads the formation, so
+ * they run only on a system with several monitors ({@link needsMonitorGroup}).
  */
 import { Probe, idsOn } from './probe.js';
-import { postmasterPid, waitFor } from '@pgha/postgres';
+import { delay, postmasterPid, waitFor } from '@pgha/postgres';
 import { killAll } from './proc.js';
 import { isHealthy, primaryOf, type BenchNode, type HaSystem } from './systems.js';
 
 /** The scenarios of the benchmark. */
-export const SCENARIOS = ['switchover', 'node-crash', 'postgres-crash', 'keeper-crash', 'standby-crash'] as const;
+export const SCENARIOS = ['switchover', 'node-crash', 'postgres-crash', 'keeper-crash', 'standby-crash', 'monitor-crash', 'monitor-and-node-crash'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+
+/** The scenarios that SIGKILL the leading monitor: only for a system with several monitors. */
+export const MONITOR_SCENARIOS: readonly Scenario[] = ['monitor-crash', 'monitor-and-node-crash'];
+
+/** Whether `scenario` runs only on a system with several monitors. */
+export function needsMonitorGroup(scenario: Scenario): boolean {
+  return MONITOR_SCENARIOS.includes(scenario);
+}
 
 /** What one run measured. Durations in ms. */
 export interface RunResult {
@@ -25,11 +35,15 @@ export interface RunResult {
   unexpectedFailovers: number;
   /** From the fault to primary + secondary again (the crashed node restarted once writes were back). */
   recoveryMs: number;
+  /** Scenarios that kill the leading monitor: from the kill to another monitor leading the formation (`GET /v1/monitors`). */
+  newLeaderMs?: number;
   acks: number;
   error?: string;
 }
 
 const TABLE = 'bench_probe';
+/** How long after a monitor crash a failover that should not happen is watched for (ms). */
+const OBSERVE_MS = 15_000;
 let nextId = 1;
 
 /** Waits until `sys` is primary + secondary again; the primary's name. */
@@ -40,9 +54,18 @@ export async function healthyPrimary(sys: HaSystem, timeoutMs: number): Promise<
   }, { timeoutMs, intervalMs: 100 });
 }
 
-/** Runs one scenario once. The formation must be healthy before; it is healthy again after. */
+/**
+ * Runs one scenario once. The formation must be healthy before; it is healthy again after, and
+ * whatever the scenario killed runs again (a keeper once writes are back; a monitor once
+ * writes are back and another monitor leads, as systemd's `Restart=always` would).
+ *
+ * @throws Error for a monitor scenario on a system with one monitor.
+ */
 export async function runScenario(sys: HaSystem, scenario: Scenario, run: number, log: (line: string) => void): Promise<RunResult> {
+  const group = sys.monitorGroup;
+  if (needsMonitorGroup(scenario) && !group) throw new Error(`${scenario} needs several monitors; ${sys.name} has one`);
   const primaryName = await healthyPrimary(sys, 300_000);
+  const killedMonitor = group && needsMonitorGroup(scenario) ? await waitFor('a monitor to lead the formation', () => group.leader(), { timeoutMs: 60_000, intervalMs: 100 }) : undefined;
   const primary = sys.nodes.find((n) => n.name === primaryName)!;
   const standby = sys.nodes.find((n) => n.name !== primaryName)!;
   await Probe.createTable(sys.hosts, TABLE);
@@ -52,6 +75,7 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
 
   const restart: BenchNode[] = [];
   let command: Promise<void> = Promise.resolve();
+  let newLeader: Promise<number> | undefined;
   const t0 = performance.now();
   switch (scenario) {
     case 'switchover':
@@ -72,34 +96,62 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
       killAll([...sys.keeperPids(standby), postmasterPid(standby.pgdata) ?? 0].filter(Boolean));
       restart.push(standby);
       break;
+    case 'monitor-crash':
+    case 'monitor-and-node-crash':
+      // At the same instant: the leading monitor, and for the second the primary's keeper and postmaster.
+      killAll([...group!.pids(killedMonitor!), ...(scenario === 'monitor-and-node-crash' ? [...sys.keeperPids(primary), postmasterPid(primary.pgdata) ?? 0].filter(Boolean) : [])]);
+      if (scenario === 'monitor-and-node-crash') restart.push(primary);
+      newLeader = waitFor('another monitor to lead the formation', async () => {
+        const url = await group!.leader();
+        return url !== undefined && url !== killedMonitor ? performance.now() - t0 : undefined;
+      }, { timeoutMs: 120_000, intervalMs: 50 });
+      newLeader.catch(() => undefined);
+      break;
   }
   let error: string | undefined;
+  let newLeaderMs: number | undefined;
+  let recoveryMs: number | undefined;
   try {
     // Writes are back and steady: 100 acknowledgements after the fault, the first of them at least 50 ms after it.
     await waitFor('writes to go on after the fault', () => probe.acks.filter((a) => a.atMs > t0 + 50).length >= 100, { timeoutMs: 300_000, intervalMs: 50 });
     await command;
+    if (newLeader) newLeaderMs = await newLeader;
     for (const n of restart) sys.startKeeper(n);
+    if (killedMonitor) await group!.restart(killedMonitor);
     await healthyPrimary(sys, 300_000);
+    recoveryMs = performance.now() - t0;
+    // The leader changed without a failover so far; one it would cause late (a keeper counted
+    // silent by the new leader: nodeUnhealthyTimeoutMs after its gain) would show within
+    // OBSERVE_MS of the kill, in the probe's acknowledgements or in the final state.
+    if (scenario === 'monitor-crash') await delay(Math.max(0, t0 + OBSERVE_MS - performance.now()));
   } catch (err) {
     error = (err as Error).message;
   }
-  const recoveryMs = performance.now() - t0;
+  recoveryMs ??= performance.now() - t0;
   nextId = await probe.stop();
-  const states = await sys.status();
+  const states = await sys.status().catch(() => []);
   const after = primaryOf(states);
   const finalPrimary = sys.nodes.find((n) => n.name === after) ?? primary;
-  const lost = probe.lost(await idsOn({ host: '127.0.0.1', port: finalPrimary.port }, TABLE)).length;
+  // A run that went wrong may leave no Postgres to count on: say so, and count every write as lost.
+  const present = await idsOn({ host: '127.0.0.1', port: finalPrimary.port }, TABLE).catch((err: Error) => {
+    error ??= `reading the writes on ${finalPrimary.name}: ${err.message}`;
+    return new Set<number>();
+  });
+  const lost = probe.lost(present).length;
 
   const writeGapMs = probe.maxGapMs(t0 - 1000);
   // Writes back: in a change of primary, the first write the new primary acknowledged; otherwise
   // the end of the longest gap, when writes stopped at all.
   const onNew = probe.acks.find((a) => a.atMs > t0 && a.port !== primary.port);
   const gapEnd = probe.acks.find((a, i) => i > 0 && a.atMs > t0 && a.atMs - probe.acks[i - 1]!.atMs === writeGapMs);
-  const writesBackMs = (scenario === 'switchover' || scenario === 'node-crash') && onNew
+  const writesBackMs = (scenario === 'switchover' || scenario === 'node-crash' || scenario === 'monitor-and-node-crash') && onNew
     ? onNew.atMs - t0
     : writeGapMs >= 100 && gapEnd ? gapEnd.atMs - t0 : 0;
-  const unexpectedFailovers = (scenario === 'keeper-crash' || scenario === 'standby-crash') && after !== primaryName ? 1 : 0;
-  const result: RunResult = { system: sys.name, scenario, run, writeGapMs, writesBackMs, lost, unexpectedFailovers, recoveryMs, acks: probe.acks.length, ...(error ? { error } : {}) };
-  log(`${sys.name.padEnd(16)} ${scenario.padEnd(15)} run ${run}: gap ${writeGapMs.toFixed(0)} ms, writes back ${writesBackMs.toFixed(0)} ms, lost ${lost}, unexpected failovers ${unexpectedFailovers}, recovery ${(recoveryMs / 1000).toFixed(1)} s${error ? `, ERROR ${error}` : ''}`);
+  // Any write acknowledged by another node than the primary, or another primary at the end.
+  const movedAway = probe.acks.some((a) => a.atMs > t0 && a.port !== primary.port) || after !== primaryName;
+  const unexpectedFailovers = (scenario === 'keeper-crash' || scenario === 'standby-crash' || scenario === 'monitor-crash') && movedAway ? 1 : 0;
+  const result: RunResult = { system: sys.name, scenario, run, writeGapMs, writesBackMs, lost, unexpectedFailovers, recoveryMs, ...(newLeaderMs === undefined ? {} : { newLeaderMs }), acks: probe.acks.length, ...(error ? { error } : {}) };
+  const leaderPart = newLeaderMs === undefined ? '' : `, another monitor leads after ${newLeaderMs.toFixed(0)} ms`;
+  log(`${sys.name.padEnd(16)} ${scenario.padEnd(22)} run ${run}: gap ${writeGapMs.toFixed(0)} ms, writes back ${writesBackMs.toFixed(0)} ms, lost ${lost}, unexpected failovers ${unexpectedFailovers}${leaderPart}, recovery ${(recoveryMs / 1000).toFixed(1)} s${error ? `, ERROR ${error}` : ''}`);
   return result;
 }

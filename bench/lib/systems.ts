@@ -1,8 +1,9 @@
 /**
- * The two HA systems the benchmark drives the same way: pgha, and pg_auto_failover 2.0 from
- * the Debian packages (`pg_autoctl`). Each brings up a monitor and two nodes on free loopback
- * ports under its own directory, reports its nodes' states, and knows which processes are a
- * node's keeper and which its postmaster.
+ * The HA systems the benchmark drives the same way: pgha with one monitor on its own Postgres,
+ * pgha with three monitors on a local 3-member etcd (`pgha-3-monitors`, as `pgha up --monitors
+ * 3` builds it), and pg_auto_failover 2.0 from the Debian packages (`pg_autoctl`). Each brings
+ * up its monitor(s) and two nodes on free loopback ports under its own directory, reports its
+ * nodes' states, and knows which processes are a node's keeper and which its postmaster.
  */
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,10 @@ import type { ResultPromise } from 'execa';
 import { MonitorClient } from '@pgha/client';
 import { delay, isProcessAlive, postgresOsUser, postmasterPid, processName, waitFor } from '@pgha/postgres';
 import type { Host } from './probe.js';
-import { processTree, run, spawnLogged } from './proc.js';
+import { processTree, run, spawnLogged, started, startedPids } from './proc.js';
+import { createLogger } from '../../packages/cli/src/logger.js';
+import { startEtcdMonitors } from '../../packages/cli/src/up.js';
+import type { LocalEtcd } from '../../packages/cli/src/local-etcd.js';
 
 const PGHA_BIN = fileURLToPath(new URL('../../packages/cli/bin/pgha.js', import.meta.url));
 
@@ -30,9 +34,33 @@ export interface NodeStatus {
   goal: string;
 }
 
+/** The systems of the benchmark, in the order of its table's columns. */
+export const SYSTEMS = ['pgha', 'pgha-3-monitors', 'pg_auto_failover'] as const;
+export type SystemName = (typeof SYSTEMS)[number];
+
+/** Several monitors, one of which leads the formation (pgha on etcd). */
+export interface MonitorGroup {
+  /** The monitors' URLs. */
+  readonly urls: readonly string[];
+  /**
+   * The URL of the monitor that leads formation `default` now, as `GET /v1/monitors` says (the
+   * reachable monitor whose own row lists it); undefined when none does or none answers.
+   */
+  leader(): Promise<string | undefined>;
+  /** The process of the monitor at `url` (empty when it is not running). */
+  pids(url: string): number[];
+  /**
+   * Runs the monitor at `url` again, as systemd's `Restart=always` would (`pgha monitor run` on
+   * its data directory), and resolves once it answers `/health`.
+   */
+  restart(url: string): Promise<void>;
+}
+
 /** What the benchmark needs from an HA system. */
 export interface HaSystem {
-  readonly name: 'pgha' | 'pg_auto_failover';
+  readonly name: SystemName;
+  /** Present when the system runs several monitors (the scenarios that kill one need it). */
+  readonly monitorGroup?: MonitorGroup;
   readonly nodes: BenchNode[];
   readonly hosts: Host[];
   setup(): Promise<void>;
@@ -65,16 +93,38 @@ async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-/** pgha: `pgha monitor create/run`, `pgha keeper create postgres/run`. */
+/**
+ * pgha: `pgha monitor create/run`, `pgha keeper create postgres/run`. With `monitors: 3`, a
+ * local 3-member etcd (TLS, client certificates) and three monitors on it, made by `pgha up
+ * --monitors 3`'s own code (the first monitor creates the store, the others `--join`); the
+ * keepers and every command get the three URLs.
+ */
 export class PghaSystem implements HaSystem {
-  readonly name = 'pgha' as const;
+  readonly name: 'pgha' | 'pgha-3-monitors';
   readonly nodes: BenchNode[] = [];
   hosts: Host[] = [];
-  private monitorUrl = '';
-  private monitorProc: ResultPromise | undefined;
+  readonly monitorGroup?: MonitorGroup;
+  /** The monitors' URLs (one, or three on etcd). */
+  private monitorUrls: string[] = [];
+  /** Each monitor's process and data directory, by URL. */
+  private readonly monitorProcs = new Map<string, { proc: ResultPromise; pgdata: string; logFile: string }>();
+  private etcd: LocalEtcd | undefined;
   private readonly keepers = new Map<string, ResultPromise>();
 
-  constructor(private readonly dir: string) {}
+  constructor(private readonly dir: string, private readonly monitors: 1 | 3 = 1) {
+    this.name = monitors === 3 ? 'pgha-3-monitors' : 'pgha';
+    if (monitors === 3) {
+      this.monitorGroup = {
+        urls: this.monitorUrls,
+        leader: () => this.leaderUrl(),
+        pids: (url) => {
+          const pid = this.monitorProcs.get(url)?.proc.pid;
+          return pid && isProcessAlive(pid) ? [pid] : [];
+        },
+        restart: (url) => this.restartMonitor(url),
+      };
+    }
+  }
 
   /** The monitor's URL, operator token file and CA (pgha's defaults: HTTPS, tokens), for every pgha command. */
   private credentialsEnv: Record<string, string> = {};
@@ -84,27 +134,89 @@ export class PghaSystem implements HaSystem {
     return run(process.execPath, [PGHA_BIN, ...args], { env: this.credentialsEnv });
   }
 
+  /** One monitor on its own Postgres; its credentials. */
+  private async setupSingleMonitor(): Promise<{ authTokenFile: string; caFile: string }> {
+    const [pgPort, httpPort] = await freePorts(2);
+    const pgdata = join(this.dir, 'monitor', 'pgdata');
+    await this.pgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`]);
+    const url = `https://127.0.0.1:${httpPort}`;
+    this.startMonitor(url, pgdata, join(this.dir, 'monitor.log'));
+    return { authTokenFile: `${pgdata}.pgha/auth-token`, caFile: `${pgdata}.pgha/tls/ca.crt` };
+  }
+
+  /**
+   * A local 3-member etcd and three monitors on it, by `pgha up --monitors 3`'s code (which
+   * starts each monitor's first run; the benchmark tracks those processes and runs them again
+   * itself after a kill); their credentials.
+   */
+  private async setupEtcdMonitors(): Promise<{ authTokenFile: string; caFile: string }> {
+    const added: ResultPromise[] = [];
+    const { monitors, running, etcd } = await startEtcdMonitors(this.dir, createLogger('bench', 'warn'), (_name, proc) => {
+      started.add(proc as unknown as ResultPromise);
+      added.push(proc as unknown as ResultPromise);
+    });
+    this.etcd = etcd;
+    for (const m of etcd.members) startedPids.add(m.pid);
+    for (const [i, r] of running.entries()) {
+      this.monitorUrls.push(r.url);
+      this.monitorProcs.set(r.url, { proc: added[i]!, pgdata: r.pgdata, logFile: join(this.dir, `monitor-${i + 1}`, 'monitor.log') });
+    }
+    return { authTokenFile: monitors.authTokenFile, caFile: monitors.caFile! };
+  }
+
+  /** Runs `pgha monitor run` on a created monitor. */
+  private startMonitor(url: string, pgdata: string, logFile: string): void {
+    if (!this.monitorUrls.includes(url)) this.monitorUrls.push(url);
+    this.monitorProcs.set(url, { proc: spawnLogged(process.execPath, [PGHA_BIN, 'monitor', 'run', '--pgdata', pgdata], logFile), pgdata, logFile });
+  }
+
+  private async restartMonitor(url: string): Promise<void> {
+    const m = this.monitorProcs.get(url);
+    if (!m) throw new Error(`no monitor at ${url}`);
+    this.startMonitor(url, m.pgdata, m.logFile);
+    const client = new MonitorClient(url, this.credentials());
+    try {
+      await waitFor(`the monitor at ${url} to answer again`, () => client.request('GET', '/health').then(() => true, () => undefined), { timeoutMs: 60_000, intervalMs: 100 });
+    } finally {
+      await client.close();
+    }
+  }
+
+  private async leaderUrl(): Promise<string | undefined> {
+    const client = this.client();
+    try {
+      const view = await client.monitors();
+      return view.monitors.find((m) => m.reachable && m.leads.some((l) => l.formation === 'default'))?.url;
+    } catch {
+      return undefined;
+    } finally {
+      await client.close();
+    }
+  }
+
   async setup(): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    const [pgPort, httpPort, p1, p2, h1, h2] = await freePorts(6);
-    const monitorPgdata = join(this.dir, 'monitor', 'pgdata');
-    await this.pgha(['monitor', 'create', '--pgdata', monitorPgdata, '--pg-port', String(pgPort), '--listen', `127.0.0.1:${httpPort}`]);
-    this.monitorProc = spawnLogged(process.execPath, [PGHA_BIN, 'monitor', 'run', '--pgdata', monitorPgdata], join(this.dir, 'monitor.log'));
-    this.monitorUrl = `https://127.0.0.1:${httpPort}`;
-    this.credentialsEnv = { PGHA_MONITOR: this.monitorUrl, PGHA_AUTH_TOKEN_FILE: `${monitorPgdata}.pgha/auth-token`, PGHA_SSL_CA_FILE: `${monitorPgdata}.pgha/tls/ca.crt` };
-    await waitFor('the pgha monitor', async () => (await this.client().formationState('default')) !== undefined, { timeoutMs: 60_000, intervalMs: 100 });
+    const [p1, p2, h1, h2] = await freePorts(4);
+    const { authTokenFile, caFile } = this.monitors === 3 ? await this.setupEtcdMonitors() : await this.setupSingleMonitor();
+    const monitorList = this.monitorUrls.join(',');
+    this.credentialsEnv = { PGHA_MONITOR: monitorList, PGHA_AUTH_TOKEN_FILE: authTokenFile, PGHA_SSL_CA_FILE: caFile };
+    await waitFor(`the pgha monitor${this.monitors > 1 ? 's' : ''}`, async () => (await this.client().formationState('default')) !== undefined, { timeoutMs: 60_000, intervalMs: 100 });
     for (const [i, port] of [p1!, p2!].entries()) {
       const node = { name: `node${i + 1}`, port, pgdata: join(this.dir, `node${i + 1}`, 'pgdata') };
       const keeperHttp = `127.0.0.1:${[h1!, h2!][i]}`;
-      await this.pgha(['keeper', 'create', 'postgres', '--monitor', this.monitorUrl, '--pgdata', node.pgdata, '--pg-port', String(port), '--name', node.name, '--hostname', '127.0.0.1', '--auth', 'trust', '--http-listen', keeperHttp]);
+      await this.pgha(['keeper', 'create', 'postgres', '--monitor', monitorList, '--pgdata', node.pgdata, '--pg-port', String(port), '--name', node.name, '--hostname', '127.0.0.1', '--auth', 'trust', '--http-listen', keeperHttp]);
       this.nodes.push(node);
       this.startKeeper(node);
     }
     this.hosts = this.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }));
   }
 
+  private credentials(): { token: string; ca: string } {
+    return { token: readFileSync(this.credentialsEnv.PGHA_AUTH_TOKEN_FILE!, 'utf8').trim(), ca: readFileSync(this.credentialsEnv.PGHA_SSL_CA_FILE!, 'utf8') };
+  }
+
   private client(): MonitorClient {
-    return new MonitorClient(this.monitorUrl, { token: readFileSync(this.credentialsEnv.PGHA_AUTH_TOKEN_FILE!, 'utf8').trim(), ca: readFileSync(this.credentialsEnv.PGHA_SSL_CA_FILE!, 'utf8') });
+    return new MonitorClient(this.monitorUrls, this.credentials());
   }
 
   async status(): Promise<NodeStatus[]> {
@@ -126,21 +238,26 @@ export class PghaSystem implements HaSystem {
   }
 
   async switchover(): Promise<void> {
-    await this.pgha(['perform', 'switchover', '--monitor', this.monitorUrl]);
+    await this.pgha(['perform', 'switchover', '--monitor', this.monitorUrls.join(',')]);
   }
 
+  /** Every monitor's process (three on etcd: their sum is the footprint; etcd is not counted, as the single monitor's Postgres is not). */
   monitorPids(): number[] {
-    return this.monitorProc?.pid ? [this.monitorProc.pid] : [];
+    return [...this.monitorProcs.values()].map((m) => m.proc.pid ?? 0).filter((pid) => pid && isProcessAlive(pid));
   }
 
   async teardown(): Promise<void> {
-    const procs = [this.monitorProc, ...this.keepers.values()].filter((p): p is ResultPromise => !!p);
+    const procs = [...[...this.monitorProcs.values()].map((m) => m.proc), ...this.keepers.values()];
     for (const p of procs) p.kill('SIGTERM');
     await Promise.race([Promise.allSettled(procs), delay(30_000)]);
     for (const p of procs) p.kill('SIGKILL');
     for (const pgdata of [...this.nodes.map((n) => n.pgdata), join(this.dir, 'monitor', 'pgdata')]) {
       const pid = postmasterPid(pgdata);
       if (pid) process.kill(pid, 'SIGKILL');
+    }
+    if (this.etcd) {
+      await this.etcd.stop();
+      for (const m of this.etcd.members) startedPids.delete(m.pid);
     }
   }
 }

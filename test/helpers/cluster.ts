@@ -26,8 +26,10 @@ export interface TestMonitor {
 /**
  * Creates and runs a monitor in a fresh test directory, listening on `host` (default
  * 127.0.0.1), inside network namespace `netns` when given (then any port is free there).
+ * `store`: `monitor create`'s store arguments (`--store etcd://… [--store-ca-file …] [--join]`),
+ * for a monitor on etcd rather than its own Postgres.
  */
-export async function startMonitor(options: { host?: string; netns?: string; httpPort?: number } = {}): Promise<TestMonitor> {
+export async function startMonitor(options: { host?: string; netns?: string; httpPort?: number; store?: readonly string[] } = {}): Promise<TestMonitor> {
   const dir = makeTestDir();
   const pgdata = join(dir, 'monitor', 'pgdata');
   trackPgdata(pgdata);
@@ -35,7 +37,7 @@ export async function startMonitor(options: { host?: string; netns?: string; htt
   const pgPort = await getPort({ host: '127.0.0.1' });
   const httpPort = options.httpPort ?? (await getPort({ host: '127.0.0.1', exclude: [pgPort] }));
   const netns = options.netns ? { netns: options.netns } : {};
-  const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `${host}:${httpPort}`], {}, netns);
+  const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--pg-port', String(pgPort), '--listen', `${host}:${httpPort}`, ...(options.store ?? [])], {}, netns);
   if (created.exitCode !== 0) throw new Error(`monitor create failed: ${created.stderr}`);
   const proc = startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(dir, 'monitor.log'), ...netns });
   const url = `https://${host}:${httpPort}`;

@@ -27,6 +27,16 @@ export function makeTestDir(): string {
   return dir;
 }
 const pgdataDirs = new Set<string>();
+/** Processes a product module started itself (etcd members), ended by PID. */
+const trackedPids = new Set<number>();
+
+/**
+ * Remembers a process started outside {@link startTracked} (an etcd member), SIGKILLed by PID at
+ * cleanup: its data is the test's and thrown away (etcd, crash-safe, takes 2 s to stop on SIGTERM).
+ */
+export function trackPid(pid: number): void {
+  trackedPids.add(pid);
+}
 
 /**
  * The program and arguments that run `file args…`, inside network namespace `netns`
@@ -91,7 +101,8 @@ export function killPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKI
 
 /**
  * Ends everything: SIGTERM to tracked pgha processes (they stop their Postgres), then SIGKILL
- * to whatever is left, including postmasters of tracked data directories.
+ * to whatever is left; then processes tracked by PID ({@link trackPid}), and postmasters of
+ * tracked data directories.
  */
 export async function endAllProcesses(): Promise<void> {
   for (const p of started) if (p.exitCode === null && p.pid) killPid(p.pid, 'SIGTERM');
@@ -99,6 +110,10 @@ export async function endAllProcesses(): Promise<void> {
   for (const p of started) if (p.pid) killPid(p.pid, 'SIGKILL');
   await Promise.allSettled(started);
   started.length = 0;
+  // After pgha's processes: a monitor stops while its etcd still answers.
+  for (const pid of trackedPids) killPid(pid, 'SIGKILL');
+  await pollUntil(() => ![...trackedPids].some((pid) => isProcessAlive(pid)), { timeoutMs: 10_000, intervalMs: 50 });
+  trackedPids.clear();
   for (const dir of pgdataDirs) killPid(postmasterPid(dir), 'SIGKILL');
   // Postmasters' children exit when their postmaster dies; wait for the postmasters to go.
   await pollUntil(() => [...pgdataDirs].every((d) => postmasterPid(d) === undefined), { timeoutMs: 10_000, intervalMs: 100 });

@@ -55,13 +55,21 @@ export function caFileGiven(): string | undefined {
 export function cliCredentials(): MonitorCredentials {
   const token = operatorToken(given.authTokenFile);
   const caFile = caFileGiven();
-  let ca: string | undefined;
-  if (caFile) {
-    try {
-      ca = readFileSync(caFile, 'utf8');
-    } catch (cause) {
-      throw new PghaError('PGHA_ERR_TLS', `CA file ${caFile} cannot be read (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { hint: "pass the monitor's tls/ca.crt with --ssl-ca-file" });
-    }
+  return { token, ca: caFile ? readCaFile(caFile) : undefined };
+}
+
+/**
+ * The PEM of a CA certificate file (`--ssl-ca-file`).
+ *
+ * @throws PghaError `PGHA_ERR_TLS` when it cannot be read or holds no PEM certificate.
+ */
+export function readCaFile(caFile: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(caFile, 'utf8');
+  } catch (cause) {
+    throw new PghaError('PGHA_ERR_TLS', `CA file ${caFile} cannot be read (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { hint: "pass the monitor's tls/ca.crt with --ssl-ca-file" });
   }
-  return { token, ca };
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new PghaError('PGHA_ERR_TLS', `CA file ${caFile} holds no PEM certificate`, { hint: "pass the monitor's tls/ca.crt with --ssl-ca-file" });
+  return pem;
 }

@@ -1,16 +1,17 @@
 /**
  * The keeper as a service: `pgha keeper run` (with its pid file and SIGHUP reload),
- * `pgha keeper stop|reload|status`, and `pgha keeper set on-role-change|on-role-change-timeout-ms`.
+ * `pgha keeper stop|reload|status`, and `pgha keeper set on-role-change|on-role-change-timeout-ms|monitor`.
  * Source: `pg_ctl stop|reload|status` (exit codes), pg_autoctl's `stop|reload|status`, Patroni's
  * SIGHUP reload.
  */
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { Keeper, KeeperConfigSchema, ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, DEFAULT_ROLE_CHANGE_TIMEOUT_MS, keeperPaths, loadKeeperConfig, loadKeeperState, postgresTlsDir, startKeeperHttp, type KeeperConfig, type KeeperHttpServer } from '@pgha/keeper';
+import { Keeper, KeeperConfigSchema, monitorUrlFields, ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, DEFAULT_ROLE_CHANGE_TIMEOUT_MS, keeperPaths, loadKeeperConfig, loadKeeperState, postgresTlsDir, startKeeperHttp, type KeeperConfig, type KeeperHttpServer } from '@pgha/keeper';
 import { acquirePidFile, inspectPidFile, isProcessAlive, pidFilePath, pollUntil, postmasterPid, postmasterPort, releasePidFile, writeJsonAtomic } from '@pgha/postgres';
 import { PghaError, ValidationError, formatDurationMs } from '@pgha/shared';
 import { CommandExit, reportError } from './errors.js';
 import { createLogger } from './logger.js';
-import { intArg } from './options.js';
+import { intArg, monitorUrls } from './options.js';
+import { caFileGiven, readCaFile } from './credentials.js';
 
 /** Exit codes of `pgha keeper status` (and of stop/reload with no keeper running), as `pg_ctl status`'s. */
 export const KEEPER_STATUS_EXIT = { running: 0, notRunning: 3, noKeeper: 4 } as const;
@@ -213,4 +214,18 @@ export function registerKeeperServiceCommands(keeper: CommandUnknownOpts): void 
       editKeeperConfig(o.pgdata, (c) => ({ ...c, onRoleChangeTimeoutMs: ms }));
       process.stdout.write(appliedLine(o.pgdata, `on-role-change-timeout-ms set to ${ms}`));
     });
+  set
+    .command('monitor')
+    .description('the monitors the keeper talks to (e.g. after moving to monitors on etcd); its Postgres keeps running')
+    .argument('<urls>', 'URL[,URL…] of the monitors, tried in this order')
+    .requiredOption('--pgdata <dir>', 'data directory of the node')
+    .action(async (urls, o) => {
+      // --ssl-ca-file (or PGHA_SSL_CA_FILE): the monitors' CA, when it changes too.
+      const list = monitorUrls(urls);
+      const caFile = caFileGiven();
+      const ca = caFile === undefined ? undefined : readCaFile(caFile);
+      editKeeperConfig(o.pgdata, (c) => ({ ...c, ...monitorUrlFields(list), ...(ca === undefined ? {} : { monitorCaCertificate: ca }) }));
+      process.stdout.write(appliedLine(o.pgdata, `monitors set to ${list.join(', ')}${caFile === undefined ? '' : ` (CA from ${caFile})`}`));
+    });
 }
+

@@ -4,7 +4,7 @@
  */
 import { Argument, Command, CommanderError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, createNode } from '@pgha/keeper';
-import type { MonitorSslOption } from '@pgha/monitor';
+import type { EtcdStoreOption, KeyAndCertificate, MonitorSslOption } from '@pgha/monitor';
 import { ValidationError } from '@pgha/shared';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
 import { CommandExit, USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
@@ -47,10 +47,17 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--ssl-ca-file <file>', 'TLS with your CA: the CA certificate (with --server-cert and --server-key)')
     .option('--server-cert <file>', "the monitor's HTTPS certificate, issued by --ssl-ca-file")
     .option('--server-key <file>', "the monitor's HTTPS private key")
+    .option('--ssl-ca-key-file <file>', "with --ssl-ca-file instead of --server-cert/--server-key: your CA's key, with which the monitor signs its own and the nodes' certificates")
     .option('--no-ssl', 'plain HTTP, for tests only: tokens and passwords cross the network in clear text')
+    .option('--store <uri>', "an etcd store shared with other monitors instead of its own Postgres: etcd://HOST:PORT[,HOST:PORT…][/prefix]")
+    .option('--store-ca-file <file>', "TLS to etcd: the CA of the etcd cluster")
+    .option('--store-cert-file <file>', 'TLS to etcd: a client certificate, when etcd asks for one (with --store-key-file)')
+    .option('--store-key-file <file>', "TLS to etcd: the client certificate's key")
+    .option('--join', "join the store at --store's prefix (made by another monitor) rather than make one there")
+    .option('--from-monitor <pgdata>', "make the new store a copy of the stopped monitor on its own Postgres at this data directory (its formations, nodes, tokens, CA and latest events)")
     .action(async (o) => {
-      const { createMonitor } = await import('@pgha/monitor');
-      await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o) }, createLogger('monitor'));
+      const { createMonitor, loadGivenCa } = await import('@pgha/monitor');
+      await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o, loadGivenCa), ...storeOption(o) }, createLogger('monitor'));
     });
   monitor
     .command('run')
@@ -190,12 +197,13 @@ export function buildProgram(): CommandUnknownOpts {
 
   program
     .command('up')
-    .description('run a local formation: a monitor and N nodes on free loopback ports, until Ctrl-C')
+    .description('run a local formation: a monitor (or three on etcd) and N nodes on free loopback ports, until Ctrl-C')
     .option('--nodes <n>', 'number of Postgres nodes', intArg(1, 9), 2)
+    .addOption(new Option('--monitors <n>', 'one monitor on its own Postgres, or three on a local 3-member etcd cluster (TLS)').choices(['1', '3']).default('1'))
     .option('--dir <dir>', 'where to keep everything', defaultUpDir())
     .action(async (o) => {
       const { up } = await import('./up.js');
-      await up({ nodes: o.nodes, dir: o.dir }, createLogger('up'), stopSignal());
+      await up({ nodes: o.nodes, dir: o.dir, monitors: o.monitors === '3' ? 3 : 1 }, createLogger('up'), stopSignal());
     });
 
   // ---- Operator commands: perform, maintenance, drop node (issue 3) ----
@@ -259,12 +267,28 @@ export function buildProgram(): CommandUnknownOpts {
   return program;
 }
 
+/** The etcd store `pgha monitor create` was given, if any. @throws ValidationError for store options without --store. */
+function storeOption(o: { store?: string; storeCaFile?: string; storeCertFile?: string; storeKeyFile?: string; join?: true; fromMonitor?: string }): { store?: EtcdStoreOption } {
+  if (!o.store) {
+    if (o.storeCaFile || o.storeCertFile || o.storeKeyFile || o.join || o.fromMonitor) throw new ValidationError('--store-ca-file, --store-cert-file, --store-key-file, --join and --from-monitor go with --store', { hint: 'add --store etcd://HOST:PORT[,HOST:PORT…][/prefix], or drop them' });
+    return {};
+  }
+  return { store: { uri: o.store, caFile: o.storeCaFile, certFile: o.storeCertFile, keyFile: o.storeKeyFile, join: !!o.join, fromMonitor: o.fromMonitor } };
+}
+
 /** The TLS mode `pgha monitor create` was given. @throws ValidationError for a mix that does not fit. */
-function sslOption(o: { sslSelfSigned?: boolean; sslCaFile?: string; serverCert?: string; serverKey?: string; ssl: boolean }): MonitorSslOption {
+function sslOption(
+  o: { sslSelfSigned?: boolean; sslCaFile?: string; serverCert?: string; serverKey?: string; sslCaKeyFile?: string; ssl: boolean },
+  loadGivenCa: (caFile: string, caKeyFile: string) => KeyAndCertificate,
+): MonitorSslOption {
   const files = [o.sslCaFile, o.serverCert, o.serverKey].filter(Boolean).length;
   if (!o.ssl) {
-    if (files > 0 || o.sslSelfSigned) throw new ValidationError('--no-ssl does not go with other TLS options', { hint: 'choose one of --ssl-self-signed, --ssl-ca-file with --server-cert and --server-key, or --no-ssl' });
+    if (files > 0 || o.sslSelfSigned || o.sslCaKeyFile) throw new ValidationError('--no-ssl does not go with other TLS options', { hint: 'choose one of --ssl-self-signed, --ssl-ca-file with --server-cert and --server-key, or --no-ssl' });
     return { mode: 'off' };
+  }
+  if (o.sslCaKeyFile) {
+    if (!o.sslCaFile || o.serverCert || o.serverKey) throw new ValidationError('--ssl-ca-key-file goes with --ssl-ca-file alone (the monitor signs its own certificate with that CA)', { hint: 'give --ssl-ca-file and --ssl-ca-key-file, without --server-cert/--server-key' });
+    return { mode: 'self-signed', ca: loadGivenCa(o.sslCaFile, o.sslCaKeyFile) };
   }
   if (files === 0) return { mode: 'self-signed' };
   if (o.sslSelfSigned || files !== 3) throw new ValidationError('--ssl-ca-file, --server-cert and --server-key go together, without --ssl-self-signed', { hint: 'give all three, or --ssl-self-signed alone' });

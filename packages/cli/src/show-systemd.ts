@@ -79,9 +79,12 @@ export async function systemdUnit(pgdata: string, env: NodeJS.ProcessEnv = proce
   let stopS: number;
   let user: string;
   let absPgdata: string;
+  /** A monitor on etcd: no Postgres of its own. */
+  let onEtcd = false;
   if (existsSync(monitorFile)) {
     const config = loadMonitorConfig(pgdata);
     kind = 'monitor';
+    onEtcd = config.store !== undefined;
     absPgdata = config.pgdata;
     unitName = 'pgha-monitor.service';
     description = `pgha monitor (${config.listen})`;
@@ -120,8 +123,12 @@ export async function systemdUnit(pgdata: string, env: NodeJS.ProcessEnv = proce
     ...environment.map((e) => `Environment=${systemdWord(e)}`),
     `ExecStart=${execStart}`,
     ...(kind === 'keeper' ? [`ExecReload=${kill()} -HUP $MAINPID`] : ['# No ExecReload: the monitor reads monitor.json only when it starts (systemctl restart).']),
-    `# SIGTERM to pgha alone: it stops ${kind === 'keeper' ? 'Postgres, then runs the role-change hook for "stopped"' : 'its Postgres'}; if it`,
-    '# crashes, Postgres keeps running and the restarted pgha takes it over.',
+    ...(onEtcd
+      ? ['# SIGTERM: it gives up the formations it leads (another monitor takes over at once) and stops.']
+      : [
+          `# SIGTERM to pgha alone: it stops ${kind === 'keeper' ? 'Postgres, then runs the role-change hook for "stopped"' : 'its Postgres'}; if it`,
+          '# crashes, Postgres keeps running and the restarted pgha takes it over.',
+        ]),
     'KillMode=process',
     'KillSignal=SIGTERM',
     `TimeoutStopSec=${stopS}`,

@@ -1,8 +1,9 @@
 /**
- * `pgha up --nodes N --dir DIR`: a whole local formation for a first try and for tests. It
- * creates (or reuses) a monitor and N nodes under DIR on free loopback ports, runs the
- * monitor and each keeper as separate child processes (so one node can die alone), prints
- * state changes as they happen, and stops everything it started on SIGINT/SIGTERM.
+ * `pgha up --nodes N [--monitors 3] --dir DIR`: a whole local formation for a first try and for
+ * tests. It creates (or reuses) a monitor (or, with `--monitors 3`, a 3-member etcd cluster and
+ * three monitors on it) and N nodes under DIR on free loopback ports, runs each monitor and
+ * each keeper as separate child processes (so one can die alone), prints state changes as they
+ * happen, and stops everything it started on SIGINT/SIGTERM.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -17,14 +18,42 @@ import { keeperHttpListen, keeperPaths, loadKeeperConfig } from '@pgha/keeper';
 import { DEFAULT_FORMATION, PghaError, ValidationError, formatDurationMs, formatHostPort, type NodeStateRow, type UpFile } from '@pgha/shared';
 import { withRootCert } from './client-uri.js';
 import { defaultUpDir } from './up-dir.js';
+import { startLocalEtcd, type LocalEtcd } from './local-etcd.js';
 
 const BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
 const ENSURE_POSTGRES = fileURLToPath(new URL('../../../scripts/ensure-postgres.sh', import.meta.url));
+const ENSURE_ETCD = fileURLToPath(new URL('../../../scripts/ensure-etcd.sh', import.meta.url));
 
 /** Options of {@link up}. */
 export interface UpOptions {
   nodes: number;
   dir?: string;
+  /**
+   * 1 (default): one monitor on its own Postgres. 3: a local 3-member etcd cluster (TLS with
+   * the monitors' CA) and three monitors on it, any of which serves and one of which decides.
+   */
+  monitors?: 1 | 3;
+}
+
+/** What the nodes and the printer need of the monitors `up` started. */
+interface UpMonitors {
+  urls: string[];
+  credentials: { token: string; ca: string | undefined };
+  /** Credential options of `pgha keeper create`. */
+  credentialArgs: string[];
+  caFile: string | undefined;
+  authTokenFile: string;
+}
+
+/**
+ * Runs one of the project's install scripts (`scripts/ensure-*.sh`: installs what this machine
+ * lacks, quiet when it is there), as `.ci/run` and `npm test` do.
+ *
+ * @throws PghaError `PGHA_ERR_CONFIG` with `hint` when it fails.
+ */
+async function ensureInstalled(script: string, what: string, hint: string): Promise<void> {
+  const installed = await execa('bash', [script], { stdio: 'inherit', reject: false });
+  if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', `${what} is not installed and could not be installed`, { hint });
 }
 
 
@@ -56,10 +85,11 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
   if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 9) {
     throw new ValidationError(`--nodes must be a whole number from 1 to 9, got ${options.nodes}`, { field: 'nodes' });
   }
-  // Loaded here, not at start-up: `pgha keeper run` and client commands never need the monitor's code.
-  const { createMonitor, loadMonitorConfig, monitorPaths, monitorUrlFor } = await import('@pgha/monitor');
-  const installed = await execa('bash', [ENSURE_POSTGRES], { stdio: 'inherit', reject: false });
-  if (installed.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', 'PostgreSQL 15 is not installed and could not be installed', { hint: 'apt-get install -y postgresql-15' });
+  if (options.monitors !== undefined && options.monitors !== 1 && options.monitors !== 3) {
+    throw new ValidationError(`--monitors must be 1 (one monitor on its own Postgres) or 3 (three monitors on a local etcd cluster), got ${String(options.monitors)}`, { field: 'monitors' });
+  }
+  await ensureInstalled(ENSURE_POSTGRES, 'PostgreSQL 15', 'apt-get install -y postgresql-15');
+  if (options.monitors === 3) await ensureInstalled(ENSURE_ETCD, 'etcd', 'apt-get install -y etcd-server etcd-client');
 
   const dir = resolve(options.dir ?? defaultUpDir());
   const existed = existsSync(dir);
@@ -70,9 +100,11 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
 
   const children: { name: string; proc: ReturnType<typeof spawnPgha>; pgdata?: string }[] = [];
   const upFile: UpFile = { monitor: { url: '', pid: 0, pgdata: '' }, uri: '', nodes: [] };
+  let etcd: LocalEtcd | undefined;
   const stopAll = async (): Promise<void> => {
-    // Monitor first, so that it takes no decision while the nodes stop.
-    const ordered = [...children.filter((c) => c.name === 'monitor'), ...children.filter((c) => c.name !== 'monitor').reverse()];
+    // Monitors first, so that they take no decision while the nodes stop; etcd last.
+    const isMonitor = (c: { name: string }): boolean => c.name.startsWith('monitor');
+    const ordered = [...children.filter(isMonitor), ...children.filter((c) => !isMonitor(c)).reverse()];
     for (const c of ordered) {
       if (c.proc.exitCode === null && c.proc.pid) {
         c.proc.kill('SIGTERM');
@@ -83,37 +115,32 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
     }
     for (const n of upFile.nodes) if (postmasterPid(n.pgdata) !== undefined) await pgCtlStop(n.pgdata).catch(() => undefined);
     if (upFile.monitor.pgdata && postmasterPid(upFile.monitor.pgdata) !== undefined) await pgCtlStop(upFile.monitor.pgdata).catch(() => undefined);
+    await etcd?.stop();
   };
 
   try {
-    // Monitor.
-    const monitorDir = join(dir, 'monitor');
-    mkdirSync(monitorDir, { recursive: true, mode: 0o755 });
-    const monitorPgdata = join(monitorDir, 'pgdata');
-    if (!existsSync(monitorPaths(monitorPgdata).config)) {
-      const pgPort = await getPort({ host: '127.0.0.1' });
-      const httpPort = await getPort({ host: '127.0.0.1', exclude: [pgPort] });
-      log.info(`creating the monitor in ${monitorPgdata}`);
-      await createMonitor({ pgdata: monitorPgdata, pgPort, listen: `127.0.0.1:${httpPort}` }, log);
+    let monitors: UpMonitors;
+    if (options.monitors === 3) {
+      const started = await startEtcdMonitors(dir, log, (name, proc) => children.push({ name, proc }));
+      etcd = started.etcd;
+      monitors = started.monitors;
+      upFile.monitors = started.running;
+      upFile.monitor = started.running[0]!;
+      upFile.etcd = etcd.members.map((m) => ({ name: m.name, client_url: m.clientUrl, pid: m.pid, data_dir: m.dataDir }));
+    } else {
+      const started = await startSingleMonitor(dir, log, (name, proc) => children.push({ name, proc }));
+      monitors = started.monitors;
+      upFile.monitor = started.running;
     }
-    const monitorConfig = loadMonitorConfig(monitorPgdata);
-    const tls = monitorConfig.tls;
-    const caFile = tls.mode === 'off' ? undefined : tls.caFile;
-    const monitorUrl = monitorUrlFor(monitorConfig.listen, tls.mode !== 'off');
-    const credentials = { token: readSecretFile(monitorConfig.authTokenFile, 'auth token'), ca: caFile ? readFileSync(caFile, 'utf8') : undefined };
-    const credentialArgs = ['--auth-token-file', monitorConfig.authTokenFile, ...(caFile ? ['--ssl-ca-file', caFile] : [])];
-    const monitorProc = spawnPgha(['monitor', 'run', '--pgdata', monitorPgdata], join(monitorDir, 'monitor.log'));
-    children.push({ name: 'monitor', proc: monitorProc });
-    upFile.monitor = { url: monitorUrl, pid: monitorProc.pid ?? 0, pgdata: monitorPgdata };
-    const client = new MonitorClient(monitorUrl, credentials);
-    await waitFor('the monitor to answer', async () => {
-      if (monitorProc.exitCode !== null) throw new PghaError('PGHA_ERR_MONITOR_UNAVAILABLE', `the monitor exited; see ${join(monitorDir, 'monitor.log')}`);
+    const { credentials, credentialArgs, caFile } = monitors;
+    const monitorList = monitors.urls.join(',');
+    const client = new MonitorClient(monitors.urls, credentials);
+    await waitFor('the monitors to answer', async () => {
+      const exited = children.find((c) => c.name.startsWith('monitor') && c.proc.exitCode !== null);
+      if (exited) throw new PghaError('PGHA_ERR_MONITOR_UNAVAILABLE', `${exited.name} exited; see its log in ${dir}`);
       return (await client.formationState(DEFAULT_FORMATION)) ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 200 }).catch((err) => {
-      if (monitorProc.exitCode !== null) throw new PghaError('PGHA_ERR_MONITOR_UNAVAILABLE', `the monitor exited; see ${join(monitorDir, 'monitor.log')}`);
-      throw err;
-    });
-    log.info(`monitor is running at ${monitorUrl}`);
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+    log.info(`monitor${monitors.urls.length > 1 ? 's are' : ' is'} running at ${monitors.urls.join(', ')}`);
 
     const printer = watchStates(client, log, signal);
 
@@ -138,7 +165,7 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
         port = await getPort({ host: '127.0.0.1', exclude: usedPorts });
         http = { host: '127.0.0.1', port: await getPort({ host: '127.0.0.1', exclude: [...usedPorts, port] }) };
         log.info(`creating ${name} on port ${port} (keeper HTTP on port ${http.port})`);
-        const created = await spawnPgha(['keeper', 'create', 'postgres', '--monitor', monitorUrl, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', '--http-listen', formatHostPort(http.host, http.port), ...credentialArgs], logFile);
+        const created = await spawnPgha(['keeper', 'create', 'postgres', '--monitor', monitorList, '--pgdata', pgdata, '--pg-port', String(port), '--name', name, '--hostname', '127.0.0.1', '--http-listen', formatHostPort(http.host, http.port), ...credentialArgs], logFile);
         if (created.exitCode !== 0) throw new PghaError('PGHA_ERR_POSTGRES_COMMAND', `creating ${name} failed; see ${logFile}`);
         // The first node: give the postgres role the password of <dir>/pgpass (standbys copy it).
         if (i === 1) await setPostgresPassword(pgdata, port, pgpassFile);
@@ -153,12 +180,13 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
     // nodes' certificates against the monitor's CA.
     upFile.uri = withRootCert((await client.formationUri(DEFAULT_FORMATION)).uri.replace('postgres://', 'postgres://postgres@'), caFile);
     upFile.pgpass_file = pgpassFile;
-    upFile.auth_token_file = monitorConfig.authTokenFile;
+    upFile.auth_token_file = monitors.authTokenFile;
     if (caFile) upFile.ca_file = caFile;
     writeJsonAtomic(join(dir, 'up.json'), upFile, 0o644);
-    const exports = [`export PGHA_MONITOR=${monitorUrl}`, `export PGHA_AUTH_TOKEN_FILE=${monitorConfig.authTokenFile}`, ...(caFile ? [`export PGHA_SSL_CA_FILE=${caFile}`] : []), `export PGPASSFILE=${pgpassFile}`];
+    const exports = [`export PGHA_MONITOR=${monitorList}`, `export PGHA_AUTH_TOKEN_FILE=${monitors.authTokenFile}`, ...(caFile ? [`export PGHA_SSL_CA_FILE=${caFile}`] : []), `export PGPASSFILE=${pgpassFile}`];
     const httpLines = upFile.nodes.map((n) => `  ${n.name}: ${n.http_url}`);
-    process.stdout.write(`\nFormation "${DEFAULT_FORMATION}" is up. Connect with:\n  PGPASSFILE=${pgpassFile} psql '${upFile.uri}'\n\nKeepers' HTTP servers (GET /primary, /replica, /health, /state, /metrics):\n${httpLines.join('\n')}\n\n${exports.join('\n')}\n\n(state in ${join(dir, 'up.json')}; Ctrl-C stops everything)\n`);
+    const etcdLines = upFile.etcd ? `\nMonitors: ${monitors.urls.join(', ')}\netcd members (TLS, the monitors' CA): ${upFile.etcd.map((m) => m.client_url).join(', ')}\n` : '';
+    process.stdout.write(`${etcdLines}\nFormation "${DEFAULT_FORMATION}" is up. Connect with:\n  PGPASSFILE=${pgpassFile} psql '${upFile.uri}'\n\nKeepers' HTTP servers (GET /primary, /replica, /health, /state, /metrics):\n${httpLines.join('\n')}\n\n${exports.join('\n')}\n\n(state in ${join(dir, 'up.json')}; Ctrl-C stops everything)\n`);
     await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
     await printer.catch(() => undefined);
     await client.close();
@@ -191,4 +219,96 @@ async function watchStates(client: MonitorClient, log: Logger, signal: AbortSign
     await delay(250, signal);
   }
   void log;
+}
+
+/** Records a monitor's child process (stopped first by `up`'s end). */
+type AddChild = (name: string, proc: ReturnType<typeof spawnPgha>) => void;
+
+/**
+ * The single monitor on its own Postgres: created in `dir/monitor` unless it exists there, then
+ * run as a child process.
+ */
+async function startSingleMonitor(dir: string, log: Logger, addChild: AddChild): Promise<{ monitors: UpMonitors; running: { url: string; pid: number; pgdata: string } }> {
+  // Loaded here, not at start-up: `pgha keeper run` and client commands never need the monitor's code.
+  const { createMonitor, loadMonitorConfig, monitorPaths, monitorUrlFor } = await import('@pgha/monitor');
+  const monitorDir = join(dir, 'monitor');
+  mkdirSync(monitorDir, { recursive: true, mode: 0o755 });
+  const pgdata = join(monitorDir, 'pgdata');
+  if (!existsSync(monitorPaths(pgdata).config)) {
+    const pgPort = await getPort({ host: '127.0.0.1' });
+    const httpPort = await getPort({ host: '127.0.0.1', exclude: [pgPort] });
+    log.info(`creating the monitor in ${pgdata}`);
+    await createMonitor({ pgdata, pgPort, listen: `127.0.0.1:${httpPort}` }, log);
+  }
+  const config = loadMonitorConfig(pgdata);
+  const caFile = config.tls.mode === 'off' ? undefined : config.tls.caFile;
+  const url = monitorUrlFor(config.listen, config.tls.mode !== 'off');
+  const proc = spawnPgha(['monitor', 'run', '--pgdata', pgdata], join(monitorDir, 'monitor.log'));
+  addChild('monitor', proc);
+  return { monitors: monitorsOf([url], config.authTokenFile, caFile), running: { url, pid: proc.pid ?? 0, pgdata } };
+}
+
+/** The credentials of the monitors' API: the operator token file and the CA. */
+function monitorsOf(urls: string[], authTokenFile: string, caFile: string | undefined): UpMonitors {
+  return {
+    urls,
+    credentials: { token: readSecretFile(authTokenFile, 'auth token'), ca: caFile ? readFileSync(caFile, 'utf8') : undefined },
+    credentialArgs: ['--auth-token-file', authTokenFile, ...(caFile ? ['--ssl-ca-file', caFile] : [])],
+    caFile,
+    authTokenFile,
+  };
+}
+
+/**
+ * `--monitors 3`: the monitors' CA (`dir/ca/`, made once), a 3-member etcd cluster in `dir/etcd`
+ * whose members' certificates it signs (TLS between members and to clients), and three
+ * monitors `dir/monitor-N` on it: the first creates the store (with that CA), the others join
+ * it; each runs as a child process. Everything already created is reused. Also the failover
+ * benchmark's `pgha-3-monitors` system (bench/lib/systems.ts).
+ */
+export async function startEtcdMonitors(dir: string, log: Logger, addChild: AddChild): Promise<{ monitors: UpMonitors; running: { url: string; pid: number; pgdata: string }[]; etcd: LocalEtcd }> {
+  const { createCertificateAuthority, loadMonitorConfig, monitorPaths, monitorUrlFor } = await import('@pgha/monitor');
+  const caDir = join(dir, 'ca');
+  const ca = { certFile: join(caDir, 'ca.crt'), keyFile: join(caDir, 'ca.key') };
+  if (!existsSync(ca.keyFile)) {
+    mkdirSync(caDir, { recursive: true, mode: 0o711 });
+    const made = createCertificateAuthority('pgha up monitors CA');
+    writeSecretFile(ca.keyFile, made.privateKeyPem);
+    writeSecretFile(ca.certFile, made.certificatePem, 0o644);
+  }
+  const caPem = { certificatePem: readFileSync(ca.certFile, 'utf8'), privateKeyPem: readSecretFile(ca.keyFile, 'CA key') };
+  const etcdDir = join(dir, 'etcd');
+  mkdirSync(etcdDir, { recursive: true, mode: 0o700 });
+  log.info(`starting a 3-member etcd cluster in ${etcdDir}`);
+  const etcd = await startLocalEtcd({ dir: etcdDir, members: 3, tls: { ca: caPem, clientCertAuth: true }, reuse: true });
+  try {
+    const tls = etcd.tls!;
+    const storeArgs = ['--store', etcd.storeUri('/pgha'), '--store-ca-file', tls.caFile, '--store-cert-file', tls.clientCertFile, '--store-key-file', tls.clientKeyFile];
+    const running: { url: string; pid: number; pgdata: string }[] = [];
+    const used: number[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const monitorDir = join(dir, `monitor-${i}`);
+      mkdirSync(monitorDir, { recursive: true, mode: 0o755 });
+      const pgdata = join(monitorDir, 'pgdata');
+      const logFile = join(monitorDir, 'monitor.log');
+      if (!existsSync(monitorPaths(pgdata).config)) {
+        const httpPort = await getPort({ host: '127.0.0.1', exclude: used });
+        used.push(httpPort);
+        log.info(`creating monitor ${i} in ${pgdata}${i === 1 ? ' (it creates the store)' : ' (it joins the store)'}`);
+        const tlsArgs = i === 1 ? ['--ssl-ca-file', ca.certFile, '--ssl-ca-key-file', ca.keyFile, ...storeArgs] : [...storeArgs, '--join'];
+        const created = await spawnPgha(['monitor', 'create', '--pgdata', pgdata, '--listen', `127.0.0.1:${httpPort}`, ...tlsArgs], logFile);
+        if (created.exitCode !== 0) throw new PghaError('PGHA_ERR_CONFIG', `creating monitor ${i} failed; see ${logFile}`);
+      }
+      const config = loadMonitorConfig(pgdata);
+      const url = monitorUrlFor(config.listen, config.tls.mode !== 'off');
+      const proc = spawnPgha(['monitor', 'run', '--pgdata', pgdata], logFile);
+      addChild(`monitor-${i}`, proc);
+      running.push({ url, pid: proc.pid ?? 0, pgdata });
+    }
+    const first = loadMonitorConfig(running[0]!.pgdata);
+    return { monitors: monitorsOf(running.map((r) => r.url), first.authTokenFile, first.tls.mode === 'off' ? undefined : first.tls.caFile), running, etcd };
+  } catch (err) {
+    await etcd.stop();
+    throw err;
+  }
 }

@@ -7,7 +7,10 @@
  * has). When that one cannot be reached, or answers 502, 503 or 504 (a monitor cut off from
  * its store, or a proxy without one behind it), the request goes to the next monitors of the
  * list in order, within the request's deadline: each monitor still to try gets an equal share
- * of what is left of it, so a silent monitor cannot spend the whole of it. Any other answer is
+ * of what is left of it, so a silent monitor cannot spend the whole of it. When a round ends
+ * without an answer but some monitor answered 502/503/504 (it lives but cannot serve now: a
+ * leader change of monitors on etcd, an etcd election, each about the lease TTL), the list is
+ * asked again after a short pause, while the deadline allows. Any other answer is
  * final, an error status included (a 4xx is the monitor's answer, not its absence): 400
  * `ValidationError`, 404 `NotFoundError`, 409 `ConflictError`, 401/403 `AuthError`, another
  * `MonitorUnavailableError`. When no monitor answers, the error names every monitor of the list
@@ -54,6 +57,16 @@ export type { MonitorCredentials } from './monitor-endpoint.js';
 /** Statuses that mean "this monitor cannot serve now": the request goes to the next one. */
 const NOT_SERVING = new Set([502, 503, 504]);
 
+/**
+ * Pause before asking the monitors again when each either failed or answered 502/503/504 and at
+ * least one answered (it lives but cannot serve now), times the round number, ms. A leader
+ * change of monitors on etcd, or an etcd election, lasts about the lease TTL (2 s).
+ */
+const RETRY_PAUSE_MS = 100;
+
+/** The least time worth a new round, ms. */
+const MIN_ATTEMPT_MS = 50;
+
 /** A monitor of the list that did not settle a request, and why. */
 export interface MonitorFailure {
   url: string;
@@ -82,6 +95,19 @@ export interface MonitorClientOptions {
 export interface GoalAnswer {
   goal: NodeGoal;
   monitorUrl: string;
+  /**
+   * When the attempt that got this answer was sent to that monitor (`Date.now()`, ms): the
+   * monitor heard the keeper no earlier. Later than the call's start when monitors before it
+   * failed or answered 503 (the keeper's self-fence counts from this, not from the call).
+   */
+  sentAtMs: number;
+}
+
+/** The answer of the monitor that settled a request, and when the attempt that got it was sent (`Date.now()`, ms). */
+interface Answered {
+  answer: Answer;
+  monitorUrl: string;
+  sentAtMs: number;
 }
 
 /** What one attempt at one monitor gets: its time limit (ms), what is left of the request's (ms), the caller's signal. */
@@ -141,6 +167,21 @@ export class MonitorClient {
     if (this.endpoints.length > 1 && this.endpoints[this.first]!.url === url) this.first = (this.first + 1) % this.endpoints.length;
   }
 
+  /**
+   * The next request starts at `leaderUrl` when it is in the list: a monitor forwarded the last
+   * one to it, the leader of the formation (monitors on etcd), and asking it directly saves a hop.
+   */
+  private preferLeader(leaderUrl: string): void {
+    let origin: string;
+    try {
+      origin = new URL(leaderUrl).origin;
+    } catch {
+      return;
+    }
+    const j = this.endpoints.findIndex((e) => new URL(e.url).origin === origin);
+    if (j >= 0) this.first = j;
+  }
+
   /** Closes the kept connections. */
   async close(): Promise<void> {
     for (const e of this.endpoints) e.close();
@@ -176,10 +217,27 @@ export class MonitorClient {
    *   of it, for a long-poll, whose monitor holds the request on purpose).
    * @throws the error of {@link noneAnswered}; the first monitor's error when `o.signal` aborts.
    */
-  private async exchange(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<{ answer: Answer; monitorUrl: string }> {
-    const n = this.endpoints.length;
+  private async exchange(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<Answered> {
     const deadline = performance.now() + o.timeoutMs;
-    const failures: MonitorFailure[] = [];
+    for (let round = 1; ; round++) {
+      const { answered, failures } = await this.round(attempt, o, deadline);
+      if (answered) return answered;
+      // A monitor that answered 502/503/504 lives but cannot serve now (monitors on etcd: a
+      // leader change, an etcd election); ask again while the request has time left.
+      const pauseMs = Math.min(RETRY_PAUSE_MS * round, deadline - performance.now() - MIN_ATTEMPT_MS);
+      if (!failures.some((f) => f.status !== undefined) || pauseMs <= 0 || o.signal?.aborted) throw this.noneAnswered(failures);
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  }
+
+  /** One round of {@link exchange}: each monitor in turn, from {@link monitorUrl}. */
+  private async round(
+    attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>,
+    o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean },
+    deadline: number,
+  ): Promise<{ answered?: Answered; failures: (MonitorFailure & { status?: number })[] }> {
+    const n = this.endpoints.length;
+    const failures: (MonitorFailure & { status?: number })[] = [];
     const start = this.first;
     for (let k = 0; k < n; k++) {
       const i = (start + k) % n;
@@ -191,6 +249,7 @@ export class MonitorClient {
         continue;
       }
       let answer: Answer;
+      const sentAtMs = Date.now();
       try {
         answer = await attempt(endpoint, { timeoutMs: Math.ceil(o.share ? remainingMs / (n - k) : remainingMs), remainingMs, signal: o.signal });
       } catch (err) {
@@ -201,25 +260,26 @@ export class MonitorClient {
       }
       if (NOT_SERVING.has(answer.status)) {
         const error = answerError(answer.status, parseJson(answer.text));
-        failures.push({ url: endpoint.url, reason: failureReason(error), error });
+        failures.push({ url: endpoint.url, reason: failureReason(error), error, status: answer.status });
         continue;
       }
       this.answered(i, failures);
-      return { answer, monitorUrl: endpoint.url };
+      if (answer.leader !== undefined) this.preferLeader(answer.leader);
+      return { answered: { answer, monitorUrl: endpoint.url, sentAtMs }, failures };
     }
-    throw this.noneAnswered(failures);
+    return { failures };
   }
 
   /** {@link exchange}, then the answer's body: parsed when 2xx, else the monitor's error. */
-  private async call<T>(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<{ value: T; monitorUrl: string }> {
-    const { answer, monitorUrl } = await this.exchange(attempt, o);
+  private async call<T>(attempt: (endpoint: MonitorEndpoint, a: Attempt) => Promise<Answer>, o: { timeoutMs: number; signal?: AbortSignal | undefined; share: boolean }): Promise<{ value: T; monitorUrl: string; sentAtMs: number }> {
+    const { answer, monitorUrl, sentAtMs } = await this.exchange(attempt, o);
     const parsed = parseJson(answer.text);
-    if (answer.status >= 200 && answer.status < 300) return { value: parsed as T, monitorUrl };
+    if (answer.status >= 200 && answer.status < 300) return { value: parsed as T, monitorUrl, sentAtMs };
     throw answerError(answer.status, parsed);
   }
 
   /** {@link request}, with the monitor that answered. */
-  private send<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<{ value: T; monitorUrl: string }> {
+  private send<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<{ value: T; monitorUrl: string; sentAtMs: number }> {
     const text = body === undefined ? undefined : JSON.stringify(body);
     return this.call<T>((e, a) => e.send(method, path, { ...(text === undefined ? {} : { body: text }), timeoutMs: a.timeoutMs, signal: a.signal }), { timeoutMs, signal, share: true });
   }
@@ -291,8 +351,8 @@ export class MonitorClient {
    *   hold its loop).
    */
   async report(nodeId: number, report: NodeReport, timeoutMs = 10_000): Promise<GoalAnswer> {
-    const { value, monitorUrl } = await this.send<NodeGoal>('POST', `/v1/nodes/${nodeId}/report`, report, timeoutMs);
-    return { goal: value, monitorUrl };
+    const { value, monitorUrl, sentAtMs } = await this.send<NodeGoal>('POST', `/v1/nodes/${nodeId}/report`, report, timeoutMs);
+    return { goal: value, monitorUrl, sentAtMs };
   }
 
   /**
@@ -304,11 +364,11 @@ export class MonitorClient {
    */
   async waitGoal(nodeId: number, knownGoal: string, waitMs: number, signal?: AbortSignal, slackMs = 5_000): Promise<GoalAnswer> {
     const path = (w: number): string => `/v1/nodes/${nodeId}/goal?known=${encodeURIComponent(knownGoal)}&wait_ms=${w}`;
-    const { value, monitorUrl } = await this.call<NodeGoal>(
+    const { value, monitorUrl, sentAtMs } = await this.call<NodeGoal>(
       (e, a) => e.send('GET', path(Math.max(0, Math.min(waitMs, Math.floor(a.remainingMs - slackMs)))), { timeoutMs: a.timeoutMs, signal: a.signal }),
       { timeoutMs: waitMs + slackMs, signal, share: false },
     );
-    return { goal: value, monitorUrl };
+    return { goal: value, monitorUrl, sentAtMs };
   }
 
   /** Rows of `pgha show state`. */

@@ -26,6 +26,8 @@ export interface MonitorCredentials {
 export interface Answer {
   status: number;
   text: string;
+  /** The formation's leader, when a monitor forwarded the request to it (`x-pgha-leader`). */
+  leader?: string;
 }
 
 /** Body of an error answer from the monitor. */
@@ -105,7 +107,8 @@ export class MonitorEndpoint {
       const req = (url.protocol === 'https:' ? httpsRequest : request)(url, { method, agent: this.agent, headers, ...(options.signal ? { signal: options.signal } : {}) }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        const leader = res.headers['x-pgha-leader'];
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), ...(typeof leader === 'string' ? { leader } : {}) }));
         res.on('error', reject);
       });
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${formatDurationMs(options.timeoutMs)}`)), options.timeoutMs);

@@ -77,6 +77,46 @@ describe('MonitorClient over a list of monitors', () => {
     }
   });
 
+  it('sends the next requests to the leader a monitor forwarded to (x-pgha-leader), when it is in the list', async () => {
+    const leader = await answering('leader');
+    const follower = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-pgha-leader': `${leader.url}/` }).end(JSON.stringify({ served: 'forwarded' }));
+    });
+    const client = new MonitorClient([follower.url, leader.url]);
+    try {
+      expect(await client.request('POST', '/v1/nodes/1/report', {})).toMatchObject({ served: 'forwarded' });
+      expect(client.monitorUrl).toBe(leader.url);
+      expect(await client.request('POST', '/v1/nodes/1/report', {})).toMatchObject({ served: 'leader' });
+      expect(follower.hits).toHaveLength(1);
+      // A leader outside the list changes nothing.
+      const other = new MonitorClient([follower.url]);
+      await other.request('GET', '/v1/monitors');
+      expect(other.monitorUrl).toBe(follower.url);
+      await other.close();
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('asks the list again, within the deadline, while monitors answer 503 (a leader change), and gets the answer once one serves', async () => {
+    let refusals = 3;
+    const changing = await serve((req, res) => (refusals-- > 0 ? json(res, 503, { code: 'PGHA_ERR_NOT_LEADER', message: 'no monitor leads it right now' }) : json(res, 200, { served: 'leader' })));
+    const dead = await down();
+    const client = new MonitorClient([changing.url, dead]);
+    try {
+      expect(await client.request('POST', '/v1/formations/default/switchover', {}, 5000)).toMatchObject({ served: 'leader' });
+      expect(changing.hits).toHaveLength(4);
+    } finally {
+      await client.close();
+    }
+    // Monitors that only refuse to connect are not asked again: the error comes at once.
+    const t0 = performance.now();
+    const gone = new MonitorClient([await down(), await down()]);
+    await expect(gone.request('GET', '/v1/monitors', undefined, 5000)).rejects.toThrow(/no monitor answered/);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    await gone.close();
+  });
+
   it('takes a 4xx as the final answer: the next monitor is not asked', async () => {
     const refusing = await serve((_req, res) => json(res, 404, { code: 'PGHA_ERR_NOT_FOUND', message: 'formation "nosuch" does not exist', hint: 'pgha show formations' }));
     const good = await answering('good');

@@ -1,6 +1,7 @@
 /**
  * What a reload of `keeper.json` (SIGHUP, `pgha keeper reload`) may change in a running keeper:
- * the role-change hook and its timeout. Every other field but the one the keeper records itself
+ * the role-change hook and its timeout, and the monitors it talks to with their CA (moving a
+ * formation to other monitors without restarting its keepers, and so its Postgres nodes). Every other field but the one the keeper records itself
  * ({@link KEEPER_RECORDED_FIELDS}) needs a restart of the keeper
  * (`pgha keeper stop`, then `keeper run`), and a reload that changes one keeps the running value
  * and says so. Pure. Source: Patroni's `reload` (SIGHUP re-reads the config; some parameters
@@ -9,7 +10,7 @@
 import type { KeeperConfig } from './keeper-config.js';
 
 /** The fields of keeper.json a reload applies. */
-export const RELOADABLE_KEEPER_FIELDS = ['onRoleChange', 'onRoleChangeTimeoutMs'] as const;
+export const RELOADABLE_KEEPER_FIELDS = ['onRoleChange', 'onRoleChangeTimeoutMs', 'monitorUrl', 'monitorUrls', 'monitorCaCertificate'] as const;
 
 /**
  * The fields of keeper.json the keeper writes itself while it runs (the data directory's
@@ -52,7 +53,7 @@ export function planKeeperReload(running: KeeperConfig, file: KeeperConfig): Kee
   const next: KeeperConfig = { ...running };
   const applied: ReloadedField[] = [];
   for (const field of RELOADABLE_KEEPER_FIELDS) {
-    if (running[field] === file[field]) continue;
+    if (JSON.stringify(running[field]) === JSON.stringify(file[field])) continue;
     applied.push({ field, from: shown(field, running[field]), to: shown(field, file[field]) });
     if (file[field] === undefined) delete next[field];
     else (next as Record<string, unknown>)[field] = file[field];

@@ -76,7 +76,8 @@ export class Keeper implements KeeperViewSource {
   /** The configuration it runs with (a reload replaces its reloadable fields). */
   config: KeeperConfig;
   readonly node: NodeControl;
-  readonly client: MonitorClient;
+  /** The monitors' client (a new one when a reload changes the monitors or their CA). */
+  client: MonitorClient;
   private readonly log: Logger;
   private state: KeeperState;
   private lastGoal: NodeGoal | undefined;
@@ -117,12 +118,14 @@ export class Keeper implements KeeperViewSource {
   private transitionAtMs: number;
   /** False once the monitor refused `selfFence` as an unknown field (an older monitor). */
   private monitorTakesSelfFence = true;
+  /** False once the monitor refused `appliedGoalRevision` as an unknown field (an older monitor). */
+  private monitorTakesAppliedRevision = true;
 
   constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
     this.config = config;
     this.log = log;
     this.node = new NodeControl(config, log);
-    this.client = new MonitorClient(keeperMonitorUrls(config), { token: config.nodeToken, ca: config.monitorCaCertificate }, { onMonitorChange: (c) => this.noteMonitorChange(c) });
+    this.client = this.monitorClient(config);
     this.state = loadKeeperState(config);
     this.reportIntervalOverrideMs = options.reportIntervalMs;
     this.retryDelayMs = options.retryDelayMs ?? 300;
@@ -149,7 +152,18 @@ export class Keeper implements KeeperViewSource {
     if (!plan) return undefined;
     this.config = plan.next;
     this.roles.configure(plan.next);
+    if (plan.applied.some((c) => c.field === 'monitorUrls' || c.field === 'monitorUrl' || c.field === 'monitorCaCertificate')) {
+      const old = this.client;
+      this.client = this.monitorClient(plan.next);
+      this.log.info({ monitors: this.client.urls }, `reload: talks to the monitors ${this.client.urls.join(', ')} from now on`);
+      void old.close();
+    }
     return plan;
+  }
+
+  /** A client of the monitors of `config`, with the node's token and the monitors' CA. */
+  private monitorClient(config: KeeperConfig): MonitorClient {
+    return new MonitorClient(keeperMonitorUrls(config), { token: config.nodeToken, ca: config.monitorCaCertificate }, { onMonitorChange: (c) => this.noteMonitorChange(c) });
   }
 
   /** `current->goal` while a transition runs; null otherwise. */
@@ -341,6 +355,7 @@ export class Keeper implements KeeperViewSource {
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
       problem: this.reading.problem,
       ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
+      ...(this.state.goalRevision !== undefined && this.monitorTakesAppliedRevision ? { appliedGoalRevision: this.state.goalRevision } : {}),
     };
   }
 
@@ -404,6 +419,11 @@ export class Keeper implements KeeperViewSource {
         this.log.warn('the monitor does not know self-fence reports (it is older than this keeper): the self-fence is not in its events; upgrade the monitor before its keepers');
         return this.report(staleTries);
       }
+      if (report.appliedGoalRevision !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bappliedGoalRevision\b/.test(err.message)) {
+        this.monitorTakesAppliedRevision = false;
+        this.log.warn('the monitor does not take the applied goal revision in reports (it is older than this keeper): reporting without it');
+        return this.report(staleTries);
+      }
       if (report.selfFence && err instanceof ValidationError && err.field?.startsWith('body.selfFence')) {
         this.log.error(`the monitor refused the self-fence record (${err.message}): it is dropped, and is in this log only`);
         this.forgetSelfFence(report.selfFence, 'self-fence record dropped');
@@ -420,7 +440,8 @@ export class Keeper implements KeeperViewSource {
       });
     }
     if (report.selfFence) this.forgetSelfFence(report.selfFence, `the monitor recorded the self-fence of ${new Date(report.selfFence.fencedAtMs).toISOString()} (event keeper-self-fenced)`);
-    this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, sentAtMs);
+    // From the attempt that was answered: earlier monitors of the list may have failed first.
+    this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, answer.sentAtMs);
     this.lastGoal = goal;
     if (goal.settings) this.settings = goal.settings;
     return goal;

@@ -214,6 +214,20 @@ describe('planKeeperReload', () => {
     expect(planKeeperReload(running, { ...running })).toEqual({ next: running, applied: [], needRestart: [] });
   });
 
+  it('applies new monitors and their CA, showing the URLs but not the certificate, and compares lists by value', () => {
+    const withMonitors = { ...running, monitorUrl: 'https://127.0.0.1:8432', monitorUrls: ['https://127.0.0.1:8432'], monitorCaCertificate: 'OLD PEM' } as KeeperConfig;
+    const urls = ['https://127.0.0.1:9001', 'https://127.0.0.1:9002'];
+    const plan = planKeeperReload(withMonitors, { ...withMonitors, monitorUrl: urls[0]!, monitorUrls: urls, monitorCaCertificate: 'NEW PEM' });
+    expect(plan.next).toMatchObject({ monitorUrl: urls[0], monitorUrls: urls, monitorCaCertificate: 'NEW PEM' });
+    expect(plan.applied).toEqual([
+      { field: 'monitorUrl', from: 'https://127.0.0.1:8432', to: 'https://127.0.0.1:9001' },
+      { field: 'monitorUrls', from: '["https://127.0.0.1:8432"]', to: JSON.stringify(urls) },
+      { field: 'monitorCaCertificate', from: '[redacted]', to: '[redacted]' },
+    ]);
+    expect(plan.needRestart).toEqual([]);
+    expect(planKeeperReload(withMonitors, { ...withMonitors, monitorUrls: ['https://127.0.0.1:8432'] }).applied).toEqual([]);
+  });
+
   it('leaves alone the identifier the keeper records itself in the file while it runs', () => {
     expect(planKeeperReload(running, { ...running, systemIdentifier: '7312345678901234567' })).toEqual({ next: running, applied: [], needRestart: [] });
   });

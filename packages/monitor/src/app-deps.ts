@@ -8,6 +8,7 @@ import type { ApiAuth } from './auth.js';
 import type { GroupDriver } from './driver/group-driver.js';
 import type { ReportBatcher } from './driver/report-batcher.js';
 import type { MonitorMetrics } from './metrics/monitor-metrics.js';
+import type { LeadershipView } from './ha/forward-to-leader.js';
 import type { MonitorsProvider } from './routes/monitors.js';
 import type { MonitorStore, StoreNotifier } from './store/store-port.js';
 import type { KeyAndCertificate } from './tls/certificates.js';
@@ -30,6 +31,16 @@ export interface AppDeps {
   certificateAuthority?: KeyAndCertificate;
   /** What `GET /v1/monitors` lists (see `routes/monitors.ts`); the routes are absent when undefined. */
   monitors?: MonitorsProvider;
+  /**
+   * Monitors on etcd (`ha/`): writes for a formation this monitor does not lead go to its
+   * leader, and every request is refused while the monitor's lease may have expired. Undefined
+   * on a monitor with its own Postgres store, which decides for every formation.
+   */
+  ha?: {
+    leadership: LeadershipView & { leaseValid(): boolean };
+    /** The CA (PEM) of the other monitors' HTTPS certificates. */
+    ca?: string;
+  };
   /** The metrics `GET /metrics` serves; a new set (without process metrics) when undefined. */
   metrics?: MonitorMetrics;
 }

@@ -22,6 +22,8 @@ import { formationListRoutes } from './routes/formation-list.js';
 import { metricsRoutes, timeReports } from './routes/metrics.js';
 import { uiRoutes } from './routes/ui.js';
 import { monitorRoutes } from './routes/monitors.js';
+import { forwardToLeader, refuseWithoutLease } from './ha/forward-to-leader.js';
+import { NotFoundError } from '@pgha/shared';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   PGHA_ERR_VALIDATION: 400,
@@ -72,13 +74,16 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
       void reply.code(status).send(body);
     },
   }) as unknown as FastifyInstance;
+  if (deps.ha) refuseWithoutLease(app, deps.ha.leadership, deps.log.child({ component: 'leadership' }));
   installAuth(app, deps.auth, deps.store, deps.log.child({ component: 'auth' }));
 
   app.setErrorHandler((err: Error, req, reply) => {
     if (err instanceof PghaError) {
       const status = STATUS[err.code] ?? 500;
       const field = err instanceof ValidationError ? err.field : undefined;
-      if (status >= 500) req.log.error({ code: err.code }, err.message);
+      // A monitor that does not lead answers 503 to each write of a formation until one leads
+      // (at most the lease TTL): the leadership module says so once, not each request.
+      if (status >= 500 && err.code !== 'PGHA_ERR_NOT_LEADER') req.log.error({ code: err.code }, err.message);
       return reply.code(status).send({ code: err.code, message: err.message, hint: err.hint, ...(field ? { field } : {}) });
     }
     const fastifyStatus = (err as { statusCode?: number }).statusCode;
@@ -88,7 +93,11 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
     }
     if (deps.store.isUnavailable(err)) {
       req.log.warn({ err: err.message }, 'store unavailable');
-      return reply.code(503).send({ code: 'PGHA_ERR_STORE_UNAVAILABLE', message: "the monitor's Postgres is unavailable", hint: 'retry; the monitor restarts its Postgres' });
+      const message = deps.ha
+        ? `the monitor's etcd store is unavailable (${err.message.split('\n')[0]})`
+        : "the monitor's Postgres is unavailable";
+      const hint = deps.ha ? 'retry, or use another monitor; check that a quorum of etcd members runs (pgha show monitors)' : 'retry; the monitor restarts its Postgres';
+      return reply.code(503).send({ code: 'PGHA_ERR_STORE_UNAVAILABLE', message, hint });
     }
     req.log.error({ err }, 'internal error');
     return reply.code(500).send({ code: 'PGHA_ERR_INTERNAL', message: 'internal error in the monitor; see its log' });
@@ -101,6 +110,7 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
   const metrics = deps.metrics ?? new MonitorMetrics();
   timeReports(app, metrics);
   void app.register(async (scope) => {
+    if (deps.ha) await forwardToLeader(scope, { leadership: deps.ha.leadership, ...(deps.ha.ca ? { ca: deps.ha.ca } : {}), formationOfNode: formationOfNodeCached(deps) });
     await formationRoutes(scope, deps);
     await nodeRoutes(scope, deps);
     await settingsRoutes(scope, deps);
@@ -112,4 +122,24 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
     if (deps.monitors) await monitorRoutes(scope, deps.monitors);
   });
   return app;
+}
+
+/**
+ * The formation of a node, for forwarding a keeper's report: read once per node (a node never
+ * changes formation), undefined for a node that does not exist.
+ */
+function formationOfNodeCached(deps: AppDeps): (nodeId: number) => Promise<string | undefined> {
+  const known = new Map<number, string>();
+  return async (nodeId) => {
+    const cached = known.get(nodeId);
+    if (cached !== undefined) return cached;
+    try {
+      const { formationId } = await deps.store.nodes.get(nodeId);
+      known.set(nodeId, formationId);
+      return formationId;
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  };
 }

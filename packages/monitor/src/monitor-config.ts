@@ -22,6 +22,26 @@ export const MonitorTlsSchema = z.discriminatedUnion('mode', [
 /** See {@link MonitorTlsSchema}. */
 export type MonitorTls = z.infer<typeof MonitorTlsSchema>;
 
+/**
+ * The monitor's store when it is not its own Postgres: an etcd cluster shared with other
+ * monitors (`pgha monitor create --store etcd://…`). `storeId` is the store's
+ * (`<prefix>/v1/meta`): a monitor refuses to run on another store.
+ */
+export const MonitorStoreConfigSchema = z.object({
+  kind: z.literal('etcd'),
+  /** etcd client endpoints, `HOST:PORT`. */
+  endpoints: z.array(z.string()).min(1),
+  /** Key prefix, e.g. `/pgha`. */
+  prefix: z.string(),
+  /** TLS to etcd: its CA, and a client certificate and key when etcd asks for one. */
+  caFile: z.string().optional(),
+  certFile: z.string().optional(),
+  keyFile: z.string().optional(),
+  storeId: z.string(),
+});
+/** See {@link MonitorStoreConfigSchema}. */
+export type MonitorStoreConfig = z.infer<typeof MonitorStoreConfigSchema>;
+
 /** Schema of `monitor.json`. */
 export const MonitorConfigSchema = z.object({
   version: z.literal(2),
@@ -39,6 +59,12 @@ export const MonitorConfigSchema = z.object({
    * it: `monitor run` records it at its first start, and says so in its log.
    */
   systemIdentifier: SystemIdentifierSchema.optional(),
+  /**
+   * The store on etcd; absent: the monitor's own Postgres in `pgdata` (then `pgPort` is its
+   * port; with an etcd store there is no such Postgres, `pgPort` is 0 and `pgdata` only names
+   * `<pgdata>.pgha/`, the monitor's own files).
+   */
+  store: MonitorStoreConfigSchema.optional(),
 });
 /** Contents of `monitor.json`. */
 export type MonitorConfig = z.infer<typeof MonitorConfigSchema>;

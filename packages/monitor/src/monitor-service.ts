@@ -4,7 +4,8 @@
  * re-evaluates every group (time-based rules such as "keeper silent").
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import {
   ConflictError,
@@ -13,7 +14,7 @@ import {
   ValidationError,
   DEFAULT_FORMATION_SETTINGS,
 } from '@pgha/shared';
-import { acquirePidFile, assertOwnDataDirectory, ensureOwnedDir, ensurePghaDir, initdb, pidFilePath, isEmptyOrMissing, isPgData, pgCtlStart, pgCtlStop, portInUse, postmasterPid, socketDirFor, writeHba, readSecretFile, releasePidFile, writeJsonAtomic, writePghaConf, writeSecretFile } from '@pgha/postgres';
+import { acquirePidFile, assertOwnDataDirectory, ensureOwnedDir, ensurePghaDir, initdb, pidFilePath, isEmptyOrMissing, isPgData, pgCtlStop, portInUse, postmasterPid, writeHba, readSecretFile, releasePidFile, writeJsonAtomic, writeSecretFile } from '@pgha/postgres';
 import { NodeCredentials, tokenSha256 } from './auth.js';
 import { generateSecret } from './secrets.js';
 import { loadCaCertificate, loadCertificateAuthority, loadHttpsOptions, monitorCertificateHosts, setUpMonitorTls, type MonitorSslOption } from './tls/monitor-tls.js';
@@ -25,18 +26,11 @@ import { ReportBatcher } from './driver/report-batcher.js';
 import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { HealthProber } from './prober/health-prober.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
-import type { StoreConnection } from './store/postgres/db.js';
-import { GoalNotifier } from './store/postgres/goal-notifier.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
-
-/**
- * Connections of the running monitor to its store. A report holds one for its whole
- * transaction, including the turns of the event loop between its statements and any wait for
- * its group's lock, so with a thousand keepers reporting each second ten are too few: requests
- * queue for a connection while Postgres idles. The monitor's Postgres is its own
- * (max_connections 100).
- */
-const STORE_POOL_SIZE = 32;
+import { etcdConnectionOf, openConfiguredStore, storeConnection } from './store/open-store.js';
+import { startEtcdHa, type EtcdHa } from './ha/etcd-ha.js';
+import { createEtcdMonitor, type EtcdStoreOption } from './create-etcd-monitor.js';
+import { assertMonitorData, startMonitorPostgres } from './monitor-postgres.js';
 
 /** Options of {@link createMonitor}. */
 export interface CreateMonitorOptions {
@@ -45,49 +39,8 @@ export interface CreateMonitorOptions {
   listen: string;
   /** TLS of the HTTP API (and the CA of nodes' certificates); default `self-signed`. */
   ssl?: MonitorSslOption;
-}
-
-function storeConnection(config: MonitorConfig): StoreConnection {
-  return { host: socketDirFor(config.pgdata), port: config.pgPort };
-}
-
-/**
- * Checks that the monitor's data directory still holds the cluster it created (the database
- * system identifier of monitor.json), before its Postgres is started there or used.
- * `refusal` starts the message: what the monitor does not do.
- *
- * @returns the identifier found (to record when monitor.json has none).
- * @throws PghaError `PGHA_ERR_PGDATA` when the directory is missing, is not a data directory, or
- *   holds another cluster (see `assertOwnDataDirectory`).
- */
-function assertMonitorData(config: MonitorConfig, refusal?: string): string {
-  const { config: recordFile } = monitorPaths(config.pgdata);
-  return assertOwnDataDirectory(config.pgdata, config.systemIdentifier, {
-    who: 'this monitor',
-    recordFile,
-    ...(refusal ? { refusal } : {}),
-    hint: `a monitor starts no Postgres but the one it created: put its data directory back at ${config.pgdata}; if pgha monitor create made a new monitor there, run that one (pgha monitor run --pgdata ${config.pgdata}) once this one has stopped`,
-  });
-}
-
-/**
- * Starts the monitor's Postgres unless it runs, in the monitor's own data directory only:
- * nothing is created or written (pgha.conf, log and socket directories) before
- * {@link assertMonitorData} passes.
- *
- * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the monitor's;
- *   PostgresCommandError when pg_ctl fails.
- */
-async function startMonitorPostgres(config: MonitorConfig, log: Logger): Promise<void> {
-  if (postmasterPid(config.pgdata) !== undefined) return;
-  assertMonitorData(config);
-  const { dir, logDir } = monitorPaths(config.pgdata);
-  ensurePghaDir(dir);
-  ensureOwnedDir(logDir);
-  ensureOwnedDir(socketDirFor(config.pgdata));
-  log.info({ pgdata: config.pgdata, port: config.pgPort }, "starting the monitor's Postgres");
-  writePghaConf(config.pgdata, { role: 'monitor', listenAddresses: '', port: config.pgPort, socketDir: socketDirFor(config.pgdata), synchronousStandbyNames: '' });
-  await pgCtlStart(config.pgdata, join(logDir, 'postgres.log'));
+  /** An etcd store shared with other monitors instead of its own Postgres (`--store`); `pgPort` is then unused. */
+  store?: EtcdStoreOption;
 }
 
 /**
@@ -99,6 +52,7 @@ async function startMonitorPostgres(config: MonitorConfig, log: Logger): Promise
  *   ConflictError when a monitor already exists there or the port is in use.
  */
 export async function createMonitor(options: CreateMonitorOptions, log: Logger): Promise<MonitorConfig> {
+  if (options.store) return createEtcdMonitor({ ...options, store: options.store }, log);
   const pgdata = resolve(options.pgdata);
   parseListen(options.listen);
   const paths = monitorPaths(pgdata);
@@ -174,7 +128,8 @@ export async function runMonitor(pgdataArg: string, log: Logger, options: { time
   const replaced = acquirePidFile(pgdata, 'monitor');
   try {
     if (replaced) log.warn(`replaced the stale pid file ${pidFilePath(pgdata, 'monitor')}: ${replaced}`);
-    config = recordSystemIdentifier(config, assertMonitorData(config), log);
+    // A monitor on etcd has no Postgres of its own to check.
+    if (!config.store) config = recordSystemIdentifier(config, assertMonitorData(config), log);
     return await serveMonitor(config, log, options);
   } catch (err) {
     releasePidFile(pgdata, 'monitor');
@@ -195,28 +150,46 @@ function recordSystemIdentifier(config: MonitorConfig, found: string, log: Logge
 /** The part of {@link runMonitor} after its pid file and the first check of its data directory. */
 async function serveMonitor(config: MonitorConfig, log: Logger, options: { timerIntervalMs?: number }): Promise<RunningMonitor> {
   // Read every secret before starting anything: a bad file stops the monitor with its name.
-  const operatorTokenSha256 = tokenSha256(readSecretFile(config.authTokenFile, 'auth token'));
+  // On etcd the operator token's digest is the store's (one token for every monitor).
+  const ownPostgres = !config.store;
+  const tokenFileSha256 = ownPostgres ? tokenSha256(readSecretFile(config.authTokenFile, 'auth token')) : undefined;
   const https = loadHttpsOptions(config.tls);
   const certificateAuthority = loadCertificateAuthority(config.tls);
   const probeCa = loadCaCertificate(config.tls);
   if (!https) log.warn('TLS is OFF (created with --no-ssl): tokens, passwords and reports cross the network in clear text; use this for tests only');
-  await startMonitorPostgres(config, log);
-  const conn = storeConnection(config);
-  const store = openPostgresStore({ ...conn, max: STORE_POOL_SIZE });
-  await store.migrate();
+  if (ownPostgres) await startMonitorPostgres(config, log);
+  const opened = await openConfiguredStore(config);
+  const { store, notifier } = opened;
+  const operatorTokenSha256 = opened.operatorTokenSha256 ?? tokenFileSha256!;
   const lag = new MonitorLag();
   const driver = new GroupDriver(store, log.child({ component: 'driver' }), lag);
   const reports = new ReportBatcher(store, driver, lag);
-  const notifier = new GoalNotifier(conn);
-  await notifier.start();
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
-  prober.start();
   const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(store.credentials) };
   const { host, port } = parseListen(config.listen);
-  const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const monitors = singleMonitorProvider(url, async () => (await store.formations.list()).map((f) => f.formationId));
-  const app = buildApp({ store, driver, reports, notifier, log, auth, metrics, monitors, ...(certificateAuthority ? { certificateAuthority } : {}) }, https);
+  const url = advertisedUrl(host, port, !!https);
+  // On etcd: campaign for every formation; the driver's timer and the prober act only for the
+  // formations this monitor leads (set before the prober's first round).
+  let ha: EtcdHa | undefined;
+  if (opened.etcd) {
+    opened.etcd.revisionBaseRaised = (from, to) =>
+      log.warn(`a keeper had applied a goal revision above this store's (a store restored from a snapshot, or moved from another store): goal revisions now count from ${to} instead of ${from}, so that keepers take the store's goals`);
+  }
+  try {
+    ha = opened.etcd
+      ? await startEtcdHa({ store: opened.etcd, connection: etcdConnectionOf(config.store!), driver, prober, monitorId: new URL(url).host, url, ...(probeCa ? { ca: probeCa } : {}), log: log.child({ component: 'leadership' }) })
+      : undefined;
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
+  prober.start();
+  const monitors = ha?.monitors ?? singleMonitorProvider(url, async () => (await store.formations.list()).map((f) => f.formationId));
+  const app = buildApp(
+    { store, driver, reports, notifier, log, auth, metrics, monitors, ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
+    https,
+  );
 
   let stopping = false;
   let settleFailure!: (err: PghaError) => void;
@@ -227,9 +200,10 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
     stopping = true;
     clearInterval(timer);
     prober.stop();
+    // Give up every formation first: another monitor takes over at once, not after the TTL.
+    await ha?.stop().catch((err: Error) => log.warn(`giving up the leadership: ${err.message}`));
     await app.close();
-    await notifier.stop();
-    await store.close();
+    await opened.close();
     if (stopPostgres) await pgCtlStop(config.pgdata);
     releasePidFile(config.pgdata, 'monitor');
   };
@@ -251,9 +225,9 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
     void (async () => {
       // The store must still be the monitor's own: its directory deleted or created again at
       // the same path (another initdb) stops this monitor, whether a Postgres runs there or not.
-      assertMonitorData(config, 'the monitor stops rather than start or use a Postgres it did not create');
+      if (ownPostgres) assertMonitorData(config, 'the monitor stops rather than start or use a Postgres it did not create');
       // Supervise the store: restart Postgres if it died.
-      if (postmasterPid(config.pgdata) === undefined) {
+      if (ownPostgres && postmasterPid(config.pgdata) === undefined) {
         log.warn("the monitor's Postgres is not running: restarting it");
         await startMonitorPostgres(config, log).catch((err: Error) => {
           if (err instanceof PghaError && err.code === 'PGHA_ERR_PGDATA') throw err;
@@ -280,9 +254,9 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
     failure,
     async stop() {
       if (stopping) return;
-      let own = true;
+      let own = ownPostgres;
       try {
-        assertMonitorData(config);
+        if (own) assertMonitorData(config);
       } catch (err) {
         own = false;
         log.warn(`leaving the Postgres of ${config.pgdata} alone: ${(err as Error).message}`);
@@ -290,4 +264,13 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
       await shutdown(own);
     },
   };
+}
+
+/**
+ * The URL other monitors and keepers reach this monitor at: its listen address, or this host's
+ * name when it listens on every address (`0.0.0.0`, `::`).
+ */
+function advertisedUrl(host: string, port: number, https: boolean): string {
+  const h = host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
+  return `${https ? 'https' : 'http'}://${h}:${port}`;
 }

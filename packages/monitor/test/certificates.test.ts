@@ -1,11 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bearerToken, tokenSha256 } from '../src/auth.js';
 import { certificateProblem, createCertificateAuthority, generateKeyPair, issueServerCertificate } from '../src/tls/certificates.js';
-import { setUpMonitorTls } from '../src/tls/monitor-tls.js';
+import { loadGivenCa, setUpMonitorTls } from '../src/tls/monitor-tls.js';
 
 const ca = createCertificateAuthority('test CA');
 const other = createCertificateAuthority('another CA');
@@ -54,6 +54,26 @@ describe('the certificate authority', () => {
     expect(() => setUpMonitorTls({ ...option, keyFile: files.wrongKey }, dir, ['127.0.0.1'])).toThrow(/does not match the certificate/);
     expect(() => setUpMonitorTls({ ...option, keyFile: join(dir, 'nosuch') }, dir, ['127.0.0.1'])).toThrow(/server key .*nosuch cannot be used: ENOENT/);
     expect(setUpMonitorTls(option, dir, ['127.0.0.1'])).toMatchObject({ mode: 'files' });
+  });
+});
+
+describe('self-signed mode with a given CA', () => {
+  it('signs the server certificate with that CA, and refuses a key of another, or a certificate that is not a CA', () => {
+    const ca = createCertificateAuthority('operator CA');
+    const other = createCertificateAuthority('other CA');
+    const server = generateKeyPair();
+    const files = { ca: join(dir, 'given-ca.crt'), key: join(dir, 'given-ca.key'), otherKey: join(dir, 'other-ca.key'), leaf: join(dir, 'leaf.crt') };
+    writeFileSync(files.ca, ca.certificatePem);
+    writeFileSync(files.key, ca.privateKeyPem);
+    writeFileSync(files.otherKey, other.privateKeyPem);
+    writeFileSync(files.leaf, issueServerCertificate(ca, server.publicKeyPem, ['127.0.0.1']));
+    const given = loadGivenCa(files.ca, files.key);
+    const tls = setUpMonitorTls({ mode: 'self-signed', ca: given }, join(dir, 'tls-given'), ['127.0.0.1']);
+    if (tls.mode !== 'self-signed') throw new Error('expected self-signed mode');
+    expect(new X509Certificate(readFileSync(tls.caFile)).fingerprint256).toBe(new X509Certificate(ca.certificatePem).fingerprint256);
+    expect(certificateProblem(readFileSync(tls.certFile, 'utf8'), ca.certificatePem, '127.0.0.1')).toBeUndefined();
+    expect(() => loadGivenCa(files.ca, files.otherKey)).toThrow(/does not match the CA certificate/);
+    expect(() => loadGivenCa(files.leaf, files.key)).toThrow(/is not a CA certificate/);
   });
 });
 

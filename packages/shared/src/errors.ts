@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   PGHA_ERR_CONFLICT: 'The request conflicts with the current state (a name taken, a port in use).',
   PGHA_ERR_MONITOR_UNAVAILABLE: 'The monitor could not be reached or answered with an error.',
   PGHA_ERR_STORE_UNAVAILABLE: "The monitor's own Postgres could not be reached.",
+  PGHA_ERR_STORE_MISMATCH: "The etcd prefix given does not hold this monitor's store: nothing, another program's keys, another store, or one written by a newer pgha.",
   PGHA_ERR_POSTGRES_COMMAND: 'A Postgres program (initdb, pg_ctl, pg_basebackup, pg_rewind) failed.',
   PGHA_ERR_PGDATA: 'The data directory is not usable as asked, or is not the one pgha created there (missing, or another cluster).',
   PGHA_ERR_CONFIG: 'A configuration or state file is missing or corrupt.',

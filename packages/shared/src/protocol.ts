@@ -285,6 +285,13 @@ const NodeReportFields = z
      * when none is pending, and from keepers older than it.
      */
     selfFence: SelfFenceReport.nullable().optional(),
+    /**
+     * The highest goal revision the keeper applied (`NodeGoal.goalRevision`, kept in its
+     * state.json); absent before it applied one, and from keepers older than it. A monitor on
+     * etcd whose revisions are below it (its store restored from a snapshot, or moved from a
+     * monitor on Postgres) raises its revisions above it, so that keepers take its goals.
+     */
+    appliedGoalRevision: z.string().regex(/^[0-9]{1,19}$/).optional(),
   })
   .strict();
 
@@ -405,6 +412,10 @@ export interface UpFile {
   auth_token_file?: string;
   /** The monitor's CA certificate: verifies the monitor and every node (absent without TLS). */
   ca_file?: string;
+  /** `pgha up --monitors 3`: every monitor (`monitor` is the first of them). */
+  monitors?: { url: string; pid: number; pgdata: string }[];
+  /** `pgha up --monitors 3`: the members of the local etcd cluster the monitors share. */
+  etcd?: { name: string; client_url: string; pid: number; data_dir: string }[];
 }
 
 /** Body of `POST /v1/formations/:formation/switchover` and `/failover`: nothing. */

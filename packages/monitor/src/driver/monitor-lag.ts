@@ -66,6 +66,18 @@ export class MonitorLag {
   }
 
   /**
+   * The monitor decides for more keepers from now on (monitors on etcd: it gained a formation,
+   * whose keepers reported to the old leader until now): the time before was no pause of its
+   * own, so the silence of all keepers counts from now. Without this, a monitor that led no
+   * formation would take the whole time since its start for its own lag at the first report,
+   * and judge keepers' silence with that much more time for {@link LAG_WINDOW_MS}: a new leader
+   * would fail a dead primary ~10 s late.
+   */
+  decidesFromNow(): void {
+    this.lastArrivalMs = performance.now();
+  }
+
+  /**
    * The lag (ms): the longest time a report took to be answered, or pause in all keepers'
    * reports (see {@link ALL_SILENT_GAP_MS}), within the last {@link LAG_WINDOW_MS}; or, if
    * longer, the age of the oldest report not answered yet, or the silence of all keepers so far.

@@ -15,11 +15,18 @@
  */
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { PghaError } from '@pgha/shared';
 import type { FormationLeader } from './leadership.js';
 
 /** The header that marks a request forwarded by another monitor (its id). */
 export const FORWARDED_BY_HEADER = 'x-pgha-forwarded-by';
+
+/**
+ * The header of a forwarded answer that names the leader's URL: a client that has it in its
+ * list sends its next requests there directly (`@pgha/client`), saving the extra hop.
+ */
+export const LEADER_HEADER = 'x-pgha-leader';
 
 /** What forwarding needs to know of the leadership. */
 export interface LeadershipView {
@@ -74,6 +81,7 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
     }
     await reply.from(`${leader.url}${req.url}`, {
       rewriteRequestHeaders: (_req, headers) => ({ ...headers, [FORWARDED_BY_HEADER]: options.leadership.monitorId }),
+      rewriteHeaders: (headers) => ({ ...headers, [LEADER_HEADER]: leader.url }),
       onError: (r, { error }) => {
         void r.code(503).send({ code: 'PGHA_ERR_NOT_LEADER', message: `monitor ${options.leadership.monitorId} could not forward to ${leader.monitorId}, the leader of formation "${formation}" (${error.message})`, hint: 'retry: another monitor takes over within the lease TTL if the leader is gone' });
       },
@@ -88,11 +96,20 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
  * its lease is valid again: keepers and clients move on to another monitor of their list
  * within the lease TTL, and a load balancer's health check takes it out.
  */
-export function refuseWithoutLease(app: FastifyInstance, leadership: { readonly monitorId: string; leaseValid(): boolean }): void {
-  app.addHook('onRequest', async () => {
-    if (leadership.leaseValid()) return;
-    throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `monitor ${leadership.monitorId} has no valid etcd lease (it cannot reach etcd, or it was paused past its lease)`, {
+export function refuseWithoutLease(app: FastifyInstance, leadership: { readonly monitorId: string; leaseValid(): boolean }, log: Logger): void {
+  let refusing = false;
+  app.addHook('onRequest', async (_req, reply) => {
+    if (leadership.leaseValid()) {
+      if (refusing) log.info('has a valid etcd lease again: serves requests');
+      refusing = false;
+      return;
+    }
+    // Said once per episode, not once per request (keepers report twice a second).
+    if (!refusing) log.warn('has no valid etcd lease: answers 503 to every request until it has one');
+    refusing = true;
+    const err = new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `monitor ${leadership.monitorId} has no valid etcd lease (it cannot reach etcd, or it was paused past its lease)`, {
       hint: 'use another monitor of the list; this one answers again once it reaches etcd',
     });
+    return reply.code(503).send({ code: err.code, message: err.message, hint: err.hint });
   });
 }

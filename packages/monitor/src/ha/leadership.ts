@@ -20,6 +20,7 @@ import { EventEmitter } from 'node:events';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { PghaError, formatDurationMs } from '@pgha/shared';
+import { StoreKeys } from '../store/etcd/keys.js';
 
 /** Default TTL of a monitor's lease, in seconds: how long a dead leader keeps its formations. */
 export const DEFAULT_LEASE_TTL_S = 2;
@@ -68,19 +69,19 @@ export interface LeadershipEvents {
   lost: [formation: string, reason: string];
 }
 
-/** The leader key of a formation. */
+/** The leader key of a formation (`StoreKeys.leader`: the one definition of the key layout). */
 export function leaderKey(prefix: string, formation: string): string {
-  return `${prefix}/v1/leaders/${formation}`;
+  return new StoreKeys(prefix).leader(formation);
 }
 
-/** The key of a formation's record. */
+/** The key of a formation's record (`StoreKeys.formation`). */
 export function formationKey(prefix: string, formation: string): string {
-  return `${prefix}/v1/formations/${formation}`;
+  return new StoreKeys(prefix).formation(formation);
 }
 
-/** The key of a running monitor's registration (under its lease). */
+/** The key of a running monitor's registration, under its lease (`StoreKeys.monitor`). */
 export function monitorKey(prefix: string, monitorId: string): string {
-  return `${prefix}/v1/monitors/${monitorId}`;
+  return new StoreKeys(prefix).monitor(monitorId);
 }
 
 /**
@@ -89,7 +90,7 @@ export function monitorKey(prefix: string, monitorId: string): string {
  */
 export class FormationLeadership extends EventEmitter<LeadershipEvents> {
   private readonly client: Etcd3;
-  private readonly prefix: string;
+  private readonly keys: StoreKeys;
   readonly monitorId: string;
   readonly url: string;
   readonly ttlS: number;
@@ -112,7 +113,7 @@ export class FormationLeadership extends EventEmitter<LeadershipEvents> {
   constructor(options: LeadershipOptions) {
     super();
     this.client = options.client;
-    this.prefix = options.prefix;
+    this.keys = new StoreKeys(options.prefix);
     this.monitorId = options.monitorId;
     this.url = options.url;
     this.ttlS = options.ttlS ?? DEFAULT_LEASE_TTL_S;
@@ -128,19 +129,28 @@ export class FormationLeadership extends EventEmitter<LeadershipEvents> {
    */
   async start(): Promise<void> {
     await this.grantLease();
-    this.watchers.push(
-      await this.client.watch().prefix(`${this.prefix}/v1/leaders/`).create(),
-      await this.client.watch().prefix(`${this.prefix}/v1/formations/`).create(),
-    );
+    const keys = this.keys;
+    this.watchers.push(await this.client.watch().prefix(keys.leaders).create(), await this.client.watch().prefix(keys.formations).create());
     const [leadersWatch, formationsWatch] = this.watchers as [Watcher, Watcher];
-    leadersWatch.on('put', (kv) => this.sawLeader(kv.key.toString(), kv.value.toString(), kv.create_revision));
-    leadersWatch.on('delete', (kv) => void this.leaderGone(kv.key.toString().slice(`${this.prefix}/v1/leaders/`.length)));
-    formationsWatch.on('put', (kv) => void this.sawFormation(kv.key.toString().slice(`${this.prefix}/v1/formations/`.length)));
-    formationsWatch.on('delete', (kv) => this.formationGone(kv.key.toString().slice(`${this.prefix}/v1/formations/`.length)));
-    const existing = await this.client.getAll().prefix(`${this.prefix}/v1/leaders/`).exec();
-    for (const kv of existing.kvs) this.sawLeader(kv.key.toString(), kv.value.toString(), kv.create_revision);
-    const names = await this.client.getAll().prefix(`${this.prefix}/v1/formations/`).keys();
-    for (const key of names) await this.sawFormation(key.slice(`${this.prefix}/v1/formations/`.length));
+    const onLeader = (key: string, f: (formation: string) => void): void => {
+      const formation = keys.parseLeader(key);
+      if (formation !== undefined) f(formation);
+    };
+    const onFormation = (key: string, f: (formation: string) => void): void => {
+      const formation = keys.parseFormation(key);
+      if (formation !== undefined) f(formation);
+    };
+    leadersWatch.on('put', (kv) => onLeader(kv.key.toString(), (f) => this.sawLeader(f, kv.value.toString(), kv.create_revision)));
+    leadersWatch.on('delete', (kv) => onLeader(kv.key.toString(), (f) => void this.leaderGone(f)));
+    formationsWatch.on('put', (kv) => onFormation(kv.key.toString(), (f) => void this.sawFormation(f)));
+    formationsWatch.on('delete', (kv) => onFormation(kv.key.toString(), (f) => this.formationGone(f)));
+    const existing = await this.client.getAll().prefix(keys.leaders).exec();
+    for (const kv of existing.kvs) onLeader(kv.key.toString(), (f) => this.sawLeader(f, kv.value.toString(), kv.create_revision));
+    const names = await this.client.getAll().prefix(keys.formations).keys();
+    for (const key of names) {
+      const formation = keys.parseFormation(key);
+      if (formation !== undefined) await this.sawFormation(formation);
+    }
   }
 
   private async grantLease(): Promise<void> {
@@ -161,7 +171,7 @@ export class FormationLeadership extends EventEmitter<LeadershipEvents> {
     const grantedAt = this.now();
     this.leaseId = await lease.grant();
     this.validUntilMs = grantedAt + this.ttlS * 1000 - LEASE_SAFETY_MARGIN_MS;
-    await lease.put(monitorKey(this.prefix, this.monitorId)).value(JSON.stringify({ url: this.url, startedAtMs: this.now(), leaseTtlS: this.ttlS }));
+    await lease.put(this.keys.monitor(this.monitorId)).value(JSON.stringify({ url: this.url, startedAtMs: this.now(), leaseTtlS: this.ttlS }));
   }
 
   /** A new lease after the last one was lost, and a new campaign for every formation. */
@@ -199,9 +209,10 @@ export class FormationLeadership extends EventEmitter<LeadershipEvents> {
     return this.led.has(formation) && this.leaseValid();
   }
 
-  /** The formations this monitor leads, with their terms. */
-  ledFormations(): FormationLeader[] {
-    return this.leaseValid() ? [...this.led.values()] : [];
+  /** The formations this monitor leads, with their terms, by name. */
+  ledFormations(): (FormationLeader & { formation: string })[] {
+    if (!this.leaseValid()) return [];
+    return [...this.led.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([formation, l]) => ({ ...l, formation }));
   }
 
   /** Who leads `formation`, as last seen (this monitor, another, or nobody yet). */
@@ -224,11 +235,10 @@ export class FormationLeadership extends EventEmitter<LeadershipEvents> {
         hint: leader && leader.monitorId !== this.monitorId ? `its leader is ${leader.monitorId} at ${leader.url}` : 'no monitor leads it yet; retry in a moment',
       });
     }
-    return { key: leaderKey(this.prefix, formation), createRevision: led.term };
+    return { key: this.keys.leader(formation), createRevision: led.term };
   }
 
-  private sawLeader(key: string, value: string, createRevision: string): void {
-    const formation = key.slice(`${this.prefix}/v1/leaders/`.length);
+  private sawLeader(formation: string, value: string, createRevision: string): void {
     let parsed: LeaderValue;
     try {
       parsed = JSON.parse(value) as LeaderValue;
@@ -257,7 +267,7 @@ export class FormationLeadership extends EventEmitter<LeadershipEvents> {
     this.formations.delete(formation);
     if (this.led.has(formation)) {
       this.giveUp(formation, 'the formation was dropped');
-      void this.client.delete().key(leaderKey(this.prefix, formation)).catch(() => undefined);
+      void this.client.delete().key(this.keys.leader(formation)).catch(() => undefined);
     }
   }
 
@@ -268,7 +278,7 @@ export class FormationLeadership extends EventEmitter<LeadershipEvents> {
    */
   private async campaign(formation: string): Promise<void> {
     if (this.stopped || !this.leaseId || this.led.has(formation)) return;
-    const key = leaderKey(this.prefix, formation);
+    const key = this.keys.leader(formation);
     const value: LeaderValue = { monitorId: this.monitorId, url: this.url, sinceMs: this.now() };
     try {
       const res = await this.client

@@ -19,13 +19,14 @@ export const SELF_TIMEOUT_MS = 1000;
 /** What the routes read: this monitor's row, and the whole view. */
 export interface MonitorsProvider {
   self(): Promise<MonitorRow>;
-  all(): Promise<MonitorsView>;
+  /** @param token - the caller's bearer token, to ask the other monitors with. */
+  all(token?: string): Promise<MonitorsView>;
 }
 
 /** Registers `GET /v1/monitors` and `GET /v1/monitors/self`. */
 export async function monitorRoutes(app: FastifyInstance, provider: MonitorsProvider): Promise<void> {
   app.get('/v1/monitors/self', async (): Promise<MonitorRow> => provider.self());
-  app.get('/v1/monitors', async (): Promise<MonitorsView> => provider.all());
+  app.get('/v1/monitors', async (req): Promise<MonitorsView> => provider.all(/^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1]));
 }
 
 /**

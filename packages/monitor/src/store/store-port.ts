@@ -184,6 +184,8 @@ export interface NodeCredentialRepository {
   ownerOf(digest: string): Promise<number | undefined>;
   /** Gives a node a new token digest; the one before stops working at commit. */
   issue(nodeId: number, digest: string): Promise<void>;
+  /** Every node's token digest, by node id (what `pgha monitor create --from-monitor` copies). */
+  list(): Promise<{ nodeId: number; digest: string }[]>;
 }
 
 /** What can be read and written in a transaction or, one statement at a time, on the store. */

@@ -13,7 +13,8 @@ import { certificateProblem, createCertificateAuthority, generateKeyPair, issueS
 
 /** How `pgha monitor create` is told to set up TLS. */
 export type MonitorSslOption =
-  | { mode: 'self-signed' }
+  /** `ca`: sign with this CA (cert and key) instead of a new one (a CA shared by monitors on etcd, or the operator's). */
+  | { mode: 'self-signed'; ca?: KeyAndCertificate }
   | { mode: 'files'; caFile: string; certFile: string; keyFile: string }
   | { mode: 'off' };
 
@@ -30,8 +31,9 @@ export function monitorCertificateHosts(listenHost: string): string[] {
 /**
  * Sets up the monitor's TLS at create time.
  *
- * - `self-signed`: a CA (`tls/ca.crt`, 0644; `tls/ca.key`, 0600) and an HTTPS certificate
- *   it signs for `hosts` (`tls/server.crt`, `tls/server.key`, 0600).
+ * - `self-signed`: a CA (`tls/ca.crt`, 0644; `tls/ca.key`, 0600: a new one, or a copy of the
+ *   one given) and an HTTPS certificate it signs for `hosts` (`tls/server.crt`,
+ *   `tls/server.key`, 0600).
  * - `files`: checks that the certificate was issued by the CA, names `hosts[0]`, and matches
  *   the key; the files stay where they are (the operator renews them there).
  *
@@ -56,7 +58,7 @@ export function setUpMonitorTls(option: MonitorSslOption, tlsDir: string, hosts:
     return { mode: 'files', caFile, certFile, keyFile };
   }
   mkdirSync(tlsDir, { recursive: true, mode: 0o711 });
-  const ca = createCertificateAuthority(`pgha monitor CA ${hostname()}`);
+  const ca = option.ca ?? createCertificateAuthority(`pgha monitor CA ${hostname()}`);
   const server = generateKeyPair();
   const files = { caFile: join(tlsDir, 'ca.crt'), caKeyFile: join(tlsDir, 'ca.key'), certFile: join(tlsDir, 'server.crt'), keyFile: join(tlsDir, 'server.key') };
   writeSecretFile(files.caKeyFile, ca.privateKeyPem);
@@ -81,4 +83,32 @@ export function loadCertificateAuthority(tls: MonitorTls): KeyAndCertificate | u
 /** The CA certificate (PEM) that nodes' Postgres certificates chain to, for the prober; undefined when TLS is off. */
 export function loadCaCertificate(tls: MonitorTls): string | undefined {
   return tls.mode === 'off' ? undefined : readPem(tls.caFile, 'CA certificate');
+}
+
+/**
+ * A CA given by its certificate and key files, for `self-signed` mode with the operator's CA
+ * (`--ssl-ca-file` with `--ssl-ca-key-file`): the monitor signs its own and the nodes'
+ * certificates with it.
+ *
+ * @throws PghaError `PGHA_ERR_TLS` when a file cannot be read, the certificate is not a CA's,
+ *   or the key does not match it.
+ */
+export function loadGivenCa(caFile: string, caKeyFile: string): KeyAndCertificate {
+  const certificatePem = readPem(resolve(caFile), 'CA file');
+  const privateKeyPem = readPem(resolve(caKeyFile), 'CA key file');
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certificatePem);
+  } catch (cause) {
+    throw new PghaError('PGHA_ERR_TLS', `CA file ${caFile} is not a PEM certificate: ${(cause as Error).message}`);
+  }
+  if (!cert.ca) throw new PghaError('PGHA_ERR_TLS', `${caFile} is not a CA certificate (basicConstraints CA:FALSE)`, { hint: 'give the certificate of a CA with --ssl-ca-file' });
+  let key;
+  try {
+    key = createPrivateKey(privateKeyPem);
+  } catch (cause) {
+    throw new PghaError('PGHA_ERR_TLS', `CA key ${caKeyFile} cannot be read: ${(cause as Error).message}`, { hint: 'give an unencrypted PEM private key' });
+  }
+  if (!cert.checkPrivateKey(key)) throw new PghaError('PGHA_ERR_TLS', `CA key ${caKeyFile} does not match the CA certificate ${caFile}`);
+  return { certificatePem, privateKeyPem };
 }

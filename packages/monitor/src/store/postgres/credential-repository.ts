@@ -18,4 +18,8 @@ export class PgCredentialRepository implements NodeCredentialRepository {
       .onConflict((oc) => oc.column('nodeId').doUpdateSet({ tokenSha256: digest, issuedAt: new Date() }))
       .execute();
   }
+
+  async list(): Promise<{ nodeId: number; digest: string }[]> {
+    return this.db.selectFrom('nodeCredentials').select(['nodeId', 'tokenSha256 as digest']).orderBy('nodeId').execute();
+  }
 }

@@ -9,6 +9,7 @@
 import type pg from 'pg';
 import { newPgClient } from '@pgha/postgres';
 import type { StoreNotifier, Waiter } from '../store-port.js';
+import { addWaiter, wake } from '../waiters.js';
 import { storeConnectionParams, type StoreConnection } from './db.js';
 
 /** One LISTEN connection and the keepers and streams waiting on it. */
@@ -74,34 +75,4 @@ export class GoalNotifier implements StoreNotifier {
     this.wakeAll();
     await this.client?.end().catch(() => undefined);
   }
-}
-
-function wake<K>(waiters: Map<K, Set<() => void>>, key: K): void {
-  const set = waiters.get(key);
-  if (!set) return;
-  waiters.delete(key);
-  for (const fn of set) fn();
-}
-
-function addWaiter<K>(waiters: Map<K, Set<() => void>>, key: K, timeoutMs: number): Waiter {
-  let done!: () => void;
-  const promise = new Promise<void>((resolve) => {
-    const timer = setTimeout(finish, timeoutMs);
-    function finish(): void {
-      clearTimeout(timer);
-      resolve();
-    }
-    done = finish;
-  });
-  const set = waiters.get(key) ?? new Set();
-  set.add(done);
-  waiters.set(key, set);
-  return {
-    promise,
-    cancel: () => {
-      set.delete(done);
-      if (set.size === 0 && waiters.get(key) === set) waiters.delete(key);
-      done();
-    },
-  };
 }

@@ -1,0 +1,224 @@
+/**
+ * Keepers' liveness in the monitor's memory, so that etcd carries state changes, not
+ * heartbeats. A keeper reports every ~500 ms; most reports change nothing but the time and the
+ * LSN. The etcd adapter writes a node's key only when a report changes a **persisted fact**
+ * ({@link PERSISTED_REPORT_FACTS}: its reported state, whether Postgres runs, recovery,
+ * timeline, streaming, transition, `synchronous_standby_names`, problem, self-fence), when the
+ * node never reported before, or when its LSN moved and was last written
+ * {@link LSN_WRITE_INTERVAL_MS} ago or more; every report updates this overlay: when it came
+ * (`reportedAt`), its LSN, when its WAL receiver last streamed, its transition's progress.
+ * A read of a node merges its record with the overlay ({@link mergeLiveness}), so a decision
+ * sees every report.
+ *
+ * **Grace period.** A record's `reportedAt` is the time of its last write, which may be long
+ * ago for a quiet keeper. A monitor that starts, or becomes a formation's leader, has no
+ * overlay yet: it counts every node that has reported before as heard from at that moment
+ * (`graceFromMs`), so that a keeper gets a full `nodeUnhealthyTimeoutMs` to report to it
+ * before it counts as silent. Source: pg_auto_failover's `startup_grace_period`.
+ *
+ * Pure functions, and {@link ReportOverlay} which only keeps them in maps.
+ */
+import { formatLsn, parseLsn, type NodeReport, type TransitionProgress } from '@pgha/shared';
+import type { NodeRecord } from '../records.js';
+
+/** Longest time (ms) a node's moving LSN goes unwritten to etcd while nothing else changes. */
+export const LSN_WRITE_INTERVAL_MS = 10_000;
+
+/** The facts of a report that are written to etcd as soon as they change. */
+export const PERSISTED_REPORT_FACTS = [
+  'reportedState',
+  'postgresRunning',
+  'isInRecovery',
+  'reportedTimeline',
+  'upstreamStreaming',
+  'transitionInProgress',
+  'reportedSyncStandbyNames',
+  'reportedProblem',
+  'lastSelfFenceAt',
+] as const satisfies readonly (keyof NodeRecord)[];
+
+/** What the overlay knows of a node from the reports this monitor received. */
+export interface NodeLiveness {
+  /** When its last report came (ms, this monitor's clock). */
+  reportedAtMs: number;
+  /** `X/Y` of its last report. */
+  reportedLsn: string;
+  /** The last report in which its WAL receiver streamed (ms); null: none seen here. */
+  lastStreamingAtMs: number | null;
+  transitionProgress: TransitionProgress | null;
+  /** When its LSN was last written to etcd by this monitor (ms). */
+  lsnWrittenAtMs: number;
+}
+
+function time(d: Date | null): number | null {
+  return d === null ? null : new Date(d).getTime();
+}
+
+function latest(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.max(a, b);
+}
+
+/**
+ * A node's record as a read sees it: its stored record with the overlay's newer facts, and the
+ * grace period applied. The overlay counts when its last report is newer than the record's
+ * (another monitor may have written the node since).
+ *
+ * @param graceFromMs - the start of the grace period of the node's formation (see the module);
+ *   undefined: none.
+ *
+ * ### Examples
+ * ```ts
+ * mergeLiveness(record, { reportedAtMs: now, reportedLsn: '0/3000148', … }) // reportedAt: new Date(now), reportedLsn: '0/3000148'
+ * ```
+ */
+export function mergeLiveness(record: NodeRecord, live: NodeLiveness | undefined, graceFromMs?: number): NodeRecord {
+  let merged = record;
+  const recordAt = time(record.reportedAt);
+  if (live && (recordAt === null || live.reportedAtMs > recordAt)) {
+    merged = {
+      ...record,
+      reportedAt: new Date(live.reportedAtMs),
+      reportedLsn: live.reportedLsn,
+      transitionProgress: live.transitionProgress,
+      lastStreamingAt: dateOrNull(latest(time(record.lastStreamingAt), live.lastStreamingAtMs)),
+    };
+  }
+  const mergedAt = time(merged.reportedAt);
+  if (graceFromMs !== undefined && mergedAt !== null && mergedAt < graceFromMs) {
+    merged = {
+      ...merged,
+      reportedAt: new Date(graceFromMs),
+      ...(merged.upstreamStreaming ? { lastStreamingAt: dateOrNull(latest(time(merged.lastStreamingAt), graceFromMs)) } : {}),
+    };
+  }
+  return merged;
+}
+
+function dateOrNull(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms);
+}
+
+/** What {@link applyReport} decided. */
+export interface AppliedReport {
+  /** The node after the report (to write when `write`, and what reads see either way). */
+  node: NodeRecord;
+  /** Whether the node's key must be written. */
+  write: boolean;
+  /** The overlay's entry after the report. */
+  live: NodeLiveness;
+}
+
+/**
+ * A keeper's report applied to its node (the same fields as the Postgres adapter's report
+ * statement), and whether etcd must be written (see the module).
+ *
+ * @param stored - the node as stored in etcd (not merged).
+ * @param live - the overlay's entry; undefined when this monitor has none yet.
+ * @param nowMs - this monitor's clock.
+ * @param lsnJitterMs - for a node the overlay does not know yet: how long before `nowMs` its LSN
+ *   counts as written (0 to {@link LSN_WRITE_INTERVAL_MS}, chosen at random by the caller), so
+ *   that after a monitor starts the LSN writes of a thousand nodes spread over the interval.
+ * @param graceFromMs - the start of the node's formation's grace period
+ *   ({@link ReportOverlay.graceFrom}): a standby that streamed as far as the store knows counts
+ *   as streaming at that instant, as reads see it; its first report to a new leader must not
+ *   make it unhealthy at once because the old leader kept its streaming time in memory.
+ */
+export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, report: NodeReport, nowMs: number, lsnJitterMs = 0, graceFromMs?: number): AppliedReport {
+  const base = mergeLiveness(stored, live, graceFromMs);
+  const lsn = formatLsn(parseLsn(report.lsn));
+  const fence = report.selfFence?.fencedAtMs;
+  const node: NodeRecord = {
+    ...base,
+    reportedState: report.reportedState,
+    reportedAt: new Date(nowMs),
+    postgresRunning: report.postgresRunning,
+    isInRecovery: report.isInRecovery,
+    reportedLsn: lsn,
+    reportedTimeline: report.timeline,
+    upstreamStreaming: report.upstreamStreaming,
+    transitionInProgress: report.transitionInProgress ?? null,
+    transitionProgress: report.transitionProgress ?? null,
+    reportedSyncStandbyNames: report.synchronousStandbyNames ?? null,
+    reportedProblem: report.problem ?? null,
+    lastSelfFenceAt: fence === undefined ? base.lastSelfFenceAt : dateOrNull(latest(time(base.lastSelfFenceAt), fence)),
+    lastStreamingAt: report.upstreamStreaming ? new Date(nowMs) : base.lastStreamingAt,
+  };
+  const lsnWrittenAtMs = live?.lsnWrittenAtMs ?? nowMs - lsnJitterMs;
+  const factChanged = stored.reportedAt === null || PERSISTED_REPORT_FACTS.some((f) => !sameFact(stored[f], node[f]));
+  const lsnDue = lsn !== stored.reportedLsn && nowMs - lsnWrittenAtMs >= LSN_WRITE_INTERVAL_MS;
+  const write = factChanged || lsnDue;
+  return {
+    node,
+    write,
+    live: {
+      reportedAtMs: nowMs,
+      reportedLsn: lsn,
+      lastStreamingAtMs: time(node.lastStreamingAt),
+      transitionProgress: node.transitionProgress,
+      lsnWrittenAtMs: write ? nowMs : lsnWrittenAtMs,
+    },
+  };
+}
+
+function sameFact(a: unknown, b: unknown): boolean {
+  return a instanceof Date || b instanceof Date ? time(a as Date | null) === time(b as Date | null) : a === b;
+}
+
+/**
+ * The overlay of one monitor: each node's {@link NodeLiveness}, the time of its last probe
+ * result (written to etcd only when its health changes), and the grace periods.
+ */
+export class ReportOverlay {
+  private readonly live = new Map<number, NodeLiveness>();
+  private readonly checked = new Map<number, number>();
+  private readonly graces = new Map<string, number>();
+
+  /** @param graceFromMs - the start of every formation's grace period: when the monitor started. */
+  constructor(private readonly graceFromMs: number) {}
+
+  get(nodeId: number): NodeLiveness | undefined {
+    return this.live.get(nodeId);
+  }
+
+  set(nodeId: number, live: NodeLiveness): void {
+    this.live.set(nodeId, live);
+  }
+
+  /** The node's LSN, and what else the overlay holds, was just written to etcd (`nowMs`). */
+  written(nodeId: number, nowMs: number): void {
+    const l = this.live.get(nodeId);
+    if (l) this.live.set(nodeId, { ...l, lsnWrittenAtMs: nowMs });
+  }
+
+  /** A probe result of the node that changed nothing came at `nowMs`. */
+  probed(nodeId: number, nowMs: number): void {
+    this.checked.set(nodeId, nowMs);
+  }
+
+  /** Forgets a node (removed). */
+  forget(nodeId: number): void {
+    this.live.delete(nodeId);
+    this.checked.delete(nodeId);
+  }
+
+  /**
+   * Starts a new grace period for a formation at `nowMs` (its leadership module calls this when
+   * the monitor becomes the formation's leader).
+   */
+  startGrace(formationId: string, nowMs: number): void {
+    this.graces.set(formationId, nowMs);
+  }
+
+  /** The start of a formation's grace period: when the monitor started, or when it last became its leader. */
+  graceFrom(formationId: string): number {
+    return Math.max(this.graceFromMs, this.graces.get(formationId) ?? 0);
+  }
+
+  /** A stored node as reads see it (see {@link mergeLiveness}), with this monitor's last probe time. */
+  merge(record: NodeRecord): NodeRecord {
+    const merged = mergeLiveness(record, this.live.get(record.nodeId), this.graceFrom(record.formationId));
+    const checked = this.checked.get(record.nodeId);
+    if (checked === undefined || (merged.healthCheckedAt !== null && merged.healthCheckedAt.getTime() >= checked)) return merged;
+    return { ...merged, healthCheckedAt: new Date(checked) };
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The etcd adapter's report overlay (`store/etcd/report-overlay.ts`): a new leader's grace
+ * covers a standby's streaming time too, in the report that first reaches it, not only in reads.
+ */
+import { describe, expect, it } from 'vitest';
+import type { NodeReport } from '@pgha/shared';
+import type { NodeRecord } from '../src/store/records.js';
+import { ReportOverlay, applyReport } from '../src/store/etcd/report-overlay.js';
+
+const T0 = Date.UTC(2026, 11, 5, 5, 0, 0);
+
+/** A secondary as the store holds it: its key last written (streaming) 8 s before the gain. */
+function storedStandby(): NodeRecord {
+  const written = new Date(T0 - 8_000);
+  return {
+    nodeId: 2, formationId: 'default', groupId: 0, name: 'node2', host: '127.0.0.1', port: 5433,
+    candidatePriority: 50, replicationQuorum: true, reportedState: 'secondary', goalState: 'secondary',
+    reportedAt: written, postgresRunning: true, isInRecovery: true, reportedLsn: '0/3000148', reportedTimeline: 1,
+    upstreamStreaming: true, lastStreamingAt: written, transitionInProgress: null, transitionProgress: null,
+    health: 'good', healthFailures: 0, healthCheckedAt: written, probeInRecovery: true, goalChangedAt: written,
+    goalRevision: '7', createdAt: written, reportedSyncStandbyNames: null, destroyRequested: false,
+    reportedProblem: null, postgresSsl: false, httpAddress: null, lastSelfFenceAt: null,
+  };
+}
+
+/** The standby's first report to the new leader, 300 ms after the gain: its primary is gone, its WAL receiver stopped. */
+const REPORT: NodeReport = { reportedState: 'secondary', postgresRunning: true, isInRecovery: true, lsn: '0/3000148', timeline: 1, upstreamStreaming: false };
+
+describe('applyReport after a gain of leadership', () => {
+  it('keeps the streaming time at the gain for a standby that streamed as far as the store knows', () => {
+    const overlay = new ReportOverlay(T0 - 60_000);
+    overlay.startGrace('default', T0);
+    const applied = applyReport(storedStandby(), undefined, REPORT, T0 + 300, 0, overlay.graceFrom('default'));
+    expect(applied.node.lastStreamingAt?.getTime()).toBe(T0);
+    expect(applied.live.lastStreamingAtMs).toBe(T0);
+  });
+
+  it('without a grace, the stored streaming time stands (8 s old)', () => {
+    const applied = applyReport(storedStandby(), undefined, REPORT, T0 + 300);
+    expect(applied.node.lastStreamingAt?.getTime()).toBe(T0 - 8_000);
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * One monitor on etcd in the running product (issue 15, the etcd adapter end to end): a real
+ * etcd with TLS and client certificates, `pgha monitor create --store` (no Postgres of the
+ * monitor's own), `pgha monitor run`, two keepers: the formation comes up as primary and
+ * secondary, switches over, and `pgha show events` tells it, with event ids in commit order;
+ * the goals are in etcd, and keepers' reports that change nothing are not etcd writes. A second
+ * monitor joins the store (`--join`): same CA, same operator token, and it serves the formation.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import getPort from 'get-port';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventRow } from '@pgha/shared';
+import { addNode, startMonitor, type TestMonitor } from './helpers/cluster.js';
+import { runPghaOk } from './helpers/cli.js';
+import { startEtcd, type TestEtcd } from './helpers/etcd.js';
+import { isPrimaryAndSecondaries, showState } from './helpers/formation.js';
+import { delay, waitFor } from './helpers/wait-for.js';
+import { endAllProcesses, killPid, runPgha, startPgha } from './helpers/processes.js';
+import { monitorFetch, registerMonitor } from './helpers/monitor-access.js';
+
+let etcd: TestEtcd;
+let monitor: TestMonitor;
+let admin: Etcd3;
+
+beforeAll(async () => {
+  etcd = await startEtcd({ tls: true, clientCertAuth: true });
+  const tls = etcd.tls!;
+  monitor = await startMonitor({ store: ['--store', etcd.storeUri('/e2e'), '--store-ca-file', tls.caFile, '--store-cert-file', tls.clientCertFile, '--store-key-file', tls.clientKeyFile] });
+  admin = new Etcd3({
+    hosts: etcd.members.map((m) => m.clientUrl),
+    credentials: { rootCertificate: readFileSync(tls.caFile), certChain: readFileSync(tls.clientCertFile), privateKey: readFileSync(tls.clientKeyFile) },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  admin?.close();
+  await endAllProcesses();
+});
+
+/** The etcd store's current revision. */
+async function revision(): Promise<bigint> {
+  return BigInt((await admin.kv.range({ key: Buffer.from('/e2e/v1/meta') })).header.revision);
+}
+
+describe('a monitor on etcd', () => {
+  it('runs a formation of two nodes on etcd alone, switches it over, and shows its events', async () => {
+    // No Postgres of the monitor's own: its files only.
+    expect(existsSync(monitor.pgdata)).toBe(false);
+    expect(JSON.parse(readFileSync(`${monitor.pgdata}.pgha/monitor.json`, 'utf8'))).toMatchObject({ store: { kind: 'etcd', prefix: '/e2e', endpoints: etcd.endpoints } });
+
+    await addNode(monitor, 'node1');
+    await addNode(monitor, 'node2');
+    await waitFor('primary and secondary', async () => isPrimaryAndSecondaries(await showState(monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
+    const stored = (await admin.getAll().prefix('/e2e/v1/nodes/default/').strings()) as Record<string, string>;
+    expect(Object.values(stored).map((v) => (JSON.parse(v) as { name: string; goalState: string }).goalState).sort()).toEqual(['primary', 'secondary']);
+
+    // Steady: keepers report twice a second each, but etcd sees (almost) no write.
+    const before = await revision();
+    await delay(3000);
+    expect(Number((await revision()) - before)).toBeLessThan(4);
+
+    const out = await runPghaOk(['perform', 'switchover', '--wait', '120'], { PGHA_MONITOR: monitor.url });
+    expect(out).toMatch(/node2/);
+    await waitFor('node1 back as a secondary', async () => {
+      const rows = await showState(monitor.url);
+      return isPrimaryAndSecondaries(rows) && rows.find((r) => r.name === 'node2')?.reported_state === 'primary';
+    }, { timeoutMs: 120_000, intervalMs: 250 });
+
+    const events = JSON.parse(await runPghaOk(['show', 'events', '--count', '100', '--json', '--monitor', monitor.url])) as EventRow[];
+    const ids = events.map((e) => e.event_id);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(events.some((e) => e.rule === 'perform-switchover' && e.node_name === 'node1' && e.new_goal_state === 'draining')).toBe(true);
+    expect(events.some((e) => e.node_name === 'node2' && e.new_goal_state === 'primary')).toBe(true);
+    // An event's id is the revision of the etcd Txn that wrote it × 10,000 + its index there.
+    expect(Math.floor(ids[ids.length - 1]! / 10_000)).toBeLessThanOrEqual(Number(await revision()));
+    const table = await runPghaOk(['show', 'events', '--count', '5', '--monitor', monitor.url]);
+    expect(table).toMatch(/node1/);
+  });
+
+  it('lets a second monitor join the store: same CA and operator token, no token file of its own, and it serves the formation', async () => {
+    const tls = etcd.tls!;
+    const pgdata = join(monitor.dir, 'monitor2', 'pgdata');
+    const listen = `127.0.0.1:${await getPort({ host: '127.0.0.1' })}`;
+    const created = await runPgha(['monitor', 'create', '--pgdata', pgdata, '--listen', listen, '--store', etcd.storeUri('/e2e'), '--store-ca-file', tls.caFile, '--store-cert-file', tls.clientCertFile, '--store-key-file', tls.clientKeyFile, '--join']);
+    expect(created.exitCode, created.stderr).toBe(0);
+    const pghaDir = `${pgdata}.pgha`;
+    expect(existsSync(join(pghaDir, 'auth-token'))).toBe(false);
+    expect(readFileSync(join(pghaDir, 'tls', 'ca.crt'), 'utf8')).toBe(readFileSync(monitor.caFile, 'utf8'));
+    const first = JSON.parse(readFileSync(`${monitor.pgdata}.pgha/monitor.json`, 'utf8')) as { store: { storeId: string } };
+    expect(JSON.parse(readFileSync(join(pghaDir, 'monitor.json'), 'utf8'))).toMatchObject({ store: { storeId: first.store.storeId } });
+
+    const proc = startPgha(['monitor', 'run', '--pgdata', pgdata], { logFile: join(monitor.dir, 'monitor2.log') });
+    try {
+      const url = `https://${listen}`;
+      // The first monitor's token and CA open the second one.
+      registerMonitor({ url, authTokenFile: monitor.authTokenFile, caFile: monitor.caFile });
+      await waitFor('the second monitor', async () => (await monitorFetch(`${url}/health`).catch(() => undefined))?.ok, { timeoutMs: 60_000 });
+      const rows = await showState(url);
+      expect(rows.map((r) => r.name).sort()).toEqual(['node1', 'node2']);
+    } finally {
+      killPid(proc.pid, 'SIGTERM');
+    }
+  });
+});
