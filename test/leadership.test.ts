@@ -2,37 +2,27 @@
  * Leadership of formations on a real etcd: one leader per formation among monitors, a new one
  * within the lease TTL when the leader dies, and a fenced commit of the old leader failing.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import getPort from 'get-port';
 import { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormationLeadership, formationKey, leaderKey } from '../packages/monitor/src/ha/leadership.js';
-import { startTracked, endAllProcesses } from './helpers/processes.js';
+import { endAllProcesses } from './helpers/processes.js';
+import { startEtcd } from './helpers/etcd.js';
 import { waitFor } from './helpers/wait-for.js';
 
 const PREFIX = '/pgha-test';
 let endpoint: string;
-let dir: string;
 const clients: Etcd3[] = [];
 const log = pino({ level: 'silent' });
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'pgha-etcd-'));
-  const client = await getPort({ host: '127.0.0.1' });
-  const peer = await getPort({ host: '127.0.0.1', exclude: [client] });
-  endpoint = `http://127.0.0.1:${client}`;
-  startTracked('etcd', ['--name', 'e1', '--data-dir', join(dir, 'e1'), '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint, '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`, '--initial-cluster', `e1=http://127.0.0.1:${peer}`], { logFile: join(dir, 'etcd.log') });
-  const probe = newClient();
-  await waitFor('etcd', async () => (await probe.put(`${PREFIX}/ping`).value('1').exec()) !== undefined, { timeoutMs: 30_000 });
+  // The tests' one etcd launcher (one member, plain), ended by endAllProcesses.
+  endpoint = (await startEtcd()).members[0]!.clientUrl;
 });
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => Promise.resolve(c.close())));
   await endAllProcesses();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 function newClient(): Etcd3 {
