@@ -48,6 +48,7 @@ import { EVENT_ID_FACTOR, decodeEvent, decodeFormation, decodeNode, encodeEvent,
 import { rangeAll, type Kv, type TxnAttempt } from './etcd-transaction.js';
 import { groupLockKey, type KeyedLocks } from './keyed-locks.js';
 import { prefixEnd, type StoreKeys } from './keys.js';
+import type { NodeIdBlocks } from './node-ids.js';
 import { LSN_WRITE_INTERVAL_MS, applyReport, type ReportOverlay } from './report-overlay.js';
 
 /**
@@ -58,6 +59,9 @@ import { LSN_WRITE_INTERVAL_MS, applyReport, type ReportOverlay } from './report
  */
 export const EVENT_RETENTION_PER_FORMATION = 10_000;
 
+/** Appends by this monitor to a formation after which its event count is read from etcd again. */
+export const EVENT_RECOUNT_EVERY = 1000;
+
 /** What the repositories of one monitor's store share, beyond one attempt. */
 export interface EtcdShared {
   readonly keys: StoreKeys;
@@ -65,12 +69,20 @@ export interface EtcdShared {
   readonly overlay: ReportOverlay;
   /** This monitor's in-process group and formation locks. */
   readonly locks: KeyedLocks;
+  /** The node ids this monitor gives to registrations (`node-ids.ts`). */
+  readonly nodeIds: NodeIdBlocks;
   /** Where each node id lives (a node never moves to another formation; ids are never reused). */
   readonly nodeFormations: Map<number, string>;
   /** The group of each node id seen by a report (a node never changes group). */
   readonly nodeGroups: Map<number, number>;
   /** Events kept per formation ({@link EVENT_RETENTION_PER_FORMATION} unless a test says otherwise). */
   readonly eventRetention: number;
+  /**
+   * Each formation's event count as this monitor estimates it: read from etcd, then followed by
+   * its own commits (`appendedSince` counts them since the read). Other monitors' appends are
+   * not seen until the next read, so the retention may be passed by what they append meanwhile.
+   */
+  readonly eventCounts: Map<string, { count: number; appendedSince: number }>;
   /** This monitor's clock (ms since the epoch): the store's clock on etcd. */
   now(): number;
   /**
@@ -101,9 +113,18 @@ export interface EtcdContext {
  * revision base (its own write: the value's).
  */
 export function nodeOf(kv: Kv & { own?: boolean }, revisionBase: bigint): NodeRecord {
-  const node = decodeNode(kv.value);
-  return kv.own ? node : { ...node, goalRevision: String(revisionBase + BigInt(kv.modRevision)) };
+  if (kv.own) return decodeNode(kv.value);
+  let node = decoded.get(kv);
+  if (!node) decoded.set(kv, (node = decodeNode(kv.value)));
+  return { ...node, goalRevision: String(revisionBase + BigInt(kv.modRevision)) };
 }
+
+/**
+ * Node values decoded, by the read that holds them: the mirror (`store-mirror.ts`) keeps one
+ * object per key until the key changes, so a node is decoded once per change, not once per read.
+ * Each read gets a copy: the decoded record is never handed out.
+ */
+const decoded = new WeakMap<Kv, NodeRecord>();
 
 /**
  * The formation a node id lives in (cached: it never changes), or undefined when the id was
@@ -302,8 +323,7 @@ export class EtcdNodeRepository implements NodeRepository {
       throw new ConflictError(`${node.host}:${node.port} is already registered`, { hint: 'choose another --pg-port or --hostname' });
     }
     if (!(await readFormation(this.ctx, formationId))) throw noSuchFormation(formationId);
-    const seq = await this.ctx.attempt.get(keys.nodeIdSeq);
-    const nodeId = Number(seq?.value ?? 0) + 1;
+    const nodeId = await this.ctx.shared.nodeIds.take();
     const now = new Date(this.ctx.shared.now());
     const record: NodeRecord = {
       nodeId,
@@ -333,7 +353,6 @@ export class EtcdNodeRepository implements NodeRepository {
       reportedProblem: null,
       lastSelfFenceAt: null,
     };
-    this.ctx.attempt.put(keys.nodeIdSeq, String(nodeId), formationId);
     for (const [key, value] of nodeIndexEntries(keys, record)) this.ctx.attempt.put(key, value, formationId);
     this.ctx.attempt.onCommit(() => this.ctx.shared.nodeFormations.set(nodeId, formationId));
     return writeNode(this.ctx, record);
@@ -412,6 +431,8 @@ export class EtcdSettingsRepository implements SettingsRepository {
 export class EtcdEventWriter implements EventWriter {
   /** Events appended per formation in this attempt. */
   private readonly appended = new Map<string, number>();
+  /** Events this attempt deletes per formation (beyond the retention). */
+  private readonly dropped = new Map<string, number>();
 
   constructor(private readonly ctx: EtcdContext) {}
 
@@ -426,20 +447,39 @@ export class EtcdEventWriter implements EventWriter {
     for (const e of events) {
       attempt.put(shared.keys.event(e.formationId, attempt.id, attempt.eventCount++), encodeEvent(e, now));
       formations.add(e.formationId);
+      if (!this.appended.has(e.formationId)) attempt.onCommit(() => this.counted(e.formationId));
       this.appended.set(e.formationId, (this.appended.get(e.formationId) ?? 0) + 1);
     }
     for (const f of formations) await this.dropOldest(f);
     attempt.onCommit(() => shared.wakeEvents([...formations]));
   }
 
-  /** Deletes the formation's oldest events beyond the retention, counting this attempt's. */
+  /** This attempt committed: the formation's estimated event count follows (see {@link EtcdShared.eventCounts}). */
+  private counted(formationId: string): void {
+    const estimate = this.ctx.shared.eventCounts.get(formationId);
+    if (!estimate) return;
+    const appended = this.appended.get(formationId) ?? 0;
+    estimate.count += appended - (this.dropped.get(formationId) ?? 0);
+    estimate.appendedSince += appended;
+  }
+
+  /**
+   * Deletes the formation's oldest events beyond the retention, counting this attempt's. The
+   * count is read from etcd (a range count, linear in the formation's events) only when this
+   * monitor's estimate nears the retention, or every {@link EVENT_RECOUNT_EVERY} appends.
+   */
   private async dropOldest(formationId: string): Promise<void> {
     const { attempt, shared } = this.ctx;
+    const adding = this.appended.get(formationId) ?? 0;
+    const estimate = shared.eventCounts.get(formationId);
+    if (estimate && estimate.count + adding < shared.eventRetention && estimate.appendedSince + adding < EVENT_RECOUNT_EVERY) return;
     const prefix = shared.keys.events(formationId);
     const revision = await attempt.revision();
     const { count } = await attempt.client.kv.range({ key: Buffer.from(prefix), range_end: Buffer.from(prefixEnd(prefix)), count_only: true, revision });
-    const excess = Number(count) + (this.appended.get(formationId) ?? 0) - shared.eventRetention;
+    shared.eventCounts.set(formationId, { count: Number(count), appendedSince: 0 });
+    const excess = Number(count) + adding - shared.eventRetention;
     if (excess <= 0) return;
+    this.dropped.set(formationId, excess);
     const oldest = await attempt.client.kv.range({
       key: Buffer.from(prefix),
       range_end: Buffer.from(prefixEnd(prefix)),

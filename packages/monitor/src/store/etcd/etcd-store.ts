@@ -21,7 +21,7 @@
  * Source: Kubernetes' etcd3 storage (`GuaranteedUpdate`: optimistic Txn on mod revisions),
  * Patroni's etcd3 DCS (leader key under a lease, watched by every member).
  */
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { PghaError, type NodeReport } from '@pgha/shared';
 import type { FormationRecord, GroupRead, ReportsRead, StoreSnapshot } from '../records.js';
 import type {
@@ -57,8 +57,13 @@ import {
 import { MAX_TRANSACTION_ATTEMPTS, TxnAttempt, runEtcdTransaction, type EtcdFence } from './etcd-transaction.js';
 import { HeldLocks, KeyedLocks, formationLockKey, groupLockKey } from './keyed-locks.js';
 import { StoreKeys } from './keys.js';
+import { NodeIdBlocks } from './node-ids.js';
 import { ReportOverlay } from './report-overlay.js';
+import { StoreMirror } from './store-mirror.js';
 import { readStoreMeta, type StoreMeta } from './store-meta.js';
+
+/** Pause (ms) before the store's watch starts again after it broke. */
+const REWATCH_PAUSE_MS = 500;
 
 /** Options of {@link openEtcdStore}. */
 export interface EtcdStoreOptions {
@@ -128,9 +133,11 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   private readonly shared: EtcdShared;
   private readonly locks = new KeyedLocks();
   private readonly overlay: ReportOverlay;
+  private readonly mirror: StoreMirror;
   private readonly goalWaiters = new Map<number, Set<() => void>>();
   private readonly eventWaiters = new Map<string, Set<() => void>>();
   private watcher: Watcher | undefined;
+  private closed = false;
   /**
    * Revisions of this monitor's own commits whose watch events have not come yet: it woke its
    * waiters at commit already, so their late watch events must not wake a waiter registered
@@ -149,6 +156,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
     options: Pick<EtcdStoreOptions, 'eventRetention'> = {},
   ) {
     this.overlay = new ReportOverlay(Date.now());
+    this.mirror = new StoreMirror(keys);
     this.shared = {
       keys,
       overlay: this.overlay,
@@ -156,6 +164,8 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       nodeFormations: new Map(),
       nodeGroups: new Map(),
       eventRetention: options.eventRetention ?? EVENT_RETENTION_PER_FORMATION,
+      eventCounts: new Map(),
+      nodeIds: new NodeIdBlocks(client, keys.nodeIdSeq),
       now: () => Date.now(),
       revisionBase: { value: BigInt(meta.goalRevisionBase ?? '0') },
       raiseRevisionBase: (target) => this.raiseRevisionBase(target),
@@ -166,7 +176,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
     this.nodes = this.autoCommit((ctx) => new EtcdNodeRepository(ctx));
     this.events = this.autoCommit((ctx) => new EtcdEventWriter(ctx));
     this.stream = this.autoCommit((ctx) => new EtcdEventStream(ctx));
-    this.probes = this.autoCommit((ctx) => new EtcdProbeRepository(ctx));
+    this.probes = this.autoCommit((ctx) => new EtcdProbeRepository(ctx), true);
     this.credentials = this.autoCommit((ctx) => new EtcdCredentialRepository(ctx));
   }
 
@@ -221,30 +231,41 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   /** Told when this monitor raised the store's goal revision base (the monitor logs it). */
   revisionBaseRaised: ((from: bigint, to: bigint) => void) | undefined;
 
-  private newAttempt(): TxnAttempt {
-    const attempt = new TxnAttempt(this.client, this.keys);
+  /**
+   * Attempt `n` of a transaction; `mirrored`: its first attempt reads formations and nodes from
+   * the mirror (see `store-mirror.ts`).
+   */
+  private newAttempt(n: number, mirrored: boolean): TxnAttempt {
+    const attempt = new TxnAttempt(this.client, this.keys, mirrored && n === 1 ? this.mirror : undefined);
     attempt.onCommit((revision) => {
       if (!attempt.writing) return;
       if (this.ownRevisions.size >= 10_000) this.ownRevisions.clear();
       this.ownRevisions.add(revision);
+      this.mirror.committed(attempt.writtenFormations(), revision);
     });
     return attempt;
   }
 
-  /** Runs `work` in a transaction of its own (commits when it returns). */
-  private run<T>(work: (ctx: EtcdContext) => Promise<T>): Promise<T> {
-    return runEtcdTransaction(() => this.newAttempt(), (attempt) => work({ attempt, shared: this.shared }), this.fence);
+  /**
+   * Runs `work` in a transaction of its own (commits when it returns).
+   *
+   * @param mirrored - read formations and nodes from the mirror (the timer, the prober);
+   *   false: from etcd, linearizable (what the API answers, which another monitor may just have
+   *   written).
+   */
+  private run<T>(work: (ctx: EtcdContext) => Promise<T>, mirrored = false): Promise<T> {
+    return runEtcdTransaction((n) => this.newAttempt(n, mirrored), (attempt) => work({ attempt, shared: this.shared }), this.fence);
   }
 
   /**
    * A repository whose every call on the store (outside a transaction) runs in a transaction of
    * its own, as each statement on the Postgres store's pool does.
    */
-  private autoCommit<R extends object>(make: (ctx: EtcdContext) => R): R {
+  private autoCommit<R extends object>(make: (ctx: EtcdContext) => R, mirrored = false): R {
     return new Proxy({} as R, {
       get: (_target, method) => {
         if (method === 'then') return undefined;
-        return (...args: unknown[]) => this.run((ctx) => (make(ctx) as Record<string | symbol, (...a: unknown[]) => Promise<unknown>>)[method]!(...args));
+        return (...args: unknown[]) => this.run((ctx) => (make(ctx) as Record<string | symbol, (...a: unknown[]) => Promise<unknown>>)[method]!(...args), mirrored);
       },
     });
   }
@@ -256,7 +277,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   async transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
     const held = new HeldLocks(this.locks);
     try {
-      return await runEtcdTransaction(() => this.newAttempt(), (attempt) => work(new EtcdTransaction({ attempt, shared: this.shared }, held)), this.fence);
+      return await runEtcdTransaction((n) => this.newAttempt(n, true), (attempt) => work(new EtcdTransaction({ attempt, shared: this.shared }, held)), this.fence);
     } finally {
       held.releaseAll();
     }
@@ -272,7 +293,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
         .map((n) => this.overlay.merge(n))
         .sort((a, b) => (a.formationId < b.formationId ? -1 : a.formationId > b.formationId ? 1 : a.groupId - b.groupId || a.nodeId - b.nodeId));
       return { formations: formations.sort((a, b) => (a.formationId < b.formationId ? -1 : 1)), nodes, nowMs: this.shared.now() };
-    });
+    }, true);
   }
 
   isUnavailable(err: unknown): boolean {
@@ -294,34 +315,20 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
 
   /**
    * Watches the store's prefix: a node's goal or replication settings changed, a formation
-   * changed, an event appended, by any monitor: wake who waits for it. After a reconnection
-   * every waiter wakes and reads again.
+   * changed, an event appended, by any monitor: wake who waits for it; and keeps the mirror
+   * (`store-mirror.ts`): loaded at a revision, the watch starts at the next one. When the watch
+   * breaks (etcd unreachable, its revision compacted) the mirror stops serving reads, and the
+   * watch starts again, mirror loaded anew, with every waiter woken to read again.
+   *
+   * @throws what the first load throws (etcd unreachable): later breaks retry by themselves.
    */
   async watch(): Promise<void> {
-    const watcher = await this.client.watch().prefix(this.keys.root).withPreviousKV().create();
+    const from = await this.mirror.load(this.client);
+    const watcher = this.client.watch().prefix(this.keys.root).startRevision(String(BigInt(from) + 1n)).withPreviousKV().watcher();
     this.watcher = watcher;
-    watcher.on('connected', () => this.wakeAll());
-    watcher.on('put', (kv, previous) => {
-      if (this.ownRevisions.has(kv.mod_revision)) return;
-      const key = kv.key.toString();
-      const event = this.keys.parseEvent(key);
-      if (event) return wake(this.eventWaiters, event.formationId);
-      const node = this.keys.parseNode(key);
-      if (node) {
-        if (!previous || previous.value.length === 0) return wake(this.goalWaiters, node.nodeId);
-        const base = this.shared.revisionBase.value;
-        const [now, before] = [nodeOf({ key, value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision }, base), nodeOf({ key, value: previous.value.toString(), modRevision: previous.mod_revision, createRevision: previous.create_revision }, base)];
-        if (now.candidatePriority !== before.candidatePriority || now.replicationQuorum !== before.replicationQuorum) return this.wakeAllGoals();
-        if (now.goalState !== before.goalState || now.goalChangedAt.getTime() !== before.goalChangedAt.getTime()) wake(this.goalWaiters, node.nodeId);
-        return;
-      }
-      if (this.keys.parseFormation(key) !== undefined) return this.wakeAllGoals();
-      if (key === this.keys.meta) {
-        // Another monitor raised the goal revision base: every goal's revision rose with it.
-        const base = BigInt((JSON.parse(kv.value.toString()) as StoreMeta).goalRevisionBase ?? '0');
-        if (base > this.shared.revisionBase.value) this.shared.revisionBase.value = base;
-      }
-    });
+    // Before the library's own 'data' listener emits 'put'/'delete': a waiter woken by one reads a mirror that has it.
+    watcher.prependListener('data', (res) => this.mirror.apply(res));
+    watcher.on('put', (kv, previous) => this.onPut(kv, previous));
     watcher.on('data', (res) => {
       for (const e of res.events) this.ownRevisions.delete(e.kv.mod_revision);
     });
@@ -330,6 +337,63 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       const node = this.keys.parseNode(kv.key.toString());
       if (node) wake(this.goalWaiters, node.nodeId);
     });
+    const broken = (): void => {
+      if (this.watcher !== watcher) return;
+      this.watcher = undefined;
+      this.mirror.unload();
+      void watcher.cancel().catch(() => undefined);
+      this.wakeAll();
+      this.rewatch();
+    };
+    await new Promise<void>((resolve, reject) => {
+      watcher.once('connected', () => {
+        watcher.on('disconnected', broken);
+        watcher.on('error', broken);
+        resolve();
+      });
+      watcher.once('error', (err) => {
+        if (this.watcher === watcher) this.watcher = undefined;
+        this.mirror.unload();
+        void watcher.cancel().catch(() => undefined);
+        reject(err);
+      });
+    });
+  }
+
+  /** Starts the watch again after it broke (see {@link watch}), every {@link REWATCH_PAUSE_MS} until it works or the store closes. */
+  private rewatch(): void {
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      if (this.closed) return;
+      this.watch().then(
+        () => this.wakeAll(),
+        () => this.rewatch(),
+      );
+    }, REWATCH_PAUSE_MS);
+    timer.unref();
+  }
+
+  /** A put seen by the watch: wake the waiters it concerns (not for this monitor's own commits: woken at commit). */
+  private onPut(kv: IKeyValue, previous: IKeyValue | undefined): void {
+    if (this.ownRevisions.has(kv.mod_revision)) return;
+    const key = kv.key.toString();
+    const event = this.keys.parseEvent(key);
+    if (event) return wake(this.eventWaiters, event.formationId);
+    const node = this.keys.parseNode(key);
+    if (node) {
+      if (!previous || previous.value.length === 0) return wake(this.goalWaiters, node.nodeId);
+      const base = this.shared.revisionBase.value;
+      const [now, before] = [nodeOf({ key, value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision }, base), nodeOf({ key, value: previous.value.toString(), modRevision: previous.mod_revision, createRevision: previous.create_revision }, base)];
+      if (now.candidatePriority !== before.candidatePriority || now.replicationQuorum !== before.replicationQuorum) return this.wakeAllGoals();
+      if (now.goalState !== before.goalState || now.goalChangedAt.getTime() !== before.goalChangedAt.getTime()) wake(this.goalWaiters, node.nodeId);
+      return;
+    }
+    if (this.keys.parseFormation(key) !== undefined) return this.wakeAllGoals();
+    if (key === this.keys.meta) {
+      // Another monitor raised the goal revision base: every goal's revision rose with it.
+      const base = BigInt((JSON.parse(kv.value.toString()) as StoreMeta).goalRevisionBase ?? '0');
+      if (base > this.shared.revisionBase.value) this.shared.revisionBase.value = base;
+    }
   }
 
   private wakeAllGoals(): void {
@@ -338,8 +402,11 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
 
   /** Stops the watch, wakes every waiter, and closes the client. */
   async close(): Promise<void> {
-    await this.watcher?.cancel().catch(() => undefined);
+    this.closed = true;
+    const watcher = this.watcher;
     this.watcher = undefined;
+    this.mirror.close();
+    await watcher?.cancel().catch(() => undefined);
     this.wakeAll();
     this.client.close();
   }

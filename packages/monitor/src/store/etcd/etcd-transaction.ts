@@ -85,6 +85,19 @@ function kvOf(kv: IKeyValue): Kv {
   return { key: kv.key.toString(), value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision };
 }
 
+/**
+ * A local copy of part of the store that an attempt may read from instead of etcd: the monitor's
+ * mirror (`store-mirror.ts`, which documents each member).
+ */
+export interface AttemptMirror {
+  /** The store revision its content is at (decimal). */
+  readonly revision: string;
+  covers(key: string): boolean;
+  caughtUp(formationId: string | undefined): Promise<boolean>;
+  get(key: string): Kv | undefined;
+  range(prefix: string): Kv[];
+}
+
 /** A read's effect on the commit: compared when its formation is written (undefined: store-wide, always). */
 interface ReadRecord {
   formation: string | undefined;
@@ -124,24 +137,51 @@ export class TxnAttempt {
   eventCount = 0;
   private pinned: Promise<string> | undefined;
   private readonly reads = new Map<string, ReadRecord>();
-  private readonly ranges = new Map<string, { end: string; formation: string | undefined }>();
+  /** Ranges read, each with the revision its content was at plus one (compared `modRevision < below`). */
+  private readonly ranges = new Map<string, { end: string; formation: string | undefined; below: string }>();
+  /** The highest mirror revision a read of this attempt used (undefined: none read from the mirror). */
+  private mirrorRevision: bigint | undefined;
   /** What was read, by key (null: absent); `viaRange` when a range read it (its compare covers it). */
   private readonly cache = new Map<string, { kv: Kv | null; viaRange: boolean }>();
-  private readonly rangeCache = new Map<string, Kv[]>();
+  private readonly rangeCache = new Map<string, { kvs: Kv[]; revision: string }>();
   private readonly writes = new Map<string, { value: string | null; formation: string | undefined }>();
   private readonly hooks: ((revision: string) => void)[] = [];
   /** Formations this attempt writes without their fence (see {@link createsFormation}). */
   private readonly unfenced = new Set<string>();
 
+  /**
+   * @param mirror - this monitor's copy of formations and nodes (`store-mirror.ts`): reads of
+   *   its keys come from it. Undefined: every read goes to etcd (a transaction's later attempts,
+   *   after a commit that failed on what the mirror had).
+   */
   constructor(
     readonly client: Etcd3,
     readonly keys: StoreKeys,
+    private readonly mirror?: AttemptMirror,
   ) {}
 
-  /** The revision this attempt reads at (pinned by its first read, or by this call). */
+  /**
+   * A revision at or after every read of this attempt and before its commit (decimal): the
+   * pinned revision of its etcd reads, else the latest mirror revision it read at, else the
+   * store's current one (pinned by this call).
+   */
   async revision(): Promise<string> {
+    if (!this.pinned && this.mirrorRevision !== undefined) return String(this.mirrorRevision);
     if (!this.pinned) await this.read((rev) => this.client.kv.range({ key: Buffer.from(this.keys.meta), count_only: true, ...(rev ? { revision: rev } : {}) }));
-    return this.pinned!;
+    const pinned = await this.pinned!;
+    return this.mirrorRevision !== undefined && this.mirrorRevision > BigInt(pinned) ? String(this.mirrorRevision) : pinned;
+  }
+
+  /** Whether the read of `key` (a key or a prefix) may come from the mirror: it covers it, and holds this monitor's last commit of its formation. */
+  private async mirrored(key: string): Promise<AttemptMirror | undefined> {
+    const mirror = this.mirror;
+    if (!mirror?.covers(key) || !(await mirror.caughtUp(this.keys.formationOf(key)))) return undefined;
+    return mirror;
+  }
+
+  private usedMirrorAt(revision: string): void {
+    const rev = BigInt(revision);
+    if (this.mirrorRevision === undefined || rev > this.mirrorRevision) this.mirrorRevision = rev;
   }
 
   /** Runs a read at the pinned revision; the first read pins its own. */
@@ -177,8 +217,14 @@ export class TxnAttempt {
     if (w) return w.value === null ? undefined : { key, value: w.value, modRevision: '0', createRevision: '0', own: true };
     let cached = this.cache.get(key);
     if (!cached) {
-      const res = await this.read((rev) => this.client.kv.range({ key: Buffer.from(key), ...(rev ? { revision: rev } : {}) }));
-      cached = { kv: res.kvs[0] ? kvOf(res.kvs[0]) : null, viaRange: false };
+      const mirror = await this.mirrored(key);
+      if (mirror) {
+        this.usedMirrorAt(mirror.revision);
+        cached = { kv: mirror.get(key) ?? null, viaRange: false };
+      } else {
+        const res = await this.read((rev) => this.client.kv.range({ key: Buffer.from(key), ...(rev ? { revision: rev } : {}) }));
+        cached = { kv: res.kvs[0] ? kvOf(res.kvs[0]) : null, viaRange: false };
+      }
       this.cache.set(key, cached);
     }
     if (options.record !== false && !cached.viaRange && !this.reads.has(key)) {
@@ -195,18 +241,23 @@ export class TxnAttempt {
    */
   async range(prefix: string, options: { record?: boolean; formation?: string } = {}): Promise<Kv[]> {
     const end = prefixEnd(prefix);
-    let kvs = this.rangeCache.get(prefix);
-    if (!kvs) {
-      kvs = (
-        await this.read(async (rev) => {
+    let read = this.rangeCache.get(prefix);
+    if (!read) {
+      const mirror = await this.mirrored(prefix);
+      if (mirror) {
+        this.usedMirrorAt(mirror.revision);
+        read = { kvs: mirror.range(prefix), revision: mirror.revision };
+      } else {
+        read = await this.read(async (rev) => {
           const r = await rangeAll(this.client, prefix, end, rev);
           return { ...r, header: { revision: r.revision } };
-        })
-      ).kvs;
-      this.rangeCache.set(prefix, kvs);
+        });
+      }
+      this.rangeCache.set(prefix, read);
     }
+    const { kvs } = read;
     if (options.record !== false) {
-      this.ranges.set(prefix, { end, formation: options.formation ?? this.keys.formationOf(prefix) });
+      this.ranges.set(prefix, { end, formation: options.formation ?? this.keys.formationOf(prefix), below: String(BigInt(read.revision) + 1n) });
       for (const kv of kvs) if (!this.cache.has(kv.key)) this.cache.set(kv.key, { kv, viaRange: true });
     }
     const byKey = new Map(kvs.map((kv) => [kv.key, kv as Kv]));
@@ -251,6 +302,11 @@ export class TxnAttempt {
     return this.writes.size > 0;
   }
 
+  /** The formations this attempt writes keys of. */
+  writtenFormations(): Set<string> {
+    return new Set([...this.writes.values()].map((w) => w.formation).filter((f): f is string => f !== undefined));
+  }
+
   /**
    * Commits the attempt (see the module): with no write, only runs its hooks.
    *
@@ -259,10 +315,10 @@ export class TxnAttempt {
    */
   async commit(fence: EtcdFence | undefined): Promise<boolean> {
     if (this.writes.size === 0) {
-      this.runHooks(this.pinned ? await this.pinned : '0');
+      this.runHooks(this.pinned ? await this.pinned : this.mirrorRevision !== undefined ? String(this.mirrorRevision) : '0');
       return true;
     }
-    const written = new Set([...this.writes.values()].map((w) => w.formation).filter((f): f is string => f !== undefined));
+    const written = this.writtenFormations();
     const compare: ICompare[] = [];
     const fences: { formationId: string; token: FenceToken }[] = [];
     for (const formationId of [...written].sort()) {
@@ -273,11 +329,8 @@ export class TxnAttempt {
     }
     const inScope = (f: string | undefined): boolean => f === undefined || written.has(f);
     for (const [key, r] of this.reads) if (inScope(r.formation)) compare.push({ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: r.modRevision });
-    if (this.ranges.size > 0) {
-      const below = String(BigInt(await this.pinned!) + 1n);
-      for (const [start, r] of this.ranges) {
-        if (inScope(r.formation)) compare.push({ key: Buffer.from(start), range_end: Buffer.from(r.end), target: 'Mod', result: 'Less', mod_revision: below });
-      }
+    for (const [start, r] of this.ranges) {
+      if (inScope(r.formation)) compare.push({ key: Buffer.from(start), range_end: Buffer.from(r.end), target: 'Mod', result: 'Less', mod_revision: r.below });
     }
     const success: IRequestOp[] = [...this.writes].map(([key, w]) =>
       w.value === null ? { request_delete_range: { key: Buffer.from(key) } } : { request_put: { key: Buffer.from(key), value: Buffer.from(w.value) } },
@@ -308,14 +361,15 @@ function isCompacted(err: unknown): boolean {
 /**
  * Runs `work` on attempts until one commits (see the module): a conflict runs it again from
  * scratch on a new snapshot after a short random pause, at most {@link MAX_TRANSACTION_ATTEMPTS}
- * times. An error thrown by `work` ends it at once, with nothing written.
+ * times. `newAttempt` gets the attempt's number (1 for the first): the store gives only the
+ * first a mirror to read from, so that a commit that failed on a lagging mirror reads etcd next. An error thrown by `work` ends it at once, with nothing written.
  *
  * @throws PghaError `PGHA_ERR_STORE_UNAVAILABLE` after that many conflicts in a row;
  *   FencedError when the fence refused the commit.
  */
-export async function runEtcdTransaction<T>(newAttempt: () => TxnAttempt, work: (attempt: TxnAttempt) => Promise<T>, fence: EtcdFence | undefined): Promise<T> {
+export async function runEtcdTransaction<T>(newAttempt: (n: number) => TxnAttempt, work: (attempt: TxnAttempt) => Promise<T>, fence: EtcdFence | undefined): Promise<T> {
   for (let n = 1; ; n++) {
-    const attempt = newAttempt();
+    const attempt = newAttempt(n);
     let result: T;
     try {
       result = await work(attempt);
