@@ -146,7 +146,7 @@ export class GroupDriver {
    * @returns how many groups were evaluated under their lock.
    */
   async evaluateAll(cause: EvaluateEvent['cause']): Promise<number> {
-    const { formations, nodes, nowMs } = await this.store.snapshot();
+    const { formations, nodes, nowMs } = await this.store.snapshot(this.decidesFor);
     const lagMs = this.lag.lagMs();
     const byFormation = new Map(formations.map((f) => [f.formationId, f]));
     const groups = new Map<string, { formationId: string; groupId: number; nodes: NodeRecord[] }>();

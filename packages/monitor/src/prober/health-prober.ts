@@ -210,7 +210,7 @@ export class HealthProber {
 
   /** One round over every node; ends when its results are written. */
   async round(): Promise<void> {
-    const nodes = (await this.probes.targets()).filter((n) => this.probesFor(n.formationId));
+    const nodes = await this.probes.targets(this.probesFor);
     this.rounds++;
     const probes: Promise<void>[] = [];
     const probed = new Set<number>();

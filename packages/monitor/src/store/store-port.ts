@@ -166,8 +166,13 @@ export interface EventStream {
 
 /** The health prober's reads and writes. */
 export interface ProbeRepository {
-  /** Every node that is not dropped, with its formation's probe password and settings. */
-  targets(): Promise<ProbeTargetRecord[]>;
+  /**
+   * Every node that is not dropped, with its formation's probe password and settings.
+   *
+   * @param only - keep the nodes of these formations only (a monitor on etcd probes the
+   *   formations it leads); default all.
+   */
+  targets(only?: (formationId: string) => boolean): Promise<ProbeTargetRecord[]>;
   /**
    * Applies probe results, each in order, by the health rule (`nextHealth`): a node's record
    * is written only when the rule says so. Never waits for a group decision in progress: a
@@ -240,8 +245,13 @@ export interface MonitorStore extends StoreSession {
    * nothing and throws that error.
    */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
-  /** Every formation and every node that is not dropped, at once, unlocked (the timer's look at all groups). */
-  snapshot(): Promise<StoreSnapshot>;
+  /**
+   * Every formation and every node that is not dropped, at once, unlocked (the timer's look at all groups).
+   *
+   * @param only - keep these formations and their nodes only (a monitor on etcd looks at the
+   *   formations it leads); default all.
+   */
+  snapshot(only?: (formationId: string) => boolean): Promise<StoreSnapshot>;
   /** Whether `err` says the store is down or unreachable (the API answers 503). */
   isUnavailable(err: unknown): boolean;
   /** Closes the store's connections. */

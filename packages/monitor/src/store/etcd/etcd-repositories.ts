@@ -586,10 +586,10 @@ export class EtcdEventStream implements EventStream {
 export class EtcdProbeRepository implements ProbeRepository {
   constructor(private readonly ctx: EtcdContext) {}
 
-  async targets(): Promise<ProbeTargetRecord[]> {
+  async targets(only: (formationId: string) => boolean = () => true): Promise<ProbeTargetRecord[]> {
     const { attempt, shared } = this.ctx;
-    const formations = new Map((await attempt.range(shared.keys.formations, { record: false })).map((kv) => [decodeFormation(kv.value).formationId, decodeFormation(kv.value)]));
-    const nodes = (await attempt.range(shared.keys.allNodes, { record: false })).map((kv) => nodeOf(kv, shared.revisionBase.value));
+    const formations = new Map((await attempt.range(shared.keys.formations, { record: false })).map((kv) => decodeFormation(kv.value)).filter((f) => only(f.formationId)).map((f) => [f.formationId, f]));
+    const nodes = (await attempt.range(shared.keys.allNodes, { record: false })).filter((kv) => formations.has(shared.keys.formationOf(kv.key) ?? '')).map((kv) => nodeOf(kv, shared.revisionBase.value));
     const now = shared.now();
     const targets: ProbeTargetRecord[] = [];
     for (const stored of nodes) {

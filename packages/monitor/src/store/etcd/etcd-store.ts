@@ -54,7 +54,7 @@ import {
   type EtcdContext,
   type EtcdShared,
 } from './etcd-repositories.js';
-import { MAX_TRANSACTION_ATTEMPTS, TxnAttempt, runEtcdTransaction, type EtcdFence } from './etcd-transaction.js';
+import { MAX_TRANSACTION_ATTEMPTS, TxnAttempt, runEtcdTransaction, type EtcdFence, type Kv } from './etcd-transaction.js';
 import { HeldLocks, KeyedLocks, formationLockKey, groupLockKey } from './keyed-locks.js';
 import { StoreKeys } from './keys.js';
 import { NodeIdBlocks } from './node-ids.js';
@@ -284,10 +284,12 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   }
 
   /** Formations and nodes at one revision, merged with the overlay. */
-  async snapshot(): Promise<StoreSnapshot> {
+  async snapshot(only: (formationId: string) => boolean = () => true): Promise<StoreSnapshot> {
     return this.run(async ({ attempt }) => {
-      const formations = (await attempt.range(this.keys.formations, { record: false })).map((kv) => decodeFormation(kv.value));
+      const formations = (await attempt.range(this.keys.formations, { record: false })).map((kv) => decodeFormation(kv.value)).filter((f) => only(f.formationId));
+      const kept = new Set(formations.map((f) => f.formationId));
       const nodes = (await attempt.range(this.keys.allNodes, { record: false }))
+        .filter((kv) => kept.has(this.keys.formationOf(kv.key) ?? ''))
         .map((kv) => nodeOf(kv, this.shared.revisionBase.value))
         .filter((n) => n.goalState !== 'dropped')
         .map((n) => this.overlay.merge(n))
@@ -324,18 +326,15 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
    */
   async watch(): Promise<void> {
     const from = await this.mirror.load(this.client);
-    const watcher = this.client.watch().prefix(this.keys.root).startRevision(String(BigInt(from) + 1n)).withPreviousKV().watcher();
+    // Without previous values: the mirror holds them (a node's previous record tells which waiters to wake).
+    const watcher = this.client.watch().prefix(this.keys.root).startRevision(String(BigInt(from) + 1n)).watcher();
     this.watcher = watcher;
-    // Before the library's own 'data' listener emits 'put'/'delete': a waiter woken by one reads a mirror that has it.
-    watcher.prependListener('data', (res) => this.mirror.apply(res));
-    watcher.on('put', (kv, previous) => this.onPut(kv, previous));
-    watcher.on('data', (res) => {
+    // Before the library's own listener: the waiters woken run after the mirror has the change.
+    watcher.prependListener('data', (res) => {
+      this.mirror.apply(res, (kv, deleted, previous) => {
+        if (!this.ownRevisions.has(kv.mod_revision)) this.changed(kv, deleted, previous);
+      });
       for (const e of res.events) this.ownRevisions.delete(e.kv.mod_revision);
-    });
-    watcher.on('delete', (kv) => {
-      if (this.ownRevisions.has(kv.mod_revision)) return;
-      const node = this.keys.parseNode(kv.key.toString());
-      if (node) wake(this.goalWaiters, node.nodeId);
     });
     const broken = (): void => {
       if (this.watcher !== watcher) return;
@@ -373,21 +372,28 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
     timer.unref();
   }
 
-  /** A put seen by the watch: wake the waiters it concerns (not for this monitor's own commits: woken at commit). */
-  private onPut(kv: IKeyValue, previous: IKeyValue | undefined): void {
-    if (this.ownRevisions.has(kv.mod_revision)) return;
+  /**
+   * A change seen by the watch, made by another monitor (this monitor's own commits woke their
+   * waiters at commit): wake the waiters it concerns.
+   *
+   * @param previous - the key's value before, as the mirror held it (undefined: absent, or a key the mirror does not hold).
+   */
+  private changed(kv: IKeyValue, deleted: boolean, previous: Kv | undefined): void {
     const key = kv.key.toString();
     const event = this.keys.parseEvent(key);
     if (event) return wake(this.eventWaiters, event.formationId);
     const node = this.keys.parseNode(key);
     if (node) {
-      if (!previous || previous.value.length === 0) return wake(this.goalWaiters, node.nodeId);
+      // Nobody waits for a goal here (a monitor that leads none of this node's keepers): nothing to decode.
+      if (this.goalWaiters.size === 0) return;
+      if (deleted || !previous) return wake(this.goalWaiters, node.nodeId);
       const base = this.shared.revisionBase.value;
-      const [now, before] = [nodeOf({ key, value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision }, base), nodeOf({ key, value: previous.value.toString(), modRevision: previous.mod_revision, createRevision: previous.create_revision }, base)];
+      const [now, before] = [nodeOf({ key, value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision }, base), nodeOf(previous, base)];
       if (now.candidatePriority !== before.candidatePriority || now.replicationQuorum !== before.replicationQuorum) return this.wakeAllGoals();
       if (now.goalState !== before.goalState || now.goalChangedAt.getTime() !== before.goalChangedAt.getTime()) wake(this.goalWaiters, node.nodeId);
       return;
     }
+    if (deleted) return;
     if (this.keys.parseFormation(key) !== undefined) return this.wakeAllGoals();
     if (key === this.keys.meta) {
       // Another monitor raised the goal revision base: every goal's revision rose with it.

@@ -85,16 +85,23 @@ export class StoreMirror implements AttemptMirror {
     this.loaded = false;
   }
 
-  /** Applies one watch answer (its events, in order); the mirror is then at its last event's revision. */
-  apply(res: IWatchResponse): void {
+  /**
+   * Applies one watch answer (its events, in order); the mirror is then at its last event's
+   * revision. `each` sees every event first, with the key's value before it as the mirror held
+   * it (undefined when absent or not mirrored).
+   */
+  apply(res: IWatchResponse, each: (kv: IKeyValue, deleted: boolean, previous: Kv | undefined) => void = () => undefined): void {
     let last = this.rev;
     for (const e of res.events) {
       const key = e.kv.key.toString();
       const rev = BigInt(e.kv.mod_revision);
       if (rev > last) last = rev;
-      if (!this.covers(key)) continue;
-      if (e.type === 'Put') this.set(kvOf(e.kv));
-      else this.remove(key);
+      const deleted = e.type === 'Delete';
+      const covered = this.covers(key);
+      each(e.kv, deleted, covered ? this.kvs.get(key) : undefined);
+      if (!covered) continue;
+      if (deleted) this.remove(key);
+      else this.set(kvOf(e.kv));
     }
     if (last > this.rev) {
       this.rev = last;

@@ -124,9 +124,9 @@ export class PostgresStore extends PgSession implements MonitorStore {
     return this.kysely.transaction().execute((trx) => work(new PgTransaction(trx)));
   }
 
-  async snapshot(): Promise<StoreSnapshot> {
-    const formations = await this.formations.list();
-    const nodes = await this.kysely.selectFrom('nodes').selectAll().where('goalState', '!=', 'dropped').orderBy('formationId').orderBy('groupId').orderBy('nodeId').execute();
+  async snapshot(only: (formationId: string) => boolean = () => true): Promise<StoreSnapshot> {
+    const formations = (await this.formations.list()).filter((f) => only(f.formationId));
+    const nodes = (await this.kysely.selectFrom('nodes').selectAll().where('goalState', '!=', 'dropped').orderBy('formationId').orderBy('groupId').orderBy('nodeId').execute()).filter((n) => only(n.formationId));
     return { formations, nodes, nowMs: await this.nowMs() };
   }
 

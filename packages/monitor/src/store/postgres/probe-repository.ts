@@ -12,14 +12,15 @@ import type { Db } from './db.js';
 export class PgProbeRepository implements ProbeRepository {
   constructor(private readonly db: Db) {}
 
-  async targets(): Promise<ProbeTargetRecord[]> {
-    return this.db
+  async targets(only: (formationId: string) => boolean = () => true): Promise<ProbeTargetRecord[]> {
+    const targets = await this.db
       .selectFrom('nodes')
       .innerJoin('formations', 'formations.formationId', 'nodes.formationId')
       .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.reportedState', 'nodes.postgresSsl', 'formations.monitorProbePassword', 'formations.settings'])
       .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.reported_at) * 1000)::float8`.as('sinceReportMs'))
       .where('nodes.goalState', '!=', 'dropped')
       .execute();
+    return targets.filter((t) => only(t.formationId));
   }
 
   /**
