@@ -120,6 +120,31 @@ export function nodeOf(kv: Kv & { own?: boolean }, revisionBase: bigint): NodeRe
 }
 
 /**
+ * A formation key's value as its record and creation time (decoded once per change of the key,
+ * as {@link nodeOf}); the record is a copy.
+ */
+export function formationOfKv(kv: Kv): { record: FormationRecord; createdAtMs: number } {
+  let f = decodedFormations.get(kv);
+  if (!f) decodedFormations.set(kv, (f = { record: decodeFormation(kv.value), createdAtMs: (JSON.parse(kv.value) as { createdAtMs?: number }).createdAtMs ?? 0 }));
+  return { record: { ...f.record }, createdAtMs: f.createdAtMs };
+}
+
+const decodedFormations = new WeakMap<Kv, { record: FormationRecord; createdAtMs: number }>();
+
+/**
+ * The formations read under `<p>/v1/formations/` that `only` keeps, decoded (see
+ * {@link formationOfKv}), and the nodes of each read from its own prefix, by key.
+ */
+export async function formationsAndNodes(ctx: EtcdContext, only: (formationId: string) => boolean): Promise<{ formations: FormationRecord[]; nodes: Kv[] }> {
+  const { attempt, shared } = ctx;
+  const formations = (await attempt.range(shared.keys.formations, { record: false }))
+    .filter((kv) => only(shared.keys.parseFormation(kv.key) ?? ''))
+    .map((kv) => formationOfKv(kv).record);
+  const nodes = (await Promise.all(formations.map((f) => attempt.range(shared.keys.nodes(f.formationId), { record: false })))).flat();
+  return { formations, nodes };
+}
+
+/**
  * Node values decoded, by the read that holds them: the mirror (`store-mirror.ts`) keeps one
  * object per key until the key changes, so a node is decoded once per change, not once per read.
  * Each read gets a copy: the decoded record is never handed out.
@@ -206,7 +231,7 @@ export function writeNode(ctx: EtcdContext, node: NodeRecord): NodeRecord {
 async function readFormation(ctx: EtcdContext, formationId: string): Promise<{ record: FormationRecord; createdAtMs: number } | undefined> {
   const kv = await ctx.attempt.get(ctx.shared.keys.formation(formationId));
   if (!kv) return undefined;
-  return { record: decodeFormation(kv.value), createdAtMs: (JSON.parse(kv.value) as { createdAtMs?: number }).createdAtMs ?? 0 };
+  return formationOfKv(kv);
 }
 
 /** Rewrites a formation's key (its record, or a new one): see the module for why a node's deletion does. */
@@ -246,7 +271,7 @@ export class EtcdFormationRepository implements FormationRepository {
   }
 
   async list(): Promise<FormationRecord[]> {
-    return (await this.ctx.attempt.range(this.ctx.shared.keys.formations, { record: false })).map((kv) => decodeFormation(kv.value));
+    return (await this.ctx.attempt.range(this.ctx.shared.keys.formations, { record: false })).map((kv) => formationOfKv(kv).record);
   }
 
   /** Written without the fence (`TxnAttempt.createsFormation`): a formation has no leader before it exists. */
@@ -588,8 +613,9 @@ export class EtcdProbeRepository implements ProbeRepository {
 
   async targets(only: (formationId: string) => boolean = () => true): Promise<ProbeTargetRecord[]> {
     const { attempt, shared } = this.ctx;
-    const formations = new Map((await attempt.range(shared.keys.formations, { record: false })).map((kv) => decodeFormation(kv.value)).filter((f) => only(f.formationId)).map((f) => [f.formationId, f]));
-    const nodes = (await attempt.range(shared.keys.allNodes, { record: false })).filter((kv) => formations.has(shared.keys.formationOf(kv.key) ?? '')).map((kv) => nodeOf(kv, shared.revisionBase.value));
+    const read = await formationsAndNodes(this.ctx, only);
+    const formations = new Map(read.formations.map((f) => [f.formationId, f]));
+    const nodes = read.nodes.map((kv) => nodeOf(kv, shared.revisionBase.value));
     const now = shared.now();
     const targets: ProbeTargetRecord[] = [];
     for (const stored of nodes) {

@@ -37,7 +37,6 @@ import type {
   Waiter,
 } from '../store-port.js';
 import { addWaiter, wake } from '../waiters.js';
-import { decodeFormation } from './codec.js';
 import { isEtcdUnavailable, openEtcdClient, checkEtcdReachable, type EtcdConnection } from './etcd-client.js';
 import {
   EVENT_RETENTION_PER_FORMATION,
@@ -49,6 +48,7 @@ import {
   EtcdNodeRepository,
   EtcdProbeRepository,
   EtcdSettingsRepository,
+  formationsAndNodes,
   nodeOf,
   recordReportsOn,
   type EtcdContext,
@@ -286,10 +286,9 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   /** Formations and nodes at one revision, merged with the overlay. */
   async snapshot(only: (formationId: string) => boolean = () => true): Promise<StoreSnapshot> {
     return this.run(async ({ attempt }) => {
-      const formations = (await attempt.range(this.keys.formations, { record: false })).map((kv) => decodeFormation(kv.value)).filter((f) => only(f.formationId));
-      const kept = new Set(formations.map((f) => f.formationId));
-      const nodes = (await attempt.range(this.keys.allNodes, { record: false }))
-        .filter((kv) => kept.has(this.keys.formationOf(kv.key) ?? ''))
+      const read = await formationsAndNodes({ attempt, shared: this.shared }, only);
+      const formations = read.formations;
+      const nodes = read.nodes
         .map((kv) => nodeOf(kv, this.shared.revisionBase.value))
         .filter((n) => n.goalState !== 'dropped')
         .map((n) => this.overlay.merge(n))
