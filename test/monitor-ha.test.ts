@@ -13,7 +13,7 @@ import { addNode } from './helpers/cluster.js';
 import { leaderUrl, monitorLog, monitorsView, runEtcdMonitor, startEtcdMonitors, waitForLeader, type EtcdMonitors } from './helpers/etcd-monitors.js';
 import { isPrimaryAndSecondaries, showState } from './helpers/formation.js';
 import { HistoryProbe, dualPrimaryWindows, showEvents, takeBaseline, unexplainedGoalChanges, type FaultBaseline } from './helpers/history.js';
-import { killNode, logOffset, transitionStart, waitForLogMessage, waitGone } from './helpers/crash.js';
+import { killNode, logMessages, logOffset, transitionStart, waitForLogMessage, waitGone } from './helpers/crash.js';
 import { PGHA_BIN, endAllProcesses, killPid, runPgha, startPgha, startTracked, trackPid } from './helpers/processes.js';
 import { delay, waitFor } from './helpers/wait-for.js';
 import { monitorFetch, withMonitorCredentials } from './helpers/monitor-access.js';
@@ -57,6 +57,13 @@ async function restartMonitor(m: TestMonitor): Promise<void> {
 async function restartKeeper(node: TestNode): Promise<void> {
   await waitGone(node.keeper.pid);
   node.keeper = startPgha(['keeper', 'run', '--pgdata', node.pgdata], { logFile: keeperLog(node) });
+}
+
+/** The node whose goal is primary now, and the other. */
+async function roles(): Promise<{ primary: TestNode; standby: TestNode }> {
+  const rows = await showState(list);
+  const primary = nodes.find((n) => n.name === rows.find((r) => r.goal_state === 'primary')!.name)!;
+  return { primary, standby: nodes.find((n) => n !== primary)! };
 }
 
 async function healthy(timeoutMs = 120_000): Promise<void> {
@@ -157,12 +164,35 @@ describe('monitors on etcd', () => {
     await restartMonitor(old);
   });
 
+  it('the leading monitor SIGKILLed while the primary is wait_primary (its standby down): the primary does not fence itself, writes never stop', async () => {
+    await healthy();
+    const { primary, standby } = await roles();
+    killNode(standby);
+    await waitFor('the primary in wait_primary', async () => (await showState(list)).find((r) => r.name === primary.name)?.current_state === 'wait_primary', { timeoutMs: 30_000, intervalMs: 100 });
+    const baseline = await takeBaseline(list);
+    const probe = await startWriter(11);
+    const old = await leader();
+    const t0 = performance.now();
+    const since = logOffset(keeperLog(primary));
+    await killMonitor(old);
+    // networkPartitionTimeoutMs (1 s) is shorter than the lease TTL (2 s): without an answer
+    // while no monitor leads, the primary would fence itself here.
+    await waitForLeader(g.urls.filter((u) => u !== old.url));
+    await delay(3000);
+    const { goalChanges } = await checkWrites(probe, baseline);
+    expect(goalChanges).toEqual([]);
+    expect(maxGapMs(probe, t0), 'longest pause of the writer').toBeLessThan(1000);
+    expect((await showState(list)).find((r) => r.name === primary.name)?.current_state).toBe('wait_primary');
+    expect(logMessages(keeperLog(primary), since).join('\n')).not.toMatch(/self-fence|network partition/);
+    await restartMonitor(old);
+    await restartKeeper(standby);
+    await healthy();
+  });
+
   it('2. the leading monitor SIGKILLed between prepare_promotion and stop_replication of a failover: the failover completes, nothing lost, never two primaries', async () => {
     await healthy();
     const baseline = await takeBaseline(list);
-    const rows = await showState(list);
-    const primary = nodes.find((n) => n.name === rows.find((r) => r.goal_state === 'primary')!.name)!;
-    const standby = nodes.find((n) => n !== primary)!;
+    const { primary, standby } = await roles();
     const probe = await startWriter(2);
     const old = await leader();
     const off = logOffset(keeperLog(standby));
@@ -180,9 +210,7 @@ describe('monitors on etcd', () => {
   it('3. the leading monitor and the primary node SIGKILLed at the same instant: writes back on the standby, nothing lost', async () => {
     await healthy();
     const baseline = await takeBaseline(list);
-    const rows = await showState(list);
-    const primary = nodes.find((n) => n.name === rows.find((r) => r.goal_state === 'primary')!.name)!;
-    const standby = nodes.find((n) => n !== primary)!;
+    const { primary, standby } = await roles();
     const probe = await startWriter(3);
     const old = await leader();
     const t0 = performance.now();

@@ -21,6 +21,7 @@ import { eventStreamRoutes } from './routes/events-stream.js';
 import { formationListRoutes } from './routes/formation-list.js';
 import { metricsRoutes, timeReports } from './routes/metrics.js';
 import { uiRoutes } from './routes/ui.js';
+import { nodeGoal } from './routes/views.js';
 import { monitorRoutes } from './routes/monitors.js';
 import { forwardToLeader, refuseWithoutLease } from './ha/forward-to-leader.js';
 import { NotFoundError } from '@pgha/shared';
@@ -113,7 +114,15 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
   const metrics = deps.metrics ?? new MonitorMetrics();
   timeReports(app, metrics);
   void app.register(async (scope) => {
-    if (deps.ha) await forwardToLeader(scope, { leadership: deps.ha.leadership, ...(deps.ha.ca ? { ca: deps.ha.ca } : {}), formationOfNode: formationOfNodeCached(deps) });
+    if (deps.ha) {
+      await forwardToLeader(scope, {
+        leadership: deps.ha.leadership,
+        ...(deps.ha.ca ? { ca: deps.ha.ca } : {}),
+        formationOfNode: formationOfNodeCached(deps),
+        // Read from etcd itself (not the mirror): after the report arrived.
+        answerUnrecorded: (nodeId) => nodeGoal(deps.store, nodeId),
+      });
+    }
     await formationRoutes(scope, deps);
     await nodeRoutes(scope, deps);
     await settingsRoutes(scope, deps);

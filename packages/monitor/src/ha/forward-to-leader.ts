@@ -10,6 +10,18 @@
  * leadership moved meanwhile): it answers 503 `PGHA_ERR_NOT_LEADER`, and the caller tries its
  * next monitor. So does a monitor when no monitor leads the formation yet.
  *
+ * **A keeper's report while no leader takes it** (the leader died and its lease has not
+ * expired yet, or no monitor leads the formation yet: up to the lease TTL plus a campaign) is
+ * answered by this monitor with the node's current goal, read from etcd after the report
+ * arrived (`answerUnrecorded`), and the header {@link UNRECORDED_HEADER}; the report itself
+ * is not recorded. Without it a primary whose standbys do not stream (`wait_primary`) would
+ * count a leader change as the monitor lost and fence itself (`networkPartitionTimeoutMs`,
+ * 1 s, is shorter than the TTL). It is as safe as the leader's own answer: the goal is read
+ * from the store after the keeper sent its report, which is the moment the keeper counts its
+ * contact from (`docs/timeouts.md`, "Self-fencing"), so a demotion written before that read is
+ * in the answer, and one written after it finds the keeper's fence deadline already running.
+ * A report carrying a self-fence is not answered so (its event must be recorded).
+ *
  * Source: Patroni's REST API, which any member answers while only the leader runs the HA cycle;
  * Stolon's proxies, which follow the leader through the store.
  */
@@ -27,6 +39,9 @@ export const FORWARDED_BY_HEADER = 'x-pgha-forwarded-by';
  * list sends its next requests there directly (`@pgha/client`), saving the extra hop.
  */
 export const LEADER_HEADER = 'x-pgha-leader';
+
+/** The header of a report's answer given while no leader took the report (see the module): why. */
+export const UNRECORDED_HEADER = 'x-pgha-report-unrecorded';
 
 /** What forwarding needs to know of the leadership. */
 export interface LeadershipView {
@@ -47,6 +62,20 @@ export interface ForwardOptions {
   formationOfNode(nodeId: number): Promise<string | undefined>;
   /** How long to wait for the leader's answer, ms (a goal long-poll is never forwarded). */
   timeoutMs?: number;
+  /**
+   * The answer to a keeper's report that no leader takes (see the module): the node's current
+   * goal (`NodeGoal`), read from etcd now. Undefined: such a report is answered 503.
+   */
+  answerUnrecorded?(nodeId: number): Promise<unknown>;
+}
+
+/** The node id of a keeper's report that may be answered unrecorded (see the module); undefined for any other request. */
+function unrecordedReport(req: FastifyRequest): number | undefined {
+  if (req.method !== 'POST' || !req.url.split('?')[0]!.endsWith('/report')) return undefined;
+  const nodeId = (req.params as { nodeId?: string } | undefined)?.nodeId;
+  if (nodeId === undefined || !/^\d{1,9}$/.test(nodeId)) return undefined;
+  const body = req.body as { selfFence?: unknown } | undefined;
+  return body && typeof body === 'object' && body.selfFence === undefined ? Number(nodeId) : undefined;
 }
 
 /**
@@ -74,6 +103,15 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
     if (formation === undefined || options.leadership.isLeader(formation)) return;
     const leader = options.leadership.leaderOf(formation);
     const forwardedBy = req.headers[FORWARDED_BY_HEADER];
+    const unrecorded = options.answerUnrecorded && forwardedBy === undefined ? unrecordedReport(req) : undefined;
+    const answerUnrecorded = async (why: string): Promise<void> => {
+      const goal = await options.answerUnrecorded!(unrecorded!);
+      await reply.header(UNRECORDED_HEADER, why).send(goal);
+    };
+    if ((!leader || leader.monitorId === options.leadership.monitorId) && unrecorded !== undefined) {
+      await answerUnrecorded(`no monitor leads formation "${formation}" right now`);
+      return reply;
+    }
     if (!leader || leader.monitorId === options.leadership.monitorId || forwardedBy !== undefined) {
       throw new PghaError('PGHA_ERR_NOT_LEADER', `monitor ${options.leadership.monitorId} does not lead formation "${formation}"${forwardedBy !== undefined ? ` (a request forwarded by ${String(forwardedBy)} is not forwarded again)` : ''}`, {
         hint: leader && leader.monitorId !== options.leadership.monitorId ? `its leader is ${leader.monitorId} at ${leader.url}; retry` : 'no monitor leads it right now (a leader change takes at most the lease TTL); retry',
@@ -83,6 +121,10 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
       rewriteRequestHeaders: (_req, headers) => ({ ...headers, [FORWARDED_BY_HEADER]: options.leadership.monitorId }),
       rewriteHeaders: (headers) => ({ ...headers, [LEADER_HEADER]: leader.url }),
       onError: (r, { error }) => {
+        if (unrecorded !== undefined) {
+          answerUnrecorded(`the leader of formation "${formation}", ${leader.monitorId}, does not answer (${error.message})`).catch((err: Error) => void r.code(503).send({ code: 'PGHA_ERR_NOT_LEADER', message: `monitor ${options.leadership.monitorId} could not forward to ${leader.monitorId}, the leader of formation "${formation}" (${error.message}), nor read the node's goal (${err.message})`, hint: 'retry' }));
+          return;
+        }
         void r.code(503).send({ code: 'PGHA_ERR_NOT_LEADER', message: `monitor ${options.leadership.monitorId} could not forward to ${leader.monitorId}, the leader of formation "${formation}" (${error.message})`, hint: 'retry: another monitor takes over within the lease TTL if the leader is gone' });
       },
     });
