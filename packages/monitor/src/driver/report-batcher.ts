@@ -31,7 +31,7 @@ interface QueuedReport {
   reject: (err: unknown) => void;
 }
 
-/** Report transactions under way at once, unless the store says otherwise (`MonitorStore.reportTransactions`). */
+/** Report transactions under way at once. */
 const REPORT_BATCHES_IN_FLIGHT = 2;
 /** Reports in one transaction at most. */
 const REPORT_BATCH_MAX = 64;
@@ -88,7 +88,7 @@ export class ReportBatcher {
     // The reports that arrive in this turn of the event loop join the same batch.
     setImmediate(() => {
       this.pumpScheduled = false;
-      while (this.batches < (this.store.reportTransactions ?? REPORT_BATCHES_IN_FLIGHT) && this.queue.length > 0) {
+      while (this.batches < REPORT_BATCHES_IN_FLIGHT && this.queue.length > 0) {
         const batch = this.queue.splice(0, REPORT_BATCH_MAX);
         this.batches++;
         void this.run(batch).finally(() => {

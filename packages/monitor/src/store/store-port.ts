@@ -254,12 +254,6 @@ export interface MonitorStore extends StoreSession {
   snapshot(only?: (formationId: string) => boolean): Promise<StoreSnapshot>;
   /** Whether `err` says the store is down or unreachable (the API answers 503). */
   isUnavailable(err: unknown): boolean;
-  /**
-   * How many report transactions the monitor runs at once (`ReportBatcher`); default 2. On
-   * Postgres each holds a pooled connection until it commits; on etcd a transaction holds
-   * nothing while its commit is under way, so more run at once there.
-   */
-  readonly reportTransactions?: number;
   /** Closes the store's connections. */
   close(): Promise<void>;
 }

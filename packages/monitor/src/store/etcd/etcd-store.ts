@@ -129,11 +129,6 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   readonly stream: EventStream;
   readonly probes: ProbeRepository;
   readonly credentials: NodeCredentialRepository;
-  /**
-   * See `MonitorStore.reportTransactions`: a batch's reads come from the mirror, so a batch
-   * waits only on its commit (an etcd round trip and fsync), during which others can decide.
-   */
-  readonly reportTransactions = 8;
   private fence: EtcdFence | undefined;
   private readonly shared: EtcdShared;
   private readonly locks = new KeyedLocks();
