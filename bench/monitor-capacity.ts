@@ -410,11 +410,10 @@ function newRecorder(): Recorder {
 }
 
 /**
- * Registrations in flight at once with monitors on etcd: each allocates the next node id by a
- * transaction on `<p>/v1/node-id-seq`, so concurrent ones conflict; with 16 at once across
- * three monitors some ran out of their 10 attempts (503) for more than 30 s.
+ * Registrations in flight at once (a formation and its 3 nodes each). On etcd node ids come
+ * from blocks each monitor reserves (`node-ids.ts`), so registrations share no key.
  */
-const REGISTER_CONCURRENCY_ETCD = 4;
+const REGISTER_CONCURRENCY = 16;
 
 /** Statuses after which a keeper asks its next monitor, as `@pgha/client`'s MonitorClient does. */
 const NOT_SERVING = new Set([502, 503, 504]);
@@ -714,9 +713,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
     }
 
     const t0 = performance.now();
-    // Registrations at once: 16 on one monitor; on etcd every registration's transaction
-    // compares <p>/v1/node-id-seq, so concurrent ones conflict and run again (REGISTER_CONCURRENCY_ETCD).
-    await mapLimit(groups, opts.monitors === 3 ? REGISTER_CONCURRENCY_ETCD : 16, async (g) => {
+    await mapLimit(groups, REGISTER_CONCURRENCY, async (g) => {
       await postJson(routes, monitors.token, '/v1/formations', { formation: g.formation });
       for (const n of g.nodes) {
         const { json } = await postJson(routes, monitors.token, `/v1/formations/${g.formation}/nodes`, { name: n.name, host: '127.0.0.1', port: n.port, candidatePriority: 50, replicationQuorum: true });
