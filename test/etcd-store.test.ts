@@ -2,7 +2,8 @@
  * What the etcd store does beyond the port's contract (store-contract.test.ts), on a real etcd:
  * its initialisation and the refusals that write nothing, reports that change no persisted
  * fact kept in memory (no etcd write), the grace period after a leadership gain, the bounded
- * event history, a second monitor's waiters woken by the first one's commits (watch), and a
+ * event history, a second monitor's waiters woken by the first one's commits (watch), decisions
+ * on each monitor's copy of the store that never overwrite what they did not read, and a
  * copy of another store into a new one (`monitor create --from-monitor`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +129,20 @@ describe('the etcd store at work', () => {
     other.startGrace('liveness', gainedAt);
     expect((await other.nodes.get(a.nodeId)).reportedAt!.getTime()).toBe(gainedAt);
     expect((await other.snapshot()).nodes.find((n) => n.nodeId === a.nodeId)!.reportedAt!.getTime()).toBe(gainedAt);
+  });
+
+  it("decides on its copy of the store, and a commit made on a copy that lags behind another monitor's write runs again on top of it", async () => {
+    await store.formations.create('copies');
+    const a = await store.transaction((tx) => tx.nodes.insert('copies', { name: 'a', host: '127.0.0.1', port: 31_004, candidatePriority: 50, replicationQuorum: true, postgresSsl: true, httpAddress: null }));
+    for (let i = 1; i <= 20; i++) {
+      // The other monitor writes the node; this one, at once, writes it from what it reads.
+      await other.transaction((tx) => tx.settings.setNodeReplication(a.nodeId, { candidatePriority: i, replicationQuorum: i % 2 === 0 }));
+      await store.transaction(async (tx) => {
+        const n = await tx.nodes.get(a.nodeId);
+        await tx.settings.setNodeReplication(a.nodeId, { candidatePriority: n.candidatePriority + 10, replicationQuorum: n.replicationQuorum });
+      });
+      expect(await other.nodes.get(a.nodeId)).toMatchObject({ candidatePriority: i + 10, replicationQuorum: i % 2 === 0 });
+    }
   });
 
   it('raises every goal revision to at least one a keeper applied from an earlier history of the store, and other monitors follow', async () => {
