@@ -131,6 +131,20 @@ describe('the etcd store at work', () => {
     expect((await other.snapshot()).nodes.find((n) => n.nodeId === a.nodeId)!.reportedAt!.getTime()).toBe(gainedAt);
   });
 
+  it('writes a moving LSN once it is due (every 10 s), apart from the report, with the other due LSNs', async () => {
+    await store.formations.create('lsn');
+    const a = await store.transaction((tx) => tx.nodes.insert('lsn', { name: 'a', host: '127.0.0.1', port: 31_005, candidatePriority: 50, replicationQuorum: true, postgresSsl: true, httpAddress: null }));
+    const modRevision = async () => (await store.client.get(store.keys.node('lsn', a.nodeId)).exec()).kvs[0]!.mod_revision;
+    await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('0/3000000') }]));
+    const firstAt = Date.now();
+    const written = await modRevision();
+    await waitFor('LSN_WRITE_INTERVAL_MS (10 s) to pass', () => Date.now() > firstAt + 10_100, { timeoutMs: 15_000, intervalMs: 50 });
+    await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('0/3000400') }]));
+    // The report's own transaction wrote nothing; the LSN follows within about a second.
+    expect(await modRevision()).toBe(written);
+    await waitFor('the other monitor to read the new LSN', async () => (await other.nodes.get(a.nodeId)).reportedLsn === '0/3000400', { timeoutMs: 5_000, intervalMs: 50 });
+  }, 30_000);
+
   it("decides on its copy of the store, and a commit made on a copy that lags behind another monitor's write runs again on top of it", async () => {
     await store.formations.create('copies');
     const a = await store.transaction((tx) => tx.nodes.insert('copies', { name: 'a', host: '127.0.0.1', port: 31_004, candidatePriority: 50, replicationQuorum: true, postgresSsl: true, httpAddress: null }));

@@ -1,6 +1,7 @@
 /**
  * The etcd adapter's report overlay (`store/etcd/report-overlay.ts`): a new leader's grace
- * covers a standby's streaming time too, in the report that first reaches it, not only in reads.
+ * covers a standby's streaming time too, in the report that first reaches it, not only in reads;
+ * and what a report makes it write: nothing, only a due LSN, or the node.
  */
 import { describe, expect, it } from 'vitest';
 import type { NodeReport } from '@pgha/shared';
@@ -38,5 +39,27 @@ describe('applyReport after a gain of leadership', () => {
   it('without a grace, the stored streaming time stands (8 s old)', () => {
     const applied = applyReport(storedStandby(), undefined, REPORT, T0 + 300);
     expect(applied.node.lastStreamingAt?.getTime()).toBe(T0 - 8_000);
+  });
+});
+
+describe('applyReport: what it writes', () => {
+  const streaming: NodeReport = { ...REPORT, upstreamStreaming: true };
+  const live = (lsnWrittenAtMs: number) => ({ reportedAtMs: T0, reportedLsn: '0/3000148', lastStreamingAtMs: T0, transitionProgress: null, lsnWrittenAtMs });
+
+  it('nothing for the same facts and LSN', () => {
+    const applied = applyReport(storedStandby(), live(T0), streaming, T0 + 500);
+    expect({ write: applied.write, lsnOnly: applied.lsnOnly }).toEqual({ write: false, lsnOnly: false });
+  });
+
+  it('nothing for a moved LSN written less than LSN_WRITE_INTERVAL_MS ago; only the LSN once it is due', () => {
+    const moved = { ...streaming, lsn: '0/3000200' };
+    expect(applyReport(storedStandby(), live(T0), moved, T0 + 9_999).write).toBe(false);
+    const due = applyReport(storedStandby(), live(T0), moved, T0 + 10_000);
+    expect({ write: due.write, lsnOnly: due.lsnOnly }).toEqual({ write: true, lsnOnly: true });
+  });
+
+  it('the node, not only the LSN, when a persisted fact changed with it', () => {
+    const applied = applyReport(storedStandby(), live(T0), { ...streaming, lsn: '0/3000200', problem: 'disk full' }, T0 + 10_000);
+    expect({ write: applied.write, lsnOnly: applied.lsnOnly }).toEqual({ write: true, lsnOnly: false });
   });
 });

@@ -96,6 +96,12 @@ export interface EtcdShared {
    * store (restored from a snapshot) or from another store (moved from a monitor on Postgres).
    */
   raiseRevisionBase(target: bigint): Promise<void>;
+  /**
+   * A node's moving LSN is due to be written ({@link LSN_WRITE_INTERVAL_MS}) while nothing else
+   * changed: the store writes it within about a second, with the others due, in one Txn of its
+   * own (`EtcdStore`), so that the report's batch has nothing to commit.
+   */
+  lsnDue(nodeId: number): void;
   /** Wakes this monitor's goal waiters of these nodes (after a commit). */
   wakeGoals(nodeIds: readonly number[]): void;
   /** Wakes this monitor's event waiters of these formations (after a commit). */
@@ -703,9 +709,9 @@ export class EtcdCredentialRepository implements NodeCredentialRepository {
 /**
  * `StoreTransaction.recordReports` (see the port): the reporting nodes' groups locked in
  * (formation, group) order (in this process; other monitors conflict at commit), read, each
- * report applied by `applyReport`: a node's key is written only when a persisted fact changed,
- * or its moving LSN was last written {@link LSN_WRITE_INTERVAL_MS} ago; every report updates the
- * overlay once the attempt commits.
+ * report applied by `applyReport`: a node's key is written only when a persisted fact changed;
+ * a moving LSN last written {@link LSN_WRITE_INTERVAL_MS} ago is handed to the store's own LSN
+ * batch ({@link EtcdShared.lsnDue}); every report updates the overlay once the attempt commits.
  */
 export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId: string, groupId: number) => Promise<void>, reports: readonly { nodeId: number; report: NodeReport }[]): Promise<ReportsRead> {
   const { shared } = ctx;
@@ -738,8 +744,11 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
       continue;
     }
     const applied = applyReport(stored, shared.overlay.get(stored.nodeId), report, now, Math.random() * LSN_WRITE_INTERVAL_MS, shared.overlay.graceFrom(stored.formationId));
-    if (applied.write) writeNode(ctx, applied.node);
-    ctx.attempt.onCommit(() => shared.overlay.set(stored.nodeId, applied.live));
+    if (applied.write && !applied.lsnOnly) writeNode(ctx, applied.node);
+    ctx.attempt.onCommit(() => {
+      shared.overlay.set(stored.nodeId, applied.live);
+      if (applied.lsnOnly) shared.lsnDue(stored.nodeId);
+    });
     inputs.set(stored.nodeId, { node: applied.node, recorded: true, before: prior });
     const key = groupKey(stored.formationId, stored.groupId);
     let members = groupNodes.get(key);

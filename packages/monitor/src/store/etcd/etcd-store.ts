@@ -50,6 +50,8 @@ import {
   EtcdSettingsRepository,
   formationsAndNodes,
   nodeOf,
+  storedNode,
+  writeNode,
   recordReportsOn,
   type EtcdContext,
   type EtcdShared,
@@ -58,9 +60,14 @@ import { MAX_TRANSACTION_ATTEMPTS, TxnAttempt, runEtcdTransaction, type EtcdFenc
 import { HeldLocks, KeyedLocks, formationLockKey, groupLockKey } from './keyed-locks.js';
 import { StoreKeys } from './keys.js';
 import { NodeIdBlocks } from './node-ids.js';
-import { ReportOverlay } from './report-overlay.js';
+import { ReportOverlay, mergeLiveness } from './report-overlay.js';
 import { StoreMirror } from './store-mirror.js';
 import { readStoreMeta, type StoreMeta } from './store-meta.js';
+
+/** How long (ms) a due LSN waits for others to be written with it (see `EtcdShared.lsnDue`). */
+const LSN_BATCH_DELAY_MS = 1000;
+/** Nodes per Txn of due LSNs: their compares and the formations' fences stay within etcd's `--max-txn-ops` (128). */
+const LSN_BATCH_NODES = 40;
 
 /** Pause (ms) before the store's watch starts again after it broke. */
 const REWATCH_PAUSE_MS = 500;
@@ -169,6 +176,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       now: () => Date.now(),
       revisionBase: { value: BigInt(meta.goalRevisionBase ?? '0') },
       raiseRevisionBase: (target) => this.raiseRevisionBase(target),
+      lsnDue: (id) => this.lsnDue(id),
       wakeGoals: (ids) => ids.forEach((id) => wake(this.goalWaiters, id)),
       wakeEvents: (fs) => fs.forEach((f) => wake(this.eventWaiters, f)),
     };
@@ -226,6 +234,71 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       }
     }
     throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', 'the etcd store\'s meta key changed under this monitor too often to raise its goal revisions', { hint: 'retry' });
+  }
+
+  /** Nodes whose moving LSN is due to be written (see {@link EtcdShared.lsnDue}). */
+  private readonly dueLsns = new Set<number>();
+  private lsnTimer: NodeJS.Timeout | undefined;
+
+  private lsnDue(nodeId: number): void {
+    this.dueLsns.add(nodeId);
+    this.scheduleLsnBatch();
+  }
+
+  /** Writes the due LSNs in {@link LSN_BATCH_DELAY_MS}, unless that is scheduled already; again while some stay due. */
+  private scheduleLsnBatch(): void {
+    if (this.lsnTimer || this.closed || this.dueLsns.size === 0) return;
+    this.lsnTimer = setTimeout(() => {
+      void this.writeDueLsns()
+        .catch(() => undefined)
+        .finally(() => {
+          this.lsnTimer = undefined;
+          this.scheduleLsnBatch();
+        });
+    }, LSN_BATCH_DELAY_MS);
+    this.lsnTimer.unref();
+  }
+
+  /**
+   * Writes every due LSN (see {@link EtcdShared.lsnDue}), {@link LSN_BATCH_NODES} nodes per Txn:
+   * each node's stored record with the liveness this monitor holds for it, compared and fenced
+   * as any write. A node whose group a decision holds, or whose formation this monitor no longer
+   * leads, waits for the next batch or is dropped; a Txn that fails leaves its nodes due.
+   */
+  private async writeDueLsns(): Promise<void> {
+    const due = [...this.dueLsns];
+    for (let i = 0; i < due.length && !this.closed; i += LSN_BATCH_NODES) await this.writeLsns(due.slice(i, i + LSN_BATCH_NODES)).catch(() => undefined);
+  }
+
+  /** One Txn of {@link writeDueLsns}. */
+  private async writeLsns(ids: readonly number[]): Promise<void> {
+    await this.run(async (ctx) => {
+      for (const id of ids) {
+        const stored = await storedNode(ctx, id);
+        const live = this.overlay.get(id);
+        if (!stored || !live) {
+          this.dueLsns.delete(id);
+          continue;
+        }
+        if (this.locks.isLocked(groupLockKey(stored.formationId, stored.groupId))) continue;
+        try {
+          this.fence?.(stored.formationId);
+        } catch {
+          this.dueLsns.delete(id);
+          continue;
+        }
+        if (live.reportedLsn === stored.reportedLsn) {
+          this.dueLsns.delete(id);
+          continue;
+        }
+        writeNode(ctx, mergeLiveness(stored, live));
+        const at = this.shared.now();
+        ctx.attempt.onCommit(() => {
+          this.dueLsns.delete(id);
+          this.overlay.written(id, at);
+        });
+      }
+    }, true);
   }
 
   /** Told when this monitor raised the store's goal revision base (the monitor logs it). */
@@ -408,6 +481,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   /** Stops the watch, wakes every waiter, and closes the client. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.lsnTimer);
     const watcher = this.watcher;
     this.watcher = undefined;
     this.mirror.close();

@@ -104,6 +104,12 @@ export interface AppliedReport {
   node: NodeRecord;
   /** Whether the node's key must be written. */
   write: boolean;
+  /**
+   * True when only its moving LSN is due ({@link LSN_WRITE_INTERVAL_MS}): no persisted fact
+   * changed, so the write need not hold up the report (the etcd store writes such LSNs apart,
+   * in a batch of its own).
+   */
+  lsnOnly: boolean;
   /** The overlay's entry after the report. */
   live: NodeLiveness;
 }
@@ -150,6 +156,7 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
   return {
     node,
     write,
+    lsnOnly: lsnDue && !factChanged,
     live: {
       reportedAtMs: nowMs,
       reportedLsn: lsn,
