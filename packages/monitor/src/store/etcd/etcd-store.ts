@@ -56,7 +56,7 @@ import {
   type EtcdContext,
   type EtcdShared,
 } from './etcd-repositories.js';
-import { MAX_TRANSACTION_ATTEMPTS, TxnAttempt, runEtcdTransaction, type EtcdFence, type Kv } from './etcd-transaction.js';
+import { MAX_TRANSACTION_ATTEMPTS, TxnAttempt, kvOf, runEtcdTransaction, type EtcdFence, type Kv } from './etcd-transaction.js';
 import { HeldLocks, KeyedLocks, formationLockKey, groupLockKey } from './keyed-locks.js';
 import { StoreKeys } from './keys.js';
 import { NodeIdBlocks } from './node-ids.js';
@@ -249,12 +249,10 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   private scheduleLsnBatch(): void {
     if (this.lsnTimer || this.closed || this.dueLsns.size === 0) return;
     this.lsnTimer = setTimeout(() => {
-      void this.writeDueLsns()
-        .catch(() => undefined)
-        .finally(() => {
-          this.lsnTimer = undefined;
-          this.scheduleLsnBatch();
-        });
+      void this.writeDueLsns().finally(() => {
+        this.lsnTimer = undefined;
+        this.scheduleLsnBatch();
+      });
     }, LSN_BATCH_DELAY_MS);
     this.lsnTimer.unref();
   }
@@ -263,7 +261,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
    * Writes every due LSN (see {@link EtcdShared.lsnDue}), {@link LSN_BATCH_NODES} nodes per Txn:
    * each node's stored record with the liveness this monitor holds for it, compared and fenced
    * as any write. A node whose group a decision holds, or whose formation this monitor no longer
-   * leads, waits for the next batch or is dropped; a Txn that fails leaves its nodes due.
+   * leads, waits for the next batch or is dropped; a Txn that fails leaves its nodes due. Never throws.
    */
   private async writeDueLsns(): Promise<void> {
     const due = [...this.dueLsns];
@@ -276,18 +274,8 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       for (const id of ids) {
         const stored = await storedNode(ctx, id);
         const live = this.overlay.get(id);
-        if (!stored || !live) {
-          this.dueLsns.delete(id);
-          continue;
-        }
-        if (this.locks.isLocked(groupLockKey(stored.formationId, stored.groupId))) continue;
-        try {
-          this.fence?.(stored.formationId);
-        } catch {
-          this.dueLsns.delete(id);
-          continue;
-        }
-        if (live.reportedLsn === stored.reportedLsn) {
+        if (stored && live && this.locks.isLocked(groupLockKey(stored.formationId, stored.groupId))) continue;
+        if (!stored || !live || live.reportedLsn === stored.reportedLsn || !this.mayWrite(stored.formationId)) {
           this.dueLsns.delete(id);
           continue;
         }
@@ -299,6 +287,16 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
         });
       }
     }, true);
+  }
+
+  /** Whether the fence lets this monitor write `formationId` (it leads it, or there is no fence). */
+  private mayWrite(formationId: string): boolean {
+    try {
+      this.fence?.(formationId);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Told when this monitor raised the store's goal revision base (the monitor logs it). */
@@ -408,25 +406,29 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       });
       for (const e of res.events) this.ownRevisions.delete(e.kv.mod_revision);
     });
-    const broken = (): void => {
-      if (this.watcher !== watcher) return;
-      this.watcher = undefined;
+    const drop = (): void => {
+      if (this.watcher === watcher) this.watcher = undefined;
       this.mirror.unload();
       void watcher.cancel().catch(() => undefined);
+    };
+    const broken = (): void => {
+      if (this.watcher !== watcher) return;
+      drop();
       this.wakeAll();
       this.rewatch();
     };
     await new Promise<void>((resolve, reject) => {
+      const failed = (err: Error): void => {
+        drop();
+        reject(err);
+      };
+      watcher.once('error', failed);
       watcher.once('connected', () => {
+        // From now on an error is a break to recover from, not a failed start.
+        watcher.off('error', failed);
         watcher.on('disconnected', broken);
         watcher.on('error', broken);
         resolve();
-      });
-      watcher.once('error', (err) => {
-        if (this.watcher === watcher) this.watcher = undefined;
-        this.mirror.unload();
-        void watcher.cancel().catch(() => undefined);
-        reject(err);
       });
     });
   }
@@ -460,7 +462,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       if (this.goalWaiters.size === 0) return;
       if (deleted || !previous) return wake(this.goalWaiters, node.nodeId);
       const base = this.shared.revisionBase.value;
-      const [now, before] = [nodeOf({ key, value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision }, base), nodeOf(previous, base)];
+      const [now, before] = [nodeOf(kvOf(kv), base), nodeOf(previous, base)];
       if (now.candidatePriority !== before.candidatePriority || now.replicationQuorum !== before.replicationQuorum) return this.wakeAllGoals();
       if (now.goalState !== before.goalState || now.goalChangedAt.getTime() !== before.goalChangedAt.getTime()) wake(this.goalWaiters, node.nodeId);
       return;

@@ -81,7 +81,8 @@ export const MAX_TRANSACTION_ATTEMPTS = 10;
 /** Keys per page of a large range read. */
 const RANGE_PAGE = 1000;
 
-function kvOf(kv: IKeyValue): Kv {
+/** A key as etcd's client gives it, as a {@link Kv}. */
+export function kvOf(kv: IKeyValue): Kv {
   return { key: kv.key.toString(), value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision };
 }
 

@@ -23,15 +23,11 @@
  * from the local copy, write with optimistic concurrency).
  */
 import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
-import { rangeAll, type AttemptMirror, type Kv } from './etcd-transaction.js';
+import { kvOf, rangeAll, type AttemptMirror, type Kv } from './etcd-transaction.js';
 import { prefixEnd, type StoreKeys } from './keys.js';
 
 /** Longest wait (ms) for the mirror to reach this monitor's own last commit before a read goes to etcd instead. */
 export const MIRROR_CATCH_UP_TIMEOUT_MS = 1000;
-
-function kvOf(kv: IKeyValue): Kv {
-  return { key: kv.key.toString(), value: kv.value.toString(), modRevision: kv.mod_revision, createRevision: kv.create_revision };
-}
 
 /** The directory of a key: everything up to and including its last `/`. */
 function dirOf(key: string): string {
