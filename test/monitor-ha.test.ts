@@ -20,6 +20,7 @@ import { monitorFetch, withMonitorCredentials } from './helpers/monitor-access.j
 import { createInterface } from 'node:readline';
 import type { EventRow } from '@pgha/shared';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 
 const TABLE = 'ha_history';
 /** The monitors' lease TTL (`DEFAULT_LEASE_TTL_S`), ms. */
@@ -263,11 +264,14 @@ describe('monitors on etcd', () => {
     await healthy();
     const since = (await showEvents(list, 1)).at(-1)?.event_id ?? 0;
     const args = ['show', 'events', '--follow', '--json', '--count', '1', '--monitor', list];
-    const follow = startTracked(process.execPath, [PGHA_BIN, ...args], { pipeStdout: true, env: withMonitorCredentials(args, {}) });
+    const followLog = join(g.monitors[0]!.dir, 'events-follow.log');
+    const follow = startTracked(process.execPath, [PGHA_BIN, ...args], { pipeStdout: true, logFile: followLog, env: withMonitorCredentials(args, {}) });
     const seen: number[] = [];
+    let started = false;
     createInterface({ input: follow.stdout! }).on('line', (line) => {
       try {
         const id = (JSON.parse(line) as EventRow).event_id;
+        started = true;
         if (id > since) seen.push(id);
       } catch {
         // not an event line
@@ -278,6 +282,8 @@ describe('monitors on etcd', () => {
       expect(sw.exitCode, sw.stderr).toBe(0);
       await healthy();
     };
+    // `--count 1` starts with the last event when it connects: connected before anything happens.
+    await waitFor('the stream to show the last event', () => started, { timeoutMs: 30_000 });
     await switchover(g.urls);
     await waitFor('the stream to show the first switchover', () => seen.length > 0, { timeoutMs: 30_000 });
     const old = await leader();
@@ -286,7 +292,9 @@ describe('monitors on etcd', () => {
     await waitFor('another monitor to lead', () => leaderUrl(others).catch(() => undefined), { timeoutMs: 10_000, intervalMs: 50 });
     await switchover(others);
     const all = (await showEvents(list)).filter((e) => e.event_id > since).map((e) => e.event_id);
-    await waitFor('the stream to show every event', () => seen.length >= all.length, { timeoutMs: 30_000 });
+    await waitFor('the stream to show every event', () => seen.length >= all.length, { timeoutMs: 30_000 }).catch((err: Error) => {
+      throw new Error(`${err.message}: events ${all.join(',')}; the stream showed ${seen.join(',')}; its stderr: ${readFileSync(followLog, 'utf8').trim()}`);
+    });
     killPid(follow.pid, 'SIGTERM');
     expect(seen).toEqual(all);
     await restartMonitor(old);
