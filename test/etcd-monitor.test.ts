@@ -12,7 +12,7 @@ import getPort from 'get-port';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow } from '@pgha/shared';
-import { addNode, startMonitor, type TestMonitor } from './helpers/cluster.js';
+import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { runPghaOk } from './helpers/cli.js';
 import { startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { isPrimaryAndSecondaries, showState } from './helpers/formation.js';
@@ -23,6 +23,10 @@ import { monitorFetch, registerMonitor } from './helpers/monitor-access.js';
 let etcd: TestEtcd;
 let monitor: TestMonitor;
 let admin: Etcd3;
+let node2: TestNode;
+
+/** A node's keeper.json: its id and token. */
+const keeperJson = (n: TestNode): { nodeId: number; nodeToken: string } => JSON.parse(readFileSync(`${n.pgdata}.pgha/keeper.json`, 'utf8')) as { nodeId: number; nodeToken: string };
 
 beforeAll(async () => {
   etcd = await startEtcd({ tls: true, clientCertAuth: true });
@@ -51,7 +55,7 @@ describe('a monitor on etcd', () => {
     expect(JSON.parse(readFileSync(`${monitor.pgdata}.pgha/monitor.json`, 'utf8'))).toMatchObject({ store: { kind: 'etcd', prefix: '/e2e', endpoints: etcd.endpoints } });
 
     await addNode(monitor, 'node1');
-    await addNode(monitor, 'node2');
+    node2 = await addNode(monitor, 'node2');
     await waitFor('primary and secondary', async () => isPrimaryAndSecondaries(await showState(monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
     const stored = (await admin.getAll().prefix('/e2e/v1/nodes/default/').strings()) as Record<string, string>;
     expect(Object.values(stored).map((v) => (JSON.parse(v) as { name: string; goalState: string }).goalState).sort()).toEqual(['primary', 'secondary']);
@@ -80,7 +84,7 @@ describe('a monitor on etcd', () => {
     expect(table).toMatch(/node1/);
   });
 
-  it('lets a second monitor join the store: same CA and operator token, no token file of its own, and it serves the formation', async () => {
+  it('lets a second monitor join the store: same CA and operator token, no token file of its own, it serves the formation, and refuses a node token replaced at the first monitor', async () => {
     const tls = etcd.tls!;
     const pgdata = join(monitor.dir, 'monitor2', 'pgdata');
     const listen = `127.0.0.1:${await getPort({ host: '127.0.0.1' })}`;
@@ -100,6 +104,19 @@ describe('a monitor on etcd', () => {
       await waitFor('the second monitor', async () => (await monitorFetch(`${url}/health`).catch(() => undefined))?.ok, { timeoutMs: 60_000 });
       const rows = await showState(url);
       expect(rows.map((r) => r.name).sort()).toEqual(['node1', 'node2']);
+
+      // A node registered again at one monitor: its old token is refused at the other too, at once.
+      const { nodeId, nodeToken: old } = keeperJson(node2);
+      expect((await monitorFetch(`${url}/v1/nodes/${nodeId}/goal`, { token: old })).status).toBe(200);
+      const again = await monitorFetch(`${monitor.url}/v1/formations/default/nodes`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'node2', host: node2.host, port: node2.port }),
+      });
+      expect(again.status).toBe(200);
+      const fresh = ((await again.json()) as { nodeToken: string }).nodeToken;
+      await waitFor('the old token refused at the second monitor', async () => (await monitorFetch(`${url}/v1/nodes/${nodeId}/goal`, { token: old })).status === 401, { timeoutMs: 5000, intervalMs: 50 });
+      expect((await monitorFetch(`${url}/v1/nodes/${nodeId}/goal`, { token: fresh })).status).toBe(200);
     } finally {
       killPid(proc.pid, 'SIGTERM');
     }

@@ -46,8 +46,8 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /**
- * Node tokens by digest, as a cache over the store's credentials (one monitor process owns
- * them, so what it writes it also caches).
+ * Node tokens by digest, as a cache over the store's credentials: what this monitor writes it
+ * caches; what another monitor sharing the store deletes, it forgets ({@link forget}).
  */
 export class NodeCredentials {
   private readonly ownerByDigest = new Map<string, number>();
@@ -62,6 +62,21 @@ export class NodeCredentials {
     const nodeId = await this.credentials.ownerOf(digest);
     if (nodeId !== undefined) this.remember(nodeId, digest);
     return nodeId;
+  }
+
+  /**
+   * Forgets a token digest whose credential another monitor deleted (etcd's watch,
+   * `EtcdStore.credentialRevoked`); undefined forgets every digest (the watch broke).
+   */
+  forget(digest: string | undefined): void {
+    if (digest === undefined) {
+      this.ownerByDigest.clear();
+      this.digestByNode.clear();
+      return;
+    }
+    const nodeId = this.ownerByDigest.get(digest);
+    this.ownerByDigest.delete(digest);
+    if (nodeId !== undefined && this.digestByNode.get(nodeId) === digest) this.digestByNode.delete(nodeId);
   }
 
   /** Records a node's new token digest (the caller issues it in its transaction, `NodeCredentialRepository.issue`). */

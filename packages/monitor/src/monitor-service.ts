@@ -175,6 +175,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   if (opened.etcd) {
     opened.etcd.revisionBaseRaised = (from, to) =>
       log.warn(`a keeper had applied a goal revision above this store's (a store restored from a snapshot, or moved from another store): goal revisions now count from ${to} instead of ${from}, so that keepers take the store's goals`);
+    opened.etcd.credentialRevoked = (digest) => auth.nodeCredentials.forget(digest);
   }
   try {
     ha = opened.etcd

@@ -303,6 +303,14 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   revisionBaseRaised: ((from: bigint, to: bigint) => void) | undefined;
 
   /**
+   * Told when another monitor deleted a node token's credential (the node registered again
+   * there, or its token rotated): the token digest; undefined when the watch broke and any
+   * credential may have changed unseen. The API's cache of node tokens (`NodeCredentials`)
+   * forgets it, so the old token is refused here too, not only at the monitor that replaced it.
+   */
+  credentialRevoked: ((digest: string | undefined) => void) | undefined;
+
+  /**
    * Attempt `n` of a transaction; `mirrored`: its first attempt reads formations and nodes from
    * the mirror (see `store-mirror.ts`).
    */
@@ -414,6 +422,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
     const broken = (): void => {
       if (this.watcher !== watcher) return;
       drop();
+      this.credentialRevoked?.(undefined);
       this.wakeAll();
       this.rewatch();
     };
@@ -467,7 +476,11 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       if (now.goalState !== before.goalState || now.goalChangedAt.getTime() !== before.goalChangedAt.getTime()) wake(this.goalWaiters, node.nodeId);
       return;
     }
-    if (deleted) return;
+    if (deleted) {
+      const digest = this.keys.parseCredential(key);
+      if (digest !== undefined) this.credentialRevoked?.(digest);
+      return;
+    }
     if (this.keys.parseFormation(key) !== undefined) return this.wakeAllGoals();
     if (key === this.keys.meta) {
       // Another monitor raised the goal revision base: every goal's revision rose with it.

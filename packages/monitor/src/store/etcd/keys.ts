@@ -102,8 +102,13 @@ export class StoreKeys {
     return `${this.root}node-formations/${paddedNodeId(nodeId)}`;
   }
 
+  /** Every token's credential key (`credential`) starts with this. */
+  get credentials(): string {
+    return `${this.root}credentials/`;
+  }
+
   credential(digest: string): string {
-    return `${this.root}credentials/${enc(digest)}`;
+    return `${this.credentials}${enc(digest)}`;
   }
 
   /** Every node's credential key (`nodeCredential`) starts with this. */
@@ -170,6 +175,11 @@ export class StoreKeys {
     if (!key.startsWith(this.allNodes)) return undefined;
     const m = /^([^/]+)\/([0-9]{10})$/.exec(key.slice(this.allNodes.length));
     return m ? { formationId: decodeURIComponent(m[1]!), nodeId: Number(m[2]) } : undefined;
+  }
+
+  /** The token digest of a credential key; undefined for any other key. */
+  parseCredential(key: string): string | undefined {
+    return lastComponent(key, this.credentials);
   }
 
   /** The formation of a formation key; undefined for any other key. */
