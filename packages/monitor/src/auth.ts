@@ -14,7 +14,7 @@
  * and kind every {@link SECURITY_EVENT_INTERVAL_MS}). Tokens are compared by their SHA-256 in
  * constant time; the monitor keeps no node token, only its hash.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { parseNodeIdText } from '@pgha/shared';
@@ -29,7 +29,7 @@ export const SECURITY_EVENT_INTERVAL_MS = 10_000;
 
 /** SHA-256 of a token, hex. */
 export function tokenSha256(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 /** Constant-time equality of two SHA-256 hex digests. */
@@ -79,6 +79,11 @@ export class NodeCredentials {
     if (nodeId !== undefined && this.digestByNode.get(nodeId) === digest) this.digestByNode.delete(nodeId);
   }
 
+  /** The node whose token has this digest when this monitor has seen it; undefined otherwise (ask {@link ownerOf}). */
+  cachedOwnerOf(digest: string): number | undefined {
+    return this.ownerByDigest.get(digest);
+  }
+
   /** Records a node's new token digest (the caller issues it in its transaction, `NodeCredentialRepository.issue`). */
   remember(nodeId: number, digest: string): void {
     const old = this.digestByNode.get(nodeId);
@@ -125,7 +130,28 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, store: StoreSes
     await store.events.append([nodeEvent(node, SECURITY_EVENT_RULE, reason)]);
   };
 
-  const judge = async (req: FastifyRequest): Promise<Refusal | undefined> => {
+  /** The verdict on a token's owner (undefined: no node's token), as {@link judge} gives it. */
+  const verdict = (route: string, owner: number | undefined, isOperator: boolean, req: FastifyRequest): Refusal | undefined => {
+    if (!NODE_ROUTES.has(route)) {
+      if (isOperator) return undefined;
+      if (owner !== undefined) return { status: 403, kind: 'node-token-on-operator-route', message: `node ${owner}'s token does not open ${route}`, hint: 'use the operator token (the monitor\'s auth-token file)' };
+      return { status: 401, kind: 'invalid', message: 'invalid credentials', hint: "use the monitor's current auth-token file" };
+    }
+    const target = parseNodeIdText((req.params as { nodeId?: string }).nodeId);
+    if (owner !== undefined && owner === target) return undefined;
+    if (owner !== undefined) {
+      return { status: 403, kind: 'other-node', ...(target ? { nodeId: target } : {}), message: `refused: node ${owner}'s keeper presented its credentials for node ${target ?? '?'}`, hint: 'a keeper reports only for the node it registered' };
+    }
+    if (isOperator) return { status: 403, kind: 'operator-on-node-route', message: 'the operator token does not report for a node', hint: "a node's keeper uses the token its registration returned" };
+    return { status: 401, kind: 'invalid', ...(target ? { nodeId: target } : {}), message: `invalid credentials for node ${target ?? '?'}: a wrong or replaced token`, hint: 'the node was registered again since (pgha keeper create): restart its keeper with the new keeper.json' };
+  };
+
+  /**
+   * Undefined when the request may go on, else why not; a promise only when the token's owner
+   * must be read from the store (a node token this monitor has not seen yet): a keeper's report
+   * is judged without a turn of the event loop.
+   */
+  const judge = (req: FastifyRequest): Refusal | undefined | Promise<Refusal | undefined> => {
     // HEAD is answered by the GET route of the same path.
     const route = `${req.method === 'HEAD' ? 'GET' : req.method} ${req.routeOptions.url ?? ''}`;
     if (PUBLIC_ROUTES.has(route)) return undefined;
@@ -135,30 +161,31 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, store: StoreSes
     }
     const digest = tokenSha256(token);
     const isOperator = sameDigest(digest, auth.operatorTokenSha256);
-    if (!NODE_ROUTES.has(route)) {
-      if (isOperator) return undefined;
-      const owner = await auth.nodeCredentials.ownerOf(digest);
-      if (owner !== undefined) return { status: 403, kind: 'node-token-on-operator-route', message: `node ${owner}'s token does not open ${route}`, hint: 'use the operator token (the monitor\'s auth-token file)' };
-      return { status: 401, kind: 'invalid', message: 'invalid credentials', hint: "use the monitor's current auth-token file" };
-    }
-    const target = parseNodeIdText((req.params as { nodeId?: string }).nodeId);
-    const owner = await auth.nodeCredentials.ownerOf(digest);
-    if (owner !== undefined && owner === target) return undefined;
-    if (owner !== undefined) {
-      return { status: 403, kind: 'other-node', ...(target ? { nodeId: target } : {}), message: `refused: node ${owner}'s keeper presented its credentials for node ${target ?? '?'}`, hint: 'a keeper reports only for the node it registered' };
-    }
-    if (isOperator) return { status: 403, kind: 'operator-on-node-route', message: 'the operator token does not report for a node', hint: "a node's keeper uses the token its registration returned" };
-    return { status: 401, kind: 'invalid', ...(target ? { nodeId: target } : {}), message: `invalid credentials for node ${target ?? '?'}: a wrong or replaced token`, hint: 'the node was registered again since (pgha keeper create): restart its keeper with the new keeper.json' };
+    // The operator on an operator route: no owner to look up.
+    if (isOperator && !NODE_ROUTES.has(route)) return undefined;
+    const cached = auth.nodeCredentials.cachedOwnerOf(digest);
+    if (cached !== undefined) return verdict(route, cached, isOperator, req);
+    return auth.nodeCredentials.ownerOf(digest).then((owner) => verdict(route, owner, isOperator, req));
   };
 
-  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    const refusal = await judge(req);
-    if (!refusal) return;
+  const refuse = async (req: FastifyRequest, reply: FastifyReply, refusal: Refusal): Promise<void> => {
     log.warn({ security: true, kind: refusal.kind, status: refusal.status, method: req.method, url: req.url.split('?')[0], ip: req.ip, ...(refusal.nodeId ? { nodeId: refusal.nodeId } : {}) }, `security: ${refusal.message}`);
     if (refusal.nodeId !== undefined) {
       await writeSecurityEvent(refusal.nodeId, refusal.kind, `security: ${refusal.message} (from ${req.ip})`).catch((err: Error) => log.warn({ err: err.message }, 'could not write a security event'));
     }
     if (refusal.status === 401) void reply.header('www-authenticate', 'Bearer realm="pgha"');
-    return reply.code(refusal.status).send({ code: refusal.status === 401 ? 'PGHA_ERR_UNAUTHENTICATED' : 'PGHA_ERR_FORBIDDEN', message: refusal.message, hint: refusal.hint });
+    await reply.code(refusal.status).send({ code: refusal.status === 401 ? 'PGHA_ERR_UNAUTHENTICATED' : 'PGHA_ERR_FORBIDDEN', message: refusal.message, hint: refusal.hint });
+  };
+
+  // A callback hook, not an async one: a request judged at once goes on in the same turn.
+  app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+    const judged = judge(req);
+    const settle = (refusal: Refusal | undefined): void => {
+      // A refused request is answered here, and not passed on (fastify: no done() after a reply).
+      if (refusal) refuse(req, reply, refusal).catch(done);
+      else done();
+    };
+    if (judged instanceof Promise) judged.then(settle, done);
+    else settle(judged);
   });
 }

@@ -4,7 +4,7 @@
  * and what a report makes it write: nothing, only a due LSN, or the node.
  */
 import { describe, expect, it } from 'vitest';
-import type { NodeReport } from '@pgha/shared';
+import type { NodeReport, TransitionProgress } from '@pgha/shared';
 import type { NodeRecord } from '../src/store/records.js';
 import { ReportOverlay, applyReport } from '../src/store/etcd/report-overlay.js';
 
@@ -61,5 +61,34 @@ describe('applyReport: what it writes', () => {
   it('the node, not only the LSN, when a persisted fact changed with it', () => {
     const applied = applyReport(storedStandby(), live(T0), { ...streaming, lsn: '0/3000200', problem: 'disk full' }, T0 + 10_000);
     expect({ write: applied.write, lsnOnly: applied.lsnOnly }).toEqual({ write: true, lsnOnly: false });
+  });
+});
+
+describe('applyReport: whether a decision must look at the report (factsChanged)', () => {
+  const streaming: NodeReport = { ...REPORT, upstreamStreaming: true };
+  const live = (reportedAtMs: number, transitionProgress: TransitionProgress | null = null) => ({ reportedAtMs, reportedLsn: '0/3000148', lastStreamingAtMs: reportedAtMs, transitionProgress, lsnWrittenAtMs: reportedAtMs });
+  const FRESH_MS = 1000;
+
+  it('no change for the same facts, a moved LSN, and the previous report heard 500 ms before', () => {
+    expect(applyReport(storedStandby(), live(T0), { ...streaming, lsn: '0/3000200' }, T0 + 500, 0, undefined, FRESH_MS).factsChanged).toBe(false);
+  });
+
+  it('a change when a persisted fact changed (the WAL receiver stopped)', () => {
+    expect(applyReport(storedStandby(), live(T0), REPORT, T0 + 500, 0, undefined, FRESH_MS).factsChanged).toBe(true);
+  });
+
+  it('a change when the keeper was not heard within freshMs, or never by this monitor', () => {
+    expect(applyReport(storedStandby(), live(T0), streaming, T0 + 1001, 0, undefined, FRESH_MS).factsChanged).toBe(true);
+    expect(applyReport(storedStandby(), undefined, streaming, T0 + 500, 0, undefined, FRESH_MS).factsChanged).toBe(true);
+  });
+
+  it('a change while a transition is under way, or just ended', () => {
+    const progress: TransitionProgress = { phase: 'basebackup', doneBytes: 1024, totalBytes: null };
+    expect(applyReport(storedStandby(), live(T0), { ...streaming, transitionProgress: progress }, T0 + 500, 0, undefined, FRESH_MS).factsChanged).toBe(true);
+    expect(applyReport(storedStandby(), live(T0, progress), streaming, T0 + 500, 0, undefined, FRESH_MS).factsChanged).toBe(true);
+  });
+
+  it('always a change without freshMs', () => {
+    expect(applyReport(storedStandby(), live(T0), streaming, T0 + 500).factsChanged).toBe(true);
   });
 });

@@ -14,6 +14,8 @@ import { noSuchNode } from '../store/not-found.js';
 import { groupKey, type NodeRecord } from '../store/records.js';
 import type { MonitorStore, StoreTransaction } from '../store/store-port.js';
 import type { GroupDriver, GroupOutcome } from './group-driver.js';
+import { isSteadyGroup } from './steady-group.js';
+import { formationSettings } from '../store/group-facts.js';
 import type { MonitorLag } from './monitor-lag.js';
 
 /** What a keeper's report did: the node as read, and its group after the decision. */
@@ -140,8 +142,20 @@ export class ReportBatcher {
       const recorded = read.inputs.get(q.nodeId);
       return recorded ? reportEvents(recorded, q.report) : [];
     }));
+    // A group whose reports all changed nothing but the time and the LSN, and which is steady,
+    // is not decided again here: the timer decides it (steady-group.ts).
+    const changed = new Map<string, boolean>();
+    for (const q of last.values()) {
+      const input = read.inputs.get(q.nodeId);
+      if (!input) continue;
+      const key = groupKey(input.node.formationId, input.node.groupId);
+      changed.set(key, (changed.get(key) ?? false) || input.factsChanged !== false);
+    }
     const decided = new Map<string, GroupOutcome>();
-    for (const [key, g] of read.groups) decided.set(key, await this.driver.decideRead(tx, g, read.nowMs, 'report'));
+    for (const [key, g] of read.groups) {
+      const skip = changed.get(key) === false && isSteadyGroup(g.nodes, read.nowMs, formationSettings(g.formation));
+      decided.set(key, skip ? { assignments: [], formation: g.formation, nodes: g.nodes } : await this.driver.decideRead(tx, g, read.nowMs, 'report'));
+    }
     const outcomes = new Map<QueuedReport, ReportOutcome | Error>();
     for (const q of batch) {
       const input = read.inputs.get(q.nodeId);

@@ -140,10 +140,12 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
  */
 export function refuseWithoutLease(app: FastifyInstance, leadership: { readonly monitorId: string; leaseValid(): boolean }, log: Logger): void {
   let refusing = false;
-  app.addHook('onRequest', async (_req, reply) => {
+  // A callback hook: a request on a valid lease goes on in the same turn of the event loop.
+  app.addHook('onRequest', (_req, reply, done) => {
     if (leadership.leaseValid()) {
       if (refusing) log.info('has a valid etcd lease again: serves requests');
       refusing = false;
+      done();
       return;
     }
     // Said once per episode, not once per request (keepers report twice a second).
@@ -152,6 +154,7 @@ export function refuseWithoutLease(app: FastifyInstance, leadership: { readonly 
     const err = new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `monitor ${leadership.monitorId} has no valid etcd lease (it cannot reach etcd, or it was paused past its lease)`, {
       hint: 'use another monitor of the list; this one answers again once it reaches etcd',
     });
-    return reply.code(503).send({ code: err.code, message: err.message, hint: err.hint });
+    // Answered here, so not passed on (fastify: no done() after a reply).
+    void reply.code(503).send({ code: err.code, message: err.message, hint: err.hint });
   });
 }

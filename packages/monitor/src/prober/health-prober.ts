@@ -148,13 +148,14 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<void
 
 /**
  * A node whose health is `bad` while its keeper reports (within `nodeUnhealthyTimeoutMs`) the
- * same state for {@link SETTLED_MS} is probed every this many rounds (2 s at the default 500 ms interval) instead of every round.
+ * same state for {@link SETTLED_MS} is probed every this many rounds (5 s at the default 500 ms
+ * interval, pg_auto_failover's `health_check_period`) instead of every round.
  * Its health only counts in a decision when its keeper is silent or says Postgres is stopped
  * (`postgresIsDown`): once the keeper falls silent it is probed every round again, and its
  * health turns `good` at the first probe that succeeds. This spares the monitor a connection
  * attempt every interval to each node it cannot reach while their keepers say they are up.
  */
-const BAD_NODE_PROBE_ROUNDS = 4;
+const BAD_NODE_PROBE_ROUNDS = 10;
 
 /**
  * A node counts as settled for {@link BAD_NODE_PROBE_ROUNDS} once its keeper has reported the

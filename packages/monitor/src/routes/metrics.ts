@@ -21,7 +21,8 @@ export async function metricsRoutes(app: FastifyInstance, deps: AppDeps & { metr
 
 /** Times every answered keeper report (`pgha_report_duration_seconds`). */
 export function timeReports(app: FastifyInstance, metrics: MonitorMetrics): void {
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     if (req.method === 'POST' && req.routeOptions.url === REPORT_ROUTE) metrics.observeReport(reply.elapsedTime);
+    done();
   });
 }

@@ -41,3 +41,14 @@ function toFacts(n: NodeRecord): NodeFacts {
 export function groupFacts(formation: FormationRecord, groupId: number, nodes: readonly NodeRecord[], nowMs: number, monitorLagMs = 0): GroupFacts {
   return { formation: formation.formationId, groupId, nowMs, settings: formationSettings(formation), nodes: nodes.map(toFacts), ...(monitorLagMs > 0 ? { monitorLagMs } : {}) };
 }
+
+/**
+ * How recently every keeper of a group must have been heard for its reports to skip the
+ * decision (`driver/steady-group.ts`), in ms: three quarters of `nodeUnhealthyTimeoutMs` (1.5 s
+ * by default). A keeper that falls silent passes this a quarter of the timeout before it counts
+ * as silent, so from then on every report of its group decides again, and its silence is acted
+ * on at the first report (or timer tick) after the timeout, as without this rule.
+ */
+export function freshWithinMs(settings: Pick<FormationSettings, 'nodeUnhealthyTimeoutMs'>): number {
+  return (settings.nodeUnhealthyTimeoutMs * 3) / 4;
+}

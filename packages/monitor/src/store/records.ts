@@ -155,6 +155,13 @@ export interface RecordedReport {
   recorded: boolean;
   /** What the report replaced: the node's reported problem and last recorded self-fence before it. */
   before: Pick<NodeRecord, 'reportedProblem' | 'lastSelfFenceAt'>;
+  /**
+   * False when the report changed no fact a decision reads but the time and the LSN: the same
+   * persisted facts, no transition under way, its previous report heard by this monitor within
+   * `freshWithinMs` (`driver/steady-group.ts`). Undefined when the store does
+   * not tell (the Postgres adapter): the group is decided.
+   */
+  factsChanged?: boolean;
 }
 
 /** What `StoreTransaction.recordReports` recorded and read. */

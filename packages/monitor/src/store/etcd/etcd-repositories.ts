@@ -50,6 +50,7 @@ import { groupLockKey, type KeyedLocks } from './keyed-locks.js';
 import { prefixEnd, type StoreKeys } from './keys.js';
 import type { NodeIdBlocks } from './node-ids.js';
 import { LSN_WRITE_INTERVAL_MS, applyReport, type ReportOverlay } from './report-overlay.js';
+import { formationSettings, freshWithinMs } from '../group-facts.js';
 
 /**
  * Events kept per formation: appending beyond this deletes the formation's oldest events in the
@@ -121,8 +122,10 @@ export interface EtcdContext {
 export function nodeOf(kv: Kv & { own?: boolean }, revisionBase: bigint): NodeRecord {
   if (kv.own) return decodeNode(kv.value);
   let node = decoded.get(kv);
-  if (!node) decoded.set(kv, (node = decodeNode(kv.value)));
-  return { ...node, goalRevision: String(revisionBase + BigInt(kv.modRevision)) };
+  if (!node || node.base !== revisionBase) {
+    decoded.set(kv, (node = { record: { ...decodeNode(kv.value), goalRevision: String(revisionBase + BigInt(kv.modRevision)) }, base: revisionBase }));
+  }
+  return { ...node.record };
 }
 
 /**
@@ -155,7 +158,7 @@ export async function formationsAndNodes(ctx: EtcdContext, only: (formationId: s
  * object per key until the key changes, so a node is decoded once per change, not once per read.
  * Each read gets a copy: the decoded record is never handed out.
  */
-const decoded = new WeakMap<Kv, NodeRecord>();
+const decoded = new WeakMap<Kv, { record: NodeRecord; base: bigint }>();
 
 /**
  * The formation a node id lives in (cached: it never changes), or undefined when the id was
@@ -728,14 +731,17 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
   for (const g of groupOrder) await lockGroup(g.formationId, g.groupId);
   // Each formation's key and nodes at once, at the attempt's revision (the loop below then
   // reads them from the attempt's cache): one round trip for the batch, not two per report.
-  await Promise.all([...new Set(groupOrder.map((g) => g.formationId))].map((f) => Promise.all([readFormation(ctx, f), storedNodes(ctx, f)])));
+  // Read after the locks: the group's nodes and formation at the attempt's revision. Each node
+  // is written at most once below (one report per node), after its own read, so the formation's
+  // nodes as read here stay what each report needs.
+  const read = new Map(
+    await Promise.all([...new Set(groupOrder.map((g) => g.formationId))].map(async (f) => [f, await Promise.all([readFormation(ctx, f), storedNodes(ctx, f)])] as const)),
+  );
   const inputs = new Map<number, RecordedReport>();
   const groups = new Map<string, GroupRead>();
   const groupNodes = new Map<string, Map<number, NodeRecord>>();
   for (const { node: before, report } of byNode.values()) {
-    // Read again after the locks: the group's nodes and formation at the attempt's revision.
-    const formation = await readFormation(ctx, before.formationId);
-    const nodes = await storedNodes(ctx, before.formationId);
+    const [formation, nodes] = read.get(before.formationId)!;
     const stored = nodes.find((n) => n.nodeId === before.nodeId);
     if (!formation || !stored) continue;
     const prior = { reportedProblem: stored.reportedProblem, lastSelfFenceAt: stored.lastSelfFenceAt };
@@ -743,13 +749,14 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
       inputs.set(stored.nodeId, { node: shared.overlay.merge(stored), recorded: false, before: prior });
       continue;
     }
-    const applied = applyReport(stored, shared.overlay.get(stored.nodeId), report, now, Math.random() * LSN_WRITE_INTERVAL_MS, shared.overlay.graceFrom(stored.formationId));
+    const freshMs = freshWithinMs(formationSettings(formation.record));
+    const applied = applyReport(stored, shared.overlay.get(stored.nodeId), report, now, Math.random() * LSN_WRITE_INTERVAL_MS, shared.overlay.graceFrom(stored.formationId), freshMs);
     if (applied.write && !applied.lsnOnly) writeNode(ctx, applied.node);
     ctx.attempt.onCommit(() => {
       shared.overlay.set(stored.nodeId, applied.live);
       if (applied.lsnOnly) shared.lsnDue(stored.nodeId);
     });
-    inputs.set(stored.nodeId, { node: applied.node, recorded: true, before: prior });
+    inputs.set(stored.nodeId, { node: applied.node, recorded: true, before: prior, factsChanged: applied.factsChanged || report.selfFence !== undefined });
     const key = groupKey(stored.formationId, stored.groupId);
     let members = groupNodes.get(key);
     if (!members) {

@@ -112,6 +112,12 @@ export interface AppliedReport {
   lsnOnly: boolean;
   /** The overlay's entry after the report. */
   live: NodeLiveness;
+  /**
+   * Whether the report changed a fact a decision reads beyond the time and the LSN: a persisted
+   * fact, a transition under way (its progress lives in the overlay only), or the keeper's
+   * liveness (this monitor heard no report of it within `freshMs` before).
+   */
+  factsChanged: boolean;
 }
 
 /**
@@ -128,8 +134,11 @@ export interface AppliedReport {
  *   ({@link ReportOverlay.graceFrom}): a standby that streamed as far as the store knows counts
  *   as streaming at that instant, as reads see it; its first report to a new leader must not
  *   make it unhealthy at once because the old leader kept its streaming time in memory.
+ * @param freshMs - how recent the previous report must be for this one to change nothing of
+ *   the keeper's liveness (`AppliedReport.factsChanged`; the caller passes
+ *   `freshWithinMs` of `driver/steady-group.ts`); 0: every report counts as a change.
  */
-export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, report: NodeReport, nowMs: number, lsnJitterMs = 0, graceFromMs?: number): AppliedReport {
+export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, report: NodeReport, nowMs: number, lsnJitterMs = 0, graceFromMs?: number, freshMs = 0): AppliedReport {
   const base = mergeLiveness(stored, live, graceFromMs);
   const lsn = formatLsn(parseLsn(report.lsn));
   const fence = report.selfFence?.fencedAtMs;
@@ -153,9 +162,11 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
   const factChanged = stored.reportedAt === null || PERSISTED_REPORT_FACTS.some((f) => !sameFact(stored[f], node[f]));
   const lsnDue = lsn !== stored.reportedLsn && nowMs - lsnWrittenAtMs >= LSN_WRITE_INTERVAL_MS;
   const write = factChanged || lsnDue;
+  const heardRecently = live !== undefined && nowMs - live.reportedAtMs <= freshMs;
   return {
     node,
     write,
+    factsChanged: factChanged || !heardRecently || node.transitionInProgress !== null || node.transitionProgress !== null || (live?.transitionProgress ?? null) !== null,
     lsnOnly: lsnDue && !factChanged,
     live: {
       reportedAtMs: nowMs,
