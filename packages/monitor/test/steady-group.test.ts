@@ -7,7 +7,7 @@ import type { NodeRecord } from '../src/store/records.js';
 import { isSteady, isSteadyGroup } from '../src/driver/steady-group.js';
 
 const NOW = Date.UTC(2026, 11, 5, 11, 0, 0);
-const SETTINGS = { nodeUnhealthyTimeoutMs: 2000 };
+const SETTINGS = { nodeUnhealthyTimeoutMs: 2000, standbyStreamingTimeoutMs: 3000 };
 
 function node(nodeId: number, over: Partial<NodeRecord> = {}): NodeRecord {
   const at = new Date(NOW - 300);
@@ -50,6 +50,12 @@ describe('isSteadyGroup', () => {
     expect(isSteadyGroup([node(1, { reportedAt: new Date(NOW - 1500) }), node(2), node(3)], NOW, SETTINGS)).toBe(true);
     expect(isSteadyGroup([node(1, { reportedAt: new Date(NOW - 1501) }), node(2), node(3)], NOW, SETTINGS)).toBe(false);
     expect(isSteadyGroup([node(1), node(2, { reportedAt: null })], NOW, SETTINGS)).toBe(false);
+  });
+
+  it('the shorter of nodeUnhealthyTimeoutMs and standbyStreamingTimeoutMs counts', () => {
+    const group = [node(1, { reportedAt: new Date(NOW - 800) }), node(2), node(3)];
+    expect(isSteadyGroup(group, NOW, { nodeUnhealthyTimeoutMs: 2000, standbyStreamingTimeoutMs: 1000 })).toBe(false);
+    expect(isSteadyGroup(group, NOW, { nodeUnhealthyTimeoutMs: 2000, standbyStreamingTimeoutMs: 1100 })).toBe(true);
   });
 
   it('not when one node is not steady, nor for no node', () => {

@@ -35,9 +35,9 @@ export function isSteady(n: Pick<NodeRecord, 'reportedState' | 'goalState' | 'po
  * @param nodes - the group's nodes as read with the reports applied (merged with the monitor's
  *   overlay: `reportedAt` is each keeper's last report).
  * @param nowMs - the clock of the read (ms since the epoch).
- * @param settings - the formation's settings (`nodeUnhealthyTimeoutMs`, ms).
+ * @param settings - the formation's settings (`nodeUnhealthyTimeoutMs`, `standbyStreamingTimeoutMs`, ms).
  */
-export function isSteadyGroup(nodes: readonly NodeRecord[], nowMs: number, settings: Pick<FormationSettings, 'nodeUnhealthyTimeoutMs'>): boolean {
+export function isSteadyGroup(nodes: readonly NodeRecord[], nowMs: number, settings: Pick<FormationSettings, 'nodeUnhealthyTimeoutMs' | 'standbyStreamingTimeoutMs'>): boolean {
   const freshMs = freshWithinMs(settings);
   return nodes.length > 0 && nodes.every((n) => isSteady(n) && n.reportedAt !== null && nowMs - n.reportedAt.getTime() <= freshMs);
 }

@@ -44,11 +44,13 @@ export function groupFacts(formation: FormationRecord, groupId: number, nodes: r
 
 /**
  * How recently every keeper of a group must have been heard for its reports to skip the
- * decision (`driver/steady-group.ts`), in ms: three quarters of `nodeUnhealthyTimeoutMs` (1.5 s
- * by default). A keeper that falls silent passes this a quarter of the timeout before it counts
- * as silent, so from then on every report of its group decides again, and its silence is acted
- * on at the first report (or timer tick) after the timeout, as without this rule.
+ * decision (`driver/steady-group.ts`), in ms: three quarters of the shorter of
+ * `nodeUnhealthyTimeoutMs` and `standbyStreamingTimeoutMs` (1.5 s by default). A keeper that
+ * falls silent (or a standby whose last streaming report ages) passes this a quarter of the
+ * timeout before the timeout comes due, so from then on every report of its group decides
+ * again, and the timeout is acted on at the first report (or timer tick) after it, as without
+ * this rule.
  */
-export function freshWithinMs(settings: Pick<FormationSettings, 'nodeUnhealthyTimeoutMs'>): number {
-  return (settings.nodeUnhealthyTimeoutMs * 3) / 4;
+export function freshWithinMs(settings: Pick<FormationSettings, 'nodeUnhealthyTimeoutMs' | 'standbyStreamingTimeoutMs'>): number {
+  return (Math.min(settings.nodeUnhealthyTimeoutMs, settings.standbyStreamingTimeoutMs) * 3) / 4;
 }
