@@ -71,7 +71,7 @@ afterAll(async () => {
 describe('formations on one monitor', () => {
   it('creates a formation, and refuses nodes into one that does not exist', async () => {
     const created = JSON.parse(await pghaOk('create', 'formation', 'other', '--number-sync-standbys', '0', '--json')) as FormationView;
-    expect(created).toEqual({ formation: 'other', kind: 'pgsql', dbname: 'postgres', number_sync_standbys: 0 });
+    expect(created).toMatchObject({ formation: 'other', kind: 'pgsql', dbname: 'postgres', number_sync_standbys: 0, timing: { nodeUnhealthyTimeoutMs: 2000, keeperReportIntervalMs: 500 } });
     expect(await state('other')).toEqual([]);
 
     const pgdata = join(dir, 'nosuch', 'pgdata');

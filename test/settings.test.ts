@@ -4,8 +4,10 @@
  * `pgha show standby-names` show them, the primary applies a replication-quorum change to its
  * running `synchronous_standby_names`, and refused changes leave the formation as it was.
  */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventRow, NodeSettingsChange, NodeSettingsRow, NodeStateRow, SettingsView, StandbyNamesView } from '@pgha/shared';
+import { DEFAULT_FORMATION_SETTINGS, TIMING_SETTINGS, type EventRow, type NodeSettingsChange, type NodeSettingsRow, type NodeStateRow, type SettingsView, type StandbyNamesView } from '@pgha/shared';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, startLocalFormation, type LocalFormation } from './helpers/formation.js';
 import { endAllProcesses, runPgha } from './helpers/processes.js';
 import { expectOneLineError, expectUsageError, runPghaOk } from './helpers/cli.js';
@@ -13,6 +15,8 @@ import { waitFor } from './helpers/wait-for.js';
 import { monitorFetch } from './helpers/monitor-access.js';
 
 let formation: LocalFormation;
+/** The timing settings a formation shows before any change: the defaults. */
+const timingDefaults = Object.fromEntries(Object.values(TIMING_SETTINGS).map((s) => [s.key, DEFAULT_FORMATION_SETTINGS[s.key]]));
 let env: Record<string, string>;
 let primary: NodeStateRow;
 let standby: NodeStateRow;
@@ -85,7 +89,7 @@ describe('node settings', () => {
 
   it('shows the settings and the standby names the monitor computes', async () => {
     const view = JSON.parse(await pghaOk('show', 'settings', '--json')) as SettingsView;
-    expect(view.formation).toEqual({ formation: 'default', kind: 'pgsql', dbname: 'postgres', number_sync_standbys: 0 });
+    expect(view.formation).toEqual({ formation: 'default', kind: 'pgsql', dbname: 'postgres', number_sync_standbys: 0, timing: timingDefaults });
     const byId = [primary, standby].sort((a, b) => a.node_id - b.node_id);
     expect(view.nodes.map((n) => [n.name, n.candidate_priority, n.replication_quorum])).toEqual(byId.map((n) => [n.name, 50, true]));
     const expected = `ANY 1 (pgha_node_${standby.node_id})`;
@@ -154,6 +158,54 @@ describe('formation settings', () => {
 
     await pghaOk('set', 'formation', 'number-sync-standbys', '0');
     expect((await pghaOk('get', 'formation', 'number-sync-standbys')).trim()).toBe('0');
+  });
+});
+
+describe('timing settings', () => {
+  it('sets a timing setting with its unit: the monitor shows it, writes its event, and every keeper takes it at once', async () => {
+    expect((await pghaOk('get', 'formation', 'keeper-report-interval')).trim()).toBe('500 ms');
+    const set = JSON.parse(await pghaOk('set', 'formation', 'keeper-report-interval', '300ms', '--json')) as { formation: SettingsView['formation']; changes: string[] };
+    expect(set.changes).toEqual(['keeper-report-interval of formation "default" set from 500 ms to 300 ms']);
+    expect(set.formation.timing.keeperReportIntervalMs).toBe(300);
+    expect((await events()).at(-1)).toMatchObject({ node_id: 0, rule: 'settings-changed', reason: set.changes[0] });
+    expect(JSON.parse(await pghaOk('get', 'formation', 'keeper-report-interval', '--json'))).toEqual({ formation: 'default', 'keeper-report-interval': 300 });
+    // Each keeper says it reports at the new interval.
+    const keeperLogs = formation.up.nodes.map((n) => join(dirname(n.pgdata), 'keeper.log'));
+    await waitFor('both keepers on the new interval', () => keeperLogs.every((f) => /formation settings: reports every 300 ms/.test(readFileSync(f, 'utf8'))), { timeoutMs: 10_000, intervalMs: 100 });
+    expect(await pghaOk('show', 'settings')).toMatch(/formation +\| +default +\| +keeper-report-interval +\| +300 ms/);
+    expect((await pghaOk('set', 'formation', 'keeper-report-interval', '0.3s')).trim()).toBe('keeper-report-interval of formation "default" is already 300 ms');
+    await pghaOk('set', 'formation', 'keeper-report-interval', '500ms');
+    expect(isPrimaryAndSecondaries(await showState(formation.up.monitor.url))).toBe(true);
+  });
+
+  it('refuses, with the numbers, a combination that would let the monitor promote before a cut-off primary has fenced itself, and changes nothing', async () => {
+    const before = (await events()).at(-1)!.event_id;
+    const refused = await pgha('set', 'formation', 'network-partition-timeout', '2s');
+    expectOneLineError(refused, /fences itself as late as 2300 ms after its last answered report .* after node-unhealthy-timeout 2000 ms: two primaries could take writes for up to 300 ms\. Raise node-unhealthy-timeout above 2300 ms/);
+    expect((await pghaOk('get', 'formation', 'network-partition-timeout')).trim()).toBe('1000 ms');
+    expect((await events()).at(-1)!.event_id).toBe(before);
+    const streaming = await pgha('set', 'formation', 'standby-streaming-timeout', '2s');
+    expectOneLineError(streaming, /standby-streaming-timeout 2000 ms is not above node-unhealthy-timeout 2000 ms/);
+    // Raised first, the unhealthy timeout makes room for the longer partition timeout.
+    await pghaOk('set', 'formation', 'standby-streaming-timeout', '4s');
+    await pghaOk('set', 'formation', 'node-unhealthy-timeout', '3s');
+    await pghaOk('set', 'formation', 'network-partition-timeout', '2s');
+    const view = JSON.parse(await pghaOk('show', 'settings', '--json')) as SettingsView;
+    expect(view.formation.timing).toMatchObject({ nodeUnhealthyTimeoutMs: 3000, networkPartitionTimeoutMs: 2000, standbyStreamingTimeoutMs: 4000 });
+    await pghaOk('set', 'formation', 'network-partition-timeout', '1s');
+    await pghaOk('set', 'formation', 'node-unhealthy-timeout', '2s');
+    await pghaOk('set', 'formation', 'standby-streaming-timeout', '3s');
+  });
+
+  it('refuses a duration without a unit, a wrong unit, or one out of range, before asking the monitor', async () => {
+    expectUsageError(await pgha('set', 'formation', 'node-unhealthy-timeout', '3'), 'set formation node-unhealthy-timeout', /give a unit: 3s or 3ms/);
+    expectUsageError(await pgha('set', 'formation', 'node-unhealthy-timeout', '3 parsecs'), 'set formation node-unhealthy-timeout', /"3 parsecs" is not a duration/);
+    expectUsageError(await pgha('set', 'formation', 'health-probe-interval', '10ms'), 'set formation health-probe-interval', /expected a duration from 100 ms to 60 s/);
+    expectUsageError(await pgha('set', 'formation', 'health-probe-retries', '0'), 'set formation health-probe-retries', /expected a whole number from 1 to 20/);
+    const api400 = await api('PATCH', '/v1/formations/default/settings', { healthProbeIntervalMs: 5 });
+    expect(api400.status).toBe(400);
+    expect(api400.body.field).toBe('body.healthProbeIntervalMs');
+    expect((await pghaOk('get', 'formation', 'health-probe-interval')).trim()).toBe('500 ms');
   });
 });
 

@@ -22,6 +22,7 @@ import type { Assignment, NodeReport, NodeState } from '@pgha/shared';
 import {
   STREAM_START,
   changeNumberSyncStandbys,
+  changeTimingSettings,
   formationEvent,
   nodeEvent,
   registerNode,
@@ -557,6 +558,21 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         expect((refused as { error: { code?: string } }).error.code).toBe('PGHA_ERR_CONFLICT');
         expect((await store.formations.get(f)).numberSyncStandbys).toBe(0);
         expect(await store.stream.latest(f, 10)).toEqual([]);
+      });
+
+      it("changes a formation's timing settings with their events, and a combination that does not fit writes nothing", async () => {
+        const f = await formation('c-timing');
+        await addNode(f, 'a');
+        const changes = await store.transaction(async (tx) => changeTimingSettings(tx, await tx.lockFormation(f), { nodeUnhealthyTimeoutMs: 2500, healthProbeRetries: 3 }));
+        expect(changes).toEqual([`node-unhealthy-timeout of formation "${f}" set from 2000 ms to 2500 ms`, `health-probe-retries of formation "${f}" set from 2 to 3`]);
+        expect((await store.formations.get(f)).settings).toEqual({ nodeUnhealthyTimeoutMs: 2500, healthProbeRetries: 3 });
+        expect((await store.stream.latest(f, 10)).map((e) => e.reason)).toEqual(changes);
+
+        const refused = await outcome(store.transaction(async (tx) => changeTimingSettings(tx, await tx.lockFormation(f), { nodeUnhealthyTimeoutMs: 1000 })));
+        expect(refused.ok).toBe(false);
+        expect((refused as { error: { code?: string } }).error.code).toBe('PGHA_ERR_VALIDATION');
+        expect((await store.formations.get(f)).settings).toEqual({ nodeUnhealthyTimeoutMs: 2500, healthProbeRetries: 3 });
+        expect(await store.stream.latest(f, 10)).toHaveLength(2);
       });
 
       it("wakes the keepers of a settings change's nodes at commit", async () => {

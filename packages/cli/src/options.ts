@@ -4,13 +4,31 @@
  * option object is typed from its declarations, never by hand.
  */
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import { DEFAULT_FORMATION, ValidationError } from '@pgha/shared';
+import { DEFAULT_FORMATION, ValidationError, formatDurationMs } from '@pgha/shared';
+import parseDuration, { type StringValue } from 'ms';
 
 /** A commander argument parser for a whole number from `min` to `max`; a usage error otherwise. */
 export function intArg(min: number, max: number): (value: string) => number {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/**
+ * A commander argument parser for a duration with its unit (`2s`, `500ms`, `1.5s`, `1m`,
+ * parsed by the `ms` package), in whole ms from `minMs` to `maxMs`; a usage error otherwise,
+ * also for a bare number (`2`: seconds or milliseconds?).
+ */
+export function durationArg(minMs: number, maxMs: number): (value: string) => number {
+  return (value: string): number => {
+    const text = value.trim();
+    if (/^[0-9.]+$/.test(text)) throw new InvalidArgumentError(`give a unit: ${text}s or ${text}ms`);
+    const parsed = parseDuration(text as StringValue) as number | undefined;
+    if (parsed === undefined || !Number.isFinite(parsed)) throw new InvalidArgumentError(`"${value}" is not a duration: give a number and a unit, e.g. 2s or 500ms`);
+    const n = Math.round(parsed);
+    if (n < minMs || n > maxMs) throw new InvalidArgumentError(`expected a duration from ${formatDurationMs(minMs)} to ${formatDurationMs(maxMs)}`);
     return n;
   };
 }

@@ -10,11 +10,27 @@ import { MonitorClient } from '@pgha/client';
 import { InvalidArgumentError, type CommandUnknownOpts, type Command, type OptionValues } from '@commander-js/extra-typings';
 import {
   FormationName,
+  TIMING_SETTINGS,
   ValidationError,
+  formatDurationMs,
+  formatTimingValue,
   type SettingsView,
+  type TimingSettingKey,
 } from '@pgha/shared';
 import { confirmDestructive } from './confirm.js';
-import { boolArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
+import { boolArg, durationArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
+
+/** What each timing setting does, as `pgha set formation --help` says it (docs/timeouts.md has the reasons). */
+const TIMING_DESCRIPTIONS: Readonly<Record<TimingSettingKey, string>> = {
+  keeperReportIntervalMs: 'how often each keeper reports when nothing changes',
+  nodeUnhealthyTimeoutMs: 'how long a silent keeper takes to count as one witness of failure',
+  standbyStreamingTimeoutMs: 'how long a standby may not stream before it no longer holds writes',
+  electionTimeoutMs: 'how long an election waits for every standby to report its LSN',
+  healthProbeIntervalMs: "how often the monitor probes each node's Postgres",
+  healthProbeTimeoutMs: "one probe's limit (connect and query)",
+  healthProbeRetries: 'consecutive failed probes before a node is unhealthy',
+  networkPartitionTimeoutMs: 'how long a primary cut off from the monitor and its standbys waits before it fences itself',
+};
 
 async function withClient<T>(monitors: readonly string[], fn: (c: MonitorClient) => Promise<T>): Promise<T> {
   const client = new MonitorClient(monitors, cliCredentials());
@@ -47,6 +63,7 @@ export function renderSettingsTable(view: SettingsView): string {
     chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' | ' },
   });
   table.push(['formation', view.formation.formation, 'number_sync_standbys', String(view.formation.number_sync_standbys)]);
+  for (const [name, s] of Object.entries(TIMING_SETTINGS)) table.push(['formation', view.formation.formation, name, formatTimingValue(s.key, view.formation.timing[s.key])]);
   for (const s of view.standby_names) {
     if (s.primary !== null) table.push(['primary', s.primary, 'synchronous_standby_names', `'${s.synchronous_standby_names}'`]);
   }
@@ -95,7 +112,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
         printChange(r.changes, `replication quorum of node ${r.node.node_id} "${r.node.name}" is already ${r.node.replication_quorum}`, r.warnings);
       }),
     );
-  const setFormation = subcommand(set, 'formation', "change a formation's replication setting");
+  const setFormation = subcommand(set, 'formation', "change a formation's replication or timing setting");
   withCommon(setFormation.command('number-sync-standbys').description('how many standbys must acknowledge each commit (0 = writes go on without any)'))
     .argument('<n>', 'from 0 to the number of standbys with replication quorum', intArg(0, 100))
     .action(async (n, o) =>
@@ -105,6 +122,17 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
         printChange(r.changes, `number_sync_standbys of formation "${r.formation.formation}" is already ${r.formation.number_sync_standbys}`);
       }),
     );
+  for (const [name, s] of Object.entries(TIMING_SETTINGS)) {
+    withCommon(setFormation.command(name).description(`${TIMING_DESCRIPTIONS[s.key]} (docs/timeouts.md)`))
+      .argument('<value>', s.unit === 'ms' ? `a duration with its unit, e.g. 2s or 500ms (${formatDurationMs(s.min)} to ${formatDurationMs(s.max)})` : `from ${s.min} to ${s.max}`, s.unit === 'ms' ? durationArg(s.min, s.max) : intArg(s.min, s.max))
+      .action(async (value, o) =>
+        withClient(monitorUrls(o.monitor), async (c) => {
+          const r = await c.setFormationSettings(o.formation, { [s.key]: value });
+          if (o.json) return printJson(r);
+          printChange(r.changes, `${name} of formation "${r.formation.formation}" is already ${formatTimingValue(s.key, r.formation.timing[s.key])}`);
+        }),
+      );
+  }
 
   // pgha get node|formation …
   const get = subcommand(program, 'get', 'print a replication setting');
@@ -123,7 +151,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
         return o.json ? printJson(r) : print(String(r.replication_quorum));
       }),
     );
-  const getFormation = subcommand(get, 'formation', "print a formation's replication setting");
+  const getFormation = subcommand(get, 'formation', "print a formation's replication or timing setting");
   withCommon(getFormation.command('number-sync-standbys').description("the formation's number_sync_standbys"))
     .action(async (o) =>
       withClient(monitorUrls(o.monitor), async (c) => {
@@ -131,10 +159,19 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
         return o.json ? printJson(r.formation) : print(String(r.formation.number_sync_standbys));
       }),
     );
+  for (const [name, s] of Object.entries(TIMING_SETTINGS)) {
+    withCommon(getFormation.command(name).description(`the formation's ${name}${s.unit === 'ms' ? ' (--json: in ms)' : ''}`))
+      .action(async (o) =>
+        withClient(monitorUrls(o.monitor), async (c) => {
+          const r = await c.settings(o.formation);
+          return o.json ? printJson({ formation: r.formation.formation, [name]: r.formation.timing[s.key] }) : print(formatTimingValue(s.key, r.formation.timing[s.key]));
+        }),
+      );
+  }
 
   // pgha show settings|standby-names
   const show = subcommand(program, 'show', 'show the formation as the monitor sees it');
-  withCommon(show.command('settings').description("number_sync_standbys, the primary's synchronous_standby_names, each node's candidate priority and replication quorum"))
+  withCommon(show.command('settings').description("number_sync_standbys and the timing settings, the primary's synchronous_standby_names, each node's candidate priority and replication quorum"))
     .action(async (o) =>
       withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.settings(o.formation);

@@ -443,8 +443,19 @@ export class Keeper implements KeeperViewSource {
     // From the attempt that was answered: earlier monitors of the list may have failed first.
     this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, answer.sentAtMs);
     this.lastGoal = goal;
-    if (goal.settings) this.settings = goal.settings;
+    if (goal.settings) this.takeSettings(goal.settings);
     return goal;
+  }
+
+  /** The formation's settings from a goal; says so when they changed (`pgha set formation …`). */
+  private takeSettings(settings: KeeperSettings): void {
+    const before = this.settings;
+    this.settings = settings;
+    if (before.keeperReportIntervalMs === settings.keeperReportIntervalMs && before.networkPartitionTimeoutMs === settings.networkPartitionTimeoutMs) return;
+    this.log.info(
+      { keeperReportIntervalMs: settings.keeperReportIntervalMs, networkPartitionTimeoutMs: settings.networkPartitionTimeoutMs },
+      `formation settings: reports every ${formatDurationMs(settings.keeperReportIntervalMs)}, fences after ${formatDurationMs(settings.networkPartitionTimeoutMs)} without the monitor`,
+    );
   }
 
   /**
@@ -601,7 +612,7 @@ export class Keeper implements KeeperViewSource {
         const goal = this.acceptGoal(await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs, AbortSignal.any([wake.signal, signal]), this.reportTimeoutMs));
         if (goal) {
           this.lastGoal = goal;
-          if (goal.settings) this.settings = goal.settings;
+          if (goal.settings) this.takeSettings(goal.settings);
         }
       } catch {
         if (!wake.signal.aborted && !signal.aborted) await delay(this.reportIntervalMs, signal);

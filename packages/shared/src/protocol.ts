@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { formatDurationMs } from './duration.js';
 import { isLsnText } from './lsn.js';
 import { NODE_STATES } from './states.js';
-import type { KeeperSettings } from './settings.js';
+import { TIMING_SETTINGS, type KeeperSettings, type TimingSetting, type TimingSettingKey } from './settings.js';
 
 /** A formation name: what pg_auto_failover accepts, a short identifier. */
 export const FormationName = z
@@ -453,8 +453,30 @@ export const CreateFormationRequest = z
   .strict();
 export type CreateFormationRequest = z.input<typeof CreateFormationRequest>;
 
-/** `PATCH /v1/formations/:formation/settings` (`pgha set formation number-sync-standbys`). */
-export const FormationSettingsUpdate = z.object({ numberSyncStandbys: NumberSyncStandbys }).strict();
+/** One timing setting's value in a settings change: a whole number within its {@link TIMING_SETTINGS} range. */
+function timingValue(name: string, s: TimingSetting) {
+  const unit = s.unit === 'ms' ? ' ms' : '';
+  return z
+    .number()
+    .int()
+    .min(s.min, `${name} must be at least ${s.min}${unit}`)
+    .max(s.max, `${name} must be at most ${s.max}${unit}`)
+    .optional();
+}
+
+/**
+ * `PATCH /v1/formations/:formation/settings` (`pgha set formation number-sync-standbys|<timing
+ * setting>`): at least one field; timing values in ms (a count for `healthProbeRetries`),
+ * within {@link TIMING_SETTINGS}' ranges. Whether they fit together is checked against the
+ * formation's other settings (`timingProblems`).
+ */
+export const FormationSettingsUpdate = z
+  .object({
+    numberSyncStandbys: NumberSyncStandbys.optional(),
+    ...(Object.fromEntries(Object.entries(TIMING_SETTINGS).map(([name, s]) => [s.key, timingValue(name, s)])) as Record<TimingSettingKey, ReturnType<typeof timingValue>>),
+  })
+  .strict()
+  .refine((u) => Object.values(u).some((v) => v !== undefined), 'give at least one setting');
 export type FormationSettingsUpdate = z.input<typeof FormationSettingsUpdate>;
 
 /**
@@ -476,6 +498,11 @@ export interface FormationView {
   kind: string;
   dbname: string;
   number_sync_standbys: number;
+  /**
+   * The formation's timing settings in effect (its own, else the defaults), by key, in ms (a
+   * count for `healthProbeRetries`); see `TIMING_SETTINGS` for their command-line names.
+   */
+  timing: Record<TimingSettingKey, number>;
 }
 
 /** A node's replication settings, as `pgha get node …` prints them. */

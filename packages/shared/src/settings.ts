@@ -1,3 +1,5 @@
+import { formatDurationMs } from './duration.js';
+
 /**
  * Timeouts and thresholds of a formation, with their defaults. Every duration is in
  * milliseconds and every size in bytes, as the names say.
@@ -129,4 +131,83 @@ export function nodeApplicationName(nodeId: number): string {
 /** Name of the replication slot that the primary keeps for a standby. */
 export function nodeSlotName(nodeId: number): string {
   return `pgha_node_${nodeId}`;
+}
+
+/** The timing settings an operator may change per formation (`pgha set formation NAME VALUE`). */
+export type TimingSettingKey = Exclude<keyof FormationSettings, 'numberSyncStandbys' | 'catchupLagBytes'>;
+
+/** One timing setting: its command-line name, unit and accepted range. */
+export interface TimingSetting {
+  key: TimingSettingKey;
+  /** `ms`: a duration (given as `2s`, `500ms`); `count`: a whole number. */
+  unit: 'ms' | 'count';
+  min: number;
+  max: number;
+}
+
+/**
+ * Every timing setting by its command-line name (kebab case, as `pgha set formation` takes
+ * it), with the range a value must be in. The bounds keep a value from being absurd (a report
+ * every millisecond, a timeout of a week); whether values fit together is
+ * {@link timingProblems}'s. What each one does and why its default is safe: docs/timeouts.md.
+ */
+export const TIMING_SETTINGS: Readonly<Record<string, TimingSetting>> = Object.freeze({
+  'keeper-report-interval': { key: 'keeperReportIntervalMs', unit: 'ms', min: 100, max: 60_000 },
+  'node-unhealthy-timeout': { key: 'nodeUnhealthyTimeoutMs', unit: 'ms', min: 500, max: 600_000 },
+  'standby-streaming-timeout': { key: 'standbyStreamingTimeoutMs', unit: 'ms', min: 500, max: 600_000 },
+  'election-timeout': { key: 'electionTimeoutMs', unit: 'ms', min: 500, max: 600_000 },
+  'health-probe-interval': { key: 'healthProbeIntervalMs', unit: 'ms', min: 100, max: 60_000 },
+  'health-probe-timeout': { key: 'healthProbeTimeoutMs', unit: 'ms', min: 100, max: 60_000 },
+  'health-probe-retries': { key: 'healthProbeRetries', unit: 'count', min: 1, max: 20 },
+  'network-partition-timeout': { key: 'networkPartitionTimeoutMs', unit: 'ms', min: 200, max: 600_000 },
+} satisfies Record<string, TimingSetting>);
+
+/** The command-line name of a timing setting (`nodeUnhealthyTimeoutMs` → `node-unhealthy-timeout`). */
+export function timingSettingName(key: TimingSettingKey): string {
+  return Object.entries(TIMING_SETTINGS).find(([, s]) => s.key === key)![0];
+}
+
+/** A timing setting's value as an operator reads it: `2000 ms`, `12 s`; a count as is. */
+export function formatTimingValue(key: TimingSettingKey, value: number): string {
+  return key === 'healthProbeRetries' ? String(value) : formatDurationMs(value);
+}
+
+/**
+ * Why a formation's timing settings do not fit together, one sentence each with the numbers
+ * and what to change; empty when they do. A change that leaves any is refused
+ * (`PATCH /v1/formations/:formation/settings`).
+ *
+ * - {@link selfFencingMarginMs} must be above 0: a primary cut off from the monitor and its
+ *   standbys must stop its Postgres before the monitor may count its keeper silent and promote
+ *   a standby (docs/timeouts.md, "Self-fencing").
+ * - `standbyStreamingTimeoutMs` must be above `nodeUnhealthyTimeoutMs`: a standby that stops
+ *   streaming because its primary died must not be blamed before the primary is.
+ *
+ * ### Examples
+ * ```ts
+ * timingProblems(DEFAULT_FORMATION_SETTINGS) // []
+ * timingProblems({ ...DEFAULT_FORMATION_SETTINGS, networkPartitionTimeoutMs: 2000 }) // ['a primary cut off … fences itself as late as 2300 ms …']
+ * ```
+ */
+export function timingProblems(settings: Readonly<FormationSettings>): string[] {
+  const problems: string[] = [];
+  const margin = selfFencingMarginMs(settings);
+  if (margin <= 0) {
+    const latestFence = settings.nodeUnhealthyTimeoutMs - margin;
+    problems.push(
+      `a primary cut off from the monitor and its standbys fences itself as late as ${formatDurationMs(latestFence)} after its last answered report ` +
+        `(network-partition-timeout ${formatDurationMs(settings.networkPartitionTimeoutMs)}, keeper-report-interval ${formatDurationMs(settings.keeperReportIntervalMs)}, ` +
+        `and ${formatDurationMs(REPORT_SLACK_MS + FENCE_CHECK_INTERVAL_MS + FENCE_QUERY_TIMEOUT_MS)} for a report's round trip and the watchdog), but the monitor may count its keeper silent ` +
+        `and promote a standby after node-unhealthy-timeout ${formatDurationMs(settings.nodeUnhealthyTimeoutMs)}: two primaries could take writes for up to ${formatDurationMs(-margin)}. ` +
+        `Raise node-unhealthy-timeout above ${formatDurationMs(latestFence)}, or lower network-partition-timeout or keeper-report-interval (docs/timeouts.md, "Self-fencing")`,
+    );
+  }
+  if (settings.standbyStreamingTimeoutMs <= settings.nodeUnhealthyTimeoutMs) {
+    problems.push(
+      `standby-streaming-timeout ${formatDurationMs(settings.standbyStreamingTimeoutMs)} is not above node-unhealthy-timeout ${formatDurationMs(settings.nodeUnhealthyTimeoutMs)}: ` +
+        'a standby that stops streaming because its primary died would be blamed (the primary goes to wait_primary) before the primary is found dead. ' +
+        `Raise standby-streaming-timeout above ${formatDurationMs(settings.nodeUnhealthyTimeoutMs)}`,
+    );
+  }
+  return problems;
 }

@@ -10,7 +10,8 @@
  * `set_node_candidate_priority`, `set_node_replication_quorum`, `create_formation`,
  * `drop_formation`.
  */
-import { ConflictError, WRITABLE_STATES } from '@pgha/shared';
+import { ConflictError, TIMING_SETTINGS, ValidationError, formatTimingValue, timingProblems, timingSettingName, type TimingSettingKey, WRITABLE_STATES } from '@pgha/shared';
+import { formationSettings } from '../store/group-facts.js';
 import { FORMATION_CREATED_RULE, FORMATION_DROPPED_RULE, SETTINGS_CHANGED_RULE, formationEvent, nodeEvent } from '../store/event-records.js';
 import type { FormationRecord, NodeRecord } from '../store/records.js';
 import type { StoreTransaction } from '../store/store-port.js';
@@ -158,4 +159,40 @@ export async function changeNumberSyncStandbys(tx: StoreTransaction, formation: 
   await tx.events.append([formationEvent(formationId, SETTINGS_CHANGED_RULE, reason)]);
   await tx.goals.notify(allNodes.map((n) => n.nodeId));
   return [reason];
+}
+
+/**
+ * Changes a formation's timing settings (`pgha set formation node-unhealthy-timeout 3s`, …),
+ * with one event per changed value, and wakes every keeper of the formation so that it takes
+ * the settings it acts on (`NodeGoal.settings`) at once. The monitor reads the formation's
+ * settings at each decision and each probe round, so they apply there at once too. Run it
+ * under the formation's lock.
+ *
+ * @param patch - new values by key, in ms (a count for `healthProbeRetries`), each within its
+ *   `TIMING_SETTINGS` range (the request schema checked it); absent keys stay as they are.
+ * @returns one sentence per changed value (empty when nothing changed).
+ * @throws ValidationError, nothing written, when the settings after the change would not fit
+ *   together (`timingProblems`: self-fencing margin, streaming timeout), with the numbers.
+ */
+export async function changeTimingSettings(tx: StoreTransaction, formation: FormationRecord, patch: Partial<Record<TimingSettingKey, number>>): Promise<string[]> {
+  const formationId = formation.formationId;
+  const before = formationSettings(formation);
+  const own: FormationRecord['settings'] = { ...formation.settings };
+  for (const [key, value] of Object.entries(patch) as [TimingSettingKey, number | undefined][]) if (value !== undefined) own[key] = value;
+  const after = formationSettings({ ...formation, settings: own });
+  const problems = timingProblems(after);
+  if (problems.length > 0) {
+    throw new ValidationError(`refused: in formation "${formationId}", ${problems.join('; and ')}`, {
+      field: 'settings',
+      hint: `nothing was changed; pgha show settings --formation ${formationId} shows the settings in effect`,
+    });
+  }
+  const changes = Object.values(TIMING_SETTINGS)
+    .filter((s) => after[s.key] !== before[s.key])
+    .map((s) => `${timingSettingName(s.key)} of formation "${formationId}" set from ${formatTimingValue(s.key, before[s.key])} to ${formatTimingValue(s.key, after[s.key])}`);
+  if (changes.length === 0) return [];
+  await tx.settings.setTimings(formationId, own);
+  await tx.events.append(changes.map((reason) => formationEvent(formationId, SETTINGS_CHANGED_RULE, reason)));
+  await tx.goals.notify((await tx.nodes.list(formationId)).map((n) => n.nodeId));
+  return changes;
 }

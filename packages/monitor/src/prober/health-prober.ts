@@ -174,8 +174,10 @@ export class HealthProber {
   /** Results not written yet, merged per node in the order they came. */
   private pending = new Map<number, MergedProbes & { error?: string }>();
   private writing: Promise<void> | undefined;
-  /** Rounds started. */
-  private rounds = 0;
+  /** When each node's last probe started (`performance.now()` ms). */
+  private readonly lastProbeMs = new Map<number, number>();
+  /** The time between two rounds (ms): the shortest `healthProbeIntervalMs` of the formations probed, at most the constructor's. */
+  private roundIntervalMs: number;
   /** Each node's reported state as the rounds read it, and since when (`performance.now()` ms). */
   private readonly reportedStates = new Map<number, { state: string; sinceMs: number }>();
   /** Each probed node's kept session (see {@link ProbeConnection}). */
@@ -190,7 +192,9 @@ export class HealthProber {
     private readonly probeCa?: string,
     /** Called for each failed probe (the `pgha_health_probe_failures_total` counter). */
     private readonly onProbeFailure?: (node: { formationId: string; groupId: number; nodeId: number; name: string }) => void,
-  ) {}
+  ) {
+    this.roundIntervalMs = intervalMs;
+  }
 
   /**
    * Whether this monitor probes a formation's nodes: every formation with its own Postgres
@@ -204,7 +208,7 @@ export class HealthProber {
       if (this.stopped) return;
       const started = Date.now();
       await this.round().catch((err: Error) => this.log.warn({ err: err.message }, 'health probe round failed'));
-      if (!this.stopped) this.timer = setTimeout(() => void loop(), Math.max(0, this.intervalMs - (Date.now() - started)));
+      if (!this.stopped) this.timer = setTimeout(() => void loop(), Math.max(0, this.roundIntervalMs - (Date.now() - started)));
     };
     void loop();
   }
@@ -212,7 +216,9 @@ export class HealthProber {
   /** One round over every node; ends when its results are written. */
   async round(): Promise<void> {
     const nodes = await this.probes.targets(this.probesFor);
-    this.rounds++;
+    // Each formation's nodes are probed every healthProbeIntervalMs of its own: rounds come as
+    // often as the shortest asks, and a node is probed in a round once its interval is about over.
+    this.roundIntervalMs = Math.min(this.intervalMs, ...nodes.map((n) => n.settings.healthProbeIntervalMs ?? this.intervalMs));
     const probes: Promise<void>[] = [];
     const probed = new Set<number>();
     const started = performance.now();
@@ -220,7 +226,7 @@ export class HealthProber {
       if (i > 0 && i % PROBES_PER_SLICE === 0) {
         // Spread the round's probes over the first half of the interval, a slice at a time, so
         // that their connections and answers do not all land in one turn of the event loop.
-        const at = started + (i / nodes.length) * (this.intervalMs / 2);
+        const at = started + (i / nodes.length) * (this.roundIntervalMs / 2);
         await delay(Math.max(0, at - performance.now()));
         if (this.stopped) break;
       }
@@ -233,8 +239,11 @@ export class HealthProber {
       const settled = seen?.state === n.reportedState && started - seen.sinceMs > SETTLED_MS;
       // A `bad` node whose keeper reports, in the same state for a while: its probe decides
       // nothing until the keeper falls silent (see postgresIsDown), so it is probed every
-      // BAD_NODE_PROBE_ROUNDS-th round only.
-      if (n.health === 'bad' && keeperAlive && settled && (this.rounds + n.nodeId) % BAD_NODE_PROBE_ROUNDS !== 0) continue;
+      // BAD_NODE_PROBE_ROUNDS-th of its intervals only.
+      const everyMs = settings.healthProbeIntervalMs * (n.health === 'bad' && keeperAlive && settled ? BAD_NODE_PROBE_ROUNDS : 1);
+      const last = this.lastProbeMs.get(n.nodeId);
+      if (last !== undefined && started - last < everyMs - this.roundIntervalMs / 2) continue;
+      this.lastProbeMs.set(n.nodeId, started);
       probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword, ssl: probeSsl(n.postgresSsl, this.probeCa) }).probe(settings.healthProbeTimeoutMs).then((result) => {
         if (!result.ok) this.onProbeFailure?.(n);
         this.add(n.nodeId, result, settings.healthProbeRetries);
@@ -242,6 +251,7 @@ export class HealthProber {
     }
     // Nodes dropped (or back in init) since the last round: end their sessions.
     for (const nodeId of this.reportedStates.keys()) if (!probed.has(nodeId)) this.reportedStates.delete(nodeId);
+    for (const nodeId of this.lastProbeMs.keys()) if (!probed.has(nodeId)) this.lastProbeMs.delete(nodeId);
     for (const [nodeId, c] of this.connections) {
       if (probed.has(nodeId)) continue;
       c.close();

@@ -6,7 +6,7 @@
  * - `POST /v1/formations` body `CreateFormationRequest` → 201 `FormationView`; 400, 409 exists.
  * - `DELETE /v1/formations/:formation` → 200 `FormationDropped`; 404, 409 nodes left.
  * - `GET /v1/formations/:formation/settings` → 200 `SettingsView`; 404.
- * - `PATCH /v1/formations/:formation/settings` body `FormationSettingsUpdate` → 200
+ * - `PATCH /v1/formations/:formation/settings` body `FormationSettingsUpdate` (number_sync_standbys and/or timing settings) → 200
  *   `FormationSettingsChange`; 400, 404, 409 value the groups cannot meet.
  * - `GET /v1/formations/:formation/nodes/:name/settings` → 200 `NodeSettingsRow`; 404.
  * - `PATCH /v1/formations/:formation/nodes/:name/settings` body `NodeSettingsUpdate` → 200
@@ -24,6 +24,7 @@ import {
   FormationSettingsUpdate,
   NodeName,
   NodeSettingsUpdate,
+  TIMING_SETTINGS,
   synchronousStandbyNames,
   type FormationDropped,
   type FormationSettingsChange,
@@ -34,8 +35,8 @@ import {
   type StandbyNamesView,
 } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
-import { changeNodeSettings, changeNumberSyncStandbys, createFormation, dropFormation } from '../formation/settings-changes.js';
-import { groupFacts } from '../store/group-facts.js';
+import { changeNodeSettings, changeNumberSyncStandbys, changeTimingSettings, createFormation, dropFormation } from '../formation/settings-changes.js';
+import { formationSettings, groupFacts } from '../store/group-facts.js';
 import type { FormationRecord, NodeRecord } from '../store/records.js';
 import type { StoreSession } from '../store/store-port.js';
 import { validate } from './validate.js';
@@ -47,7 +48,9 @@ const StandbyNamesQuery = z.object({ group: z.coerce.number().int().min(0).max(2
 
 /** A formation as the API shows it. */
 export function formationView(f: FormationRecord): FormationView {
-  return { formation: f.formationId, kind: f.kind, dbname: f.dbname, number_sync_standbys: f.numberSyncStandbys };
+  const settings = formationSettings(f);
+  const timing = Object.fromEntries(Object.values(TIMING_SETTINGS).map((s) => [s.key, settings[s.key]])) as FormationView['timing'];
+  return { formation: f.formationId, kind: f.kind, dbname: f.dbname, number_sync_standbys: f.numberSyncStandbys, timing };
 }
 
 /** A node's replication settings as the API shows them. */
@@ -110,7 +113,8 @@ export async function settingsRoutes(app: FastifyInstance, deps: AppDeps): Promi
     const body = validate(FormationSettingsUpdate, req.body, 'body');
     const result = await deps.store.transaction(async (tx) => {
       const f = await tx.lockFormation(formation);
-      const changes = await changeNumberSyncStandbys(tx, f, body.numberSyncStandbys);
+      const { numberSyncStandbys, ...timing } = body;
+      const changes = [...(numberSyncStandbys === undefined ? [] : await changeNumberSyncStandbys(tx, f, numberSyncStandbys)), ...(await changeTimingSettings(tx, await tx.formations.get(formation), timing))];
       for (const g of await tx.nodes.groupIds(formation)) await deps.driver.evaluateIn(tx, formation, g, 'settings');
       return { formation: formationView(await tx.formations.get(formation)), changes };
     });

@@ -130,6 +130,11 @@ export interface GoalRepository {
 /** Replication settings (`pgha set formation|node`); their events are the caller's. */
 export interface SettingsRepository {
   setNumberSyncStandbys(formationId: string, value: number): Promise<void>;
+  /**
+   * Replaces the formation's own timing settings (`FormationRecord.settings`; the ones absent
+   * take the defaults). Validated by the caller (`changeTimingSettings`).
+   */
+  setTimings(formationId: string, settings: FormationRecord['settings']): Promise<void>;
   setNodeReplication(nodeId: number, settings: Pick<NodeRecord, 'candidatePriority' | 'replicationQuorum'>): Promise<void>;
 }
 

@@ -449,6 +449,10 @@ export class EtcdSettingsRepository implements SettingsRepository {
     await writeFormation(this.ctx, formationId, (f) => ({ ...f, numberSyncStandbys: value }));
   }
 
+  async setTimings(formationId: string, settings: FormationRecord['settings']): Promise<void> {
+    await writeFormation(this.ctx, formationId, (f) => ({ ...f, settings: { ...settings } }));
+  }
+
   async setNodeReplication(nodeId: number, settings: Pick<NodeRecord, 'candidatePriority' | 'replicationQuorum'>): Promise<void> {
     const node = await storedNode(this.ctx, nodeId);
     if (!node) throw noSuchNode(nodeId);

@@ -1,5 +1,5 @@
 /** The Postgres adapter's {@link SettingsRepository}. */
-import type { NodeRecord } from '../records.js';
+import type { FormationRecord, NodeRecord } from '../records.js';
 import type { SettingsRepository } from '../store-port.js';
 import type { Db } from './db.js';
 
@@ -9,6 +9,10 @@ export class PgSettingsRepository implements SettingsRepository {
 
   async setNumberSyncStandbys(formationId: string, value: number): Promise<void> {
     await this.db.updateTable('formations').set({ numberSyncStandbys: value }).where('formationId', '=', formationId).execute();
+  }
+
+  async setTimings(formationId: string, settings: FormationRecord['settings']): Promise<void> {
+    await this.db.updateTable('formations').set({ settings }).where('formationId', '=', formationId).execute();
   }
 
   async setNodeReplication(nodeId: number, settings: Pick<NodeRecord, 'candidatePriority' | 'replicationQuorum'>): Promise<void> {
