@@ -573,6 +573,17 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         expect((refused as { error: { code?: string } }).error.code).toBe('PGHA_ERR_VALIDATION');
         expect((await store.formations.get(f)).settings).toEqual({ nodeUnhealthyTimeoutMs: 2500, healthProbeRetries: 3 });
         expect(await store.stream.latest(f, 10)).toHaveLength(2);
+
+        // Both lowered at once: keepers would still fence after 2000 ms while the monitor counts them silent after 2000 ms.
+        const wide = { nodeUnhealthyTimeoutMs: 3000, networkPartitionTimeoutMs: 2000, standbyStreamingTimeoutMs: 4000 };
+        await store.transaction(async (tx) => changeTimingSettings(tx, await tx.lockFormation(f), wide));
+        const both = await outcome(store.transaction(async (tx) => changeTimingSettings(tx, await tx.lockFormation(f), { nodeUnhealthyTimeoutMs: 2000, networkPartitionTimeoutMs: 1000 })));
+        expect(both.ok).toBe(false);
+        expect((both as { error: Error }).error.message).toMatch(/until every keeper has taken the new settings, a primary cut off .* as late as 2300 ms/);
+        expect((await store.formations.get(f)).settings).toMatchObject(wide);
+        await store.transaction(async (tx) => changeTimingSettings(tx, await tx.lockFormation(f), { networkPartitionTimeoutMs: 1000 }));
+        await store.transaction(async (tx) => changeTimingSettings(tx, await tx.lockFormation(f), { nodeUnhealthyTimeoutMs: 2000 }));
+        expect((await store.formations.get(f)).settings).toMatchObject({ nodeUnhealthyTimeoutMs: 2000, networkPartitionTimeoutMs: 1000 });
       });
 
       it("wakes the keepers of a settings change's nodes at commit", async () => {

@@ -172,7 +172,11 @@ export async function changeNumberSyncStandbys(tx: StoreTransaction, formation: 
  *   `TIMING_SETTINGS` range (the request schema checked it); absent keys stay as they are.
  * @returns one sentence per changed value (empty when nothing changed).
  * @throws ValidationError, nothing written, when the settings after the change would not fit
- *   together (`timingProblems`: self-fencing margin, streaming timeout), with the numbers.
+ *   together (`timingProblems`: self-fencing margin, streaming timeout), with the numbers; also
+ *   while keepers still run with their old report interval or partition timeout (they take the
+ *   new ones at their next goal, the monitor its timeouts at once): lowering
+ *   `nodeUnhealthyTimeoutMs` and the partition timeout in one change is refused when the old
+ *   partition timeout would not fit the new unhealthy timeout.
  */
 export async function changeTimingSettings(tx: StoreTransaction, formation: FormationRecord, patch: Partial<Record<TimingSettingKey, number>>): Promise<string[]> {
   const formationId = formation.formationId;
@@ -180,7 +184,15 @@ export async function changeTimingSettings(tx: StoreTransaction, formation: Form
   const own: FormationRecord['settings'] = { ...formation.settings };
   for (const [key, value] of Object.entries(patch) as [TimingSettingKey, number | undefined][]) if (value !== undefined) own[key] = value;
   const after = formationSettings({ ...formation, settings: own });
-  const problems = timingProblems(after);
+  // Keepers take their settings (report interval, partition timeout) at their next goal, the
+  // monitor at once: until every keeper has, the larger of each old and new value is in force.
+  const meanwhile = {
+    ...after,
+    keeperReportIntervalMs: Math.max(before.keeperReportIntervalMs, after.keeperReportIntervalMs),
+    networkPartitionTimeoutMs: Math.max(before.networkPartitionTimeoutMs, after.networkPartitionTimeoutMs),
+  };
+  const afterProblems = timingProblems(after);
+  const problems = afterProblems.length > 0 ? afterProblems : timingProblems(meanwhile).map((p) => `until every keeper has taken the new settings, ${p}; change one at a time`);
   if (problems.length > 0) {
     throw new ValidationError(`refused: in formation "${formationId}", ${problems.join('; and ')}`, {
       field: 'settings',
