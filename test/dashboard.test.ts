@@ -131,4 +131,15 @@ describe('the dashboard', () => {
     expect(rules).toContain('disable-maintenance');
     expect(consoleErrors.filter((e) => /Content Security Policy|Refused/.test(e))).toEqual([]);
   });
+
+  it('with the viewer token, shows the nodes and events but no button that changes anything', async () => {
+    await page.locator('#forget').click();
+    await page.locator('#token').fill(readFileSync(join(`${monitor.pgdata}.pgha`, 'viewer-token'), 'utf8').trim());
+    await page.locator('#login-form button[type=submit]').click();
+    await page.locator('#read-only').waitFor({ state: 'visible', timeout: 30_000 });
+    await waitFor('both nodes shown', async () => (await page.locator('#nodes tbody tr').count()) === 2, { timeoutMs: 30_000, intervalMs: 100 });
+    expect(await page.locator('#switchover').isVisible()).toBe(false);
+    expect(await page.locator('#nodes button').count()).toBe(0);
+    await waitFor('the timeline', async () => (await page.locator('#timeline li').count()) > 0, { timeoutMs: 30_000, intervalMs: 100 });
+  });
 });

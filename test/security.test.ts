@@ -167,6 +167,34 @@ describe('node tokens', () => {
     }
   });
 
+  it('a viewer token (viewer-token, 0600) reads what an operator reads and changes nothing: 403 with a one-line reason', async () => {
+    const viewerFile = join(`${monitor.pgdata}.pgha`, 'viewer-token');
+    expect(statSync(viewerFile).mode & 0o777).toBe(0o600);
+    const viewer = readFileSync(viewerFile, 'utf8').trim();
+    expect(viewer).not.toBe(operatorToken());
+    const asViewer = { PGHA_AUTH_TOKEN_FILE: viewerFile };
+    // Reads: show state, settings, events, metrics, the session says "viewer".
+    const state = await runPgha(['show', 'state', '--json', '--monitor', monitor.url], asViewer);
+    expect(state.exitCode, state.stderr).toBe(0);
+    expect((JSON.parse(state.stdout) as unknown[]).length).toBe(2);
+    expect((await runPgha(['show', 'settings', '--monitor', monitor.url], asViewer)).exitCode).toBe(0);
+    expect((await runPgha(['show', 'events', '--monitor', monitor.url], asViewer)).exitCode).toBe(0);
+    expect((await monitorFetch(`${monitor.url}/metrics`, { token: viewer })).status).toBe(200);
+    expect(await (await monitorFetch(`${monitor.url}/v1/session`, { token: viewer })).json()).toEqual({ role: 'viewer' });
+    expect(await (await monitorFetch(`${monitor.url}/v1/session`)).json()).toEqual({ role: 'operator' });
+    // Changes: refused, nothing done.
+    const changes = async (): Promise<number> => (await events()).filter((e) => e.rule !== 'security').length;
+    const before = await changes();
+    const sw = await runPgha(['perform', 'switchover', '--monitor', monitor.url], asViewer);
+    expectOneLineError(sw, /the viewer token only reads: POST \/v1\/formations\/:formation\/switchover changes the formation; use the operator token/);
+    expectOneLineError(await runPgha(['set', 'formation', 'number-sync-standbys', '1', '--monitor', monitor.url], asViewer), /the viewer token only reads/);
+    expectOneLineError(await runPgha(['maintenance', 'enable', '--name', 'node2', '--monitor', monitor.url], asViewer), /the viewer token only reads/);
+    const report = await monitorFetch(`${monitor.url}/v1/nodes/${keeperJson(nodes[0]!).nodeId}/report`, { method: 'POST', token: viewer, headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(report.status).toBe(403);
+    expect(isPrimaryAndSecondaries(await showState(monitor.url))).toBe(true);
+    expect(await changes()).toBe(before);
+  });
+
   it("refuses a replaced (old) node token once the node registers again, and says so in the node's events", async () => {
     // Registering node2 again (what `pgha keeper create` re-run does) issues a new token.
     const two = keeperJson(nodes[1]!);

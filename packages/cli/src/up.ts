@@ -43,6 +43,8 @@ interface UpMonitors {
   credentialArgs: string[];
   caFile: string | undefined;
   authTokenFile: string;
+  /** The viewer token file (read-only access), when the monitor has one. */
+  viewerTokenFile: string | undefined;
 }
 
 /**
@@ -181,6 +183,7 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
     upFile.uri = withRootCert((await client.formationUri(DEFAULT_FORMATION)).uri.replace('postgres://', 'postgres://postgres@'), caFile);
     upFile.pgpass_file = pgpassFile;
     upFile.auth_token_file = monitors.authTokenFile;
+    if (monitors.viewerTokenFile) upFile.viewer_token_file = monitors.viewerTokenFile;
     if (caFile) upFile.ca_file = caFile;
     writeJsonAtomic(join(dir, 'up.json'), upFile, 0o644);
     const exports = [`export PGHA_MONITOR=${monitorList}`, `export PGHA_AUTH_TOKEN_FILE=${monitors.authTokenFile}`, ...(caFile ? [`export PGHA_SSL_CA_FILE=${caFile}`] : []), `export PGPASSFILE=${pgpassFile}`];
@@ -245,17 +248,18 @@ async function startSingleMonitor(dir: string, log: Logger, addChild: AddChild):
   const url = monitorUrlFor(config.listen, config.tls.mode !== 'off');
   const proc = spawnPgha(['monitor', 'run', '--pgdata', pgdata], join(monitorDir, 'monitor.log'));
   addChild('monitor', proc);
-  return { monitors: monitorsOf([url], config.authTokenFile, caFile), running: { url, pid: proc.pid ?? 0, pgdata } };
+  return { monitors: monitorsOf([url], config.authTokenFile, caFile, config.viewerTokenFile), running: { url, pid: proc.pid ?? 0, pgdata } };
 }
 
 /** The credentials of the monitors' API: the operator token file and the CA. */
-function monitorsOf(urls: string[], authTokenFile: string, caFile: string | undefined): UpMonitors {
+function monitorsOf(urls: string[], authTokenFile: string, caFile: string | undefined, viewerTokenFile: string | undefined): UpMonitors {
   return {
     urls,
     credentials: { token: readSecretFile(authTokenFile, 'auth token'), ca: caFile ? readFileSync(caFile, 'utf8') : undefined },
     credentialArgs: ['--auth-token-file', authTokenFile, ...(caFile ? ['--ssl-ca-file', caFile] : [])],
     caFile,
     authTokenFile,
+    viewerTokenFile,
   };
 }
 
@@ -306,7 +310,7 @@ export async function startEtcdMonitors(dir: string, log: Logger, addChild: AddC
       running.push({ url, pid: proc.pid ?? 0, pgdata });
     }
     const first = loadMonitorConfig(running[0]!.pgdata);
-    return { monitors: monitorsOf(running.map((r) => r.url), first.authTokenFile, first.tls.mode === 'off' ? undefined : first.tls.caFile), running, etcd };
+    return { monitors: monitorsOf(running.map((r) => r.url), first.authTokenFile, first.tls.mode === 'off' ? undefined : first.tls.caFile, first.viewerTokenFile), running, etcd };
   } catch (err) {
     await etcd.stop();
     throw err;

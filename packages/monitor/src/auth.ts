@@ -5,7 +5,11 @@
  * - the **operator token** (`<pgdata>.pgha/auth-token`, made by `pgha monitor create`) for
  *   every route except a keeper's own two: registering nodes, `show`, `perform`, settings…;
  * - a **node token** (issued at registration, see `RegisterNodeResponse.nodeToken`) for
- *   `POST /v1/nodes/:nodeId/report` and `GET /v1/nodes/:nodeId/goal` of that node only.
+ *   `POST /v1/nodes/:nodeId/report` and `GET /v1/nodes/:nodeId/goal` of that node only;
+ * - the **viewer token** (`<pgdata>.pgha/viewer-token`, made by `pgha monitor create`) for GET
+ *   on every operator route: it reads everything an operator reads and changes nothing (403),
+ *   so Prometheus and a dashboard viewer need not hold the power to switch over.
+ *   `GET /v1/session` says which of the operator and viewer tokens a caller holds.
  *
  * A request without valid credentials gets 401; valid credentials on a route they do not
  * open (another node's id, the operator token on a keeper route, a node token on an operator
@@ -97,6 +101,12 @@ export class NodeCredentials {
 export interface ApiAuth {
   /** SHA-256 (hex) of the operator token. */
   operatorTokenSha256: string;
+  /**
+   * SHA-256 (hex) of the viewer token, which reads and changes nothing: GET (and HEAD) on
+   * every operator route (`show *`, `watch`, `/metrics`, the event stream, the dashboard's
+   * views); any other method answers 403. Absent: no viewer token (a monitor created before it).
+   */
+  viewerTokenSha256?: string;
   nodeCredentials: NodeCredentials;
 }
 
@@ -163,6 +173,11 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, store: StoreSes
     const isOperator = sameDigest(digest, auth.operatorTokenSha256);
     // The operator on an operator route: no owner to look up.
     if (isOperator && !NODE_ROUTES.has(route)) return undefined;
+    if (auth.viewerTokenSha256 !== undefined && sameDigest(digest, auth.viewerTokenSha256)) {
+      if (NODE_ROUTES.has(route)) return { status: 403, kind: 'viewer-on-node-route', message: 'the viewer token does not report for a node', hint: "a node's keeper uses the token its registration returned" };
+      if (route.startsWith('GET ')) return undefined;
+      return { status: 403, kind: 'viewer-change', message: `the viewer token only reads: ${route} changes the formation`, hint: "use the operator token (the monitor's auth-token file) to change anything" };
+    }
     const cached = auth.nodeCredentials.cachedOwnerOf(digest);
     if (cached !== undefined) return verdict(route, cached, isOperator, req);
     return auth.nodeCredentials.ownerOf(digest).then((owner) => verdict(route, owner, isOperator, req));
@@ -187,5 +202,13 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, store: StoreSes
     };
     if (judged instanceof Promise) judged.then(settle, done);
     else settle(judged);
+  });
+
+  // Who the caller is, for the dashboard (a viewer sees no command buttons): the hook above let
+  // only the operator and viewer tokens through.
+  app.get('/v1/session', async (req): Promise<{ role: 'operator' | 'viewer' }> => {
+    const token = bearerToken(req.headers.authorization);
+    const viewer = token !== undefined && auth.viewerTokenSha256 !== undefined && sameDigest(tokenSha256(token), auth.viewerTokenSha256);
+    return { role: viewer ? 'viewer' : 'operator' };
   });
 }

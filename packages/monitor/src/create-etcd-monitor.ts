@@ -83,8 +83,9 @@ export async function createEtcdMonitor(options: { pgdata: string; listen: strin
   const old = options.store.fromMonitor ? inspectOldMonitor(options.store.fromMonitor) : undefined;
   // What a new store's secrets need, made in memory: written to disk once the store is made.
   const token = join ? undefined : (old?.operatorToken ?? generateSecret());
+  const viewerToken = join ? undefined : (old?.viewerToken ?? generateSecret());
   const newCa = !join && ssl.mode === 'self-signed' ? (ssl.ca ?? old?.ca ?? createCertificateAuthority(`pgha monitors CA ${hostname()}`)) : undefined;
-  const secrets: StoreSecrets | undefined = token ? { operatorTokenSha256: tokenSha256(token), ...(newCa ? { ca: { certPem: newCa.certificatePem, keyPem: newCa.privateKeyPem } } : {}) } : undefined;
+  const secrets: StoreSecrets | undefined = token ? { operatorTokenSha256: tokenSha256(token), ...(viewerToken ? { viewerTokenSha256: tokenSha256(viewerToken) } : {}), ...(newCa ? { ca: { certPem: newCa.certificatePem, keyPem: newCa.privateKeyPem } } : {}) } : undefined;
   const fill = old
     ? async (client: Etcd3, keys: StoreKeys): Promise<void> => {
         const contents = await readOldMonitorStore(old.config, log);
@@ -111,12 +112,14 @@ export async function createEtcdMonitor(options: { pgdata: string; listen: strin
   const tls = setUpMonitorTls(ssl.mode === 'self-signed' && storeCa ? { mode: 'self-signed', ca: storeCa } : ssl, paths.tlsDir, monitorCertificateHosts(listen.host));
   if (tls.mode === 'off') log.warn('TLS is OFF (--no-ssl): tokens, passwords and reports cross the network in clear text; use this for tests only');
   if (token) writeSecretFile(paths.authToken, `${token}\n`);
+  if (viewerToken) writeSecretFile(paths.viewerToken, `${viewerToken}\n`);
   const config: MonitorConfig = {
     version: 2,
     pgdata,
     pgPort: 0,
     listen: options.listen,
     authTokenFile: paths.authToken,
+    ...(viewerToken ? { viewerTokenFile: paths.viewerToken } : {}),
     tls,
     store: { kind: 'etcd', endpoints, prefix, ...(conn.caFile ? { caFile: conn.caFile } : {}), ...(conn.certFile ? { certFile: conn.certFile } : {}), ...(conn.keyFile ? { keyFile: conn.keyFile } : {}), storeId: made.meta.storeId },
   };

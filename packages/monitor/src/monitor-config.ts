@@ -51,6 +51,13 @@ export const MonitorConfigSchema = z.object({
   listen: z.string(),
   /** File of the operator token (0600). */
   authTokenFile: z.string(),
+  /**
+   * File of the viewer token (0600): reads only (`show *`, `watch`, `/metrics`, the event
+   * stream, the dashboard's views); every change answers 403. Absent in a monitor created
+   * before it, and in a monitor that joined an etcd store (its viewer token is the first
+   * monitor's, as its operator token is).
+   */
+  viewerTokenFile: z.string().optional(),
   tls: MonitorTlsSchema,
   /**
    * Database system identifier of the monitor's data directory (`global/pg_control`,
@@ -70,9 +77,9 @@ export const MonitorConfigSchema = z.object({
 export type MonitorConfig = z.infer<typeof MonitorConfigSchema>;
 
 /** Paths of the monitor's files. */
-export function monitorPaths(pgdata: string): { dir: string; config: string; logDir: string; authToken: string; tlsDir: string } {
+export function monitorPaths(pgdata: string): { dir: string; config: string; logDir: string; authToken: string; viewerToken: string; tlsDir: string } {
   const dir = pghaDirFor(pgdata);
-  return { dir, config: join(dir, 'monitor.json'), logDir: join(dir, 'log'), authToken: join(dir, 'auth-token'), tlsDir: join(dir, 'tls') };
+  return { dir, config: join(dir, 'monitor.json'), logDir: join(dir, 'log'), authToken: join(dir, 'auth-token'), viewerToken: join(dir, 'viewer-token'), tlsDir: join(dir, 'tls') };
 }
 
 /**

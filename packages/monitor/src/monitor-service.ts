@@ -76,10 +76,11 @@ export async function createMonitor(options: CreateMonitorOptions, log: Logger):
   const tls = setUpMonitorTls(options.ssl ?? { mode: 'self-signed' }, paths.tlsDir, monitorCertificateHosts(listen.host));
   if (tls.mode === 'off') log.warn('TLS is OFF (--no-ssl): tokens, passwords and reports cross the network in clear text; use this for tests only');
   writeSecretFile(paths.authToken, `${generateSecret()}\n`);
+  writeSecretFile(paths.viewerToken, `${generateSecret()}\n`);
   ensureOwnedDir(pgdata);
   await initdb(pgdata);
   const systemIdentifier = assertOwnDataDirectory(pgdata, undefined, { who: 'the new monitor', recordFile: paths.config, hint: 'initdb made no data directory there: see the error before this one' });
-  const config: MonitorConfig = { version: 2, pgdata, pgPort: options.pgPort, listen: options.listen, authTokenFile: paths.authToken, tls, systemIdentifier };
+  const config: MonitorConfig = { version: 2, pgdata, pgPort: options.pgPort, listen: options.listen, authTokenFile: paths.authToken, viewerTokenFile: paths.viewerToken, tls, systemIdentifier };
   writeHba(pgdata, []);
   await startMonitorPostgres(config, log);
   const store = openPostgresStore(storeConnection(config));
@@ -153,6 +154,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   // On etcd the operator token's digest is the store's (one token for every monitor).
   const ownPostgres = !config.store;
   const tokenFileSha256 = ownPostgres ? tokenSha256(readSecretFile(config.authTokenFile, 'auth token')) : undefined;
+  const viewerFileSha256 = ownPostgres && config.viewerTokenFile ? tokenSha256(readSecretFile(config.viewerTokenFile, 'viewer token')) : undefined;
   const https = loadHttpsOptions(config.tls);
   const certificateAuthority = loadCertificateAuthority(config.tls);
   const probeCa = loadCaCertificate(config.tls);
@@ -166,7 +168,8 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const reports = new ReportBatcher(store, driver, lag);
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
-  const auth = { operatorTokenSha256, nodeCredentials: new NodeCredentials(store.credentials) };
+  const viewerTokenSha256 = ownPostgres ? viewerFileSha256 : opened.viewerTokenSha256;
+  const auth = { operatorTokenSha256, ...(viewerTokenSha256 ? { viewerTokenSha256 } : {}), nodeCredentials: new NodeCredentials(store.credentials) };
   const { host, port } = parseListen(config.listen);
   const url = advertisedUrl(host, port, !!https);
   // On etcd: campaign for every formation; the driver's timer and the prober act only for the

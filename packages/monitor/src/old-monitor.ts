@@ -23,6 +23,8 @@ export interface OldMonitor {
   config: MonitorConfig;
   /** Its operator token: the new monitors accept it (operators keep theirs). */
   operatorToken: string;
+  /** Its viewer token, when it has one: kept too (a monitor created before it has none, and the new store gets a new one). */
+  viewerToken?: string;
   /** Its CA, when it made one (`--ssl-self-signed`): it signed the keepers' certificates. */
   ca: KeyAndCertificate | undefined;
 }
@@ -56,7 +58,7 @@ export function inspectOldMonitor(pgdataArg: string): OldMonitor {
   }
   const pid = inspectPidFile(pgdata, 'monitor');
   if (pid.status === 'running') throw runningRefusal(pgdata, pid.pid);
-  return { config, operatorToken: readSecretFile(config.authTokenFile, 'auth token'), ca: loadCertificateAuthority(config.tls) };
+  return { config, operatorToken: readSecretFile(config.authTokenFile, 'auth token'), ...(config.viewerTokenFile ? { viewerToken: readSecretFile(config.viewerTokenFile, 'viewer token') } : {}), ca: loadCertificateAuthority(config.tls) };
 }
 
 /**

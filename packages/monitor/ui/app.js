@@ -31,6 +31,8 @@ function el(tag, props = {}, ...children) {
 }
 
 let session = null;
+/** True with the viewer token (`GET /v1/session`): the dashboard shows and changes nothing. */
+let readOnly = false;
 
 function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -125,8 +127,11 @@ function renderNodes(rows) {
     const role = roleOf(r);
     const lag = lagOf.get(r.node_id);
     const inMaintenance = MAINTENANCE.has(r.goal_state);
-    const button = el('button', { type: 'button', className: 'maintenance', textContent: inMaintenance ? 'Disable' : 'Enable' });
-    button.addEventListener('click', () => maintenance(r, !inMaintenance, role === 'primary', button));
+    // A viewer token changes nothing: no command buttons, only what maintenance is in.
+    const button = readOnly
+      ? document.createTextNode(inMaintenance ? 'on' : '')
+      : el('button', { type: 'button', className: 'maintenance', textContent: inMaintenance ? 'Disable' : 'Enable' });
+    if (!readOnly) button.addEventListener('click', () => maintenance(r, !inMaintenance, role === 'primary', button));
     return el('tr', { dataset: { node: r.name } },
       el('td', { className: 'name', textContent: r.name }),
       el('td', { className: 'num', textContent: `${r.group_id}/${r.node_id}` }),
@@ -262,6 +267,10 @@ async function start() {
     if (token()) showLogin($('login-error').textContent);
     return;
   }
+  const who = await guarded(() => api('GET', '/v1/session'), 'login-error');
+  readOnly = who?.role === 'viewer';
+  $('switchover').hidden = readOnly;
+  $('read-only').hidden = !readOnly;
   $('login').hidden = true;
   $('dashboard').hidden = false;
   $('formation-picker').hidden = false;

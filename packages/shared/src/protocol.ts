@@ -410,6 +410,8 @@ export interface UpFile {
   pgpass_file?: string;
   /** The monitor's operator token file (0600). */
   auth_token_file?: string;
+  /** The monitor's viewer token file (0600): reads everything, changes nothing (`/metrics` for Prometheus, the dashboard). */
+  viewer_token_file?: string;
   /** The monitor's CA certificate: verifies the monitor and every node (absent without TLS). */
   ca_file?: string;
   /** `pgha up --monitors 3`: every monitor (`monitor` is the first of them). */

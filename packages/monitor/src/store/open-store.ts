@@ -43,6 +43,8 @@ export interface OpenedStore {
    * secrets); undefined: the monitor's own `auth-token` file's.
    */
   operatorTokenSha256: string | undefined;
+  /** On etcd: the viewer token's digest from the store's secrets (absent in a store made before it); on Postgres: undefined (its file). */
+  viewerTokenSha256?: string | undefined;
   /** Stops the notifier and closes the store. */
   close(): Promise<void>;
 }
@@ -60,7 +62,7 @@ export async function openConfiguredStore(config: MonitorConfig): Promise<Opened
     const etcd = await openEtcdStore(conn, { expectedStoreId: config.store.storeId });
     try {
       const secrets = await readStoreSecrets(etcd.client, conn);
-      return { store: etcd, notifier: etcd, etcd, operatorTokenSha256: secrets.operatorTokenSha256, close: () => etcd.close() };
+      return { store: etcd, notifier: etcd, etcd, operatorTokenSha256: secrets.operatorTokenSha256, viewerTokenSha256: secrets.viewerTokenSha256, close: () => etcd.close() };
     } catch (err) {
       await etcd.close();
       throw err;

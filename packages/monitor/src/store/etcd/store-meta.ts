@@ -34,6 +34,8 @@ export interface StoreMeta {
 export interface StoreSecrets {
   /** SHA-256 (hex) of the operator token: every monitor accepts the same token. */
   operatorTokenSha256: string;
+  /** SHA-256 (hex) of the viewer token (read-only access); absent in a store made before it. */
+  viewerTokenSha256?: string | undefined;
   /** The monitors' CA (PEM; it signs their HTTPS certificates and nodes' Postgres certificates); absent with TLS off. */
   ca?: { certPem: string; keyPem: string } | undefined;
 }
