@@ -168,7 +168,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const reports = new ReportBatcher(store, driver, lag);
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
-  const viewerTokenSha256 = ownPostgres ? viewerFileSha256 : opened.viewerTokenSha256;
+  const viewerTokenSha256 = opened.viewerTokenSha256 ?? viewerFileSha256;
   const auth = { operatorTokenSha256, ...(viewerTokenSha256 ? { viewerTokenSha256 } : {}), nodeCredentials: new NodeCredentials(store.credentials) };
   const { host, port } = parseListen(config.listen);
   const url = advertisedUrl(host, port, !!https);

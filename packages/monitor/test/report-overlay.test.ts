@@ -88,6 +88,11 @@ describe('applyReport: whether a decision must look at the report (factsChanged)
     expect(applyReport(storedStandby(), live(T0, progress), streaming, T0 + 500, 0, undefined, FRESH_MS).factsChanged).toBe(true);
   });
 
+  it('a change for a report that carries a self-fence, even one already recorded', () => {
+    const fenced = { ...storedStandby(), lastSelfFenceAt: new Date(T0 - 1000) };
+    expect(applyReport(fenced, live(T0), { ...streaming, selfFence: { fencedAtMs: T0 - 1000, reason: 'network partition' } } as NodeReport, T0 + 500, 0, undefined, FRESH_MS).factsChanged).toBe(true);
+  });
+
   it('always a change without freshMs', () => {
     expect(applyReport(storedStandby(), live(T0), streaming, T0 + 500).factsChanged).toBe(true);
   });

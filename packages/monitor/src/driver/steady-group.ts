@@ -1,21 +1,20 @@
 /**
  * When a keeper's report may skip its group's decision. A report that changed no fact a
- * decision reads but the time and the LSN (`RecordedReport.factsChanged` false), in a
- * group where every node is where its goal says, healthy by its own report, and heard from within
- * `freshWithinMs` (`store/group-facts.ts`), cannot make a decision differ from the one taken on the previous
- * report: no node changed state, and no timeout is near. The rules that such a group
- * may still meet (a standby's lag, a timeout that comes due) are the timer's
+ * decision reads but the time and the LSN (`RecordedReport.factsChanged` false), in a group
+ * where every node is where its goal says, healthy by its own report, and heard from within
+ * `freshWithinMs` (`store/group-facts.ts`), cannot make a decision differ from the one taken
+ * on the previous report: no node changed state, and no timeout is near. The rules that such
+ * a group may still meet (a standby's lag, a timeout that comes due) are the timer's
  * (`GroupDriver.evaluateAll`, every `keeperReportIntervalMs`), which decides every group
  * anyway; a report that finds a node of its group silent for longer, or in a transition,
- * decides at once as before. At thousands of keepers, most reports are such heartbeats, and the
- * decision is what each of them would cost beyond its record (docs/monitor-capacity.md).
+ * decides at once as before. At thousands of keepers, most reports are such heartbeats, and
+ * the decision is what each of them would cost beyond its record (docs/monitor-capacity.md).
  *
  * Pure.
  */
 import type { FormationSettings } from '@pgha/shared';
 import type { NodeRecord } from '../store/records.js';
 import { freshWithinMs } from '../store/group-facts.js';
-
 
 /**
  * Whether a node is where its goal says and healthy by its own report: a primary (or single)

@@ -179,6 +179,7 @@ export async function changeNumberSyncStandbys(tx: StoreTransaction, formation: 
  *   partition timeout would not fit the new unhealthy timeout.
  */
 export async function changeTimingSettings(tx: StoreTransaction, formation: FormationRecord, patch: Partial<Record<TimingSettingKey, number>>): Promise<string[]> {
+  if (Object.values(patch).every((v) => v === undefined)) return [];
   const formationId = formation.formationId;
   const before = formationSettings(formation);
   const own: FormationRecord['settings'] = { ...formation.settings };

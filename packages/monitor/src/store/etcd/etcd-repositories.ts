@@ -760,7 +760,7 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
       shared.overlay.set(stored.nodeId, applied.live);
       if (applied.lsnOnly) shared.lsnDue(stored.nodeId);
     });
-    inputs.set(stored.nodeId, { node: applied.node, recorded: true, before: prior, factsChanged: applied.factsChanged || report.selfFence !== undefined });
+    inputs.set(stored.nodeId, { node: applied.node, recorded: true, before: prior, factsChanged: applied.factsChanged });
     const key = groupKey(stored.formationId, stored.groupId);
     let members = groupNodes.get(key);
     if (!members) {

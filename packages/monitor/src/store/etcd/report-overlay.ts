@@ -114,8 +114,9 @@ export interface AppliedReport {
   live: NodeLiveness;
   /**
    * Whether the report changed a fact a decision reads beyond the time and the LSN: a persisted
-   * fact, a transition under way (its progress lives in the overlay only), or the keeper's
-   * liveness (this monitor heard no report of it within `freshMs` before).
+   * fact, a self-fence it carries (answered only once recorded), a transition under way (its
+   * progress lives in the overlay only), or the keeper's liveness (this monitor heard no report
+   * of it within `freshMs` before).
    */
   factsChanged: boolean;
 }
@@ -136,7 +137,7 @@ export interface AppliedReport {
  *   make it unhealthy at once because the old leader kept its streaming time in memory.
  * @param freshMs - how recent the previous report must be for this one to change nothing of
  *   the keeper's liveness (`AppliedReport.factsChanged`; the caller passes
- *   `freshWithinMs` of `driver/steady-group.ts`); 0: every report counts as a change.
+ *   `freshWithinMs` of `store/group-facts.ts`); 0: every report counts as a change.
  */
 export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, report: NodeReport, nowMs: number, lsnJitterMs = 0, graceFromMs?: number, freshMs = 0): AppliedReport {
   const base = mergeLiveness(stored, live, graceFromMs);
@@ -166,7 +167,7 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
   return {
     node,
     write,
-    factsChanged: factChanged || !heardRecently || node.transitionInProgress !== null || node.transitionProgress !== null || (live?.transitionProgress ?? null) !== null,
+    factsChanged: factChanged || !heardRecently || fence !== undefined || node.transitionInProgress !== null || node.transitionProgress !== null || (live?.transitionProgress ?? null) !== null,
     lsnOnly: lsnDue && !factChanged,
     live: {
       reportedAtMs: nowMs,
