@@ -929,8 +929,8 @@ async function main(): Promise<void> {
   const build = spawnSync('npx', ['tsc', '-b'], { cwd: ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('npx tsc -b failed');
   for (const script of ['ensure-postgres.sh', ...(opts.monitors === 3 ? ['ensure-etcd.sh'] : [])]) {
-    const installed = spawnSync('bash', [join(ROOT, 'scripts', script)], { stdio: 'inherit' });
-    if (installed.status !== 0) throw new Error(`scripts/${script} failed`);
+    const installed = spawnSync('bash', [join(ROOT, 'packages/cli/scripts', script)], { stdio: 'inherit' });
+    if (installed.status !== 0) throw new Error(`packages/cli/scripts/${script} failed`);
   }
 
   const results: SizeResult[] = [];

@@ -196,7 +196,7 @@ function logTail(logFile: string): string {
 export async function startLocalEtcd(options: StartLocalEtcdOptions): Promise<LocalEtcd> {
   const binary = options.binary ?? ETCD_BINARY;
   if (!existsSync(binary)) {
-    throw new PghaError('PGHA_ERR_CONFIG', `etcd is not installed (${binary} is missing)`, { hint: 'install it as root: apt-get install -y etcd-server etcd-client (or bash scripts/ensure-etcd.sh)' });
+    throw new PghaError('PGHA_ERR_CONFIG', `etcd is not installed (${binary} is missing)`, { hint: 'install it as root: apt-get install -y etcd-server etcd-client (pgha up does it when run as root)' });
   }
   const count = options.members ?? 1;
   const scheme = options.tls ? 'https' : 'http';

@@ -19,6 +19,7 @@ import { followEvents } from './follow-events.js';
 import { defaultUpDir } from './up-dir.js';
 import { registerKeeperServiceCommands, runKeeper } from './keeper-service.js';
 import { registerShowSystemd } from './show-systemd.js';
+import { buildInfo, versionLine } from './version.js';
 
 /** An AbortSignal that fires on SIGINT or SIGTERM. */
 function stopSignal(): AbortSignal {
@@ -34,7 +35,21 @@ function stopSignal(): AbortSignal {
 export function buildProgram(): CommandUnknownOpts {
   const program = new Command('pgha')
     .description('PostgreSQL high availability: a monitor, keepers, and automatic failover')
+    .option('-V, --version', "print pgha's version and the commit it was built from")
     .exitOverride();
+  // As commander's own .version(), but the commit is looked up only when asked for.
+  program.on('option:version', () => {
+    process.stdout.write(`${versionLine(buildInfo())}\n`);
+    throw new CommanderError(0, 'commander.version', 'version printed');
+  });
+  program
+    .command('version')
+    .description("pgha's version and the commit it was built from")
+    .option('--json', 'print JSON')
+    .action((o) => {
+      const info = buildInfo();
+      process.stdout.write(o.json ? `${JSON.stringify(info, null, 2)}\n` : `${versionLine(info)}\n`);
+    });
 
   const monitor = program.command('monitor').description('the monitor: decides what each node must be');
   monitor

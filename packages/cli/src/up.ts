@@ -21,8 +21,8 @@ import { defaultUpDir } from './up-dir.js';
 import { startLocalEtcd, type LocalEtcd } from './local-etcd.js';
 
 const BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
-const ENSURE_POSTGRES = fileURLToPath(new URL('../../../scripts/ensure-postgres.sh', import.meta.url));
-const ENSURE_ETCD = fileURLToPath(new URL('../../../scripts/ensure-etcd.sh', import.meta.url));
+const ENSURE_POSTGRES = fileURLToPath(new URL('../scripts/ensure-postgres.sh', import.meta.url));
+const ENSURE_ETCD = fileURLToPath(new URL('../scripts/ensure-etcd.sh', import.meta.url));
 
 /** Options of {@link up}. */
 export interface UpOptions {
