@@ -19,6 +19,7 @@ import { followEvents } from './follow-events.js';
 import { defaultUpDir } from './up-dir.js';
 import { registerKeeperServiceCommands, runKeeper } from './keeper-service.js';
 import { registerShowSystemd } from './show-systemd.js';
+import { registerRotateTokenCommands } from './rotate-token.js';
 
 /** An AbortSignal that fires on SIGINT or SIGTERM. */
 function stopSignal(): AbortSignal {
@@ -66,8 +67,20 @@ export function buildProgram(): CommandUnknownOpts {
     .action(async (o) => {
       const signal = stopSignal();
       const log = createLogger('monitor');
+      // SIGHUP (pgha monitor rotate-token): read the tokens again; one that comes while the
+      // monitor starts is kept for when it runs (Node's default for SIGHUP would end it).
+      let reloadTokens: (() => Promise<void>) | undefined;
+      let hangupWhileStarting = false;
+      const onHangup = (): void => {
+        log.info('SIGHUP: reading the operator and viewer tokens again');
+        if (reloadTokens) void reloadTokens();
+        else hangupWhileStarting = true;
+      };
+      process.on('SIGHUP', onHangup);
       const { runMonitor } = await import('@pgha/monitor');
       const running = await runMonitor(o.pgdata, log);
+      reloadTokens = () => running.reloadTokens();
+      if (hangupWhileStarting) void reloadTokens();
       const failed = await Promise.race([
         new Promise<false>((r) => signal.addEventListener('abort', () => r(false), { once: true })),
         running.failure.then(() => true),
@@ -132,6 +145,8 @@ export function buildProgram(): CommandUnknownOpts {
     .action(async (o) => runKeeper(o.pgdata, stopSignal()));
   // stop|reload|status|set (packages/cli/src/keeper-service.ts)
   registerKeeperServiceCommands(keeper);
+  // monitor rotate-token, keeper rotate-token (packages/cli/src/rotate-token.ts)
+  registerRotateTokenCommands(monitor, keeper);
 
   const show = program.command('show').description('show the formation as the monitor sees it');
   show
