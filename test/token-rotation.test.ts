@@ -163,7 +163,16 @@ describe('pgha keeper rotate-token', () => {
     } finally {
       writeFileSync(path, good, { mode: 0o600 });
     }
-    expect(await statusWith(monitor.url, `/v1/nodes/${keeperJson(node).nodeId}/goal`, keeperJson(node).nodeToken)).toBe(200);
+    // The route refuses a weak new token with the field, and keeps the current one.
+    const { nodeId, nodeToken } = keeperJson(node);
+    const weak = await monitorFetch(`${monitor.url}/v1/nodes/${nodeId}/token`, { method: 'POST', token: nodeToken, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ nodeToken: 'short' }) });
+    expect(weak.status).toBe(400);
+    expect(await weak.json()).toMatchObject({ code: 'PGHA_ERR_VALIDATION', field: 'body.nodeToken' });
+    // Another node's token does not rotate this one.
+    const other = await monitorFetch(`${monitor.url}/v1/nodes/${nodeId}/token`, { method: 'POST', token: keeperJson(nodes[0]!).nodeToken, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ nodeToken: 'y'.repeat(43) }) });
+    expect(other.status).toBe(403);
+    expect(await statusWith(monitor.url, `/v1/nodes/${nodeId}/goal`, nodeToken)).toBe(200);
+    expect(await statusWith(monitor.url, `/v1/nodes/${nodeId}/goal`, 'y'.repeat(43))).toBe(401);
   });
 });
 
