@@ -155,10 +155,10 @@ async function reloadCommand(pgdata: string): Promise<void> {
 }
 
 /**
- * Edits keeper.json atomically (`writeJsonAtomic`), validated against its schema.
+ * Edits keeper.json atomically (`writeJsonAtomic`, 0600: it holds the node's secrets), validated against its schema.
  * @returns the new configuration.
  */
-function editKeeperConfig(pgdata: string, edit: (c: KeeperConfig) => KeeperConfig): KeeperConfig {
+export function editKeeperConfig(pgdata: string, edit: (c: KeeperConfig) => KeeperConfig): KeeperConfig {
   const next = KeeperConfigSchema.parse(edit(loadKeeperConfig(pgdata)));
   writeJsonAtomic(keeperPaths(pgdata).config, next);
   return next;

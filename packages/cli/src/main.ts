@@ -20,6 +20,7 @@ import { defaultUpDir } from './up-dir.js';
 import { registerKeeperServiceCommands, runKeeper } from './keeper-service.js';
 import { registerShowSystemd } from './show-systemd.js';
 import { buildInfo, versionLine } from './version.js';
+import { registerRotateTokenCommands } from './rotate-token.js';
 
 /** An AbortSignal that fires on SIGINT or SIGTERM. */
 function stopSignal(): AbortSignal {
@@ -81,8 +82,20 @@ export function buildProgram(): CommandUnknownOpts {
     .action(async (o) => {
       const signal = stopSignal();
       const log = createLogger('monitor');
+      // SIGHUP (pgha monitor rotate-token): read the tokens again; one that comes while the
+      // monitor starts is kept for when it runs (Node's default for SIGHUP would end it).
+      let reloadTokens: (() => Promise<void>) | undefined;
+      let hangupWhileStarting = false;
+      const onHangup = (): void => {
+        log.info('SIGHUP: reading the operator and viewer tokens again');
+        if (reloadTokens) void reloadTokens();
+        else hangupWhileStarting = true;
+      };
+      process.on('SIGHUP', onHangup);
       const { runMonitor } = await import('@pgha/monitor');
       const running = await runMonitor(o.pgdata, log);
+      reloadTokens = () => running.reloadTokens();
+      if (hangupWhileStarting) void reloadTokens();
       const failed = await Promise.race([
         new Promise<false>((r) => signal.addEventListener('abort', () => r(false), { once: true })),
         running.failure.then(() => true),
@@ -147,6 +160,8 @@ export function buildProgram(): CommandUnknownOpts {
     .action(async (o) => runKeeper(o.pgdata, stopSignal()));
   // stop|reload|status|set (packages/cli/src/keeper-service.ts)
   registerKeeperServiceCommands(keeper);
+  // monitor rotate-token, keeper rotate-token (packages/cli/src/rotate-token.ts)
+  registerRotateTokenCommands(monitor, keeper);
 
   const show = program.command('show').description('show the formation as the monitor sees it');
   show

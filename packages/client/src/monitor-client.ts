@@ -49,6 +49,8 @@ import {
   type NodeStateRow,
   type RegisterNodeRequest,
   type RegisterNodeResponse,
+  type RotateNodeTokenRequest,
+  type RotateNodeTokenResponse,
 } from '@pgha/shared';
 import { MonitorEndpoint, answerError, parseJson, type Answer, type MonitorCredentials } from './monitor-endpoint.js';
 
@@ -341,6 +343,21 @@ export class MonitorClient {
   /** Registers a node. @throws ConflictError when the name or host:port is taken. */
   registerNode(formation: string, req: RegisterNodeRequest): Promise<RegisterNodeResponse> {
     return this.request('POST', `${formationPath(formation)}/nodes`, req);
+  }
+
+  /** Which of the monitor's tokens the client holds (`GET /v1/session`). @throws AuthError (401) for neither. */
+  session(): Promise<{ role: 'operator' | 'viewer' }> {
+    return this.request('GET', '/v1/session');
+  }
+
+  /**
+   * Gives the node a new token (`pgha keeper rotate-token`); the client must hold the node's
+   * current one. The old token is refused from the monitor's commit on.
+   *
+   * @throws AuthError (401) when the current token is not the node's; as {@link request} otherwise.
+   */
+  rotateNodeToken(nodeId: number, req: RotateNodeTokenRequest): Promise<RotateNodeTokenResponse> {
+    return this.request('POST', `/v1/nodes/${nodeId}/token`, req);
   }
 
   /**

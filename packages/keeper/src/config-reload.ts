@@ -1,7 +1,8 @@
 /**
  * What a reload of `keeper.json` (SIGHUP, `pgha keeper reload`) may change in a running keeper:
- * the role-change hook and its timeout, and the monitors it talks to with their CA (moving a
- * formation to other monitors without restarting its keepers, and so its Postgres nodes). Every other field but the one the keeper records itself
+ * the role-change hook and its timeout, the monitors it talks to with their CA (moving a
+ * formation to other monitors without restarting its keepers, and so its Postgres nodes), and
+ * the node token (`pgha keeper rotate-token`). Every other field but the one the keeper records itself
  * ({@link KEEPER_RECORDED_FIELDS}) needs a restart of the keeper
  * (`pgha keeper stop`, then `keeper run`), and a reload that changes one keeps the running value
  * and says so. Pure. Source: Patroni's `reload` (SIGHUP re-reads the config; some parameters
@@ -10,7 +11,7 @@
 import type { KeeperConfig } from './keeper-config.js';
 
 /** The fields of keeper.json a reload applies. */
-export const RELOADABLE_KEEPER_FIELDS = ['onRoleChange', 'onRoleChangeTimeoutMs', 'monitorUrl', 'monitorUrls', 'monitorCaCertificate'] as const;
+export const RELOADABLE_KEEPER_FIELDS = ['onRoleChange', 'onRoleChangeTimeoutMs', 'monitorUrl', 'monitorUrls', 'monitorCaCertificate', 'nodeToken'] as const;
 
 /**
  * The fields of keeper.json the keeper writes itself while it runs (the data directory's

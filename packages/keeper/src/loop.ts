@@ -31,7 +31,7 @@ import { ensureState, reachGoal } from './fsm/reach-goal.js';
 import type { KeeperReloadPlan } from './config-reload.js';
 import { STUCK_GRACE_MS, StuckClock, failingStepProblem, notStreamingProblem, problemSentence } from './local-problem.js';
 import type { PostgresFacts } from './local-facts.js';
-import { keeperMonitorUrls, loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
+import { keeperMonitorUrls, loadKeeperConfig, loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
 import { MonitorClient, type GoalAnswer, type MonitorChange } from '@pgha/client';
 import { goalRevisionVerdict } from './fsm/goal-revision-rule.js';
 import { delay } from '@pgha/postgres';
@@ -143,7 +143,7 @@ export class Keeper implements KeeperViewSource {
 
   /**
    * Re-reads keeper.json (SIGHUP, see `reloadKeeperConfig`) and runs with its reloadable fields
-   * (the role-change hook and its timeout). Never throws.
+   * (the role-change hook and its timeout, the monitors and their CA, the node token). Never throws.
    *
    * @returns the plan applied, or undefined when the file could not be read.
    */
@@ -152,13 +152,35 @@ export class Keeper implements KeeperViewSource {
     if (!plan) return undefined;
     this.config = plan.next;
     this.roles.configure(plan.next);
-    if (plan.applied.some((c) => c.field === 'monitorUrls' || c.field === 'monitorUrl' || c.field === 'monitorCaCertificate')) {
+    const changed = new Set(plan.applied.map((c) => c.field));
+    const monitorsChanged = changed.has('monitorUrls') || changed.has('monitorUrl') || changed.has('monitorCaCertificate');
+    if (monitorsChanged || changed.has('nodeToken')) {
       const old = this.client;
       this.client = this.monitorClient(plan.next);
-      this.log.info({ monitors: this.client.urls }, `reload: talks to the monitors ${this.client.urls.join(', ')} from now on`);
+      if (changed.has('nodeToken')) this.log.info('reload: reports with the new node token from now on');
+      if (monitorsChanged) this.log.info({ monitors: this.client.urls }, `reload: talks to the monitors ${this.client.urls.join(', ')} from now on`);
       void old.close();
     }
     return plan;
+  }
+
+  /**
+   * After the monitor refused the node token (401): takes the one in keeper.json when it is not
+   * the one the keeper runs with (`pgha keeper rotate-token` replaced it, and its SIGHUP has not
+   * come yet), so that a rotation costs no report. Never throws.
+   *
+   * @returns whether the keeper now runs with another token.
+   */
+  private takeRotatedToken(): boolean {
+    let file: KeeperConfig;
+    try {
+      file = loadKeeperConfig(this.config.pgdata);
+    } catch {
+      return false;
+    }
+    if (file.nodeToken === this.config.nodeToken) return false;
+    this.log.info('the monitor refused the node token and keeper.json holds another one: reloading keeper.json');
+    return this.reloadConfig()?.applied.some((c) => c.field === 'nodeToken') ?? false;
   }
 
   /** A client of the monitors of `config`, with the node's token and the monitors' CA. */
@@ -424,6 +446,7 @@ export class Keeper implements KeeperViewSource {
         this.log.warn('the monitor does not take the applied goal revision in reports (it is older than this keeper): reporting without it');
         return this.report(staleTries);
       }
+      if (err instanceof AuthError && err.code === 'PGHA_ERR_UNAUTHENTICATED' && this.takeRotatedToken()) return this.report(staleTries);
       if (report.selfFence && err instanceof ValidationError && err.field?.startsWith('body.selfFence')) {
         this.log.error(`the monitor refused the self-fence record (${err.message}): it is dropped, and is in this log only`);
         this.forgetSelfFence(report.selfFence, 'self-fence record dropped');
@@ -484,7 +507,7 @@ export class Keeper implements KeeperViewSource {
     } catch (err) {
       if (err instanceof AuthError || (err instanceof PghaError && err.code === 'PGHA_ERR_TLS')) {
         // Not a network blip: this keeper's credentials or the monitor's certificate are wrong.
-        return this.outcome(`the monitor refuses this keeper: ${err.toUserLine()} (if the node was registered again, restart this keeper: it reads the new token from keeper.json)`, { failed: true, level: 'error' });
+        return this.outcome(`the monitor refuses this keeper: ${err.toUserLine()} (if the node was registered again, reload this keeper: pgha keeper reload; it reads the new token from keeper.json)`, { failed: true, level: 'error' });
       }
       return this.outcome(`monitor unreachable: ${(err as Error).message}`, { failed: true, level: 'warn' });
     }

@@ -195,15 +195,17 @@ describe('roleOfState', () => {
 describe('planKeeperReload', () => {
   const running = { version: 1, name: 'node1', pgPort: 5433, nodeToken: 'old-token', onRoleChange: '/bin/a' } as unknown as KeeperConfig;
 
-  it('applies the hook and its timeout, and names the other changed fields without their secret values', () => {
-    const plan = planKeeperReload(running, { ...running, onRoleChange: '/bin/b', onRoleChangeTimeoutMs: 500, pgPort: 6000, nodeToken: 'new-token' });
-    expect(plan.next).toEqual({ ...running, onRoleChange: '/bin/b', onRoleChangeTimeoutMs: 500 });
+  it('applies the hook, its timeout and the node token, names the other changed fields, and shows no secret value', () => {
+    const plan = planKeeperReload(running, { ...running, onRoleChange: '/bin/b', onRoleChangeTimeoutMs: 500, pgPort: 6000, nodeToken: 'new-token', replicationPassword: 'new-password' });
+    expect(plan.next).toEqual({ ...running, onRoleChange: '/bin/b', onRoleChangeTimeoutMs: 500, nodeToken: 'new-token' });
     expect(plan.applied).toEqual([
       { field: 'onRoleChange', from: '/bin/a', to: '/bin/b' },
       { field: 'onRoleChangeTimeoutMs', from: '(none)', to: '500' },
+      { field: 'nodeToken', from: '[redacted]', to: '[redacted]' },
     ]);
-    expect(plan.needRestart).toEqual(['nodeToken', 'pgPort']);
-    expect(JSON.stringify(plan.applied)).not.toContain('token');
+    expect(plan.needRestart).toEqual(['pgPort', 'replicationPassword']);
+    expect(JSON.stringify(plan)).not.toContain('new-password');
+    expect(JSON.stringify(plan.applied)).not.toContain('-token');
   });
 
   it('removes a hook taken out of the file, and finds nothing to do in the same file', () => {

@@ -4,8 +4,9 @@
  *
  * - the **operator token** (`<pgdata>.pgha/auth-token`, made by `pgha monitor create`) for
  *   every route except a keeper's own two: registering nodes, `show`, `perform`, settings…;
- * - a **node token** (issued at registration, see `RegisterNodeResponse.nodeToken`) for
- *   `POST /v1/nodes/:nodeId/report` and `GET /v1/nodes/:nodeId/goal` of that node only;
+ * - a **node token** (issued at registration, see `RegisterNodeResponse.nodeToken`, and
+ *   replaced by `POST /v1/nodes/:nodeId/token`) for `POST /v1/nodes/:nodeId/report`,
+ *   `GET /v1/nodes/:nodeId/goal` and `POST /v1/nodes/:nodeId/token` of that node only;
  * - the **viewer token** (`<pgdata>.pgha/viewer-token`, made by `pgha monitor create`) for GET
  *   on every operator route: it reads everything an operator reads and changes nothing (403),
  *   so Prometheus and a dashboard viewer need not hold the power to switch over.
@@ -97,7 +98,11 @@ export class NodeCredentials {
   }
 }
 
-/** What the API's authentication needs. */
+/**
+ * What the API's authentication needs. Read at each request: a token rotation
+ * (`pgha monitor rotate-token`) replaces a digest in place, and the old token is refused from
+ * the next request on.
+ */
 export interface ApiAuth {
   /** SHA-256 (hex) of the operator token. */
   operatorTokenSha256: string;
@@ -116,8 +121,8 @@ export interface ApiAuth {
  * reveals anything about the formations.
  */
 const PUBLIC_ROUTES = new Set(['GET /health', ...UI_ROUTES.map((r) => `GET ${r}`)]);
-/** Routes a node's keeper calls with its node token, for its own `:nodeId`. */
-const NODE_ROUTES = new Set(['POST /v1/nodes/:nodeId/report', 'GET /v1/nodes/:nodeId/goal']);
+/** Routes a node's keeper calls with its node token, for its own `:nodeId` (`/token`: `pgha keeper rotate-token`). */
+const NODE_ROUTES = new Set(['POST /v1/nodes/:nodeId/report', 'GET /v1/nodes/:nodeId/goal', 'POST /v1/nodes/:nodeId/token']);
 
 type Refusal = { status: 401 | 403; message: string; hint: string; nodeId?: number; kind: string };
 
@@ -153,7 +158,7 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, store: StoreSes
       return { status: 403, kind: 'other-node', ...(target ? { nodeId: target } : {}), message: `refused: node ${owner}'s keeper presented its credentials for node ${target ?? '?'}`, hint: 'a keeper reports only for the node it registered' };
     }
     if (isOperator) return { status: 403, kind: 'operator-on-node-route', message: 'the operator token does not report for a node', hint: "a node's keeper uses the token its registration returned" };
-    return { status: 401, kind: 'invalid', ...(target ? { nodeId: target } : {}), message: `invalid credentials for node ${target ?? '?'}: a wrong or replaced token`, hint: 'the node was registered again since (pgha keeper create): restart its keeper with the new keeper.json' };
+    return { status: 401, kind: 'invalid', ...(target ? { nodeId: target } : {}), message: `invalid credentials for node ${target ?? '?'}: a wrong or replaced token`, hint: "the node's token was replaced since (pgha keeper create, or pgha keeper rotate-token): its keeper takes the new one from keeper.json (pgha keeper reload)" };
   };
 
   /**

@@ -1,6 +1,7 @@
 export * from './app.js';
 export * from './monitor-config.js';
 export * from './monitor-service.js';
+export * from './rotate-monitor-token.js';
 export * from './secrets.js';
 export * from './store/store-port.js';
 export * from './store/records.js';

@@ -15,7 +15,7 @@ import {
   DEFAULT_FORMATION_SETTINGS,
 } from '@pgha/shared';
 import { acquirePidFile, assertOwnDataDirectory, ensureOwnedDir, ensurePghaDir, initdb, pidFilePath, isEmptyOrMissing, isPgData, pgCtlStop, portInUse, postmasterPid, writeHba, readSecretFile, releasePidFile, writeJsonAtomic, writeSecretFile } from '@pgha/postgres';
-import { NodeCredentials, tokenSha256 } from './auth.js';
+import { NodeCredentials, tokenSha256, type ApiAuth } from './auth.js';
 import { generateSecret } from './secrets.js';
 import { loadCaCertificate, loadCertificateAuthority, loadHttpsOptions, monitorCertificateHosts, setUpMonitorTls, type MonitorSslOption } from './tls/monitor-tls.js';
 import { buildApp } from './app.js';
@@ -28,6 +28,7 @@ import { HealthProber } from './prober/health-prober.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { etcdConnectionOf, openConfiguredStore, storeConnection } from './store/open-store.js';
+import { readStoreSecrets } from './store/etcd/store-meta.js';
 import { startEtcdHa, type EtcdHa } from './ha/etcd-ha.js';
 import { createEtcdMonitor, type EtcdStoreOption } from './create-etcd-monitor.js';
 import { assertMonitorData, startMonitorPostgres } from './monitor-postgres.js';
@@ -107,6 +108,14 @@ export interface RunningMonitor {
    * and left that directory's Postgres alone. Never settles otherwise.
    */
   failure: Promise<PghaError>;
+  /**
+   * Takes the operator and viewer tokens again (SIGHUP, sent by `pgha monitor rotate-token`):
+   * from their files (`monitor.json`'s `authTokenFile`, `viewerTokenFile`) on the monitor's own
+   * Postgres, from the store's secrets on etcd (where the store's watch takes them by itself).
+   * From the next request on, the old tokens are refused. A file that cannot be read changes
+   * nothing (logged). Never throws.
+   */
+  reloadTokens(): Promise<void>;
 }
 
 /**
@@ -169,7 +178,30 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
   const viewerTokenSha256 = opened.viewerTokenSha256 ?? viewerFileSha256;
-  const auth = { operatorTokenSha256, ...(viewerTokenSha256 ? { viewerTokenSha256 } : {}), nodeCredentials: new NodeCredentials(store.credentials) };
+  const auth: ApiAuth = { operatorTokenSha256, ...(viewerTokenSha256 ? { viewerTokenSha256 } : {}), nodeCredentials: new NodeCredentials(store.credentials) };
+  /** Replaces the tokens' digests that changed (read at each request: the old token is refused from the next one on). */
+  const takeDigests = (operator: string, viewer: string | undefined, from: string): void => {
+    const changed = [...(operator !== auth.operatorTokenSha256 ? ['operator'] : []), ...(viewer !== auth.viewerTokenSha256 ? ['viewer'] : [])];
+    auth.operatorTokenSha256 = operator;
+    if (viewer === undefined) delete auth.viewerTokenSha256;
+    else auth.viewerTokenSha256 = viewer;
+    if (changed.length === 0) log.info(`tokens read again from ${from}: unchanged`);
+    for (const role of changed) log.info({ security: true, role }, `the ${role} token was replaced (${from}): the old one is refused from now on`);
+  };
+  const reloadTokens = async (): Promise<void> => {
+    try {
+      if (config.store) {
+        const secrets = await readStoreSecrets(opened.etcd!.client, etcdConnectionOf(config.store));
+        takeDigests(secrets.operatorTokenSha256, secrets.viewerTokenSha256, "the store's secrets");
+        return;
+      }
+      const files = loadMonitorConfig(config.pgdata);
+      const viewerFile = files.viewerTokenFile;
+      takeDigests(tokenSha256(readSecretFile(files.authTokenFile, 'auth token')), viewerFile ? tokenSha256(readSecretFile(viewerFile, 'viewer token')) : undefined, viewerFile ? `${files.authTokenFile} and ${viewerFile}` : files.authTokenFile);
+    } catch (err) {
+      log.error(`tokens not read again, the monitor keeps the ones it has: ${err instanceof PghaError ? err.toUserLine() : (err as Error).message}`);
+    }
+  };
   const { host, port } = parseListen(config.listen);
   const url = advertisedUrl(host, port, !!https);
   // On etcd: campaign for every formation; the driver's timer and the prober act only for the
@@ -179,6 +211,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
     opened.etcd.revisionBaseRaised = (from, to) =>
       log.warn(`a keeper had applied a goal revision above this store's (a store restored from a snapshot, or moved from another store): goal revisions now count from ${to} instead of ${from}, so that keepers take the store's goals`);
     opened.etcd.credentialRevoked = (digest) => auth.nodeCredentials.forget(digest);
+    opened.etcd.secretsChanged = (secrets) => (secrets ? takeDigests(secrets.operatorTokenSha256, secrets.viewerTokenSha256, "the store's secrets, by pgha monitor rotate-token") : void reloadTokens());
   }
   try {
     ha = opened.etcd
@@ -256,6 +289,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   return {
     url,
     failure,
+    reloadTokens,
     async stop() {
       if (stopping) return;
       let own = ownPostgres;

@@ -161,6 +161,29 @@ export interface RegisterNodeResponse {
 }
 
 /**
+ * `POST /v1/nodes/:nodeId/token` (`pgha keeper rotate-token`): a keeper, authenticated with its
+ * current node token, gives its node a new one. The keeper makes the new token (32 random bytes,
+ * base64url: 43 characters or more), so that when the answer is lost it can still learn whether
+ * the monitor took it (a request with the new token answers 200, 401 otherwise). The monitor
+ * keeps only its SHA-256; the old token is refused from the commit on.
+ */
+export const RotateNodeTokenRequest = z
+  .object({
+    nodeToken: z.string().regex(/^[A-Za-z0-9_-]{43,512}$/, 'must be 43 to 512 base64url characters (32 random bytes or more)'),
+  })
+  .strict();
+export type RotateNodeTokenRequest = z.input<typeof RotateNodeTokenRequest>;
+
+/** Answer to {@link RotateNodeTokenRequest}. */
+export interface RotateNodeTokenResponse {
+  nodeId: number;
+  name: string;
+  formation: string;
+  /** When the monitor replaced the token (ISO 8601, the store's clock). */
+  rotatedAt: string;
+}
+
+/**
  * How far a long transition has come, e.g. a base backup: `doneBytes` of an estimated
  * `totalBytes` (pg_basebackup's `--progress` estimate; `doneBytes` may pass it, the percent
  * stops at 100). Source: pg_basebackup's progress report; pg_auto_failover has none.

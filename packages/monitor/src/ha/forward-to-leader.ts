@@ -1,6 +1,6 @@
 /**
  * Monitors on etcd: any monitor serves every request, but only a formation's leader decides for
- * it. A request that writes for a formation (a keeper's report, a registration, an operator
+ * it. A request that writes for a formation (a keeper's report or token rotation, a registration, an operator
  * command, a settings change, a drop) that reaches another monitor is forwarded to the leader
  * over HTTPS, with the caller's credentials, and the leader's answer is returned as it is
  * (`@fastify/reply-from`). Reads (state, events and their stream, goal long-polls, metrics,
@@ -86,7 +86,8 @@ export async function formationWrittenBy(req: Pick<FastifyRequest, 'method' | 'u
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return undefined;
   const params = (req.params ?? {}) as { formation?: string; nodeId?: string };
   if (params.formation !== undefined) return params.formation;
-  if (params.nodeId !== undefined && /^\d{1,9}$/.test(params.nodeId) && req.url.split('?')[0]!.endsWith('/report')) return formationOfNode(Number(params.nodeId));
+  // A keeper's report, and its token rotation (the credential is written under the node's formation, fenced).
+  if (params.nodeId !== undefined && /^\d{1,9}$/.test(params.nodeId) && /\/(report|token)$/.test(req.url.split('?')[0]!)) return formationOfNode(Number(params.nodeId));
   return undefined;
 }
 

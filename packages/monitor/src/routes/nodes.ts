@@ -8,12 +8,17 @@
  * - `POST /v1/nodes/:nodeId/report` body `NodeReport` → 200 `NodeGoal`; 400, 404.
  * - `GET /v1/nodes/:nodeId/goal?known=STATE&wait_ms=N` → 200 `NodeGoal` as soon as the
  *   goal differs from `known`, or after `wait_ms` (at most 30 000); 400, 404.
+ * - `POST /v1/nodes/:nodeId/token` body `RotateNodeTokenRequest` → 200
+ *   `RotateNodeTokenResponse`: the node's token is the one in the body from the commit on (the
+ *   old one is refused), with a `node-token-rotated` event; 400, 404. Only the node's own
+ *   token opens it (`auth.ts`).
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { FormationName, NodeIdText, NodeReport, NodeStateSchema, RegisterNodeRequest, type RegisterNodeResponse } from '@pgha/shared';
+import { FormationName, NodeIdText, NodeReport, NodeStateSchema, RegisterNodeRequest, RotateNodeTokenRequest, type RegisterNodeResponse, type RotateNodeTokenResponse } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
 import { tokenSha256 } from '../auth.js';
+import { NODE_TOKEN_ROTATED_RULE, nodeEvent } from '../store/event-records.js';
 import { registerNode } from '../formation/register-node.js';
 import { removeNode } from '../formation/remove-node.js';
 import { generateSecret } from '../secrets.js';
@@ -103,5 +108,21 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     } finally {
       waiter?.cancel();
     }
+  });
+
+  app.post('/v1/nodes/:nodeId/token', async (req) => {
+    const { nodeId } = validate(NodeIdParams, req.params, 'params');
+    const body = validate(RotateNodeTokenRequest, req.body, 'body');
+    const digest = tokenSha256(body.nodeToken);
+    const answer = await deps.store.transaction(async (tx): Promise<RotateNodeTokenResponse> => {
+      const node = await tx.nodes.get(nodeId);
+      await tx.credentials.issue(nodeId, digest);
+      // The reason names no token: events are read with the viewer token.
+      await tx.events.append([nodeEvent(node, NODE_TOKEN_ROTATED_RULE, `node ${nodeId} "${node.name}": its keeper replaced its node token (pgha keeper rotate-token); the old token is refused from now on`)]);
+      return { nodeId, name: node.name, formation: node.formationId, rotatedAt: new Date(await tx.nowMs()).toISOString() };
+    });
+    deps.auth.nodeCredentials.remember(nodeId, digest);
+    req.log.info({ nodeId, formation: answer.formation, security: true }, `node ${nodeId} "${answer.name}": node token replaced; the old one is refused from now on`);
+    return answer;
   });
 }

@@ -25,6 +25,8 @@ export const SELF_FENCED_RULE = 'keeper-self-fenced';
 export const KEEPER_PROBLEM_RULE = 'keeper-problem';
 /** Rule id of the event of the end of a problem a keeper reported. */
 export const KEEPER_PROBLEM_CLEARED_RULE = 'keeper-problem-cleared';
+/** Rule id of the event written when a keeper replaced its node token (`pgha keeper rotate-token`). */
+export const NODE_TOKEN_ROTATED_RULE = 'node-token-rotated';
 /** `nodeId` and `nodeName` of events about a whole formation rather than one node. */
 export const FORMATION_EVENT_NODE = { nodeId: 0, nodeName: '(formation)' } as const;
 

@@ -62,7 +62,7 @@ import { StoreKeys } from './keys.js';
 import { NodeIdBlocks } from './node-ids.js';
 import { ReportOverlay, mergeLiveness } from './report-overlay.js';
 import { StoreMirror } from './store-mirror.js';
-import { readStoreMeta, type StoreMeta } from './store-meta.js';
+import { readStoreMeta, type StoreMeta, type StoreSecrets } from './store-meta.js';
 
 /** How long (ms) a due LSN waits for others to be written with it (see `EtcdShared.lsnDue`). */
 const LSN_BATCH_DELAY_MS = 1000;
@@ -311,6 +311,14 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
   credentialRevoked: ((digest: string | undefined) => void) | undefined;
 
   /**
+   * Told when the store's secrets changed (`pgha monitor rotate-token` wrote a new operator or
+   * viewer token digest): the new secrets; undefined when the watch started again after a break,
+   * during which they may have changed unseen (read them again). The API's authentication takes
+   * the new digests, so that the old token is refused by every monitor of the store.
+   */
+  secretsChanged: ((secrets: StoreSecrets | undefined) => void) | undefined;
+
+  /**
    * Attempt `n` of a transaction; `mirrored`: its first attempt reads formations and nodes from
    * the mirror (see `store-mirror.ts`).
    */
@@ -448,7 +456,10 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
     const timer = setTimeout(() => {
       if (this.closed) return;
       this.watch().then(
-        () => this.wakeAll(),
+        () => {
+          this.wakeAll();
+          this.secretsChanged?.(undefined);
+        },
         () => this.rewatch(),
       );
     }, REWATCH_PAUSE_MS);
@@ -474,6 +485,10 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       const [now, before] = [nodeOf(kvOf(kv), base), nodeOf(previous, base)];
       if (now.candidatePriority !== before.candidatePriority || now.replicationQuorum !== before.replicationQuorum) return this.wakeAllGoals();
       if (now.goalState !== before.goalState || now.goalChangedAt.getTime() !== before.goalChangedAt.getTime()) wake(this.goalWaiters, node.nodeId);
+      return;
+    }
+    if (key === this.keys.secrets) {
+      if (!deleted) this.secretsChanged?.(JSON.parse(kv.value.toString()) as StoreSecrets);
       return;
     }
     if (deleted) {

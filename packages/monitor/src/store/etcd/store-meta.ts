@@ -3,7 +3,8 @@
  * id, when and by which host it was made) and `<p>/v1/secrets` (the operator token's digest and
  * the monitors' CA, read by `pgha monitor create --join`; TLS to etcd is their trust anchor).
  * {@link initEtcdStore} writes both in one Txn, only if absent; {@link readStoreMeta} refuses a
- * prefix that does not hold this monitor's store. A refusal writes nothing.
+ * prefix that does not hold this monitor's store; {@link replaceStoreTokenDigest} rotates a
+ * token. A refusal writes nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -184,4 +185,31 @@ async function fillOrClean(client: Etcd3, keys: StoreKeys, uri: string, fill: (c
       cause: err,
     });
   }
+}
+
+/**
+ * Replaces the operator or viewer token's digest in the store's secrets (`pgha monitor
+ * rotate-token`): one Txn that compares the secrets' mod revision, run again when another writer
+ * changed them meanwhile. Every monitor of the store watches the key (`EtcdStore.secretsChanged`)
+ * and refuses the old token from then on.
+ *
+ * @param digest - SHA-256 (hex) of the new token.
+ * @throws PghaError `PGHA_ERR_STORE_MISMATCH` when the secrets key is missing;
+ *   `PGHA_ERR_STORE_UNAVAILABLE` when it changed under every attempt; etcd's errors when it
+ *   cannot be reached (nothing written).
+ */
+export async function replaceStoreTokenDigest(client: Etcd3, conn: Pick<EtcdConnection, 'endpoints' | 'prefix'>, role: 'operator' | 'viewer', digest: string): Promise<void> {
+  const keys = new StoreKeys(conn.prefix);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const kv = (await client.kv.range({ key: Buffer.from(keys.secrets) })).kvs[0];
+    if (!kv) throw mismatch(`the etcd store at ${storeUriOf(conn)} has no ${keys.secrets} key`, 'the store is damaged: restore it from a snapshot (etcdctl snapshot restore)');
+    const secrets = JSON.parse(kv.value.toString()) as StoreSecrets;
+    const next: StoreSecrets = role === 'operator' ? { ...secrets, operatorTokenSha256: digest } : { ...secrets, viewerTokenSha256: digest };
+    const res = await client.kv.txn({
+      compare: [{ key: Buffer.from(keys.secrets), target: 'Mod', result: 'Equal', mod_revision: kv.mod_revision }],
+      success: [{ request_put: { key: Buffer.from(keys.secrets), value: Buffer.from(JSON.stringify(next)) } }],
+    });
+    if (res.succeeded) return;
+  }
+  throw new PghaError('PGHA_ERR_STORE_UNAVAILABLE', `the secrets of the etcd store at ${storeUriOf(conn)} changed under every attempt to replace the ${role} token`, { hint: 'another rotation runs at the same moment: wait for it, then retry' });
 }
