@@ -64,6 +64,9 @@ export class ReplicationSetup {
   /** The upstream last followed; set only by {@link currentUpstream}. */
   private upstream: GroupMember | null = null;
 
+  /** With `--skip-pg-hba`: the client networks last logged as not written; set only by {@link writeConfig}. */
+  private skippedClientNetworks: string | undefined;
+
   constructor(
     private readonly config: KeeperConfig,
     private readonly session: LocalSession,
@@ -184,8 +187,13 @@ export class ReplicationSetup {
    */
   writeConfig(options: NodeConfigOptions): boolean {
     this.identity.assertOwn();
-    // --skip-pg-hba: pg_hba.conf is the operator's.
+    // --skip-pg-hba: pg_hba.conf is the operator's; the client networks are said once per change.
     const hba = this.config.skipPgHba ? false : writeHba(this.pgdata, this.hbaEntries(options.nodes, options.clientNetworks));
+    const networks = options.clientNetworks.join(',');
+    if (this.config.skipPgHba && networks !== (this.skippedClientNetworks ?? '')) {
+      this.log.info(`--skip-pg-hba: the formation's client networks (${networks || 'none'}) are not written into pg_hba.conf; admit them there yourself (hostssl, scram-sha-256)`);
+    }
+    if (this.config.skipPgHba) this.skippedClientNetworks = networks;
     const ssl = this.serverTls();
     // Every node keeps its pgpass file ready: a primary needs it when it rejoins as a standby.
     this.ensurePassfile();
