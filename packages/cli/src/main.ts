@@ -100,7 +100,7 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--on-role-change <command>', "command run (through /bin/sh -c) when the node's role changes (docs/hooks.md)")
     .option('--on-role-change-timeout-ms <ms>', 'limit of one run of that command', intArg(ROLE_CHANGE_TIMEOUT_MIN_MS, ROLE_CHANGE_TIMEOUT_MAX_MS))
     .option('--http-listen <host:port>', "the keeper's HTTP health routes and metrics (default: <hostname>:8008)")
-    .option('--client-network <cidr[,cidr...]>', "a network clients may connect from (TLS and SCRAM only), added to the formation's client networks so that every node admits it; repeatable", clientNetworksArg)
+    .option('--client-network <cidrs>', "networks clients may connect from, CIDR[,CIDR…] (TLS and SCRAM only), added to the formation's client networks so that every node admits them; repeatable", clientNetworksArg)
     .option('--skip-pg-hba', 'the operator manages pg_hba.conf: the keeper never writes it (docs/security.md says what it must admit)')
     .option('--postgres-password-file <file>', "a file (mode 0600) holding the postgres role's password, set on the first node (standbys replicate it)")
     .option('--json', 'print the node created as JSON')
