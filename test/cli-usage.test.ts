@@ -26,7 +26,7 @@ const groups = [{ path: [] as string[], cmd: buildProgram() }, ...all.filter((c)
 /** A value that `o` (an option or argument) accepts: its first choice, or the first candidate its parser takes. */
 function validValue(o: Option | Argument): string {
   if (o.argChoices) return o.argChoices[0]!;
-  return ['1', 'true', 'x', '1s'].find((v) => {
+  return ['1', 'true', 'x', '1s', '10.0.0.0/8'].find((v) => {
     try {
       o.parseArg?.(v, undefined);
       return true;

@@ -89,7 +89,7 @@ describe('node settings', () => {
 
   it('shows the settings and the standby names the monitor computes', async () => {
     const view = JSON.parse(await pghaOk('show', 'settings', '--json')) as SettingsView;
-    expect(view.formation).toEqual({ formation: 'default', kind: 'pgsql', dbname: 'postgres', number_sync_standbys: 0, timing: timingDefaults });
+    expect(view.formation).toEqual({ formation: 'default', kind: 'pgsql', dbname: 'postgres', number_sync_standbys: 0, timing: timingDefaults, client_networks: [] });
     const byId = [primary, standby].sort((a, b) => a.node_id - b.node_id);
     expect(view.nodes.map((n) => [n.name, n.candidate_priority, n.replication_quorum])).toEqual(byId.map((n) => [n.name, 50, true]));
     const expected = `ANY 1 (pgha_node_${standby.node_id})`;
@@ -97,6 +97,7 @@ describe('node settings', () => {
 
     const text = await pghaOk('show', 'settings');
     expect(text).toMatch(/formation\s+\|\s+default\s+\|\s+number_sync_standbys\s+\|\s+0/);
+    expect(text).toMatch(/formation\s+\|\s+default\s+\|\s+client-networks\s+\|\s+none/);
     expect(text).toContain(`'${expected}'`);
     expect(text).toMatch(new RegExp(`node\\s+\\|\\s+${standby.name}\\s+\\|\\s+replication quorum\\s+\\|\\s+true`));
 

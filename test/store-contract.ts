@@ -22,6 +22,7 @@ import type { Assignment, NodeReport, NodeState } from '@pgha/shared';
 import {
   STREAM_START,
   changeNumberSyncStandbys,
+  changeClientNetworks,
   changeTimingSettings,
   formationEvent,
   nodeEvent,
@@ -584,6 +585,39 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         await store.transaction(async (tx) => changeTimingSettings(tx, await tx.lockFormation(f), { networkPartitionTimeoutMs: 1000 }));
         await store.transaction(async (tx) => changeTimingSettings(tx, await tx.lockFormation(f), { nodeUnhealthyTimeoutMs: 2000 }));
         expect((await store.formations.get(f)).settings).toMatchObject({ nodeUnhealthyTimeoutMs: 2000, networkPartitionTimeoutMs: 1000 });
+      });
+
+      it("changes a formation's client networks with their event, adds a node's to them, and keeps them across reads", async () => {
+        const f = await formation('c-clients');
+        expect((await store.formations.get(f)).clientNetworks).toEqual([]);
+        await addNode(f, 'a');
+        const set = await store.transaction(async (tx) => changeClientNetworks(tx, await tx.lockFormation(f), ['10.20.0.0/16', 'fd00::/8']));
+        expect(set).toEqual({ changes: [`client networks of formation "${f}" set from none to 10.20.0.0/16,fd00::/8`], warnings: [] });
+        expect((await store.formations.get(f)).clientNetworks).toEqual(['10.20.0.0/16', 'fd00::/8']);
+        expect((await store.formations.list()).find((x) => x.formationId === f)?.clientNetworks).toEqual(['10.20.0.0/16', 'fd00::/8']);
+        // The same list again: nothing written.
+        expect(await store.transaction(async (tx) => changeClientNetworks(tx, await tx.lockFormation(f), ['10.20.0.0/16', 'fd00::/8']))).toEqual({ changes: [], warnings: [] });
+        // A node's networks join the formation's, each once.
+        await store.transaction(async (tx) => changeClientNetworks(tx, await tx.lockFormation(f), ['fd00::/8', '10.30.0.5/32'], { add: true }));
+        expect((await store.formations.get(f)).clientNetworks).toEqual(['10.20.0.0/16', 'fd00::/8', '10.30.0.5/32']);
+        await store.transaction(async (tx) => changeClientNetworks(tx, await tx.lockFormation(f), []));
+        expect((await store.formations.get(f)).clientNetworks).toEqual([]);
+        expect((await store.stream.latest(f, 10)).map((e) => e.reason)).toEqual([
+          set.changes[0],
+          `client networks of formation "${f}" set from 10.20.0.0/16,fd00::/8 to 10.20.0.0/16,fd00::/8,10.30.0.5/32`,
+          `client networks of formation "${f}" set from 10.20.0.0/16,fd00::/8,10.30.0.5/32 to none`,
+        ]);
+      });
+
+      it('a transaction that fails after changing client networks writes neither them nor their event', async () => {
+        const f = await formation('c-clients-rollback');
+        const failed = await outcome(store.transaction(async (tx) => {
+          await changeClientNetworks(tx, await tx.lockFormation(f), ['10.20.0.0/16']);
+          throw new Error('refused later in the same change');
+        }));
+        expect(failed.ok).toBe(false);
+        expect((await store.formations.get(f)).clientNetworks).toEqual([]);
+        expect(await store.stream.latest(f, 10)).toEqual([]);
       });
 
       it("wakes the keepers of a settings change's nodes at commit", async () => {

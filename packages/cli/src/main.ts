@@ -10,8 +10,9 @@ import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials
 import { CommandExit, USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
 import { confirmDestructive } from './confirm.js';
 import { createLogger } from './logger.js';
-import { boolArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
+import { boolArg, clientNetworksArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
 import { registerSettingsCommands, subcommand } from './settings.js';
+import { registerPostgresPasswordCommand } from './postgres-password.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
 import { showEvents, showState, showUri } from './show.js';
 import { showMonitors } from './show-monitors.js';
@@ -127,6 +128,10 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--on-role-change <command>', "command run (through /bin/sh -c) when the node's role changes (docs/hooks.md)")
     .option('--on-role-change-timeout-ms <ms>', 'limit of one run of that command', intArg(ROLE_CHANGE_TIMEOUT_MIN_MS, ROLE_CHANGE_TIMEOUT_MAX_MS))
     .option('--http-listen <host:port>', "the keeper's HTTP health routes and metrics (default: <hostname>:8008)")
+    .option('--client-network <cidrs>', "networks clients may connect from, CIDR[,CIDR…] (TLS and SCRAM only), added to the formation's client networks so that every node admits them; repeatable", clientNetworksArg)
+    .option('--skip-pg-hba', 'the operator manages pg_hba.conf: the keeper never writes it (docs/security.md says what it must admit)')
+    .option('--postgres-password-file <file>', "a file (mode 0600) holding the postgres role's password, set on the first node (standbys replicate it)")
+    .option('--json', 'print the node created as JSON')
     .action(async (_kind, o) => {
       if (o.onRoleChange !== undefined && (o.onRoleChange.trim() === '' || o.onRoleChange.includes('\0'))) throw new ValidationError('--on-role-change needs a command', { hint: 'e.g. --on-role-change /usr/local/bin/pgha-vip.sh (docs/hooks.md)', field: 'onRoleChange' });
       if (!o.serverCert !== !o.serverKey) throw new ValidationError('--server-cert and --server-key go together', { hint: 'give both, or neither to have the monitor\'s CA sign a certificate' });
@@ -136,7 +141,8 @@ export function buildProgram(): CommandUnknownOpts {
       const log = createLogger('keeper');
       if (!o.ssl) log.warn('TLS is OFF for Postgres (--no-ssl): replication and passwords cross the network in clear text; use this for tests only');
       if (o.auth === 'trust') log.warn('--auth trust: clients on the formation hosts connect over TCP without a password; use this for tests only');
-      await createNode({
+      if (o.skipPgHba) log.info('--skip-pg-hba: the keeper never writes pg_hba.conf; it must admit replication and pg_rewind between the nodes and the monitor\'s health probe (docs/security.md)');
+      const created = await createNode({
         monitorUrls: monitorUrls(o.monitor),
         pgdata: o.pgdata,
         pgPort: o.pgPort,
@@ -151,7 +157,21 @@ export function buildProgram(): CommandUnknownOpts {
         ...(o.onRoleChange !== undefined ? { onRoleChange: o.onRoleChange } : {}),
         ...(o.onRoleChangeTimeoutMs !== undefined ? { onRoleChangeTimeoutMs: o.onRoleChangeTimeoutMs } : {}),
         ...(o.httpListen !== undefined ? { httpListen: o.httpListen } : {}),
+        ...(o.clientNetwork !== undefined ? { clientNetworks: o.clientNetwork } : {}),
+        ...(o.skipPgHba ? { skipPgHba: true } : {}),
+        ...(o.postgresPasswordFile !== undefined ? { postgresPasswordFile: o.postgresPasswordFile } : {}),
       }, log, signal);
+      const summary = {
+        node_id: created.config.nodeId,
+        name: created.config.name,
+        formation: created.config.formation,
+        group_id: created.config.groupId,
+        state: created.state,
+        pgdata: created.config.pgdata,
+        skip_pg_hba: created.config.skipPgHba ?? false,
+        postgres_password_set: created.postgresPasswordSet,
+      };
+      process.stdout.write(o.json ? `${JSON.stringify(summary, null, 2)}\n` : `node ${summary.node_id} "${summary.name}" of formation "${summary.formation}" created: ${summary.state}; run it with: pgha keeper run --pgdata ${summary.pgdata}\n`);
     });
   keeper
     .command('run')
@@ -224,6 +244,7 @@ export function buildProgram(): CommandUnknownOpts {
   // Formations and replication settings: set|get node|formation, show settings|standby-names,
   // create|drop formation (packages/cli/src/settings.ts).
   registerSettingsCommands(program);
+  registerPostgresPasswordCommand(program);
 
   program
     .command('up')

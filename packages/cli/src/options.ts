@@ -6,6 +6,7 @@
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import { DEFAULT_FORMATION, ValidationError, formatDurationMs } from '@pgha/shared';
 import parseDuration, { type StringValue } from 'ms';
+import { parseClientNetworkList } from '@pgha/postgres';
 
 /** A commander argument parser for a whole number from `min` to `max`; a usage error otherwise. */
 export function intArg(min: number, max: number): (value: string) => number {
@@ -31,6 +32,20 @@ export function durationArg(minMs: number, maxMs: number): (value: string) => nu
     if (n < minMs || n > maxMs) throw new InvalidArgumentError(`expected a duration from ${formatDurationMs(minMs)} to ${formatDurationMs(maxMs)}`);
     return n;
   };
+}
+
+/**
+ * A commander argument parser for client networks: `CIDR[,CIDR…]` (`parseClientNetworkList`;
+ * `none` for none), added to those of earlier uses of the same option (`previous`); a usage
+ * error naming the bad one otherwise.
+ */
+export function clientNetworksArg(value: string, previous: string[] | undefined): string[] {
+  try {
+    return [...new Set([...(previous ?? []), ...parseClientNetworkList(value)])];
+  } catch (err) {
+    if (err instanceof ValidationError) throw new InvalidArgumentError(`${err.message}: ${err.hint}`);
+    throw err;
+  }
 }
 
 /** A commander argument parser for `true` or `false`; a usage error otherwise. */

@@ -1,6 +1,6 @@
 /**
  * `pgha set|get node candidate-priority|replication-quorum`, `pgha set|get formation
- * number-sync-standbys`, `pgha show settings|standby-names`, `pgha create|drop formation`:
+ * number-sync-standbys|<timing setting>|client-networks`, `pgha show settings|standby-names`, `pgha create|drop formation`:
  * the monitor's formation and settings routes, printed as text or `--json`.
  * Source: pg_auto_failover's `pg_autoctl set|get|show settings`, `create|drop formation`.
  */
@@ -18,7 +18,7 @@ import {
   type TimingSettingKey,
 } from '@pgha/shared';
 import { confirmDestructive } from './confirm.js';
-import { boolArg, durationArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
+import { boolArg, clientNetworksArg, durationArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
 
 /** What each timing setting does, as `pgha set formation --help` says it (docs/timeouts.md has the reasons). */
 const TIMING_DESCRIPTIONS: Readonly<Record<TimingSettingKey, string>> = {
@@ -64,12 +64,18 @@ export function renderSettingsTable(view: SettingsView): string {
   });
   table.push(['formation', view.formation.formation, 'number_sync_standbys', String(view.formation.number_sync_standbys)]);
   for (const [name, s] of Object.entries(TIMING_SETTINGS)) table.push(['formation', view.formation.formation, name, formatTimingValue(s.key, view.formation.timing[s.key])]);
+  table.push(['formation', view.formation.formation, 'client-networks', clientNetworksText(view.formation.client_networks)]);
   for (const s of view.standby_names) {
     if (s.primary !== null) table.push(['primary', s.primary, 'synchronous_standby_names', `'${s.synchronous_standby_names}'`]);
   }
   for (const n of view.nodes) table.push(['node', n.name, 'candidate priority', String(n.candidate_priority)]);
   for (const n of view.nodes) table.push(['node', n.name, 'replication quorum', String(n.replication_quorum)]);
   return table.toString();
+}
+
+/** Client networks as `pgha get formation client-networks` prints them: comma-separated, or `none`. */
+function clientNetworksText(networks: readonly string[]): string {
+  return networks.length === 0 ? 'none' : networks.join(',');
 }
 
 function formationNameArg(value: string): string {
@@ -133,6 +139,15 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
         }),
       );
   }
+  withCommon(setFormation.command('client-networks').description("the networks clients may connect from to every node, with TLS and SCRAM only (replaces the formation's list; docs/security.md)"))
+    .argument('<cidrs>', 'CIDR[,CIDR…], e.g. 10.20.0.0/16,fd00:20::/64; none for none', clientNetworksArg)
+    .action(async (networks, o) =>
+      withClient(monitorUrls(o.monitor), async (c) => {
+        const r = await c.setFormationSettings(o.formation, { clientNetworks: networks });
+        if (o.json) return printJson(r);
+        printChange(r.changes, `client-networks of formation "${r.formation.formation}" are already ${clientNetworksText(r.formation.client_networks)}`, r.warnings);
+      }),
+    );
 
   // pgha get node|formation …
   const get = subcommand(program, 'get', 'print a replication setting');
@@ -168,6 +183,13 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
         }),
       );
   }
+  withCommon(getFormation.command('client-networks').description('the networks clients may connect from to every node'))
+    .action(async (o) =>
+      withClient(monitorUrls(o.monitor), async (c) => {
+        const r = await c.settings(o.formation);
+        return o.json ? printJson({ formation: r.formation.formation, client_networks: r.formation.client_networks }) : print(clientNetworksText(r.formation.client_networks));
+      }),
+    );
 
   // pgha show settings|standby-names
   const show = subcommand(program, 'show', 'show the formation as the monitor sees it');

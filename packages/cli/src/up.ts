@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import getPort from 'get-port';
 import type { Logger } from 'pino';
 import { MonitorClient } from '@pgha/client';
-import { delay, ident, literal, pgCtlStop, postgresSpawnOptions, postmasterPid, readSecretFile, socketDirFor, waitFor, withLocalClient, writeJsonAtomic, writeSecretFile } from '@pgha/postgres';
+import { delay, pgCtlStop, postgresSpawnOptions, postmasterPid, readPasswordFile, readSecretFile, setRolePassword, socketDirFor, waitFor, writeJsonAtomic, writeSecretFile } from '@pgha/postgres';
 import { keeperHttpListen, keeperPaths, loadKeeperConfig } from '@pgha/keeper';
 import { DEFAULT_FORMATION, PghaError, ValidationError, formatDurationMs, formatHostPort, type NodeStateRow, type UpFile } from '@pgha/shared';
 import { withRootCert } from './client-uri.js';
@@ -201,10 +201,7 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
 
 /** Sets the postgres role's password to the one in `pgpassFile` (`*:*:*:postgres:PASSWORD`), over the node's Unix socket. */
 async function setPostgresPassword(pgdata: string, port: number, pgpassFile: string): Promise<void> {
-  const password = readSecretFile(pgpassFile, 'pgpass').split(':').slice(4).join(':');
-  await withLocalClient({ socketDir: socketDirFor(pgdata), port }, async (c) => {
-    await c.query(`alter role ${ident('postgres')} with password ${literal(password)}`);
-  });
+  await setRolePassword({ socketDir: socketDirFor(pgdata), port }, 'postgres', readPasswordFile(pgpassFile, 'pgpass', 'postgres'));
 }
 
 /** Prints each node's (reported, goal) state whenever it changes, until `signal` aborts. */

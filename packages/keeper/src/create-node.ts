@@ -8,10 +8,10 @@ import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ConflictError, DEFAULT_FORMATION, DEFAULT_KEEPER_HTTP_PORT, PghaError, RegisterNodeRequest, ValidationError, formatDurationMs, formatHostPort, parseHostPort, type NodeState } from '@pgha/shared';
+import { WRITABLE_STATES, ConflictError, DEFAULT_FORMATION, DEFAULT_KEEPER_HTTP_PORT, PghaError, RegisterNodeRequest, ValidationError, formatDurationMs, formatHostPort, parseHostPort, type NodeState } from '@pgha/shared';
 import { assertHttpListenFree } from './http/keeper-http-server.js';
 import { Keeper } from './loop.js';
-import { ensurePghaDir, pghaDirFor, writeJsonAtomic, inspectPidFile, readPem, writeOwnedFileIfChanged, ensureOwnedDir, isEmptyOrMissing, isPgData, postmasterPid, postmasterPort, assertOwnDataDirectory, portInUse } from '@pgha/postgres';
+import { readPasswordFile, setRolePassword, socketDirFor, ensurePghaDir, pghaDirFor, writeJsonAtomic, inspectPidFile, readPem, writeOwnedFileIfChanged, ensureOwnedDir, isEmptyOrMissing, isPgData, postmasterPid, postmasterPort, assertOwnDataDirectory, portInUse } from '@pgha/postgres';
 import { keeperHttpAddress, keeperHttpListen, keeperPaths, loadKeeperConfig, loadKeeperState, monitorUrlFields, postgresTlsDir, saveKeeperState, type KeeperConfig } from './keeper-config.js';
 import { MonitorClient, type MonitorCredentials } from '@pgha/client';
 
@@ -46,6 +46,28 @@ export interface CreateNodeOptions {
    * what the node's keeper.json already says.
    */
   httpListen?: string;
+  /**
+   * `--client-network`: networks (checked, `ADDRESS/PREFIX` each: `parseClientNetworks`) that
+   * join the formation's client networks at registration, so that every node admits them.
+   */
+  clientNetworks?: readonly string[];
+  /** `--skip-pg-hba`: the operator manages pg_hba.conf; the keeper never writes it. */
+  skipPgHba?: boolean;
+  /**
+   * `--postgres-password-file`: a file (0600) holding the postgres role's password
+   * (`readPasswordFile`), set once the node is the writable first node. A standby's role
+   * replicates from the primary: the file is not applied there.
+   */
+  postgresPasswordFile?: string;
+}
+
+/** What {@link createNode} did. */
+export interface CreatedNode {
+  config: KeeperConfig;
+  /** The state the node reached (`single`, `catchingup`, `secondary`, …). */
+  state: NodeState;
+  /** Whether the postgres role's password was set from `--postgres-password-file`; null without it. */
+  postgresPasswordSet: boolean | null;
 }
 
 /** The node's Postgres key pair: a new one, or the operator's certificate and key (PEM). */
@@ -104,15 +126,18 @@ const INITIALISED: ReadonlySet<NodeState> = new Set<NodeState>(['single', 'wait_
 /**
  * Registers and initialises a node.
  *
- * @returns the written configuration.
+ * @returns the written configuration, the state reached, and whether the postgres role's
+ *   password was set.
  * @throws ValidationError for a non-empty --pgdata that is not a Postgres data directory;
  *   ConflictError for a port in use or a name taken; MonitorUnavailableError when the
  *   monitor cannot be reached (nothing is written then, so a retry starts clean); PghaError
  *   `PGHA_ERR_CONFIG` when the node's `keeper.json` or `state.json` is there but missing its
  *   partner, damaged, or for another node (nothing is done then).
  */
-export async function createNode(options: CreateNodeOptions, log: Logger, signal: AbortSignal): Promise<KeeperConfig> {
+export async function createNode(options: CreateNodeOptions, log: Logger, signal: AbortSignal): Promise<CreatedNode> {
   const pgdata = resolve(options.pgdata);
+  // Read before anything is created: a missing or world-readable file is refused with nothing done.
+  const postgresPassword = options.postgresPasswordFile === undefined ? undefined : readPasswordFile(options.postgresPasswordFile, 'postgres password', 'postgres');
   const paths = keeperPaths(pgdata);
   const formation = options.formation ?? DEFAULT_FORMATION;
   // A node's files, once there, must be readable: a damaged one is refused here, before the monitor is asked anything.
@@ -145,6 +170,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
   const hookFields = {
     ...(options.onRoleChange !== undefined ? { onRoleChange: options.onRoleChange } : {}),
     ...(options.onRoleChangeTimeoutMs !== undefined ? { onRoleChangeTimeoutMs: options.onRoleChangeTimeoutMs } : {}),
+    ...(options.skipPgHba ? { skipPgHba: true } : {}),
   };
   const ssl = config?.ssl.mode === 'disable' ? { mode: 'disable' as const } : (options.ssl ?? { mode: 'verify-full' as const });
   const nodeTls = prepareNodeTls(ssl);
@@ -191,6 +217,7 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
       postgresSsl: ssl.mode !== 'disable',
       ...(nodeTls?.publicKeyPem ? { tlsPublicKey: nodeTls.publicKeyPem } : {}),
       httpAddress: keeperHttpAddress({ httpListen, hostname: config?.hostname ?? hostname }),
+      ...(options.clientNetworks?.length ? { clientNetworks: [...options.clientNetworks] } : {}),
     });
     const registered = await client.registerNode(formation, request);
     if (nodeTls) {
@@ -260,5 +287,15 @@ export async function createNode(options: CreateNodeOptions, log: Logger, signal
       hint: goal === 'wait_standby' ? "the primary has not accepted this standby yet: is the primary's keeper running?" : `see the log, then resume with: pgha keeper run --pgdata ${pgdata}`,
     });
   }
-  return config;
+  let postgresPasswordSet: boolean | null = null;
+  if (postgresPassword !== undefined) {
+    postgresPasswordSet = WRITABLE_STATES.has(keeper.currentState);
+    if (postgresPasswordSet) {
+      await setRolePassword({ socketDir: socketDirFor(pgdata), port: config.pgPort }, 'postgres', postgresPassword);
+      log.info(`the postgres role's password is set from ${options.postgresPasswordFile}`);
+    } else {
+      log.warn(`node "${config.name}" is a standby: its postgres role replicates from the primary, so ${options.postgresPasswordFile} was not applied here; to change the password: pgha set postgres-password --pgdata <the primary's data directory> --password-file FILE`);
+    }
+  }
+  return { config, state: keeper.currentState, postgresPasswordSet };
 }

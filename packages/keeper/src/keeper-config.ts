@@ -72,6 +72,12 @@ export const KeeperConfigSchema = z.object({
    * in its log. Written by the keeper, never by a reload.
    */
   systemIdentifier: SystemIdentifierSchema.optional(),
+  /**
+   * `--skip-pg-hba`: the operator manages `pg_hba.conf`; the keeper never writes it (no managed
+   * block, no client networks) and says so when it starts. Source: pg_auto_failover's
+   * `--skip-pg-hba`.
+   */
+  skipPgHba: z.boolean().optional(),
 });
 /** Contents of `keeper.json`. */
 export type KeeperConfig = z.infer<typeof KeeperConfigSchema>;

@@ -52,6 +52,21 @@ describe('Postgres TLS settings of a node', () => {
     expect(entries.filter((e) => e.user === 'all').every((e) => (e.type ?? 'host') === 'host' && e.method === 'scram-sha-256')).toBe(true);
   });
 
+  it('admits client networks last, with TLS and SCRAM only whatever --auth says, and refuses pgha’s roles from them', () => {
+    const trusting = { ...config('verify-full'), auth: 'trust' as const };
+    const entries = new NodeControl(trusting, log).replication.hbaEntries(peers, ['10.20.0.0/16', 'fd00::/8']);
+    const fromClients = entries.filter((e) => e.address === '10.20.0.0/16' || e.address === 'fd00::/8');
+    expect(fromClients.map((e) => [e.type ?? 'host', e.database, e.user, e.address, e.method])).toEqual([
+      ['host', 'all', 'pgha_replication,pgha_monitor', '10.20.0.0/16', 'reject'],
+      ['hostssl', 'all', 'all', '10.20.0.0/16', 'scram-sha-256'],
+      ['host', 'all', 'pgha_replication,pgha_monitor', 'fd00::/8', 'reject'],
+      ['hostssl', 'all', 'all', 'fd00::/8', 'scram-sha-256'],
+    ]);
+    expect(entries.slice(-4)).toEqual(fromClients);
+    // Nothing else changes: the same entries before them as without client networks.
+    expect(entries.slice(0, -4)).toEqual(new NodeControl(trusting, log).replication.hbaEntries(peers));
+  });
+
   it('with --no-ssl, writes host entries and no reject', () => {
     const entries = new NodeControl(config('disable'), log).replication.hbaEntries(peers);
     expect(entries.every((e) => (e.type ?? 'host') === 'host' && e.method !== 'reject')).toBe(true);

@@ -1,4 +1,5 @@
 export * from './atomic-file.js';
+export * from './client-networks.js';
 export * from './config-files.js';
 export * from './controldata.js';
 export * from './local-sql.js';

@@ -59,3 +59,20 @@ export function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+
+/**
+ * Sets `role`'s password over the local Postgres's Unix socket, in a session that logs no
+ * statement, not even a failed one (`log_statement`, `log_min_duration_statement`,
+ * `log_min_error_statement`), so that the password reaches no server log. The password is
+ * stored as Postgres's `password_encryption` says (SCRAM-SHA-256 by default). On a standby it
+ * fails (read-only): a role's password replicates from the primary.
+ * Source: Patroni's `create_or_update_role` (the same three settings around `ALTER ROLE`).
+ *
+ * @throws the driver's error when Postgres cannot be reached or refuses (in recovery).
+ */
+export async function setRolePassword(local: LocalPg, role: string, password: string): Promise<void> {
+  await withLocalClient(local, async (c) => {
+    await c.query("set log_statement = 'none'; set log_min_duration_statement = -1; set log_min_error_statement = 'panic'");
+    await c.query(`alter role ${ident(role)} with password ${literal(password)}`);
+  });
+}

@@ -56,3 +56,34 @@ export function readPem(path: string, what: string): string {
     throw new PghaError('PGHA_ERR_TLS', `${what} ${path} cannot be used: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { hint: 'check the path and that it is a PEM file' });
   }
 }
+
+/**
+ * Reads a password from a secret file ({@link readSecretFile}: 0600, not empty): the file's one
+ * line, or, when that line is a pgpass entry for `user` (`host:port:database:user:password`,
+ * as `pgha up` writes `DIR/pgpass`), its password field, with pgpass's `\:` and `\\` escapes
+ * undone. A password is never taken from a command line, where `ps` would show it.
+ *
+ * @param what - what the file holds, for messages ("postgres password").
+ * @throws PghaError `PGHA_ERR_CONFIG` naming the file as {@link readSecretFile} does, or when it
+ *   holds more than one line.
+ *
+ * ### Examples
+ * ```ts
+ * readPasswordFile('/etc/pgha/postgres-password', 'postgres password', 'postgres') // 's3cret'
+ * readPasswordFile('/tmp/pgha-up/pgpass', 'postgres password', 'postgres') // the password of '*:*:*:postgres:s3cret'
+ * ```
+ */
+export function readPasswordFile(path: string, what: string, user: string): string {
+  const text = readSecretFile(path, what);
+  if (text.includes('\n')) throw new PghaError('PGHA_ERR_CONFIG', `${what} file ${path} has more than one line`, { hint: 'write the password alone on one line (or one pgpass line for this role)' });
+  const fields: string[] = [];
+  let field = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\\' && i + 1 < text.length) field += text[++i];
+    else if (c === ':' && fields.length < 4) (fields.push(field), (field = ''));
+    else field += c;
+  }
+  fields.push(field);
+  return fields.length === 5 && fields[3] === user && fields[4] !== '' ? fields[4]! : text;
+}

@@ -109,6 +109,14 @@ export const LsnText = z.string().max(17).refine(isLsnText, 'must be an LSN such
 /** A node state name. */
 export const NodeStateSchema = z.enum(NODE_STATES);
 
+/**
+ * Client networks as a request carries them: at most 64 strings, each an address with its
+ * prefix length (`10.20.0.0/16`). That each is a valid network is checked by the monitor
+ * (`parseClientNetworks` of `@pgha/postgres`, with node's `net.BlockList`), since this package
+ * imports no `node:*`.
+ */
+export const ClientNetworksField = z.array(z.string().min(1).max(100)).max(64);
+
 /** `POST /v1/formations/:formation/nodes`: a keeper registers its node. */
 export const RegisterNodeRequest = z
   .object({
@@ -135,6 +143,11 @@ export const RegisterNodeRequest = z
      * these routes, which the monitor then shows at `host:8008`, their default.
      */
     httpAddress: HttpAddress.optional(),
+    /**
+     * Client networks (`--client-network`) added to the formation's at registration, so that
+     * every node of the formation admits them (`FormationView.client_networks`).
+     */
+    clientNetworks: ClientNetworksField.optional(),
   })
   .strict();
 export type RegisterNodeRequest = z.input<typeof RegisterNodeRequest>;
@@ -361,6 +374,11 @@ export interface NodeGoal {
   /** The formation's settings the keeper acts on (report interval, self-fencing). */
   settings: KeeperSettings;
   /**
+   * The formation's client networks (`ADDRESS/PREFIX` each), which the keeper admits in its
+   * managed pg_hba.conf block with TLS and SCRAM only; absent from an older monitor (none).
+   */
+  clientNetworks?: string[];
+  /**
    * On a standby: how many bytes of WAL its last reported LSN is behind the primary's last
    * reported LSN (what the monitor compares with `catchupLagBytes`); null without a primary,
    * on the primary itself, and from an older monitor.
@@ -498,6 +516,8 @@ function timingValue(name: string, s: TimingSetting) {
 export const FormationSettingsUpdate = z
   .object({
     numberSyncStandbys: NumberSyncStandbys.optional(),
+    /** The formation's client networks, replacing the ones it has (`[]`: none). */
+    clientNetworks: ClientNetworksField.optional(),
     ...(Object.fromEntries(Object.entries(TIMING_SETTINGS).map(([name, s]) => [s.key, timingValue(name, s)])) as Record<TimingSettingKey, ReturnType<typeof timingValue>>),
   })
   .strict()
@@ -528,6 +548,12 @@ export interface FormationView {
    * count for `healthProbeRetries`); see `TIMING_SETTINGS` for their command-line names.
    */
   timing: Record<TimingSettingKey, number>;
+  /**
+   * The networks clients may connect from to every node (`hostssl` + SCRAM-SHA-256 lines of
+   * each node's managed pg_hba.conf block), `ADDRESS/PREFIX` each; empty: only the
+   * formation's own hosts.
+   */
+  client_networks: string[];
 }
 
 /** A node's replication settings, as `pgha get node …` prints them. */
@@ -573,6 +599,8 @@ export interface NodeSettingsChange {
 export interface FormationSettingsChange {
   formation: FormationView;
   changes: string[];
+  /** What the change leaves to watch for (client networks that nodes without TLS cannot serve). */
+  warnings: string[];
 }
 
 /** Answer to `DELETE /v1/formations/:formation` (`pgha drop formation`). */

@@ -42,7 +42,7 @@ async function syncNamesFor(ctx: TransitionContext): Promise<string> {
  */
 export const initPrimary: TransitionFn = async (ctx) => {
   await ctx.node.postgres.initdbIfNeeded();
-  ctx.node.replication.writeConfig({ nodes: ctx.goal.nodes, synchronousStandbyNames: '' });
+  ctx.node.replication.writeConfig({ nodes: ctx.goal.nodes, clientNetworks: ctx.goal.clientNetworks ?? [], synchronousStandbyNames: '' });
   await ctx.node.postgres.restartIfUnreachable();
   await configurePrimary(ctx);
   await ctx.node.replication.createRoles();
@@ -62,7 +62,7 @@ export const configurePrimary: TransitionFn = async (ctx) => {
     throw new PghaError('PGHA_ERR_CONFIG', `the data directory is set up as a standby (standby.signal), cannot start it as ${ctx.goalState}`);
   }
   const names = await syncNamesFor(ctx);
-  await ctx.node.replication.applyPrimarySettings(ctx.goalState, ctx.goal.nodes, names, facts !== undefined);
+  await ctx.node.replication.applyPrimarySettings(ctx.goalState, ctx.goal, names, facts !== undefined);
 };
 
 /** `init → wait_standby`, and kept in `wait_standby`: nothing to do until the primary accepts this node. */
@@ -117,7 +117,7 @@ export const prepareForPromotion: TransitionFn = async (ctx) => {
 
 /** `prepare_promotion → stop_replication` (and on to a writable goal): promote. */
 export const promoteStandby: TransitionFn = async (ctx) => {
-  ctx.node.replication.writeConfig({ nodes: ctx.goal.nodes, synchronousStandbyNames: '', follow: null });
+  ctx.node.replication.writeConfig({ nodes: ctx.goal.nodes, clientNetworks: ctx.goal.clientNetworks ?? [], synchronousStandbyNames: '', follow: null });
   await ctx.node.postgres.promote();
   if (ctx.goalState === 'stop_replication') {
     await ctx.node.postgres.reload();

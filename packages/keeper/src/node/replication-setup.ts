@@ -37,9 +37,11 @@ export function conninfo(parts: Record<string, string | number>): string {
     .join(' ');
 }
 
-/** What pgha.conf is written for: the group's nodes, the primary's sync names, the upstream a standby follows. */
+/** What pgha.conf and pg_hba.conf are written for: the group's nodes, the formation's client networks, the primary's sync names, the upstream a standby follows. */
 export interface NodeConfigOptions {
   nodes: readonly GroupMember[];
+  /** The formation's client networks (`NodeGoal.clientNetworks`, `ADDRESS/PREFIX` each). */
+  clientNetworks: readonly string[];
   synchronousStandbyNames: string;
   /** The upstream a standby streams from; absent or null on a primary. */
   follow?: GroupMember | null;
@@ -61,6 +63,9 @@ export class ReplicationSetup {
 
   /** The upstream last followed; set only by {@link currentUpstream}. */
   private upstream: GroupMember | null = null;
+
+  /** With `--skip-pg-hba`: the client networks last logged as not written; set only by {@link writeConfig}. */
+  private skippedClientNetworks: string | undefined;
 
   constructor(
     private readonly config: KeeperConfig,
@@ -87,9 +92,11 @@ export class ReplicationSetup {
    * those roles from anywhere: their connections are never in clear text, even when a later
    * line (initdb's `host replication all 127.0.0.1/32`, an adopted cluster's rules, the client
    * entries) would match them. Then clients from this host and the formation's hosts (`host`:
-   * each client chooses its own `sslmode`).
+   * each client chooses its own `sslmode`). Last, for each of the formation's client networks,
+   * pgha's roles refused (they connect only from the hosts above) and every other role admitted
+   * with TLS and SCRAM-SHA-256 only (`hostssl`, whatever `--auth` says).
    */
-  hbaEntries(nodes: readonly GroupMember[]): HbaEntry[] {
+  hbaEntries(nodes: readonly GroupMember[], clientNetworks: readonly string[] = []): HbaEntry[] {
     const hosts = [...new Set([this.config.hostname, ...nodes.map((n) => n.host)])];
     const type = this.tls ? 'hostssl' : 'host';
     const entries: HbaEntry[] = [];
@@ -110,6 +117,10 @@ export class ReplicationSetup {
     entries.push({ database: 'all', user: 'all', address: 'samehost', method: this.config.auth, comment: 'clients on this host' });
     for (const host of hosts) {
       entries.push({ database: 'all', user: 'all', address: hostToHbaAddress(host), method: this.config.auth, comment: 'clients on formation hosts' });
+    }
+    for (const address of clientNetworks) {
+      entries.push({ database: 'all', user: `${REPLICATION_ROLE},${MONITOR_PROBE_ROLE}`, address, method: 'reject', comment: "pgha's roles only from formation hosts" });
+      entries.push({ type: 'hostssl', database: 'all', user: 'all', address, method: 'scram-sha-256', comment: 'client network (TLS and SCRAM only)' });
     }
     return entries;
   }
@@ -168,14 +179,21 @@ export class ReplicationSetup {
   }
 
   /**
-   * Writes pgha.conf and pg_hba.conf for the given role, into the node's own data directory only.
+   * Writes pgha.conf and pg_hba.conf (not with `--skip-pg-hba`) for the given role, into the
+   * node's own data directory only.
    *
    * @returns true when anything changed (a running Postgres must reload).
    * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the node's (`DataDirectoryIdentity.assertOwn`).
    */
   writeConfig(options: NodeConfigOptions): boolean {
     this.identity.assertOwn();
-    const hba = writeHba(this.pgdata, this.hbaEntries(options.nodes));
+    // --skip-pg-hba: pg_hba.conf is the operator's; the client networks are said once per change.
+    const hba = this.config.skipPgHba ? false : writeHba(this.pgdata, this.hbaEntries(options.nodes, options.clientNetworks));
+    const networks = options.clientNetworks.join(',');
+    if (this.config.skipPgHba && networks !== (this.skippedClientNetworks ?? '')) {
+      this.log.info(`--skip-pg-hba: the formation's client networks (${networks || 'none'}) are not written into pg_hba.conf; admit them there yourself (hostssl, scram-sha-256)`);
+    }
+    if (this.config.skipPgHba) this.skippedClientNetworks = networks;
     const ssl = this.serverTls();
     // Every node keeps its pgpass file ready: a primary needs it when it rejoins as a standby.
     this.ensurePassfile();
@@ -212,19 +230,21 @@ export class ReplicationSetup {
   }
 
   /**
-   * A writable goal's settings: pg_hba for `nodes`, a replication slot per standby, and
-   * `synchronous_standby_names = names`, applied and visible to a new session before it
-   * returns. Does nothing while they were last applied for the same goal, names, nodes and
-   * postmaster, and Postgres answered the keeper (`answered`).
+   * A writable goal's settings: pg_hba for the goal's nodes and client networks, a replication
+   * slot per standby, and `synchronous_standby_names = names`, applied and visible to a new
+   * session before it returns. Does nothing while they were last applied for the same goal,
+   * names, nodes, client networks and postmaster, and Postgres answered the keeper (`answered`).
    *
    * @throws PghaError `PGHA_ERR_TIMEOUT` when the setting is not visible within 5 s; whatever
    *   writing the config, starting Postgres or creating a slot throws.
    */
-  async applyPrimarySettings(goalState: NodeState, nodes: readonly GroupMember[], names: string, answered: boolean): Promise<void> {
-    const key = (): string => JSON.stringify([goalState, names, nodes.map((n) => [n.nodeId, n.host, n.port]), postmasterPid(this.pgdata)]);
+  async applyPrimarySettings(goalState: NodeState, goal: Pick<NodeGoal, 'nodes' | 'clientNetworks'>, names: string, answered: boolean): Promise<void> {
+    const nodes = goal.nodes;
+    const clientNetworks = goal.clientNetworks ?? [];
+    const key = (): string => JSON.stringify([goalState, names, nodes.map((n) => [n.nodeId, n.host, n.port]), clientNetworks, postmasterPid(this.pgdata)]);
     if (answered && key() === this.appliedPrimaryKey) return;
     this.appliedPrimaryKey = undefined;
-    await this.applyConfig({ nodes, synchronousStandbyNames: names });
+    await this.applyConfig({ nodes, clientNetworks, synchronousStandbyNames: names });
     await this.ensureSlots(nodes);
     await this.waitForSetting(names);
     this.appliedPrimaryKey = key();
@@ -293,7 +313,7 @@ export class ReplicationSetup {
     if (!upstream) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to follow yet', { hint: 'the monitor has not assigned a primary; the keeper retries' });
     this.identity.assertOwn();
     setStandbySignal(this.pgdata, true);
-    await this.applyConfig({ nodes: goal.nodes, synchronousStandbyNames: '', follow: upstream, useSlot: upstream.nodeId === goal.primary?.nodeId });
+    await this.applyConfig({ nodes: goal.nodes, clientNetworks: goal.clientNetworks ?? [], synchronousStandbyNames: '', follow: upstream, useSlot: upstream.nodeId === goal.primary?.nodeId });
   }
 
   /**

@@ -209,3 +209,33 @@ export async function changeTimingSettings(tx: StoreTransaction, formation: Form
   await tx.goals.notify((await tx.nodes.list(formationId)).map((n) => n.nodeId));
   return changes;
 }
+
+/**
+ * Changes a formation's client networks (`pgha set formation client-networks`, or the ones a
+ * node brings at registration with `--client-network`), with its event, and wakes every keeper
+ * of the formation: each writes them into its managed pg_hba.conf block (`hostssl`,
+ * SCRAM-SHA-256) and reloads Postgres. Run it under the formation's lock.
+ *
+ * @param networks - already checked and written as pg_hba.conf takes them
+ *   (`parseClientNetworks`); with `add`, they join the formation's (each once) instead of
+ *   replacing them.
+ * @returns the sentence describing the change (none when unchanged), and a warning when some
+ *   node runs without TLS (`--no-ssl`): a `hostssl` line never admits a client there.
+ */
+export async function changeClientNetworks(tx: StoreTransaction, formation: FormationRecord, networks: readonly string[], options: { add?: boolean } = {}): Promise<{ changes: string[]; warnings: string[] }> {
+  const formationId = formation.formationId;
+  const before = formation.clientNetworks;
+  const after = options.add ? [...new Set([...before, ...networks])] : [...networks];
+  if (after.length === before.length && after.every((n, i) => n === before[i])) return { changes: [], warnings: [] };
+  const list = (l: readonly string[]): string => (l.length === 0 ? 'none' : l.join(','));
+  const reason = `client networks of formation "${formationId}" set from ${list(before)} to ${list(after)}`;
+  await tx.settings.setClientNetworks(formationId, after);
+  await tx.events.append([formationEvent(formationId, SETTINGS_CHANGED_RULE, reason)]);
+  const nodes = await tx.nodes.list(formationId);
+  await tx.goals.notify(nodes.map((n) => n.nodeId));
+  const plain = nodes.filter((n) => !n.postgresSsl);
+  const warnings = after.length > 0 && plain.length > 0
+    ? [`${plain.map(describe).join(', ')} ${plain.length === 1 ? 'runs' : 'run'} without TLS (--no-ssl): client networks are admitted with TLS only, so no client from them can connect there`]
+    : [];
+  return { changes: [reason], warnings };
+}

@@ -3,8 +3,9 @@
  *
  * - `POST /v1/formations/:formation/nodes` body `RegisterNodeRequest` → 201
  *   `RegisterNodeResponse` (200 when the same node registers again) with a new node token
- *   (and, given `tlsPublicKey` and a monitor CA, a certificate); 400 wrong shape,
- *   404 unknown formation, 409 name or host:port taken.
+ *   (and, given `tlsPublicKey` and a monitor CA, a certificate); its `clientNetworks` join the
+ *   formation's; 400 wrong shape or an invalid client network, 404 unknown formation, 409 name
+ *   or host:port taken.
  * - `POST /v1/nodes/:nodeId/report` body `NodeReport` → 200 `NodeGoal`; 400, 404.
  * - `GET /v1/nodes/:nodeId/goal?known=STATE&wait_ms=N` → 200 `NodeGoal` as soon as the
  *   goal differs from `known`, or after `wait_ms` (at most 30 000); 400, 404.
@@ -19,7 +20,9 @@ import { FormationName, NodeIdText, NodeReport, NodeStateSchema, RegisterNodeReq
 import type { AppDeps } from '../app-deps.js';
 import { tokenSha256 } from '../auth.js';
 import { NODE_TOKEN_ROTATED_RULE, nodeEvent } from '../store/event-records.js';
+import { parseClientNetworks } from '@pgha/postgres';
 import { registerNode } from '../formation/register-node.js';
+import { changeClientNetworks } from '../formation/settings-changes.js';
 import { removeNode } from '../formation/remove-node.js';
 import { generateSecret } from '../secrets.js';
 import { issueServerCertificate } from '../tls/certificates.js';
@@ -37,8 +40,10 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   app.post('/v1/formations/:formation/nodes', async (req, reply) => {
     const { formation } = validate(FormationParams, req.params, 'params');
     const body = validate(RegisterNodeRequest, req.body, 'body');
+    const clientNetworks = parseClientNetworks(body.clientNetworks ?? [], 'body.clientNetworks');
     const result = await deps.store.transaction(async (tx) => {
-      let f = await tx.formations.get(formation);
+      // The formation's lock before the group's (settings-changes.ts): the node's client networks join the formation's.
+      let f = clientNetworks.length > 0 ? await tx.lockFormation(formation) : await tx.formations.get(formation);
       let out!: { nodeId: number; groupId: number; created: boolean };
       await deps.driver.evaluateIn(tx, formation, 0, 'register', async () => {
         // Re-read under the group lock: a concurrent drop formation answers 404, not 500.
@@ -55,6 +60,7 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
         out = { nodeId: node.nodeId, groupId: node.groupId, created };
       });
       const node = await tx.nodes.get(out.nodeId);
+      const clients = await changeClientNetworks(tx, await tx.formations.get(formation), clientNetworks, { add: true });
       // A new token on every registration: the one before stops working at commit.
       const nodeToken = generateSecret();
       const digest = tokenSha256(nodeToken);
@@ -71,10 +77,11 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
         nodeToken,
         ...(tls ? { tls } : {}),
       };
-      return { response, created: out.created, digest };
+      return { response, created: out.created, digest, clientChanges: clients.changes };
     });
     deps.auth.nodeCredentials.remember(result.response.nodeId, result.digest);
     req.log.info({ nodeId: result.response.nodeId, formation }, result.created ? 'node registered' : 'node registered again');
+    for (const c of result.clientChanges) req.log.info({ formation }, c);
     return reply.code(result.created ? 201 : 200).send(result.response);
   });
 

@@ -6,8 +6,8 @@
  * - `POST /v1/formations` body `CreateFormationRequest` → 201 `FormationView`; 400, 409 exists.
  * - `DELETE /v1/formations/:formation` → 200 `FormationDropped`; 404, 409 nodes left.
  * - `GET /v1/formations/:formation/settings` → 200 `SettingsView`; 404.
- * - `PATCH /v1/formations/:formation/settings` body `FormationSettingsUpdate` (number_sync_standbys and/or timing settings) → 200
- *   `FormationSettingsChange`; 400, 404, 409 value the groups cannot meet.
+ * - `PATCH /v1/formations/:formation/settings` body `FormationSettingsUpdate` (number_sync_standbys, timing settings and/or
+ *   client networks) → 200 `FormationSettingsChange`; 400 (an invalid client network among them), 404, 409 value the groups cannot meet.
  * - `GET /v1/formations/:formation/nodes/:name/settings` → 200 `NodeSettingsRow`; 404.
  * - `PATCH /v1/formations/:formation/nodes/:name/settings` body `NodeSettingsUpdate` → 200
  *   `NodeSettingsChange`; 400, 404, 409 replication quorum needed for number_sync_standbys.
@@ -35,7 +35,8 @@ import {
   type StandbyNamesView,
 } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
-import { changeNodeSettings, changeNumberSyncStandbys, changeTimingSettings, createFormation, dropFormation } from '../formation/settings-changes.js';
+import { parseClientNetworks } from '@pgha/postgres';
+import { changeClientNetworks, changeNodeSettings, changeNumberSyncStandbys, changeTimingSettings, createFormation, dropFormation } from '../formation/settings-changes.js';
 import { formationSettings, groupFacts } from '../store/group-facts.js';
 import type { FormationRecord, NodeRecord } from '../store/records.js';
 import type { StoreSession } from '../store/store-port.js';
@@ -50,7 +51,7 @@ const StandbyNamesQuery = z.object({ group: z.coerce.number().int().min(0).max(2
 export function formationView(f: FormationRecord): FormationView {
   const settings = formationSettings(f);
   const timing = Object.fromEntries(Object.values(TIMING_SETTINGS).map((s) => [s.key, settings[s.key]])) as FormationView['timing'];
-  return { formation: f.formationId, kind: f.kind, dbname: f.dbname, number_sync_standbys: f.numberSyncStandbys, timing };
+  return { formation: f.formationId, kind: f.kind, dbname: f.dbname, number_sync_standbys: f.numberSyncStandbys, timing, client_networks: [...f.clientNetworks] };
 }
 
 /** A node's replication settings as the API shows them. */
@@ -111,12 +112,14 @@ export async function settingsRoutes(app: FastifyInstance, deps: AppDeps): Promi
   app.patch('/v1/formations/:formation/settings', async (req): Promise<FormationSettingsChange> => {
     const { formation } = validate(FormationParams, req.params, 'params');
     const body = validate(FormationSettingsUpdate, req.body, 'body');
+    const { numberSyncStandbys, clientNetworks, ...timing } = body;
+    const networks = clientNetworks === undefined ? undefined : parseClientNetworks(clientNetworks, 'body.clientNetworks');
     const result = await deps.store.transaction(async (tx) => {
       const f = await tx.lockFormation(formation);
-      const { numberSyncStandbys, ...timing } = body;
       const changes = [...(numberSyncStandbys === undefined ? [] : await changeNumberSyncStandbys(tx, f, numberSyncStandbys)), ...(await changeTimingSettings(tx, await tx.formations.get(formation), timing))];
+      const clients = networks === undefined ? { changes: [], warnings: [] } : await changeClientNetworks(tx, await tx.formations.get(formation), networks);
       for (const g of await tx.nodes.groupIds(formation)) await deps.driver.evaluateIn(tx, formation, g, 'settings');
-      return { formation: formationView(await tx.formations.get(formation)), changes };
+      return { formation: formationView(await tx.formations.get(formation)), changes: [...changes, ...clients.changes], warnings: clients.warnings };
     });
     for (const c of result.changes) req.log.info({ formation }, c);
     return result;

@@ -85,6 +85,7 @@ export function goalView(node: NodeRecord, formation: FormationRecord, nodes: re
     synchronousStandbyNames: primary ? synchronousStandbyNames(facts, primary.nodeId) : '',
     destroy: node.destroyRequested,
     settings: keeperSettingsOf(formationSettings(formation)),
+    clientNetworks: [...formation.clientNetworks],
     lagBytes: lagBytes(node, primary),
   };
 }

@@ -15,6 +15,11 @@ export interface FormationRecord {
   numberSyncStandbys: number;
   /** Settings stored for this formation; a missing one has its default (see `formationSettings`). */
   settings: Partial<Record<keyof FormationSettings, number>>;
+  /**
+   * The networks clients may connect from to every node (`ADDRESS/PREFIX` each, checked by
+   * `parseClientNetworks`); empty: only the formation's own hosts.
+   */
+  clientNetworks: string[];
   /** The `pgha_replication` role's password, given to every node at registration. */
   replicationPassword: string;
   /** The `pgha_monitor` probe role's password. */

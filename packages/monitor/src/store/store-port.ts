@@ -135,6 +135,11 @@ export interface SettingsRepository {
    * take the defaults). Validated by the caller (`changeTimingSettings`).
    */
   setTimings(formationId: string, settings: FormationRecord['settings']): Promise<void>;
+  /**
+   * Replaces the formation's client networks (`FormationRecord.clientNetworks`). Validated by
+   * the caller (`changeClientNetworks`).
+   */
+  setClientNetworks(formationId: string, networks: readonly string[]): Promise<void>;
   setNodeReplication(nodeId: number, settings: Pick<NodeRecord, 'candidatePriority' | 'replicationQuorum'>): Promise<void>;
 }
 

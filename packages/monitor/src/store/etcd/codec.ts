@@ -59,8 +59,9 @@ export function encodeFormation(f: FormationRecord, createdAtMs: number): string
 
 /** A formation key's value as a record (without its creation time). */
 export function decodeFormation(text: string): FormationRecord {
-  const { formationId, kind, dbname, numberSyncStandbys, settings, replicationPassword, monitorProbePassword } = JSON.parse(text) as FormationRecord;
-  return { formationId, kind, dbname, numberSyncStandbys, settings, replicationPassword, monitorProbePassword };
+  const { formationId, kind, dbname, numberSyncStandbys, settings, clientNetworks, replicationPassword, monitorProbePassword } = JSON.parse(text) as Omit<FormationRecord, 'clientNetworks'> & { clientNetworks?: string[] };
+  // A formation written before client networks existed has none.
+  return { formationId, kind, dbname, numberSyncStandbys, settings, clientNetworks: clientNetworks ?? [], replicationPassword, monitorProbePassword };
 }
 
 /** An event's value: the event and its time. */

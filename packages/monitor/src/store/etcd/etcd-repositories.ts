@@ -286,7 +286,7 @@ export class EtcdFormationRepository implements FormationRepository {
   /** Written without the fence (`TxnAttempt.createsFormation`): a formation has no leader before it exists. */
   async create(formationId: string, numberSyncStandbys = 0): Promise<FormationRecord | undefined> {
     if (await readFormation(this.ctx, formationId)) return undefined;
-    const record: FormationRecord = { formationId, kind: 'pgsql', dbname: 'postgres', numberSyncStandbys, settings: {}, replicationPassword: generateSecret(), monitorProbePassword: generateSecret() };
+    const record: FormationRecord = { formationId, kind: 'pgsql', dbname: 'postgres', numberSyncStandbys, settings: {}, clientNetworks: [], replicationPassword: generateSecret(), monitorProbePassword: generateSecret() };
     this.ctx.attempt.createsFormation(formationId);
     this.ctx.attempt.put(this.ctx.shared.keys.formation(formationId), encodeFormation(record, this.ctx.shared.now()));
     return record;
@@ -451,6 +451,10 @@ export class EtcdSettingsRepository implements SettingsRepository {
 
   async setTimings(formationId: string, settings: FormationRecord['settings']): Promise<void> {
     await writeFormation(this.ctx, formationId, (f) => ({ ...f, settings: { ...settings } }));
+  }
+
+  async setClientNetworks(formationId: string, networks: readonly string[]): Promise<void> {
+    await writeFormation(this.ctx, formationId, (f) => ({ ...f, clientNetworks: [...networks] }));
   }
 
   async setNodeReplication(nodeId: number, settings: Pick<NodeRecord, 'candidatePriority' | 'replicationQuorum'>): Promise<void> {

@@ -23,6 +23,7 @@ export interface FormationsTable {
   dbname: Generated<string>;
   numberSyncStandbys: Generated<number>;
   settings: Generated<FormationRecord['settings']>;
+  clientNetworks: Generated<string[]>;
   replicationPassword: string;
   monitorProbePassword: string;
   createdAt: Generated<Date>;

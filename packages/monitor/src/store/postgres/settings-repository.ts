@@ -15,6 +15,10 @@ export class PgSettingsRepository implements SettingsRepository {
     await this.db.updateTable('formations').set({ settings }).where('formationId', '=', formationId).execute();
   }
 
+  async setClientNetworks(formationId: string, networks: readonly string[]): Promise<void> {
+    await this.db.updateTable('formations').set({ clientNetworks: [...networks] }).where('formationId', '=', formationId).execute();
+  }
+
   async setNodeReplication(nodeId: number, settings: Pick<NodeRecord, 'candidatePriority' | 'replicationQuorum'>): Promise<void> {
     await this.db.updateTable('nodes').set({ candidatePriority: settings.candidatePriority, replicationQuorum: settings.replicationQuorum }).where('nodeId', '=', nodeId).execute();
   }
