@@ -22,6 +22,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from '@commander-js/extra-typings';
@@ -70,6 +71,8 @@ export interface PathsReport {
   /** Acknowledged writes missing on the final primary, per path (summed over the runs). */
   lost: Record<ClientPath, number>;
   acknowledged: Record<ClientPath, number>;
+  /** The machine's 1-minute load average when the benchmark started and ended, and its cores: other work slows every path alike. */
+  load: { start: number; end: number; cpus: number };
 }
 
 const TABLE = 'bench_paths';
@@ -104,6 +107,7 @@ export async function pathsBench(runs: number, log: (line: string) => void = (l)
   let net: SimNetwork | undefined;
   const writers = new Map<ClientPath, NamespacedWriter>();
   const results: PathsRun[] = [];
+  const loadAtStart = loadavg()[0]!;
   try {
     net = await createNetwork(['monitor', 'node1', 'node2', 'client']);
     log(`setting up pgha on ${net.cidr} (namespaces ${net.id}-*)`);
@@ -164,7 +168,7 @@ export async function pathsBench(runs: number, log: (line: string) => void = (l)
       lost[path] = w.acks.filter((a) => !present.has(a.id)).length;
       acknowledged[path] = w.acks.length;
     }
-    return { date: new Date().toISOString(), commit: commitOf(), machine: `${process.platform} ${process.arch}, node ${process.version}`, runs: results, lost, acknowledged };
+    return { date: new Date().toISOString(), commit: commitOf(), machine: `${process.platform} ${process.arch}, node ${process.version}`, runs: results, lost, acknowledged, load: { start: loadAtStart, end: loadavg()[0]!, cpus: cpus().length } };
   } finally {
     await Promise.allSettled([...writers.values()].map((w) => w.stop()));
     await endAllProcesses();
@@ -185,6 +189,7 @@ export function renderPathsMarkdown(r: PathsReport, command: string): string {
     'machine dies (keeper and postmaster SIGKILLed, its link down), and three writers in the',
     "client's namespace, one per path, write through the same failover. Times are from the kill",
     "to the first insert acknowledged on the new primary's timeline.",
+    `Load average (1 min): ${r.load.start.toFixed(1)} at the start, ${r.load.end.toFixed(1)} at the end, on ${r.load.cpus} cores.`,
     '',
     '| path | writes back after (ms), median [min–max] | / direct | lost acknowledged writes | acknowledged |',
     '|---|---|---|---|---|',

@@ -15,6 +15,7 @@
  * it where namespaces are impossible, saying why) and iputils' arping.
  */
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Probe } from '../bench/lib/probe.js';
 import { keeperLogOf, logOffset, logRecords, powerOffNode, powerOnNode, waitForLogMessage, type LogRecord } from './helpers/crash.js';
@@ -23,7 +24,7 @@ import { FaultSession } from './helpers/fault-session.js';
 import { instant, NamespacedWriter, StateWatcher, takeBaseline, type HistoryReport, type Instant } from './helpers/history.js';
 import { createNetwork, netnsAvailability, type SimNetwork } from './helpers/netns.js';
 import { endAllProcesses } from './helpers/processes.js';
-import { startVipFormation, vipHolders, VipWatcher, type VipFormation } from './helpers/vip.js';
+import { startVipFormation, VIP_RECIPE, vipHolders, VipWatcher, type VipFormation } from './helpers/vip.js';
 import { waitFor } from './helpers/wait-for.js';
 
 const availability = netnsAvailability();
@@ -52,6 +53,21 @@ const perfOf = (wallMs: number, ref: Instant): number => ref.atMs + (wallMs - re
 /** The first record of node `name`'s keeper log after byte `from` whose message matches `pattern`. */
 function keeperRecord(name: string, from: number, pattern: RegExp): LogRecord | undefined {
   return logRecords(keeperLogOf(f, s.node(name)), from).find((r) => pattern.test(r.msg));
+}
+
+/**
+ * Runs the recipe by hand in network namespace `netns`, as a keeper there would, with `PATH`,
+ * `env` and the hook variables it prints (`PGHA_NODE_NAME=client`, `PGHA_STATE=primary`,
+ * `PGHA_TIMELINE=1`) only; returns its exit code and output (stdout then stderr).
+ */
+async function runRecipe(netns: string, env: Record<string, string>): Promise<{ code: number | undefined; out: string }> {
+  const r = await execa('ip', ['netns', 'exec', netns, 'sh', VIP_RECIPE], {
+    reject: false,
+    stdin: 'ignore',
+    extendEnv: false,
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', PGHA_NODE_NAME: 'client', PGHA_STATE: 'primary', PGHA_TIMELINE: '1', ...env },
+  });
+  return { code: r.exitCode, out: `${String(r.stdout)}${String(r.stderr)}`.trim() };
 }
 
 /** A writer in the `client` namespace that connects to the VIP only, started and acknowledged a few times. */
@@ -93,6 +109,36 @@ describe.skipIf(skip)(skip ? `vip (skipped: ${skipReason})` : 'the virtual IP re
   afterAll(async () => {
     await endAllProcesses();
     await net?.destroy();
+  });
+
+  it('the recipe refuses bad settings with exit 2 and a message saying what to set, changing nothing; run twice for a role it does no harm', async () => {
+    const client = net!.host('client');
+    const spare = net!.spareAddress(1);
+    const refusals: [Record<string, string>, RegExp][] = [
+      [{ VIP: `${spare}/24`, VIP_DEV: 'eth0' }, /^vip: PGHA_NEW_ROLE is not set: run this as a pgha role-change hook/],
+      [{ PGHA_NEW_ROLE: 'primary', VIP: spare, VIP_DEV: 'eth0' }, new RegExp(`^vip: VIP='${spare.replace(/\./g, '\\.')}' is not an address with its prefix length: set VIP, e\\.g\\. VIP=10\\.0\\.0\\.100/24$`)],
+      [{ PGHA_NEW_ROLE: 'primary', VIP: `${spare}/24` }, /^vip: VIP_DEV is not set: set it to the interface that holds the address/],
+      [{ PGHA_NEW_ROLE: 'primary', VIP: `${spare}/24`, VIP_DEV: 'nosuch0' }, /^vip: VIP_DEV=nosuch0: no such interface here \(see ip link\)$/],
+    ];
+    for (const [env, message] of refusals) {
+      const r = await runRecipe(client.netns!, env);
+      expect(r.code, r.out).toBe(2);
+      expect(r.out).toMatch(message);
+      expect(await net!.addressesOf('client')).toEqual([client.addr]);
+    }
+    const good = { VIP: `${spare}/24`, VIP_DEV: 'eth0' };
+    const primary1 = await runRecipe(client.netns!, { ...good, PGHA_NEW_ROLE: 'primary' });
+    const primary2 = await runRecipe(client.netns!, { ...good, PGHA_NEW_ROLE: 'primary' });
+    expect([primary1.code, primary2.code]).toEqual([0, 0]);
+    expect(primary1.out).toMatch(/ added on eth0 \(client, state primary, timeline 1\)$/);
+    expect(primary2.out).toMatch(/ already on eth0 \(client\)$/);
+    expect(await net!.addressesOf('client')).toEqual([client.addr, spare]);
+    const replica1 = await runRecipe(client.netns!, { ...good, PGHA_NEW_ROLE: 'replica' });
+    const replica2 = await runRecipe(client.netns!, { ...good, PGHA_NEW_ROLE: 'replica' });
+    expect([replica1.code, replica2.code]).toEqual([0, 0]);
+    expect(replica1.out).toMatch(/ deleted from eth0 \(client is now replica, state primary\)$/);
+    expect(replica2.out).toMatch(/ not on eth0 \(client is replica\)$/);
+    expect(await net!.addressesOf('client')).toEqual([client.addr]);
   });
 
   it('the first primary takes the VIP when its keeper starts, the standby does not, and a client of the VIP writes to the primary', async () => {
