@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the programs the end-to-end tests drive for real when this machine lacks them
-# (Debian 12): HAProxy (client routing), PgBouncer (role-change hook recipe), Chromium (the
-# monitor's web page, driven by playwright-core), tmux (pgha watch). Idempotent and quiet
+# (Debian 12): HAProxy (client routing), PgBouncer (role-change hook recipe), iputils' arping
+# (the virtual IP recipe's gratuitous ARP), Chromium (the monitor's web page, driven by
+# playwright-core), tmux (pgha watch). Idempotent and quiet
 # when everything is already there. The packages' own services are stopped: tests start
 # their own processes on free loopback ports.
 set -euo pipefail
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
+# iputils' arping (-U: unsolicited ARP), not Debian's other `arping` package, whose options differ.
+[ -x /usr/bin/arping ] && /usr/bin/arping -V 2>&1 | grep -q iputils || missing+=(iputils-arping)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)

@@ -121,6 +121,25 @@ export function killNode(node: TestNode): void {
   killPostmaster(node.pgdata);
 }
 
+/**
+ * A node's machine dies on a simulated network: its keeper and postmaster are SIGKILLed and
+ * its link goes down ({@link SimNetwork.powerOff}), so nothing answers at its addresses (a
+ * virtual IP it held included).
+ */
+export async function powerOffNode(f: NetFormation, node: TestNode): Promise<void> {
+  killNode(node);
+  await f.net.powerOff(node.name);
+}
+
+/**
+ * The machine of a node killed by {@link powerOffNode} boots again: its link is back with only
+ * its own address ({@link SimNetwork.powerOn}), and its keeper restarts ({@link restartKeeper}).
+ */
+export async function powerOnNode(f: NetFormation, node: TestNode): Promise<void> {
+  await f.net.powerOn(node.name);
+  await restartKeeper(f, node);
+}
+
 /** Resolves once `pid` is gone (or a zombie), within `timeoutMs`. */
 export async function waitGone(pid: number | undefined, timeoutMs = 10_000): Promise<void> {
   if (!pid) return;

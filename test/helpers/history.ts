@@ -18,6 +18,7 @@ import { idsOn, maxAckGapMs, type Host } from '../../bench/lib/probe.js';
 import { isPrimaryAndSecondaries, showState } from './formation.js';
 import { fromMonotonicMs, HistoryProbe, type WriteAck, type WriteFailure, type WriteRecord } from './history-probe.js';
 import { killPid, runPgha, startTracked } from './processes.js';
+import { Sampler } from './sampler.js';
 import { waitFor } from './wait-for.js';
 import { monitorFetch } from './monitor-access.js';
 
@@ -141,33 +142,14 @@ export interface StateSample {
  * changes during a fault and to check that each one has an event. Samples that fail (the
  * monitor cut off from the test process) are skipped.
  */
-export class StateWatcher {
-  readonly samples: StateSample[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight = false;
-
-  constructor(private readonly monitorUrl: string, private readonly formation = 'default', private readonly intervalMs = 200) {}
-
-  start(): this {
-    this.timer = setInterval(() => void this.sample(), this.intervalMs);
-    return this;
+export class StateWatcher extends Sampler<StateSample> {
+  constructor(private readonly monitorUrl: string, private readonly formation = 'default', intervalMs = 200) {
+    super(intervalMs);
   }
 
-  private async sample(): Promise<void> {
-    if (this.inFlight) return;
-    this.inFlight = true;
-    try {
-      const res = await monitorFetch(`${this.monitorUrl}/v1/formations/${encodeURIComponent(this.formation)}/state`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) this.samples.push({ atMs: performance.now(), rows: (await res.json()) as NodeStateRow[] });
-    } catch {
-      // unreachable for now
-    } finally {
-      this.inFlight = false;
-    }
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
+  protected async read(): Promise<StateSample | undefined> {
+    const res = await monitorFetch(`${this.monitorUrl}/v1/formations/${encodeURIComponent(this.formation)}/state`, { signal: AbortSignal.timeout(1000) });
+    return res.ok ? { atMs: performance.now(), rows: (await res.json()) as NodeStateRow[] } : undefined;
   }
 
   /** Time of the first sample at or after `fromMs` for which `predicate` holds, if any. */

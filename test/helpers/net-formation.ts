@@ -48,15 +48,32 @@ export async function allowNetworkClients(node: TestNode, cidr: string): Promise
   }, { timeoutMs: 30_000, intervalMs: 250 });
 }
 
+/** Options of {@link startNetFormation}. */
+export interface NetFormationOptions {
+  /**
+   * One Postgres port for every node (each is alone in its namespace), as a virtual IP needs:
+   * clients reach whichever node holds it on the same port. Default: node i on
+   * {@link NODE_BASE_PORT} + i.
+   */
+  pgPort?: number;
+  /** More arguments of every `pgha keeper create` (e.g. `--on-role-change CMD`). */
+  keeperArgs?: readonly string[];
+}
+
 /**
  * Starts the monitor on host `monitor` of `net`, then one node per name in `nodeNames` (each
  * a host of `net`), one after the other, and waits for one `primary` and the rest `secondary`.
  */
-export async function startNetFormation(net: SimNetwork, nodeNames: readonly string[]): Promise<NetFormation> {
+export async function startNetFormation(net: SimNetwork, nodeNames: readonly string[], options: NetFormationOptions = {}): Promise<NetFormation> {
   const monitor = await startMonitor({ host: net.host('monitor').addr, netns: net.netns('monitor'), httpPort: MONITOR_HTTP_PORT });
   const nodes: TestNode[] = [];
   for (const [i, name] of nodeNames.entries()) {
-    const node = await addNode(monitor, name, { hostname: net.host(name).addr, netns: net.netns(name), port: NODE_BASE_PORT + i + 1 });
+    const node = await addNode(monitor, name, {
+      hostname: net.host(name).addr,
+      netns: net.netns(name),
+      port: options.pgPort ?? NODE_BASE_PORT + i + 1,
+      ...(options.keeperArgs ? { extraArgs: options.keeperArgs } : {}),
+    });
     await allowNetworkClients(node, net.cidr);
     nodes.push(node);
   }

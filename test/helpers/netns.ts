@@ -221,6 +221,47 @@ export class SimNetwork {
     return `${this.subnet}.0/24`;
   }
 
+  /**
+   * An address of the network that no host has (`A.B.C.(200 + index)`, `index` 0–49): a
+   * virtual IP that a role-change hook moves between hosts.
+   *
+   * @throws for an index outside 0–49.
+   */
+  spareAddress(index = 0): string {
+    if (!Number.isInteger(index) || index < 0 || index > 49) throw new Error(`spare address index ${index} is outside 0–49`);
+    return `${this.subnet}.${200 + index}`;
+  }
+
+  /**
+   * Host `name`'s machine goes off the network: its `eth0` goes down, so it answers nothing,
+   * ARP included (a dead machine's addresses die with it). Its processes are the caller's to
+   * kill. Undone by {@link powerOn}.
+   */
+  async powerOff(name: string): Promise<void> {
+    await ip(['-n', this.netns(name), 'link', 'set', 'eth0', 'down']);
+  }
+
+  /**
+   * Host `name`'s machine is back as after a reboot: `eth0` holds only the host's own address
+   * (one added at run time, such as a virtual IP, is gone) and is up. Cuts stay as they were.
+   */
+  async powerOn(name: string): Promise<void> {
+    const ns = this.netns(name);
+    await ip(['-n', ns, 'addr', 'flush', 'dev', 'eth0']);
+    await ip(['-n', ns, 'addr', 'add', `${this.host(name).addr}/24`, 'dev', 'eth0']);
+    await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+  }
+
+  /**
+   * The IPv4 addresses host `name` answers at on the network now, e.g.
+   * `['10.213.42.10', '10.213.42.200']`: those of its `eth0`, none while it is down
+   * ({@link powerOff}).
+   */
+  async addressesOf(name: string): Promise<string[]> {
+    const r = await execa('ip', ['-n', this.netns(name), '-o', '-4', 'addr', 'show', 'dev', 'eth0', 'up'], { stdin: 'ignore' });
+    return [...String(r.stdout).matchAll(/inet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!);
+  }
+
   /** Adds the cut route on `from`'s side towards `to` (nothing for the test process). */
   private async cutRoute(from: SimHost, to: SimHost): Promise<void> {
     if (!from.netns) return;
