@@ -3,7 +3,12 @@ import { defineConfig } from 'vitest/config';
 
 const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
 
+const file = (path: string) => fileURLToPath(new URL(`./packages/${path}`, import.meta.url));
+
+// The subpaths first: an alias also matches an import that starts with its key and a '/'.
 const alias = {
+  '@pgha/shared/base': file('shared/src/base.ts'),
+  '@pgha/postgres/base': file('postgres/src/base.ts'),
   '@pgha/shared': src('shared'),
   '@pgha/postgres': src('postgres'),
   '@pgha/client': src('client'),

@@ -4,7 +4,7 @@
  * Source: pg_autoctl's `drop node --destroy`; the typed name as GitHub's repository deletion asks.
  */
 import { createInterface } from 'node:readline/promises';
-import { ValidationError } from '@pgha/shared';
+import { ValidationError } from '@pgha/shared/base';
 
 /** What {@link confirmDestructive} asks about. */
 export interface Confirmation {

@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import type { MonitorCredentials } from '@pgha/client';
-import { readSecretFile } from '@pgha/postgres';
-import { PghaError } from '@pgha/shared';
+import { readSecretFile } from '@pgha/postgres/base';
+import { PghaError } from '@pgha/shared/base';
 
 let given: { authTokenFile?: string; sslCaFile?: string } = {};
 

@@ -10,8 +10,8 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { MonitorClient } from '@pgha/client';
-import { delay } from '@pgha/postgres';
-import { MonitorUnavailableError, formatDurationMs, type EventRow } from '@pgha/shared';
+import { delay } from '@pgha/postgres/base';
+import { MonitorUnavailableError, formatDurationMs, type EventRow } from '@pgha/shared/base';
 import { cliCredentials } from './credentials.js';
 
 /** How long to wait before connecting again after the stream ended or failed, in ms. */

@@ -4,13 +4,12 @@
  * Source: `pg_ctl stop|reload|status` (exit codes), pg_autoctl's `stop|reload|status`, Patroni's
  * SIGHUP reload.
  */
-import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { Keeper, KeeperConfigSchema, monitorUrlFields, ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, DEFAULT_ROLE_CHANGE_TIMEOUT_MS, keeperPaths, loadKeeperConfig, loadKeeperState, postgresTlsDir, startKeeperHttp, type KeeperConfig, type KeeperHttpServer } from '@pgha/keeper';
+import { Keeper, KeeperConfigSchema, monitorUrlFields, DEFAULT_ROLE_CHANGE_TIMEOUT_MS, keeperPaths, loadKeeperConfig, loadKeeperState, postgresTlsDir, startKeeperHttp, type KeeperConfig, type KeeperHttpServer } from '@pgha/keeper';
 import { acquirePidFile, inspectPidFile, isProcessAlive, pidFilePath, pollUntil, postmasterPid, postmasterPort, releasePidFile, writeJsonAtomic } from '@pgha/postgres';
-import { PghaError, ValidationError, formatDurationMs } from '@pgha/shared';
+import { PghaError, ValidationError, formatDurationMs } from '@pgha/shared/base';
 import { CommandExit, reportError } from './errors.js';
 import { createLogger } from './logger.js';
-import { intArg, monitorUrls } from './options.js';
+import { monitorUrls } from './options.js';
 import { caFileGiven, readCaFile } from './credentials.js';
 
 /** Exit codes of `pgha keeper status` (and of stop/reload with no keeper running), as `pg_ctl status`'s. */
@@ -100,7 +99,7 @@ export function renderKeeperStatus(s: KeeperStatus): string {
 }
 
 /** `pgha keeper status`: exits 0 when the keeper runs, 3 when it does not, 4 when `pgdata` is not a keeper's. */
-async function statusCommand(pgdata: string, json: boolean): Promise<void> {
+export async function statusCommand(pgdata: string, json: boolean): Promise<void> {
   let s: KeeperStatus;
   try {
     s = keeperStatus(pgdata);
@@ -130,7 +129,7 @@ function runningKeeperPid(pgdata: string): number {
  *
  * @throws PghaError `PGHA_ERR_TIMEOUT` when either still runs after `waitS`.
  */
-async function stopCommand(pgdata: string, waitS: number): Promise<void> {
+export async function stopCommand(pgdata: string, waitS: number): Promise<void> {
   const pid = runningKeeperPid(pgdata);
   const config = loadKeeperConfig(pgdata);
   const startedAtMs = Date.now();
@@ -149,7 +148,7 @@ async function stopCommand(pgdata: string, waitS: number): Promise<void> {
 }
 
 /** `pgha keeper reload`: SIGHUP to the keeper, which re-reads keeper.json and the node's certificate, and logs what changed. */
-async function reloadCommand(pgdata: string): Promise<void> {
+export async function reloadCommand(pgdata: string): Promise<void> {
   const pid = runningKeeperPid(pgdata);
   process.kill(pid, 'SIGHUP');
   process.stdout.write(`sent SIGHUP to the keeper (pid ${pid}): it re-reads ${keeperPaths(pgdata).config} and the node's certificate (${postgresTlsDir(pgdata)}/server.crt, server.key), and logs what changed\n`);
@@ -172,61 +171,27 @@ function appliedLine(pgdata: string, what: string): string {
   return `${what} in ${keeperPaths(pgdata).config}; ${how}\n`;
 }
 
-/** Registers `keeper stop|reload|status|set` under `keeper`. */
-export function registerKeeperServiceCommands(keeper: CommandUnknownOpts): void {
-  keeper
-    .command('stop')
-    .description('stop the keeper of a data directory (it stops Postgres first) and wait until both have exited')
-    .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .option('--wait <seconds>', 'how long to wait (0: do not wait)', intArg(0, 3600), 60)
-    .action(async (o) => stopCommand(o.pgdata, o.wait));
-  keeper
-    .command('reload')
-    .description("make the keeper re-read keeper.json (SIGHUP): the role-change hook and its timeout; and the node's certificate, which its HTTPS server and Postgres then serve")
-    .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (o) => reloadCommand(o.pgdata));
-  keeper
-    .command('status')
-    .description('whether the keeper and its Postgres run, and the state the node reached (exit 0 running, 3 not running, 4 no keeper)')
-    .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .option('--json', 'print JSON')
-    .action(async (o) => statusCommand(o.pgdata, !!o.json));
-
-  const set = keeper.command('set').description("change a reloadable field of the keeper's configuration (keeper.json)");
-  set
-    .command('on-role-change')
-    .description('the command run (through /bin/sh -c) when the node\'s role changes; "" removes it')
-    .argument('<command>', 'shell command, or "" for none')
-    .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (command, o) => {
-      if (command.includes('\0')) throw new ValidationError('the command must not contain NUL characters', { field: 'command' });
-      editKeeperConfig(o.pgdata, (c) => {
-        const { onRoleChange: _old, ...rest } = c;
-        return command.trim() === '' ? rest : { ...rest, onRoleChange: command };
-      });
-      process.stdout.write(appliedLine(o.pgdata, command.trim() === '' ? 'on-role-change removed' : 'on-role-change set'));
-    });
-  set
-    .command('on-role-change-timeout-ms')
-    .description('how long one run of the role-change hook may take before its process group is killed')
-    .argument('<ms>', `milliseconds (${ROLE_CHANGE_TIMEOUT_MIN_MS} to ${ROLE_CHANGE_TIMEOUT_MAX_MS})`, intArg(ROLE_CHANGE_TIMEOUT_MIN_MS, ROLE_CHANGE_TIMEOUT_MAX_MS))
-    .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (ms, o) => {
-      editKeeperConfig(o.pgdata, (c) => ({ ...c, onRoleChangeTimeoutMs: ms }));
-      process.stdout.write(appliedLine(o.pgdata, `on-role-change-timeout-ms set to ${ms}`));
-    });
-  set
-    .command('monitor')
-    .description('the monitors the keeper talks to (e.g. after moving to monitors on etcd); its Postgres keeps running')
-    .argument('<urls>', 'URL[,URL…] of the monitors, tried in this order')
-    .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (urls, o) => {
-      // --ssl-ca-file (or PGHA_SSL_CA_FILE): the monitors' CA, when it changes too.
-      const list = monitorUrls(urls);
-      const caFile = caFileGiven();
-      const ca = caFile === undefined ? undefined : readCaFile(caFile);
-      editKeeperConfig(o.pgdata, (c) => ({ ...c, ...monitorUrlFields(list), ...(ca === undefined ? {} : { monitorCaCertificate: ca }) }));
-      process.stdout.write(appliedLine(o.pgdata, `monitors set to ${list.join(', ')}${caFile === undefined ? '' : ` (CA from ${caFile})`}`));
-    });
+/** `pgha keeper set on-role-change CMD`: the hook in keeper.json ("" removes it). @throws ValidationError for a command with NUL. */
+export function setOnRoleChange(pgdata: string, command: string): void {
+  if (command.includes('\0')) throw new ValidationError('the command must not contain NUL characters', { field: 'command' });
+  editKeeperConfig(pgdata, (c) => {
+    const { onRoleChange: _old, ...rest } = c;
+    return command.trim() === '' ? rest : { ...rest, onRoleChange: command };
+  });
+  process.stdout.write(appliedLine(pgdata, command.trim() === '' ? 'on-role-change removed' : 'on-role-change set'));
 }
 
+/** `pgha keeper set on-role-change-timeout-ms MS`. */
+export function setOnRoleChangeTimeout(pgdata: string, ms: number): void {
+  editKeeperConfig(pgdata, (c) => ({ ...c, onRoleChangeTimeoutMs: ms }));
+  process.stdout.write(appliedLine(pgdata, `on-role-change-timeout-ms set to ${ms}`));
+}
+
+/** `pgha keeper set monitor URL[,URL…]`, with the monitors' CA from `--ssl-ca-file` (or `PGHA_SSL_CA_FILE`) when given. */
+export function setMonitors(pgdata: string, urls: string): void {
+  const list = monitorUrls(urls);
+  const caFile = caFileGiven();
+  const ca = caFile === undefined ? undefined : readCaFile(caFile);
+  editKeeperConfig(pgdata, (c) => ({ ...c, ...monitorUrlFields(list), ...(ca === undefined ? {} : { monitorCaCertificate: ca }) }));
+  process.stdout.write(appliedLine(pgdata, `monitors set to ${list.join(', ')}${caFile === undefined ? '' : ` (CA from ${caFile})`}`));
+}

@@ -20,8 +20,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import getPort from 'get-port';
 import { generateKeyPair, issueServerCertificate, type KeyAndCertificate } from '@pgha/monitor';
-import { isProcessAlive, pollUntil, waitFor, writeSecretFile } from '@pgha/postgres';
-import { PghaError } from '@pgha/shared';
+import { isProcessAlive, pollUntil, waitFor, writeSecretFile } from '@pgha/postgres/base';
+import { PghaError } from '@pgha/shared/base';
 
 /** Debian 12's etcd (package etcd-server). */
 export const ETCD_BINARY = '/usr/bin/etcd';

@@ -3,25 +3,19 @@
  * `PGHA_MONITOR` (one monitor, or several tried in order); every error is one line on stderr and a non-zero exit.
  */
 import { Argument, Command, CommanderError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, createNode } from '@pgha/keeper';
 import type { EtcdStoreOption, KeyAndCertificate, MonitorSslOption } from '@pgha/monitor';
-import { ValidationError } from '@pgha/shared';
+import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, ValidationError } from '@pgha/shared/base';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
 import { CommandExit, USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
 import { confirmDestructive } from './confirm.js';
-import { createLogger } from './logger.js';
 import { boolArg, clientNetworksArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
 import { registerSettingsCommands, subcommand } from './settings.js';
 import { registerPostgresPasswordCommand } from './postgres-password.js';
-import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
-import { showEvents, showState, showUri } from './show.js';
-import { showMonitors } from './show-monitors.js';
-import { followEvents } from './follow-events.js';
 import { defaultUpDir } from './up-dir.js';
-import { registerKeeperServiceCommands, runKeeper } from './keeper-service.js';
+import { registerKeeperServiceCommands } from './keeper-commands.js';
 import { registerShowSystemd } from './show-systemd.js';
-import { buildInfo, versionLine } from './version.js';
 import { registerRotateTokenCommands } from './rotate-token.js';
+import { buildInfo, versionLine } from './version.js';
 
 /** An AbortSignal that fires on SIGINT or SIGTERM. */
 function stopSignal(): AbortSignal {
@@ -73,7 +67,7 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--join', "join the store at --store's prefix (made by another monitor) rather than make one there")
     .option('--from-monitor <pgdata>', "make the new store a copy of the stopped monitor on its own Postgres at this data directory (its formations, nodes, tokens, CA and latest events)")
     .action(async (o) => {
-      const { createMonitor, loadGivenCa } = await import('@pgha/monitor');
+      const [{ createMonitor, loadGivenCa }, { createLogger }] = await Promise.all([import('@pgha/monitor'), import('./logger.js')]);
       await createMonitor({ pgdata: o.pgdata, pgPort: o.pgPort, listen: o.listen, ssl: sslOption(o, loadGivenCa), ...storeOption(o) }, createLogger('monitor'));
     });
   monitor
@@ -82,6 +76,7 @@ export function buildProgram(): CommandUnknownOpts {
     .requiredOption('--pgdata <dir>', "data directory of the monitor's Postgres")
     .action(async (o) => {
       const signal = stopSignal();
+      const { createLogger } = await import('./logger.js');
       const log = createLogger('monitor');
       // SIGHUP (pgha monitor rotate-token): read the tokens again; one that comes while the
       // monitor starts is kept for when it runs (Node's default for SIGHUP would end it).
@@ -138,6 +133,7 @@ export function buildProgram(): CommandUnknownOpts {
       const caFile = caFileGiven();
       if (o.serverCert && !caFile) throw new ValidationError('--server-cert needs --ssl-ca-file, the CA that issued it', { field: 'sslCaFile' });
       const signal = stopSignal();
+      const [{ createNode }, { createLogger }] = await Promise.all([import('@pgha/keeper'), import('./logger.js')]);
       const log = createLogger('keeper');
       if (!o.ssl) log.warn('TLS is OFF for Postgres (--no-ssl): replication and passwords cross the network in clear text; use this for tests only');
       if (o.auth === 'trust') log.warn('--auth trust: clients on the formation hosts connect over TCP without a password; use this for tests only');
@@ -177,7 +173,7 @@ export function buildProgram(): CommandUnknownOpts {
     .command('run')
     .description("run a node's keeper until stopped (stopping it stops Postgres)")
     .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .action(async (o) => runKeeper(o.pgdata, stopSignal()));
+    .action(async (o) => (await import('./keeper-service.js')).runKeeper(o.pgdata, stopSignal()));
   // stop|reload|status|set (packages/cli/src/keeper-service.ts)
   registerKeeperServiceCommands(keeper);
   // monitor rotate-token, keeper rotate-token (packages/cli/src/rotate-token.ts)
@@ -190,13 +186,13 @@ export function buildProgram(): CommandUnknownOpts {
     .addOption(monitorOption())
     .addOption(formationOption())
     .option('--json', 'print JSON')
-    .action(async (o) => showState(monitorUrls(o.monitor), o.formation, !!o.json));
+    .action(async (o) => (await import('./show.js')).showState(monitorUrls(o.monitor), o.formation, !!o.json));
   show
     .command('monitors')
     .description('every monitor (reachable, the formations it leads and its term, lease left) and every etcd member of the store')
     .addOption(monitorOption())
     .option('--json', 'print JSON')
-    .action(async (o) => showMonitors(monitorUrls(o.monitor), !!o.json));
+    .action(async (o) => (await import('./show-monitors.js')).showMonitors(monitorUrls(o.monitor), !!o.json));
   show
     .command('events')
     .description('the latest goal-state changes with their reasons')
@@ -206,7 +202,9 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--follow', 'then print each new event as it happens, until Ctrl-C (one JSON object a line with --json)')
     .option('--json', 'print JSON')
     .action(async (o) =>
-      o.follow ? followEvents(monitorUrls(o.monitor), o.formation, o.count, !!o.json, stopSignal()) : showEvents(monitorUrls(o.monitor), o.formation, o.count, !!o.json));
+      o.follow
+        ? (await import('./follow-events.js')).followEvents(monitorUrls(o.monitor), o.formation, o.count, !!o.json, stopSignal())
+        : (await import('./show.js')).showEvents(monitorUrls(o.monitor), o.formation, o.count, !!o.json));
   show
     .command('uri')
     .description('the formation connection URI (multi-host, target_session_attrs=read-write)')
@@ -214,7 +212,7 @@ export function buildProgram(): CommandUnknownOpts {
     .addOption(formationOption())
     .option('--read-only', 'a URI for reads: target_session_attrs=prefer-standby')
     .option('--json', 'print JSON')
-    .action(async (o) => showUri(monitorUrls(o.monitor), o.formation, !!o.json, !!o.readOnly));
+    .action(async (o) => (await import('./show.js')).showUri(monitorUrls(o.monitor), o.formation, !!o.json, !!o.readOnly));
   show
     .command('haproxy')
     .description('an HAProxy configuration: a write port to the primary, a read port to the standbys, checked on each keeper\'s HTTP server')
@@ -253,7 +251,7 @@ export function buildProgram(): CommandUnknownOpts {
     .addOption(new Option('--monitors <n>', 'one monitor on its own Postgres, or three on a local 3-member etcd cluster (TLS)').choices(['1', '3']).default('1'))
     .option('--dir <dir>', 'where to keep everything', defaultUpDir())
     .action(async (o) => {
-      const { up } = await import('./up.js');
+      const [{ up }, { createLogger }] = await Promise.all([import('./up.js'), import('./logger.js')]);
       await up({ nodes: o.nodes, dir: o.dir, monitors: o.monitors === '3' ? 3 : 1 }, createLogger('up'), stopSignal());
     });
 
@@ -269,7 +267,7 @@ export function buildProgram(): CommandUnknownOpts {
       .addOption(formationOption())
       .addOption(waitOption())
       .option('--json', 'print JSON')
-      .action(async (o) => performSwitchover(waitOpts(o), kind));
+      .action(async (o) => (await import('./perform.js')).performSwitchover(waitOpts(o), kind));
   }
   perform
     .command('promotion')
@@ -279,7 +277,7 @@ export function buildProgram(): CommandUnknownOpts {
     .addOption(formationOption())
     .addOption(waitOption())
     .option('--json', 'print JSON')
-    .action(async (o) => performPromotion(waitOpts(o), o.name));
+    .action(async (o) => (await import('./perform.js')).performPromotion(waitOpts(o), o.name));
   const maint = program.command('maintenance').description('take a node out of the formation for maintenance, and back');
   const maintenanceCommand = (action: 'enable' | 'disable') =>
     maint
@@ -292,8 +290,8 @@ export function buildProgram(): CommandUnknownOpts {
       .option('--json', 'print JSON');
   maintenanceCommand('enable')
     .option('--allow-failover', 'on the primary: switch over first')
-    .action(async (o) => maintenance(waitOpts(o), o.name, true, !!o.allowFailover));
-  maintenanceCommand('disable').action(async (o) => maintenance(waitOpts(o), o.name, false, false));
+    .action(async (o) => (await import('./perform.js')).maintenance(waitOpts(o), o.name, true, !!o.allowFailover));
+  maintenanceCommand('disable').action(async (o) => (await import('./perform.js')).maintenance(waitOpts(o), o.name, false, false));
   const drop = subcommand(program, 'drop', 'remove nodes and formations');
   drop
     .command('node')
@@ -309,7 +307,7 @@ export function buildProgram(): CommandUnknownOpts {
       if (o.destroy) {
         await confirmDestructive({ yes: o.yes, action: `dropping node "${o.name}" with --destroy`, consequence: 'removes its data directory', name: o.name, withYes: `pgha drop node --name ${o.name} --destroy --yes` });
       }
-      await dropNode(waitOpts(o), o.name, !!o.destroy);
+      await (await import('./perform.js')).dropNode(waitOpts(o), o.name, !!o.destroy);
     });
   // ---- end of operator commands ----
 

@@ -4,9 +4,9 @@
  * option object is typed from its declarations, never by hand.
  */
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import { DEFAULT_FORMATION, ValidationError, formatDurationMs } from '@pgha/shared';
+import { DEFAULT_FORMATION, ValidationError, formatDurationMs } from '@pgha/shared/base';
 import parseDuration, { type StringValue } from 'ms';
-import { parseClientNetworkList } from '@pgha/postgres';
+import { parseClientNetworkList } from '@pgha/postgres/base';
 
 /** A commander argument parser for a whole number from `min` to `max`; a usage error otherwise. */
 export function intArg(min: number, max: number): (value: string) => number {

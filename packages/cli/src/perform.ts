@@ -4,9 +4,9 @@
  * each step as it happens (see `steps.ts`), and say how long it took. A wait that runs out says what state the group is in.
  */
 import { cliCredentials } from './credentials.js';
-import { ConflictError, PRIMARY_STATES, PghaError, formatDurationMs, type CommandResponse, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { ConflictError, PRIMARY_STATES, PghaError, formatDurationMs, type CommandResponse, type NodeState, type NodeStateRow } from '@pgha/shared/base';
 import { MonitorClient } from '@pgha/client';
-import { pollUntil } from '@pgha/postgres';
+import { pollUntil } from '@pgha/postgres/base';
 import { renderStateTable } from './show.js';
 import { StepTracker, formatStep, type Step } from './steps.js';
 

@@ -5,9 +5,7 @@
  * primary's host; the standbys replicate it.
  */
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { loadKeeperConfig } from '@pgha/keeper';
-import { postmasterPid, readPasswordFile, setRolePassword, socketDirFor, withLocalClient } from '@pgha/postgres';
-import { ConflictError, PghaError } from '@pgha/shared';
+import { ConflictError, PghaError } from '@pgha/shared/base';
 import { subcommand } from './settings.js';
 
 /** What `pgha set postgres-password --json` prints. */
@@ -29,6 +27,7 @@ export interface PostgresPasswordSet {
  *   role replicates from the primary). Nothing is changed then.
  */
 export async function setPostgresPassword(pgdata: string, passwordFile: string): Promise<PostgresPasswordSet> {
+  const [{ loadKeeperConfig }, { postmasterPid, readPasswordFile, setRolePassword, socketDirFor, withLocalClient }] = await Promise.all([import('@pgha/keeper'), import('@pgha/postgres')]);
   const config = loadKeeperConfig(pgdata);
   const password = readPasswordFile(passwordFile, 'postgres password', 'postgres');
   const node = `node ${config.nodeId} "${config.name}"`;

@@ -9,10 +9,9 @@
  */
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { MonitorClient } from '@pgha/client';
-import { keeperMonitorUrls, keeperPaths, loadKeeperConfig, type KeeperConfig } from '@pgha/keeper';
-import { inspectPidFile, pollUntil } from '@pgha/postgres';
-import { AuthError, MonitorUnavailableError, PghaError, type RotateNodeTokenResponse } from '@pgha/shared';
-import { editKeeperConfig } from './keeper-service.js';
+import type { KeeperConfig } from '@pgha/keeper';
+import { inspectPidFile, pollUntil } from '@pgha/postgres/base';
+import { AuthError, MonitorUnavailableError, PghaError, type RotateNodeTokenResponse } from '@pgha/shared/base';
 
 /** How long the monitors have to refuse the old token and take the new one, in ms. */
 export const TOKEN_CHECK_TIMEOUT_MS = 10_000;
@@ -149,6 +148,7 @@ export interface KeeperRotationResult {
  * (a request with it answers), false (refused with 401), undefined (no monitor answered).
  */
 async function tokenTaken(config: KeeperConfig, token: string): Promise<boolean | undefined> {
+  const { keeperMonitorUrls } = await import('@pgha/keeper');
   const client = new MonitorClient(keeperMonitorUrls(config), { token, ca: config.monitorCaCertificate });
   try {
     await client.request('GET', `/v1/nodes/${config.nodeId}/goal`);
@@ -173,6 +173,7 @@ async function tokenTaken(config: KeeperConfig, token: string): Promise<boolean 
  *   accepts the old token after {@link TOKEN_CHECK_TIMEOUT_MS}.
  */
 export async function rotateKeeperTokenCommand(pgdata: string, json: boolean): Promise<void> {
+  const [{ keeperMonitorUrls, keeperPaths, loadKeeperConfig }, { editKeeperConfig }] = await Promise.all([import('@pgha/keeper'), import('./keeper-service.js')]);
   const config = loadKeeperConfig(pgdata);
   const { generateSecret } = await import('@pgha/monitor');
   const token = generateSecret();

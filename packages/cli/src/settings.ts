@@ -16,7 +16,7 @@ import {
   formatTimingValue,
   type SettingsView,
   type TimingSettingKey,
-} from '@pgha/shared';
+} from '@pgha/shared/base';
 import { confirmDestructive } from './confirm.js';
 import { boolArg, clientNetworksArg, durationArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
 

@@ -9,7 +9,7 @@
  */
 import { resolve } from 'node:path';
 import { MonitorClient } from '@pgha/client';
-import { ValidationError, formatHostPort, type NodeStateRow } from '@pgha/shared';
+import { ValidationError, formatHostPort, type NodeStateRow } from '@pgha/shared/base';
 import { caFileGiven, cliCredentials } from './credentials.js';
 
 /** Options of {@link renderHaproxyConfig}. */

@@ -6,7 +6,7 @@
  */
 import Table from 'cli-table3';
 import { MonitorClient } from '@pgha/client';
-import { formatBytes, formatDurationMs, type MonitorsView } from '@pgha/shared';
+import { formatBytes, formatDurationMs, type MonitorsView } from '@pgha/shared/base';
 import { cliCredentials } from './credentials.js';
 
 const PLAIN = { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' | ' };

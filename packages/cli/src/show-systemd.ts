@@ -7,8 +7,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { DEFAULT_ROLE_CHANGE_TIMEOUT_MS, HOOK_KILL_GRACE_MS, keeperPaths, loadKeeperConfig } from '@pgha/keeper';
-import { PghaError } from '@pgha/shared';
+import { PghaError } from '@pgha/shared/base';
 
 /**
  * Longest a stop of Postgres by pgha takes, in s: `pg_ctl stop -m fast` for 10 s, then
@@ -68,6 +67,7 @@ function kill(): string {
  * @throws PghaError `PGHA_ERR_CONFIG` when `pgdata` is neither a keeper's nor a monitor's, or its file is damaged.
  */
 export async function systemdUnit(pgdata: string, env: NodeJS.ProcessEnv = process.env): Promise<SystemdUnit> {
+  const { DEFAULT_ROLE_CHANGE_TIMEOUT_MS, HOOK_KILL_GRACE_MS, keeperPaths, loadKeeperConfig } = await import('@pgha/keeper');
   const keeperFile = keeperPaths(pgdata).config;
   const { monitorPaths, loadMonitorConfig } = await import('@pgha/monitor');
   const monitorFile = monitorPaths(pgdata).config;

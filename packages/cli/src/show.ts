@@ -3,7 +3,7 @@ import { caFileGiven, cliCredentials } from './credentials.js';
 import { withRootCert } from './client-uri.js';
 import Table from 'cli-table3';
 import { MonitorClient } from '@pgha/client';
-import { describeProgress, formatBytes, type EventRow, type NodeStateRow, type TransitionProgress } from '@pgha/shared';
+import { describeProgress, formatBytes, type EventRow, type NodeStateRow, type TransitionProgress } from '@pgha/shared/base';
 
 /** A row's progress in the shape the shared helpers read; undefined when none. */
 export function rowProgress(r: NodeStateRow): TransitionProgress | undefined {

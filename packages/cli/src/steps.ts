@@ -5,7 +5,7 @@
  * Source: pg_auto_failover's `pg_autoctl perform switchover` prints the events as they come;
  * Patroni's `patronictl switchover` prints only the outcome.
  */
-import type { EventRow, NodeStateRow } from '@pgha/shared';
+import type { EventRow, NodeStateRow } from '@pgha/shared/base';
 
 /** One change of one node, as `pgha perform …` prints it and `--json` lists it (`steps`). */
 export interface Step {

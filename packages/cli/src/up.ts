@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { MonitorClient } from '@pgha/client';
 import { delay, pgCtlStop, postgresSpawnOptions, postmasterPid, readPasswordFile, readSecretFile, setRolePassword, socketDirFor, waitFor, writeJsonAtomic, writeSecretFile } from '@pgha/postgres';
 import { keeperHttpListen, keeperPaths, loadKeeperConfig } from '@pgha/keeper';
-import { DEFAULT_FORMATION, PghaError, ValidationError, formatDurationMs, formatHostPort, type NodeStateRow, type UpFile } from '@pgha/shared';
+import { DEFAULT_FORMATION, PghaError, ValidationError, formatDurationMs, formatHostPort, type NodeStateRow, type UpFile } from '@pgha/shared/base';
 import { withRootCert } from './client-uri.js';
 import { defaultUpDir } from './up-dir.js';
 import { startLocalEtcd, type LocalEtcd } from './local-etcd.js';

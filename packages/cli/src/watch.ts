@@ -17,8 +17,8 @@ import cliTruncate from 'cli-truncate';
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import { MonitorClient } from '@pgha/client';
-import { delay } from '@pgha/postgres';
-import { AuthError, NotFoundError, PghaError, ValidationError, WRITABLE_STATES, describeProgress, formatDurationMs, type EventRow, type NodeState, type NodeStateRow } from '@pgha/shared';
+import { delay } from '@pgha/postgres/base';
+import { AuthError, NotFoundError, PghaError, ValidationError, WRITABLE_STATES, describeProgress, formatDurationMs, type EventRow, type NodeState, type NodeStateRow } from '@pgha/shared/base';
 import { cliCredentials } from './credentials.js';
 import { problemNotes, rowProgress } from './show.js';
 

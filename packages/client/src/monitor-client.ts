@@ -51,7 +51,7 @@ import {
   type RegisterNodeResponse,
   type RotateNodeTokenRequest,
   type RotateNodeTokenResponse,
-} from '@pgha/shared';
+} from '@pgha/shared/base';
 import { MonitorEndpoint, answerError, parseJson, type Answer, type MonitorCredentials } from './monitor-endpoint.js';
 
 export type { MonitorCredentials } from './monitor-endpoint.js';

@@ -14,8 +14,7 @@ import type { Logger } from 'pino';
 import { formatDurationMs } from '@pgha/shared';
 import type { NodeRole } from './fsm/node-role.js';
 
-/** Default limit of one hook run, in ms (`onRoleChangeTimeoutMs`). */
-export const DEFAULT_ROLE_CHANGE_TIMEOUT_MS = 10_000;
+export { DEFAULT_ROLE_CHANGE_TIMEOUT_MS } from '@pgha/shared';
 /** Between SIGTERM and SIGKILL to a hook's process group, in ms. */
 export const HOOK_KILL_GRACE_MS = 1_000;
 /** How much of a hook's output (stdout and stderr together) is kept for the log, in bytes. */

@@ -5,7 +5,7 @@
  * `postgresql.pg_hba`.
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { ValidationError } from '@pgha/shared';
+import { ValidationError } from '@pgha/shared/base';
 
 /** Most client networks a formation may have (each is one or two pg_hba.conf lines on every node). */
 export const MAX_CLIENT_NETWORKS = 64;

@@ -15,7 +15,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { PghaError } from '@pgha/shared';
+import { PghaError } from '@pgha/shared/base';
 
 /** Path of the control file of `pgdata`. */
 export function pgControlFile(pgdata: string): string {

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { PghaError } from '@pgha/shared';
+import { PghaError } from '@pgha/shared/base';
 import { writeFileAtomic } from './atomic-file.js';
 
 /** Directory of pgha's own files for a data directory: `<pgdata>.pgha`. */

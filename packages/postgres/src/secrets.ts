@@ -4,7 +4,7 @@
  * left world-readable is refused before it is used, not after it leaked.
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
-import { PghaError } from '@pgha/shared';
+import { PghaError } from '@pgha/shared/base';
 import { writeFileAtomic } from './atomic-file.js';
 
 /**

@@ -211,3 +211,13 @@ export function timingProblems(settings: Readonly<FormationSettings>): string[] 
   }
   return problems;
 }
+
+/**
+ * Bounds of a keeper's role-change hook timeout (`onRoleChangeTimeoutMs` in keeper.json,
+ * `--on-role-change-timeout-ms`), in ms: 1 ms to 1 hour.
+ */
+export const ROLE_CHANGE_TIMEOUT_MIN_MS = 1;
+/** See {@link ROLE_CHANGE_TIMEOUT_MIN_MS}. */
+export const ROLE_CHANGE_TIMEOUT_MAX_MS = 3_600_000;
+/** Default limit of one run of a keeper's role-change hook, in ms (docs/hooks.md). */
+export const DEFAULT_ROLE_CHANGE_TIMEOUT_MS = 10_000;
