@@ -49,6 +49,9 @@ export function decodeNode(text: string): NodeRecord {
     lastSelfFenceAt: date(lastSelfFenceAtMs),
   };
   for (const f of NULLABLE_DATES) record[f] ??= null;
+  // Written before the fields existed (an older monitor): none of its own, none reported.
+  record.postgresParameters ??= [];
+  record.reportedParameters ??= null;
   return record;
 }
 
@@ -59,8 +62,8 @@ export function encodeFormation(f: FormationRecord, createdAtMs: number): string
 
 /** A formation key's value as a record (without its creation time). */
 export function decodeFormation(text: string): FormationRecord {
-  const { formationId, kind, dbname, numberSyncStandbys, settings, replicationPassword, monitorProbePassword } = JSON.parse(text) as FormationRecord;
-  return { formationId, kind, dbname, numberSyncStandbys, settings, replicationPassword, monitorProbePassword };
+  const { formationId, kind, dbname, numberSyncStandbys, settings, replicationPassword, monitorProbePassword, postgresParameters } = JSON.parse(text) as Partial<FormationRecord>;
+  return { formationId: formationId!, kind: kind!, dbname: dbname!, numberSyncStandbys: numberSyncStandbys!, settings: settings!, replicationPassword: replicationPassword!, monitorProbePassword: monitorProbePassword!, postgresParameters: postgresParameters ?? [] };
 }
 
 /** An event's value: the event and its time. */
