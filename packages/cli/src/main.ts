@@ -12,6 +12,7 @@ import { confirmDestructive } from './confirm.js';
 import { createLogger } from './logger.js';
 import { boolArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
 import { registerSettingsCommands, subcommand } from './settings.js';
+import { registerPostgresqlCommands } from './postgresql.js';
 import { dropNode, maintenance, performPromotion, performSwitchover } from './perform.js';
 import { showEvents, showState, showUri } from './show.js';
 import { showMonitors } from './show-monitors.js';
@@ -224,6 +225,8 @@ export function buildProgram(): CommandUnknownOpts {
   // Formations and replication settings: set|get node|formation, show settings|standby-names,
   // create|drop formation (packages/cli/src/settings.ts).
   registerSettingsCommands(program);
+  // Postgres parameters of the formation: set|get|show postgresql (packages/cli/src/postgresql.ts).
+  registerPostgresqlCommands(program);
 
   program
     .command('up')

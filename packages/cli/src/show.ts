@@ -19,7 +19,8 @@ export function problemNotes(rows: readonly NodeStateRow[]): string[] {
 /**
  * The lines under the table: {@link problemNotes}, a long transition's progress
  * (`Progress on node2: base backup 42% (123.4 MB of 293.0 MB)`), and a catching-up standby's
- * lag (`Catching up: node2 is 40.0 MB (41943040 bytes) behind the primary`).
+ * lag (`Catching up: node2 is 40.0 MB (41943040 bytes) behind the primary`), and the Postgres
+ * parameters that wait for a restart (`Restart pending on node1: shared_buffers`).
  */
 export function stateNotes(rows: readonly NodeStateRow[]): string[] {
   const lines = problemNotes(rows);
@@ -31,6 +32,11 @@ export function stateNotes(rows: readonly NodeStateRow[]): string[] {
     if (r.lag_bytes !== null && r.lag_bytes !== undefined && (r.reported_state === 'catchingup' || r.goal_state === 'catchingup')) {
       lines.push(`Catching up: ${r.name} is ${formatBytes(r.lag_bytes)} (${r.lag_bytes} bytes) behind the primary`);
     }
+  }
+  for (const r of rows) {
+    // Absent from a monitor older than the field.
+    const pending = r.pending_restart ?? [];
+    if (pending.length > 0) lines.push(`Restart pending on ${r.name}: ${pending.join(', ')} (pgha show postgresql)`);
   }
   return lines;
 }
