@@ -17,6 +17,7 @@ import * as m0010 from './0010_add_node_last_self_fence.js';
 import * as m0011 from './0011_rename_node_pg_is_running.js';
 import * as m0012 from './0012_add_node_goal_revision.js';
 import * as m0013 from './0013_add_formation_client_networks.js';
+import * as m0014 from './0014_add_postgres_parameters.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -33,6 +34,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0011_rename_node_pg_is_running': m0011,
   '0012_add_node_goal_revision': m0012,
   '0013_add_formation_client_networks': m0013,
+  '0014_add_postgres_parameters': m0014,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

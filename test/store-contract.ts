@@ -23,6 +23,7 @@ import {
   STREAM_START,
   changeNumberSyncStandbys,
   changeClientNetworks,
+  changePostgresParameters,
   changeTimingSettings,
   formationEvent,
   nodeEvent,
@@ -618,6 +619,53 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         expect(failed.ok).toBe(false);
         expect((await store.formations.get(f)).clientNetworks).toEqual([]);
         expect(await store.stream.latest(f, 10)).toEqual([]);
+      });
+
+      it("sets and resets a formation's Postgres parameters and a node's own, with their events, and a failed change writes nothing", async () => {
+        const f = await formation('c-parameters');
+        const a = await addNode(f, 'a');
+        expect((await store.formations.get(f)).postgresParameters).toEqual([]);
+        expect(await store.nodes.get(a.nodeId)).toMatchObject({ postgresParameters: [], reportedParameters: null });
+
+        const set = (update: { name?: string; parameters: { name: string; value: string | null }[] }) => store.transaction(async (tx) => changePostgresParameters(tx, await tx.lockFormation(f), update));
+        const searchPath = `"$user", public, 'it''s'`;
+        expect(await set({ parameters: [{ name: 'work_mem', value: '8MB' }, { name: 'search_path', value: searchPath }] })).toEqual([
+          `Postgres parameter work_mem of formation "${f}" set to 8MB`,
+          `Postgres parameter search_path of formation "${f}" set to ${searchPath}`,
+        ]);
+        // By name; the names keep their underscores (no key is re-cased).
+        expect((await store.formations.get(f)).postgresParameters).toEqual([{ name: 'search_path', value: searchPath }, { name: 'work_mem', value: '8MB' }]);
+        expect(await set({ name: 'a', parameters: [{ name: 'work_mem', value: '16MB' }] })).toEqual([`Postgres parameter work_mem of node ${a.nodeId} "a" set to 16MB`]);
+        expect((await store.nodes.get(a.nodeId)).postgresParameters).toEqual([{ name: 'work_mem', value: '16MB' }]);
+        expect((await store.nodes.getByName(f, 'a')).postgresParameters).toEqual([{ name: 'work_mem', value: '16MB' }]);
+        expect(await set({ parameters: [{ name: 'work_mem', value: '8MB' }] })).toEqual([]);
+        expect(await set({ parameters: [{ name: 'work_mem', value: '4MB' }, { name: 'search_path', value: null }] })).toEqual([
+          `Postgres parameter work_mem of formation "${f}" set from 8MB to 4MB`,
+          `Postgres parameter search_path of formation "${f}" reset (was ${searchPath})`,
+        ]);
+        expect((await store.formations.get(f)).postgresParameters).toEqual([{ name: 'work_mem', value: '4MB' }]);
+        const events = (await store.stream.latest(f, 10)).map((e) => [e.nodeId, e.rule, e.reason]);
+        expect(events).toHaveLength(5);
+        expect(events[2]).toEqual([a.nodeId, 'settings-changed', `Postgres parameter work_mem of node ${a.nodeId} "a" set to 16MB`]);
+
+        // A transaction that fails after the change writes neither the parameters nor their events.
+        const failed = await outcome(store.transaction(async (tx) => {
+          await changePostgresParameters(tx, await tx.lockFormation(f), { parameters: [{ name: 'work_mem', value: '1GB' }] });
+          await changePostgresParameters(tx, await tx.lockFormation(f), { name: 'a', parameters: [{ name: 'work_mem', value: null }] });
+          throw new Error('refused later');
+        }));
+        expect(failed.ok).toBe(false);
+        expect((await store.formations.get(f)).postgresParameters).toEqual([{ name: 'work_mem', value: '4MB' }]);
+        expect((await store.nodes.get(a.nodeId)).postgresParameters).toEqual([{ name: 'work_mem', value: '16MB' }]);
+        expect(await store.stream.latest(f, 10)).toHaveLength(5);
+
+        // A keeper's report of its parameters is recorded as it came, and a report without them clears it.
+        const reported = { pendingRestart: ['shared_buffers'], running: [{ name: 'max_connections', value: '100' }, { name: 'work_mem', value: '16MB' }] };
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('single', '0/3000060', { parameters: reported }) }]));
+        expect((await store.nodes.get(a.nodeId)).reportedParameters).toEqual(reported);
+        expect((await store.snapshot()).nodes.find((n) => n.nodeId === a.nodeId)!.reportedParameters).toEqual(reported);
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('single', '0/3000060') }]));
+        expect((await store.nodes.get(a.nodeId)).reportedParameters).toBeNull();
       });
 
       it("wakes the keepers of a settings change's nodes at commit", async () => {

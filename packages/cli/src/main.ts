@@ -11,6 +11,7 @@ import { confirmDestructive } from './confirm.js';
 import { boolArg, clientNetworksArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
 import { registerSettingsCommands, subcommand } from './settings.js';
 import { registerPostgresPasswordCommand } from './postgres-password.js';
+import { registerPostgresqlCommands } from './postgresql.js';
 import { defaultUpDir } from './up-dir.js';
 import { registerKeeperServiceCommands } from './keeper-commands.js';
 import { registerShowSystemd } from './show-systemd.js';
@@ -243,6 +244,8 @@ export function buildProgram(): CommandUnknownOpts {
   // create|drop formation (packages/cli/src/settings.ts).
   registerSettingsCommands(program);
   registerPostgresPasswordCommand(program);
+  // Postgres parameters of the formation: set|get|show postgresql (packages/cli/src/postgresql.ts).
+  registerPostgresqlCommands(program);
 
   program
     .command('up')

@@ -32,7 +32,8 @@ const TIMING_DESCRIPTIONS: Readonly<Record<TimingSettingKey, string>> = {
   networkPartitionTimeoutMs: 'how long a primary cut off from the monitor and its standbys waits before it fences itself',
 };
 
-async function withClient<T>(monitors: readonly string[], fn: (c: MonitorClient) => Promise<T>): Promise<T> {
+/** Runs `fn` with a client of `monitors` (the CLI's credentials), closed after. */
+export async function withClient<T>(monitors: readonly string[], fn: (c: MonitorClient) => Promise<T>): Promise<T> {
   const client = new MonitorClient(monitors, cliCredentials());
   try {
     return await fn(client);
@@ -41,16 +42,18 @@ async function withClient<T>(monitors: readonly string[], fn: (c: MonitorClient)
   }
 }
 
-function print(text: string): void {
+/** Prints a line to stdout. */
+export function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-function printJson(value: unknown): void {
+/** Prints `value` as indented JSON (`--json`). */
+export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));
 }
 
 /** Prints what a change did: its sentences, or that nothing changed; warnings go to stderr. */
-function printChange(changes: readonly string[], unchanged: string, warnings: readonly string[] = []): void {
+export function printChange(changes: readonly string[], unchanged: string, warnings: readonly string[] = []): void {
   print(changes.length > 0 ? changes.join('\n') : unchanged);
   for (const w of warnings) process.stderr.write(`pgha: warning: ${w}\n`);
 }

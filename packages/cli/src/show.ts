@@ -16,10 +16,17 @@ export function problemNotes(rows: readonly NodeStateRow[]): string[] {
   return [...rows.filter((r) => r.note).map((r) => `Note: ${r.note}`), ...rows.filter((r) => r.problem).map((r) => `Problem on ${r.name}: ${r.problem}`)];
 }
 
+/** `Restart pending on node1: shared_buffers (pgha show postgresql)`, one line per node with Postgres parameters waiting for a restart. */
+export function pendingRestartNotes(rows: readonly NodeStateRow[]): string[] {
+  // `pending_restart` is absent from a monitor older than it.
+  return rows.filter((r) => (r.pending_restart ?? []).length > 0).map((r) => `Restart pending on ${r.name}: ${r.pending_restart.join(', ')} (pgha show postgresql)`);
+}
+
 /**
  * The lines under the table: {@link problemNotes}, a long transition's progress
  * (`Progress on node2: base backup 42% (123.4 MB of 293.0 MB)`), and a catching-up standby's
- * lag (`Catching up: node2 is 40.0 MB (41943040 bytes) behind the primary`).
+ * lag (`Catching up: node2 is 40.0 MB (41943040 bytes) behind the primary`), and the Postgres
+ * parameters that wait for a restart (`Restart pending on node1: shared_buffers`).
  */
 export function stateNotes(rows: readonly NodeStateRow[]): string[] {
   const lines = problemNotes(rows);
@@ -32,7 +39,7 @@ export function stateNotes(rows: readonly NodeStateRow[]): string[] {
       lines.push(`Catching up: ${r.name} is ${formatBytes(r.lag_bytes)} (${r.lag_bytes} bytes) behind the primary`);
     }
   }
-  return lines;
+  return [...lines, ...pendingRestartNotes(rows)];
 }
 
 /** Prints node rows as `pgha show state` does. */

@@ -20,7 +20,7 @@ import { MonitorClient } from '@pgha/client';
 import { delay } from '@pgha/postgres/base';
 import { AuthError, NotFoundError, PghaError, ValidationError, WRITABLE_STATES, describeProgress, formatDurationMs, type EventRow, type NodeState, type NodeStateRow } from '@pgha/shared/base';
 import { cliCredentials } from './credentials.js';
-import { problemNotes, rowProgress } from './show.js';
+import { pendingRestartNotes, problemNotes, rowProgress } from './show.js';
 
 /** Options of {@link watch}, as the CLI flags give them. */
 export interface WatchOptions {
@@ -85,7 +85,7 @@ export function renderWatchFrame(view: WatchView, size: ScreenSize | undefined, 
   lines.push('');
   if (view.rows === undefined) lines.push("waiting for the monitor's first answer");
   else if (view.rows.length === 0) lines.push(`formation "${view.formation}" has no nodes yet`);
-  else lines.push(...nodeTable(view.rows, c).split('\n'), ...problemNotes(view.rows).map((l) => c.yellow(l)));
+  else lines.push(...nodeTable(view.rows, c).split('\n'), ...problemNotes(view.rows).map((l) => c.yellow(l)), ...pendingRestartNotes(view.rows));
   const eventRoom = size ? size.rows - lines.length - 2 : EVENTS_OFF_TERMINAL;
   if (eventRoom > 0) {
     lines.push('', c.bold('Last events'));

@@ -43,6 +43,9 @@ import {
   type NodeSettingsChange,
   type NodeSettingsRow,
   type NodeSettingsUpdate,
+  type PostgresParametersChange,
+  type PostgresParametersUpdate,
+  type PostgresParametersView,
   type SettingsView,
   type StandbyNamesView,
   type NodeReport,
@@ -421,6 +424,20 @@ export class MonitorClient {
   /** `PATCH /v1/formations/:formation/settings`. @throws ConflictError for a value the formation cannot meet. */
   setFormationSettings(formation: string, update: FormationSettingsUpdate): Promise<FormationSettingsChange> {
     return this.request('PATCH', `${formationPath(formation)}/settings`, update);
+  }
+
+  /** `GET /v1/formations/:formation/postgresql`: the formation's Postgres parameters and each node's. */
+  postgresParameters(formation: string): Promise<PostgresParametersView> {
+    return this.request('GET', `${formationPath(formation)}/postgresql`);
+  }
+
+  /**
+   * `PATCH /v1/formations/:formation/postgresql`.
+   *
+   * @throws ValidationError for a refused parameter (nothing stored); ConflictError when no primary can check it.
+   */
+  setPostgresParameters(formation: string, update: PostgresParametersUpdate): Promise<PostgresParametersChange> {
+    return this.request('PATCH', `${formationPath(formation)}/postgresql`, update);
   }
 
   /** `GET /v1/formations/:formation/nodes/:name/settings`. @throws NotFoundError for an unknown node. */

@@ -2,7 +2,7 @@
  * What the keeper reads from its own Postgres every tick, in one query on its kept session.
  */
 import type pg from 'pg';
-import { parseLsn, type Lsn } from '@pgha/shared';
+import { HOT_STANDBY_PARAMETERS, parseLsn, type Lsn, type ReportedParameters } from '@pgha/shared';
 
 /** What the keeper reads from its Postgres each tick. */
 export interface PostgresFacts {
@@ -65,4 +65,27 @@ export async function readPostgresFacts(client: pg.Client, queryTimeoutMs: numbe
     replayLsn: r.replay_lsn === null ? null : parseLsn(r.replay_lsn),
     upstreamEndLsn: r.upstream_end_lsn === null ? null : parseLsn(r.upstream_end_lsn),
   };
+}
+
+/**
+ * Reads what the keeper reports of its Postgres's parameters (`NodeReport.parameters`): the
+ * names waiting for a restart (`pg_settings.pending_restart`: changed in a file, applied only
+ * when Postgres starts again) and the values it runs with of `names` and of
+ * `HOT_STANDBY_PARAMETERS` (`current_setting(name, true)`; an unknown name, e.g. an extension's
+ * not loaded, is left out).
+ *
+ * @param names - the parameters the monitor gave the node (`NodeGoal.postgresParameters`).
+ * @param queryTimeoutMs - client-side limit (ms).
+ * @throws the driver's error.
+ */
+export async function readReportedParameters(client: pg.Client, names: readonly string[], queryTimeoutMs: number): Promise<ReportedParameters> {
+  const wanted = [...new Set([...names, ...HOT_STANDBY_PARAMETERS])].sort();
+  const { rows } = await client.query<{ pending: string[]; running: { name: string; value: string | null }[] }>({
+    text: `select array(select name from pg_settings where pending_restart order by name) as pending,
+             (select coalesce(json_agg(json_build_object('name', n, 'value', current_setting(n, true)) order by n), '[]') from unnest($1::text[]) n) as running`,
+    values: [wanted],
+    query_timeout: queryTimeoutMs,
+  } as pg.QueryConfig);
+  const r = rows[0]!;
+  return { pendingRestart: r.pending, running: r.running.filter((p): p is { name: string; value: string } => p.value !== null) };
 }

@@ -120,6 +120,10 @@ export class Keeper implements KeeperViewSource {
   private monitorTakesSelfFence = true;
   /** False once the monitor refused `appliedGoalRevision` as an unknown field (an older monitor). */
   private monitorTakesAppliedRevision = true;
+  /** False once the monitor refused `parameters` as an unknown field (an older monitor). */
+  private monitorTakesParameters = true;
+  /** The last error of {@link applyParameters}, logged once. */
+  private parametersFailure: string | undefined;
 
   constructor(config: KeeperConfig, log: Logger, options: KeeperOptions = {}) {
     this.config = config;
@@ -365,6 +369,7 @@ export class Keeper implements KeeperViewSource {
     const problems = [factsProblem, this.streamingProblem(facts, nowMs), this.failingStepProblem(nowMs), this.node.localProblem() ?? undefined, this.extraProblem?.()];
     this.noteProblems(problems);
     this.reading = { facts, atMs: nowMs, postgresRunning, factsProblem, problem: problemSentence(problems) };
+    const parameters = facts && this.monitorTakesParameters ? await this.node.replication.readParameters(!facts.isInRecovery) : undefined;
     return {
       reportedState: this.state.currentState,
       postgresRunning: this.reading.postgresRunning,
@@ -378,6 +383,7 @@ export class Keeper implements KeeperViewSource {
       problem: this.reading.problem,
       ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
       ...(this.state.goalRevision !== undefined && this.monitorTakesAppliedRevision ? { appliedGoalRevision: this.state.goalRevision } : {}),
+      ...(parameters ? { parameters } : {}),
     };
   }
 
@@ -444,6 +450,11 @@ export class Keeper implements KeeperViewSource {
       if (report.appliedGoalRevision !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bappliedGoalRevision\b/.test(err.message)) {
         this.monitorTakesAppliedRevision = false;
         this.log.warn('the monitor does not take the applied goal revision in reports (it is older than this keeper): reporting without it');
+        return this.report(staleTries);
+      }
+      if (report.parameters !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bparameters\b/.test(err.message)) {
+        this.monitorTakesParameters = false;
+        this.log.warn("the monitor does not take the node's Postgres parameters in reports (it is older than this keeper): reporting without them");
         return this.report(staleTries);
       }
       if (err instanceof AuthError && err.code === 'PGHA_ERR_UNAUTHENTICATED' && this.takeRotatedToken()) return this.report(staleTries);
@@ -516,6 +527,7 @@ export class Keeper implements KeeperViewSource {
       this.log.warn(`the monitor answers again ${formatDurationMs(Date.now() - this.node.postgres.fencedSinceMs)} after the self-fence: its goal ${goal.goalState} decides`);
       this.node.postgres.clearFence();
     }
+    await this.applyParameters(goal);
     const goalState = goal.goalState;
     if (!isNodeState(goalState)) return this.outcome(`unknown goal state "${goalState}" from the monitor`, { failed: true, level: 'error' });
     const current = this.state.currentState;
@@ -560,6 +572,22 @@ export class Keeper implements KeeperViewSource {
     }
     if (goalState === 'dropped') await this.report().catch(() => undefined);
     return this.outcome(`reached ${goalState} from ${current}`, { transitioned: true });
+  }
+
+  /**
+   * Writes the goal's Postgres parameters into the node's `pgha.parameters.conf` and reloads
+   * (`ReplicationSetup.applyParameters`). A failure is logged once per message and does not hold
+   * the tick back: reaching the goal matters more than a parameter.
+   */
+  private async applyParameters(goal: NodeGoal): Promise<void> {
+    try {
+      await this.node.replication.applyParameters(goal.postgresParameters);
+      this.parametersFailure = undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message !== this.parametersFailure) this.log.error(`writing the Postgres parameters failed: ${message}`);
+      this.parametersFailure = message;
+    }
   }
 
   /** Reports every report interval while a transition (or the keeping of a state) runs; stop it with `clearInterval`. */

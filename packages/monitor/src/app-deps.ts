@@ -11,6 +11,7 @@ import type { MonitorMetrics } from './metrics/monitor-metrics.js';
 import type { LeadershipView } from './ha/forward-to-leader.js';
 import type { MonitorsProvider } from './routes/monitors.js';
 import type { MonitorStore, StoreNotifier } from './store/store-port.js';
+import type { CatalogueReader } from './formation/postgres-parameters.js';
 import type { KeyAndCertificate } from './tls/certificates.js';
 
 /** What the routes need. */
@@ -41,6 +42,12 @@ export interface AppDeps {
     /** The CA (PEM) of the other monitors' HTTPS certificates. */
     ca?: string;
   };
+  /**
+   * Reads `pg_settings` of a formation's primary, which `pgha set postgresql` checks values
+   * against (`probeCatalogueReader`, as the probe role); when undefined, one without a CA
+   * (TLS unverified).
+   */
+  postgresCatalogue?: CatalogueReader;
   /** The metrics `GET /metrics` serves; a new set (without process metrics) when undefined. */
   metrics?: MonitorMetrics;
 }

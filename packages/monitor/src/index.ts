@@ -23,6 +23,7 @@ export { MAX_TXN_OPS, importStoreContents, readStoreContents, type StoreContents
 export * from './formation/register-node.js';
 export * from './formation/remove-node.js';
 export * from './formation/settings-changes.js';
+export * from './formation/postgres-parameters.js';
 export * from './driver/group-driver.js';
 export * from './driver/monitor-lag.js';
 export * from './driver/report-batcher.js';

@@ -32,6 +32,7 @@ import { readStoreSecrets } from './store/etcd/store-meta.js';
 import { startEtcdHa, type EtcdHa } from './ha/etcd-ha.js';
 import { createEtcdMonitor, type EtcdStoreOption } from './create-etcd-monitor.js';
 import { assertMonitorData, startMonitorPostgres } from './monitor-postgres.js';
+import { probeCatalogueReader } from './formation/postgres-parameters.js';
 
 /** Options of {@link createMonitor}. */
 export interface CreateMonitorOptions {
@@ -224,7 +225,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   prober.start();
   const monitors = ha?.monitors ?? singleMonitorProvider(url, async () => (await store.formations.list()).map((f) => f.formationId));
   const app = buildApp(
-    { store, driver, reports, notifier, log, auth, metrics, monitors, ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
+    { store, driver, reports, notifier, log, auth, metrics, monitors, postgresCatalogue: probeCatalogueReader(probeCa), ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
     https,
   );
 

@@ -1,6 +1,6 @@
 /**
- * The files pgha owns inside a data directory: `pgha.conf` (included from
- * `postgresql.conf`), `pg_hba.conf` (rewritten whole) and `standby.signal`. Each writer
+ * The files pgha owns inside a data directory: `pgha.conf` and `pgha.parameters.conf`
+ * (included from `postgresql.conf`, in that order), `pg_hba.conf` (rewritten whole) and `standby.signal`. Each writer
  * returns whether the file changed, so the caller knows when to reload.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -34,6 +34,9 @@ export interface PghaConf {
 }
 
 const INCLUDE_LINE = "include_if_exists = 'pgha.conf'\t# added by pgha";
+/** The name of the file of the formation's Postgres parameters (`pgha set postgresql`), in the data directory. */
+export const PARAMETERS_FILE = 'pgha.parameters.conf';
+const PARAMETERS_INCLUDE_LINE = `include_if_exists = '${PARAMETERS_FILE}'\t# added by pgha`;
 
 function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
@@ -100,6 +103,44 @@ export function ensureInclude(pgdata: string): boolean {
   const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
   if (text.includes("include_if_exists = 'pgha.conf'")) return false;
   return writeOwnedFileIfChanged(path, `${text.replace(/\n*$/, '\n')}\n${INCLUDE_LINE}\n`);
+}
+
+/**
+ * Makes sure `postgresql.conf` includes `pgha.parameters.conf`, after `pgha.conf` (a later
+ * line wins: the formation's `max_wal_senders` over pgha's default) and after every line the
+ * operator wrote before it.
+ */
+export function ensureParametersInclude(pgdata: string): boolean {
+  const included = ensureInclude(pgdata);
+  const path = join(pgdata, 'postgresql.conf');
+  const text = readFileSync(path, 'utf8');
+  if (text.includes(`include_if_exists = '${PARAMETERS_FILE}'`)) return included;
+  return writeOwnedFileIfChanged(path, `${text.replace(/\n*$/, '\n')}${PARAMETERS_INCLUDE_LINE}\n`) || included;
+}
+
+/**
+ * Renders `pgha.parameters.conf`: one `name = 'value'` line per parameter, each value quoted
+ * (Postgres takes any value quoted, numbers with units and lists included).
+ *
+ * ### Examples
+ * ```ts
+ * renderParametersConf([{ name: 'work_mem', value: '8MB' }]) // "# Managed by pgha …\nwork_mem = '8MB'\n"
+ * ```
+ */
+export function renderParametersConf(parameters: readonly { name: string; value: string }[]): string {
+  const lines = ['# Managed by pgha: the formation\'s Postgres parameters (pgha set postgresql), rewritten by the keeper. Do not edit.'];
+  for (const p of parameters) lines.push(`${p.name} = ${quote(p.value)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Writes `pgha.parameters.conf` (and its include line), atomically, when it changed.
+ *
+ * @returns true when anything changed (a running Postgres must reload).
+ */
+export function writeParametersConf(pgdata: string, parameters: readonly { name: string; value: string }[]): boolean {
+  const included = ensureParametersInclude(pgdata);
+  return writeOwnedFileIfChanged(join(pgdata, PARAMETERS_FILE), renderParametersConf(parameters)) || included;
 }
 
 /** Writes `pgha.conf` (and the include line). @returns true when anything changed. */

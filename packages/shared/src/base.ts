@@ -12,3 +12,4 @@ export * from './errors.js';
 export * from './protocol.js';
 export * from './progress.js';
 export * from './duration.js';
+export * from './postgres-parameters.js';

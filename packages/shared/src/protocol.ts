@@ -7,6 +7,7 @@ import { formatDurationMs } from './duration.js';
 import { isLsnText } from './lsn.js';
 import { NODE_STATES } from './states.js';
 import { TIMING_SETTINGS, type KeeperSettings, type TimingSetting, type TimingSettingKey } from './settings.js';
+import { PostgresParameterList, PostgresParameterName, PostgresParameterValue, type PostgresParameter } from './postgres-parameters.js';
 
 /** A formation name: what pg_auto_failover accepts, a short identifier. */
 export const FormationName = z
@@ -328,8 +329,27 @@ const NodeReportFields = z
      * monitor on Postgres) raises its revisions above it, so that keepers take its goals.
      */
     appliedGoalRevision: z.string().regex(/^[0-9]{1,19}$/).optional(),
+    /**
+     * The node's Postgres parameters as it runs now (absent or null: not read, Postgres down, or
+     * a keeper older than it). See {@link ReportedParameters}.
+     */
+    parameters: z.lazy(() => ReportedParameters).nullable().optional(),
   })
   .strict();
+
+/**
+ * What a keeper reports of its Postgres's parameters: the names of those changed in its files
+ * that wait for a restart (`pg_settings.pending_restart`), and the values it runs with
+ * (`current_setting`) of the parameters the monitor gave it (`NodeGoal.postgresParameters`)
+ * and of {@link HOT_STANDBY_PARAMETERS}.
+ */
+export const ReportedParameters = z
+  .object({
+    pendingRestart: z.array(PostgresParameterName).max(500),
+    running: PostgresParameterList,
+  })
+  .strict();
+export type ReportedParameters = z.infer<typeof ReportedParameters>;
 
 /**
  * `POST /v1/nodes/:nodeId/report`: what a keeper sees locally. Also accepts `pgIsRunning`, the
@@ -391,6 +411,12 @@ export interface NodeGoal {
    * goal of a lower revision than one it already applied. Absent from an older monitor.
    */
   goalRevision?: string;
+  /**
+   * The Postgres parameters the keeper writes into `pgha.parameters.conf` (the formation's, the
+   * node's own over them, in the order {@link orderedValue} gives), by name. Absent from an older
+   * monitor: the keeper leaves its file as it is.
+   */
+  postgresParameters?: PostgresParameter[];
 }
 
 /** One row of `pgha show state`. */
@@ -424,6 +450,11 @@ export interface NodeStateRow {
   lag_bytes: number | null;
   /** The long transition under way and how far it has come (e.g. a base backup); null when none. */
   transition_progress: { phase: string; transition: string | null; done_bytes: number; total_bytes: number | null; percent: number | null } | null;
+  /**
+   * Parameters changed for the node that Postgres applies only at its next restart
+   * (`pg_settings.pending_restart`, as its keeper last reported); empty when none, or not known.
+   */
+  pending_restart: string[];
 }
 
 /** One row of `pgha show events`. */
@@ -601,6 +632,58 @@ export interface FormationSettingsChange {
   changes: string[];
   /** What the change leaves to watch for (client networks that nodes without TLS cannot serve). */
   warnings: string[];
+}
+
+/**
+ * `PATCH /v1/formations/:formation/postgresql` (`pgha set postgresql NAME VALUE [--name NODE]`):
+ * parameters to set (a value) or reset (null: back to the formation's, or to Postgres's
+ * default), for the whole formation, or with `name` for that node only. Checked against the
+ * primary's `pg_settings` (`parameterProblem`) before anything is stored.
+ */
+export const PostgresParametersUpdate = z
+  .object({
+    name: NodeName.optional(),
+    parameters: z
+      .array(z.object({ name: PostgresParameterName, value: PostgresParameterValue.nullable() }).strict())
+      .min(1, 'give at least one parameter')
+      .max(100)
+      .refine((l) => new Set(l.map((p) => p.name)).size === l.length, 'names a parameter twice'),
+  })
+  .strict();
+export type PostgresParametersUpdate = z.input<typeof PostgresParametersUpdate>;
+
+/** One parameter on one node in {@link PostgresParametersView}. */
+export interface NodeParameterRow {
+  name: string;
+  /** What the keeper is given for it (the formation's or the node's own, held back by the order of {@link HOT_STANDBY_PARAMETERS}). */
+  value: string;
+  /** The node's own value (over the formation's); null when it has none. */
+  node_value: string | null;
+  /** What Postgres runs with, as the keeper last reported (`current_setting`); null when not known. */
+  running: string | null;
+  /** It waits for a restart of the node's Postgres. */
+  pending_restart: boolean;
+}
+
+/** `pgha show postgresql`: every parameter pgha manages for the formation, and each node's view of it. */
+export interface PostgresParametersView {
+  formation: string;
+  /** The formation's parameters, by name. */
+  parameters: PostgresParameter[];
+  nodes: {
+    node_id: number;
+    name: string;
+    /** The node's own parameters, over the formation's, by name. */
+    overrides: PostgresParameter[];
+    parameters: NodeParameterRow[];
+    /** Every parameter waiting for a restart of its Postgres (those pgha manages and any other); empty when none or not known. */
+    pending_restart: string[];
+  }[];
+}
+
+/** Answer to {@link PostgresParametersUpdate}: the parameters now and one sentence per change (none: nothing changed). */
+export interface PostgresParametersChange extends PostgresParametersView {
+  changes: string[];
 }
 
 /** Answer to `DELETE /v1/formations/:formation` (`pgha drop formation`). */

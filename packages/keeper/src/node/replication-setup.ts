@@ -16,10 +16,13 @@ import {
   type GroupMember,
   type NodeGoal,
   type NodeState,
+  type PostgresParameter,
+  type ReportedParameters,
 } from '@pgha/shared';
-import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, pollUntil, postmasterPid, setStandbySignal, withLocalClient, writeHba, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
+import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, pollUntil, postmasterPid, setStandbySignal, withLocalClient, writeHba, writeParametersConf, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
 import { keeperMonitorUrls, postgresTlsDir, replicationPassfile, type KeeperConfig } from '../keeper-config.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
+import { readReportedParameters } from '../local-facts.js';
 import type { LocalSession } from './local-session.js';
 import type { PostgresLifecycle } from './postgres-lifecycle.js';
 
@@ -66,6 +69,16 @@ export class ReplicationSetup {
 
   /** With `--skip-pg-hba`: the client networks last logged as not written; set only by {@link writeConfig}. */
   private skippedClientNetworks: string | undefined;
+
+  /**
+   * The Postgres parameters of the monitor's last goal (`NodeGoal.postgresParameters`), written
+   * into `pgha.parameters.conf` with every config write; undefined until a monitor gave them
+   * (the file is left as it is). Set only by {@link applyParameters}.
+   */
+  private parameters: readonly PostgresParameter[] | undefined;
+
+  /** Whether the probe role was granted `pg_read_all_settings` by this keeper process (see {@link readParameters}). */
+  private probeRoleReadsSettings = false;
 
   constructor(
     private readonly config: KeeperConfig,
@@ -219,7 +232,54 @@ export class ReplicationSetup {
           }
         : {}),
     });
-    return hba || conf;
+    const parameters = this.parameters === undefined ? false : writeParametersConf(this.pgdata, this.parameters);
+    return hba || conf || parameters;
+  }
+
+  /**
+   * Writes the formation's Postgres parameters for this node into `pgha.parameters.conf`
+   * (atomically, only when they changed) and reloads a running Postgres, which applies at once
+   * those that need no restart; the others wait for its next start (`pending_restart`). Does
+   * nothing without a data directory yet (before initdb or a base backup, which copies the
+   * primary's file: the next call writes this node's own).
+   *
+   * @param parameters - `NodeGoal.postgresParameters`; undefined (an older monitor) leaves the file alone.
+   * @returns true when the file changed.
+   * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the node's; the file
+   *   system's or the reload's errors.
+   */
+  async applyParameters(parameters: readonly PostgresParameter[] | undefined): Promise<boolean> {
+    if (parameters === undefined || !this.postgres.hasData()) return false;
+    this.parameters = parameters;
+    this.identity.assertOwn();
+    const changed = writeParametersConf(this.pgdata, parameters);
+    if (changed) {
+      this.log.info({ parameters: parameters.map((p) => `${p.name}=${p.value}`) }, `Postgres parameters written to pgha.parameters.conf (${parameters.length})${this.postgres.isRunning() ? ', reloading' : ''}`);
+      if (this.postgres.isRunning()) await this.postgres.reload();
+    }
+    return changed;
+  }
+
+  /**
+   * What to report of the node's parameters (`NodeReport.parameters`, see
+   * `readReportedParameters`); undefined when Postgres does not answer. On a primary, first
+   * grants the probe role `pg_read_all_settings` once per keeper process, so that the monitor
+   * checks values against every row of `pg_settings` (without it a few are hidden, e.g.
+   * `shared_preload_libraries`).
+   */
+  async readParameters(isPrimary: boolean): Promise<ReportedParameters | undefined> {
+    try {
+      return await this.session.withSession(async (c) => {
+        if (isPrimary && !this.probeRoleReadsSettings) {
+          const role = await c.query('select 1 from pg_roles where rolname = $1', [MONITOR_PROBE_ROLE]);
+          if (role.rowCount === 1) await c.query(`grant pg_read_all_settings to ${ident(MONITOR_PROBE_ROLE)}`);
+          this.probeRoleReadsSettings = true;
+        }
+        return readReportedParameters(c, (this.parameters ?? []).map((p) => p.name), 2_000);
+      });
+    } catch {
+      return undefined;
+    }
   }
 
   /** Writes config, then starts or reloads as needed. */

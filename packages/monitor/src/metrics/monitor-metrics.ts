@@ -7,6 +7,7 @@
  * | `pgha_node_goal_state` | gauge | formation, group, node, name, state | 1 for the goal state the monitor assigned |
  * | `pgha_node_replication_lag_bytes` | gauge | formation, group, node, name | WAL bytes between the group primary's reported LSN and this standby's |
  * | `pgha_node_last_transition_timestamp_seconds` | gauge | formation, group, node, name | when the node's goal state last changed (unix seconds) |
+ * | `pgha_node_pending_restart_parameters` | gauge | formation, group, node, name | Postgres parameters changed on the node that wait for its restart (`pg_settings.pending_restart`) |
  * | `pgha_health_probe_failures_total` | counter | formation, group, node, name | failed health probes of the node's Postgres since the monitor started |
  * | `pgha_report_duration_seconds` | histogram | — | how long the monitor took to answer a keeper's report |
  * | `pgha_failovers_total` | counter | formation | failovers in the events table |
@@ -69,6 +70,7 @@ export class MonitorMetrics {
   private readonly reportedState = new Gauge({ name: 'pgha_node_reported_state', help: 'The state the node\'s keeper last reported (1 on the current state)', labelNames: [...NODE_LABELS, 'state'], registers: [this.registry] });
   private readonly goalState = new Gauge({ name: 'pgha_node_goal_state', help: 'The goal state the monitor assigned to the node (1 on the current state)', labelNames: [...NODE_LABELS, 'state'], registers: [this.registry] });
   private readonly lagBytes = new Gauge({ name: 'pgha_node_replication_lag_bytes', help: "WAL bytes between the group primary's reported LSN and this standby's", labelNames: NODE_LABELS, registers: [this.registry] });
+  private readonly pendingRestart = new Gauge({ name: 'pgha_node_pending_restart_parameters', help: "Postgres parameters changed on the node that wait for a restart of its Postgres (pg_settings.pending_restart, as its keeper last reported)", labelNames: NODE_LABELS, registers: [this.registry] });
   private readonly lastTransition = new Gauge({ name: 'pgha_node_last_transition_timestamp_seconds', help: "When the node's goal state last changed (unix time, seconds)", labelNames: NODE_LABELS, registers: [this.registry] });
   private readonly probeFailures = new Counter({ name: 'pgha_health_probe_failures_total', help: "Failed health probes of the node's Postgres since the monitor started", labelNames: NODE_LABELS, registers: [this.registry] });
   private readonly reportDuration = new Histogram({
@@ -145,7 +147,7 @@ export class MonitorMetrics {
     }
     for (const c of operations.counts) (c.kind === 'failover' ? this.failovers : this.switchovers).inc({ formation: c.formationId }, c.n);
 
-    for (const g of [this.reportedState, this.goalState, this.lagBytes, this.lastTransition]) g.reset();
+    for (const g of [this.reportedState, this.goalState, this.lagBytes, this.lastTransition, this.pendingRestart]) g.reset();
     const groups = new Map<string, NodeRecord[]>();
     for (const [i, n] of nodes.entries()) {
       if (i > 0 && i % YIELD_EVERY_NODES === 0) await nextTurn();
@@ -153,6 +155,7 @@ export class MonitorMetrics {
       this.reportedState.set({ ...labels, state: n.reportedState }, 1);
       this.goalState.set({ ...labels, state: n.goalState }, 1);
       this.lastTransition.set(labels, new Date(n.goalChangedAt).getTime() / 1000);
+      this.pendingRestart.set(labels, n.reportedParameters?.pendingRestart.length ?? 0);
       if (n.goalState === 'dropped') continue;
       const key = groupKey(n.formationId, n.groupId);
       const members = groups.get(key);

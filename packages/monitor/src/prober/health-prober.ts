@@ -54,7 +54,7 @@ export function probeSsl(nodeSsl: boolean, probeCa: string | undefined): ProbeTa
 }
 
 /** node-postgres's `ssl` option for a {@link ProbeTarget}. */
-function pgSslOption(ssl: ProbeTarget['ssl']): PgConnectionParams['ssl'] {
+export function pgSslOption(ssl: ProbeTarget['ssl']): PgConnectionParams['ssl'] {
   if (!ssl) return false;
   return ssl.ca ? { ca: ssl.ca, rejectUnauthorized: true } : { rejectUnauthorized: false };
 }

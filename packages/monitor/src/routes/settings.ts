@@ -12,9 +12,13 @@
  * - `PATCH /v1/formations/:formation/nodes/:name/settings` body `NodeSettingsUpdate` → 200
  *   `NodeSettingsChange`; 400, 404, 409 replication quorum needed for number_sync_standbys.
  * - `GET /v1/formations/:formation/standby-names?group=N` → 200 `StandbyNamesView`; 400, 404.
+ * - `GET /v1/formations/:formation/postgresql` → 200 `PostgresParametersView`; 404.
+ * - `PATCH /v1/formations/:formation/postgresql` body `PostgresParametersUpdate` → 200
+ *   `PostgresParametersChange`; 400 a refused parameter (pgha's own, unknown, wrong type, unit
+ *   or range: nothing stored), 404, 409 no primary to check against.
  *
  * Source: pg_auto_failover's `pg_autoctl set|get|show settings`, `show standby-names`,
- * `create|drop formation`.
+ * `create|drop formation`; Patroni's `patronictl edit-config` for the Postgres parameters.
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -24,6 +28,7 @@ import {
   FormationSettingsUpdate,
   NodeName,
   NodeSettingsUpdate,
+  PostgresParametersUpdate,
   TIMING_SETTINGS,
   synchronousStandbyNames,
   type FormationDropped,
@@ -31,12 +36,15 @@ import {
   type FormationView,
   type NodeSettingsChange,
   type NodeSettingsRow,
+  type PostgresParametersChange,
+  type PostgresParametersView,
   type SettingsView,
   type StandbyNamesView,
 } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
 import { parseClientNetworks } from '@pgha/postgres';
 import { changeClientNetworks, changeNodeSettings, changeNumberSyncStandbys, changeTimingSettings, createFormation, dropFormation } from '../formation/settings-changes.js';
+import { changePostgresParameters, checkPostgresParameters, postgresParametersView, probeCatalogueReader } from '../formation/postgres-parameters.js';
 import { formationSettings, groupFacts } from '../store/group-facts.js';
 import type { FormationRecord, NodeRecord } from '../store/records.js';
 import type { StoreSession } from '../store/store-port.js';
@@ -146,6 +154,25 @@ export async function settingsRoutes(app: FastifyInstance, deps: AppDeps): Promi
     });
     for (const c of result.changes) req.log.info({ formation, nodeId: result.node.node_id }, c);
     for (const w of result.warnings) req.log.warn({ formation, nodeId: result.node.node_id }, w);
+    return result;
+  });
+
+  app.get('/v1/formations/:formation/postgresql', async (req): Promise<PostgresParametersView> => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    return postgresParametersView(await deps.store.formations.get(formation), await deps.store.nodes.list(formation));
+  });
+
+  const readCatalogue = deps.postgresCatalogue ?? probeCatalogueReader(undefined);
+  app.patch('/v1/formations/:formation/postgresql', async (req): Promise<PostgresParametersChange> => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    const body = validate(PostgresParametersUpdate, req.body, 'body');
+    await checkPostgresParameters(deps.store, formation, body, readCatalogue);
+    const result = await deps.store.transaction(async (tx) => {
+      const f = await tx.lockFormation(formation);
+      const changes = await changePostgresParameters(tx, f, body);
+      return { ...postgresParametersView(await tx.formations.get(formation), await tx.nodes.list(formation)), changes };
+    });
+    for (const c of result.changes) req.log.info({ formation }, c);
     return result;
   });
 

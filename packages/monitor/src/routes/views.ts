@@ -3,6 +3,7 @@ import { DEFAULT_KEEPER_HTTP_PORT, STANDBY_STATES, WRITABLE_STATES, formatHostPo
 import { formationSettings, groupFacts } from '../store/group-facts.js';
 import type { EventRecord, FormationRecord, NodeRecord } from '../store/records.js';
 import type { StoreSession } from '../store/store-port.js';
+import { nodeParameters } from '../formation/postgres-parameters.js';
 
 function member(n: NodeRecord): GroupMember {
   return { nodeId: n.nodeId, name: n.name, host: n.host, port: n.port, goalState: n.goalState, reportedState: n.reportedState };
@@ -87,6 +88,7 @@ export function goalView(node: NodeRecord, formation: FormationRecord, nodes: re
     settings: keeperSettingsOf(formationSettings(formation)),
     clientNetworks: [...formation.clientNetworks],
     lagBytes: lagBytes(node, primary),
+    postgresParameters: nodeParameters(node, formation, nodes),
   };
 }
 
@@ -126,6 +128,7 @@ export async function formationState(store: StoreSession, formationId: string, n
       transition_progress: n.transitionProgress
         ? { phase: n.transitionProgress.phase, transition: n.transitionInProgress, done_bytes: n.transitionProgress.doneBytes, total_bytes: n.transitionProgress.totalBytes, percent: progressPercent(n.transitionProgress) }
         : null,
+      pending_restart: n.reportedParameters?.pendingRestart ?? [],
     };
   });
 }

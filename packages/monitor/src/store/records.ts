@@ -4,7 +4,7 @@
  * `Date`), never a database row type. The Postgres adapter's rows have exactly these shapes
  * (Kysely's `CamelCasePlugin` names the columns), so it hands them over as they are read.
  */
-import type { FormationSettings, NodeHealth, NodeState, TransitionProgress } from '@pgha/shared';
+import type { FormationSettings, NodeHealth, NodeState, PostgresParameter, ReportedParameters, TransitionProgress } from '@pgha/shared';
 
 /** A formation. */
 export interface FormationRecord {
@@ -24,6 +24,8 @@ export interface FormationRecord {
   replicationPassword: string;
   /** The `pgha_monitor` probe role's password. */
   monitorProbePassword: string;
+  /** Its Postgres parameters (`pgha set postgresql`), by name. */
+  postgresParameters: PostgresParameter[];
 }
 
 /** A node: what it registered with, its keeper's last report, its goal and its health. */
@@ -81,6 +83,10 @@ export interface NodeRecord {
   httpAddress: string | null;
   /** Its last self-fence recorded as an event (its keeper's clock); null: none. */
   lastSelfFenceAt: Date | null;
+  /** Its own Postgres parameters, over its formation's (`pgha set postgresql … --name`), by name. */
+  postgresParameters: PostgresParameter[];
+  /** What its keeper last reported of its Postgres parameters; null: not reported. */
+  reportedParameters: ReportedParameters | null;
 }
 
 /** What a node registers with (`pgha keeper create`). */

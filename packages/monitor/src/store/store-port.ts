@@ -29,7 +29,7 @@
  * else is the store failing ({@link MonitorStore.isUnavailable} tells which of those mean it
  * is down).
  */
-import type { Assignment, NodeReport } from '@pgha/shared';
+import type { Assignment, NodeReport, PostgresParameter } from '@pgha/shared';
 import type {
   EventBatch,
   EventCursor,
@@ -141,6 +141,13 @@ export interface SettingsRepository {
    */
   setClientNetworks(formationId: string, networks: readonly string[]): Promise<void>;
   setNodeReplication(nodeId: number, settings: Pick<NodeRecord, 'candidatePriority' | 'replicationQuorum'>): Promise<void>;
+  /**
+   * Replaces the formation's Postgres parameters (`FormationRecord.postgresParameters`), by
+   * name. Validated by the caller (`changePostgresParameters`).
+   */
+  setPostgresParameters(formationId: string, parameters: readonly PostgresParameter[]): Promise<void>;
+  /** Replaces a node's own Postgres parameters (`NodeRecord.postgresParameters`), by name. */
+  setNodePostgresParameters(nodeId: number, parameters: readonly PostgresParameter[]): Promise<void>;
 }
 
 /** The one writer of events. */

@@ -49,6 +49,9 @@ export function decodeNode(text: string): NodeRecord {
     lastSelfFenceAt: date(lastSelfFenceAtMs),
   };
   for (const f of NULLABLE_DATES) record[f] ??= null;
+  // Written before the fields existed (an older monitor): none of its own, none reported.
+  record.postgresParameters ??= [];
+  record.reportedParameters ??= null;
   return record;
 }
 
@@ -59,9 +62,9 @@ export function encodeFormation(f: FormationRecord, createdAtMs: number): string
 
 /** A formation key's value as a record (without its creation time). */
 export function decodeFormation(text: string): FormationRecord {
-  const { formationId, kind, dbname, numberSyncStandbys, settings, clientNetworks, replicationPassword, monitorProbePassword } = JSON.parse(text) as Omit<FormationRecord, 'clientNetworks'> & { clientNetworks?: string[] };
-  // A formation written before client networks existed has none.
-  return { formationId, kind, dbname, numberSyncStandbys, settings, clientNetworks: clientNetworks ?? [], replicationPassword, monitorProbePassword };
+  const { formationId, kind, dbname, numberSyncStandbys, settings, clientNetworks, replicationPassword, monitorProbePassword, postgresParameters } = JSON.parse(text) as Partial<FormationRecord>;
+  // A formation written before client networks (or Postgres parameters) existed has none.
+  return { formationId: formationId!, kind: kind!, dbname: dbname!, numberSyncStandbys: numberSyncStandbys!, settings: settings!, clientNetworks: clientNetworks ?? [], replicationPassword: replicationPassword!, monitorProbePassword: monitorProbePassword!, postgresParameters: postgresParameters ?? [] };
 }
 
 /** An event's value: the event and its time. */

@@ -11,7 +11,7 @@
  * formation's nodes reads too: a range compare cannot see a key deleted from its range, the
  * compare of the formation key does (`etcd-transaction.ts`).
  */
-import { ConflictError, type Assignment, type NodeReport } from '@pgha/shared';
+import { ConflictError, type Assignment, type NodeReport, type PostgresParameter } from '@pgha/shared';
 import { generateSecret } from '../../secrets.js';
 import { assignmentEvents, operationKindOf } from '../event-records.js';
 import { mustWriteHealth, nextHealth } from '../health-rule.js';
@@ -286,7 +286,7 @@ export class EtcdFormationRepository implements FormationRepository {
   /** Written without the fence (`TxnAttempt.createsFormation`): a formation has no leader before it exists. */
   async create(formationId: string, numberSyncStandbys = 0): Promise<FormationRecord | undefined> {
     if (await readFormation(this.ctx, formationId)) return undefined;
-    const record: FormationRecord = { formationId, kind: 'pgsql', dbname: 'postgres', numberSyncStandbys, settings: {}, clientNetworks: [], replicationPassword: generateSecret(), monitorProbePassword: generateSecret() };
+    const record: FormationRecord = { formationId, kind: 'pgsql', dbname: 'postgres', numberSyncStandbys, settings: {}, clientNetworks: [], replicationPassword: generateSecret(), monitorProbePassword: generateSecret(), postgresParameters: [] };
     this.ctx.attempt.createsFormation(formationId);
     this.ctx.attempt.put(this.ctx.shared.keys.formation(formationId), encodeFormation(record, this.ctx.shared.now()));
     return record;
@@ -386,6 +386,8 @@ export class EtcdNodeRepository implements NodeRepository {
       destroyRequested: false,
       reportedProblem: null,
       lastSelfFenceAt: null,
+      postgresParameters: [],
+      reportedParameters: null,
     };
     for (const [key, value] of nodeIndexEntries(keys, record)) this.ctx.attempt.put(key, value, formationId);
     this.ctx.attempt.onCommit(() => this.ctx.shared.nodeFormations.set(nodeId, formationId));
@@ -461,6 +463,16 @@ export class EtcdSettingsRepository implements SettingsRepository {
     const node = await storedNode(this.ctx, nodeId);
     if (!node) throw noSuchNode(nodeId);
     writeNode(this.ctx, { ...node, candidatePriority: settings.candidatePriority, replicationQuorum: settings.replicationQuorum });
+  }
+
+  async setPostgresParameters(formationId: string, parameters: readonly PostgresParameter[]): Promise<void> {
+    await writeFormation(this.ctx, formationId, (f) => ({ ...f, postgresParameters: parameters.map((p) => ({ ...p })) }));
+  }
+
+  async setNodePostgresParameters(nodeId: number, parameters: readonly PostgresParameter[]): Promise<void> {
+    const node = await storedNode(this.ctx, nodeId);
+    if (!node) throw noSuchNode(nodeId);
+    writeNode(this.ctx, { ...node, postgresParameters: parameters.map((p) => ({ ...p })) });
   }
 }
 

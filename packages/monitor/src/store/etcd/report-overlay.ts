@@ -3,7 +3,7 @@
  * heartbeats. A keeper reports every ~500 ms; most reports change nothing but the time and the
  * LSN. The etcd adapter writes a node's key only when a report changes a **persisted fact**
  * ({@link PERSISTED_REPORT_FACTS}: its reported state, whether Postgres runs, recovery,
- * timeline, streaming, transition, `synchronous_standby_names`, problem, self-fence), when the
+ * timeline, streaming, transition, `synchronous_standby_names`, problem, self-fence, parameters), when the
  * node never reported before, or when its LSN moved and was last written
  * {@link LSN_WRITE_INTERVAL_MS} ago or more; every report updates this overlay: when it came
  * (`reportedAt`), its LSN, when its WAL receiver last streamed, its transition's progress.
@@ -35,6 +35,7 @@ export const PERSISTED_REPORT_FACTS = [
   'reportedSyncStandbyNames',
   'reportedProblem',
   'lastSelfFenceAt',
+  'reportedParameters',
 ] as const satisfies readonly (keyof NodeRecord)[];
 
 /** What the overlay knows of a node from the reports this monitor received. */
@@ -156,6 +157,7 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
     transitionProgress: report.transitionProgress ?? null,
     reportedSyncStandbyNames: report.synchronousStandbyNames ?? null,
     reportedProblem: report.problem ?? null,
+    reportedParameters: report.parameters ?? null,
     lastSelfFenceAt: fence === undefined ? base.lastSelfFenceAt : dateOrNull(latest(time(base.lastSelfFenceAt), fence)),
     lastStreamingAt: report.upstreamStreaming ? new Date(nowMs) : base.lastStreamingAt,
   };
@@ -180,7 +182,10 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
 }
 
 function sameFact(a: unknown, b: unknown): boolean {
-  return a instanceof Date || b instanceof Date ? time(a as Date | null) === time(b as Date | null) : a === b;
+  if (a instanceof Date || b instanceof Date) return time(a as Date | null) === time(b as Date | null);
+  // Reported parameters: compared by value (a new object with every report).
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) return JSON.stringify(a) === JSON.stringify(b);
+  return a === b;
 }
 
 /**

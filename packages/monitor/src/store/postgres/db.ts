@@ -10,7 +10,7 @@
 import { CamelCasePlugin, CompiledQuery, Kysely, Migrator, PostgresDialect, type ColumnType, type Generated, type MigrationResult, type Transaction } from 'kysely';
 import pg from 'pg';
 import { migrationProvider } from '@pgha/migrations';
-import { PghaError, type NodeHealth, type NodeState, type TransitionProgress } from '@pgha/shared';
+import { PghaError, type NodeHealth, type NodeState, type PostgresParameter, type ReportedParameters, type TransitionProgress } from '@pgha/shared';
 import { ExplicitPgClient, pgClientConfig, type PgConnectionParams } from '@pgha/postgres';
 import type { EventRecord, FormationRecord, NewEvent } from '../records.js';
 
@@ -27,6 +27,8 @@ export interface FormationsTable {
   replicationPassword: string;
   monitorProbePassword: string;
   createdAt: Generated<Date>;
+  /** jsonb `[{name, value}]` (migration 0013); written as JSON text. */
+  postgresParameters: ColumnType<PostgresParameter[], string | undefined, string>;
 }
 
 /** `pgha.nodes`. */
@@ -68,6 +70,10 @@ export interface NodesTable {
   lastSelfFenceAt: Timestamp | null;
   /** The revision of the node's goal, from `pgha.goal_revision_seq` at each goal write (`bigint`, as text; migration 0012). */
   goalRevision: Generated<string>;
+  /** jsonb `[{name, value}]`: the node's own Postgres parameters (migration 0013); written as JSON text. */
+  postgresParameters: ColumnType<PostgresParameter[], string | undefined, string>;
+  /** jsonb: what its keeper last reported of its parameters; null: not reported (migration 0013). */
+  reportedParameters: ColumnType<ReportedParameters | null, string | null | undefined, string | null>;
 }
 
 /** `pgha.node_credentials`: the SHA-256 (hex) of each node's keeper token. */

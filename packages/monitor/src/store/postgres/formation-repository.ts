@@ -8,7 +8,7 @@ import { QueryTemplate } from './query-template.js';
 import type { Db } from './db.js';
 
 /** The columns of a {@link FormationRecord}. */
-export const FORMATION_COLUMNS = ['formationId', 'kind', 'dbname', 'numberSyncStandbys', 'settings', 'clientNetworks', 'replicationPassword', 'monitorProbePassword'] as const satisfies readonly (keyof Database['formations'])[];
+export const FORMATION_COLUMNS = ['formationId', 'kind', 'dbname', 'numberSyncStandbys', 'settings', 'clientNetworks', 'replicationPassword', 'monitorProbePassword', 'postgresParameters'] as const satisfies readonly (keyof Database['formations'])[];
 
 const GET_FORMATION = new QueryTemplate<FormationRecord>((db, p) => db.selectFrom('formations').select(FORMATION_COLUMNS).where('formationId', '=', p('formationId')));
 

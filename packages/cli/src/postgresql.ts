@@ -1,0 +1,113 @@
+/**
+ * `pgha set postgresql NAME VALUE|--reset [--name NODE]`, `pgha get postgresql NAME [--name NODE]`,
+ * `pgha show postgresql`: the formation's Postgres parameters (`GET|PATCH
+ * /v1/formations/:formation/postgresql`), printed as text or `--json`. docs/postgresql-parameters.md.
+ * Source: Patroni's `patronictl edit-config` / `show-config`, and its `pending_restart`.
+ */
+import Table from 'cli-table3';
+import { InvalidArgumentError, type CommandUnknownOpts } from '@commander-js/extra-typings';
+import { PostgresParameterName, PostgresParameterValue, ValidationError, type PostgresParametersView } from '@pgha/shared/base';
+import { formationOption, monitorOption, monitorUrls } from './options.js';
+import { print, printChange, printJson, subcommand, withClient } from './settings.js';
+
+function parameterNameArg(value: string): string {
+  const parsed = PostgresParameterName.safeParse(value);
+  if (!parsed.success) throw new InvalidArgumentError(`parameter name ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
+
+function parameterValueArg(value: string): string {
+  const parsed = PostgresParameterValue.safeParse(value);
+  if (!parsed.success) throw new InvalidArgumentError(`value ${parsed.error.issues[0]!.message}`);
+  return value;
+}
+
+/**
+ * `pgha show postgresql` as a table: one row per parameter, the formation's value and, per
+ * node, what it runs with (`(own)`: the node's own value; `(restart pending: X)`: Postgres runs
+ * with another value until it restarts; `(held back: X)`: the order of a hot-standby parameter
+ * holds X back), then the parameters waiting for a restart on each node.
+ */
+export function renderPostgresParameters(view: PostgresParametersView): string {
+  const names = [...new Set([...view.parameters.map((p) => p.name), ...view.nodes.flatMap((n) => n.parameters.map((p) => p.name))])].sort();
+  if (names.length === 0) return `formation "${view.formation}" has no Postgres parameters set by pgha (pgha set postgresql NAME VALUE)`;
+  const table = new Table({
+    head: ['Parameter', 'Formation', ...view.nodes.map((n) => n.name)],
+    style: { head: [], border: [] },
+    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' | ' },
+  });
+  const formationValue = new Map(view.parameters.map((p) => [p.name, p.value]));
+  for (const name of names) {
+    const cells = view.nodes.map((n) => {
+      const p = n.parameters.find((x) => x.name === name);
+      if (!p) return '';
+      const wanted = p.node_value ?? formationValue.get(name);
+      const marks = [p.node_value !== null ? 'own' : '', wanted !== undefined && wanted !== p.value ? `held back: ${wanted}` : '', p.pending_restart ? `restart pending: ${p.value}` : ''].filter(Boolean);
+      return `${p.running ?? '?'}${marks.length > 0 ? ` (${marks.join('; ')})` : ''}`;
+    });
+    table.push([name, formationValue.get(name) ?? '', ...cells]);
+  }
+  const pending = view.nodes.filter((n) => n.pending_restart.length > 0).map((n) => `${n.name} (${n.pending_restart.join(', ')})`);
+  return `${table.toString()}${pending.length > 0 ? `\nRestart pending on: ${pending.join('; ')}` : ''}`;
+}
+
+/** Adds `set|get|show postgresql` to `program`'s `set`, `get` and `show` commands. */
+export function registerPostgresqlCommands(program: CommandUnknownOpts): void {
+  const set = subcommand(program, 'set', 'change a replication setting (the formation reacts at once)');
+  set
+    .command('postgresql')
+    .description("set (or with --reset remove) a Postgres parameter of the formation, or of one node with --name; checked against the primary's pg_settings first (docs/postgresql-parameters.md)")
+    .argument('<parameter>', 'a Postgres parameter name, e.g. work_mem', parameterNameArg)
+    .argument('[value]', 'its value as in postgresql.conf, e.g. 8MB', parameterValueArg)
+    .option('--reset', "remove it: back to the formation's value (with --name) or to Postgres's default")
+    .option('--name <name>', "this node's own value, over the formation's")
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .option('--json', 'print JSON')
+    .action(async (parameter, value, o) => {
+      if ((value === undefined) === (o.reset === undefined)) {
+        throw new ValidationError(value === undefined ? `no value given for ${parameter}` : `--reset takes no value (got ${value})`, { hint: `pgha set postgresql ${parameter} VALUE, or pgha set postgresql ${parameter} --reset` });
+      }
+      await withClient(monitorUrls(o.monitor), async (c) => {
+        const r = await c.setPostgresParameters(o.formation, { ...(o.name !== undefined ? { name: o.name } : {}), parameters: [{ name: parameter, value: value ?? null }] });
+        if (o.json) return printJson(r);
+        const where = o.name !== undefined ? `node "${o.name}"` : `formation "${r.formation}"`;
+        printChange(r.changes, value === undefined ? `${parameter} is not set for ${where}` : `${parameter} of ${where} is already ${value}`);
+      });
+    });
+
+  const get = subcommand(program, 'get', 'print a replication setting');
+  get
+    .command('postgresql')
+    .description("a Postgres parameter's value pgha gives the formation (or, with --name, that node), empty when pgha does not set it")
+    .argument('<parameter>', 'a Postgres parameter name', parameterNameArg)
+    .option('--name <name>', "the node's value (its own, else the formation's)")
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .option('--json', 'print JSON')
+    .action(async (parameter, o) =>
+      withClient(monitorUrls(o.monitor), async (c) => {
+        const r = await c.postgresParameters(o.formation);
+        const node = o.name === undefined ? undefined : r.nodes.find((n) => n.name === o.name);
+        if (o.name !== undefined && !node) throw new ValidationError(`no node "${o.name}" in formation "${r.formation}"`, { hint: `pgha show state --formation ${r.formation} lists its nodes` });
+        const row = node?.parameters.find((p) => p.name === parameter);
+        const value = node ? (row?.value ?? null) : (r.parameters.find((p) => p.name === parameter)?.value ?? null);
+        if (o.json) return printJson({ formation: r.formation, ...(node ? { name: node.name, running: row?.running ?? null, pending_restart: row?.pending_restart ?? false } : {}), parameter, value });
+        print(value ?? '');
+      }),
+    );
+
+  const show = subcommand(program, 'show', 'show the formation as the monitor sees it');
+  show
+    .command('postgresql')
+    .description('each Postgres parameter pgha sets for the formation, the value each node runs with, and what waits for a restart')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .option('--json', 'print JSON')
+    .action(async (o) =>
+      withClient(monitorUrls(o.monitor), async (c) => {
+        const r = await c.postgresParameters(o.formation);
+        return o.json ? printJson(r) : print(renderPostgresParameters(r));
+      }),
+    );
+}
