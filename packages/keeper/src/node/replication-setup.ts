@@ -5,6 +5,7 @@
  * owns what a primary's settings were last applied for and the upstream last followed.
  */
 import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -25,6 +26,12 @@ import type { DataDirectoryIdentity } from './data-directory-identity.js';
 import { readReportedParameters } from '../local-facts.js';
 import type { LocalSession } from './local-session.js';
 import type { PostgresLifecycle } from './postgres-lifecycle.js';
+
+/**
+ * How long a keeper reuses the parameters it last read from `pg_settings` (ms) when nothing it
+ * knows of changed them: an operator's own `ALTER SYSTEM` and reload shows within this.
+ */
+export const PARAMETERS_MAX_AGE_MS = 10_000;
 
 /**
  * A libpq keyword/value string, values quoted.
@@ -79,6 +86,16 @@ export class ReplicationSetup {
 
   /** Whether the probe role was granted `pg_read_all_settings` by this keeper process (see {@link readParameters}). */
   private probeRoleReadsSettings = false;
+
+  /**
+   * The last {@link readParameters} answer, reused while nothing that changes it happened: the
+   * same role, postmaster and parameter names, no config written since (`configWrites`), and
+   * younger than {@link PARAMETERS_MAX_AGE_MS}. Saves a `pg_settings` query on most reports
+   * (issue 17: a keeper at rest does nothing it need not do).
+   */
+  private lastParameters: { key: string; atMs: number; value: ReportedParameters } | undefined;
+  /** Config writes so far (pgha.conf, pg_hba.conf, pgha.parameters.conf): part of {@link lastParameters}' key. */
+  private configWrites = 0;
 
   constructor(
     private readonly config: KeeperConfig,
@@ -200,6 +217,7 @@ export class ReplicationSetup {
    */
   writeConfig(options: NodeConfigOptions): boolean {
     this.identity.assertOwn();
+    this.configWrites++;
     // --skip-pg-hba: pg_hba.conf is the operator's; the client networks are said once per change.
     const hba = this.config.skipPgHba ? false : writeHba(this.pgdata, this.hbaEntries(options.nodes, options.clientNetworks));
     const networks = options.clientNetworks.join(',');
@@ -254,6 +272,7 @@ export class ReplicationSetup {
     this.identity.assertOwn();
     const changed = writeParametersConf(this.pgdata, parameters);
     if (changed) {
+      this.configWrites++;
       this.log.info({ parameters: parameters.map((p) => `${p.name}=${p.value}`) }, `Postgres parameters written to pgha.parameters.conf (${parameters.length})${this.postgres.isRunning() ? ', reloading' : ''}`);
       if (this.postgres.isRunning()) await this.postgres.reload();
     }
@@ -268,16 +287,23 @@ export class ReplicationSetup {
    * `shared_preload_libraries`).
    */
   async readParameters(isPrimary: boolean): Promise<ReportedParameters | undefined> {
+    const names = (this.parameters ?? []).map((p) => p.name);
+    const key = `${isPrimary}|${postmasterPid(this.pgdata) ?? ''}|${this.configWrites}|${names.join(',')}`;
+    const now = performance.now();
+    if (this.lastParameters && this.lastParameters.key === key && now - this.lastParameters.atMs < PARAMETERS_MAX_AGE_MS) return this.lastParameters.value;
     try {
-      return await this.session.withSession(async (c) => {
+      const value = await this.session.withSession(async (c) => {
         if (isPrimary && !this.probeRoleReadsSettings) {
           const role = await c.query('select 1 from pg_roles where rolname = $1', [MONITOR_PROBE_ROLE]);
           if (role.rowCount === 1) await c.query(`grant pg_read_all_settings to ${ident(MONITOR_PROBE_ROLE)}`);
           this.probeRoleReadsSettings = true;
         }
-        return readReportedParameters(c, (this.parameters ?? []).map((p) => p.name), 2_000);
+        return readReportedParameters(c, names, 2_000);
       });
+      this.lastParameters = { key, atMs: now, value };
+      return value;
     } catch {
+      this.lastParameters = undefined;
       return undefined;
     }
   }
