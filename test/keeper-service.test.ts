@@ -144,13 +144,13 @@ describe('pgha show systemd', () => {
     await verify(r.stdout, 'pgha-keeper-node1.service');
   });
 
-  it("prints the monitor's unit for the monitor's data directory, without ExecReload", async () => {
+  it("prints the monitor's unit for the monitor's data directory, its reload a SIGHUP (the monitor reads its token files again)", async () => {
     const r = await runPgha(['show', 'systemd', '--pgdata', monitor.pgdata]);
     expect(r.exitCode, r.stderr).toBe(0);
     const keys = unitKeys(r.stdout);
     expect(keys.ExecStart).toEqual([`${process.execPath} ${PGHA_BIN} monitor run --pgdata ${monitor.pgdata}`]);
     expect(keys).toMatchObject({ Restart: ['always'], KillMode: ['process'], TimeoutStopSec: ['50'], After: ['network-online.target'] });
-    expect(keys.ExecReload).toBeUndefined();
+    expect(keys.ExecReload).toEqual(['/bin/kill -HUP $MAINPID']);
     await verify(r.stdout, 'pgha-monitor.service');
   });
 

@@ -61,8 +61,9 @@ function kill(): string {
  *   runs its `stopped` hook); a pgha that crashes leaves Postgres running for the restarted one.
  * - `TimeoutStopSec`: the Postgres stop (40 s at most), plus for a keeper the hook's timeout and
  *   kill grace, plus 10 s.
- * - `ExecReload`: SIGHUP, for a keeper (it re-reads keeper.json and the node's certificate); a monitor reads its file
- *   only at start, so its unit has none.
+ * - `ExecReload`: SIGHUP: a keeper re-reads keeper.json and the node's certificate; a monitor
+ *   re-reads its operator and viewer token files (`pgha monitor rotate-token`; the rest of
+ *   monitor.json only at start).
  *
  * @throws PghaError `PGHA_ERR_CONFIG` when `pgdata` is neither a keeper's nor a monitor's, or its file is damaged.
  */
@@ -122,7 +123,8 @@ export async function systemdUnit(pgdata: string, env: NodeJS.ProcessEnv = proce
     `User=${user}`,
     ...environment.map((e) => `Environment=${systemdWord(e)}`),
     `ExecStart=${execStart}`,
-    ...(kind === 'keeper' ? [`ExecReload=${kill()} -HUP $MAINPID`] : ['# No ExecReload: the monitor reads monitor.json only when it starts (systemctl restart).']),
+    ...(kind === 'monitor' ? ['# Reload: SIGHUP, the monitor reads its token files again (the rest of monitor.json only when it starts: systemctl restart).'] : []),
+    `ExecReload=${kill()} -HUP $MAINPID`,
     ...(onEtcd
       ? ['# SIGTERM: it gives up the formations it leads (another monitor takes over at once) and stops.']
       : [
