@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { WRITABLE_STATES, ConflictError, DEFAULT_FORMATION, DEFAULT_KEEPER_HTTP_PORT, PghaError, RegisterNodeRequest, ValidationError, formatDurationMs, formatHostPort, parseHostPort, type NodeState } from '@pgha/shared';
+import { WRITABLE_STATES, ConflictError, DEFAULT_FORMATION, DEFAULT_KEEPER_HTTP_PORT, PghaError, RegisterNodeRequest, ValidationError, formatDurationMs, formatHostPort, parseHostPort, type NodeState } from '@pgha/shared/base';
 import { assertHttpListenFree } from './http/keeper-http-server.js';
 import { Keeper } from './loop.js';
 import { readPasswordFile, setRolePassword, socketDirFor, ensurePghaDir, pghaDirFor, writeJsonAtomic, inspectPidFile, readPem, writeOwnedFileIfChanged, ensureOwnedDir, isEmptyOrMissing, isPgData, postmasterPid, postmasterPort, assertOwnDataDirectory, portInUse } from '@pgha/postgres';

@@ -6,7 +6,7 @@
  * what it found, and the problem the keeper reports meanwhile.
  */
 import type { Logger } from 'pino';
-import { formatLsn, type GroupMember } from '@pgha/shared';
+import { formatLsn, type GroupMember } from '@pgha/shared/base';
 import {
   DIVERGENCE_CHECK_INTERVAL_MS,
   divergenceCheckDue,

@@ -6,10 +6,10 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_KEEPER_HTTP_PORT, NodeStateSchema, PghaError, ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, SelfFenceRecord, formatHostPort, parseHostPort } from '@pgha/shared';
+import { DEFAULT_KEEPER_HTTP_PORT, NodeStateSchema, PghaError, ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, SelfFenceRecord, formatHostPort, parseHostPort } from '@pgha/shared/base';
 import { RECOVERY_DOC, SystemIdentifierSchema, pghaDirFor, readJsonFile, sameDirectory, writeJsonAtomic } from '@pgha/postgres';
 
-export { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS } from '@pgha/shared';
+export { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS } from '@pgha/shared/base';
 
 /** Schema of `keeper.json`. */
 export const KeeperConfigSchema = z.object({

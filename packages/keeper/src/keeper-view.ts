@@ -3,7 +3,7 @@
  * (`http/`): built by {@link keeperView} from the keeper's state as its loop last left it, so
  * that a health check never queries Postgres nor waits for the loop.
  */
-import type { NodeGoal, NodeState } from '@pgha/shared';
+import type { NodeGoal, NodeState } from '@pgha/shared/base';
 import type { KeeperConfig } from './keeper-config.js';
 import type { PostgresFacts } from './local-facts.js';
 

@@ -2,7 +2,7 @@
  * What the keeper reads from its own Postgres every tick, in one query on its kept session.
  */
 import type pg from 'pg';
-import { HOT_STANDBY_PARAMETERS, parseLsn, type Lsn, type ReportedParameters } from '@pgha/shared';
+import { HOT_STANDBY_PARAMETERS, parseLsn, type Lsn, type ReportedParameters } from '@pgha/shared/base';
 
 /** What the keeper reads from its Postgres each tick. */
 export interface PostgresFacts {

@@ -25,7 +25,7 @@ import {
   type NodeState,
   type SelfFenceRecord,
   type SelfFenceReport,
-} from '@pgha/shared';
+} from '@pgha/shared/base';
 import { monitorQuietForMs, type PartitionFacts } from './fsm/partition-rule.js';
 import { ensureState, reachGoal } from './fsm/reach-goal.js';
 import type { KeeperReloadPlan } from './config-reload.js';

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { FENCE_CHECK_INTERVAL_MS, FENCE_QUERY_TIMEOUT_MS } from '@pgha/shared';
+import { FENCE_CHECK_INTERVAL_MS, FENCE_QUERY_TIMEOUT_MS } from '@pgha/shared/base';
 import { partitionAction, type PartitionFacts } from './fsm/partition-rule.js';
 import type { NodeControl } from './node-control.js';
 import { delay, localConnection, newPgClient } from '@pgha/postgres';

@@ -4,7 +4,7 @@
  * configuration (`Keeper.reloadConfig`).
  */
 import type { Logger } from 'pino';
-import { PghaError } from '@pgha/shared';
+import { PghaError } from '@pgha/shared/base';
 import { planKeeperReload, type KeeperReloadPlan } from './config-reload.js';
 import { loadKeeperConfig, type KeeperConfig } from './keeper-config.js';
 

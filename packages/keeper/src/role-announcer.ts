@@ -4,7 +4,7 @@
  * runner it drives serialises and runs the operator's command.
  */
 import type { Logger } from 'pino';
-import type { NodeState } from '@pgha/shared';
+import type { NodeState } from '@pgha/shared/base';
 import { roleOfState, type NodeRole } from './fsm/node-role.js';
 import type { KeeperConfig } from './keeper-config.js';
 import { DEFAULT_ROLE_CHANGE_TIMEOUT_MS, RoleChangeHookRunner, type RoleChangeHookConfig } from './role-change-hook.js';

@@ -11,10 +11,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
-import { formatDurationMs } from '@pgha/shared';
+import { formatDurationMs } from '@pgha/shared/base';
 import type { NodeRole } from './fsm/node-role.js';
 
-export { DEFAULT_ROLE_CHANGE_TIMEOUT_MS } from '@pgha/shared';
+export { DEFAULT_ROLE_CHANGE_TIMEOUT_MS } from '@pgha/shared/base';
 /** Between SIGTERM and SIGKILL to a hook's process group, in ms. */
 export const HOOK_KILL_GRACE_MS = 1_000;
 /** How much of a hook's output (stdout and stderr together) is kept for the log, in bytes. */

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { PghaError, PostgresCommandError } from '@pgha/shared';
+import { PghaError, PostgresCommandError } from '@pgha/shared/base';
 import { postgresSpawnOptions } from './os-user.js';
 import { isProcessAlive } from './proc.js';
 

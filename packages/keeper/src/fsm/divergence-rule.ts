@@ -14,7 +14,7 @@
  * Patroni's `Rewind._check_timeline_and_lsn` (`postgresql/rewind.py`) compares the same two
  * things: the leader's `TIMELINE_HISTORY` and the replica's timeline and replay LSN.
  */
-import { formatLsn, parseLsn, type Lsn } from '@pgha/shared';
+import { formatLsn, parseLsn, type Lsn } from '@pgha/shared/base';
 
 /** One line of a timeline history file: timeline `timeline` ended at `switchLsn`, where its child began. */
 export interface TimelineHistoryEntry {

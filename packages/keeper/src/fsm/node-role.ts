@@ -3,7 +3,7 @@
  * role-change hook is told (`PGHA_OLD_ROLE`, `PGHA_NEW_ROLE`). Pure. Source: Patroni's roles of
  * `on_role_change` (`primary`/`master`, `replica`, `demoted`); pg_auto_failover has no hooks.
  */
-import type { NodeState } from '@pgha/shared';
+import type { NodeState } from '@pgha/shared/base';
 
 /** The roles a hook is told about. `none`: the keeper has announced no role yet (it just started). */
 export const NODE_ROLES = ['none', 'primary', 'replica', 'demoted', 'maintenance', 'stopped'] as const;

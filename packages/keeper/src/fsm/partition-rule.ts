@@ -9,7 +9,7 @@
  * `keeper_is_in_network_partition`; the numbers and why they are safe are in
  * docs/timeouts.md ("Self-fencing") and `selfFencingMarginMs`.
  */
-import { WRITABLE_STATES, formatDurationMs, type KeeperSettings, type NodeState } from '@pgha/shared';
+import { WRITABLE_STATES, formatDurationMs, type KeeperSettings, type NodeState } from '@pgha/shared/base';
 
 /** What the rule reads. Times are the keeper's clock, in ms (`Date.now()`); `null` means "never". */
 export interface PartitionFacts {

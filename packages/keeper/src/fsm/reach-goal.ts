@@ -4,7 +4,7 @@
  * "Transition complete: current state is now Y"; or, in a reached state, the row that keeps it.
  */
 import type { Logger } from 'pino';
-import { PghaError, type NodeState } from '@pgha/shared';
+import { PghaError, type NodeState } from '@pgha/shared/base';
 import { findTransition, type KeeperTransition } from './transition-table.js';
 import { TRANSITION_FUNCTIONS, type TransitionContext } from './transitions.js';
 

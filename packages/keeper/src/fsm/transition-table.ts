@@ -7,7 +7,7 @@
  * edges (`MONITOR_EDGES`) without Postgres. Source: pg_auto_failover's `KeeperFSM[]` in
  * `fsm.c`, whose keep rows live apart, in `keeper_ensure_current_state`.
  */
-import { DEMOTING_STATES, FENCED_STATES, FOLLOWING_STATES, NODE_STATES, PRIMARY_STATES, type NodeState } from '@pgha/shared';
+import { DEMOTING_STATES, FENCED_STATES, FOLLOWING_STATES, NODE_STATES, PRIMARY_STATES, type NodeState } from '@pgha/shared/base';
 
 /** Names of the transition functions in `transitions.ts`. */
 export type TransitionName =

@@ -4,7 +4,7 @@
  * `PghaError` when it cannot finish; the keeper loop logs it once and retries.
  * Source: pg_auto_failover's `fsm_transition.c`.
  */
-import { PghaError, type NodeGoal, type NodeState } from '@pgha/shared';
+import { PghaError, type NodeGoal, type NodeState } from '@pgha/shared/base';
 import type { NodeControl } from '../node-control.js';
 import type { TransitionName } from './transition-table.js';
 

@@ -3,7 +3,7 @@
  * from memory ({@link KeeperView}): no Postgres query, no clock of their own (`nowMs` is given).
  * Source: Patroni's REST API (`api.py`, `do_GET_primary`, `do_GET_replica`, `do_GET_health`).
  */
-import { WRITABLE_STATES, formatDurationMs, formatLsn, type NodeState } from '@pgha/shared';
+import { WRITABLE_STATES, formatDurationMs, formatLsn, type NodeState } from '@pgha/shared/base';
 import type { KeeperView } from '../keeper-view.js';
 
 /**

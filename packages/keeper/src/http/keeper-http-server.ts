@@ -18,7 +18,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import type { Logger } from 'pino';
-import { ConflictError, PghaError, ValidationError, formatDurationMs, formatHostPort } from '@pgha/shared';
+import { ConflictError, PghaError, ValidationError, formatDurationMs, formatHostPort } from '@pgha/shared/base';
 import type { KeeperView } from '../keeper-view.js';
 import { healthCheck, parseLagBound, primaryCheck, readOnlyCheck, replicaCheck, stateBody, type CheckResult } from './health-checks.js';
 import type { KeeperMetrics } from './keeper-metrics.js';

@@ -6,7 +6,7 @@
  * Source: Patroni's `GET /metrics` (`patroni_primary`, `patroni_xlog_replayed_location`, …).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { NODE_STATES } from '@pgha/shared';
+import { NODE_STATES } from '@pgha/shared/base';
 import type { KeeperObserver } from '../loop.js';
 import type { KeeperView } from '../keeper-view.js';
 import { replayLagBytes } from './health-checks.js';

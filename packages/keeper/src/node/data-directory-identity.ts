@@ -5,7 +5,7 @@
  * identifier and the last refusal, which is the node's reported problem until a check passes.
  */
 import type { Logger } from 'pino';
-import { PghaError } from '@pgha/shared';
+import { PghaError } from '@pgha/shared/base';
 import { assertOwnDataDirectory, inspectDataDirectory, writeJsonAtomic } from '@pgha/postgres';
 import { keeperPaths, loadKeeperConfig, type KeeperConfig } from '../keeper-config.js';
 

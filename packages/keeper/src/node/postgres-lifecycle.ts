@@ -7,7 +7,7 @@
 import { closeSync, existsSync, openSync, readSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { PghaError } from '@pgha/shared';
+import { PghaError } from '@pgha/shared/base';
 import { ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, pollUntil, postmasterPid, runPgProgram } from '@pgha/postgres';
 import { keeperPaths } from '../keeper-config.js';
 import { diskProblem, lastServerFailure } from '../local-problem.js';

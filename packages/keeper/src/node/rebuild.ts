@@ -6,7 +6,7 @@
  */
 import { renameSync, rmSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { PghaError, nodeSlotName, progressAmount, type GroupMember, type TransitionProgress } from '@pgha/shared';
+import { PghaError, nodeSlotName, progressAmount, type GroupMember, type TransitionProgress } from '@pgha/shared/base';
 import { ensureOwnedDir, runPgProgram, setStandbySignal } from '@pgha/postgres';
 import { DivergenceWatch } from '../divergence-watch.js';
 import type { Divergence } from '../fsm/divergence-rule.js';

@@ -19,7 +19,7 @@ import {
   type NodeState,
   type PostgresParameter,
   type ReportedParameters,
-} from '@pgha/shared';
+} from '@pgha/shared/base';
 import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, pollUntil, postmasterPid, setStandbySignal, withLocalClient, writeHba, writeParametersConf, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
 import { keeperMonitorUrls, postgresTlsDir, replicationPassfile, type KeeperConfig } from '../keeper-config.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';

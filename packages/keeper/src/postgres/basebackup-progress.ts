@@ -5,7 +5,7 @@
  * for an hour-long backup is too many, one every 10 % (or every 30 s when it crawls) is not.
  * Source: pg_basebackup's `progress_report()`; Patroni and pg_auto_failover log none of it.
  */
-import { progressPercent, type TransitionProgress } from '@pgha/shared';
+import { progressPercent, type TransitionProgress } from '@pgha/shared/base';
 
 /** `done/total kB (N%)`, or `done kB` with `--no-estimate-size`. */
 const PROGRESS_LINE = /^\s*(\d+)(?:\/(\d+))? kB\b/;

@@ -4,7 +4,7 @@
  * node it follows (replication commands over a replication connection, with psql).
  */
 import type pg from 'pg';
-import { PghaError, parseLsn } from '@pgha/shared';
+import { PghaError, parseLsn } from '@pgha/shared/base';
 import { parseTimelineHistory, walSegmentTimeline, type StandbyPosition, type UpstreamTimeline } from '../fsm/divergence-rule.js';
 import { runPgProgram } from '@pgha/postgres';
 
