@@ -16,6 +16,7 @@ import * as m0009 from './0009_add_node_transition_progress.js';
 import * as m0010 from './0010_add_node_last_self_fence.js';
 import * as m0011 from './0011_rename_node_pg_is_running.js';
 import * as m0012 from './0012_add_node_goal_revision.js';
+import * as m0013 from './0013_add_node_restart_request.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -31,6 +32,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0010_add_node_last_self_fence': m0010,
   '0011_rename_node_pg_is_running': m0011,
   '0012_add_node_goal_revision': m0012,
+  '0013_add_node_restart_request': m0013,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

@@ -68,6 +68,12 @@ export interface KeeperObserver {
   reportFinished(durationMs: number, ok: boolean): void;
 }
 
+/**
+ * How long a restart on request waits for replication to stream again before it reports the
+ * restart done anyway (ms): well within the monitor's `RESTART_ON_REQUEST_GRACE_MS`.
+ */
+const RESTART_STREAM_WAIT_MS = 15_000;
+
 /** How often a catching-up standby logs its lag behind the primary, at most (ms). */
 const CATCHUP_LOG_INTERVAL_MS = 1_000;
 
@@ -208,9 +214,13 @@ export class Keeper implements KeeperViewSource {
     return this.transitionAtMs;
   }
 
-  /** Records a newly reached state (a self-fence not yet recorded by the monitor, and the goal revision applied, stay in the file). */
+  /** Records a newly reached state (a self-fence not yet recorded by the monitor, the goal revision applied and the restart done stay in the file). */
   private reached(state: Omit<KeeperState, 'version' | 'updatedAt'>): KeeperState {
-    const kept = { ...(this.state.selfFence ? { selfFence: this.state.selfFence } : {}), ...(this.state.goalRevision !== undefined ? { goalRevision: this.state.goalRevision } : {}) };
+    const kept = {
+      ...(this.state.selfFence ? { selfFence: this.state.selfFence } : {}),
+      ...(this.state.goalRevision !== undefined ? { goalRevision: this.state.goalRevision } : {}),
+      ...(this.state.restartDone !== undefined ? { restartDone: this.state.restartDone } : {}),
+    };
     this.state = saveKeeperState(this.config.pgdata, { ...kept, ...state });
     this.transitionAtMs = Date.now();
     return this.state;
@@ -378,6 +388,7 @@ export class Keeper implements KeeperViewSource {
       problem: this.reading.problem,
       ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
       ...(this.state.goalRevision !== undefined && this.monitorTakesAppliedRevision ? { appliedGoalRevision: this.state.goalRevision } : {}),
+      ...(this.state.restartDone !== undefined ? { restartDone: this.state.restartDone } : {}),
     };
   }
 
@@ -520,6 +531,7 @@ export class Keeper implements KeeperViewSource {
     if (!isNodeState(goalState)) return this.outcome(`unknown goal state "${goalState}" from the monitor`, { failed: true, level: 'error' });
     const current = this.state.currentState;
     const ctx = { node: this.node, goal, goalState };
+    if (goalState === current && (goal.restartRequest ?? 0) > (this.state.restartDone ?? 0)) return this.restartOnRequest(goal.restartRequest!);
     if (goalState === current) {
       // Keeping a state can take long too (a diverged standby's rewind): keep reporting.
       const heartbeat = this.startHeartbeat();
@@ -560,6 +572,41 @@ export class Keeper implements KeeperViewSource {
     }
     if (goalState === 'dropped') await this.report().catch(() => undefined);
     return this.outcome(`reached ${goalState} from ${current}`, { transitioned: true });
+  }
+
+  /**
+   * Restarts Postgres for the operator's restart request `request` (`pgha perform restart`),
+   * reporting as usual meanwhile (transition `restart`), then records it done in state.json
+   * and reports it (`NodeReport.restartDone`) at once. Done once the node is at its goal, so
+   * that it never mixes with a transition.
+   */
+  private async restartOnRequest(request: number): Promise<TickOutcome> {
+    this.inProgress = 'restart';
+    const heartbeat = this.startHeartbeat();
+    let streaming: boolean;
+    try {
+      streaming = await this.node.postgres.restartOnRequest(RESTART_STREAM_WAIT_MS);
+      // A primary's standbys stream again; give their keepers a report to tell the monitor so
+      // before the restart is done and no longer excuses their silence.
+      if (streaming && WRITABLE_STATES.has(this.state.currentState)) await delay(2 * this.reportIntervalMs);
+      this.failingStep.note(undefined, Date.now());
+    } catch (err) {
+      this.stepFailed('restart on request', err);
+      return this.outcome(`restart ${request} of Postgres failed: ${(err as Error).message}`, { failed: true, level: 'error' });
+    } finally {
+      clearInterval(heartbeat);
+      this.inProgress = null;
+    }
+    const { version: _v, updatedAt: _u, ...rest } = this.state;
+    try {
+      this.state = saveKeeperState(this.config.pgdata, { ...rest, restartDone: request });
+    } catch (err) {
+      this.state = { ...this.state, restartDone: request };
+      this.log.error(`restart ${request} done, but the state file could not be saved with it: ${(err as Error).message}`);
+    }
+    await this.report().catch(() => undefined);
+    const how = streaming ? 'its replication streams again' : `its replication did not stream again within ${formatDurationMs(RESTART_STREAM_WAIT_MS)}`;
+    return this.outcome(`restarted Postgres (restart ${request} asked for by the operator): ${how}`, { transitioned: true, level: streaming ? 'info' : 'warn' });
   }
 
   /** Reports every report interval while a transition (or the keeping of a state) runs; stop it with `clearInterval`. */

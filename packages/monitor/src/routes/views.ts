@@ -86,6 +86,7 @@ export function goalView(node: NodeRecord, formation: FormationRecord, nodes: re
     destroy: node.destroyRequested,
     settings: keeperSettingsOf(formationSettings(formation)),
     lagBytes: lagBytes(node, primary),
+    restartRequest: node.restartRequest,
   };
 }
 
@@ -125,6 +126,11 @@ export async function formationState(store: StoreSession, formationId: string, n
       transition_progress: n.transitionProgress
         ? { phase: n.transitionProgress.phase, transition: n.transitionInProgress, done_bytes: n.transitionProgress.doneBytes, total_bytes: n.transitionProgress.totalBytes, percent: progressPercent(n.transitionProgress) }
         : null,
+      restart: {
+        requested: n.restartRequest,
+        done: n.restartDone,
+        requested_ago_ms: n.restartRequestedAt ? Math.max(0, Math.round(nowMs - new Date(n.restartRequestedAt).getTime())) : null,
+      },
     };
   });
 }

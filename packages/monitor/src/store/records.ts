@@ -76,6 +76,12 @@ export interface NodeRecord {
   httpAddress: string | null;
   /** Its last self-fence recorded as an event (its keeper's clock); null: none. */
   lastSelfFenceAt: Date | null;
+  /** How many restarts of its Postgres the operator asked for (`pgha perform restart`); 0: none. */
+  restartRequest: number;
+  /** When the last restart was asked for (the store's clock); null: never. */
+  restartRequestedAt: Date | null;
+  /** The last restart request its keeper reported carried out; a restart is under way while below `restartRequest`. */
+  restartDone: number;
 }
 
 /** What a node registers with (`pgha keeper create`). */

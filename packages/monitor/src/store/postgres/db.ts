@@ -67,6 +67,10 @@ export interface NodesTable {
   lastSelfFenceAt: Timestamp | null;
   /** The revision of the node's goal, from `pgha.goal_revision_seq` at each goal write (`bigint`, as text; migration 0012). */
   goalRevision: Generated<string>;
+  /** Restarts of its Postgres asked for by the operator, when the last was, and the last its keeper carried out (migration 0013). */
+  restartRequest: Generated<number>;
+  restartRequestedAt: Timestamp | null;
+  restartDone: Generated<number>;
 }
 
 /** `pgha.node_credentials`: the SHA-256 (hex) of each node's keeper token. */
