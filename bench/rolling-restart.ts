@@ -10,7 +10,7 @@
  *
  * Options: --runs N (3), --nodes 2,3, --out DIR (default bench/results), --keep.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +48,13 @@ class UpFormation {
   async start(): Promise<void> {
     this.proc = spawnLogged(process.execPath, [PGHA_BIN, 'up', '--nodes', String(this.nodes), '--dir', this.dir], join(this.dir, 'up.log'));
     const upFile = join(this.dir, 'up.json');
-    this.up = await waitFor('pgha up to write up.json', () => (existsSync(upFile) ? (JSON.parse(readFileSync(upFile, 'utf8')) as UpFile) : undefined), { timeoutMs: 240_000, intervalMs: 200 });
+    const proc = this.proc;
+    const up = await waitFor('pgha up to write up.json', () => {
+      if (proc.exitCode !== null) return 'exited' as const;
+      return existsSync(upFile) ? (JSON.parse(readFileSync(upFile, 'utf8')) as UpFile) : undefined;
+    }, { timeoutMs: 240_000, intervalMs: 200 });
+    if (up === 'exited') throw new Error(`pgha up exited early: ${readFileSync(join(this.dir, 'up.log'), 'utf8').trim().split('\n').at(-1)}`);
+    this.up = up;
     this.env = { PGHA_MONITOR: this.up.monitor.url, PGHA_AUTH_TOKEN_FILE: this.up.auth_token_file!, ...(this.up.ca_file ? { PGHA_SSL_CA_FILE: this.up.ca_file } : {}) };
     // The probe connects as postgres with the password pgha up wrote to its pgpass file.
     process.env.PGPASSWORD = readFileSync(this.up.pgpass_file!, 'utf8').trim().split(':').slice(4).join(':');
@@ -155,6 +161,8 @@ async function main(): Promise<void> {
   });
   for (const nodes of sizes) {
     const dir = mkdtempSync(join(tmpdir(), `pgha-bench-restart-${nodes}-`));
+    // pgha up runs Postgres as its OS user, which must reach the directory.
+    chmodSync(dir, 0o755);
     const f = new UpFormation(dir, nodes);
     try {
       await f.start();
