@@ -3,7 +3,7 @@ import { caFileGiven, cliCredentials } from './credentials.js';
 import { withRootCert } from './client-uri.js';
 import Table from 'cli-table3';
 import { MonitorClient } from '@pgha/client';
-import { describeProgress, formatBytes, type EventRow, type NodeStateRow, type TransitionProgress } from '@pgha/shared';
+import { describeProgress, formatBytes, formatDurationMs, type EventRow, type NodeStateRow, type TransitionProgress } from '@pgha/shared';
 
 /** A row's progress in the shape the shared helpers read; undefined when none. */
 export function rowProgress(r: NodeStateRow): TransitionProgress | undefined {
@@ -19,7 +19,9 @@ export function problemNotes(rows: readonly NodeStateRow[]): string[] {
 /**
  * The lines under the table: {@link problemNotes}, a long transition's progress
  * (`Progress on node2: base backup 42% (123.4 MB of 293.0 MB)`), and a catching-up standby's
- * lag (`Catching up: node2 is 40.0 MB (41943040 bytes) behind the primary`).
+ * lag (`Catching up: node2 is 40.0 MB (41943040 bytes) behind the primary`), a restart under
+ * way (`Restarting: node2's Postgres (restart 1, asked for 1200 ms ago; …)`) and the parameters
+ * pending a restart (`Pending restart on node2: shared_buffers (pgha perform restart --pending)`).
  */
 export function stateNotes(rows: readonly NodeStateRow[]): string[] {
   const lines = problemNotes(rows);
@@ -32,6 +34,14 @@ export function stateNotes(rows: readonly NodeStateRow[]): string[] {
       lines.push(`Catching up: ${r.name} is ${formatBytes(r.lag_bytes)} (${r.lag_bytes} bytes) behind the primary`);
     }
   }
+  for (const r of rows) {
+    const restart = r.restart;
+    if (restart && restart.done < restart.requested) {
+      const ago = restart.requested_ago_ms === null ? '' : ` ${formatDurationMs(restart.requested_ago_ms)} ago`;
+      lines.push(`Restarting: ${r.name}'s Postgres (restart ${restart.requested}, asked for${ago}; its keeper reports it done once replication streams again)`);
+    }
+  }
+  for (const r of rows) if (r.pending_restart?.length) lines.push(`Pending restart on ${r.name}: ${r.pending_restart.join(', ')} (pgha perform restart --pending)`);
   return lines;
 }
 

@@ -16,14 +16,13 @@ import type { StoreTransaction } from '../store/store-port.js';
 export const RESTART_REQUESTED_RULE = 'restart-requested';
 
 /**
- * Under the group's lock (held by `tx`): the refusal when the group is not healthy, else
- * nothing. @throws ConflictError with the reason.
+ * Under the group's lock (held by `tx`): refuses when the group is not healthy
+ * (`restartRefusal`). @throws ConflictError with the reason.
  */
-async function assertHealthy(deps: AppDeps, tx: StoreTransaction, node: NodeRecord): Promise<NodeRecord[]> {
+async function assertHealthy(deps: AppDeps, tx: StoreTransaction, node: NodeRecord): Promise<void> {
   const read = await tx.readGroup(node.formationId, node.groupId);
   const refusal = restartRefusal(groupFacts(read.formation, node.groupId, read.nodes, read.nowMs, deps.driver.lag.lagMs()), node.nodeId);
   if (refusal) throw new ConflictError(refusal, { hint: 'nothing was changed; pgha show state shows every node' });
-  return read.nodes;
 }
 
 /**
@@ -40,9 +39,12 @@ export async function restartNode(deps: AppDeps, node: NodeRecord, inPlace: bool
   const formation = node.formationId;
   const isPrimary = WRITABLE_STATES.has(node.goalState as NodeState);
   if (isPrimary && !inPlace) {
+    // Said before the switchover's own refusal, which would not name --in-place.
+    if ((await deps.store.nodes.list(formation, { groupId: node.groupId })).length < 2) {
+      throw new ConflictError(`node ${node.nodeId} "${node.name}" is the only node of its group: no standby to hand over to`, { hint: `restart it in place: pgha perform restart --name ${node.name} --in-place (writes stop while it restarts)` });
+    }
     const { assignments } = await deps.driver.command(formation, node.groupId, { type: 'perform-switchover' }, async (tx) => {
-      const nodes = await assertHealthy(deps, tx, node);
-      if (nodes.length < 2) throw new ConflictError(`node ${node.nodeId} "${node.name}" is the only node: no standby to hand over to`, { hint: 'restart it in place: pgha perform restart --name NAME --in-place (writes stop while it restarts)' });
+      await assertHealthy(deps, tx, node);
       await tx.events.append([nodeEvent(node, RESTART_REQUESTED_RULE, `node ${node.nodeId} "${node.name}": restart asked for by the operator, by a switchover (its Postgres restarts as it rejoins as a standby)`)]);
     });
     return { formation, node_id: node.nodeId, name: node.name, method: 'switchover', restart_request: node.restartRequest, assignments: assignments.map((a) => ({ node_id: a.nodeId, goal_state: a.goalState, reason: a.reason, rule: a.rule })) };
