@@ -8,7 +8,8 @@
  * (acknowledged ids missing from the primary afterwards), and the command's own time (ms).
  * Writes `bench/results/rolling-restart.md` and `.json`.
  *
- * Options: --runs N (3), --nodes 2,3, --out DIR (default bench/results), --keep.
+ * Options: --runs N (3), --nodes 2,3, --out DIR (default bench/results), --keep. `npm run bench`
+ * runs it too after its failover scenarios (`--restart-runs N`, 3; 0: not).
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -144,22 +145,32 @@ function report(runs: readonly RestartRun[], command: string): string {
   return lines.join('\n');
 }
 
-async function main(): Promise<void> {
-  const o = new Command('bench:restart')
-    .option('--runs <n>', 'rolling restarts per formation size', intArg(1, 100), 3)
-    .option('--nodes <list>', 'formation sizes', '2,3')
-    .option('--out <dir>', 'where to write the results', fileURLToPath(new URL('./results', import.meta.url)))
-    .option('--keep', 'keep the formations\' directories and logs')
-    .parse()
-    .opts();
-  const sizes = o.nodes.split(',').map((s) => intArg(1, 9)(s.trim()));
+/** Options of {@link rollingRestartBench}. */
+export interface RollingRestartOptions {
+  /** Rolling restarts per formation size. */
+  runs: number;
+  /** Formation sizes (nodes). */
+  nodes: readonly number[];
+  /** Where to write `rolling-restart.md` and `.json`; undefined: nowhere. */
+  outDir: string | undefined;
+  /** Keep each formation's directory (its logs). */
+  keep?: boolean;
+  /** The command named in the results. */
+  command?: string;
+  /** Progress lines (default: stdout). */
+  log?: (line: string) => void;
+}
+
+/**
+ * Runs the rolling-restart measurement (see the module) and writes its results.
+ *
+ * @returns every run, by formation size then run.
+ * @throws when a formation does not come up or a restart fails (every process it started is ended first).
+ */
+export async function rollingRestartBench(o: RollingRestartOptions): Promise<RestartRun[]> {
+  const log = o.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const runs: RestartRun[] = [];
-  const stopAll = () => killAll([...started].flatMap((p) => (p.pid ? processTree(p.pid) : [])));
-  process.once('SIGINT', () => {
-    stopAll();
-    process.exit(130);
-  });
-  for (const nodes of sizes) {
+  for (const nodes of o.nodes) {
     const dir = mkdtempSync(join(tmpdir(), `pgha-bench-restart-${nodes}-`));
     // pgha up runs Postgres as its OS user, which must reach the directory.
     chmodSync(dir, 0o755);
@@ -172,23 +183,48 @@ async function main(): Promise<void> {
         const m = await measure(f, nodes, i, nextId);
         nextId = m.nextId;
         runs.push(m.run);
-        process.stdout.write(`${nodes} nodes, run ${i}: longest write gap ${m.run.maxWriteGapMs} ms, lost ${m.run.lost}, command ${m.run.commandMs} ms\n`);
+        log(`rolling restart, ${nodes} nodes, run ${i}: longest write gap ${m.run.maxWriteGapMs} ms, lost ${m.run.lost}, command ${m.run.commandMs} ms`);
       }
     } finally {
       await f.stop();
       if (!o.keep) removeDir(dir);
-      else process.stdout.write(`kept ${dir}\n`);
+      else log(`kept ${dir}`);
     }
   }
-  const command = `npm run bench:restart -- --runs ${o.runs} --nodes ${sizes.join(',')}`;
-  mkdirSync(o.out, { recursive: true });
-  writeFileSync(join(o.out, 'rolling-restart.md'), report(runs, command));
-  writeFileSync(join(o.out, 'rolling-restart.json'), `${JSON.stringify({ date: new Date().toISOString(), command, runs }, null, 2)}\n`);
-  process.stdout.write(`\n${report(runs, command)}`);
+  const command = o.command ?? `npm run bench:restart -- --runs ${o.runs} --nodes ${o.nodes.join(',')}`;
+  if (o.outDir) {
+    mkdirSync(o.outDir, { recursive: true });
+    writeFileSync(join(o.outDir, 'rolling-restart.md'), report(runs, command));
+    writeFileSync(join(o.outDir, 'rolling-restart.json'), `${JSON.stringify({ date: new Date().toISOString(), command, runs }, null, 2)}\n`);
+  }
+  return runs;
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`bench:restart failed: ${err.message}\n`);
+/** Ends every process the benchmark started. */
+function stopAll(): void {
   killAll([...started].flatMap((p) => (p.pid ? processTree(p.pid) : [])));
-  process.exit(1);
-});
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const o = new Command('npm run bench:restart --')
+    .description('rolling restart benchmark: the longest write gap and the lost writes during pgha perform restart')
+    .option('--runs <n>', 'rolling restarts per formation size', intArg(1, 100), 3)
+    .option('--nodes <list>', 'formation sizes', '2,3')
+    .option('--out <dir>', 'where to write the results', fileURLToPath(new URL('./results', import.meta.url)))
+    .option('--keep', 'keep the formations\' directories and logs')
+    .parse()
+    .opts();
+  process.once('SIGINT', () => {
+    stopAll();
+    process.exit(130);
+  });
+  const nodes = o.nodes.split(',').map((s) => intArg(1, 9)(s.trim()));
+  const command = `npm run bench:restart -- --runs ${o.runs} --nodes ${nodes.join(',')}`;
+  rollingRestartBench({ runs: o.runs, nodes, outDir: o.out, keep: !!o.keep, command })
+    .then((runs) => process.stdout.write(`\n${report(runs, command)}`))
+    .catch((err: Error) => {
+      process.stderr.write(`bench:restart failed: ${err.message}\n`);
+      stopAll();
+      process.exit(1);
+    });
+}
