@@ -2,9 +2,11 @@
  * `pgha perform restart` end to end on a real three-node formation (`pgha up --nodes 3`): a
  * rolling restart of every node with a writer running (each postmaster restarted, one node
  * down at a time, the primary last by switchover, no acknowledged write lost); one standby by
- * `--name`; the primary in place with `--in-place`; refusals (a node in maintenance, bad input)
- * that change nothing.
+ * `--name`; the primary in place with `--in-place`; a restart that fails (Postgres cannot
+ * start); refusals (a node in maintenance, bad input) that change nothing.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeStateRow } from '@pgha/shared';
@@ -155,6 +157,26 @@ describe('pgha perform restart', () => {
     expect(after.map((x) => [x.name, x.goal_state, x.restart.requested])).toEqual(before.map((x) => [x.name, x.goal_state, x.restart.requested]));
     if (startsBefore) expect(await postmasterStarts()).toEqual(startsBefore);
     await runPghaOk(['maintenance', 'disable', '--name', standby.name], env);
+  });
+
+  it('a restart that fails is done all the same: not tried again, the standby no longer excused, and back once Postgres can start', async () => {
+    await settled();
+    const standby = (await state()).filter((r) => r.goal_state === 'secondary').at(-1)!;
+    const autoConf = join(formation.up.nodes.find((n) => n.name === standby.name)!.pgdata, 'postgresql.auto.conf');
+    const conf = readFileSync(autoConf, 'utf8');
+    writeFileSync(autoConf, `${conf}this is not a setting\n`);
+    try {
+      const r = await runPgha(['perform', 'restart', '--name', standby.name, '--wait', '10'], env);
+      expectOneLineError(r, new RegExp(`gave up waiting after 10 s for ${standby.name} to be back from its restart`));
+      const row = (await state()).find((x) => x.name === standby.name)!;
+      expect(row.restart.done).toBe(row.restart.requested);
+      // Not excused for the whole grace: the usual rule took it out of synchronous replication.
+      expect(row.goal_state).toBe('catchingup');
+      expect(row.problem).toMatch(/Postgres does not start/);
+    } finally {
+      writeFileSync(autoConf, conf);
+    }
+    await settled();
   });
 
   it('says clearly what is wrong with bad input', async () => {

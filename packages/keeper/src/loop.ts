@@ -418,14 +418,22 @@ export class Keeper implements KeeperViewSource {
     return goal;
   }
 
-  /** Keeps `revision` as the highest applied, in `state.json` (in memory only when the file cannot be written, which is logged). */
+  /** Keeps `revision` as the highest applied, in `state.json` (see {@link keepInState}). */
   private recordGoalRevision(revision: string): void {
+    this.keepInState({ goalRevision: revision }, `goal revision ${revision} applied`);
+  }
+
+  /**
+   * Writes `patch` into `state.json` with the rest of the state; in memory only when the file
+   * cannot be written, which is logged as `<done>, but the state file could not be saved with it`.
+   */
+  private keepInState(patch: Pick<Partial<KeeperState>, 'goalRevision' | 'restartDone'>, done: string): void {
     const { version: _v, updatedAt: _u, ...rest } = this.state;
     try {
-      this.state = saveKeeperState(this.config.pgdata, { ...rest, goalRevision: revision });
+      this.state = saveKeeperState(this.config.pgdata, { ...rest, ...patch });
     } catch (err) {
-      this.state = { ...this.state, goalRevision: revision };
-      this.log.error(`goal revision ${revision} applied, but the state file could not be saved with it: ${(err as Error).message}`);
+      this.state = { ...this.state, ...patch };
+      this.log.error(`${done}, but the state file could not be saved with it: ${(err as Error).message}`);
     }
   }
 
@@ -577,13 +585,15 @@ export class Keeper implements KeeperViewSource {
   /**
    * Restarts Postgres for the operator's restart request `request` (`pgha perform restart`),
    * reporting as usual meanwhile (transition `restart`), then records it done in state.json
-   * and reports it (`NodeReport.restartDone`) at once. Done once the node is at its goal, so
-   * that it never mixes with a transition.
+   * and reports it (`NodeReport.restartDone`) at once, also when it failed (then the tick
+   * fails, and the next ones start Postgres as for any stopped one). Done once the node is at
+   * its goal, so that it never mixes with a transition.
    */
   private async restartOnRequest(request: number): Promise<TickOutcome> {
     this.inProgress = 'restart';
     const heartbeat = this.startHeartbeat();
-    let streaming: boolean;
+    let streaming = false;
+    let failure: Error | undefined;
     try {
       streaming = await this.node.postgres.restartOnRequest(RESTART_STREAM_WAIT_MS);
       // A primary's standbys stream again; give their keepers a report to tell the monitor so
@@ -591,20 +601,17 @@ export class Keeper implements KeeperViewSource {
       if (streaming && WRITABLE_STATES.has(this.state.currentState)) await delay(2 * this.reportIntervalMs);
       this.failingStep.note(undefined, Date.now());
     } catch (err) {
+      // Done all the same: the request is not tried again, the monitor stops excusing the node
+      // at once, and the loop keeps its state as for any stopped Postgres (start, problem).
+      failure = err as Error;
       this.stepFailed('restart on request', err);
-      return this.outcome(`restart ${request} of Postgres failed: ${(err as Error).message}`, { failed: true, level: 'error' });
     } finally {
       clearInterval(heartbeat);
       this.inProgress = null;
     }
-    const { version: _v, updatedAt: _u, ...rest } = this.state;
-    try {
-      this.state = saveKeeperState(this.config.pgdata, { ...rest, restartDone: request });
-    } catch (err) {
-      this.state = { ...this.state, restartDone: request };
-      this.log.error(`restart ${request} done, but the state file could not be saved with it: ${(err as Error).message}`);
-    }
+    this.keepInState({ restartDone: request }, `restart ${request} done`);
     await this.report().catch(() => undefined);
+    if (failure) return this.outcome(`restart ${request} of Postgres failed: ${failure.message}`, { failed: true, level: 'error' });
     const how = streaming ? 'its replication streams again' : `its replication did not stream again within ${formatDurationMs(RESTART_STREAM_WAIT_MS)}`;
     return this.outcome(`restarted Postgres (restart ${request} asked for by the operator): ${how}`, { transitioned: true, level: streaming ? 'info' : 'warn' });
   }
