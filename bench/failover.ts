@@ -22,8 +22,13 @@
  * another monitor leads < 3 s; writes back < 6 s after the leading monitor and the primary's
  * node crash together; node crash with three monitors within 10 % of one monitor's time).
  *
+ * Then, with `--restart-runs N` (3; 0: not), the rolling restart of bench/rolling-restart.ts
+ * (`pgha perform restart` on 2 and 3 nodes: longest write gap, lost writes), written to
+ * `bench/results/rolling-restart.md` and `.json`.
+ *
  * Options: --runs N (5), --systems pgha,pgha-3-monitors,pg_auto_failover, --scenarios a,b,
- * --idle-seconds S (60), --out DIR (default bench/results), --keep (keep the systems' directories and logs).
+ * --idle-seconds S (60), --out DIR (default bench/results), --keep (keep the systems' directories and logs),
+ * --restart-runs N (3).
  */
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,6 +39,7 @@ import Table from 'cli-table3';
 import { delay, processMemory } from '@pgha/postgres';
 import { intArg } from './lib/args.js';
 import { cpuMs, killAll, processTree, started, startedPids } from './lib/proc.js';
+import { rollingRestartBench } from './rolling-restart.js';
 import { needsMonitorGroup, runScenario, SCENARIOS, type RunResult, type Scenario } from './lib/scenarios.js';
 import { PgafSystem, PghaSystem, removeDir, SYSTEMS, type HaSystem, type SystemName } from './lib/systems.js';
 
@@ -236,6 +242,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     .option('--idle-seconds <s>', 'length of the idle footprint window (0: none)', intArg(0), 60)
     .option('--keep', 'keep each system\'s directory (its logs) instead of removing it', false)
     .option('--out <dir>', 'where to write latest.json and latest.md', fileURLToPath(new URL('./results', import.meta.url)))
+    .option('--restart-runs <n>', 'then rolling restarts (pgha perform restart) of 2 and 3 nodes, this many each (0: none); results in rolling-restart.md', intArg(0, 100), 3)
     .parse()
     .opts();
   process.on('SIGINT', () => cleanupAndExit(130));
@@ -245,11 +252,12 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const systems = o.systems.split(',').filter(Boolean) as SystemName[];
   for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}; one of ${SYSTEMS.join(', ')}`);
   bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, outDir: o.out, keep: o.keep })
-    .then((report) => {
+    .then(async (report) => {
       const table = new Table({ head: renderHead(report) });
       table.push(...renderRows(report));
       process.stdout.write(`${table.toString()}\n`);
       for (const f of report.footprints) process.stdout.write(`${f.system} idle: monitor ${f.monitorCpuPct.toFixed(2)}% CPU, ${f.monitorPeakRssMb.toFixed(0)} MB; keeper ${f.keeperCpuPct.toFixed(2)}% CPU, ${f.keeperPeakRssMb.toFixed(0)} MB\n`);
+      if (o.restartRuns > 0) await rollingRestartBench({ runs: o.restartRuns, nodes: [2, 3], outDir: o.out, keep: o.keep, command: `npm run bench -- --restart-runs ${o.restartRuns}` });
       cleanupAndExit(0);
     })
     .catch((err: Error) => {

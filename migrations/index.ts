@@ -18,6 +18,7 @@ import * as m0011 from './0011_rename_node_pg_is_running.js';
 import * as m0012 from './0012_add_node_goal_revision.js';
 import * as m0013 from './0013_add_formation_client_networks.js';
 import * as m0014 from './0014_add_postgres_parameters.js';
+import * as m0015 from './0015_add_node_restart_request.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -35,6 +36,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0012_add_node_goal_revision': m0012,
   '0013_add_formation_client_networks': m0013,
   '0014_add_postgres_parameters': m0014,
+  '0015_add_node_restart_request': m0015,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

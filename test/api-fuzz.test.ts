@@ -485,6 +485,7 @@ function operatorRequest(): fc.Arbitrary<FuzzRequest> {
     fc.record({ verb: fc.constantFrom('switchover', 'failover'), body: bodyFrom(fc.constant({}), 2) }),
     fc.record({ verb: fc.constant('promotion'), body: bodyFrom(fc.record({ name })) }),
     fc.record({ verb: fc.constant('maintenance'), body: bodyFrom(fc.record({ name, enable: fc.boolean(), allowFailover: fc.boolean() }, { requiredKeys: ['name', 'enable'] })) }),
+    fc.record({ verb: fc.constant('restart'), body: bodyFrom(fc.record({ name, inPlace: fc.boolean() }, { requiredKeys: ['name'] })) }),
   );
   return fc.oneof(
     fc.record({ f: formationSegment, c: command, type: contentType }).map(({ f, c: { verb, body }, type }) => ({

@@ -2,7 +2,8 @@
  * One monitor on etcd in the running product (issue 15, the etcd adapter end to end): a real
  * etcd with TLS and client certificates, `pgha monitor create --store` (no Postgres of the
  * monitor's own), `pgha monitor run`, two keepers: the formation comes up as primary and
- * secondary, switches over, and `pgha show events` tells it, with event ids in commit order;
+ * secondary, switches over, and `pgha show events` tells it, with event ids in commit order; a
+ * standby restarts on request (`pgha perform restart --name`), its restart kept done in etcd;
  * the goals are in etcd, and keepers' reports that change nothing are not etcd writes. A second
  * monitor joins the store (`--join`): same CA, same operator token, and it serves the formation.
  */
@@ -17,12 +18,13 @@ import { runPghaOk } from './helpers/cli.js';
 import { startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { isPrimaryAndSecondaries, showState } from './helpers/formation.js';
 import { delay, waitFor } from './helpers/wait-for.js';
-import { endAllProcesses, killPid, runPgha, startPgha } from './helpers/processes.js';
+import { endAllProcesses, killPid, postmasterPid, runPgha, startPgha } from './helpers/processes.js';
 import { monitorFetch, registerMonitor } from './helpers/monitor-access.js';
 
 let etcd: TestEtcd;
 let monitor: TestMonitor;
 let admin: Etcd3;
+let node1: TestNode;
 let node2: TestNode;
 
 /** A node's keeper.json: its id and token. */
@@ -54,7 +56,7 @@ describe('a monitor on etcd', () => {
     expect(existsSync(monitor.pgdata)).toBe(false);
     expect(JSON.parse(readFileSync(`${monitor.pgdata}.pgha/monitor.json`, 'utf8'))).toMatchObject({ store: { kind: 'etcd', prefix: '/e2e', endpoints: etcd.endpoints } });
 
-    await addNode(monitor, 'node1');
+    node1 = await addNode(monitor, 'node1');
     node2 = await addNode(monitor, 'node2');
     await waitFor('primary and secondary', async () => isPrimaryAndSecondaries(await showState(monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
     const stored = (await admin.getAll().prefix('/e2e/v1/nodes/default/').strings()) as Record<string, string>;
@@ -82,6 +84,23 @@ describe('a monitor on etcd', () => {
     expect(Math.floor(ids[ids.length - 1]! / 10_000)).toBeLessThanOrEqual(Number(await revision()));
     const table = await runPghaOk(['show', 'events', '--count', '5', '--monitor', monitor.url]);
     expect(table).toMatch(/node1/);
+  });
+
+  it('restarts a standby on request through the etcd store: the keeper restarts its Postgres once and the monitor keeps it done', async () => {
+    const env = { PGHA_MONITOR: monitor.url };
+    const standby = (await showState(monitor.url)).find((r) => r.goal_state === 'secondary')!;
+    const { pgdata } = standby.name === 'node2' ? node2 : node1;
+    const before = postmasterPid(pgdata);
+    expect(before).toBeDefined();
+    const out = JSON.parse(await runPghaOk(['perform', 'restart', '--name', standby.name, '--json'], env)) as { restarted: { name: string; method: string }[] };
+    expect(out.restarted).toEqual([expect.objectContaining({ name: standby.name, method: 'in-place' })]);
+    expect(postmasterPid(pgdata)).not.toBe(before);
+    const row = (await showState(monitor.url)).find((r) => r.name === standby.name)!;
+    expect(row.restart).toMatchObject({ requested: standby.restart.requested + 1, done: standby.restart.requested + 1 });
+    // Kept in etcd, not only in this monitor's memory.
+    const stored = Object.values((await admin.getAll().prefix('/e2e/v1/nodes/default/').strings()) as Record<string, string>).map((v) => JSON.parse(v) as { name: string; restartRequest: number; restartDone: number });
+    expect(stored.find((n) => n.name === standby.name)).toMatchObject({ restartRequest: row.restart.requested, restartDone: row.restart.done });
+    expect(isPrimaryAndSecondaries(await showState(monitor.url))).toBe(true);
   });
 
   it('lets a second monitor join the store: same CA and operator token, no token file of its own, it serves the formation, and refuses a node token replaced at the first monitor', async () => {

@@ -785,6 +785,26 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
       });
     });
 
+    describe('restart requests', () => {
+      it("keeps a node's restart request and when it was made, and the last one its keeper reports done (never going back)", async () => {
+        const f = await formation('c-restart');
+        const a = await addNode(f, 'a');
+        expect(a).toMatchObject({ restartRequest: 0, restartRequestedAt: null, restartDone: 0 });
+        const at = new Date(Date.UTC(2030, 0, 1, 0, 0, 0, 456));
+        const asked = await store.transaction((tx) => tx.nodes.update(a.nodeId, { restartRequest: 1, restartRequestedAt: at }));
+        expect(asked).toMatchObject({ restartRequest: 1, restartRequestedAt: at, restartDone: 0 });
+        expect(await store.nodes.get(a.nodeId)).toMatchObject({ restartRequest: 1, restartRequestedAt: at, restartDone: 0 });
+
+        const done = await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('single', '0/3000060', { restartDone: 1 }) }]));
+        expect(done.inputs.get(a.nodeId)!.node).toMatchObject({ restartRequest: 1, restartDone: 1 });
+        expect(await store.nodes.get(a.nodeId)).toMatchObject({ restartRequest: 1, restartRequestedAt: at, restartDone: 1 });
+        // A report without it (an older keeper) or with a lower one leaves it as it is.
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('single', '0/3000070') }]));
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('single', '0/3000080', { restartDone: 0 }) }]));
+        expect(await store.nodes.get(a.nodeId)).toMatchObject({ restartDone: 1 });
+      });
+    });
+
     describe('probes', () => {
       it('lists every node not dropped with its formation\'s probe password, and applies probe results by the health rule', async () => {
         const f = await formation('c-probes');

@@ -281,6 +281,17 @@ export function buildProgram(): CommandUnknownOpts {
     .addOption(waitOption())
     .option('--json', 'print JSON')
     .action(async (o) => (await import('./perform.js')).performPromotion(waitOpts(o), o.name));
+  perform
+    .command('restart')
+    .description('restart Postgres node by node: standbys one at a time, each streaming again before the next, the primary last by a switchover (or --in-place); refused unless the formation is healthy')
+    .addOption(new Option('--name <name>', 'only this node').conflicts('pending'))
+    .option('--pending', 'only the nodes with parameters pending a restart (pg_settings.pending_restart)')
+    .option('--in-place', 'restart the primary in place instead of switching over (writes stop while it restarts)')
+    .addOption(monitorOption())
+    .addOption(formationOption())
+    .addOption(new Option('--wait <seconds>', 'how long to wait for each node to be back').argParser(intArg(1, 3600)).default(60))
+    .option('--json', 'print JSON')
+    .action(async (o) => (await import('./rolling-restart.js')).performRestart({ ...waitOpts(o), name: o.name, pending: !!o.pending, inPlace: !!o.inPlace }));
   const maint = program.command('maintenance').description('take a node out of the formation for maintenance, and back');
   const maintenanceCommand = (action: 'enable' | 'disable') =>
     maint

@@ -33,12 +33,12 @@ export interface WaitOptions {
 }
 
 /** The node is a primary (see `PRIMARY_STATES`) that has reached its goal: it takes writes. */
-function settledWritable(r: NodeStateRow): boolean {
+export function settledWritable(r: NodeStateRow): boolean {
   return PRIMARY_STATES.has(r.goal_state as NodeState) && r.reported_state === r.goal_state;
 }
 
 /** What a waiting command saw: the command's answer, the rows at the end, how long, every step. */
-interface Waited {
+export interface Waited {
   result: CommandResponse;
   before: NodeStateRow[];
   rows: NodeStateRow[];
@@ -48,25 +48,26 @@ interface Waited {
 
 /**
  * Reads the formation, sends the command (`send`), then polls the formation and its events
- * until `done(rows, before)` holds or `waitS` runs out, printing each step as it is seen
- * (unless `--json`, which lists them in `steps`).
+ * until `done(rows, before, answer)` holds or `waitS` runs out, printing each step as it is seen
+ * (unless `--json`, which lists them in `steps`), with the time since `startedMs`
+ * (`performance.now()`; default: when the command is sent).
  *
  * @throws the command's refusal; PghaError `PGHA_ERR_TIMEOUT` whose message shows the group's states.
  */
-async function sendAndWait(o: WaitOptions, send: () => Promise<CommandResponse>, what: string, done: (rows: NodeStateRow[], before: NodeStateRow[]) => boolean): Promise<Waited> {
+export async function sendAndWait<R extends CommandResponse>(o: WaitOptions, send: () => Promise<R>, what: string, done: (rows: NodeStateRow[], before: NodeStateRow[], result: R) => boolean, startAtMs?: number): Promise<Waited & { result: R }> {
   const client = new MonitorClient(o.monitors, cliCredentials());
   try {
     const [before, events] = await Promise.all([client.formationState(o.formation), client.events(o.formation, 1)]);
-    const startedMs = performance.now();
+    const startedMs = startAtMs ?? performance.now();
     const result = await send();
     const tracker = new StepTracker(before, events.at(-1)?.event_id ?? 0, startedMs);
     let rows: NodeStateRow[] | undefined;
-    const waited = await pollUntil(async (): Promise<Waited | undefined> => {
+    const waited = await pollUntil(async (): Promise<(Waited & { result: R }) | undefined> => {
       const [seen, recent] = await Promise.all([client.formationState(o.formation).catch(() => undefined), client.events(o.formation, STEP_EVENTS).catch(() => [])]);
       rows = seen;
       if (!seen) return undefined;
       for (const step of tracker.observe(seen, recent, performance.now())) if (!o.json) process.stdout.write(`${formatStep(step)}\n`);
-      return done(seen, before) ? { result, before, rows: seen, elapsedMs: performance.now() - startedMs, steps: tracker.steps } : undefined;
+      return done(seen, before, result) ? { result, before, rows: seen, elapsedMs: performance.now() - startedMs, steps: tracker.steps } : undefined;
     }, { timeoutMs: o.waitS * 1000, intervalMs: POLL_INTERVAL_MS });
     if (waited) return waited;
     const states = (rows ?? []).map((r) => `${r.name} is ${r.reported_state} (goal ${r.goal_state}, health ${r.health})`).join('; ');
@@ -94,7 +95,7 @@ function print(o: WaitOptions, w: Waited, line: string): void {
 const formationPath = (o: WaitOptions, verb: string): string => `/v1/formations/${encodeURIComponent(o.formation)}/${verb}`;
 
 /** The node other than the one writable `before` that is settled writable in `rows`. */
-function newPrimary(rows: readonly NodeStateRow[], before: readonly NodeStateRow[]): NodeStateRow | undefined {
+export function newPrimary(rows: readonly NodeStateRow[], before: readonly NodeStateRow[]): NodeStateRow | undefined {
   const old = before.find((r) => PRIMARY_STATES.has(r.goal_state as NodeState));
   return rows.find((r) => r.node_id !== old?.node_id && settledWritable(r));
 }

@@ -3,7 +3,7 @@ import { caFileGiven, cliCredentials } from './credentials.js';
 import { withRootCert } from './client-uri.js';
 import Table from 'cli-table3';
 import { MonitorClient } from '@pgha/client';
-import { describeProgress, formatBytes, type EventRow, type NodeStateRow, type TransitionProgress } from '@pgha/shared/base';
+import { describeProgress, formatBytes, formatDurationMs, type EventRow, type NodeStateRow, type TransitionProgress } from '@pgha/shared/base';
 
 /** A row's progress in the shape the shared helpers read; undefined when none. */
 export function rowProgress(r: NodeStateRow): TransitionProgress | undefined {
@@ -16,16 +16,17 @@ export function problemNotes(rows: readonly NodeStateRow[]): string[] {
   return [...rows.filter((r) => r.note).map((r) => `Note: ${r.note}`), ...rows.filter((r) => r.problem).map((r) => `Problem on ${r.name}: ${r.problem}`)];
 }
 
-/** `Restart pending on node1: shared_buffers (pgha show postgresql)`, one line per node with Postgres parameters waiting for a restart. */
+/** `Restart pending on node1: shared_buffers (pgha perform restart --pending)`, one line per node with Postgres parameters waiting for a restart. */
 export function pendingRestartNotes(rows: readonly NodeStateRow[]): string[] {
   // `pending_restart` is absent from a monitor older than it.
-  return rows.filter((r) => (r.pending_restart ?? []).length > 0).map((r) => `Restart pending on ${r.name}: ${r.pending_restart.join(', ')} (pgha show postgresql)`);
+  return rows.filter((r) => (r.pending_restart ?? []).length > 0).map((r) => `Restart pending on ${r.name}: ${r.pending_restart.join(', ')} (pgha perform restart --pending)`);
 }
 
 /**
  * The lines under the table: {@link problemNotes}, a long transition's progress
  * (`Progress on node2: base backup 42% (123.4 MB of 293.0 MB)`), and a catching-up standby's
- * lag (`Catching up: node2 is 40.0 MB (41943040 bytes) behind the primary`), and the Postgres
+ * lag (`Catching up: node2 is 40.0 MB (41943040 bytes) behind the primary`), a restart under
+ * way (`Restarting: node2's Postgres (restart 1, asked for 1200 ms ago; …)`) and the Postgres
  * parameters that wait for a restart (`Restart pending on node1: shared_buffers`).
  */
 export function stateNotes(rows: readonly NodeStateRow[]): string[] {
@@ -37,6 +38,13 @@ export function stateNotes(rows: readonly NodeStateRow[]): string[] {
   for (const r of rows) {
     if (r.lag_bytes !== null && r.lag_bytes !== undefined && (r.reported_state === 'catchingup' || r.goal_state === 'catchingup')) {
       lines.push(`Catching up: ${r.name} is ${formatBytes(r.lag_bytes)} (${r.lag_bytes} bytes) behind the primary`);
+    }
+  }
+  for (const r of rows) {
+    const restart = r.restart;
+    if (restart && restart.done < restart.requested) {
+      const ago = restart.requested_ago_ms === null ? '' : ` ${formatDurationMs(restart.requested_ago_ms)} ago`;
+      lines.push(`Restarting: ${r.name}'s Postgres (restart ${restart.requested}, asked for${ago}; its keeper reports it done once replication streams again)`);
     }
   }
   return [...lines, ...pendingRestartNotes(rows)];

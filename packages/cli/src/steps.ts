@@ -13,8 +13,12 @@ export interface Step {
   elapsed_ms: number;
   node_id: number;
   name: string;
-  /** `goal`: the monitor assigned a goal state; `reported`: the keeper reached a state; `left`: the node left the formation. */
-  kind: 'goal' | 'reported' | 'left';
+  /**
+   * `goal`: the monitor assigned a goal state; `reported`: the keeper reached a state; `left`:
+   * the node left the formation; `restart`: a restart of its Postgres was asked for
+   * (`to: 'requested'`) or its keeper reported it done (`to: 'done'`), `from` the request number.
+   */
+  kind: 'goal' | 'reported' | 'left' | 'restart';
   from: string;
   to: string;
   /** For a goal: the monitor's reason, from its event. */
@@ -25,6 +29,12 @@ interface Known {
   name: string;
   goal: string;
   reported: string;
+  restartRequested: number;
+  restartDone: number;
+}
+
+function known(r: NodeStateRow): Known {
+  return { name: r.name, goal: r.goal_state, reported: r.reported_state, restartRequested: r.restart?.requested ?? 0, restartDone: r.restart?.done ?? 0 };
 }
 
 /**
@@ -49,7 +59,7 @@ export class StepTracker {
    * @param startedMs - when the command was sent (`performance.now()`).
    */
   constructor(before: readonly NodeStateRow[], lastEventId: number, private readonly startedMs: number) {
-    for (const r of before) this.known.set(r.node_id, { name: r.name, goal: r.goal_state, reported: r.reported_state });
+    for (const r of before) this.known.set(r.node_id, known(r));
     this.lastEventId = lastEventId;
   }
 
@@ -69,16 +79,15 @@ export class StepTracker {
       if (e.event_id <= this.lastEventId) continue;
       this.lastEventId = e.event_id;
       if (e.old_goal_state === e.new_goal_state) continue;
-      const k = this.known.get(e.node_id) ?? { name: e.node_name, goal: e.old_goal_state, reported: e.reported_state };
+      const k = this.known.get(e.node_id) ?? { name: e.node_name, goal: e.old_goal_state, reported: e.reported_state, restartRequested: 0, restartDone: 0 };
       this.known.set(e.node_id, k);
       add(e.node_id, 'goal', e.old_goal_state, e.new_goal_state, e.reason);
       k.goal = e.new_goal_state;
     }
     for (const r of rows) {
-      let k = this.known.get(r.node_id);
+      const k = this.known.get(r.node_id);
       if (!k) {
-        k = { name: r.name, goal: r.goal_state, reported: r.reported_state };
-        this.known.set(r.node_id, k);
+        this.known.set(r.node_id, known(r));
         continue;
       }
       if (r.goal_state !== k.goal) {
@@ -89,6 +98,11 @@ export class StepTracker {
         add(r.node_id, 'reported', k.reported, r.reported_state);
         k.reported = r.reported_state;
       }
+      const restart = r.restart ?? { requested: 0, done: 0 };
+      if (restart.requested > k.restartRequested) add(r.node_id, 'restart', String(restart.requested), 'requested');
+      if (restart.done > k.restartDone) add(r.node_id, 'restart', String(restart.done), 'done');
+      k.restartRequested = Math.max(k.restartRequested, restart.requested);
+      k.restartDone = Math.max(k.restartDone, restart.done);
     }
     const present = new Set(rows.map((r) => r.node_id));
     for (const [nodeId, k] of this.known) {
@@ -103,6 +117,9 @@ export class StepTracker {
 
 /** A step as one line: `   212 ms  node1 (node 1)  goal: primary → draining`. */
 export function formatStep(s: Step): string {
-  const what = s.kind === 'left' ? 'left the formation' : `${s.kind}: ${s.from} → ${s.to}`;
+  const what =
+    s.kind === 'left' ? 'left the formation'
+    : s.kind === 'restart' ? (s.to === 'requested' ? `restart ${s.from} of Postgres requested` : `restart ${s.from} done: Postgres restarted, replication streams again`)
+    : `${s.kind}: ${s.from} → ${s.to}`;
   return `${String(s.elapsed_ms).padStart(7)} ms  ${`${s.name} (node ${s.node_id})`.padEnd(18)}  ${what}`;
 }

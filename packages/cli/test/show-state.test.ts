@@ -5,7 +5,7 @@ import { stateNotes } from '../src/show.js';
 const row = (over: Partial<NodeStateRow>): NodeStateRow => ({
   name: 'node1', node_id: 1, group_id: 0, host: '127.0.0.1', port: 5432, timeline: 1, lsn: '0/1', connection: 'none',
   reported_state: 'secondary', goal_state: 'secondary', health: 'good', last_report_ago_ms: 0, note: null, problem: null, lag_bytes: 0, transition_progress: null,
-  ...over,
+  restart: { requested: 0, done: 0, requested_ago_ms: null }, ...over,
 });
 
 describe('pgha show state: the lines under the table', () => {
@@ -19,6 +19,17 @@ describe('pgha show state: the lines under the table', () => {
       'Problem on node4: disk full',
       'Progress on node2: base backup 12% (32.0 MB of 256.0 MB)',
       'Catching up: node3 is 40.0 MB (41943040 bytes) behind the primary',
+    ]);
+  });
+
+  it('say a restart under way and the parameters pending a restart, and nothing for a restart done', () => {
+    expect(stateNotes([
+      row({ restart: { requested: 2, done: 1, requested_ago_ms: 1200 } }),
+      row({ name: 'node2', restart: { requested: 1, done: 1, requested_ago_ms: 60_000 }, pending_restart: ['max_connections', 'shared_buffers'] }),
+      row({ name: 'node3', pending_restart: [] }),
+    ])).toEqual([
+      "Restarting: node1's Postgres (restart 2, asked for 1200 ms ago; its keeper reports it done once replication streams again)",
+      'Restart pending on node2: max_connections, shared_buffers (pgha perform restart --pending)',
     ]);
   });
 });

@@ -4,7 +4,7 @@ import { StepTracker, formatStep } from '../src/steps.js';
 
 const row = (nodeId: number, reported: string, goal: string): NodeStateRow => ({
   name: `node${nodeId}`, node_id: nodeId, group_id: 0, host: '127.0.0.1', port: 5432 + nodeId, timeline: 1, lsn: '0/1', connection: 'none',
-  reported_state: reported, goal_state: goal, health: 'good', last_report_ago_ms: 0, note: null, problem: null, lag_bytes: null, transition_progress: null,
+  reported_state: reported, goal_state: goal, health: 'good', last_report_ago_ms: 0, note: null, problem: null, lag_bytes: null, transition_progress: null, restart: { requested: 0, done: 0, requested_ago_ms: null },
 });
 const event = (id: number, nodeId: number, from: string, to: string): EventRow => ({
   event_id: id, event_time: '', formation: 'default', group_id: 0, node_id: nodeId, node_name: `node${nodeId}`, reported_state: from, old_goal_state: from, new_goal_state: to, reason: `why ${id}`, rule: 'r',

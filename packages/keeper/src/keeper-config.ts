@@ -128,6 +128,12 @@ export const KeeperStateSchema = z.object({
    * monitor sends revisions, and after a registration (a new store numbers its own).
    */
   goalRevision: z.string().regex(/^\d+$/).optional(),
+  /**
+   * The highest restart request (`NodeGoal.restartRequest`) the keeper has carried out
+   * (`pgha perform restart`), so that each is done once, also across a keeper restart. Absent
+   * until the first one.
+   */
+  restartDone: z.number().int().min(0).optional(),
 });
 /** Contents of `state.json`. */
 export type KeeperState = z.infer<typeof KeeperStateSchema>;

@@ -68,6 +68,12 @@ export interface KeeperObserver {
   reportFinished(durationMs: number, ok: boolean): void;
 }
 
+/**
+ * How long a restart on request waits for replication to stream again before it reports the
+ * restart done anyway (ms): well within the monitor's `RESTART_ON_REQUEST_GRACE_MS`.
+ */
+const RESTART_STREAM_WAIT_MS = 15_000;
+
 /** How often a catching-up standby logs its lag behind the primary, at most (ms). */
 const CATCHUP_LOG_INTERVAL_MS = 1_000;
 
@@ -212,9 +218,13 @@ export class Keeper implements KeeperViewSource {
     return this.transitionAtMs;
   }
 
-  /** Records a newly reached state (a self-fence not yet recorded by the monitor, and the goal revision applied, stay in the file). */
+  /** Records a newly reached state (a self-fence not yet recorded by the monitor, the goal revision applied and the restart done stay in the file). */
   private reached(state: Omit<KeeperState, 'version' | 'updatedAt'>): KeeperState {
-    const kept = { ...(this.state.selfFence ? { selfFence: this.state.selfFence } : {}), ...(this.state.goalRevision !== undefined ? { goalRevision: this.state.goalRevision } : {}) };
+    const kept = {
+      ...(this.state.selfFence ? { selfFence: this.state.selfFence } : {}),
+      ...(this.state.goalRevision !== undefined ? { goalRevision: this.state.goalRevision } : {}),
+      ...(this.state.restartDone !== undefined ? { restartDone: this.state.restartDone } : {}),
+    };
     this.state = saveKeeperState(this.config.pgdata, { ...kept, ...state });
     this.transitionAtMs = Date.now();
     return this.state;
@@ -384,6 +394,7 @@ export class Keeper implements KeeperViewSource {
       ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
       ...(this.state.goalRevision !== undefined && this.monitorTakesAppliedRevision ? { appliedGoalRevision: this.state.goalRevision } : {}),
       ...(parameters ? { parameters } : {}),
+      ...(this.state.restartDone !== undefined ? { restartDone: this.state.restartDone } : {}),
     };
   }
 
@@ -413,14 +424,22 @@ export class Keeper implements KeeperViewSource {
     return goal;
   }
 
-  /** Keeps `revision` as the highest applied, in `state.json` (in memory only when the file cannot be written, which is logged). */
+  /** Keeps `revision` as the highest applied, in `state.json` (see {@link keepInState}). */
   private recordGoalRevision(revision: string): void {
+    this.keepInState({ goalRevision: revision }, `goal revision ${revision} applied`);
+  }
+
+  /**
+   * Writes `patch` into `state.json` with the rest of the state; in memory only when the file
+   * cannot be written, which is logged as `<done>, but the state file could not be saved with it`.
+   */
+  private keepInState(patch: Pick<Partial<KeeperState>, 'goalRevision' | 'restartDone'>, done: string): void {
     const { version: _v, updatedAt: _u, ...rest } = this.state;
     try {
-      this.state = saveKeeperState(this.config.pgdata, { ...rest, goalRevision: revision });
+      this.state = saveKeeperState(this.config.pgdata, { ...rest, ...patch });
     } catch (err) {
-      this.state = { ...this.state, goalRevision: revision };
-      this.log.error(`goal revision ${revision} applied, but the state file could not be saved with it: ${(err as Error).message}`);
+      this.state = { ...this.state, ...patch };
+      this.log.error(`${done}, but the state file could not be saved with it: ${(err as Error).message}`);
     }
   }
 
@@ -532,6 +551,7 @@ export class Keeper implements KeeperViewSource {
     if (!isNodeState(goalState)) return this.outcome(`unknown goal state "${goalState}" from the monitor`, { failed: true, level: 'error' });
     const current = this.state.currentState;
     const ctx = { node: this.node, goal, goalState };
+    if (goalState === current && (goal.restartRequest ?? 0) > (this.state.restartDone ?? 0)) return this.restartOnRequest(goal.restartRequest!);
     if (goalState === current) {
       // Keeping a state can take long too (a diverged standby's rewind): keep reporting.
       const heartbeat = this.startHeartbeat();
@@ -588,6 +608,40 @@ export class Keeper implements KeeperViewSource {
       if (message !== this.parametersFailure) this.log.error(`writing the Postgres parameters failed: ${message}`);
       this.parametersFailure = message;
     }
+  }
+
+  /**
+   * Restarts Postgres for the operator's restart request `request` (`pgha perform restart`),
+   * reporting as usual meanwhile (transition `restart`), then records it done in state.json
+   * and reports it (`NodeReport.restartDone`) at once, also when it failed (then the tick
+   * fails, and the next ones start Postgres as for any stopped one). Done once the node is at
+   * its goal, so that it never mixes with a transition.
+   */
+  private async restartOnRequest(request: number): Promise<TickOutcome> {
+    this.inProgress = 'restart';
+    const heartbeat = this.startHeartbeat();
+    let streaming = false;
+    let failure: Error | undefined;
+    try {
+      streaming = await this.node.postgres.restartOnRequest(RESTART_STREAM_WAIT_MS);
+      // A primary's standbys stream again; give their keepers a report to tell the monitor so
+      // before the restart is done and no longer excuses their silence.
+      if (streaming && WRITABLE_STATES.has(this.state.currentState)) await delay(2 * this.reportIntervalMs);
+      this.failingStep.note(undefined, Date.now());
+    } catch (err) {
+      // Done all the same: the request is not tried again, the monitor stops excusing the node
+      // at once, and the loop keeps its state as for any stopped Postgres (start, problem).
+      failure = err as Error;
+      this.stepFailed('restart on request', err);
+    } finally {
+      clearInterval(heartbeat);
+      this.inProgress = null;
+    }
+    this.keepInState({ restartDone: request }, `restart ${request} done`);
+    await this.report().catch(() => undefined);
+    if (failure) return this.outcome(`restart ${request} of Postgres failed: ${failure.message}`, { failed: true, level: 'error' });
+    const how = streaming ? 'its replication streams again' : `its replication did not stream again within ${formatDurationMs(RESTART_STREAM_WAIT_MS)}`;
+    return this.outcome(`restarted Postgres (restart ${request} asked for by the operator): ${how}`, { transitioned: true, level: streaming ? 'info' : 'warn' });
   }
 
   /** Reports every report interval while a transition (or the keeping of a state) runs; stop it with `clearInterval`. */

@@ -20,7 +20,7 @@ function storedStandby(): NodeRecord {
     upstreamStreaming: true, lastStreamingAt: written, transitionInProgress: null, transitionProgress: null,
     health: 'good', healthFailures: 0, healthCheckedAt: written, probeInRecovery: true, goalChangedAt: written,
     goalRevision: '7', createdAt: written, reportedSyncStandbyNames: null, destroyRequested: false,
-    reportedProblem: null, postgresSsl: false, httpAddress: null, lastSelfFenceAt: null, postgresParameters: [], reportedParameters: null,
+    reportedProblem: null, postgresSsl: false, httpAddress: null, lastSelfFenceAt: null, postgresParameters: [], reportedParameters: null, restartRequest: 0, restartRequestedAt: null, restartDone: 0,
   };
 }
 

@@ -19,7 +19,7 @@ function node(nodeId: number, over: Partial<NodeRecord> = {}): NodeRecord {
     upstreamStreaming: !primary, lastStreamingAt: primary ? null : at, transitionInProgress: null, transitionProgress: null,
     health: 'good', healthFailures: 0, healthCheckedAt: at, probeInRecovery: !primary, goalChangedAt: at,
     goalRevision: '7', createdAt: at, reportedSyncStandbyNames: null, destroyRequested: false,
-    reportedProblem: null, postgresSsl: false, httpAddress: null, lastSelfFenceAt: null,
+    reportedProblem: null, postgresSsl: false, httpAddress: null, lastSelfFenceAt: null, restartRequest: 0, restartRequestedAt: null, restartDone: 0,
     ...over,
   };
 }

@@ -9,3 +9,4 @@ export * from './standby-names.js';
 export * from './group-fsm/election.js';
 export * from './group-fsm/commands.js';
 export * from './group-fsm/status.js';
+export * from './group-fsm/restart.js';

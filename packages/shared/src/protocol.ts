@@ -334,6 +334,12 @@ const NodeReportFields = z
      * a keeper older than it). See {@link ReportedParameters}.
      */
     parameters: z.lazy(() => ReportedParameters).nullable().optional(),
+    /**
+     * The highest restart request (`NodeGoal.restartRequest`) the keeper has carried out: it
+     * restarted Postgres and its replication streams again (kept in its state.json). Absent
+     * from keepers older than `pgha perform restart`.
+     */
+    restartDone: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   })
   .strict();
 
@@ -417,6 +423,12 @@ export interface NodeGoal {
    * monitor: the keeper leaves its file as it is.
    */
   postgresParameters?: PostgresParameter[];
+  /**
+   * How many restarts of its Postgres the operator has asked for the node
+   * (`pgha perform restart`): the keeper restarts Postgres once for each new value above the
+   * one it last carried out (`NodeReport.restartDone`). Absent from an older monitor.
+   */
+  restartRequest?: number;
 }
 
 /** One row of `pgha show state`. */
@@ -455,6 +467,12 @@ export interface NodeStateRow {
    * (`pg_settings.pending_restart`, as its keeper last reported); empty when none, or not known.
    */
   pending_restart: string[];
+  /**
+   * Restarts of the node's Postgres asked for by the operator (`pgha perform restart`) and
+   * carried out by its keeper: a restart is under way while `done < requested`;
+   * `requested_ago_ms` is the time since the last request (null: never asked).
+   */
+  restart: { requested: number; done: number; requested_ago_ms: number | null };
 }
 
 /** One row of `pgha show events`. */
@@ -502,6 +520,25 @@ export const PromotionRequest = z.object({ name: NodeName }).strict();
 export const MaintenanceRequest = z
   .object({ name: NodeName, enable: z.boolean(), allowFailover: z.boolean().default(false) })
   .strict();
+
+/**
+ * Body of `POST /v1/formations/:formation/restart` (`pgha perform restart`): restart the
+ * Postgres of node `name`. A standby restarts in place; the primary by a switchover to a
+ * synchronous standby (its Postgres restarts as it rejoins as a standby), or in place with
+ * `inPlace`.
+ */
+export const RestartRequest = z.object({ name: NodeName, inPlace: z.boolean().default(false) }).strict();
+export type RestartRequest = z.input<typeof RestartRequest>;
+
+/** Answer to {@link RestartRequest} (a view: snake_case). */
+export interface RestartResponse extends CommandResponse {
+  node_id: number;
+  name: string;
+  /** `in-place`: its keeper restarts Postgres; `switchover`: the primary hands over and rejoins as a standby. */
+  method: 'in-place' | 'switchover';
+  /** The node's restart request now (`NodeGoal.restartRequest`); its keeper reports it done as `restart.done` in `pgha show state`. */
+  restart_request: number;
+}
 
 /** Answer to an operator command (a view: snake_case, see docs/api.md, "Casing"). */
 export interface CommandResponse {

@@ -197,6 +197,14 @@ export const MAINTENANCE_STATES: ReadonlySet<NodeState> = new Set<NodeState>([
   'maintenance',
 ]);
 
+/**
+ * Goal states of a node of a healthy group, settled and serving: the writable primary
+ * (`primary`, or `single` alone) and the caught-up standbys (`secondary`). `pgha perform
+ * restart` restarts a node only while every node of its group has reached one of these
+ * (`restartRefusal`).
+ */
+export const SERVING_STATES: ReadonlySet<NodeState> = new Set<NodeState>(['primary', 'single', 'secondary']);
+
 /** True when `state` is one of {@link NODE_STATES}. */
 export function isNodeState(state: string): state is NodeState {
   return (NODE_STATES as readonly string[]).includes(state);

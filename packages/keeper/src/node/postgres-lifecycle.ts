@@ -149,6 +149,37 @@ export class PostgresLifecycle {
     await pgCtlRestart(this.pgdata, this.pgLogFile);
   }
 
+  /**
+   * Restarts Postgres on the operator's request (`pgha perform restart`): `pg_ctl restart -m
+   * fast`, then waits until its replication is back as it was (at most `streamWaitMs`): on a
+   * standby its WAL receiver streams again; on a primary as many standbys stream from it as
+   * before. The monitor excuses the node while the restart is under way
+   * (`restartingOnRequest`), so the keeper reports it done only once nothing is missing.
+   *
+   * @returns whether replication streamed again within `streamWaitMs`.
+   * @throws PghaError `PGHA_ERR_PGDATA` when the data directory is not the node's; PostgresCommandError when pg_ctl fails.
+   */
+  async restartOnRequest(streamWaitMs: number): Promise<boolean> {
+    this.identity.assertOwn();
+    const streamingBefore = await this.streamingStandbys().catch(() => 0);
+    await this.session.closeSession();
+    this.log.info('restarting Postgres (asked for by the operator: pgha perform restart)');
+    this.socketDir();
+    await pgCtlRestart(this.pgdata, this.pgLogFile);
+    const back = await pollUntil(async () => {
+      const facts = await this.session.readFacts();
+      if (!facts) return false;
+      return facts.isInRecovery ? facts.upstreamStreaming : (await this.streamingStandbys()) >= streamingBefore;
+    }, { timeoutMs: streamWaitMs, intervalMs: 50 });
+    return back === true;
+  }
+
+  /** How many standbys stream from this Postgres (`pg_stat_replication`; 0 on a standby). */
+  private async streamingStandbys(): Promise<number> {
+    const { rows } = await this.session.withSession((c) => c.query<{ n: number }>("select count(*)::int as n from pg_stat_replication where state = 'streaming'"));
+    return rows[0]?.n ?? 0;
+  }
+
   /** Stops Postgres (fast, then immediate) if it runs. */
   async stop(): Promise<void> {
     await this.session.closeSession();

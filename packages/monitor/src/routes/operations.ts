@@ -7,12 +7,15 @@
  * - `POST /v1/formations/:formation/promotion` body `{name}` → 200 (a `note` when it already is the primary); 404, 409.
  * - `POST /v1/formations/:formation/maintenance` body `{name, enable, allowFailover?}` → 200; 404, 409.
  * - `DELETE /v1/formations/:formation/nodes/:name?destroy=true|false` → 200; 404, 409.
+ * - `POST /v1/formations/:formation/restart` body `{name, inPlace?}` → 200 `RestartResponse`; 400, 404,
+ *   409 when the group is not healthy or another restart is under way (see `restartNode`).
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { EmptyBody, FormationName, MaintenanceRequest, NodeName, PromotionRequest, type CommandResponse, type OperatorEvent } from '@pgha/shared';
+import { EmptyBody, FormationName, MaintenanceRequest, NodeName, PromotionRequest, RestartRequest, type CommandResponse, type OperatorEvent } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
 import { removeNode } from '../formation/remove-node.js';
+import { restartNode } from '../formation/restart-node.js';
 import { formationSettings } from '../store/group-facts.js';
 import type { NodeRecord } from '../store/records.js';
 import { validate } from './validate.js';
@@ -62,6 +65,13 @@ export async function operationRoutes(app: FastifyInstance, deps: AppDeps): Prom
       ? { type: 'enable-maintenance', nodeId: node.nodeId, allowFailover: body.allowFailover }
       : { type: 'disable-maintenance', nodeId: node.nodeId };
     return run(deps, formation, node.groupId, event);
+  });
+
+  app.post('/v1/formations/:formation/restart', async (req) => {
+    const { formation } = validate(FormationParams, req.params, 'params');
+    const body = validate(RestartRequest, req.body, 'body');
+    const node = await nodeByName(deps, formation, body.name);
+    return restartNode(deps, node, body.inPlace ?? false);
   });
 
   app.delete('/v1/formations/:formation/nodes/:name', async (req) => {

@@ -89,6 +89,7 @@ export function goalView(node: NodeRecord, formation: FormationRecord, nodes: re
     clientNetworks: [...formation.clientNetworks],
     lagBytes: lagBytes(node, primary),
     postgresParameters: nodeParameters(node, formation, nodes),
+    restartRequest: node.restartRequest,
   };
 }
 
@@ -129,6 +130,11 @@ export async function formationState(store: StoreSession, formationId: string, n
         ? { phase: n.transitionProgress.phase, transition: n.transitionInProgress, done_bytes: n.transitionProgress.doneBytes, total_bytes: n.transitionProgress.totalBytes, percent: progressPercent(n.transitionProgress) }
         : null,
       pending_restart: n.reportedParameters?.pendingRestart ?? [],
+      restart: {
+        requested: n.restartRequest,
+        done: n.restartDone,
+        requested_ago_ms: n.restartRequestedAt ? Math.max(0, Math.round(nowMs - new Date(n.restartRequestedAt).getTime())) : null,
+      },
     };
   });
 }

@@ -27,6 +27,7 @@ function toFacts(n: NodeRecord): NodeFacts {
     health: n.health,
     goalChangedMs: new Date(n.goalChangedAt).getTime(),
     synchronousStandbyNames: n.reportedSyncStandbyNames,
+    restartRequestedMs: n.restartDone < n.restartRequest && n.restartRequestedAt ? new Date(n.restartRequestedAt).getTime() : null,
   };
 }
 

@@ -87,6 +87,12 @@ export interface NodeRecord {
   postgresParameters: PostgresParameter[];
   /** What its keeper last reported of its Postgres parameters; null: not reported. */
   reportedParameters: ReportedParameters | null;
+  /** How many restarts of its Postgres the operator asked for (`pgha perform restart`); 0: none. */
+  restartRequest: number;
+  /** When the last restart was asked for (the store's clock); null: never. */
+  restartRequestedAt: Date | null;
+  /** The last restart request its keeper reported carried out; a restart is under way while below `restartRequest`. */
+  restartDone: number;
 }
 
 /** What a node registers with (`pgha keeper create`). */

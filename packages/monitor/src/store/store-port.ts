@@ -91,8 +91,8 @@ export interface NodeRepository {
    *   also when another transaction registered it meanwhile.
    */
   insert(formationId: string, node: NewNode): Promise<NodeRecord>;
-  /** Changes what a node registered with again (`keeper create` run again) or `destroyRequested`. */
-  update(nodeId: number, patch: Partial<Pick<NodeRecord, 'postgresSsl' | 'httpAddress' | 'destroyRequested'>>): Promise<NodeRecord>;
+  /** Changes what a node registered with again (`keeper create` run again), `destroyRequested`, or its restart request (`pgha perform restart`). */
+  update(nodeId: number, patch: Partial<Pick<NodeRecord, 'postgresSsl' | 'httpAddress' | 'destroyRequested' | 'restartRequest' | 'restartRequestedAt'>>): Promise<NodeRecord>;
   /** Deletes a node (its credentials go with it); its event is the caller's. */
   remove(nodeId: number): Promise<void>;
 }

@@ -33,6 +33,12 @@ export interface NodeFacts {
   readonly goalChangedMs?: number | null;
   /** Keeper's view on a primary: the `synchronous_standby_names` Postgres runs with. */
   readonly synchronousStandbyNames?: string | null;
+  /**
+   * When the operator asked for a restart of the node's Postgres that its keeper has not
+   * reported done yet (`pgha perform restart`, see `restartingOnRequest`); null or absent when
+   * none is under way.
+   */
+  readonly restartRequestedMs?: number | null;
 }
 
 /** Everything one decision about one group may read. Pure data: `nowMs` is a fact. */

@@ -21,6 +21,27 @@ export function keeperIsAlive(facts: GroupFacts, node: NodeFacts): boolean {
 }
 
 /**
+ * How long a restart the operator asked for (`pgha perform restart`) excuses its node's
+ * Postgres being down or its standbys not streaming, in ms: the keeper restarts Postgres
+ * (`pg_ctl restart -m fast`) and waits for its replication to stream again before it reports
+ * the restart done. A restart that takes longer is a failure like any other, and the usual
+ * rules (`standby-failed`, `failover-start`) apply. Source: Patroni, whose leader keeps its
+ * leader key while it restarts Postgres (`primary_start_timeout`, default 300 s); shorter here
+ * because a standby's restart blocks synchronous commits of a two-node group while it lasts.
+ */
+export const RESTART_ON_REQUEST_GRACE_MS = 30_000;
+
+/**
+ * The node's Postgres is being restarted on the operator's request: the keeper has not
+ * reported the restart done, and it was asked for at most {@link RESTART_ON_REQUEST_GRACE_MS}
+ * ago.
+ */
+export function restartingOnRequest(facts: GroupFacts, node: NodeFacts): boolean {
+  const at = node.restartRequestedMs;
+  return at !== undefined && at !== null && facts.nowMs - at <= RESTART_ON_REQUEST_GRACE_MS;
+}
+
+/**
  * Postgres on the node is down as far as anyone can tell: the monitor's probe fails and
  * either the keeper is silent or it says the postmaster is not running.
  */
@@ -45,9 +66,11 @@ export function streamedRecently(facts: GroupFacts, node: NodeFacts): boolean {
  * A standby is healthy when its Postgres is up and, if its keeper is alive, it has streamed
  * within `standbyStreamingTimeoutMs` (a reconnecting WAL receiver is not a failure). A
  * standby whose keeper is dead but whose Postgres answers the probe stays healthy: the
- * keeper crashing alone must not change anything.
+ * keeper crashing alone must not change anything. A standby that restarts on the operator's
+ * request ({@link restartingOnRequest}) is healthy while it does.
  */
 export function standbyIsHealthy(facts: GroupFacts, node: NodeFacts): boolean {
+  if (restartingOnRequest(facts, node)) return true;
   if (postgresIsDown(facts, node)) return false;
   if (!keeperIsAlive(facts, node)) return node.health === 'good';
   return streamedRecently(facts, node);
@@ -67,8 +90,10 @@ export function writableNode(facts: GroupFacts): NodeFacts | undefined {
 /**
  * The primary has failed, by three witnesses: its Postgres is down (probe fails, and the
  * keeper is silent or says Postgres is not running) and no standby still streams from it.
+ * Never while it restarts on the operator's request ({@link restartingOnRequest}).
  */
 export function primaryHasFailed(facts: GroupFacts, primary: NodeFacts): boolean {
+  if (restartingOnRequest(facts, primary)) return false;
   if (!postgresIsDown(facts, primary)) return false;
   return !facts.nodes.some((n) => n.nodeId !== primary.nodeId && isStreaming(facts, n));
 }

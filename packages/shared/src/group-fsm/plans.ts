@@ -19,6 +19,7 @@ import {
   isCurrentState,
   isStreaming,
   keeperIsAlive,
+  restartingOnRequest,
   postgresIsDown,
   primaryHasFailed,
   quorumStandbys,
@@ -111,11 +112,14 @@ export const standbyStartCatchingup: Plan = (facts) => {
  * streamed for `standbyStreamingTimeoutMs`). It goes back to `catchingup`; if no healthy
  * quorum standby is left and number_sync_standbys is 0, the primary goes to `wait_primary`
  * so that writes never block on a dead standby. Only applies while the primary itself is
- * up, so that a standby that stops streaming because the primary died is not blamed.
+ * up and not restarting on the operator's request, so that a standby that stops streaming
+ * because the primary died or restarts is not blamed.
  */
 export const standbyFailed: Plan = (facts) => {
   const primary = writableNode(facts);
   if (!primary || !keeperIsAlive(facts, primary) || !primary.postgresRunning || postgresIsDown(facts, primary)) return undefined;
+  // Its standbys stop streaming while it restarts on request: not their failure.
+  if (restartingOnRequest(facts, primary)) return undefined;
   const failed = facts.nodes.filter(
     (n) => n.nodeId !== primary.nodeId && n.goalState === 'secondary' && !standbyIsHealthy(facts, n),
   );

@@ -8,9 +8,9 @@ import type { EventRecord, FormationRecord, NewEvent, NodeRecord } from '../reco
 type NodeValue = Omit<NodeRecord, DateField> & { [K in DateField as `${K}Ms`]: NodeRecord[K] extends Date ? number : number | null };
 
 /** The `Date` fields of a node record. */
-type DateField = 'reportedAt' | 'lastStreamingAt' | 'healthCheckedAt' | 'goalChangedAt' | 'createdAt' | 'lastSelfFenceAt';
+type DateField = 'reportedAt' | 'lastStreamingAt' | 'healthCheckedAt' | 'goalChangedAt' | 'createdAt' | 'lastSelfFenceAt' | 'restartRequestedAt';
 
-const NULLABLE_DATES = ['reportedAt', 'lastStreamingAt', 'healthCheckedAt', 'lastSelfFenceAt'] as const;
+const NULLABLE_DATES = ['reportedAt', 'lastStreamingAt', 'healthCheckedAt', 'lastSelfFenceAt', 'restartRequestedAt'] as const;
 
 function ms(d: Date | null): number | null {
   return d === null ? null : d.getTime();
@@ -22,7 +22,7 @@ function date(v: number | null | undefined): Date | null {
 
 /** A node record as its key's value. */
 export function encodeNode(n: NodeRecord): string {
-  const { reportedAt, lastStreamingAt, healthCheckedAt, goalChangedAt, createdAt, lastSelfFenceAt, ...rest } = n;
+  const { reportedAt, lastStreamingAt, healthCheckedAt, goalChangedAt, createdAt, lastSelfFenceAt, restartRequestedAt, ...rest } = n;
   const value: NodeValue = {
     ...rest,
     reportedAtMs: ms(reportedAt),
@@ -31,6 +31,7 @@ export function encodeNode(n: NodeRecord): string {
     goalChangedAtMs: goalChangedAt.getTime(),
     createdAtMs: createdAt.getTime(),
     lastSelfFenceAtMs: ms(lastSelfFenceAt),
+    restartRequestedAtMs: ms(restartRequestedAt),
   };
   return JSON.stringify(value);
 }
@@ -38,7 +39,7 @@ export function encodeNode(n: NodeRecord): string {
 /** A node key's value as a record. @throws SyntaxError for a value that is not JSON. */
 export function decodeNode(text: string): NodeRecord {
   const v = JSON.parse(text) as NodeValue;
-  const { reportedAtMs, lastStreamingAtMs, healthCheckedAtMs, goalChangedAtMs, createdAtMs, lastSelfFenceAtMs, ...rest } = v;
+  const { reportedAtMs, lastStreamingAtMs, healthCheckedAtMs, goalChangedAtMs, createdAtMs, lastSelfFenceAtMs, restartRequestedAtMs, ...rest } = v;
   const record: NodeRecord = {
     ...rest,
     reportedAt: date(reportedAtMs),
@@ -47,11 +48,15 @@ export function decodeNode(text: string): NodeRecord {
     goalChangedAt: new Date(goalChangedAtMs),
     createdAt: new Date(createdAtMs),
     lastSelfFenceAt: date(lastSelfFenceAtMs),
+    restartRequestedAt: date(restartRequestedAtMs),
   };
   for (const f of NULLABLE_DATES) record[f] ??= null;
   // Written before the fields existed (an older monitor): none of its own, none reported.
   record.postgresParameters ??= [];
   record.reportedParameters ??= null;
+  // Written before `pgha perform restart`: no restart asked for.
+  record.restartRequest ??= 0;
+  record.restartDone ??= 0;
   return record;
 }
 

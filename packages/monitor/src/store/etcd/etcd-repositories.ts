@@ -388,13 +388,16 @@ export class EtcdNodeRepository implements NodeRepository {
       lastSelfFenceAt: null,
       postgresParameters: [],
       reportedParameters: null,
+      restartRequest: 0,
+      restartRequestedAt: null,
+      restartDone: 0,
     };
     for (const [key, value] of nodeIndexEntries(keys, record)) this.ctx.attempt.put(key, value, formationId);
     this.ctx.attempt.onCommit(() => this.ctx.shared.nodeFormations.set(nodeId, formationId));
     return writeNode(this.ctx, record);
   }
 
-  async update(nodeId: number, patch: Partial<Pick<NodeRecord, 'postgresSsl' | 'httpAddress' | 'destroyRequested'>>): Promise<NodeRecord> {
+  async update(nodeId: number, patch: Partial<Pick<NodeRecord, 'postgresSsl' | 'httpAddress' | 'destroyRequested' | 'restartRequest' | 'restartRequestedAt'>>): Promise<NodeRecord> {
     const node = await storedNode(this.ctx, nodeId);
     if (!node) throw noSuchNode(nodeId);
     return this.merge(writeNode(this.ctx, { ...node, ...patch }));

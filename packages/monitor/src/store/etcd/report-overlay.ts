@@ -3,7 +3,8 @@
  * heartbeats. A keeper reports every ~500 ms; most reports change nothing but the time and the
  * LSN. The etcd adapter writes a node's key only when a report changes a **persisted fact**
  * ({@link PERSISTED_REPORT_FACTS}: its reported state, whether Postgres runs, recovery,
- * timeline, streaming, transition, `synchronous_standby_names`, problem, self-fence, parameters), when the
+ * timeline, streaming, transition, `synchronous_standby_names`, problem, self-fence, parameters,
+ * restart done), when the
  * node never reported before, or when its LSN moved and was last written
  * {@link LSN_WRITE_INTERVAL_MS} ago or more; every report updates this overlay: when it came
  * (`reportedAt`), its LSN, when its WAL receiver last streamed, its transition's progress.
@@ -36,6 +37,7 @@ export const PERSISTED_REPORT_FACTS = [
   'reportedProblem',
   'lastSelfFenceAt',
   'reportedParameters',
+  'restartDone',
 ] as const satisfies readonly (keyof NodeRecord)[];
 
 /** What the overlay knows of a node from the reports this monitor received. */
@@ -160,6 +162,7 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
     reportedParameters: report.parameters ?? null,
     lastSelfFenceAt: fence === undefined ? base.lastSelfFenceAt : dateOrNull(latest(time(base.lastSelfFenceAt), fence)),
     lastStreamingAt: report.upstreamStreaming ? new Date(nowMs) : base.lastStreamingAt,
+    restartDone: Math.max(base.restartDone, report.restartDone ?? 0),
   };
   const lsnWrittenAtMs = live?.lsnWrittenAtMs ?? nowMs - lsnJitterMs;
   const factChanged = stored.reportedAt === null || PERSISTED_REPORT_FACTS.some((f) => !sameFact(stored[f], node[f]));

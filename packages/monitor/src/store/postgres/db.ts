@@ -27,7 +27,7 @@ export interface FormationsTable {
   replicationPassword: string;
   monitorProbePassword: string;
   createdAt: Generated<Date>;
-  /** jsonb `[{name, value}]` (migration 0013); written as JSON text. */
+  /** jsonb `[{name, value}]` (migration 0014); written as JSON text. */
   postgresParameters: ColumnType<PostgresParameter[], string | undefined, string>;
 }
 
@@ -70,10 +70,14 @@ export interface NodesTable {
   lastSelfFenceAt: Timestamp | null;
   /** The revision of the node's goal, from `pgha.goal_revision_seq` at each goal write (`bigint`, as text; migration 0012). */
   goalRevision: Generated<string>;
-  /** jsonb `[{name, value}]`: the node's own Postgres parameters (migration 0013); written as JSON text. */
+  /** jsonb `[{name, value}]`: the node's own Postgres parameters (migration 0014); written as JSON text. */
   postgresParameters: ColumnType<PostgresParameter[], string | undefined, string>;
-  /** jsonb: what its keeper last reported of its parameters; null: not reported (migration 0013). */
+  /** jsonb: what its keeper last reported of its parameters; null: not reported (migration 0014). */
   reportedParameters: ColumnType<ReportedParameters | null, string | null | undefined, string | null>;
+  /** Restarts of its Postgres asked for by the operator, when the last was, and the last its keeper carried out (migration 0015). */
+  restartRequest: Generated<number>;
+  restartRequestedAt: Timestamp | null;
+  restartDone: Generated<number>;
 }
 
 /** `pgha.node_credentials`: the SHA-256 (hex) of each node's keeper token. */

@@ -71,7 +71,7 @@ export class PgNodeRepository implements NodeRepository {
     }
   }
 
-  async update(nodeId: number, patch: Partial<Pick<NodeRecord, 'postgresSsl' | 'httpAddress' | 'destroyRequested'>>): Promise<NodeRecord> {
+  async update(nodeId: number, patch: Partial<Pick<NodeRecord, 'postgresSsl' | 'httpAddress' | 'destroyRequested' | 'restartRequest' | 'restartRequestedAt'>>): Promise<NodeRecord> {
     const row = await this.db.updateTable('nodes').set(patch).where('nodeId', '=', nodeId).returningAll().executeTakeFirst();
     if (!row) throw noSuchNode(nodeId);
     return row;

@@ -73,6 +73,7 @@ export async function recordReports(trx: Transaction<Database>, reports: readonl
       reported_problem: report.problem ?? null,
       self_fence_at_ms: report.selfFence?.fencedAtMs ?? null,
       reported_parameters: report.parameters ?? null,
+      restart_done: report.restartDone ?? null,
     })),
   );
   const text = `
@@ -83,7 +84,7 @@ export async function recordReports(trx: Transaction<Database>, reports: readonl
       select * from json_to_recordset(${pg.escapeLiteral(input)}::json)
         as t(node_id int4, reported_state text, postgres_running bool, is_in_recovery bool, reported_lsn text, reported_timeline int4,
              upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text, reported_problem text,
-             transition_progress jsonb, self_fence_at_ms int8, reported_parameters jsonb)
+             transition_progress jsonb, self_fence_at_ms int8, reported_parameters jsonb, restart_done int4)
     ), before as (
       select node_id, reported_problem, last_self_fence_at from pgha.nodes where node_id = any(${ids})
     ), updated as (
@@ -100,6 +101,7 @@ export async function recordReports(trx: Transaction<Database>, reports: readonl
         reported_sync_standby_names = i.reported_sync_standby_names,
         reported_problem = i.reported_problem,
         reported_parameters = i.reported_parameters,
+        restart_done = greatest(n.restart_done, coalesce(i.restart_done, 0)),
         last_self_fence_at = greatest(n.last_self_fence_at, timestamptz 'epoch' + i.self_fence_at_ms * interval '1 millisecond'),
         last_streaming_at = case when i.upstream_streaming then clock_timestamp() else n.last_streaming_at end
       from input i
