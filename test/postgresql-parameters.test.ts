@@ -80,10 +80,14 @@ describe('pgha set postgresql', () => {
 
     await pghaOk('set', 'postgresql', 'work_mem', '--reset', '--name', standby.name);
     await waitFor("the standby back to the formation's 8MB", async () => (await show(standby, 'work_mem')) === '8MB', { timeoutMs: 15_000, intervalMs: 200 });
+    // ... and so says show postgresql once its keeper reported it.
+    await waitFor('show postgresql: 8MB running on the standby', async () => (await parameters()).nodes.find((n) => n.name === standby.name)!.parameters.some((p) => p.name === 'work_mem' && p.running === '8MB'), { timeoutMs: 15_000, intervalMs: 200 });
   });
 
   it('refuses an unknown name, a wrong unit, a value out of range and the parameters pgha owns, with the reason, and stores nothing', async () => {
-    const before = await parameters();
+    // What is stored: the formation's parameters and each node's own (what keepers report they run may move meanwhile).
+    const stored = (v: PostgresParametersView) => ({ parameters: v.parameters, nodes: v.nodes.map((n) => ({ name: n.name, overrides: n.overrides })) });
+    const before = stored(await parameters());
     for (const [args, pattern] of [
       [['work_mme', '8MB'], /work_mme is not a Postgres parameter/],
       [['work_mem', '8XB'], /"XB" is not a unit of work_mem: valid units are B, kB, MB, GB, TB/],
@@ -100,7 +104,7 @@ describe('pgha set postgresql', () => {
     }
     const json = await runPgha(['set', 'postgresql', 'work_mem', '8XB', '--json'], env);
     expect(json.exitCode).not.toBe(0);
-    expect(await parameters()).toEqual(before);
+    expect(stored(await parameters())).toEqual(before);
     expect((await pghaOk('get', 'postgresql', 'port')).trim()).toBe('');
     expect(await show(primary, 'work_mem')).toBe('8MB');
   });

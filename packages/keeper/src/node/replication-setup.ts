@@ -32,6 +32,8 @@ import type { PostgresLifecycle } from './postgres-lifecycle.js';
  * knows of changed them: an operator's own `ALTER SYSTEM` and reload shows within this.
  */
 export const PARAMETERS_MAX_AGE_MS = 10_000;
+/** A `pg_settings` read this soon after a config write (ms) is not reused: the reload may not have reached the session yet. */
+export const PARAMETERS_SETTLE_MS = 2_000;
 
 /**
  * A libpq keyword/value string, values quoted.
@@ -96,6 +98,8 @@ export class ReplicationSetup {
   private lastParameters: { key: string; atMs: number; value: ReportedParameters } | undefined;
   /** Config writes so far (pgha.conf, pg_hba.conf, pgha.parameters.conf): part of {@link lastParameters}' key. */
   private configWrites = 0;
+  /** When the last config write was (ms, `performance.now()`): a read soon after may precede the reload's effect, and is not reused. */
+  private lastConfigWriteMs = -Infinity;
 
   constructor(
     private readonly config: KeeperConfig,
@@ -218,6 +222,7 @@ export class ReplicationSetup {
   writeConfig(options: NodeConfigOptions): boolean {
     this.identity.assertOwn();
     this.configWrites++;
+    this.lastConfigWriteMs = performance.now();
     // --skip-pg-hba: pg_hba.conf is the operator's; the client networks are said once per change.
     const hba = this.config.skipPgHba ? false : writeHba(this.pgdata, this.hbaEntries(options.nodes, options.clientNetworks));
     const networks = options.clientNetworks.join(',');
@@ -273,6 +278,7 @@ export class ReplicationSetup {
     const changed = writeParametersConf(this.pgdata, parameters);
     if (changed) {
       this.configWrites++;
+      this.lastConfigWriteMs = performance.now();
       this.log.info({ parameters: parameters.map((p) => `${p.name}=${p.value}`) }, `Postgres parameters written to pgha.parameters.conf (${parameters.length})${this.postgres.isRunning() ? ', reloading' : ''}`);
       if (this.postgres.isRunning()) await this.postgres.reload();
     }
@@ -290,7 +296,9 @@ export class ReplicationSetup {
     const names = (this.parameters ?? []).map((p) => p.name);
     const key = `${isPrimary}|${postmasterPid(this.pgdata) ?? ''}|${this.configWrites}|${names.join(',')}`;
     const now = performance.now();
-    if (this.lastParameters && this.lastParameters.key === key && now - this.lastParameters.atMs < PARAMETERS_MAX_AGE_MS) return this.lastParameters.value;
+    const last = this.lastParameters;
+    // A read within PARAMETERS_SETTLE_MS of a config write may predate the reload's effect (the postmaster signals the backends asynchronously): read again.
+    if (last && last.key === key && now - last.atMs < PARAMETERS_MAX_AGE_MS && last.atMs - this.lastConfigWriteMs >= PARAMETERS_SETTLE_MS) return last.value;
     try {
       const value = await this.session.withSession(async (c) => {
         if (isPrimary && !this.probeRoleReadsSettings) {
