@@ -132,4 +132,33 @@ describe('pgha set postgresql', () => {
     }, { timeoutMs: 15_000, intervalMs: 200 });
     expect(Number(await show(primary, 'max_connections'))).toBe(running);
   });
+
+  it('a value Postgres refuses at its start stops pgha perform restart at the first node, which runs on with the values it last started with; no other node restarts', async () => {
+    const startTime = async (node: NodeStateRow): Promise<string> => (await queryNode<{ t: string }>(node.port, 'select pg_postmaster_start_time()::text as t'))[0]!.t;
+    const primaryStarted = await startTime(primary);
+    const sharedBuffers = await show(standby, 'shared_buffers');
+    // Within pg_settings' range, so the monitor takes it; beyond any memory this machine has, so Postgres cannot start with it.
+    await pghaOk('set', 'postgresql', 'shared_buffers', '4000GB');
+    await waitFor('the standby pending a restart for shared_buffers', async () => (await showState(formation.up.monitor.url)).find((r) => r.name === standby.name)!.pending_restart.includes('shared_buffers'), { timeoutMs: 15_000, intervalMs: 200 });
+
+    const r = await runPgha(['perform', 'restart', '--pending', '--wait', '120'], env);
+    expectOneLineError(r, new RegExp(`stopped after restarting ${standby.name}: Postgres refused to start with the new parameters \\(.+\\): this node runs with the ones it last started with`));
+    expect(r.stderr).toMatch(new RegExp(`the nodes after it were not restarted \\(${primary.name}\\)`));
+
+    // The standby runs again, with the shared_buffers it last started with; the primary was not restarted; the formation is healthy.
+    expect(await show(standby, 'shared_buffers')).toBe(sharedBuffers);
+    expect(readFileSync(join(pgdataOf(standby), 'pgha.parameters.conf'), 'utf8')).not.toMatch(/shared_buffers/);
+    expect(await startTime(primary)).toBe(primaryStarted);
+    const rows = await showState(formation.up.monitor.url);
+    expect(rows.find((x) => x.name === primary.name)!.goal_state).toBe('primary');
+    expect(rows.find((x) => x.name === standby.name)).toMatchObject({ goal_state: 'secondary', reported_state: 'secondary' });
+    expect(await pghaOk('show', 'state')).toMatch(new RegExp(`Problem on ${standby.name}: Postgres refused to start with the new parameters`));
+
+    // The operator takes the value back: the problem goes, and nothing is pending for shared_buffers.
+    await pghaOk('set', 'postgresql', 'shared_buffers', '--reset');
+    await waitFor("the standby's problem gone", async () => {
+      const row = (await showState(formation.up.monitor.url)).find((x) => x.name === standby.name)!;
+      return row.problem === null && !row.pending_restart.includes('shared_buffers');
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+  });
 });

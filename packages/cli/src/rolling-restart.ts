@@ -8,7 +8,7 @@
  * first, the primary last by switchover).
  */
 import { MonitorClient } from '@pgha/client';
-import { NotFoundError, PRIMARY_STATES, formatDurationMs, type NodeState, type NodeStateRow, type RestartRequest, type RestartResponse } from '@pgha/shared';
+import { ConflictError, NotFoundError, PRIMARY_STATES, formatDurationMs, type NodeState, type NodeStateRow, type RestartRequest, type RestartResponse } from '@pgha/shared/base';
 import { cliCredentials } from './credentials.js';
 import { newPrimary, sendAndWait, sendCommand, type WaitOptions } from './perform.js';
 import { renderStateTable } from './show.js';
@@ -121,6 +121,14 @@ export async function performRestart(o: RestartOptions): Promise<void> {
     restarted.push({ name: node.name, node_id: node.node_id, method: w.result.method, elapsed_ms: Math.round(performance.now() - nodeStartMs) });
     steps.push(...w.steps);
     last = w.rows;
+    // Back, but with a problem (e.g. Postgres refused a new parameter at its start and its keeper
+    // put back the ones it last started with): restart no other node with the same change.
+    const problem = w.rows.find((r) => r.node_id === node.node_id)?.problem;
+    if (problem) {
+      throw new ConflictError(`stopped after restarting ${node.name}: ${problem}`, {
+        hint: `the nodes after it were not restarted (${selected.slice(selected.indexOf(node) + 1).map((n) => n.name).join(', ') || 'none'}); fix what it says, then run pgha perform restart again`,
+      });
+    }
     if (!o.json) {
       const how = w.result.method === 'switchover' ? `by a switchover (${newPrimary(w.rows, w.before)?.name ?? 'another node'} is the primary now)` : 'in place';
       process.stdout.write(`${formatDurationMs(performance.now() - startedMs).padStart(10)}  ${node.name} restarted ${how}\n`);

@@ -4,11 +4,11 @@
  * stays stopped while it holds) and the last start failure; it starts and initialises only the
  * node's own data directory (`DataDirectoryIdentity`).
  */
-import { closeSync, existsSync, openSync, readSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { PghaError } from '@pgha/shared/base';
-import { ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, pollUntil, postmasterPid, runPgProgram } from '@pgha/postgres';
+import { PARAMETERS_FILE, ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pghaDirFor, pgCtlPromote, pgCtlRestart, pgCtlStart, pgCtlStop, pollUntil, postmasterPid, runPgProgram, writeOwnedFileIfChanged } from '@pgha/postgres';
 import { keeperPaths } from '../keeper-config.js';
 import { diskProblem, lastServerFailure } from '../local-problem.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
@@ -24,6 +24,14 @@ export class PostgresLifecycle {
 
   /** Why the last start of Postgres failed (its server log's last PANIC/FATAL); cleared by a start that works. */
   private lastStartFailure: string | undefined;
+  /**
+   * The content of `pgha.parameters.conf` Postgres refused to start with, put back to the one it
+   * last started with ({@link rollBackParameters}); undefined when none. While the monitor's
+   * parameters render to this, the keeper does not write them again (`ReplicationSetup`).
+   */
+  refusedParameters: string | undefined;
+  /** Why Postgres refused {@link refusedParameters} (its server log's FATAL line). */
+  private refusedParametersReason: string | undefined;
 
   constructor(
     readonly pgdata: string,
@@ -87,10 +95,74 @@ export class PostgresLifecycle {
     try {
       await pgCtlStart(this.pgdata, this.pgLogFile);
       this.lastStartFailure = undefined;
+      this.rememberStartedParameters();
     } catch (err) {
       this.lastStartFailure = lastServerFailure(this.serverLogTail()) ?? (err as Error).message.split('\n')[0];
+      if (await this.rollBackParameters()) return;
       throw err;
     }
+  }
+
+  /** `pgha.parameters.conf` in the data directory, and the copy of the one Postgres last started with, beside it in `<pgdata>.pgha/`. */
+  private get parametersFiles(): { current: string; started: string } {
+    return { current: join(this.pgdata, PARAMETERS_FILE), started: join(pghaDirFor(this.pgdata), 'parameters-started.conf') };
+  }
+
+  /** Keeps a copy of the `pgha.parameters.conf` Postgres just started with (none: nothing to keep). */
+  private rememberStartedParameters(): void {
+    const { current, started } = this.parametersFiles;
+    const text = readIfExists(current);
+    if (text !== undefined) writeOwnedFileIfChanged(started, text);
+  }
+
+  /**
+   * After Postgres failed to start: when `pgha.parameters.conf` differs from the one it last
+   * started with on this node, puts that one back and starts again, so that a value Postgres
+   * refuses at start (e.g. `shared_buffers` beyond the machine's memory) stops the first node
+   * restarted with it and no other: the node runs as before, its keeper reports why
+   * ({@link parametersProblem}), and writes the refused values no more until the monitor's change.
+   * Issue 16: "caught on the first node restarted and rolled back there".
+   *
+   * @returns true when Postgres runs again with the parameters put back.
+   */
+  private async rollBackParameters(): Promise<boolean> {
+    const { current, started } = this.parametersFiles;
+    const refused = readIfExists(current);
+    const good = readIfExists(started);
+    if (refused === undefined || good === undefined || refused === good) return false;
+    const reason = this.lastStartFailure ?? 'no reason in its server log';
+    this.log.error(`Postgres does not start with the parameters in ${PARAMETERS_FILE} (${reason}): putting back the ones it last started with on this node`);
+    writeOwnedFileIfChanged(current, good);
+    rmSync(join(this.pgdata, 'postmaster.pid'), { force: true });
+    try {
+      await pgCtlStart(this.pgdata, this.pgLogFile);
+    } catch {
+      return false;
+    }
+    this.refusedParameters = refused;
+    this.refusedParametersReason = reason;
+    this.lastStartFailure = undefined;
+    return true;
+  }
+
+  /**
+   * Forgets the parameters Postgres refused, once the monitor's differ from them (the operator
+   * changed or reset the value).
+   */
+  forgetRefusedParameters(): void {
+    if (this.refusedParameters === undefined) return;
+    this.log.info(`the formation's Postgres parameters changed since Postgres refused them: writing them to ${PARAMETERS_FILE} again`);
+    this.refusedParameters = undefined;
+    this.refusedParametersReason = undefined;
+  }
+
+  /**
+   * While this node runs with the parameters it last started with because Postgres refused the
+   * new ones: that sentence, with the reason and what to do; undefined otherwise.
+   */
+  parametersProblem(): string | undefined {
+    if (this.refusedParameters === undefined) return undefined;
+    return `Postgres refused to start with the new parameters (${this.refusedParametersReason}): this node runs with the ones it last started with; change the value (pgha set postgresql NAME VALUE, or --reset)`;
   }
 
   /** The last PANIC or FATAL line of the server log's last 8 kB (see `lastServerFailure`), if any. */
@@ -147,6 +219,7 @@ export class PostgresLifecycle {
     this.log.info('restarting Postgres to apply the settings pgha manages (socket, port, replication)');
     this.socketDir();
     await pgCtlRestart(this.pgdata, this.pgLogFile);
+    this.rememberStartedParameters();
   }
 
   /**
@@ -166,6 +239,7 @@ export class PostgresLifecycle {
     this.log.info('restarting Postgres (asked for by the operator: pgha perform restart)');
     this.socketDir();
     await pgCtlRestart(this.pgdata, this.pgLogFile);
+    this.rememberStartedParameters();
     const back = await pollUntil(async () => {
       const facts = await this.session.readFacts();
       if (!facts) return false;
@@ -258,5 +332,14 @@ export class PostgresLifecycle {
     this.log.warn({ pgdata: this.pgdata }, 'removing the data directory: the node was dropped with --destroy');
     rmSync(this.pgdata, { recursive: true, force: true });
     rmSync(keeperPaths(this.pgdata).dir, { recursive: true, force: true });
+  }
+}
+
+/** The text of `path`, or undefined when it cannot be read. */
+function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
   }
 }

@@ -20,7 +20,7 @@ import {
   type PostgresParameter,
   type ReportedParameters,
 } from '@pgha/shared/base';
-import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, pollUntil, postmasterPid, setStandbySignal, withLocalClient, writeHba, writeParametersConf, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
+import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, pollUntil, postmasterPid, setStandbySignal, withLocalClient, renderParametersConf, writeHba, writeParametersConf, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
 import { keeperMonitorUrls, postgresTlsDir, replicationPassfile, type KeeperConfig } from '../keeper-config.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
 import { readReportedParameters } from '../local-facts.js';
@@ -255,8 +255,23 @@ export class ReplicationSetup {
           }
         : {}),
     });
-    const parameters = this.parameters === undefined ? false : writeParametersConf(this.pgdata, this.parameters);
+    const parameters = this.parameters === undefined ? false : this.writeParameters(this.parameters);
     return hba || conf || parameters;
+  }
+
+  /**
+   * Writes `parameters` into `pgha.parameters.conf`, unless they are the ones Postgres refused to
+   * start with on this node (`PostgresLifecycle.refusedParameters`): those stay out until the
+   * monitor's parameters change.
+   *
+   * @returns true when the file changed.
+   */
+  private writeParameters(parameters: readonly PostgresParameter[]): boolean {
+    if (this.postgres.refusedParameters !== undefined) {
+      if (renderParametersConf(parameters) === this.postgres.refusedParameters) return false;
+      this.postgres.forgetRefusedParameters();
+    }
+    return writeParametersConf(this.pgdata, parameters);
   }
 
   /**
@@ -275,7 +290,7 @@ export class ReplicationSetup {
     if (parameters === undefined || !this.postgres.hasData()) return false;
     this.parameters = parameters;
     this.identity.assertOwn();
-    const changed = writeParametersConf(this.pgdata, parameters);
+    const changed = this.writeParameters(parameters);
     if (changed) {
       this.configWrites++;
       this.lastConfigWriteMs = performance.now();
