@@ -142,4 +142,14 @@ describe('the dashboard', () => {
     expect(await page.locator('#nodes button').count()).toBe(0);
     await waitFor('the timeline', async () => (await page.locator('#timeline li').count()) > 0, { timeoutMs: 30_000, intervalMs: 100 });
   });
+
+  it('says which nodes wait for a restart for a Postgres parameter, as pgha show state does (to a viewer too)', async () => {
+    const set = await monitorFetch(`${monitor.url}/v1/formations/default/postgresql`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ parameters: [{ name: 'shared_buffers', value: '256MB' }] }) });
+    expect(set.status, await set.clone().text()).toBe(200);
+    await waitFor('both nodes noted as waiting for a restart', async () => {
+      const notes = await page.locator('#notes li.pending-restart').allTextContents();
+      return notes.length === 2 && notes.every((n) => /^Restart pending on node\d: shared_buffers \(pgha perform restart --pending\)$/.test(n));
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+  });
 });
+

@@ -143,7 +143,10 @@ function renderNodes(rows) {
       el('td', { className: 'num lag', textContent: lag === undefined ? '' : formatBytes(lag) }),
       el('td', {}, button));
   }));
-  $('notes').replaceChildren(...rows.filter((r) => r.note || r.problem).map((r) => el('li', { textContent: r.problem ? `Problem on ${r.name}: ${r.problem}` : r.note })));
+  const notes = rows.filter((r) => r.note || r.problem).map((r) => el('li', { textContent: r.problem ? `Problem on ${r.name}: ${r.problem}` : r.note }));
+  // Postgres parameters that wait for a restart of the node (as pgha show state says them).
+  for (const r of rows) if ((r.pending_restart ?? []).length > 0) notes.push(el('li', { className: 'pending-restart', textContent: `Restart pending on ${r.name}: ${r.pending_restart.join(', ')} (pgha perform restart --pending)` }));
+  $('notes').replaceChildren(...notes);
 }
 
 async function refreshNodes() {
