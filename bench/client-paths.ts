@@ -205,6 +205,15 @@ export function renderPathsMarkdown(r: PathsReport, command: string): string {
   ].join('\n');
 }
 
+/** Writes `client-paths.json` and `client-paths.md` of `report` into `outDir`; returns the markdown. */
+export function writePathsResults(report: PathsReport, outDir: string, command: string): string {
+  mkdirSync(outDir, { recursive: true });
+  const md = renderPathsMarkdown(report, command);
+  writeFileSync(join(outDir, 'client-paths.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(outDir, 'client-paths.md'), md);
+  return md;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const o = new Command('npm run bench:paths --')
     .description('failover seen by a client, straight to the nodes, through HAProxy and through the virtual IP recipe')
@@ -221,11 +230,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   process.on('SIGTERM', () => stop(143));
   pathsBench(o.runs)
     .then((report) => {
-      mkdirSync(o.out, { recursive: true });
-      const md = renderPathsMarkdown(report, `npm run bench:paths -- --runs ${o.runs}`);
-      writeFileSync(join(o.out, 'client-paths.json'), `${JSON.stringify(report, null, 2)}\n`);
-      writeFileSync(join(o.out, 'client-paths.md'), md);
-      process.stdout.write(md);
+      process.stdout.write(writePathsResults(report, o.out, `npm run bench:paths -- --runs ${o.runs}`));
     })
     .catch((err: Error) => {
       process.stderr.write(`bench:paths: ${err.stack ?? err.message}\n`);

@@ -24,11 +24,14 @@
  *
  * Then, with `--restart-runs N` (3; 0: not), the rolling restart of bench/rolling-restart.ts
  * (`pgha perform restart` on 2 and 3 nodes: longest write gap, lost writes), written to
- * `bench/results/rolling-restart.md` and `.json`.
+ * `bench/results/rolling-restart.md` and `.json`. Then, with `--paths-runs N` (3; 0: not), the
+ * node crash as clients see it straight to the nodes, through HAProxy and through the virtual IP
+ * of docs/recipes/vip-on-role-change.sh (bench/client-paths.ts), written to
+ * `bench/results/client-paths.md` and `.json`.
  *
  * Options: --runs N (5), --systems pgha,pgha-3-monitors,pg_auto_failover, --scenarios a,b,
  * --idle-seconds S (60), --out DIR (default bench/results), --keep (keep the systems' directories and logs),
- * --restart-runs N (3).
+ * --restart-runs N (3), --paths-runs N (3).
  */
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +43,7 @@ import { delay, processMemory } from '@pgha/postgres';
 import { intArg } from './lib/args.js';
 import { cpuMs, killAll, processTree, started, startedPids } from './lib/proc.js';
 import { rollingRestartBench } from './rolling-restart.js';
+import { pathsBench, writePathsResults } from './client-paths.js';
 import { needsMonitorGroup, runScenario, SCENARIOS, type RunResult, type Scenario } from './lib/scenarios.js';
 import { PgafSystem, PghaSystem, removeDir, SYSTEMS, type HaSystem, type SystemName } from './lib/systems.js';
 
@@ -243,6 +247,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     .option('--keep', 'keep each system\'s directory (its logs) instead of removing it', false)
     .option('--out <dir>', 'where to write latest.json and latest.md', fileURLToPath(new URL('./results', import.meta.url)))
     .option('--restart-runs <n>', 'then rolling restarts (pgha perform restart) of 2 and 3 nodes, this many each (0: none); results in rolling-restart.md', intArg(0, 100), 3)
+    .option('--paths-runs <n>', 'then node crashes seen by clients straight to the nodes, through HAProxy and through the virtual IP, this many (0: none); results in client-paths.md', intArg(0, 100), 3)
     .parse()
     .opts();
   process.on('SIGINT', () => cleanupAndExit(130));
@@ -258,6 +263,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       process.stdout.write(`${table.toString()}\n`);
       for (const f of report.footprints) process.stdout.write(`${f.system} idle: monitor ${f.monitorCpuPct.toFixed(2)}% CPU, ${f.monitorPeakRssMb.toFixed(0)} MB; keeper ${f.keeperCpuPct.toFixed(2)}% CPU, ${f.keeperPeakRssMb.toFixed(0)} MB\n`);
       if (o.restartRuns > 0) await rollingRestartBench({ runs: o.restartRuns, nodes: [2, 3], outDir: o.out, keep: o.keep, command: `npm run bench -- --restart-runs ${o.restartRuns}` });
+      if (o.pathsRuns > 0) process.stdout.write(writePathsResults(await pathsBench(o.pathsRuns), o.out, `npm run bench -- --paths-runs ${o.pathsRuns}`));
       cleanupAndExit(0);
     })
     .catch((err: Error) => {
