@@ -25,7 +25,6 @@
  * Source: Patroni's REST API, which any member answers while only the leader runs the HA cycle;
  * Stolon's proxies, which follow the leader through the store.
  */
-import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { PghaError } from '@pgha/shared';
@@ -96,6 +95,8 @@ export async function formationWrittenBy(req: Pick<FastifyRequest, 'method' | 'u
  * a write for a formation this monitor does not lead goes to the leader.
  */
 export async function forwardToLeader(app: FastifyInstance, options: ForwardOptions): Promise<void> {
+  // Loaded here: only monitors on etcd forward (a monitor on its own Postgres never loads it).
+  const { default: replyFrom } = await import('@fastify/reply-from');
   await app.register(replyFrom, {
     undici: { connect: options.ca ? { ca: options.ca } : {}, headersTimeout: options.timeoutMs ?? 10_000, bodyTimeout: options.timeoutMs ?? 10_000 },
   });

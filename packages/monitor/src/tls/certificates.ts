@@ -10,8 +10,16 @@
  */
 import { X509Certificate, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type * as Forge from 'node-forge';
 import { ValidationError } from '@pgha/shared';
+
+const require = createRequire(import.meta.url);
+let forgeModule: typeof Forge | undefined;
+/** node-forge, loaded when a certificate is first made or read: a running monitor seldom needs it (issue 17's idle memory). */
+function forge(): typeof Forge {
+  return (forgeModule ??= require('node-forge') as typeof Forge);
+}
 
 /** A certificate and its private key, both PEM. */
 export interface KeyAndCertificate {
@@ -37,7 +45,7 @@ function serial(): string {
   return b.toString('hex');
 }
 
-function validity(cert: forge.pki.Certificate, days: number): void {
+function validity(cert: Forge.pki.Certificate, days: number): void {
   const now = Date.now();
   cert.validity.notBefore = new Date(now - 5 * 60_000);
   cert.validity.notAfter = new Date(now + days * 86_400_000);
@@ -46,8 +54,8 @@ function validity(cert: forge.pki.Certificate, days: number): void {
 /** Creates a self-signed CA: `CN=<commonName>`, basicConstraints CA, keyCertSign. */
 export function createCertificateAuthority(commonName: string): KeyAndCertificate {
   const keys = generateKeyPair();
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
+  const cert = forge().pki.createCertificate();
+  cert.publicKey = forge().pki.publicKeyFromPem(keys.publicKeyPem);
   cert.serialNumber = serial();
   validity(cert, CA_VALIDITY_DAYS);
   const name = [{ name: 'commonName', value: commonName }];
@@ -58,8 +66,8 @@ export function createCertificateAuthority(commonName: string): KeyAndCertificat
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(keys.privateKeyPem), forge.md.sha256.create());
-  return { certificatePem: forge.pki.certificateToPem(cert), privateKeyPem: keys.privateKeyPem };
+  cert.sign(forge().pki.privateKeyFromPem(keys.privateKeyPem), forge().md.sha256.create());
+  return { certificatePem: forge().pki.certificateToPem(cert), privateKeyPem: keys.privateKeyPem };
 }
 
 /**
@@ -70,16 +78,16 @@ export function createCertificateAuthority(commonName: string): KeyAndCertificat
  */
 export function issueServerCertificate(ca: KeyAndCertificate, publicKeyPem: string, hosts: readonly string[]): string {
   if (hosts.length === 0) throw new ValidationError('a server certificate needs at least one host name or address');
-  let publicKey: forge.pki.PublicKey;
+  let publicKey: Forge.pki.PublicKey;
   try {
     // Node reads any key type; forge only RSA: check with Node first for a clear message.
     if (createPublicKey(publicKeyPem).asymmetricKeyType !== 'rsa') throw new Error('not an RSA key');
-    publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+    publicKey = forge().pki.publicKeyFromPem(publicKeyPem);
   } catch (cause) {
     throw new ValidationError(`the node's TLS public key cannot be used: ${(cause as Error).message}`, { hint: 'send an RSA public key in SPKI PEM form', field: 'tlsPublicKey' });
   }
-  const caCert = forge.pki.certificateFromPem(ca.certificatePem);
-  const cert = forge.pki.createCertificate();
+  const caCert = forge().pki.certificateFromPem(ca.certificatePem);
+  const cert = forge().pki.createCertificate();
   cert.publicKey = publicKey;
   cert.serialNumber = serial();
   validity(cert, SERVER_CERT_VALIDITY_DAYS);
@@ -91,8 +99,8 @@ export function issueServerCertificate(ca: KeyAndCertificate, publicKeyPem: stri
     { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
     { name: 'subjectAltName', altNames: [...new Set(hosts)].map((h) => (isIP(h) ? { type: 7, ip: h } : { type: 2, value: h })) },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(ca.privateKeyPem), forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
+  cert.sign(forge().pki.privateKeyFromPem(ca.privateKeyPem), forge().md.sha256.create());
+  return forge().pki.certificateToPem(cert);
 }
 
 /**

@@ -5,16 +5,9 @@
  * which errors mean that etcd is unavailable (the API answers 503).
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { connect as tlsConnect } from 'node:tls';
-import { ConsecutiveBreaker, circuitBreaker, handleWhen, retry } from 'cockatiel';
-import {
-  ClientClosedError,
-  Etcd3,
-  GRPCCancelledError,
-  GRPCDeadlineExceededError,
-  GRPCUnavailableError,
-  isRecoverableError,
-} from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { PghaError, ValidationError, parseHostPort } from '@pgha/shared';
 import { DEFAULT_STORE_PREFIX } from './keys.js';
 
@@ -27,6 +20,19 @@ export interface EtcdConnection {
   caFile?: string | undefined;
   certFile?: string | undefined;
   keyFile?: string | undefined;
+}
+
+const require = createRequire(import.meta.url);
+/** The etcd3 library (with gRPC and protobuf under it), once loaded; see {@link etcd3}. */
+let etcd3Module: typeof import('etcd3') | undefined;
+
+/**
+ * The etcd3 library, loaded on first use: a monitor on its own Postgres never opens an etcd
+ * client, and so never loads it, nor gRPC (about 30 MB of memory; issue 17's idle cost). Both
+ * are CommonJS, so `require` keeps {@link openEtcdClient} synchronous.
+ */
+function etcd3(): typeof import('etcd3') {
+  return (etcd3Module ??= require('etcd3') as typeof import('etcd3'));
 }
 
 /** etcd's default client port. */
@@ -99,6 +105,8 @@ export function openEtcdClient(conn: EtcdConnection, options: { callTimeoutMs?: 
   }
   const scheme = conn.caFile ? 'https' : 'http';
   const timeoutMs = options.callTimeoutMs ?? ETCD_CALL_TIMEOUT_MS;
+  const { Etcd3, isRecoverableError } = etcd3();
+  const { ConsecutiveBreaker, circuitBreaker, handleWhen, retry } = require('cockatiel') as typeof import('cockatiel');
   return new Etcd3({
     hosts: conn.endpoints.map((e) => `${scheme}://${e}`),
     ...(conn.caFile
@@ -130,7 +138,11 @@ const UNAVAILABLE_MESSAGES = /etcdserver: (no leader|request timed out|leader ch
  */
 export function isEtcdUnavailable(err: unknown): boolean {
   if (err instanceof PghaError) return err.code === 'PGHA_ERR_STORE_UNAVAILABLE';
-  if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || err instanceof GRPCCancelledError || err instanceof ClientClosedError) return true;
+  // Without the etcd3 library loaded, no error is one of its own.
+  if (etcd3Module) {
+    const { GRPCUnavailableError, GRPCDeadlineExceededError, GRPCCancelledError, ClientClosedError } = etcd3Module;
+    if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || err instanceof GRPCCancelledError || err instanceof ClientClosedError) return true;
+  }
   const e = err as { name?: string; message?: string } | null;
   return e?.name === 'BrokenCircuitError' || e?.name === 'TaskCancelledError' || UNAVAILABLE_MESSAGES.test(String(e?.message ?? ''));
 }
