@@ -108,11 +108,19 @@ export class PostgresLifecycle {
     return { current: join(this.pgdata, PARAMETERS_FILE), started: join(pghaDirFor(this.pgdata), 'parameters-started.conf') };
   }
 
-  /** Keeps a copy of the `pgha.parameters.conf` Postgres just started with (none: nothing to keep). */
+  /**
+   * Keeps a copy of the `pgha.parameters.conf` Postgres just started with (none: nothing to
+   * keep). Never throws: Postgres runs whatever happens to the copy (a full disk, say); without
+   * a copy, a later refused start is reported without a rollback.
+   */
   private rememberStartedParameters(): void {
     const { current, started } = this.parametersFiles;
-    const text = readIfExists(current);
-    if (text !== undefined) writeOwnedFileIfChanged(started, text);
+    try {
+      const text = readIfExists(current);
+      if (text !== undefined) writeOwnedFileIfChanged(started, text);
+    } catch (err) {
+      this.log.warn(`could not keep a copy of the Postgres parameters it started with (${(err as Error).message}): a value Postgres refuses at its next start will not be rolled back`);
+    }
   }
 
   /**
