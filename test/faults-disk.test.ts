@@ -116,7 +116,12 @@ describe.skipIf(skip)(skip ? `disk full (skipped: ${skipReason})` : "fault 7: di
     expect(report.servers).toHaveLength(1);
     // standbyStreamingTimeoutMs and a few report rounds, with room for a busy machine.
     expect(gapMs).toBeLessThan(DEFAULT_FORMATION_SETTINGS.standbyStreamingTimeoutMs + 10_000);
-    await waitFor('the problem to clear', async () => (await showState(f.monitor.url)).every((r) => r.problem === null), { timeoutMs: 30_000, intervalMs: 250 });
+    // On a timeout, the message names each node's problem still shown (the last try's).
+    await waitFor('the problem to clear', async () => {
+      const left = (await showState(f.monitor.url)).filter((r) => r.problem !== null);
+      if (left.length > 0) throw new Error(left.map((r) => `${r.name} (${r.reported_state}/${r.goal_state}): ${r.problem}`).join('; '));
+      return true;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
     expect((await showEvents(f.monitor.url, 50)).some((e) => e.node_name === 'node2' && e.rule === 'keeper-problem-cleared')).toBe(true);
   });
 });
