@@ -45,7 +45,8 @@ import { cpuMs, killAll, processTree, started, startedPids } from './lib/proc.js
 import { rollingRestartBench } from './rolling-restart.js';
 import { pathsBench, writePathsResults } from './client-paths.js';
 import { needsMonitorGroup, runScenario, SCENARIOS, type RunResult, type Scenario } from './lib/scenarios.js';
-import { PgafSystem, PghaSystem, removeDir, SYSTEMS, type HaSystem, type SystemName } from './lib/systems.js';
+import { PEERS, PgafSystem, PghaSystem, removeDir, SYSTEMS, type HaSystem, type Setting, type SystemName } from './lib/systems.js';
+import { PatroniSystem } from './lib/patroni.js';
 
 /** Idle footprint of a system's monitor and of a keeper. */
 export interface Footprint {
@@ -62,16 +63,29 @@ export interface BenchReport {
   date: string;
   machine: string;
   runs: number;
-  /** The systems run, with their number of monitors. */
-  systems: { name: SystemName; monitors: number }[];
+  /** The systems run, with their number of monitors (Patroni: 0, it has none) and what each runs with. */
+  systems: { name: SystemName; monitors: number; settings?: readonly Setting[] }[];
   results: RunResult[];
   footprints: Footprint[];
 }
 
 /** A system of the benchmark by name, under `dir`. */
 function makeSystem(name: SystemName, dir: string): HaSystem {
-  if (name === 'pg_auto_failover') return new PgafSystem(dir);
-  return new PghaSystem(dir, name === 'pgha-3-monitors' ? 3 : 1);
+  switch (name) {
+    case 'pg_auto_failover':
+    case 'pg_auto_failover-tuned':
+      return new PgafSystem(dir, name === 'pg_auto_failover-tuned');
+    case 'patroni':
+    case 'patroni-tuned':
+      return new PatroniSystem(dir, name === 'patroni-tuned');
+    default:
+      return new PghaSystem(dir, name === 'pgha-3-monitors' ? 3 : 1);
+  }
+}
+
+/** Whether a system has a monitor at all (Patroni has none: its nodes elect a leader through etcd). */
+function hasMonitor(name: SystemName): boolean {
+  return !name.startsWith('patroni');
 }
 
 function median(xs: number[]): number {
@@ -123,7 +137,7 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
     try {
       log(`setting up ${name} in ${dir}`);
       await sys.setup();
-      systems.push({ name, monitors: sys.monitorGroup?.urls.length ?? 1 });
+      systems.push({ name, monitors: hasMonitor(name) ? (sys.monitorGroup?.urls.length ?? 1) : 0, settings: sys.settings });
       if (options.idleSeconds > 0) {
         const fp = await idleFootprint(sys, options.idleSeconds);
         footprints.push(fp);
@@ -131,7 +145,7 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
       }
       for (const scenario of options.scenarios) {
         if (needsMonitorGroup(scenario) && !sys.monitorGroup) {
-          log(`${name.padEnd(16)} ${scenario.padEnd(22)} not run: ${ONE_MONITOR}`);
+          log(`${name.padEnd(16)} ${scenario.padEnd(22)} not run: ${hasMonitor(name) ? ONE_MONITOR : NO_MONITOR}`);
           continue;
         }
         for (let run = 1; run <= options.runs; run++) results.push(await runScenario(sys, scenario, run, log));
@@ -153,6 +167,9 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
 
 /** Why a system with one monitor has no figure for a scenario that kills the leading monitor. */
 const ONE_MONITOR = 'one monitor: nothing fails over while it is down, until a person acts';
+
+/** Why Patroni has no figure for the monitor scenarios. */
+const NO_MONITOR = 'no monitor: Patroni\'s nodes elect their leader through etcd';
 
 const FIGURES: { key: keyof RunResult; label: string; unit: 'ms' | 'count'; only?: Scenario[]; except?: Scenario[] }[] = [
   { key: 'newLeaderMs', label: 'another monitor leads after (ms)', unit: 'ms', only: ['monitor-crash', 'monitor-and-node-crash'] },
@@ -177,7 +194,12 @@ function ratio(a: number[], b: number[], unit: 'ms' | 'count'): string {
 
 /** The table's header: scenario, figure, one column per system run, then the ratios. */
 export function renderHead(report: BenchReport): string[] {
-  return ['scenario', 'figure', ...systemsOf(report), 'pgha / pg_auto_failover', 'pgha-3-monitors / pgha'];
+  return ['scenario', 'figure', ...systemsOf(report), ...peersOf(report).map((p) => `pgha / ${p}`), 'pgha-3-monitors / pgha'];
+}
+
+/** The peers among a report's systems, in the table's order. */
+function peersOf(report: BenchReport): SystemName[] {
+  return systemsOf(report).filter((s) => PEERS.includes(s));
 }
 
 /** The systems of a report in the table's order (a report without `systems`: those with results). */
@@ -194,17 +216,36 @@ export function renderRows(report: BenchReport): string[][] {
   const rows: string[][] = [];
   const systems = systemsOf(report);
   const single = new Set((report.systems ?? []).filter((s) => s.monitors === 1).map((s) => s.name));
+  const none = new Set((report.systems ?? []).filter((s) => s.monitors === 0).map((s) => s.name));
+  const peers = peersOf(report);
   for (const scenario of SCENARIOS) {
     const of = (system: string) => report.results.filter((r) => r.scenario === scenario && r.system === system);
     if (systems.every((s) => of(s).length === 0)) continue;
     for (const [i, f] of FIGURES.filter((f) => (!f.only || f.only.includes(scenario)) && !f.except?.includes(scenario)).entries()) {
       const values = (system: string) => of(system).flatMap((r) => (r[f.key] === undefined ? [] : [Number(r[f.key])]));
       // A system with one monitor: the reason on the scenario's first row, short on the others.
-      const cells = systems.map((s) => (needsMonitorGroup(scenario) && single.has(s) ? (i === 0 ? `no figure: ${ONE_MONITOR}` : 'no figure (one monitor)') : cell(values(s), f.unit)));
-      rows.push([scenario, f.label, ...cells, ratio(values('pgha'), values('pg_auto_failover'), f.unit), ratio(values('pgha-3-monitors'), values('pgha'), f.unit)]);
+      const noFigure = (s: SystemName): string | undefined => {
+        if (!needsMonitorGroup(scenario)) return undefined;
+        if (single.has(s)) return i === 0 ? `no figure: ${ONE_MONITOR}` : 'no figure (one monitor)';
+        if (none.has(s)) return i === 0 ? `no figure: ${NO_MONITOR}` : 'no figure (no monitor)';
+        return undefined;
+      };
+      const cells = systems.map((s) => noFigure(s) ?? cell(values(s), f.unit));
+      rows.push([scenario, f.label, ...cells, ...peers.map((p) => ratio(values('pgha'), values(p), f.unit)), ratio(values('pgha-3-monitors'), values('pgha'), f.unit)]);
     }
   }
   return rows;
+}
+
+/** The results file's "Settings" section: per system, what it ran with and why. */
+function renderSettings(report: BenchReport): string[] {
+  const withSettings = (report.systems ?? []).filter((s) => s.settings?.length);
+  if (withSettings.length === 0) return [];
+  return [
+    '## Settings',
+    '',
+    ...withSettings.flatMap((s) => [`### ${s.name}`, '', '| setting | value | why, and the source |', '|---|---|---|', ...s.settings!.map((x) => `| \`${x.name}\` | ${x.value} | ${x.source} |`), '']),
+  ];
 }
 
 function renderMarkdown(report: BenchReport): string {
@@ -219,13 +260,14 @@ function renderMarkdown(report: BenchReport): string {
     '',
     '## Idle footprint',
     '',
-    'pgha-3-monitors: the three monitors\' CPU and RSS summed; etcd is not counted, as the single monitor\'s Postgres is not.',
+    'pgha-3-monitors: the three monitors\' CPU and RSS summed; etcd is not counted, as the single monitor\'s Postgres is not. Patroni has no monitor: its "monitor" columns are its etcd member\'s, and its "keeper" is the primary\'s `patroni` process.',
     '',
     '| system | seconds | monitor CPU % | monitor peak RSS MB | keeper CPU % | keeper peak RSS MB |',
     '|---|---|---|---|---|---|',
     ...report.footprints.map((f) => `| ${f.system} | ${f.seconds} | ${f.monitorCpuPct.toFixed(2)} | ${f.monitorPeakRssMb.toFixed(0)} | ${f.keeperCpuPct.toFixed(2)} | ${f.keeperPeakRssMb.toFixed(0)} |`),
     '',
   ];
+  lines.push(...renderSettings(report));
   const errors = report.results.filter((r) => r.error);
   if (errors.length) lines.push('## Errors', '', ...errors.map((e) => `- ${e.system} ${e.scenario} run ${e.run}: ${e.error}`), '');
   return `${lines.join('\n')}\n`;
