@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: failover, switchover and crash scenarios on pgha with one monitor, on pgha
- * with three monitors on a local 3-member etcd (`pgha-3-monitors`), and on pg_auto_failover
- * 2.0 (Debian packages, installed when missing), side by side in the same run, with the same
+ * with three monitors on a local 3-member etcd (`pgha-3-monitors`), and on its peers, each at
+ * its defaults and tuned: pg_auto_failover 2.0 (`pg_auto_failover`, `pg_auto_failover-tuned`)
+ * and Patroni 3.0 on a local etcd (`patroni`, `patroni-tuned`), all from Debian packages
+ * (installed when missing), side by side in the same run, with the same
  * probe (one insert every ~10 ms, bench/lib/probe.ts). Prints a table (medians [min–max] per
  * system, ratios of medians) and writes `bench/results/latest.md` and `.json`.
  *
@@ -10,7 +12,8 @@
  * with several monitors, `monitor-crash` (SIGKILL the monitor that leads the formation, as
  * `GET /v1/monitors` says) and `monitor-and-node-crash` (that monitor and the primary's node at
  * the same instant). A system with one monitor has no figure for those two: neither pgha nor
- * pg_auto_failover fails over while its only monitor is down, until a person acts.
+ * pg_auto_failover fails over while its only monitor is down, until a person acts; Patroni
+ * has no monitor at all.
  *
  * Figures per run: writes back after (ms, from the fault to the first write acknowledged by the
  * node that serves writes afterwards), the longest write gap (ms), lost acknowledged writes,
@@ -18,7 +21,7 @@
  * by another node, or another primary at the end, within 15 s of a monitor crash), time back to
  * primary + secondary (ms, the killed processes restarted once writes are back), and for the
  * monitor scenarios the time until another monitor leads (ms, `GET /v1/monitors` polled every
- * 50 ms). Ratios: pgha / pg_auto_failover, and pgha-3-monitors / pgha (targets of issue 15:
+ * 50 ms). Ratios: pgha / each peer, and pgha-3-monitors / pgha (targets of issue 15:
  * another monitor leads < 3 s; writes back < 6 s after the leading monitor and the primary's
  * node crash together; node crash with three monitors within 10 % of one monitor's time).
  *
@@ -29,7 +32,9 @@
  * of docs/recipes/vip-on-role-change.sh (bench/client-paths.ts), written to
  * `bench/results/client-paths.md` and `.json`.
  *
- * Options: --runs N (5), --systems pgha,pgha-3-monitors,pg_auto_failover, --scenarios a,b,
+ * Each system's settings (what it runs with, why, and the source) go into the results file.
+ *
+ * Options: --runs N (5), --systems (all of SYSTEMS by default), --scenarios a,b,
  * --idle-seconds S (60), --out DIR (default bench/results), --keep (keep the systems' directories and logs),
  * --restart-runs N (3), --paths-runs N (3).
  */
@@ -67,6 +72,10 @@ export interface BenchReport {
   systems: { name: SystemName; monitors: number; settings?: readonly Setting[] }[];
   results: RunResult[];
   footprints: Footprint[];
+  /** The command that made the report (shown in the results file). */
+  command?: string;
+  /** A note for the results file (e.g. that the machine was shared). */
+  note?: string;
 }
 
 /** A system of the benchmark by name, under `dir`. */
@@ -125,7 +134,7 @@ async function idleFootprint(sys: HaSystem, seconds: number): Promise<Footprint>
 }
 
 /** Runs the benchmark. */
-export async function bench(options: { runs: number; systems: SystemName[]; scenarios: Scenario[]; idleSeconds: number; outDir: string | undefined; keep?: boolean; log?: (line: string) => void }): Promise<BenchReport> {
+export async function bench(options: { runs: number; systems: SystemName[]; scenarios: Scenario[]; idleSeconds: number; outDir: string | undefined; keep?: boolean; command?: string; note?: string; log?: (line: string) => void }): Promise<BenchReport> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const results: RunResult[] = [];
   const footprints: Footprint[] = [];
@@ -156,7 +165,7 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
       else removeDir(dir);
     }
   }
-  const report: BenchReport = { date: new Date().toISOString(), machine: `${process.platform} ${process.arch}, node ${process.version}`, runs: options.runs, systems, results, footprints };
+  const report: BenchReport = { date: new Date().toISOString(), machine: `${process.platform} ${process.arch}, node ${process.version}`, runs: options.runs, systems, results, footprints, ...(options.command ? { command: options.command } : {}), ...(options.note ? { note: options.note } : {}) };
   if (options.outDir) {
     mkdirSync(options.outDir, { recursive: true });
     writeFileSync(join(options.outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -210,7 +219,7 @@ function systemsOf(report: BenchReport): SystemName[] {
 
 /**
  * The table: per scenario and figure, median [min–max] per system (for a scenario a system
- * cannot run, why), and the ratios of medians pgha / pg_auto_failover and pgha-3-monitors / pgha.
+ * cannot run, why), and the ratios of medians pgha / each peer and pgha-3-monitors / pgha.
  */
 export function renderRows(report: BenchReport): string[][] {
   const rows: string[][] = [];
@@ -252,8 +261,9 @@ function renderMarkdown(report: BenchReport): string {
   const lines = [
     `# Failover benchmark — ${report.date}`,
     '',
-    `${report.machine}; ${report.runs} runs per scenario; medians [min–max]; ratios of medians. pgha: one monitor on its own Postgres; pgha-3-monitors: three monitors on a local 3-member etcd (TLS), keepers given the three. Command: \`npm run bench\`.`,
+    `${report.machine}; ${report.runs} runs per scenario; medians [min–max]; ratios of medians. pgha: one monitor on its own Postgres; pgha-3-monitors: three monitors on a local 3-member etcd (TLS), keepers given the three; pg_auto_failover and Patroni (on a local one-member etcd, no monitor) at their defaults and tuned, see "Settings". Command: \`${report.command ?? 'npm run bench'}\`.`,
     '',
+    ...(report.note ? [report.note, ''] : []),
     `| ${renderHead(report).join(' | ')} |`,
     `|${renderHead(report).map(() => '---').join('|')}|`,
     ...renderRows(report).map((r) => `| ${r.join(' | ')} |`),
@@ -287,6 +297,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     .option('--scenarios <list>', `comma-separated, from: ${SCENARIOS.join(', ')}`, SCENARIOS.join(','))
     .option('--idle-seconds <s>', 'length of the idle footprint window (0: none)', intArg(0), 60)
     .option('--keep', 'keep each system\'s directory (its logs) instead of removing it', false)
+    .option('--note <text>', 'a note for the results file (e.g. that the machine was shared)')
     .option('--out <dir>', 'where to write latest.json and latest.md', fileURLToPath(new URL('./results', import.meta.url)))
     .option('--restart-runs <n>', 'then rolling restarts (pgha perform restart) of 2 and 3 nodes, this many each (0: none); results in rolling-restart.md', intArg(0, 100), 3)
     .option('--paths-runs <n>', 'then node crashes seen by clients straight to the nodes, through HAProxy and through the virtual IP, this many (0: none); results in client-paths.md', intArg(0, 100), 3)
@@ -298,7 +309,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`);
   const systems = o.systems.split(',').filter(Boolean) as SystemName[];
   for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}; one of ${SYSTEMS.join(', ')}`);
-  bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, outDir: o.out, keep: o.keep })
+  const command = ['npm run bench --', ...process.argv.slice(2).map((a) => (/^[\w,./=:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))].join(' ');
+  bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, outDir: o.out, keep: o.keep, command, ...(o.note ? { note: o.note } : {}) })
     .then(async (report) => {
       const table = new Table({ head: renderHead(report) });
       table.push(...renderRows(report));

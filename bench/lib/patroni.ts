@@ -12,6 +12,7 @@
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
+import pg from 'pg';
 import { delay, isProcessAlive, postgresOsUser, postmasterPid } from '@pgha/postgres';
 import type { Host } from './probe.js';
 import { run, spawnLogged, startedPids } from './proc.js';
@@ -161,15 +162,23 @@ export class PatroniSystem implements HaSystem {
    * start). A running leader is `primary`, a streaming synchronous standby `secondary` (goal
    * and reported alike); anything else (a replica not yet synchronous, a node missing from the
    * cluster, a leader still starting) has a reported state that differs from its goal.
+   *
+   * The DCS's `sync` key can name a standby before the leader's Postgres waits for it again
+   * (a `patroni` that starts on a running primary writes `postgresql.conf` without
+   * `synchronous_standby_names`, and sets it again on a later HA loop): a standby counts as
+   * synchronous only once the leader's `pg_stat_replication` shows a `sync` standby.
    */
   async status(): Promise<NodeStatus[]> {
     const members = (await this.cluster()) ?? [];
+    const leader = members.find((m) => ['leader', 'master', 'primary'].includes(m.role));
+    const leaderNode = this.nodes.find((n) => n.name === leader?.name);
+    const syncOnLeader = leaderNode ? await syncStandbys(leaderNode.port) : 0;
     return this.nodes.map((n) => {
       const m = members.find((x) => x.name === n.name);
       if (!m) return { name: n.name, reported: 'absent', goal: 'secondary' };
-      if (m.role === 'leader' || m.role === 'master' || m.role === 'primary') return { name: n.name, reported: m.state === 'running' ? 'primary' : `leader ${m.state}`, goal: 'primary' };
-      const synced = m.role === 'sync_standby' && (m.state === 'streaming' || m.state === 'running');
-      return { name: n.name, reported: synced ? 'secondary' : `${m.role} ${m.state}`, goal: 'secondary' };
+      if (m === leader) return { name: n.name, reported: m.state === 'running' ? 'primary' : `leader ${m.state}`, goal: 'primary' };
+      const synced = m.role === 'sync_standby' && (m.state === 'streaming' || m.state === 'running') && syncOnLeader > 0;
+      return { name: n.name, reported: synced ? 'secondary' : `${m.role} ${m.state}${syncOnLeader > 0 ? '' : ', not synchronous on the leader'}`, goal: 'secondary' };
     });
   }
 
@@ -213,5 +222,20 @@ export class PatroniSystem implements HaSystem {
       await this.etcd.stop();
       for (const m of this.etcd.members) startedPids.delete(m.pid);
     }
+  }
+}
+
+/** How many standbys the Postgres at 127.0.0.1:`port` replicates to synchronously (`pg_stat_replication`); 0 when it does not answer. */
+async function syncStandbys(port: number): Promise<number> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000, query_timeout: 1000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ n: string }>("select count(*) as n from pg_stat_replication where sync_state = 'sync'");
+    return Number(rows[0]?.n ?? 0);
+  } catch {
+    return 0;
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
