@@ -246,6 +246,28 @@ export function renderRows(report: BenchReport): string[][] {
   return rows;
 }
 
+/**
+ * The results file's "Where pgha is not ahead" section: every scenario and time figure
+ * (writes back, longest gap, back to primary + secondary) where pgha's median is above a
+ * peer's (issue 17: pgha must be ahead of every peer at its best, or the results say where not).
+ */
+function renderBehind(report: BenchReport): string[] {
+  const peers = peersOf(report);
+  if (peers.length === 0 || !report.results.some((r) => r.system === 'pgha')) return [];
+  const behind: string[] = [];
+  for (const scenario of SCENARIOS) {
+    for (const f of FIGURES.filter((f) => f.unit === 'ms' && f.key !== 'newLeaderMs' && !f.except?.includes(scenario))) {
+      const values = (system: string) => report.results.filter((r) => r.scenario === scenario && r.system === system && r[f.key] !== undefined).map((r) => Number(r[f.key]));
+      const ours = values('pgha');
+      for (const p of peers) {
+        const theirs = values(p);
+        if (ours.length && theirs.length && median(ours) > median(theirs)) behind.push(`- ${scenario}, ${f.label}: pgha ${median(ours).toFixed(0)} vs ${p} ${median(theirs).toFixed(0)} (ratio ${ratio(ours, theirs, 'ms')})`);
+      }
+    }
+  }
+  return ['## Where pgha is not ahead', '', ...(behind.length ? behind : ['Nowhere: pgha\'s median is at or below every peer\'s on every time figure.']), ''];
+}
+
 /** The results file's "Settings" section: per system, what it ran with and why. */
 function renderSettings(report: BenchReport): string[] {
   const withSettings = (report.systems ?? []).filter((s) => s.settings?.length);
@@ -257,7 +279,8 @@ function renderSettings(report: BenchReport): string[] {
   ];
 }
 
-function renderMarkdown(report: BenchReport): string {
+/** The results file (Markdown) of a report. */
+export function renderMarkdown(report: BenchReport): string {
   const lines = [
     `# Failover benchmark — ${report.date}`,
     '',
@@ -277,7 +300,7 @@ function renderMarkdown(report: BenchReport): string {
     ...report.footprints.map((f) => `| ${f.system} | ${f.seconds} | ${f.monitorCpuPct.toFixed(2)} | ${f.monitorPeakRssMb.toFixed(0)} | ${f.keeperCpuPct.toFixed(2)} | ${f.keeperPeakRssMb.toFixed(0)} |`),
     '',
   ];
-  lines.push(...renderSettings(report));
+  lines.push(...renderBehind(report), ...renderSettings(report));
   const errors = report.results.filter((r) => r.error);
   if (errors.length) lines.push('## Errors', '', ...errors.map((e) => `- ${e.system} ${e.scenario} run ${e.run}: ${e.error}`), '');
   return `${lines.join('\n')}\n`;

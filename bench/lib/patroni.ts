@@ -58,6 +58,8 @@ export class PatroniSystem implements HaSystem {
   private readonly timeouts: PatroniTimeouts;
   private etcd: LocalEtcd | undefined;
   private readonly procs = new Map<string, ResultPromise>();
+  /** When each node's `patroni` last started (ms, `performance.now()`). */
+  private readonly startedAt = new Map<string, number>();
   /** Each node's REST API (`http://127.0.0.1:PORT`) and configuration file. */
   private readonly api = new Map<string, { url: string; config: string }>();
 
@@ -176,6 +178,9 @@ export class PatroniSystem implements HaSystem {
     return this.nodes.map((n) => {
       const m = members.find((x) => x.name === n.name);
       if (!m) return { name: n.name, reported: 'absent', goal: 'secondary' };
+      // A patroni that just started rewrites postgresql.conf (synchronous_standby_names
+      // included) on its first HA loops, even on a running Postgres: settled only after two loops.
+      if (performance.now() - (this.startedAt.get(n.name) ?? 0) < (2 * this.timeouts.loop_wait + 1) * 1000) return { name: n.name, reported: `patroni starting (${m.role} ${m.state})`, goal: m === leader ? 'primary' : 'secondary' };
       if (m === leader) return { name: n.name, reported: m.state === 'running' ? 'primary' : `leader ${m.state}`, goal: 'primary' };
       const synced = m.role === 'sync_standby' && (m.state === 'streaming' || m.state === 'running') && syncOnLeader > 0;
       return { name: n.name, reported: synced ? 'secondary' : `${m.role} ${m.state}${syncOnLeader > 0 ? '' : ', not synchronous on the leader'}`, goal: 'secondary' };
@@ -191,6 +196,7 @@ export class PatroniSystem implements HaSystem {
   /** Runs `patroni CONFIG` for the node, as the Postgres OS user. */
   startKeeper(node: BenchNode): void {
     const config = this.api.get(node.name)!.config;
+    this.startedAt.set(node.name, performance.now());
     this.procs.set(node.name, spawnLogged(PATRONI, [config], join(this.dir, `${node.name}.log`), { asPostgres: true, env: { PATH: `${PG_BIN}:/usr/bin:/bin`, HOME: this.dir } }));
   }
 
