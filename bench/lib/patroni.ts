@@ -58,6 +58,8 @@ export class PatroniSystem implements HaSystem {
   private readonly timeouts: PatroniTimeouts;
   private etcd: LocalEtcd | undefined;
   private readonly procs = new Map<string, ResultPromise>();
+  /** Each node's postmaster last seen (see {@link trackPostmasters}). */
+  private readonly postmasters = new Map<string, number | undefined>();
   /** When each node's `patroni` last started (ms, `performance.now()`). */
   private readonly startedAt = new Map<string, number>();
   /** Each node's REST API (`http://127.0.0.1:PORT`) and configuration file. */
@@ -171,6 +173,7 @@ export class PatroniSystem implements HaSystem {
    * synchronous only once the leader's `pg_stat_replication` shows a `sync` standby.
    */
   async status(): Promise<NodeStatus[]> {
+    this.trackPostmasters();
     const members = (await this.cluster()) ?? [];
     const leader = members.find((m) => ['leader', 'master', 'primary'].includes(m.role));
     const leaderNode = this.nodes.find((n) => n.name === leader?.name);
@@ -185,6 +188,22 @@ export class PatroniSystem implements HaSystem {
       const synced = m.role === 'sync_standby' && (m.state === 'streaming' || m.state === 'running') && syncOnLeader > 0;
       return { name: n.name, reported: synced ? 'secondary' : `${m.role} ${m.state}${syncOnLeader > 0 ? '' : ', not synchronous on the leader'}`, goal: 'secondary' };
     });
+  }
+
+  /**
+   * Patroni detaches each postmaster from itself: the benchmark's exit on Ctrl-C (which ends
+   * the process trees it started) would miss them, so each node's current postmaster is in
+   * `startedPids` (the one it replaces taken out).
+   */
+  private trackPostmasters(): void {
+    for (const n of this.nodes) {
+      const pid = postmasterPid(n.pgdata);
+      const before = this.postmasters.get(n.name);
+      if (before === pid) continue;
+      if (before) startedPids.delete(before);
+      if (pid) startedPids.add(pid);
+      this.postmasters.set(n.name, pid);
+    }
   }
 
   /** The node's `patroni` process (its Postgres runs on when it dies). */
@@ -223,6 +242,8 @@ export class PatroniSystem implements HaSystem {
     for (const n of this.nodes) {
       const pid = postmasterPid(n.pgdata);
       if (pid && isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
+      const tracked = this.postmasters.get(n.name);
+      if (tracked) startedPids.delete(tracked);
     }
     if (this.etcd) {
       await this.etcd.stop();
