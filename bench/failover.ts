@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: failover, switchover and crash scenarios on pgha with one monitor, on pgha
- * with three monitors on a local 3-member etcd (`pgha-3-monitors`), and on pg_auto_failover
- * 2.0 (Debian packages, installed when missing), side by side in the same run, with the same
+ * with three monitors on a local 3-member etcd (`pgha-3-monitors`), and on its peers, each at
+ * its defaults and tuned: pg_auto_failover 2.0 (`pg_auto_failover`, `pg_auto_failover-tuned`)
+ * and Patroni 3.0 on a local etcd (`patroni`, `patroni-tuned`), all from Debian packages
+ * (installed when missing), side by side in the same run, with the same
  * probe (one insert every ~10 ms, bench/lib/probe.ts). Prints a table (medians [min–max] per
  * system, ratios of medians) and writes `bench/results/latest.md` and `.json`.
  *
@@ -10,7 +12,8 @@
  * with several monitors, `monitor-crash` (SIGKILL the monitor that leads the formation, as
  * `GET /v1/monitors` says) and `monitor-and-node-crash` (that monitor and the primary's node at
  * the same instant). A system with one monitor has no figure for those two: neither pgha nor
- * pg_auto_failover fails over while its only monitor is down, until a person acts.
+ * pg_auto_failover fails over while its only monitor is down, until a person acts; Patroni
+ * has no monitor at all.
  *
  * Figures per run: writes back after (ms, from the fault to the first write acknowledged by the
  * node that serves writes afterwards), the longest write gap (ms), lost acknowledged writes,
@@ -18,7 +21,7 @@
  * by another node, or another primary at the end, within 15 s of a monitor crash), time back to
  * primary + secondary (ms, the killed processes restarted once writes are back), and for the
  * monitor scenarios the time until another monitor leads (ms, `GET /v1/monitors` polled every
- * 50 ms). Ratios: pgha / pg_auto_failover, and pgha-3-monitors / pgha (targets of issue 15:
+ * 50 ms). Ratios: pgha / each peer, and pgha-3-monitors / pgha (targets of issue 15:
  * another monitor leads < 3 s; writes back < 6 s after the leading monitor and the primary's
  * node crash together; node crash with three monitors within 10 % of one monitor's time).
  *
@@ -29,7 +32,9 @@
  * of docs/recipes/vip-on-role-change.sh (bench/client-paths.ts), written to
  * `bench/results/client-paths.md` and `.json`.
  *
- * Options: --runs N (5), --systems pgha,pgha-3-monitors,pg_auto_failover, --scenarios a,b,
+ * Each system's settings (what it runs with, why, and the source) go into the results file.
+ *
+ * Options: --runs N (5), --systems (all of SYSTEMS by default), --scenarios a,b,
  * --idle-seconds S (60), --out DIR (default bench/results), --keep (keep the systems' directories and logs),
  * --restart-runs N (3), --paths-runs N (3).
  */
@@ -45,7 +50,8 @@ import { cpuMs, killAll, processTree, started, startedPids } from './lib/proc.js
 import { rollingRestartBench } from './rolling-restart.js';
 import { pathsBench, writePathsResults } from './client-paths.js';
 import { needsMonitorGroup, runScenario, SCENARIOS, type RunResult, type Scenario } from './lib/scenarios.js';
-import { PgafSystem, PghaSystem, removeDir, SYSTEMS, type HaSystem, type SystemName } from './lib/systems.js';
+import { PEERS, PgafSystem, PghaSystem, removeDir, SYSTEMS, type HaSystem, type Setting, type SystemName } from './lib/systems.js';
+import { PatroniSystem } from './lib/patroni.js';
 
 /** Idle footprint of a system's monitor and of a keeper. */
 export interface Footprint {
@@ -62,16 +68,33 @@ export interface BenchReport {
   date: string;
   machine: string;
   runs: number;
-  /** The systems run, with their number of monitors. */
-  systems: { name: SystemName; monitors: number }[];
+  /** The systems run, with their number of monitors (Patroni: 0, it has none) and what each runs with. */
+  systems: { name: SystemName; monitors: number; settings?: readonly Setting[] }[];
   results: RunResult[];
   footprints: Footprint[];
+  /** The command that made the report (shown in the results file). */
+  command?: string;
+  /** A note for the results file (e.g. that the machine was shared). */
+  note?: string;
 }
 
 /** A system of the benchmark by name, under `dir`. */
 function makeSystem(name: SystemName, dir: string): HaSystem {
-  if (name === 'pg_auto_failover') return new PgafSystem(dir);
-  return new PghaSystem(dir, name === 'pgha-3-monitors' ? 3 : 1);
+  switch (name) {
+    case 'pg_auto_failover':
+    case 'pg_auto_failover-tuned':
+      return new PgafSystem(dir, name === 'pg_auto_failover-tuned');
+    case 'patroni':
+    case 'patroni-tuned':
+      return new PatroniSystem(dir, name === 'patroni-tuned');
+    default:
+      return new PghaSystem(dir, name === 'pgha-3-monitors' ? 3 : 1);
+  }
+}
+
+/** Whether a system has a monitor at all (Patroni has none: its nodes elect a leader through etcd). */
+function hasMonitor(name: SystemName): boolean {
+  return !name.startsWith('patroni');
 }
 
 function median(xs: number[]): number {
@@ -111,7 +134,7 @@ async function idleFootprint(sys: HaSystem, seconds: number): Promise<Footprint>
 }
 
 /** Runs the benchmark. */
-export async function bench(options: { runs: number; systems: SystemName[]; scenarios: Scenario[]; idleSeconds: number; outDir: string | undefined; keep?: boolean; log?: (line: string) => void }): Promise<BenchReport> {
+export async function bench(options: { runs: number; systems: SystemName[]; scenarios: Scenario[]; idleSeconds: number; outDir: string | undefined; keep?: boolean; command?: string; note?: string; log?: (line: string) => void }): Promise<BenchReport> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const results: RunResult[] = [];
   const footprints: Footprint[] = [];
@@ -123,7 +146,7 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
     try {
       log(`setting up ${name} in ${dir}`);
       await sys.setup();
-      systems.push({ name, monitors: sys.monitorGroup?.urls.length ?? 1 });
+      systems.push({ name, monitors: hasMonitor(name) ? (sys.monitorGroup?.urls.length ?? 1) : 0, settings: sys.settings });
       if (options.idleSeconds > 0) {
         const fp = await idleFootprint(sys, options.idleSeconds);
         footprints.push(fp);
@@ -131,7 +154,7 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
       }
       for (const scenario of options.scenarios) {
         if (needsMonitorGroup(scenario) && !sys.monitorGroup) {
-          log(`${name.padEnd(16)} ${scenario.padEnd(22)} not run: ${ONE_MONITOR}`);
+          log(`${name.padEnd(16)} ${scenario.padEnd(22)} not run: ${hasMonitor(name) ? ONE_MONITOR : NO_MONITOR}`);
           continue;
         }
         for (let run = 1; run <= options.runs; run++) results.push(await runScenario(sys, scenario, run, log));
@@ -142,7 +165,7 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
       else removeDir(dir);
     }
   }
-  const report: BenchReport = { date: new Date().toISOString(), machine: `${process.platform} ${process.arch}, node ${process.version}`, runs: options.runs, systems, results, footprints };
+  const report: BenchReport = { date: new Date().toISOString(), machine: `${process.platform} ${process.arch}, node ${process.version}`, runs: options.runs, systems, results, footprints, ...(options.command ? { command: options.command } : {}), ...(options.note ? { note: options.note } : {}) };
   if (options.outDir) {
     mkdirSync(options.outDir, { recursive: true });
     writeFileSync(join(options.outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -153,6 +176,9 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
 
 /** Why a system with one monitor has no figure for a scenario that kills the leading monitor. */
 const ONE_MONITOR = 'one monitor: nothing fails over while it is down, until a person acts';
+
+/** Why Patroni has no figure for the monitor scenarios. */
+const NO_MONITOR = 'no monitor: Patroni\'s nodes elect their leader through etcd';
 
 const FIGURES: { key: keyof RunResult; label: string; unit: 'ms' | 'count'; only?: Scenario[]; except?: Scenario[] }[] = [
   { key: 'newLeaderMs', label: 'another monitor leads after (ms)', unit: 'ms', only: ['monitor-crash', 'monitor-and-node-crash'] },
@@ -177,7 +203,12 @@ function ratio(a: number[], b: number[], unit: 'ms' | 'count'): string {
 
 /** The table's header: scenario, figure, one column per system run, then the ratios. */
 export function renderHead(report: BenchReport): string[] {
-  return ['scenario', 'figure', ...systemsOf(report), 'pgha / pg_auto_failover', 'pgha-3-monitors / pgha'];
+  return ['scenario', 'figure', ...systemsOf(report), ...peersOf(report).map((p) => `pgha / ${p}`), 'pgha-3-monitors / pgha'];
+}
+
+/** The peers among a report's systems, in the table's order. */
+function peersOf(report: BenchReport): SystemName[] {
+  return systemsOf(report).filter((s) => PEERS.includes(s));
 }
 
 /** The systems of a report in the table's order (a report without `systems`: those with results). */
@@ -188,44 +219,88 @@ function systemsOf(report: BenchReport): SystemName[] {
 
 /**
  * The table: per scenario and figure, median [min–max] per system (for a scenario a system
- * cannot run, why), and the ratios of medians pgha / pg_auto_failover and pgha-3-monitors / pgha.
+ * cannot run, why), and the ratios of medians pgha / each peer and pgha-3-monitors / pgha.
  */
 export function renderRows(report: BenchReport): string[][] {
   const rows: string[][] = [];
   const systems = systemsOf(report);
   const single = new Set((report.systems ?? []).filter((s) => s.monitors === 1).map((s) => s.name));
+  const none = new Set((report.systems ?? []).filter((s) => s.monitors === 0).map((s) => s.name));
+  const peers = peersOf(report);
   for (const scenario of SCENARIOS) {
     const of = (system: string) => report.results.filter((r) => r.scenario === scenario && r.system === system);
     if (systems.every((s) => of(s).length === 0)) continue;
     for (const [i, f] of FIGURES.filter((f) => (!f.only || f.only.includes(scenario)) && !f.except?.includes(scenario)).entries()) {
       const values = (system: string) => of(system).flatMap((r) => (r[f.key] === undefined ? [] : [Number(r[f.key])]));
       // A system with one monitor: the reason on the scenario's first row, short on the others.
-      const cells = systems.map((s) => (needsMonitorGroup(scenario) && single.has(s) ? (i === 0 ? `no figure: ${ONE_MONITOR}` : 'no figure (one monitor)') : cell(values(s), f.unit)));
-      rows.push([scenario, f.label, ...cells, ratio(values('pgha'), values('pg_auto_failover'), f.unit), ratio(values('pgha-3-monitors'), values('pgha'), f.unit)]);
+      const noFigure = (s: SystemName): string | undefined => {
+        if (!needsMonitorGroup(scenario)) return undefined;
+        if (single.has(s)) return i === 0 ? `no figure: ${ONE_MONITOR}` : 'no figure (one monitor)';
+        if (none.has(s)) return i === 0 ? `no figure: ${NO_MONITOR}` : 'no figure (no monitor)';
+        return undefined;
+      };
+      const cells = systems.map((s) => noFigure(s) ?? cell(values(s), f.unit));
+      rows.push([scenario, f.label, ...cells, ...peers.map((p) => ratio(values('pgha'), values(p), f.unit)), ratio(values('pgha-3-monitors'), values('pgha'), f.unit)]);
     }
   }
   return rows;
 }
 
-function renderMarkdown(report: BenchReport): string {
+/**
+ * The results file's "Where pgha is not ahead" section: every scenario and time figure
+ * (writes back, longest gap, back to primary + secondary) where pgha's median is above a
+ * peer's (issue 17: pgha must be ahead of every peer at its best, or the results say where not).
+ */
+function renderBehind(report: BenchReport): string[] {
+  const peers = peersOf(report);
+  if (peers.length === 0 || !report.results.some((r) => r.system === 'pgha')) return [];
+  const behind: string[] = [];
+  for (const scenario of SCENARIOS) {
+    for (const f of FIGURES.filter((f) => f.unit === 'ms' && f.key !== 'newLeaderMs' && !f.except?.includes(scenario))) {
+      const values = (system: string) => report.results.filter((r) => r.scenario === scenario && r.system === system && r[f.key] !== undefined).map((r) => Number(r[f.key]));
+      const ours = values('pgha');
+      for (const p of peers) {
+        const theirs = values(p);
+        if (ours.length && theirs.length && median(ours) > median(theirs)) behind.push(`- ${scenario}, ${f.label}: pgha ${median(ours).toFixed(0)} vs ${p} ${median(theirs).toFixed(0)} (ratio ${ratio(ours, theirs, 'ms')})`);
+      }
+    }
+  }
+  return ['## Where pgha is not ahead', '', ...(behind.length ? behind : ['Nowhere: pgha\'s median is at or below every peer\'s on every time figure.']), ''];
+}
+
+/** The results file's "Settings" section: per system, what it ran with and why. */
+function renderSettings(report: BenchReport): string[] {
+  const withSettings = (report.systems ?? []).filter((s) => s.settings?.length);
+  if (withSettings.length === 0) return [];
+  return [
+    '## Settings',
+    '',
+    ...withSettings.flatMap((s) => [`### ${s.name}`, '', '| setting | value | why, and the source |', '|---|---|---|', ...s.settings!.map((x) => `| \`${x.name}\` | ${x.value} | ${x.source} |`), '']),
+  ];
+}
+
+/** The results file (Markdown) of a report. */
+export function renderMarkdown(report: BenchReport): string {
   const lines = [
     `# Failover benchmark — ${report.date}`,
     '',
-    `${report.machine}; ${report.runs} runs per scenario; medians [min–max]; ratios of medians. pgha: one monitor on its own Postgres; pgha-3-monitors: three monitors on a local 3-member etcd (TLS), keepers given the three. Command: \`npm run bench\`.`,
+    `${report.machine}; ${report.runs} runs per scenario; medians [min–max]; ratios of medians. pgha: one monitor on its own Postgres; pgha-3-monitors: three monitors on a local 3-member etcd (TLS), keepers given the three; pg_auto_failover and Patroni (on a local one-member etcd, no monitor) at their defaults and tuned, see "Settings". Command: \`${report.command ?? 'npm run bench'}\`.`,
     '',
+    ...(report.note ? [report.note, ''] : []),
     `| ${renderHead(report).join(' | ')} |`,
     `|${renderHead(report).map(() => '---').join('|')}|`,
     ...renderRows(report).map((r) => `| ${r.join(' | ')} |`),
     '',
     '## Idle footprint',
     '',
-    'pgha-3-monitors: the three monitors\' CPU and RSS summed; etcd is not counted, as the single monitor\'s Postgres is not.',
+    'pgha-3-monitors: the three monitors\' CPU and RSS summed; etcd is not counted, as the single monitor\'s Postgres is not. Patroni has no monitor: its "monitor" columns are its etcd member\'s, and its "keeper" is the primary\'s `patroni` process.',
     '',
     '| system | seconds | monitor CPU % | monitor peak RSS MB | keeper CPU % | keeper peak RSS MB |',
     '|---|---|---|---|---|---|',
     ...report.footprints.map((f) => `| ${f.system} | ${f.seconds} | ${f.monitorCpuPct.toFixed(2)} | ${f.monitorPeakRssMb.toFixed(0)} | ${f.keeperCpuPct.toFixed(2)} | ${f.keeperPeakRssMb.toFixed(0)} |`),
     '',
   ];
+  lines.push(...renderBehind(report), ...renderSettings(report));
   const errors = report.results.filter((r) => r.error);
   if (errors.length) lines.push('## Errors', '', ...errors.map((e) => `- ${e.system} ${e.scenario} run ${e.run}: ${e.error}`), '');
   return `${lines.join('\n')}\n`;
@@ -245,6 +320,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     .option('--scenarios <list>', `comma-separated, from: ${SCENARIOS.join(', ')}`, SCENARIOS.join(','))
     .option('--idle-seconds <s>', 'length of the idle footprint window (0: none)', intArg(0), 60)
     .option('--keep', 'keep each system\'s directory (its logs) instead of removing it', false)
+    .option('--note <text>', 'a note for the results file (e.g. that the machine was shared)')
     .option('--out <dir>', 'where to write latest.json and latest.md', fileURLToPath(new URL('./results', import.meta.url)))
     .option('--restart-runs <n>', 'then rolling restarts (pgha perform restart) of 2 and 3 nodes, this many each (0: none); results in rolling-restart.md', intArg(0, 100), 3)
     .option('--paths-runs <n>', 'then node crashes seen by clients straight to the nodes, through HAProxy and through the virtual IP, this many (0: none); results in client-paths.md', intArg(0, 100), 3)
@@ -256,7 +332,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`);
   const systems = o.systems.split(',').filter(Boolean) as SystemName[];
   for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}; one of ${SYSTEMS.join(', ')}`);
-  bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, outDir: o.out, keep: o.keep })
+  const command = ['npm run bench --', ...process.argv.slice(2).map((a) => (/^[\w,./=:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))].join(' ');
+  bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, outDir: o.out, keep: o.keep, command, ...(o.note ? { note: o.note } : {}) })
     .then(async (report) => {
       const table = new Table({ head: renderHead(report) });
       table.push(...renderRows(report));

@@ -34,9 +34,22 @@ export interface NodeStatus {
   goal: string;
 }
 
-/** The systems of the benchmark, in the order of its table's columns. */
-export const SYSTEMS = ['pgha', 'pgha-3-monitors', 'pg_auto_failover'] as const;
+/** The systems of the benchmark, in the order of its table's columns: pgha first, then the peers (each at its defaults, then tuned). */
+export const SYSTEMS = ['pgha', 'pgha-3-monitors', 'pg_auto_failover', 'pg_auto_failover-tuned', 'patroni', 'patroni-tuned'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/** The peers: the systems that are not pgha (the table gives the ratio pgha / each of them). */
+export const PEERS: readonly SystemName[] = SYSTEMS.filter((s) => !s.startsWith('pgha'));
+
+/** One setting a system runs with, for the results file: where it is set, its value, and why (with the source of the value). */
+export interface Setting {
+  /** The setting as the system names it, e.g. `pgautofailover.health_check_period` or `ttl`. */
+  name: string;
+  /** The value with its unit, e.g. `500 ms`, `20 s`. */
+  value: string;
+  /** Why this value, and where the rule or the default comes from. */
+  source: string;
+}
 
 /** Several monitors, one of which leads the formation (pgha on etcd). */
 export interface MonitorGroup {
@@ -63,6 +76,8 @@ export interface HaSystem {
   readonly monitorGroup?: MonitorGroup;
   readonly nodes: BenchNode[];
   readonly hosts: Host[];
+  /** What the system runs with (shown in the results file). */
+  readonly settings: readonly Setting[];
   setup(): Promise<void>;
   status(): Promise<NodeStatus[]>;
   /** Keeper processes of a node (not its Postgres). */
@@ -87,7 +102,8 @@ export function primaryOf(states: readonly NodeStatus[]): string | undefined {
   return states.find((s) => ['primary', 'wait_primary', 'single'].includes(s.goal))?.name;
 }
 
-async function freePorts(n: number): Promise<number[]> {
+/** `n` free loopback ports, all different. */
+export async function freePorts(n: number): Promise<number[]> {
   const ports: number[] = [];
   while (ports.length < n) ports.push(await getPort({ host: '127.0.0.1', exclude: ports }));
   return ports;
@@ -103,6 +119,7 @@ export class PghaSystem implements HaSystem {
   readonly name: 'pgha' | 'pgha-3-monitors';
   readonly nodes: BenchNode[] = [];
   hosts: Host[] = [];
+  readonly settings: readonly Setting[] = [{ name: '(all)', value: 'defaults', source: 'what `pgha monitor create` and `pgha keeper create postgres` write; nothing is tuned for the benchmark' }];
   readonly monitorGroup?: MonitorGroup;
   /** The monitors' URLs (one, or three on etcd). */
   private monitorUrls: string[] = [];
@@ -263,18 +280,61 @@ export class PghaSystem implements HaSystem {
 }
 
 /**
- * pg_auto_failover 2.0 at its defaults: `pg_autoctl create monitor|postgres`, one
- * `pg_autoctl run` per node (which supervises its Postgres), all as the Postgres OS user.
+ * The monitor's settings of `pg_auto_failover-tuned` (its Postgres, `ALTER SYSTEM` then a
+ * reload). pg_auto_failover's docs (pg_autoctl(5), "Configuration") name these settings and
+ * their defaults but give no lower bound; the extension accepts anything from 1 ms (1 retry)
+ * up (`DefineCustomIntVariable` in src/monitor/pg_auto_failover.c). So the values are the
+ * smallest that keep what its docs describe sound: a keeper reports to the monitor once a
+ * second (`PG_AUTOCTL_KEEPER_SLEEP_TIME`, 1 s in 2.0), so a node is counted unhealthy after
+ * two missed reports, not less; and the monitor still waits, before it promotes the standby,
+ * longer than a primary cut off from the monitor and its standby takes to stop its Postgres
+ * (`timeout.network_partition_timeout`, below): the docs' protection against two primaries.
+ */
+export const PGAF_TUNED_MONITOR: readonly Setting[] = [
+  { name: 'pgautofailover.health_check_period', value: '500 ms', source: 'default 5 s (docs) / 1 s (2.0 source); the monitor\'s health check of every node twice per keeper report' },
+  { name: 'pgautofailover.health_check_timeout', value: '500 ms', source: 'default 5 s; a connect on loopback answers or is refused at once' },
+  { name: 'pgautofailover.health_check_max_retries', value: '1', source: 'default 2; the extension\'s minimum (1)' },
+  { name: 'pgautofailover.health_check_retry_delay', value: '100 ms', source: 'default 2 s' },
+  { name: 'pgautofailover.node_considered_unhealthy_timeout', value: '2000 ms', source: 'default 20 s; two keeper reports (a keeper reports every 1 s): less would count a healthy node unhealthy between two reports' },
+  { name: 'pgautofailover.primary_demote_timeout', value: '3000 ms', source: 'default 30 s; with node_considered_unhealthy_timeout the standby is promoted ≥ 5 s after the primary\'s last report, longer than network_partition_timeout (2 s) + one keeper round (1 s), so a cut-off primary has stopped first' },
+  { name: 'pgautofailover.startup_grace_period', value: '2000 ms', source: 'default 10 s; as node_considered_unhealthy_timeout (the monitor has heard every keeper once by then)' },
+];
+
+/**
+ * The keepers' settings of `pg_auto_failover-tuned` (`pg_autoctl config set --pgdata NODE
+ * section.option value`, before `pg_autoctl run`). The other `timeout.*` options only bound
+ * waits that do not delay a healthy failover (`prepare_promotion_catchup` and
+ * `prepare_promotion_walreceiver`: 2.0 only supports synchronous replication and does not wait
+ * on them, as its source says; `postgresql_restart_failure_timeout` / `_max_retries`: how
+ * long a keeper retries a Postgres that fails to start, which a crash that restarts fine never
+ * reaches): they keep their defaults.
+ */
+export const PGAF_TUNED_KEEPER: readonly Setting[] = [
+  { name: 'timeout.network_partition_timeout', value: '2 s', source: 'default 20 s; whole seconds; a primary that reaches neither the monitor nor its standby for this long stops its Postgres (docs: protection against split brain); kept below the monitor\'s wait before promotion (5 s)' },
+];
+
+/**
+ * pg_auto_failover 2.0: `pg_autoctl create monitor|postgres`, one `pg_autoctl run` per node
+ * (which supervises its Postgres), all as the Postgres OS user. At its defaults
+ * (`pg_auto_failover`), or with the monitor's health checks and timeouts and the keepers'
+ * network partition timeout lowered (`pg_auto_failover-tuned`: {@link PGAF_TUNED_MONITOR},
+ * {@link PGAF_TUNED_KEEPER}).
  */
 export class PgafSystem implements HaSystem {
-  readonly name = 'pg_auto_failover' as const;
+  readonly name: 'pg_auto_failover' | 'pg_auto_failover-tuned';
   readonly nodes: BenchNode[] = [];
   hosts: Host[] = [];
+  readonly settings: readonly Setting[];
   private monitorPgdata = '';
   private monitorUri = '';
   private readonly runs = new Map<string, ResultPromise>();
 
-  constructor(private readonly dir: string) {}
+  constructor(private readonly dir: string, private readonly tuned = false) {
+    this.name = tuned ? 'pg_auto_failover-tuned' : 'pg_auto_failover';
+    this.settings = tuned
+      ? [...PGAF_TUNED_MONITOR, ...PGAF_TUNED_KEEPER, { name: 'replication', value: 'synchronous', source: 'pg_auto_failover\'s default for a primary and one standby (number_sync_standbys 0, replication quorum true)' }]
+      : [{ name: '(all)', value: 'defaults', source: 'what `pg_autoctl create monitor|postgres --auth trust --no-ssl` writes (pg_autoctl(5): health_check_period 5 s, node_considered_unhealthy_timeout 20 s, primary_demote_timeout 30 s, network_partition_timeout 20 s); synchronous replication' }];
+  }
 
   private get env(): Record<string, string> {
     return {
@@ -312,14 +372,27 @@ export class PgafSystem implements HaSystem {
     this.monitorUri = `postgres://autoctl_node@127.0.0.1:${monitorPort}/pg_auto_failover?sslmode=disable`;
     await waitFor('the pg_auto_failover monitor', () => postmasterPid(this.monitorPgdata) !== undefined, { timeoutMs: 60_000, intervalMs: 200 });
     await waitFor('the pg_auto_failover monitor to answer', async () => (await this.autoctl(['show', 'state', '--monitor', this.monitorUri, '--json'])).length > 0, { timeoutMs: 60_000, intervalMs: 500 });
+    if (this.tuned) await this.tuneMonitor(monitorPort!);
     for (const [i, port] of [p1!, p2!].entries()) {
       const node = { name: `node${i + 1}`, port, pgdata: join(this.dir, `node${i + 1}`) };
       await this.autoctl(['create', 'postgres', '--pgdata', node.pgdata, '--pgport', String(port), '--hostname', '127.0.0.1', '--name', node.name, '--monitor', this.monitorUri, '--auth', 'trust', '--no-ssl']);
+      if (this.tuned) for (const s of PGAF_TUNED_KEEPER) await this.autoctl(['config', 'set', '--pgdata', node.pgdata, s.name, s.value.split(' ')[0]!]);
       this.nodes.push(node);
       this.startRun(node.name, node.pgdata);
       await waitFor(`${node.name} to start`, async () => (await this.status()).some((s) => s.name === node.name && s.reported === s.goal && s.goal !== 'init'), { timeoutMs: 300_000, intervalMs: 500 });
     }
     this.hosts = this.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }));
+  }
+
+  /** Sets {@link PGAF_TUNED_MONITOR} on the monitor's Postgres and reloads it; checks that each value took. */
+  private async tuneMonitor(port: number): Promise<void> {
+    const psql = (sql: string) => run('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'pg_auto_failover', '-c', sql], { asPostgres: true, env: this.env });
+    for (const s of PGAF_TUNED_MONITOR) await psql(`alter system set ${s.name} = '${s.value.replace(' ', '')}'`);
+    await psql('select pg_reload_conf()');
+    await waitFor('the monitor to take the tuned settings', async () => {
+      const rows = (await psql(`select name || '=' || setting from pg_settings where name like 'pgautofailover.%'`)).split('\n');
+      return PGAF_TUNED_MONITOR.every((s) => rows.includes(`${s.name}=${s.value.split(' ')[0]}`)) || undefined;
+    }, { timeoutMs: 10_000, intervalMs: 200 });
   }
 
   async status(): Promise<NodeStatus[]> {
