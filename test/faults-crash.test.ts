@@ -8,7 +8,7 @@
  * checks: nothing lost, no dual primary, every goal change explained, one `primary` and the
  * rest `secondary` within {@link RECOVERY_BOUND_MS} of the restart. No manual step.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Probe } from '../bench/lib/probe.js';
@@ -70,6 +70,25 @@ async function failoverWithCrash(n: number, label: string, from: string, to: str
   expect(report.finalPrimary).toBe(before.standby.name);
 }
 
+/**
+ * Runs `fn`; when it fails, adds the last 40 lines of the monitor's log to the error (what the
+ * monitor said meanwhile: once in CI it stopped answering after its Postgres was killed).
+ */
+async function withMonitorLog<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    let tail: string;
+    try {
+      tail = readFileSync(join(f.monitor.dir, 'monitor.log'), 'utf8').split('\n').slice(-40).join('\n');
+    } catch {
+      tail = '(no monitor log)';
+    }
+    if (err instanceof Error) err.message += `\nthe monitor's log, last lines:\n${tail}`;
+    throw err;
+  }
+}
+
 describe.skipIf(skip)(skip ? `crash faults (skipped: ${skipReason})` : 'fault 6: crashes mid-transition (monitor + 2 nodes, then a third, each in its own network namespace)', () => {
   beforeAll(async () => {
     if (!availability.ok) throw new Error(`${availability.reason}. Set PGHA_SKIP_NETNS=1 to skip the fault tests on such a machine.`);
@@ -110,9 +129,10 @@ describe.skipIf(skip)(skip ? `crash faults (skipped: ${skipReason})` : 'fault 6:
   });
 
   it("the monitor's Postgres SIGKILLed during a failover: the monitor restarts it and the failover completes", () =>
-    failoverWithCrash(63, "fault 6c: monitor's Postgres killed during a failover", 'secondary', 'prepare_promotion', async () => {
-      expect(killPostmaster(f.monitor.pgdata)).toBeDefined();
-    }));
+    withMonitorLog(() =>
+      failoverWithCrash(63, "fault 6c: monitor's Postgres killed during a failover", 'secondary', 'prepare_promotion', async () => {
+        expect(killPostmaster(f.monitor.pgdata)).toBeDefined();
+      })));
 
   it("the promoted standby's keeper SIGKILLed during stop_replication, restarted: the promotion completes", () =>
     failoverWithCrash(64, 'fault 6d: keeper killed during stop_replication', 'prepare_promotion', 'stop_replication', async (standby) => {
