@@ -95,7 +95,9 @@ describe("the keeper's HTTP routes", () => {
     expect(primary.timeline).toBe(1);
     const rows = await showState(monitor.url);
     expect(primary.node_id).toBe(rows.find((r) => r.name === 'node1')!.node_id);
-    expect(typeof standby.lag_bytes).toBe('number');
+    // The lag comes with the standby's goal, once the monitor knows both LSNs: right after a
+    // restart of either keeper it can still be null for a report round.
+    await waitFor("the standby's keeper to know its lag", async () => typeof (await keeper(node2, '/state')).json().lag_bytes === 'number', { timeoutMs: 15_000, intervalMs: 200 });
   });
 
   it('/replica?max_lag_bytes=N turns 503 when the standby replays more than N bytes behind, 200 under a large bound', async () => {
