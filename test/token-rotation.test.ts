@@ -9,7 +9,7 @@ import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow, NodeStateRow } from '@pgha/shared';
-import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
+import { addNode, addPrimaryAndStandby, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { expectOneLineError, expectUsageError } from './helpers/cli.js';
 import { startEtcdMonitors, type EtcdMonitors } from './helpers/etcd-monitors.js';
 import { isPrimaryAndSecondaries, showState } from './helpers/formation.js';
@@ -42,8 +42,7 @@ const goals = (rows: readonly NodeStateRow[]): Record<string, string> => Object.
 
 beforeAll(async () => {
   monitor = await startMonitor();
-  nodes = [await addNode(monitor, 'node1'), await addNode(monitor, 'node2')];
-  await waitFor('one primary and one secondary', async () => isPrimaryAndSecondaries(await showState(monitor.url)), { timeoutMs: 120_000, intervalMs: 250 });
+  nodes = await addPrimaryAndStandby(monitor);
 }, 300_000);
 
 afterAll(async () => {

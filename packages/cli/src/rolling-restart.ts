@@ -11,7 +11,7 @@ import { MonitorClient } from '@pgha/client';
 import { ConflictError, NotFoundError, PRIMARY_STATES, formatDurationMs, type NodeState, type NodeStateRow, type RestartRequest, type RestartResponse } from '@pgha/shared/base';
 import { cliCredentials } from './credentials.js';
 import { newPrimary, sendAndWait, sendCommand, type WaitOptions } from './perform.js';
-import { renderStateTable } from './show.js';
+import { nodesPendingRestart, renderStateTable } from './show.js';
 import type { Step } from './steps.js';
 
 /** What `pgha perform restart` restarts. */
@@ -22,15 +22,6 @@ export interface RestartOptions extends WaitOptions {
   pending: boolean;
   /** Restart the primary in place instead of by a switchover (`--in-place`). */
   inPlace: boolean;
-}
-
-/**
- * The nodes whose Postgres has parameters waiting for a restart: those whose row lists names in
- * `pending_restart` (filled by keepers that report pg_settings.pending_restart; a row without
- * the field has none).
- */
-export function nodesPendingRestart(rows: readonly NodeStateRow[]): NodeStateRow[] {
-  return rows.filter((r) => (r.pending_restart?.length ?? 0) > 0);
 }
 
 /** The node that holds a primary goal (`PRIMARY_STATES`), if any. */

@@ -16,10 +16,18 @@ export function problemNotes(rows: readonly NodeStateRow[]): string[] {
   return [...rows.filter((r) => r.note).map((r) => `Note: ${r.note}`), ...rows.filter((r) => r.problem).map((r) => `Problem on ${r.name}: ${r.problem}`)];
 }
 
+/**
+ * The nodes whose Postgres has parameters waiting for a restart: those whose row lists names in
+ * `pending_restart` (filled by keepers that report pg_settings.pending_restart; a row without
+ * the field has none).
+ */
+export function nodesPendingRestart(rows: readonly NodeStateRow[]): NodeStateRow[] {
+  return rows.filter((r) => (r.pending_restart?.length ?? 0) > 0);
+}
+
 /** `Restart pending on node1: shared_buffers (pgha perform restart --pending)`, one line per node with Postgres parameters waiting for a restart. */
 export function pendingRestartNotes(rows: readonly NodeStateRow[]): string[] {
-  // `pending_restart` is absent from a monitor older than it.
-  return rows.filter((r) => (r.pending_restart ?? []).length > 0).map((r) => `Restart pending on ${r.name}: ${r.pending_restart.join(', ')} (pgha perform restart --pending)`);
+  return nodesPendingRestart(rows).map((r) => `Restart pending on ${r.name}: ${r.pending_restart.join(', ')} (pgha perform restart --pending)`);
 }
 
 /**

@@ -88,10 +88,7 @@ export class PostgresLifecycle {
     this.identity.assertOwn();
     this.log.info('starting Postgres');
     this.socketDir();
-    // A postmaster killed a moment ago may linger as a zombie until it is reaped, and Postgres
-    // then refuses its lock file: the process is dead, so the file is stale.
-    rmSync(join(this.pgdata, 'postmaster.pid'), { force: true });
-    rmSync(join(this.session.local.socketDir, `.s.PGSQL.${this.session.local.port}.lock`), { force: true });
+    this.removeStaleLocks();
     try {
       await pgCtlStart(this.pgdata, this.pgLogFile);
       this.lastStartFailure = undefined;
@@ -101,6 +98,15 @@ export class PostgresLifecycle {
       if (await this.rollBackParameters()) return;
       throw err;
     }
+  }
+
+  /**
+   * Removes the lock files of a postmaster that is not running: one killed a moment ago may
+   * linger as a zombie until it is reaped, and Postgres then refuses its lock file.
+   */
+  private removeStaleLocks(): void {
+    rmSync(join(this.pgdata, 'postmaster.pid'), { force: true });
+    rmSync(join(this.session.local.socketDir, `.s.PGSQL.${this.session.local.port}.lock`), { force: true });
   }
 
   /** `pgha.parameters.conf` in the data directory, and the copy of the one Postgres last started with, beside it in `<pgdata>.pgha/`. */
@@ -141,7 +147,7 @@ export class PostgresLifecycle {
     const reason = this.lastStartFailure ?? 'no reason in its server log';
     this.log.error(`Postgres does not start with the parameters in ${PARAMETERS_FILE} (${reason}): putting back the ones it last started with on this node`);
     writeOwnedFileIfChanged(current, good);
-    rmSync(join(this.pgdata, 'postmaster.pid'), { force: true });
+    this.removeStaleLocks();
     try {
       await pgCtlStart(this.pgdata, this.pgLogFile);
     } catch {
