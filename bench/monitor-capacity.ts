@@ -49,7 +49,7 @@ import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, r
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import Table from 'cli-table3';
 import getPort from 'get-port';
 import { Pool } from 'undici';
@@ -622,6 +622,8 @@ interface SizeResult {
   /** The monitor's own Postgres (one monitor); NaN with monitors on etcd. */
   postgresCpuPct: number;
   benchCpuPct: number;
+  /** The benchmark client's event-loop delay over the window, p99 (ms): how late it could be to send or to read an answer. */
+  clientDelayP99Ms: number;
   /** HTTP connections to each monitor. */
   connections: number;
   /** Number of monitors. */
@@ -751,6 +753,9 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       const e0 = etcdMemberPids.map(cpuSeconds);
       const pg0 = pmPid ? postgresCpuS(pmPid) : NaN;
       const b0 = process.cpuUsage();
+      // The client's own event-loop delay: a late client inflates every latency it measures.
+      const clientDelay = monitorEventLoopDelay({ resolution: 5 });
+      clientDelay.enable();
       const s0 = performance.now();
       const rssMax = monitorPids.map(() => 0);
       rec.recording = true;
@@ -767,6 +772,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       const e1 = etcdMemberPids.map(cpuSeconds);
       const pg1 = pmPid ? postgresCpuS(pmPid) : NaN;
       const b1 = process.cpuUsage(b0);
+      clientDelay.disable();
       const mem = monitorPids.map(procMemory);
       for (const [i, m] of mem.entries()) rssMax[i] = Math.max(rssMax[i]!, m?.rssMiB ?? 0);
       const leads = opts.monitors > 1 ? await leadsPerMonitor(routes, monitors.token) : new Map([[monitors.list[0]!.url, formations]]);
@@ -802,6 +808,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
         monitorHwmMiB: Math.max(...mem.map((m) => m?.hwmMiB ?? NaN)),
         postgresCpuPct: ((pg1 - pg0) / windowS) * 100,
         benchCpuPct: ((b1.user + b1.system) / 1e6 / windowS) * 100,
+        clientDelayP99Ms: clientDelay.percentile(99) / 1e6,
         connections,
         monitors: opts.monitors,
         retried: rec.retried,
@@ -811,7 +818,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       };
       if (scraped) console.log(`GET /metrics every ${opts.scrapeEveryS} s: ${scraped.count} scrapes, p50 ${scraped.p50Ms.toFixed(1)} ms, max ${scraped.maxMs.toFixed(1)} ms, ${scraped.bytes} bytes, ${scraped.samples} samples, ${scraped.errors} errors`);
       console.log(
-        `reports/s ${result.reportsPerS.toFixed(0)} (client CPU ${result.benchCpuPct.toFixed(0)}%), p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, max ${result.maxMs.toFixed(0)} ms, ` +
+        `reports/s ${result.reportsPerS.toFixed(0)} (client CPU ${result.benchCpuPct.toFixed(0)}%, event-loop delay p99 ${result.clientDelayP99Ms.toFixed(1)} ms), p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms, max ${result.maxMs.toFixed(0)} ms, ` +
           `errors ${errors}, skipped ${rec.skipped}, retried ${rec.retried}, monitor CPU ${result.monitorCpuPct.toFixed(0)}%, RSS ${result.monitorRssMiB.toFixed(0)} MiB, ` +
           (monitors.etcd ? `etcd CPU ${fmt(result.etcdCpuPct!, 0)}% (${etcdMembersCpuPct.map((c) => fmt(c, 0)).join(' + ')})` : `Postgres CPU ${result.postgresCpuPct.toFixed(0)}%`),
       );

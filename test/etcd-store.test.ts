@@ -32,6 +32,9 @@ function conn(prefix: string): EtcdConnection {
   return { endpoints: etcd.endpoints, prefix };
 }
 
+/** The LSN write interval of the store under test (ms): shorter than the default, so that the test need not wait a minute. */
+const LSN_INTERVAL_MS = 3_000;
+
 async function open(prefix: string, options: Parameters<typeof openEtcdStore>[1] = {}): Promise<EtcdStore> {
   const store = await openEtcdStore(conn(prefix), options);
   opened.push(store);
@@ -99,7 +102,7 @@ describe('the etcd store at work', () => {
 
   beforeAll(async () => {
     const { meta } = await initEtcdStore(conn('/work'), { join: false, secrets: SECRETS });
-    store = await open('/work', { expectedStoreId: meta.storeId, eventRetention: 5 });
+    store = await open('/work', { expectedStoreId: meta.storeId, eventRetention: 5, lsnWriteIntervalMs: LSN_INTERVAL_MS });
     other = await open('/work', { expectedStoreId: meta.storeId });
   });
 
@@ -110,7 +113,7 @@ describe('the etcd store at work', () => {
     await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('0/3000000') }]));
     const written = await modRevision();
     const first = await store.nodes.get(a.nodeId);
-    // Same facts, a new LSN within LSN_WRITE_INTERVAL_MS: no write; the read has the new report.
+    // Same facts, a new LSN within lsnWriteIntervalMs: no write; the read has the new report.
     await waitFor('a later clock', () => Date.now() > first.reportedAt!.getTime() + 5, { intervalMs: 5 });
     await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('0/3000100') }]));
     expect(await modRevision()).toBe(written);
@@ -131,14 +134,14 @@ describe('the etcd store at work', () => {
     expect((await other.snapshot()).nodes.find((n) => n.nodeId === a.nodeId)!.reportedAt!.getTime()).toBe(gainedAt);
   });
 
-  it('writes a moving LSN once it is due (every 10 s), apart from the report, with the other due LSNs', async () => {
+  it('writes a moving LSN once it is due (lsnWriteIntervalMs), apart from the report, with the other due LSNs', async () => {
     await store.formations.create('lsn');
     const a = await store.transaction((tx) => tx.nodes.insert('lsn', { name: 'a', host: '127.0.0.1', port: 31_005, candidatePriority: 50, replicationQuorum: true, postgresSsl: true, httpAddress: null }));
     const modRevision = async () => (await store.client.get(store.keys.node('lsn', a.nodeId)).exec()).kvs[0]!.mod_revision;
     await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('0/3000000') }]));
     const firstAt = Date.now();
     const written = await modRevision();
-    await waitFor('LSN_WRITE_INTERVAL_MS (10 s) to pass', () => Date.now() > firstAt + 10_100, { timeoutMs: 15_000, intervalMs: 50 });
+    await waitFor('lsnWriteIntervalMs to pass', () => Date.now() > firstAt + LSN_INTERVAL_MS + 100, { timeoutMs: LSN_INTERVAL_MS + 5_000, intervalMs: 50 });
     await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('0/3000400') }]));
     // The report's own transaction wrote nothing; the LSN follows within about a second.
     expect(await modRevision()).toBe(written);

@@ -18,7 +18,7 @@ import { PGHA_BIN, endAllProcesses, killPid, runPgha, startPgha, startTracked, t
 import { delay, waitFor } from './helpers/wait-for.js';
 import { monitorFetch, withMonitorCredentials } from './helpers/monitor-access.js';
 import { createInterface } from 'node:readline';
-import type { EventRow } from '@pgha/shared';
+import type { EventRow, NodeStateRow } from '@pgha/shared';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 
@@ -142,6 +142,20 @@ describe('monitors on etcd', () => {
     expect(view.etcd.filter((e) => e.leader)).toHaveLength(1);
     const table = await runPgha(['show', 'monitors', '--monitor', list]);
     expect(table.stdout).toMatch(/default/);
+  });
+
+  it("the formation's state at any monitor is the leader's: every keeper heard from within nodeUnhealthyTimeoutMs, and show state says the same at each", async () => {
+    const leader = await waitForLeader(g.urls);
+    for (const url of g.urls) {
+      const res = await monitorFetch(`${url}/v1/formations/default/state`);
+      expect(res.status).toBe(200);
+      const rows = (await res.json()) as NodeStateRow[];
+      // Only the leader hears the keepers: another monitor's store has each node as last written.
+      expect(res.headers.get('x-pgha-state-from-store')).toBeNull();
+      expect(res.headers.get('x-pgha-leader')).toBe(url === leader ? null : leader);
+      expect(rows.map((r) => r.last_report_ago_ms !== null && r.last_report_ago_ms < 2000)).toEqual([true, true]);
+      expect(isPrimaryAndSecondaries(await showState(url))).toBe(true);
+    }
   });
 
   it('1. the leading monitor SIGKILLed: another leads within the lease TTL + 1 s, no goal changes, writes never stop', async () => {

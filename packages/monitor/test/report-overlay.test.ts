@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeReport, TransitionProgress } from '@pgha/shared';
 import type { NodeRecord } from '../src/store/records.js';
-import { ReportOverlay, applyReport } from '../src/store/etcd/report-overlay.js';
+import { LSN_WRITE_INTERVAL_MS, ReportOverlay, applyReport } from '../src/store/etcd/report-overlay.js';
 
 const T0 = Date.UTC(2026, 11, 5, 5, 0, 0);
 
@@ -53,13 +53,13 @@ describe('applyReport: what it writes', () => {
 
   it('nothing for a moved LSN written less than LSN_WRITE_INTERVAL_MS ago; only the LSN once it is due', () => {
     const moved = { ...streaming, lsn: '0/3000200' };
-    expect(applyReport(storedStandby(), live(T0), moved, T0 + 9_999).write).toBe(false);
-    const due = applyReport(storedStandby(), live(T0), moved, T0 + 10_000);
+    expect(applyReport(storedStandby(), live(T0), moved, T0 + LSN_WRITE_INTERVAL_MS - 1).write).toBe(false);
+    const due = applyReport(storedStandby(), live(T0), moved, T0 + LSN_WRITE_INTERVAL_MS);
     expect({ write: due.write, lsnOnly: due.lsnOnly }).toEqual({ write: true, lsnOnly: true });
   });
 
   it('the node, not only the LSN, when a persisted fact changed with it', () => {
-    const applied = applyReport(storedStandby(), live(T0), { ...streaming, lsn: '0/3000200', problem: 'disk full' }, T0 + 10_000);
+    const applied = applyReport(storedStandby(), live(T0), { ...streaming, lsn: '0/3000200', problem: 'disk full' }, T0 + LSN_WRITE_INTERVAL_MS);
     expect({ write: applied.write, lsnOnly: applied.lsnOnly }).toEqual({ write: true, lsnOnly: false });
   });
 });

@@ -8,10 +8,11 @@
 import type { Logger } from 'pino';
 import { ConflictError, applyAssignments, decide, decideUntilStable, groupNote, type Assignment, type EvaluateEvent, type GroupFacts, type OperatorEvent } from '@pgha/shared';
 import { GROUP_NOTE_RULE, nodeEvent } from '../store/event-records.js';
-import { groupFacts } from '../store/group-facts.js';
+import { formationSettings, groupFacts } from '../store/group-facts.js';
 import { groupKey, type FormationRecord, type GroupRead, type NodeRecord } from '../store/records.js';
 import type { MonitorStore, StoreTransaction } from '../store/store-port.js';
 import { MonitorLag } from './monitor-lag.js';
+import { isSteadyGroup } from './steady-group.js';
 
 /**
  * What a group evaluation did and read: its assignments, the formation, and the group's nodes
@@ -25,6 +26,16 @@ export interface GroupOutcome {
 
 /** How many groups {@link GroupDriver.evaluateAll} decides between two turns of the event loop. */
 const YIELD_EVERY_GROUPS = 20;
+
+/**
+ * Every how many timer ticks {@link GroupDriver.evaluateAll} decides steady groups too (every
+ * 5 s at the default 500 ms interval). On the other ticks a steady group is not decided: its
+ * keepers were all heard within `freshWithinMs`, so no timeout is due, and every fact a
+ * decision reads but the time and the LSN changed last in a report or command that was decided
+ * on at once (`steady-group.ts`). The sweep is the net under that: a group whose last decision
+ * was lost (a transaction that failed) is decided again within it.
+ */
+export const STEADY_SWEEP_EVERY_TICKS = 10;
 
 /** Decides for groups and persists the outcome. */
 export class GroupDriver {
@@ -40,6 +51,9 @@ export class GroupDriver {
    * (`ha/leadership.ts`). Reports and commands reach only the leader (others forward them).
    */
   decidesFor: (formationId: string) => boolean = () => true;
+
+  /** Timer ticks so far ({@link STEADY_SWEEP_EVERY_TICKS}). */
+  private ticks = 0;
 
   /** @param lag - the monitor's lag in answering reports, which every decision's facts carry. */
   constructor(
@@ -141,11 +155,14 @@ export class GroupDriver {
    * those are evaluated, each in its own transaction under its lock ({@link evaluate}), where
    * the decision is taken again on fresh facts. A group the look finds nothing to do for is
    * one where the locked evaluation would do nothing either (same facts, same clock), so
-   * thousands of quiet groups cost one read instead of a transaction each.
+   * thousands of quiet groups cost one read instead of a transaction each. A steady group
+   * (`steady-group.ts`) is not even looked at, but on every {@link STEADY_SWEEP_EVERY_TICKS}-th
+   * call.
    *
    * @returns how many groups were evaluated under their lock.
    */
   async evaluateAll(cause: EvaluateEvent['cause']): Promise<number> {
+    const sweep = this.ticks++ % STEADY_SWEEP_EVERY_TICKS === 0;
     const { formations, nodes, nowMs } = await this.store.snapshot(this.decidesFor);
     const lagMs = this.lag.lagMs();
     const byFormation = new Map(formations.map((f) => [f.formationId, f]));
@@ -163,6 +180,7 @@ export class GroupDriver {
       // Deciding takes about 0.1 ms a group: let requests in between.
       if (++looked % YIELD_EVERY_GROUPS === 0) await new Promise((r) => setImmediate(r));
       const formation = byFormation.get(g.formationId);
+      if (formation && !sweep && isSteadyGroup(g.nodes, nowMs, formationSettings(formation))) continue;
       if (formation) {
         const facts = groupFacts(formation, g.groupId, g.nodes, nowMs, lagMs);
         const assignments = decideUntilStable(facts, { type: 'evaluate', cause });

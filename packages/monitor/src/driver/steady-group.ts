@@ -4,9 +4,9 @@
  * where every node is where its goal says, healthy by its own report, and heard from within
  * `freshWithinMs` (`store/group-facts.ts`), cannot make a decision differ from the one taken
  * on the previous report: no node changed state, and no timeout is near. The rules that such
- * a group may still meet (a standby's lag, a timeout that comes due) are the timer's
- * (`GroupDriver.evaluateAll`, every `keeperReportIntervalMs`), which decides every group
- * anyway; a report that finds a node of its group silent for longer, or in a transition,
+ * a group may still meet (a timeout that comes due) are the timer's
+ * (`GroupDriver.evaluateAll`, every `keeperReportIntervalMs`), which decides every group that
+ * is not steady at its tick, and every group every `STEADY_SWEEP_EVERY_TICKS`-th tick; a report that finds a node of its group silent for longer, or in a transition,
  * decides at once as before. At thousands of keepers, most reports are such heartbeats, and
  * the decision is what each of them would cost beyond its record (docs/monitor-capacity.md).
  *

@@ -3,8 +3,16 @@
  * it. A request that writes for a formation (a keeper's report or token rotation, a registration, an operator
  * command, a settings change, a drop) that reaches another monitor is forwarded to the leader
  * over HTTPS, with the caller's credentials, and the leader's answer is returned as it is
- * (`@fastify/reply-from`). Reads (state, events and their stream, goal long-polls, metrics,
- * the dashboard) are answered by every monitor from the store.
+ * (`@fastify/reply-from`). Reads (events and their stream, goal long-polls, metrics, the
+ * dashboard's files) are answered by every monitor from the store.
+ *
+ * **A formation's state** (`GET /v1/formations/:formation/state`: `pgha show state`, `watch`,
+ * the dashboard) is the leader's, when another monitor leads: only the leader hears the
+ * keepers, and it keeps their liveness (when each last reported, its LSN) in memory
+ * (`store/etcd/report-overlay.ts`); the store has it as of the last write of each node, which
+ * a quiet keeper's reports do not make. So it is forwarded to the leader as a write is, and
+ * answered from the store (`localState`, with the header {@link STALE_HEADER}) only when the
+ * leader does not answer.
  *
  * A forwarded request carries `x-pgha-forwarded-by`; a monitor never forwards it again (the
  * leadership moved meanwhile): it answers 503 `PGHA_ERR_NOT_LEADER`, and the caller tries its
@@ -42,6 +50,13 @@ export const LEADER_HEADER = 'x-pgha-leader';
 /** The header of a report's answer given while no leader took the report (see the module): why. */
 export const UNRECORDED_HEADER = 'x-pgha-report-unrecorded';
 
+/**
+ * The header of a formation's state answered by a monitor that does not lead it, because the
+ * leader did not answer (see the module): why. Its report times and LSNs are the store's, as of
+ * each node's last write.
+ */
+export const STALE_HEADER = 'x-pgha-state-from-store';
+
 /** What forwarding needs to know of the leadership. */
 export interface LeadershipView {
   readonly monitorId: string;
@@ -66,6 +81,18 @@ export interface ForwardOptions {
    * goal (`NodeGoal`), read from etcd now. Undefined: such a report is answered 503.
    */
   answerUnrecorded?(nodeId: number): Promise<unknown>;
+  /**
+   * A formation's state as this monitor's store has it (the answer of its own
+   * `GET /v1/formations/:formation/state`), given when the leader does not answer. Undefined:
+   * the state is never forwarded (every monitor answers it from its store).
+   */
+  localState?(formation: string): Promise<unknown>;
+}
+
+/** The formation of `GET /v1/formations/:formation/state`; undefined for any other request. */
+function stateRead(req: FastifyRequest): string | undefined {
+  if (req.method !== 'GET' || req.routeOptions.url !== '/v1/formations/:formation/state') return undefined;
+  return (req.params as { formation?: string } | undefined)?.formation;
 }
 
 /** The node id of a keeper's report that may be answered unrecorded (see the module); undefined for any other request. */
@@ -101,6 +128,23 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
     undici: { connect: options.ca ? { ca: options.ca } : {}, headersTimeout: options.timeoutMs ?? 10_000, bodyTimeout: options.timeoutMs ?? 10_000 },
   });
   app.addHook('preHandler', async (req, reply) => {
+    const read = options.localState ? stateRead(req) : undefined;
+    if (read !== undefined) {
+      const leader = options.leadership.leaderOf(read);
+      // This monitor leads it, none does, or it was forwarded here: the route answers.
+      if (!leader || leader.monitorId === options.leadership.monitorId || req.headers[FORWARDED_BY_HEADER] !== undefined) return;
+      await reply.from(`${leader.url}${req.url}`, {
+        rewriteRequestHeaders: (_req, headers) => ({ ...headers, [FORWARDED_BY_HEADER]: options.leadership.monitorId }),
+        rewriteHeaders: (headers) => ({ ...headers, [LEADER_HEADER]: leader.url }),
+        onError: (r, { error }) => {
+          options.localState!(read).then(
+            (state) => void r.header(STALE_HEADER, `the leader of formation "${read}", ${leader.monitorId}, does not answer (${error.message})`).send(state),
+            (err: Error) => void r.send(err),
+          );
+        },
+      });
+      return reply;
+    }
     const formation = await formationWrittenBy(req, options.formationOfNode);
     if (formation === undefined || options.leadership.isLeader(formation)) return;
     const leader = options.leadership.leaderOf(formation);

@@ -84,6 +84,8 @@ export interface EtcdShared {
    * not seen until the next read, so the retention may be passed by what they append meanwhile.
    */
   readonly eventCounts: Map<string, { count: number; appendedSince: number }>;
+  /** How long a node's moving LSN goes unwritten (ms; `LSN_WRITE_INTERVAL_MS` unless a test says otherwise). */
+  readonly lsnWriteIntervalMs: number;
   /** This monitor's clock (ms since the epoch): the store's clock on etcd. */
   now(): number;
   /**
@@ -773,7 +775,7 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
       continue;
     }
     const freshMs = freshWithinMs(formationSettings(formation.record));
-    const applied = applyReport(stored, shared.overlay.get(stored.nodeId), report, now, Math.random() * LSN_WRITE_INTERVAL_MS, shared.overlay.graceFrom(stored.formationId), freshMs);
+    const applied = applyReport(stored, shared.overlay.get(stored.nodeId), report, now, Math.random() * shared.lsnWriteIntervalMs, shared.overlay.graceFrom(stored.formationId), freshMs, shared.lsnWriteIntervalMs);
     if (applied.write && !applied.lsnOnly) writeNode(ctx, applied.node);
     ctx.attempt.onCommit(() => {
       shared.overlay.set(stored.nodeId, applied.live);

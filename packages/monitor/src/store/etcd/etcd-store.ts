@@ -60,7 +60,7 @@ import { MAX_TRANSACTION_ATTEMPTS, TxnAttempt, kvOf, runEtcdTransaction, type Et
 import { HeldLocks, KeyedLocks, formationLockKey, groupLockKey } from './keyed-locks.js';
 import { StoreKeys } from './keys.js';
 import { NodeIdBlocks } from './node-ids.js';
-import { ReportOverlay, mergeLiveness } from './report-overlay.js';
+import { LSN_WRITE_INTERVAL_MS, ReportOverlay, mergeLiveness } from './report-overlay.js';
 import { StoreMirror } from './store-mirror.js';
 import { readStoreMeta, type StoreMeta, type StoreSecrets } from './store-meta.js';
 
@@ -78,6 +78,8 @@ export interface EtcdStoreOptions {
   expectedStoreId?: string | undefined;
   /** Events kept per formation; default {@link EVENT_RETENTION_PER_FORMATION}. */
   eventRetention?: number;
+  /** How long a node's moving LSN goes unwritten (ms); default `LSN_WRITE_INTERVAL_MS`. */
+  lsnWriteIntervalMs?: number;
   /** Deadline of each etcd call (ms); default `ETCD_CALL_TIMEOUT_MS`. */
   callTimeoutMs?: number;
 }
@@ -160,7 +162,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
     readonly client: Etcd3,
     readonly keys: StoreKeys,
     readonly meta: StoreMeta,
-    options: Pick<EtcdStoreOptions, 'eventRetention'> = {},
+    options: Pick<EtcdStoreOptions, 'eventRetention' | 'lsnWriteIntervalMs'> = {},
   ) {
     this.overlay = new ReportOverlay(Date.now());
     this.mirror = new StoreMirror(keys);
@@ -171,6 +173,7 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
       nodeFormations: new Map(),
       nodeGroups: new Map(),
       eventRetention: options.eventRetention ?? EVENT_RETENTION_PER_FORMATION,
+      lsnWriteIntervalMs: options.lsnWriteIntervalMs ?? LSN_WRITE_INTERVAL_MS,
       eventCounts: new Map(),
       nodeIds: new NodeIdBlocks(client, keys.nodeIdSeq),
       now: () => Date.now(),

@@ -22,8 +22,17 @@
 import { formatLsn, parseLsn, type NodeReport, type TransitionProgress } from '@pgha/shared';
 import type { NodeRecord } from '../records.js';
 
-/** Longest time (ms) a node's moving LSN goes unwritten to etcd while nothing else changes. */
-export const LSN_WRITE_INTERVAL_MS = 10_000;
+/**
+ * Longest time (ms) a node's moving LSN goes unwritten to etcd while nothing else changes, by
+ * default (`EtcdStoreOptions.lsnWriteIntervalMs`). Only the formation's leader hears its
+ * keepers, and it keeps their LSNs in memory; the stored LSN is what a new leader starts from
+ * (and its keepers' next reports, within `keeperReportIntervalMs`, replace it), and what the
+ * other monitors' metrics show. A formation's state is the leader's, from any monitor
+ * (`ha/forward-to-leader.ts`). At 3,000 keepers with moving LSNs, writing them every 10 s was
+ * 300 node writes a second, which took etcd about a third of the benchmark machine's two cores
+ * (docs/monitor-capacity.md).
+ */
+export const LSN_WRITE_INTERVAL_MS = 60_000;
 
 /** The facts of a report that are written to etcd as soon as they change. */
 export const PERSISTED_REPORT_FACTS = [
@@ -132,7 +141,7 @@ export interface AppliedReport {
  * @param live - the overlay's entry; undefined when this monitor has none yet.
  * @param nowMs - this monitor's clock.
  * @param lsnJitterMs - for a node the overlay does not know yet: how long before `nowMs` its LSN
- *   counts as written (0 to {@link LSN_WRITE_INTERVAL_MS}, chosen at random by the caller), so
+ *   counts as written (0 to `lsnWriteIntervalMs`, chosen at random by the caller), so
  *   that after a monitor starts the LSN writes of a thousand nodes spread over the interval.
  * @param graceFromMs - the start of the node's formation's grace period
  *   ({@link ReportOverlay.graceFrom}): a standby that streamed as far as the store knows counts
@@ -141,8 +150,9 @@ export interface AppliedReport {
  * @param freshMs - how recent the previous report must be for this one to change nothing of
  *   the keeper's liveness (`AppliedReport.factsChanged`; the caller passes
  *   `freshWithinMs` of `store/group-facts.ts`); 0: every report counts as a change.
+ * @param lsnWriteIntervalMs - how long a moving LSN goes unwritten (ms, {@link LSN_WRITE_INTERVAL_MS}).
  */
-export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, report: NodeReport, nowMs: number, lsnJitterMs = 0, graceFromMs?: number, freshMs = 0): AppliedReport {
+export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, report: NodeReport, nowMs: number, lsnJitterMs = 0, graceFromMs?: number, freshMs = 0, lsnWriteIntervalMs = LSN_WRITE_INTERVAL_MS): AppliedReport {
   const base = mergeLiveness(stored, live, graceFromMs);
   const lsn = formatLsn(parseLsn(report.lsn));
   const fence = report.selfFence?.fencedAtMs;
@@ -166,7 +176,7 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
   };
   const lsnWrittenAtMs = live?.lsnWrittenAtMs ?? nowMs - lsnJitterMs;
   const factChanged = stored.reportedAt === null || PERSISTED_REPORT_FACTS.some((f) => !sameFact(stored[f], node[f]));
-  const lsnDue = lsn !== stored.reportedLsn && nowMs - lsnWrittenAtMs >= LSN_WRITE_INTERVAL_MS;
+  const lsnDue = lsn !== stored.reportedLsn && nowMs - lsnWrittenAtMs >= lsnWriteIntervalMs;
   const write = factChanged || lsnDue;
   const heardRecently = live !== undefined && nowMs - live.reportedAtMs <= freshMs;
   return {
