@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import {
   ConflictError,
   DEFAULT_FORMATION,
+  NotFoundError,
   PghaError,
   ValidationError,
   DEFAULT_FORMATION_SETTINGS,
@@ -25,6 +26,9 @@ import { MonitorLag } from './driver/monitor-lag.js';
 import { ReportBatcher } from './driver/report-batcher.js';
 import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { HealthProber } from './prober/health-prober.js';
+import { LoudDeathWatch, type LoudDeathTarget } from './prober/loud-death-watch.js';
+import { formationSettings } from './store/group-facts.js';
+import type { MonitorStore } from './store/store-port.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { etcdConnectionOf, openConfiguredStore, storeConnection } from './store/open-store.js';
@@ -178,6 +182,14 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const reports = new ReportBatcher(store, driver, lag);
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
+  const loudDeaths = new LoudDeathWatch({
+    target: (nodeId) => loudDeathTarget(store, nodeId),
+    decidesFor: (formationId) => driver.decidesFor(formationId),
+    evaluate: (formationId, groupId) => driver.evaluate(formationId, groupId, 'health').catch((err: Error) => log.warn({ err: err.message, formation: formationId, group: groupId }, 'evaluation after a loud death failed')),
+    log: log.child({ component: 'prober' }),
+  });
+  driver.diedLoudlyMs = (nodeId) => loudDeaths.diedLoudlyMs(nodeId);
+  prober.onProbeAnswered = (nodeId, startedAtMs) => loudDeaths.probeAnswered(nodeId, startedAtMs);
   const viewerTokenSha256 = opened.viewerTokenSha256 ?? viewerFileSha256;
   const auth: ApiAuth = { operatorTokenSha256, ...(viewerTokenSha256 ? { viewerTokenSha256 } : {}), nodeCredentials: new NodeCredentials(store.credentials) };
   /** Replaces the tokens' digests that changed (read at each request: the old token is refused from the next one on). */
@@ -225,7 +237,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   prober.start();
   const monitors = ha?.monitors ?? singleMonitorProvider(url, async () => (await store.formations.list()).map((f) => f.formationId));
   const app = buildApp(
-    { store, driver, reports, notifier, log, auth, metrics, monitors, postgresCatalogue: probeCatalogueReader(probeCa), ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
+    { store, driver, reports, notifier, log, auth, metrics, monitors, loudDeaths, postgresCatalogue: probeCatalogueReader(probeCa), ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
     https,
   );
 
@@ -237,6 +249,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const shutdown = async (stopPostgres: boolean): Promise<void> => {
     stopping = true;
     clearInterval(timer);
+    loudDeaths.stop();
     prober.stop();
     // Give up every formation first: another monitor takes over at once, not after the TTL.
     await ha?.stop().catch((err: Error) => log.warn(`giving up the leadership: ${err.message}`));
@@ -303,6 +316,33 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
       await shutdown(own);
     },
   };
+}
+
+/**
+ * What the loud-death watch needs of node `nodeId` (`LoudDeathTarget`), read from the store
+ * when its keeper's last connection closed; undefined for a node that no longer exists.
+ */
+async function loudDeathTarget(store: MonitorStore, nodeId: number): Promise<LoudDeathTarget | undefined> {
+  try {
+    const node = await store.nodes.get(nodeId);
+    const [formation, group] = await Promise.all([store.formations.get(node.formationId), store.nodes.list(node.formationId, { groupId: node.groupId })]);
+    const settings = formationSettings(formation);
+    return {
+      nodeId,
+      name: node.name,
+      formationId: node.formationId,
+      groupId: node.groupId,
+      host: node.host,
+      port: node.port,
+      httpAddress: node.httpAddress,
+      peerNodeIds: group.map((n) => n.nodeId).filter((id) => id !== nodeId),
+      nodeUnhealthyTimeoutMs: settings.nodeUnhealthyTimeoutMs,
+      healthProbeTimeoutMs: settings.healthProbeTimeoutMs,
+    };
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
 }
 
 /**

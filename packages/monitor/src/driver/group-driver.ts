@@ -41,6 +41,12 @@ export class GroupDriver {
    */
   decidesFor: (formationId: string) => boolean = () => true;
 
+  /**
+   * When a node died loudly as this monitor saw it (`LoudDeathWatch.diedLoudlyMs`), a fact every
+   * decision's facts carry (`NodeFacts.diedLoudlyMs`); null for none.
+   */
+  diedLoudlyMs: (nodeId: number) => number | null = () => null;
+
   /** @param lag - the monitor's lag in answering reports, which every decision's facts carry. */
   constructor(
     private readonly store: MonitorStore,
@@ -77,7 +83,7 @@ export class GroupDriver {
   async decideRead(tx: StoreTransaction, group: GroupRead, nowMs: number, cause: EvaluateEvent['cause']): Promise<GroupOutcome> {
     const { formation, nodes } = group;
     if (nodes.length === 0) return { assignments: [], formation, nodes };
-    const facts = groupFacts(formation, group.groupId, nodes, nowMs, this.lag.lagMs());
+    const facts = groupFacts(formation, group.groupId, nodes, nowMs, this.lag.lagMs(), this.diedLoudlyMs);
     const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
     await this.recordNote(tx, group, applyAssignments(facts, assignments));
     let revisions: ReadonlyMap<number, string> = new Map();
@@ -124,7 +130,7 @@ export class GroupDriver {
     return this.store.transaction(async (tx) => {
       await tx.lockGroup(formationId, groupId);
       const read = await tx.readGroup(formationId, groupId);
-      const decision = decide(groupFacts(read.formation, groupId, read.nodes, read.nowMs, this.lag.lagMs()), event);
+      const decision = decide(groupFacts(read.formation, groupId, read.nodes, read.nowMs, this.lag.lagMs(), this.diedLoudlyMs), event);
       if (decision.refusal) throw new ConflictError(decision.refusal);
       if (before) await before(tx);
       await tx.goals.assign(read, read.nodes, decision.assignments);
@@ -164,7 +170,7 @@ export class GroupDriver {
       if (++looked % YIELD_EVERY_GROUPS === 0) await new Promise((r) => setImmediate(r));
       const formation = byFormation.get(g.formationId);
       if (formation) {
-        const facts = groupFacts(formation, g.groupId, g.nodes, nowMs, lagMs);
+        const facts = groupFacts(formation, g.groupId, g.nodes, nowMs, lagMs, this.diedLoudlyMs);
         const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
         const note = assignments.length === 0 ? groupNote(applyAssignments(facts, assignments)) : undefined;
         if (assignments.length === 0 && (!note || this.lastNotes.get(groupKey(g.formationId, g.groupId)) === note.message)) continue;

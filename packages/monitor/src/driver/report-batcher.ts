@@ -153,7 +153,8 @@ export class ReportBatcher {
     }
     const decided = new Map<string, GroupOutcome>();
     for (const [key, g] of read.groups) {
-      const skip = changed.get(key) === false && isSteadyGroup(g.nodes, read.nowMs, formationSettings(g.formation));
+      // A node of the group that died loudly is no steady group's (the fact is not in the store).
+      const skip = changed.get(key) === false && isSteadyGroup(g.nodes, read.nowMs, formationSettings(g.formation)) && !g.nodes.some((n) => this.driver.diedLoudlyMs(n.nodeId) !== null);
       decided.set(key, skip ? { assignments: [], formation: g.formation, nodes: g.nodes } : await this.driver.decideRead(tx, g, read.nowMs, 'report'));
     }
     const outcomes = new Map<QueuedReport, ReportOutcome | Error>();
