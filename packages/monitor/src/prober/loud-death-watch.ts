@@ -181,19 +181,25 @@ export class LoudDeathWatch {
       if (!target || !this.options.decidesFor(target.formationId)) return;
       const keeper = target.httpAddress === null ? undefined : parseHostPort(target.httpAddress);
       if (!keeper) return;
+      const notLoud = (why: string): void =>
+        this.options.log.info({ nodeId }, `node ${nodeId} "${target.name}": its keeper's connections closed, not a loud death: ${why}`);
       let refusedRounds = 0;
+      let last = '';
       while (refusedRounds < 2) {
-        if (this.stopped || this.keeperBack(nodeId, closedAtMs)) return;
+        if (this.stopped) return;
+        if (this.keeperBack(nodeId, closedAtMs)) return notLoud(`its keeper came back after ${formatDurationMs(Math.round(performance.now() - closedAtMs))}${last}`);
         const [postgres, keeperPort] = await Promise.all([
           this.refuses(target.host, target.port, target.healthProbeTimeoutMs),
           this.refuses(keeper.host, keeper.port, target.healthProbeTimeoutMs),
         ]);
         refusedRounds = postgres && keeperPort ? refusedRounds + 1 : 0;
         if (refusedRounds >= 2) break;
-        if (performance.now() + LOUD_DEATH_CONFIRM_MS - closedAtMs > target.nodeUnhealthyTimeoutMs) return;
+        last = `; its keeper's port ${keeperPort ? 'refused' : 'did not refuse'} and its Postgres's ${postgres ? 'refused' : 'did not refuse'} last`;
+        if (performance.now() + LOUD_DEATH_CONFIRM_MS - closedAtMs > target.nodeUnhealthyTimeoutMs) return notLoud(`not both ports refusing twice within ${formatDurationMs(target.nodeUnhealthyTimeoutMs)}${last}`);
         await delay(LOUD_DEATH_CONFIRM_MS);
       }
-      if (this.stopped || this.keeperBack(nodeId, closedAtMs)) return;
+      if (this.stopped) return;
+      if (this.keeperBack(nodeId, closedAtMs)) return notLoud('its keeper came back');
       this.deaths.set(nodeId, Date.now());
       this.options.log.warn(
         { nodeId, formation: target.formationId, group: target.groupId },
