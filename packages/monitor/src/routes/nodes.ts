@@ -8,7 +8,8 @@
  *   or host:port taken.
  * - `POST /v1/nodes/:nodeId/report` body `NodeReport` → 200 `NodeGoal`; 400, 404.
  * - `GET /v1/nodes/:nodeId/goal?known=STATE&wait_ms=N` → 200 `NodeGoal` as soon as the
- *   goal differs from `known`, or after `wait_ms` (at most 30 000); 400, 404.
+ *   goal differs from `known`, or after `wait_ms` (at most 30 000), or at once when the
+ *   loud-death watch wants the keeper's report now (`LoudDeathWatch.nudgeWaiter`); 400, 404.
  * - `POST /v1/nodes/:nodeId/token` body `RotateNodeTokenRequest` → 200
  *   `RotateNodeTokenResponse`: the node's token is the one in the body from the commit on (the
  *   old one is refused), with a `node-token-rotated` event; 400, 404. Only the node's own
