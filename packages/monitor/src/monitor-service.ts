@@ -10,7 +10,6 @@ import type { Logger } from 'pino';
 import {
   ConflictError,
   DEFAULT_FORMATION,
-  NotFoundError,
   PghaError,
   ValidationError,
   DEFAULT_FORMATION_SETTINGS,
@@ -26,9 +25,7 @@ import { MonitorLag } from './driver/monitor-lag.js';
 import { ReportBatcher } from './driver/report-batcher.js';
 import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { HealthProber } from './prober/health-prober.js';
-import { LoudDeathWatch, type LoudDeathTarget } from './prober/loud-death-watch.js';
-import { formationSettings } from './store/group-facts.js';
-import type { MonitorStore } from './store/store-port.js';
+import { LoudDeathWatch, readLoudDeathTarget } from './prober/loud-death-watch.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { etcdConnectionOf, openConfiguredStore, storeConnection } from './store/open-store.js';
@@ -183,7 +180,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
   const loudDeaths = new LoudDeathWatch({
-    target: (nodeId) => loudDeathTarget(store, nodeId),
+    target: (nodeId) => readLoudDeathTarget(store, nodeId),
     decidesFor: (formationId) => driver.decidesFor(formationId),
     evaluate: (formationId, groupId) => driver.evaluate(formationId, groupId, 'health').catch((err: Error) => log.warn({ err: err.message, formation: formationId, group: groupId }, 'evaluation after a loud death failed')),
     log: log.child({ component: 'prober' }),
@@ -316,33 +313,6 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
       await shutdown(own);
     },
   };
-}
-
-/**
- * What the loud-death watch needs of node `nodeId` (`LoudDeathTarget`), read from the store
- * when its keeper's last connection closed; undefined for a node that no longer exists.
- */
-async function loudDeathTarget(store: MonitorStore, nodeId: number): Promise<LoudDeathTarget | undefined> {
-  try {
-    const node = await store.nodes.get(nodeId);
-    const [formation, group] = await Promise.all([store.formations.get(node.formationId), store.nodes.list(node.formationId, { groupId: node.groupId })]);
-    const settings = formationSettings(formation);
-    return {
-      nodeId,
-      name: node.name,
-      formationId: node.formationId,
-      groupId: node.groupId,
-      host: node.host,
-      port: node.port,
-      httpAddress: node.httpAddress,
-      peerNodeIds: group.map((n) => n.nodeId).filter((id) => id !== nodeId),
-      nodeUnhealthyTimeoutMs: settings.nodeUnhealthyTimeoutMs,
-      healthProbeTimeoutMs: settings.healthProbeTimeoutMs,
-    };
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
 }
 
 /**

@@ -28,10 +28,11 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { formatDurationMs, formatHostPort, parseHostPort } from '@pgha/shared';
+import { NotFoundError, formatDurationMs, formatHostPort, parseHostPort } from '@pgha/shared';
 import { delay } from '@pgha/postgres';
 import { addWaiter, wake } from '../store/waiters.js';
-import type { Waiter } from '../store/store-port.js';
+import type { MonitorStore, Waiter } from '../store/store-port.js';
+import { formationSettings } from '../store/group-facts.js';
 import { tcpConnect } from './health-prober.js';
 
 /**
@@ -211,5 +212,34 @@ export class LoudDeathWatch {
     } finally {
       this.watching.delete(nodeId);
     }
+  }
+}
+
+/**
+ * What the loud-death watch needs of node `nodeId` (`LoudDeathTarget`), read from the store
+ * when its keeper's last connection closed; undefined for a node that no longer exists.
+ *
+ * @throws the store's errors.
+ */
+export async function readLoudDeathTarget(store: MonitorStore, nodeId: number): Promise<LoudDeathTarget | undefined> {
+  try {
+    const node = await store.nodes.get(nodeId);
+    const [formation, group] = await Promise.all([store.formations.get(node.formationId), store.nodes.list(node.formationId, { groupId: node.groupId })]);
+    const settings = formationSettings(formation);
+    return {
+      nodeId,
+      name: node.name,
+      formationId: node.formationId,
+      groupId: node.groupId,
+      host: node.host,
+      port: node.port,
+      httpAddress: node.httpAddress,
+      peerNodeIds: group.map((n) => n.nodeId).filter((id) => id !== nodeId),
+      nodeUnhealthyTimeoutMs: settings.nodeUnhealthyTimeoutMs,
+      healthProbeTimeoutMs: settings.healthProbeTimeoutMs,
+    };
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
   }
 }
