@@ -241,8 +241,9 @@ export const fastForwardDone: Plan = (facts) => {
 
 /**
  * Rule `promote-candidate`: the candidate reached `prepare_promotion`, is still eligible and
- * at or past every reporting standby's LSN, and the outgoing primary can no longer acknowledge
- * commits (see `outgoingIsFenced`): promote. In a failover there is no demote timeout to wait
+ * at or past every reporting standby's LSN, enough of the synchronous set still reports for one
+ * of them to hold every acknowledged commit (the election's rule, `elect`), and the outgoing
+ * primary can no longer acknowledge commits (see `outgoingIsFenced`): promote. In a failover there is no demote timeout to wait
  * out: the old primary ran with synchronous replication on.
  */
 export const promoteCandidate: Plan = (facts) => {
@@ -250,6 +251,9 @@ export const promoteCandidate: Plan = (facts) => {
   const old = outgoingPrimary(facts);
   if (!candidate || !outgoingIsFenced(facts, old) || !isEligible(facts, candidate)) return undefined;
   if (reportingStandbys(facts, old).some((r) => r.reportedLsn > candidate.reportedLsn)) return undefined;
+  // The election's acknowledged-commit rule still holds now: a member of the synchronous set
+  // that fell silent since the candidate was chosen may hold a commit no reporting standby has.
+  if ('why' in elect(facts, old, [candidate])) return undefined;
   const why = old?.goalState === 'demote_timeout' ? 'the old primary cannot acknowledge commits without its synchronous standbys' : 'the old primary has stopped';
   return [assign(candidate, 'stop_replication', `${describe(candidate)} promotes: ${why}`)];
 };
