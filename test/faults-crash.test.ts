@@ -11,12 +11,11 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Probe } from '../bench/lib/probe.js';
-import { NODE_BASE_PORT, allowNetworkClients, startNetFormation, type NetFormation } from './helpers/net-formation.js';
-import { createNetwork, netnsAvailability, type SimNetwork } from './helpers/netns.js';
+import { NODE_BASE_PORT, allowNetworkClients, type NetFormation } from './helpers/net-formation.js';
+import { netnsAvailability, type SimNetwork } from './helpers/netns.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
-import { instant, type HistoryReport } from './helpers/history.js';
-import { FaultSession } from './helpers/fault-session.js';
+import { expectClean, instant, type HistoryReport } from './helpers/history.js';
+import { startFaultSuite, type FaultSession } from './helpers/fault-session.js';
 import { keeperLogOf, killKeeper, killNode, killPostmaster, logOffset, pidsWithArgs, restartKeeper, restartMonitor, transitionStart, waitForLogMessage, waitGone } from './helpers/crash.js';
 import { endAllProcesses, killPid, startPgha, trackPgdata } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -39,13 +38,6 @@ let f: NetFormation;
 let s: FaultSession;
 const reports: HistoryReport[] = [];
 
-function expectClean(r: HistoryReport): void {
-  reports.push(r);
-  expect(r.lost).toEqual([]);
-  expect(r.dualPrimaryWindows).toEqual([]);
-  expect(r.unexplained).toEqual([]);
-  expect(r.recovered, `recovered within ${r.recoveryBoundMs} ms of the restart`).toBe(true);
-}
 
 /**
  * A failover (the primary's keeper and postmaster SIGKILLed) in which `crash` strikes as soon
@@ -66,7 +58,7 @@ async function failoverWithCrash(n: number, label: string, from: string, to: str
   const healedAt = instant();
 
   const report = await s.check(label, { writers: [writer], baseline, faultAt, healedAt, watcher, recoveryBoundMs: RECOVERY_BOUND_MS });
-  expectClean(report);
+  expectClean(report, reports, 'the restart');
   expect(report.finalPrimary).toBe(before.standby.name);
 }
 
@@ -91,11 +83,7 @@ async function withMonitorLog<T>(fn: () => Promise<T>): Promise<T> {
 
 describe.skipIf(skip)(skip ? `crash faults (skipped: ${skipReason})` : 'fault 6: crashes mid-transition (monitor + 2 nodes, then a third, each in its own network namespace)', () => {
   beforeAll(async () => {
-    if (!availability.ok) throw new Error(`${availability.reason}. Set PGHA_SKIP_NETNS=1 to skip the fault tests on such a machine.`);
-    net = await createNetwork(['monitor', 'node1', 'node2', 'node3']);
-    f = await startNetFormation(net, ['node1', 'node2']);
-    s = new FaultSession(f, 'history');
-    await Probe.createTable(f.hosts, 'history');
+    ({ net, f, s } = await startFaultSuite(availability, ['monitor', 'node1', 'node2', 'node3'], ['node1', 'node2']));
   }, 300_000);
 
   afterAll(async () => {
@@ -124,7 +112,7 @@ describe.skipIf(skip)(skip ? `crash faults (skipped: ${skipReason})` : 'fault 6:
     const healedAt = instant();
 
     const report = await s.check('fault 6b: monitor killed during a switchover', { writers: [writer], baseline, faultAt, healedAt, watcher, recoveryBoundMs: RECOVERY_BOUND_MS });
-    expectClean(report);
+    expectClean(report, reports, 'the restart');
     expect(report.finalPrimary).toBe(before.standby.name);
   });
 
@@ -162,7 +150,7 @@ describe.skipIf(skip)(skip ? `crash faults (skipped: ${skipReason})` : 'fault 6:
     const healedAt = instant();
 
     const report = await s.check('fault 6e: keeper killed during a base backup', { writers: [writer], baseline, faultAt, healedAt, watcher, recoveryBoundMs: RECOVERY_BOUND_MS });
-    expectClean(report);
+    expectClean(report, reports, 'the restart');
     const rows = await showState(f.monitor.url);
     expect(isPrimaryAndSecondaries(rows)).toBe(true);
     expect(rows.map((r) => r.name).sort()).toEqual(['node1', 'node2', 'node3']);

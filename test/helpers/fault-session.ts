@@ -7,7 +7,9 @@ import type { NodeStateRow } from '@pgha/shared';
 import type { TestNode } from './cluster.js';
 import { showState } from './formation.js';
 import { checkHistory, HistoryProbe, StateWatcher, takeBaseline, type CheckOptions, type FaultBaseline, type HistoryReport } from './history.js';
-import type { NetFormation } from './net-formation.js';
+import { startNetFormation, type NetFormation } from './net-formation.js';
+import { createNetwork, type netnsAvailability, type SimNetwork } from './netns.js';
+import { Probe } from '../../bench/lib/probe.js';
 import { waitFor } from './wait-for.js';
 
 /** The formation's rows as the monitor shows them, with the nodes assigned `primary` and `secondary`. */
@@ -77,4 +79,19 @@ export class FaultSession {
 /** True when the report is clean: nothing lost, no dual primary, every goal change explained, recovered in time. */
 export function isClean(r: HistoryReport): boolean {
   return r.lost.length === 0 && r.dualPrimaryWindows.length === 0 && r.unexplained.length === 0 && r.recovered;
+}
+
+/**
+ * The set-up of a faults suite: `hosts` as network namespaces, the monitor and `nodes` in them
+ * (`startNetFormation`), a {@link FaultSession} on the table `history`, and that table.
+ *
+ * @throws Error saying how to skip when the machine cannot make network namespaces.
+ */
+export async function startFaultSuite(availability: ReturnType<typeof netnsAvailability>, hosts: readonly string[], nodes: readonly string[]): Promise<{ net: SimNetwork; f: NetFormation; s: FaultSession }> {
+  if (!availability.ok) throw new Error(`${availability.reason}. Set PGHA_SKIP_NETNS=1 to skip the fault tests on such a machine.`);
+  const net = await createNetwork(hosts);
+  const f = await startNetFormation(net, nodes);
+  const s = new FaultSession(f, 'history');
+  await Probe.createTable(f.hosts, 'history');
+  return { net, f, s };
 }

@@ -13,6 +13,7 @@ import type { MonitorsProvider } from './routes/monitors.js';
 import type { MonitorStore, StoreNotifier } from './store/store-port.js';
 import type { CatalogueReader } from './formation/postgres-parameters.js';
 import type { KeyAndCertificate } from './tls/certificates.js';
+import type { LoudDeathWatch } from './prober/loud-death-watch.js';
 
 /** What the routes need. */
 export interface AppDeps {
@@ -48,6 +49,12 @@ export interface AppDeps {
    * (TLS unverified).
    */
   postgresCatalogue?: CatalogueReader;
+  /**
+   * Watches keepers' connections for a loud death of their node (`prober/loud-death-watch.ts`):
+   * told of each keeper's report and goal long-poll, and answers a long-poll at once when it
+   * asks that keeper to report. Undefined: no watch (tests of the routes alone).
+   */
+  loudDeaths?: LoudDeathWatch;
   /** The metrics `GET /metrics` serves; a new set (without process metrics) when undefined. */
   metrics?: MonitorMetrics;
 }

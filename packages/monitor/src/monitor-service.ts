@@ -25,6 +25,7 @@ import { MonitorLag } from './driver/monitor-lag.js';
 import { ReportBatcher } from './driver/report-batcher.js';
 import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { HealthProber } from './prober/health-prober.js';
+import { LoudDeathWatch, readLoudDeathTarget } from './prober/loud-death-watch.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { etcdConnectionOf, openConfiguredStore, storeConnection } from './store/open-store.js';
@@ -178,6 +179,14 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const reports = new ReportBatcher(store, driver, lag);
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
+  const loudDeaths = new LoudDeathWatch({
+    target: (nodeId) => readLoudDeathTarget(store, nodeId),
+    decidesFor: (formationId) => driver.decidesFor(formationId),
+    evaluate: (formationId, groupId) => driver.evaluate(formationId, groupId, 'health').catch((err: Error) => log.warn({ err: err.message, formation: formationId, group: groupId }, 'evaluation after a loud death failed')),
+    log: log.child({ component: 'prober' }),
+  });
+  driver.diedLoudlyMs = (nodeId) => loudDeaths.diedLoudlyMs(nodeId);
+  prober.onProbeAnswered = (nodeId, startedAtMs) => loudDeaths.probeAnswered(nodeId, startedAtMs);
   const viewerTokenSha256 = opened.viewerTokenSha256 ?? viewerFileSha256;
   const auth: ApiAuth = { operatorTokenSha256, ...(viewerTokenSha256 ? { viewerTokenSha256 } : {}), nodeCredentials: new NodeCredentials(store.credentials) };
   /** Replaces the tokens' digests that changed (read at each request: the old token is refused from the next one on). */
@@ -225,7 +234,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   prober.start();
   const monitors = ha?.monitors ?? singleMonitorProvider(url, async () => (await store.formations.list()).map((f) => f.formationId));
   const app = buildApp(
-    { store, driver, reports, notifier, log, auth, metrics, monitors, postgresCatalogue: probeCatalogueReader(probeCa), ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
+    { store, driver, reports, notifier, log, auth, metrics, monitors, loudDeaths, postgresCatalogue: probeCatalogueReader(probeCa), ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
     https,
   );
 
@@ -237,6 +246,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const shutdown = async (stopPostgres: boolean): Promise<void> => {
     stopping = true;
     clearInterval(timer);
+    loudDeaths.stop();
     prober.stop();
     // Give up every formation first: another monitor takes over at once, not after the TTL.
     await ha?.stop().catch((err: Error) => log.warn(`giving up the leadership: ${err.message}`));

@@ -58,6 +58,8 @@ export interface NodeSpec {
   goalChangedAgoMs?: number;
   /** On a primary: the `synchronous_standby_names` its keeper reports (default: left out). */
   synchronousStandbyNames?: string;
+  /** The monitor saw the node die loudly just now, after its keeper's last report (`NodeFacts.diedLoudlyMs`). */
+  diedLoudly?: boolean;
 }
 
 /** Options of {@link groupFacts}. */
@@ -162,6 +164,7 @@ export class GroupFactsBuilder {
       health: s.health ?? 'good',
       ...(s.goalChangedAgoMs !== undefined ? { goalChangedMs: this.nowMs - s.goalChangedAgoMs } : {}),
       ...(s.synchronousStandbyNames !== undefined ? { synchronousStandbyNames: s.synchronousStandbyNames } : {}),
+      ...(s.diedLoudly ? { diedLoudlyMs: this.nowMs } : {}),
     });
     return this;
   }

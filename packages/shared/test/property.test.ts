@@ -68,6 +68,8 @@ interface SimNode {
   upstreamStreaming: boolean;
   lastStreamingMs: number | null;
   everRan: boolean;
+  /** When the monitor saw the node die loudly (its keeper's connections closed, both its ports refused); null once its keeper reports again. */
+  diedLoudlyMs: number | null;
 }
 
 /** `ANY n (pgha_node_2, pgha_node_3)` → n and the node ids; n = 0 when empty. */
@@ -80,6 +82,8 @@ type Action =
   | { kind: 'killKeeper'; node: number }
   | { kind: 'killPostgres'; node: number }
   | { kind: 'killMachine'; node: number }
+  /** Every process of the node killed, its host up: the monitor sees a loud death (docs/timeouts.md). */
+  | { kind: 'killMachineLoudly'; node: number }
   | { kind: 'breakStreaming'; node: number }
   | { kind: 'heal'; node: number }
   | { kind: 'advance'; ms: number }
@@ -139,6 +143,7 @@ class World {
       upstreamStreaming: false,
       lastStreamingMs: null,
       everRan: false,
+      diedLoudlyMs: null,
     });
   }
 
@@ -199,6 +204,7 @@ class World {
     this.replicate();
     const streaming = this.streams(n);
     n.lastReportMs = this.nowMs;
+    n.diedLoudlyMs = null;
     n.reportedPgRunning = n.pgRunning;
     n.reportedLsn = n.lsn;
     n.reportedTimeline = n.timeline;
@@ -277,6 +283,7 @@ class World {
         lastStreamingMs: n.lastStreamingMs,
         health: this.probeHealth(n),
         synchronousStandbyNames: n.reportedSyncNames,
+        diedLoudlyMs: n.diedLoudlyMs,
       })),
     };
   }
@@ -321,6 +328,7 @@ class World {
       case 'killKeeper': n!.keeperUp = false; break;
       case 'killPostgres': n!.pgFault = true; n!.pgRunning = false; break;
       case 'killMachine': n!.keeperUp = false; n!.pgFault = true; n!.pgRunning = false; break;
+      case 'killMachineLoudly': n!.keeperUp = false; n!.pgFault = true; n!.pgRunning = false; n!.diedLoudlyMs = this.nowMs; break;
       case 'breakStreaming': n!.linkBroken = true; break;
       case 'heal': n!.keeperUp = true; n!.pgFault = false; n!.linkBroken = false; break;
       case 'advance': this.advance(action.ms); break;
@@ -359,6 +367,7 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: nodeArb.map((node) => ({ kind: 'killKeeper', node }) as const) },
   { weight: 2, arbitrary: nodeArb.map((node) => ({ kind: 'killPostgres', node }) as const) },
   { weight: 2, arbitrary: nodeArb.map((node) => ({ kind: 'killMachine', node }) as const) },
+  { weight: 2, arbitrary: nodeArb.map((node) => ({ kind: 'killMachineLoudly', node }) as const) },
   { weight: 2, arbitrary: nodeArb.map((node) => ({ kind: 'breakStreaming', node }) as const) },
   { weight: 3, arbitrary: nodeArb.map((node) => ({ kind: 'heal', node }) as const) },
   { weight: 4, arbitrary: fc.integer({ min: 100, max: 6_000 }).map((ms) => ({ kind: 'advance', ms }) as const) },
@@ -426,15 +435,16 @@ function runScenario({ maxNodes, priorities, numberSyncStandbys, warm, actions }
 }
 
 /**
- * A fixed seed keeps runs reproducible; seed 1 was picked among the first few because its runs
+ * A fixed seed keeps runs reproducible; seed 3 was picked among the first few because its runs
  * reach multi-standby failovers with a lagging or unreachable standby, and every rule in
- * REACHED_RULES (seed 2 did until no election starts while every standby's keeper is silent:
- * its runs then no longer reach `fast-forward-done`). To explore further:
+ * REACHED_RULES (seed 1 did until loud deaths joined the actions, seed 2 until no election
+ * starts while every standby's keeper is silent: their runs then no longer reach
+ * `fast-forward-done`). To explore further:
  * `PGHA_FC_SEED=random PGHA_FC_RUNS=5000 npx vitest run --project unit property`.
  */
 const RUN_OPTIONS = {
   numRuns: Number(process.env.PGHA_FC_RUNS ?? 300),
-  ...(process.env.PGHA_FC_SEED === 'random' ? {} : { seed: Number(process.env.PGHA_FC_SEED ?? 1) }),
+  ...(process.env.PGHA_FC_SEED === 'random' ? {} : { seed: Number(process.env.PGHA_FC_SEED ?? 3) }),
 };
 /** Rules and refusals the runs must reach, so that the generator keeps exercising what is new. */
 const REACHED_RULES = [

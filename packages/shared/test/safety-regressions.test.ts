@@ -64,4 +64,25 @@ describe('safety regressions', () => {
     expect(decideUntilStable(facts)).toEqual([]);
     expect(groupNote(facts)?.message).toMatch(/synchronous replication off/);
   });
+
+  it('a chosen candidate is not promoted while too few of the synchronous set still report (one fell silent since it was chosen), and the note says why', () => {
+    // Found by the property test once loud deaths joined its actions (issue 17): node 3 alone
+    // acknowledged the last commits, then died before reporting them; node 2 was chosen by the
+    // operator, and its old primary then died. Promoting node 2 would lose those commits; with
+    // keeper silence alone the same happened 2 s later.
+    const facts = groupFacts()
+      .primary({ reportedState: 'primary', goalState: 'draining', diedLoudly: true, synchronousStandbyNames: 'ANY 1 (pgha_node_2, pgha_node_3)' })
+      .standby({ state: 'prepare_promotion' })
+      .standby({ keeperSilentMs: nodeUnhealthyTimeoutMs + 1, streaming: false, notStreamingForMs: nodeUnhealthyTimeoutMs + 1 })
+      .build();
+    expect(decideUntilStable(facts).filter((a) => a.goalState === 'stop_replication')).toEqual([]);
+    expect(groupNote(facts)?.message).toBe('no promotion: 1 of 2 synchronous standbys reported and 2 are needed to be sure to keep every acknowledged commit (silent: node 3 "node3")');
+    // Node 3's keeper reports again, no further than the candidate: the promotion goes on.
+    const heard = groupFacts()
+      .primary({ reportedState: 'primary', goalState: 'draining', diedLoudly: true, synchronousStandbyNames: 'ANY 1 (pgha_node_2, pgha_node_3)' })
+      .standby({ state: 'prepare_promotion' })
+      .standby({ streaming: false, notStreamingForMs: 100 })
+      .build();
+    expect(decideUntilStable(heard).map((a) => [a.nodeId, a.goalState])).toContainEqual([2, 'stop_replication']);
+  });
 });

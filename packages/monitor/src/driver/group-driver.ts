@@ -55,6 +55,21 @@ export class GroupDriver {
   /** Timer ticks so far ({@link STEADY_SWEEP_EVERY_TICKS}). */
   private ticks = 0;
 
+  /**
+   * When a node died loudly as this monitor saw it (`LoudDeathWatch.diedLoudlyMs`), a fact every
+   * decision's facts carry (`NodeFacts.diedLoudlyMs`); null for none.
+   */
+  diedLoudlyMs: (nodeId: number) => number | null = () => null;
+
+  /**
+   * Whether a group's decision may be skipped when nothing but the time and the LSN changed
+   * (`steady-group.ts`): it is steady, and none of its nodes died loudly (a fact this monitor
+   * keeps in memory, not in the store).
+   */
+  isSteady(nodes: readonly NodeRecord[], nowMs: number, formation: FormationRecord): boolean {
+    return isSteadyGroup(nodes, nowMs, formationSettings(formation)) && !nodes.some((n) => this.diedLoudlyMs(n.nodeId) !== null);
+  }
+
   /** @param lag - the monitor's lag in answering reports, which every decision's facts carry. */
   constructor(
     private readonly store: MonitorStore,
@@ -91,7 +106,7 @@ export class GroupDriver {
   async decideRead(tx: StoreTransaction, group: GroupRead, nowMs: number, cause: EvaluateEvent['cause']): Promise<GroupOutcome> {
     const { formation, nodes } = group;
     if (nodes.length === 0) return { assignments: [], formation, nodes };
-    const facts = groupFacts(formation, group.groupId, nodes, nowMs, this.lag.lagMs());
+    const facts = groupFacts(formation, group.groupId, nodes, nowMs, this.lag.lagMs(), this.diedLoudlyMs);
     const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
     await this.recordNote(tx, group, applyAssignments(facts, assignments));
     let revisions: ReadonlyMap<number, string> = new Map();
@@ -138,7 +153,7 @@ export class GroupDriver {
     return this.store.transaction(async (tx) => {
       await tx.lockGroup(formationId, groupId);
       const read = await tx.readGroup(formationId, groupId);
-      const decision = decide(groupFacts(read.formation, groupId, read.nodes, read.nowMs, this.lag.lagMs()), event);
+      const decision = decide(groupFacts(read.formation, groupId, read.nodes, read.nowMs, this.lag.lagMs(), this.diedLoudlyMs), event);
       if (decision.refusal) throw new ConflictError(decision.refusal);
       if (before) await before(tx);
       await tx.goals.assign(read, read.nodes, decision.assignments);
@@ -180,9 +195,9 @@ export class GroupDriver {
       // Deciding takes about 0.1 ms a group: let requests in between.
       if (++looked % YIELD_EVERY_GROUPS === 0) await new Promise((r) => setImmediate(r));
       const formation = byFormation.get(g.formationId);
-      if (formation && !sweep && isSteadyGroup(g.nodes, nowMs, formationSettings(formation))) continue;
+      if (formation && !sweep && this.isSteady(g.nodes, nowMs, formation)) continue;
       if (formation) {
-        const facts = groupFacts(formation, g.groupId, g.nodes, nowMs, lagMs);
+        const facts = groupFacts(formation, g.groupId, g.nodes, nowMs, lagMs, this.diedLoudlyMs);
         const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
         const note = assignments.length === 0 ? groupNote(applyAssignments(facts, assignments)) : undefined;
         if (assignments.length === 0 && (!note || this.lastNotes.get(groupKey(g.formationId, g.groupId)) === note.message)) continue;

@@ -14,8 +14,6 @@ import { noSuchNode } from '../store/not-found.js';
 import { groupKey, type NodeRecord } from '../store/records.js';
 import type { MonitorStore, StoreTransaction } from '../store/store-port.js';
 import type { GroupDriver, GroupOutcome } from './group-driver.js';
-import { isSteadyGroup } from './steady-group.js';
-import { formationSettings } from '../store/group-facts.js';
 import type { MonitorLag } from './monitor-lag.js';
 
 /** What a keeper's report did: the node as read, and its group after the decision. */
@@ -153,7 +151,7 @@ export class ReportBatcher {
     }
     const decided = new Map<string, GroupOutcome>();
     for (const [key, g] of read.groups) {
-      const skip = changed.get(key) === false && isSteadyGroup(g.nodes, read.nowMs, formationSettings(g.formation));
+      const skip = changed.get(key) === false && this.driver.isSteady(g.nodes, read.nowMs, g.formation);
       decided.set(key, skip ? { assignments: [], formation: g.formation, nodes: g.nodes } : await this.driver.decideRead(tx, g, read.nowMs, 'report'));
     }
     const outcomes = new Map<QueuedReport, ReportOutcome | Error>();

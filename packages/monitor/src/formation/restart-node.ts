@@ -21,7 +21,7 @@ export const RESTART_REQUESTED_RULE = 'restart-requested';
  */
 async function assertHealthy(deps: AppDeps, tx: StoreTransaction, node: NodeRecord): Promise<void> {
   const read = await tx.readGroup(node.formationId, node.groupId);
-  const refusal = restartRefusal(groupFacts(read.formation, node.groupId, read.nodes, read.nowMs, deps.driver.lag.lagMs()), node.nodeId);
+  const refusal = restartRefusal(groupFacts(read.formation, node.groupId, read.nodes, read.nowMs, deps.driver.lag.lagMs(), deps.driver.diedLoudlyMs), node.nodeId);
   if (refusal) throw new ConflictError(refusal, { hint: 'nothing was changed; pgha show state shows every node' });
 }
 

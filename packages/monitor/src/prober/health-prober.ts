@@ -126,9 +126,10 @@ export class ProbeConnection {
  * Opens a TCP connection to host:port and closes it at once.
  *
  * @param timeoutMs - how long to wait for the connection (ms).
- * @throws Error saying why the connection failed (refused, unreachable, timed out).
+ * @throws Error saying why the connection failed (refused: `code` ECONNREFUSED, unreachable,
+ *   timed out).
  */
-function tcpConnect(host: string, port: number, timeoutMs: number): Promise<void> {
+export function tcpConnect(host: string, port: number, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port, timeout: timeoutMs });
     socket.once('connect', () => {
@@ -202,6 +203,12 @@ export class HealthProber {
    */
   probesFor: (formationId: string) => boolean = () => true;
 
+  /**
+   * Told of each probe that succeeded, with when it started (`Date.now()`, ms): a node whose
+   * Postgres answers has not died loudly (`LoudDeathWatch.probeAnswered`).
+   */
+  onProbeAnswered: ((nodeId: number, startedAtMs: number) => void) | undefined;
+
   /** Starts probing. */
   start(): void {
     const loop = async (): Promise<void> => {
@@ -244,8 +251,10 @@ export class HealthProber {
       const last = this.lastProbeMs.get(n.nodeId);
       if (last !== undefined && started - last < everyMs - this.roundIntervalMs / 2) continue;
       this.lastProbeMs.set(n.nodeId, started);
+      const startedAtMs = Date.now();
       probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword, ssl: probeSsl(n.postgresSsl, this.probeCa) }).probe(settings.healthProbeTimeoutMs).then((result) => {
         if (!result.ok) this.onProbeFailure?.(n);
+        else this.onProbeAnswered?.(n.nodeId, startedAtMs);
         this.add(n.nodeId, result, settings.healthProbeRetries);
       }));
     }

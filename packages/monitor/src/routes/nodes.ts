@@ -8,13 +8,15 @@
  *   or host:port taken.
  * - `POST /v1/nodes/:nodeId/report` body `NodeReport` → 200 `NodeGoal`; 400, 404.
  * - `GET /v1/nodes/:nodeId/goal?known=STATE&wait_ms=N` → 200 `NodeGoal` as soon as the
- *   goal differs from `known`, or after `wait_ms` (at most 30 000); 400, 404.
+ *   goal differs from `known`, or after `wait_ms` (at most 30 000), or at once when the
+ *   loud-death watch wants the keeper's report now (`LoudDeathWatch.nudgeWaiter`); 400, 404.
  * - `POST /v1/nodes/:nodeId/token` body `RotateNodeTokenRequest` → 200
  *   `RotateNodeTokenResponse`: the node's token is the one in the body from the commit on (the
  *   old one is refused), with a `node-token-rotated` event; 400, 404. Only the node's own
  *   token opens it (`auth.ts`).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { FORWARDED_BY_HEADER } from '../ha/forward-to-leader.js';
 import { z } from 'zod';
 import { FormationName, NodeIdText, NodeReport, NodeStateSchema, RegisterNodeRequest, RotateNodeTokenRequest, type RegisterNodeResponse, type RotateNodeTokenResponse } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
@@ -88,6 +90,7 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   app.post('/v1/nodes/:nodeId/report', async (req) => {
     const { nodeId } = validate(NodeIdParams, req.params, 'params');
     const report = validate(NodeReport, req.body, 'body');
+    keeperHeard(deps, nodeId, req);
     // Record the report and decide under the group lock (one transaction, shared with other
     // reports under load), and answer from the rows the decision read, with its new goals, as
     // a read after commit would.
@@ -106,14 +109,18 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   app.get('/v1/nodes/:nodeId/goal', async (req) => {
     const { nodeId } = validate(NodeIdParams, req.params, 'params');
     const query = validate(GoalQuery, req.query, 'query');
+    keeperHeard(deps, nodeId, req);
     const waiter = query.known && query.wait_ms > 0 ? deps.notifier.waiter(nodeId, query.wait_ms) : undefined;
+    // The loud-death watch may want this keeper's report now (a peer of its node died loudly).
+    const nudge = waiter ? deps.loudDeaths?.nudgeWaiter(nodeId, query.wait_ms) : undefined;
     try {
       const goal = await nodeGoal(deps.store, nodeId);
       if (!waiter || goal.goalState !== query.known) return goal;
-      await waiter.promise;
+      await (nudge ? Promise.race([waiter.promise, nudge.promise]) : waiter.promise);
       return await nodeGoal(deps.store, nodeId);
     } finally {
       waiter?.cancel();
+      nudge?.cancel();
     }
   });
 
@@ -132,4 +139,13 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     req.log.info({ nodeId, formation: answer.formation, security: true }, `node ${nodeId} "${answer.name}": node token replaced; the old one is refused from now on`);
     return answer;
   });
+}
+
+/**
+ * Tells the loud-death watch that node `nodeId`'s keeper made a request on its connection; a
+ * request another monitor forwarded (monitors on etcd) comes on that monitor's connection, not
+ * the keeper's, and is left out.
+ */
+function keeperHeard(deps: AppDeps, nodeId: number, req: FastifyRequest): void {
+  if (req.headers[FORWARDED_BY_HEADER] === undefined) deps.loudDeaths?.keeperRequest(nodeId, req.raw.socket);
 }

@@ -10,7 +10,7 @@ export function formationSettings(f: Pick<FormationRecord, 'settings' | 'numberS
   return { ...DEFAULT_FORMATION_SETTINGS, ...f.settings, numberSyncStandbys: f.numberSyncStandbys };
 }
 
-function toFacts(n: NodeRecord): NodeFacts {
+function toFacts(n: NodeRecord, diedLoudlyMs: number | null): NodeFacts {
   return {
     nodeId: n.nodeId,
     name: n.name,
@@ -28,6 +28,7 @@ function toFacts(n: NodeRecord): NodeFacts {
     goalChangedMs: new Date(n.goalChangedAt).getTime(),
     synchronousStandbyNames: n.reportedSyncStandbyNames,
     restartRequestedMs: n.restartDone < n.restartRequest && n.restartRequestedAt ? new Date(n.restartRequestedAt).getTime() : null,
+    ...(diedLoudlyMs !== null ? { diedLoudlyMs } : {}),
   };
 }
 
@@ -38,9 +39,11 @@ function toFacts(n: NodeRecord): NodeFacts {
  * @param nowMs - the store's clock (ms since the epoch).
  * @param monitorLagMs - how far behind the monitor has lately been in answering reports (see
  *   `GroupFacts.monitorLagMs` and `MonitorLag`).
+ * @param diedLoudlyMs - when a node died loudly, as this monitor saw it (`NodeFacts.diedLoudlyMs`,
+ *   `LoudDeathWatch`); null for none.
  */
-export function groupFacts(formation: FormationRecord, groupId: number, nodes: readonly NodeRecord[], nowMs: number, monitorLagMs = 0): GroupFacts {
-  return { formation: formation.formationId, groupId, nowMs, settings: formationSettings(formation), nodes: nodes.map(toFacts), ...(monitorLagMs > 0 ? { monitorLagMs } : {}) };
+export function groupFacts(formation: FormationRecord, groupId: number, nodes: readonly NodeRecord[], nowMs: number, monitorLagMs = 0, diedLoudlyMs: (nodeId: number) => number | null = () => null): GroupFacts {
+  return { formation: formation.formationId, groupId, nowMs, settings: formationSettings(formation), nodes: nodes.map((n) => toFacts(n, diedLoudlyMs(n.nodeId))), ...(monitorLagMs > 0 ? { monitorLagMs } : {}) };
 }
 
 /**

@@ -39,6 +39,14 @@ export interface NodeFacts {
    * none is under way.
    */
   readonly restartRequestedMs?: number | null;
+  /**
+   * When the monitor saw the node die loudly (the monitor's clock, ms since the epoch): every
+   * connection of its keeper to the monitor was closed by the keeper's side, and then both its
+   * keeper's HTTP port and its Postgres port refused a TCP connection, twice in a row (see
+   * `diedLoudly` and docs/timeouts.md, "A loud death"). Null or absent: not seen, or the keeper
+   * was heard from since.
+   */
+  readonly diedLoudlyMs?: number | null;
 }
 
 /** Everything one decision about one group may read. Pure data: `nowMs` is a fact. */

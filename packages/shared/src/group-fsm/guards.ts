@@ -12,12 +12,24 @@ export function isCurrentState(node: NodeFacts, state: NodeState): boolean {
 }
 
 /**
+ * The node died loudly: the monitor saw every connection of its keeper closed by the keeper's
+ * side, then its keeper's HTTP port and its Postgres port both refuse connections (twice in a
+ * row), and its keeper has not reported since (`diedLoudlyMs` at or after `lastReportMs`).
+ * Together they prove both processes gone on a host that is up; each alone proves nothing
+ * (docs/timeouts.md, "A loud death").
+ */
+export function diedLoudly(node: NodeFacts): boolean {
+  const at = node.diedLoudlyMs;
+  return at !== undefined && at !== null && (node.lastReportMs === null || at >= node.lastReportMs);
+}
+
+/**
  * The keeper reported within `nodeUnhealthyTimeoutMs` (plus `monitorLagMs`, the time the
  * monitor itself has lately taken to answer reports: its own backlog is not the keeper's
- * silence).
+ * silence), and has not died loudly since ({@link diedLoudly}).
  */
 export function keeperIsAlive(facts: GroupFacts, node: NodeFacts): boolean {
-  return node.lastReportMs !== null && facts.nowMs - node.lastReportMs <= facts.settings.nodeUnhealthyTimeoutMs + (facts.monitorLagMs ?? 0);
+  return node.lastReportMs !== null && facts.nowMs - node.lastReportMs <= facts.settings.nodeUnhealthyTimeoutMs + (facts.monitorLagMs ?? 0) && !diedLoudly(node);
 }
 
 /**
@@ -43,10 +55,13 @@ export function restartingOnRequest(facts: GroupFacts, node: NodeFacts): boolean
 
 /**
  * Postgres on the node is down as far as anyone can tell: the monitor's probe fails and
- * either the keeper is silent or it says the postmaster is not running.
+ * either the keeper is silent or it says the postmaster is not running; or the node died
+ * loudly ({@link diedLoudly}: its keeper gone and its Postgres port refusing, which the
+ * monitor knows before `healthProbeRetries` probes have failed and before
+ * `nodeUnhealthyTimeoutMs` of silence).
  */
 export function postgresIsDown(facts: GroupFacts, node: NodeFacts): boolean {
-  return node.health === 'bad' && (!keeperIsAlive(facts, node) || !node.postgresRunning);
+  return diedLoudly(node) || (node.health === 'bad' && (!keeperIsAlive(facts, node) || !node.postgresRunning));
 }
 
 /** The node's keeper is alive and says its WAL receiver is streaming now. */
@@ -89,8 +104,9 @@ export function writableNode(facts: GroupFacts): NodeFacts | undefined {
 
 /**
  * The primary has failed, by three witnesses: its Postgres is down (probe fails, and the
- * keeper is silent or says Postgres is not running) and no standby still streams from it.
- * Never while it restarts on the operator's request ({@link restartingOnRequest}).
+ * keeper is silent or says Postgres is not running; or the node died loudly, see
+ * {@link postgresIsDown}) and no standby still streams from it. Never while it restarts on the
+ * operator's request ({@link restartingOnRequest}).
  */
 export function primaryHasFailed(facts: GroupFacts, primary: NodeFacts): boolean {
   if (restartingOnRequest(facts, primary)) return false;

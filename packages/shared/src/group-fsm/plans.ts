@@ -17,6 +17,7 @@ import type { GroupFacts, NodeFacts, PlannedAssignment } from './facts.js';
 import { appNameOf, describeWinner, elect, isEligible, reportingStandbys } from './election.js';
 import {
   isCurrentState,
+  diedLoudly,
   isStreaming,
   keeperIsAlive,
   restartingOnRequest,
@@ -126,7 +127,9 @@ export const standbyFailed: Plan = (facts) => {
   if (failed.length === 0) return undefined;
   const out = failed.map((n) =>
     assign(n, 'catchingup',
-      postgresIsDown(facts, n)
+      diedLoudly(n)
+        ? `${describe(n)} is unhealthy: it died loudly (its keeper's connections to the monitor closed, then its keeper's and its Postgres's ports refused connections twice)`
+        : postgresIsDown(facts, n)
         ? `${describe(n)} is unhealthy: Postgres does not answer the monitor's probe`
         : `${describe(n)} is unhealthy: its WAL receiver has not streamed for ${formatDurationMs(facts.settings.standbyStreamingTimeoutMs)}`),
   );
@@ -181,7 +184,7 @@ export function startElection(facts: GroupFacts, old: NodeFacts | undefined, old
 
 /**
  * Rule `failover-start`: the primary has failed (probe fails, keeper silent or Postgres not
- * running, no standby streaming) while it ran with synchronous replication on (`primary`
+ * running, or the node died loudly; and no standby streaming) while it ran with synchronous replication on (`primary`
  * reported), so it cannot acknowledge a commit its synchronous standbys lack: it goes to
  * `demote_timeout` and the election starts ({@link startElection}).
  */
@@ -189,10 +192,10 @@ export const failoverStart: Plan = (facts) => {
   const primary = writableNode(facts);
   if (!primary || !isCurrentState(primary, 'primary') || !primaryHasFailed(facts, primary)) return undefined;
   const silent = primary.lastReportMs === null ? 'ever' : formatDurationMs(facts.nowMs - primary.lastReportMs);
-  return startElection(facts, primary, {
-    goal: 'demote_timeout',
-    reason: `${describe(primary)} failed: Postgres probe fails, keeper ${keeperIsAlive(facts, primary) ? 'reports Postgres down' : `silent for ${silent}`}, no standby streams from it`,
-  });
+  const down = diedLoudly(primary)
+    ? "died loudly: its keeper's connections to the monitor closed, then its keeper's and its Postgres's ports refused connections twice"
+    : `Postgres probe fails, keeper ${keeperIsAlive(facts, primary) ? 'reports Postgres down' : `silent for ${silent}`}`;
+  return startElection(facts, primary, { goal: 'demote_timeout', reason: `${describe(primary)} failed: ${down}, no standby streams from it` });
 };
 
 /**
@@ -238,8 +241,9 @@ export const fastForwardDone: Plan = (facts) => {
 
 /**
  * Rule `promote-candidate`: the candidate reached `prepare_promotion`, is still eligible and
- * at or past every reporting standby's LSN, and the outgoing primary can no longer acknowledge
- * commits (see `outgoingIsFenced`): promote. In a failover there is no demote timeout to wait
+ * at or past every reporting standby's LSN, enough of the synchronous set still reports for one
+ * of them to hold every acknowledged commit (the election's rule, `elect`), and the outgoing
+ * primary can no longer acknowledge commits (see `outgoingIsFenced`): promote. In a failover there is no demote timeout to wait
  * out: the old primary ran with synchronous replication on.
  */
 export const promoteCandidate: Plan = (facts) => {
@@ -247,6 +251,9 @@ export const promoteCandidate: Plan = (facts) => {
   const old = outgoingPrimary(facts);
   if (!candidate || !outgoingIsFenced(facts, old) || !isEligible(facts, candidate)) return undefined;
   if (reportingStandbys(facts, old).some((r) => r.reportedLsn > candidate.reportedLsn)) return undefined;
+  // The election's acknowledged-commit rule still holds now: a member of the synchronous set
+  // that fell silent since the candidate was chosen may hold a commit no reporting standby has.
+  if ('why' in elect(facts, old, [candidate])) return undefined;
   const why = old?.goalState === 'demote_timeout' ? 'the old primary cannot acknowledge commits without its synchronous standbys' : 'the old primary has stopped';
   return [assign(candidate, 'stop_replication', `${describe(candidate)} promotes: ${why}`)];
 };

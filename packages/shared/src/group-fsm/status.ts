@@ -4,7 +4,7 @@
  */
 import { formatDurationMs } from '../duration.js';
 import { PROMOTION_STATES } from '../states.js';
-import { elect } from './election.js';
+import { elect, isEligible } from './election.js';
 import type { GroupFacts } from './facts.js';
 import { isCurrentState, keeperIsAlive, primaryHasFailed, writableNode } from './guards.js';
 import { outgoingPrimary } from './plans.js';
@@ -40,6 +40,12 @@ export function groupNote(facts: GroupFacts): GroupNote | undefined {
       nodeId: waiting[0]!.nodeId,
       message: `election waits for ${waiting.map((w) => `node ${w.nodeId} "${w.name}"`).join(', ')} to report its LSN (at most ${formatDurationMs(facts.settings.electionTimeoutMs)})`,
     };
+  }
+  // A candidate chosen while enough of the synchronous set reported, which no longer does.
+  const candidate = facts.nodes.find((n) => isCurrentState(n, 'prepare_promotion'));
+  if (!primary && old && candidate && isEligible(facts, candidate)) {
+    const result = elect(facts, old, [candidate]);
+    if ('why' in result) return { nodeId: candidate.nodeId, message: result.why };
   }
   if (!primary && old && !facts.nodes.some((n) => PROMOTION_STATES.has(n.goalState))) {
     const result = elect(facts, old);
