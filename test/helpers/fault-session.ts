@@ -11,6 +11,7 @@ import { startNetFormation, type NetFormation } from './net-formation.js';
 import { createNetwork, type netnsAvailability, type SimNetwork } from './netns.js';
 import { Probe } from '../../bench/lib/probe.js';
 import { waitFor } from './wait-for.js';
+import { expect } from 'vitest';
 
 /** The formation's rows as the monitor shows them, with the nodes assigned `primary` and `secondary`. */
 export interface Roles {
@@ -94,4 +95,18 @@ export async function startFaultSuite(availability: ReturnType<typeof netnsAvail
   const s = new FaultSession(f, 'history');
   await Probe.createTable(f.hosts, 'history');
   return { net, f, s };
+}
+
+/**
+ * Asserts what every fault of the faults suites must leave: no acknowledged write lost, never
+ * two servers acknowledging at once, every goal change explained, and the formation recovered
+ * within the report's bound of `since` (what the fault's end was: the restart, the heal). Keeps
+ * the report in `reports` for the suite's summary.
+ */
+export function expectClean(r: HistoryReport, reports: HistoryReport[], since: string): void {
+  reports.push(r);
+  expect(r.lost).toEqual([]);
+  expect(r.dualPrimaryWindows).toEqual([]);
+  expect(r.unexplained).toEqual([]);
+  expect(r.recovered, `recovered within ${r.recoveryBoundMs} ms of ${since}`).toBe(true);
 }

@@ -20,7 +20,6 @@ import { fromMonotonicMs, HistoryProbe, type WriteAck, type WriteFailure, type W
 import { killPid, runPgha, startTracked } from './processes.js';
 import { Sampler } from './sampler.js';
 import { waitFor } from './wait-for.js';
-import { expect } from 'vitest';
 import { monitorFetch } from './monitor-access.js';
 
 export { HistoryProbe, type WriteAck, type WriteFailure } from './history-probe.js';
@@ -413,18 +412,4 @@ export async function checkHistory(o: CheckOptions): Promise<HistoryReport> {
     unexplained,
     summary,
   };
-}
-
-/**
- * Asserts what every fault of the faults suites must leave: no acknowledged write lost, never
- * two servers acknowledging at once, every goal change explained, and the formation recovered
- * within the report's bound of `since` (what the fault's end was: the restart, the heal). Keeps
- * the report in `reports` for the suite's summary.
- */
-export function expectClean(r: HistoryReport, reports: HistoryReport[], since: string): void {
-  reports.push(r);
-  expect(r.lost).toEqual([]);
-  expect(r.dualPrimaryWindows).toEqual([]);
-  expect(r.unexplained).toEqual([]);
-  expect(r.recovered, `recovered within ${r.recoveryBoundMs} ms of ${since}`).toBe(true);
 }
