@@ -36,6 +36,18 @@ export interface HaproxyOptions {
 const CHECK_TIMING = 'inter 1s fastinter 250ms downinter 250ms rise 1 fall 2';
 
 /**
+ * What a client's connection does to a server that refuses it: the server is marked down at
+ * once (`observe layer4 error-limit 1 on-error mark-down`), and the connection is retried on
+ * another server at once (`option redispatch 1` in `defaults`: HAProxy redispatches without its
+ * one-second turn-around when the balancing is round robin and another server is up). A
+ * primary that died loudly fails over in about 0.4 s (docs/timeouts.md, "A loud death"), well
+ * before its checks fail twice: without these, the write backend held the dead primary and the
+ * promoted standby together for up to a second, and a connection sent to the dead one waited
+ * through two retries a second apart.
+ */
+const ON_CONNECTION_ERROR = 'observe layer4 error-limit 1 on-error mark-down';
+
+/**
  * Renders the configuration: `global`, `defaults`, and per role a frontend and a backend with
  * one `server` line per node of the formation that is not being dropped.
  *
@@ -65,7 +77,7 @@ export function renderHaproxyConfig(rows: readonly NodeStateRow[], o: HaproxyOpt
     ...extra,
     `    option httpchk GET ${path}`,
     '    http-check expect status 200',
-    `    default-server ${CHECK_TIMING} on-marked-down shutdown-sessions`,
+    `    default-server ${CHECK_TIMING} ${ON_CONNECTION_ERROR} on-marked-down shutdown-sessions`,
     ...nodes.map(server),
     '',
   ];
@@ -80,6 +92,7 @@ export function renderHaproxyConfig(rows: readonly NodeStateRow[], o: HaproxyOpt
     'defaults',
     '    mode tcp',
     '    retries 2',
+    '    option redispatch 1',
     '    timeout connect 4s',
     '    timeout client 30m',
     '    timeout server 30m',

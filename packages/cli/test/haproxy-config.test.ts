@@ -27,6 +27,9 @@ describe('pgha show haproxy', () => {
     expect(config).toContain('    server a 10.0.0.1:5432 check addr 10.0.0.1 port 8008 check-ssl verify required ca-file /etc/pgha/ca.crt verifyhost 10.0.0.1');
     expect(config).toContain('    server b db2.example:5432 check addr 10.0.0.9 port 9000 check-ssl verify required ca-file /etc/pgha/ca.crt verifyhost db2.example');
     expect(config).not.toContain('gone');
+    // A server that refuses a connection is marked down at once, and the connection goes to another.
+    expect(config).toContain('observe layer4 error-limit 1 on-error mark-down on-marked-down shutdown-sessions');
+    expect(config).toContain('    option redispatch 1\n');
     expect(config.match(/option httpchk GET \/primary/g)).toHaveLength(1);
     expect(config.match(/option httpchk GET \/replica/g)).toHaveLength(1);
     expect(config.match(/on-marked-down shutdown-sessions/g)).toHaveLength(2);
