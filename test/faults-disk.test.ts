@@ -87,9 +87,14 @@ describe.skipIf(skip)(skip ? `disk full (skipped: ${skipReason})` : "fault 7: di
 
     const faultAt = instant();
     fill(vol);
-    // New WAL segments for the standby to create, on a full file system.
+    // New WAL segments for the standby to create, on a full file system: one switch every 2 s at
+    // most (each is a 16 MB segment the standby replays once space is back, on its 160 MiB volume).
+    let switchedAt = -Infinity;
     await waitFor('the primary in wait_primary', async () => {
-      await queryNode(before.primary, 'select pg_switch_wal()').catch(() => undefined);
+      if (performance.now() - switchedAt >= 2000) {
+        switchedAt = performance.now();
+        await queryNode(before.primary, 'select pg_switch_wal()').catch(() => undefined);
+      }
       const rows = await showState(f.monitor.url);
       return rows.some((r) => r.name === before.primary.name && r.goal_state === 'wait_primary' && r.reported_state === 'wait_primary');
     }, { timeoutMs: 60_000, intervalMs: 500 });
@@ -118,6 +123,9 @@ describe.skipIf(skip)(skip ? `disk full (skipped: ${skipReason})` : "fault 7: di
     expect(gapMs).toBeLessThan(DEFAULT_FORMATION_SETTINGS.standbyStreamingTimeoutMs + 10_000);
     // On a timeout, the message names each node's problem still shown (the last try's).
     await waitFor('the problem to clear', async () => {
+      // A restartpoint recycles the WAL the standby replayed while catching up (what an operator
+      // would run, rather than wait for checkpoint_timeout), so the freed space stays free.
+      await queryNode(before.standby, 'checkpoint').catch(() => undefined);
       const left = (await showState(f.monitor.url)).filter((r) => r.problem !== null);
       if (left.length > 0) throw new Error(left.map((r) => `${r.name} (${r.reported_state}/${r.goal_state}): ${r.problem}`).join('; '));
       return true;
