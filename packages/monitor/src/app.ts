@@ -21,7 +21,7 @@ import { eventStreamRoutes } from './routes/events-stream.js';
 import { formationListRoutes } from './routes/formation-list.js';
 import { metricsRoutes, timeReports } from './routes/metrics.js';
 import { uiRoutes } from './routes/ui.js';
-import { formationState, nodeGoal } from './routes/views.js';
+import { currentFormationState, nodeGoal } from './routes/views.js';
 import { monitorRoutes } from './routes/monitors.js';
 import { forwardToLeader, refuseWithoutLease } from './ha/forward-to-leader.js';
 import { NotFoundError } from '@pgha/shared';
@@ -121,7 +121,7 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
         formationOfNode: formationOfNodeCached(deps),
         // Read from etcd itself (not the mirror): after the report arrived.
         answerUnrecorded: (nodeId) => nodeGoal(deps.store, nodeId),
-        localState: async (formation) => formationState(deps.store, formation, await deps.store.nowMs()),
+        localState: (formation) => currentFormationState(deps.store, formation),
       });
     }
     await formationRoutes(scope, deps);

@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FormationName, type EventRow } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
-import { eventRow, formationState, formationUri } from './views.js';
+import { eventRow, currentFormationState, formationUri } from './views.js';
 import { validate } from './validate.js';
 
 const FormationParams = z.object({ formation: FormationName });
@@ -24,7 +24,7 @@ export async function formationRoutes(app: FastifyInstance, deps: AppDeps): Prom
 
   app.get('/v1/formations/:formation/state', async (req) => {
     const { formation } = validate(FormationParams, req.params, 'params');
-    return formationState(deps.store, formation, await deps.store.nowMs());
+    return currentFormationState(deps.store, formation);
   });
 
   app.get('/v1/formations/:formation/events', async (req): Promise<EventRow[]> => {

@@ -93,6 +93,15 @@ export function goalView(node: NodeRecord, formation: FormationRecord, nodes: re
   };
 }
 
+/**
+ * Rows of `pgha show state` at the store's clock now: the answer of
+ * `GET /v1/formations/:formation/state`, and of a monitor that does not lead the formation when
+ * the leader does not answer (`ha/forward-to-leader.ts`).
+ */
+export async function currentFormationState(store: StoreSession, formationId: string): Promise<NodeStateRow[]> {
+  return formationState(store, formationId, await store.nowMs());
+}
+
 /** Rows of `pgha show state`. */
 export async function formationState(store: StoreSession, formationId: string, nowMs: number): Promise<NodeStateRow[]> {
   const formation = await store.formations.get(formationId);
