@@ -13,3 +13,4 @@ export * from './protocol.js';
 export * from './progress.js';
 export * from './duration.js';
 export * from './postgres-parameters.js';
+export * from './histogram-tally.js';

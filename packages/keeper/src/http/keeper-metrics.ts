@@ -3,28 +3,79 @@
  * prom-client's global one, so that nothing else in the process adds to it). Gauges are read
  * from the keeper's memory at scrape time ({@link KeeperView}); the report histogram and the
  * failure counter are fed by the keeper loop ({@link KeeperObserver}).
+ *
+ * prom-client (with its default process metrics) is loaded at the first scrape, not when the
+ * keeper starts: a keeper nobody scrapes does not carry its 12 MB of modules, nor the event
+ * loop monitor of its default metrics, which wakes the process every 10 ms (issue 17: idle
+ * cost). Until then the reports are counted in a `HistogramTally`, which the histogram takes
+ * over exactly at the first scrape (same count, sum and buckets).
  * Source: Patroni's `GET /metrics` (`patroni_primary`, `patroni_xlog_replayed_location`, …).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { NODE_STATES } from '@pgha/shared/base';
+import type { Counter, Histogram, Registry } from 'prom-client';
+import { HistogramTally, NODE_STATES } from '@pgha/shared/base';
 import type { KeeperObserver } from '../loop.js';
 import type { KeeperView } from '../keeper-view.js';
 import { replayLagBytes } from './health-checks.js';
 
+/** Upper bounds of `pgha_monitor_report_duration_seconds`' buckets, seconds. */
+export const REPORT_BUCKETS_SECONDS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] as const;
+
+/** The prom-client objects of {@link KeeperMetrics}, made at the first scrape. */
+interface Loaded {
+  registry: Registry;
+  reportSeconds: Histogram;
+  reportFailures: Counter;
+}
+
 /** Metrics of one keeper. */
 export class KeeperMetrics implements KeeperObserver {
-  readonly registry = new Registry();
-  private readonly reportSeconds: Histogram;
-  private readonly reportFailures: Counter;
+  /** Reports before the first scrape. */
+  private readonly pendingReports = new HistogramTally(REPORT_BUCKETS_SECONDS);
+  private pendingFailures = 0;
+  private loaded: Loaded | undefined;
+  private loading: Promise<Loaded> | undefined;
 
   /**
    * @param view - the keeper's view, read at each scrape.
    * @param labels - labels on every series: the node's formation, name and id.
    */
-  constructor(view: () => KeeperView, labels: { formation: string; node: string; nodeId: number }) {
-    const registers = [this.registry];
-    this.registry.setDefaultLabels({ formation: labels.formation, node: labels.node, node_id: String(labels.nodeId) });
-    collectDefaultMetrics({ register: this.registry });
+  constructor(
+    private readonly view: () => KeeperView,
+    private readonly labels: { formation: string; node: string; nodeId: number },
+  ) {}
+
+  reportFinished(durationMs: number, ok: boolean): void {
+    if (this.loaded) {
+      this.loaded.reportSeconds.observe(durationMs / 1000);
+      if (!ok) this.loaded.reportFailures.inc();
+      return;
+    }
+    this.pendingReports.observe(durationMs / 1000);
+    if (!ok) this.pendingFailures++;
+  }
+
+  /** The text exposition (`Content-Type` {@link contentType}); loads prom-client at the first call. */
+  async metrics(): Promise<string> {
+    this.loading ??= this.load().catch((err: unknown) => {
+      this.loading = undefined;
+      throw err;
+    });
+    return (await this.loading).registry.metrics();
+  }
+
+  /** The exposition's content type (prom-client's; its text format's before the first scrape). */
+  get contentType(): string {
+    return this.loaded?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8';
+  }
+
+  /** Makes the registry, its metrics and the default process metrics, and takes over what was counted before. */
+  private async load(): Promise<Loaded> {
+    const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = await import('prom-client');
+    const view = this.view;
+    const registry = new Registry();
+    const registers = [registry];
+    registry.setDefaultLabels({ formation: this.labels.formation, node: this.labels.node, node_id: String(this.labels.nodeId) });
+    collectDefaultMetrics({ register: registry });
     new Gauge({
       name: 'pgha_node_state',
       help: 'The state the keeper has reached (its reported state): 1 for that state, 0 for every other',
@@ -59,30 +110,21 @@ export class KeeperMetrics implements KeeperObserver {
         this.set(view().lastTransitionAtMs / 1000);
       },
     });
-    this.reportSeconds = new Histogram({
+    const reportSeconds = new Histogram({
       name: 'pgha_monitor_report_duration_seconds',
       help: 'Time from sending a report to the monitor to its answer (or failure), seconds',
-      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      buckets: [...REPORT_BUCKETS_SECONDS],
       registers,
     });
-    this.reportFailures = new Counter({
+    const reportFailures = new Counter({
       name: 'pgha_monitor_report_failures_total',
       help: 'Reports to the monitor that failed (unreachable, timed out, refused)',
       registers,
     });
-  }
-
-  reportFinished(durationMs: number, ok: boolean): void {
-    this.reportSeconds.observe(durationMs / 1000);
-    if (!ok) this.reportFailures.inc();
-  }
-
-  /** The text exposition (`Content-Type` {@link contentType}). */
-  metrics(): Promise<string> {
-    return this.registry.metrics();
-  }
-
-  get contentType(): string {
-    return this.registry.contentType;
+    this.pendingReports.replayInto(reportSeconds);
+    reportFailures.inc(this.pendingFailures);
+    this.pendingFailures = 0;
+    this.loaded = { registry, reportSeconds, reportFailures };
+    return this.loaded;
   }
 }

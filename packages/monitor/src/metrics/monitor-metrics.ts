@@ -25,11 +25,17 @@
  * they start again from 0 when the monitor restarts, which Prometheus's `rate()` and
  * `increase()` treat as a counter reset.
  *
+ * prom-client (and its default process metrics, whose event loop monitor wakes the process
+ * every 10 ms) is loaded at the first scrape, not when the monitor starts: a monitor nobody
+ * scrapes does not pay for it (issue 17: idle cost). Until then the report durations are
+ * counted in a `HistogramTally` and the probe failures per node, and the first scrape hands
+ * them over whole.
+ *
  * Source: Patroni's `/metrics` (`patroni_postgres_running`, `patroni_xlog_*`,
  * `patroni_postgres_timeline`), per node; pg_auto_failover has none.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { parseLsn } from '@pgha/shared';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HistogramTally, parseLsn } from '@pgha/shared';
 import { primaryOf } from '../routes/views.js';
 import { STREAM_START, groupKey, type EventCursor, type NodeRecord } from '../store/records.js';
 import type { StoreSession } from '../store/store-port.js';
@@ -64,23 +70,56 @@ export function replicationLagBytes(primaryLsn: string, standbyLsn: string): num
   return lag > 0n ? Number(lag) : 0;
 }
 
+/** Upper bounds of `pgha_report_duration_seconds`' buckets, seconds. */
+const REPORT_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** The prom-client registry and metrics of {@link MonitorMetrics}, made at the first scrape. */
+interface Loaded {
+  registry: Registry;
+  reportedState: Gauge<string>;
+  goalState: Gauge<string>;
+  lagBytes: Gauge<string>;
+  pendingRestart: Gauge<string>;
+  lastTransition: Gauge<string>;
+  probeFailures: Counter<string>;
+  reportDuration: Histogram<string>;
+  failovers: Counter<string>;
+  switchovers: Counter<string>;
+}
+
+/** Makes the registry and the metrics of the table above (and prom-client's default ones with `processMetrics`). */
+async function loadMetrics(processMetrics: boolean): Promise<Loaded> {
+  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = await import('prom-client');
+  const registry = new Registry();
+  const registers = [registry];
+  if (processMetrics) collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    reportedState: new Gauge({ name: 'pgha_node_reported_state', help: 'The state the node\'s keeper last reported (1 on the current state)', labelNames: [...NODE_LABELS, 'state'], registers }),
+    goalState: new Gauge({ name: 'pgha_node_goal_state', help: 'The goal state the monitor assigned to the node (1 on the current state)', labelNames: [...NODE_LABELS, 'state'], registers }),
+    lagBytes: new Gauge({ name: 'pgha_node_replication_lag_bytes', help: "WAL bytes between the group primary's reported LSN and this standby's", labelNames: NODE_LABELS, registers }),
+    pendingRestart: new Gauge({ name: 'pgha_node_pending_restart_parameters', help: "Postgres parameters changed on the node that wait for a restart of its Postgres (pg_settings.pending_restart, as its keeper last reported)", labelNames: NODE_LABELS, registers }),
+    lastTransition: new Gauge({ name: 'pgha_node_last_transition_timestamp_seconds', help: "When the node's goal state last changed (unix time, seconds)", labelNames: NODE_LABELS, registers }),
+    probeFailures: new Counter({ name: 'pgha_health_probe_failures_total', help: "Failed health probes of the node's Postgres since the monitor started", labelNames: NODE_LABELS, registers }),
+    reportDuration: new Histogram({
+      name: 'pgha_report_duration_seconds',
+      help: "How long the monitor took to answer a keeper's report (request received to answer sent)",
+      buckets: REPORT_BUCKETS_SECONDS,
+      registers,
+    }),
+    failovers: new Counter({ name: 'pgha_failovers_total', help: 'Failovers (automatic, or pgha perform failover) recorded in the events', labelNames: ['formation'], registers }),
+    switchovers: new Counter({ name: 'pgha_switchovers_total', help: 'Switchovers (perform switchover or promotion, maintenance of the primary) recorded in the events', labelNames: ['formation'], registers }),
+  };
+}
+
 /** The monitor's metrics and their registry. */
 export class MonitorMetrics {
-  readonly registry = new Registry();
-  private readonly reportedState = new Gauge({ name: 'pgha_node_reported_state', help: 'The state the node\'s keeper last reported (1 on the current state)', labelNames: [...NODE_LABELS, 'state'], registers: [this.registry] });
-  private readonly goalState = new Gauge({ name: 'pgha_node_goal_state', help: 'The goal state the monitor assigned to the node (1 on the current state)', labelNames: [...NODE_LABELS, 'state'], registers: [this.registry] });
-  private readonly lagBytes = new Gauge({ name: 'pgha_node_replication_lag_bytes', help: "WAL bytes between the group primary's reported LSN and this standby's", labelNames: NODE_LABELS, registers: [this.registry] });
-  private readonly pendingRestart = new Gauge({ name: 'pgha_node_pending_restart_parameters', help: "Postgres parameters changed on the node that wait for a restart of its Postgres (pg_settings.pending_restart, as its keeper last reported)", labelNames: NODE_LABELS, registers: [this.registry] });
-  private readonly lastTransition = new Gauge({ name: 'pgha_node_last_transition_timestamp_seconds', help: "When the node's goal state last changed (unix time, seconds)", labelNames: NODE_LABELS, registers: [this.registry] });
-  private readonly probeFailures = new Counter({ name: 'pgha_health_probe_failures_total', help: "Failed health probes of the node's Postgres since the monitor started", labelNames: NODE_LABELS, registers: [this.registry] });
-  private readonly reportDuration = new Histogram({
-    name: 'pgha_report_duration_seconds',
-    help: "How long the monitor took to answer a keeper's report (request received to answer sent)",
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [this.registry],
-  });
-  private readonly failovers = new Counter({ name: 'pgha_failovers_total', help: 'Failovers (automatic, or pgha perform failover) recorded in the events', labelNames: ['formation'], registers: [this.registry] });
-  private readonly switchovers = new Counter({ name: 'pgha_switchovers_total', help: 'Switchovers (perform switchover or promotion, maintenance of the primary) recorded in the events', labelNames: ['formation'], registers: [this.registry] });
+  private loaded: Loaded | undefined;
+  private loading: Promise<Loaded> | undefined;
+  /** Report durations (seconds) before the first scrape. */
+  private readonly pendingReports = new HistogramTally(REPORT_BUCKETS_SECONDS);
+  /** Probe failures before the first scrape, per node. */
+  private readonly pendingProbeFailures = new Map<number, { labels: NodeLabels; failures: number }>();
 
   /** Where the counting of failovers and switchovers has reached in the events. */
   private eventCursor: EventCursor = STREAM_START;
@@ -88,30 +127,55 @@ export class MonitorMetrics {
   private readonly probedNodes = new Map<number, NodeLabels>();
   /** Scrapes run one after the other (each resets and refills the gauges). */
   private scraping: Promise<unknown> = Promise.resolve();
+  private readonly processMetrics: boolean;
 
   /**
    * @param options.processMetrics - also prom-client's default metrics of the process (CPU,
-   *   memory, event loop lag, …); the running monitor turns them on.
+   *   memory, event loop lag, …), from the first scrape on; the running monitor turns them on.
    */
   constructor(options: { processMetrics?: boolean } = {}) {
-    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+    this.processMetrics = options.processMetrics ?? false;
   }
 
   /** Records how long answering one keeper report took, in ms. */
   observeReport(durationMs: number): void {
-    this.reportDuration.observe(durationMs / 1000);
+    if (this.loaded) this.loaded.reportDuration.observe(durationMs / 1000);
+    else this.pendingReports.observe(durationMs / 1000);
   }
 
   /** Counts one failed health probe of `node`. */
   probeFailed(node: MetricNode): void {
     const labels = nodeLabels(node);
     this.probedNodes.set(node.nodeId, labels);
-    this.probeFailures.inc(labels);
+    if (this.loaded) {
+      this.loaded.probeFailures.inc(labels);
+      return;
+    }
+    const pending = this.pendingProbeFailures.get(node.nodeId);
+    this.pendingProbeFailures.set(node.nodeId, { labels, failures: (pending?.failures ?? 0) + 1 });
   }
 
-  /** The content type of {@link scrape}'s text. */
+  /** The content type of {@link scrape}'s text (Prometheus's text format). */
   get contentType(): string {
-    return this.registry.contentType;
+    return this.loaded?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8';
+  }
+
+  /** The metrics, made at the first call, with what was counted before handed over. */
+  private load(): Promise<Loaded> {
+    this.loading ??= loadMetrics(this.processMetrics).then(
+      (m) => {
+        this.pendingReports.replayInto(m.reportDuration);
+        for (const { labels, failures } of this.pendingProbeFailures.values()) m.probeFailures.inc(labels, failures);
+        this.pendingProbeFailures.clear();
+        this.loaded = m;
+        return m;
+      },
+      (err: unknown) => {
+        this.loading = undefined;
+        throw err;
+      },
+    );
+    return this.loading;
   }
 
   /**
@@ -121,12 +185,13 @@ export class MonitorMetrics {
    */
   scrape(store: StoreSession): Promise<string> {
     const next = this.scraping.catch(() => undefined).then(async () => {
-      await this.refresh(store);
+      const m = await this.load();
+      await this.refresh(m, store);
       // One metric at a time, with a turn of the event loop between: a scrape of a thousand
       // nodes is about 20 ms of work, which keepers' reports must not wait behind.
       const parts: string[] = [];
-      for (const metric of this.registry.getMetricsAsArray()) {
-        parts.push(await this.registry.getSingleMetricAsString(metric.name));
+      for (const metric of m.registry.getMetricsAsArray()) {
+        parts.push(await m.registry.getSingleMetricAsString(metric.name));
         await nextTurn();
       }
       return `${parts.join('\n\n')}\n`;
@@ -135,27 +200,27 @@ export class MonitorMetrics {
     return next;
   }
 
-  private async refresh(store: StoreSession): Promise<void> {
+  private async refresh(m: Loaded, store: StoreSession): Promise<void> {
     const nodes = await store.nodes.listAll();
     const formations = await store.formations.list();
     const operations = await store.stream.countOperationsAfter(this.eventCursor);
     this.eventCursor = operations.cursor;
     for (const f of formations) {
       // Present at 0, so that a first failover shows as an increase.
-      this.failovers.inc({ formation: f.formationId }, 0);
-      this.switchovers.inc({ formation: f.formationId }, 0);
+      m.failovers.inc({ formation: f.formationId }, 0);
+      m.switchovers.inc({ formation: f.formationId }, 0);
     }
-    for (const c of operations.counts) (c.kind === 'failover' ? this.failovers : this.switchovers).inc({ formation: c.formationId }, c.n);
+    for (const c of operations.counts) (c.kind === 'failover' ? m.failovers : m.switchovers).inc({ formation: c.formationId }, c.n);
 
-    for (const g of [this.reportedState, this.goalState, this.lagBytes, this.lastTransition, this.pendingRestart]) g.reset();
+    for (const g of [m.reportedState, m.goalState, m.lagBytes, m.lastTransition, m.pendingRestart]) g.reset();
     const groups = new Map<string, NodeRecord[]>();
     for (const [i, n] of nodes.entries()) {
       if (i > 0 && i % YIELD_EVERY_NODES === 0) await nextTurn();
       const labels = nodeLabels(n);
-      this.reportedState.set({ ...labels, state: n.reportedState }, 1);
-      this.goalState.set({ ...labels, state: n.goalState }, 1);
-      this.lastTransition.set(labels, new Date(n.goalChangedAt).getTime() / 1000);
-      this.pendingRestart.set(labels, n.reportedParameters?.pendingRestart.length ?? 0);
+      m.reportedState.set({ ...labels, state: n.reportedState }, 1);
+      m.goalState.set({ ...labels, state: n.goalState }, 1);
+      m.lastTransition.set(labels, new Date(n.goalChangedAt).getTime() / 1000);
+      m.pendingRestart.set(labels, n.reportedParameters?.pendingRestart.length ?? 0);
       if (n.goalState === 'dropped') continue;
       const key = groupKey(n.formationId, n.groupId);
       const members = groups.get(key);
@@ -165,12 +230,12 @@ export class MonitorMetrics {
     for (const members of groups.values()) {
       const primary = primaryOf(members);
       if (!primary) continue;
-      for (const n of members) if (n !== primary) this.lagBytes.set(nodeLabels(n), replicationLagBytes(primary.reportedLsn, n.reportedLsn));
+      for (const n of members) if (n !== primary) m.lagBytes.set(nodeLabels(n), replicationLagBytes(primary.reportedLsn, n.reportedLsn));
     }
     const present = new Set(nodes.map((n) => n.nodeId));
     for (const [nodeId, labels] of this.probedNodes) {
       if (present.has(nodeId)) continue;
-      this.probeFailures.remove(labels);
+      m.probeFailures.remove(labels);
       this.probedNodes.delete(nodeId);
     }
   }
