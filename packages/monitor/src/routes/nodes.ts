@@ -8,8 +8,9 @@
  *   or host:port taken.
  * - `POST /v1/nodes/:nodeId/report` body `NodeReport` → 200 `NodeGoal`; 400, 404.
  * - `GET /v1/nodes/:nodeId/goal?known=STATE&wait_ms=N` → 200 `NodeGoal` as soon as the
- *   goal differs from `known`, or after `wait_ms` (at most 30 000), or at once when the
- *   loud-death watch wants the keeper's report now (`LoudDeathWatch.nudgeWaiter`); 400, 404.
+ *   goal differs from `known`, or after `wait_ms` (at most 30 000; then the goal as read when
+ *   the request came, since none was committed meanwhile), or at once when the loud-death
+ *   watch wants the keeper's report now (`LoudDeathWatch.nudgeWaiter`); 400, 404.
  * - `POST /v1/nodes/:nodeId/token` body `RotateNodeTokenRequest` → 200
  *   `RotateNodeTokenResponse`: the node's token is the one in the body from the commit on (the
  *   old one is refused), with a `node-token-rotated` event; 400, 404. Only the node's own
@@ -116,7 +117,12 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     try {
       const goal = await nodeGoal(deps.store, nodeId);
       if (!waiter || goal.goalState !== query.known) return goal;
-      await (nudge ? Promise.race([waiter.promise, nudge.promise]) : waiter.promise);
+      const woken = await (nudge ? Promise.race([waiter.promise, nudge.promise]) : waiter.promise);
+      // No goal of the node committed since the waiter was registered, before the read: the
+      // goal read is current (issue 17: an idle long-poll costs one read, not two). Its other
+      // figures (the group's LSNs, lag) are as old as the wait; the keeper's next report, sent
+      // at once, gets them fresh.
+      if (!woken) return goal;
       return await nodeGoal(deps.store, nodeId);
     } finally {
       waiter?.cancel();

@@ -289,8 +289,12 @@ export interface StoreNotifier {
   eventWaiter(formation: string, timeoutMs: number): Waiter;
 }
 
-/** A wait for a notification: resolves on it or after its timeout; `cancel` resolves it now. */
+/**
+ * A wait for a notification: resolves on it (true; also when the notifier lost its store and
+ * wakes every waiter to read again), or after its timeout or at `cancel` (false). False means
+ * that nothing the waiter waits for was committed since it was registered.
+ */
 export interface Waiter {
-  promise: Promise<void>;
+  promise: Promise<boolean>;
   cancel: () => void;
 }

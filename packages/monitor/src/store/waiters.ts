@@ -12,26 +12,29 @@ export function wake<K>(waiters: Map<K, Set<() => void>>, key: K): void {
   for (const fn of set) fn();
 }
 
-/** Registers a {@link Waiter} under `key`: resolved by {@link wake} of that key, after `timeoutMs`, or by its `cancel`. */
+/**
+ * Registers a {@link Waiter} under `key`: resolved by {@link wake} of that key (with true), after
+ * `timeoutMs` or by its `cancel` (with false).
+ */
 export function addWaiter<K>(waiters: Map<K, Set<() => void>>, key: K, timeoutMs: number): Waiter {
-  let done!: () => void;
-  const promise = new Promise<void>((resolve) => {
-    const timer = setTimeout(finish, timeoutMs);
-    function finish(): void {
+  let finish!: (woken: boolean) => void;
+  const promise = new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    finish = (woken) => {
       clearTimeout(timer);
-      resolve();
-    }
-    done = finish;
+      resolve(woken);
+    };
   });
+  const woken = (): void => finish(true);
   const set = waiters.get(key) ?? new Set();
-  set.add(done);
+  set.add(woken);
   waiters.set(key, set);
   return {
     promise,
     cancel: () => {
-      set.delete(done);
+      set.delete(woken);
       if (set.size === 0 && waiters.get(key) === set) waiters.delete(key);
-      done();
+      finish(false);
     },
   };
 }
