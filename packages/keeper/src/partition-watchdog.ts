@@ -46,8 +46,9 @@ export class PartitionWatchdog {
 
   /**
    * Starts checking: every `FENCE_CHECK_INTERVAL_MS` once the monitor has been silent for
-   * half of `networkPartitionTimeoutMs`, and before that only when it would be (see
-   * `monitorQuietForMs`): while the monitor answers, the rule can only say `none`.
+   * `watchStandbysAfterMs` (half of `networkPartitionTimeoutMs` and a report's slack), and
+   * before that only when it would be (see `monitorQuietForMs`): while the monitor answers,
+   * the rule can only say `none`.
    */
   start(): void {
     if (this.running) return;
@@ -68,9 +69,9 @@ export class PartitionWatchdog {
   }
 
   private async tick(): Promise<void> {
-    // The session stays open between checks: with reports every keeperReportIntervalMs the
-    // monitor's silence crosses half the timeout for a moment in most report cycles, and a new
-    // session for each of those checks cost the keeper most of a percent of a core.
+    // The session stays open between checks: the monitor's silence can reach the watch bound
+    // for a moment when a report is slow, and a new session for each of those checks cost the
+    // keeper most of a percent of a core.
     const quietMs = this.host.monitorQuietForMs();
     if (quietMs <= 0) await this.check();
     if (this.running) this.schedule(Math.max(FENCE_CHECK_INTERVAL_MS, quietMs));

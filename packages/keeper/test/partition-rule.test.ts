@@ -5,11 +5,13 @@
  */
 import { DEFAULT_FORMATION_SETTINGS, FENCE_CHECK_INTERVAL_MS, FENCE_QUERY_TIMEOUT_MS, NODE_STATES, REPORT_SLACK_MS, WRITABLE_STATES, keeperSettingsOf, selfFencingMarginMs, type NodeState } from '@pgha/shared';
 import { describe, expect, it } from 'vitest';
-import { monitorQuietForMs, partitionAction, type PartitionFacts } from '../src/fsm/partition-rule.js';
+import { monitorQuietForMs, partitionAction, watchStandbysAfterMs, type PartitionFacts } from '../src/fsm/partition-rule.js';
 import { findTransition } from '../src/fsm/transition-table.js';
 
 const settings = keeperSettingsOf(DEFAULT_FORMATION_SETTINGS);
 const NPT = settings.networkPartitionTimeoutMs;
+/** When the watchdog starts pinging the standbys: half the timeout and a report's slack (600 ms). */
+const WATCH = NPT / 2 + Math.min(REPORT_SLACK_MS, NPT / 4);
 const now = 1_000_000;
 
 function facts(over: Partial<PartitionFacts> = {}): PartitionFacts {
@@ -17,7 +19,7 @@ function facts(over: Partial<PartitionFacts> = {}): PartitionFacts {
 }
 
 /** Silences (ms) around every boundary of the rule. */
-const SILENCES: (number | null)[] = [0, 1, NPT / 2 - 1, NPT / 2, NPT / 2 + 1, NPT - 1, NPT, NPT + 1, 10 * NPT, null];
+const SILENCES: (number | null)[] = [0, 1, NPT / 2 - 1, NPT / 2, NPT / 2 + 1, WATCH - 1, WATCH, WATCH + 1, NPT - 1, NPT, NPT + 1, 10 * NPT, null];
 
 /** The rule, restated as a truth table, for the exhaustive check. */
 function expected(f: PartitionFacts): 'none' | 'watch-standbys' | 'fence' {
@@ -26,7 +28,7 @@ function expected(f: PartitionFacts): 'none' | 'watch-standbys' | 'fence' {
   if (f.otherNodes === 0 || (f.otherNodes === undefined && f.currentState === 'single')) return 'none';
   const monitor = f.lastMonitorContactMs === null ? Infinity : f.nowMs - f.lastMonitorContactMs;
   const standby = f.lastStandbyReplyMs === null ? Infinity : f.nowMs - f.lastStandbyReplyMs;
-  if (monitor < NPT / 2) return 'none';
+  if (monitor < WATCH) return 'none';
   if (monitor < NPT || standby < NPT / 2) return 'watch-standbys';
   return 'fence';
 }
@@ -137,14 +139,33 @@ describe('the keeper rows a self-fenced node needs', () => {
   });
 });
 
+describe('watchStandbysAfterMs (when the watchdog starts pinging the standbys)', () => {
+  it('is half the timeout and a report\'s slack: an idle keeper\'s reports, every 500 ms, never reach it', () => {
+    expect(watchStandbysAfterMs(settings)).toBe(600);
+    // A report sent 510 ms after the last answered one and answered 20 ms later: no ping.
+    expect(partitionAction(facts({ lastMonitorContactMs: now - 530, lastStandbyReplyMs: null })).action).toBe('none');
+  });
+
+  it('leaves at least a quarter of the timeout for a ping to refresh a reachable standby\'s reply before the fence', () => {
+    for (const npt of [200, 400, 1000, 2000, 20_000]) {
+      const s = { ...settings, networkPartitionTimeoutMs: npt };
+      expect(watchStandbysAfterMs(s)).toBeLessThanOrEqual((3 * npt) / 4);
+      // Pinged from then on every FENCE_CHECK_INTERVAL_MS, a standby that answers keeps the node up.
+      const firstPing = watchStandbysAfterMs(s);
+      const atTimeout = facts({ settings: s, lastMonitorContactMs: now - npt, lastStandbyReplyMs: now - (npt - firstPing) });
+      expect(partitionAction(atTimeout).action).toBe('watch-standbys');
+    }
+  });
+});
+
 describe('monitorQuietForMs (the watchdog sleeps while it is positive)', () => {
   it('is positive only where the rule can only answer none, whatever the other facts', () => {
-    for (const monitorAgo of [0, 1, NPT / 4, NPT / 2 - 1, NPT / 2, NPT / 2 + 1, NPT, 5 * NPT]) {
+    for (const monitorAgo of [0, 1, NPT / 4, NPT / 2 - 1, NPT / 2, NPT / 2 + 1, WATCH - 1, WATCH, NPT, 5 * NPT]) {
       for (const replyAgo of [null, 0, NPT / 2, NPT]) {
         for (const combo of [{}, { postgresRunning: false }, { otherNodes: 0 }, { currentState: 'secondary' as const, goalState: 'secondary' as const }]) {
           const f = facts({ ...combo, lastMonitorContactMs: now - monitorAgo, lastStandbyReplyMs: replyAgo === null ? null : now - replyAgo });
           const quiet = monitorQuietForMs(f.lastMonitorContactMs, f.nowMs, f.settings);
-          expect(quiet).toBe(NPT / 2 - monitorAgo);
+          expect(quiet).toBe(WATCH - monitorAgo);
           if (quiet > 0) expect(partitionAction(f).action).toBe('none');
         }
       }

@@ -9,7 +9,7 @@
  * `keeper_is_in_network_partition`; the numbers and why they are safe are in
  * docs/timeouts.md ("Self-fencing") and `selfFencingMarginMs`.
  */
-import { WRITABLE_STATES, formatDurationMs, type KeeperSettings, type NodeState } from '@pgha/shared/base';
+import { REPORT_SLACK_MS, WRITABLE_STATES, formatDurationMs, type KeeperSettings, type NodeState } from '@pgha/shared/base';
 
 /** What the rule reads. Times are the keeper's clock, in ms (`Date.now()`); `null` means "never". */
 export interface PartitionFacts {
@@ -50,7 +50,8 @@ export type PartitionAction =
  * - Alone in its group (no other node in the monitor's last answer; before any answer, in
  *   `single`) → `none`: nothing can be promoted instead, so a fence would only turn a monitor
  *   outage into a write outage.
- * - Monitor heard within `networkPartitionTimeoutMs / 2` → `none` (never fence while the monitor answers).
+ * - Monitor heard within {@link watchStandbysAfterMs} (half of `networkPartitionTimeoutMs`,
+ *   and a report's slack) → `none` (never fence while the monitor answers).
  * - Otherwise, while the monitor has been silent less than `networkPartitionTimeoutMs`, or a
  *   standby replied within `networkPartitionTimeoutMs / 2` → `watch-standbys`.
  * - Otherwise → `fence`.
@@ -74,7 +75,7 @@ export function partitionAction(facts: PartitionFacts): PartitionAction {
     return { action: 'none', reason: 'no other node in the group: nothing can be promoted instead' };
   }
   const monitorSilentMs = facts.lastMonitorContactMs === null ? Number.POSITIVE_INFINITY : facts.nowMs - facts.lastMonitorContactMs;
-  if (monitorSilentMs < npt / 2) return { action: 'none', reason: 'the monitor answers' };
+  if (monitorSilentMs < watchStandbysAfterMs(facts.settings)) return { action: 'none', reason: 'the monitor answers' };
   const standbySilentMs = facts.lastStandbyReplyMs === null ? Number.POSITIVE_INFINITY : facts.nowMs - facts.lastStandbyReplyMs;
   const heardMonitor = facts.lastMonitorContactMs === null ? 'never since the keeper started' : `${formatDurationMs(monitorSilentMs)} ago`;
   if (monitorSilentMs < npt) return { action: 'watch-standbys', reason: `monitor last answered ${heardMonitor}` };
@@ -89,11 +90,36 @@ export function partitionAction(facts: PartitionFacts): PartitionAction {
 }
 
 /**
+ * How long the monitor may have been silent before the keeper starts pinging its standbys
+ * (`watch-standbys`), in ms: half of `networkPartitionTimeoutMs`, plus the slack of a report's
+ * round trip (`REPORT_SLACK_MS`, at most a quarter of the timeout).
+ *
+ * Why the slack: a keeper reports every `keeperReportIntervalMs` (500 ms by default, half the
+ * default timeout), and counts the monitor from the send time of its last answered report; so
+ * at every report, for the few ms its answer takes, the monitor has been "silent" a little over
+ * half the timeout. Without the slack, an idle primary's watchdog pinged its standbys once per
+ * report cycle, a query and a WAL record each time, for nothing (issue 17: idle cost). The
+ * fence itself is untouched: it still needs the monitor silent for the whole timeout and the
+ * standbys for half of it, and pings that start this much later still refresh a reachable
+ * standby's reply well within that half (a quarter of the timeout at least is left for them).
+ *
+ * ### Examples
+ * ```ts
+ * watchStandbysAfterMs({ keeperReportIntervalMs: 500, networkPartitionTimeoutMs: 1000 }) // 600
+ * watchStandbysAfterMs({ keeperReportIntervalMs: 100, networkPartitionTimeoutMs: 200 }) // 150
+ * ```
+ */
+export function watchStandbysAfterMs(settings: KeeperSettings): number {
+  const npt = settings.networkPartitionTimeoutMs;
+  return npt / 2 + Math.min(REPORT_SLACK_MS, npt / 4);
+}
+
+/**
  * How long from `nowMs` {@link partitionAction} can only answer `none` because the monitor
- * answered recently: `lastMonitorContactMs + networkPartitionTimeoutMs / 2 - nowMs` (ms; 0 or
- * less when the rule must be evaluated now). The watchdog sleeps that long instead of waking
- * every `FENCE_CHECK_INTERVAL_MS`, which cost an idle keeper most of a percent of a core.
+ * answered recently: `lastMonitorContactMs + watchStandbysAfterMs - nowMs` (ms; 0 or less when
+ * the rule must be evaluated now). The watchdog sleeps that long instead of waking every
+ * `FENCE_CHECK_INTERVAL_MS`, which cost an idle keeper most of a percent of a core.
  */
 export function monitorQuietForMs(lastMonitorContactMs: number | null, nowMs: number, settings: KeeperSettings): number {
-  return lastMonitorContactMs === null ? 0 : lastMonitorContactMs + settings.networkPartitionTimeoutMs / 2 - nowMs;
+  return lastMonitorContactMs === null ? 0 : lastMonitorContactMs + watchStandbysAfterMs(settings) - nowMs;
 }
