@@ -8,6 +8,7 @@ export * from './atomic-file.js';
 export * from './client-networks.js';
 export * from './config-files.js';
 export * from './controldata.js';
+export * from './file-text.js';
 export * from './os-user.js';
 export * from './pgha-files.js';
 export * from './pid-file.js';

@@ -3,9 +3,10 @@
  * (included from `postgresql.conf`, in that order), `pg_hba.conf` (rewritten whole) and `standby.signal`. Each writer
  * returns whether the file changed, so the caller knows when to reload.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
+import { readFileText } from './file-text.js';
 import { postgresOsUser } from './os-user.js';
 
 /** Settings that go into `pgha.conf`. */
@@ -92,7 +93,7 @@ export function renderPghaConf(conf: PghaConf): string {
  * @returns true when the file changed.
  */
 export function writeOwnedFileIfChanged(path: string, content: string): boolean {
-  if (existsSync(path) && readFileSync(path, 'utf8') === content) return false;
+  if (readFileText(path) === content) return false;
   writeFileAtomic(path, content, { mode: 0o600, owner: postgresOsUser() });
   return true;
 }
@@ -100,7 +101,7 @@ export function writeOwnedFileIfChanged(path: string, content: string): boolean 
 /** Makes sure `postgresql.conf` includes `pgha.conf`. */
 export function ensureInclude(pgdata: string): boolean {
   const path = join(pgdata, 'postgresql.conf');
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const text = readFileText(path) ?? '';
   if (text.includes("include_if_exists = 'pgha.conf'")) return false;
   return writeOwnedFileIfChanged(path, `${text.replace(/\n*$/, '\n')}\n${INCLUDE_LINE}\n`);
 }
@@ -113,7 +114,7 @@ export function ensureInclude(pgdata: string): boolean {
 export function ensureParametersInclude(pgdata: string): boolean {
   const included = ensureInclude(pgdata);
   const path = join(pgdata, 'postgresql.conf');
-  const text = readFileSync(path, 'utf8');
+  const text = readFileText(path) ?? '';
   if (text.includes(`include_if_exists = '${PARAMETERS_FILE}'`)) return included;
   return writeOwnedFileIfChanged(path, `${text.replace(/\n*$/, '\n')}${PARAMETERS_INCLUDE_LINE}\n`) || included;
 }
@@ -181,7 +182,7 @@ const HBA_END = '# END pgha';
  */
 export function writeHba(pgdata: string, entries: readonly HbaEntry[]): boolean {
   const path = join(pgdata, 'pg_hba.conf');
-  const existing = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const existing = readFileText(path) ?? '';
   const begin = existing.indexOf(HBA_BEGIN);
   const end = existing.indexOf(HBA_END);
   const rest = begin >= 0 && end > begin ? existing.slice(0, begin) + existing.slice(end + HBA_END.length).replace(/^\n/, '') : existing;

@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { PghaError, PostgresCommandError } from '@pgha/shared/base';
 import { postgresSpawnOptions } from './os-user.js';
 import { isProcessAlive } from './proc.js';
+import { readFileText } from './file-text.js';
 
 const DEFAULT_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/pgsql/bin'];
 
@@ -90,12 +91,13 @@ export function isEmptyOrMissing(dir: string): boolean {
  * tests use it. Source: Postgres's `pg_ctl status` (`get_pgpid` + `postmaster_is_alive`).
  */
 export function postmasterPid(pgdata: string): number | undefined {
-  let text: string;
+  let text: string | undefined;
   try {
-    text = readFileSync(join(pgdata, 'postmaster.pid'), 'utf8');
+    text = readFileText(join(pgdata, 'postmaster.pid'));
   } catch {
     return undefined;
   }
+  if (text === undefined) return undefined;
   const pid = Number(text.split('\n')[0]);
   return Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? pid : undefined;
 }
