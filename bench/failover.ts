@@ -35,7 +35,8 @@
  * Each system's settings (what it runs with, why, and the source) go into the results file.
  *
  * Options: --runs N (5), --systems (all of SYSTEMS by default), --scenarios a,b,
- * --idle-seconds S (60), --out DIR (default bench/results), --keep (keep the systems' directories and logs),
+ * --idle-seconds S (60), --idle-runs N (3: idle windows one after the other, reported as median [min–max]),
+ * --out DIR (default bench/results), --keep (keep the systems' directories and logs),
  * --restart-runs N (3), --paths-runs N (3).
  */
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -53,9 +54,11 @@ import { needsMonitorGroup, runScenario, SCENARIOS, type RunResult, type Scenari
 import { PEERS, PgafSystem, PghaSystem, removeDir, SYSTEMS, type HaSystem, type Setting, type SystemName } from './lib/systems.js';
 import { PatroniSystem } from './lib/patroni.js';
 
-/** Idle footprint of a system's monitor and of a keeper. */
+/** Idle footprint of a system's monitor and of a keeper, over one idle window. */
 export interface Footprint {
   system: string;
+  /** Which of the system's idle windows (1, 2, …; absent in reports made before there were several). */
+  window?: number;
   seconds: number;
   monitorCpuPct: number;
   monitorPeakRssMb: number;
@@ -134,7 +137,7 @@ async function idleFootprint(sys: HaSystem, seconds: number): Promise<Footprint>
 }
 
 /** Runs the benchmark. */
-export async function bench(options: { runs: number; systems: SystemName[]; scenarios: Scenario[]; idleSeconds: number; outDir: string | undefined; keep?: boolean; command?: string; note?: string; log?: (line: string) => void }): Promise<BenchReport> {
+export async function bench(options: { runs: number; systems: SystemName[]; scenarios: Scenario[]; idleSeconds: number; idleRuns?: number; outDir: string | undefined; keep?: boolean; command?: string; note?: string; log?: (line: string) => void }): Promise<BenchReport> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const results: RunResult[] = [];
   const footprints: Footprint[] = [];
@@ -147,10 +150,10 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
       log(`setting up ${name} in ${dir}`);
       await sys.setup();
       systems.push({ name, monitors: hasMonitor(name) ? (sys.monitorGroup?.urls.length ?? 1) : 0, settings: sys.settings });
-      if (options.idleSeconds > 0) {
-        const fp = await idleFootprint(sys, options.idleSeconds);
+      for (let window = 1; options.idleSeconds > 0 && window <= (options.idleRuns ?? 1); window++) {
+        const fp = { ...(await idleFootprint(sys, options.idleSeconds)), window };
         footprints.push(fp);
-        log(`${name} idle ${fp.seconds} s: monitor ${fp.monitorCpuPct.toFixed(2)}% CPU, ${fp.monitorPeakRssMb.toFixed(0)} MB peak RSS; keeper ${fp.keeperCpuPct.toFixed(2)}% CPU, ${fp.keeperPeakRssMb.toFixed(0)} MB peak RSS`);
+        log(`${name} idle ${fp.seconds} s (window ${window}): monitor ${fp.monitorCpuPct.toFixed(2)}% CPU, ${fp.monitorPeakRssMb.toFixed(0)} MB peak RSS; keeper ${fp.keeperCpuPct.toFixed(2)}% CPU, ${fp.keeperPeakRssMb.toFixed(0)} MB peak RSS`);
       }
       for (const scenario of options.scenarios) {
         if (needsMonitorGroup(scenario) && !sys.monitorGroup) {
@@ -279,6 +282,42 @@ function renderSettings(report: BenchReport): string[] {
   ];
 }
 
+/** The figures of {@link Footprint}, with how each is printed. */
+const FOOTPRINT_FIGURES = [
+  { key: 'monitorCpuPct', label: 'monitor CPU %', digits: 2 },
+  { key: 'monitorPeakRssMb', label: 'monitor peak RSS MB', digits: 0 },
+  { key: 'keeperCpuPct', label: 'keeper CPU %', digits: 2 },
+  { key: 'keeperPeakRssMb', label: 'keeper peak RSS MB', digits: 0 },
+] as const;
+
+/**
+ * The idle footprint table: per system, each figure's median [min–max] over its idle windows
+ * (the value alone for one window), then pgha / each peer, ratios of medians.
+ */
+export function renderFootprints(report: BenchReport): string[] {
+  const systems = [...new Set(report.footprints.map((f) => f.system))];
+  const values = (system: string, key: (typeof FOOTPRINT_FIGURES)[number]['key']) => report.footprints.filter((f) => f.system === system).map((f) => f[key]);
+  const cell = (xs: number[], digits: number) => (xs.length > 1 ? `${median(xs).toFixed(digits)} [${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}]` : xs.length ? xs[0]!.toFixed(digits) : '—');
+  const lines = [
+    `| system | windows × seconds | ${FOOTPRINT_FIGURES.map((f) => f.label).join(' | ')} |`,
+    `|---|---|${FOOTPRINT_FIGURES.map(() => '---').join('|')}|`,
+    ...systems.map((s) => {
+      const windows = report.footprints.filter((f) => f.system === s);
+      return `| ${s} | ${windows.length} × ${windows[0]!.seconds} | ${FOOTPRINT_FIGURES.map((f) => cell(values(s, f.key), f.digits)).join(' | ')} |`;
+    }),
+    '',
+  ];
+  const peers = systems.filter((s) => PEERS.includes(s as SystemName));
+  if (!systems.includes('pgha') || peers.length === 0) return lines;
+  return [
+    ...lines,
+    `| ratio of medians | ${FOOTPRINT_FIGURES.map((f) => f.label).join(' | ')} |`,
+    `|---|${FOOTPRINT_FIGURES.map(() => '---').join('|')}|`,
+    ...peers.map((p) => `| pgha / ${p} | ${FOOTPRINT_FIGURES.map((f) => (median(values(p, f.key)) > 0 ? (median(values('pgha', f.key)) / median(values(p, f.key))).toFixed(2) : '—')).join(' | ')} |`),
+    '',
+  ];
+}
+
 /** The results file (Markdown) of a report. */
 export function renderMarkdown(report: BenchReport): string {
   const lines = [
@@ -295,10 +334,7 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     'pgha-3-monitors: the three monitors\' CPU and RSS summed; etcd is not counted, as the single monitor\'s Postgres is not. Patroni has no monitor: its "monitor" columns are its etcd member\'s, and its "keeper" is the primary\'s `patroni` process.',
     '',
-    '| system | seconds | monitor CPU % | monitor peak RSS MB | keeper CPU % | keeper peak RSS MB |',
-    '|---|---|---|---|---|---|',
-    ...report.footprints.map((f) => `| ${f.system} | ${f.seconds} | ${f.monitorCpuPct.toFixed(2)} | ${f.monitorPeakRssMb.toFixed(0)} | ${f.keeperCpuPct.toFixed(2)} | ${f.keeperPeakRssMb.toFixed(0)} |`),
-    '',
+    ...renderFootprints(report),
   ];
   lines.push(...renderBehind(report), ...renderSettings(report));
   const errors = report.results.filter((r) => r.error);
@@ -319,6 +355,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     .option('--systems <list>', `comma-separated, from: ${SYSTEMS.join(', ')}`, SYSTEMS.join(','))
     .option('--scenarios <list>', `comma-separated, from: ${SCENARIOS.join(', ')}`, SCENARIOS.join(','))
     .option('--idle-seconds <s>', 'length of the idle footprint window (0: none)', intArg(0), 60)
+    .option('--idle-runs <n>', 'idle windows per system, one after the other (median [min–max] in the results)', intArg(1, 100), 3)
     .option('--keep', 'keep each system\'s directory (its logs) instead of removing it', false)
     .option('--note <text>', 'a note for the results file (e.g. that the machine was shared)')
     .option('--out <dir>', 'where to write latest.json and latest.md', fileURLToPath(new URL('./results', import.meta.url)))
@@ -333,12 +370,12 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const systems = o.systems.split(',').filter(Boolean) as SystemName[];
   for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}; one of ${SYSTEMS.join(', ')}`);
   const command = ['npm run bench --', ...process.argv.slice(2).map((a) => (/^[\w,./=:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))].join(' ');
-  bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, outDir: o.out, keep: o.keep, command, ...(o.note ? { note: o.note } : {}) })
+  bench({ runs: o.runs, systems, scenarios, idleSeconds: o.idleSeconds, idleRuns: o.idleRuns, outDir: o.out, keep: o.keep, command, ...(o.note ? { note: o.note } : {}) })
     .then(async (report) => {
       const table = new Table({ head: renderHead(report) });
       table.push(...renderRows(report));
       process.stdout.write(`${table.toString()}\n`);
-      for (const f of report.footprints) process.stdout.write(`${f.system} idle: monitor ${f.monitorCpuPct.toFixed(2)}% CPU, ${f.monitorPeakRssMb.toFixed(0)} MB; keeper ${f.keeperCpuPct.toFixed(2)}% CPU, ${f.keeperPeakRssMb.toFixed(0)} MB\n`);
+      for (const f of report.footprints) process.stdout.write(`${f.system} idle (window ${f.window ?? 1}): monitor ${f.monitorCpuPct.toFixed(2)}% CPU, ${f.monitorPeakRssMb.toFixed(0)} MB; keeper ${f.keeperCpuPct.toFixed(2)}% CPU, ${f.keeperPeakRssMb.toFixed(0)} MB\n`);
       if (o.restartRuns > 0) await rollingRestartBench({ runs: o.restartRuns, nodes: [2, 3], outDir: o.out, keep: o.keep, command: `npm run bench -- --restart-runs ${o.restartRuns}` });
       if (o.pathsRuns > 0) process.stdout.write(writePathsResults(await pathsBench(o.pathsRuns), o.out, `npm run bench -- --paths-runs ${o.pathsRuns}`));
       cleanupAndExit(0);
