@@ -530,6 +530,7 @@ export class Keeper implements KeeperViewSource {
 
   /** One tick. Never throws: failures are facts in the outcome. */
   async tick(): Promise<TickOutcome> {
+    const tickStartMs = Date.now();
     await this.restartInPlace();
     let goal: NodeGoal;
     try {
@@ -556,7 +557,8 @@ export class Keeper implements KeeperViewSource {
       // Keeping a state can take long too (a diverged standby's rewind): keep reporting.
       const heartbeat = this.startHeartbeat();
       try {
-        await ensureState(ctx);
+        // The facts this tick's report read, not read again (see TransitionContext.reportedFacts).
+        await ensureState(this.reading.atMs >= tickStartMs ? { ...ctx, reportedFacts: { value: this.reading.facts } } : ctx);
         this.failingStep.note(undefined, Date.now());
         return this.outcome(`node is ${current}, as assigned`, {});
       } catch (err) {

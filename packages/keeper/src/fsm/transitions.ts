@@ -6,6 +6,7 @@
  */
 import { PghaError, type NodeGoal, type NodeState } from '@pgha/shared/base';
 import type { NodeControl } from '../node-control.js';
+import type { PostgresFacts } from '../local-facts.js';
 import type { TransitionName } from './transition-table.js';
 
 /** What a transition function receives. */
@@ -14,6 +15,18 @@ export interface TransitionContext {
   /** The monitor's latest answer: goal, primary, group members, sync names. */
   goal: NodeGoal;
   goalState: NodeState;
+  /**
+   * For a keep row only (the node has reached its goal, `ensureState`): the facts the tick's
+   * report read of Postgres a few ms before (`value` undefined: Postgres did not answer).
+   * Keeping a state reads them once per tick instead of twice (issue 17: idle cost); a
+   * transition, which changes Postgres, always reads them afresh.
+   */
+  reportedFacts?: { value: PostgresFacts | undefined };
+}
+
+/** The facts of `ctx.reportedFacts` when given, else read now. */
+function currentFacts(ctx: TransitionContext): Promise<PostgresFacts | undefined> {
+  return ctx.reportedFacts ? Promise.resolve(ctx.reportedFacts.value) : ctx.node.session.readFacts();
 }
 
 /** A transition function: does one local thing, or throws. */
@@ -27,7 +40,7 @@ async function syncNamesFor(ctx: TransitionContext): Promise<string> {
       return ctx.goal.synchronousStandbyNames;
     case 'join_primary': {
       // Adding a standby changes nothing about synchronous replication: keep what runs.
-      const facts = await ctx.node.session.readFacts();
+      const facts = await currentFacts(ctx);
       return facts?.synchronousStandbyNames ?? '';
     }
     default:
@@ -54,7 +67,7 @@ export const initPrimary: TransitionFn = async (ctx) => {
  * monitor treats a reported `primary` as "commits wait for a standby").
  */
 export const configurePrimary: TransitionFn = async (ctx) => {
-  const facts = await ctx.node.session.readFacts();
+  const facts = await currentFacts(ctx);
   if (facts?.isInRecovery) {
     throw new PghaError('PGHA_ERR_CONFIG', `Postgres runs as a standby, cannot become ${ctx.goalState} without promotion`);
   }
@@ -84,7 +97,7 @@ export const initStandby: TransitionFn = async (ctx) => {
  */
 export const followPrimary: TransitionFn = async (ctx) => {
   if (!ctx.node.postgres.hasData()) return initStandby(ctx);
-  const facts = await ctx.node.session.readFacts();
+  const facts = await currentFacts(ctx);
   if (facts && !facts.isInRecovery) {
     throw new PghaError('PGHA_ERR_CONFIG', 'Postgres runs as a primary; it must be rewound before it can follow another primary');
   }
