@@ -16,6 +16,7 @@ import type { Host } from './probe.js';
 import { processTree, run, spawnLogged, started, startedPids } from './proc.js';
 import { createLogger } from '../../packages/cli/src/logger.js';
 import { startEtcdMonitors } from '../../packages/cli/src/up.js';
+import { serviceCommand } from '../../packages/cli/src/service-command.js';
 import type { LocalEtcd } from '../../packages/cli/src/local-etcd.js';
 
 const PGHA_BIN = fileURLToPath(new URL('../../packages/cli/bin/pgha.js', import.meta.url));
@@ -181,10 +182,11 @@ export class PghaSystem implements HaSystem {
     return { authTokenFile: monitors.authTokenFile, caFile: monitors.caFile! };
   }
 
-  /** Runs `pgha monitor run` on a created monitor. */
+  /** Runs `pgha monitor run` on a created monitor, as `pgha up` and the systemd units run it (V8 flags included). */
   private startMonitor(url: string, pgdata: string, logFile: string): void {
     if (!this.monitorUrls.includes(url)) this.monitorUrls.push(url);
-    this.monitorProcs.set(url, { proc: spawnLogged(process.execPath, [PGHA_BIN, 'monitor', 'run', '--pgdata', pgdata], logFile), pgdata, logFile });
+    const [node, ...args] = serviceCommand('monitor', pgdata);
+    this.monitorProcs.set(url, { proc: spawnLogged(node, args, logFile), pgdata, logFile });
   }
 
   private async restartMonitor(url: string): Promise<void> {
@@ -251,7 +253,9 @@ export class PghaSystem implements HaSystem {
   }
 
   startKeeper(node: BenchNode): void {
-    this.keepers.set(node.name, spawnLogged(process.execPath, [PGHA_BIN, 'keeper', 'run', '--pgdata', node.pgdata], join(this.dir, `${node.name}.log`)));
+    // As `pgha up` and the systemd units run it (V8 flags included).
+    const [file, ...args] = serviceCommand('keeper', node.pgdata);
+    this.keepers.set(node.name, spawnLogged(file, args, join(this.dir, `${node.name}.log`)));
   }
 
   async switchover(): Promise<void> {

@@ -5,9 +5,9 @@
  * `patroni.service` (KillMode=process, so that a crashed supervisor leaves Postgres running).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { PghaError } from '@pgha/shared/base';
+import { serviceCommand } from './service-command.js';
 
 /**
  * Longest a stop of Postgres by pgha takes, in s: `pg_ctl stop -m fast` for 10 s, then
@@ -18,7 +18,6 @@ const POSTGRES_STOP_S = 40;
 const STOP_MARGIN_S = 10;
 
 /** The `pgha` program of this installation (`bin/pgha.js` beside `dist/`). */
-const PGHA_BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
 
 /** Variables of the caller's environment that the unit carries over when set. */
 const CARRIED_ENV = ['PGHA_PG_USER', 'PGHA_PG_BINDIR'];
@@ -107,7 +106,7 @@ export async function systemdUnit(pgdata: string, env: NodeJS.ProcessEnv = proce
       hint: 'give the --pgdata of a node (pgha keeper create postgres) or of a monitor (pgha monitor create)',
     });
   }
-  const execStart = [process.execPath, PGHA_BIN, kind, 'run', '--pgdata', absPgdata].map(systemdWord).join(' ');
+  const execStart = serviceCommand(kind, absPgdata).map(systemdWord).join(' ');
   const lines = [
     ...header,
     `# Save as /etc/systemd/system/${unitName}, then: systemctl daemon-reload && systemctl enable --now ${unitName}`,

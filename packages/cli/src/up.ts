@@ -19,8 +19,9 @@ import { DEFAULT_FORMATION, PghaError, ValidationError, formatDurationMs, format
 import { withRootCert } from './client-uri.js';
 import { defaultUpDir } from './up-dir.js';
 import { startLocalEtcd, type LocalEtcd } from './local-etcd.js';
+import { PGHA_BIN, serviceCommand } from './service-command.js';
 
-const BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
+const BIN = PGHA_BIN;
 const ENSURE_POSTGRES = fileURLToPath(new URL('../scripts/ensure-postgres.sh', import.meta.url));
 const ENSURE_ETCD = fileURLToPath(new URL('../scripts/ensure-etcd.sh', import.meta.url));
 
@@ -60,7 +61,16 @@ async function ensureInstalled(script: string, what: string, hint: string): Prom
 
 
 function spawnPgha(args: string[], logFile: string) {
-  return execa(process.execPath, [BIN, ...args], {
+  return spawnLogged([process.execPath, BIN, ...args], logFile);
+}
+
+/** `pgha monitor run` or `pgha keeper run`, as a service runs it (`service-command.ts`). */
+function spawnService(kind: 'monitor' | 'keeper', pgdata: string, logFile: string) {
+  return spawnLogged(serviceCommand(kind, pgdata), logFile);
+}
+
+function spawnLogged([file, ...args]: [string, ...string[]], logFile: string) {
+  return execa(file, args, {
     stdin: 'ignore',
     stdout: { file: logFile, append: true },
     stderr: { file: logFile, append: true },
@@ -174,7 +184,7 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
       }
       usedPorts.push(port, http.port);
       if (signal.aborted) break;
-      const keeper = spawnPgha(['keeper', 'run', '--pgdata', pgdata], logFile);
+      const keeper = spawnService('keeper', pgdata, logFile);
       children.push({ name, proc: keeper, pgdata });
       upFile.nodes.push({ name, pgdata, port, keeper_pid: keeper.pid ?? 0, http_url: `${caFile ? 'https' : 'http'}://${formatHostPort(http.host, http.port)}` });
     }
@@ -243,7 +253,7 @@ async function startSingleMonitor(dir: string, log: Logger, addChild: AddChild):
   const config = loadMonitorConfig(pgdata);
   const caFile = config.tls.mode === 'off' ? undefined : config.tls.caFile;
   const url = monitorUrlFor(config.listen, config.tls.mode !== 'off');
-  const proc = spawnPgha(['monitor', 'run', '--pgdata', pgdata], join(monitorDir, 'monitor.log'));
+  const proc = spawnService('monitor', pgdata, join(monitorDir, 'monitor.log'));
   addChild('monitor', proc);
   return { monitors: monitorsOf([url], config.authTokenFile, caFile, config.viewerTokenFile), running: { url, pid: proc.pid ?? 0, pgdata } };
 }
@@ -302,7 +312,7 @@ export async function startEtcdMonitors(dir: string, log: Logger, addChild: AddC
       }
       const config = loadMonitorConfig(pgdata);
       const url = monitorUrlFor(config.listen, config.tls.mode !== 'off');
-      const proc = spawnPgha(['monitor', 'run', '--pgdata', pgdata], logFile);
+      const proc = spawnService('monitor', pgdata, logFile);
       addChild(`monitor-${i}`, proc);
       running.push({ url, pid: proc.pid ?? 0, pgdata });
     }
