@@ -12,10 +12,11 @@
  * Source: Postgres's `ControlFileData.system_identifier` (`src/include/catalog/pg_control.h`);
  * Patroni compares it with the DCS's `/initialize` key before it starts a node.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { PghaError } from '@pgha/shared/base';
+import { readFileBytes } from './file-text.js';
 
 /** Path of the control file of `pgdata`. */
 export function pgControlFile(pgdata: string): string {
@@ -57,16 +58,20 @@ export type DataDirectoryIdentity =
  * file), or a cluster with its database system identifier. Never throws.
  */
 export function inspectDataDirectory(pgdata: string): DataDirectoryIdentity {
-  if (!existsSync(pgdata)) return { kind: 'missing' };
   try {
-    if (!statSync(pgdata).isDirectory()) return { kind: 'not-pgdata', reason: 'not a directory' };
+    const st = statSync(pgdata, { throwIfNoEntry: false });
+    if (!st) return { kind: 'missing' };
+    if (!st.isDirectory()) return { kind: 'not-pgdata', reason: 'not a directory' };
   } catch (err) {
     return { kind: 'not-pgdata', reason: `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
   }
   if (!existsSync(join(pgdata, 'PG_VERSION'))) return { kind: 'not-pgdata', reason: 'no PG_VERSION file' };
   let control: Buffer;
   try {
-    control = readFileSync(pgControlFile(pgdata));
+    // Read again only when it changed (a checkpoint): the keeper checks before every write, twice a second.
+    const read = readFileBytes(pgControlFile(pgdata));
+    if (!read) return { kind: 'not-pgdata', reason: 'global/pg_control cannot be read (ENOENT)' };
+    control = read;
   } catch (err) {
     return { kind: 'not-pgdata', reason: `global/pg_control cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
   }

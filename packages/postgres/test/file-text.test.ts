@@ -2,7 +2,7 @@ import { mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileText } from '../src/file-text.js';
+import { readFileBytes, readFileText } from '../src/file-text.js';
 
 describe('readFileText (a small file, read again only when its status changed)', () => {
   const dirs: string[] = [];
@@ -33,5 +33,15 @@ describe('readFileText (a small file, read again only when its status changed)',
     expect(readFileText(path)).toBeUndefined();
     writeFileSync(path, "port = 5435\n");
     expect(readFileText(path)).toBe("port = 5435\n");
+  });
+
+  it('gives a binary file\'s current bytes the same way', () => {
+    const path = file();
+    writeFileSync(path, Buffer.from([1, 2, 3]));
+    expect([...readFileBytes(path)!]).toEqual([1, 2, 3]);
+    writeFileSync(path, Buffer.from([4, 5, 6]));
+    expect([...readFileBytes(path)!]).toEqual([4, 5, 6]);
+    rmSync(path);
+    expect(readFileBytes(path)).toBeUndefined();
   });
 });
