@@ -1,6 +1,15 @@
 /**
- * A histogram's observations counted before the histogram itself exists. Pure.
+ * What the keeper and the monitor need to load prom-client at their first scrape rather than
+ * at start (issue 17: idle cost): a histogram's observations counted before the histogram
+ * exists, and how long the default process metrics need before their first exposition. Pure.
  */
+
+/**
+ * How long after prom-client's default metrics are turned on the first scrape waits, in ms: the
+ * event loop lag figures come from a monitor that samples every 10 ms, and print as `Nan` (not
+ * Prometheus text) until it has samples. Paid once, at the first scrape.
+ */
+export const PROCESS_METRICS_WARMUP_MS = 50;
 
 /**
  * Observations of a histogram kept in constant memory until the histogram exists (a Prometheus

@@ -12,7 +12,8 @@
  * Source: Patroni's `GET /metrics` (`patroni_primary`, `patroni_xlog_replayed_location`, …).
  */
 import type { Counter, Histogram, Registry } from 'prom-client';
-import { HistogramTally, NODE_STATES } from '@pgha/shared/base';
+import { HistogramTally, NODE_STATES, PROCESS_METRICS_WARMUP_MS } from '@pgha/shared/base';
+import { delay } from '@pgha/postgres';
 import type { KeeperObserver } from '../loop.js';
 import type { KeeperView } from '../keeper-view.js';
 import { replayLagBytes } from './health-checks.js';
@@ -76,6 +77,7 @@ export class KeeperMetrics implements KeeperObserver {
     const registers = [registry];
     registry.setDefaultLabels({ formation: this.labels.formation, node: this.labels.node, node_id: String(this.labels.nodeId) });
     collectDefaultMetrics({ register: registry });
+    await delay(PROCESS_METRICS_WARMUP_MS);
     new Gauge({
       name: 'pgha_node_state',
       help: 'The state the keeper has reached (its reported state): 1 for that state, 0 for every other',

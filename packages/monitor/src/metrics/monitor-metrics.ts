@@ -35,7 +35,8 @@
  * `patroni_postgres_timeline`), per node; pg_auto_failover has none.
  */
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { HistogramTally, parseLsn } from '@pgha/shared';
+import { HistogramTally, PROCESS_METRICS_WARMUP_MS, parseLsn } from '@pgha/shared';
+import { delay } from '@pgha/postgres';
 import { primaryOf } from '../routes/views.js';
 import { STREAM_START, groupKey, type EventCursor, type NodeRecord } from '../store/records.js';
 import type { StoreSession } from '../store/store-port.js';
@@ -92,7 +93,10 @@ async function loadMetrics(processMetrics: boolean): Promise<Loaded> {
   const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = await import('prom-client');
   const registry = new Registry();
   const registers = [registry];
-  if (processMetrics) collectDefaultMetrics({ register: registry });
+  if (processMetrics) {
+    collectDefaultMetrics({ register: registry });
+    await delay(PROCESS_METRICS_WARMUP_MS);
+  }
   return {
     registry,
     reportedState: new Gauge({ name: 'pgha_node_reported_state', help: 'The state the node\'s keeper last reported (1 on the current state)', labelNames: [...NODE_LABELS, 'state'], registers }),
