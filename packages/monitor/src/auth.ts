@@ -124,6 +124,19 @@ const PUBLIC_ROUTES = new Set(['GET /health', ...UI_ROUTES.map((r) => `GET ${r}`
 /** Routes a node's keeper calls with its node token, for its own `:nodeId` (`/token`: `pgha keeper rotate-token`). */
 const NODE_ROUTES = new Set(['POST /v1/nodes/:nodeId/report', 'GET /v1/nodes/:nodeId/goal', 'POST /v1/nodes/:nodeId/token']);
 
+/** A request's bearer token as {@link installAuth} judged it, with what it was judged against. */
+interface PresentedToken {
+  /** The `Authorization` header it came in. */
+  header: string;
+  /** SHA-256 (hex) of the token. */
+  digest: string;
+  /** The operator and viewer digests it was compared with (a rotation changes them). */
+  operatorSha256: string;
+  viewerSha256: string | undefined;
+  isOperator: boolean;
+  isViewer: boolean;
+}
+
 type Refusal = { status: 401 | 403; message: string; hint: string; nodeId?: number; kind: string };
 
 /**
@@ -161,6 +174,33 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, store: StoreSes
     return { status: 401, kind: 'invalid', ...(target ? { nodeId: target } : {}), message: `invalid credentials for node ${target ?? '?'}: a wrong or replaced token`, hint: "the node's token was replaced since (pgha keeper create, or pgha keeper rotate-token): its keeper takes the new one from keeper.json (pgha keeper reload)" };
   };
 
+  /** The last credentials judged on each connection: a keeper sends the same header with every request. */
+  const lastOnSocket = new WeakMap<object, PresentedToken>();
+
+  /**
+   * The digest of the request's bearer token and whether it is the operator's or the viewer's
+   * token; undefined without a well-formed bearer token. Computed once per connection while
+   * the header and the configured digests stay the same.
+   */
+  const digestOn = (req: FastifyRequest): PresentedToken | undefined => {
+    const header = req.headers.authorization;
+    const last = lastOnSocket.get(req.raw.socket);
+    if (last && last.header === header && last.operatorSha256 === auth.operatorTokenSha256 && last.viewerSha256 === auth.viewerTokenSha256) return last;
+    const token = bearerToken(header);
+    if (token === undefined) return undefined;
+    const digest = tokenSha256(token);
+    const presented: PresentedToken = {
+      header: header!,
+      digest,
+      operatorSha256: auth.operatorTokenSha256,
+      viewerSha256: auth.viewerTokenSha256,
+      isOperator: sameDigest(digest, auth.operatorTokenSha256),
+      isViewer: auth.viewerTokenSha256 !== undefined && sameDigest(digest, auth.viewerTokenSha256),
+    };
+    lastOnSocket.set(req.raw.socket, presented);
+    return presented;
+  };
+
   /**
    * Undefined when the request may go on, else why not; a promise only when the token's owner
    * must be read from the store (a node token this monitor has not seen yet): a keeper's report
@@ -170,15 +210,14 @@ export function installAuth(app: FastifyInstance, auth: ApiAuth, store: StoreSes
     // HEAD is answered by the GET route of the same path.
     const route = `${req.method === 'HEAD' ? 'GET' : req.method} ${req.routeOptions.url ?? ''}`;
     if (PUBLIC_ROUTES.has(route)) return undefined;
-    const token = bearerToken(req.headers.authorization);
-    if (token === undefined) {
+    const presented = digestOn(req);
+    if (presented === undefined) {
       return { status: 401, kind: 'missing', message: 'authentication required: no bearer token', hint: 'pass --auth-token-file FILE or set PGHA_AUTH_TOKEN_FILE (pgha monitor create wrote it)' };
     }
-    const digest = tokenSha256(token);
-    const isOperator = sameDigest(digest, auth.operatorTokenSha256);
+    const { digest, isOperator, isViewer } = presented;
     // The operator on an operator route: no owner to look up.
     if (isOperator && !NODE_ROUTES.has(route)) return undefined;
-    if (auth.viewerTokenSha256 !== undefined && sameDigest(digest, auth.viewerTokenSha256)) {
+    if (isViewer) {
       if (NODE_ROUTES.has(route)) return { status: 403, kind: 'viewer-on-node-route', message: 'the viewer token does not report for a node', hint: "a node's keeper uses the token its registration returned" };
       if (route.startsWith('GET ')) return undefined;
       return { status: 403, kind: 'viewer-change', message: `the viewer token only reads: ${route} changes the formation`, hint: "use the operator token (the monitor's auth-token file) to change anything" };

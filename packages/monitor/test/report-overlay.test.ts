@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeReport, TransitionProgress } from '@pgha/shared';
 import type { NodeRecord } from '../src/store/records.js';
-import { LSN_WRITE_INTERVAL_MS, ReportOverlay, applyReport } from '../src/store/etcd/report-overlay.js';
+import { LSN_WRITE_INTERVAL_MS, ReportOverlay, applyReport, mergeLiveness, mergedReportedAtMs, type NodeLiveness } from '../src/store/etcd/report-overlay.js';
 
 const T0 = Date.UTC(2026, 11, 5, 5, 0, 0);
 
@@ -96,4 +96,23 @@ describe('applyReport: whether a decision must look at the report (factsChanged)
   it('always a change without freshMs', () => {
     expect(applyReport(storedStandby(), live(T0), streaming, T0 + 500).factsChanged).toBe(true);
   });
+});
+
+describe('mergedReportedAtMs: the report time mergeLiveness gives, without the record', () => {
+  const live = (reportedAtMs: number): NodeLiveness => ({ reportedAtMs, reportedLsn: '0/3000148', lastStreamingAtMs: null, transitionProgress: null, lsnWrittenAtMs: reportedAtMs });
+  const never: NodeRecord = { ...storedStandby(), reportedAt: null };
+  const cases: [string, NodeRecord, NodeLiveness | undefined, number | undefined][] = [
+    ['the stored time when the overlay has nothing', storedStandby(), undefined, undefined],
+    ["the overlay's newer report", storedStandby(), live(T0), undefined],
+    ["the stored time when the overlay's is older", storedStandby(), live(T0 - 20_000), undefined],
+    ['the grace start when both are older', storedStandby(), live(T0 - 20_000), T0 - 1_000],
+    ['the overlay when it is after the grace start', storedStandby(), live(T0), T0 - 1_000],
+    ['null for a node that never reported, grace or not', never, undefined, T0],
+    ["the overlay's for a node never written with a report", never, live(T0 - 3_000), T0],
+  ];
+  for (const [what, record, l, grace] of cases) {
+    it(what, () => {
+      expect(mergedReportedAtMs(record, l, grace)).toBe(mergeLiveness(record, l, grace).reportedAt?.getTime() ?? null);
+    });
+  }
 });

@@ -120,14 +120,20 @@ export interface EtcdContext {
 /**
  * A node key's value as a record: its goal revision is the key's mod revision plus the store's
  * revision base (its own write: the value's).
+ *
+ * Decoded once per version of the key and shared by every read of that version, frozen: a
+ * report reads its formation's nodes, and at thousands of reports a second a copy per read was
+ * a tenth of the monitor's store work (docs/monitor-capacity.md). A caller that changes a node
+ * builds a new record (`{ ...node, goalState }`), as every write does; an assignment to a
+ * shared record throws a TypeError.
  */
 export function nodeOf(kv: Kv & { own?: boolean }, revisionBase: bigint): NodeRecord {
   if (kv.own) return decodeNode(kv.value);
   let node = decoded.get(kv);
   if (!node || node.base !== revisionBase) {
-    decoded.set(kv, (node = { record: { ...decodeNode(kv.value), goalRevision: String(revisionBase + BigInt(kv.modRevision)) }, base: revisionBase }));
+    decoded.set(kv, (node = { record: Object.freeze({ ...decodeNode(kv.value), goalRevision: String(revisionBase + BigInt(kv.modRevision)) }), base: revisionBase }));
   }
-  return { ...node.record };
+  return node.record;
 }
 
 /**
@@ -231,8 +237,12 @@ export function nodeIndexEntries(keys: StoreKeys, node: Pick<NodeRecord, 'nodeId
   ];
 }
 
-/** Buffers a node's write; the record's `goalRevision` becomes the commit's revision once it commits. */
-export function writeNode(ctx: EtcdContext, node: NodeRecord): NodeRecord {
+/**
+ * Buffers a node's write; the record's `goalRevision` becomes the commit's revision once it
+ * commits (on a copy when `record` is a shared one, see {@link nodeOf}).
+ */
+export function writeNode(ctx: EtcdContext, record: NodeRecord): NodeRecord {
+  const node = Object.isFrozen(record) ? { ...record } : record;
   ctx.attempt.put(ctx.shared.keys.node(node.formationId, node.nodeId), encodeNode(node));
   ctx.attempt.onCommit((revision) => (node.goalRevision = String(ctx.shared.revisionBase.value + BigInt(revision))));
   return node;
@@ -652,10 +662,11 @@ export class EtcdProbeRepository implements ProbeRepository {
     const nodes = read.nodes.map((kv) => nodeOf(kv, shared.revisionBase.value));
     const now = shared.now();
     const targets: ProbeTargetRecord[] = [];
-    for (const stored of nodes) {
-      const f = formations.get(stored.formationId);
-      if (!f || stored.goalState === 'dropped') continue;
-      const n = shared.overlay.merge(stored);
+    for (const n of nodes) {
+      const f = formations.get(n.formationId);
+      if (!f || n.goalState === 'dropped') continue;
+      // The overlay changes no field read here but the report time (a merged copy per node per round was most of this read).
+      const reportedAtMs = shared.overlay.reportedAtMs(n);
       targets.push({
         nodeId: n.nodeId,
         formationId: n.formationId,
@@ -668,7 +679,7 @@ export class EtcdProbeRepository implements ProbeRepository {
         postgresSsl: n.postgresSsl,
         monitorProbePassword: f.monitorProbePassword,
         settings: f.settings,
-        sinceReportMs: n.reportedAt ? now - n.reportedAt.getTime() : null,
+        sinceReportMs: reportedAtMs === null ? null : now - reportedAtMs,
       });
     }
     return targets;

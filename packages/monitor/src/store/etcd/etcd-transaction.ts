@@ -95,8 +95,10 @@ export interface AttemptMirror {
   readonly revision: string;
   covers(key: string): boolean;
   caughtUp(formationId: string | undefined): Promise<boolean>;
+  /** Whether it holds this monitor's last commit of the formation now (the wait of {@link caughtUp} not needed). */
+  caughtUpNow(formationId: string | undefined): boolean;
   get(key: string): Kv | undefined;
-  range(prefix: string): Kv[];
+  range(prefix: string): readonly Kv[];
 }
 
 /** A read's effect on the commit: compared when its formation is written (undefined: store-wide, always). */
@@ -138,13 +140,13 @@ export class TxnAttempt {
   eventCount = 0;
   private pinned: Promise<string> | undefined;
   private readonly reads = new Map<string, ReadRecord>();
-  /** Ranges read, each with the revision its content was at plus one (compared `modRevision < below`). */
-  private readonly ranges = new Map<string, { end: string; formation: string | undefined; below: string }>();
+  /** Ranges read (by prefix), each with the revision its content was at plus one (compared `modRevision < below`). */
+  private readonly ranges = new Map<string, { formation: string | undefined; below: string }>();
   /** The highest mirror revision a read of this attempt used (undefined: none read from the mirror). */
   private mirrorRevision: bigint | undefined;
   /** What was read, by key (null: absent); `viaRange` when a range read it (its compare covers it). */
   private readonly cache = new Map<string, { kv: Kv | null; viaRange: boolean }>();
-  private readonly rangeCache = new Map<string, { kvs: Kv[]; revision: string }>();
+  private readonly rangeCache = new Map<string, { kvs: readonly Kv[]; revision: string }>();
   private readonly writes = new Map<string, { value: string | null; formation: string | undefined }>();
   private readonly hooks: ((revision: string) => void)[] = [];
   /** Formations this attempt writes without their fence (see {@link createsFormation}). */
@@ -176,8 +178,9 @@ export class TxnAttempt {
   /** Whether the read of `key` (a key or a prefix) may come from the mirror: it covers it, and holds this monitor's last commit of its formation. */
   private async mirrored(key: string): Promise<AttemptMirror | undefined> {
     const mirror = this.mirror;
-    if (!mirror?.covers(key) || !(await mirror.caughtUp(this.keys.formationOf(key)))) return undefined;
-    return mirror;
+    if (!mirror?.covers(key)) return undefined;
+    const formation = this.keys.formationOf(key);
+    return mirror.caughtUpNow(formation) || (await mirror.caughtUp(formation)) ? mirror : undefined;
   }
 
   private usedMirrorAt(revision: string): void {
@@ -241,7 +244,6 @@ export class TxnAttempt {
    * @param options.formation - the formation the read counts for; default the prefix's (store-wide when none).
    */
   async range(prefix: string, options: { record?: boolean; formation?: string } = {}): Promise<Kv[]> {
-    const end = prefixEnd(prefix);
     let read = this.rangeCache.get(prefix);
     if (!read) {
       const mirror = await this.mirrored(prefix);
@@ -250,7 +252,7 @@ export class TxnAttempt {
         read = { kvs: mirror.range(prefix), revision: mirror.revision };
       } else {
         read = await this.read(async (rev) => {
-          const r = await rangeAll(this.client, prefix, end, rev);
+          const r = await rangeAll(this.client, prefix, prefixEnd(prefix), rev);
           return { ...r, header: { revision: r.revision } };
         });
       }
@@ -258,7 +260,7 @@ export class TxnAttempt {
     }
     const { kvs } = read;
     if (options.record !== false) {
-      this.ranges.set(prefix, { end, formation: options.formation ?? this.keys.formationOf(prefix), below: String(BigInt(read.revision) + 1n) });
+      this.ranges.set(prefix, { formation: options.formation ?? this.keys.formationOf(prefix), below: String(BigInt(read.revision) + 1n) });
       for (const kv of kvs) if (!this.cache.has(kv.key)) this.cache.set(kv.key, { kv, viaRange: true });
     }
     const byKey = new Map(kvs.map((kv) => [kv.key, kv as Kv]));
@@ -331,7 +333,7 @@ export class TxnAttempt {
     const inScope = (f: string | undefined): boolean => f === undefined || written.has(f);
     for (const [key, r] of this.reads) if (inScope(r.formation)) compare.push({ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: r.modRevision });
     for (const [start, r] of this.ranges) {
-      if (inScope(r.formation)) compare.push({ key: Buffer.from(start), range_end: Buffer.from(r.end), target: 'Mod', result: 'Less', mod_revision: r.below });
+      if (inScope(r.formation)) compare.push({ key: Buffer.from(start), range_end: Buffer.from(prefixEnd(start)), target: 'Mod', result: 'Less', mod_revision: r.below });
     }
     const success: IRequestOp[] = [...this.writes].map(([key, w]) =>
       w.value === null ? { request_delete_range: { key: Buffer.from(key) } } : { request_put: { key: Buffer.from(key), value: Buffer.from(w.value) } },

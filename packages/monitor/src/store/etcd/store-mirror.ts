@@ -39,6 +39,8 @@ export class StoreMirror implements AttemptMirror {
   private readonly kvs = new Map<string, Kv>();
   /** Keys by directory (`<p>/v1/nodes/<f>/` → its node keys), for a formation's range without a scan. */
   private readonly dirs = new Map<string, Set<string>>();
+  /** A directory's keys as {@link range} last returned them, until the directory changes. */
+  private readonly sortedDirs = new Map<string, readonly Kv[]>();
   /** The store revision the mirror's content is at (0n: not loaded). */
   private rev = 0n;
   /** This monitor's last commit that wrote each formation (revision). */
@@ -69,6 +71,7 @@ export class StoreMirror implements AttemptMirror {
     const nodes = await rangeAll(client, this.keys.allNodes, prefixEnd(this.keys.allNodes), formations.revision);
     this.kvs.clear();
     this.dirs.clear();
+    this.sortedDirs.clear();
     for (const kv of [...formations.kvs, ...nodes.kvs]) this.set(kv);
     this.rev = BigInt(formations.revision);
     this.loaded = true;
@@ -111,6 +114,7 @@ export class StoreMirror implements AttemptMirror {
     let set = this.dirs.get(dir);
     if (!set) this.dirs.set(dir, (set = new Set()));
     set.add(kv.key);
+    this.sortedDirs.delete(dir);
   }
 
   private remove(key: string): void {
@@ -119,6 +123,7 @@ export class StoreMirror implements AttemptMirror {
     const set = this.dirs.get(dir);
     set?.delete(key);
     if (set?.size === 0) this.dirs.delete(dir);
+    this.sortedDirs.delete(dir);
   }
 
   /** A key as the mirror holds it; undefined when absent. The same object until the key changes. */
@@ -131,10 +136,13 @@ export class StoreMirror implements AttemptMirror {
    * mirrored part of the layout (`keys.ts`: `formations/<f>`, `nodes/<f>/<id>`), so its keys are
    * the directory's own; any other prefix (`nodes/`) is a scan.
    */
-  range(prefix: string): Kv[] {
+  range(prefix: string): readonly Kv[] {
     const direct = this.dirs.get(prefix);
-    const kvs = direct ? [...direct].map((k) => this.kvs.get(k)!) : [...this.kvs.values()].filter((kv) => kv.key.startsWith(prefix));
-    return kvs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    if (!direct) return [...this.kvs.values()].filter((kv) => kv.key.startsWith(prefix)).sort(byKey);
+    // A directory's keys, sorted once per change of the directory (every report reads its formation's).
+    let sorted = this.sortedDirs.get(prefix);
+    if (!sorted) this.sortedDirs.set(prefix, (sorted = Object.freeze([...direct].map((k) => this.kvs.get(k)!).sort(byKey))));
+    return sorted;
   }
 
   /** This monitor committed a write of these formations at `revision`. */
@@ -143,6 +151,15 @@ export class StoreMirror implements AttemptMirror {
     if (rev > this.lastOwnCommit) this.lastOwnCommit = rev;
     for (const f of formations) if ((this.ownCommits.get(f) ?? 0n) < rev) this.ownCommits.set(f, rev);
     if (this.ownCommits.size > 100_000) this.ownCommits.clear();
+  }
+
+  /** Whether the mirror holds this monitor's own last commit of `formationId` now (see {@link caughtUp}). */
+  caughtUpNow(formationId: string | undefined): boolean {
+    return this.loaded && this.rev >= this.ownCommit(formationId);
+  }
+
+  private ownCommit(formationId: string | undefined): bigint {
+    return formationId === undefined ? this.lastOwnCommit : (this.ownCommits.get(formationId) ?? 0n);
   }
 
   /**
@@ -154,7 +171,7 @@ export class StoreMirror implements AttemptMirror {
    */
   async caughtUp(formationId: string | undefined): Promise<boolean> {
     if (!this.loaded) return false;
-    const need = formationId === undefined ? this.lastOwnCommit : (this.ownCommits.get(formationId) ?? 0n);
+    const need = this.ownCommit(formationId);
     if (this.rev >= need) return true;
     return new Promise<boolean>((resolve) => {
       const waiter = {
@@ -180,4 +197,8 @@ export class StoreMirror implements AttemptMirror {
     this.loaded = false;
     for (const w of [...this.waiters]) w.resolve();
   }
+}
+
+function byKey(a: Kv, b: Kv): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
