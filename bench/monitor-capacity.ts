@@ -57,11 +57,11 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { intArg } from './lib/args.js';
 import { createLogger } from '../packages/cli/src/logger.js';
 import { startEtcdMonitors } from '../packages/cli/src/up.js';
+import { PGHA_BIN, serviceCommand } from '../packages/cli/src/service-command.js';
 import type { LocalEtcd } from '../packages/cli/src/local-etcd.js';
 import { allProcesses, clockTicksPerSecond, delay, isProcessAlive, pollUntil, postmasterPid, processMemory, processStat } from '@pgha/postgres';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PGHA_BIN = join(ROOT, 'packages/cli/bin/pgha.js');
 const RESULTS_DIR = join(ROOT, 'bench/results');
 /** The target per number of monitors: at `nodes` simulated nodes, p99 report latency < `p99Ms`, `errors` errors. */
 const TARGETS: Record<1 | 3, { nodes: number; p99Ms: number; errors: number }> = {
@@ -248,12 +248,17 @@ interface Monitors {
   etcd?: LocalEtcd;
 }
 
-/** `node [BENCH_MONITOR_NODE_ARGS] pgha monitor run --pgdata PGDATA`, output appended to `logFile`. */
+/**
+ * `pgha monitor run --pgdata PGDATA` as a service runs it (`serviceCommand`: its Node flags
+ * included), with BENCH_MONITOR_NODE_ARGS before the script; output appended to `logFile`.
+ */
 function runMonitor(pgdata: string, logFile: string): ChildProcess {
   const fd = openSync(logFile, 'a');
   // BENCH_MONITOR_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the monitor.
   const nodeArgs = (process.env.BENCH_MONITOR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, PGHA_BIN, 'monitor', 'run', '--pgdata', pgdata], { stdio: ['ignore', fd, fd], env: { ...process.env, PGHA_LOG_LEVEL: 'info' } });
+  const [node, ...args] = serviceCommand('monitor', pgdata);
+  const script = args.indexOf(PGHA_BIN);
+  const child = spawn(node, [...args.slice(0, script), ...nodeArgs, ...args.slice(script)], { stdio: ['ignore', fd, fd], env: { ...process.env, PGHA_LOG_LEVEL: 'info' } });
   closeSync(fd);
   children.add(child);
   return child;
