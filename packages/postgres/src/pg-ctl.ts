@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { PghaError, PostgresCommandError } from '@pgha/shared/base';
 import { postgresSpawnOptions } from './os-user.js';
 import { isProcessAlive } from './proc.js';
+import { pollUntil } from './poll.js';
 
 const DEFAULT_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/pgsql/bin'];
 
@@ -143,23 +144,34 @@ export function postmasterPort(pgdata: string): number | undefined {
 }
 
 /**
- * Stops Postgres: `fast` first, `immediate` if that has not finished within `timeoutS`.
- * Does nothing when it is not running.
+ * How often {@link pgCtlStop} looks whether the postmaster has exited (ms). `pg_ctl stop --wait`
+ * looks every 100 ms (`WAITS_PER_SEC` in pg_ctl.c), which a switchover waited out in full: the
+ * old primary's keeper reports it stopped, and only then is the standby promoted.
+ */
+const STOP_POLL_INTERVAL_MS = 5;
+
+/**
+ * Stops Postgres: a fast shutdown (SIGINT to the postmaster, what `pg_ctl stop -m fast` sends:
+ * sessions are ended, new ones refused, a shutdown checkpoint written, and the WAL up to it sent
+ * to the streaming standbys before the postmaster exits), waiting until the postmaster has
+ * exited, looking every {@link STOP_POLL_INTERVAL_MS}; an immediate shutdown (`pg_ctl stop -m
+ * immediate`) if it has not exited within `timeoutS`. Does nothing when it is not running.
+ *
+ * @throws PostgresCommandError when the postmaster still runs after the immediate shutdown.
  */
 export async function pgCtlStop(pgdata: string, timeoutS = 10): Promise<void> {
-  if (postmasterPid(pgdata) === undefined) return;
+  const pid = postmasterPid(pgdata);
+  if (pid === undefined) return;
   try {
-    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'fast', '--wait', '--timeout', String(timeoutS), '--silent']);
-  } catch (err) {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    // Exited meanwhile, or not ours to signal: pg_ctl decides.
     if (postmasterPid(pgdata) === undefined) return;
-    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'immediate', '--wait', '--timeout', '30', '--silent']).catch((e) => {
-      if (postmasterPid(pgdata) !== undefined) throw e;
-    });
-    void err;
+    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'fast', '--no-wait', '--silent']).catch(() => undefined);
   }
+  if (await pollUntil(() => postmasterPid(pgdata) === undefined, { timeoutMs: timeoutS * 1000, intervalMs: STOP_POLL_INTERVAL_MS })) return;
+  await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'immediate', '--wait', '--timeout', '30', '--silent']).catch((e) => {
+    if (postmasterPid(pgdata) !== undefined) throw e;
+  });
 }
 
-/** Promotes a standby and waits until it has left recovery (`pg_ctl promote -w`). */
-export async function pgCtlPromote(pgdata: string, timeoutS = 60): Promise<void> {
-  await runPgProgram('pg_ctl', ['promote', '--pgdata', pgdata, '--wait', '--timeout', String(timeoutS), '--silent']);
-}

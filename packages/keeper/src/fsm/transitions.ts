@@ -115,7 +115,12 @@ export const prepareForPromotion: TransitionFn = async (ctx) => {
   await ctx.node.postgres.start();
 };
 
-/** `prepare_promotion → stop_replication` (and on to a writable goal): promote. */
+/**
+ * `prepare_promotion → stop_replication` (and on to a writable goal): write the primary's
+ * configuration (no `primary_conninfo`, no synchronous standby), promote, reload. A standby
+ * runs with `synchronous_standby_names` empty, so its first commits as a primary wait for no
+ * one, before the reload as after.
+ */
 export const promoteStandby: TransitionFn = async (ctx) => {
   ctx.node.replication.writeConfig({ nodes: ctx.goal.nodes, clientNetworks: ctx.goal.clientNetworks ?? [], synchronousStandbyNames: '', follow: null });
   await ctx.node.postgres.promote();
@@ -134,8 +139,15 @@ export const startPostgres: TransitionFn = async (ctx) => {
   await ctx.node.postgres.start();
 };
 
-/** Fencing goals (`draining`, `demote_timeout`, `demoted`, `prepare_maintenance`): stop Postgres. */
+/** The fencing goals of a planned stop, where a primary checkpoints before it stops (see `PostgresLifecycle.checkpointBeforeStop`). */
+const PLANNED_STOP_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['draining', 'prepare_maintenance']);
+
+/**
+ * Fencing goals (`draining`, `demote_timeout`, `demoted`, `prepare_maintenance`): stop Postgres;
+ * for a planned stop, after a checkpoint taken while writes go on.
+ */
 export const stopPostgres: TransitionFn = async (ctx) => {
+  if (PLANNED_STOP_GOALS.has(ctx.goalState)) await ctx.node.postgres.checkpointBeforeStop();
   await ctx.node.postgres.stop();
 };
 
