@@ -10,6 +10,7 @@ import { PghaError, PostgresCommandError } from '@pgha/shared/base';
 import { postgresSpawnOptions } from './os-user.js';
 import { isProcessAlive } from './proc.js';
 import { pollUntil } from './poll.js';
+import { readClusterState } from './controldata.js';
 
 const DEFAULT_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/pgsql/bin'];
 
@@ -160,18 +161,52 @@ const STOP_POLL_INTERVAL_MS = 5;
  * @throws PostgresCommandError when the postmaster still runs after the immediate shutdown.
  */
 export async function pgCtlStop(pgdata: string, timeoutS = 10): Promise<void> {
-  const pid = postmasterPid(pgdata);
-  if (pid === undefined) return;
-  try {
-    process.kill(pid, 'SIGINT');
-  } catch {
-    // Exited meanwhile, or not ours to signal: pg_ctl decides.
-    if (postmasterPid(pgdata) === undefined) return;
-    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'fast', '--no-wait', '--silent']).catch(() => undefined);
-  }
+  if (!(await startFastShutdown(pgdata))) return;
   if (await pollUntil(() => postmasterPid(pgdata) === undefined, { timeoutMs: timeoutS * 1000, intervalMs: STOP_POLL_INTERVAL_MS })) return;
   await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'immediate', '--wait', '--timeout', '30', '--silent']).catch((e) => {
     if (postmasterPid(pgdata) !== undefined) throw e;
   });
+}
+
+/**
+ * Sends the postmaster of `pgdata` the fast-shutdown signal (SIGINT; `pg_ctl stop -m fast
+ * --no-wait` when it cannot be signalled from here). A postmaster already shutting down ignores it.
+ *
+ * @returns false when no postmaster runs.
+ */
+async function startFastShutdown(pgdata: string): Promise<boolean> {
+  const pid = postmasterPid(pgdata);
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    // Exited meanwhile, or not ours to signal: pg_ctl decides.
+    if (postmasterPid(pgdata) === undefined) return false;
+    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'fast', '--no-wait', '--silent']).catch(() => undefined);
+  }
+  return true;
+}
+
+/**
+ * Starts a fast shutdown of Postgres and returns as soon as it takes no more writes: when its
+ * control file says `shutting down` or `shut down` (the postmaster asks the checkpointer for the
+ * shutdown checkpoint only once every session, background worker and autovacuum process has
+ * exited, and it accepts no session from the signal on), or when the postmaster has exited.
+ * The rest of the shutdown goes on: the checkpoint, the WAL up to it sent to the streaming
+ * standbys, the exit ({@link pgCtlStop} waits for those). Looks every
+ * {@link STOP_POLL_INTERVAL_MS}; after `timeoutS`, stops as {@link pgCtlStop} does (immediate).
+ * Source: PostgreSQL's `PostmasterStateMachine` (`PM_WAIT_BACKENDS` → `PM_SHUTDOWN`) and
+ * `CreateCheckPoint` (`DB_SHUTDOWNING`).
+ *
+ * @throws PostgresCommandError when the postmaster still runs after the immediate shutdown.
+ */
+export async function stopWrites(pgdata: string, timeoutS = 10): Promise<void> {
+  if (!(await startFastShutdown(pgdata))) return;
+  const done = (): boolean => {
+    const state = readClusterState(pgdata);
+    return state === 'shutting down' || state === 'shut down' || postmasterPid(pgdata) === undefined;
+  };
+  if (await pollUntil(done, { timeoutMs: timeoutS * 1000, intervalMs: STOP_POLL_INTERVAL_MS })) return;
+  await pgCtlStop(pgdata, 0);
 }
 

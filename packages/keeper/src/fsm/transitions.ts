@@ -143,11 +143,18 @@ export const startPostgres: TransitionFn = async (ctx) => {
 const PLANNED_STOP_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['draining', 'prepare_maintenance']);
 
 /**
- * Fencing goals (`draining`, `demote_timeout`, `demoted`, `prepare_maintenance`): stop Postgres;
- * for a planned stop, after a checkpoint taken while writes go on.
+ * Fencing goals (`draining`, `demote_timeout`, `demoted`, `prepare_maintenance`): stop Postgres.
+ * A planned stop (`draining`, `prepare_maintenance`) checkpoints while writes go on, and is
+ * reached once Postgres takes no more writes (`PostgresLifecycle.stopWrites`), so that the
+ * standby's promotion starts while the old primary finishes its shutdown; the next goal
+ * (`demoted`, `catchingup`) waits for the postmaster's exit.
  */
 export const stopPostgres: TransitionFn = async (ctx) => {
-  if (PLANNED_STOP_GOALS.has(ctx.goalState)) await ctx.node.postgres.checkpointBeforeStop();
+  if (PLANNED_STOP_GOALS.has(ctx.goalState)) {
+    await ctx.node.postgres.checkpointBeforeStop();
+    await ctx.node.postgres.stopWrites();
+    return;
+  }
   await ctx.node.postgres.stop();
 };
 

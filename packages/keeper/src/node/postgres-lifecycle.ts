@@ -8,14 +8,16 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statfs
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { PghaError } from '@pgha/shared/base';
-import { PARAMETERS_FILE, ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pghaDirFor, pgCtlRestart, pgCtlStart, pgCtlStop, pollUntil, postmasterPid, runPgProgram, writeOwnedFileIfChanged } from '@pgha/postgres';
+import { PARAMETERS_FILE, ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pghaDirFor, pgCtlRestart, pgCtlStart, pgCtlStop, pollUntil, postmasterPid, readClusterState, stopWrites, runPgProgram, writeOwnedFileIfChanged } from '@pgha/postgres';
 import { keeperPaths } from '../keeper-config.js';
 import { diskProblem, lastServerFailure } from '../local-problem.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
 import type { LocalSession } from './local-session.js';
 
-/** How often {@link PostgresLifecycle.promote} asks whether the promotion has ended (ms). */
+/** How often {@link PostgresLifecycle.promote} asks whether the stream has ended and the promotion has (ms). */
 const PROMOTE_POLL_INTERVAL_MS = 5;
+/** How long a promotion waits for the WAL receiver to stop streaming, at most (ms; see `PostgresLifecycle.waitForStreamEnd`). */
+const STREAM_END_WAIT_MS = 2_000;
 
 /** See the module comment. One per node (`NodeControl.postgres`). */
 export class PostgresLifecycle {
@@ -280,7 +282,8 @@ export class PostgresLifecycle {
    * is logged and the stop goes on: the shutdown checkpoint does the work then.
    */
   async checkpointBeforeStop(): Promise<void> {
-    if (!this.isRunning()) return;
+    // Not once the shutdown has begun (a kept `draining`): the session would be refused.
+    if (!this.isRunning() || readClusterState(this.pgdata) !== 'in production') return;
     try {
       await this.session.withSession(async (c) => {
         const { rows } = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r');
@@ -289,6 +292,20 @@ export class PostgresLifecycle {
     } catch (err) {
       this.log.warn(`the checkpoint before stopping Postgres failed (${(err as Error).message}); the shutdown checkpoint does its work`);
     }
+  }
+
+  /**
+   * A planned stop of a primary: starts the fast shutdown and returns once Postgres takes no
+   * more writes (`stopWrites`: every session ended, the shutdown checkpoint begun), while the
+   * checkpoint, the last WAL to the standbys and the exit go on (a later {@link stop} waits for
+   * them). What a switchover waits for before it promotes the standby, 30–200 ms before the
+   * postmaster has exited.
+   */
+  async stopWrites(): Promise<void> {
+    await this.session.closeSession();
+    if (!this.isRunning()) return;
+    this.log.info('stopping Postgres: writes first');
+    await stopWrites(this.pgdata);
   }
 
   /** Stops Postgres (fast, then immediate; see `pgCtlStop`) if it runs. */
@@ -357,10 +374,28 @@ export class PostgresLifecycle {
     await this.start();
     const inRecovery = (): Promise<boolean> => this.session.withSession(async (c) => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]!.r);
     if (!(await inRecovery())) return;
+    await this.waitForStreamEnd();
     this.log.info('promoting Postgres');
     await this.session.withSession((c) => c.query('select pg_promote(wait => false)'));
     if (await pollUntil(async () => !(await inRecovery()), { timeoutMs, intervalMs: PROMOTE_POLL_INTERVAL_MS })) return;
     throw new PghaError('PGHA_ERR_TIMEOUT', `Postgres is still in recovery ${timeoutMs} ms after pg_promote()`, { hint: "see the node's Postgres log (<pgdata>.pgha/log/postgres.log)" });
+  }
+
+  /**
+   * Before a promotion: waits, at most {@link STREAM_END_WAIT_MS}, until the WAL receiver no
+   * longer streams. In a switchover the old primary is promoted away from as soon as it takes no
+   * more writes (`stopWrites`), while its walsender still sends the last of its WAL, the
+   * shutdown checkpoint included, and waits for this standby to flush it before it ends the
+   * stream: promoting after that end loses nothing the old primary wrote, and its WAL stays a
+   * prefix of the new timeline. Commits acknowledged under synchronous replication are here
+   * already; past the limit the promotion goes on (a walsender that hangs holds nothing up). A
+   * failover finds the stream ended already and does not wait.
+   */
+  private async waitForStreamEnd(): Promise<void> {
+    const streaming = (): Promise<boolean> => this.session.withSession(async (c) => (await c.query("select 1 from pg_stat_wal_receiver where status = 'streaming'")).rowCount === 1);
+    if (!(await streaming())) return;
+    const ended = await pollUntil(async () => !(await streaming()), { timeoutMs: STREAM_END_WAIT_MS, intervalMs: PROMOTE_POLL_INTERVAL_MS });
+    if (!ended) this.log.warn(`the WAL receiver still streams ${STREAM_END_WAIT_MS} ms after the promotion was asked for: promoting all the same (commits acknowledged under synchronous replication are here)`);
   }
 
   /** Runs initdb when the data directory is empty or missing, and records its identifier in keeper.json. */
