@@ -55,6 +55,12 @@ export const CLUSTER_STATES = ['starting up', 'shut down', 'shut down in recover
 export type ClusterState = (typeof CLUSTER_STATES)[number];
 
 /**
+ * The cluster states of a postmaster whose shutdown has reached its checkpoint: every session
+ * has ended and it accepts no new one (a connection may wait unanswered until it exits).
+ */
+export const SHUTDOWN_CLUSTER_STATES: ReadonlySet<ClusterState> = new Set<ClusterState>(['shutting down', 'shut down', 'shut down in recovery']);
+
+/**
  * The cluster state in a control file's contents (`ControlFileData.state`, the `uint32` at byte
  * 16, after the identifier and the two version numbers). The checkpointer writes `shutting
  * down` when it begins a shutdown checkpoint and `shut down` when it has written it.

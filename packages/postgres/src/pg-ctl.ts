@@ -10,7 +10,7 @@ import { PghaError, PostgresCommandError } from '@pgha/shared/base';
 import { postgresSpawnOptions } from './os-user.js';
 import { isProcessAlive } from './proc.js';
 import { pollUntil } from './poll.js';
-import { readClusterState } from './controldata.js';
+import { SHUTDOWN_CLUSTER_STATES, readClusterState } from './controldata.js';
 
 const DEFAULT_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/pgsql/bin'];
 
@@ -204,7 +204,7 @@ export async function stopWrites(pgdata: string, timeoutS = 10): Promise<void> {
   if (!(await startFastShutdown(pgdata))) return;
   const done = (): boolean => {
     const state = readClusterState(pgdata);
-    return state === 'shutting down' || state === 'shut down' || postmasterPid(pgdata) === undefined;
+    return (state !== undefined && SHUTDOWN_CLUSTER_STATES.has(state)) || postmasterPid(pgdata) === undefined;
   };
   if (await pollUntil(done, { timeoutMs: timeoutS * 1000, intervalMs: STOP_POLL_INTERVAL_MS })) return;
   await pgCtlStop(pgdata, 0);
