@@ -123,7 +123,9 @@ export const prepareForPromotion: TransitionFn = async (ctx) => {
  */
 export const promoteStandby: TransitionFn = async (ctx) => {
   ctx.node.replication.writeConfig({ nodes: ctx.goal.nodes, clientNetworks: ctx.goal.clientNetworks ?? [], synchronousStandbyNames: '', follow: null });
-  await ctx.node.postgres.promote();
+  // A switchover's old primary reports drained once it takes no more writes: its last WAL may still be on its way here.
+  const draining = ctx.goal.nodes.filter((n) => n.nodeId !== ctx.node.config.nodeId && PLANNED_STOP_GOALS.has(n.goalState as NodeState));
+  await ctx.node.postgres.promote({ streamEndFrom: draining });
   if (ctx.goalState === 'stop_replication') {
     await ctx.node.postgres.reload();
     return;

@@ -19,6 +19,12 @@ const PROMOTE_POLL_INTERVAL_MS = 5;
 /** How long a promotion waits for the WAL receiver to stop streaming, at most (ms; see `PostgresLifecycle.waitForStreamEnd`). */
 const STREAM_END_WAIT_MS = 2_000;
 
+/** A node a standby may stream from, as `pg_stat_wal_receiver` names it (`sender_host`, `sender_port`). */
+export interface StreamSender {
+  host: string;
+  port: number;
+}
+
 /** See the module comment. One per node (`NodeControl.postgres`). */
 export class PostgresLifecycle {
   /**
@@ -359,7 +365,8 @@ export class PostgresLifecycle {
   }
 
   /**
-   * Promotes a standby and waits until it has left recovery (no-op when already a primary):
+   * Promotes a standby and waits until it has left recovery (no-op when already a primary);
+   * with `streamEndFrom`, first waits for the stream from those nodes to end ({@link waitForStreamEnd}):
    * `pg_promote(wait => false)` on the keeper's session, then `pg_is_in_recovery()` every
    * {@link PROMOTE_POLL_INTERVAL_MS}. Postgres takes writes from the end of recovery on, whatever
    * the keeper does; what this saves is the start of the promotion (no `pg_ctl` process to
@@ -370,11 +377,12 @@ export class PostgresLifecycle {
    * @throws PghaError `PGHA_ERR_TIMEOUT` when it is still in recovery after `timeoutMs`; the
    *   session's errors (Postgres not answering).
    */
-  async promote(timeoutMs = 60_000): Promise<void> {
+  async promote(options: { streamEndFrom?: readonly StreamSender[]; timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
     await this.start();
     const inRecovery = (): Promise<boolean> => this.session.withSession(async (c) => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]!.r);
     if (!(await inRecovery())) return;
-    await this.waitForStreamEnd();
+    if (options.streamEndFrom?.length) await this.waitForStreamEnd(options.streamEndFrom);
     this.log.info('promoting Postgres');
     await this.session.withSession((c) => c.query('select pg_promote(wait => false)'));
     if (await pollUntil(async () => !(await inRecovery()), { timeoutMs, intervalMs: PROMOTE_POLL_INTERVAL_MS })) return;
@@ -383,16 +391,22 @@ export class PostgresLifecycle {
 
   /**
    * Before a promotion: waits, at most {@link STREAM_END_WAIT_MS}, until the WAL receiver no
-   * longer streams. In a switchover the old primary is promoted away from as soon as it takes no
+   * longer streams from one of `senders` (the nodes whose planned stop, `draining` or
+   * `prepare_maintenance`, is under way). In a switchover the old primary is promoted away from as soon as it takes no
    * more writes (`stopWrites`), while its walsender still sends the last of its WAL, the
    * shutdown checkpoint included, and waits for this standby to flush it before it ends the
    * stream: promoting after that end loses nothing the old primary wrote, and its WAL stays a
    * prefix of the new timeline. Commits acknowledged under synchronous replication are here
    * already; past the limit the promotion goes on (a walsender that hangs holds nothing up). A
-   * failover finds the stream ended already and does not wait.
+   * failover finds the stream ended already and does not wait; nor does a candidate that
+   * streams from another standby (`fast_forward`).
    */
-  private async waitForStreamEnd(): Promise<void> {
-    const streaming = (): Promise<boolean> => this.session.withSession(async (c) => (await c.query("select 1 from pg_stat_wal_receiver where status = 'streaming'")).rowCount === 1);
+  private async waitForStreamEnd(senders: readonly StreamSender[]): Promise<void> {
+    const streaming = (): Promise<boolean> =>
+      this.session.withSession(async (c) => {
+        const { rows } = await c.query<{ host: string | null; port: number | null }>("select sender_host as host, sender_port as port from pg_stat_wal_receiver where status = 'streaming'");
+        return rows.some((r) => senders.some((s) => s.host === r.host && s.port === r.port));
+      });
     if (!(await streaming())) return;
     const ended = await pollUntil(async () => !(await streaming()), { timeoutMs: STREAM_END_WAIT_MS, intervalMs: PROMOTE_POLL_INTERVAL_MS });
     if (!ended) this.log.warn(`the WAL receiver still streams ${STREAM_END_WAIT_MS} ms after the promotion was asked for: promoting all the same (commits acknowledged under synchronous replication are here)`);
