@@ -310,7 +310,7 @@ export class PostgresLifecycle {
   async stopWrites(): Promise<void> {
     await this.session.closeSession();
     if (!this.isRunning()) return;
-    this.log.info('stopping Postgres: writes first');
+    if (readClusterState(this.pgdata) === 'in production') this.log.info('stopping Postgres: writes first');
     await stopWrites(this.pgdata);
   }
 
