@@ -2,11 +2,25 @@
  * The benchmark's probe client: one insert every ~10 ms through the formation's multi-host
  * URI with `target_session_attrs=read-write` semantics (node-postgres has no multi-host
  * support, so the probe tries each host and keeps the one that is not read-only, as libpq
- * does), each insert its own transaction, reconnecting at once on error. Every acknowledged
- * id is recorded with a monotonic timestamp (ms) and the port of the server that acknowledged it.
+ * does), each insert its own transaction, reconnecting at once on error, and trying every host
+ * again {@link RETRY_DELAY_MS} after a round that found none writable. Every acknowledged id is
+ * recorded with a monotonic timestamp (ms) and the port of the server that acknowledged it.
+ *
+ * The longest write gap it measures is what a client sees: from its last acknowledged insert
+ * before a fault to its first one after, that is the outage plus one interval between inserts
+ * (up to ~10 ms), plus one round of connection attempts (a few ms).
  */
 import pg from 'pg';
 import { delay } from '@pgha/postgres';
+
+/**
+ * Pause after a round of connection attempts that found no writable host (ms). It was 10 ms,
+ * which could add up to 10 ms to a switchover's write gap (the new primary writable just after
+ * a round began its pause); a client retrying in a tight loop sees the new primary as soon as
+ * it is writable. Each round opens a session on every host that accepts connections, which
+ * paces the loop by itself.
+ */
+const RETRY_DELAY_MS = 1;
 
 /** One acknowledged write. */
 export interface Ack {
@@ -81,7 +95,7 @@ export class Probe {
         if (!client) {
           client = await this.connect();
           if (!client) {
-            await delay(10);
+            await delay(RETRY_DELAY_MS);
             continue;
           }
         }

@@ -528,13 +528,20 @@ export class Keeper implements KeeperViewSource {
     });
   }
 
-  /** One tick. Never throws: failures are facts in the outcome. */
-  async tick(): Promise<TickOutcome> {
+  /**
+   * One tick. Never throws: failures are facts in the outcome.
+   *
+   * @param fresh - a changed goal the monitor has just answered the keeper's long-poll with
+   *   (`MonitorClient.waitGoal`): acted on at once, without a report first (a round trip to the
+   *   monitor and a store transaction, 10–30 ms, on the path of a switchover's every step); the
+   *   report after the transition tells the monitor what came of it.
+   */
+  async tick(fresh?: NodeGoal): Promise<TickOutcome> {
     const tickStartMs = Date.now();
     await this.restartInPlace();
     let goal: NodeGoal;
     try {
-      goal = await this.report();
+      goal = fresh ?? (await this.report());
     } catch (err) {
       if (err instanceof AuthError || (err instanceof PghaError && err.code === 'PGHA_ERR_TLS')) {
         // Not a network blip: this keeper's credentials or the monitor's certificate are wrong.
@@ -699,8 +706,11 @@ export class Keeper implements KeeperViewSource {
   }
 
   private async runLoop(signal: AbortSignal, until?: (k: Keeper) => boolean): Promise<void> {
+    /** A goal change the long-poll brought, for the next tick to act on at once. */
+    let fresh: NodeGoal | undefined;
     while (!signal.aborted) {
-      const out = await this.tick();
+      const out = await this.tick(fresh);
+      fresh = undefined;
       await this.roles.noteReached(this.state.currentState, this.lastGoal?.goalState);
       if (until?.(this)) return;
       if (this.state.currentState === 'dropped') {
@@ -716,10 +726,12 @@ export class Keeper implements KeeperViewSource {
       const wake = new AbortController();
       this.node.session.onSessionLost = () => wake.abort();
       try {
-        const goal = this.acceptGoal(await this.client.waitGoal(this.config.nodeId, this.lastGoal?.goalState ?? this.state.currentState, this.reportIntervalMs, AbortSignal.any([wake.signal, signal]), this.reportTimeoutMs));
+        const known = this.lastGoal?.goalState ?? this.state.currentState;
+        const goal = this.acceptGoal(await this.client.waitGoal(this.config.nodeId, known, this.reportIntervalMs, AbortSignal.any([wake.signal, signal]), this.reportTimeoutMs));
         if (goal) {
           this.lastGoal = goal;
           if (goal.settings) this.takeSettings(goal.settings);
+          if (goal.goalState !== known) fresh = goal;
         }
       } catch {
         if (!wake.signal.aborted && !signal.aborted) await delay(this.reportIntervalMs, signal);

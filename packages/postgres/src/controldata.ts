@@ -12,7 +12,7 @@
  * Source: Postgres's `ControlFileData.system_identifier` (`src/include/catalog/pg_control.h`);
  * Patroni compares it with the DCS's `/initialize` key before it starts a node.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { PghaError } from '@pgha/shared/base';
@@ -45,6 +45,55 @@ export function parseSystemIdentifier(control: Buffer, littleEndian = endianness
   if (version < 900 || version > 9999) throw new Error(`pg_control_version ${version} is not one of a Postgres control file`);
   if (id === 0n) throw new Error('its database system identifier is 0');
   return id.toString();
+}
+
+/**
+ * The values of `ControlFileData.state` (`DBState` in `src/include/catalog/pg_control.h`), in
+ * their order, named as `pg_controldata` prints them ("Database cluster state").
+ */
+export const CLUSTER_STATES = ['starting up', 'shut down', 'shut down in recovery', 'shutting down', 'in crash recovery', 'in archive recovery', 'in production'] as const;
+/** One of {@link CLUSTER_STATES}. */
+export type ClusterState = (typeof CLUSTER_STATES)[number];
+
+/**
+ * The cluster states of a postmaster whose shutdown has reached its checkpoint: every session
+ * has ended and it accepts no new one (a connection may wait unanswered until it exits).
+ */
+export const SHUTDOWN_CLUSTER_STATES: ReadonlySet<ClusterState> = new Set<ClusterState>(['shutting down', 'shut down', 'shut down in recovery']);
+
+/**
+ * The cluster state in a control file's contents (`ControlFileData.state`, the `uint32` at byte
+ * 16, after the identifier and the two version numbers). The checkpointer writes `shutting
+ * down` when it begins a shutdown checkpoint and `shut down` when it has written it.
+ *
+ * @param control - the bytes of `global/pg_control` (the first 20 are read).
+ * @param littleEndian - the byte order the file was written in: the machine's (default).
+ * @throws Error when the bytes are too short or the value is not a `DBState`.
+ *
+ * ### Examples
+ * ```ts
+ * parseClusterState(readFileSync(pgControlFile('/srv/pg/data'))) // 'in production'
+ * ```
+ */
+export function parseClusterState(control: Buffer, littleEndian = endianness() === 'LE'): ClusterState {
+  if (control.length < 20) throw new Error(`${control.length} bytes, too short for a control file`);
+  const value = littleEndian ? control.readUInt32LE(16) : control.readUInt32BE(16);
+  const state = CLUSTER_STATES[value];
+  if (state === undefined) throw new Error(`cluster state ${value} is not one of a Postgres control file`);
+  return state;
+}
+
+/**
+ * The cluster state of `pgdata` (see {@link parseClusterState}), read from its control file
+ * without a child process; undefined when the file cannot be read or parsed. Source:
+ * `pg_controldata`'s "Database cluster state".
+ */
+export function readClusterState(pgdata: string): ClusterState | undefined {
+  try {
+    return parseClusterState(readFileSync(pgControlFile(pgdata)));
+  } catch {
+    return undefined;
+  }
 }
 
 /** What a data directory holds, as {@link inspectDataDirectory} finds it. */

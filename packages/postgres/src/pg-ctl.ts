@@ -10,6 +10,8 @@ import { PghaError, PostgresCommandError } from '@pgha/shared/base';
 import { postgresSpawnOptions } from './os-user.js';
 import { isProcessAlive } from './proc.js';
 import { readFileText } from './file-text.js';
+import { pollUntil } from './poll.js';
+import { SHUTDOWN_CLUSTER_STATES, readClusterState } from './controldata.js';
 
 const DEFAULT_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/pgsql/bin'];
 
@@ -145,23 +147,68 @@ export function postmasterPort(pgdata: string): number | undefined {
 }
 
 /**
- * Stops Postgres: `fast` first, `immediate` if that has not finished within `timeoutS`.
- * Does nothing when it is not running.
+ * How often {@link pgCtlStop} looks whether the postmaster has exited (ms). `pg_ctl stop --wait`
+ * looks every 100 ms (`WAITS_PER_SEC` in pg_ctl.c), which a switchover waited out in full: the
+ * old primary's keeper reports it stopped, and only then is the standby promoted.
+ */
+const STOP_POLL_INTERVAL_MS = 5;
+
+/**
+ * Stops Postgres: a fast shutdown (SIGINT to the postmaster, what `pg_ctl stop -m fast` sends:
+ * sessions are ended, new ones refused, a shutdown checkpoint written, and the WAL up to it sent
+ * to the streaming standbys before the postmaster exits), waiting until the postmaster has
+ * exited, looking every {@link STOP_POLL_INTERVAL_MS}; an immediate shutdown (`pg_ctl stop -m
+ * immediate`) if it has not exited within `timeoutS`. Does nothing when it is not running.
+ *
+ * @throws PostgresCommandError when the postmaster still runs after the immediate shutdown.
  */
 export async function pgCtlStop(pgdata: string, timeoutS = 10): Promise<void> {
-  if (postmasterPid(pgdata) === undefined) return;
-  try {
-    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'fast', '--wait', '--timeout', String(timeoutS), '--silent']);
-  } catch (err) {
-    if (postmasterPid(pgdata) === undefined) return;
-    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'immediate', '--wait', '--timeout', '30', '--silent']).catch((e) => {
-      if (postmasterPid(pgdata) !== undefined) throw e;
-    });
-    void err;
-  }
+  if (!(await startFastShutdown(pgdata))) return;
+  if (await pollUntil(() => postmasterPid(pgdata) === undefined, { timeoutMs: timeoutS * 1000, intervalMs: STOP_POLL_INTERVAL_MS })) return;
+  await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'immediate', '--wait', '--timeout', '30', '--silent']).catch((e) => {
+    if (postmasterPid(pgdata) !== undefined) throw e;
+  });
 }
 
-/** Promotes a standby and waits until it has left recovery (`pg_ctl promote -w`). */
-export async function pgCtlPromote(pgdata: string, timeoutS = 60): Promise<void> {
-  await runPgProgram('pg_ctl', ['promote', '--pgdata', pgdata, '--wait', '--timeout', String(timeoutS), '--silent']);
+/**
+ * Sends the postmaster of `pgdata` the fast-shutdown signal (SIGINT; `pg_ctl stop -m fast
+ * --no-wait` when it cannot be signalled from here). A postmaster already shutting down ignores it.
+ *
+ * @returns false when no postmaster runs.
+ */
+async function startFastShutdown(pgdata: string): Promise<boolean> {
+  const pid = postmasterPid(pgdata);
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    // Exited meanwhile, or not ours to signal: pg_ctl decides.
+    if (postmasterPid(pgdata) === undefined) return false;
+    await runPgProgram('pg_ctl', ['stop', '--pgdata', pgdata, '--mode', 'fast', '--no-wait', '--silent']).catch(() => undefined);
+  }
+  return true;
 }
+
+/**
+ * Starts a fast shutdown of Postgres and returns as soon as it takes no more writes: when its
+ * control file says `shutting down` or `shut down` (the postmaster asks the checkpointer for the
+ * shutdown checkpoint only once every session, background worker and autovacuum process has
+ * exited, and it accepts no session from the signal on), or when the postmaster has exited.
+ * The rest of the shutdown goes on: the checkpoint, the WAL up to it sent to the streaming
+ * standbys, the exit ({@link pgCtlStop} waits for those). Looks every
+ * {@link STOP_POLL_INTERVAL_MS}; after `timeoutS`, stops as {@link pgCtlStop} does (immediate).
+ * Source: PostgreSQL's `PostmasterStateMachine` (`PM_WAIT_BACKENDS` → `PM_SHUTDOWN`) and
+ * `CreateCheckPoint` (`DB_SHUTDOWNING`).
+ *
+ * @throws PostgresCommandError when the postmaster still runs after the immediate shutdown.
+ */
+export async function stopWrites(pgdata: string, timeoutS = 10): Promise<void> {
+  if (!(await startFastShutdown(pgdata))) return;
+  const done = (): boolean => {
+    const state = readClusterState(pgdata);
+    return (state !== undefined && SHUTDOWN_CLUSTER_STATES.has(state)) || postmasterPid(pgdata) === undefined;
+  };
+  if (await pollUntil(done, { timeoutMs: timeoutS * 1000, intervalMs: STOP_POLL_INTERVAL_MS })) return;
+  await pgCtlStop(pgdata, 0);
+}
+

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PghaError } from '@pgha/shared';
-import { assertOwnDataDirectory, inspectDataDirectory, parseSystemIdentifier } from '../src/controldata.js';
+import { assertOwnDataDirectory, inspectDataDirectory, parseClusterState, parseSystemIdentifier, readClusterState } from '../src/controldata.js';
 
 /** The first bytes of a control file: system identifier, then pg_control_version (1300: Postgres 15). */
 function controlFile(id: bigint, version = 1300, littleEndian = true): Buffer {
@@ -95,5 +95,34 @@ describe('assertOwnDataDirectory', () => {
 
   it('starts its message with what the supervisor refuses to do', () => {
     expect(() => assertOwnDataDirectory('/nonexistent/pgha/pgdata', '42', { ...OWNER, refusal: 'this monitor stops' })).toThrow(/^this monitor stops: the data directory/);
+  });
+});
+
+describe('parseClusterState', () => {
+  /** A control file whose `state` (the uint32 at byte 16) is `value`. */
+  function withState(value: number, littleEndian = true): Buffer {
+    const buf = controlFile(7312345678901234567n, 1300, littleEndian);
+    if (littleEndian) buf.writeUInt32LE(value, 16);
+    else buf.writeUInt32BE(value, 16);
+    return buf;
+  }
+
+  it('names each DBState as pg_controldata prints it, in either byte order', () => {
+    expect(parseClusterState(withState(6), true)).toBe('in production');
+    expect(parseClusterState(withState(3, false), false)).toBe('shutting down');
+    expect(parseClusterState(withState(1), true)).toBe('shut down');
+    expect(parseClusterState(withState(5), true)).toBe('in archive recovery');
+  });
+
+  it('refuses bytes that cannot be a control file', () => {
+    expect(() => parseClusterState(Buffer.alloc(12))).toThrow('12 bytes, too short for a control file');
+    expect(() => parseClusterState(withState(42), true)).toThrow('cluster state 42 is not one of a Postgres control file');
+  });
+
+  it('reads a data directory\'s state, and nothing from one without a control file', () => {
+    const dir = dataDir(7312345678901234567n);
+    writeFileSync(join(dir, 'global', 'pg_control'), withState(3));
+    expect(readClusterState(dir)).toBe('shutting down');
+    expect(readClusterState(dataDir(undefined))).toBeUndefined();
   });
 });

@@ -128,10 +128,23 @@ export const prepareForPromotion: TransitionFn = async (ctx) => {
   await ctx.node.postgres.start();
 };
 
-/** `prepare_promotion → stop_replication` (and on to a writable goal): promote. */
+/**
+ * `prepare_promotion → stop_replication` (and on to a writable goal): promote, write the
+ * primary's configuration (no `primary_conninfo`, no synchronous standby), reload. A running
+ * standby is promoted first, since clients wait for it (the configuration files, written and
+ * synced, took 10–25 ms of a switchover's write gap); a stopped one (a candidate that fenced
+ * itself) gets the configuration first, so that it starts following no one. A standby runs
+ * with `synchronous_standby_names` empty, so its first commits as a primary wait for no one,
+ * before the reload as after.
+ */
 export const promoteStandby: TransitionFn = async (ctx) => {
-  ctx.node.replication.writeConfig({ nodes: ctx.goal.nodes, clientNetworks: ctx.goal.clientNetworks ?? [], synchronousStandbyNames: '', follow: null });
-  await ctx.node.postgres.promote();
+  const writeConfig = (): boolean => ctx.node.replication.writeConfig({ nodes: ctx.goal.nodes, clientNetworks: ctx.goal.clientNetworks ?? [], synchronousStandbyNames: '', follow: null });
+  const configFirst = !ctx.node.postgres.isRunning();
+  if (configFirst) writeConfig();
+  // A switchover's old primary reports drained once it takes no more writes: its last WAL may still be on its way here.
+  const draining = ctx.goal.nodes.filter((n) => n.nodeId !== ctx.node.config.nodeId && PLANNED_STOP_GOALS.has(n.goalState as NodeState));
+  await ctx.node.postgres.promote({ streamEndFrom: draining });
+  if (!configFirst) writeConfig();
   if (ctx.goalState === 'stop_replication') {
     await ctx.node.postgres.reload();
     return;
@@ -147,8 +160,22 @@ export const startPostgres: TransitionFn = async (ctx) => {
   await ctx.node.postgres.start();
 };
 
-/** Fencing goals (`draining`, `demote_timeout`, `demoted`, `prepare_maintenance`): stop Postgres. */
+/** The fencing goals of a planned stop, where a primary checkpoints before it stops (see `PostgresLifecycle.checkpointBeforeStop`). */
+const PLANNED_STOP_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['draining', 'prepare_maintenance']);
+
+/**
+ * Fencing goals (`draining`, `demote_timeout`, `demoted`, `prepare_maintenance`): stop Postgres.
+ * A planned stop (`draining`, `prepare_maintenance`) checkpoints while writes go on, and is
+ * reached once Postgres takes no more writes (`PostgresLifecycle.stopWrites`), so that the
+ * standby's promotion starts while the old primary finishes its shutdown; the next goal
+ * (`demoted`, `catchingup`) waits for the postmaster's exit.
+ */
 export const stopPostgres: TransitionFn = async (ctx) => {
+  if (PLANNED_STOP_GOALS.has(ctx.goalState)) {
+    await ctx.node.postgres.checkpointBeforeStop();
+    await ctx.node.postgres.stopWrites();
+    return;
+  }
   await ctx.node.postgres.stop();
 };
 

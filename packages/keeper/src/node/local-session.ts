@@ -4,7 +4,7 @@
  * facts have failed while Postgres ran.
  */
 import type pg from 'pg';
-import { localConnection, newPgClient, postmasterPid, type LocalPg } from '@pgha/postgres';
+import { SHUTDOWN_CLUSTER_STATES, localConnection, newPgClient, postmasterPid, readClusterState, type LocalPg } from '@pgha/postgres';
 import { readPostgresFacts, type PostgresFacts } from '../local-facts.js';
 
 /**
@@ -90,7 +90,9 @@ export class LocalSession {
   /** Reads local facts; undefined when Postgres does not answer (see {@link factsProblem}). */
   async readFacts(): Promise<PostgresFacts | undefined> {
     let facts: PostgresFacts | undefined;
-    if (postmasterPid(this.pgdata) === undefined) {
+    // A postmaster whose shutdown has reached its checkpoint answers no session (a connection
+    // may wait until it exits): nothing to read, as when it is not running.
+    if (postmasterPid(this.pgdata) === undefined || SHUTDOWN_CLUSTER_STATES.has(readClusterState(this.pgdata) ?? 'in production')) {
       this.factsFailure = undefined;
       if (this.session) await this.closeSession();
     } else {

@@ -148,7 +148,9 @@ export function outgoingPrimary(facts: GroupFacts): NodeFacts | undefined {
 /**
  * The outgoing primary can no longer acknowledge commits: it failed, or it ran with
  * synchronous replication on and was assigned `demote_timeout` (failover), or a planned
- * demotion (`draining`, `prepare_maintenance`) has stopped it.
+ * demotion (`draining`, `prepare_maintenance`) has stopped its writes: its keeper reports that
+ * state once Postgres takes none (every session ended, new ones refused, the shutdown
+ * checkpoint begun; `stopWrites` in `@pgha/postgres`), or its Postgres is down.
  */
 function outgoingIsFenced(facts: GroupFacts, old: NodeFacts | undefined): boolean {
   if (!old || old.goalState === 'demote_timeout') return true;
