@@ -188,6 +188,7 @@ const FIGURES: { key: keyof RunResult; label: string; unit: 'ms' | 'count'; only
   { key: 'lost', label: 'lost acknowledged writes', unit: 'count' },
   { key: 'unexpectedFailovers', label: 'failovers that should not happen', unit: 'count' },
   { key: 'recoveryMs', label: 'back to primary + secondary (ms)', unit: 'ms' },
+  { key: 'rejoinMs', label: 'rejoined after keeper restart (ms)', unit: 'ms', only: ['node-crash'] },
 ];
 
 function cell(values: number[], unit: 'ms' | 'count'): string {
