@@ -19,7 +19,8 @@
  * node that serves writes afterwards), the longest write gap (ms), lost acknowledged writes,
  * failovers that should not happen (keeper, standby and monitor crashes: a write acknowledged
  * by another node, or another primary at the end, within 15 s of a monitor crash), time back to
- * primary + secondary (ms, the killed processes restarted once writes are back), and for the
+ * primary + secondary (ms, the killed processes restarted once writes are back), for
+ * `node-crash` the time from the keeper's restart to primary + secondary again, and for the
  * monitor scenarios the time until another monitor leads (ms, `GET /v1/monitors` polled every
  * 50 ms). Ratios: pgha / each peer, and pgha-3-monitors / pgha (targets of issue 15:
  * another monitor leads < 3 s; writes back < 6 s after the leading monitor and the primary's
@@ -191,6 +192,7 @@ const FIGURES: { key: keyof RunResult; label: string; unit: 'ms' | 'count'; only
   { key: 'lost', label: 'lost acknowledged writes', unit: 'count' },
   { key: 'unexpectedFailovers', label: 'failovers that should not happen', unit: 'count' },
   { key: 'recoveryMs', label: 'back to primary + secondary (ms)', unit: 'ms' },
+  { key: 'rejoinMs', label: 'rejoined after keeper restart (ms)', unit: 'ms', only: ['node-crash'] },
 ];
 
 function cell(values: number[], unit: 'ms' | 'count'): string {

@@ -35,6 +35,12 @@ export interface RunResult {
   unexpectedFailovers: number;
   /** From the fault to primary + secondary again (the crashed node restarted once writes were back). */
   recoveryMs: number;
+  /**
+   * `node-crash` only: from the moment the crashed node's keeper is started again to primary +
+   * secondary again (the same poll as `recoveryMs`): how long the old primary takes to rejoin
+   * as a secondary (issue 17 §5).
+   */
+  rejoinMs?: number;
   /** Scenarios that kill the leading monitor: from the kill to another monitor leading the formation (`GET /v1/monitors`). */
   newLeaderMs?: number;
   acks: number;
@@ -111,15 +117,18 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
   let error: string | undefined;
   let newLeaderMs: number | undefined;
   let recoveryMs: number | undefined;
+  let rejoinMs: number | undefined;
   try {
     // Writes are back and steady: 100 acknowledgements after the fault, the first of them at least 50 ms after it.
     await waitFor('writes to go on after the fault', () => probe.acks.filter((a) => a.atMs > t0 + 50).length >= 100, { timeoutMs: 300_000, intervalMs: 50 });
     await command;
     if (newLeader) newLeaderMs = await newLeader;
+    const restartedAt = performance.now();
     for (const n of restart) sys.startKeeper(n);
     if (killedMonitor) await group!.restart(killedMonitor);
     await healthyPrimary(sys, 300_000);
     recoveryMs = performance.now() - t0;
+    if (scenario === 'node-crash') rejoinMs = performance.now() - restartedAt;
     // The leader changed without a failover so far; one it would cause late (a keeper counted
     // silent by the new leader: nodeUnhealthyTimeoutMs after its gain) would show within
     // OBSERVE_MS of the kill, in the probe's acknowledgements or in the final state.
@@ -150,8 +159,8 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
   // Any write acknowledged by another node than the primary, or another primary at the end.
   const movedAway = probe.acks.some((a) => a.atMs > t0 && a.port !== primary.port) || after !== primaryName;
   const unexpectedFailovers = (scenario === 'keeper-crash' || scenario === 'standby-crash' || scenario === 'monitor-crash') && movedAway ? 1 : 0;
-  const result: RunResult = { system: sys.name, scenario, run, writeGapMs, writesBackMs, lost, unexpectedFailovers, recoveryMs, ...(newLeaderMs === undefined ? {} : { newLeaderMs }), acks: probe.acks.length, ...(error ? { error } : {}) };
+  const result: RunResult = { system: sys.name, scenario, run, writeGapMs, writesBackMs, lost, unexpectedFailovers, recoveryMs, ...(rejoinMs === undefined ? {} : { rejoinMs }), ...(newLeaderMs === undefined ? {} : { newLeaderMs }), acks: probe.acks.length, ...(error ? { error } : {}) };
   const leaderPart = newLeaderMs === undefined ? '' : `, another monitor leads after ${newLeaderMs.toFixed(0)} ms`;
-  log(`${sys.name.padEnd(16)} ${scenario.padEnd(22)} run ${run}: gap ${writeGapMs.toFixed(0)} ms, writes back ${writesBackMs.toFixed(0)} ms, lost ${lost}, unexpected failovers ${unexpectedFailovers}${leaderPart}, recovery ${(recoveryMs / 1000).toFixed(1)} s${error ? `, ERROR ${error}` : ''}`);
+  log(`${sys.name.padEnd(16)} ${scenario.padEnd(22)} run ${run}: gap ${writeGapMs.toFixed(0)} ms, writes back ${writesBackMs.toFixed(0)} ms, lost ${lost}, unexpected failovers ${unexpectedFailovers}${leaderPart}, recovery ${(recoveryMs / 1000).toFixed(1)} s${rejoinMs === undefined ? '' : `, rejoined ${rejoinMs.toFixed(0)} ms after the keeper's restart`}${error ? `, ERROR ${error}` : ''}`);
   return result;
 }

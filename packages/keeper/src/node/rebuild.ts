@@ -6,7 +6,7 @@
  */
 import { renameSync, rmSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { PghaError, nodeSlotName, progressAmount, type GroupMember, type TransitionProgress } from '@pgha/shared/base';
+import { PghaError, formatDurationMs, nodeSlotName, progressAmount, type GroupMember, type TransitionProgress } from '@pgha/shared/base';
 import { ensureOwnedDir, runPgProgram, setStandbySignal } from '@pgha/postgres';
 import { DivergenceWatch } from '../divergence-watch.js';
 import type { Divergence } from '../fsm/divergence-rule.js';
@@ -32,6 +32,17 @@ function testBasebackupMaxRate(): string | undefined {
   }
   return value;
 }
+
+/**
+ * The session options of pg_rewind's connection to its source (libpq `options`): JIT off.
+ * pg_rewind lists the source's files with one recursive query over `pg_ls_dir` and
+ * `pg_stat_file`, whose estimated cost is past `jit_above_cost`: on a Postgres built with LLVM
+ * (Debian's is), compiling it took about 300 ms of a query that runs in 15 ms without, on a
+ * fresh data directory of 1,000 files (measured with psql on this project's machine; issue 17
+ * §5, docs/timeouts.md "Rejoining after a crash"). JIT changes how a query is run, never its
+ * result, so the rewind is the same.
+ */
+export const REWIND_SOURCE_OPTIONS = '-c jit=off';
 
 /** See the module comment. One per node (`NodeControl.rebuild`). */
 export class Rebuild {
@@ -115,18 +126,26 @@ export class Rebuild {
     this.identity.recordOwn('a base backup');
   }
 
-  /** Runs pg_rewind against `primary`. @throws PostgresCommandError when it fails. */
+  /**
+   * Runs pg_rewind against `primary`, its source session with JIT off ({@link REWIND_SOURCE_OPTIONS}).
+   * Its output lines are logged at debug, and the time it took at info.
+   *
+   * @throws PostgresCommandError when it fails.
+   */
   async rewind(primary: GroupMember): Promise<void> {
     this.log.info({ primary: `${primary.host}:${primary.port}` }, 'pg_rewind from the new primary');
     // A standby.signal left over would make the single-user crash recovery that pg_rewind
     // runs first wait for WAL; pg_rewind needs a target that was a primary or shut down cleanly.
     setStandbySignal(this.pgdata, false);
     this.replication.ensurePassfile();
+    const startedAtMs = performance.now();
     await runPgProgram('pg_rewind', [
       '--target-pgdata', this.pgdata,
-      '--source-server', conninfo(this.replication.replicationConnection(primary, { dbname: 'postgres', connect_timeout: 5 })),
+      '--source-server', conninfo(this.replication.replicationConnection(primary, { dbname: 'postgres', connect_timeout: 5, options: REWIND_SOURCE_OPTIONS })),
       '--no-sync',
-    ], { timeoutMs: 600_000 });
+      '--progress',
+    ], { timeoutMs: 600_000, onStderrLine: (line) => this.log.debug({ line }, 'pg_rewind') });
+    this.log.info({ durationMs: Math.round(performance.now() - startedAtMs) }, `pg_rewind done in ${formatDurationMs(performance.now() - startedAtMs)}`);
   }
 
   /**
