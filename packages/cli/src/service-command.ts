@@ -14,11 +14,13 @@ export const PGHA_BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url)
  * allocates fast (a monitor while nodes register and catch up, a keeper during a base backup)
  * and gives the memory back only after a while of quiet: an idle monitor kept 32 MB of it for
  * a minute after its nodes settled (issue 17: idle cost, `npm run bench`'s peak RSS). A
- * smaller cap means more, shorter young collections: the keeper allocates little at any time;
- * the monitor keeps 4 MiB, enough for thousands of reports a second (bench:monitor). Nothing
- * pgha does depends on it: without these flags the processes only hold more memory.
+ * smaller cap means more, shorter young collections: the keeper allocates little at any time.
+ * The monitor keeps 8 MiB: three monitors on etcd answering 2,000 reports a second used 125 %
+ * of a core together with 4 MiB, 103 % with 8 and 112 % with 16 (`npm run bench:monitor --
+ * --monitors 3 --sizes 2000`, one run each on 2026-12-05). Nothing pgha does depends on it:
+ * without these flags the processes only hold more memory.
  */
-export const YOUNG_GENERATION_MIB = { monitor: 4, keeper: 1 } as const;
+export const YOUNG_GENERATION_MIB = { monitor: 8, keeper: 1 } as const;
 
 /**
  * `node` and its arguments to run `pgha KIND run --pgdata PGDATA` as a service.
