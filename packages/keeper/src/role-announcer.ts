@@ -66,11 +66,18 @@ export class RoleAnnouncer {
    * reached its goal). A keeper that starts announces the role it finds, so a hook lost to a
    * crash runs when the keeper is back; hooks must therefore be idempotent.
    *
+   * The `demoted` role waits until Postgres has stopped (`postgresStopped`), as after a
+   * self-fence: a switchover's old primary reaches `draining` once it takes no more writes,
+   * while its postmaster still finishes the shutdown (`stopPostgres`), and a hook may count on
+   * a stopped Postgres (docs/hooks.md); a later tick announces it.
+   *
    * @param current - the reached state; `goal` - the monitor's last goal (undefined before its first answer).
+   * @param postgresStopped - whether the node's postmaster is gone.
    */
-  async noteReached(current: NodeState, goal: string | undefined): Promise<void> {
+  async noteReached(current: NodeState, goal: string | undefined, postgresStopped: boolean): Promise<void> {
     if (goal !== current) return;
     const role = roleOfState(current);
+    if (role === 'demoted' && !postgresStopped) return;
     if (role) await this.announce(role, current);
   }
 
