@@ -12,7 +12,7 @@
  * Source: Postgres's `ControlFileData.system_identifier` (`src/include/catalog/pg_control.h`);
  * Patroni compares it with the DCS's `/initialize` key before it starts a node.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { PghaError } from '@pgha/shared/base';
@@ -85,12 +85,14 @@ export function parseClusterState(control: Buffer, littleEndian = endianness() =
 
 /**
  * The cluster state of `pgdata` (see {@link parseClusterState}), read from its control file
- * without a child process; undefined when the file cannot be read or parsed. Source:
- * `pg_controldata`'s "Database cluster state".
+ * without a child process (by `readFileBytes`, as {@link inspectDataDirectory}: read again
+ * whenever the checkpointer rewrote it); undefined when the file cannot be read or parsed.
+ * Source: `pg_controldata`'s "Database cluster state".
  */
 export function readClusterState(pgdata: string): ClusterState | undefined {
   try {
-    return parseClusterState(readFileSync(pgControlFile(pgdata)));
+    const control = readFileBytes(pgControlFile(pgdata));
+    return control ? parseClusterState(control) : undefined;
   } catch {
     return undefined;
   }

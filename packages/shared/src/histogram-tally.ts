@@ -12,6 +12,12 @@
 export const PROCESS_METRICS_WARMUP_MS = 50;
 
 /**
+ * The `Content-Type` of Prometheus's text exposition format 0.0.4 (prom-client's
+ * `Registry.contentType`), for a `/metrics` answered before prom-client is loaded.
+ */
+export const PROMETHEUS_TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/**
  * Observations of a histogram kept in constant memory until the histogram exists (a Prometheus
  * histogram of prom-client, which the keeper and the monitor load at their first scrape only:
  * issue 17, idle cost): per bucket (the given upper bounds, then +Inf) how many fell in it and

@@ -12,7 +12,7 @@
  * Source: Patroni's `GET /metrics` (`patroni_primary`, `patroni_xlog_replayed_location`, …).
  */
 import type { Counter, Histogram, Registry } from 'prom-client';
-import { HistogramTally, NODE_STATES, PROCESS_METRICS_WARMUP_MS } from '@pgha/shared/base';
+import { HistogramTally, NODE_STATES, PROCESS_METRICS_WARMUP_MS, PROMETHEUS_TEXT_CONTENT_TYPE } from '@pgha/shared/base';
 import { delay } from '@pgha/postgres';
 import type { KeeperObserver } from '../loop.js';
 import type { KeeperView } from '../keeper-view.js';
@@ -66,7 +66,7 @@ export class KeeperMetrics implements KeeperObserver {
 
   /** The exposition's content type (prom-client's; its text format's before the first scrape). */
   get contentType(): string {
-    return this.loaded?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8';
+    return this.loaded?.registry.contentType ?? PROMETHEUS_TEXT_CONTENT_TYPE;
   }
 
   /** Makes the registry, its metrics and the default process metrics, and takes over what was counted before. */

@@ -35,7 +35,7 @@
  * `patroni_postgres_timeline`), per node; pg_auto_failover has none.
  */
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { HistogramTally, PROCESS_METRICS_WARMUP_MS, parseLsn } from '@pgha/shared';
+import { HistogramTally, PROCESS_METRICS_WARMUP_MS, PROMETHEUS_TEXT_CONTENT_TYPE, parseLsn } from '@pgha/shared';
 import { delay } from '@pgha/postgres';
 import { primaryOf } from '../routes/views.js';
 import { STREAM_START, groupKey, type EventCursor, type NodeRecord } from '../store/records.js';
@@ -161,7 +161,7 @@ export class MonitorMetrics {
 
   /** The content type of {@link scrape}'s text (Prometheus's text format). */
   get contentType(): string {
-    return this.loaded?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8';
+    return this.loaded?.registry.contentType ?? PROMETHEUS_TEXT_CONTENT_TYPE;
   }
 
   /** The metrics, made at the first call, with what was counted before handed over. */
