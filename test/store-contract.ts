@@ -373,6 +373,29 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         expect(await readAll(f)).toEqual([]);
       });
 
+      it("are read with the node's formation and group: a keeper woken by a goal's commit reads that goal, from the store or a leading monitor's copy of it", async () => {
+        const f = await formation('c-goals-read');
+        const a = await addNode(f, 'a');
+        const b = await addNode(f, 'b');
+        for (const options of [{}, { mirrored: true }]) {
+          const read = await store.readNodeGroup(a.nodeId, options);
+          expect([read.node.nodeId, read.node.goalState, read.formation.formationId, read.nodes.map((n) => n.nodeId)]).toEqual([a.nodeId, 'init', f, [a.nodeId, b.nodeId]]);
+        }
+        const waiter = notifier.waiter(a.nodeId, 60_000);
+        try {
+          await store.transaction(async (tx) => {
+            await tx.lockGroup(f, 0);
+            await tx.goals.assign({ formationId: f, groupId: 0 }, [a, b], [assignment(a.nodeId, 'single')]);
+          });
+          expect(await waiter.promise).toBe(true);
+        } finally {
+          waiter.cancel();
+        }
+        expect((await store.readNodeGroup(a.nodeId, { mirrored: true })).node.goalState).toBe('single');
+        expect((await store.readNodeGroup(a.nodeId)).node.goalState).toBe('single');
+        await expect(store.readNodeGroup(999_999, { mirrored: true })).rejects.toMatchObject({ code: 'PGHA_ERR_NOT_FOUND', message: 'node 999999 does not exist' });
+      });
+
       it("wake the node's keeper when they commit, not before", async () => {
         const f = await formation('c-goals-notify');
         const a = await addNode(f, 'a');

@@ -114,8 +114,12 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     const waiter = query.known && query.wait_ms > 0 ? deps.notifier.waiter(nodeId, query.wait_ms) : undefined;
     // The loud-death watch may want this keeper's report now (a peer of its node died loudly).
     const nudge = waiter ? deps.loudDeaths?.nudgeWaiter(nodeId, query.wait_ms) : undefined;
+    // A long-poll may be answered from a leading monitor's copy of the store (`readNodeGroup`):
+    // it is woken by that copy's changes, and what it answers counts for no contact with the
+    // monitor (the keeper's self-fence counts from its reports' answers, read from the store).
+    const read = { mirrored: true };
     try {
-      const goal = await nodeGoal(deps.store, nodeId);
+      const goal = await nodeGoal(deps.store, nodeId, read);
       if (!waiter || goal.goalState !== query.known) return goal;
       const woken = await (nudge ? Promise.race([waiter.promise, nudge.promise]) : waiter.promise);
       // No goal of the node committed since the waiter was registered, before the read: the
@@ -123,7 +127,7 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       // figures (the group's LSNs, lag) are as old as the wait; the keeper's next report, sent
       // at once, gets them fresh.
       if (!woken) return goal;
-      return await nodeGoal(deps.store, nodeId);
+      return await nodeGoal(deps.store, nodeId, read);
     } finally {
       waiter?.cancel();
       nudge?.cancel();

@@ -2,7 +2,7 @@
 import { DEFAULT_KEEPER_HTTP_PORT, STANDBY_STATES, WRITABLE_STATES, formatHostPort, groupNote, keeperSettingsOf, parseLsn, progressPercent, synchronousStandbyNames, type EventRow, type GroupMember, type NodeGoal, type NodeState, type NodeStateRow } from '@pgha/shared';
 import { formationSettings, groupFacts } from '../store/group-facts.js';
 import type { EventRecord, FormationRecord, NodeRecord } from '../store/records.js';
-import type { StoreSession } from '../store/store-port.js';
+import type { MonitorStore, StoreSession } from '../store/store-port.js';
 import { nodeParameters } from '../formation/postgres-parameters.js';
 
 function member(n: NodeRecord): GroupMember {
@@ -49,11 +49,14 @@ export function connectionOf(
   return inRecovery === null ? 'none' : inRecovery ? 'read-only' : 'read-write';
 }
 
-/** A node's goal with its group view (`NodeGoal`). @throws NotFoundError. */
-export async function nodeGoal(store: StoreSession, nodeId: number): Promise<NodeGoal> {
-  const node = await store.nodes.get(nodeId);
-  const formation = await store.formations.get(node.formationId);
-  const nodes = await store.nodes.list(node.formationId, { groupId: node.groupId });
+/**
+ * A node's goal with its group view (`NodeGoal`), read by `MonitorStore.readNodeGroup`
+ * (`options.mirrored`: see there).
+ *
+ * @throws NotFoundError when the node or its formation does not exist.
+ */
+export async function nodeGoal(store: MonitorStore, nodeId: number, options: { mirrored?: boolean } = {}): Promise<NodeGoal> {
+  const { node, formation, nodes } = await store.readNodeGroup(nodeId, options);
   return goalView(node, formation, nodes);
 }
 

@@ -164,6 +164,13 @@ export interface GroupRead {
   nodes: NodeRecord[];
 }
 
+/** A node with its formation and its group's nodes that are not dropped, by node id (`MonitorStore.readNodeGroup`). */
+export interface NodeGroupRead {
+  node: NodeRecord;
+  formation: FormationRecord;
+  nodes: NodeRecord[];
+}
+
 /** One keeper's report as `StoreTransaction.recordReports` recorded it. */
 export interface RecordedReport {
   /** The node after the report (as it was when the report was not recorded). */

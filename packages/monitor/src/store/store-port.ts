@@ -40,6 +40,7 @@ import type {
   MergedProbes,
   NewEvent,
   NewNode,
+  NodeGroupRead,
   NodeRecord,
   OperationCounts,
   ProbeTargetRecord,
@@ -269,6 +270,19 @@ export interface MonitorStore extends StoreSession {
    *   formations it leads); default all.
    */
   snapshot(only?: (formationId: string) => boolean): Promise<StoreSnapshot>;
+  /**
+   * A node, its formation and its group's nodes that are not dropped (by node id), read
+   * together: what the node's goal is built from (`routes/views.ts`). Read from the store's
+   * current state, as every read outside a transaction is, unless `mirrored`.
+   *
+   * @param options.mirrored - a monitor on etcd may answer from its copy of the store
+   *   (`etcd/store-mirror.ts`) instead of reading etcd, when it leads the node's formation and
+   *   the copy holds its last commit of it: then the copy holds every commit of the formation,
+   *   since only its leader writes it. For a keeper's goal long-poll, which its leader answers
+   *   twice a second per keeper (issue 17: idle cost). The Postgres store ignores it.
+   * @throws NotFoundError when the node or its formation does not exist.
+   */
+  readNodeGroup(nodeId: number, options?: { mirrored?: boolean }): Promise<NodeGroupRead>;
   /** Whether `err` says the store is down or unreachable (the API answers 503). */
   isUnavailable(err: unknown): boolean;
   /** Closes the store's connections. */

@@ -23,7 +23,7 @@
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { PghaError, type NodeReport } from '@pgha/shared';
-import type { FormationRecord, GroupRead, ReportsRead, StoreSnapshot } from '../records.js';
+import type { FormationRecord, GroupRead, NodeGroupRead, ReportsRead, StoreSnapshot } from '../records.js';
 import type {
   EventStream,
   EventWriter,
@@ -385,6 +385,18 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
         .sort((a, b) => (a.formationId < b.formationId ? -1 : a.formationId > b.formationId ? 1 : a.groupId - b.groupId || a.nodeId - b.nodeId));
       return { formations: formations.sort((a, b) => (a.formationId < b.formationId ? -1 : 1)), nodes, nowMs: this.shared.now() };
     }, true);
+  }
+
+  /** See `MonitorStore.readNodeGroup`: one attempt, from the mirror when `mirrored` and this monitor leads the node's formation. */
+  async readNodeGroup(nodeId: number, options: { mirrored?: boolean } = {}): Promise<NodeGroupRead> {
+    const formationId = this.shared.nodeFormations.get(nodeId);
+    const mirrored = options.mirrored === true && formationId !== undefined && this.mayWrite(formationId);
+    return this.run(async (ctx) => {
+      const nodes = new EtcdNodeRepository(ctx);
+      const node = await nodes.get(nodeId);
+      const formation = await new EtcdFormationRepository(ctx).get(node.formationId);
+      return { node, formation, nodes: await nodes.list(node.formationId, { groupId: node.groupId }) };
+    }, mirrored);
   }
 
   isUnavailable(err: unknown): boolean {

@@ -10,7 +10,7 @@
  */
 import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import type { NodeReport } from '@pgha/shared';
-import type { FormationRecord, GroupRead, ReportsRead, StoreSnapshot } from '../records.js';
+import type { FormationRecord, GroupRead, NodeGroupRead, ReportsRead, StoreSnapshot } from '../records.js';
 import type { MonitorStore, StoreSession, StoreTransaction } from '../store-port.js';
 import { migrateToLatest, openStore, storeNowMs, type Database, type Db, type StoreConnection } from './db.js';
 import { PgCredentialRepository } from './credential-repository.js';
@@ -128,6 +128,12 @@ export class PostgresStore extends PgSession implements MonitorStore {
     const formations = (await this.formations.list()).filter((f) => only(f.formationId));
     const nodes = (await this.kysely.selectFrom('nodes').selectAll().where('goalState', '!=', 'dropped').orderBy('formationId').orderBy('groupId').orderBy('nodeId').execute()).filter((n) => only(n.formationId));
     return { formations, nodes, nowMs: await this.nowMs() };
+  }
+
+  async readNodeGroup(nodeId: number): Promise<NodeGroupRead> {
+    const node = await this.nodes.get(nodeId);
+    const [formation, nodes] = await Promise.all([this.formations.get(node.formationId), this.nodes.list(node.formationId, { groupId: node.groupId })]);
+    return { node, formation, nodes };
   }
 
   isUnavailable(err: unknown): boolean {
