@@ -711,7 +711,7 @@ export class Keeper implements KeeperViewSource {
     while (!signal.aborted) {
       const out = await this.tick(fresh);
       fresh = undefined;
-      await this.roles.noteReached(this.state.currentState, this.lastGoal?.goalState, !this.node.postgres.isRunning());
+      await this.roles.noteReached(this.state.currentState, this.lastGoal?.goalState, () => !this.node.postgres.isRunning());
       if (until?.(this)) return;
       if (this.state.currentState === 'dropped') {
         this.log.info('node dropped from the formation: the keeper stops');

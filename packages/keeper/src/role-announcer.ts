@@ -72,12 +72,13 @@ export class RoleAnnouncer {
    * a stopped Postgres (docs/hooks.md); a later tick announces it.
    *
    * @param current - the reached state; `goal` - the monitor's last goal (undefined before its first answer).
-   * @param postgresStopped - whether the node's postmaster is gone.
+   * @param postgresStopped - whether the node's postmaster is gone; asked only for `demoted`
+   *   (it reads `postmaster.pid` and `/proc`, and this runs after every tick).
    */
-  async noteReached(current: NodeState, goal: string | undefined, postgresStopped: boolean): Promise<void> {
+  async noteReached(current: NodeState, goal: string | undefined, postgresStopped: () => boolean): Promise<void> {
     if (goal !== current) return;
     const role = roleOfState(current);
-    if (role === 'demoted' && !postgresStopped) return;
+    if (role === 'demoted' && !postgresStopped()) return;
     if (role) await this.announce(role, current);
   }
 
