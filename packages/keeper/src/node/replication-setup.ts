@@ -73,6 +73,14 @@ export class ReplicationSetup {
    */
   private appliedPrimaryKey: string | undefined;
 
+  /**
+   * What a standby's settings were last applied for (upstream, slot, nodes, client networks,
+   * postmaster): while it is unchanged, a standby keeping its state writes no file (issue 17:
+   * idle cost; it wrote pgha.conf, pg_hba.conf and the pgpass file on every tick). Set only by
+   * {@link followAsStandby}; any config write clears both keys.
+   */
+  private appliedStandbyKey: string | undefined;
+
   /** The upstream last followed; set only by {@link currentUpstream}. */
   private upstream: GroupMember | null = null;
 
@@ -221,8 +229,8 @@ export class ReplicationSetup {
    */
   writeConfig(options: NodeConfigOptions): boolean {
     this.identity.assertOwn();
-    this.configWrites++;
-    this.lastConfigWriteMs = performance.now();
+    this.appliedPrimaryKey = undefined;
+    this.appliedStandbyKey = undefined;
     // --skip-pg-hba: pg_hba.conf is the operator's; the client networks are said once per change.
     const hba = this.config.skipPgHba ? false : writeHba(this.pgdata, this.hbaEntries(options.nodes, options.clientNetworks));
     const networks = options.clientNetworks.join(',');
@@ -256,7 +264,13 @@ export class ReplicationSetup {
         : {}),
     });
     const parameters = this.parameters === undefined ? false : this.writeParameters(this.parameters);
-    return hba || conf || parameters;
+    const changed = hba || conf || parameters;
+    if (changed) {
+      // Only a write that changed a file can change what Postgres reports of its parameters.
+      this.configWrites++;
+      this.lastConfigWriteMs = performance.now();
+    }
+    return changed;
   }
 
   /**
@@ -413,6 +427,8 @@ export class ReplicationSetup {
 
   /**
    * Starts (or re-points) Postgres as a hot standby of the goal's upstream ({@link currentUpstream}).
+   * Does nothing while it was last done for the same upstream, slot, nodes, client networks and
+   * postmaster, and `standby.signal` is there (see {@link appliedStandbyKey}).
    *
    * @throws PghaError `PGHA_ERR_CONFIG` when there is no upstream to follow yet;
    *   `PGHA_ERR_PGDATA` when the data directory is not the node's.
@@ -420,9 +436,14 @@ export class ReplicationSetup {
   async followAsStandby(goal: NodeGoal): Promise<void> {
     const upstream = this.currentUpstream(goal);
     if (!upstream) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to follow yet', { hint: 'the monitor has not assigned a primary; the keeper retries' });
+    const useSlot = upstream.nodeId === goal.primary?.nodeId;
+    const clientNetworks = goal.clientNetworks ?? [];
+    const key = (): string => JSON.stringify([upstream.nodeId, upstream.host, upstream.port, useSlot, goal.nodes.map((n) => [n.nodeId, n.host, n.port]), clientNetworks, postmasterPid(this.pgdata)]);
+    if (key() === this.appliedStandbyKey && this.postgres.hasStandbySignal()) return;
     this.identity.assertOwn();
     setStandbySignal(this.pgdata, true);
-    await this.applyConfig({ nodes: goal.nodes, clientNetworks: goal.clientNetworks ?? [], synchronousStandbyNames: '', follow: upstream, useSlot: upstream.nodeId === goal.primary?.nodeId });
+    await this.applyConfig({ nodes: goal.nodes, clientNetworks, synchronousStandbyNames: '', follow: upstream, useSlot });
+    this.appliedStandbyKey = key();
   }
 
   /**
