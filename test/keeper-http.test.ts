@@ -9,14 +9,14 @@
  * and when the files change, by the HTTPS server and by Postgres; a key that does not fit is refused.
  */
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { execa } from 'execa';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresTlsDir } from '@pgha/keeper';
+import { postgresTlsDir, replicationPassfile } from '@pgha/keeper';
 import type { NodeStateRow } from '@pgha/shared';
 import { HAPROXY_BIN, measureHaproxyFailover, sessionThrough, waitForRoute } from '../bench/lib/haproxy.js';
 import { Probe } from '../bench/lib/probe.js';
@@ -140,6 +140,23 @@ describe("the keeper's HTTP routes", () => {
     expect(transitionS).toBeGreaterThan(Date.now() / 1000 - 600);
     expect(transitionS).toBeLessThanOrEqual(Date.now() / 1000);
     expect([...samples.keys()].some((k) => k.startsWith('process_resident_memory_bytes'))).toBe(true);
+  });
+
+  it('at rest, neither keeper rewrites a file of its node: pgha.conf, pg_hba.conf, pgha.parameters.conf and the pgpass file stay as they are while the keepers report', async () => {
+    expect(isPrimaryAndSecondaries(await showState(monitor.url))).toBe(true);
+    const files = [node1, node2].flatMap((n) => [join(n.pgdata, 'pgha.conf'), join(n.pgdata, 'pg_hba.conf'), join(n.pgdata, 'pgha.parameters.conf'), replicationPassfile(n.pgdata)]);
+    const stamp = (path: string): string => {
+      const st = statSync(path, { bigint: true });
+      return `${path} ino ${st.ino} size ${st.size} mtime ${st.mtimeNs} ctime ${st.ctimeNs}`;
+    };
+    const before = files.map(stamp);
+    /** How many reports the node's keeper has sent (its /metrics). */
+    const reports = async (node: TestNode): Promise<number> => Number(/^pgha_monitor_report_duration_seconds_count\{[^}]*\} (\d+)$/m.exec((await keeper(node, '/metrics')).body)?.[1] ?? NaN);
+    const from = await Promise.all([node1, node2].map(reports));
+    // Each keeper keeps its state on every tick, a report each: six ticks of each.
+    await waitFor('six more reports from each keeper', async () => (await Promise.all([node1, node2].map(reports))).every((n, i) => n >= from[i]! + 6), { timeoutMs: 30_000, intervalMs: 250 });
+    expect(files.map(stamp)).toEqual(before);
+    expect(isPrimaryAndSecondaries(await showState(monitor.url))).toBe(true);
   });
 
   it('refuses what is not a read of a known route: 405, 404, 400 for a bad lag bound', async () => {
