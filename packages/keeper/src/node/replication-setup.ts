@@ -75,8 +75,11 @@ export class ReplicationSetup {
 
   /**
    * What a standby's settings were last applied for (upstream, slot, nodes, client networks,
-   * postmaster): while it is unchanged, a standby keeping its state writes no file (issue 17:
-   * idle cost; it wrote pgha.conf, pg_hba.conf and the pgpass file on every tick). Set only by
+   * postmaster): while it is unchanged, a standby keeping its state does no file work (issue 17:
+   * idle cost; on every tick it rendered pgha.conf, pg_hba.conf and the pgpass file and compared
+   * them with the files, set the socket directory's mode and checked the data directory's
+   * identity, and the count of config writes that this bumped made each report read
+   * `pg_settings` again). Set only by
    * {@link followAsStandby}; any config write clears both keys.
    */
   private appliedStandbyKey: string | undefined;
