@@ -13,10 +13,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from '@commander-js/extra-typings';
 import { renderMarkdown, type BenchReport } from './failover.js';
+import { SYSTEMS, type SystemName } from './lib/systems.js';
 
 /**
- * Puts several reports together: systems (the first report's entry for each name), results and
- * idle windows of all, the largest number of runs, the latest date, the parts' commands joined.
+ * Puts several reports together: systems (the first report's entry for each name) and idle
+ * windows in the table's order of systems, the results of all, the largest number of runs, the latest date, the parts' commands joined.
  *
  * @throws Error when `reports` is empty or two reports ran on different machines.
  */
@@ -27,13 +28,16 @@ export function mergeReports(reports: readonly BenchReport[], note?: string): Be
   if (machines.size > 1) throw new Error(`the reports ran on different machines: ${[...machines].join('; ')}`);
   const systems: BenchReport['systems'] = [];
   for (const s of reports.flatMap((r) => r.systems ?? [])) if (!systems.some((x) => x.name === s.name)) systems.push(s);
+  // In the table's order of systems, as one run would list them.
+  const order = (name: string) => SYSTEMS.indexOf(name as SystemName);
+  systems.sort((a, b) => order(a.name) - order(b.name));
   return {
     date: reports.map((r) => r.date).sort().at(-1)!,
     machine: first.machine,
     runs: Math.max(...reports.map((r) => r.runs)),
     systems,
     results: reports.flatMap((r) => r.results),
-    footprints: reports.flatMap((r) => r.footprints),
+    footprints: reports.flatMap((r) => r.footprints).sort((a, b) => order(a.system) - order(b.system)),
     command: reports.map((r) => r.command ?? 'npm run bench').join('`, then `'),
     ...(note ? { note } : {}),
   };
