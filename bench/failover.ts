@@ -146,7 +146,8 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
   for (const name of options.systems) {
     const dir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
     chmodSync(dir, 0o755); // the Postgres OS user must reach the data directories below it
-    const sys = makeSystem(name, join(dir, 'f'));
+    let sys = makeSystem(name, join(dir, 'f'));
+    let builds = 1;
     try {
       log(`setting up ${name} in ${dir}`);
       await sys.setup();
@@ -161,7 +162,17 @@ export async function bench(options: { runs: number; systems: SystemName[]; scen
           log(`${name.padEnd(16)} ${scenario.padEnd(22)} not run: ${hasMonitor(name) ? ONE_MONITOR : NO_MONITOR}`);
           continue;
         }
-        for (let run = 1; run <= options.runs; run++) results.push(await runScenario(sys, scenario, run, log));
+        for (let run = 1; run <= options.runs; run++) {
+          const result = await runScenario(sys, scenario, run, log);
+          results.push(result);
+          if (result.stuck === undefined) continue;
+          // Every run starts from a sound primary + secondary: a system that will not get back
+          // there by itself is built afresh (a new directory, as at the start).
+          await sys.teardown();
+          sys = makeSystem(name, join(dir, `f${++builds}`));
+          log(`rebuilding ${name} after ${scenario} run ${run} (it would not get back to primary + secondary by itself)`);
+          await sys.setup();
+        }
       }
     } finally {
       await sys.teardown().catch(() => undefined);
@@ -195,7 +206,13 @@ const FIGURES: { key: keyof RunResult; label: string; unit: 'ms' | 'count'; only
   { key: 'rejoinMs', label: 'rejoined after keeper restart (ms)', unit: 'ms', only: ['node-crash'] },
 ];
 
-function cell(values: number[], unit: 'ms' | 'count'): string {
+/**
+ * One cell: median [min–max] of `values` (ms), or the sum and largest (counts); with `never`
+ * runs that did not get the figure because the system did not get back to primary + secondary
+ * by itself ({@link RunResult.stuck}), how many of how many.
+ */
+function cell(values: number[], unit: 'ms' | 'count', never = 0): string {
+  if (never > 0) return `never by itself (${never} of ${values.length + never} runs)${values.length ? `; others ${cell(values, unit)}` : ''}`;
   if (values.length === 0) return '—';
   if (unit === 'count') return `${values.reduce((a, b) => a + b, 0)} (max ${Math.max(...values)})`;
   return `${median(values).toFixed(0)} [${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}]`;
@@ -244,7 +261,8 @@ export function renderRows(report: BenchReport): string[][] {
         if (none.has(s)) return i === 0 ? `no figure: ${NO_MONITOR}` : 'no figure (no monitor)';
         return undefined;
       };
-      const cells = systems.map((s) => noFigure(s) ?? cell(values(s), f.unit));
+      const never = (system: string) => (f.key === 'recoveryMs' || f.key === 'rejoinMs' ? of(system).filter((r) => r.stuck !== undefined).length : 0);
+      const cells = systems.map((s) => noFigure(s) ?? cell(values(s), f.unit, never(s)));
       rows.push([scenario, f.label, ...cells, ...peers.map((p) => ratio(values('pgha'), values(p), f.unit)), ratio(values('pgha-3-monitors'), values('pgha'), f.unit)]);
     }
   }
@@ -266,7 +284,9 @@ function renderBehind(report: BenchReport): string[] {
       const ours = values('pgha');
       for (const p of peers) {
         const theirs = values(p);
-        if (ours.length && theirs.length && median(ours) > median(theirs)) behind.push(`- ${scenario}, ${f.label}: pgha ${median(ours).toFixed(0)} vs ${p} ${median(theirs).toFixed(0)} (ratio ${ratio(ours, theirs, 'ms')})`);
+        // A peer that did not get back by itself in some run is not ahead on that figure.
+        const theirNever = report.results.some((r) => r.scenario === scenario && r.system === p && r.stuck !== undefined && (f.key === 'recoveryMs' || f.key === 'rejoinMs'));
+        if (ours.length && theirs.length && !theirNever && median(ours) > median(theirs)) behind.push(`- ${scenario}, ${f.label}: pgha ${median(ours).toFixed(0)} vs ${p} ${median(theirs).toFixed(0)} (ratio ${ratio(ours, theirs, 'ms')})`);
       }
     }
   }
@@ -339,6 +359,8 @@ export function renderMarkdown(report: BenchReport): string {
     ...renderFootprints(report),
   ];
   lines.push(...renderBehind(report), ...renderSettings(report));
+  const stuck = report.results.filter((r) => r.stuck);
+  if (stuck.length) lines.push('## Not back to primary + secondary by itself', '', 'Each such run was followed by a fresh build of the system (a new cluster), so that the next run started from a sound primary + secondary.', '', ...stuck.map((r) => `- ${r.system} ${r.scenario} run ${r.run}: ${r.stuck}`), '');
   const errors = report.results.filter((r) => r.error);
   if (errors.length) lines.push('## Errors', '', ...errors.map((e) => `- ${e.system} ${e.scenario} run ${e.run}: ${e.error}`), '');
   return `${lines.join('\n')}\n`;

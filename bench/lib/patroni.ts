@@ -42,6 +42,9 @@ export const PATRONI_DEFAULTS: PatroniTimeouts = { ttl: 30, loop_wait: 10, retry
  */
 export const PATRONI_TUNED: PatroniTimeouts = { ttl: 20, loop_wait: 1, retry_timeout: 3 };
 
+/** How long (s) {@link PatroniSystem.stuck} sees a `/sync` key that disagrees with the leader's Postgres before it says the cluster is stuck (three HA loops at least). */
+export const STUCK_AFTER_S = 30;
+
 /** A member of `GET /cluster` (Patroni's REST API). */
 interface ClusterMember {
   name: string;
@@ -60,8 +63,8 @@ export class PatroniSystem implements HaSystem {
   private readonly procs = new Map<string, ResultPromise>();
   /** Each node's postmaster last seen (see {@link trackPostmasters}). */
   private readonly postmasters = new Map<string, number | undefined>();
-  /** When each node's `patroni` last started (ms, `performance.now()`). */
-  private readonly startedAt = new Map<string, number>();
+  /** Since when {@link stuck} has seen replication asynchronous under a `/sync` key that names a standby (ms, `performance.now()`). */
+  private stuckSince: number | undefined;
   /** Each node's REST API (`http://127.0.0.1:PORT`) and configuration file. */
   private readonly api = new Map<string, { url: string; config: string }>();
 
@@ -160,6 +163,17 @@ export class PatroniSystem implements HaSystem {
     throw new Error(`${this.name}: ${name} did not come up in 300 s (see ${join(this.dir, `${name}.log`)})`);
   }
 
+  /** Whether the node's own `patroni` answers on its REST API (`GET /patroni`): it has started, its Postgres configuration written. */
+  private async apiAnswers(name: string): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.api.get(name)!.url}/patroni`, { signal: AbortSignal.timeout(1000) });
+      await res.body?.cancel();
+      return res.status < 500;
+    } catch {
+      return false;
+    }
+  }
+
   /**
    * Every node's state from Patroni's REST API (`GET /cluster`, what `patronictl list` shows;
    * read over HTTP because the benchmark polls every 100 ms and each `patronictl` is a Python
@@ -167,27 +181,63 @@ export class PatroniSystem implements HaSystem {
    * and reported alike); anything else (a replica not yet synchronous, a node missing from the
    * cluster, a leader still starting) has a reported state that differs from its goal.
    *
-   * The DCS's `sync` key can name a standby before the leader's Postgres waits for it again
-   * (a `patroni` that starts on a running primary writes `postgresql.conf` without
-   * `synchronous_standby_names`, and sets it again on a later HA loop): a standby counts as
-   * synchronous only once the leader's `pg_stat_replication` shows a `sync` standby.
+   * A member counts only once its own `patroni` answers on its REST API: `GET /cluster` (any
+   * node answers it) shows a member's key from the DCS, which outlives a killed `patroni` by
+   * up to `ttl`, and a `patroni` that starts on a running Postgres rewrites its
+   * `postgresql.conf` and reloads it before its REST API starts. A standby counts as
+   * synchronous only when the leader's Postgres says so, not the DCS's `/sync` key (see
+   * {@link leaderSync}): Patroni 3.0.2 can leave the key naming a standby that replicates
+   * asynchronously ({@link stuck}).
    */
   async status(): Promise<NodeStatus[]> {
     this.trackPostmasters();
     const members = (await this.cluster()) ?? [];
     const leader = members.find((m) => ['leader', 'master', 'primary'].includes(m.role));
     const leaderNode = this.nodes.find((n) => n.name === leader?.name);
-    const syncOnLeader = leaderNode ? await syncStandbys(leaderNode.port) : 0;
-    return this.nodes.map((n) => {
+    const sync = leaderNode ? await leaderSync(leaderNode.port) : { names: [], configured: '' };
+    return Promise.all(this.nodes.map(async (n): Promise<NodeStatus> => {
       const m = members.find((x) => x.name === n.name);
       if (!m) return { name: n.name, reported: 'absent', goal: 'secondary' };
-      // A patroni that just started rewrites postgresql.conf (synchronous_standby_names
-      // included) on its first HA loops, even on a running Postgres: settled only after two loops.
-      if (performance.now() - (this.startedAt.get(n.name) ?? 0) < (2 * this.timeouts.loop_wait + 1) * 1000) return { name: n.name, reported: `patroni starting (${m.role} ${m.state})`, goal: m === leader ? 'primary' : 'secondary' };
-      if (m === leader) return { name: n.name, reported: m.state === 'running' ? 'primary' : `leader ${m.state}`, goal: 'primary' };
-      const synced = m.role === 'sync_standby' && (m.state === 'streaming' || m.state === 'running') && syncOnLeader > 0;
-      return { name: n.name, reported: synced ? 'secondary' : `${m.role} ${m.state}${syncOnLeader > 0 ? '' : ', not synchronous on the leader'}`, goal: 'secondary' };
-    });
+      const goal = m === leader ? 'primary' : 'secondary';
+      if (!(await this.apiAnswers(n.name))) return { name: n.name, reported: `patroni not answering (${m.role} ${m.state} in the DCS)`, goal };
+      if (m === leader) return { name: n.name, reported: m.state === 'running' ? 'primary' : `leader ${m.state}`, goal };
+      const onLeader = sync.names.includes(n.name) && sync.configured !== '';
+      const synced = m.role === 'sync_standby' && (m.state === 'streaming' || m.state === 'running') && onLeader;
+      return { name: n.name, reported: synced ? 'secondary' : `${m.role} ${m.state}${onLeader ? '' : ', not synchronous on the leader'}`, goal };
+    }));
+  }
+
+  /**
+   * Why this cluster will not get back to primary + synchronous standby by itself, or
+   * undefined. Patroni's rule (patroni/ha.py, `process_sync_replication`) is that a standby is
+   * added to `synchronous_standby_names` before the DCS's `/sync` key names it, and removed
+   * from the key first. Patroni 3.0.2 breaks it when its process is killed and started again on
+   * a running primary: it writes `postgresql.conf` without `synchronous_standby_names` (its
+   * cached value is unset on start: patroni/postgresql/config.py, `get_server_parameters`) and
+   * reloads Postgres, and as the standby it would pick is the one `/sync` already names, its HA
+   * loop never sets the parameter again. Replication is then asynchronous while `/sync` (and
+   * `patronictl list`) names a synchronous standby. Fixed upstream in Patroni 3.1.2 (#2876: read
+   * the running Postgres's settings when joining it; #2877: repair a `/sync` key that
+   * disagrees with `synchronous_standby_names`); Debian 12 ships 3.0.2.
+   *
+   * Reported once the state has lasted {@link STUCK_AFTER_S} (and at least three HA loops):
+   * nothing in Patroni 3.0.2's loop changes it while the standby stays connected.
+   */
+  async stuck(): Promise<string | undefined> {
+    const members = (await this.cluster()) ?? [];
+    const leader = members.find((m) => ['leader', 'master', 'primary'].includes(m.role) && m.state === 'running');
+    const named = members.find((m) => m.role === 'sync_standby' && (m.state === 'streaming' || m.state === 'running'));
+    const leaderNode = this.nodes.find((n) => n.name === leader?.name);
+    const sync = leaderNode && named && (await this.apiAnswers(leaderNode.name)) ? await leaderSync(leaderNode.port) : undefined;
+    const broken = sync !== undefined && sync.configured === '' && !sync.names.includes(named!.name);
+    if (!broken) {
+      this.stuckSince = undefined;
+      return undefined;
+    }
+    this.stuckSince ??= performance.now();
+    const seconds = Math.max(STUCK_AFTER_S, 3 * this.timeouts.loop_wait);
+    if (performance.now() - this.stuckSince < seconds * 1000) return undefined;
+    return `Patroni left replication asynchronous: ${leader!.name}'s synchronous_standby_names empty for ${seconds} s while the DCS names ${named!.name} its synchronous standby (Patroni 3.0.2 after its process restarts on a running primary; fixed in 3.1.2)`;
   }
 
   /**
@@ -215,7 +265,6 @@ export class PatroniSystem implements HaSystem {
   /** Runs `patroni CONFIG` for the node, as the Postgres OS user. */
   startKeeper(node: BenchNode): void {
     const config = this.api.get(node.name)!.config;
-    this.startedAt.set(node.name, performance.now());
     this.procs.set(node.name, spawnLogged(PATRONI, [config], join(this.dir, `${node.name}.log`), { asPostgres: true, env: { PATH: `${PG_BIN}:/usr/bin:/bin`, HOME: this.dir } }));
   }
 
@@ -252,16 +301,23 @@ export class PatroniSystem implements HaSystem {
   }
 }
 
-/** How many standbys the Postgres at 127.0.0.1:`port` replicates to synchronously (`pg_stat_replication`); 0 when it does not answer. */
-async function syncStandbys(port: number): Promise<number> {
+/**
+ * What the leader's Postgres at 127.0.0.1:`port` says of synchronous replication: `names`, the
+ * standbys (`application_name`, Patroni's member names) that `pg_stat_replication` shows as
+ * `sync`; `configured`, the `synchronous_standby_names` its configuration files hold now
+ * (`pg_file_settings`, read from the files: a rewrite not yet reloaded shows). Nothing when it
+ * does not answer.
+ */
+async function leaderSync(port: number): Promise<{ names: string[]; configured: string }> {
   const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000, query_timeout: 1000 });
   client.on('error', () => undefined);
   try {
     await client.connect();
-    const { rows } = await client.query<{ n: string }>("select count(*) as n from pg_stat_replication where sync_state = 'sync'");
-    return Number(rows[0]?.n ?? 0);
+    const sync = await client.query<{ application_name: string }>("select application_name from pg_stat_replication where sync_state = 'sync'");
+    const files = await client.query<{ setting: string | null }>("select setting from pg_file_settings where name = 'synchronous_standby_names' and error is null order by seqno desc limit 1");
+    return { names: sync.rows.map((r) => r.application_name), configured: files.rows[0]?.setting ?? '' };
   } catch {
-    return 0;
+    return { names: [], configured: '' };
   } finally {
     await client.end().catch(() => undefined);
   }

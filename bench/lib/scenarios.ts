@@ -33,8 +33,13 @@ export interface RunResult {
   lost: number;
   /** The primary changed where it should not have (keeper crash, standby crash). */
   unexpectedFailovers: number;
-  /** From the fault to primary + secondary again (the crashed node restarted once writes were back). */
-  recoveryMs: number;
+  /** From the fault to primary + secondary again (the crashed node restarted once writes were back); absent when the system was {@link stuck}. */
+  recoveryMs?: number;
+  /**
+   * Why the formation did not get back to primary + secondary by itself ({@link HaSystem.stuck}):
+   * the run has no `recoveryMs`, and the benchmark builds the system afresh before its next run.
+   */
+  stuck?: string;
   /**
    * `node-crash` only: from the moment the crashed node's keeper is started again to primary +
    * secondary again (the same poll as `recoveryMs`): how long the old primary takes to rejoin
@@ -54,9 +59,23 @@ let nextId = 1;
 
 /** Waits until `sys` is primary + secondary again; the primary's name. */
 export async function healthyPrimary(sys: HaSystem, timeoutMs: number): Promise<string> {
+  const r = await healthyOrStuck(sys, timeoutMs);
+  if ('stuck' in r) throw new Error(`${sys.name} will not be primary + secondary by itself: ${r.stuck}`);
+  return r.primary;
+}
+
+/**
+ * Waits until `sys` is primary + secondary again (the primary's name), or until the system
+ * says it will not get there by itself ({@link HaSystem.stuck}: why).
+ *
+ * @throws Error after `timeoutMs` with neither.
+ */
+async function healthyOrStuck(sys: HaSystem, timeoutMs: number): Promise<{ primary: string } | { stuck: string }> {
   return waitFor(`${sys.name} to be primary + secondary`, async () => {
     const s = await sys.status();
-    return isHealthy(s) ? primaryOf(s) : undefined;
+    if (isHealthy(s)) return { primary: primaryOf(s)! };
+    const why = await sys.stuck?.();
+    return why === undefined ? undefined : { stuck: why };
   }, { timeoutMs, intervalMs: 100 });
 }
 
@@ -118,6 +137,7 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
   let newLeaderMs: number | undefined;
   let recoveryMs: number | undefined;
   let rejoinMs: number | undefined;
+  let stuck: string | undefined;
   try {
     // Writes are back and steady: 100 acknowledgements after the fault, the first of them at least 50 ms after it.
     await waitFor('writes to go on after the fault', () => probe.acks.filter((a) => a.atMs > t0 + 50).length >= 100, { timeoutMs: 300_000, intervalMs: 50 });
@@ -126,9 +146,12 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
     const restartedAt = performance.now();
     for (const n of restart) sys.startKeeper(n);
     if (killedMonitor) await group!.restart(killedMonitor);
-    await healthyPrimary(sys, 300_000);
-    recoveryMs = performance.now() - t0;
-    if (scenario === 'node-crash') rejoinMs = performance.now() - restartedAt;
+    const back = await healthyOrStuck(sys, 300_000);
+    if ('stuck' in back) stuck = back.stuck;
+    else {
+      recoveryMs = performance.now() - t0;
+      if (scenario === 'node-crash') rejoinMs = performance.now() - restartedAt;
+    }
     // The leader changed without a failover so far; one it would cause late (a keeper counted
     // silent by the new leader: nodeUnhealthyTimeoutMs after its gain) would show within
     // OBSERVE_MS of the kill, in the probe's acknowledgements or in the final state.
@@ -136,7 +159,7 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
   } catch (err) {
     error = (err as Error).message;
   }
-  recoveryMs ??= performance.now() - t0;
+  if (stuck === undefined) recoveryMs ??= performance.now() - t0;
   nextId = await probe.stop();
   const states = await sys.status().catch(() => []);
   const after = primaryOf(states);
@@ -159,8 +182,8 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
   // Any write acknowledged by another node than the primary, or another primary at the end.
   const movedAway = probe.acks.some((a) => a.atMs > t0 && a.port !== primary.port) || after !== primaryName;
   const unexpectedFailovers = (scenario === 'keeper-crash' || scenario === 'standby-crash' || scenario === 'monitor-crash') && movedAway ? 1 : 0;
-  const result: RunResult = { system: sys.name, scenario, run, writeGapMs, writesBackMs, lost, unexpectedFailovers, recoveryMs, ...(rejoinMs === undefined ? {} : { rejoinMs }), ...(newLeaderMs === undefined ? {} : { newLeaderMs }), acks: probe.acks.length, ...(error ? { error } : {}) };
+  const result: RunResult = { system: sys.name, scenario, run, writeGapMs, writesBackMs, lost, unexpectedFailovers, ...(recoveryMs === undefined ? {} : { recoveryMs }), ...(stuck === undefined ? {} : { stuck }), ...(rejoinMs === undefined ? {} : { rejoinMs }), ...(newLeaderMs === undefined ? {} : { newLeaderMs }), acks: probe.acks.length, ...(error ? { error } : {}) };
   const leaderPart = newLeaderMs === undefined ? '' : `, another monitor leads after ${newLeaderMs.toFixed(0)} ms`;
-  log(`${sys.name.padEnd(16)} ${scenario.padEnd(22)} run ${run}: gap ${writeGapMs.toFixed(0)} ms, writes back ${writesBackMs.toFixed(0)} ms, lost ${lost}, unexpected failovers ${unexpectedFailovers}${leaderPart}, recovery ${(recoveryMs / 1000).toFixed(1)} s${rejoinMs === undefined ? '' : `, rejoined ${rejoinMs.toFixed(0)} ms after the keeper's restart`}${error ? `, ERROR ${error}` : ''}`);
+  log(`${sys.name.padEnd(16)} ${scenario.padEnd(22)} run ${run}: gap ${writeGapMs.toFixed(0)} ms, writes back ${writesBackMs.toFixed(0)} ms, lost ${lost}, unexpected failovers ${unexpectedFailovers}${leaderPart}, ${recoveryMs === undefined ? `NOT BACK: ${stuck}` : `recovery ${(recoveryMs / 1000).toFixed(1)} s`}${rejoinMs === undefined ? '' : `, rejoined ${rejoinMs.toFixed(0)} ms after the keeper's restart`}${error ? `, ERROR ${error}` : ''}`);
   return result;
 }

@@ -89,6 +89,14 @@ export interface HaSystem {
   switchover(): Promise<void>;
   /** Processes of the monitor itself (not its Postgres), for the idle footprint. */
   monitorPids(): number[];
+  /**
+   * Why the formation will not get back to primary + secondary by itself (a known fault of the
+   * system, seen in its state for long enough to be sure), or undefined. Polled with
+   * {@link status} while a scenario waits for the formation to be healthy again: a scenario
+   * that sees a reason stops waiting, records it, and the system is built afresh before the
+   * next run. Absent for a system with no such fault.
+   */
+  stuck?(): Promise<string | undefined>;
   teardown(): Promise<void>;
 }
 
