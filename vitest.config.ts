@@ -8,7 +8,10 @@ const file = (path: string) => fileURLToPath(new URL(`./packages/${path}`, impor
 // The subpaths first: an alias also matches an import that starts with its key and a '/'.
 const alias = {
   '@pgha/shared/base': file('shared/src/base.ts'),
+  '@pgha/shared/core': file('shared/src/core.ts'),
   '@pgha/postgres/base': file('postgres/src/base.ts'),
+  '@pgha/postgres/secrets': file('postgres/src/secrets.ts'),
+  '@pgha/postgres/client-networks': file('postgres/src/client-networks.ts'),
   '@pgha/shared': src('shared'),
   '@pgha/postgres': src('postgres'),
   '@pgha/client': src('client'),

@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import type { MonitorCredentials } from '@pgha/client';
-import { readSecretFile } from '@pgha/postgres/base';
-import { PghaError } from '@pgha/shared/base';
+import { readSecretFile } from '@pgha/postgres/secrets';
+import { PghaError } from '@pgha/shared/core';
 
 let given: { authTokenFile?: string; sslCaFile?: string } = {};
 

@@ -3,7 +3,7 @@
  * errors ({@link reportError}) and commander's usage errors ({@link configureUsageErrors}).
  */
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { PghaError } from '@pgha/shared/base';
+import { PghaError } from '@pgha/shared/core';
 
 /** Exit code of a usage error or of any other bad input (`PGHA_ERR_VALIDATION`). */
 export const USAGE_EXIT_CODE = 2;

@@ -1,16 +1,17 @@
 /**
- * The definitions of `pgha keeper stop|reload|status|set`: their options and help, loaded with
- * every command; what they do is in `keeper-service.ts`, loaded when one of them runs (the
- * keeper's modules are not needed to print help or to run a client command).
+ * The definitions of `pgha keeper stop|reload|status|set|rotate-token`: their options and help,
+ * loaded with every command; what they do is in `keeper-service.ts` and `rotate-token.ts`,
+ * loaded when one of them runs (the keeper's modules are not needed to print help or to run a
+ * client command).
  */
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS } from '@pgha/shared/base';
+import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS } from '@pgha/shared/core';
 import { intArg } from './options.js';
 
 /** The implementation, loaded on first use. */
 const service = () => import('./keeper-service.js');
 
-/** Registers `keeper stop|reload|status|set` under `keeper`. */
+/** Registers `keeper stop|reload|status|set|rotate-token` under `keeper`. */
 export function registerKeeperServiceCommands(keeper: CommandUnknownOpts): void {
   keeper
     .command('stop')
@@ -49,5 +50,12 @@ export function registerKeeperServiceCommands(keeper: CommandUnknownOpts): void 
     .argument('<urls>', 'URL[,URL…] of the monitors, tried in this order')
     .requiredOption('--pgdata <dir>', 'data directory of the node')
     .action(async (urls, o) => (await service()).setMonitors(o.pgdata, urls));
+
+  keeper
+    .command('rotate-token')
+    .description("replace the node's token: the old one is refused at once, and the running keeper takes the new one without a restart")
+    .requiredOption('--pgdata <dir>', 'data directory of the node')
+    .option('--json', 'print JSON')
+    .action(async (o) => (await import('./rotate-token.js')).rotateKeeperTokenCommand(o.pgdata, !!o.json));
 }
 

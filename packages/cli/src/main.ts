@@ -4,19 +4,17 @@
  */
 import { Argument, Command, CommanderError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import type { EtcdStoreOption, KeyAndCertificate, MonitorSslOption } from '@pgha/monitor';
-import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, ValidationError } from '@pgha/shared/base';
+import { ROLE_CHANGE_TIMEOUT_MAX_MS, ROLE_CHANGE_TIMEOUT_MIN_MS, ValidationError } from '@pgha/shared/core';
 import { addCredentialOptions, caFileGiven, cliCredentials } from './credentials.js';
 import { CommandExit, USAGE_EXIT_CODE, configureUsageErrors, reportError } from './errors.js';
-import { confirmDestructive } from './confirm.js';
-import { boolArg, clientNetworksArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
-import { registerSettingsCommands, subcommand } from './settings.js';
-import { registerPostgresPasswordCommand } from './postgres-password.js';
+import { boolArg, clientNetworksArg, formationOption, intArg, monitorOption, monitorUrls, subcommand } from './options.js';
+import { registerSettingsCommands } from './settings.js';
 import { registerPostgresqlCommands } from './postgresql.js';
 import { defaultUpDir } from './up-dir.js';
 import { registerKeeperServiceCommands } from './keeper-commands.js';
-import { registerShowSystemd } from './show-systemd.js';
-import { registerRotateTokenCommands } from './rotate-token.js';
-import { buildInfo, versionLine } from './version.js';
+
+/** The `code` of the CommanderError that `--version` ends parsing with; {@link run} prints the version. */
+const VERSION_ASKED = 'commander.version';
 
 /** An AbortSignal that fires on SIGINT or SIGTERM. */
 function stopSignal(): AbortSignal {
@@ -28,22 +26,29 @@ function stopSignal(): AbortSignal {
   return ac.signal;
 }
 
-/** Builds the program (exported for tests). */
+/**
+ * Builds the program (exported for tests): every command's options, arguments and help. Only
+ * what that takes is imported here (commander, the option parsers, `@pgha/shared/core`); each
+ * action imports what it runs when it runs (the monitor's, the keeper's, the HTTP client's and
+ * the tables' modules), so that `pgha --help` or `pgha show state` loads only what it uses
+ * (issue 17 §4; `test/cli-start.test.ts` checks what they load).
+ */
 export function buildProgram(): CommandUnknownOpts {
   const program = new Command('pgha')
     .description('PostgreSQL high availability: a monitor, keepers, and automatic failover')
     .option('-V, --version', "print pgha's version and the commit it was built from")
     .exitOverride();
-  // As commander's own .version(), but the commit is looked up only when asked for.
+  // As commander's own .version(), but the commit is looked up only when asked for: parsing
+  // stops here, and run() prints the version.
   program.on('option:version', () => {
-    process.stdout.write(`${versionLine(buildInfo())}\n`);
-    throw new CommanderError(0, 'commander.version', 'version printed');
+    throw new CommanderError(0, VERSION_ASKED, 'version asked for');
   });
   program
     .command('version')
     .description("pgha's version and the commit it was built from")
     .option('--json', 'print JSON')
-    .action((o) => {
+    .action(async (o) => {
+      const { buildInfo, versionLine } = await import('./version.js');
       const info = buildInfo();
       process.stdout.write(o.json ? `${JSON.stringify(info, null, 2)}\n` : `${versionLine(info)}\n`);
     });
@@ -175,10 +180,15 @@ export function buildProgram(): CommandUnknownOpts {
     .description("run a node's keeper until stopped (stopping it stops Postgres)")
     .requiredOption('--pgdata <dir>', 'data directory of the node')
     .action(async (o) => (await import('./keeper-service.js')).runKeeper(o.pgdata, stopSignal()));
-  // stop|reload|status|set (packages/cli/src/keeper-service.ts)
+  // stop|reload|status|set|rotate-token (packages/cli/src/keeper-commands.ts)
   registerKeeperServiceCommands(keeper);
-  // monitor rotate-token, keeper rotate-token (packages/cli/src/rotate-token.ts)
-  registerRotateTokenCommands(monitor, keeper);
+  monitor
+    .command('rotate-token')
+    .description("replace the operator token (or, with --viewer, the viewer token): the old one is refused at once by every monitor; run on the monitor's host")
+    .requiredOption('--pgdata <dir>', "data directory of the monitor (its files are in <dir>.pgha/)")
+    .option('--viewer', 'the read-only viewer token rather than the operator token')
+    .option('--json', 'print JSON')
+    .action(async (o) => (await import('./rotate-token.js')).rotateMonitorTokenCommand(o.pgdata, o.viewer ? 'viewer' : 'operator', !!o.json));
 
   const show = program.command('show').description('show the formation as the monitor sees it');
   show
@@ -227,7 +237,13 @@ export function buildProgram(): CommandUnknownOpts {
       const { showHaproxy } = await import('./show-haproxy.js');
       await showHaproxy(monitorUrls(o.monitor), { formation: o.formation, writePort: o.writePort, readPort: o.readPort, bind: o.bind, ...(o.maxLagBytes !== undefined ? { maxLagBytes: o.maxLagBytes } : {}) });
     });
-  registerShowSystemd(show);
+  show
+    .command('systemd')
+    .description("a systemd unit for the keeper of a data directory, or for the monitor when it is the monitor's")
+    .requiredOption('--pgdata <dir>', 'data directory of a node or of the monitor')
+    .action(async (o) => {
+      process.stdout.write((await (await import('./show-systemd.js')).systemdUnit(o.pgdata)).text);
+    });
 
   program
     .command('watch')
@@ -243,7 +259,16 @@ export function buildProgram(): CommandUnknownOpts {
   // Formations and replication settings: set|get node|formation, show settings|standby-names,
   // create|drop formation (packages/cli/src/settings.ts).
   registerSettingsCommands(program);
-  registerPostgresPasswordCommand(program);
+  subcommand(program, 'set', 'change a replication setting (the formation reacts at once)')
+    .command('postgres-password')
+    .description("set the postgres role's password on the primary's Postgres (its standbys replicate it), from a file: never on a command line")
+    .requiredOption('--pgdata <dir>', "data directory of the primary's node (on this host)")
+    .requiredOption('--password-file <file>', 'a file (mode 0600) holding the password alone, or a pgpass line for postgres (as pgha up writes)')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      const r = await (await import('./postgres-password.js')).setPostgresPassword(o.pgdata, o.passwordFile);
+      process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `password of role postgres set on node ${r.node_id} "${r.name}" of formation "${r.formation}"; its standbys replicate it\n`);
+    });
   // Postgres parameters of the formation: set|get|show postgresql (packages/cli/src/postgresql.ts).
   registerPostgresqlCommands(program);
 
@@ -319,6 +344,7 @@ export function buildProgram(): CommandUnknownOpts {
     .option('--json', 'print JSON')
     .action(async (o) => {
       if (o.destroy) {
+        const { confirmDestructive } = await import('./confirm.js');
         await confirmDestructive({ yes: o.yes, action: `dropping node "${o.name}" with --destroy`, consequence: 'removes its data directory', name: o.name, withYes: `pgha drop node --name ${o.name} --destroy --yes` });
       }
       await (await import('./perform.js')).dropNode(waitOpts(o), o.name, !!o.destroy);
@@ -365,7 +391,13 @@ function sslOption(
  */
 export async function run(argv: string[], program: CommandUnknownOpts = buildProgram()): Promise<number> {
   try {
-    await program.parseAsync(argv);
+    try {
+      await program.parseAsync(argv);
+    } catch (err) {
+      if (!(err instanceof CommanderError && err.code === VERSION_ASKED)) throw err;
+      const { buildInfo, versionLine } = await import('./version.js');
+      process.stdout.write(`${versionLine(buildInfo())}\n`);
+    }
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : USAGE_EXIT_CODE;

@@ -3,10 +3,10 @@
  * reads the same. Options are declared with `@commander-js/extra-typings`: each action's
  * option object is typed from its declarations, never by hand.
  */
-import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import { DEFAULT_FORMATION, ValidationError, formatDurationMs } from '@pgha/shared/base';
+import { InvalidArgumentError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
+import { DEFAULT_FORMATION, ValidationError, formatDurationMs } from '@pgha/shared/core';
 import parseDuration, { type StringValue } from 'ms';
-import { parseClientNetworkList } from '@pgha/postgres/base';
+import { parseClientNetworkList } from '@pgha/postgres/client-networks';
 
 /** A commander argument parser for a whole number from `min` to `max`; a usage error otherwise. */
 export function intArg(min: number, max: number): (value: string) => number {
@@ -84,3 +84,8 @@ export const monitorOption = () => new Option('--monitor <url[,url...]>', 'monit
 
 /** `--formation <name>`, default `default`. */
 export const formationOption = () => new Option('--formation <name>', 'formation').default(DEFAULT_FORMATION);
+
+/** The subcommand `name` of `parent`, created when it does not exist yet (`drop` is shared with `drop node`). */
+export function subcommand(parent: CommandUnknownOpts, name: string, description: string): CommandUnknownOpts {
+  return parent.commands.find((c) => c.name() === name) ?? parent.command(name).description(description);
+}

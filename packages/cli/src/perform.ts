@@ -7,7 +7,7 @@ import { cliCredentials } from './credentials.js';
 import { ConflictError, PRIMARY_STATES, PghaError, formatDurationMs, type CommandResponse, type NodeState, type NodeStateRow } from '@pgha/shared/base';
 import { MonitorClient } from '@pgha/client';
 import { pollUntil } from '@pgha/postgres/base';
-import { renderStateTable } from './show.js';
+import { renderStateTable } from './state-table.js';
 import { StepTracker, formatStep, type Step } from './steps.js';
 
 /** Sends an operator command to the monitor. @throws the monitor's refusal (409) as ConflictError. */

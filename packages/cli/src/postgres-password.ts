@@ -4,9 +4,7 @@
  * postgres --postgres-password-file` do), from a file: never from a command line. Run on the
  * primary's host; the standbys replicate it.
  */
-import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { ConflictError, PghaError } from '@pgha/shared/base';
-import { subcommand } from './settings.js';
+import { ConflictError, PghaError } from '@pgha/shared/core';
 
 /** What `pgha set postgres-password --json` prints. */
 export interface PostgresPasswordSet {
@@ -45,18 +43,4 @@ export async function setPostgresPassword(pgdata: string, passwordFile: string):
   }
   await setRolePassword(local, 'postgres', password);
   return { pgdata: config.pgdata, node_id: config.nodeId, name: config.name, formation: config.formation, role: 'postgres', set: true };
-}
-
-/** Registers `pgha set postgres-password` under `set`. */
-export function registerPostgresPasswordCommand(program: CommandUnknownOpts): void {
-  subcommand(program, 'set', 'change a replication setting (the formation reacts at once)')
-    .command('postgres-password')
-    .description("set the postgres role's password on the primary's Postgres (its standbys replicate it), from a file: never on a command line")
-    .requiredOption('--pgdata <dir>', "data directory of the primary's node (on this host)")
-    .requiredOption('--password-file <file>', 'a file (mode 0600) holding the password alone, or a pgpass line for postgres (as pgha up writes)')
-    .option('--json', 'print JSON')
-    .action(async (o) => {
-      const r = await setPostgresPassword(o.pgdata, o.passwordFile);
-      process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `password of role postgres set on node ${r.node_id} "${r.name}" of formation "${r.formation}"; its standbys replicate it\n`);
-    });
 }

@@ -4,51 +4,23 @@
  * /v1/formations/:formation/postgresql`), printed as text or `--json`. docs/postgresql-parameters.md.
  * Source: Patroni's `patronictl edit-config` / `show-config`, and its `pending_restart`.
  */
-import Table from 'cli-table3';
 import { InvalidArgumentError, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { PostgresParameterName, PostgresParameterValue, ValidationError, type PostgresParametersView } from '@pgha/shared/base';
-import { formationOption, monitorOption, monitorUrls } from './options.js';
-import { print, printChange, printJson, subcommand, withClient } from './settings.js';
+import { ValidationError, postgresParameterNameProblem, postgresParameterValueProblem } from '@pgha/shared/core';
+import { print, printChange, printJson, withClient } from './client-command.js';
+import { formationOption, monitorOption, monitorUrls, subcommand } from './options.js';
 
+/** A Postgres parameter name, lower-cased as the monitor keeps it (`PostgresParameterName`); a usage error otherwise. */
 function parameterNameArg(value: string): string {
-  const parsed = PostgresParameterName.safeParse(value);
-  if (!parsed.success) throw new InvalidArgumentError(`parameter name ${parsed.error.issues[0]!.message}`);
-  return parsed.data;
+  const problem = postgresParameterNameProblem(value);
+  if (problem !== undefined) throw new InvalidArgumentError(`parameter name ${problem}`);
+  return value.toLowerCase();
 }
 
+/** A Postgres parameter value (`PostgresParameterValue`); a usage error otherwise. */
 function parameterValueArg(value: string): string {
-  const parsed = PostgresParameterValue.safeParse(value);
-  if (!parsed.success) throw new InvalidArgumentError(`value ${parsed.error.issues[0]!.message}`);
+  const problem = postgresParameterValueProblem(value);
+  if (problem !== undefined) throw new InvalidArgumentError(`value ${problem}`);
   return value;
-}
-
-/**
- * `pgha show postgresql` as a table: one row per parameter, the formation's value and, per
- * node, what it runs with (`(own)`: the node's own value; `(restart pending: X)`: Postgres runs
- * with another value until it restarts; `(held back: X)`: the order of a hot-standby parameter
- * holds X back), then the parameters waiting for a restart on each node.
- */
-export function renderPostgresParameters(view: PostgresParametersView): string {
-  const names = [...new Set([...view.parameters.map((p) => p.name), ...view.nodes.flatMap((n) => n.parameters.map((p) => p.name))])].sort();
-  if (names.length === 0) return `formation "${view.formation}" has no Postgres parameters set by pgha (pgha set postgresql NAME VALUE)`;
-  const table = new Table({
-    head: ['Parameter', 'Formation', ...view.nodes.map((n) => n.name)],
-    style: { head: [], border: [] },
-    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' | ' },
-  });
-  const formationValue = new Map(view.parameters.map((p) => [p.name, p.value]));
-  for (const name of names) {
-    const cells = view.nodes.map((n) => {
-      const p = n.parameters.find((x) => x.name === name);
-      if (!p) return '';
-      const wanted = p.node_value ?? formationValue.get(name);
-      const marks = [p.node_value !== null ? 'own' : '', wanted !== undefined && wanted !== p.value ? `held back: ${wanted}` : '', p.pending_restart ? `restart pending: ${p.value}` : ''].filter(Boolean);
-      return `${p.running ?? '?'}${marks.length > 0 ? ` (${marks.join('; ')})` : ''}`;
-    });
-    table.push([name, formationValue.get(name) ?? '', ...cells]);
-  }
-  const pending = view.nodes.filter((n) => n.pending_restart.length > 0).map((n) => `${n.name} (${n.pending_restart.join(', ')})`);
-  return `${table.toString()}${pending.length > 0 ? `\nRestart pending on: ${pending.join('; ')}` : ''}`;
 }
 
 /** Adds `set|get|show postgresql` to `program`'s `set`, `get` and `show` commands. */
@@ -107,7 +79,7 @@ export function registerPostgresqlCommands(program: CommandUnknownOpts): void {
     .action(async (o) =>
       withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.postgresParameters(o.formation);
-        return o.json ? printJson(r) : print(renderPostgresParameters(r));
+        return o.json ? printJson(r) : print((await import('./postgresql-table.js')).renderPostgresParameters(r));
       }),
     );
 }

@@ -11,7 +11,7 @@ import { MonitorClient } from '@pgha/client';
 import { ConflictError, NotFoundError, PRIMARY_STATES, formatDurationMs, type NodeState, type NodeStateRow, type RestartRequest, type RestartResponse } from '@pgha/shared/base';
 import { cliCredentials } from './credentials.js';
 import { newPrimary, sendAndWait, sendCommand, type WaitOptions } from './perform.js';
-import { nodesPendingRestart, renderStateTable } from './show.js';
+import { nodesPendingRestart, renderStateTable } from './state-table.js';
 import type { Step } from './steps.js';
 
 /** What `pgha perform restart` restarts. */

@@ -7,7 +7,6 @@
  * Source: Patroni has no API token to rotate; Kubernetes' service-account key rotation and
  * Vault's token renewal are the models (new credential first, old one revoked, then checked).
  */
-import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { MonitorClient } from '@pgha/client';
 import type { KeeperConfig } from '@pgha/keeper';
 import { inspectPidFile, pollUntil } from '@pgha/postgres/base';
@@ -228,21 +227,4 @@ export async function rotateKeeperTokenCommand(pgdata: string, json: boolean): P
     keeperPid === null ? 'no keeper runs for this node: it takes the new token when it starts' : `the running keeper (pid ${keeperPid}) takes it without a restart (sent SIGHUP)`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-/** Registers `monitor rotate-token` and `keeper rotate-token`. */
-export function registerRotateTokenCommands(monitor: CommandUnknownOpts, keeper: CommandUnknownOpts): void {
-  monitor
-    .command('rotate-token')
-    .description("replace the operator token (or, with --viewer, the viewer token): the old one is refused at once by every monitor; run on the monitor's host")
-    .requiredOption('--pgdata <dir>', "data directory of the monitor (its files are in <dir>.pgha/)")
-    .option('--viewer', 'the read-only viewer token rather than the operator token')
-    .option('--json', 'print JSON')
-    .action(async (o) => rotateMonitorTokenCommand(o.pgdata, o.viewer ? 'viewer' : 'operator', !!o.json));
-  keeper
-    .command('rotate-token')
-    .description("replace the node's token: the old one is refused at once, and the running keeper takes the new one without a restart")
-    .requiredOption('--pgdata <dir>', 'data directory of the node')
-    .option('--json', 'print JSON')
-    .action(async (o) => rotateKeeperTokenCommand(o.pgdata, !!o.json));
 }

@@ -4,21 +4,11 @@
  * the monitor's formation and settings routes, printed as text or `--json`.
  * Source: pg_auto_failover's `pg_autoctl set|get|show settings`, `create|drop formation`.
  */
-import { cliCredentials } from './credentials.js';
-import Table from 'cli-table3';
-import { MonitorClient } from '@pgha/client';
 import { InvalidArgumentError, type CommandUnknownOpts, type Command, type OptionValues } from '@commander-js/extra-typings';
-import {
-  FormationName,
-  TIMING_SETTINGS,
-  ValidationError,
-  formatDurationMs,
-  formatTimingValue,
-  type SettingsView,
-  type TimingSettingKey,
-} from '@pgha/shared/base';
-import { confirmDestructive } from './confirm.js';
-import { boolArg, clientNetworksArg, durationArg, formationOption, intArg, monitorOption, monitorUrls } from './options.js';
+import { TIMING_SETTINGS, formationNameProblem, formatDurationMs, formatTimingValue, type TimingSettingKey } from '@pgha/shared/core';
+import { formatClientNetworkList } from '@pgha/postgres/client-networks';
+import { print, printChange, printJson, withClient } from './client-command.js';
+import { boolArg, clientNetworksArg, durationArg, formationOption, intArg, monitorOption, monitorUrls, subcommand } from './options.js';
 
 /** What each timing setting does, as `pgha set formation --help` says it (docs/timeouts.md has the reasons). */
 const TIMING_DESCRIPTIONS: Readonly<Record<TimingSettingKey, string>> = {
@@ -32,64 +22,10 @@ const TIMING_DESCRIPTIONS: Readonly<Record<TimingSettingKey, string>> = {
   networkPartitionTimeoutMs: 'how long a primary cut off from the monitor and its standbys waits before it fences itself',
 };
 
-/** Runs `fn` with a client of `monitors` (the CLI's credentials), closed after. */
-export async function withClient<T>(monitors: readonly string[], fn: (c: MonitorClient) => Promise<T>): Promise<T> {
-  const client = new MonitorClient(monitors, cliCredentials());
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
-}
-
-/** Prints a line to stdout. */
-export function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
-
-/** Prints `value` as indented JSON (`--json`). */
-export function printJson(value: unknown): void {
-  print(JSON.stringify(value, null, 2));
-}
-
-/** Prints what a change did: its sentences, or that nothing changed; warnings go to stderr. */
-export function printChange(changes: readonly string[], unchanged: string, warnings: readonly string[] = []): void {
-  print(changes.length > 0 ? changes.join('\n') : unchanged);
-  for (const w of warnings) process.stderr.write(`pgha: warning: ${w}\n`);
-}
-
-/** `pgha show settings` as a table: Context | Name | Setting | Value, as pg_autoctl prints it. */
-export function renderSettingsTable(view: SettingsView): string {
-  const table = new Table({
-    head: ['Context', 'Name', 'Setting', 'Value'],
-    style: { head: [], border: [] },
-    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' | ' },
-  });
-  table.push(['formation', view.formation.formation, 'number_sync_standbys', String(view.formation.number_sync_standbys)]);
-  for (const [name, s] of Object.entries(TIMING_SETTINGS)) table.push(['formation', view.formation.formation, name, formatTimingValue(s.key, view.formation.timing[s.key])]);
-  table.push(['formation', view.formation.formation, 'client-networks', clientNetworksText(view.formation.client_networks)]);
-  for (const s of view.standby_names) {
-    if (s.primary !== null) table.push(['primary', s.primary, 'synchronous_standby_names', `'${s.synchronous_standby_names}'`]);
-  }
-  for (const n of view.nodes) table.push(['node', n.name, 'candidate priority', String(n.candidate_priority)]);
-  for (const n of view.nodes) table.push(['node', n.name, 'replication quorum', String(n.replication_quorum)]);
-  return table.toString();
-}
-
-/** Client networks as `pgha get formation client-networks` prints them: comma-separated, or `none`. */
-function clientNetworksText(networks: readonly string[]): string {
-  return networks.length === 0 ? 'none' : networks.join(',');
-}
-
 function formationNameArg(value: string): string {
-  const parsed = FormationName.safeParse(value);
-  if (!parsed.success) throw new InvalidArgumentError(`formation name ${parsed.error.issues[0]!.message}`);
+  const problem = formationNameProblem(value);
+  if (problem !== undefined) throw new InvalidArgumentError(`formation name ${problem}`);
   return value;
-}
-
-/** The subcommand `name` of `parent`, created when it does not exist yet (`drop` is shared with `drop node`). */
-export function subcommand(parent: CommandUnknownOpts, name: string, description: string): CommandUnknownOpts {
-  return parent.commands.find((c) => c.name() === name) ?? parent.command(name).description(description);
 }
 
 /**
@@ -148,7 +84,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
       withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.setFormationSettings(o.formation, { clientNetworks: networks });
         if (o.json) return printJson(r);
-        printChange(r.changes, `client-networks of formation "${r.formation.formation}" are already ${clientNetworksText(r.formation.client_networks)}`, r.warnings);
+        printChange(r.changes, `client-networks of formation "${r.formation.formation}" are already ${formatClientNetworkList(r.formation.client_networks)}`, r.warnings);
       }),
     );
 
@@ -190,7 +126,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
     .action(async (o) =>
       withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.settings(o.formation);
-        return o.json ? printJson({ formation: r.formation.formation, client_networks: r.formation.client_networks }) : print(clientNetworksText(r.formation.client_networks));
+        return o.json ? printJson({ formation: r.formation.formation, client_networks: r.formation.client_networks }) : print(formatClientNetworkList(r.formation.client_networks));
       }),
     );
 
@@ -200,7 +136,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
     .action(async (o) =>
       withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.settings(o.formation);
-        return o.json ? printJson(r) : print(renderSettingsTable(r));
+        return o.json ? printJson(r) : print((await import('./settings-table.js')).renderSettingsTable(r));
       }),
     );
   withCommon(show.command('standby-names').description("the synchronous_standby_names the monitor computes for the group's primary"))
@@ -236,6 +172,7 @@ export function registerSettingsCommands(program: CommandUnknownOpts): void {
     .option('--yes', 'confirm')
     .option('--json', 'print JSON')
     .action(async (name, o) => {
+      const { confirmDestructive } = await import('./confirm.js');
       await confirmDestructive({ yes: o.yes, action: `dropping formation "${name}"`, consequence: 'cannot be undone', name, withYes: `pgha drop formation ${name} --yes` });
       await withClient(monitorUrls(o.monitor), async (c) => {
         const r = await c.dropFormation(name);

@@ -5,8 +5,7 @@
  * `patroni.service` (KillMode=process, so that a crashed supervisor leaves Postgres running).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { PghaError } from '@pgha/shared/base';
+import { PghaError } from '@pgha/shared/core';
 import { serviceCommand } from './service-command.js';
 
 /**
@@ -140,15 +139,4 @@ export async function systemdUnit(pgdata: string, env: NodeJS.ProcessEnv = proce
     'WantedBy=multi-user.target',
   ];
   return { kind, unitName, text: `${lines.join('\n')}\n` };
-}
-
-/** Registers `show systemd` under `show`. */
-export function registerShowSystemd(show: CommandUnknownOpts): void {
-  show
-    .command('systemd')
-    .description("a systemd unit for the keeper of a data directory, or for the monitor when it is the monitor's")
-    .requiredOption('--pgdata <dir>', 'data directory of a node or of the monitor')
-    .action(async (o) => {
-      process.stdout.write((await systemdUnit(o.pgdata)).text);
-    });
 }

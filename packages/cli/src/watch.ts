@@ -20,7 +20,7 @@ import { MonitorClient } from '@pgha/client';
 import { delay } from '@pgha/postgres/base';
 import { AuthError, NotFoundError, PghaError, ValidationError, WRITABLE_STATES, describeProgress, formatDurationMs, type EventRow, type NodeState, type NodeStateRow } from '@pgha/shared/base';
 import { cliCredentials } from './credentials.js';
-import { pendingRestartNotes, problemNotes, rowProgress } from './show.js';
+import { pendingRestartNotes, problemNotes, rowProgress } from './state-table.js';
 
 /** Options of {@link watch}, as the CLI flags give them. */
 export interface WatchOptions {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeStateRow } from '@pgha/shared';
 import { restartOrder, selectForRestart } from '../src/rolling-restart.js';
-import { nodesPendingRestart } from '../src/show.js';
+import { nodesPendingRestart } from '../src/state-table.js';
 
 const row = (nodeId: number, goal: string, pending?: string[]): NodeStateRow => ({
   name: `node${nodeId}`, node_id: nodeId, group_id: 0, host: '127.0.0.1', port: 5432 + nodeId, timeline: 1, lsn: '0/1', connection: 'read-only',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeStateRow } from '@pgha/shared';
-import { stateNotes } from '../src/show.js';
+import { stateNotes } from '../src/state-table.js';
 
 const row = (over: Partial<NodeStateRow>): NodeStateRow => ({
   name: 'node1', node_id: 1, group_id: 0, host: '127.0.0.1', port: 5432, timeline: 1, lsn: '0/1', connection: 'none',

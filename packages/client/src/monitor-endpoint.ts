@@ -9,7 +9,7 @@
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { AuthError, ConflictError, MonitorUnavailableError, NotFoundError, PghaError, ValidationError, formatDurationMs } from '@pgha/shared/base';
+import { AuthError, ConflictError, MonitorUnavailableError, NotFoundError, PghaError, ValidationError, formatDurationMs } from '@pgha/shared/core';
 
 /** How a client authenticates to the monitor and verifies it: the same for every monitor of a list. */
 export interface MonitorCredentials {

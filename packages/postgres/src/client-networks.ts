@@ -2,10 +2,11 @@
  * Client networks: the address ranges from which a formation's nodes admit clients (TLS and
  * SCRAM only), as `pgha set formation client-networks` and `pgha keeper create postgres
  * --client-network` take them. Source: pg_auto_failover's `--pg-hba-lan`, Patroni's
- * `postgresql.pg_hba`.
+ * `postgresql.pg_hba`. Also exported alone as `@pgha/postgres/client-networks`, for the CLI's
+ * start (issue 17 §4).
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { ValidationError } from '@pgha/shared/base';
+import { ValidationError } from '@pgha/shared/core';
 
 /** Most client networks a formation may have (each is one or two pg_hba.conf lines on every node). */
 export const MAX_CLIENT_NETWORKS = 64;
@@ -78,4 +79,18 @@ export function parseClientNetworkList(text: string, field = 'clientNetworks'): 
   const trimmed = text.trim();
   if (trimmed === '' || trimmed.toLowerCase() === 'none') return [];
   return parseClientNetworks(trimmed.split(',').filter((s) => s.trim() !== ''), field);
+}
+
+/**
+ * Client networks as `pgha get formation client-networks` prints them, the inverse of
+ * {@link parseClientNetworkList}: comma-separated, or `none` for none.
+ *
+ * ### Examples
+ * ```ts
+ * formatClientNetworkList(['10.1.0.0/16', '10.2.0.5/32']) // '10.1.0.0/16,10.2.0.5/32'
+ * formatClientNetworkList([])                             // 'none'
+ * ```
+ */
+export function formatClientNetworkList(networks: readonly string[]): string {
+  return networks.length === 0 ? 'none' : networks.join(',');
 }

@@ -15,7 +15,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { PghaError } from '@pgha/shared/base';
+import { PghaError } from '@pgha/shared/core';
 import { readFileBytes } from './file-text.js';
 
 /** Path of the control file of `pgdata`. */

@@ -5,7 +5,7 @@
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
-import { PghaError } from '@pgha/shared/base';
+import { PghaError } from '@pgha/shared/core';
 
 /** uid/gid to run Postgres programs as; undefined when pgha itself is not root. */
 export interface OsUser {

@@ -7,8 +7,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { z } from 'zod';
-import { PghaError } from '@pgha/shared/base';
+import type { z } from 'zod';
+import { PghaError } from '@pgha/shared/core';
 import { writeFileAtomic } from './atomic-file.js';
 
 /** Directory of pgha's own files for a data directory: `<pgdata>.pgha`. */
@@ -25,9 +25,6 @@ export function ensurePghaDir(dir: string): string {
   chmodSync(dir, 0o711);
   return dir;
 }
-
-/** A database system identifier as pgha's files record it: the decimal `uint64` of `global/pg_control`. */
-export const SystemIdentifierSchema = z.string().regex(/^[1-9][0-9]{0,19}$/, 'must be a database system identifier (decimal digits, as pg_controldata prints it)');
 
 /**
  * Writes a JSON file (2-space indented, a final newline) with {@link writeFileAtomic}: a crash

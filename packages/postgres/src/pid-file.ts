@@ -9,7 +9,7 @@
  */
 import { closeSync, fchmodSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { ConflictError } from '@pgha/shared/base';
+import { ConflictError } from '@pgha/shared/core';
 import { ensurePghaDir, pghaDirFor, sameDirectory } from './pgha-files.js';
 import { isProcessAlive, processCommandLine, processCwd } from './proc.js';
 

@@ -4,7 +4,7 @@
  * (`test/helpers/wait-for.ts`). Here and not in `@pgha/shared`, whose code never touches timers.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PghaError, formatDurationMs } from '@pgha/shared/base';
+import { PghaError, formatDurationMs } from '@pgha/shared/core';
 
 /**
  * Resolves after `ms`, or at once when `signal` aborts (it never rejects on abort: a caller

@@ -1,10 +1,11 @@
 /**
  * Secret files: the monitor's operator token, TLS keys, pgpass. Written 0600 and read only
  * when nobody but their owner can read them (as ssh and libpq's pgpass do), so that a token
- * left world-readable is refused before it is used, not after it leaked.
+ * left world-readable is refused before it is used, not after it leaked. Also exported alone as
+ * `@pgha/postgres/secrets`, for the CLI's start (issue 17 §4).
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
-import { PghaError } from '@pgha/shared/base';
+import { PghaError } from '@pgha/shared/core';
 import { writeFileAtomic } from './atomic-file.js';
 
 /**

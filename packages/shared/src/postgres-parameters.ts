@@ -9,6 +9,15 @@
  * `convert_to_base_unit` in `src/backend/utils/misc/guc.c`).
  */
 import { z } from 'zod';
+import {
+  POSTGRES_PARAMETER_NAME_MAX_LENGTH,
+  POSTGRES_PARAMETER_NAME_PATTERN,
+  POSTGRES_PARAMETER_NAME_RULE,
+  POSTGRES_PARAMETER_VALUE_FORBIDDEN,
+  POSTGRES_PARAMETER_VALUE_MAX_LENGTH,
+  POSTGRES_PARAMETER_VALUE_RULE,
+  maxLengthRule,
+} from './names.js';
 
 /** One parameter and its value, as Postgres reads it from a configuration file. */
 export interface PostgresParameter {
@@ -24,8 +33,8 @@ export interface PostgresParameter {
  */
 export const PostgresParameterName = z
   .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/, 'must be a Postgres parameter name (letters, digits, _, and one . for an extension\'s), e.g. work_mem')
-  .max(63)
+  .regex(POSTGRES_PARAMETER_NAME_PATTERN, POSTGRES_PARAMETER_NAME_RULE)
+  .max(POSTGRES_PARAMETER_NAME_MAX_LENGTH, maxLengthRule(POSTGRES_PARAMETER_NAME_MAX_LENGTH))
   .transform((s) => s.toLowerCase());
 
 /**
@@ -34,8 +43,8 @@ export const PostgresParameterName = z
  */
 export const PostgresParameterValue = z
   .string()
-  .max(1024)
-  .refine((s) => !/[\r\n\0]/.test(s), 'must be on one line (no line break, no NUL)');
+  .max(POSTGRES_PARAMETER_VALUE_MAX_LENGTH, maxLengthRule(POSTGRES_PARAMETER_VALUE_MAX_LENGTH))
+  .refine((s) => !POSTGRES_PARAMETER_VALUE_FORBIDDEN.test(s), POSTGRES_PARAMETER_VALUE_RULE);
 
 /** A list of parameters, by name (each once). */
 export const PostgresParameterList = z

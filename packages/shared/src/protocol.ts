@@ -7,12 +7,11 @@ import { formatDurationMs } from './duration.js';
 import { isLsnText } from './lsn.js';
 import { NODE_STATES } from './states.js';
 import { TIMING_SETTINGS, type KeeperSettings, type TimingSetting, type TimingSettingKey } from './settings.js';
+import { FORMATION_NAME_PATTERN, FORMATION_NAME_RULE } from './names.js';
 import { PostgresParameterList, PostgresParameterName, PostgresParameterValue, type PostgresParameter } from './postgres-parameters.js';
 
 /** A formation name: what pg_auto_failover accepts, a short identifier. */
-export const FormationName = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_-]{0,62}$/, 'must be 1-63 characters: lower-case letters, digits, _ or -, not starting with a digit');
+export const FormationName = z.string().regex(FORMATION_NAME_PATTERN, FORMATION_NAME_RULE);
 
 /** A node name, unique in its formation. */
 export const NodeName = z
