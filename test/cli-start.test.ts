@@ -77,6 +77,6 @@ describe('pgha loads what a command needs when it runs', () => {
     const json = await runListingModules(['show', 'state', '--json', '--monitor', monitor.url]);
     expect(json.exitCode, json.stderr).toBe(0);
     expect(JSON.parse(json.stdout)).toEqual([]);
-    expect(loadedOf(json.modules, [...SERVER_MODULES, '/node_modules/cli-table3/'])).toEqual([]);
+    expect(loadedOf(json.modules, SERVER_MODULES)).toEqual([]);
   }, 120_000);
 });

@@ -1,8 +1,10 @@
 /**
- * `pgha show state`'s table, and the notes printed under it (a keeper's problem, a transition's
+ * `pgha show state`'s table (cli-table3: a module of its own so that only the commands that
+ * print it load the library), and the notes printed under it (a keeper's problem, a transition's
  * progress, a standby's lag, a restart under way or pending): also printed by `pgha perform`,
  * and the notes by `pgha watch`.
  */
+import Table from 'cli-table3';
 import { describeProgress, formatBytes, formatDurationMs } from '@pgha/shared/core';
 import type { NodeStateRow, TransitionProgress } from '@pgha/shared/base';
 
@@ -59,26 +61,19 @@ export function stateNotes(rows: readonly NodeStateRow[]): string[] {
   return [...lines, ...pendingRestartNotes(rows)];
 }
 
-/** The columns of {@link renderStateTable}. */
-const STATE_TABLE_HEAD = ['Name', 'Node', 'Host:Port', 'TLI: LSN', 'Connection', 'Reported State', 'Assigned State', 'Health'] as const;
-
 /**
- * Prints node rows as `pgha show state` does: a borderless table, each cell padded by one space
- * on each side to its column's width, cells separated by ` | `, then {@link stateNotes}.
- *
- * Laid out here rather than by cli-table3 (the other tables' library, whose borderless style
- * this reproduces character for character): loading it and its first layout, which compiles
- * string-width's emoji regular expression, took about 20 ms of `pgha show state` (issue 17 §4:
- * the CLI answers like a C tool). Widths count UTF-16 units, which is exact here: every cell
- * is ASCII (node names, host names, states and LSNs are validated as such, see
- * `NodeName` and `HostName`).
+ * Prints node rows as `pgha show state` does: a borderless cli-table3 table (cells separated by
+ * ` | `), then {@link stateNotes}. cli-table3 and its first layout cost `pgha show state` about
+ * 20 ms (issue 17 §4); a table is a library's job here, not ours.
  */
 export function renderStateTable(rows: readonly NodeStateRow[]): string {
-  const cells: (readonly string[])[] = [
-    STATE_TABLE_HEAD,
-    ...rows.map((r) => [r.name, `${r.group_id}/${r.node_id}`, `${r.host}:${r.port}`, `${r.timeline}: ${r.lsn}`, r.connection, r.reported_state, r.goal_state, r.health]),
-  ];
-  const widths = STATE_TABLE_HEAD.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  const lines = cells.map((row) => row.map((cell, i) => ` ${cell.padEnd(widths[i]!)} `).join(' | '));
-  return [...lines, ...stateNotes(rows)].join('\n');
+  const table = new Table({
+    head: ['Name', 'Node', 'Host:Port', 'TLI: LSN', 'Connection', 'Reported State', 'Assigned State', 'Health'],
+    style: { head: [], border: [] },
+    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' | ' },
+  });
+  for (const r of rows) {
+    table.push([r.name, `${r.group_id}/${r.node_id}`, `${r.host}:${r.port}`, `${r.timeline}: ${r.lsn}`, r.connection, r.reported_state, r.goal_state, r.health]);
+  }
+  return [table.toString(), ...stateNotes(rows)].join('\n');
 }
