@@ -2,3 +2,4 @@ export * from './base.js';
 export * from './local-sql.js';
 export * from './pg-connection.js';
 export * from './pg-ctl.js';
+export * from './wal-end.js';
