@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureOwnedDir, initdb, pgCtlStart, writeHba } from '@pgha/postgres';
+import { ensureOwnedDir, initdb, startPostgres, writeHba } from '@pgha/postgres';
 import { keeperPaths } from '@pgha/keeper';
 import { addNode, startMonitor, type TestMonitor } from './helpers/cluster.js';
 import { isPrimaryAndSecondaries, queryNode, showState } from './helpers/formation.js';
@@ -30,7 +30,7 @@ beforeAll(async () => {
   writeHba(pgdata, [{ database: 'all', user: 'all', address: '127.0.0.1/32', method: 'trust', comment: 'test client' }]);
   const logDir = join(monitor.dir, 'legacy', 'log');
   ensureOwnedDir(logDir);
-  await pgCtlStart(pgdata, join(logDir, 'postgres.log'));
+  await startPostgres(pgdata, join(logDir, 'postgres.log'));
   await queryNode(port, 'create table legacy (id int primary key, note text)');
   await queryNode(port, "insert into legacy select g, 'row ' || g from generate_series(1, 1000) g");
 }, 180_000);

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import getPort from 'get-port';
 import type { Kysely } from 'kysely';
-import { ensureOwnedDir, initdb, pgCtlStart, pgCtlStop, socketDirFor, writePghaConf } from '@pgha/postgres';
+import { ensureOwnedDir, initdb, startPostgres, pgCtlStop, socketDirFor, writePghaConf } from '@pgha/postgres';
 import { PostgresStore, openStore, type Database, type StoreConnection } from '@pgha/monitor';
 import { makeTestDir, trackPgdata } from './processes.js';
 
@@ -45,7 +45,7 @@ export async function startStore(options: { max?: number } = {}): Promise<TestSt
   writePghaConf(pgdata, { role: 'monitor', listenAddresses: '', port, socketDir: socketDirFor(pgdata), synchronousStandbyNames: '' });
   const logDir = join(dir, 'log');
   ensureOwnedDir(logDir);
-  await pgCtlStart(pgdata, join(logDir, 'postgres.log'));
+  await startPostgres(pgdata, join(logDir, 'postgres.log'));
   const conn: StoreConnection = { host: socketDirFor(pgdata), port };
   const db = openStore({ ...conn, ...(options.max ? { max: options.max } : {}) });
   return {

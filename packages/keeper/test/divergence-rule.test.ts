@@ -1,7 +1,7 @@
 /**
  * The timeline-divergence rule without Postgres: parsing a timeline history file, the replay
- * timeline from WAL file names, the rule itself around every boundary, when a check is due,
- * and the watch that applies it (with fake readers: a primary that does not answer, a standby
+ * timeline from WAL file names, the rule itself around every boundary, the rejoin rule of an
+ * old primary after a crash, when a check is due, and the watch that applies it (with fake readers: a primary that does not answer, a standby
  * that is only behind, one that diverged, one that streams again).
  */
 import { describe, expect, it } from 'vitest';
@@ -12,12 +12,13 @@ import {
   divergenceCheckDue,
   divergenceProblem,
   parseTimelineHistory,
+  rewindReason,
   timelineDivergence,
   walSegmentTimeline,
   type UpstreamTimeline,
 } from '../src/fsm/divergence-rule.js';
 import { DivergenceWatch, type TimelineReader } from '../src/divergence-watch.js';
-import { psqlRow, type LocalTimeline, type RemoteTimeline } from '../src/postgres/timeline-history.js';
+import { parseUpstreamTimeline, psqlRow, type LocalTimeline, type RemoteTimeline } from '../src/postgres/timeline-history.js';
 import type { PostgresFacts } from '@pgha/keeper';
 import { memoryLogger } from './memory-logger.js';
 
@@ -137,6 +138,26 @@ describe('psqlRow', () => {
   });
 });
 
+describe('parseUpstreamTimeline', () => {
+  // What readUpstreamTimeline's psql printed (Postgres 15): IDENTIFY_SYSTEM's row, then TIMELINE_HISTORY's.
+  const timeline2 = '7715989223481134360\u00002\u00000/3000108\u0000\u000000000002.history\u00001\t0/3000000\tno recovery target specified\n\u0000';
+
+  it('reads the timeline and its history', () => {
+    expect(parseUpstreamTimeline(psqlRow(timeline2))).toEqual({ systemId: '7715989223481134360', timeline: 2, history: [{ timeline: 1, switchLsn: lsn(0x3000000n) }] });
+  });
+
+  it('reads timeline 1, whose history psql failed to read (no file), as no history', () => {
+    expect(parseUpstreamTimeline(psqlRow('7715989223481134360\u00001\u00000/1500790\u0000\u0000'))).toEqual({ systemId: '7715989223481134360', timeline: 1, history: [] });
+  });
+
+  it('says what is wrong with an answer of another shape', () => {
+    expect(() => parseUpstreamTimeline([])).toThrow('unexpected answer to IDENTIFY_SYSTEM: []');
+    expect(() => parseUpstreamTimeline(['x', '2', '0/1', ''])).toThrow('unexpected answer to IDENTIFY_SYSTEM');
+    expect(() => parseUpstreamTimeline(['7715989223481134360', '2', '0/3000108', ''])).toThrow('no answer to TIMELINE_HISTORY 2: []');
+    expect(() => parseUpstreamTimeline(['7715989223481134360', '2', '0/3000108', '', '00000002.history', 'garbage'])).toThrow('unexpected answer to TIMELINE_HISTORY 2: invalid timeline history line "garbage"');
+  });
+});
+
 describe('DivergenceWatch', () => {
   const primary: GroupMember = { nodeId: 2, name: 'b', host: '127.0.0.1', port: 5433, goalState: 'wait_primary', reportedState: 'wait_primary' };
   const standbyFacts = (streaming: boolean): PostgresFacts => ({
@@ -237,5 +258,29 @@ describe('DivergenceWatch', () => {
     expect(await watch.check(due + DIVERGENCE_CHECK_AFTER_MS - 1, primary, r)).toBeUndefined();
     expect(r.calls).toBe(0);
     expect(await watch.check(due + DIVERGENCE_CHECK_AFTER_MS, primary, r)).toBeDefined();
+  });
+});
+
+describe('rewindReason (an old primary after a crash)', () => {
+  const upstream: UpstreamTimeline = { timeline: 3, history: [{ timeline: 1, switchLsn: lsn(0x3000000n) }, { timeline: 2, switchLsn: lsn(0x3024a00n) }] };
+
+  it('needs no rewind when its last record starts before the fork of its timeline', () => {
+    expect(rewindReason({ timeline: 2, lastRecordLsn: lsn(0x3024778n) }, upstream)).toBeUndefined();
+    expect(rewindReason({ timeline: 2, lastRecordLsn: lsn(0x3024a00n - 1n) }, upstream)).toBeUndefined();
+    // An older ancestor: its WAL ends before the fork of timeline 1 too.
+    expect(rewindReason({ timeline: 1, lastRecordLsn: lsn(0x2fffff0n) }, upstream)).toBeUndefined();
+  });
+
+  it('needs a rewind when its last record starts at the fork or past it', () => {
+    expect(rewindReason({ timeline: 2, lastRecordLsn: lsn(0x3024a00n) }, upstream)).toBe("its last WAL record starts at 0/3024A00, at or past 0/3024A00, where the primary's timeline 3 forked off timeline 2");
+    expect(rewindReason({ timeline: 1, lastRecordLsn: lsn(0x3000010n) }, upstream)).toBe("its last WAL record starts at 0/3000010, at or past 0/3000000, where the primary's timeline 3 forked off timeline 1");
+  });
+
+  it('needs a rewind when its timeline is not an ancestor of the primary\'s', () => {
+    expect(rewindReason({ timeline: 3, lastRecordLsn: lsn(0x100n) }, upstream)).toBe("its timeline 3 is not older than the primary's timeline 3");
+    expect(rewindReason({ timeline: 4, lastRecordLsn: lsn(0x100n) }, upstream)).toBe("its timeline 4 is not older than the primary's timeline 3");
+    const sibling: UpstreamTimeline = { timeline: 4, history: [{ timeline: 1, switchLsn: lsn(0x3000000n) }, { timeline: 3, switchLsn: lsn(0x3100000n) }] };
+    expect(rewindReason({ timeline: 2, lastRecordLsn: lsn(0x100n) }, sibling)).toBe("its timeline 2 is not in the history of the primary's timeline 4");
+    expect(rewindReason({ timeline: 1, lastRecordLsn: lsn(0x100n) }, { timeline: 2, history: [] })).toBe("its timeline 1 is not in the history of the primary's timeline 2");
   });
 });

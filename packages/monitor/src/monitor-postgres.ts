@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { assertOwnDataDirectory, ensureOwnedDir, ensurePghaDir, pgCtlStart, postmasterPid, socketDirFor, writePghaConf } from '@pgha/postgres';
+import { assertOwnDataDirectory, ensureOwnedDir, ensurePghaDir, startPostgres, postmasterPid, socketDirFor, writePghaConf } from '@pgha/postgres';
 import { monitorPaths, type MonitorConfig } from './monitor-config.js';
 
 /**
@@ -44,5 +44,5 @@ export async function startMonitorPostgres(config: MonitorConfig, log: Logger): 
   ensureOwnedDir(socketDirFor(config.pgdata));
   log.info({ pgdata: config.pgdata, port: config.pgPort }, "starting the monitor's Postgres");
   writePghaConf(config.pgdata, { role: 'monitor', listenAddresses: '', port: config.pgPort, socketDir: socketDirFor(config.pgdata), synchronousStandbyNames: '' });
-  await pgCtlStart(config.pgdata, join(logDir, 'postgres.log'));
+  await startPostgres(config.pgdata, join(logDir, 'postgres.log'));
 }

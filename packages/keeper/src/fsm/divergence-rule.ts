@@ -185,3 +185,51 @@ export function divergenceCheckDue(nowMs: number, notStreamingSinceMs: number | 
   if (notStreamingSinceMs === undefined || nowMs - notStreamingSinceMs < DIVERGENCE_CHECK_AFTER_MS) return false;
   return lastCheckMs === undefined || nowMs - lastCheckMs >= DIVERGENCE_CHECK_INTERVAL_MS;
 }
+
+/** Where the WAL of an old primary ends, read from its stopped data directory (`readWalEnd`). */
+export interface WalEnd {
+  /** The timeline it wrote its WAL on. */
+  readonly timeline: number;
+  /** Where its last valid WAL record starts: the last one crash recovery would replay. */
+  readonly lastRecordLsn: Lsn;
+}
+
+/**
+ * The rejoin rule: must an old primary whose Postgres crashed be rewound before it can follow
+ * `upstream` (the new primary)? Not when its WAL is a prefix of the upstream's timeline: its
+ * timeline T is an ancestor of the upstream's timeline U (in U's history, so T < U) and its last
+ * valid record starts before S, the point where U forked off T. Then Postgres, started as a
+ * standby, replays its own WAL up to its end (crash recovery replays all of `pg_wal` before a
+ * standby streams), which is at or before S, and follows U from there, as any standby behind the
+ * fork does; with WAL past S it could not (see {@link timelineDivergence}).
+ *
+ * Why a record that starts before S ends at S or before: up to S, timeline T's WAL is the same
+ * bytes on both nodes (the upstream received it, directly or through a standby, from this node,
+ * the only one that wrote T), and S is the end of a record in it (the last one the upstream
+ * replayed before its promotion). Records follow one another without gaps, so a record of this
+ * node that starts before S is one of those, and ends at S or before it.
+ *
+ * Postgres's own check is the same comparison (pg_rewind's "no rewind required"), but pg_rewind
+ * first runs crash recovery on a crashed target, whose end-of-recovery and shutdown checkpoints
+ * are WAL past S: after a crash it always rewinds, and copies every WAL segment file the
+ * upstream holds (docs/timeouts.md, "Rejoining after a crash").
+ *
+ * @returns undefined when no rewind is needed; otherwise why one is, as a phrase.
+ *
+ * ### Examples
+ * ```ts
+ * const upstream = { timeline: 2, history: [{ timeline: 1, switchLsn: lsn(0x3024a00n) }] };
+ * rewindReason({ timeline: 1, lastRecordLsn: lsn(0x3024778n) }, upstream) // undefined
+ * rewindReason({ timeline: 1, lastRecordLsn: lsn(0x3024a00n) }, upstream)
+ * // "its last WAL record starts at 0/3024A00, at or past 0/3024A00, where the primary's timeline 2 forked off timeline 1"
+ * ```
+ */
+export function rewindReason(end: WalEnd, upstream: UpstreamTimeline): string | undefined {
+  if (upstream.timeline <= end.timeline) return `its timeline ${end.timeline} is not older than the primary's timeline ${upstream.timeline}`;
+  const entry = upstream.history.find((e) => e.timeline === end.timeline);
+  if (!entry) return `its timeline ${end.timeline} is not in the history of the primary's timeline ${upstream.timeline}`;
+  if (end.lastRecordLsn >= entry.switchLsn) {
+    return `its last WAL record starts at ${formatLsn(end.lastRecordLsn)}, at or past ${formatLsn(entry.switchLsn)}, where the primary's timeline ${upstream.timeline} forked off timeline ${end.timeline}`;
+  }
+  return undefined;
+}

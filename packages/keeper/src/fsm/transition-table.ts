@@ -79,7 +79,7 @@ export const KEEPER_TRANSITIONS: readonly KeeperTransition[] = [
   ...rows(['demote_timeout'], PRIMARY, 'configurePrimary', 'the node fenced itself in a network partition and the monitor kept it primary: start Postgres again as the primary'),
   ...rows(['demote_timeout'], ['stop_replication'], 'promoteStandby', 'the node fenced itself while being promoted (no monitor answered for a while, as during a change of leading monitor) and the monitor still promotes it: start Postgres and finish the promotion'),
   ...rows([...PRIMARY, 'stop_replication', 'prepare_promotion', ...FENCED], FENCED, 'stopPostgres', 'fence: stop Postgres so that it takes no more writes'),
-  ...rows([...FENCED, ...PRIMARY, 'stop_replication', 'maintenance', 'wait_maintenance'], ['catchingup'], 'rewindOrBaseBackup', 'rejoin as a standby: pg_rewind when the data was a primary, or a fresh base backup when rewinding fails'),
+  ...rows([...FENCED, ...PRIMARY, 'stop_replication', 'maintenance', 'wait_maintenance'], ['catchingup'], 'rewindOrBaseBackup', 'rejoin as a standby: pg_rewind when the data was a primary (none after a crash whose WAL ends before the new timeline forked), or a fresh base backup when rewinding fails'),
   ...rows(['secondary', 'catchingup'], ['wait_maintenance'], 'followPrimary', 'keep streaming while the primary stops counting on this standby'),
   ...rows(['wait_maintenance', 'secondary', 'catchingup', 'prepare_maintenance', ...PRIMARY, ...DEMOTING], ['maintenance'], 'leavePostgresAlone', 'maintenance: the keeper leaves Postgres to the operator'),
   ...rows(ALL, ['dropped'], 'dropNode', 'dropped from the formation: stop Postgres (and remove its data when asked)'),

@@ -7,6 +7,7 @@
 import { PghaError, type NodeGoal, type NodeState } from '@pgha/shared/base';
 import type { NodeControl } from '../node-control.js';
 import type { PostgresFacts } from '../local-facts.js';
+import type { Rejoin } from '../node/rebuild.js';
 import type { TransitionName } from './transition-table.js';
 
 /** What a transition function receives. */
@@ -180,8 +181,9 @@ export const stopPostgres: TransitionFn = async (ctx) => {
 };
 
 /**
- * `demoted → catchingup`: pg_rewind from the new primary; when that fails, a fresh base
- * backup (the old data directory is replaced only once the backup is complete). A data
+ * `demoted → catchingup`: pg_rewind from the new primary, unless the node crashed with its WAL
+ * still on the new primary's timeline history (`Rebuild.rejoin`); when pg_rewind fails, a fresh
+ * base backup (the old data directory is replaced only once the backup is complete). A data
  * directory that is not the node's (another cluster's) is refused, never rewound or replaced.
  */
 export const rewindOrBaseBackup: TransitionFn = async (ctx) => {
@@ -191,12 +193,14 @@ export const rewindOrBaseBackup: TransitionFn = async (ctx) => {
   if (ctx.node.postgres.hasData()) ctx.node.identity.assertOwn();
   await ctx.node.postgres.stop();
   const facts = ctx.node.postgres.hasData() && ctx.node.postgres.hasStandbySignal() ? 'standby' : 'primary';
+  let rejoined: Rejoin | undefined;
   if (ctx.node.postgres.hasData() && facts === 'primary') {
-    await ctx.node.rebuild.rewindOrClone(primary);
+    rejoined = await ctx.node.rebuild.rejoin(primary);
   } else if (!ctx.node.postgres.hasData()) {
     await ctx.node.rebuild.baseBackup(primary);
   }
   await ctx.node.replication.followAsStandby(ctx.goal);
+  if (rejoined?.how === 'no rewind') await ctx.node.rebuild.waitForStream(rejoined.upstreamTimeline);
 };
 
 /**

@@ -8,7 +8,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statfs
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { PghaError } from '@pgha/shared/base';
-import { PARAMETERS_FILE, ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pghaDirFor, pgCtlRestart, pgCtlStart, pgCtlStop, pollUntil, postmasterPid, readClusterState, stopWrites, runPgProgram, writeOwnedFileIfChanged } from '@pgha/postgres';
+import { PARAMETERS_FILE, ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pghaDirFor, pgCtlRestart, startPostgres, pgCtlStop, pollUntil, postmasterPid, readClusterState, stopWrites, runPgProgram, writeOwnedFileIfChanged } from '@pgha/postgres';
 import { keeperPaths } from '../keeper-config.js';
 import { diskProblem, lastServerFailure } from '../local-problem.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
@@ -106,7 +106,7 @@ export class PostgresLifecycle {
     this.socketDir();
     this.removeStaleLocks();
     try {
-      await pgCtlStart(this.pgdata, this.pgLogFile);
+      await startPostgres(this.pgdata, this.pgLogFile);
       this.lastStartFailure = undefined;
       this.rememberStartedParameters();
     } catch (err) {
@@ -118,9 +118,12 @@ export class PostgresLifecycle {
 
   /**
    * Removes the lock files of a postmaster that is not running: one killed a moment ago may
-   * linger as a zombie until it is reaped, and Postgres then refuses its lock file.
+   * linger as a zombie until it is reaped (an orphan's reaper, PID 1, can take a second or more),
+   * and Postgres then refuses its lock file, a single-user postgres too (pg_rewind's crash
+   * recovery). Does nothing while the postmaster runs.
    */
-  private removeStaleLocks(): void {
+  removeStaleLocks(): void {
+    if (this.isRunning()) return;
     rmSync(join(this.pgdata, 'postmaster.pid'), { force: true });
     rmSync(join(this.session.local.socketDir, `.s.PGSQL.${this.session.local.port}.lock`), { force: true });
   }
@@ -165,7 +168,7 @@ export class PostgresLifecycle {
     writeOwnedFileIfChanged(current, good);
     this.removeStaleLocks();
     try {
-      await pgCtlStart(this.pgdata, this.pgLogFile);
+      await startPostgres(this.pgdata, this.pgLogFile);
     } catch {
       return false;
     }

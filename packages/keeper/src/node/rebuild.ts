@@ -4,15 +4,16 @@
  * over a standby's timeline that finds when it has diverged (`DivergenceWatch`). It owns the
  * progress of the base backup under way and the divergence watch.
  */
-import { renameSync, rmSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { PghaError, formatDurationMs, nodeSlotName, progressAmount, type GroupMember, type TransitionProgress } from '@pgha/shared/base';
-import { ensureOwnedDir, runPgProgram, setStandbySignal } from '@pgha/postgres';
+import { PghaError, formatDurationMs, formatLsn, nodeSlotName, progressAmount, type GroupMember, type TransitionProgress } from '@pgha/shared/base';
+import { ensureOwnedDir, pollUntil, readClusterState, runPgProgram, setStandbySignal } from '@pgha/postgres';
 import { DivergenceWatch } from '../divergence-watch.js';
-import type { Divergence } from '../fsm/divergence-rule.js';
+import { rewindReason, type Divergence } from '../fsm/divergence-rule.js';
 import type { KeeperConfig } from '../keeper-config.js';
 import { ProgressLogThrottle, parseBasebackupProgress } from '../postgres/basebackup-progress.js';
-import { readLocalTimeline, readUpstreamTimeline, type RemoteTimeline } from '../postgres/timeline-history.js';
+import { readLocalTimeline, readUpstreamTimeline, readWalEnd, type RemoteTimeline } from '../postgres/timeline-history.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
 import type { LocalSession } from './local-session.js';
 import type { PostgresLifecycle } from './postgres-lifecycle.js';
@@ -44,10 +45,27 @@ function testBasebackupMaxRate(): string | undefined {
  */
 export const REWIND_SOURCE_OPTIONS = '-c jit=off';
 
+/**
+ * How long {@link Rebuild.waitForStream} waits, at most, for a standby that rejoined without a
+ * rewind to stream the primary's timeline (ms). It streams about 100 ms after its start here.
+ */
+const REJOIN_STREAM_WAIT_MS = 2_000;
+/** How often {@link Rebuild.waitForStream} looks (ms). */
+const REJOIN_STREAM_POLL_MS = 10;
+
+/**
+ * How an old primary rejoined (`Rebuild.rejoin`): without a rewind (then `upstreamTimeline` is
+ * the primary's timeline, which its WAL receiver must reach), with pg_rewind, or with a fresh base backup.
+ */
+export type Rejoin = { how: 'no rewind'; upstreamTimeline: number } | { how: 'pg_rewind' | 'a base backup' };
+
 /** See the module comment. One per node (`NodeControl.rebuild`). */
 export class Rebuild {
   /** Whether this standby's WAL diverged from the primary's timeline (see `divergence-watch.ts`). */
   readonly divergence: DivergenceWatch;
+
+  /** How long the reads of the last rejoin check took (ms from its start), for its log line: where this node's WAL ends, the primary's timeline. */
+  private readonly lastRejoinCheckMs: { walEndMs?: number; upstreamMs?: number } = {};
 
   /** How far the base backup under way has come; null when none runs. */
   private progress: TransitionProgress | null = null;
@@ -137,6 +155,7 @@ export class Rebuild {
     // A standby.signal left over would make the single-user crash recovery that pg_rewind
     // runs first wait for WAL; pg_rewind needs a target that was a primary or shut down cleanly.
     setStandbySignal(this.pgdata, false);
+    this.postgres.removeStaleLocks();
     this.replication.ensurePassfile();
     const startedAtMs = performance.now();
     await runPgProgram('pg_rewind', [
@@ -164,6 +183,102 @@ export class Rebuild {
       await this.baseBackup(source);
       return 'a base backup';
     }
+  }
+
+  /**
+   * An old primary rejoining `primary` as a standby (Postgres stopped, no `standby.signal`):
+   * pg_rewind from it, or a fresh base backup when that fails ({@link rewindOrClone}); but after
+   * a crash, nothing when its WAL provably ends on the primary's timeline history
+   * ({@link rewindNeeded}). Postgres, started as a standby next, then runs crash recovery over
+   * its own WAL and follows the primary's timeline. On that path the replication slots it kept
+   * as a primary are removed, as pg_rewind removes them (a slot left on a standby holds its WAL
+   * for good): the data directory is left as a rewind would leave it, but for the files a rewind
+   * copies from the primary (WAL, configuration: the keeper writes its own next).
+   *
+   * @returns what it took.
+   * @throws PostgresCommandError when the base backup fails too.
+   */
+  async rejoin(primary: GroupMember): Promise<Rejoin> {
+    // A clean shutdown: pg_rewind tells itself, at no cost, whether a rewind is needed.
+    if (readClusterState(this.pgdata) === 'in production') {
+      const startedAtMs = performance.now();
+      const reason = await this.rewindNeeded(primary);
+      const durationMs = Math.round(performance.now() - startedAtMs);
+      if (reason.rewind === false) {
+        this.log.info({ durationMs, ...this.lastRejoinCheckMs }, `no rewind needed: ${reason.why} (checked in ${formatDurationMs(durationMs)})`);
+        this.removeReplicationSlots();
+        return { how: 'no rewind', upstreamTimeline: reason.upstreamTimeline };
+      }
+      this.log.info({ durationMs, ...this.lastRejoinCheckMs }, `pg_rewind needed: ${reason.why}`);
+    }
+    return { how: await this.rewindOrClone(primary) };
+  }
+
+  /**
+   * After a rejoin without a rewind, once Postgres runs as a standby: waits, at most
+   * {@link REJOIN_STREAM_WAIT_MS}, until its WAL receiver streams on the primary's timeline
+   * `timeline` and has flushed all the primary has told it of (`pg_stat_wal_receiver`:
+   * `flushed_lsn` at `latest_end_lsn`). Its start returns once it is consistent, at the end of
+   * its own WAL, before it streams (after a rewind, consistency needs the primary's WAL, so the
+   * start returns streaming): without this wait, the keeper's next report would show it behind,
+   * and the monitor's catch-up rule would wait a report interval for the one after. Never fails:
+   * past the limit, or when Postgres does not answer, the reports that follow tell.
+   */
+  async waitForStream(timeline: number): Promise<void> {
+    const caughtUp = (): Promise<boolean> =>
+      this.session.withSession(async (c) => {
+        const { rows } = await c.query("select 1 from pg_stat_wal_receiver where status = 'streaming' and received_tli >= $1 and flushed_lsn >= latest_end_lsn", [timeline]);
+        return rows.length === 1;
+      });
+    const startedAtMs = performance.now();
+    if (await pollUntil(caughtUp, { timeoutMs: REJOIN_STREAM_WAIT_MS, intervalMs: REJOIN_STREAM_POLL_MS })) {
+      this.log.info(`streaming the primary's timeline ${timeline} ${formatDurationMs(performance.now() - startedAtMs)} after the start`);
+    } else {
+      this.log.warn(`not streaming the primary's timeline ${timeline} ${formatDurationMs(REJOIN_STREAM_WAIT_MS)} after the start: reporting catchingup all the same`);
+    }
+  }
+
+  /**
+   * Must this crashed old primary be rewound before it follows `primary`? Reads where its WAL
+   * ends (`readWalEnd`: pg_controldata, pg_waldump) and the primary's timeline history
+   * ({@link readUpstreamTimeline}) at once, and applies the rejoin rule (`rewindReason`). Any
+   * doubt is a rewind: an end that cannot be told, a primary that does not answer, another
+   * database system identifier.
+   *
+   * @returns whether to rewind, and why (a phrase for the log).
+   */
+  private async rewindNeeded(primary: GroupMember): Promise<{ rewind: true; why: string } | { rewind: false; why: string; upstreamTimeline: number }> {
+    let local: Awaited<ReturnType<typeof readWalEnd>>;
+    let upstream: RemoteTimeline;
+    try {
+      const timed = async <T>(read: Promise<T>, into: 'walEndMs' | 'upstreamMs'): Promise<T> => {
+        const value = await read;
+        this.lastRejoinCheckMs[into] = Math.round(performance.now() - startedAtMs);
+        return value;
+      };
+      const startedAtMs = performance.now();
+      [local, upstream] = await Promise.all([timed(readWalEnd(this.pgdata), 'walEndMs'), timed(this.readUpstreamTimeline(primary), 'upstreamMs')]);
+    } catch (err) {
+      return { rewind: true, why: `where this node's WAL ends against the primary's timeline could not be read (${(err as Error).message.split('\n')[0]})` };
+    }
+    if ('unknown' in local) return { rewind: true, why: `where this node's WAL ends cannot be told: ${local.unknown}` };
+    if (local.systemId !== upstream.systemId) return { rewind: true, why: `the primary's database system identifier ${upstream.systemId} is not this node's ${local.systemId}` };
+    const reason = rewindReason(local, upstream);
+    if (reason !== undefined) return { rewind: true, why: reason };
+    const fork = upstream.history.find((e) => e.timeline === local.timeline)!;
+    return {
+      rewind: false,
+      upstreamTimeline: upstream.timeline,
+      why: `this node's WAL on timeline ${local.timeline} ends with a record at ${formatLsn(local.lastRecordLsn)} (then: ${local.stop}), before ${formatLsn(fork.switchLsn)}, where the primary's timeline ${upstream.timeline} forked off it`,
+    };
+  }
+
+  /** Removes every replication slot of the stopped Postgres (`pg_replslot/*`), as pg_rewind and pg_basebackup leave none. */
+  private removeReplicationSlots(): void {
+    const dir = join(this.pgdata, 'pg_replslot');
+    const slots = readdirSync(dir);
+    for (const slot of slots) rmSync(join(dir, slot), { recursive: true, force: true });
+    if (slots.length > 0) this.log.info(`removed the replication slots this node kept as a primary (${slots.join(', ')}): a standby keeps none`);
   }
 
   /**

@@ -1,12 +1,15 @@
 /**
- * What the timeline-divergence rule (`fsm/divergence-rule.ts`) reads from Postgres: the local
- * standby's timeline and replay LSN (SQL on its own session), and the timeline history of the
- * node it follows (replication commands over a replication connection, with psql).
+ * What the timeline-divergence and rejoin rules (`fsm/divergence-rule.ts`) read from Postgres:
+ * the local standby's timeline and replay LSN (SQL on its own session), where a stopped old
+ * primary's WAL ends (`pg_controldata`, `pg_waldump`), and the timeline history of the node it
+ * follows (replication commands over a replication connection, with psql).
  */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type pg from 'pg';
-import { PghaError, parseLsn } from '@pgha/shared/base';
-import { parseTimelineHistory, walSegmentTimeline, type StandbyPosition, type UpstreamTimeline } from '../fsm/divergence-rule.js';
-import { runPgProgram } from '@pgha/postgres';
+import { PghaError, formatLsn, parseLsn, type Lsn } from '@pgha/shared/base';
+import { parseTimelineHistory, walSegmentTimeline, type StandbyPosition, type UpstreamTimeline, type WalEnd } from '../fsm/divergence-rule.js';
+import { readControlData, readLastWalRecord, runPgProgram } from '@pgha/postgres';
 
 /** A standby's position, with the system identifier of its data directory. */
 export interface LocalTimeline extends StandbyPosition {
@@ -60,10 +63,20 @@ export function psqlRow(stdout: string): string[] {
 }
 
 /**
+ * The psql script of {@link readUpstreamTimeline}: `IDENTIFY_SYSTEM`'s row printed, then the
+ * same command again with its fields kept in psql variables (`\gset`), then the history of the
+ * timeline it named. On timeline 1, which has no history file, the last command fails (psql
+ * says so on stderr and goes on): the output then holds the first row alone.
+ */
+const UPSTREAM_TIMELINE_SCRIPT = 'IDENTIFY_SYSTEM \\g\nIDENTIFY_SYSTEM \\gset\nTIMELINE_HISTORY :timeline\n';
+
+/**
  * Reads an upstream's current timeline (`IDENTIFY_SYSTEM`) and, past timeline 1, its history
- * (`TIMELINE_HISTORY`), with psql over a physical replication connection (`replication=true`
- * in `conninfo`): the same kind of connection the WAL receiver opens, so it needs no right the
- * replication role lacks.
+ * (`TIMELINE_HISTORY`), with one psql session over a physical replication connection
+ * (`replication=true` in `conninfo`): the same kind of connection the WAL receiver opens, so it
+ * needs no right the replication role lacks. One session, not one per command: each psql
+ * start, TLS handshake and SCRAM exchange cost 60–80 ms on a loaded 2-core machine (an old
+ * primary's rejoin waits for this read; issue 17 §5).
  *
  * @param conninfo - libpq keyword/value string (host, port, user, passfile, TLS, timeouts):
  *   everything psql needs, since it runs in the clean environment of `runPgProgram`.
@@ -71,18 +84,68 @@ export function psqlRow(stdout: string): string[] {
  *   connection...); PghaError `PGHA_ERR_INTERNAL` when its answer has an unexpected shape.
  */
 export async function readUpstreamTimeline(conninfo: string): Promise<RemoteTimeline> {
-  const psql = (command: string): Promise<string> =>
-    runPgProgram('psql', ['--no-psqlrc', '--no-align', '--tuples-only', '--field-separator-zero', '--record-separator-zero', '--dbname', conninfo, '--command', command], { timeoutMs: 10_000 });
-  const [systemId, tli] = psqlRow(await psql('IDENTIFY_SYSTEM'));
+  const out = await runPgProgram('psql', ['--no-psqlrc', '--no-align', '--tuples-only', '--field-separator-zero', '--record-separator-zero', '--dbname', conninfo, '--file', '-'], { timeoutMs: 10_000, input: UPSTREAM_TIMELINE_SCRIPT });
+  return parseUpstreamTimeline(psqlRow(out));
+}
+
+/**
+ * What {@link readUpstreamTimeline}'s psql printed, split by {@link psqlRow}: `IDENTIFY_SYSTEM`'s
+ * four fields (`systemid`, `timeline`, `xlogpos`, `dbname`), then, past timeline 1,
+ * `TIMELINE_HISTORY`'s two (`filename`, `content`).
+ *
+ * @throws PghaError `PGHA_ERR_INTERNAL` when the fields are not of that shape.
+ *
+ * ### Examples
+ * ```ts
+ * parseUpstreamTimeline(['7715617485808609605', '2', '0/4000278', '', '00000002.history', '1\t0/4000000\tno recovery target specified\n'])
+ * // { systemId: '7715617485808609605', timeline: 2, history: [{ timeline: 1, switchLsn: 0x4000000n }] }
+ * ```
+ */
+export function parseUpstreamTimeline(fields: readonly string[]): RemoteTimeline {
+  const [systemId, tli] = fields;
   const timeline = Number(tli);
-  if (!systemId || !Number.isInteger(timeline) || timeline < 1) {
-    throw new PghaError('PGHA_ERR_INTERNAL', `unexpected answer to IDENTIFY_SYSTEM: ${JSON.stringify([systemId, tli])}`);
+  if (!systemId || !/^[1-9][0-9]*$/.test(systemId) || !Number.isInteger(timeline) || timeline < 1) {
+    throw new PghaError('PGHA_ERR_INTERNAL', `unexpected answer to IDENTIFY_SYSTEM: ${JSON.stringify(fields.slice(0, 4))}`);
   }
   if (timeline === 1) return { systemId, timeline, history: [] };
-  const [, content] = psqlRow(await psql(`TIMELINE_HISTORY ${timeline}`));
+  if (fields.length !== 6) throw new PghaError('PGHA_ERR_INTERNAL', `no answer to TIMELINE_HISTORY ${timeline}: ${JSON.stringify(fields.slice(4))}`);
   try {
-    return { systemId, timeline, history: parseTimelineHistory(content ?? '') };
+    return { systemId, timeline, history: parseTimelineHistory(fields[5]!) };
   } catch (err) {
     throw new PghaError('PGHA_ERR_INTERNAL', `unexpected answer to TIMELINE_HISTORY ${timeline}: ${(err as Error).message}`);
   }
+}
+
+/** A stopped cluster's end of WAL ({@link WalEnd}), with where crash recovery starts and why the WAL ends there. */
+export interface LocalWalEnd extends WalEnd {
+  /** Its database system identifier (`pg_controldata`). */
+  readonly systemId: string;
+  /** Its last checkpoint's REDO location, where crash recovery starts and pg_waldump started. */
+  readonly redoLsn: Lsn;
+  /** Why the record after the last one is not valid, in pg_waldump's words. */
+  readonly stop: string;
+}
+
+/** A history file's name in `pg_wal` (`0000000N.history`). */
+const HISTORY_FILE = /^([0-9A-F]{8})\.history$/;
+
+/**
+ * Reads where the WAL of the stopped cluster in `pgdata` ends: its last checkpoint from
+ * `pg_controldata` (REDO location, timeline), then `pg_waldump` from that REDO location over
+ * that timeline's segment files, to the first record that is not valid: the WAL crash recovery
+ * would replay. Its timeline is the last checkpoint's, and only when no history file in `pg_wal`
+ * names a later one (a node promoted and crashed before its first checkpoint writes on a
+ * timeline its control file does not show yet: that end is not told).
+ *
+ * @returns the end, or `{unknown}` with a phrase saying why it cannot be told.
+ * @throws PostgresCommandError when pg_controldata fails; Error when its output lacks a field.
+ */
+export async function readWalEnd(pgdata: string): Promise<LocalWalEnd | { unknown: string }> {
+  const control = await readControlData(pgdata);
+  const timeline = control.checkpointTimeline;
+  const newest = Math.max(0, ...readdirSync(join(pgdata, 'pg_wal')).map((name) => HISTORY_FILE.exec(name)).map((m) => (m ? parseInt(m[1]!, 16) : 0)));
+  if (newest > timeline) return { unknown: `its last checkpoint is on timeline ${timeline}, but pg_wal has the history of timeline ${newest}` };
+  const last = await readLastWalRecord(pgdata, timeline, control.checkpointRedoLsn);
+  if (!last || last.lsn < control.checkpointRedoLsn) return { unknown: `pg_waldump found no valid WAL record on timeline ${timeline} from the last checkpoint's REDO location ${formatLsn(control.checkpointRedoLsn)}` };
+  return { systemId: control.systemIdentifier, timeline, redoLsn: control.checkpointRedoLsn, lastRecordLsn: last.lsn, stop: last.stop };
 }
