@@ -15,7 +15,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { PghaError } from '@pgha/shared/core';
+import { PghaError, lsn, type Lsn } from '@pgha/shared/core';
 import { readFileBytes } from './file-text.js';
 
 /** Path of the control file of `pgdata`. */
@@ -81,6 +81,37 @@ export function parseClusterState(control: Buffer, littleEndian = endianness() =
   const state = CLUSTER_STATES[value];
   if (state === undefined) throw new Error(`cluster state ${value} is not one of a Postgres control file`);
   return state;
+}
+
+/** The last checkpoint in a control file (`ControlFileData.checkPointCopy`), as {@link parseLastCheckpoint} reads it. */
+export interface LastCheckpoint {
+  /** Its REDO location (`redo`): where crash recovery starts reading WAL. */
+  readonly redoLsn: Lsn;
+  /** Its timeline (`ThisTimeLineID`). */
+  readonly timeline: number;
+}
+
+/**
+ * The last checkpoint in a control file's contents: the `XLogRecPtr` at byte 40 and the
+ * `uint32` at byte 48 (the identifier, the two version numbers, the state, `time` at 24 and
+ * `checkPoint` at 32 come before `checkPointCopy`). Source: `pg_controldata`'s "Latest
+ * checkpoint's REDO location" and "Latest checkpoint's TimeLineID".
+ *
+ * @param control - the bytes of `global/pg_control` (the first 52 are read).
+ * @param littleEndian - the byte order the file was written in: the machine's (default).
+ * @throws Error when the bytes are too short or the timeline is 0.
+ *
+ * ### Examples
+ * ```ts
+ * parseLastCheckpoint(readFileSync(pgControlFile('/srv/pg/data'))) // { redoLsn: 0x2000028n, timeline: 1 }
+ * ```
+ */
+export function parseLastCheckpoint(control: Buffer, littleEndian = endianness() === 'LE'): LastCheckpoint {
+  if (control.length < 52) throw new Error(`${control.length} bytes, too short for a control file`);
+  const redoLsn = lsn(littleEndian ? control.readBigUInt64LE(40) : control.readBigUInt64BE(40));
+  const timeline = littleEndian ? control.readUInt32LE(48) : control.readUInt32BE(48);
+  if (timeline === 0) throw new Error("its last checkpoint's timeline is 0");
+  return { redoLsn, timeline };
 }
 
 /**

@@ -1,66 +1,32 @@
 /**
- * Where the WAL of a stopped cluster ends, read from its data directory with Postgres's own
- * programs and without starting it: `pg_controldata` gives the last checkpoint (its REDO
- * location and timeline) and the cluster state, and `pg_waldump` reads from that REDO location
- * the records crash recovery would replay, up to the first one that is not valid. Both read with
- * Postgres's own code (`pg_waldump` with the same WAL reader as recovery), so the end they find
- * is the one recovery finds.
+ * Where the WAL of a stopped cluster ends, read from its data directory without starting it:
+ * its control file gives the last checkpoint (its REDO location and timeline), and `pg_waldump`
+ * reads from that REDO location the records crash recovery would replay, up to the first one
+ * that is not valid, with the same WAL reader as recovery, so the end it finds is the one
+ * recovery finds.
  */
 import { join } from 'node:path';
 import { formatLsn, parseLsn, PostgresCommandError, type Lsn } from '@pgha/shared/base';
-import { CLUSTER_STATES, type ClusterState } from './controldata.js';
+import { parseLastCheckpoint, parseSystemIdentifier, pgControlFile, type LastCheckpoint } from './controldata.js';
+import { readFileBytes } from './file-text.js';
 import { runPgProgram } from './pg-ctl.js';
 
-/** What {@link parseControlData} takes from `pg_controldata`'s output. */
-export interface ControlData {
-  /** "Database cluster state". */
-  readonly state: ClusterState;
-  /** "Database system identifier", decimal. */
+/** The database system identifier and the last checkpoint of a stopped cluster, as {@link readControlData} reads them. */
+export interface ControlData extends LastCheckpoint {
+  /** Its database system identifier, decimal. */
   readonly systemIdentifier: string;
-  /** "Latest checkpoint's REDO location": where crash recovery starts reading WAL. */
-  readonly checkpointRedoLsn: Lsn;
-  /** "Latest checkpoint's TimeLineID". */
-  readonly checkpointTimeline: number;
 }
 
 /**
- * Parses the output of `pg_controldata` (its `Name: value` lines; the C locale's wording, which
- * {@link readControlData} runs it with).
+ * The database system identifier and the last checkpoint in `pgdata`'s control file, read from
+ * its bytes as every other read of that file is (`controldata.ts`: no `pg_controldata` process).
  *
- * @throws Error naming the first field that is missing or malformed.
- *
- * ### Examples
- * ```ts
- * parseControlData('Database system identifier:           7312345678901234567\nDatabase cluster state:               in production\n' +
- *   "Latest checkpoint's TimeLineID:       2\nLatest checkpoint's REDO location:    0/3000028\n")
- * // { state: 'in production', systemIdentifier: '7312345678901234567', checkpointRedoLsn: 0x3000028n, checkpointTimeline: 2 }
- * ```
+ * @throws Error when the file cannot be read or is not a control file.
  */
-export function parseControlData(text: string): ControlData {
-  const fields = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const at = line.indexOf(':');
-    if (at > 0) fields.set(line.slice(0, at).trim(), line.slice(at + 1).trim());
-  }
-  const field = (name: string, valid: (value: string) => boolean): string => {
-    const value = fields.get(name);
-    if (value === undefined || !valid(value)) throw new Error(`pg_controldata printed ${value === undefined ? `no "${name}"` : `"${name}: ${value}"`}`);
-    return value;
-  };
-  const state = field('Database cluster state', (v) => (CLUSTER_STATES as readonly string[]).includes(v)) as ClusterState;
-  const systemIdentifier = field('Database system identifier', (v) => /^[1-9][0-9]*$/.test(v));
-  const checkpointRedoLsn = parseLsn(field("Latest checkpoint's REDO location", (v) => /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i.test(v)));
-  const checkpointTimeline = Number(field("Latest checkpoint's TimeLineID", (v) => /^[1-9][0-9]*$/.test(v)));
-  return { state, systemIdentifier, checkpointRedoLsn, checkpointTimeline };
-}
-
-/**
- * Runs `pg_controldata` on `pgdata` (as the Postgres OS user, in the C locale) and parses it.
- *
- * @throws PostgresCommandError when pg_controldata fails; Error when its output lacks a field.
- */
-export async function readControlData(pgdata: string): Promise<ControlData> {
-  return parseControlData(await runPgProgram('pg_controldata', ['--pgdata', pgdata], { timeoutMs: 10_000 }));
+export function readControlData(pgdata: string): ControlData {
+  const control = readFileBytes(pgControlFile(pgdata));
+  if (!control) throw new Error(`${pgControlFile(pgdata)} does not exist`);
+  return { systemIdentifier: parseSystemIdentifier(control), ...parseLastCheckpoint(control) };
 }
 
 /** How `pg_waldump` stops where the valid WAL ends: the start of the last record it read, then why it stopped. */

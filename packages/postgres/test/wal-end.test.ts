@@ -1,41 +1,44 @@
 /**
- * Reading where a stopped cluster's WAL ends, without Postgres: `pg_controldata`'s output and
- * the line `pg_waldump --quiet` ends with, as Postgres 15 prints them.
+ * Reading where a stopped cluster's WAL ends, without Postgres: the last checkpoint in its
+ * control file, and the line `pg_waldump --quiet` ends with, as Postgres 15 prints it.
  */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lsn } from '@pgha/shared';
-import { parseControlData, parseWalDumpStop } from '../src/wal-end.js';
+import { parseLastCheckpoint } from '../src/controldata.js';
+import { parseWalDumpStop, readControlData } from '../src/wal-end.js';
 
-/** The lines of `pg_controldata` that matter here, from a Postgres 15 primary SIGKILLed (others elided). */
-const CRASHED = `pg_control version number:            1300
-Catalog version number:               202209061
-Database system identifier:           7579536839146137875
-Database cluster state:               in production
-pg_control last modified:             Sat 05 Dec 2026 11:46:00 PM UTC
-Latest checkpoint location:           0/2000060
-Latest checkpoint's REDO location:    0/2000028
-Latest checkpoint's REDO WAL file:    000000010000000000000002
-Latest checkpoint's TimeLineID:       1
-Latest checkpoint's PrevTimeLineID:   1
-Minimum recovery ending location:     0/0
-Min recovery ending loc's timeline:   0
-`;
+/** A control file of a Postgres 15 primary SIGKILLed: its identifier, version, state and last checkpoint (REDO location, timeline). */
+function controlFile(redoLsn: bigint, timeline: number): Buffer {
+  const buf = Buffer.alloc(8192);
+  buf.writeBigUInt64LE(7579536839146137875n, 0);
+  buf.writeUInt32LE(1300, 8);
+  buf.writeUInt32LE(6, 16);
+  buf.writeBigUInt64LE(redoLsn, 40);
+  buf.writeUInt32LE(timeline, 48);
+  return buf;
+}
 
-describe('parseControlData', () => {
-  it('reads the state, the identifier, and the last checkpoint\'s REDO location and timeline', () => {
-    expect(parseControlData(CRASHED)).toEqual({ state: 'in production', systemIdentifier: '7579536839146137875', checkpointRedoLsn: lsn(0x2000028n), checkpointTimeline: 1 });
+describe('parseLastCheckpoint and readControlData', () => {
+  it("read the last checkpoint's REDO location and timeline, and the identifier from a data directory's control file", () => {
+    expect(parseLastCheckpoint(controlFile(0x2000028n, 1), true)).toEqual({ redoLsn: lsn(0x2000028n), timeline: 1 });
+    expect(parseLastCheckpoint(controlFile(0x1ab374d848n, 12), true)).toEqual({ redoLsn: lsn(0x1ab374d848n), timeline: 12 });
+    const dir = mkdtempSync(join(tmpdir(), 'pgha-wal-end-'));
+    try {
+      mkdirSync(join(dir, 'global'));
+      writeFileSync(join(dir, 'global', 'pg_control'), controlFile(0x2000028n, 1));
+      expect(readControlData(dir)).toEqual({ systemIdentifier: '7579536839146137875', redoLsn: lsn(0x2000028n), timeline: 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
-  it('reads a later timeline and a high REDO location', () => {
-    const text = CRASHED.replace("TimeLineID:       1", 'TimeLineID:       12').replace('0/2000028', '1A/B374D848').replace('in production', 'shut down');
-    expect(parseControlData(text)).toMatchObject({ state: 'shut down', checkpointRedoLsn: lsn(0x1ab374d848n), checkpointTimeline: 12 });
-  });
-
-  it('names the field that is missing or malformed', () => {
-    expect(() => parseControlData(CRASHED.replace(/^Latest checkpoint's REDO location:.*$/m, ''))).toThrow(`pg_controldata printed no "Latest checkpoint's REDO location"`);
-    expect(() => parseControlData(CRASHED.replace('in production', 'in a bad mood'))).toThrow('pg_controldata printed "Database cluster state: in a bad mood"');
-    expect(() => parseControlData(CRASHED.replace("TimeLineID:       1", 'TimeLineID:       0'))).toThrow(`"Latest checkpoint's TimeLineID: 0"`);
-    expect(() => parseControlData('')).toThrow('no "Database cluster state"');
+  it('refuse bytes that cannot be a control file', () => {
+    expect(() => parseLastCheckpoint(Buffer.alloc(40))).toThrow('40 bytes, too short for a control file');
+    expect(() => parseLastCheckpoint(controlFile(0x2000028n, 0), true)).toThrow("its last checkpoint's timeline is 0");
+    expect(() => readControlData('/nonexistent/pgha/pgdata')).toThrow('/nonexistent/pgha/pgdata/global/pg_control does not exist');
   });
 });
 

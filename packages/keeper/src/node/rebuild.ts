@@ -240,7 +240,7 @@ export class Rebuild {
 
   /**
    * Must this crashed old primary be rewound before it follows `primary`? Reads where its WAL
-   * ends (`readWalEnd`: pg_controldata, pg_waldump) and the primary's timeline history
+   * ends (`readWalEnd`: its control file, pg_waldump) and the primary's timeline history
    * ({@link readUpstreamTimeline}) at once, and applies the rejoin rule (`rewindReason`). Any
    * doubt is a rewind: an end that cannot be told, a primary that does not answer, another
    * database system identifier.

@@ -1,7 +1,7 @@
 /**
  * What the timeline-divergence and rejoin rules (`fsm/divergence-rule.ts`) read from Postgres:
  * the local standby's timeline and replay LSN (SQL on its own session), where a stopped old
- * primary's WAL ends (`pg_controldata`, `pg_waldump`), and the timeline history of the node it
+ * primary's WAL ends (its control file, `pg_waldump`), and the timeline history of the node it
  * follows (replication commands over a replication connection, with psql).
  */
 import { readdirSync } from 'node:fs';
@@ -118,7 +118,7 @@ export function parseUpstreamTimeline(fields: readonly string[]): RemoteTimeline
 
 /** A stopped cluster's end of WAL ({@link WalEnd}), with where crash recovery starts and why the WAL ends there. */
 export interface LocalWalEnd extends WalEnd {
-  /** Its database system identifier (`pg_controldata`). */
+  /** Its database system identifier (its control file). */
   readonly systemId: string;
   /** Its last checkpoint's REDO location, where crash recovery starts and pg_waldump started. */
   readonly redoLsn: Lsn;
@@ -130,22 +130,23 @@ export interface LocalWalEnd extends WalEnd {
 const HISTORY_FILE = /^([0-9A-F]{8})\.history$/;
 
 /**
- * Reads where the WAL of the stopped cluster in `pgdata` ends: its last checkpoint from
- * `pg_controldata` (REDO location, timeline), then `pg_waldump` from that REDO location over
+ * Reads where the WAL of the stopped cluster in `pgdata` ends: its last checkpoint from its
+ * control file (REDO location, timeline), then `pg_waldump` from that REDO location over
  * that timeline's segment files, to the first record that is not valid: the WAL crash recovery
  * would replay. Its timeline is the last checkpoint's, and only when no history file in `pg_wal`
  * names a later one (a node promoted and crashed before its first checkpoint writes on a
  * timeline its control file does not show yet: that end is not told).
  *
  * @returns the end, or `{unknown}` with a phrase saying why it cannot be told.
- * @throws PostgresCommandError when pg_controldata fails; Error when its output lacks a field.
+ * @throws Error when the control file cannot be read or is not one; PostgresCommandError when
+ *   pg_waldump cannot run.
  */
 export async function readWalEnd(pgdata: string): Promise<LocalWalEnd | { unknown: string }> {
-  const control = await readControlData(pgdata);
-  const timeline = control.checkpointTimeline;
+  const control = readControlData(pgdata);
+  const timeline = control.timeline;
   const newest = Math.max(0, ...readdirSync(join(pgdata, 'pg_wal')).map((name) => HISTORY_FILE.exec(name)).map((m) => (m ? parseInt(m[1]!, 16) : 0)));
   if (newest > timeline) return { unknown: `its last checkpoint is on timeline ${timeline}, but pg_wal has the history of timeline ${newest}` };
-  const last = await readLastWalRecord(pgdata, timeline, control.checkpointRedoLsn);
-  if (!last || last.lsn < control.checkpointRedoLsn) return { unknown: `pg_waldump found no valid WAL record on timeline ${timeline} from the last checkpoint's REDO location ${formatLsn(control.checkpointRedoLsn)}` };
-  return { systemId: control.systemIdentifier, timeline, redoLsn: control.checkpointRedoLsn, lastRecordLsn: last.lsn, stop: last.stop };
+  const last = await readLastWalRecord(pgdata, timeline, control.redoLsn);
+  if (!last || last.lsn < control.redoLsn) return { unknown: `pg_waldump found no valid WAL record on timeline ${timeline} from the last checkpoint's REDO location ${formatLsn(control.redoLsn)}` };
+  return { systemId: control.systemIdentifier, timeline, redoLsn: control.redoLsn, lastRecordLsn: last.lsn, stop: last.stop };
 }
