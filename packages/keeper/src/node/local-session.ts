@@ -23,12 +23,6 @@ export const FACTS_UNREADABLE_GRACE_MS = 3000;
  */
 export const LOCAL_QUERY_TIMEOUT_MS = 2000;
 
-/**
- * How long one lookup of the postmaster ({@link LocalSession.postmasterPid}) answers the parts
- * of the keeper that ask, in ms: those of one report cycle ask within a few ms of each other.
- */
-export const POSTMASTER_LOOKUP_MS = 50;
-
 /** Told the outcome of every read of the facts (the divergence watch: `DivergenceWatch.observe`). */
 export interface FactsObserver {
   /** `facts` is undefined when Postgres did not answer; `nowMs` is `Date.now()`. */
@@ -50,36 +44,12 @@ export class LocalSession {
    */
   private factsFailure: { message: string; sinceMs: number } | undefined;
 
-  /** The last lookup of the postmaster: its PID (undefined: not running) and when (`performance.now()`, ms). */
-  private postmaster: { pid: number | undefined; atMs: number } | undefined;
-
   /**
    * @param pgdata - the node's data directory (its postmaster.pid says whether Postgres runs).
    * @param observer - told every read of the facts.
    */
   constructor(private readonly pgdata: string, local: LocalPg, private readonly observer: FactsObserver) {
     this.local = local;
-  }
-
-  /**
-   * PID of the running postmaster (`postmasterPid`: `postmaster.pid`, then `/proc/PID/stat` to
-   * tell a zombie), looked up once for every part of the keeper that asks within
-   * {@link POSTMASTER_LOOKUP_MS}: restarting in place, reading the facts, the parameters and
-   * the primary's settings each asked for it on every report cycle, twice a second (issue 17:
-   * idle cost). Forgotten ({@link forgetPostmaster}) when the session drops or is closed and
-   * whenever the keeper starts, restarts or stops Postgres, so the keeper sees what it did at
-   * once, and a crash as soon as its session drops; a caller that must not act on a lookup a
-   * few ms old (removing a stale lock file) calls `postmasterPid` itself.
-   */
-  postmasterPid(): number | undefined {
-    const nowMs = performance.now();
-    if (!this.postmaster || nowMs - this.postmaster.atMs > POSTMASTER_LOOKUP_MS) this.postmaster = { pid: postmasterPid(this.pgdata), atMs: nowMs };
-    return this.postmaster.pid;
-  }
-
-  /** Forgets the last lookup of the postmaster: the next {@link postmasterPid} looks again. */
-  forgetPostmaster(): void {
-    this.postmaster = undefined;
   }
 
   /**
@@ -92,7 +62,6 @@ export class LocalSession {
       const client = newPgClient(localConnection(this.local, 'pgha_keeper', LOCAL_QUERY_TIMEOUT_MS));
       const lost = (): void => {
         if (this.session !== client) return;
-        this.forgetPostmaster();
         this.session = undefined;
         this.onSessionLost?.();
       };
@@ -105,7 +74,6 @@ export class LocalSession {
     try {
       return await fn(client);
     } catch (err) {
-      this.forgetPostmaster();
       if (this.session === client) this.session = undefined;
       await client.end().catch(() => undefined);
       throw err;
@@ -116,7 +84,6 @@ export class LocalSession {
   async closeSession(): Promise<void> {
     const client = this.session;
     this.session = undefined; // an intended close: onSessionLost is not called
-    this.forgetPostmaster();
     await client?.end().catch(() => undefined);
   }
 
@@ -125,7 +92,7 @@ export class LocalSession {
     let facts: PostgresFacts | undefined;
     // A postmaster whose shutdown has reached its checkpoint answers no session (a connection
     // may wait until it exits): nothing to read, as when it is not running.
-    if (this.postmasterPid() === undefined || SHUTDOWN_CLUSTER_STATES.has(readClusterState(this.pgdata) ?? 'in production')) {
+    if (postmasterPid(this.pgdata) === undefined || SHUTDOWN_CLUSTER_STATES.has(readClusterState(this.pgdata) ?? 'in production')) {
       this.factsFailure = undefined;
       if (this.session) await this.closeSession();
     } else {

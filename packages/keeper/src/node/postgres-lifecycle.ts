@@ -75,9 +75,9 @@ export class PostgresLifecycle {
     return this.session.local.socketDir;
   }
 
-  /** Is the postmaster running (a lookup shared for a few ms: `LocalSession.postmasterPid`). */
+  /** Is the postmaster running. */
   isRunning(): boolean {
-    return this.session.postmasterPid() !== undefined;
+    return postmasterPid(this.pgdata) !== undefined;
   }
 
   /** True when the data directory holds Postgres data. */
@@ -106,7 +106,7 @@ export class PostgresLifecycle {
     this.socketDir();
     this.removeStaleLocks();
     try {
-      await this.changing(() => startPostgres(this.pgdata, this.pgLogFile));
+      await startPostgres(this.pgdata, this.pgLogFile);
       this.lastStartFailure = undefined;
       this.rememberStartedParameters();
     } catch (err) {
@@ -123,7 +123,6 @@ export class PostgresLifecycle {
    * recovery). Does nothing while the postmaster runs.
    */
   removeStaleLocks(): void {
-    this.session.forgetPostmaster();
     if (this.isRunning()) return;
     rmSync(join(this.pgdata, 'postmaster.pid'), { force: true });
     rmSync(join(this.session.local.socketDir, `.s.PGSQL.${this.session.local.port}.lock`), { force: true });
@@ -169,7 +168,7 @@ export class PostgresLifecycle {
     writeOwnedFileIfChanged(current, good);
     this.removeStaleLocks();
     try {
-      await this.changing(() => startPostgres(this.pgdata, this.pgLogFile));
+      await startPostgres(this.pgdata, this.pgLogFile);
     } catch {
       return false;
     }
@@ -252,7 +251,7 @@ export class PostgresLifecycle {
     this.identity.assertOwn();
     this.log.info('restarting Postgres to apply the settings pgha manages (socket, port, replication)');
     this.socketDir();
-    await this.changing(() => pgCtlRestart(this.pgdata, this.pgLogFile));
+    await pgCtlRestart(this.pgdata, this.pgLogFile);
     this.rememberStartedParameters();
   }
 
@@ -272,7 +271,7 @@ export class PostgresLifecycle {
     await this.session.closeSession();
     this.log.info('restarting Postgres (asked for by the operator: pgha perform restart)');
     this.socketDir();
-    await this.changing(() => pgCtlRestart(this.pgdata, this.pgLogFile));
+    await pgCtlRestart(this.pgdata, this.pgLogFile);
     this.rememberStartedParameters();
     const back = await pollUntil(async () => {
       const facts = await this.session.readFacts();
@@ -320,7 +319,7 @@ export class PostgresLifecycle {
     await this.session.closeSession();
     if (!this.isRunning()) return;
     if (readClusterState(this.pgdata) === 'in production') this.log.info('stopping Postgres: writes first');
-    await this.changing(() => stopWrites(this.pgdata));
+    await stopWrites(this.pgdata);
   }
 
   /** Stops Postgres (fast, then immediate; see `pgCtlStop`) if it runs. */
@@ -328,7 +327,7 @@ export class PostgresLifecycle {
     await this.session.closeSession();
     if (!this.isRunning()) return;
     this.log.info('stopping Postgres');
-    await this.changing(() => pgCtlStop(this.pgdata));
+    await pgCtlStop(this.pgdata);
   }
 
   /**
@@ -356,16 +355,6 @@ export class PostgresLifecycle {
     await pollUntil(() => postmasterPid(this.pgdata) === undefined, { timeoutMs: 30_000, intervalMs: 10 });
     await this.session.closeSession();
     return signalledAtMs;
-  }
-
-  /** Runs `step`, which starts, restarts or stops the postmaster, and forgets the lookup of it before and after. */
-  private async changing<T>(step: () => Promise<T>): Promise<T> {
-    this.session.forgetPostmaster();
-    try {
-      return await step();
-    } finally {
-      this.session.forgetPostmaster();
-    }
   }
 
   /** Ends the fence: the monitor answered, its goal decides from now on. */

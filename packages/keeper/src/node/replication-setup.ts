@@ -20,7 +20,7 @@ import {
   type PostgresParameter,
   type ReportedParameters,
 } from '@pgha/shared/base';
-import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, pollUntil, setStandbySignal, withLocalClient, renderParametersConf, writeHba, writeParametersConf, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
+import { ensureOwnedDir, ensurePghaDir, hostToHbaAddress, ident, literal, pghaDirFor, pollUntil, postmasterPid, setStandbySignal, withLocalClient, renderParametersConf, writeHba, writeParametersConf, writePghaConf, writePgpass, type HbaEntry, type PghaConf } from '@pgha/postgres';
 import { keeperMonitorUrls, postgresTlsDir, replicationPassfile, type KeeperConfig } from '../keeper-config.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
 import { readReportedParameters } from '../local-facts.js';
@@ -326,7 +326,7 @@ export class ReplicationSetup {
    */
   async readParameters(isPrimary: boolean): Promise<ReportedParameters | undefined> {
     const names = (this.parameters ?? []).map((p) => p.name);
-    const key = `${isPrimary}|${this.session.postmasterPid() ?? ''}|${this.configWrites}|${names.join(',')}`;
+    const key = `${isPrimary}|${postmasterPid(this.pgdata) ?? ''}|${this.configWrites}|${names.join(',')}`;
     const now = performance.now();
     const last = this.lastParameters;
     // A read within PARAMETERS_SETTLE_MS of a config write may predate the reload's effect (the postmaster signals the backends asynchronously): read again.
@@ -367,7 +367,7 @@ export class ReplicationSetup {
   async applyPrimarySettings(goalState: NodeState, goal: Pick<NodeGoal, 'nodes' | 'clientNetworks'>, names: string, answered: boolean): Promise<void> {
     const nodes = goal.nodes;
     const clientNetworks = goal.clientNetworks ?? [];
-    const key = (): string => JSON.stringify([goalState, names, nodes.map((n) => [n.nodeId, n.host, n.port]), clientNetworks, this.session.postmasterPid()]);
+    const key = (): string => JSON.stringify([goalState, names, nodes.map((n) => [n.nodeId, n.host, n.port]), clientNetworks, postmasterPid(this.pgdata)]);
     if (answered && key() === this.appliedPrimaryKey) return;
     this.appliedPrimaryKey = undefined;
     await this.applyConfig({ nodes, clientNetworks, synchronousStandbyNames: names });
@@ -441,7 +441,7 @@ export class ReplicationSetup {
     if (!upstream) throw new PghaError('PGHA_ERR_CONFIG', 'no primary to follow yet', { hint: 'the monitor has not assigned a primary; the keeper retries' });
     const useSlot = upstream.nodeId === goal.primary?.nodeId;
     const clientNetworks = goal.clientNetworks ?? [];
-    const key = (): string => JSON.stringify([upstream.nodeId, upstream.host, upstream.port, useSlot, goal.nodes.map((n) => [n.nodeId, n.host, n.port]), clientNetworks, this.session.postmasterPid()]);
+    const key = (): string => JSON.stringify([upstream.nodeId, upstream.host, upstream.port, useSlot, goal.nodes.map((n) => [n.nodeId, n.host, n.port]), clientNetworks, postmasterPid(this.pgdata)]);
     if (key() === this.appliedStandbyKey && this.postgres.hasStandbySignal()) return;
     this.identity.assertOwn();
     setStandbySignal(this.pgdata, true);
