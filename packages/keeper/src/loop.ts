@@ -667,11 +667,12 @@ export class Keeper implements KeeperViewSource {
 
   /**
    * The tick of a node at its goal (issue 17 §3: one request per report cycle): reads the local
-   * facts, keeps the state with them, then reports them in a request the monitor holds until
-   * the node's goal changes or the report interval ends (the goal long-poll and the report in
-   * one). For a node in a writable state the monitor's status line comes as soon as it has
-   * recorded the report (`ack`), and the self-fence counts contact from there (`noteRecorded`). A goal change in the answer is acted
-   * on at once by the next tick (`TickOutcome.next`); the loss of the local Postgres session
+   * facts and reports them in a request the monitor holds until the node's goal changes or the
+   * report interval ends (the goal long-poll and the report in one), keeping the state with the
+   * same facts meanwhile. For a node in a writable state the monitor's status line comes as
+   * soon as it has recorded the report (`ack`), and the self-fence counts contact from there
+   * (`noteRecorded`). A goal change in the answer is acted on at once by the next tick
+   * (`TickOutcome.next`), once the state has been kept; the loss of the local Postgres session
    * ends the wait (`woken`). A monitor that does not hold reports answers at once, and the loop
    * waits with a goal long-poll as before.
    */
@@ -686,25 +687,32 @@ export class Keeper implements KeeperViewSource {
       return this.reportFailed(err);
     }
     await this.applyParameters(goal);
-    const kept = await this.keepState({ node: this.node, goal, goalState: goal.goalState as NodeState }, tickStartMs);
     const wake = new AbortController();
     this.node.session.onSessionLost = () => wake.abort();
-    let answer: { goal: NodeGoal; holds: boolean };
     try {
-      // After a failure to keep the state, the report goes at once: the failed tick waits anyway.
+      // The report goes first, as in a tick, and the state is kept while the monitor holds it.
       // A node that may have to fence itself asks for the status line at once: its self-fence
       // clock counts from it (a standby's answer is one message, with the goal).
-      const hold = kept.failed ? undefined : { known: goal.goalState, waitMs: this.reportIntervalMs, signal: AbortSignal.any([wake.signal, signal]), ack: WRITABLE_STATES.has(this.state.currentState) };
-      answer = await this.sendReport(report, this.client.urls.length - 1, hold);
-    } catch (err) {
-      if (wake.signal.aborted || signal.aborted) return { ...kept, woken: true };
-      return kept.failed ? kept : this.reportFailed(err);
+      const hold = { known: goal.goalState, waitMs: this.reportIntervalMs, signal: AbortSignal.any([wake.signal, signal]), ack: WRITABLE_STATES.has(this.state.currentState) };
+      const sent = this.sendReport(report, this.client.urls.length - 1, hold).then(
+        (answer) => ({ answer }),
+        (err: unknown) => ({ err }),
+      );
+      const kept = await this.keepState({ node: this.node, goal, goalState: goal.goalState as NodeState }, tickStartMs);
+      // A failed tick waits before it retries, and its next report goes at once: no hold.
+      if (kept.failed) wake.abort();
+      const result = await sent;
+      if ('err' in result) {
+        if (kept.failed) return kept;
+        if (wake.signal.aborted || signal.aborted) return { ...kept, woken: true };
+        return this.reportFailed(result.err);
+      }
+      this.takeAnswer(result.answer.goal);
+      const changed = result.answer.goal.goalState !== this.state.currentState || (result.answer.goal.restartRequest ?? 0) > (this.state.restartDone ?? 0);
+      return changed && !kept.failed ? { ...kept, next: result.answer.goal } : kept;
     } finally {
       this.node.session.onSessionLost = undefined;
     }
-    this.takeAnswer(answer.goal);
-    const changed = answer.goal.goalState !== this.state.currentState || (answer.goal.restartRequest ?? 0) > (this.state.restartDone ?? 0);
-    return changed && !kept.failed ? { ...kept, next: answer.goal } : kept;
   }
 
   /**
