@@ -34,7 +34,8 @@ let driver: typeof pg | undefined;
 
 /**
  * node-postgres, loaded at the first call (synchronously: it is CommonJS). Call it ahead of the
- * first client where the process waits anyway (`startPostgres` does, while the postmaster starts).
+ * first client where the process waits anyway (`startPostgres` does, once the postmaster has started its
+ * startup process).
  *
  * @returns the `pg` module.
  */
