@@ -57,6 +57,26 @@ afterAll(async () => {
 });
 
 describe('GET /metrics', () => {
+  it('at rest, each keeper sends the monitor one request per report interval: its report, which also waits for goal changes (pgha_keeper_requests_total)', async () => {
+    await settled();
+    const requests = async (): Promise<{ report: number; goal: number }> => {
+      const e = await scrape();
+      return { report: valueOf(e, 'pgha_keeper_requests_total', { route: 'report' }) ?? 0, goal: valueOf(e, 'pgha_keeper_requests_total', { route: 'goal' }) ?? 0 };
+    };
+    const before = await requests();
+    const startMs = performance.now();
+    // Two keepers, a report each every keeperReportIntervalMs (500 ms): 20 in about 5 s.
+    const after = await waitFor('20 more reports from the keepers', async () => {
+      const r = await requests();
+      return r.report >= before.report + 20 && r;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+    const elapsedMs = performance.now() - startMs;
+    expect(after.goal - before.goal).toBe(0);
+    // At most one report per keeper per interval, and one more each for the window's edges.
+    expect(after.report - before.report).toBeLessThanOrEqual(2 * (Math.ceil(elapsedMs / 500) + 1));
+    console.log(`at rest: ${after.report - before.report} reports and ${after.goal - before.goal} goal long-polls from 2 keepers in ${Math.round(elapsedMs)} ms`);
+  });
+
   it('needs the operator token, and shows the switchover: the counter up by one, the state gauges swapped', async () => {
     expect((await monitorFetch(`${monitor.url}/metrics`, { token: '' })).status).toBe(401);
     const [node1, node2] = [await nodeLabels('node1'), await nodeLabels('node2')];

@@ -23,7 +23,7 @@ describeStoreContract('Postgres', async () => {
       await running.stop();
     },
   };
-});
+}, { heartbeats: true });
 
 describeStoreContract(
   'etcd',

@@ -83,8 +83,9 @@ function report(state: NodeState, lsn: string, extra: Partial<NodeReport> = {}):
 /**
  * Registers the contract's tests for the store `makeStore` opens (once, before them; stopped
  * after them). `fenced`: the store has a leader's fence (`ContractStore.fencing`), checked too.
+ * `heartbeats`: the store offers `MonitorStore.recordHeartbeats`, checked too.
  */
-export function describeStoreContract(name: string, makeStore: () => Promise<ContractStore>, options: { fenced?: boolean } = {}): void {
+export function describeStoreContract(name: string, makeStore: () => Promise<ContractStore>, options: { fenced?: boolean; heartbeats?: boolean } = {}): void {
   describe(`the store port's contract: ${name}`, () => {
     let opened: ContractStore | undefined;
     let store: MonitorStore;
@@ -231,7 +232,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
 
       it('two nodes inserted at once with the same name in one formation: one wins, the other gets a conflict', async () => {
         const f = await formation('c-race-name');
-        const results = await together((tx, i) => tx.nodes.insert(f, { ...NODE, name: 'twin', port: nextPort++ + i }));
+        const results = await together((tx) => tx.nodes.insert(f, { ...NODE, name: 'twin', port: nextPort++ }));
         expect(oneWins(results).message).toMatch(/node name "twin" is already taken in formation "c-race-name"/);
         expect((await store.nodes.list(f)).map((n) => n.name)).toEqual(['twin']);
       });
@@ -805,6 +806,61 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         const dropped = await store.transaction((tx) => tx.recordReports([{ nodeId: b.nodeId, report: report('dropped', '0/0') }]));
         expect(dropped.inputs.get(b.nodeId)).toMatchObject({ recorded: false, node: { nodeId: b.nodeId, reportedState: 'init', goalState: 'dropped' } });
         expect(dropped.groups.size).toBe(0);
+      });
+    });
+
+    if (options.heartbeats) describe('heartbeats', () => {
+      it('records a report that changes nothing but the time and the LSN on its own, committed, and reads its group under the lock; leaves every other report out', async () => {
+        const f = await formation('c-heartbeats');
+        const a = await addNode(f, 'a');
+        const b = await addNode(f, 'b');
+        const beat = (nodeId: number, r: NodeReport) => store.recordHeartbeats!([{ nodeId, report: r }]);
+        // A node that never reported: its first report goes to a transaction.
+        expect((await beat(a.nodeId, report('single', '0/3000060'))).inputs.size).toBe(0);
+        expect((await store.nodes.get(a.nodeId)).reportedAt).toBeNull();
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('single', '0/3000060') }]));
+        const first = await store.nodes.get(a.nodeId);
+
+        const read = await beat(a.nodeId, report('single', '0/3000070'));
+        const ra = read.inputs.get(a.nodeId)!;
+        expect(ra).toMatchObject({ recorded: true, factsChanged: false, before: { reportedProblem: null, lastSelfFenceAt: null } });
+        expect(ra.node).toMatchObject({ reportedState: 'single', reportedLsn: '0/3000070', goalState: 'init' });
+        expect(ra.node.reportedAt!.getTime()).toBeGreaterThanOrEqual(first.reportedAt!.getTime());
+        expect([...read.groups.values()].map((g) => [g.formation, g.nodes.map((n) => n.nodeId)])).toEqual([[await store.formations.get(f), [a.nodeId, b.nodeId]]]);
+        expect(await store.nodes.get(a.nodeId)).toEqual(ra.node);
+
+        // A changed fact, a self-fence, a transition, a node that does not exist: not recorded.
+        const fence = { fencedAtMs: Date.now(), reason: 'network partition', fromState: 'single' as const, monitorSilentMs: 1000, postgresStopped: true, unreachableMs: 2000 };
+        for (const r of [report('single', '0/3000080', { problem: 'disk full' }), report('primary', '0/3000080'), report('single', '0/3000080', { selfFence: fence }), report('single', '0/3000080', { transitionInProgress: 'single' })]) {
+          expect((await beat(a.nodeId, r)).inputs.size).toBe(0);
+        }
+        expect((await beat(999_999, report('single', '0/1'))).inputs.size).toBe(0);
+        expect(await store.nodes.get(a.nodeId)).toEqual(ra.node);
+
+        // A decision holding the group's lock holds a heartbeat up, which then reads what it committed.
+        const held = latch();
+        const locked = latch();
+        const decision = store.transaction(async (tx) => {
+          await tx.lockGroup(f, 0);
+          await tx.goals.assign({ formationId: f, groupId: 0 }, [ra.node, b], [assignment(a.nodeId, 'single')]);
+          locked.open();
+          await held.wait;
+        });
+        await locked.wait;
+        let done = false;
+        const during = beat(a.nodeId, report('single', '0/3000090')).finally(() => (done = true));
+        await store.nowMs();
+        await store.nowMs();
+        expect(done).toBe(false);
+        held.open();
+        await decision;
+        expect((await during).inputs.get(a.nodeId)!.node).toMatchObject({ goalState: 'single', reportedLsn: '0/3000090' });
+
+        // A keeper not heard within freshWithinMs: its liveness changed.
+        await store.transaction((tx) => tx.settings.setTimings(f, { nodeUnhealthyTimeoutMs: 40, standbyStreamingTimeoutMs: 40 }));
+        const last = (await store.nodes.get(a.nodeId)).reportedAt!.getTime();
+        await waitFor('the keeper not heard for 30 ms', async () => (await store.nowMs()) > last + 31, { intervalMs: 5 });
+        expect((await beat(a.nodeId, report('single', '0/30000A0'))).inputs.get(a.nodeId)).toMatchObject({ recorded: true, factsChanged: true });
       });
     });
 

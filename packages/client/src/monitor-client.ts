@@ -26,7 +26,7 @@
  * own client, which keeps to the endpoint that answered last.
  */
 import type { IncomingMessage } from 'node:http';
-import { MonitorUnavailableError, PghaError, ValidationError, formatDurationMs } from '@pgha/shared/core';
+import { GOAL_REVISION_HEADER, MonitorUnavailableError, PghaError, REPORT_HELD_HEADER, REPORT_HOLDS_HEADER, ValidationError, formatDurationMs } from '@pgha/shared/core';
 import type {
   CreateFormationRequest,
   EventRow,
@@ -103,6 +103,40 @@ export interface GoalAnswer {
    * failed or answered 503 (the keeper's self-fence counts from this, not from the call).
    */
   sentAtMs: number;
+}
+
+/** A report's answer: the goal, and whether that monitor holds reports (`@pgha/shared`'s `report-hold.ts`). */
+export interface ReportAnswer extends GoalAnswer {
+  /** The answer carried `x-pgha-report-holds`: the monitor waits for a goal change in the report when asked. */
+  holds: boolean;
+}
+
+/** What a monitor that took a held report said before the goal ({@link ReportHold.onRecorded}). */
+export interface ReportRecorded {
+  monitorUrl: string;
+  /** When the attempt was sent (`Date.now()`, ms): the monitor heard the keeper no earlier. */
+  sentAtMs: number;
+  /** The revision of the goal the report left (`NodeGoal.goalRevision`), when the goal has one. */
+  goalRevision?: string;
+  /** How long the monitor held the answer before its status line (ms): 0 with `ack`. */
+  heldMs: number;
+}
+
+/**
+ * A report that also waits for a goal change, as {@link MonitorClient.waitGoal} (one request
+ * per report cycle, `@pgha/shared`'s `report-hold.ts`).
+ */
+export interface ReportHold {
+  /** The goal state the keeper knows: the monitor holds the goal while the node's is still this one. */
+  known: string;
+  /** The longest the monitor may hold it (ms); less for a monitor tried after another failed (see {@link MonitorClient.report}). */
+  waitMs: number;
+  /** Ends the wait (and the request) early. */
+  signal?: AbortSignal;
+  /** Ask for the status line as soon as the report is recorded, before the goal (`ack=1`): a keeper whose node may fence itself. */
+  ack?: boolean;
+  /** Called when a monitor's status line and headers say it recorded the report (2xx with `x-pgha-report-holds`): before the goal with `ack`, with it otherwise. */
+  onRecorded?(recorded: ReportRecorded): void;
 }
 
 /** The answer of the monitor that settled a request, and when the attempt that got it was sent (`Date.now()`, ms). */
@@ -361,15 +395,42 @@ export class MonitorClient {
   }
 
   /**
-   * Reports local facts; answers with the node's goal and the monitor that answered.
+   * Reports local facts; answers with the node's goal, the monitor that answered, and whether it
+   * holds reports.
    *
    * @param timeoutMs - the whole request's limit over every monitor tried, connect included
    *   (the keeper passes two report intervals: a report hung on a silent network must not
-   *   hold its loop).
+   *   hold its loop), shared out among them; with `hold`, the first attempt has `hold.waitMs`
+   *   more and asks its monitor to hold the goal; monitors tried after it failed answer at once.
+   * @param hold - wait in the same request for the goal to differ from `hold.known`, as
+   *   {@link waitGoal} does; a monitor that does not hold reports (no `x-pgha-report-holds`)
+   *   answers at once.
+   * @throws as {@link request}; an abort of `hold.signal` as a transport error.
    */
-  async report(nodeId: number, report: NodeReport, timeoutMs = 10_000): Promise<GoalAnswer> {
-    const { value, monitorUrl, sentAtMs } = await this.send<NodeGoal>('POST', `/v1/nodes/${nodeId}/report`, report, timeoutMs);
-    return { goal: value, monitorUrl, sentAtMs };
+  async report(nodeId: number, report: NodeReport, timeoutMs = 10_000, hold?: ReportHold): Promise<ReportAnswer> {
+    const text = JSON.stringify(report);
+    const path = `/v1/nodes/${nodeId}/report`;
+    let holds = false;
+    let attempts = 0;
+    const { value, monitorUrl, sentAtMs } = await this.call<NodeGoal>(
+      (e, a) => {
+        // Only the first attempt holds, with an equal share of the report's own time on top of
+        // the wait; a monitor tried after it failed answers at once (the next report holds again).
+        const held = hold !== undefined && attempts++ === 0 && hold.waitMs > 0;
+        const attemptMs = held ? Math.min(a.remainingMs, Math.ceil(timeoutMs / this.endpoints.length) + hold.waitMs) : a.timeoutMs;
+        const sent = Date.now();
+        const onHeaders = (status: number, headers: Record<string, string | string[] | undefined>): void => {
+          holds = headers[REPORT_HOLDS_HEADER] === '1';
+          const goalRevision = headers[GOAL_REVISION_HEADER];
+          const heldMs = Number(headers[REPORT_HELD_HEADER] ?? 0);
+          if (holds && status >= 200 && status < 300) hold?.onRecorded?.({ monitorUrl: e.url, sentAtMs: sent, heldMs: Number.isFinite(heldMs) ? heldMs : 0, ...(typeof goalRevision === 'string' ? { goalRevision } : {}) });
+        };
+        const query = held ? `?known=${encodeURIComponent(hold.known)}&wait_ms=${hold.waitMs}${hold.ack ? '&ack=1' : ''}` : '';
+        return e.send('POST', `${path}${query}`, { body: text, timeoutMs: attemptMs, signal: a.signal, onHeaders });
+      },
+      { timeoutMs: timeoutMs + (hold?.waitMs ?? 0), signal: hold?.signal, share: true },
+    );
+    return { goal: value, monitorUrl, sentAtMs, holds };
   }
 
   /**

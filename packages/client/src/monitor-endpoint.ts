@@ -7,7 +7,7 @@
  * ({@link answerError}, {@link MonitorEndpoint.transportError}) but never retries: going to
  * another monitor is the list's job.
  */
-import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent, request, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { AuthError, ConflictError, MonitorUnavailableError, NotFoundError, PghaError, ValidationError, formatDurationMs } from '@pgha/shared/core';
 
@@ -96,15 +96,18 @@ export class MonitorEndpoint {
    *
    * @param timeoutMs - the longest the whole request may take, connecting and reading the
    *   answer included (ms).
+   * @param onHeaders - called with the status and headers as soon as they arrive, before the
+   *   body (a held report's answer, `@pgha/shared`'s `report-hold.ts`).
    * @throws Error (a transport failure, see {@link transportError}) when the connection fails,
    *   no answer comes within `timeoutMs`, or `signal` aborts it.
    */
-  send(method: string, path: string, options: { body?: string; timeoutMs: number; signal?: AbortSignal | undefined }): Promise<Answer> {
+  send(method: string, path: string, options: { body?: string; timeoutMs: number; signal?: AbortSignal | undefined; onHeaders?: ((status: number, headers: IncomingHttpHeaders) => void) | undefined }): Promise<Answer> {
     const url = new URL(`${this.url}${path}`);
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = options.body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) };
       if (this.token) headers.authorization = `Bearer ${this.token}`;
       const req = (url.protocol === 'https:' ? httpsRequest : request)(url, { method, agent: this.agent, headers, ...(options.signal ? { signal: options.signal } : {}) }, (res) => {
+        options.onHeaders?.(res.statusCode ?? 0, res.headers);
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         const leader = res.headers['x-pgha-leader'];

@@ -215,6 +215,71 @@ describe('MonitorClient over a list of monitors', () => {
     }
   });
 
+  it('a held report with ack: told recorded at the status line, the goal when the monitor sends it', async () => {
+    let finish: (() => void) | undefined;
+    const holding = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-pgha-report-holds': '1', 'x-pgha-goal-revision': '7' });
+      res.write(' ');
+      finish = () => res.end(JSON.stringify({ goalState: 'primary' }));
+    });
+    const client = new MonitorClient([holding.url]);
+    try {
+      const recorded: unknown[] = [];
+      const before = Date.now();
+      const answer = client.report(4, { reportedState: 'primary' } as never, 1_000, { known: 'primary', waitMs: 500, ack: true, onRecorded: (r) => recorded.push(r) });
+      await expect.poll(() => recorded.length, { timeout: 5_000 }).toBe(1);
+      expect(recorded[0]).toMatchObject({ monitorUrl: holding.url, goalRevision: '7', heldMs: 0 });
+      expect((recorded[0] as { sentAtMs: number }).sentAtMs).toBeGreaterThanOrEqual(before);
+      expect(holding.hits).toEqual(['POST /v1/nodes/4/report?known=primary&wait_ms=500&ack=1']);
+      finish!();
+      expect(await answer).toMatchObject({ goal: { goalState: 'primary' }, monitorUrl: holding.url, holds: true });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a held report without ack: one answer, the goal, with how long the monitor held it', async () => {
+    const holding = await serve((_req, res) => {
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json', 'x-pgha-report-holds': '1', 'x-pgha-report-held-ms': '120' }).end(JSON.stringify({ goalState: 'secondary' })), 120);
+    });
+    const client = new MonitorClient([holding.url]);
+    try {
+      const recorded: { heldMs: number }[] = [];
+      const answer = await client.report(5, { reportedState: 'secondary' } as never, 1_000, { known: 'secondary', waitMs: 500, onRecorded: (r) => recorded.push(r) });
+      expect(holding.hits).toEqual(['POST /v1/nodes/5/report?known=secondary&wait_ms=500']);
+      expect(answer).toMatchObject({ goal: { goalState: 'secondary' }, holds: true });
+      expect(recorded.map((r) => r.heldMs)).toEqual([120]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a report to a monitor that does not hold reports (no x-pgha-report-holds): answered at once, never told recorded early', async () => {
+    const older = await answering('older');
+    const client = new MonitorClient([older.url]);
+    try {
+      const recorded: unknown[] = [];
+      const answer = await client.report(4, { reportedState: 'primary' } as never, 1_000, { known: 'primary', waitMs: 500, onRecorded: (r) => recorded.push(r) });
+      expect(answer).toMatchObject({ goal: { served: 'older' }, holds: false });
+      expect(recorded).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a held report that its first monitor cannot take goes to the next one unheld', async () => {
+    const dead = await down();
+    const good = await answering('good');
+    const client = new MonitorClient([dead, good.url]);
+    try {
+      const answer = await client.report(4, { reportedState: 'primary' } as never, 1_000, { known: 'primary', waitMs: 500 });
+      expect(answer.monitorUrl).toBe(good.url);
+      expect(good.hits).toEqual(['POST /v1/nodes/4/report']);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('opens the event stream at the first monitor that serves it, and the next one after it breaks', async () => {
     const cut = await unavailable();
     let streams = 0;

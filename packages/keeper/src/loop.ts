@@ -1,8 +1,9 @@
 /**
  * The keeper loop: read local facts → report to the monitor → receive the goal → run the one
  * transition that reaches it → persist the state file → report again. Goal changes arrive by
- * long-poll, so the keeper acts on them at once. A long transition (a base backup) runs while
- * a heartbeat keeps reporting.
+ * long-poll, so the keeper acts on them at once: at rest the report itself waits for them
+ * (`heldTick`: one request per report cycle), else a separate goal long-poll does. A long
+ * transition (a base backup) runs while a heartbeat keeps reporting.
  */
 import type { Logger } from 'pino';
 import {
@@ -32,7 +33,7 @@ import type { KeeperReloadPlan } from './config-reload.js';
 import { STUCK_GRACE_MS, StuckClock, failingStepProblem, notStreamingProblem, problemSentence } from './local-problem.js';
 import type { PostgresFacts } from './local-facts.js';
 import { keeperMonitorUrls, loadKeeperConfig, loadKeeperState, saveKeeperState, type KeeperConfig, type KeeperState } from './keeper-config.js';
-import { MonitorClient, type GoalAnswer, type MonitorChange } from '@pgha/client';
+import { MonitorClient, type GoalAnswer, type MonitorChange, type ReportAnswer, type ReportRecorded } from '@pgha/client';
 import { goalRevisionVerdict } from './fsm/goal-revision-rule.js';
 import { delay } from '@pgha/postgres';
 import { NodeControl } from './node-control.js';
@@ -48,6 +49,10 @@ export interface TickOutcome {
   transitioned: boolean;
   /** Something failed: wait before retrying. */
   failed: boolean;
+  /** A changed goal a held report brought ({@link Keeper.heldTick}): the next tick acts on it at once. */
+  next?: NodeGoal;
+  /** A held report's wait was ended by the loss of the local Postgres session: the next tick reports at once. */
+  woken?: boolean;
 }
 
 /** Options of {@link Keeper}. */
@@ -122,6 +127,8 @@ export class Keeper implements KeeperViewSource {
   /** The last error of {@link failingStep}. */
   private failingStepMessage = '';
   private transitionAtMs: number;
+  /** The last answered report said its monitor holds reports (`x-pgha-report-holds`, see {@link heldTick}). */
+  private monitorHolds = false;
   /** False once the monitor refused `selfFence` as an unknown field (an older monitor). */
   private monitorTakesSelfFence = true;
   /** False once the monitor refused `appliedGoalRevision` as an unknown field (an older monitor). */
@@ -451,43 +458,62 @@ export class Keeper implements KeeperViewSource {
    * @throws the client's errors; MonitorUnavailableError when every monitor tried answered a stale goal.
    */
   async report(staleTries = this.client.urls.length - 1): Promise<NodeGoal> {
-    const report = await this.buildReport();
+    return (await this.sendReport(await this.buildReport(), staleTries)).goal;
+  }
+
+  /**
+   * Sends `report` (built by {@link buildReport}) as {@link report} does; with `hold`, the
+   * monitor may hold the goal until it changes (one request per report cycle, see
+   * {@link heldTick}), and the keeper counts its contact from the moment the monitor says it
+   * recorded the report.
+   *
+   * @returns the accepted goal, and whether the monitor holds reports.
+   * @throws as {@link report}.
+   */
+  private async sendReport(report: NodeReport, staleTries: number, hold?: { known: string; waitMs: number; signal: AbortSignal; ack: boolean }): Promise<{ goal: NodeGoal; holds: boolean }> {
     const sentAtMs = Date.now();
-    let answer: GoalAnswer;
+    /** When a monitor said it recorded a held report: the report's time for the metrics ends there, not at the goal. */
+    let recordedAtMs: number | undefined;
+    const onRecorded = (r: ReportRecorded): void => {
+      recordedAtMs = Date.now() - r.heldMs;
+      this.noteRecorded(r);
+    };
+    let answer: ReportAnswer;
     try {
-      answer = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs);
+      answer = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs, hold && { ...hold, onRecorded });
     } catch (err) {
-      this.observer?.reportFinished(Date.now() - sentAtMs, false);
+      // A held report ended by its signal is no failed report, once recorded.
+      if (!(hold?.signal.aborted && recordedAtMs !== undefined)) this.observer?.reportFinished((recordedAtMs ?? Date.now()) - sentAtMs, recordedAtMs !== undefined);
       // A refused self-fence must not hold every report back: the node would never get a goal.
       if (report.selfFence && err instanceof ValidationError && /unknown field\(s\):.*\bselfFence\b/.test(err.message)) {
         // A monitor older than this keeper: report without it from now on (it stays in
         // state.json, for a keeper restarted once the monitor is upgraded).
         this.monitorTakesSelfFence = false;
         this.log.warn('the monitor does not know self-fence reports (it is older than this keeper): the self-fence is not in its events; upgrade the monitor before its keepers');
-        return this.report(staleTries);
+        return this.sendReport(await this.buildReport(), staleTries, hold);
       }
       if (report.appliedGoalRevision !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bappliedGoalRevision\b/.test(err.message)) {
         this.monitorTakesAppliedRevision = false;
         this.log.warn('the monitor does not take the applied goal revision in reports (it is older than this keeper): reporting without it');
-        return this.report(staleTries);
+        return this.sendReport(await this.buildReport(), staleTries, hold);
       }
       if (report.parameters !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bparameters\b/.test(err.message)) {
         this.monitorTakesParameters = false;
         this.log.warn("the monitor does not take the node's Postgres parameters in reports (it is older than this keeper): reporting without them");
-        return this.report(staleTries);
+        return this.sendReport(await this.buildReport(), staleTries, hold);
       }
-      if (err instanceof AuthError && err.code === 'PGHA_ERR_UNAUTHENTICATED' && this.takeRotatedToken()) return this.report(staleTries);
+      if (err instanceof AuthError && err.code === 'PGHA_ERR_UNAUTHENTICATED' && this.takeRotatedToken()) return this.sendReport(await this.buildReport(), staleTries, hold);
       if (report.selfFence && err instanceof ValidationError && err.field?.startsWith('body.selfFence')) {
         this.log.error(`the monitor refused the self-fence record (${err.message}): it is dropped, and is in this log only`);
         this.forgetSelfFence(report.selfFence, 'self-fence record dropped');
-        return this.report(staleTries);
+        return this.sendReport(await this.buildReport(), staleTries, hold);
       }
       throw err;
     }
-    this.observer?.reportFinished(Date.now() - sentAtMs, true);
+    this.observer?.reportFinished((recordedAtMs ?? Date.now()) - sentAtMs, true);
     const goal = this.acceptGoal(answer);
     if (!goal) {
-      if (staleTries > 0) return this.report(staleTries - 1);
+      if (staleTries > 0) return this.sendReport(await this.buildReport(), staleTries - 1, hold);
       throw new MonitorUnavailableError(`no monitor answered a current goal: the last, ${answer.monitorUrl}, answered revision ${answer.goal.goalRevision}, older than the applied ${this.state.goalRevision}`, {
         hint: 'a monitor that lags behind its store, or lost its leadership, answers old goals; the keeper acts on none of them',
       });
@@ -497,7 +523,18 @@ export class Keeper implements KeeperViewSource {
     this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, answer.sentAtMs);
     this.lastGoal = goal;
     if (goal.settings) this.takeSettings(goal.settings);
-    return goal;
+    this.monitorHolds = answer.holds;
+    return { goal, holds: answer.holds };
+  }
+
+  /**
+   * A monitor recorded a held report (its status line came, the goal has not yet): the contact
+   * the self-fence counts from, unless the revision of the goal the report left is older than
+   * the applied one (then that monitor's answer will be refused, as in {@link acceptGoal}).
+   */
+  private noteRecorded(recorded: ReportRecorded): void {
+    if (recorded.goalRevision !== undefined && goalRevisionVerdict(this.state.goalRevision, recorded.goalRevision).action === 'ignore') return;
+    this.lastMonitorContactMs = Math.max(this.lastMonitorContactMs, recorded.sentAtMs);
   }
 
   /** The formation's settings from a goal; says so when they changed (`pgha set formation …`). */
@@ -531,8 +568,8 @@ export class Keeper implements KeeperViewSource {
   /**
    * One tick. Never throws: failures are facts in the outcome.
    *
-   * @param fresh - a changed goal the monitor has just answered the keeper's long-poll with
-   *   (`MonitorClient.waitGoal`): acted on at once, without a report first (a round trip to the
+   * @param fresh - a changed goal the monitor has just answered the keeper's long-poll or held
+   *   report with (`MonitorClient.waitGoal`, {@link heldTick}): acted on at once, without a report first (a round trip to the
    *   monitor and a store transaction, 10–30 ms, on the path of a switchover's every step); the
    *   report after the transition tells the monitor what came of it.
    */
@@ -543,38 +580,16 @@ export class Keeper implements KeeperViewSource {
     try {
       goal = fresh ?? (await this.report());
     } catch (err) {
-      if (err instanceof AuthError || (err instanceof PghaError && err.code === 'PGHA_ERR_TLS')) {
-        // Not a network blip: this keeper's credentials or the monitor's certificate are wrong.
-        return this.outcome(`the monitor refuses this keeper: ${err.toUserLine()} (if the node was registered again, reload this keeper: pgha keeper reload; it reads the new token from keeper.json)`, { failed: true, level: 'error' });
-      }
-      return this.outcome(`monitor unreachable: ${(err as Error).message}`, { failed: true, level: 'warn' });
+      return this.reportFailed(err);
     }
-    this.logCatchupLag(goal);
-    if (this.node.postgres.fencedSinceMs !== undefined) {
-      this.log.warn(`the monitor answers again ${formatDurationMs(Date.now() - this.node.postgres.fencedSinceMs)} after the self-fence: its goal ${goal.goalState} decides`);
-      this.node.postgres.clearFence();
-    }
+    this.takeAnswer(goal);
     await this.applyParameters(goal);
     const goalState = goal.goalState;
     if (!isNodeState(goalState)) return this.outcome(`unknown goal state "${goalState}" from the monitor`, { failed: true, level: 'error' });
     const current = this.state.currentState;
     const ctx = { node: this.node, goal, goalState };
     if (goalState === current && (goal.restartRequest ?? 0) > (this.state.restartDone ?? 0)) return this.restartOnRequest(goal.restartRequest!);
-    if (goalState === current) {
-      // Keeping a state can take long too (a diverged standby's rewind): keep reporting.
-      const heartbeat = this.startHeartbeat();
-      try {
-        // The facts this tick's report read, not read again (see TransitionContext.reportedFacts).
-        await ensureState(this.reading.atMs >= tickStartMs ? { ...ctx, reportedFacts: { value: this.reading.facts } } : ctx);
-        this.failingStep.note(undefined, Date.now());
-        return this.outcome(`node is ${current}, as assigned`, {});
-      } catch (err) {
-        this.stepFailed(`keeping ${current}`, err);
-        return this.outcome(`keeping ${current} failed: ${(err as Error).message}`, { failed: true, level: 'error' });
-      } finally {
-        clearInterval(heartbeat);
-      }
-    }
+    if (goalState === current) return this.keepState(ctx, tickStartMs);
     this.inProgress = `${current}->${goalState}`;
     const heartbeat = this.startHeartbeat();
     try {
@@ -601,6 +616,95 @@ export class Keeper implements KeeperViewSource {
     }
     if (goalState === 'dropped') await this.report().catch(() => undefined);
     return this.outcome(`reached ${goalState} from ${current}`, { transitioned: true });
+  }
+
+  /** The outcome of a tick whose report no monitor answered. */
+  private reportFailed(err: unknown): TickOutcome {
+    if (err instanceof AuthError || (err instanceof PghaError && err.code === 'PGHA_ERR_TLS')) {
+      // Not a network blip: this keeper's credentials or the monitor's certificate are wrong.
+      return this.outcome(`the monitor refuses this keeper: ${err.toUserLine()} (if the node was registered again, reload this keeper: pgha keeper reload; it reads the new token from keeper.json)`, { failed: true, level: 'error' });
+    }
+    return this.outcome(`monitor unreachable: ${(err as Error).message}`, { failed: true, level: 'warn' });
+  }
+
+  /** What every answered report's goal tells the keeper besides its state: the catch-up lag, the end of a self-fence. */
+  private takeAnswer(goal: NodeGoal): void {
+    this.logCatchupLag(goal);
+    if (this.node.postgres.fencedSinceMs !== undefined) {
+      this.log.warn(`the monitor answers again ${formatDurationMs(Date.now() - this.node.postgres.fencedSinceMs)} after the self-fence: its goal ${goal.goalState} decides`);
+      this.node.postgres.clearFence();
+    }
+  }
+
+  /**
+   * Keeps the reached state `ctx.goalState` (`ensureState`), with the facts of a report built
+   * since `tickStartMs` when there is one (see TransitionContext.reportedFacts).
+   */
+  private async keepState(ctx: { node: NodeControl; goal: NodeGoal; goalState: NodeState }, tickStartMs: number): Promise<TickOutcome> {
+    const current = this.state.currentState;
+    // Keeping a state can take long too (a diverged standby's rewind): keep reporting.
+    const heartbeat = this.startHeartbeat();
+    try {
+      await ensureState(this.reading.atMs >= tickStartMs ? { ...ctx, reportedFacts: { value: this.reading.facts } } : ctx);
+      this.failingStep.note(undefined, Date.now());
+      return this.outcome(`node is ${current}, as assigned`, {});
+    } catch (err) {
+      this.stepFailed(`keeping ${current}`, err);
+      return this.outcome(`keeping ${current} failed: ${(err as Error).message}`, { failed: true, level: 'error' });
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  /**
+   * Whether the next tick may be a {@link heldTick}: the monitor holds reports, and the node is
+   * at its goal with no restart asked for.
+   */
+  private mayHold(): boolean {
+    const goal = this.lastGoal;
+    return this.monitorHolds && goal !== undefined && goal.goalState === this.state.currentState && (goal.restartRequest ?? 0) <= (this.state.restartDone ?? 0) && this.state.currentState !== 'dropped';
+  }
+
+  /**
+   * The tick of a node at its goal (issue 17 §3: one request per report cycle): reads the local
+   * facts, keeps the state with them, then reports them in a request the monitor holds until
+   * the node's goal changes or the report interval ends (the goal long-poll and the report in
+   * one). For a node in a writable state the monitor's status line comes as soon as it has
+   * recorded the report (`ack`), and the self-fence counts contact from there (`noteRecorded`). A goal change in the answer is acted
+   * on at once by the next tick (`TickOutcome.next`); the loss of the local Postgres session
+   * ends the wait (`woken`). A monitor that does not hold reports answers at once, and the loop
+   * waits with a goal long-poll as before.
+   */
+  private async heldTick(signal: AbortSignal): Promise<TickOutcome> {
+    const tickStartMs = Date.now();
+    await this.restartInPlace();
+    const goal = this.lastGoal!;
+    let report: NodeReport;
+    try {
+      report = await this.buildReport();
+    } catch (err) {
+      return this.reportFailed(err);
+    }
+    await this.applyParameters(goal);
+    const kept = await this.keepState({ node: this.node, goal, goalState: goal.goalState as NodeState }, tickStartMs);
+    const wake = new AbortController();
+    this.node.session.onSessionLost = () => wake.abort();
+    let answer: { goal: NodeGoal; holds: boolean };
+    try {
+      // After a failure to keep the state, the report goes at once: the failed tick waits anyway.
+      // A node that may have to fence itself asks for the status line at once: its self-fence
+      // clock counts from it (a standby's answer is one message, with the goal).
+      const hold = kept.failed ? undefined : { known: goal.goalState, waitMs: this.reportIntervalMs, signal: AbortSignal.any([wake.signal, signal]), ack: WRITABLE_STATES.has(this.state.currentState) };
+      answer = await this.sendReport(report, this.client.urls.length - 1, hold);
+    } catch (err) {
+      if (wake.signal.aborted || signal.aborted) return { ...kept, woken: true };
+      return kept.failed ? kept : this.reportFailed(err);
+    } finally {
+      this.node.session.onSessionLost = undefined;
+    }
+    this.takeAnswer(answer.goal);
+    const changed = answer.goal.goalState !== this.state.currentState || (answer.goal.restartRequest ?? 0) > (this.state.restartDone ?? 0);
+    return changed && !kept.failed ? { ...kept, next: answer.goal } : kept;
   }
 
   /**
@@ -706,20 +810,28 @@ export class Keeper implements KeeperViewSource {
   }
 
   private async runLoop(signal: AbortSignal, until?: (k: Keeper) => boolean): Promise<void> {
-    /** A goal change the long-poll brought, for the next tick to act on at once. */
+    /** A goal change the long-poll (or a held report) brought, for the next tick to act on at once. */
     let fresh: NodeGoal | undefined;
+    /** The next tick is a held one: the node is at its goal and the monitor holds reports. */
+    let hold = false;
     while (!signal.aborted) {
-      const out = await this.tick(fresh);
-      fresh = undefined;
+      const out = hold ? await this.heldTick(signal) : await this.tick(fresh);
+      fresh = out.next;
+      hold = false;
       await this.roles.noteReached(this.state.currentState, this.lastGoal?.goalState, () => !this.node.postgres.isRunning());
       if (until?.(this)) return;
       if (this.state.currentState === 'dropped') {
         this.log.info('node dropped from the formation: the keeper stops');
         return;
       }
-      if (out.transitioned) continue;
+      if (out.transitioned || fresh || out.woken) continue;
       if (out.failed) {
         await delay(this.retryDelayMs, signal);
+        continue;
+      }
+      if (this.mayHold()) {
+        // The report and the wait for a goal change in one request (issue 17 §3).
+        hold = true;
         continue;
       }
       // Wait for a goal change, the report interval, or the local Postgres going away.

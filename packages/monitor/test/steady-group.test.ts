@@ -5,23 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeRecord } from '../src/store/records.js';
 import { isSteady, isSteadyGroup } from '../src/driver/steady-group.js';
+import { nodeRecord } from './node-record.js';
 
 const NOW = Date.UTC(2026, 11, 5, 11, 0, 0);
 const SETTINGS = { nodeUnhealthyTimeoutMs: 2000, standbyStreamingTimeoutMs: 3000 };
 
 function node(nodeId: number, over: Partial<NodeRecord> = {}): NodeRecord {
-  const at = new Date(NOW - 300);
-  const primary = nodeId === 1;
-  return {
-    nodeId, formationId: 'default', groupId: 0, name: `node${nodeId}`, host: '127.0.0.1', port: 5432 + nodeId,
-    candidatePriority: 50, replicationQuorum: true, reportedState: primary ? 'primary' : 'secondary', goalState: primary ? 'primary' : 'secondary',
-    reportedAt: at, postgresRunning: true, isInRecovery: !primary, reportedLsn: '0/3000148', reportedTimeline: 1,
-    upstreamStreaming: !primary, lastStreamingAt: primary ? null : at, transitionInProgress: null, transitionProgress: null,
-    health: 'good', healthFailures: 0, healthCheckedAt: at, probeInRecovery: !primary, goalChangedAt: at,
-    goalRevision: '7', createdAt: at, reportedSyncStandbyNames: null, destroyRequested: false,
-    reportedProblem: null, postgresSsl: false, httpAddress: null, lastSelfFenceAt: null, restartRequest: 0, restartRequestedAt: null, restartDone: 0,
-    ...over,
-  };
+  return nodeRecord(nodeId, NOW, over);
 }
 
 describe('isSteady', () => {

@@ -14,3 +14,4 @@ export * from './progress.js';
 export * from './duration.js';
 export * from './histogram-tally.js';
 export * from './names.js';
+export * from './report-hold.js';

@@ -7,11 +7,16 @@
  * read (`GroupDriver.decideRead`), and commits. With a thousand keepers a round trip to the
  * store costs more than a decision, so this is what lets one monitor answer them all within
  * milliseconds (docs/monitor-capacity.md).
+ *
+ * A store that records heartbeats apart (`MonitorStore.recordHeartbeats`: reports that change
+ * nothing but the time and the LSN; one round trip on Postgres instead of two) gets them first:
+ * a heartbeat whose group is steady is answered from that, and only the other reports go to the
+ * transaction (issue 17, idle cost: an idle formation's reports are all heartbeats).
  */
 import type { NodeReport } from '@pgha/shared';
 import { reportEvents } from '../store/event-records.js';
 import { noSuchNode } from '../store/not-found.js';
-import { groupKey, type NodeRecord } from '../store/records.js';
+import { groupKey, isHeartbeatReport, type NodeRecord, type ReportsRead } from '../store/records.js';
 import type { MonitorStore, StoreTransaction } from '../store/store-port.js';
 import type { GroupDriver, GroupOutcome } from './group-driver.js';
 import type { MonitorLag } from './monitor-lag.js';
@@ -99,8 +104,48 @@ export class ReportBatcher {
     });
   }
 
-  /** One transaction for `batch`; when it fails, each report not answered yet again in its own. */
+  /** The reports of `batch`: heartbeats first, if the store takes them apart, then a transaction for the rest. */
   private async run(batch: QueuedReport[]): Promise<void> {
+    const rest = await this.answerHeartbeats(batch);
+    if (rest.length > 0) await this.runTransaction(rest);
+  }
+
+  /**
+   * Records the reports of `batch` that are heartbeats (`MonitorStore.recordHeartbeats`) and
+   * answers those whose group is steady, as the transaction would without deciding
+   * (`steady-group.ts`); the reports left to the transaction: every other one, and every one of
+   * a node that sent another in the batch that is not a heartbeat. A failure of the store here
+   * leaves every report to the transaction.
+   */
+  private async answerHeartbeats(batch: QueuedReport[]): Promise<QueuedReport[]> {
+    if (!this.store.recordHeartbeats) return batch;
+    const last = new Map(batch.map((q) => [q.nodeId, q]));
+    const candidates = [...last.values()].filter((q) => batch.every((o) => o.nodeId !== q.nodeId || isHeartbeatReport(o.report)));
+    if (candidates.length === 0) return batch;
+    let read: ReportsRead;
+    try {
+      read = await this.store.recordHeartbeats(candidates.map((q) => ({ nodeId: q.nodeId, report: q.report })));
+    } catch {
+      return batch;
+    }
+    const outcomes = new Map<number, ReportOutcome>();
+    for (const q of candidates) {
+      const input = read.inputs.get(q.nodeId);
+      const g = input && read.groups.get(groupKey(input.node.formationId, input.node.groupId));
+      if (!input || !g || input.factsChanged !== false || !this.driver.isSteady(g.nodes, read.nowMs, g.formation)) continue;
+      outcomes.set(q.nodeId, { node: input.node, group: { assignments: [], formation: g.formation, nodes: g.nodes } });
+    }
+    const rest: QueuedReport[] = [];
+    for (const q of batch) {
+      const outcome = outcomes.get(q.nodeId);
+      if (outcome) q.resolve(outcome);
+      else rest.push(q);
+    }
+    return rest;
+  }
+
+  /** One transaction for `batch`; when it fails, each report not answered yet again in its own. */
+  private async runTransaction(batch: QueuedReport[]): Promise<void> {
     const answered = new Set<QueuedReport>();
     let outcomes: Map<QueuedReport, ReportOutcome | Error>;
     try {
@@ -121,7 +166,7 @@ export class ReportBatcher {
         return;
       }
       // One report's failure must not fail the others.
-      await Promise.all(left.map((q) => this.run([q])));
+      await Promise.all(left.map((q) => this.runTransaction([q])));
       return;
     }
     for (const [q, outcome] of outcomes) {

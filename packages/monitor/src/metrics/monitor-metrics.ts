@@ -9,7 +9,8 @@
  * | `pgha_node_last_transition_timestamp_seconds` | gauge | formation, group, node, name | when the node's goal state last changed (unix seconds) |
  * | `pgha_node_pending_restart_parameters` | gauge | formation, group, node, name | Postgres parameters changed on the node that wait for its restart (`pg_settings.pending_restart`) |
  * | `pgha_health_probe_failures_total` | counter | formation, group, node, name | failed health probes of the node's Postgres since the monitor started |
- * | `pgha_report_duration_seconds` | histogram | — | how long the monitor took to answer a keeper's report |
+ * | `pgha_report_duration_seconds` | histogram | — | how long the monitor took to answer a keeper's report (a held one: until its status line) |
+ * | `pgha_keeper_requests_total` | counter | route (`report`, `goal`) | keepers' reports and goal long-polls this monitor answered since it started |
  * | `pgha_failovers_total` | counter | formation | failovers in the events table |
  * | `pgha_switchovers_total` | counter | formation | switchovers in the events table |
  *
@@ -49,6 +50,9 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 type NodeLabel = (typeof NODE_LABELS)[number];
 type NodeLabels = Record<NodeLabel, string>;
 
+/** The keeper routes `pgha_keeper_requests_total` counts. */
+export type KeeperRoute = 'report' | 'goal';
+
 /** A node as the metrics name it. */
 export interface MetricNode {
   formationId: string;
@@ -84,6 +88,7 @@ interface Loaded {
   lastTransition: Gauge<string>;
   probeFailures: Counter<string>;
   reportDuration: Histogram<string>;
+  keeperRequests: Counter<string>;
   failovers: Counter<string>;
   switchovers: Counter<string>;
 }
@@ -111,6 +116,7 @@ async function loadMetrics(processMetrics: boolean): Promise<Loaded> {
       buckets: REPORT_BUCKETS_SECONDS,
       registers,
     }),
+    keeperRequests: new Counter({ name: 'pgha_keeper_requests_total', help: "Keepers' reports (route report) and goal long-polls (route goal) this monitor answered since it started", labelNames: ['route'], registers }),
     failovers: new Counter({ name: 'pgha_failovers_total', help: 'Failovers (automatic, or pgha perform failover) recorded in the events', labelNames: ['formation'], registers }),
     switchovers: new Counter({ name: 'pgha_switchovers_total', help: 'Switchovers (perform switchover or promotion, maintenance of the primary) recorded in the events', labelNames: ['formation'], registers }),
   };
@@ -122,6 +128,8 @@ export class MonitorMetrics {
   private loading: Promise<Loaded> | undefined;
   /** Report durations (seconds) before the first scrape. */
   private readonly pendingReports = new HistogramTally(REPORT_BUCKETS_SECONDS);
+  /** Keepers' requests answered before the first scrape, per route. */
+  private readonly pendingKeeperRequests = new Map<KeeperRoute, number>();
   /** Probe failures before the first scrape, per node. */
   private readonly pendingProbeFailures = new Map<number, { labels: NodeLabels; failures: number }>();
 
@@ -147,6 +155,12 @@ export class MonitorMetrics {
     else this.pendingReports.observe(durationMs / 1000);
   }
 
+  /** Counts one keeper request answered: a report, or a goal long-poll. */
+  keeperRequest(route: KeeperRoute): void {
+    if (this.loaded) this.loaded.keeperRequests.inc({ route });
+    else this.pendingKeeperRequests.set(route, (this.pendingKeeperRequests.get(route) ?? 0) + 1);
+  }
+
   /** Counts one failed health probe of `node`. */
   probeFailed(node: MetricNode): void {
     const labels = nodeLabels(node);
@@ -169,6 +183,8 @@ export class MonitorMetrics {
     this.loading ??= loadMetrics(this.processMetrics).then(
       (m) => {
         this.pendingReports.replayInto(m.reportDuration);
+        for (const [route, count] of this.pendingKeeperRequests) m.keeperRequests.inc({ route }, count);
+        this.pendingKeeperRequests.clear();
         for (const { labels, failures } of this.pendingProbeFailures.values()) m.probeFailures.inc(labels, failures);
         this.pendingProbeFailures.clear();
         this.loaded = m;

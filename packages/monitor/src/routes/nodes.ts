@@ -6,7 +6,12 @@
  *   (and, given `tlsPublicKey` and a monitor CA, a certificate); its `clientNetworks` join the
  *   formation's; 400 wrong shape or an invalid client network, 404 unknown formation, 409 name
  *   or host:port taken.
- * - `POST /v1/nodes/:nodeId/report` body `NodeReport` → 200 `NodeGoal`; 400, 404.
+ * - `POST /v1/nodes/:nodeId/report[?known=STATE&wait_ms=N[&ack=1]]` body `NodeReport` → 200
+ *   `NodeGoal`, with the header `x-pgha-report-holds: 1`; 400, 404. With `known` and `wait_ms`,
+ *   and the node's goal still `known` once the report is recorded, the goal is answered when it
+ *   changes, when the loud-death watch wants a report, or after `wait_ms` (the goal long-poll
+ *   below, in the same request: one request per report cycle); with `ack=1` the status line
+ *   goes out as soon as the report is recorded (`@pgha/shared`'s `report-hold.ts`).
  * - `GET /v1/nodes/:nodeId/goal?known=STATE&wait_ms=N` → 200 `NodeGoal` as soon as the
  *   goal differs from `known`, or after `wait_ms` (at most 30 000; then the goal as read when
  *   the request came, since none was committed meanwhile), or at once when the loud-death
@@ -16,10 +21,11 @@
  *   old one is refused), with a `node-token-rotated` event; 400, 404. Only the node's own
  *   token opens it (`auth.ts`).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { FORWARDED_BY_HEADER } from '../ha/forward-to-leader.js';
 import { z } from 'zod';
-import { FormationName, NodeIdText, NodeReport, NodeStateSchema, RegisterNodeRequest, RotateNodeTokenRequest, type RegisterNodeResponse, type RotateNodeTokenResponse } from '@pgha/shared';
+import { FormationName, GOAL_REVISION_HEADER, NodeIdText, NodeReport, NodeStateSchema, REPORT_HELD_HEADER, REPORT_HOLDS_HEADER, RegisterNodeRequest, RotateNodeTokenRequest, type NodeGoal, type RegisterNodeResponse, type RotateNodeTokenResponse } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
 import { tokenSha256 } from '../auth.js';
 import { NODE_TOKEN_ROTATED_RULE, nodeEvent } from '../store/event-records.js';
@@ -37,6 +43,8 @@ const FormationParams = z.object({ formation: FormationName });
 const GoalQuery = z
   .object({ known: NodeStateSchema.optional(), wait_ms: z.coerce.number().int().min(0).max(30_000).default(0) })
   .strict();
+/** A report's query: the goal long-poll's, and `ack=1` for the status line as soon as the report is recorded (`report-hold.ts`). */
+const ReportQuery = GoalQuery.extend({ ack: z.literal('1').optional() }).strict();
 
 /** Registers the keeper-facing routes. */
 export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
@@ -88,49 +96,60 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     return reply.code(result.created ? 201 : 200).send(result.response);
   });
 
-  app.post('/v1/nodes/:nodeId/report', async (req) => {
+  app.post('/v1/nodes/:nodeId/report', async (req, reply) => {
     const { nodeId } = validate(NodeIdParams, req.params, 'params');
+    const query = validate(ReportQuery, req.query, 'query');
     const report = validate(NodeReport, req.body, 'body');
     keeperHeard(deps, nodeId, req);
-    // Record the report and decide under the group lock (one transaction, shared with other
-    // reports under load), and answer from the rows the decision read, with its new goals, as
-    // a read after commit would.
-    const { node, group } = await deps.reports.report(nodeId, report);
-    if (!group) {
-      // The keeper has stopped its Postgres: the node leaves the formation.
-      const goal = await nodeGoal(deps.store, nodeId);
-      await deps.store.transaction((tx) => removeNode(tx, node, `node ${node.nodeId} "${node.name}" removed: its keeper reports it dropped`));
+    // Registered before the report is recorded: a goal committed from then on wakes the hold.
+    const hold = query.known && query.wait_ms > 0 ? goalWait(deps, nodeId, query.wait_ms) : undefined;
+    let goal: NodeGoal;
+    try {
+      goal = await recordReport(deps, nodeId, report);
+    } catch (err) {
+      hold?.cancel();
+      throw err;
+    }
+    void reply.header(REPORT_HOLDS_HEADER, '1');
+    if (goal.goalRevision !== undefined) void reply.header(GOAL_REVISION_HEADER, goal.goalRevision);
+    if (!hold || goal.goalState !== query.known) {
+      hold?.cancel();
       return goal;
     }
-    const self = group.nodes.find((n) => n.nodeId === nodeId);
-    // Not in the group's nodes: its goal is dropped; answer as before, after commit.
-    return self ? goalView(self, group.formation, group.nodes) : nodeGoal(deps.store, nodeId);
+    // Recorded, and the goal is the one the keeper knows: hold it until it changes or the wait ends.
+    const recordedAtMs = reply.elapsedTime;
+    reportAnsweredAtMs.set(req, recordedAtMs);
+    const reread = (): Promise<NodeGoal> => nodeGoal(deps.store, nodeId, { mirrored: true });
+    // Asked for: the status line now (it counts as the monitor's answer to the report).
+    if (query.ack) return reply.header('content-type', 'application/json; charset=utf-8').send(heldGoal(hold, goal, reread, req.log));
+    try {
+      const answer = await goalAfter(hold, goal, reread, req.log);
+      return await reply.header(REPORT_HELD_HEADER, String(Math.round(reply.elapsedTime - recordedAtMs))).send(answer);
+    } finally {
+      hold.cancel();
+    }
   });
 
   app.get('/v1/nodes/:nodeId/goal', async (req) => {
     const { nodeId } = validate(NodeIdParams, req.params, 'params');
     const query = validate(GoalQuery, req.query, 'query');
     keeperHeard(deps, nodeId, req);
-    const waiter = query.known && query.wait_ms > 0 ? deps.notifier.waiter(nodeId, query.wait_ms) : undefined;
-    // The loud-death watch may want this keeper's report now (a peer of its node died loudly).
-    const nudge = waiter ? deps.loudDeaths?.nudgeWaiter(nodeId, query.wait_ms) : undefined;
+    const wait = query.known && query.wait_ms > 0 ? goalWait(deps, nodeId, query.wait_ms) : undefined;
     // A long-poll may be answered from a leading monitor's copy of the store (`readNodeGroup`):
     // it is woken by that copy's changes, and what it answers counts for no contact with the
     // monitor (the keeper's self-fence counts from its reports' answers, read from the store).
     const read = { mirrored: true };
     try {
       const goal = await nodeGoal(deps.store, nodeId, read);
-      if (!waiter || goal.goalState !== query.known) return goal;
-      const woken = await (nudge ? Promise.race([waiter.promise, nudge.promise]) : waiter.promise);
+      if (!wait || goal.goalState !== query.known) return goal;
       // No goal of the node committed since the waiter was registered, before the read: the
       // goal read is current (issue 17: an idle long-poll costs one read, not two). Its other
       // figures (the group's LSNs, lag) are as old as the wait; the keeper's next report, sent
       // at once, gets them fresh.
-      if (!woken) return goal;
+      if (!(await wait.promise)) return goal;
       return await nodeGoal(deps.store, nodeId, read);
     } finally {
-      waiter?.cancel();
-      nudge?.cancel();
+      wait?.cancel();
     }
   });
 
@@ -158,4 +177,92 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
  */
 function keeperHeard(deps: AppDeps, nodeId: number, req: FastifyRequest): void {
   if (req.headers[FORWARDED_BY_HEADER] === undefined) deps.loudDeaths?.keeperRequest(nodeId, req.raw.socket);
+}
+
+/**
+ * When each held report was answered, as `reply.elapsedTime` (ms) at the moment its status line
+ * went out: the report's time for `pgha_report_duration_seconds` (`routes/metrics.ts`), which
+ * leaves out the wait for a goal change.
+ */
+export const reportAnsweredAtMs = new WeakMap<FastifyRequest, number>();
+
+/**
+ * Records a keeper's report and decides under the group lock (one transaction, shared with
+ * other reports under load, `ReportBatcher`); the node's goal from the rows the decision read,
+ * with its new goals, as a read after commit would.
+ *
+ * @throws NotFoundError for an unknown node; the store's errors.
+ */
+async function recordReport(deps: AppDeps, nodeId: number, report: NodeReport): Promise<NodeGoal> {
+  const { node, group } = await deps.reports.report(nodeId, report);
+  if (!group) {
+    // The keeper has stopped its Postgres: the node leaves the formation.
+    const goal = await nodeGoal(deps.store, nodeId);
+    await deps.store.transaction((tx) => removeNode(tx, node, `node ${node.nodeId} "${node.name}" removed: its keeper reports it dropped`));
+    return goal;
+  }
+  const self = group.nodes.find((n) => n.nodeId === nodeId);
+  // Not in the group's nodes: its goal is dropped; answer as before, after commit.
+  return self ? goalView(self, group.formation, group.nodes) : nodeGoal(deps.store, nodeId);
+}
+
+/** A wait for node `nodeId`'s goal: true when a goal of the node was committed, false after `waitMs` or `cancel`. */
+interface GoalWait {
+  promise: Promise<boolean>;
+  cancel(): void;
+}
+
+/**
+ * Waits for a commit of node `nodeId`'s goal (the store's notifier), at most `waitMs`; the
+ * loud-death watch may end it early (`LoudDeathWatch.nudgeWaiter`: a peer of the node died
+ * loudly and the monitor wants this keeper's report now), which also answers true.
+ */
+function goalWait(deps: AppDeps, nodeId: number, waitMs: number): GoalWait {
+  const waiter = deps.notifier.waiter(nodeId, waitMs);
+  const nudge = deps.loudDeaths?.nudgeWaiter(nodeId, waitMs);
+  return {
+    promise: nudge ? Promise.race([waiter.promise, nudge.promise]) : waiter.promise,
+    cancel: () => {
+      waiter.cancel();
+      nudge?.cancel();
+    },
+  };
+}
+
+/**
+ * The goal to answer once `wait` ends: `goal` when nothing was committed meanwhile, else the goal
+ * read again (`read`; `goal` if that read fails, which the keeper's next report, sent at once,
+ * makes up for).
+ */
+function goalAfter(wait: GoalWait, goal: NodeGoal, read: () => Promise<NodeGoal>, log: FastifyBaseLogger): Promise<NodeGoal> {
+  return wait.promise
+    .then((woken) => (woken ? read() : goal))
+    .catch((err: Error) => {
+      log.warn(`a held report's goal could not be read again (${err.message}): answered with the goal its report left`);
+      return goal;
+    });
+}
+
+/**
+ * The body of a held report answer with `ack=1`: a space at once (so that the status line and
+ * headers go out now, through a forwarding monitor too), then the goal as JSON when `wait` ends
+ * ({@link goalAfter}). A keeper that goes away ends the wait.
+ */
+function heldGoal(wait: GoalWait, goal: NodeGoal, read: () => Promise<NodeGoal>, log: FastifyBaseLogger): Readable {
+  let started = false;
+  return new Readable({
+    read() {
+      if (started) return;
+      started = true;
+      this.push(' ');
+      void goalAfter(wait, goal, read, log).then((answer) => {
+        this.push(JSON.stringify(answer));
+        this.push(null);
+      });
+    },
+    destroy(err, callback) {
+      wait.cancel();
+      callback(err);
+    },
+  });
 }

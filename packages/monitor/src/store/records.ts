@@ -4,7 +4,7 @@
  * `Date`), never a database row type. The Postgres adapter's rows have exactly these shapes
  * (Kysely's `CamelCasePlugin` names the columns), so it hands them over as they are read.
  */
-import type { FormationSettings, NodeHealth, NodeState, PostgresParameter, ReportedParameters, TransitionProgress } from '@pgha/shared';
+import type { FormationSettings, NodeHealth, NodeReport, NodeState, PostgresParameter, ReportedParameters, TransitionProgress } from '@pgha/shared';
 
 /** A formation. */
 export interface FormationRecord {
@@ -242,4 +242,13 @@ export interface StoreSnapshot {
 /** Key of a group in maps: formation and group id. */
 export function groupKey(formationId: string, groupId: number): string {
   return `${formationId}\u0000${groupId}`;
+}
+
+/**
+ * Whether a keeper's report may be recorded as a heartbeat (`MonitorStore.recordHeartbeats`):
+ * it carries no self-fence (recorded with its event, durably) and no transition (whose start,
+ * progress and end a decision reads). Whether it changes a persisted fact only the store knows.
+ */
+export function isHeartbeatReport(report: NodeReport): boolean {
+  return !report.selfFence && (report.transitionInProgress ?? null) === null && (report.transitionProgress ?? null) === null;
 }

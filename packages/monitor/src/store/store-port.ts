@@ -283,6 +283,24 @@ export interface MonitorStore extends StoreSession {
    * @throws NotFoundError when the node or its formation does not exist.
    */
   readNodeGroup(nodeId: number, options?: { mirrored?: boolean }): Promise<NodeGroupRead>;
+  /**
+   * Records keepers' **heartbeats**, reports that change no fact a decision reads but the time
+   * and the LSN, in a transaction of its own that commits (without waiting for the disk, as a
+   * report-only transaction may) before it returns, and reads their groups under the groups'
+   * locks, which it holds until then: what an idle keeper's report costs. A report is recorded
+   * only when it leaves every persisted fact of its node as it is (its reported state, Postgres
+   * running, recovery, timeline, streaming, `synchronous_standby_names`, problem, parameters,
+   * restart done), carries no self-fence and no transition, its node's goal is not `dropped`,
+   * and its node reported before; the others, and node ids that do not exist, are missing from
+   * `inputs`: record them with {@link StoreTransaction.recordReports}. Each recorded report's
+   * `factsChanged` says whether its keeper's previous report was heard within `freshWithinMs`
+   * (false) or not (true: its liveness changed). At most one report per node.
+   *
+   * Optional: an adapter whose report transaction already writes nothing for such a report
+   * (etcd, whose liveness lives in the leader's memory) need not offer it. Postgres: one round
+   * trip instead of the report transaction's two (issue 17, idle cost).
+   */
+  recordHeartbeats?(reports: readonly { nodeId: number; report: NodeReport }[]): Promise<ReportsRead>;
   /** Whether `err` says the store is down or unreachable (the API answers 503). */
   isUnavailable(err: unknown): boolean;
   /** Closes the store's connections. */

@@ -178,10 +178,12 @@ class StoreClient extends ExplicitPgClient {
       this.beginHeld = true;
       return Promise.resolve({ command: 'BEGIN', rowCount: null, rows: [], fields: [] });
     }
-    if (!this.beginHeld) return this.run(text, params);
+    // A simple query of several statements (a heartbeat's, `report-statement.ts`) answers each
+    // statement's result: Kysely reads the last.
+    if (!this.beginHeld) return this.run(text, params).then(lastResult);
     this.beginHeld = false;
     if (params.length === 0) {
-      return super.query(`begin;\n${text}`).then((results: unknown) => (Array.isArray(results) ? results[results.length - 1] : results));
+      return super.query(`begin;\n${text}`).then(lastResult);
     }
     return super.query('begin').then(() => this.run(text, params));
   }
@@ -198,6 +200,11 @@ class StoreClient extends ExplicitPgClient {
       return super.query(text, params);
     });
   }
+}
+
+/** The last statement's result of a simple query of several (pg answers an array of them). */
+function lastResult(results: unknown): unknown {
+  return Array.isArray(results) ? results[results.length - 1] : results;
 }
 
 /** SQL texts run as named prepared statements, and their names (see {@link prepareStatement}). */

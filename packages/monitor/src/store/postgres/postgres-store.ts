@@ -10,18 +10,18 @@
  */
 import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import type { NodeReport } from '@pgha/shared';
-import type { FormationRecord, GroupRead, NodeGroupRead, ReportsRead, StoreSnapshot } from '../records.js';
+import type { FormationRecord, GroupRead, NodeGroupRead, NodeRecord, ReportsRead, StoreSnapshot } from '../records.js';
 import type { MonitorStore, StoreSession, StoreTransaction } from '../store-port.js';
 import { migrateToLatest, openStore, storeNowMs, type Database, type Db, type StoreConnection } from './db.js';
 import { PgCredentialRepository } from './credential-repository.js';
 import { PgEventStream, PgEventWriter } from './event-repository.js';
-import { noSuchFormation } from '../not-found.js';
+import { noSuchFormation, noSuchNode } from '../not-found.js';
 import { FORMATION_COLUMNS, PgFormationRepository } from './formation-repository.js';
 import { PgGoalRepository } from './goal-repository.js';
 import { LIST_GROUP_NODES, PgNodeRepository } from './node-repository.js';
 import { PgProbeRepository } from './probe-repository.js';
 import { QueryTemplate } from './query-template.js';
-import { recordReports } from './report-statement.js';
+import { FORMATION_JSON, recordHeartbeats, recordReports } from './report-statement.js';
 import { PgSettingsRepository } from './settings-repository.js';
 
 /** Repositories on one handle: the pool (each call on its own) or a transaction. */
@@ -110,6 +110,33 @@ class PgTransaction extends PgSession implements StoreTransaction {
 const LOCK_GROUP = new QueryTemplate<unknown>((_db, p) => sql`select pg_advisory_xact_lock(hashtext(${p('key')}), ${p('groupId')})`);
 const SYNCHRONOUS_COMMIT_ON = CompiledQuery.raw('set local synchronous_commit = on');
 
+/**
+ * A node and its group's nodes that are not dropped (the node itself even when dropped), each
+ * with the formation (null when it is gone), by node id.
+ */
+type NodeGroupRow = NodeRecord & { formation: FormationRecord | null };
+const READ_NODE_GROUP = new QueryTemplate<NodeGroupRow>(
+  (_db, p) => sql<NodeGroupRow>`
+    select n.*, ${sql.raw(FORMATION_JSON)} as formation
+    from pgha.nodes t
+    join pgha.nodes n on n.formation_id = t.formation_id and n.group_id = t.group_id and (n.goal_state <> 'dropped' or n.node_id = t.node_id)
+    left join pgha.formations f on f.formation_id = t.formation_id
+    where t.node_id = ${p('nodeId')}
+    order by n.node_id`,
+);
+
+/** Every node that is not dropped, by formation, group and node id, each with the store's clock. */
+const SNAPSHOT_NODES = new QueryTemplate<NodeRecord & { storeNowMs: number }>((db) =>
+  db
+    .selectFrom('nodes')
+    .selectAll()
+    .select(sql<number>`(extract(epoch from clock_timestamp()) * 1000)::float8`.as('storeNowMs'))
+    .where('goalState', '!=', 'dropped')
+    .orderBy('formationId')
+    .orderBy('groupId')
+    .orderBy('nodeId'),
+);
+
 /** Postgres connection failures and shutdown errors: the store is down. */
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', '57P01', '57P02', '57P03', '08006', '08001', '08003']);
 
@@ -124,16 +151,26 @@ export class PostgresStore extends PgSession implements MonitorStore {
     return this.kysely.transaction().execute((trx) => work(new PgTransaction(trx)));
   }
 
+  /** Two statements at once, the store's clock read with the nodes (the timer takes one twice a second). */
   async snapshot(only: (formationId: string) => boolean = () => true): Promise<StoreSnapshot> {
-    const formations = (await this.formations.list()).filter((f) => only(f.formationId));
-    const nodes = (await this.kysely.selectFrom('nodes').selectAll().where('goalState', '!=', 'dropped').orderBy('formationId').orderBy('groupId').orderBy('nodeId').execute()).filter((n) => only(n.formationId));
-    return { formations, nodes, nowMs: await this.nowMs() };
+    const [formations, rows] = await Promise.all([this.formations.list(), SNAPSHOT_NODES.execute(this.kysely, {})]);
+    const nowMs = rows.length > 0 ? rows.reduce((max, r) => Math.max(max, Number(r.storeNowMs)), 0) : await this.nowMs();
+    const nodes = rows.filter((n) => only(n.formationId)).map(({ storeNowMs: _now, ...n }): NodeRecord => n);
+    return { formations: formations.filter((f) => only(f.formationId)), nodes, nowMs };
   }
 
+  /** One statement (a keeper's goal long-poll reads it twice a second: issue 17, idle cost). */
   async readNodeGroup(nodeId: number): Promise<NodeGroupRead> {
-    const node = await this.nodes.get(nodeId);
-    const [formation, nodes] = await Promise.all([this.formations.get(node.formationId), this.nodes.list(node.formationId, { groupId: node.groupId })]);
-    return { node, formation, nodes };
+    const rows = await READ_NODE_GROUP.execute(this.kysely, { nodeId });
+    const node = rows.find((r) => r.nodeId === nodeId);
+    if (!node) throw noSuchNode(nodeId);
+    if (!node.formation) throw noSuchFormation(node.formationId);
+    const strip = ({ formation: _f, ...n }: NodeGroupRow): NodeRecord => n;
+    return { node: strip(node), formation: node.formation, nodes: rows.filter((r) => r.goalState !== 'dropped').map(strip) };
+  }
+
+  recordHeartbeats(reports: readonly { nodeId: number; report: NodeReport }[]): Promise<ReportsRead> {
+    return recordHeartbeats(this.kysely, reports);
   }
 
   isUnavailable(err: unknown): boolean {

@@ -15,14 +15,18 @@
  *   whole transaction up to its commit is this one round trip;
  * - `QueryTemplate` and prepared statements (`query-template.ts`) for the other hot reads;
  * - `synchronous_commit = off` until a goal or an event is written (`PgTransaction.durable`);
+ * - an idle keeper's report (a heartbeat: nothing changed but the time and the LSN) recorded by
+ *   the same statement without a transaction around it ({@link recordHeartbeats}): one round
+ *   trip instead of two with the commit (issue 17, idle cost);
  * - `pgha.nodes` with fillfactor 70 and an index on (formation, group) (migration 0003), so that
  *   a report's update stays on its page: about 0.3 ms in Postgres instead of 2 ms.
  */
-import { CompiledQuery, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import pg from 'pg';
 import { formatLsn, parseLsn, type NodeReport } from '@pgha/shared';
-import { groupKey, type FormationRecord, type GroupRead, type NodeRecord, type RecordedReport, type ReportsRead } from '../records.js';
-import { storeNowMs, type Database } from './db.js';
+import { groupKey, isHeartbeatReport, type FormationRecord, type GroupRead, type NodeRecord, type RecordedReport, type ReportsRead } from '../records.js';
+import { formationSettings, freshWithinMs } from '../group-facts.js';
+import { storeNowMs, type Database, type Db } from './db.js';
 
 /** A row of the statement: a node, and what the statement adds to it. */
 type ReportRow = NodeRecord & {
@@ -32,6 +36,7 @@ type ReportRow = NodeRecord & {
   formation: FormationRecord;
   beforeReportedProblem: string | null;
   beforeLastSelfFenceAt: Date | null;
+  beforeReportedAt: Date | null;
   storeNowMs: number;
 };
 
@@ -54,9 +59,41 @@ type ReportRow = NodeRecord & {
  * written into the statement (a simple query has no parameters): node ids as integers, the
  * reports as one JSON literal escaped by `pg.escapeLiteral`.
  */
-export async function recordReports(trx: Transaction<Database>, reports: readonly { nodeId: number; report: NodeReport }[]): Promise<ReportsRead> {
+export function recordReports(trx: Transaction<Database>, reports: readonly { nodeId: number; report: NodeReport }[]): Promise<ReportsRead> {
+  return runReportStatement(trx, reports, false);
+}
+
+/**
+ * `MonitorStore.recordHeartbeats` (see the port): the same statement, sent on its own outside
+ * any transaction, so that Postgres runs its statements as one implicit transaction that
+ * commits when the last ends (`synchronous_commit` off: reports only): one round trip where
+ * {@link recordReports} and its commit take two. Its update writes a report only when the
+ * node's persisted facts already are the report's (`PERSISTED_REPORT_FACTS`), no
+ * transition is under way, and its keeper reported before; a report that carries a self-fence
+ * or a transition is not sent. The group locks are taken as in {@link recordReports} and held
+ * until the implicit commit, so the groups are read as a decision would read them; a report
+ * not written is left out of `inputs`.
+ */
+export function recordHeartbeats(db: Kysely<Database>, reports: readonly { nodeId: number; report: NodeReport }[]): Promise<ReportsRead> {
+  return runReportStatement(db, reports.filter((r) => isHeartbeatReport(r.report)), true);
+}
+
+/**
+ * The facts a heartbeat leaves as they are, compared in SQL: `n` the node, `i` the report
+ * (see `PERSISTED_REPORT_FACTS`; the self-fence and the transition are checked apart).
+ */
+const SAME_PERSISTED_FACTS = `
+  (n.reported_state, n.postgres_running, n.is_in_recovery, n.reported_timeline, n.upstream_streaming, n.reported_sync_standby_names, n.reported_problem, n.reported_parameters)
+    is not distinct from (i.reported_state, i.postgres_running, i.is_in_recovery, i.reported_timeline, i.upstream_streaming, i.reported_sync_standby_names, i.reported_problem, i.reported_parameters)
+  and n.transition_in_progress is null and n.transition_progress is null and coalesce(i.restart_done, 0) <= n.restart_done
+  and n.reported_at is not null and n.goal_state <> 'dropped'`;
+
+/** The formation row `f` as a {@link FormationRecord} in JSON (its keys camelCased by `CamelCasePlugin`). */
+export const FORMATION_JSON = `to_jsonb(f) - 'created_at'`;
+
+async function runReportStatement(db: Db, reports: readonly { nodeId: number; report: NodeReport }[], heartbeat: boolean): Promise<ReportsRead> {
   const valid = reports.filter((r) => Number.isSafeInteger(r.nodeId));
-  if (valid.length === 0) return { inputs: new Map(), groups: new Map(), nowMs: await storeNowMs(trx) };
+  if (valid.length === 0) return { inputs: new Map(), groups: new Map(), nowMs: await storeNowMs(db) };
   const ids = `array[${valid.map((r) => r.nodeId).join(', ')}]::int4[]`;
   const input = JSON.stringify(
     valid.map(({ nodeId, report }) => ({
@@ -86,7 +123,7 @@ export async function recordReports(trx: Transaction<Database>, reports: readonl
              upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text, reported_problem text,
              transition_progress jsonb, self_fence_at_ms int8, reported_parameters jsonb, restart_done int4)
     ), before as (
-      select node_id, reported_problem, last_self_fence_at from pgha.nodes where node_id = any(${ids})
+      select node_id, reported_problem, last_self_fence_at, reported_at from pgha.nodes where node_id = any(${ids})
     ), updated as (
       update pgha.nodes n set
         reported_state = i.reported_state,
@@ -105,7 +142,7 @@ export async function recordReports(trx: Transaction<Database>, reports: readonl
         last_self_fence_at = greatest(n.last_self_fence_at, timestamptz 'epoch' + i.self_fence_at_ms * interval '1 millisecond'),
         last_streaming_at = case when i.upstream_streaming then clock_timestamp() else n.last_streaming_at end
       from input i
-      where n.node_id = any(${ids}) and n.node_id = i.node_id and not (n.goal_state = 'dropped' and i.reported_state = 'dropped')
+      where n.node_id = any(${ids}) and n.node_id = i.node_id and not (n.goal_state = 'dropped' and i.reported_state = 'dropped')${heartbeat ? ` and ${SAME_PERSISTED_FACTS}` : ''}
       returning n.*
     ), groups as (
       select distinct formation_id, group_id from updated
@@ -119,19 +156,26 @@ export async function recordReports(trx: Transaction<Database>, reports: readonl
       where n.node_id = any(${ids}) and n.node_id not in (select node_id from updated)
     )
     select r.*, b.reported_problem as before_reported_problem, b.last_self_fence_at as before_last_self_fence_at,
-      to_jsonb(f) - 'created_at' as formation, (extract(epoch from clock_timestamp()) * 1000)::float8 as store_now_ms
+      b.reported_at as before_reported_at, ${FORMATION_JSON} as formation, (extract(epoch from clock_timestamp()) * 1000)::float8 as store_now_ms
     from rows r join pgha.formations f on f.formation_id = r.formation_id
       left join before b on r.is_input and b.node_id = r.node_id
     order by r.formation_id, r.group_id, r.node_id`;
-  const { rows } = await trx.executeQuery<ReportRow>(CompiledQuery.raw(text));
+  const { rows } = await db.executeQuery<ReportRow>(CompiledQuery.raw(text));
   const inputs = new Map<number, RecordedReport>();
   const groups = new Map<string, GroupRead>();
   const recordedGroups = new Set(rows.filter((r) => r.recorded).map((r) => groupKey(r.formationId, r.groupId)));
   let nowMs = 0;
   for (const row of rows) {
-    const { recorded, isInput, formation, beforeReportedProblem, beforeLastSelfFenceAt, storeNowMs: rowNowMs, ...node } = row;
+    const { recorded, isInput, formation, beforeReportedProblem, beforeLastSelfFenceAt, beforeReportedAt, storeNowMs: rowNowMs, ...node } = row;
     nowMs = Math.max(nowMs, Number(rowNowMs));
-    if (isInput) inputs.set(node.nodeId, { node, recorded, before: { reportedProblem: beforeReportedProblem, lastSelfFenceAt: beforeLastSelfFenceAt } });
+    if (isInput && heartbeat && recorded) {
+      // Its persisted facts stayed; whether its keeper's liveness did is the time since its last report.
+      const freshMs = freshWithinMs(formationSettings(formation));
+      const factsChanged = beforeReportedAt === null || Number(rowNowMs) - new Date(beforeReportedAt).getTime() > freshMs;
+      inputs.set(node.nodeId, { node, recorded, before: { reportedProblem: beforeReportedProblem, lastSelfFenceAt: beforeLastSelfFenceAt }, factsChanged });
+    } else if (isInput && !heartbeat) {
+      inputs.set(node.nodeId, { node, recorded, before: { reportedProblem: beforeReportedProblem, lastSelfFenceAt: beforeLastSelfFenceAt } });
+    }
     const key = groupKey(node.formationId, node.groupId);
     if (!recordedGroups.has(key)) continue;
     let g = groups.get(key);
@@ -141,5 +185,5 @@ export async function recordReports(trx: Transaction<Database>, reports: readonl
     }
     if (node.goalState !== 'dropped') g.nodes.push(node);
   }
-  return { inputs, groups, nowMs: nowMs || (await storeNowMs(trx)) };
+  return { inputs, groups, nowMs: nowMs || (await storeNowMs(db)) };
 }
