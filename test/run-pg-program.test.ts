@@ -1,6 +1,6 @@
 /**
  * `runPgProgram`, how pgha runs every Postgres program (initdb, pg_basebackup, pg_rewind,
- * pg_waldump, psql, pg_ctl) with Node's `child_process`: its stdout without the final newline,
+ * pg_waldump, psql, pg_ctl) with execa: its stdout without the final newline,
  * its input on stdin, a failure with its exit code and the tail of its output, a timeout, and
  * no program left running when the process that started it exits. Real programs, as the
  * Postgres OS user: the Postgres ones, and `cat` and `sleep` under names of a test directory

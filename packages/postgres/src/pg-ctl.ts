@@ -35,7 +35,7 @@ export function pgBinDir(): string {
 
 /** Options of {@link runPgProgram}. */
 export interface RunOptions {
-  /** Kill the program after this many milliseconds (SIGTERM, then SIGKILL {@link FORCE_KILL_AFTER_MS} later). */
+  /** Kill the program after this many milliseconds. */
   timeoutMs?: number;
   /** Called with each line of stderr, e.g. for progress. */
   onStderrLine?: (line: string) => void;
@@ -43,81 +43,42 @@ export interface RunOptions {
   input?: string;
 }
 
-/** How long a program gets to exit after the SIGTERM of its timeout before it is SIGKILLed (ms). */
-const FORCE_KILL_AFTER_MS = 5_000;
-
-/** The most of a program's stderr kept for its error (characters, the last ones): what fails is at the end. */
-const STDERR_KEPT_CHARS = 64 * 1024;
-
-/**
- * The programs {@link runPgProgram} runs now: killed (SIGKILL) if this process exits before
- * they do, so that no `pg_basebackup` or `pg_rewind` goes on writing a data directory that a
- * restarted keeper works on.
- */
-const running = new Set<ChildProcess>();
-
-/** Kills every program of {@link running}; the `exit` listener of this process. */
-function killRunning(): void {
-  for (const child of running) child.kill('SIGKILL');
-}
-
 /**
  * Runs one Postgres program from {@link pgBinDir} as the Postgres OS user, in the clean
- * environment of {@link postgresSpawnOptions} (nothing inherited from pgha's own), with
- * Node's `child_process.spawn`: no process-running library is loaded for it (execa, which this
- * used before, is 106 modules that every keeper loaded at its start: about 120 ms of CPU on the
- * path of a rejoin; issue 17 §5). As execa did, the program is killed when this process exits
- * first, and the final newline of its stdout is dropped.
+ * environment of {@link postgresSpawnOptions} (nothing inherited from pgha's own), with execa,
+ * loaded at the first program rather than when the module is (execa is about a hundred modules,
+ * which a keeper's start paid before its first report; issue 17 §5).
  *
- * @returns its stdout.
- * @throws PostgresCommandError when it cannot be started, exits non-zero, is killed, or times out.
+ * @returns its stdout, without its final newline.
+ * @throws PostgresCommandError when it exits non-zero or times out.
  */
 export async function runPgProgram(program: string, args: string[], options: RunOptions = {}): Promise<string> {
-  const { uid, gid, cwd, env } = postgresSpawnOptions();
-  const file = join(pgBinDir(), program);
-  let child: ChildProcess;
-  try {
-    child = spawn(file, args, { uid, gid, cwd, env, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-  } catch (err) {
-    throw new PostgresCommandError([program, ...args], undefined, `it could not be started: ${(err as Error).message}`);
-  }
-  if (running.size === 0) process.on('exit', killRunning);
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  let rest = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr = (stderr + chunk).slice(-STDERR_KEPT_CHARS);
-    if (!options.onStderrLine) return;
-    const lines = (rest + chunk).split(/[\r\n]/);
-    rest = lines.pop() ?? '';
-    for (const l of lines) if (l.trim()) options.onStderrLine(l);
+  const { execa } = await import('execa');
+  const spawn = postgresSpawnOptions();
+  const argv = [join(pgBinDir(), program), ...args];
+  const child = execa(argv[0]!, args, {
+    ...spawn,
+    env: spawn.env,
+    extendEnv: false,
+    reject: false,
+    ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
+    timeout: options.timeoutMs,
+    // pg_ctl start leaves the postmaster running with our pipes: do not wait on them.
+    buffer: true,
   });
-  // A program that exits without reading its input closes the pipe: EPIPE is no error of ours.
-  child.stdin?.on('error', () => undefined);
-  child.stdin?.end(options.input);
-  let timedOut = false;
-  let forceKill: NodeJS.Timeout | undefined;
-  const timeout = options.timeoutMs === undefined ? undefined : setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGTERM');
-    forceKill = setTimeout(() => child.kill('SIGKILL'), FORCE_KILL_AFTER_MS);
-  }, options.timeoutMs);
-  const ended = await new Promise<{ exitCode: number | undefined; why?: string }>((resolve) => {
-    child.once('error', (err) => resolve({ exitCode: undefined, why: err.message }));
-    // `close`, not `exit`: stdout and stderr are read to their end.
-    child.once('close', (code, signal) => resolve({ exitCode: code ?? undefined, ...(signal ? { why: `killed by ${signal}` } : {}) }));
-  });
-  clearTimeout(timeout);
-  clearTimeout(forceKill);
-  running.delete(child);
-  if (running.size === 0) process.off('exit', killRunning);
-  if (ended.exitCode !== 0 || timedOut) {
-    const why = [timedOut ? `(timed out after ${options.timeoutMs} ms)` : '', ended.why ? `(${ended.why})` : ''].filter(Boolean).join('\n');
-    throw new PostgresCommandError([program, ...args], ended.exitCode, `${stdout}\n${stderr}${why ? `\n${why}` : ''}`);
+  if (options.onStderrLine && child.stderr) {
+    let rest = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split(/[\r\n]/);
+      rest = lines.pop() ?? '';
+      for (const l of lines) if (l.trim()) options.onStderrLine!(l);
+    });
   }
-  return stdout.replace(/\r?\n$/, '');
+  const result = await child;
+  if (result.exitCode !== 0 || result.timedOut) {
+    throw new PostgresCommandError([program, ...args], result.exitCode, `${result.stdout}\n${result.stderr}${result.timedOut ? '\n(timed out)' : ''}`);
+  }
+  return result.stdout;
 }
 
 /** True when `pgdata` holds a Postgres data directory (`PG_VERSION` present). */
