@@ -12,6 +12,7 @@ const alias = {
   '@pgha/postgres/base': file('postgres/src/base.ts'),
   '@pgha/postgres/secrets': file('postgres/src/secrets.ts'),
   '@pgha/postgres/client-networks': file('postgres/src/client-networks.ts'),
+  '@pgha/postgres/pg-pool-client': file('postgres/src/pg-pool-client.ts'),
   '@pgha/shared': src('shared'),
   '@pgha/postgres': src('postgres'),
   '@pgha/client': src('client'),

@@ -39,7 +39,7 @@ export async function runKeeper(pgdata: string, stop: AbortSignal): Promise<void
     keeper = new Keeper(config, log);
     log.info(`keeper of node ${config.nodeId} "${config.name}" starting in state ${keeper.currentState} (pid ${process.pid})`);
     if (config.skipPgHba) log.info(`pg_hba.conf is the operator's (--skip-pg-hba): the keeper never writes ${config.pgdata}/pg_hba.conf, nor the formation's client networks into it`);
-    http = await startKeeperHttp(keeper, log.child({ component: 'http' }));
+    http = startKeeperHttp(keeper, log.child({ component: 'http' }));
     try {
       await keeper.run(stop);
     } finally {

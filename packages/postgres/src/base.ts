@@ -1,6 +1,6 @@
 /**
  * `@pgha/postgres/base`: the parts of `@pgha/postgres` that load neither the Postgres driver
- * (`pg`) nor `execa` nor zod: files beside a data directory, secrets, pid files, `/proc`, ports, client
+ * (`pg`) nor zod: files beside a data directory, secrets, pid files, `/proc`, ports, client
  * networks and polling. What the CLI's client commands use, so that they start fast (issue 17).
  * `@pgha/postgres` re-exports all of it.
  */

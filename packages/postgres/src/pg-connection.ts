@@ -15,9 +15,34 @@
  *   for the options that cannot be "given empty" (`options`, `binary`, `client_encoding`, …);
  * - the password is a function, so that a missing one is never looked up in a pgpass file.
  * A unit test constructs clients under a hostile environment and checks what they would send.
+ *
+ * node-postgres itself is loaded at the first client this module builds ({@link loadPgDriver}),
+ * not when a keeper starts: on Node 20 its first `require` costs about 80 ms of CPU (most of it
+ * Node's own fetch implementation, which node-postgres's Cloudflare Workers check loads), on the
+ * path of a crashed primary's rejoin (issue 17 §5), where the keeper needs no session before it
+ * has started Postgres. The pool's client class, which needs the driver when it is defined, is
+ * in `pg-pool-client.ts` (`@pgha/postgres/pg-pool-client`), for the monitor.
  */
+import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
-import pg from 'pg';
+import type pg from 'pg';
+
+const require = createRequire(import.meta.url);
+
+/** node-postgres, once {@link loadPgDriver} has loaded it. */
+let driver: typeof pg | undefined;
+
+/**
+ * node-postgres, loaded at the first call (synchronously: it is CommonJS). Call it ahead of the
+ * first client where the process waits anyway (`startPostgres` does, once the postmaster has started its
+ * startup process).
+ *
+ * @returns the `pg` module.
+ */
+export function loadPgDriver(): typeof pg {
+  driver ??= require('pg') as typeof pg;
+  return driver;
+}
 
 /** The parameters of one connection; nothing else is taken from anywhere. */
 export interface PgConnectionParams {
@@ -98,27 +123,17 @@ export function pgClientConfig(params: PgConnectionParams): pg.ClientConfig {
  */
 export function newPgClient(params: PgConnectionParams): pg.Client {
   const config = pgClientConfig(params);
-  return withoutLibpqEnvironment(() => new pg.Client(config));
+  const { Client } = loadPgDriver();
+  return withoutLibpqEnvironment(() => new Client(config));
 }
 
 /**
- * A `pg.Client` subclass whose instances are built with nothing from the environment: for a
- * `pg.Pool`'s `Client` option, since the pool constructs its clients itself (give the pool
- * {@link pgClientConfig}'s configuration).
+ * Removes every `PG*` variable from `process.env` (for a constructor that cannot pass its
+ * `super` call to {@link withoutLibpqEnvironment}; put them back with {@link restoreEnvironment}).
+ *
+ * @returns them, name and value.
  */
-export class ExplicitPgClient extends pg.Client {
-  constructor(config?: string | pg.ClientConfig) {
-    const saved = hideLibpqEnvironment();
-    try {
-      super(config);
-    } finally {
-      restoreEnvironment(saved);
-    }
-  }
-}
-
-/** Removes every `PG*` variable from `process.env`. @returns them, for {@link restoreEnvironment}. */
-function hideLibpqEnvironment(): [string, string][] {
+export function hideLibpqEnvironment(): [string, string][] {
   const hidden: [string, string][] = [];
   for (const [name, value] of Object.entries(process.env)) {
     if (value !== undefined && isLibpqVariable(name)) {
@@ -130,6 +145,6 @@ function hideLibpqEnvironment(): [string, string][] {
 }
 
 /** Puts back what {@link hideLibpqEnvironment} removed. */
-function restoreEnvironment(hidden: readonly [string, string][]): void {
+export function restoreEnvironment(hidden: readonly [string, string][]): void {
   for (const [name, value] of hidden) process.env[name] = value;
 }

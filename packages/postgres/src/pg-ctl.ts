@@ -6,12 +6,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { PghaError, PostgresCommandError } from '@pgha/shared/base';
 import { chownToPostgres, postgresSpawnOptions } from './os-user.js';
 import { isProcessAlive } from './proc.js';
 import { readFileText } from './file-text.js';
 import { pollUntil } from './poll.js';
+import { loadPgDriver } from './pg-connection.js';
 import { SHUTDOWN_CLUSTER_STATES, readClusterState } from './controldata.js';
 
 const DEFAULT_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/pgsql/bin'];
@@ -45,12 +45,15 @@ export interface RunOptions {
 
 /**
  * Runs one Postgres program from {@link pgBinDir} as the Postgres OS user, in the clean
- * environment of {@link postgresSpawnOptions} (nothing inherited from pgha's own).
+ * environment of {@link postgresSpawnOptions} (nothing inherited from pgha's own), with execa,
+ * loaded at the first program rather than when the module is (execa is about a hundred modules,
+ * which a keeper's start paid before its first report; issue 17 §5).
  *
- * @returns its stdout.
+ * @returns its stdout, without its final newline.
  * @throws PostgresCommandError when it exits non-zero or times out.
  */
 export async function runPgProgram(program: string, args: string[], options: RunOptions = {}): Promise<string> {
+  const { execa } = await import('execa');
   const spawn = postgresSpawnOptions();
   const argv = [join(pgBinDir(), program), ...args];
   const child = execa(argv[0]!, args, {
@@ -161,15 +164,33 @@ export async function startPostgres(pgdata: string, logFile: string, timeoutS = 
   child.once('error', (err) => (exited = { code: undefined, why: err.message }));
   child.once('exit', (code, signal) => (exited = { code: code ?? undefined, why: code === null ? `killed by ${signal}` : `exit code ${code}` }));
   child.unref();
-  const ready = await pollUntil(() => exited !== undefined || (child.pid !== undefined && postmasterReady(pgdata, child.pid)), { timeoutMs: timeoutS * 1000, intervalMs: START_POLL_INTERVAL_MS });
+  let driverLoaded = false;
+  const ready = await pollUntil(() => {
+    if (exited !== undefined || child.pid === undefined) return exited !== undefined;
+    const status = postmasterStatus(pgdata, child.pid);
+    // The caller's next step is a session to it: the driver (about 80 ms of CPU on Node 20, see
+    // `loadPgDriver`) loads once the postmaster has started its startup process, which then
+    // mostly waits on the fsync of the data directory and on its WAL, not while the postmaster
+    // itself starts and needs the CPU.
+    if (status !== undefined && !driverLoaded) {
+      driverLoaded = true;
+      loadPgDriver();
+    }
+    return status !== undefined && READY_STATUSES.has(status);
+  }, { timeoutMs: timeoutS * 1000, intervalMs: START_POLL_INTERVAL_MS });
   if (exited !== undefined) throw new PostgresCommandError(['postgres', ...argv.slice(1)], exited.code, `the postmaster ended before it accepted connections (${exited.why}); see ${logFile}`);
   if (!ready) throw new PghaError('PGHA_ERR_TIMEOUT', `Postgres in ${pgdata} does not accept connections ${timeoutS} s after its start (it keeps running)`, { hint: `see its log, ${logFile}` });
 }
 
-/** True when `postmaster.pid` of `pgdata` names `pid` with a status of {@link READY_STATUSES}. */
-function postmasterReady(pgdata: string, pid: number): boolean {
+/**
+ * The status in `postmaster.pid` of `pgdata` (its 8th line: `starting` once the postmaster has
+ * started its startup process, then `ready`, `standby` or `stopping`) when the file names `pid`
+ * and has one; undefined otherwise.
+ */
+function postmasterStatus(pgdata: string, pid: number): string | undefined {
   const lines = readFileText(join(pgdata, 'postmaster.pid'))?.split('\n');
-  return lines !== undefined && Number(lines[0]) === pid && READY_STATUSES.has(lines[7]?.trim() ?? '');
+  const status = lines !== undefined && Number(lines[0]) === pid ? lines[7]?.trim() : undefined;
+  return status ? status : undefined;
 }
 
 /** Restarts a running Postgres (`pg_ctl restart -m fast -w`), e.g. to apply a new port or socket directory. */

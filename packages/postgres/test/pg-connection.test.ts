@@ -6,7 +6,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { ExplicitPgClient, newPgClient, pgClientConfig, withoutLibpqEnvironment } from '../src/pg-connection.js';
+import { newPgClient, pgClientConfig, withoutLibpqEnvironment } from '../src/pg-connection.js';
+import { ExplicitPgClient } from '../src/pg-pool-client.js';
 import { localConnection } from '../src/local-sql.js';
 import { postgresSpawnOptions } from '../src/os-user.js';
 

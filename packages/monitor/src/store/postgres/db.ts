@@ -11,7 +11,8 @@ import { CamelCasePlugin, CompiledQuery, Kysely, Migrator, PostgresDialect, type
 import pg from 'pg';
 import { migrationProvider } from '@pgha/migrations';
 import { PghaError, type NodeHealth, type NodeState, type PostgresParameter, type ReportedParameters, type TransitionProgress } from '@pgha/shared';
-import { ExplicitPgClient, pgClientConfig, type PgConnectionParams } from '@pgha/postgres';
+import { pgClientConfig, type PgConnectionParams } from '@pgha/postgres';
+import { ExplicitPgClient } from '@pgha/postgres/pg-pool-client';
 import type { EventRecord, FormationRecord, NewEvent } from '../records.js';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
