@@ -5,7 +5,7 @@
  */
 import { Probe, idsOn } from './probe.js';
 import { delay, postmasterPid, waitFor } from '@pgha/postgres';
-import { killAll } from './proc.js';
+import { killAll, processTree } from './proc.js';
 import { isHealthy, primaryOf, type BenchNode, type HaSystem } from './systems.js';
 
 /** The scenarios of the benchmark. */
@@ -107,7 +107,7 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
       command = sys.switchover();
       break;
     case 'node-crash':
-      killAll([...sys.keeperPids(primary), postmasterPid(primary.pgdata) ?? 0].filter(Boolean));
+      killAll(nodePids(sys, primary));
       restart.push(primary);
       break;
     case 'postgres-crash':
@@ -118,13 +118,13 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
       restart.push(primary);
       break;
     case 'standby-crash':
-      killAll([...sys.keeperPids(standby), postmasterPid(standby.pgdata) ?? 0].filter(Boolean));
+      killAll(nodePids(sys, standby));
       restart.push(standby);
       break;
     case 'monitor-crash':
     case 'monitor-and-node-crash':
-      // At the same instant: the leading monitor, and for the second the primary's keeper and postmaster.
-      killAll([...group!.pids(killedMonitor!), ...(scenario === 'monitor-and-node-crash' ? [...sys.keeperPids(primary), postmasterPid(primary.pgdata) ?? 0].filter(Boolean) : [])]);
+      // At the same instant: the leading monitor, and for the second every process of the primary's node.
+      killAll([...group!.pids(killedMonitor!), ...(scenario === 'monitor-and-node-crash' ? nodePids(sys, primary) : [])]);
       if (scenario === 'monitor-and-node-crash') restart.push(primary);
       newLeader = waitFor('another monitor to lead the formation', async () => {
         const url = await group!.leader();
@@ -186,4 +186,18 @@ export async function runScenario(sys: HaSystem, scenario: Scenario, run: number
   const leaderPart = newLeaderMs === undefined ? '' : `, another monitor leads after ${newLeaderMs.toFixed(0)} ms`;
   log(`${sys.name.padEnd(16)} ${scenario.padEnd(22)} run ${run}: gap ${writeGapMs.toFixed(0)} ms, writes back ${writesBackMs.toFixed(0)} ms, lost ${lost}, unexpected failovers ${unexpectedFailovers}${leaderPart}, ${recoveryMs === undefined ? `NOT BACK: ${stuck}` : `recovery ${(recoveryMs / 1000).toFixed(1)} s`}${rejoinMs === undefined ? '' : `, rejoined ${rejoinMs.toFixed(0)} ms after the keeper's restart`}${error ? `, ERROR ${error}` : ''}`);
   return result;
+}
+
+/**
+ * Every process of `node`, as its machine's crash ends them: the postmaster and each of its
+ * children (backends, walsenders, background workers), then the keeper's (pgha's keeper,
+ * pg_autoctl, Patroni). Killing only the keeper and the postmaster left the backends running
+ * for a moment: one serving the probe could still flush a commit record after the walsender
+ * had gone, which a machine's death does not allow, and the old primary needed pg_rewind far
+ * more often than after a real crash (issue 17 §1 and §5: "every process of the primary
+ * SIGKILLed").
+ */
+export function nodePids(sys: HaSystem, node: BenchNode): number[] {
+  const postmaster = postmasterPid(node.pgdata);
+  return [...(postmaster ? processTree(postmaster) : []), ...sys.keeperPids(node)];
 }
