@@ -76,7 +76,8 @@ export async function runPgProgram(program: string, args: string[], options: Run
   }
   const result = await child;
   if (result.exitCode !== 0 || result.timedOut) {
-    throw new PostgresCommandError([program, ...args], result.exitCode, `${result.stdout}\n${result.stderr}${result.timedOut ? '\n(timed out)' : ''}`);
+    const why = result.timedOut ? `\n(timed out after ${options.timeoutMs} ms${result.signal ? `; killed by ${result.signal}` : ''})` : result.signal ? `\n(killed by ${result.signal})` : '';
+    throw new PostgresCommandError([program, ...args], result.exitCode, `${result.stdout}\n${result.stderr}${why}`);
   }
   return result.stdout;
 }
