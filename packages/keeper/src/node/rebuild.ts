@@ -4,8 +4,7 @@
  * over a standby's timeline that finds when it has diverged (`DivergenceWatch`). It owns the
  * progress of the base backup under way and the divergence watch.
  */
-import { readdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { renameSync, rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { PghaError, formatDurationMs, formatLsn, nodeSlotName, progressAmount, type GroupMember, type TransitionProgress } from '@pgha/shared/base';
 import { ensureOwnedDir, pollUntil, readClusterState, runPgProgram, setStandbySignal } from '@pgha/postgres';
@@ -190,10 +189,9 @@ export class Rebuild {
    * pg_rewind from it, or a fresh base backup when that fails ({@link rewindOrClone}); but after
    * a crash, nothing when its WAL provably ends on the primary's timeline history
    * ({@link rewindNeeded}). Postgres, started as a standby next, then runs crash recovery over
-   * its own WAL and follows the primary's timeline. On that path the replication slots it kept
-   * as a primary are removed, as pg_rewind removes them (a slot left on a standby holds its WAL
-   * for good): the data directory is left as a rewind would leave it, but for the files a rewind
-   * copies from the primary (WAL, configuration: the keeper writes its own next).
+   * its own WAL and follows the primary's timeline. The replication slots it kept for the
+   * group's nodes as a primary are dropped once it runs as a standby, whichever way it rejoined
+   * (`ReplicationSetup.followAsStandby`).
    *
    * @returns what it took.
    * @throws PostgresCommandError when the base backup fails too.
@@ -206,7 +204,6 @@ export class Rebuild {
       const durationMs = Math.round(performance.now() - startedAtMs);
       if (reason.rewind === false) {
         this.log.info({ durationMs, ...this.lastRejoinCheckMs }, `no rewind needed: ${reason.why} (checked in ${formatDurationMs(durationMs)})`);
-        this.removeReplicationSlots();
         return { how: 'no rewind', upstreamTimeline: reason.upstreamTimeline };
       }
       this.log.info({ durationMs, ...this.lastRejoinCheckMs }, `pg_rewind needed: ${reason.why}`);
@@ -271,14 +268,6 @@ export class Rebuild {
       upstreamTimeline: upstream.timeline,
       why: `this node's WAL on timeline ${local.timeline} ends with a record at ${formatLsn(local.lastRecordLsn)} (then: ${local.stop}), before ${formatLsn(fork.switchLsn)}, where the primary's timeline ${upstream.timeline} forked off it`,
     };
-  }
-
-  /** Removes every replication slot of the stopped Postgres (`pg_replslot/*`), as pg_rewind and pg_basebackup leave none. */
-  private removeReplicationSlots(): void {
-    const dir = join(this.pgdata, 'pg_replslot');
-    const slots = readdirSync(dir);
-    for (const slot of slots) rmSync(join(dir, slot), { recursive: true, force: true });
-    if (slots.length > 0) this.log.info(`removed the replication slots this node kept as a primary (${slots.join(', ')}): a standby keeps none`);
   }
 
   /**
