@@ -5,7 +5,8 @@
  * every restartpoint): a switchover's old primary, which pg_rewind finds needs no rewind and
  * leaves as it is, and a primary put in maintenance and brought back. A slot the operator made
  * stays. Switching back, the old primary, primary again, has a fresh slot for the other node,
- * which streams through it.
+ * which streams through it. A standby dropped from the formation (`pgha drop node`) leaves no
+ * slot on the primary; the operator's slots there stay.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeSlotName, type NodeStateRow } from '@pgha/shared';
@@ -16,6 +17,8 @@ import { waitFor } from './helpers/wait-for.js';
 
 /** A slot the operator made on the first primary (not reserved: it holds no WAL). */
 const OPERATOR_SLOT = 'operator_archive';
+/** A slot the operator made on the primary before a standby is dropped (reserved, as a WAL archiver's is). */
+const OPERATOR_RESERVED_SLOT = 'operator_reserved';
 
 let monitor: TestMonitor;
 let nodes: [TestNode, TestNode];
@@ -118,5 +121,21 @@ describe('replication slots after role changes', () => {
     const off = await runPgha(['maintenance', 'disable', '--name', primary.name, '--monitor', monitor.url]);
     expect(off.exitCode, off.stderr).toBe(0);
     await expectSlotsSettled(standby, primary);
+  });
+
+  it('dropping the standby (pgha drop node) leaves no slot for it on the primary, and the operator\'s slot there stays', async () => {
+    const { primary, standby } = await roles();
+    const standbySlot = await slotOf(standby);
+    await queryNode(primary.port, 'select pg_create_physical_replication_slot($1, true)', [OPERATOR_RESERVED_SLOT]);
+    expect((await slots(primary)).map((s) => s.slot_name)).toEqual([OPERATOR_RESERVED_SLOT, standbySlot]);
+    const r = await runPgha(['drop', 'node', '--name', standby.name, '--monitor', monitor.url, '--wait', '60']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const left = await waitFor(`${primary.name} to drop ${standbySlot}`, async () => {
+      const now = await slots(primary);
+      return now.some((s) => s.slot_name === standbySlot) ? undefined : now;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+    expect(left).toEqual([expect.objectContaining({ slot_name: OPERATOR_RESERVED_SLOT, slot_type: 'physical', active: false, wal_status: 'reserved' })]);
+    await queryNode(primary.port, 'insert into t select generate_series(31, 40)');
+    expect(await ids(primary)).toHaveLength(40);
   });
 });

@@ -133,6 +133,24 @@ export function nodeSlotName(nodeId: number): string {
   return `pgha_node_${nodeId}`;
 }
 
+/**
+ * The node id a replication slot is named for, when its name is exactly one
+ * {@link nodeSlotName} makes; undefined for any other name (an operator's slot).
+ *
+ * ### Examples
+ * ```ts
+ * nodeIdOfSlotName('pgha_node_3') // 3
+ * nodeIdOfSlotName('pgha_node_03') // undefined
+ * nodeIdOfSlotName('operator_archive') // undefined
+ * ```
+ */
+export function nodeIdOfSlotName(slot: string): number | undefined {
+  const match = /^pgha_node_(\d{1,15})$/.exec(slot);
+  if (!match) return undefined;
+  const nodeId = Number(match[1]);
+  return nodeSlotName(nodeId) === slot ? nodeId : undefined;
+}
+
 /** The timing settings an operator may change per formation (`pgha set formation NAME VALUE`). */
 export type TimingSettingKey = Exclude<keyof FormationSettings, 'numberSyncStandbys' | 'catchupLagBytes'>;
 

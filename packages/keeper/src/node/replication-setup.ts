@@ -13,6 +13,7 @@ import {
   PghaError,
   REPLICATION_ROLE,
   nodeApplicationName,
+  nodeIdOfSlotName,
   nodeSlotName,
   type GroupMember,
   type NodeGoal,
@@ -72,6 +73,18 @@ export class ReplicationSetup {
    * {@link applyPrimarySettings}.
    */
   private appliedPrimaryKey: string | undefined;
+
+  /**
+   * Whether slots of nodes no longer in the group may be left on this primary: set with each
+   * apply of {@link applyPrimarySettings} (a new goal's nodes, a new postmaster), cleared once
+   * {@link dropDepartedSlots} left none. Kept apart from {@link appliedPrimaryKey}, so that a
+   * drop that failed, or waits for a walsender to stop, is tried again on the next tick while
+   * the settings stay applied.
+   */
+  private departedSlotsLeft = true;
+
+  /** The departed nodes' slots last logged as in use (see {@link dropDepartedSlots}): said once per change. */
+  private departedSlotsInUse = '';
 
   /**
    * What a standby's settings were last applied for (upstream, slot, nodes, client networks,
@@ -360,6 +373,8 @@ export class ReplicationSetup {
    * slot per standby, and `synchronous_standby_names = names`, applied and visible to a new
    * session before it returns. Does nothing while they were last applied for the same goal,
    * names, nodes, client networks and postmaster, and Postgres answered the keeper (`answered`).
+   * Then, until none is left, drops the slots of nodes no longer in the group
+   * ({@link dropDepartedSlots}), which never fails the call.
    *
    * @throws PghaError `PGHA_ERR_TIMEOUT` when the setting is not visible within 5 s; whatever
    *   writing the config, starting Postgres or creating a slot throws.
@@ -368,12 +383,72 @@ export class ReplicationSetup {
     const nodes = goal.nodes;
     const clientNetworks = goal.clientNetworks ?? [];
     const key = (): string => JSON.stringify([goalState, names, nodes.map((n) => [n.nodeId, n.host, n.port]), clientNetworks, postmasterPid(this.pgdata)]);
-    if (answered && key() === this.appliedPrimaryKey) return;
-    this.appliedPrimaryKey = undefined;
-    await this.applyConfig({ nodes, clientNetworks, synchronousStandbyNames: names });
-    await this.ensureSlots(nodes);
-    await this.waitForSetting(names);
-    this.appliedPrimaryKey = key();
+    if (!answered || key() !== this.appliedPrimaryKey) {
+      this.appliedPrimaryKey = undefined;
+      await this.applyConfig({ nodes, clientNetworks, synchronousStandbyNames: names });
+      await this.ensureSlots(nodes);
+      await this.waitForSetting(names);
+      this.appliedPrimaryKey = key();
+      this.departedSlotsLeft = true;
+    }
+    if (this.departedSlotsLeft) this.departedSlotsLeft = !(await this.dropDepartedSlots(nodes));
+  }
+
+  /**
+   * Drops, on this primary, the physical replication slots named for nodes no longer in the
+   * group: a name {@link nodeSlotName} makes ({@link nodeIdOfSlotName}) for none of `nodes`
+   * (the goal's, which lists every node of the group not dropped), such as the slot of a
+   * standby removed with `pgha drop node`. Nothing streams through it any more, and it would
+   * hold the WAL from its `restart_lsn` for good (`wal_status` `reserved`;
+   * `max_slot_wal_keep_size` is unlimited by default). Never a slot of another name (the
+   * operator's), never one a walsender uses (a dropped node whose Postgres still streams: its
+   * slot goes once it stops). Never throws: a failure is logged as a warning.
+   *
+   * @returns true when none is left (false: one is in use, or dropping failed; the caller tries
+   *   again on its next call).
+   */
+  private async dropDepartedSlots(nodes: readonly GroupMember[]): Promise<boolean> {
+    const members = new Set(nodes.map((n) => n.nodeId));
+    const departed = (slot: string): boolean => {
+      const nodeId = nodeIdOfSlotName(slot);
+      return nodeId !== undefined && !members.has(nodeId);
+    };
+    try {
+      const { dropped, inUse } = await this.dropInactiveSlots(departed);
+      if (dropped.length > 0) this.log.info(`removed the replication slots of nodes no longer in the group (${dropped.join(', ')}): nothing streams through them, and they would hold WAL for good`);
+      const inUseNow = inUse.join(', ');
+      if (inUseNow !== '' && inUseNow !== this.departedSlotsInUse) {
+        this.log.warn(`kept the replication slots of nodes no longer in the group that a walsender still uses (${inUseNow}): dropped once it stops`);
+      }
+      this.departedSlotsInUse = inUseNow;
+      return inUse.length === 0;
+    } catch (err) {
+      this.log.warn(`could not drop the replication slots of nodes no longer in the group (${(err as Error).message.split('\n')[0]}): trying again on the next tick`);
+      return false;
+    }
+  }
+
+  /**
+   * Drops, in one session, the physical replication slots `chosen` picks by name that no
+   * walsender uses.
+   *
+   * @param chosen - whether a slot, by its name, is one to drop.
+   * @returns the slots dropped, and those chosen but in use (left), by name.
+   * @throws the session's errors: Postgres does not answer, or a slot became active meanwhile
+   *   (`pg_drop_replication_slot` refuses it).
+   */
+  private async dropInactiveSlots(chosen: (slot: string) => boolean): Promise<{ dropped: string[]; inUse: string[] }> {
+    return this.session.withSession(async (c) => {
+      const { rows } = await c.query<{ slot_name: string; active: boolean }>("select slot_name, active from pg_replication_slots where slot_type = 'physical' order by slot_name");
+      const picked = rows.filter((r) => chosen(r.slot_name));
+      const dropped: string[] = [];
+      for (const { slot_name: slot, active } of picked) {
+        if (active) continue;
+        await c.query('select pg_drop_replication_slot($1)', [slot]);
+        dropped.push(slot);
+      }
+      return { dropped, inUse: picked.filter((r) => r.active).map((r) => r.slot_name) };
+    });
   }
 
   /** Creates the replication and probe roles with the formation's passwords (idempotent). */
@@ -465,16 +540,9 @@ export class ReplicationSetup {
    * @returns true when none of them is left inactive (false: Postgres did not answer).
    */
   private async dropGroupSlots(nodes: readonly GroupMember[]): Promise<boolean> {
-    const names = nodes.map((n) => nodeSlotName(n.nodeId));
+    const names = new Set(nodes.map((n) => nodeSlotName(n.nodeId)));
     try {
-      const dropped = await this.session.withSession(async (c) => {
-        const { rows } = await c.query<{ slot_name: string }>(
-          "select slot_name from pg_replication_slots where slot_type = 'physical' and not active and slot_name = any($1::text[]) order by slot_name",
-          [names],
-        );
-        for (const { slot_name: slot } of rows) await c.query('select pg_drop_replication_slot($1)', [slot]);
-        return rows.map((r) => r.slot_name);
-      });
+      const { dropped } = await this.dropInactiveSlots((slot) => names.has(slot));
       if (dropped.length > 0) this.log.info(`removed the replication slots this node kept as a primary (${dropped.join(', ')}): a standby keeps none`);
       return true;
     } catch (err) {
