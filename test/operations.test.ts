@@ -131,17 +131,25 @@ describe('maintenance', () => {
 });
 
 describe('drop node', () => {
-  it('drops the standby: its Postgres stops, the primary stops waiting for it', async () => {
+  it('drops the standby: its Postgres stops, the primary left alone becomes single and may be restarted', async () => {
     await settled();
     const standby = (await state()).find((r) => r.goal_state === 'secondary')!.name;
-    const primaryRefused = await runPgha(['drop', 'node', '--name', await primaryName()], env);
+    const primary = await primaryName();
+    const primaryRefused = await runPgha(['drop', 'node', '--name', primary], env);
     expect(primaryRefused.exitCode).not.toBe(0);
     expect(primaryRefused.stderr).toMatch(/is the primary and other nodes depend on it/);
     const r = await runPgha(['drop', 'node', '--name', standby], env);
     expect(r.exitCode, r.stderr).toBe(0);
     const rows = await state();
     expect(rows.map((x) => x.name)).not.toContain(standby);
-    expect(rows[0]!.goal_state).toBe('wait_primary');
+    expect(rows[0]!.goal_state).toBe('single');
     await waitFor('the dropped node to stop Postgres', () => postmasterPid(nodeOf(standby).pgdata) === undefined);
+    await waitFor('the primary to reach single', async () => (await state()).every((x) => x.reported_state === 'single' && x.goal_state === 'single'), { timeoutMs: 30_000, intervalMs: 200 });
+    // A lone single is a settled group: its restart in place is accepted.
+    const pidBefore = postmasterPid(nodeOf(primary).pgdata);
+    const restart = await runPgha(['perform', 'restart', '--name', primary, '--in-place', '--json'], env);
+    expect(restart.exitCode, restart.stderr).toBe(0);
+    expect((JSON.parse(restart.stdout) as { restarted: { method: string }[] }).restarted.map((x) => x.method)).toEqual(['in-place']);
+    expect(postmasterPid(nodeOf(primary).pgdata)).not.toBe(pidBefore);
   });
 });

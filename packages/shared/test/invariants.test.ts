@@ -230,6 +230,26 @@ describe('exhaustive safety invariants', () => {
     expect(findings.list).toEqual([]);
   }, EXHAUSTIVE_TIMEOUT_MS);
 
+  it('1-node groups (the others dropped): every primary-side pair × conditions × candidate priority × number_sync_standbys; a reached primary or wait_primary ends single', () => {
+    const findings = new Findings();
+    const ends: string[] = [];
+    for (const p of PRIMARY_SIDE) {
+      for (const c of PRIMARY_CONDITIONS) {
+        for (const candidatePriority of [0, 50]) {
+          for (const numberSyncStandbys of [0, 1]) {
+            const input = { ...facts([makeNode(1, p, c, LSN_HIGH, { candidatePriority })]), settings: { ...S, numberSyncStandbys } };
+            findings.check(input);
+            const goal = decideUntilStable(input).at(-1)?.goalState ?? p[1];
+            if (p[0] === p[1] && (p[1] === 'primary' || p[1] === 'wait_primary') && goal !== 'single') ends.push(`${p.join('/')} ${JSON.stringify(c)} prio ${candidatePriority} nss ${numberSyncStandbys}: ${goal}`);
+          }
+        }
+      }
+    }
+    expect(findings.checked).toBeGreaterThan(200);
+    expect(findings.list).toEqual([]);
+    expect(ends).toEqual([]);
+  });
+
   it('2-node switchovers and maintenance: outgoing primary × incoming standby, primary × standby in maintenance', () => {
     const findings = new Findings();
     checkTwoNodes(findings, OUTGOING_SIDE, INCOMING_SIDE);

@@ -378,18 +378,18 @@ describe('maintenance', () => {
 });
 
 describe('drop node', () => {
-  it('dropping the standby of 2 nodes: the primary turns synchronous replication off (sync-standby-gone)', () => {
+  it('dropping the standby of 2 nodes: the primary is left alone and becomes single (lone-primary-single)', () => {
     const group = converged([{}]).command({ type: 'drop-node', nodeId: 2 });
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([
       [2, 'dropped', 'drop-node'],
-      [1, 'wait_primary', 'sync-standby-gone'],
+      [1, 'single', 'lone-primary-single'],
     ]);
-    expect(group.lastAssignments[1]?.reason).toBe('no standby with replication quorum is secondary: synchronous replication off');
+    expect(group.lastAssignments[1]?.reason).toBe('node 1 "node1" is the only node left in the group: single, writable, no replication');
     // The keeper reports dropped and the monitor removes the node; the primary settles.
     group.reach(2);
     group.facts = { ...group.facts, nodes: group.facts.nodes.filter((n) => n.nodeId !== 2) };
     settle(group);
-    expect(group.states()).toEqual([[1, 'wait_primary', 'wait_primary']]);
+    expect(group.states()).toEqual([[1, 'single', 'single']]);
     expect(group.violations).toEqual([]);
   });
 

@@ -55,7 +55,9 @@ function keeperAlive(facts: GroupFacts, node: NodeFacts): boolean {
  *   alive, Postgres running, candidate priority > 0), the highest candidate priority, then the
  *   most advanced LSN;
  * - every assignment's edge from the node's reported state and from its previous goal is in
- *   `MONITOR_EDGES`.
+ *   `MONITOR_EDGES`;
+ * - `single` only while every other node of the group is `init` (the first node) or `dropped`
+ *   (the node left alone): never while another node could stream from it or be promoted.
  */
 export function checkDecision(facts: GroupFacts, assignments: readonly Assignment[]): string[] {
   const violations: string[] = [];
@@ -68,6 +70,12 @@ export function checkDecision(facts: GroupFacts, assignments: readonly Assignmen
     }
     if (!isMonitorEdge(node.goalState, a.goalState)) {
       violations.push(`[${a.rule}] node ${a.nodeId}: previous goal ${node.goalState} -> goal ${a.goalState} is not in MONITOR_EDGES`);
+    }
+    if (a.goalState === 'single') {
+      const others = current.nodes.filter((n) => n.nodeId !== node.nodeId && n.goalState !== 'init' && n.goalState !== 'dropped');
+      if (others.length > 0) {
+        violations.push(`[${a.rule}] node ${a.nodeId} is assigned single while ${others.map((n) => `node ${n.nodeId} (goal ${n.goalState})`).join(', ')} is in the group`);
+      }
     }
     if (CANDIDATE_STATES.has(a.goalState) && node.candidatePriority === 0) {
       violations.push(`[${a.rule}] node ${a.nodeId} has candidate priority 0 but is assigned ${a.goalState}`);

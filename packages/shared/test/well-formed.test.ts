@@ -94,6 +94,11 @@ const FIXTURES: Record<RuleId, { facts: GroupFacts; phase: GroupPhase }> = {
     facts: groupFacts().primary({ state: 'wait_primary' }).standby({ state: 'catchingup' }).build(),
   },
   'enable-sync': { phase: 'steady', facts: groupFacts().primary({ state: 'wait_primary' }).standby().build() },
+  'lone-primary-single': {
+    // Its only standby was dropped: the primary is alone.
+    phase: 'steady',
+    facts: groupFacts().primary({ state: 'wait_primary' }).build(),
+  },
   'sync-standby-gone': {
     phase: 'steady',
     facts: groupFacts().primary().standby({ state: 'maintenance', streaming: false }).build(),

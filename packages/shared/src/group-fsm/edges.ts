@@ -25,7 +25,7 @@ export const MONITOR_EDGES: ReadonlyArray<Edge> = [
   ['init', 'catchingup'],
   ['wait_standby', 'catchingup'],
   // A primary changing its replication settings (register-standby, enable-sync, standby-failed,
-  // sync-standby-gone, standby-start-catchingup, promotion-done).
+  // sync-standby-gone, lone-primary-single, standby-start-catchingup, promotion-done).
   ...all(PRIMARY, PRIMARY),
   ['stop_replication', 'wait_primary'],
   ['prepare_promotion', 'wait_primary'],

@@ -130,6 +130,7 @@ export const groupMachine = setup({
           rule('failover-start', 'failover'),
           rule('election-restart', 'failover'),
           rule('standby-failed'),
+          rule('lone-primary-single'),
           rule('sync-standby-gone'),
           rule('register-standby'),
           rule('standby-start-catchingup'),

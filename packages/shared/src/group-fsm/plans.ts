@@ -309,6 +309,24 @@ export const promotionDone: Plan = (facts) => {
 };
 
 /**
+ * Rule `lone-primary-single`: the writable node (`primary` or `wait_primary`, reached) is the
+ * only node of its group: every other node was dropped. It becomes `single`, as the first
+ * node of a group is. No node of the group could be promoted in its place, and none can be
+ * synchronous, so nothing is lost (`synchronous_standby_names` is empty either way); what
+ * changes is that the group reads as settled again (`pgha perform restart` accepts `single`,
+ * not `wait_primary`). Candidate priority is not read: it chooses which node an election
+ * promotes, and this node already is the primary with no other to prefer. A node that
+ * registers, in any state from `init` on, keeps the rule from applying; once one registers,
+ * `register-standby` takes the `single` back to `wait_primary`.
+ */
+export const lonePrimarySingle: Plan = (facts) => {
+  const primary = settledPrimary(facts);
+  if (!primary || (primary.goalState !== 'primary' && primary.goalState !== 'wait_primary')) return undefined;
+  if (facts.nodes.some((n) => n.nodeId !== primary.nodeId && n.goalState !== 'dropped')) return undefined;
+  return [assign(primary, 'single', `${describe(primary)} is the only node left in the group: single, writable, no replication`)];
+};
+
+/**
  * Rule `sync-standby-gone`: a `primary` has no quorum standby left in `secondary` (dropped,
  * in maintenance, replication quorum turned off) and number_sync_standbys is 0: it goes to
  * `wait_primary` so that writes do not wait for a standby that is not there.
@@ -400,6 +418,7 @@ export const PLANS = {
   'fast-forward-done': fastForwardDone,
   'candidate-behind': candidateBehind,
   'promotion-done': promotionDone,
+  'lone-primary-single': lonePrimarySingle,
   'sync-standby-gone': syncStandbyGone,
   'maintenance-ready': maintenanceReady,
   'demoted-rejoin': demotedRejoin,
