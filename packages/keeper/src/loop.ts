@@ -478,6 +478,8 @@ export class Keeper implements KeeperViewSource {
       recordedAtMs = Date.now() - r.heldMs;
       this.noteRecorded(r);
     };
+    /** The report again, built afresh (a field dropped for an older monitor, a new token), to `tries` more monitors after a stale answer. */
+    const again = async (tries = staleTries): Promise<{ goal: NodeGoal; holds: boolean }> => this.sendReport(await this.buildReport(), tries, hold);
     let answer: ReportAnswer;
     try {
       answer = await this.client.report(this.config.nodeId, report, this.reportTimeoutMs, hold && { ...hold, onRecorded });
@@ -490,30 +492,30 @@ export class Keeper implements KeeperViewSource {
         // state.json, for a keeper restarted once the monitor is upgraded).
         this.monitorTakesSelfFence = false;
         this.log.warn('the monitor does not know self-fence reports (it is older than this keeper): the self-fence is not in its events; upgrade the monitor before its keepers');
-        return this.sendReport(await this.buildReport(), staleTries, hold);
+        return again();
       }
       if (report.appliedGoalRevision !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bappliedGoalRevision\b/.test(err.message)) {
         this.monitorTakesAppliedRevision = false;
         this.log.warn('the monitor does not take the applied goal revision in reports (it is older than this keeper): reporting without it');
-        return this.sendReport(await this.buildReport(), staleTries, hold);
+        return again();
       }
       if (report.parameters !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bparameters\b/.test(err.message)) {
         this.monitorTakesParameters = false;
         this.log.warn("the monitor does not take the node's Postgres parameters in reports (it is older than this keeper): reporting without them");
-        return this.sendReport(await this.buildReport(), staleTries, hold);
+        return again();
       }
-      if (err instanceof AuthError && err.code === 'PGHA_ERR_UNAUTHENTICATED' && this.takeRotatedToken()) return this.sendReport(await this.buildReport(), staleTries, hold);
+      if (err instanceof AuthError && err.code === 'PGHA_ERR_UNAUTHENTICATED' && this.takeRotatedToken()) return again();
       if (report.selfFence && err instanceof ValidationError && err.field?.startsWith('body.selfFence')) {
         this.log.error(`the monitor refused the self-fence record (${err.message}): it is dropped, and is in this log only`);
         this.forgetSelfFence(report.selfFence, 'self-fence record dropped');
-        return this.sendReport(await this.buildReport(), staleTries, hold);
+        return again();
       }
       throw err;
     }
     this.observer?.reportFinished((recordedAtMs ?? Date.now()) - sentAtMs, true);
     const goal = this.acceptGoal(answer);
     if (!goal) {
-      if (staleTries > 0) return this.sendReport(await this.buildReport(), staleTries - 1, hold);
+      if (staleTries > 0) return again(staleTries - 1);
       throw new MonitorUnavailableError(`no monitor answered a current goal: the last, ${answer.monitorUrl}, answered revision ${answer.goal.goalRevision}, older than the applied ${this.state.goalRevision}`, {
         hint: 'a monitor that lags behind its store, or lost its leadership, answers old goals; the keeper acts on none of them',
       });
@@ -661,8 +663,12 @@ export class Keeper implements KeeperViewSource {
    * at its goal with no restart asked for.
    */
   private mayHold(): boolean {
-    const goal = this.lastGoal;
-    return this.monitorHolds && goal !== undefined && goal.goalState === this.state.currentState && (goal.restartRequest ?? 0) <= (this.state.restartDone ?? 0) && this.state.currentState !== 'dropped';
+    return this.monitorHolds && this.lastGoal !== undefined && this.atGoal(this.lastGoal) && this.state.currentState !== 'dropped';
+  }
+
+  /** Whether `goal` asks nothing of the node but to keep its state: it is the reached state, with no restart asked for. */
+  private atGoal(goal: NodeGoal): boolean {
+    return goal.goalState === this.state.currentState && (goal.restartRequest ?? 0) <= (this.state.restartDone ?? 0);
   }
 
   /**
@@ -698,7 +704,7 @@ export class Keeper implements KeeperViewSource {
         (answer) => ({ answer }),
         (err: unknown) => ({ err }),
       );
-      const kept = await this.keepState({ node: this.node, goal, goalState: goal.goalState as NodeState }, tickStartMs);
+      const kept = await this.keepState({ node: this.node, goal, goalState: this.state.currentState }, tickStartMs);
       // A failed tick waits before it retries, and its next report goes at once: no hold.
       if (kept.failed) wake.abort();
       const result = await sent;
@@ -708,8 +714,7 @@ export class Keeper implements KeeperViewSource {
         return this.reportFailed(result.err);
       }
       this.takeAnswer(result.answer.goal);
-      const changed = result.answer.goal.goalState !== this.state.currentState || (result.answer.goal.restartRequest ?? 0) > (this.state.restartDone ?? 0);
-      return changed && !kept.failed ? { ...kept, next: result.answer.goal } : kept;
+      return !this.atGoal(result.answer.goal) && !kept.failed ? { ...kept, next: result.answer.goal } : kept;
     } finally {
       this.node.session.onSessionLost = undefined;
     }

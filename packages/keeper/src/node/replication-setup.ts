@@ -505,7 +505,7 @@ export class ReplicationSetup {
 
   /**
    * Starts (or re-points) Postgres as a hot standby of the goal's upstream ({@link currentUpstream}),
-   * then drops the group's slots it holds ({@link dropGroupSlots}). Does nothing while it was
+   * then drops the node slots it holds ({@link dropNodeSlots}). Does nothing while it was
    * last done for the same upstream, slot, nodes, client networks and postmaster, and
    * `standby.signal` is there (see {@link appliedStandbyKey}): slots come back only with a new
    * postmaster (from `pg_replslot/`), and a drop that failed is tried again on the next call.
@@ -523,26 +523,26 @@ export class ReplicationSetup {
     this.identity.assertOwn();
     setStandbySignal(this.pgdata, true);
     await this.applyConfig({ nodes: goal.nodes, clientNetworks, synchronousStandbyNames: '', follow: upstream, useSlot });
-    if (!(await this.dropGroupSlots(goal.nodes))) return;
+    if (!(await this.dropNodeSlots())) return;
     this.appliedStandbyKey = key();
   }
 
   /**
-   * Drops, on this running standby, the physical replication slots named for the group's nodes
-   * (`nodeSlotName` of each of `nodes`) that no walsender uses: those an old primary kept (a
-   * switchover's, which pg_rewind finds needs no rewind and leaves as it is; a primary put in
-   * maintenance, or failed over, that rejoins). An inactive slot on a standby holds the WAL from
-   * its `restart_lsn` through every restartpoint (`max_slot_wal_keep_size` is unlimited by
-   * default), so `pg_wal` would grow without end. Slots of other names (the operator's) are
-   * left alone. Should the node become primary again, `ensureSlots` creates fresh ones.
-   * Never throws: when Postgres does not answer, a warning is logged.
+   * Drops, on this running standby, the physical replication slots pgha names for nodes
+   * (`nodeSlotName`, recognised by {@link nodeIdOfSlotName}, whichever node, in the group or
+   * gone from it) that no walsender uses: those an old primary kept (a switchover's, which
+   * pg_rewind finds needs no rewind and leaves as it is; a primary put in maintenance, or failed
+   * over, that rejoins). An inactive slot on a standby holds the WAL from its `restart_lsn`
+   * through every restartpoint (`max_slot_wal_keep_size` is unlimited by default), so `pg_wal`
+   * would grow without end. Slots of other names (the operator's) are left alone. Should the
+   * node become primary again, `ensureSlots` creates fresh ones. Never throws: when Postgres
+   * does not answer, a warning is logged.
    *
    * @returns true when none of them is left inactive (false: Postgres did not answer).
    */
-  private async dropGroupSlots(nodes: readonly GroupMember[]): Promise<boolean> {
-    const names = new Set(nodes.map((n) => nodeSlotName(n.nodeId)));
+  private async dropNodeSlots(): Promise<boolean> {
     try {
-      const { dropped } = await this.dropInactiveSlots((slot) => names.has(slot));
+      const { dropped } = await this.dropInactiveSlots((slot) => nodeIdOfSlotName(slot) !== undefined);
       if (dropped.length > 0) this.log.info(`removed the replication slots this node kept as a primary (${dropped.join(', ')}): a standby keeps none`);
       return true;
     } catch (err) {
