@@ -277,6 +277,18 @@ describe('refusals: the reason, and nothing changes', () => {
       'a transition is already running: node 1 "node1" has goal join_primary; drop the node once it is done');
   });
 
+  it('dropping the old primary of a failover before a standby is promoted (found by the random histories)', () => {
+    // The primary failed, the election's candidate died too and went back to secondary: the
+    // failover restarts from the old primary once a candidate is healthy. Dropping it would
+    // leave standbys only, with no rule to elect a primary among them.
+    const stalled = groupFacts().primary({ state: 'demote_timeout', health: 'bad', postgresRunning: false }).standby().build();
+    expectRefused(stalled, { type: 'drop-node', nodeId: 1 },
+      'node 1 "node1" is the old primary of a failover that has not promoted a standby yet (goal demote_timeout): drop it once a standby is the primary (pgha show state)');
+    // Once the standby is promoted, the old primary may go.
+    const promoted = groupFacts().primary({ state: 'demote_timeout', health: 'bad', postgresRunning: false }).standby({ state: 'wait_primary' }).build();
+    expect(decide(promoted, { type: 'drop-node', nodeId: 1 }).assignments.map((a) => [a.nodeId, a.goalState])).toEqual([[1, 'dropped']]);
+  });
+
   it('during a failover or switchover every command but disable-maintenance is refused', () => {
     const group = converged([{}, { state: 'maintenance', streaming: false }]).command({ type: 'perform-switchover' });
     expect(groupPhase(group.facts)).toBe('failover');
@@ -393,10 +405,25 @@ describe('drop node', () => {
     expect(group.violations).toEqual([]);
   });
 
-  it('dropping one standby of 3 nodes leaves synchronous replication on', () => {
-    const group = converged([{}, {}]).command({ type: 'drop-node', nodeId: 3 });
+  it('dropping one standby of 3 nodes: refused while the primary lists it, accepted once it is in maintenance; synchronous replication stays on', () => {
+    // With ANY 1 (pgha_node_2, pgha_node_3), a commit may be on node 3 alone while node 2 lags:
+    // found by the random histories (a drop, then the primary's death, promoted node 2 below it).
+    const group = converged([{}, {}]);
+    expectRefused(group.facts, { type: 'drop-node', nodeId: 3 },
+      'node 3 "node3" is in the synchronous_standby_names of the primary, node 1 "node1": commits acknowledged by it alone may be missing on the other standbys; take it out of synchronous replication first (pgha maintenance enable --name node3), then drop it');
+    settle(group.command({ type: 'enable-maintenance', nodeId: 3, allowFailover: false }));
+    expect(goalsOf(group)).toEqual({ 1: 'primary', 2: 'secondary', 3: 'maintenance' });
+    group.command({ type: 'drop-node', nodeId: 3 });
     expect(group.lastAssignments.map((a) => [a.nodeId, a.goalState])).toEqual([[3, 'dropped']]);
     expect(group.goal(1)).toBe('primary');
+    expect(group.violations).toEqual([]);
+  });
+
+  it('dropping a standby whose WAL is past every other standby\'s is refused until they catch up', () => {
+    const facts = (lsn2: string) => groupFacts().primary({ lsn: '0/5000000' }).standby({ lsn: lsn2 }).standby({ state: 'maintenance', lsn: '0/4000000' }).build();
+    expectRefused(facts('0/3000000'), { type: 'drop-node', nodeId: 3 },
+      'node 3 "node3" reported WAL up to 0/4000000, past every other standby (node 2 "node2" at 0/3000000): it may hold commits they lack; drop it once they have caught up (pgha show state)');
+    expect(decide(facts('0/4000000'), { type: 'drop-node', nodeId: 3 }).assignments.map((a) => [a.nodeId, a.goalState])).toEqual([[3, 'dropped']]);
   });
 
   it('the last node may be dropped', () => {

@@ -1,6 +1,6 @@
 /**
  * Property-based test: random histories of faults, heals, time, keeper reports, registrations
- * and operator commands (switchover, promotion, maintenance) over 2–4 node groups. A small model
+ * and operator commands (switchover, promotion, maintenance, dropping a node) over 2–4 node groups. A small model
  * of the nodes (Postgres, keeper, WAL receiver, the `synchronous_standby_names` a primary runs
  * with) produces the facts; the monitor is `decideUntilStable`, and a command is `decide` on it
  * followed by `decideUntilStable`, as the group driver runs them. After every step the safety
@@ -70,6 +70,8 @@ interface SimNode {
   everRan: boolean;
   /** When the monitor saw the node die loudly (its keeper's connections closed, both its ports refused); null once its keeper reports again. */
   diedLoudlyMs: number | null;
+  /** `pgha drop node` was accepted: the monitor leaves the node out of its facts, and its keeper stops its Postgres. */
+  dropped: boolean;
 }
 
 /** `ANY n (pgha_node_2, pgha_node_3)` → n and the node ids; n = 0 when empty. */
@@ -92,7 +94,8 @@ type Action =
   | { kind: 'register'; candidatePriority: number }
   | { kind: 'switchover' }
   | { kind: 'promotion'; node: number }
-  | { kind: 'maintenance'; node: number; enable: boolean; allowFailover: boolean };
+  | { kind: 'maintenance'; node: number; enable: boolean; allowFailover: boolean }
+  | { kind: 'drop'; node: number };
 
 class World {
   nowMs = T0;
@@ -120,7 +123,7 @@ class World {
   }
 
   register(candidatePriority: number): void {
-    if (this.nodes.length >= this.maxNodes) return;
+    if (this.live().length >= this.maxNodes) return;
     this.nodes.push({
       nodeId: this.nodes.length + 1,
       candidatePriority,
@@ -144,7 +147,13 @@ class World {
       lastStreamingMs: null,
       everRan: false,
       diedLoudlyMs: null,
+      dropped: false,
     });
+  }
+
+  /** The nodes the monitor still knows: every node not dropped. */
+  live(): SimNode[] {
+    return this.nodes.filter((n) => !n.dropped);
   }
 
   /**
@@ -152,7 +161,7 @@ class World {
    * has promoted): the one standbys stream from. Its keeper need not be up.
    */
   upstream(): SimNode | undefined {
-    const p = this.nodes.find((n) => WRITABLE_STATES.has(n.goalState));
+    const p = this.live().find((n) => WRITABLE_STATES.has(n.goalState));
     return p && p.pgRunning && !p.linkBroken && WRITABLE_STATES.has(p.reportedState) ? p : undefined;
   }
 
@@ -170,19 +179,19 @@ class World {
    */
   advance(ms: number): void {
     this.nowMs += ms;
-    const up = this.upstream() ?? this.nodes.find((n) => n.pgRunning && WRITABLE_STATES.has(n.reportedState));
+    const up = this.upstream() ?? this.live().find((n) => n.pgRunning && WRITABLE_STATES.has(n.reportedState));
     if (!up) return;
     up.lsn += BigInt(ms) * 1000n;
     this.replicate();
     const { n, members } = parseSyncNames(up.syncNames);
-    const acks = this.nodes.filter((m) => m !== up && members.includes(m.nodeId) && this.streams(m) && m.lsn === up.lsn);
+    const acks = this.live().filter((m) => m !== up && members.includes(m.nodeId) && this.streams(m) && m.lsn === up.lsn);
     if (n > 0 && acks.length >= n && up.lsn > this.syncAckedLsn) this.syncAckedLsn = up.lsn;
   }
 
   replicate(): void {
     const up = this.upstream();
     if (!up) return;
-    for (const n of this.nodes) {
+    for (const n of this.live()) {
       if (this.streams(n)) {
         n.lsn = up.lsn;
         n.timeline = up.timeline;
@@ -192,7 +201,7 @@ class World {
 
   /** One keeper cycle: keep Postgres as its state wants it, try to reach the goal, report. */
   tick(n: SimNode): void {
-    if (!n.keeperUp) return;
+    if (!n.keeperUp || n.dropped) return;
     if (n.pgFault) n.pgRunning = false;
     else if (!PG_STOPPED_STATES.has(n.reportedState) && !PG_LEFT_ALONE_STATES.has(n.reportedState)) n.pgRunning = true;
     if (n.goalState !== n.reportedState) this.reachGoal(n);
@@ -216,7 +225,7 @@ class World {
   /** `fast_forward`: fetch the WAL of the most advanced other standby whose Postgres runs (whatever its keeper's state). */
   private fastForward(n: SimNode): void {
     if (!n.pgRunning || n.linkBroken) return;
-    const sources = this.nodes.filter((m) => m !== n && m.pgRunning && !m.linkBroken && m.role === 'standby' && m.lsn > n.lsn);
+    const sources = this.live().filter((m) => m !== n && m.pgRunning && !m.linkBroken && m.role === 'standby' && m.lsn > n.lsn);
     const best = sources.reduce<SimNode | undefined>((b, m) => (!b || m.lsn > b.lsn ? m : b), undefined);
     if (best) {
       n.lsn = best.lsn;
@@ -267,7 +276,7 @@ class World {
       groupId: 0,
       nowMs: this.nowMs,
       settings: this.settings,
-      nodes: this.nodes.map((n) => ({
+      nodes: this.live().map((n) => ({
         nodeId: n.nodeId,
         name: `node${n.nodeId}`,
         candidatePriority: n.candidatePriority,
@@ -293,10 +302,15 @@ class World {
     for (const v of checkDecision(facts, assignments)) this.violations.push(v);
     for (const a of assignments) this.rules.add(a.rule);
     const after = applyInOrder(facts, assignments);
-    for (const n of this.nodes) {
+    for (const n of this.live()) {
       const goal = after.nodes.find((f) => f.nodeId === n.nodeId)!.goalState;
       if (goal !== n.goalState) n.goalChangedMs = this.nowMs;
       n.goalState = goal;
+      if (goal === 'dropped') {
+        // The monitor leaves it out from now on; its keeper stops Postgres and leaves the group.
+        n.dropped = true;
+        n.pgRunning = false;
+      }
     }
     if (assignments.length > 0) this.log.push(`t+${this.nowMs - T0}: ${assignments.map((a) => `${a.nodeId}->${a.goalState} (${a.rule})`).join(', ')}`);
   }
@@ -324,6 +338,8 @@ class World {
   apply(action: Action): void {
     const n = 'node' in action ? this.nodes[(action.node - 1) % this.nodes.length] : undefined;
     this.log.push(`t+${this.nowMs - T0}: ${JSON.stringify(action)}`);
+    // A dropped node's machine is gone from the formation: nothing done to it matters any more.
+    if (n?.dropped) return this.decide();
     switch (action.kind) {
       case 'killKeeper': n!.keeperUp = false; break;
       case 'killPostgres': n!.pgFault = true; n!.pgRunning = false; break;
@@ -341,15 +357,16 @@ class World {
         return this.command(action.enable
           ? { type: 'enable-maintenance', nodeId: n!.nodeId, allowFailover: action.allowFailover }
           : { type: 'disable-maintenance', nodeId: n!.nodeId });
+      case 'drop': return this.command({ type: 'drop-node', nodeId: n!.nodeId });
     }
     this.decide();
   }
 
   /** Every fault heals; each round, maintenance is disabled where it is on, time passes and every keeper runs. */
   healAllAndConverge(rounds: number): void {
-    for (const n of this.nodes) this.apply({ kind: 'heal', node: n.nodeId });
+    for (const n of this.live()) this.apply({ kind: 'heal', node: n.nodeId });
     for (let i = 0; i < rounds; i++) {
-      for (const n of this.nodes) {
+      for (const n of this.live()) {
         if (n.goalState === 'maintenance' || n.goalState === 'wait_maintenance') this.command({ type: 'disable-maintenance', nodeId: n.nodeId });
       }
       this.apply({ kind: 'advance', ms: 500 });
@@ -358,7 +375,7 @@ class World {
   }
 
   summary(): string {
-    return this.nodes.map((n) => `${n.nodeId}:${n.reportedState}/${n.goalState}`).join(' ');
+    return this.nodes.map((n) => (n.dropped ? `${n.nodeId}:dropped` : `${n.nodeId}:${n.reportedState}/${n.goalState}`)).join(' ');
   }
 }
 
@@ -377,6 +394,7 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   // Operator commands; refusals are allowed (and change nothing).
   { weight: 1, arbitrary: fc.constant({ kind: 'switchover' } as const) },
   { weight: 1, arbitrary: nodeArb.map((node) => ({ kind: 'promotion', node }) as const) },
+  { weight: 1, arbitrary: nodeArb.map((node) => ({ kind: 'drop', node }) as const) },
   {
     weight: 2,
     arbitrary: fc.record({ node: nodeArb, enable: fc.boolean(), allowFailover: fc.boolean() }).map((m) => ({ kind: 'maintenance', ...m }) as const),
@@ -422,9 +440,10 @@ function runScenario({ maxNodes, priorities, numberSyncStandbys, warm, actions }
   world.apply({ kind: 'tick' });
   for (const action of actions) world.apply(action);
   world.healAllAndConverge(40);
-  const primaries = world.nodes.filter((n) => n.reportedState === 'primary' && n.goalState === 'primary');
-  const secondaries = world.nodes.filter((n) => n.reportedState === 'secondary' && n.goalState === 'secondary');
-  const converged = (primaries.length === 1 && secondaries.length === world.nodes.length - 1);
+  const live = world.live();
+  const at = (state: NodeState): number => live.filter((n) => n.reportedState === state && n.goalState === state).length;
+  // A node left alone (the others dropped) runs as `single`; none left is converged too.
+  const converged = live.length <= 1 ? at('single') === live.length : at('primary') === 1 && at('secondary') === live.length - 1;
   return {
     rules: world.rules,
     safety: [...new Set(world.violations)],
@@ -451,6 +470,7 @@ const REACHED_RULES = [
   'failover-start', 'election', 'fast-forward-done', 'promote-candidate', 'promotion-done', 'standby-caught-up',
   'perform-switchover', 'perform-promotion', 'enable-maintenance', 'disable-maintenance', 'maintenance-ready', 'sync-standby-gone',
   'refused:perform-switchover', 'refused:enable-maintenance',
+  'drop-node', 'lone-primary-single', 'refused:drop-node',
 ];
 /** Room for the runs and for shrinking a counterexample. */
 const PROPERTY_TIMEOUT_MS = Math.max(20_000, RUN_OPTIONS.numRuns * 50);
@@ -482,6 +502,26 @@ describe('random fault histories (fast-check)', () => {
       warm: false,
       actions: [{ kind: 'tick' }, { kind: 'register', candidatePriority: 50 }, { kind: 'register', candidatePriority: 0 }],
     })).toMatchObject(ok);
+  });
+
+  it('a standby put in maintenance while the other lags: the primary dies; nothing below what it acknowledged is promoted, and ending its maintenance lets the failover go on', () => {
+    const world = new World(3, [50, 50, 50]);
+    world.healAllAndConverge(10);
+    world.apply({ kind: 'breakStreaming', node: 2 });
+    world.apply({ kind: 'advance', ms: 100 });
+    world.apply({ kind: 'maintenance', node: 3, enable: true, allowFailover: false });
+    for (let i = 0; i < 3; i++) { world.apply({ kind: 'advance', ms: 100 }); world.apply({ kind: 'tick' }); }
+    world.apply({ kind: 'killMachine', node: 1 });
+    world.apply({ kind: 'heal', node: 2 });
+    for (let i = 0; i < 20; i++) { world.apply({ kind: 'advance', ms: 500 }); world.apply({ kind: 'tick' }); }
+    expect(world.lostWrites, world.log.join('\n')).toEqual([]);
+    expect(world.nodes.filter((n) => n.nodeId !== 1 && WRITABLE_STATES.has(n.goalState)).map((n) => n.nodeId), world.log.join('\n')).toEqual([]);
+    world.apply({ kind: 'maintenance', node: 3, enable: false, allowFailover: false });
+    for (let i = 0; i < 20; i++) { world.apply({ kind: 'advance', ms: 500 }); world.apply({ kind: 'tick' }); }
+    // A standby is promoted; the winner first fetches what node 3 holds (fast_forward).
+    expect(world.nodes.filter((n) => n.nodeId !== 1 && WRITABLE_STATES.has(n.goalState)), world.log.join('\n')).toHaveLength(1);
+    expect(world.lostWrites).toEqual([]);
+    expect(world.violations).toEqual([]);
   });
 
   it('the machine of a healthy primary dies: the model fails over and the old primary rejoins', () => {

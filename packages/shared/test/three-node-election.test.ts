@@ -12,6 +12,7 @@ import {
   DEFAULT_FORMATION_SETTINGS,
   decide,
   elect,
+  groupNote,
   parseLsn,
   writableGoalHolders,
   type FormationSettings,
@@ -256,15 +257,31 @@ describe('the promotion never goes below a synchronously acknowledged commit', (
   it('a standby the old primary still named (it had not applied the change yet) counts as synchronous too', () => {
     // Node 4 left the synchronous set for maintenance, but the old primary last reported names
     // that still include it: a commit may be on node 4 alone.
-    const named = (names: string) =>
+    const named = (names: string, lsn4: NodeSpec['lsn'] = ACKED) =>
       groupFacts({ nowMs: T0 })
         .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout', synchronousStandbyNames: names })
         .standby(orphan({ state: 'report_lsn', lsn: '0/6000000' }))
         .standby(orphan({ state: 'report_lsn', lsn: '0/6400000' }))
-        .standby({ state: 'maintenance', lsn: ACKED, keeperSilentMs: SILENT })
+        .standby({ state: 'maintenance', lsn: lsn4, keeperSilentMs: SILENT })
         .build();
     expect(decide(named('ANY 1 (pgha_node_2, pgha_node_3, pgha_node_4)')).assignments).toEqual([]);
-    expect(decide(named('ANY 1 (pgha_node_2, pgha_node_3)')).assignments.map((a) => [a.nodeId, a.goalState])).toEqual([[3, 'prepare_promotion']]);
+    // No longer named, but past every reporting standby: what it acknowledged before it left
+    // may be on it alone (the random histories found that loss).
+    const ahead = decide(named('ANY 1 (pgha_node_2, pgha_node_3)'));
+    expect(ahead.assignments).toEqual([]);
+    expect(groupNote(named('ANY 1 (pgha_node_2, pgha_node_3)'))?.message).toMatch(/node 4 "node4" is in maintenance with WAL up to .*, past every reporting standby \(node 3 "node3" at 0\/6400000\).*pgha maintenance disable --name node4/);
+    // Not past them: it holds nothing they lack.
+    expect(decide(named('ANY 1 (pgha_node_2, pgha_node_3)', '0/6400000')).assignments.map((a) => [a.nodeId, a.goalState])).toEqual([[3, 'prepare_promotion']]);
+  });
+
+  it('a standby dropped after the old primary\'s last report, still in its synchronous_standby_names, counts as a silent member', () => {
+    const facts = groupFacts({ nowMs: T0 })
+      .primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout', synchronousStandbyNames: 'ANY 1 (pgha_node_2, pgha_node_7)' })
+      .standby(orphan({ state: 'report_lsn', lsn: '0/6000000' }))
+      .build();
+    const d = decide(facts);
+    expect(d.assignments).toEqual([]);
+    expect(groupNote(facts)?.message).toMatch(/1 of 2 synchronous standbys reported and 2 are needed .*node 7 \(dropped, still in the old primary's synchronous_standby_names\)/);
   });
 
   it('the n of ANY n is the smaller of what the old primary reported and what the formation says', () => {

@@ -4,11 +4,41 @@
  * `perform_failover`, `perform_promotion`, `start_maintenance`, `stop_maintenance` and
  * `remove_node`, and the refusals its users know ("no candidate", "already in progress").
  */
-import { MAINTENANCE_STATES, TRANSITION_IN_PROGRESS_STATES, type NodeState } from '../states.js';
+import { formatLsn } from '../lsn.js';
+import { nodeApplicationName } from '../settings.js';
+import { parseSynchronousStandbyNames } from '../standby-names.js';
+import { ELECTORATE_STATES, MAINTENANCE_STATES, OUTGOING_PRIMARY_STATES, TRANSITION_IN_PROGRESS_STATES, type NodeState } from '../states.js';
 import { describeWinner, elect } from './election.js';
 import type { GroupFacts, NodeFacts, OperatorEvent, PlannedAssignment } from './facts.js';
 import { hasWritableGoal, isCurrentState, keeperIsAlive, postgresIsDown, primaryHasFailed, quorumStandbys, standbyIsHealthy, writableNode } from './guards.js';
 import { startElection } from './plans.js';
+
+/**
+ * Why dropping standby `n` could lose a commit acknowledged under synchronous replication, if
+ * it could: some other quorum standby that an election may count (see `ELECTORATE_STATES`)
+ * could lack a commit that `n` alone acknowledged. Two cases:
+ * - the primary still lists `n` in the `synchronous_standby_names` it reports: until it
+ *   applies a list without `n`, commits may wait for `n` alone (with `ANY 1 (…)`, while the
+ *   others lag); `pgha maintenance enable` takes it out of that list first, and the election
+ *   then keeps its WAL in view (a node in maintenance past every reporting standby stops it);
+ * - `n` reported WAL past every other such standby (on the same timeline or a later one).
+ * A group without another such standby loses nothing: its commits are on the primary too, and
+ * no election could run without a quorum standby.
+ */
+function mayHoldLoneCommits(facts: GroupFacts, n: NodeFacts): string | undefined {
+  const others = facts.nodes.filter((o) => o.nodeId !== n.nodeId && o.replicationQuorum && ELECTORATE_STATES.has(o.goalState));
+  if (others.length === 0) return undefined;
+  const primary = writableNode(facts);
+  const listed = primary ? parseSynchronousStandbyNames(primary.synchronousStandbyNames ?? '').names.includes(nodeApplicationName(n.nodeId)) : false;
+  if (listed) {
+    return `${describe(n)} is in the synchronous_standby_names of the primary, ${describe(primary!)}: commits acknowledged by it alone may be missing on the other standbys; take it out of synchronous replication first (pgha maintenance enable --name ${n.name}), then drop it`;
+  }
+  const best = others.reduce((b, o) => (o.reportedLsn > b.reportedLsn ? o : b));
+  if (n.reportedTimeline >= best.reportedTimeline && n.reportedLsn > best.reportedLsn) {
+    return `${describe(n)} reported WAL up to ${formatLsn(n.reportedLsn)}, past every other standby (${describe(best)} at ${formatLsn(best.reportedLsn)}): it may hold commits they lack; drop it once they have caught up (pgha show state)`;
+  }
+  return undefined;
+}
 
 /**
  * What a command yields: its assignments (the state machine adds the command's rule id, its
@@ -123,11 +153,20 @@ export function planCommand(facts: GroupFacts, event: OperatorEvent): CommandOut
 
     case 'drop-node': {
       const n = node!;
-      if (hasWritableGoal(n) && facts.nodes.some((o) => o.nodeId !== n.nodeId)) {
+      const others = facts.nodes.filter((o) => o.nodeId !== n.nodeId);
+      if (hasWritableGoal(n) && others.length > 0) {
         return { refusal: `${describe(n)} is the primary and other nodes depend on it: switch over first (pgha perform switchover), then drop it` };
+      }
+      // The outgoing primary of a failover or switchover whose standby is not promoted yet: the
+      // group's rules start (and restart) that promotion from it, so without it the standbys
+      // would be left with no primary and nothing to elect one.
+      if (OUTGOING_PRIMARY_STATES.has(n.goalState) && others.length > 0 && !others.some(hasWritableGoal)) {
+        return { refusal: `${describe(n)} is the old primary of a failover that has not promoted a standby yet (goal ${n.goalState}): drop it once a standby is the primary (pgha show state)` };
       }
       const busy = facts.nodes.find((o) => o.nodeId !== n.nodeId && TRANSITION_IN_PROGRESS_STATES.has(o.goalState) && o.goalState !== 'wait_standby');
       if (busy) return { refusal: `a transition is already running: ${describe(busy)} has goal ${busy.goalState}; drop the node once it is done` };
+      const holds = mayHoldLoneCommits(facts, n);
+      if (holds) return { refusal: holds };
       return { assignments: [assign(n, 'dropped', `${describe(n)} is dropped from the formation (operator)`)] };
     }
   }

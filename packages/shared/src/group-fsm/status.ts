@@ -3,7 +3,7 @@
  * `pgha show state` and `pgha show events`. Pure, like the decisions it explains.
  */
 import { formatDurationMs } from '../duration.js';
-import { PROMOTION_STATES } from '../states.js';
+import { CANDIDATE_STATES, PROMOTION_STATES } from '../states.js';
 import { elect, isEligible } from './election.js';
 import type { GroupFacts } from './facts.js';
 import { isCurrentState, keeperIsAlive, primaryHasFailed, writableNode } from './guards.js';
@@ -40,6 +40,11 @@ export function groupNote(facts: GroupFacts): GroupNote | undefined {
       nodeId: waiting[0]!.nodeId,
       message: `election waits for ${waiting.map((w) => `node ${w.nodeId} "${w.name}"`).join(', ')} to report its LSN (at most ${formatDurationMs(facts.settings.electionTimeoutMs)})`,
     };
+  }
+  // Every voter reported, and still no candidate: what the election says.
+  if (!primary && old && voters.length > 0 && !facts.nodes.some((n) => CANDIDATE_STATES.has(n.goalState))) {
+    const result = elect(facts, old);
+    if ('why' in result) return { nodeId: old.nodeId, message: result.why };
   }
   // A candidate chosen while enough of the synchronous set reported, which no longer does.
   const candidate = facts.nodes.find((n) => isCurrentState(n, 'prepare_promotion'));
