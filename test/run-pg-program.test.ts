@@ -3,8 +3,8 @@
  * pg_waldump, psql, pg_ctl) with execa: its stdout without the final newline,
  * its input on stdin, a failure with its exit code and the tail of its output, a timeout, and
  * no program left running when the process that started it exits. Real programs, as the
- * Postgres OS user: the Postgres ones, and `cat` and `sleep` under names of a test directory
- * given as `PGHA_PG_BINDIR`.
+ * Postgres OS user: the Postgres ones, and `cat`, `sleep`, `env` and `id` under names of a test
+ * directory given as `PGHA_PG_BINDIR`.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, symlinkSync } from 'node:fs';
@@ -12,18 +12,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PostgresCommandError } from '@pgha/shared';
-import { allProcesses, processCommandLine, runPgProgram } from '@pgha/postgres';
+import { allProcesses, postgresOsUser, postgresSpawnOptions, processCommandLine, runPgProgram } from '@pgha/postgres';
 import { makeTestDir } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** A directory holding `pg_cat` (cat) and `pg_sleep` (sleep), readable by the Postgres OS user. */
+/** A directory holding `pg_cat` (cat), `pg_sleep` (sleep), `pg_env` (env) and `pg_id` (id), readable by the Postgres OS user. */
 function fakeBinDir(): string {
   const dir = makeTestDir();
   chmodSync(dir, 0o755);
   symlinkSync('/bin/cat', join(dir, 'pg_cat'));
   symlinkSync('/bin/sleep', join(dir, 'pg_sleep'));
+  symlinkSync('/usr/bin/env', join(dir, 'pg_env'));
+  symlinkSync('/usr/bin/id', join(dir, 'pg_id'));
   return dir;
 }
 
@@ -52,6 +54,19 @@ describe('runPgProgram', () => {
     expect(await runPgProgram('pg_cat', [])).toBe('');
   });
 
+  it('gives the program the environment of postgresSpawnOptions alone, as the Postgres OS user', async () => {
+    process.env.PGHA_PG_BINDIR = fakeBinDir();
+    process.env.PGHA_TEST_NOT_INHERITED = 'secret';
+    try {
+      const env = (await runPgProgram('pg_env', [])).split('\n').map((line) => line.split('=')[0]).sort();
+      expect(env).toEqual(Object.keys(postgresSpawnOptions().env).sort());
+    } finally {
+      delete process.env.PGHA_TEST_NOT_INHERITED;
+    }
+    const user = postgresOsUser();
+    if (user) expect(await runPgProgram('pg_id', ['-u'])).toBe(String(user.uid));
+  });
+
   it('kills a program at its timeout', async () => {
     process.env.PGHA_PG_BINDIR = fakeBinDir();
     const startedAtMs = performance.now();
@@ -65,7 +80,7 @@ describe('runPgProgram', () => {
     const binDir = fakeBinDir();
     const argv = [join(binDir, 'pg_sleep'), '31.4159'];
     // The child says whether the program ran before it exits.
-    const script = `import { allProcesses, processCommandLine, runPgProgram } from '@pgha/postgres';
+    const script = `import { allProcesses, postgresOsUser, postgresSpawnOptions, processCommandLine, runPgProgram } from '@pgha/postgres';
       runPgProgram('pg_sleep', ['31.4159']).catch(() => undefined);
       setTimeout(() => {
         const running = allProcesses().some((p) => processCommandLine(p.pid)?.join(' ') === ${JSON.stringify(argv.join(' '))});

@@ -35,6 +35,14 @@ import type { PostgresLifecycle } from './postgres-lifecycle.js';
 export const PARAMETERS_MAX_AGE_MS = 10_000;
 /** A `pg_settings` read this soon after a config write (ms) is not reused: the reload may not have reached the session yet. */
 export const PARAMETERS_SETTLE_MS = 2_000;
+/**
+ * How often `waitForSetting` reads `synchronous_standby_names` after a reload (ms). The reload
+ * reaches the keeper's session a few ms after `pg_reload_conf()` (the postmaster re-reads the
+ * files, then signals its children), so the first read mostly sees the old value: at 50 ms, a
+ * primary's `wait_primary → primary` (the last step of a standby's rejoin) waited about 50 ms
+ * more than the reload took (issue 17 §5). One short query on the kept session per look.
+ */
+const SETTING_POLL_INTERVAL_MS = 5;
 
 /**
  * A libpq keyword/value string, values quoted.
@@ -489,7 +497,8 @@ export class ReplicationSetup {
   }
 
   /**
-   * Waits until a new session sees `synchronous_standby_names = expected` (after a reload).
+   * Waits until the keeper's session sees `synchronous_standby_names = expected` (after a
+   * reload), looking every {@link SETTING_POLL_INTERVAL_MS}.
    *
    * @throws PghaError `PGHA_ERR_TIMEOUT` naming the value still seen after `timeoutMs`.
    */
@@ -499,7 +508,7 @@ export class ReplicationSetup {
       value = await this.session.withSession(async (c) => (await c.query<{ v: string }>("select current_setting('synchronous_standby_names') as v")).rows[0]!.v);
       return value === expected;
     };
-    if (await pollUntil(read, { timeoutMs, intervalMs: 50 })) return;
+    if (await pollUntil(read, { timeoutMs, intervalMs: SETTING_POLL_INTERVAL_MS })) return;
     throw new PghaError('PGHA_ERR_TIMEOUT', `synchronous_standby_names is still ${value === undefined ? 'unread' : `'${value}'`}, expected '${expected}' after reload`);
   }
 
