@@ -118,7 +118,7 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
       await forwardToLeader(scope, {
         leadership: deps.ha.leadership,
         ...(deps.ha.ca ? { ca: deps.ha.ca } : {}),
-        formationOfNode: formationOfNodeCached(deps),
+        ...formationOfNodeCached(deps),
         // Read from etcd itself (not the mirror): after the report arrived.
         answerUnrecorded: (nodeId) => nodeGoal(deps.store, nodeId),
         localState: (formation) => currentFormationState(deps.store, formation),
@@ -139,20 +139,23 @@ export function buildApp(deps: AppDeps, https?: { key: string; cert: string }): 
 
 /**
  * The formation of a node, for forwarding a keeper's report: read once per node (a node never
- * changes formation), undefined for a node that does not exist.
+ * changes formation), undefined for a node that does not exist; and the ones read so far.
  */
-function formationOfNodeCached(deps: AppDeps): (nodeId: number) => Promise<string | undefined> {
+function formationOfNodeCached(deps: AppDeps): { formationOfNode(nodeId: number): Promise<string | undefined>; knownFormationOfNode(nodeId: number): string | undefined } {
   const known = new Map<number, string>();
-  return async (nodeId) => {
-    const cached = known.get(nodeId);
-    if (cached !== undefined) return cached;
-    try {
-      const { formationId } = await deps.store.nodes.get(nodeId);
-      known.set(nodeId, formationId);
-      return formationId;
-    } catch (err) {
-      if (err instanceof NotFoundError) return undefined;
-      throw err;
-    }
+  return {
+    knownFormationOfNode: (nodeId) => known.get(nodeId),
+    formationOfNode: async (nodeId) => {
+      const cached = known.get(nodeId);
+      if (cached !== undefined) return cached;
+      try {
+        const { formationId } = await deps.store.nodes.get(nodeId);
+        known.set(nodeId, formationId);
+        return formationId;
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    },
   };
 }

@@ -33,7 +33,7 @@
  * Source: Patroni's REST API, which any member answers while only the leader runs the HA cycle;
  * Stolon's proxies, which follow the leader through the store.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { PghaError } from '@pgha/shared';
 import type { FormationLeader } from './leadership.js';
@@ -74,6 +74,12 @@ export interface ForwardOptions {
    * when the node does not exist (the route then answers 404 itself).
    */
   formationOfNode(nodeId: number): Promise<string | undefined>;
+  /**
+   * The formation of a node when it is known without a read (a node never changes formation);
+   * undefined: ask {@link formationOfNode}. Lets a keeper's report to its formation's leader go
+   * on to the route in the same turn of the event loop.
+   */
+  knownFormationOfNode?(nodeId: number): string | undefined;
   /** How long to wait for the leader's answer, ms (a goal long-poll is never forwarded). */
   timeoutMs?: number;
   /**
@@ -127,12 +133,36 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
   await app.register(replyFrom, {
     undici: { connect: options.ca ? { ca: options.ca } : {}, headersTimeout: options.timeoutMs ?? 10_000, bodyTimeout: options.timeoutMs ?? 10_000 },
   });
-  app.addHook('preHandler', async (req, reply) => {
+  /**
+   * True when the request surely goes to this monitor's own route without a read: a keeper's
+   * report for a node whose formation is known and led here (every report in steady state).
+   * False: {@link route} decides.
+   */
+  const leadsReport = (req: FastifyRequest): boolean => {
+    if (req.method !== 'POST' || req.routeOptions.url !== '/v1/nodes/:nodeId/report') return false;
+    const nodeId = (req.params as { nodeId?: string }).nodeId;
+    if (nodeId === undefined || !/^\d{1,9}$/.test(nodeId)) return false;
+    const formation = options.knownFormationOfNode?.(Number(nodeId));
+    return formation !== undefined && options.leadership.isLeader(formation);
+  };
+  // A callback hook: a report to its leader goes on in the same turn of the event loop.
+  app.addHook('preHandler', (req, reply, done) => {
+    if (leadsReport(req)) {
+      done();
+      return;
+    }
+    route(req, reply).then((answered) => {
+      if (!answered) done();
+    }, done);
+  });
+
+  /** Forwards the request, or answers it, and says so (true); false: the route answers it. */
+  const route = async (req: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
     const read = options.localState ? stateRead(req) : undefined;
     if (read !== undefined) {
       const leader = options.leadership.leaderOf(read);
       // This monitor leads it, none does, or it was forwarded here: the route answers.
-      if (!leader || leader.monitorId === options.leadership.monitorId || req.headers[FORWARDED_BY_HEADER] !== undefined) return;
+      if (!leader || leader.monitorId === options.leadership.monitorId || req.headers[FORWARDED_BY_HEADER] !== undefined) return false;
       await reply.from(`${leader.url}${req.url}`, {
         rewriteRequestHeaders: (_req, headers) => ({ ...headers, [FORWARDED_BY_HEADER]: options.leadership.monitorId }),
         rewriteHeaders: (headers) => ({ ...headers, [LEADER_HEADER]: leader.url }),
@@ -143,10 +173,10 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
           );
         },
       });
-      return reply;
+      return true;
     }
     const formation = await formationWrittenBy(req, options.formationOfNode);
-    if (formation === undefined || options.leadership.isLeader(formation)) return;
+    if (formation === undefined || options.leadership.isLeader(formation)) return false;
     const leader = options.leadership.leaderOf(formation);
     const forwardedBy = req.headers[FORWARDED_BY_HEADER];
     const unrecorded = options.answerUnrecorded && forwardedBy === undefined ? unrecordedReport(req) : undefined;
@@ -156,7 +186,7 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
     };
     if ((!leader || leader.monitorId === options.leadership.monitorId) && unrecorded !== undefined) {
       await answerUnrecorded(`no monitor leads formation "${formation}" right now`);
-      return reply;
+      return true;
     }
     if (!leader || leader.monitorId === options.leadership.monitorId || forwardedBy !== undefined) {
       throw new PghaError('PGHA_ERR_NOT_LEADER', `monitor ${options.leadership.monitorId} does not lead formation "${formation}"${forwardedBy !== undefined ? ` (a request forwarded by ${String(forwardedBy)} is not forwarded again)` : ''}`, {
@@ -174,8 +204,8 @@ export async function forwardToLeader(app: FastifyInstance, options: ForwardOpti
         void r.code(503).send({ code: 'PGHA_ERR_NOT_LEADER', message: `monitor ${options.leadership.monitorId} could not forward to ${leader.monitorId}, the leader of formation "${formation}" (${error.message})`, hint: 'retry: another monitor takes over within the lease TTL if the leader is gone' });
       },
     });
-    return reply;
-  });
+    return true;
+  };
 }
 
 /**

@@ -25,7 +25,7 @@ import { Readable } from 'node:stream';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { FORWARDED_BY_HEADER } from '../ha/forward-to-leader.js';
 import { z } from 'zod';
-import { FormationName, GOAL_REVISION_HEADER, NodeIdText, NodeReport, NodeStateSchema, REPORT_HELD_HEADER, REPORT_HOLDS_HEADER, RegisterNodeRequest, RotateNodeTokenRequest, type NodeGoal, type RegisterNodeResponse, type RotateNodeTokenResponse } from '@pgha/shared';
+import { FormationName, GOAL_REVISION_HEADER, NodeIdText, parseNodeIdText, NodeReport, NodeStateSchema, REPORT_HELD_HEADER, REPORT_HOLDS_HEADER, RegisterNodeRequest, RotateNodeTokenRequest, type NodeGoal, type RegisterNodeResponse, type RotateNodeTokenResponse } from '@pgha/shared';
 import type { AppDeps } from '../app-deps.js';
 import { tokenSha256 } from '../auth.js';
 import { NODE_TOKEN_ROTATED_RULE, nodeEvent } from '../store/event-records.js';
@@ -45,6 +45,37 @@ const GoalQuery = z
   .strict();
 /** A report's query: the goal long-poll's, and `ack=1` for the status line as soon as the report is recorded (`report-hold.ts`). */
 const ReportQuery = GoalQuery.extend({ ack: z.literal('1').optional() }).strict();
+
+/** A report's query when it has no parameter (a keeper that does not hold its report): what {@link ReportQuery} makes of `{}`. */
+const NO_REPORT_QUERY: z.output<typeof ReportQuery> = Object.freeze({ wait_ms: 0 });
+
+/**
+ * The node id of a report's path, as `validate(NodeIdParams, …)` gives it; the validation (and
+ * its error) only for one that {@link parseNodeIdText} does not read. A report comes from every
+ * keeper every second: this and {@link reportQuery} keep zod to the body.
+ *
+ * @throws ValidationError as {@link validate}.
+ */
+function reportNodeId(params: unknown): number {
+  return parseNodeIdText((params as { nodeId?: unknown } | undefined)?.nodeId) ?? validate(NodeIdParams, params, 'params').nodeId;
+}
+
+/**
+ * A report's query, as `validate(ReportQuery, …)` gives it (see {@link reportNodeId}).
+ *
+ * @throws ValidationError as {@link validate}.
+ */
+function reportQuery(query: unknown): z.output<typeof ReportQuery> {
+  if (typeof query === 'object' && query !== null) {
+    let empty = true;
+    for (const _ in query) {
+      empty = false;
+      break;
+    }
+    if (empty) return NO_REPORT_QUERY;
+  }
+  return validate(ReportQuery, query, 'query');
+}
 
 /** Registers the keeper-facing routes. */
 export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
@@ -97,8 +128,8 @@ export async function nodeRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   });
 
   app.post('/v1/nodes/:nodeId/report', async (req, reply) => {
-    const { nodeId } = validate(NodeIdParams, req.params, 'params');
-    const query = validate(ReportQuery, req.query, 'query');
+    const nodeId = reportNodeId(req.params);
+    const query = reportQuery(req.query);
     const report = validate(NodeReport, req.body, 'body');
     keeperHeard(deps, nodeId, req);
     // Registered before the report is recorded: a goal committed from then on wakes the hold.

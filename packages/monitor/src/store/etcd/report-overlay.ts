@@ -63,7 +63,7 @@ export interface NodeLiveness {
 }
 
 function time(d: Date | null): number | null {
-  return d === null ? null : new Date(d).getTime();
+  return d === null ? null : d instanceof Date ? d.getTime() : new Date(d).getTime();
 }
 
 function latest(a: number | null, b: number | null): number | null {
@@ -220,6 +220,12 @@ export class ReportOverlay {
   private readonly live = new Map<number, NodeLiveness>();
   private readonly checked = new Map<number, number>();
   private readonly graces = new Map<string, number>();
+  /**
+   * The last {@link merge} of each stored record (as decoded, frozen), with what it was merged from: the other
+   * nodes of a group are merged again at every report of the group, mostly from the same
+   * record and overlay entry (both replaced, never changed in place, when they change).
+   */
+  private readonly merged = new WeakMap<NodeRecord, { live: NodeLiveness | undefined; graceFromMs: number; checked: number | undefined; node: NodeRecord }>();
 
   /** @param graceFromMs - the start of every formation's grace period: when the monitor started. */
   constructor(private readonly graceFromMs: number) {}
@@ -269,9 +275,20 @@ export class ReportOverlay {
 
   /** A stored node as reads see it (see {@link mergeLiveness}), with this monitor's last probe time. */
   merge(record: NodeRecord): NodeRecord {
-    const merged = mergeLiveness(record, this.live.get(record.nodeId), this.graceFrom(record.formationId));
+    const live = this.live.get(record.nodeId);
+    const graceFromMs = this.graceFrom(record.formationId);
     const checked = this.checked.get(record.nodeId);
-    if (checked === undefined || (merged.healthCheckedAt !== null && merged.healthCheckedAt.getTime() >= checked)) return merged;
-    return { ...merged, healthCheckedAt: new Date(checked) };
+    const last = this.merged.get(record);
+    if (last && last.live === live && last.graceFromMs === graceFromMs && last.checked === checked) return last.node;
+    const merged = mergeLiveness(record, live, graceFromMs);
+    const node = checked === undefined || (merged.healthCheckedAt !== null && merged.healthCheckedAt.getTime() >= checked) ? merged : { ...merged, healthCheckedAt: new Date(checked) };
+    // Kept only for a stored record as decoded (frozen): a record written in a transaction may
+    // still change (its goal revision, at commit). A merge of its own is frozen, since it is
+    // handed to every read until its record or overlay entry changes (`writeNode` copies a
+    // frozen record).
+    if (!Object.isFrozen(record)) return node;
+    if (node !== record) Object.freeze(node);
+    this.merged.set(record, { live, graceFromMs, checked, node });
+    return node;
   }
 }
