@@ -48,7 +48,7 @@ import { Command } from '@commander-js/extra-typings';
 import Table from 'cli-table3';
 import { delay, processMemory } from '@pgha/postgres';
 import { intArg } from './lib/args.js';
-import { cpuMs, killAll, processTree, started, startedPids } from './lib/proc.js';
+import { cpuMs, killStarted } from './lib/proc.js';
 import { rollingRestartBench } from './rolling-restart.js';
 import { pathsBench, writePathsResults } from './client-paths.js';
 import { needsMonitorGroup, runScenario, SCENARIOS, type RunResult, type Scenario } from './lib/scenarios.js';
@@ -367,8 +367,7 @@ export function renderMarkdown(report: BenchReport): string {
 }
 
 function cleanupAndExit(code: number): never {
-  for (const p of started) if (p.pid) killAll(processTree(p.pid));
-  killAll([...startedPids]);
+  killStarted();
   process.exit(code);
 }
 

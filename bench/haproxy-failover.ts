@@ -18,7 +18,7 @@ import { postmasterPid } from '@pgha/postgres';
 import { intArg } from './lib/args.js';
 import { Probe } from './lib/probe.js';
 import { HAPROXY_BIN, measureHaproxyFailover, waitForRoute } from './lib/haproxy.js';
-import { killAll, processTree, spawnLogged, started } from './lib/proc.js';
+import { killAll, killStarted, spawnLogged } from './lib/proc.js';
 import { healthyPrimary } from './lib/scenarios.js';
 import { PghaSystem, removeDir } from './lib/systems.js';
 
@@ -71,7 +71,7 @@ export async function haproxyBench(runs: number, log: (line: string) => void = (
     }
   } finally {
     await sys.teardown().catch(() => undefined);
-    for (const p of started) if (p.pid) killAll(processTree(p.pid));
+    killStarted();
     removeDir(dir);
   }
   const medianMs = median(writesBackMs);
@@ -82,7 +82,7 @@ export async function haproxyBench(runs: number, log: (line: string) => void = (
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const o = new Command('npm run bench:haproxy --').option('--runs <n>', 'failovers to measure', intArg(1), 5).parse().opts();
   const stop = (code: number): never => {
-    for (const p of started) if (p.pid) killAll(processTree(p.pid));
+    killStarted();
     process.exit(code);
   };
   process.on('SIGINT', () => stop(130));

@@ -20,7 +20,7 @@ import type { NodeStateRow, UpFile } from '@pgha/shared';
 import { waitFor } from '@pgha/postgres';
 import { intArg } from './lib/args.js';
 import { idsOn, Probe, type Host } from './lib/probe.js';
-import { killAll, processTree, run, spawnLogged, started } from './lib/proc.js';
+import { killAll, killStarted, processTree, run, spawnLogged } from './lib/proc.js';
 import { removeDir } from './lib/systems.js';
 
 const PGHA_BIN = fileURLToPath(new URL('../packages/cli/bin/pgha.js', import.meta.url));
@@ -202,7 +202,7 @@ export async function rollingRestartBench(o: RollingRestartOptions): Promise<Res
 
 /** Ends every process the benchmark started. */
 function stopAll(): void {
-  killAll([...started].flatMap((p) => (p.pid ? processTree(p.pid) : [])));
+  killStarted();
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

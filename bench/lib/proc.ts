@@ -3,13 +3,32 @@
  * kill it, and read CPU time and memory (with `@pgha/postgres`'s /proc reader).
  */
 import { execa, type ResultPromise } from 'execa';
-import { clockTicksPerSecond, descendantPids, isProcessAlive, postgresSpawnOptions, processStat } from '@pgha/postgres';
+import { clockTicksPerSecond, descendantPids, isProcessAlive, postgresSpawnOptions, postmasterPid, processStat } from '@pgha/postgres';
 
 /** Every process the benchmark started, ended at exit by PID. */
 export const started = new Set<ResultPromise>();
 
 /** Processes started by code the benchmark reuses (etcd members), ended at exit by PID too. */
 export const startedPids = new Set<number>();
+
+/**
+ * Data directories whose postmaster a system starts outside the processes in {@link started}:
+ * pgha's keepers and monitor start Postgres with `pg_ctl`, which detaches it (its parent is no
+ * longer the keeper), so a process tree does not reach it. Ended at exit too
+ * ({@link killStarted}).
+ */
+export const startedPgdata = new Set<string>();
+
+/**
+ * SIGKILL to every process the benchmark started and is still running: the trees of
+ * {@link started}, {@link startedPids}, and the postmasters of {@link startedPgdata} (read
+ * from each `postmaster.pid`). For an exit on Ctrl-C or an error, when no teardown ran.
+ */
+export function killStarted(): void {
+  for (const p of started) if (p.pid) killAll(processTree(p.pid));
+  killAll([...startedPids]);
+  killAll([...startedPgdata].map((pgdata) => postmasterPid(pgdata)).filter((pid): pid is number => pid !== undefined));
+}
 
 /** Starts a long-running program (as the Postgres OS user when `asPostgres`), output to `logFile`. */
 export function spawnLogged(file: string, args: string[], logFile: string, options: { asPostgres?: boolean; env?: Record<string, string> } = {}): ResultPromise {

@@ -13,7 +13,7 @@ import type { ResultPromise } from 'execa';
 import { MonitorClient } from '@pgha/client';
 import { delay, isProcessAlive, postgresOsUser, postmasterPid, processName, waitFor } from '@pgha/postgres';
 import type { Host } from './probe.js';
-import { processTree, run, spawnLogged, started, startedPids } from './proc.js';
+import { processTree, run, spawnLogged, started, startedPgdata, startedPids } from './proc.js';
 import { createLogger } from '../../packages/cli/src/logger.js';
 import { startEtcdMonitors } from '../../packages/cli/src/up.js';
 import { serviceCommand } from '../../packages/cli/src/service-command.js';
@@ -195,6 +195,7 @@ export class PghaSystem implements HaSystem {
     if (!this.monitorUrls.includes(url)) this.monitorUrls.push(url);
     const [node, ...args] = serviceCommand('monitor', pgdata);
     this.monitorProcs.set(url, { proc: spawnLogged(node, args, logFile), pgdata, logFile });
+    startedPgdata.add(pgdata);
   }
 
   private async restartMonitor(url: string): Promise<void> {
@@ -233,6 +234,7 @@ export class PghaSystem implements HaSystem {
       const keeperHttp = `127.0.0.1:${[h1!, h2!][i]}`;
       await this.pgha(['keeper', 'create', 'postgres', '--monitor', monitorList, '--pgdata', node.pgdata, '--pg-port', String(port), '--name', node.name, '--hostname', '127.0.0.1', '--auth', 'trust', '--http-listen', keeperHttp]);
       this.nodes.push(node);
+      startedPgdata.add(node.pgdata);
       this.startKeeper(node);
     }
     this.hosts = this.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }));
