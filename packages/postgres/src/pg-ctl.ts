@@ -47,11 +47,7 @@ export interface RunOptions {
  * Runs one Postgres program from {@link pgBinDir} as the Postgres OS user, in the clean
  * environment of {@link postgresSpawnOptions} (nothing inherited from pgha's own), with execa,
  * loaded at the first program rather than when the module is (execa is about a hundred modules,
- * which a keeper's start paid before its first report; issue 17 §5). This package uses execa 8,
- * not the 9 of the CLI and the tests: the same library with the same options here (`extendEnv:
- * false`, `reject: false`, `input`, `timeout`, `uid`/`gid`), importing in 56–68 ms of CPU on
- * Node 20 where 9 takes 124–139, which a crashed primary's rejoin check waited for (its first
- * Postgres program, `pg_waldump`); `test/run-pg-program.test.ts` checks the behaviour relied on.
+ * which a keeper's start paid before its first report; issue 17 §5).
  *
  * @returns its stdout, without its final newline.
  * @throws PostgresCommandError when it exits non-zero or times out.
