@@ -1,6 +1,7 @@
 /**
  * Property-based test: random histories of faults, heals, time, keeper reports, registrations
- * and operator commands (switchover, promotion, maintenance, dropping a node) over 2–4 node groups. A small model
+ * and operator commands (switchover, promotion, maintenance, dropping a node, a node's
+ * replication quorum) over 2–4 node groups. A small model
  * of the nodes (Postgres, keeper, WAL receiver, the `synchronous_standby_names` a primary runs
  * with) produces the facts; the monitor is `decideUntilStable`, and a command is `decide` on it
  * followed by `decideUntilStable`, as the group driver runs them. After every step the safety
@@ -72,6 +73,8 @@ interface SimNode {
   diedLoudlyMs: number | null;
   /** `pgha drop node` was accepted: the monitor leaves the node out of its facts, and its keeper stops its Postgres. */
   dropped: boolean;
+  /** The node's replication quorum setting (`pgha set node replication-quorum`). */
+  replicationQuorum: boolean;
 }
 
 /** `ANY n (pgha_node_2, pgha_node_3)` → n and the node ids; n = 0 when empty. */
@@ -95,7 +98,8 @@ type Action =
   | { kind: 'switchover' }
   | { kind: 'promotion'; node: number }
   | { kind: 'maintenance'; node: number; enable: boolean; allowFailover: boolean }
-  | { kind: 'drop'; node: number };
+  | { kind: 'drop'; node: number }
+  | { kind: 'quorum'; node: number; on: boolean };
 
 class World {
   nowMs = T0;
@@ -148,6 +152,7 @@ class World {
       everRan: false,
       diedLoudlyMs: null,
       dropped: false,
+      replicationQuorum: true,
     });
   }
 
@@ -280,7 +285,7 @@ class World {
         nodeId: n.nodeId,
         name: `node${n.nodeId}`,
         candidatePriority: n.candidatePriority,
-        replicationQuorum: true,
+        replicationQuorum: n.replicationQuorum,
         reportedState: n.reportedState,
         goalState: n.goalState,
         goalChangedMs: n.goalChangedMs,
@@ -358,13 +363,24 @@ class World {
           ? { type: 'enable-maintenance', nodeId: n!.nodeId, allowFailover: action.allowFailover }
           : { type: 'disable-maintenance', nodeId: n!.nodeId });
       case 'drop': return this.command({ type: 'drop-node', nodeId: n!.nodeId });
+      case 'quorum': {
+        // As the settings route: refused when fewer quorum standbys than number_sync_standbys would be left.
+        const others = this.live().filter((m) => m !== n && m.replicationQuorum && !WRITABLE_STATES.has(m.goalState)).length;
+        if (!action.on && others < this.settings.numberSyncStandbys) {
+          this.rules.add('refused:replication-quorum');
+          return this.decide();
+        }
+        n!.replicationQuorum = action.on;
+        break;
+      }
     }
     this.decide();
   }
 
-  /** Every fault heals; each round, maintenance is disabled where it is on, time passes and every keeper runs. */
+  /** Every fault heals and every node has replication quorum again; each round, maintenance is disabled where it is on, time passes and every keeper runs. */
   healAllAndConverge(rounds: number): void {
     for (const n of this.live()) this.apply({ kind: 'heal', node: n.nodeId });
+    for (const n of this.live()) this.apply({ kind: 'quorum', node: n.nodeId, on: true });
     for (let i = 0; i < rounds; i++) {
       for (const n of this.live()) {
         if (n.goalState === 'maintenance' || n.goalState === 'wait_maintenance') this.command({ type: 'disable-maintenance', nodeId: n.nodeId });
@@ -395,6 +411,7 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'switchover' } as const) },
   { weight: 1, arbitrary: nodeArb.map((node) => ({ kind: 'promotion', node }) as const) },
   { weight: 1, arbitrary: nodeArb.map((node) => ({ kind: 'drop', node }) as const) },
+  { weight: 1, arbitrary: fc.record({ node: nodeArb, on: fc.boolean() }).map((q) => ({ kind: 'quorum', ...q }) as const) },
   {
     weight: 2,
     arbitrary: fc.record({ node: nodeArb, enable: fc.boolean(), allowFailover: fc.boolean() }).map((m) => ({ kind: 'maintenance', ...m }) as const),
@@ -454,16 +471,16 @@ function runScenario({ maxNodes, priorities, numberSyncStandbys, warm, actions }
 }
 
 /**
- * A fixed seed keeps runs reproducible; seed 3 was picked among the first few because its runs
+ * A fixed seed keeps runs reproducible; seed 5 was picked among the first few because its runs
  * reach multi-standby failovers with a lagging or unreachable standby, and every rule in
  * REACHED_RULES (seed 1 did until loud deaths joined the actions, seed 2 until no election
- * starts while every standby's keeper is silent: their runs then no longer reach
- * `fast-forward-done`). To explore further:
+ * starts while every standby's keeper is silent, seed 3 until replication quorum changes joined
+ * them: their runs then no longer reach `fast-forward-done`). To explore further:
  * `PGHA_FC_SEED=random PGHA_FC_RUNS=5000 npx vitest run --project unit property`.
  */
 const RUN_OPTIONS = {
   numRuns: Number(process.env.PGHA_FC_RUNS ?? 300),
-  ...(process.env.PGHA_FC_SEED === 'random' ? {} : { seed: Number(process.env.PGHA_FC_SEED ?? 3) }),
+  ...(process.env.PGHA_FC_SEED === 'random' ? {} : { seed: Number(process.env.PGHA_FC_SEED ?? 5) }),
 };
 /** Rules and refusals the runs must reach, so that the generator keeps exercising what is new. */
 const REACHED_RULES = [
