@@ -28,6 +28,15 @@ export function synchronousStandbyNames(facts: GroupFacts, primaryId: number): s
   return `ANY ${n} (${standbys.map((s) => nodeApplicationName(s.nodeId)).join(', ')})`;
 }
 
+/**
+ * Whether a `synchronous_standby_names` value (as a primary reports it; null or undefined:
+ * none) lists node `nodeId` by its application name. Used by `maintenance-ready` and by
+ * `drop-node`'s refusal.
+ */
+export function listsNode(value: string | null | undefined, nodeId: number): boolean {
+  return parseSynchronousStandbyNames(value ?? '').names.includes(nodeApplicationName(nodeId));
+}
+
 /** What {@link parseSynchronousStandbyNames} reads from a `synchronous_standby_names` value. */
 export interface StandbyNamesSetting {
   /** The number of standbys commits wait for, when the value gives one (`ANY 2 (…)`, `FIRST 1 (…)`, `2 (…)`). */

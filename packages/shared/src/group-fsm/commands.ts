@@ -5,8 +5,7 @@
  * `remove_node`, and the refusals its users know ("no candidate", "already in progress").
  */
 import { formatLsn } from '../lsn.js';
-import { nodeApplicationName } from '../settings.js';
-import { parseSynchronousStandbyNames } from '../standby-names.js';
+import { listsNode } from '../standby-names.js';
 import { ELECTORATE_STATES, MAINTENANCE_STATES, OUTGOING_PRIMARY_STATES, TRANSITION_IN_PROGRESS_STATES, type NodeState } from '../states.js';
 import { describeWinner, elect } from './election.js';
 import type { GroupFacts, NodeFacts, OperatorEvent, PlannedAssignment } from './facts.js';
@@ -29,9 +28,8 @@ function mayHoldLoneCommits(facts: GroupFacts, n: NodeFacts): string | undefined
   const others = facts.nodes.filter((o) => o.nodeId !== n.nodeId && o.replicationQuorum && ELECTORATE_STATES.has(o.goalState));
   if (others.length === 0) return undefined;
   const primary = writableNode(facts);
-  const listed = primary ? parseSynchronousStandbyNames(primary.synchronousStandbyNames ?? '').names.includes(nodeApplicationName(n.nodeId)) : false;
-  if (listed) {
-    return `${describe(n)} is in the synchronous_standby_names of the primary, ${describe(primary!)}: commits acknowledged by it alone may be missing on the other standbys; take it out of synchronous replication first (pgha maintenance enable --name ${n.name}), then drop it`;
+  if (primary && listsNode(primary.synchronousStandbyNames, n.nodeId)) {
+    return `${describe(n)} is in the synchronous_standby_names of the primary, ${describe(primary)}: commits acknowledged by it alone may be missing on the other standbys; take it out of synchronous replication first (pgha maintenance enable --name ${n.name}), then drop it`;
   }
   const best = others.reduce((b, o) => (o.reportedLsn > b.reportedLsn ? o : b));
   if (n.reportedTimeline >= best.reportedTimeline && n.reportedLsn > best.reportedLsn) {

@@ -4,7 +4,6 @@
  * never promote below a commit that synchronous replication acknowledged.
  */
 import { formatLsn } from '../lsn.js';
-import { nodeApplicationName } from '../settings.js';
 import { parseSynchronousStandbyNames } from '../standby-names.js';
 import { ELECTORATE_STATES } from '../states.js';
 import type { GroupFacts, NodeFacts } from './facts.js';
@@ -116,9 +115,4 @@ export function describeWinner(result: { winner: NodeFacts; mostAdvanced: NodeFa
   const w = result.winner;
   const base = `${describe(w)} wins the election (candidate priority ${w.candidatePriority}, LSN ${formatLsn(w.reportedLsn)})`;
   return result.behind ? `${base}; it first fetches the WAL up to ${formatLsn(result.mostAdvanced.reportedLsn)} from ${describe(result.mostAdvanced)}` : base;
-}
-
-/** `application_name` of a node, as in `synchronous_standby_names`. */
-export function appNameOf(node: NodeFacts): string {
-  return nodeApplicationName(node.nodeId);
 }

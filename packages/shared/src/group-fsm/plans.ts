@@ -11,10 +11,10 @@
  */
 import { formatDurationMs } from '../duration.js';
 import { formatLsn } from '../lsn.js';
-import { parseSynchronousStandbyNames } from '../standby-names.js';
+import { listsNode } from '../standby-names.js';
 import { OUTGOING_PRIMARY_STATES, PROMOTION_STATES, STANDBY_STATES, type NodeState } from '../states.js';
 import type { GroupFacts, NodeFacts, PlannedAssignment } from './facts.js';
-import { appNameOf, describeWinner, elect, isEligible, reportingStandbys } from './election.js';
+import { describeWinner, elect, isEligible, reportingStandbys } from './election.js';
 import {
   isCurrentState,
   diedLoudly,
@@ -347,7 +347,7 @@ export const maintenanceReady: Plan = (facts) => {
   const primary = settledPrimary(facts);
   const out = facts.nodes
     .filter((n) => n.goalState === 'wait_maintenance')
-    .filter((n) => !primary || !parseSynchronousStandbyNames(primary.synchronousStandbyNames ?? '').names.includes(appNameOf(n)))
+    .filter((n) => !primary || !listsNode(primary.synchronousStandbyNames, n.nodeId))
     .map((n) => assign(n, 'maintenance', `${describe(n)} is out of synchronous replication: maintenance`));
   return out.length > 0 ? out : undefined;
 };

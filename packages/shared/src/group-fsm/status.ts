@@ -3,7 +3,7 @@
  * `pgha show state` and `pgha show events`. Pure, like the decisions it explains.
  */
 import { formatDurationMs } from '../duration.js';
-import { CANDIDATE_STATES, PROMOTION_STATES } from '../states.js';
+import { CANDIDATE_STATES } from '../states.js';
 import { elect, isEligible } from './election.js';
 import type { GroupFacts } from './facts.js';
 import { isCurrentState, keeperIsAlive, primaryHasFailed, writableNode } from './guards.js';
@@ -41,8 +41,8 @@ export function groupNote(facts: GroupFacts): GroupNote | undefined {
       message: `election waits for ${waiting.map((w) => `node ${w.nodeId} "${w.name}"`).join(', ')} to report its LSN (at most ${formatDurationMs(facts.settings.electionTimeoutMs)})`,
     };
   }
-  // Every voter reported, and still no candidate: what the election says.
-  if (!primary && old && voters.length > 0 && !facts.nodes.some((n) => CANDIDATE_STATES.has(n.goalState))) {
+  // No candidate (no election under way, or every voter reported): what the election says.
+  if (!primary && old && !facts.nodes.some((n) => CANDIDATE_STATES.has(n.goalState))) {
     const result = elect(facts, old);
     if ('why' in result) return { nodeId: old.nodeId, message: result.why };
   }
@@ -51,10 +51,6 @@ export function groupNote(facts: GroupFacts): GroupNote | undefined {
   if (!primary && old && candidate && isEligible(facts, candidate)) {
     const result = elect(facts, old, [candidate]);
     if ('why' in result) return { nodeId: candidate.nodeId, message: result.why };
-  }
-  if (!primary && old && !facts.nodes.some((n) => PROMOTION_STATES.has(n.goalState))) {
-    const result = elect(facts, old);
-    if ('why' in result) return { nodeId: old.nodeId, message: result.why };
   }
   return undefined;
 }
