@@ -34,6 +34,14 @@ export interface NodeFacts {
   /** Keeper's view on a primary: the `synchronous_standby_names` Postgres runs with. */
   readonly synchronousStandbyNames?: string | null;
   /**
+   * Keeper's view on a cleanly stopped primary: where its shutdown checkpoint starts, read from
+   * its control file once that says `shut down` (`pg_controldata`'s "Latest checkpoint
+   * location"). Nothing is written after that record, so every commit the primary ever made,
+   * acknowledged or not, lies before it. Null or absent while Postgres runs or shuts down, after
+   * a crash, on a standby (`shut down in recovery`), and from an older keeper.
+   */
+  readonly shutdownCheckpointLsn?: Lsn | null;
+  /**
    * When the operator asked for a restart of the node's Postgres that its keeper has not
    * reported done yet (`pgha perform restart`, see `restartingOnRequest`); null or absent when
    * none is under way.
