@@ -133,6 +133,14 @@ export const OUTGOING_PRIMARY_STATES: ReadonlySet<NodeState> = new Set<NodeState
 ]);
 
 /**
+ * Goal states of a primary leaving in a planned switchover ({@link OUTGOING_PRIMARY_STATES}
+ * but `demote_timeout`): its keeper stops Postgres cleanly, with a checkpoint first, and
+ * reports its shutdown checkpoint (`NodeFacts.shutdownCheckpointLsn`), which the candidate's
+ * promotion waits for (`switchoverProof`).
+ */
+export const PLANNED_STOP_STATES: ReadonlySet<NodeState> = new Set<NodeState>(['draining', 'prepare_maintenance']);
+
+/**
  * Goal states of a primary that is being fenced or has been fenced (`draining`,
  * `demote_timeout`, `demoted`). Used by the keeper's transition table.
  */

@@ -60,6 +60,8 @@ export interface NodeSpec {
   synchronousStandbyNames?: string;
   /** The monitor saw the node die loudly just now, after its keeper's last report (`NodeFacts.diedLoudlyMs`). */
   diedLoudly?: boolean;
+  /** On a stopped primary: where its shutdown checkpoint starts, as its keeper reports it (default: left out). */
+  shutdownCheckpointLsn?: string | bigint | number;
 }
 
 /** Options of {@link groupFacts}. */
@@ -165,6 +167,7 @@ export class GroupFactsBuilder {
       ...(s.goalChangedAgoMs !== undefined ? { goalChangedMs: this.nowMs - s.goalChangedAgoMs } : {}),
       ...(s.synchronousStandbyNames !== undefined ? { synchronousStandbyNames: s.synchronousStandbyNames } : {}),
       ...(s.diedLoudly ? { diedLoudlyMs: this.nowMs } : {}),
+      ...(s.shutdownCheckpointLsn !== undefined ? { shutdownCheckpointLsn: toLsnValue(s.shutdownCheckpointLsn) } : {}),
     });
     return this;
   }

@@ -12,6 +12,8 @@
 import fc from 'fast-check';
 import {
   DEFAULT_FORMATION_SETTINGS,
+  OUTGOING_PRIMARY_STATES,
+  PLANNED_STOP_STATES,
   STANDBY_STATES,
   WRITABLE_STATES,
   decide,
@@ -33,8 +35,11 @@ import { applyInOrder, checkDecision } from './simulate.js';
 const PG_STOPPED_STATES: ReadonlySet<NodeState> = new Set(['init', 'wait_standby', 'draining', 'demote_timeout', 'demoted', 'prepare_maintenance']);
 /** States in which the keeper leaves Postgres as it is (running or not). */
 const PG_LEFT_ALONE_STATES: ReadonlySet<NodeState> = new Set(['maintenance']);
-/** States in which Postgres streams from the primary through its WAL receiver (see `World.upstream`). */
-const FOLLOWING: ReadonlySet<NodeState> = new Set(['catchingup', 'secondary', 'join_secondary', 'wait_maintenance']);
+/**
+ * States in which Postgres streams from the primary through its WAL receiver (see
+ * `World.upstream`); a candidate still does until the switchover's old primary stops.
+ */
+const FOLLOWING: ReadonlySet<NodeState> = new Set(['catchingup', 'secondary', 'join_secondary', 'wait_maintenance', 'prepare_promotion']);
 /** States in which the node's Postgres is a standby's, whatever it was before. */
 const STANDBY_POSTGRES: ReadonlySet<NodeState> = new Set([...STANDBY_STATES, 'wait_maintenance']);
 /** States in which the keeper applies the monitor's `synchronous_standby_names`. */
@@ -60,12 +65,15 @@ interface SimNode {
   timeline: number;
   /** The `synchronous_standby_names` Postgres runs with ('' on a standby or with sync off). */
   syncNames: string;
+  /** Where its shutdown checkpoint starts, once a planned stop stopped it cleanly; null while it runs and after a crash. */
+  shutdownLsn: bigint | null;
   // The keeper's last report.
   lastReportMs: number | null;
   reportedPgRunning: boolean;
   reportedLsn: bigint;
   reportedTimeline: number;
   reportedSyncNames: string | null;
+  reportedShutdownLsn: bigint | null;
   upstreamStreaming: boolean;
   lastStreamingMs: number | null;
   everRan: boolean;
@@ -142,11 +150,13 @@ class World {
       lsn: 0n,
       timeline: 1,
       syncNames: '',
+      shutdownLsn: null,
       lastReportMs: this.nowMs,
       reportedPgRunning: false,
       reportedLsn: 0n,
       reportedTimeline: 1,
       reportedSyncNames: null,
+      reportedShutdownLsn: null,
       upstreamStreaming: false,
       lastStreamingMs: null,
       everRan: false,
@@ -163,11 +173,13 @@ class World {
 
   /**
    * The node the monitor wants writable, if it actually runs as a primary (a new primary once it
-   * has promoted): the one standbys stream from. Its keeper need not be up.
+   * has promoted): the one standbys stream from. Its keeper need not be up. While none is
+   * wanted, the outgoing primary of a switchover, until it stops.
    */
   upstream(): SimNode | undefined {
+    const runs = (p: SimNode | undefined): SimNode | undefined => (p && p.pgRunning && !p.linkBroken && WRITABLE_STATES.has(p.reportedState) ? p : undefined);
     const p = this.live().find((n) => WRITABLE_STATES.has(n.goalState));
-    return p && p.pgRunning && !p.linkBroken && WRITABLE_STATES.has(p.reportedState) ? p : undefined;
+    return p ? runs(p) : runs(this.live().find((n) => OUTGOING_PRIMARY_STATES.has(n.goalState)));
   }
 
   streams(n: SimNode): boolean {
@@ -210,7 +222,10 @@ class World {
     if (n.pgFault) n.pgRunning = false;
     else if (!PG_STOPPED_STATES.has(n.reportedState) && !PG_LEFT_ALONE_STATES.has(n.reportedState)) n.pgRunning = true;
     if (n.goalState !== n.reportedState) this.reachGoal(n);
-    if (n.pgRunning) n.everRan = true;
+    if (n.pgRunning) {
+      n.everRan = true;
+      n.shutdownLsn = null;
+    }
     if (n.reportedState === 'fast_forward') this.fastForward(n);
     // A primary applies the synchronous_standby_names the monitor computes; join_primary keeps what runs.
     if (SYNC_STATES.has(n.reportedState)) n.syncNames = synchronousStandbyNames(this.facts(), n.nodeId);
@@ -223,6 +238,7 @@ class World {
     n.reportedLsn = n.lsn;
     n.reportedTimeline = n.timeline;
     n.reportedSyncNames = n.pgRunning && WRITABLE_STATES.has(n.reportedState) ? n.syncNames : null;
+    n.reportedShutdownLsn = n.pgRunning ? null : n.shutdownLsn;
     n.upstreamStreaming = streaming;
     if (streaming) n.lastStreamingMs = this.nowMs;
   }
@@ -241,6 +257,12 @@ class World {
   private reachGoal(n: SimNode): void {
     const goal = n.goalState;
     if (PG_STOPPED_STATES.has(goal)) {
+      if (PLANNED_STOP_STATES.has(goal) && n.pgRunning && WRITABLE_STATES.has(n.reportedState)) {
+        // A clean stop: the walsenders send the last WAL to every standby streaming it, and the
+        // control file keeps where the shutdown checkpoint starts.
+        this.replicate();
+        n.shutdownLsn = n.lsn;
+      }
       n.pgRunning = false;
       n.reportedState = goal;
       return;
@@ -297,6 +319,7 @@ class World {
         lastStreamingMs: n.lastStreamingMs,
         health: this.probeHealth(n),
         synchronousStandbyNames: n.reportedSyncNames,
+        shutdownCheckpointLsn: n.reportedShutdownLsn === null ? null : lsn(n.reportedShutdownLsn),
         diedLoudlyMs: n.diedLoudlyMs,
       })),
     };
@@ -487,7 +510,7 @@ const REACHED_RULES = [
   'failover-start', 'election', 'fast-forward-done', 'promote-candidate', 'promotion-done', 'standby-caught-up',
   'perform-switchover', 'perform-promotion', 'enable-maintenance', 'disable-maintenance', 'maintenance-ready', 'sync-standby-gone',
   'refused:perform-switchover', 'refused:enable-maintenance',
-  'drop-node', 'lone-primary-single', 'refused:drop-node',
+  'drop-node', 'lone-primary-single', 'refused:drop-node', 'switchover-election',
 ];
 /** Room for the runs and for shrinking a counterexample. */
 const PROPERTY_TIMEOUT_MS = Math.max(20_000, RUN_OPTIONS.numRuns * 50);
@@ -539,6 +562,39 @@ describe('random fault histories (fast-check)', () => {
     expect(world.nodes.filter((n) => n.nodeId !== 1 && WRITABLE_STATES.has(n.goalState)), world.log.join('\n')).toHaveLength(1);
     expect(world.lostWrites).toEqual([]);
     expect(world.violations).toEqual([]);
+  });
+
+  it('a switchover to a standby whose stream broke just before, while the other standby acknowledged commits alone: nothing acknowledged is lost', () => {
+    // ANY 1 (node 2, node 3): node 2's stream breaks, node 3 alone acknowledges the commits of the next 100 ms.
+    const world = new World(3, [50, 50, 50]);
+    world.healAllAndConverge(10);
+    expect(world.summary(), world.log.join('\n')).toBe('1:primary/primary 2:secondary/secondary 3:secondary/secondary');
+    world.apply({ kind: 'breakStreaming', node: 2 });
+    world.apply({ kind: 'advance', ms: 100 });
+    world.apply({ kind: 'promotion', node: 2 });
+    // The old primary stops and the candidate reports before node 3 does: the monitor's LSN of node 3 is from before its last acknowledgements.
+    world.apply({ kind: 'tickOne', node: 1 });
+    world.apply({ kind: 'tickOne', node: 2 });
+    world.apply({ kind: 'tickOne', node: 2 });
+    for (let i = 0; i < 10; i++) { world.apply({ kind: 'tick' }); world.apply({ kind: 'advance', ms: 100 }); }
+    expect(world.lostWrites, world.log.join('\n')).toEqual([]);
+    expect(world.violations).toEqual([]);
+    // An election among LSNs reported after the old primary stopped decides; the group converges.
+    expect(world.rules.has('switchover-election'), world.log.join('\n')).toBe(true);
+    world.healAllAndConverge(20);
+    expect(world.live().filter((n) => n.goalState === 'primary' && n.reportedState === 'primary'), world.log.join('\n')).toHaveLength(1);
+    expect(world.lostWrites).toEqual([]);
+  });
+
+  it('a switchover whose candidate streams until the old primary stops: promoted on its shutdown checkpoint, without an election', () => {
+    const world = new World(3, [50, 50, 50]);
+    world.healAllAndConverge(10);
+    world.apply({ kind: 'promotion', node: 2 });
+    for (let i = 0; i < 6; i++) { world.apply({ kind: 'advance', ms: 100 }); world.apply({ kind: 'tick' }); }
+    expect(world.nodes[1]!.goalState, world.log.join('\n')).toMatch(/primary/);
+    expect(world.rules.has('promote-candidate'), world.log.join('\n')).toBe(true);
+    expect(world.rules.has('switchover-election'), world.log.join('\n')).toBe(false);
+    expect(world.lostWrites).toEqual([]);
   });
 
   it('the machine of a healthy primary dies: the model fails over and the old primary rejoins', () => {

@@ -77,12 +77,16 @@ describe('safety regressions', () => {
       .build();
     expect(decideUntilStable(facts).filter((a) => a.goalState === 'stop_replication')).toEqual([]);
     expect(groupNote(facts)?.message).toBe('no promotion: 1 of 2 synchronous standbys reported and 2 are needed to be sure to keep every acknowledged commit (silent: node 3 "node3")');
-    // Node 3's keeper reports again, no further than the candidate: the promotion goes on.
-    const heard = groupFacts()
-      .primary({ reportedState: 'primary', goalState: 'draining', diedLoudly: true, synchronousStandbyNames: 'ANY 1 (pgha_node_2, pgha_node_3)' })
-      .standby({ state: 'prepare_promotion' })
-      .standby({ streaming: false, notStreamingForMs: 100 })
-      .build();
-    expect(decideUntilStable(heard).map((a) => [a.nodeId, a.goalState])).toContainEqual([2, 'stop_replication']);
+    // Node 3's keeper reports again, no further than the candidate. The old primary died during
+    // its stop, so its last WAL is not known: the election decides, among LSNs reported from
+    // now on, and the promotion goes on.
+    const old = { reportedState: 'primary', goalState: 'draining', diedLoudly: true, synchronousStandbyNames: 'ANY 1 (pgha_node_2, pgha_node_3)' } as const;
+    const heard = groupFacts().primary(old).standby({ state: 'prepare_promotion' }).standby({ streaming: false, notStreamingForMs: 100 }).build();
+    expect(decideUntilStable(heard).map((a) => [a.nodeId, a.goalState, a.rule])).toEqual([
+      [2, 'report_lsn', 'switchover-election'],
+      [3, 'report_lsn', 'switchover-election'],
+    ]);
+    const voted = groupFacts().primary(old).standby({ state: 'report_lsn' }).standby({ state: 'report_lsn', streaming: false, notStreamingForMs: 100 }).build();
+    expect(decideUntilStable(voted).map((a) => [a.nodeId, a.goalState])).toContainEqual([2, 'prepare_promotion']);
   });
 });

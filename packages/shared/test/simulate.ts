@@ -8,6 +8,7 @@
  */
 import {
   CANDIDATE_STATES,
+  PLANNED_STOP_STATES,
   STANDBY_STATES,
   WRITABLE_STATES,
   applyAssignments,
@@ -141,6 +142,8 @@ export function applyInOrder(facts: GroupFacts, assignments: readonly Assignment
  * What a keeper's Postgres looks like once it has reached `goal` (what its report then says),
  * given the other nodes' last reports:
  * - `draining`, `prepare_maintenance`, `demote_timeout`, `demoted`: Postgres stopped, not streaming;
+ *   a planned stop (`draining`, `prepare_maintenance`) of a running primary also reports its
+ *   shutdown checkpoint, at its last reported LSN;
  * - `fast_forward`: it fetched the WAL of the most advanced other standby that runs (its upstream);
  * - `join_secondary`, `catchingup`: it streams from the new primary once that one is settled
  *   (reported its writable goal), at its LSN and timeline; until then it keeps its LSN;
@@ -152,7 +155,11 @@ export function applyInOrder(facts: GroupFacts, assignments: readonly Assignment
  */
 export function keeperEffects(facts: GroupFacts, nodeId: number, goal: NodeState): Partial<NodeFacts> {
   const node = nodeOf(facts, nodeId);
-  if (STOPPED_GOALS.has(goal)) return { postgresRunning: false, upstreamStreaming: false };
+  if (STOPPED_GOALS.has(goal)) {
+    // A planned stop of a running primary is clean: its control file keeps where the shutdown checkpoint starts.
+    const clean = PLANNED_STOP_STATES.has(goal) && node.postgresRunning && WRITABLE_STATES.has(node.reportedState);
+    return { postgresRunning: false, upstreamStreaming: false, ...(clean ? { shutdownCheckpointLsn: node.reportedLsn } : {}) };
+  }
   switch (goal) {
     case 'fast_forward': {
       const upstream = facts.nodes

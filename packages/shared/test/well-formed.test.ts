@@ -44,6 +44,15 @@ const FIXTURES: Record<RuleId, { facts: GroupFacts; phase: GroupPhase }> = {
     phase: 'steady',
     facts: groupFacts().primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' }).standby(orphanStandby).build(),
   },
+  'switchover-election': {
+    // The candidate's stream broke before the old primary's last WAL, which node 3 may hold.
+    phase: 'failover',
+    facts: groupFacts()
+      .primary({ state: 'draining', postgresRunning: false, lsn: '0/6000000', shutdownCheckpointLsn: '0/6000000' })
+      .standby({ state: 'prepare_promotion', lsn: '0/5000000', streaming: false })
+      .standby({ state: 'secondary', lsn: '0/5000000' })
+      .build(),
+  },
   'promote-candidate': {
     phase: 'failover',
     facts: groupFacts().primary({ ...deadPrimary, reportedState: 'primary', goalState: 'demote_timeout' }).standby({ ...orphanStandby, state: 'prepare_promotion' }).build(),

@@ -149,6 +149,7 @@ export const groupMachine = setup({
           rule('election'),
           rule('fast-forward-done'),
           rule('candidate-behind'),
+          rule('switchover-election'),
           rule('promote-candidate'),
           rule('promotion-done', 'steady'),
           rule('failover-start'),

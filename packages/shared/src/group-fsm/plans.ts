@@ -12,7 +12,7 @@
 import { formatDurationMs } from '../duration.js';
 import { formatLsn } from '../lsn.js';
 import { listsNode } from '../standby-names.js';
-import { OUTGOING_PRIMARY_STATES, PROMOTION_STATES, STANDBY_STATES, type NodeState } from '../states.js';
+import { OUTGOING_PRIMARY_STATES, PLANNED_STOP_STATES, PROMOTION_STATES, STANDBY_STATES, type NodeState } from '../states.js';
 import type { GroupFacts, NodeFacts, PlannedAssignment } from './facts.js';
 import { describeWinner, elect, isEligible, reportingStandbys } from './election.js';
 import {
@@ -241,18 +241,106 @@ export const fastForwardDone: Plan = (facts) => {
   return [assign(winner, 'prepare_promotion', `${describe(winner)} has the most advanced WAL (LSN ${formatLsn(winner.reportedLsn)})`)];
 };
 
+/** What {@link switchoverProof} finds. */
+export type SwitchoverProof =
+  /** Not a switchover that needs it (see {@link switchoverProof}). */
+  | { verdict: 'unneeded' }
+  /** The candidate reported WAL at or past the old primary's shutdown checkpoint. */
+  | { verdict: 'proven' }
+  /** Not yet: the shutdown checkpoint is still to be reported, or the candidate still streams it. */
+  | { verdict: 'waiting' }
+  /** It will not be proven: an election must decide ({@link switchoverElection}); `why` says why. */
+  | { verdict: 'unprovable'; why: string };
+
+/**
+ * Whether a switchover's `candidate` is known to hold every commit the outgoing primary `old`
+ * acknowledged. The standbys' LSNs the monitor holds were reported before the old primary
+ * stopped: a standby of the synchronous set may since have acknowledged commits the candidate
+ * lacks (`ANY 1 (…)` with the candidate's stream broken just before, well within the
+ * timeouts that would call it unhealthy). So, in a planned switchover (`old` in
+ * `draining` or `prepare_maintenance`) where another node is a `secondary`, the candidate is
+ * promoted only once it reports WAL at or past the old primary's shutdown checkpoint
+ * (`NodeFacts.shutdownCheckpointLsn`: every commit lies before it), and an election decides
+ * when that cannot come: the old primary stopped without a shutdown checkpoint (a crash, or
+ * a keeper too old to report it) or went silent with its Postgres down, or the candidate no
+ * longer streams and lacks WAL before the checkpoint.
+ *
+ * Not needed (`unneeded`): in a failover (`demote_timeout`), and once an election runs (a node in
+ * `report_lsn`): the voters reported their LSNs after the old primary was fenced; with no
+ * other `secondary`, the election's count of the synchronous set (`elect`) stands alone, as
+ * in a failover of two nodes.
+ */
+export function switchoverProof(facts: GroupFacts, old: NodeFacts | undefined, candidate: NodeFacts): SwitchoverProof {
+  if (!old || !PLANNED_STOP_STATES.has(old.goalState)) return { verdict: 'unneeded' };
+  if (facts.nodes.some((n) => n.goalState === 'report_lsn')) return { verdict: 'unneeded' };
+  if (!facts.nodes.some((n) => n.nodeId !== old.nodeId && n.nodeId !== candidate.nodeId && n.goalState === 'secondary')) return { verdict: 'unneeded' };
+  const end = old.shutdownCheckpointLsn ?? null;
+  if (end !== null) {
+    if (candidate.reportedLsn >= end) return { verdict: 'proven' };
+    if (candidate.upstreamStreaming) return { verdict: 'waiting' };
+    return {
+      verdict: 'unprovable',
+      why: `${describe(candidate)} has WAL up to ${formatLsn(candidate.reportedLsn)} and no longer streams, short of the shutdown checkpoint of ${describe(old)} at ${formatLsn(end)}`,
+    };
+  }
+  if (keeperIsAlive(facts, old) ? old.reportedState === old.goalState && !old.postgresRunning : postgresIsDown(facts, old)) {
+    return {
+      verdict: 'unprovable',
+      why: `${describe(old)} stopped without reporting a shutdown checkpoint (${keeperIsAlive(facts, old) ? 'its Postgres did not shut down cleanly' : 'its keeper is silent and its Postgres down'}), so its last WAL is not known`,
+    };
+  }
+  return { verdict: 'waiting' };
+}
+
+/**
+ * Rule `switchover-election`: the outgoing primary of a switchover is fenced and its
+ * candidate, in `prepare_promotion`, cannot be shown to hold every acknowledged commit
+ * ({@link switchoverProof} is `unprovable`): the candidate and every other `secondary` report
+ * their LSN (`report_lsn`) and the election decides, as after a failure (rule `election`),
+ * among LSNs reported after the old primary stopped.
+ */
+export const switchoverElection: Plan = (facts) => {
+  const candidate = facts.nodes.find((n) => isCurrentState(n, 'prepare_promotion'));
+  const old = outgoingPrimary(facts);
+  if (!candidate || !old || !outgoingIsFenced(facts, old)) return undefined;
+  const proof = switchoverProof(facts, old, candidate);
+  if (proof.verdict !== 'unprovable') return undefined;
+  const voters = [candidate, ...facts.nodes.filter((n) => n.nodeId !== old.nodeId && n.nodeId !== candidate.nodeId && n.goalState === 'secondary')];
+  return nonEmpty(voters.map((v) => assign(v, 'report_lsn', `${describe(v)} reports its LSN for an election: ${proof.why}`)), facts);
+};
+
+/**
+ * The nodes whose keepers should report now rather than at the end of their report interval
+ * (the monitor answers their held reports at once): a switchover's candidate whose LSN is all
+ * the promotion waits for ({@link switchoverProof} `waiting` with the old primary's shutdown
+ * checkpoint known), when it has not reported since the old primary last did.
+ *
+ * @returns node ids, none most of the time.
+ */
+export function reportsWanted(facts: GroupFacts): number[] {
+  const candidate = facts.nodes.find((n) => isCurrentState(n, 'prepare_promotion'));
+  const old = outgoingPrimary(facts);
+  if (!candidate || !old || (old.shutdownCheckpointLsn ?? null) === null) return [];
+  if (switchoverProof(facts, old, candidate).verdict !== 'waiting') return [];
+  return (candidate.lastReportMs ?? 0) <= (old.lastReportMs ?? 0) ? [candidate.nodeId] : [];
+}
+
 /**
  * Rule `promote-candidate`: the candidate reached `prepare_promotion`, is still eligible and
  * at or past every reporting standby's LSN, enough of the synchronous set still reports for one
- * of them to hold every acknowledged commit (the election's rule, `elect`), and the outgoing
- * primary can no longer acknowledge commits (see `outgoingIsFenced`): promote. In a failover there is no demote timeout to wait
- * out: the old primary ran with synchronous replication on.
+ * of them to hold every acknowledged commit (the election's rule, `elect`), the outgoing
+ * primary can no longer acknowledge commits (see `outgoingIsFenced`), and, in a switchover,
+ * the candidate holds the old primary's last WAL ({@link switchoverProof}): promote. In a
+ * failover there is no demote timeout to wait out: the old primary ran with synchronous
+ * replication on.
  */
 export const promoteCandidate: Plan = (facts) => {
   const candidate = facts.nodes.find((n) => isCurrentState(n, 'prepare_promotion'));
   const old = outgoingPrimary(facts);
   if (!candidate || !outgoingIsFenced(facts, old) || !isEligible(facts, candidate)) return undefined;
   if (reportingStandbys(facts, old).some((r) => r.reportedLsn > candidate.reportedLsn)) return undefined;
+  const proof = switchoverProof(facts, old, candidate).verdict;
+  if (proof === 'waiting' || proof === 'unprovable') return undefined;
   // The election's acknowledged-commit rule still holds now: a member of the synchronous set
   // that fell silent since the candidate was chosen may hold a commit no reporting standby has.
   if ('why' in elect(facts, old, [candidate])) return undefined;
@@ -412,6 +500,7 @@ export const PLANS = {
   'standby-failed': standbyFailed,
   'failover-start': failoverStart,
   'election-restart': electionRestart,
+  'switchover-election': switchoverElection,
   'promote-candidate': promoteCandidate,
   'candidate-changed': candidateChanged,
   election,
