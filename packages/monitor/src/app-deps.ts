@@ -14,6 +14,7 @@ import type { MonitorStore, StoreNotifier } from './store/store-port.js';
 import type { CatalogueReader } from './formation/postgres-parameters.js';
 import type { KeyAndCertificate } from './tls/certificates.js';
 import type { LoudDeathWatch } from './prober/loud-death-watch.js';
+import type { ReportNudges } from './report-nudges.js';
 
 /** What the routes need. */
 export interface AppDeps {
@@ -55,6 +56,11 @@ export interface AppDeps {
    * asks that keeper to report. Undefined: no watch (tests of the routes alone).
    */
   loudDeaths?: LoudDeathWatch;
+  /**
+   * Keepers asked to report at once (`report-nudges.ts`): a held report or goal long-poll of
+   * theirs is answered at once. Undefined: none is ever asked (tests of the routes alone).
+   */
+  nudges?: ReportNudges;
   /** The metrics `GET /metrics` serves; a new set (without process metrics) when undefined. */
   metrics?: MonitorMetrics;
 }

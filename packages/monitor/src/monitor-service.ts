@@ -26,6 +26,7 @@ import { ReportBatcher } from './driver/report-batcher.js';
 import { loadMonitorConfig, monitorPaths, parseListen, type MonitorConfig } from './monitor-config.js';
 import { HealthProber } from './prober/health-prober.js';
 import { LoudDeathWatch, readLoudDeathTarget } from './prober/loud-death-watch.js';
+import { ReportNudges } from './report-nudges.js';
 import { MonitorMetrics } from './metrics/monitor-metrics.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { etcdConnectionOf, openConfiguredStore, storeConnection } from './store/open-store.js';
@@ -179,7 +180,12 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   const reports = new ReportBatcher(store, driver, lag);
   const metrics = new MonitorMetrics({ processMetrics: true });
   const prober = new HealthProber(store.probes, driver, log.child({ component: 'prober' }), DEFAULT_FORMATION_SETTINGS.healthProbeIntervalMs, probeCa, (node) => metrics.probeFailed(node));
+  const nudges = new ReportNudges();
+  driver.askReports = (nodeIds) => {
+    for (const nodeId of nodeIds) nudges.ask(nodeId);
+  };
   const loudDeaths = new LoudDeathWatch({
+    nudges,
     target: (nodeId) => readLoudDeathTarget(store, nodeId),
     decidesFor: (formationId) => driver.decidesFor(formationId),
     evaluate: (formationId, groupId) => driver.evaluate(formationId, groupId, 'health').catch((err: Error) => log.warn({ err: err.message, formation: formationId, group: groupId }, 'evaluation after a loud death failed')),
@@ -234,7 +240,7 @@ async function serveMonitor(config: MonitorConfig, log: Logger, options: { timer
   prober.start();
   const monitors = ha?.monitors ?? singleMonitorProvider(url, async () => (await store.formations.list()).map((f) => f.formationId));
   const app = buildApp(
-    { store, driver, reports, notifier, log, auth, metrics, monitors, loudDeaths, postgresCatalogue: probeCatalogueReader(probeCa), ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
+    { store, driver, reports, notifier, log, auth, metrics, monitors, loudDeaths, nudges, postgresCatalogue: probeCatalogueReader(probeCa), ...(certificateAuthority ? { certificateAuthority } : {}), ...(ha ? { ha: { leadership: ha.leadership, ...(probeCa ? { ca: probeCa } : {}) } } : {}) },
     https,
   );
 

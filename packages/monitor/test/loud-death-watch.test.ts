@@ -8,6 +8,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LOUD_DEATH_CONFIRM_MS, LoudDeathWatch, portRefuses, type LoudDeathTarget } from '../src/prober/loud-death-watch.js';
+import { ReportNudges } from '../src/report-nudges.js';
 
 const TARGET: LoudDeathTarget = {
   nodeId: 1,
@@ -50,6 +51,7 @@ async function connection(): Promise<{ keeper: Socket; monitor: Socket }> {
 function watchWith(refuses: (host: string, port: number) => boolean, options: { decides?: boolean } = {}) {
   const evaluated: string[] = [];
   const attempts: string[] = [];
+  const nudges = new ReportNudges();
   const watch = new LoudDeathWatch({
     target: async (nodeId) => (nodeId === 1 ? TARGET : undefined),
     decidesFor: () => options.decides ?? true,
@@ -57,12 +59,13 @@ function watchWith(refuses: (host: string, port: number) => boolean, options: { 
       evaluated.push(`${formationId}/${groupId}`);
     },
     log: pino({ level: 'silent' }),
+    nudges,
     portRefuses: async (host, port) => {
       attempts.push(`${host}:${port}`);
       return refuses(host, port);
     },
   });
-  return { watch, evaluated, attempts };
+  return { watch, evaluated, attempts, nudges };
 }
 
 /** Waits until `check` holds, or fails after `timeoutMs`. */
@@ -80,9 +83,9 @@ const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('LoudDeathWatch', () => {
   it('the keeper closes its only connection and both ports refuse twice: the node died loudly, its group is evaluated and its peers are asked to report', async () => {
     const { keeper, monitor } = await connection();
-    const { watch, evaluated, attempts } = watchWith(() => true);
+    const { watch, evaluated, attempts, nudges } = watchWith(() => true);
     watch.keeperRequest(1, monitor);
-    const peer = watch.nudgeWaiter(2, 10_000);
+    const peer = nudges.waiter(2, 10_000);
     let nudged = false;
     void peer.promise.then(() => (nudged = true));
     const closedAt = Date.now();

@@ -63,6 +63,16 @@ describe('switchover proof', () => {
     expect(proof(silent)).toBe('unprovable');
   });
 
+  it('unprovable: electionTimeoutMs after the switchover began, the candidate has not reported the checkpoint (a WAL receiver that hangs while it says it streams)', () => {
+    const { electionTimeoutMs } = DEFAULT_FORMATION_SETTINGS;
+    expect(proof(facts({ ...stopped, goalChangedAgoMs: electionTimeoutMs - 1 }, { streaming: true }))).toBe('waiting');
+    const late = facts({ ...stopped, goalChangedAgoMs: electionTimeoutMs }, { streaming: true });
+    expect(proof(late)).toBe('unprovable');
+    expect(rules(late)).toEqual(['2:report_lsn:switchover-election', '3:report_lsn:switchover-election']);
+    // Proven all the same when the candidate has it.
+    expect(proof(facts({ ...stopped, goalChangedAgoMs: electionTimeoutMs }, { lsn: '0/6000000' }))).toBe('proven');
+  });
+
   it('unneeded: two nodes (the synchronous standby is the candidate), a failover, or an election already under way', () => {
     expect(proof(facts(stopped, { streaming: false }, null))).toBe('unneeded');
     expect(rules(facts(stopped, { streaming: false }, null))).toContain('2:stop_replication:promote-candidate');

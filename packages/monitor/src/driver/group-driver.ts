@@ -6,7 +6,7 @@
  * the monitor's own lag (`monitor-lag.ts`).
  */
 import type { Logger } from 'pino';
-import { ConflictError, applyAssignments, decide, decideUntilStable, groupNote, type Assignment, type EvaluateEvent, type GroupFacts, type OperatorEvent } from '@pgha/shared';
+import { ConflictError, applyAssignments, decide, decideUntilStable, groupNote, reportsWanted, type Assignment, type EvaluateEvent, type GroupFacts, type OperatorEvent } from '@pgha/shared';
 import { GROUP_NOTE_RULE, nodeEvent } from '../store/event-records.js';
 import { formationSettings, groupFacts } from '../store/group-facts.js';
 import { groupKey, type FormationRecord, type GroupRead, type NodeRecord } from '../store/records.js';
@@ -62,6 +62,13 @@ export class GroupDriver {
   diedLoudlyMs: (nodeId: number) => number | null = () => null;
 
   /**
+   * Asks keepers to report at once (`ReportNudges.ask`): after each decision, the nodes whose
+   * report the group waits for (`reportsWanted`: a switchover's candidate whose LSN is all its
+   * promotion needs), so that it comes now and not at the end of their report interval.
+   */
+  askReports: (nodeIds: readonly number[]) => void = () => undefined;
+
+  /**
    * Whether a group's decision may be skipped when nothing but the time and the LSN changed
    * (`steady-group.ts`): it is steady, and none of its nodes died loudly (a fact this monitor
    * keeps in memory, not in the store).
@@ -108,7 +115,10 @@ export class GroupDriver {
     if (nodes.length === 0) return { assignments: [], formation, nodes };
     const facts = groupFacts(formation, group.groupId, nodes, nowMs, this.lag.lagMs(), this.diedLoudlyMs);
     const assignments = decideUntilStable(facts, { type: 'evaluate', cause });
-    await this.recordNote(tx, group, applyAssignments(facts, assignments));
+    const after = applyAssignments(facts, assignments);
+    await this.recordNote(tx, group, after);
+    const wanted = reportsWanted(after);
+    if (wanted.length > 0) this.askReports(wanted);
     let revisions: ReadonlyMap<number, string> = new Map();
     if (assignments.length > 0) {
       revisions = await tx.goals.assign(group, nodes, assignments);

@@ -30,8 +30,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { NotFoundError, formatDurationMs, formatHostPort, parseHostPort } from '@pgha/shared';
 import { delay } from '@pgha/postgres';
-import { addWaiter, wake } from '../store/waiters.js';
-import type { MonitorStore, Waiter } from '../store/store-port.js';
+import type { ReportNudges } from '../report-nudges.js';
+import type { MonitorStore } from '../store/store-port.js';
 import { formationSettings } from '../store/group-facts.js';
 import { tcpConnect } from './health-prober.js';
 
@@ -70,6 +70,8 @@ export interface LoudDeathWatchOptions {
   /** Evaluates the node's group at once (`GroupDriver.evaluate`); its errors are logged. */
   evaluate(formationId: string, groupId: number): Promise<unknown>;
   log: Logger;
+  /** Where the watch asks the other keepers of a dead node's group to report at once. */
+  nudges: ReportNudges;
   /** Whether a port refuses connections (the default: {@link portRefuses}); tests give their own. */
   portRefuses?: (host: string, port: number, timeoutMs: number) => Promise<boolean>;
 }
@@ -98,8 +100,6 @@ export class LoudDeathWatch {
   private readonly watching = new Set<number>();
   /** Loud deaths: node id → when (`Date.now()`, ms). */
   private readonly deaths = new Map<number, number>();
-  /** Goal long-polls to answer at once ({@link nudgeWaiter}). */
-  private readonly nudges = new Map<number, Set<() => void>>();
   private stopped = false;
   private readonly refuses: (host: string, port: number, timeoutMs: number) => Promise<boolean>;
 
@@ -140,11 +140,6 @@ export class LoudDeathWatch {
     if (at === undefined || at > startedAtMs) return;
     this.deaths.delete(nodeId);
     this.options.log.info({ nodeId }, `node ${nodeId}'s Postgres answers the probe again: its loud death no longer counts`);
-  }
-
-  /** Resolved when the watch asks node `nodeId`'s keeper to report at once, or after `timeoutMs`. */
-  nudgeWaiter(nodeId: number, timeoutMs: number): Waiter {
-    return addWaiter(this.nudges, nodeId, timeoutMs);
   }
 
   /** Stops watching (the monitor stops: the connections it closes are not deaths). */
@@ -207,7 +202,7 @@ export class LoudDeathWatch {
         `node ${nodeId} "${target.name}" died loudly: its keeper's connections closed ${formatDurationMs(Math.round(performance.now() - closedAtMs))} ago, and its keeper (${target.httpAddress}) and its Postgres (${formatHostPort(target.host, target.port)}) refuse connections, twice ${formatDurationMs(LOUD_DEATH_CONFIRM_MS)} apart`,
       );
       // The other keepers report now: a standby says whether it still streams from the node.
-      for (const peer of target.peerNodeIds) wake(this.nudges, peer);
+      for (const peer of target.peerNodeIds) this.options.nudges.ask(peer);
       await this.options.evaluate(target.formationId, target.groupId);
     } finally {
       this.watching.delete(nodeId);

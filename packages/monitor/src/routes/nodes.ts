@@ -14,8 +14,8 @@
  *   goes out as soon as the report is recorded (`@pgha/shared`'s `report-hold.ts`).
  * - `GET /v1/nodes/:nodeId/goal?known=STATE&wait_ms=N` → 200 `NodeGoal` as soon as the
  *   goal differs from `known`, or after `wait_ms` (at most 30 000; then the goal as read when
- *   the request came, since none was committed meanwhile), or at once when the loud-death
- *   watch wants the keeper's report now (`LoudDeathWatch.nudgeWaiter`); 400, 404.
+ *   the request came, since none was committed meanwhile), or at once when the monitor wants
+ *   the keeper's report now (`ReportNudges`); 400, 404.
  * - `POST /v1/nodes/:nodeId/token` body `RotateNodeTokenRequest` → 200
  *   `RotateNodeTokenResponse`: the node's token is the one in the body from the commit on (the
  *   old one is refused), with a `node-token-rotated` event; 400, 404. Only the node's own
@@ -245,12 +245,12 @@ interface GoalWait {
 
 /**
  * Waits for a commit of node `nodeId`'s goal (the store's notifier), at most `waitMs`; the
- * loud-death watch may end it early (`LoudDeathWatch.nudgeWaiter`: a peer of the node died
- * loudly and the monitor wants this keeper's report now), which also answers true.
+ * monitor may end it early when it wants this keeper's report now (`ReportNudges`: a peer of
+ * the node died loudly, or a switchover waits for its LSN), which also answers true.
  */
 function goalWait(deps: AppDeps, nodeId: number, waitMs: number): GoalWait {
   const waiter = deps.notifier.waiter(nodeId, waitMs);
-  const nudge = deps.loudDeaths?.nudgeWaiter(nodeId, waitMs);
+  const nudge = deps.nudges?.waiter(nodeId, waitMs);
   return {
     promise: nudge ? Promise.race([waiter.promise, nudge.promise]) : waiter.promise,
     cancel: () => {

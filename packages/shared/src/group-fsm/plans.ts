@@ -262,8 +262,10 @@ export type SwitchoverProof =
  * promoted only once it reports WAL at or past the old primary's shutdown checkpoint
  * (`NodeFacts.shutdownCheckpointLsn`: every commit lies before it), and an election decides
  * when that cannot come: the old primary stopped without a shutdown checkpoint (a crash, or
- * a keeper too old to report it) or went silent with its Postgres down, or the candidate no
- * longer streams and lacks WAL before the checkpoint.
+ * a keeper too old to report it) or went silent with its Postgres down, the candidate no
+ * longer streams and lacks WAL before the checkpoint, or `electionTimeoutMs` has passed since
+ * the switchover began (a WAL receiver that hangs while it still says it streams; the bound an
+ * election puts on its voters).
  *
  * Not needed (`unneeded`): in a failover (`demote_timeout`), and once an election runs (a node in
  * `report_lsn`): the voters reported their LSNs after the old primary was fenced; with no
@@ -275,8 +277,15 @@ export function switchoverProof(facts: GroupFacts, old: NodeFacts | undefined, c
   if (facts.nodes.some((n) => n.goalState === 'report_lsn')) return { verdict: 'unneeded' };
   if (!facts.nodes.some((n) => n.nodeId !== old.nodeId && n.nodeId !== candidate.nodeId && n.goalState === 'secondary')) return { verdict: 'unneeded' };
   const end = old.shutdownCheckpointLsn ?? null;
+  if (end !== null && candidate.reportedLsn >= end) return { verdict: 'proven' };
+  const sinceMs = old.goalChangedMs === undefined || old.goalChangedMs === null ? 0 : facts.nowMs - old.goalChangedMs;
+  if (sinceMs >= facts.settings.electionTimeoutMs) {
+    return {
+      verdict: 'unprovable',
+      why: `${describe(candidate)} (WAL up to ${formatLsn(candidate.reportedLsn)}) has not reported ${end === null ? `the WAL of ${describe(old)}, whose shutdown checkpoint is not reported either,` : `the shutdown checkpoint of ${describe(old)} at ${formatLsn(end)}`} ${formatDurationMs(sinceMs)} after the switchover began`,
+    };
+  }
   if (end !== null) {
-    if (candidate.reportedLsn >= end) return { verdict: 'proven' };
     if (candidate.upstreamStreaming) return { verdict: 'waiting' };
     return {
       verdict: 'unprovable',
