@@ -107,9 +107,24 @@ export async function performSwitchover(o: WaitOptions, kind: 'switchover' | 'fa
   print(o, w, `${kind} done: ${primary.name} (node ${primary.node_id}) is the primary and takes writes`);
 }
 
-/** `pgha perform promotion --name N`. */
+/**
+ * `pgha perform promotion --name N`: done when N is the primary; when the monitor promoted
+ * another node instead (an election decided because N could not be shown to hold every
+ * acknowledged commit, `switchover-election`), prints the state and fails with the reason.
+ *
+ * @throws PghaError `PGHA_ERR_CONFLICT` when another node became the primary.
+ */
 export async function performPromotion(o: WaitOptions, name: string): Promise<void> {
-  const w = await sendAndWait(o, () => sendCommand(o.monitors, 'POST', formationPath(o, 'promotion'), { name }), `${name} to become the primary`, (rs) => rs.some((r) => r.name === name && settledWritable(r)));
+  const w = await sendAndWait(o, () => sendCommand(o.monitors, 'POST', formationPath(o, 'promotion'), { name }), `${name} to become the primary`, (rs, before) =>
+    rs.some((r) => r.name === name && settledWritable(r)) || (newPrimary(rs, before) !== undefined && before.some((r) => r.name !== name && PRIMARY_STATES.has(r.goal_state as NodeState))),
+  );
+  const other = newPrimary(w.rows, w.before);
+  if (other && other.name !== name && !w.rows.some((r) => r.name === name && settledWritable(r))) {
+    print(o, w, `promotion not done: ${other.name} (node ${other.node_id}) is the primary`);
+    throw new PghaError('PGHA_ERR_CONFLICT', `the monitor promoted ${other.name} instead of ${name}: ${name} could not be shown to hold every acknowledged commit, so an election decided`, {
+      hint: 'see why with pgha show events; once the formation is settled, pgha perform promotion again',
+    });
+  }
   print(o, w, w.result.note ?? `promotion done: ${name} is the primary and takes writes`);
 }
 
