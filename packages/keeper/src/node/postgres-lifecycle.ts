@@ -7,7 +7,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { PghaError, type Lsn } from '@pgha/shared/base';
+import { PghaError, formatLsn, type Lsn } from '@pgha/shared/base';
 import { PARAMETERS_FILE, ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pghaDirFor, pgCtlRestart, startPostgres, pgCtlStop, pollUntil, postmasterPid, readClusterState, readShutdownCheckpointLsn, stopWrites, runPgProgram, writeOwnedFileIfChanged } from '@pgha/postgres';
 import { keeperPaths } from '../keeper-config.js';
 import { diskProblem, lastServerFailure } from '../local-problem.js';
@@ -321,8 +321,11 @@ export class PostgresLifecycle {
   async stopWrites(): Promise<void> {
     await this.session.closeSession();
     const running = this.isRunning();
-    if (running && readClusterState(this.pgdata) === 'in production') this.log.info('stopping Postgres: writes first');
+    const before = readClusterState(this.pgdata);
+    if (running && before === 'in production') this.log.info('stopping Postgres: writes first');
     const stopped = await stopWrites(this.pgdata);
+    // Once per stop: a kept `draining` runs this again while the walsenders finish.
+    if (stopped.shutdownCheckpointLsn !== undefined && running && before !== 'shut down') this.log.info({ shutdownCheckpointLsn: formatLsn(stopped.shutdownCheckpointLsn) }, `Postgres takes no more writes: its shutdown checkpoint is at ${formatLsn(stopped.shutdownCheckpointLsn)}`);
     if (stopped.why !== undefined && running) this.log.warn(`Postgres stopped for writes without a shutdown checkpoint to report (${stopped.why}); the monitor falls back to an election of the standby to promote`);
   }
 
