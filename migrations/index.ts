@@ -19,6 +19,7 @@ import * as m0012 from './0012_add_node_goal_revision.js';
 import * as m0013 from './0013_add_formation_client_networks.js';
 import * as m0014 from './0014_add_postgres_parameters.js';
 import * as m0015 from './0015_add_node_restart_request.js';
+import * as m0016 from './0016_add_node_shutdown_checkpoint_lsn.js';
 
 /** Every migration by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -37,6 +38,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0013_add_formation_client_networks': m0013,
   '0014_add_postgres_parameters': m0014,
   '0015_add_node_restart_request': m0015,
+  '0016_add_node_shutdown_checkpoint_lsn': m0016,
 };
 
 /** A Kysely `MigrationProvider` over {@link MIGRATIONS}. */

@@ -383,6 +383,7 @@ const validReport: fc.Arbitrary<Record<string, unknown>> = fc.tuple(fc.record(
     transitionInProgress: fc.option(fc.string({ maxLength: 100 }), { nil: null }),
     transitionProgress: fc.option(fc.record({ phase: fc.constant('basebackup'), doneBytes: fc.nat(), totalBytes: fc.option(fc.nat(), { nil: null }) }), { nil: null }),
     synchronousStandbyNames: fc.option(fc.constantFrom('', 'ANY 1 (pgha_node_2)', `FIRST 1 ("it's")`), { nil: null }),
+    shutdownCheckpointLsn: fc.option(fc.constantFrom(...GOOD_LSNS), { nil: null }),
     problem: fc.option(fc.constantFrom('disk full', 'pg_basebackup failed'), { nil: null }),
     selfFence: fc.option(
       fc.record({

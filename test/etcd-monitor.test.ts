@@ -2,7 +2,9 @@
  * One monitor on etcd in the running product (issue 15, the etcd adapter end to end): a real
  * etcd with TLS and client certificates, `pgha monitor create --store` (no Postgres of the
  * monitor's own), `pgha monitor run`, two keepers: the formation comes up as primary and
- * secondary, switches over, and `pgha show events` tells it, with event ids in commit order; a
+ * secondary, switches over (the old primary's keeper reports where its shutdown checkpoint
+ * starts, which etcd keeps while it is stopped), and `pgha show events` tells it, with event
+ * ids in commit order; a
  * standby restarts on request (`pgha perform restart --name`), its restart kept done in etcd;
  * the goals are in etcd, and keepers' reports that change nothing are not etcd writes. A second
  * monitor joins the store (`--join`): same CA, same operator token, and it serves the formation.
@@ -20,6 +22,7 @@ import { isPrimaryAndSecondaries, showState } from './helpers/formation.js';
 import { delay, waitFor } from './helpers/wait-for.js';
 import { endAllProcesses, killPid, postmasterPid, runPgha, startPgha } from './helpers/processes.js';
 import { monitorFetch, registerMonitor } from './helpers/monitor-access.js';
+import { logOffset, waitForLogMessage } from './helpers/crash.js';
 
 let etcd: TestEtcd;
 let monitor: TestMonitor;
@@ -67,12 +70,32 @@ describe('a monitor on etcd', () => {
     await delay(3000);
     expect(Number((await revision()) - before)).toBeLessThan(4);
 
-    const out = await runPghaOk(['perform', 'switchover', '--wait', '120'], { PGHA_MONITOR: monitor.url });
-    expect(out).toMatch(/node2/);
-    await waitFor('node1 back as a secondary', async () => {
-      const rows = await showState(monitor.url);
-      return isPrimaryAndSecondaries(rows) && rows.find((r) => r.name === 'node2')?.reported_state === 'primary';
-    }, { timeoutMs: 120_000, intervalMs: 250 });
+    // The old primary's shutdown checkpoint, as its keeper reports it once stopped and the monitor keeps it in etcd.
+    const node1Log = join(monitor.dir, 'node1.keeper.log');
+    const logFrom = logOffset(node1Log);
+    const seenLsns = new Set<string>();
+    let watching = true;
+    const watchNode1 = (async () => {
+      while (watching) {
+        const values = Object.values((await admin.getAll().prefix('/e2e/v1/nodes/default/').strings()) as Record<string, string>);
+        const stored = values.map((v) => JSON.parse(v) as { name: string; shutdownCheckpointLsn?: string | null }).find((n) => n.name === 'node1');
+        if (stored?.shutdownCheckpointLsn) seenLsns.add(stored.shutdownCheckpointLsn);
+        await delay(5);
+      }
+    })();
+    try {
+      const out = await runPghaOk(['perform', 'switchover', '--wait', '120'], { PGHA_MONITOR: monitor.url });
+      expect(out).toMatch(/node2/);
+      await waitFor('node1 back as a secondary', async () => {
+        const rows = await showState(monitor.url);
+        return isPrimaryAndSecondaries(rows) && rows.find((r) => r.name === 'node2')?.reported_state === 'primary';
+      }, { timeoutMs: 120_000, intervalMs: 250 });
+    } finally {
+      watching = false;
+      await watchNode1;
+    }
+    const logged = /shutdown checkpoint is at (\S+)$/.exec(await waitForLogMessage(node1Log, /^Postgres takes no more writes: its shutdown checkpoint is at /, logFrom, { timeoutMs: 1000 }))![1]!;
+    expect([...seenLsns]).toEqual([logged]);
 
     const events = JSON.parse(await runPghaOk(['show', 'events', '--count', '100', '--json', '--monitor', monitor.url])) as EventRow[];
     const ids = events.map((e) => e.event_id);

@@ -18,7 +18,7 @@
  * Every test works in formations of its own, so that they share one store.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Assignment, NodeReport, NodeState } from '@pgha/shared';
+import { lsn, type Assignment, type NodeReport, type NodeState } from '@pgha/shared';
 import {
   STREAM_START,
   changeNumberSyncStandbys,
@@ -26,6 +26,7 @@ import {
   changePostgresParameters,
   changeTimingSettings,
   formationEvent,
+  groupFacts,
   nodeEvent,
   registerNode,
   type EventRecord,
@@ -809,6 +810,34 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
       });
     });
 
+    describe("the shutdown checkpoint's LSN", () => {
+      it('keeps the LSN a report carries (as X/Y), in the node record and the group facts, and clears it with a report of null or without it', async () => {
+        const f = await formation('c-shutdown-lsn');
+        const a = await addNode(f, 'a');
+        const stopped = (extra: Partial<NodeReport>): NodeReport => report('primary', '0/3000060', { postgresRunning: false, isInRecovery: null, ...extra });
+        const facts = async () => groupFacts(await store.formations.get(f), 0, [await store.nodes.get(a.nodeId)], await store.nowMs()).nodes[0]!.shutdownCheckpointLsn;
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: stopped({}) }]));
+        expect((await store.nodes.get(a.nodeId)).shutdownCheckpointLsn).toBeNull();
+        expect(await facts()).toBeNull();
+
+        // The same facts but the LSN: a change, written (etcd writes only what changed a persisted fact).
+        const read = await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: stopped({ shutdownCheckpointLsn: ' 16/b374d848 ' }) }]));
+        expect(read.inputs.get(a.nodeId)!.node.shutdownCheckpointLsn).toBe('16/B374D848');
+        expect([...read.groups.values()][0]!.nodes.find((n) => n.nodeId === a.nodeId)?.shutdownCheckpointLsn).toBe('16/B374D848');
+        expect((await store.nodes.get(a.nodeId)).shutdownCheckpointLsn).toBe('16/B374D848');
+        expect(await facts()).toBe(lsn(0x16b374d848n));
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: stopped({ shutdownCheckpointLsn: '0/3000028' }) }]));
+        expect((await store.nodes.get(a.nodeId)).shutdownCheckpointLsn).toBe('0/3000028');
+
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: stopped({ shutdownCheckpointLsn: null }) }]));
+        expect((await store.nodes.get(a.nodeId)).shutdownCheckpointLsn).toBeNull();
+        expect(await facts()).toBeNull();
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: stopped({ shutdownCheckpointLsn: '0/3000028' }) }]));
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: stopped({}) }]));
+        expect((await store.nodes.get(a.nodeId)).shutdownCheckpointLsn).toBeNull();
+      });
+    });
+
     if (options.heartbeats) describe('heartbeats', () => {
       it('records a report that changes nothing but the time and the LSN on its own, committed, and reads its group under the lock; leaves every other report out', async () => {
         const f = await formation('c-heartbeats');
@@ -831,7 +860,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
 
         // A changed fact, a self-fence, a transition, a node that does not exist: not recorded.
         const fence = { fencedAtMs: Date.now(), reason: 'network partition', fromState: 'single' as const, monitorSilentMs: 1000, postgresStopped: true, unreachableMs: 2000 };
-        for (const r of [report('single', '0/3000080', { problem: 'disk full' }), report('primary', '0/3000080'), report('single', '0/3000080', { selfFence: fence }), report('single', '0/3000080', { transitionInProgress: 'single' })]) {
+        for (const r of [report('single', '0/3000080', { problem: 'disk full' }), report('single', '0/3000080', { shutdownCheckpointLsn: '0/3000028' }), report('primary', '0/3000080'), report('single', '0/3000080', { selfFence: fence }), report('single', '0/3000080', { transitionInProgress: 'single' })]) {
           expect((await beat(a.nodeId, r)).inputs.size).toBe(0);
         }
         expect((await beat(999_999, report('single', '0/1'))).inputs.size).toBe(0);

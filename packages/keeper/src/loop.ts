@@ -135,6 +135,8 @@ export class Keeper implements KeeperViewSource {
   private monitorTakesAppliedRevision = true;
   /** False once the monitor refused `parameters` as an unknown field (an older monitor). */
   private monitorTakesParameters = true;
+  /** False once the monitor refused `shutdownCheckpointLsn` as an unknown field (an older monitor). */
+  private monitorTakesShutdownCheckpoint = true;
   /** The last error of {@link applyParameters}, logged once. */
   private parametersFailure: string | undefined;
 
@@ -387,6 +389,8 @@ export class Keeper implements KeeperViewSource {
     this.noteProblems(problems);
     this.reading = { facts, atMs: nowMs, postgresRunning, factsProblem, problem: problemSentence(problems) };
     const parameters = facts && this.monitorTakesParameters ? await this.node.replication.readParameters(!facts.isInRecovery) : undefined;
+    // Only once Postgres stopped (or its shutdown checkpoint is written): while it answers, its control file says it runs.
+    const shutdownCheckpointLsn = facts ? undefined : this.node.postgres.shutdownCheckpointLsn();
     return {
       reportedState: this.state.currentState,
       postgresRunning: this.reading.postgresRunning,
@@ -397,6 +401,7 @@ export class Keeper implements KeeperViewSource {
       transitionInProgress: this.inProgress,
       transitionProgress: this.node.rebuild.transitionProgress,
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
+      ...(shutdownCheckpointLsn !== undefined && this.monitorTakesShutdownCheckpoint ? { shutdownCheckpointLsn: formatLsn(shutdownCheckpointLsn) } : {}),
       problem: this.reading.problem,
       ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
       ...(this.state.goalRevision !== undefined && this.monitorTakesAppliedRevision ? { appliedGoalRevision: this.state.goalRevision } : {}),
@@ -497,6 +502,11 @@ export class Keeper implements KeeperViewSource {
       if (report.appliedGoalRevision !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bappliedGoalRevision\b/.test(err.message)) {
         this.monitorTakesAppliedRevision = false;
         this.log.warn('the monitor does not take the applied goal revision in reports (it is older than this keeper): reporting without it');
+        return again();
+      }
+      if (report.shutdownCheckpointLsn !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bshutdownCheckpointLsn\b/.test(err.message)) {
+        this.monitorTakesShutdownCheckpoint = false;
+        this.log.warn("the monitor does not take the shutdown checkpoint's location in reports (it is older than this keeper): reporting without it");
         return again();
       }
       if (report.parameters !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bparameters\b/.test(err.message)) {

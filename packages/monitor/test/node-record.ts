@@ -10,7 +10,7 @@ export function nodeRecord(nodeId: number, nowMs: number, over: Partial<NodeReco
     reportedAt: at, postgresRunning: true, isInRecovery: !primary, reportedLsn: '0/3000148', reportedTimeline: 1,
     upstreamStreaming: !primary, lastStreamingAt: primary ? null : at, transitionInProgress: null, transitionProgress: null,
     health: 'good', healthFailures: 0, healthCheckedAt: at, probeInRecovery: !primary, goalChangedAt: at,
-    goalRevision: '7', createdAt: at, reportedSyncStandbyNames: null, destroyRequested: false,
+    goalRevision: '7', createdAt: at, reportedSyncStandbyNames: null, shutdownCheckpointLsn: null, destroyRequested: false,
     reportedProblem: null, postgresSsl: false, httpAddress: null, lastSelfFenceAt: null, restartRequest: 0, restartRequestedAt: null, restartDone: 0,
     ...over,
   };

@@ -19,7 +19,7 @@ function storedStandby(): NodeRecord {
     reportedAt: written, postgresRunning: true, isInRecovery: true, reportedLsn: '0/3000148', reportedTimeline: 1,
     upstreamStreaming: true, lastStreamingAt: written, transitionInProgress: null, transitionProgress: null,
     health: 'good', healthFailures: 0, healthCheckedAt: written, probeInRecovery: true, goalChangedAt: written,
-    goalRevision: '7', createdAt: written, reportedSyncStandbyNames: null, destroyRequested: false,
+    goalRevision: '7', createdAt: written, reportedSyncStandbyNames: null, shutdownCheckpointLsn: null, destroyRequested: false,
     reportedProblem: null, postgresSsl: false, httpAddress: null, lastSelfFenceAt: null, postgresParameters: [], reportedParameters: null, restartRequest: 0, restartRequestedAt: null, restartDone: 0,
   };
 }
@@ -75,6 +75,15 @@ describe('applyReport: whether a decision must look at the report (factsChanged)
 
   it('a change when a persisted fact changed (the WAL receiver stopped)', () => {
     expect(applyReport(storedStandby(), live(T0), REPORT, T0 + 500, 0, undefined, FRESH_MS).factsChanged).toBe(true);
+  });
+
+  it("a change, written at once, when the shutdown checkpoint's LSN came or went (as X/Y)", () => {
+    const came = applyReport(storedStandby(), live(T0), { ...streaming, shutdownCheckpointLsn: '0/300002a' }, T0 + 500, 0, undefined, FRESH_MS);
+    expect({ factsChanged: came.factsChanged, write: came.write, lsnOnly: came.lsnOnly, lsn: came.node.shutdownCheckpointLsn }).toEqual({ factsChanged: true, write: true, lsnOnly: false, lsn: '0/300002A' });
+    const kept = applyReport(came.node, came.live, { ...streaming, shutdownCheckpointLsn: '0/300002A' }, T0 + 1000, 0, undefined, FRESH_MS);
+    expect({ factsChanged: kept.factsChanged, write: kept.write }).toEqual({ factsChanged: false, write: false });
+    const went = applyReport(came.node, came.live, streaming, T0 + 1000, 0, undefined, FRESH_MS);
+    expect({ factsChanged: went.factsChanged, write: went.write, lsn: went.node.shutdownCheckpointLsn }).toEqual({ factsChanged: true, write: true, lsn: null });
   });
 
   it('a change when the keeper was not heard within freshMs, or never by this monitor', () => {

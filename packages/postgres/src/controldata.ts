@@ -121,12 +121,85 @@ export function parseLastCheckpoint(control: Buffer, littleEndian = endianness()
  * Source: `pg_controldata`'s "Database cluster state".
  */
 export function readClusterState(pgdata: string): ClusterState | undefined {
+  return readControlFile(pgdata, parseClusterState);
+}
+
+/** `parse` of the control file of `pgdata` (read by `readFileBytes`); undefined when the file cannot be read or `parse` throws. */
+function readControlFile<T>(pgdata: string, parse: (control: Buffer) => T): T | undefined {
   try {
     const control = readFileBytes(pgControlFile(pgdata));
-    return control ? parseClusterState(control) : undefined;
+    return control ? parse(control) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Where the CRC of `ControlFileData` lies, by `pg_control_version` (the `uint32` at byte 8): the
+ * CRC-32C of every byte before it. PostgreSQL 13 to 16 write version 1300, whose `crc` follows
+ * `mock_authentication_nonce` at byte 288 (checked against `pg_controldata` on PostgreSQL 15).
+ */
+const CONTROL_CRC_OFFSET: ReadonlyMap<number, number> = new Map([[1300, 288]]);
+
+/** CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), one entry per byte value. */
+const CRC32C_TABLE = Uint32Array.from({ length: 256 }, (_, i) => {
+  let c = i;
+  for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+  return c >>> 0;
+});
+
+/** The CRC-32C of `bytes`, as Postgres's `COMP_CRC32C` computes it (start and final XOR 0xFFFFFFFF). */
+function crc32c(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC32C_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * Where a cleanly stopped primary's shutdown checkpoint starts, from a control file's contents:
+ * its `checkPoint` (the `XLogRecPtr` at byte 32, `pg_controldata`'s "Latest checkpoint
+ * location") when its state is `shut down`, which the checkpointer writes in the same update
+ * as the shutdown checkpoint's location, once that record is flushed. Nothing is written to
+ * the WAL after it. Undefined in every other state (`shut down in recovery` is a standby's
+ * restartpoint, not the end of a primary's WAL), and when the bytes do not match their CRC
+ * (read while the checkpointer rewrote them, or a layout other than `pg_control_version` 1300's).
+ *
+ * @param control - the bytes of `global/pg_control` (the first 292 are read).
+ * @param littleEndian - the byte order the file was written in: the machine's (default).
+ * @throws Error when the bytes are too short or the state is not a `DBState` ({@link parseClusterState}).
+ *
+ * ### Examples
+ * ```ts
+ * parseShutdownCheckpointLsn(readFileSync(pgControlFile('/srv/pg/data'))) // 0x3000028n after `pg_ctl stop`, undefined while it runs
+ * ```
+ */
+export function parseShutdownCheckpointLsn(control: Buffer, littleEndian = endianness() === 'LE'): Lsn | undefined {
+  if (parseClusterState(control, littleEndian) !== 'shut down') return undefined;
+  const version = littleEndian ? control.readUInt32LE(8) : control.readUInt32BE(8);
+  const crcOffset = CONTROL_CRC_OFFSET.get(version);
+  if (crcOffset === undefined) return undefined;
+  if (control.length < crcOffset + 4) throw new Error(`${control.length} bytes, too short for a control file`);
+  const crc = littleEndian ? control.readUInt32LE(crcOffset) : control.readUInt32BE(crcOffset);
+  if (crc32c(control.subarray(0, crcOffset)) !== crc) return undefined;
+  return lsn(littleEndian ? control.readBigUInt64LE(32) : control.readBigUInt64BE(32));
+}
+
+/**
+ * Where the shutdown checkpoint of `pgdata` starts when Postgres was stopped cleanly as a
+ * primary (see {@link parseShutdownCheckpointLsn}), read from its control file without a child
+ * process and only when the file changed (`readFileBytes`); undefined while Postgres runs or
+ * shuts down, after a crash, on a standby, and when the file cannot be read or parsed. The
+ * postmaster may still run when it is defined: its walsenders send the WAL up to the
+ * checkpoint before it exits. Source: `pg_controldata`'s "Latest checkpoint location" beside
+ * "Database cluster state: shut down".
+ *
+ * ### Examples
+ * ```ts
+ * readShutdownCheckpointLsn('/srv/pg/data') // lsn(0x3000028n) once `pg_ctl stop` wrote the checkpoint
+ * ```
+ */
+export function readShutdownCheckpointLsn(pgdata: string): Lsn | undefined {
+  return readControlFile(pgdata, parseShutdownCheckpointLsn);
 }
 
 /** What a data directory holds, as {@link inspectDataDirectory} finds it. */

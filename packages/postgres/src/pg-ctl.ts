@@ -6,13 +6,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PghaError, PostgresCommandError } from '@pgha/shared/base';
+import { PghaError, PostgresCommandError, formatDurationMs, type Lsn } from '@pgha/shared/base';
 import { chownToPostgres, postgresSpawnOptions } from './os-user.js';
 import { isProcessAlive } from './proc.js';
 import { readFileText } from './file-text.js';
 import { pollUntil } from './poll.js';
 import { loadPgDriver } from './pg-connection.js';
-import { SHUTDOWN_CLUSTER_STATES, readClusterState } from './controldata.js';
+import { SHUTDOWN_CLUSTER_STATES, readClusterState, readShutdownCheckpointLsn } from './controldata.js';
 
 const DEFAULT_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/pgsql/bin'];
 
@@ -255,25 +255,78 @@ async function startFastShutdown(pgdata: string): Promise<boolean> {
 }
 
 /**
- * Starts a fast shutdown of Postgres and returns as soon as it takes no more writes: when its
- * control file says `shutting down` or `shut down` (the postmaster asks the checkpointer for the
- * shutdown checkpoint only once every session, background worker and autovacuum process has
- * exited, and it accepts no session from the signal on), or when the postmaster has exited.
- * The rest of the shutdown goes on: the checkpoint, the WAL up to it sent to the streaming
- * standbys, the exit ({@link pgCtlStop} waits for those). Looks every
- * {@link STOP_POLL_INTERVAL_MS}; after `timeoutS`, stops as {@link pgCtlStop} does (immediate).
- * Source: PostgreSQL's `PostmasterStateMachine` (`PM_WAIT_BACKENDS` → `PM_SHUTDOWN`) and
- * `CreateCheckPoint` (`DB_SHUTDOWNING`).
- *
- * @throws PostgresCommandError when the postmaster still runs after the immediate shutdown.
+ * How long {@link stopWrites} waits for the shutdown checkpoint once Postgres takes no more
+ * writes, by default (ms). With the CHECKPOINT a planned stop runs first, it takes 10–30 ms;
+ * minutes only when that CHECKPOINT failed and much was left to write.
  */
-export async function stopWrites(pgdata: string, timeoutS = 10): Promise<void> {
-  if (!(await startFastShutdown(pgdata))) return;
-  const done = (): boolean => {
-    const state = readClusterState(pgdata);
-    return (state !== undefined && SHUTDOWN_CLUSTER_STATES.has(state)) || postmasterPid(pgdata) === undefined;
-  };
-  if (await pollUntil(done, { timeoutMs: timeoutS * 1000, intervalMs: STOP_POLL_INTERVAL_MS })) return;
-  await pgCtlStop(pgdata, 0);
+export const SHUTDOWN_CHECKPOINT_WAIT_MS = 60_000;
+
+/** Options of {@link stopWrites}. */
+export interface StopWritesOptions {
+  /** How long Postgres may take to end its sessions before an immediate shutdown (s); default 10. */
+  timeoutS?: number;
+  /** Then how long the shutdown checkpoint may take before the stop returns without it (ms); default {@link SHUTDOWN_CHECKPOINT_WAIT_MS}. */
+  checkpointWaitMs?: number;
 }
+
+/** What {@link stopWrites} came to. */
+export interface StopWritesResult {
+  /**
+   * Where the shutdown checkpoint starts, the end of the primary's WAL ({@link readShutdownCheckpointLsn});
+   * undefined when the stop ended without one ({@link why}).
+   */
+  shutdownCheckpointLsn: Lsn | undefined;
+  /**
+   * Why there is no shutdown checkpoint, in words for the log (e.g. `the shutdown checkpoint was
+   * not written within 60 s: the control file says shutting down`); undefined when there is one.
+   */
+  why?: string;
+}
+
+/**
+ * Starts a fast shutdown of Postgres and returns once it takes no more writes and its shutdown
+ * checkpoint is written: when its control file says `shut down` (or `shut down in recovery`),
+ * or when the postmaster has exited. By then every session, background worker and autovacuum
+ * process has exited (the postmaster asks the checkpointer for the shutdown checkpoint only
+ * after that, and it accepts no session from the signal on), and nothing is written to the WAL
+ * after the checkpoint, whose location the result carries. The rest goes on: the WAL up to the
+ * checkpoint sent to the streaming standbys, and the postmaster's exit ({@link pgCtlStop}
+ * waits for those). Looks every {@link STOP_POLL_INTERVAL_MS}. When Postgres has not stopped
+ * taking writes (`shutting down`) within `timeoutS`, stops as {@link pgCtlStop} does
+ * (immediate); when the checkpoint then is not written within `checkpointWaitMs`, returns
+ * without it, the shutdown still going on. Source: PostgreSQL's `PostmasterStateMachine`
+ * (`PM_WAIT_BACKENDS` → `PM_SHUTDOWN` → `PM_SHUTDOWN_2`, the walsenders' last WAL) and
+ * `CreateCheckPoint` (`DB_SHUTDOWNING`, then `DB_SHUTDOWNED` with `checkPoint`).
+ *
+ * @returns where the shutdown checkpoint starts, or why there is none: Postgres was not running
+ *   (and was not stopped cleanly before), crashed or was stopped immediately, or the checkpoint
+ *   took too long.
+ * @throws PostgresCommandError when the postmaster still runs after the immediate shutdown.
+ *
+ * ### Examples
+ * ```ts
+ * await stopWrites('/srv/pg/data') // { shutdownCheckpointLsn: 0x3000028n }
+ * ```
+ */
+export async function stopWrites(pgdata: string, options: StopWritesOptions = {}): Promise<StopWritesResult> {
+  const { timeoutS = 10, checkpointWaitMs = SHUTDOWN_CHECKPOINT_WAIT_MS } = options;
+  const result = (how: string): StopWritesResult => {
+    const at = readShutdownCheckpointLsn(pgdata);
+    return at !== undefined ? { shutdownCheckpointLsn: at } : { shutdownCheckpointLsn: undefined, why: `${how}: the control file says ${readClusterState(pgdata) ?? 'nothing readable'}` };
+  };
+  if (!(await startFastShutdown(pgdata))) return result('Postgres was not running');
+  const exited = (): boolean => postmasterPid(pgdata) === undefined;
+  const noWrites = (): boolean => SHUTDOWN_CLUSTER_STATES.has(readClusterState(pgdata) ?? 'in production') || exited();
+  if (!(await pollUntil(noWrites, { timeoutMs: timeoutS * 1000, intervalMs: STOP_POLL_INTERVAL_MS }))) {
+    await pgCtlStop(pgdata, 0);
+    return result(`Postgres still took writes ${timeoutS} s after the fast-shutdown signal and was stopped immediately`);
+  }
+  // The LSN rather than the state alone: a read while the checkpointer rewrites the file fails its CRC, and is tried again.
+  const checkpointed = (): boolean => readShutdownCheckpointLsn(pgdata) !== undefined || readClusterState(pgdata) === 'shut down in recovery' || exited();
+  if (!(await pollUntil(checkpointed, { timeoutMs: checkpointWaitMs, intervalMs: STOP_POLL_INTERVAL_MS }))) {
+    return result(`the shutdown checkpoint was not written within ${formatDurationMs(checkpointWaitMs)}`);
+  }
+  return result('Postgres stopped without the shutdown checkpoint of a primary');
+}
+
 

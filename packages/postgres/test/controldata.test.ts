@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PghaError } from '@pgha/shared';
-import { assertOwnDataDirectory, inspectDataDirectory, parseClusterState, parseSystemIdentifier, readClusterState } from '../src/controldata.js';
+import { PghaError, lsn } from '@pgha/shared';
+import { assertOwnDataDirectory, inspectDataDirectory, parseClusterState, parseShutdownCheckpointLsn, parseSystemIdentifier, readClusterState, readShutdownCheckpointLsn } from '../src/controldata.js';
 
 /** The first bytes of a control file: system identifier, then pg_control_version (1300: Postgres 15). */
 function controlFile(id: bigint, version = 1300, littleEndian = true): Buffer {
@@ -124,5 +124,50 @@ describe('parseClusterState', () => {
     writeFileSync(join(dir, 'global', 'pg_control'), withState(3));
     expect(readClusterState(dir)).toBe('shutting down');
     expect(readClusterState(dataDir(undefined))).toBeUndefined();
+  });
+});
+
+describe('parseShutdownCheckpointLsn and readShutdownCheckpointLsn', () => {
+  /**
+   * The first 292 bytes (up to and with its CRC) of the control file of a Postgres 15 stopped by
+   * `pg_ctl stop -m fast`, little-endian; `pg_controldata` printed "Database cluster state: shut
+   * down" and "Latest checkpoint location: 0/1500790".
+   */
+  const SHUT_DOWN = Buffer.from(
+    'vsyjDFgcFWsUBQAAJXcNDAEAAAAAAAAAWRwVawAAAACQB1ABAAAAAJAHUAEAAAAAAQAAAAEAAAABAAAAAAAAANQCAAAAAAAABDUAAAEAAAAAAAAAzAIAAAEAAAABAAAAAQAAAAAAAABZHBVrAAAAAAAAAAAAAAAAAAAAAAAAAADoAwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAEAAAAAAAAAZAAAAAgAAAAKAAAAAAAAAEAAAAAAAAAACAAAAAAAAACH1jJBACAAAAAAAgAAIAAAAAAAAUAAAAAgAAAAzAcAAAAIAAABAAAAAAAAAMgREN95eCtqeOTacRpwS7wsuZG9cjvRQ/UjpvN4A6BBRxZLZQ==',
+    'base64',
+  );
+  /** {@link SHUT_DOWN} as its 8192-byte file, with `patch` applied. */
+  function control(patch: (b: Buffer) => void = () => undefined): Buffer {
+    const buf = Buffer.alloc(8192);
+    SHUT_DOWN.copy(buf);
+    patch(buf);
+    return buf;
+  }
+
+  it("reads the checkpoint location (byte 32) of a control file that says shut down and matches its CRC-32C, as pg_controldata's", () => {
+    expect(parseShutdownCheckpointLsn(control(), true)).toBe(lsn(0x1500790n));
+  });
+
+  it('reads nothing in another state, from bytes that do not match their CRC (a read while the file is rewritten), or from another layout', () => {
+    expect(parseShutdownCheckpointLsn(control((b) => b.writeUInt32LE(6, 16)), true)).toBeUndefined(); // in production
+    expect(parseShutdownCheckpointLsn(control((b) => b.writeUInt32LE(3, 16)), true)).toBeUndefined(); // shutting down
+    expect(parseShutdownCheckpointLsn(control((b) => b.writeUInt32LE(2, 16)), true)).toBeUndefined(); // shut down in recovery
+    expect(parseShutdownCheckpointLsn(control((b) => b.writeBigUInt64LE(0x1400028n, 32)), true)).toBeUndefined(); // an older checkPoint beside the new state
+    expect(parseShutdownCheckpointLsn(control((b) => b.writeUInt32LE(1700, 8)), true)).toBeUndefined(); // pg_control_version of Postgres 17
+  });
+
+  it('refuses bytes that cannot be a control file', () => {
+    expect(() => parseShutdownCheckpointLsn(SHUT_DOWN.subarray(0, 100), true)).toThrow('100 bytes, too short for a control file');
+    expect(() => parseShutdownCheckpointLsn(control((b) => b.writeUInt32LE(42, 16)), true)).toThrow('cluster state 42 is not one of a Postgres control file');
+  });
+
+  it("reads a data directory's, and nothing from one without a control file or with a short one", () => {
+    const dir = dataDir(7312345678901234567n);
+    writeFileSync(join(dir, 'global', 'pg_control'), control());
+    expect(readShutdownCheckpointLsn(dir)).toBe(lsn(0x1500790n));
+    writeFileSync(join(dir, 'global', 'pg_control'), SHUT_DOWN.subarray(0, 100));
+    expect(readShutdownCheckpointLsn(dir)).toBeUndefined();
+    expect(readShutdownCheckpointLsn(dataDir(undefined))).toBeUndefined();
   });
 });

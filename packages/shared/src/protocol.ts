@@ -319,6 +319,13 @@ const NodeReportFields = z
     /** On a primary: the `synchronous_standby_names` Postgres runs with. */
     synchronousStandbyNames: FreeText(4096).nullable().default(null),
     /**
+     * Where the node's shutdown checkpoint starts, once its control file says `shut down`
+     * (`pg_controldata`'s "Latest checkpoint location"): a primary stopped cleanly, whose WAL
+     * ends there, also while its walsenders still send the last of it. Null or absent while
+     * Postgres runs or shuts down, after a crash, on a standby, and from keepers older than it.
+     */
+    shutdownCheckpointLsn: LsnText.nullable().default(null),
+    /**
      * What keeps the node from its goal, as the keeper sees it locally, in one sentence for the
      * operator (e.g. the data directory's file system is full); null when nothing is wrong.
      * Shown by `pgha show state`; each change is an event.

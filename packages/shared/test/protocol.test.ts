@@ -2,7 +2,8 @@
  * The report schema refuses what the monitor's store cannot hold (found by the API fuzzing in
  * test/api-fuzz.test.ts, where each of these was answered 500): text with a NUL or an unpaired
  * surrogate, and a timeline past the `integer` column; and the self-fence a report carries.
- * It also reads the former names of its fields, so that older keepers are understood.
+ * It also reads the former names of its fields, so that older keepers are understood, and the
+ * shutdown checkpoint's LSN, which keepers older than it do not send.
  */
 import { FreeText, NodeReport, selfFenceSentence } from '@pgha/shared';
 import { describe, expect, it } from 'vitest';
@@ -43,6 +44,21 @@ describe('NodeReport', () => {
     expect(NodeReport.safeParse(rest).error?.issues[0]).toMatchObject({ path: ['postgresRunning'], received: 'undefined' });
     // Not an object: refused as before, not renamed.
     expect(NodeReport.safeParse([report]).success).toBe(false);
+  });
+});
+
+describe('shutdownCheckpointLsn of a report', () => {
+  it('is optional (a keeper older than it sends none) and nullable, null by default', () => {
+    expect(NodeReport.parse(report).shutdownCheckpointLsn).toBeNull();
+    expect(NodeReport.parse({ ...report, shutdownCheckpointLsn: null }).shutdownCheckpointLsn).toBeNull();
+    expect(NodeReport.parse({ ...report, shutdownCheckpointLsn: '0/3000028' }).shutdownCheckpointLsn).toBe('0/3000028');
+    expect(NodeReport.parse({ ...report, shutdownCheckpointLsn: '16/B374D848' }).shutdownCheckpointLsn).toBe('16/B374D848');
+  });
+
+  it.each([['3000028'], ['0/'], ['0/3000028x'], ['123456789/0'], [''], [42]])('refuses %j, naming the field and the form expected', (value) => {
+    const issue = NodeReport.safeParse({ ...report, shutdownCheckpointLsn: value }).error?.issues[0];
+    expect(issue?.path).toEqual(['shutdownCheckpointLsn']);
+    if (typeof value === 'string') expect(issue?.message).toBe('must be an LSN such as 0/3000060');
   });
 });
 

@@ -142,7 +142,7 @@ export const promoteStandby: TransitionFn = async (ctx) => {
   const writeConfig = (): boolean => ctx.node.replication.writeConfig({ nodes: ctx.goal.nodes, clientNetworks: ctx.goal.clientNetworks ?? [], synchronousStandbyNames: '', follow: null });
   const configFirst = !ctx.node.postgres.isRunning();
   if (configFirst) writeConfig();
-  // A switchover's old primary reports drained once it takes no more writes: its last WAL may still be on its way here.
+  // A switchover's old primary reports drained once its shutdown checkpoint is written: its last WAL may still be on its way here.
   const draining = ctx.goal.nodes.filter((n) => n.nodeId !== ctx.node.config.nodeId && PLANNED_STOP_GOALS.has(n.goalState as NodeState));
   await ctx.node.postgres.promote({ streamEndFrom: draining });
   if (!configFirst) writeConfig();
@@ -167,9 +167,11 @@ const PLANNED_STOP_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['draining
 /**
  * Fencing goals (`draining`, `demote_timeout`, `demoted`, `prepare_maintenance`): stop Postgres.
  * A planned stop (`draining`, `prepare_maintenance`) checkpoints while writes go on, and is
- * reached once Postgres takes no more writes (`PostgresLifecycle.stopWrites`), so that the
- * standby's promotion starts while the old primary finishes its shutdown; the next goal
- * (`demoted`, `catchingup`) waits for the postmaster's exit.
+ * reached once Postgres takes no more writes and its shutdown checkpoint is written
+ * (`PostgresLifecycle.stopWrites`), so that the report of it carries the checkpoint's location
+ * (`NodeReport.shutdownCheckpointLsn`) and the standby's promotion starts while the old primary's
+ * walsenders send the last WAL; the next goal (`demoted`, `catchingup`) waits for the
+ * postmaster's exit.
  */
 export const stopPostgres: TransitionFn = async (ctx) => {
   if (PLANNED_STOP_GOALS.has(ctx.goalState)) {

@@ -7,8 +7,8 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { PghaError } from '@pgha/shared/base';
-import { PARAMETERS_FILE, ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pghaDirFor, pgCtlRestart, startPostgres, pgCtlStop, pollUntil, postmasterPid, readClusterState, stopWrites, runPgProgram, writeOwnedFileIfChanged } from '@pgha/postgres';
+import { PghaError, formatLsn, type Lsn } from '@pgha/shared/base';
+import { PARAMETERS_FILE, ensureOwnedDir, ensurePghaDir, initdb, isEmptyOrMissing, isPgData, pghaDirFor, pgCtlRestart, startPostgres, pgCtlStop, pollUntil, postmasterPid, readClusterState, readShutdownCheckpointLsn, stopWrites, runPgProgram, writeOwnedFileIfChanged } from '@pgha/postgres';
 import { keeperPaths } from '../keeper-config.js';
 import { diskProblem, lastServerFailure } from '../local-problem.js';
 import type { DataDirectoryIdentity } from './data-directory-identity.js';
@@ -310,16 +310,33 @@ export class PostgresLifecycle {
 
   /**
    * A planned stop of a primary: starts the fast shutdown and returns once Postgres takes no
-   * more writes (`stopWrites`: every session ended, the shutdown checkpoint begun), while the
-   * checkpoint, the last WAL to the standbys and the exit go on (a later {@link stop} waits for
-   * them). What a switchover waits for before it promotes the standby, 30–200 ms before the
-   * postmaster has exited.
+   * more writes and its shutdown checkpoint is written (`stopWrites`: every session ended, the
+   * control file at `shut down`), while the last WAL to the standbys and the exit go on (a
+   * later {@link stop} waits for them). The report that says the stop is reached carries where
+   * the checkpoint starts ({@link shutdownCheckpointLsn}), which a switchover's candidate must
+   * have before it is promoted. When there is none (Postgres crashed, or was stopped
+   * immediately, or the checkpoint took longer than a minute) the stop is reached all the same,
+   * and why is logged: the monitor then elects a standby as after a failure.
    */
   async stopWrites(): Promise<void> {
     await this.session.closeSession();
-    if (!this.isRunning()) return;
-    if (readClusterState(this.pgdata) === 'in production') this.log.info('stopping Postgres: writes first');
-    await stopWrites(this.pgdata);
+    const running = this.isRunning();
+    const before = readClusterState(this.pgdata);
+    if (running && before === 'in production') this.log.info('stopping Postgres: writes first');
+    const stopped = await stopWrites(this.pgdata);
+    // Once per stop: a kept `draining` runs this again while the walsenders finish.
+    if (stopped.shutdownCheckpointLsn !== undefined && running && before !== 'shut down') this.log.info({ shutdownCheckpointLsn: formatLsn(stopped.shutdownCheckpointLsn) }, `Postgres takes no more writes: its shutdown checkpoint is at ${formatLsn(stopped.shutdownCheckpointLsn)}`);
+    if (stopped.why !== undefined && running) this.log.warn(`Postgres stopped for writes without a shutdown checkpoint to report (${stopped.why}); the monitor falls back to an election of the standby to promote`);
+  }
+
+  /**
+   * Where the shutdown checkpoint of a cleanly stopped primary starts, from its control file
+   * once that says `shut down` (`readShutdownCheckpointLsn`: read again only when it changed),
+   * also while the postmaster still runs; undefined while Postgres runs or shuts down, after a
+   * crash, and on a standby. `NodeReport.shutdownCheckpointLsn`.
+   */
+  shutdownCheckpointLsn(): Lsn | undefined {
+    return readShutdownCheckpointLsn(this.pgdata);
   }
 
   /** Stops Postgres (fast, then immediate; see `pgCtlStop`) if it runs. */

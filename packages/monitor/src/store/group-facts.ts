@@ -27,6 +27,7 @@ function toFacts(n: NodeRecord, diedLoudlyMs: number | null): NodeFacts {
     health: n.health,
     goalChangedMs: new Date(n.goalChangedAt).getTime(),
     synchronousStandbyNames: n.reportedSyncStandbyNames,
+    shutdownCheckpointLsn: n.shutdownCheckpointLsn === null ? null : parseLsn(n.shutdownCheckpointLsn),
     restartRequestedMs: n.restartDone < n.restartRequest && n.restartRequestedAt ? new Date(n.restartRequestedAt).getTime() : null,
     ...(diedLoudlyMs !== null ? { diedLoudlyMs } : {}),
   };

@@ -73,6 +73,12 @@ export interface NodeRecord {
   createdAt: Date;
   /** Its keeper's view on a primary: the `synchronous_standby_names` Postgres runs with. */
   reportedSyncStandbyNames: string | null;
+  /**
+   * `X/Y`: where its shutdown checkpoint starts, as its keeper last reported it once its control
+   * file said `shut down` (a primary stopped cleanly; see `NodeFacts.shutdownCheckpointLsn`);
+   * null while Postgres runs, after a crash, on a standby, and from an older keeper.
+   */
+  shutdownCheckpointLsn: string | null;
   /** `pgha drop node --destroy`: its keeper removes the data directory once dropped. */
   destroyRequested: boolean;
   /** The problem its keeper last reported (a state that cannot progress); null: none. */

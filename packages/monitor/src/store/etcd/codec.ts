@@ -54,6 +54,8 @@ export function decodeNode(text: string): NodeRecord {
   // Written before the fields existed (an older monitor): none of its own, none reported.
   record.postgresParameters ??= [];
   record.reportedParameters ??= null;
+  // Written before keepers reported the shutdown checkpoint: none reported.
+  record.shutdownCheckpointLsn ??= null;
   // Written before `pgha perform restart`: no restart asked for.
   record.restartRequest ??= 0;
   record.restartDone ??= 0;

@@ -395,6 +395,7 @@ export class EtcdNodeRepository implements NodeRepository {
       goalRevision: '0',
       createdAt: now,
       reportedSyncStandbyNames: null,
+      shutdownCheckpointLsn: null,
       destroyRequested: false,
       reportedProblem: null,
       lastSelfFenceAt: null,

@@ -3,8 +3,8 @@
  * heartbeats. A keeper reports every ~500 ms; most reports change nothing but the time and the
  * LSN. The etcd adapter writes a node's key only when a report changes a **persisted fact**
  * ({@link PERSISTED_REPORT_FACTS}: its reported state, whether Postgres runs, recovery,
- * timeline, streaming, transition, `synchronous_standby_names`, problem, self-fence, parameters,
- * restart done), when the
+ * timeline, streaming, transition, `synchronous_standby_names`, the shutdown checkpoint's LSN,
+ * problem, self-fence, parameters, restart done), when the
  * node never reported before, or when its LSN moved and was last written
  * {@link LSN_WRITE_INTERVAL_MS} ago or more; every report updates this overlay: when it came
  * (`reportedAt`), its LSN, when its WAL receiver last streamed, its transition's progress.
@@ -43,6 +43,7 @@ export const PERSISTED_REPORT_FACTS = [
   'upstreamStreaming',
   'transitionInProgress',
   'reportedSyncStandbyNames',
+  'shutdownCheckpointLsn',
   'reportedProblem',
   'lastSelfFenceAt',
   'reportedParameters',
@@ -179,6 +180,7 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
     transitionInProgress: report.transitionInProgress ?? null,
     transitionProgress: report.transitionProgress ?? null,
     reportedSyncStandbyNames: report.synchronousStandbyNames ?? null,
+    shutdownCheckpointLsn: report.shutdownCheckpointLsn == null ? null : formatLsn(parseLsn(report.shutdownCheckpointLsn)),
     reportedProblem: report.problem ?? null,
     reportedParameters: report.parameters ?? null,
     lastSelfFenceAt: fence === undefined ? base.lastSelfFenceAt : dateOrNull(latest(time(base.lastSelfFenceAt), fence)),

@@ -61,6 +61,8 @@ export interface NodesTable {
   goalChangedAt: Generated<Date>;
   createdAt: Generated<Date>;
   reportedSyncStandbyNames: string | null;
+  /** `pg_lsn`, read as `X/Y` text: where its shutdown checkpoint starts, as last reported; null: none (migration 0016). */
+  shutdownCheckpointLsn: string | null;
   destroyRequested: Generated<boolean>;
   reportedProblem: string | null;
   /** Whether the node's Postgres accepts TLS (false: created with `--no-ssl`); see the health prober. */

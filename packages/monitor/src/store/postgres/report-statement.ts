@@ -83,8 +83,8 @@ export function recordHeartbeats(db: Kysely<Database>, reports: readonly { nodeI
  * (see `PERSISTED_REPORT_FACTS`; the self-fence and the transition are checked apart).
  */
 const SAME_PERSISTED_FACTS = `
-  (n.reported_state, n.postgres_running, n.is_in_recovery, n.reported_timeline, n.upstream_streaming, n.reported_sync_standby_names, n.reported_problem, n.reported_parameters)
-    is not distinct from (i.reported_state, i.postgres_running, i.is_in_recovery, i.reported_timeline, i.upstream_streaming, i.reported_sync_standby_names, i.reported_problem, i.reported_parameters)
+  (n.reported_state, n.postgres_running, n.is_in_recovery, n.reported_timeline, n.upstream_streaming, n.reported_sync_standby_names, n.shutdown_checkpoint_lsn, n.reported_problem, n.reported_parameters)
+    is not distinct from (i.reported_state, i.postgres_running, i.is_in_recovery, i.reported_timeline, i.upstream_streaming, i.reported_sync_standby_names, i.shutdown_checkpoint_lsn::pg_lsn, i.reported_problem, i.reported_parameters)
   and n.transition_in_progress is null and n.transition_progress is null and coalesce(i.restart_done, 0) <= n.restart_done
   and n.reported_at is not null and n.goal_state <> 'dropped'`;
 
@@ -107,6 +107,7 @@ async function runReportStatement(db: Db, reports: readonly { nodeId: number; re
       transition_in_progress: report.transitionInProgress ?? null,
       transition_progress: report.transitionProgress ?? null,
       reported_sync_standby_names: report.synchronousStandbyNames ?? null,
+      shutdown_checkpoint_lsn: report.shutdownCheckpointLsn == null ? null : formatLsn(parseLsn(report.shutdownCheckpointLsn)),
       reported_problem: report.problem ?? null,
       self_fence_at_ms: report.selfFence?.fencedAtMs ?? null,
       reported_parameters: report.parameters ?? null,
@@ -121,7 +122,7 @@ async function runReportStatement(db: Db, reports: readonly { nodeId: number; re
       select * from json_to_recordset(${pg.escapeLiteral(input)}::json)
         as t(node_id int4, reported_state text, postgres_running bool, is_in_recovery bool, reported_lsn text, reported_timeline int4,
              upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text, reported_problem text,
-             transition_progress jsonb, self_fence_at_ms int8, reported_parameters jsonb, restart_done int4)
+             transition_progress jsonb, self_fence_at_ms int8, reported_parameters jsonb, restart_done int4, shutdown_checkpoint_lsn text)
     ), before as (
       select node_id, reported_problem, last_self_fence_at, reported_at from pgha.nodes where node_id = any(${ids})
     ), updated as (
@@ -136,6 +137,7 @@ async function runReportStatement(db: Db, reports: readonly { nodeId: number; re
         transition_in_progress = i.transition_in_progress,
         transition_progress = i.transition_progress,
         reported_sync_standby_names = i.reported_sync_standby_names,
+        shutdown_checkpoint_lsn = i.shutdown_checkpoint_lsn::pg_lsn,
         reported_problem = i.reported_problem,
         reported_parameters = i.reported_parameters,
         restart_done = greatest(n.restart_done, coalesce(i.restart_done, 0)),
