@@ -85,7 +85,7 @@ function planSwitchover(facts: GroupFacts, outgoingGoal: NodeState, target?: Nod
   return {
     assignments: [
       assign(primary, outgoingGoal, `${describe(primary)} stops for a ${outgoingGoal === 'prepare_maintenance' ? 'maintenance' : 'switchover'} to ${describe(result.winner)} (operator)`),
-      assign(result.winner, 'prepare_promotion', `${describeWinner(result)} (operator)`),
+      assign(result.winner, 'prepare_promotion', `${describeWinner({ ...result, behind: false })} (operator)`),
     ],
   };
 }

@@ -335,36 +335,45 @@ export function reportsWanted(facts: GroupFacts): number[] {
 }
 
 /**
- * Rule `promote-candidate`: the candidate reached `prepare_promotion`, is still eligible and
- * at or past every reporting standby's LSN, enough of the synchronous set still reports for one
- * of them to hold every acknowledged commit (the election's rule, `elect`), the outgoing
- * primary can no longer acknowledge commits (see `outgoingIsFenced`), and, in a switchover,
- * the candidate holds the old primary's last WAL ({@link switchoverProof}): promote. In a
- * failover there is no demote timeout to wait out: the old primary ran with synchronous
- * replication on.
+ * Rule `promote-candidate`: the candidate reached `prepare_promotion`, is still eligible, the
+ * outgoing primary can no longer acknowledge commits (see `outgoingIsFenced`), and either, in a
+ * switchover, the candidate holds the old primary's last WAL ({@link switchoverProof}
+ * `proven`: every commit it ever made, so no other standby's LSN or silence matters), or the
+ * candidate is at or past every reporting standby's LSN and enough of the synchronous set
+ * still reports for one of them to hold every acknowledged commit (the election's rule,
+ * `elect`): promote. In a failover there is no demote timeout to wait out: the old primary ran
+ * with synchronous replication on.
  */
 export const promoteCandidate: Plan = (facts) => {
   const candidate = facts.nodes.find((n) => isCurrentState(n, 'prepare_promotion'));
   const old = outgoingPrimary(facts);
   if (!candidate || !outgoingIsFenced(facts, old) || !isEligible(facts, candidate)) return undefined;
-  if (reportingStandbys(facts, old).some((r) => r.reportedLsn > candidate.reportedLsn)) return undefined;
   const proof = switchoverProof(facts, old, candidate).verdict;
   if (proof === 'waiting' || proof === 'unprovable') return undefined;
-  // The election's acknowledged-commit rule still holds now: a member of the synchronous set
-  // that fell silent since the candidate was chosen may hold a commit no reporting standby has.
-  if ('why' in elect(facts, old, [candidate])) return undefined;
+  if (proof === 'unneeded') {
+    if (reportingStandbys(facts, old).some((r) => r.reportedLsn > candidate.reportedLsn)) return undefined;
+    // The election's acknowledged-commit rule still holds now: a member of the synchronous set
+    // that fell silent since the candidate was chosen may hold a commit no reporting standby has.
+    if ('why' in elect(facts, old, [candidate])) return undefined;
+  }
   const why = old?.goalState === 'demote_timeout' ? 'the old primary cannot acknowledge commits without its synchronous standbys' : 'the old primary has stopped';
   return [assign(candidate, 'stop_replication', `${describe(candidate)} promotes: ${why}`)];
 };
 
 /**
  * Rule `candidate-behind`: once the outgoing primary is fenced, a standby reports more WAL
- * than the candidate: the candidate fetches it first (`fast_forward`).
+ * than the candidate: the candidate fetches it first (`fast_forward`). Not in a switchover
+ * whose candidate must show the old primary's shutdown checkpoint ({@link switchoverProof}
+ * not `unneeded`): the other standbys' LSNs were reported at other moments while the old
+ * primary still wrote, so one of them ahead proves nothing, and a candidate that streamed
+ * until the old primary stopped has every record any of them has (the proof, or the election
+ * when it cannot come, decides).
  */
 export const candidateBehind: Plan = (facts) => {
   const candidate = facts.nodes.find((n) => isCurrentState(n, 'prepare_promotion'));
   const old = outgoingPrimary(facts);
   if (!candidate || !outgoingIsFenced(facts, old) || !isEligible(facts, candidate)) return undefined;
+  if (switchoverProof(facts, old, candidate).verdict !== 'unneeded') return undefined;
   const ahead = reportingStandbys(facts, old).find((r) => r.reportedLsn > candidate.reportedLsn);
   if (!ahead) return undefined;
   return [assign(candidate, 'fast_forward', `${describe(ahead)} has more WAL (LSN ${formatLsn(ahead.reportedLsn)}) than ${describe(candidate)}: fetching it before promotion`)];
