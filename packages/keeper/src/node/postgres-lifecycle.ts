@@ -422,7 +422,10 @@ export class PostgresLifecycle {
    * shutdown checkpoint included, and waits for this standby to flush it before it ends the
    * stream: promoting after that end loses nothing the old primary wrote, and its WAL stays a
    * prefix of the new timeline. Commits acknowledged under synchronous replication are here
-   * already; past the limit the promotion goes on (a walsender that hangs holds nothing up). A
+   * already (with another standby in the group, the monitor promotes only a candidate that
+   * reported WAL at or past the old primary's shutdown checkpoint, `switchoverProof`; with
+   * none, this standby was the synchronous one); past the limit the promotion goes on (a
+   * walsender that hangs holds nothing up). A
    * failover finds the stream ended already and does not wait; nor does a candidate that
    * streams from another standby (`fast_forward`). Then, at most {@link RETRY_SLEEP_WAIT_MS},
    * until the startup process sleeps between two tries to fetch WAL, where a promotion wakes it
@@ -437,7 +440,7 @@ export class PostgresLifecycle {
     if (await streaming()) {
       const ended = await pollUntil(async () => !(await streaming()), { timeoutMs: STREAM_END_WAIT_MS, intervalMs: PROMOTE_POLL_INTERVAL_MS });
       if (!ended) {
-        this.log.warn(`the WAL receiver still streams ${STREAM_END_WAIT_MS} ms after the promotion was asked for: promoting all the same (commits acknowledged under synchronous replication are here)`);
+        this.log.warn(`the WAL receiver still streams ${STREAM_END_WAIT_MS} ms after the promotion was asked for: promoting all the same (the monitor found every acknowledged commit here)`);
         return;
       }
     }
