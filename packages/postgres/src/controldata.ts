@@ -15,6 +15,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
+import CRC32C from 'crc-32/crc32c.js';
 import { PghaError, lsn, type Lsn } from '@pgha/shared/core';
 import { readFileBytes } from './file-text.js';
 
@@ -141,18 +142,9 @@ function readControlFile<T>(pgdata: string, parse: (control: Buffer) => T): T | 
  */
 const CONTROL_CRC_OFFSET: ReadonlyMap<number, number> = new Map([[1300, 288]]);
 
-/** CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), one entry per byte value. */
-const CRC32C_TABLE = Uint32Array.from({ length: 256 }, (_, i) => {
-  let c = i;
-  for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-  return c >>> 0;
-});
-
-/** The CRC-32C of `bytes`, as Postgres's `COMP_CRC32C` computes it (start and final XOR 0xFFFFFFFF). */
+/** The CRC-32C of `bytes` (Castagnoli, as Postgres's `COMP_CRC32C`), unsigned: SheetJS's `crc-32`. */
 function crc32c(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC32C_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  return CRC32C.buf(bytes) >>> 0;
 }
 
 /**
