@@ -108,6 +108,17 @@ export async function performSwitchover(o: WaitOptions, kind: 'switchover' | 'fa
 }
 
 /**
+ * Where a promotion of node `name` stands in `rows` (the formation's state now; `before`: when
+ * the command was sent): `'done'` once it is the settled primary, the row of another node that
+ * became the settled primary instead, or undefined while neither.
+ */
+export function promotionOutcome(rows: readonly NodeStateRow[], before: readonly NodeStateRow[], name: string): 'done' | NodeStateRow | undefined {
+  if (rows.some((r) => r.name === name && settledWritable(r))) return 'done';
+  const other = newPrimary(rows, before);
+  return other && other.name !== name ? other : undefined;
+}
+
+/**
  * `pgha perform promotion --name N`: done when N is the primary; when the monitor promoted
  * another node instead (an election decided because N could not be shown to hold every
  * acknowledged commit, `switchover-election`), prints the state and fails with the reason.
@@ -115,11 +126,9 @@ export async function performSwitchover(o: WaitOptions, kind: 'switchover' | 'fa
  * @throws PghaError `PGHA_ERR_CONFLICT` when another node became the primary.
  */
 export async function performPromotion(o: WaitOptions, name: string): Promise<void> {
-  const w = await sendAndWait(o, () => sendCommand(o.monitors, 'POST', formationPath(o, 'promotion'), { name }), `${name} to become the primary`, (rs, before) =>
-    rs.some((r) => r.name === name && settledWritable(r)) || (newPrimary(rs, before) !== undefined && before.some((r) => r.name !== name && PRIMARY_STATES.has(r.goal_state as NodeState))),
-  );
-  const other = newPrimary(w.rows, w.before);
-  if (other && other.name !== name && !w.rows.some((r) => r.name === name && settledWritable(r))) {
+  const w = await sendAndWait(o, () => sendCommand(o.monitors, 'POST', formationPath(o, 'promotion'), { name }), `${name} to become the primary`, (rs, before) => promotionOutcome(rs, before, name) !== undefined);
+  const other = promotionOutcome(w.rows, w.before, name);
+  if (other !== undefined && other !== 'done') {
     print(o, w, `promotion not done: ${other.name} (node ${other.node_id}) is the primary`);
     throw new PghaError('PGHA_ERR_CONFLICT', `the monitor promoted ${other.name} instead of ${name}: ${name} could not be shown to hold every acknowledged commit, so an election decided`, {
       hint: 'see why with pgha show events; once the formation is settled, pgha perform promotion again',
