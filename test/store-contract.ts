@@ -838,6 +838,24 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
       });
     });
 
+    describe('synchronous_standby_names of a primary whose Postgres is down', () => {
+      it('keeps what it last ran with while its keeper reports Postgres down, and takes the report again once it runs', async () => {
+        const f = await formation('c-sync-names-kept');
+        const a = await addNode(f, 'a');
+        const names = async () => groupFacts(await store.formations.get(f), 0, [await store.nodes.get(a.nodeId)], await store.nowMs()).nodes[0]!.synchronousStandbyNames;
+        const running = report('primary', '0/3000060', { synchronousStandbyNames: 'ANY 1 (pgha_node_2, pgha_node_3)' });
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: running }]));
+        expect(await names()).toBe('ANY 1 (pgha_node_2, pgha_node_3)');
+        const down = report('primary', '0/3000060', { postgresRunning: false, isInRecovery: null, synchronousStandbyNames: null });
+        const read = await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: down }]));
+        expect(read.inputs.get(a.nodeId)!.node.reportedSyncStandbyNames).toBe('ANY 1 (pgha_node_2, pgha_node_3)');
+        expect(await names()).toBe('ANY 1 (pgha_node_2, pgha_node_3)');
+        // Running again, as a standby: the report's null.
+        await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: report('catchingup', '0/3000060', { isInRecovery: true, synchronousStandbyNames: null }) }]));
+        expect(await names()).toBeNull();
+      });
+    });
+
     if (options.heartbeats) describe('heartbeats', () => {
       it('records a report that changes nothing but the time and the LSN on its own, committed, and reads its group under the lock; leaves every other report out', async () => {
         const f = await formation('c-heartbeats');

@@ -237,7 +237,8 @@ class World {
     n.reportedPgRunning = n.pgRunning;
     n.reportedLsn = n.lsn;
     n.reportedTimeline = n.timeline;
-    n.reportedSyncNames = n.pgRunning && WRITABLE_STATES.has(n.reportedState) ? n.syncNames : null;
+    // Kept while Postgres is down, as the monitor's stores keep what it last ran with.
+    if (n.pgRunning) n.reportedSyncNames = WRITABLE_STATES.has(n.reportedState) ? n.syncNames : null;
     n.reportedShutdownLsn = n.pgRunning ? null : n.shutdownLsn;
     n.upstreamStreaming = streaming;
     if (streaming) n.lastStreamingMs = this.nowMs;
@@ -584,6 +585,27 @@ describe('random fault histories (fast-check)', () => {
     world.healAllAndConverge(20);
     expect(world.live().filter((n) => n.goalState === 'primary' && n.reportedState === 'primary'), world.log.join('\n')).toHaveLength(1);
     expect(world.lostWrites).toEqual([]);
+  });
+
+  it("the primary's Postgres dies after a standby alone acknowledged its last commits: that standby cannot be dropped, and the failover waits for it", () => {
+    // Found by random histories (2026-12-06): the monitor forgot the names the primary ran with
+    // once its keeper reported Postgres down, so node 3 could be dropped and node 2 promoted
+    // without node 3's commits.
+    const world = new World(3, [50, 50, 50]);
+    world.healAllAndConverge(10);
+    world.apply({ kind: 'killMachine', node: 2 });
+    world.apply({ kind: 'advance', ms: 100 });
+    world.apply({ kind: 'killKeeper', node: 3 });
+    world.apply({ kind: 'killPostgres', node: 1 });
+    world.apply({ kind: 'tick' });
+    world.apply({ kind: 'drop', node: 3 });
+    expect(world.rules.has('refused:drop-node'), world.log.join('\n')).toBe(true);
+    world.apply({ kind: 'heal', node: 2 });
+    for (let i = 0; i < 10; i++) { world.apply({ kind: 'advance', ms: 500 }); world.apply({ kind: 'tick' }); }
+    expect(world.lostWrites, world.log.join('\n')).toEqual([]);
+    world.healAllAndConverge(30);
+    expect(world.lostWrites, world.log.join('\n')).toEqual([]);
+    expect(world.violations).toEqual([]);
   });
 
   it('a switchover whose candidate streams until the old primary stops: promoted on its shutdown checkpoint, without an election', () => {

@@ -71,7 +71,12 @@ export interface NodeRecord {
    */
   goalRevision: string;
   createdAt: Date;
-  /** Its keeper's view on a primary: the `synchronous_standby_names` Postgres runs with. */
+  /**
+   * Its keeper's view on a primary: the `synchronous_standby_names` Postgres runs with; null on
+   * a running standby. Kept from the last report in which Postgres ran while its keeper reports
+   * it down: a failover after the primary's Postgres died counts the standbys it last waited
+   * for, a dropped one included (`synchronousSet` of `@pgha/shared`).
+   */
   reportedSyncStandbyNames: string | null;
   /**
    * `X/Y`: where its shutdown checkpoint starts, as its keeper last reported it once its control

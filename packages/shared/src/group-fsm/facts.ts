@@ -31,7 +31,10 @@ export interface NodeFacts {
   readonly health: NodeHealth;
   /** When the monitor last changed this node's goal (absent: unknown). */
   readonly goalChangedMs?: number | null;
-  /** Keeper's view on a primary: the `synchronous_standby_names` Postgres runs with. */
+  /**
+   * Keeper's view on a primary: the `synchronous_standby_names` Postgres runs with, or last ran
+   * with while its keeper reports it down (the stores keep it); null on a running standby.
+   */
   readonly synchronousStandbyNames?: string | null;
   /**
    * Keeper's view on a cleanly stopped primary: where its shutdown checkpoint starts, read from

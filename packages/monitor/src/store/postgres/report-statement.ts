@@ -79,12 +79,18 @@ export function recordHeartbeats(db: Kysely<Database>, reports: readonly { nodeI
 }
 
 /**
+ * The `synchronous_standby_names` a report leaves on node `n` (report `i`): the reported one
+ * while Postgres runs, the one it last ran with while it is down (`NodeRecord.reportedSyncStandbyNames`).
+ */
+const SYNC_NAMES_KEPT = 'case when i.postgres_running then i.reported_sync_standby_names else n.reported_sync_standby_names end';
+
+/**
  * The facts a heartbeat leaves as they are, compared in SQL: `n` the node, `i` the report
  * (see `PERSISTED_REPORT_FACTS`; the self-fence and the transition are checked apart).
  */
 const SAME_PERSISTED_FACTS = `
   (n.reported_state, n.postgres_running, n.is_in_recovery, n.reported_timeline, n.upstream_streaming, n.reported_sync_standby_names, n.shutdown_checkpoint_lsn, n.reported_problem, n.reported_parameters)
-    is not distinct from (i.reported_state, i.postgres_running, i.is_in_recovery, i.reported_timeline, i.upstream_streaming, i.reported_sync_standby_names, i.shutdown_checkpoint_lsn::pg_lsn, i.reported_problem, i.reported_parameters)
+    is not distinct from (i.reported_state, i.postgres_running, i.is_in_recovery, i.reported_timeline, i.upstream_streaming, ${SYNC_NAMES_KEPT}, i.shutdown_checkpoint_lsn::pg_lsn, i.reported_problem, i.reported_parameters)
   and n.transition_in_progress is null and n.transition_progress is null and coalesce(i.restart_done, 0) <= n.restart_done
   and n.reported_at is not null and n.goal_state <> 'dropped'`;
 
@@ -136,7 +142,7 @@ async function runReportStatement(db: Db, reports: readonly { nodeId: number; re
         upstream_streaming = i.upstream_streaming,
         transition_in_progress = i.transition_in_progress,
         transition_progress = i.transition_progress,
-        reported_sync_standby_names = i.reported_sync_standby_names,
+        reported_sync_standby_names = ${SYNC_NAMES_KEPT},
         shutdown_checkpoint_lsn = i.shutdown_checkpoint_lsn::pg_lsn,
         reported_problem = i.reported_problem,
         reported_parameters = i.reported_parameters,
