@@ -316,7 +316,10 @@ const NodeReportFields = z
     transitionInProgress: FreeText(100).nullable().default(null),
     /** How far that transition has come (absent or null: no measure of it). */
     transitionProgress: TransitionProgress.nullable().optional(),
-    /** On a primary: the `synchronous_standby_names` Postgres runs with. */
+    /**
+     * On a primary: the `synchronous_standby_names` Postgres runs with; null on a standby and
+     * while Postgres is down (the monitor then keeps what it last ran with).
+     */
     synchronousStandbyNames: FreeText(4096).nullable().default(null),
     /**
      * Where the node's shutdown checkpoint starts, once its control file says `shut down`
