@@ -7,13 +7,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addNode, startMonitor, uriOf, type TestMonitor, type TestNode } from './helpers/cluster.js';
+import { startEtcdMonitors, waitForLeader } from './helpers/etcd-monitors.js';
 import { connectWritable, isPrimaryAndSecondaries, queryNode, showState, Writer } from './helpers/formation.js';
 import { endAllProcesses, killPid, runPgha } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 let monitor: TestMonitor;
+/** Every monitor's URL: one, or three on etcd. */
+let monitorUrls: string[];
 let nodes: TestNode[];
-const env = (): Record<string, string> => ({ PGHA_MONITOR: monitor.url });
+const env = (): Record<string, string> => ({ PGHA_MONITOR: monitorUrls.join(',') });
 
 interface EventRow {
   node_name: string;
@@ -57,33 +60,44 @@ async function writesAround(table: string, during: () => Promise<void>): Promise
   return { missing: writer.acks.filter((a) => !ids.has(a.id)).map((a) => a.id), acks: writer.acks.length, gapMs: writer.maxGapMs(startedAt) };
 }
 
-beforeAll(async () => {
-  monitor = await startMonitor();
+/** Starts one monitor on its own Postgres, or three on etcd, and three nodes of candidate priority 50. */
+async function setUp(onEtcd: boolean): Promise<void> {
+  if (onEtcd) {
+    const group = await startEtcdMonitors();
+    monitor = group.monitors[0]!;
+    monitorUrls = group.urls;
+  } else {
+    monitor = await startMonitor();
+    monitorUrls = [monitor.url];
+  }
   nodes = [];
-  for (const name of ['a', 'b', 'c']) nodes.push(await addNode(monitor, name, { candidatePriority: 50 }));
+  for (const name of ['a', 'b', 'c']) nodes.push(await addNode(monitor, name, { candidatePriority: 50, monitors: monitorUrls }));
+  if (onEtcd) await waitForLeader(monitorUrls);
   await settled();
-}, 300_000);
+}
 
-afterAll(async () => {
-  await endAllProcesses();
-});
-
-describe('a switchover on three nodes', () => {
-  it('promotes the candidate on the old primary shutdown checkpoint, without an election, losing nothing', async () => {
-    const old = await primaryNode();
-    const candidate = nodes.find((n) => n !== old)!;
-    const result = await writesAround('proven', async () => {
-      const r = await runPgha(['perform', 'promotion', '--name', candidate.name], env());
-      expect(r.exitCode, r.stderr).toBe(0);
-    });
-    console.log(`[switchover, 3 nodes] ${result.acks} writes acknowledged, longest gap ${result.gapMs.toFixed(0)} ms`);
-    expect(result.missing).toEqual([]);
-    expect((await primaryNode()).name).toBe(candidate.name);
-    const events = await eventsSince(30);
-    expect(events.some((e) => e.node_name === candidate.name && e.new_goal_state === 'stop_replication' && e.rule === 'promote-candidate')).toBe(true);
-    expect(events.filter((e) => e.rule === 'switchover-election')).toEqual([]);
-    await settled();
+/** A switchover to a standby that streams: promoted on the old primary's shutdown checkpoint. */
+async function provenSwitchover(label: string): Promise<void> {
+  const old = await primaryNode();
+  const candidate = nodes.find((n) => n !== old)!;
+  const result = await writesAround('proven', async () => {
+    const r = await runPgha(['perform', 'promotion', '--name', candidate.name], env());
+    expect(r.exitCode, r.stderr).toBe(0);
   });
+  console.log(`[switchover, 3 nodes, ${label}] ${result.acks} writes acknowledged, longest gap ${result.gapMs.toFixed(0)} ms`);
+  expect(result.missing).toEqual([]);
+  expect((await primaryNode()).name).toBe(candidate.name);
+  const events = await eventsSince(30);
+  expect(events.some((e) => e.node_name === candidate.name && e.new_goal_state === 'stop_replication' && e.rule === 'promote-candidate')).toBe(true);
+  expect(events.filter((e) => e.rule === 'switchover-election')).toEqual([]);
+  await settled();
+}
+
+describe('a switchover on three nodes, one monitor', () => {
+  beforeAll(() => setUp(false), 300_000);
+  afterAll(() => endAllProcesses());
+
+  it('promotes the candidate on the old primary shutdown checkpoint, without an election, losing nothing', () => provenSwitchover('one monitor'));
 
   it('a candidate whose WAL receiver hangs while the other standby acknowledges alone: not promoted short of those commits; once it resumes, the switchover ends losing nothing', async () => {
     const old = await primaryNode();
@@ -120,4 +134,11 @@ describe('a switchover on three nodes', () => {
     }
     await settled();
   });
+});
+
+describe('a switchover on three nodes, three monitors on etcd', () => {
+  beforeAll(() => setUp(true), 300_000);
+  afterAll(() => endAllProcesses());
+
+  it('promotes the candidate on the old primary shutdown checkpoint, without an election, losing nothing', () => provenSwitchover('three monitors on etcd'));
 });
