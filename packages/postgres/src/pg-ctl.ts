@@ -328,5 +328,3 @@ export async function stopWrites(pgdata: string, options: StopWritesOptions = {}
   }
   return result('Postgres stopped without the shutdown checkpoint of a primary');
 }
-
-

@@ -4,7 +4,7 @@
  * `PghaError` when it cannot finish; the keeper loop logs it once and retries.
  * Source: pg_auto_failover's `fsm_transition.c`.
  */
-import { PghaError, type NodeGoal, type NodeState } from '@pgha/shared/base';
+import { PLANNED_STOP_STATES, PghaError, type NodeGoal, type NodeState } from '@pgha/shared/base';
 import type { NodeControl } from '../node-control.js';
 import type { PostgresFacts } from '../local-facts.js';
 import type { Rejoin } from '../node/rebuild.js';
@@ -143,7 +143,7 @@ export const promoteStandby: TransitionFn = async (ctx) => {
   const configFirst = !ctx.node.postgres.isRunning();
   if (configFirst) writeConfig();
   // A switchover's old primary reports drained once its shutdown checkpoint is written: its last WAL may still be on its way here.
-  const draining = ctx.goal.nodes.filter((n) => n.nodeId !== ctx.node.config.nodeId && PLANNED_STOP_GOALS.has(n.goalState as NodeState));
+  const draining = ctx.goal.nodes.filter((n) => n.nodeId !== ctx.node.config.nodeId && PLANNED_STOP_STATES.has(n.goalState as NodeState));
   await ctx.node.postgres.promote({ streamEndFrom: draining });
   if (!configFirst) writeConfig();
   if (ctx.goalState === 'stop_replication') {
@@ -161,9 +161,6 @@ export const startPostgres: TransitionFn = async (ctx) => {
   await ctx.node.postgres.start();
 };
 
-/** The fencing goals of a planned stop, where a primary checkpoints before it stops (see `PostgresLifecycle.checkpointBeforeStop`). */
-const PLANNED_STOP_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['draining', 'prepare_maintenance']);
-
 /**
  * Fencing goals (`draining`, `demote_timeout`, `demoted`, `prepare_maintenance`): stop Postgres.
  * A planned stop (`draining`, `prepare_maintenance`) checkpoints while writes go on, and is
@@ -174,7 +171,7 @@ const PLANNED_STOP_GOALS: ReadonlySet<NodeState> = new Set<NodeState>(['draining
  * postmaster's exit.
  */
 export const stopPostgres: TransitionFn = async (ctx) => {
-  if (PLANNED_STOP_GOALS.has(ctx.goalState)) {
+  if (PLANNED_STOP_STATES.has(ctx.goalState)) {
     await ctx.node.postgres.checkpointBeforeStop();
     await ctx.node.postgres.stopWrites();
     return;

@@ -4,7 +4,7 @@
  * `Date`), never a database row type. The Postgres adapter's rows have exactly these shapes
  * (Kysely's `CamelCasePlugin` names the columns), so it hands them over as they are read.
  */
-import type { FormationSettings, NodeHealth, NodeReport, NodeState, PostgresParameter, ReportedParameters, TransitionProgress } from '@pgha/shared';
+import { formatLsn, parseLsn, type FormationSettings, type NodeHealth, type NodeReport, type NodeState, type PostgresParameter, type ReportedParameters, type TransitionProgress } from '@pgha/shared';
 
 /** A formation. */
 export interface FormationRecord {
@@ -253,6 +253,11 @@ export interface StoreSnapshot {
 /** Key of a group in maps: formation and group id. */
 export function groupKey(formationId: string, groupId: number): string {
   return `${formationId}\u0000${groupId}`;
+}
+
+/** A report's `shutdownCheckpointLsn` as the stores keep it (`NodeRecord.shutdownCheckpointLsn`): `X/Y` in capitals, or null. */
+export function reportedShutdownCheckpointLsn(report: NodeReport): string | null {
+  return report.shutdownCheckpointLsn == null ? null : formatLsn(parseLsn(report.shutdownCheckpointLsn));
 }
 
 /**

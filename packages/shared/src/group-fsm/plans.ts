@@ -275,7 +275,7 @@ export type SwitchoverProof =
 export function switchoverProof(facts: GroupFacts, old: NodeFacts | undefined, candidate: NodeFacts): SwitchoverProof {
   if (!old || !PLANNED_STOP_STATES.has(old.goalState)) return { verdict: 'unneeded' };
   if (facts.nodes.some((n) => n.goalState === 'report_lsn')) return { verdict: 'unneeded' };
-  if (!facts.nodes.some((n) => n.nodeId !== old.nodeId && n.nodeId !== candidate.nodeId && n.goalState === 'secondary')) return { verdict: 'unneeded' };
+  if (otherSecondaries(facts, old, candidate).length === 0) return { verdict: 'unneeded' };
   const end = old.shutdownCheckpointLsn ?? null;
   if (end !== null && candidate.reportedLsn >= end) return { verdict: 'proven' };
   const sinceMs = old.goalChangedMs === undefined || old.goalChangedMs === null ? 0 : facts.nowMs - old.goalChangedMs;
@@ -292,13 +292,19 @@ export function switchoverProof(facts: GroupFacts, old: NodeFacts | undefined, c
       why: `${describe(candidate)} has WAL up to ${formatLsn(candidate.reportedLsn)} and no longer streams, short of the shutdown checkpoint of ${describe(old)} at ${formatLsn(end)}`,
     };
   }
-  if (keeperIsAlive(facts, old) ? old.reportedState === old.goalState && !old.postgresRunning : postgresIsDown(facts, old)) {
+  const heard = keeperIsAlive(facts, old);
+  if (heard ? old.reportedState === old.goalState && !old.postgresRunning : postgresIsDown(facts, old)) {
     return {
       verdict: 'unprovable',
-      why: `${describe(old)} stopped without reporting a shutdown checkpoint (${keeperIsAlive(facts, old) ? 'its Postgres did not shut down cleanly' : 'its keeper is silent and its Postgres down'}), so its last WAL is not known`,
+      why: `${describe(old)} stopped without reporting a shutdown checkpoint (${heard ? 'its Postgres did not shut down cleanly' : 'its keeper is silent and its Postgres down'}), so its last WAL is not known`,
     };
   }
   return { verdict: 'waiting' };
+}
+
+/** The nodes in goal `secondary` other than a switchover's outgoing primary and its candidate. */
+function otherSecondaries(facts: GroupFacts, old: NodeFacts, candidate: NodeFacts): NodeFacts[] {
+  return facts.nodes.filter((n) => n.nodeId !== old.nodeId && n.nodeId !== candidate.nodeId && n.goalState === 'secondary');
 }
 
 /**
@@ -314,7 +320,7 @@ export const switchoverElection: Plan = (facts) => {
   if (!candidate || !old || !outgoingIsFenced(facts, old)) return undefined;
   const proof = switchoverProof(facts, old, candidate);
   if (proof.verdict !== 'unprovable') return undefined;
-  const voters = [candidate, ...facts.nodes.filter((n) => n.nodeId !== old.nodeId && n.nodeId !== candidate.nodeId && n.goalState === 'secondary')];
+  const voters = [candidate, ...otherSecondaries(facts, old, candidate)];
   return nonEmpty(voters.map((v) => assign(v, 'report_lsn', `${describe(v)} reports its LSN for an election: ${proof.why}`)), facts);
 };
 

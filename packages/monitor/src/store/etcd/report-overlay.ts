@@ -20,7 +20,7 @@
  * Pure functions, and {@link ReportOverlay} which only keeps them in maps.
  */
 import { formatLsn, parseLsn, type NodeReport, type TransitionProgress } from '@pgha/shared';
-import type { NodeRecord } from '../records.js';
+import { reportedShutdownCheckpointLsn, type NodeRecord } from '../records.js';
 
 /**
  * Longest time (ms) a node's moving LSN goes unwritten to etcd while nothing else changes, by
@@ -181,7 +181,7 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
     transitionProgress: report.transitionProgress ?? null,
     // Kept while Postgres is down: what it last ran with is what the election counts (NodeRecord).
     reportedSyncStandbyNames: report.postgresRunning ? (report.synchronousStandbyNames ?? null) : base.reportedSyncStandbyNames,
-    shutdownCheckpointLsn: report.shutdownCheckpointLsn == null ? null : formatLsn(parseLsn(report.shutdownCheckpointLsn)),
+    shutdownCheckpointLsn: reportedShutdownCheckpointLsn(report),
     reportedProblem: report.problem ?? null,
     reportedParameters: report.parameters ?? null,
     lastSelfFenceAt: fence === undefined ? base.lastSelfFenceAt : dateOrNull(latest(time(base.lastSelfFenceAt), fence)),

@@ -24,7 +24,7 @@
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import pg from 'pg';
 import { formatLsn, parseLsn, type NodeReport } from '@pgha/shared';
-import { groupKey, isHeartbeatReport, type FormationRecord, type GroupRead, type NodeRecord, type RecordedReport, type ReportsRead } from '../records.js';
+import { groupKey, isHeartbeatReport, reportedShutdownCheckpointLsn, type FormationRecord, type GroupRead, type NodeRecord, type RecordedReport, type ReportsRead } from '../records.js';
 import { formationSettings, freshWithinMs } from '../group-facts.js';
 import { storeNowMs, type Database, type Db } from './db.js';
 
@@ -113,7 +113,7 @@ async function runReportStatement(db: Db, reports: readonly { nodeId: number; re
       transition_in_progress: report.transitionInProgress ?? null,
       transition_progress: report.transitionProgress ?? null,
       reported_sync_standby_names: report.synchronousStandbyNames ?? null,
-      shutdown_checkpoint_lsn: report.shutdownCheckpointLsn == null ? null : formatLsn(parseLsn(report.shutdownCheckpointLsn)),
+      shutdown_checkpoint_lsn: reportedShutdownCheckpointLsn(report),
       reported_problem: report.problem ?? null,
       self_fence_at_ms: report.selfFence?.fencedAtMs ?? null,
       reported_parameters: report.parameters ?? null,
