@@ -4,7 +4,8 @@
  * `Date`), never a database row type. The Postgres adapter's rows have exactly these shapes
  * (Kysely's `CamelCasePlugin` names the columns), so it hands them over as they are read.
  */
-import { formatLsn, parseLsn, type FormationSettings, type NodeHealth, type NodeReport, type NodeState, type PostgresParameter, type ReportedParameters, type TransitionProgress } from '@pgha/shared';
+import { formatLsn, parseLsn } from '@pgha/shared/base';
+import type { FormationSettings, NodeHealth, NodeReport, NodeState, PostgresParameter, ReportedParameters, TransitionProgress } from '@pgha/shared';
 
 /** A formation. */
 export interface FormationRecord {
