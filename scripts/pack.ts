@@ -11,7 +11,7 @@
  * that needs no registry. `build-info.json` records the version and the commit it was packed
  * from (`pgha --version`).
  *
- * It builds first (`tsc -b`). Prints the artefact's absolute path on stdout, alone on its line.
+ * It builds first (`npm run build`: `tsc -b`, then the CLI's bundle). Prints the artefact's absolute path on stdout, alone on its line.
  *
  * @throws when the build fails, or two workspaces ask for different ranges of one package.
  */
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     .parse()
     .opts();
   const out = resolve(o.out);
-  await execa('npx', ['tsc', '-b'], { cwd: ROOT, stdio: 'inherit' });
+  await execa('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
 
   const scratch = mkdtempSync(join(tmpdir(), 'pgha-pack-'));
   try {

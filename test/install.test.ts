@@ -46,6 +46,11 @@ describe('pgha installed from its package', () => {
     expect(JSON.parse(await runOk(pgha, ['version', '--json']))).toEqual({ version, commit });
     // The installed command runs from the install, not from this checkout.
     expect(readFileSync(join(installed, 'build-info.json'), 'utf8')).toContain(version);
+    // It runs the bundled CLI (bin/pgha.js picks bundle/ when no tsc build is newer): the
+    // bundle is there, without the metafile the tests read.
+    expect(existsSync(join(installed, 'bundle', 'main.js'))).toBe(true);
+    expect(existsSync(join(installed, 'tsconfig.tsbuildinfo'))).toBe(false);
+    expect(existsSync(join(installed, 'bundle', 'meta.json'))).toBe(false);
   }, 900_000);
 
   it('the installed pgha runs a formation (pgha up), shows it, and writes systemd units that point at the install', async () => {

@@ -13,6 +13,8 @@
  *   → 200 `text/css`.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 
 /** The dashboard's routes, all `GET`, served without credentials. */
@@ -36,11 +38,21 @@ const FILES: Record<(typeof UI_ROUTES)[number], { file: string; type: string }> 
   '/ui/app.css': { file: 'app.css', type: 'text/css; charset=utf-8' },
 };
 
+/**
+ * `packages/monitor/ui/`, found from the package's entry point (`dist/index.js`) rather than
+ * from this module's URL: the CLI runs this code from its bundle (`scripts/bundle-cli.ts`),
+ * another directory.
+ */
+function uiDir(): string {
+  return join(dirname(createRequire(import.meta.url).resolve('@pgha/monitor')), '..', 'ui');
+}
+
 /** Registers the dashboard's routes (the files are read once, here). */
 export async function uiRoutes(app: FastifyInstance): Promise<void> {
+  const dir = uiDir();
   for (const route of UI_ROUTES) {
     const { file, type } = FILES[route];
-    const body = readFileSync(new URL(`../../ui/${file}`, import.meta.url));
+    const body = readFileSync(join(dir, file));
     app.get(route, async (_req, reply) =>
       reply
         .header('content-type', type)
