@@ -16,8 +16,6 @@ const POSTGRES_STOP_S = 40;
 /** Slack on top of the computed stop time, in s. */
 const STOP_MARGIN_S = 10;
 
-/** The `pgha` program of this installation (`bin/pgha.js` beside `dist/`). */
-
 /** Variables of the caller's environment that the unit carries over when set. */
 const CARRIED_ENV = ['PGHA_PG_USER', 'PGHA_PG_BINDIR'];
 
