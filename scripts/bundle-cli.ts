@@ -11,8 +11,9 @@
  * what issue 17 §5's rejoin spends before pg_rewind's check; see docs/timeouts.md.
  *
  * Packages that pgha loads on first use through `createRequire` (node-postgres, etcd3 with
- * gRPC, node-forge, pino-pretty) are not in the bundle: they load from `node_modules` as
- * before, resolved from the bundle's directory.
+ * gRPC, cockatiel, node-forge, pino-pretty) are not in the bundle: they load from `node_modules`
+ * as before, resolved from the bundle's directory. node-postgres is also left out where it is
+ * imported (the monitor's store), so that the process has one copy of it.
  *
  * It also writes `bundle/meta.json`, esbuild's metafile: which source modules each chunk holds
  * (`outputs[chunk].inputs`, paths relative to the repository), so that a test can still say
@@ -42,8 +43,10 @@ const result = await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  // node-postgres's optional native binding, never installed.
-  external: ['pg-native'],
+  // node-postgres stays one module instance for the whole process: `@pgha/postgres` loads it
+  // on first use with `createRequire` (pg-connection.ts), which a bundled copy beside it would
+  // duplicate (twice the code in memory, two separate sets of its defaults).
+  external: ['pg'],
   // Third-party CommonJS inside an ES module bundle still calls require() for Node's built-ins.
   banner: { js: "import { createRequire as __pghaCreateRequire } from 'node:module'; const require = __pghaCreateRequire(import.meta.url);" },
   logLevel: 'warning',
