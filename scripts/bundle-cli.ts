@@ -15,6 +15,12 @@
  * as before, resolved from the bundle's directory. node-postgres is also left out where it is
  * imported (the monitor's store), so that the process has one copy of it.
  *
+ * A CommonJS package reached by `await import()` becomes a chunk whose only export is
+ * `default` (its `module.exports`), where Node's own loader would also give named exports. So
+ * the sources take such a package's exports from `.default` (`(await import('prom-client')).default`,
+ * `{ default: Table }`), which works both ways; the build fails on any other use of such a chunk
+ * ({@link assertDefaultOnlyUse}).
+ *
  * It also writes `bundle/meta.json`, esbuild's metafile: which source modules each chunk holds
  * (`outputs[chunk].inputs`, paths relative to the repository), so that a test can still say
  * which of pgha's modules a command loaded (test/cli-start.test.ts).
@@ -23,9 +29,10 @@
  *
  * @throws (exits 1) when esbuild reports an error: an import it cannot resolve, say.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, type Metafile } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = `${ROOT}packages/cli/`;
@@ -52,3 +59,28 @@ const result = await build({
   logLevel: 'warning',
 });
 writeFileSync(`${BUNDLE_DIR}/meta.json`, JSON.stringify(result.metafile));
+assertDefaultOnlyUse(result.metafile);
+
+/**
+ * Fails when a chunk that wraps a CommonJS package (its only export `default`) is imported
+ * other than for that default: `(await import("./chunk.js")).default` or `{ default: X } =
+ * await import("./chunk.js")`.
+ *
+ * @throws Error naming the chunk, the package and the importing chunk.
+ */
+function assertDefaultOnlyUse(meta: Metafile): void {
+  const wrappers = Object.entries(meta.outputs).filter(([, o]) => o.entryPoint?.includes('node_modules/') && o.exports.length === 1 && o.exports[0] === 'default');
+  for (const [out, o] of wrappers) {
+    const name = basename(out);
+    for (const importer of Object.keys(meta.outputs).filter((f) => f.endsWith('.js'))) {
+      const code = readFileSync(join(ROOT, importer), 'utf8');
+      const needle = `import("./${name}")`;
+      for (let at = code.indexOf(needle); at >= 0; at = code.indexOf(needle, at + 1)) {
+        const after = code.slice(at + needle.length, at + needle.length + 12);
+        const before = code.slice(Math.max(0, at - 60), at);
+        if (after.startsWith(').default') || /\{\s*default:\s*[\w$]+\s*\}\s*=\s*await\s*$/.test(before)) continue;
+        throw new Error(`${importer} imports ${name} (the CommonJS package ${o.entryPoint}) for more than its default export; in a bundle only \`default\` (its module.exports) is there: take the exports from \`(await import('…')).default\``);
+      }
+    }
+  }
+}

@@ -71,7 +71,8 @@ export class KeeperMetrics implements KeeperObserver {
 
   /** Makes the registry, its metrics and the default process metrics, and takes over what was counted before. */
   private async load(): Promise<Loaded> {
-    const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = await import('prom-client');
+    // CommonJS: its exports are the default export (what a bundle of it gives too; scripts/bundle-cli.ts).
+    const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = (await import('prom-client')).default;
     const view = this.view;
     const registry = new Registry();
     const registers = [registry];

@@ -95,7 +95,8 @@ interface Loaded {
 
 /** Makes the registry and the metrics of the table above (and prom-client's default ones with `processMetrics`). */
 async function loadMetrics(processMetrics: boolean): Promise<Loaded> {
-  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = await import('prom-client');
+  // CommonJS: its exports are the default export (what a bundle of it gives too; scripts/bundle-cli.ts).
+  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = (await import('prom-client')).default;
   const registry = new Registry();
   const registers = [registry];
   if (processMetrics) {
