@@ -31,9 +31,13 @@ describe('a three-node formation with candidate priorities 50/50/0', () => {
     const r = await runPgha(['show', 'state', '--json'], { PGHA_MONITOR: monitor.url });
     const rows = JSON.parse(r.stdout) as { name: string; node_id: number; goal_state: string }[];
     const primary = rows.find((x) => x.goal_state === 'primary')!;
-    const [setting] = await queryNode<{ s: string }>(nodes.find((n) => n.name === primary.name)!.port, "select current_setting('synchronous_standby_names') as s");
     const standbyIds = rows.filter((x) => x.goal_state === 'secondary').map((x) => x.node_id).sort();
-    expect(setting!.s).toBe(`ANY 1 (${standbyIds.map((id) => `pgha_node_${id}`).join(', ')})`);
+    const expected = `ANY 1 (${standbyIds.map((id) => `pgha_node_${id}`).join(', ')})`;
+    // The last standby reports secondary a moment before the primary applies the names that
+    // count it (its next report cycle): wait for them, as a user would see them settle.
+    const read = async () => (await queryNode<{ s: string }>(nodes.find((n) => n.name === primary.name)!.port, "select current_setting('synchronous_standby_names') as s"))[0]!.s;
+    const setting = await waitFor(`synchronous_standby_names = ${expected}`, async () => ((await read()) === expected ? expected : undefined), { timeoutMs: 10_000, intervalMs: 50 }).catch(read);
+    expect(setting).toBe(expected);
   });
 
   it('promotes a priority-50 standby when the primary dies, never the priority-0 one, losing nothing', async () => {
