@@ -37,7 +37,7 @@ import { build, type Metafile } from 'esbuild';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = `${ROOT}packages/cli/`;
 /** Where `bin/pgha.js` looks for it; one directory below the CLI package, as `dist/` is. */
-export const BUNDLE_DIR = `${CLI}bundle`;
+const BUNDLE_DIR = `${CLI}bundle`;
 
 rmSync(BUNDLE_DIR, { recursive: true, force: true });
 const result = await build({
@@ -58,8 +58,14 @@ const result = await build({
   banner: { js: "import { createRequire as __pghaCreateRequire } from 'node:module'; const require = __pghaCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 });
+try {
+  assertDefaultOnlyUse(result.metafile);
+} catch (err) {
+  // No bundle rather than a wrong one: bin/pgha.js then runs dist/.
+  rmSync(BUNDLE_DIR, { recursive: true, force: true });
+  throw err;
+}
 writeFileSync(`${BUNDLE_DIR}/meta.json`, JSON.stringify(result.metafile));
-assertDefaultOnlyUse(result.metafile);
 
 /**
  * Fails when a chunk that wraps a CommonJS package (its only export `default`) is imported
@@ -70,10 +76,11 @@ assertDefaultOnlyUse(result.metafile);
  */
 function assertDefaultOnlyUse(meta: Metafile): void {
   const wrappers = Object.entries(meta.outputs).filter(([, o]) => o.entryPoint?.includes('node_modules/') && o.exports.length === 1 && o.exports[0] === 'default');
+  if (wrappers.length === 0) return;
+  const chunks = Object.keys(meta.outputs).filter((f) => f.endsWith('.js')).map((f) => ({ importer: f, code: readFileSync(join(ROOT, f), 'utf8') }));
   for (const [out, o] of wrappers) {
     const name = basename(out);
-    for (const importer of Object.keys(meta.outputs).filter((f) => f.endsWith('.js'))) {
-      const code = readFileSync(join(ROOT, importer), 'utf8');
+    for (const { importer, code } of chunks) {
       const needle = `import("./${name}")`;
       for (let at = code.indexOf(needle); at >= 0; at = code.indexOf(needle, at + 1)) {
         const after = code.slice(at + needle.length, at + needle.length + 12);

@@ -119,8 +119,9 @@ function describeRequest(req: FuzzRequest): string {
 
 /** Whether `req` goes to a route served without credentials: `/health`, and the dashboard's files (`GET /ui…`). */
 function isPublic(req: FuzzRequest): boolean {
-  // As routed: `/../health` is `/health`.
-  return req.url.startsWith('/health') || pathOf(req.url).startsWith('/health') || (['GET', 'HEAD'].includes(req.method) && (UI_ROUTES as readonly string[]).includes(pathOf(req.url)));
+  // As written, and as routed (`/../health` is `/health`).
+  const path = pathOf(req.url);
+  return [req.url, path].some((p) => p.startsWith('/health')) || (['GET', 'HEAD'].includes(req.method) && (UI_ROUTES as readonly string[]).includes(path));
 }
 
 /** The path a URL is routed by: without query and fragment, dot segments resolved (as the injector does). */
