@@ -17,10 +17,10 @@
  * A unit test constructs clients under a hostile environment and checks what they would send.
  *
  * node-postgres itself is loaded at the first client this module builds ({@link loadPgDriver}),
- * not when a keeper starts: on Node 20 its first `require` costs about 80 ms of CPU (most of it
- * Node's own fetch implementation, which node-postgres's Cloudflare Workers check loads), on the
- * path of a crashed primary's rejoin (issue 17 §5), where the keeper needs no session before it
- * has started Postgres. The pool's client class, which needs the driver when it is defined, is
+ * not when a keeper starts: on the path of a crashed primary's rejoin (issue 17 §5), the keeper
+ * needs no session before it has started Postgres. Every module that uses node-postgres's values
+ * (not only its types) takes them from {@link loadPgDriver}, never from `import pg from 'pg'`:
+ * see there for why. The pool's client class, which needs the driver when it is defined, is
  * in `pg-pool-client.ts` (`@pgha/postgres/pg-pool-client`), for the monitor.
  */
 import { createRequire } from 'node:module';
@@ -37,10 +37,25 @@ let driver: typeof pg | undefined;
  * first client where the process waits anyway (`startPostgres` does, once the postmaster has started its
  * startup process).
  *
+ * When it loads, node-postgres asks whether it runs in a Cloudflare Worker (`lib/stream.js`,
+ * `isCloudflareRuntime`): from `navigator.userAgent` where there is a `navigator` (Node 21 on),
+ * else by building a `Response`, which on Node 20 loads Node's whole fetch implementation (its
+ * bundled undici and web streams): about 80 ms of CPU, 2 MB of heap and 2 MB outside it, kept
+ * for the life of a keeper or monitor that never fetches anything (issue 17 §3, idle memory).
+ * So for the time of that `require` only, a process without a `navigator` gets the one Node 21
+ * would give it (`userAgent` `Node.js/20`), and loses it again right after: nothing else sees it.
+ *
  * @returns the `pg` module.
  */
 export function loadPgDriver(): typeof pg {
-  driver ??= require('pg') as typeof pg;
+  if (driver !== undefined) return driver;
+  const lent = !('navigator' in globalThis);
+  if (lent) Object.defineProperty(globalThis, 'navigator', { value: { userAgent: `Node.js/${process.versions.node.split('.')[0]}` }, configurable: true });
+  try {
+    driver = require('pg') as typeof pg;
+  } finally {
+    if (lent) delete (globalThis as { navigator?: unknown }).navigator;
+  }
   return driver;
 }
 

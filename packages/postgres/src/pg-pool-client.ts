@@ -4,15 +4,15 @@
  * `@pgha/postgres`'s index because defining it loads node-postgres, which a keeper loads only
  * when it first connects.
  */
-import pg from 'pg';
-import { hideLibpqEnvironment, restoreEnvironment } from './pg-connection.js';
+import type pg from 'pg';
+import { hideLibpqEnvironment, loadPgDriver, restoreEnvironment } from './pg-connection.js';
 
 /**
  * A `pg.Client` subclass whose instances are built with nothing from the environment: for a
  * `pg.Pool`'s `Client` option, since the pool constructs its clients itself (give the pool
  * `pgClientConfig`'s configuration).
  */
-export class ExplicitPgClient extends pg.Client {
+export class ExplicitPgClient extends loadPgDriver().Client {
   constructor(config?: string | pg.ClientConfig) {
     const saved = hideLibpqEnvironment();
     try {

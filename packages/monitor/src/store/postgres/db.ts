@@ -8,10 +8,10 @@
  * `begin`, and {@link prepareStatement} has Postgres plan the hot statements once per connection.
  */
 import { CamelCasePlugin, CompiledQuery, Kysely, Migrator, PostgresDialect, type ColumnType, type Generated, type MigrationResult, type Transaction } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import { migrationProvider } from '@pgha/migrations';
 import { PghaError, type NodeHealth, type NodeState, type PostgresParameter, type ReportedParameters, type TransitionProgress } from '@pgha/shared';
-import { pgClientConfig, type PgConnectionParams } from '@pgha/postgres';
+import { loadPgDriver, pgClientConfig, type PgConnectionParams } from '@pgha/postgres';
 import { ExplicitPgClient } from '@pgha/postgres/pg-pool-client';
 import type { EventRecord, FormationRecord, NewEvent } from '../records.js';
 
@@ -223,7 +223,7 @@ export function prepareStatement(text: string): void {
 
 /** Opens the store (a pool of `max` connections, 10 by default). */
 export function openStore(conn: StoreConnection): Kysely<Database> {
-  const pool = new pg.Pool({
+  const pool = new (loadPgDriver().Pool)({
     ...pgClientConfig(storeConnectionParams(conn, 'pgha_monitor')),
     max: conn.max ?? 10,
     Client: StoreClient,

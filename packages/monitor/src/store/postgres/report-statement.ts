@@ -22,7 +22,7 @@
  *   a report's update stays on its page: about 0.3 ms in Postgres instead of 2 ms.
  */
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
-import pg from 'pg';
+import { loadPgDriver } from '@pgha/postgres';
 import { formatLsn, parseLsn, type NodeReport } from '@pgha/shared';
 import { groupKey, isHeartbeatReport, reportedShutdownCheckpointLsn, type FormationRecord, type GroupRead, type NodeRecord, type RecordedReport, type ReportsRead } from '../records.js';
 import { formationSettings, freshWithinMs } from '../group-facts.js';
@@ -125,7 +125,7 @@ async function runReportStatement(db: Db, reports: readonly { nodeId: number; re
     select pg_advisory_xact_lock(hashtext('pgha:' || g.formation_id), g.group_id)
     from (select distinct formation_id, group_id from pgha.nodes where node_id = any(${ids}) order by 1, 2 offset 0) g;
     with input as (
-      select * from json_to_recordset(${pg.escapeLiteral(input)}::json)
+      select * from json_to_recordset(${loadPgDriver().escapeLiteral(input)}::json)
         as t(node_id int4, reported_state text, postgres_running bool, is_in_recovery bool, reported_lsn text, reported_timeline int4,
              upstream_streaming bool, transition_in_progress text, reported_sync_standby_names text, reported_problem text,
              transition_progress jsonb, self_fence_at_ms int8, reported_parameters jsonb, restart_done int4, shutdown_checkpoint_lsn text)
