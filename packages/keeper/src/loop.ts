@@ -40,6 +40,7 @@ import { NodeControl } from './node-control.js';
 import { PartitionWatchdog } from './partition-watchdog.js';
 import { RoleAnnouncer } from './role-announcer.js';
 import { reloadKeeperConfig } from './reload-keeper-config.js';
+import { NEWER_REPORT_FIELDS, refusedNewerField, type NewerReportField } from './newer-report-fields.js';
 import type { KeeperViewSource, NodeReading } from './keeper-view.js';
 
 /** What one tick did, in one sentence (logged at info when it changes). */
@@ -129,14 +130,8 @@ export class Keeper implements KeeperViewSource {
   private transitionAtMs: number;
   /** The last answered report said its monitor holds reports (`x-pgha-report-holds`, see {@link heldTick}). */
   private monitorHolds = false;
-  /** False once the monitor refused `selfFence` as an unknown field (an older monitor). */
-  private monitorTakesSelfFence = true;
-  /** False once the monitor refused `appliedGoalRevision` as an unknown field (an older monitor). */
-  private monitorTakesAppliedRevision = true;
-  /** False once the monitor refused `parameters` as an unknown field (an older monitor). */
-  private monitorTakesParameters = true;
-  /** False once the monitor refused `shutdownCheckpointLsn` as an unknown field (an older monitor). */
-  private monitorTakesShutdownCheckpoint = true;
+  /** The report fields the monitor refused as unknown (an older monitor): left out of reports from then on. */
+  private readonly monitorRefuses = new Set<NewerReportField>();
   /** The last error of {@link applyParameters}, logged once. */
   private parametersFailure: string | undefined;
 
@@ -388,7 +383,7 @@ export class Keeper implements KeeperViewSource {
     const problems = [factsProblem, this.streamingProblem(facts, nowMs), this.failingStepProblem(nowMs), this.node.localProblem() ?? undefined, this.extraProblem?.()];
     this.noteProblems(problems);
     this.reading = { facts, atMs: nowMs, postgresRunning, factsProblem, problem: problemSentence(problems) };
-    const parameters = facts && this.monitorTakesParameters ? await this.node.replication.readParameters(!facts.isInRecovery) : undefined;
+    const parameters = facts && !this.monitorRefuses.has('parameters') ? await this.node.replication.readParameters(!facts.isInRecovery) : undefined;
     // Only once Postgres stopped (or its shutdown checkpoint is written): while it answers, its control file says it runs.
     const shutdownCheckpointLsn = facts ? undefined : this.node.postgres.shutdownCheckpointLsn();
     return {
@@ -401,10 +396,10 @@ export class Keeper implements KeeperViewSource {
       transitionInProgress: this.inProgress,
       transitionProgress: this.node.rebuild.transitionProgress,
       synchronousStandbyNames: facts && !facts.isInRecovery ? facts.synchronousStandbyNames : null,
-      ...(shutdownCheckpointLsn !== undefined && this.monitorTakesShutdownCheckpoint ? { shutdownCheckpointLsn: formatLsn(shutdownCheckpointLsn) } : {}),
+      ...(shutdownCheckpointLsn !== undefined && !this.monitorRefuses.has('shutdownCheckpointLsn') ? { shutdownCheckpointLsn: formatLsn(shutdownCheckpointLsn) } : {}),
       problem: this.reading.problem,
-      ...(this.state.selfFence && this.monitorTakesSelfFence ? { selfFence: this.selfFenceReport() } : {}),
-      ...(this.state.goalRevision !== undefined && this.monitorTakesAppliedRevision ? { appliedGoalRevision: this.state.goalRevision } : {}),
+      ...(this.state.selfFence && !this.monitorRefuses.has('selfFence') ? { selfFence: this.selfFenceReport() } : {}),
+      ...(this.state.goalRevision !== undefined && !this.monitorRefuses.has('appliedGoalRevision') ? { appliedGoalRevision: this.state.goalRevision } : {}),
       ...(parameters ? { parameters } : {}),
       ...(this.state.restartDone !== undefined ? { restartDone: this.state.restartDone } : {}),
     };
@@ -491,27 +486,13 @@ export class Keeper implements KeeperViewSource {
     } catch (err) {
       // A held report ended by its signal is no failed report, once recorded.
       if (!(hold?.signal.aborted && recordedAtMs !== undefined)) this.observer?.reportFinished((recordedAtMs ?? Date.now()) - sentAtMs, recordedAtMs !== undefined);
-      // A refused self-fence must not hold every report back: the node would never get a goal.
-      if (report.selfFence && err instanceof ValidationError && /unknown field\(s\):.*\bselfFence\b/.test(err.message)) {
-        // A monitor older than this keeper: report without it from now on (it stays in
-        // state.json, for a keeper restarted once the monitor is upgraded).
-        this.monitorTakesSelfFence = false;
-        this.log.warn('the monitor does not know self-fence reports (it is older than this keeper): the self-fence is not in its events; upgrade the monitor before its keepers');
-        return again();
-      }
-      if (report.appliedGoalRevision !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bappliedGoalRevision\b/.test(err.message)) {
-        this.monitorTakesAppliedRevision = false;
-        this.log.warn('the monitor does not take the applied goal revision in reports (it is older than this keeper): reporting without it');
-        return again();
-      }
-      if (report.shutdownCheckpointLsn !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bshutdownCheckpointLsn\b/.test(err.message)) {
-        this.monitorTakesShutdownCheckpoint = false;
-        this.log.warn("the monitor does not take the shutdown checkpoint's location in reports (it is older than this keeper): reporting without it");
-        return again();
-      }
-      if (report.parameters !== undefined && err instanceof ValidationError && /unknown field\(s\):.*\bparameters\b/.test(err.message)) {
-        this.monitorTakesParameters = false;
-        this.log.warn("the monitor does not take the node's Postgres parameters in reports (it is older than this keeper): reporting without them");
+      // A monitor older than this keeper refuses a field it does not know: report without it from
+      // now on rather than fail every report (the node would never get a goal). A self-fence
+      // stays in state.json, for a keeper restarted once the monitor is upgraded.
+      const refused = refusedNewerField(report, err);
+      if (refused) {
+        this.monitorRefuses.add(refused);
+        this.log.warn(NEWER_REPORT_FIELDS[refused]);
         return again();
       }
       if (err instanceof AuthError && err.code === 'PGHA_ERR_UNAUTHENTICATED' && this.takeRotatedToken()) return again();
