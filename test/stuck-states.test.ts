@@ -75,6 +75,8 @@ describe('a state that cannot progress says why', () => {
     killPid(dead.keeper_pid, 'SIGKILL');
     killPid(postmasterPid(dead.pgdata), 'SIGKILL');
     await waitFor('the standby promoted', async () => (await roles()).primary.name === standby.name ? true : undefined, { timeoutMs: 60_000, intervalMs: 250 });
+    // pgha up's console says that the keeper is gone, and that it will not start it again.
+    expect(readFileSync(join(formation.dir, 'up.log'), 'utf8')).toMatch(new RegExp(`  ${dead.name}\\s+was stopped by SIGKILL: pgha up does not start it again \\(logs in ${formation.dir}\\)`));
     await replicationLogin(standby.port, false);
     const log = join(formation.dir, dead.name, 'keeper-restarted.log');
     try {

@@ -60,6 +60,9 @@ async function ensureInstalled(script: string, what: string, hint: string): Prom
 }
 
 
+/** How long after a service ended `pgha up` looks whether a Ctrl-C ended it (ms). */
+const ENDED_BY_CTRL_C_MS = 200;
+
 function spawnPgha(args: string[], logFile: string) {
   return spawnLogged([process.execPath, BIN, ...args], logFile);
 }
@@ -113,7 +116,24 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
   const children: { name: string; proc: ReturnType<typeof spawnPgha>; pgdata?: string }[] = [];
   const upFile: UpFile = { monitor: { url: '', pid: 0, pgdata: '' }, uri: '', nodes: [] };
   let etcd: LocalEtcd | undefined;
+  let stopping = false;
+  /**
+   * Keeps a started service, to stop it at the end. One that ends before then (killed, crashed) is
+   * said on the console, since `pgha up` does not start it again. Said a moment later, so that
+   * services stopped by the same Ctrl-C as `pgha up` (one process group) are not reported.
+   */
+  const track = (child: (typeof children)[number]): void => {
+    children.push(child);
+    void child.proc.then((r) => {
+      setTimeout(() => {
+        if (stopping || signal.aborted) return;
+        const how = r.signal ? `was stopped by ${r.signal}` : `exited with code ${String(r.exitCode)}`;
+        process.stdout.write(`${new Date().toISOString().slice(11, 23)}  ${child.name.padEnd(8)} ${how}: pgha up does not start it again (logs in ${dir})\n`);
+      }, ENDED_BY_CTRL_C_MS).unref();
+    });
+  };
   const stopAll = async (): Promise<void> => {
+    stopping = true;
     // Monitors first, so that they take no decision while the nodes stop; etcd last.
     const isMonitor = (c: { name: string }): boolean => c.name.startsWith('monitor');
     const ordered = [...children.filter(isMonitor), ...children.filter((c) => !isMonitor(c)).reverse()];
@@ -133,14 +153,14 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
   try {
     let monitors: UpMonitors;
     if (options.monitors === 3) {
-      const started = await startEtcdMonitors(dir, log, (name, proc) => children.push({ name, proc }));
+      const started = await startEtcdMonitors(dir, log, (name, proc) => track({ name, proc }));
       etcd = started.etcd;
       monitors = started.monitors;
       upFile.monitors = started.running;
       upFile.monitor = started.running[0]!;
       upFile.etcd = etcd.members.map((m) => ({ name: m.name, client_url: m.clientUrl, pid: m.pid, data_dir: m.dataDir }));
     } else {
-      const started = await startSingleMonitor(dir, log, (name, proc) => children.push({ name, proc }));
+      const started = await startSingleMonitor(dir, log, (name, proc) => track({ name, proc }));
       monitors = started.monitors;
       upFile.monitor = started.running;
     }
@@ -185,7 +205,7 @@ export async function up(options: UpOptions, log: Logger, signal: AbortSignal): 
       usedPorts.push(port, http.port);
       if (signal.aborted) break;
       const keeper = spawnService('keeper', pgdata, logFile);
-      children.push({ name, proc: keeper, pgdata });
+      track({ name, proc: keeper, pgdata });
       upFile.nodes.push({ name, pgdata, port, keeper_pid: keeper.pid ?? 0, http_url: `${caFile ? 'https' : 'http'}://${formatHostPort(http.host, http.port)}` });
     }
     // Clients authenticate with SCRAM (the password is in <dir>/pgpass, 0600) and verify the
@@ -214,19 +234,45 @@ async function setPostgresPassword(pgdata: string, port: number, pgpassFile: str
   await setRolePassword({ socketDir: socketDirFor(pgdata), port }, 'postgres', readPasswordFile(pgpassFile, 'pgpass', 'postgres'));
 }
 
+/** How often `pgha up`'s console asks for the formation's state while a node moves (ms). */
+export const WATCH_MOVING_MS = 250;
+/** How often it asks at rest (ms). */
+export const WATCH_AT_REST_MS = 1000;
+/** How long after the last change it still asks every {@link WATCH_MOVING_MS} (ms). */
+export const WATCH_SETTLE_MS = 2000;
+
+/**
+ * The wait (ms) before `pgha up`'s console asks for the formation's state again: every
+ * {@link WATCH_MOVING_MS} while a node is away from its goal or not `good`, while the monitor
+ * did not answer (`rows` empty), and for {@link WATCH_SETTLE_MS} after a change; every
+ * {@link WATCH_AT_REST_MS} at rest. Each ask costs the monitor an HTTPS request and three or four
+ * statements to its store: every 250 ms, an idle formation under `pgha up` sent its monitor's
+ * store more statements for the console than for the keepers (bench/results/idle.md). A change
+ * that starts at rest shows up to a second late; the lines of the change after it come as fast
+ * as before.
+ *
+ * @param lastChangeMs - when the console last printed a line (`Date.now()` ms).
+ */
+export function nextWatchMs(rows: readonly Pick<NodeStateRow, 'reported_state' | 'goal_state' | 'health'>[], lastChangeMs: number, nowMs: number): number {
+  const atRest = rows.length > 0 && rows.every((r) => r.reported_state === r.goal_state && r.health === 'good') && nowMs - lastChangeMs >= WATCH_SETTLE_MS;
+  return atRest ? WATCH_AT_REST_MS : WATCH_MOVING_MS;
+}
+
 /** Prints each node's (reported, goal) state whenever it changes, until `signal` aborts. */
 async function watchStates(client: MonitorClient, log: Logger, signal: AbortSignal): Promise<void> {
   const seen = new Map<number, string>();
+  let lastChangeMs = Date.now();
   while (!signal.aborted) {
     const rows: NodeStateRow[] = await client.formationState(DEFAULT_FORMATION).catch(() => []);
     for (const r of rows) {
       const key = `${r.reported_state}/${r.goal_state}/${r.health}`;
       if (seen.get(r.node_id) !== key) {
         seen.set(r.node_id, key);
+        lastChangeMs = Date.now();
         process.stdout.write(`${new Date().toISOString().slice(11, 23)}  ${r.name.padEnd(8)} ${`${r.host}:${r.port}`.padEnd(16)} reported ${r.reported_state.padEnd(14)} goal ${r.goal_state.padEnd(14)} health ${r.health}\n`);
       }
     }
-    await delay(250, signal);
+    await delay(nextWatchMs(rows, lastChangeMs, Date.now()), signal);
   }
   void log;
 }
