@@ -12,8 +12,8 @@
  *
  * Packages that pgha loads on first use through `createRequire` (node-postgres, etcd3 with
  * gRPC, cockatiel, node-forge, pino-pretty) are not in the bundle: they load from `node_modules`
- * as before, resolved from the bundle's directory. node-postgres is also left out where it is
- * imported (the monitor's store), so that the process has one copy of it.
+ * as before, resolved from the bundle's directory. node-postgres is also marked external, so
+ * that a static import of it, should one appear, still gives the process one copy of it.
  *
  * A CommonJS package reached by `await import()` becomes a chunk whose only export is
  * `default` (its `module.exports`), where Node's own loader would also give named exports. So
@@ -57,9 +57,9 @@ const result = await build({
   // names, so stack traces and CPU profiles still say which function ran.
   minifyWhitespace: true,
   charset: 'ascii',
-  // node-postgres stays one module instance for the whole process: `@pgha/postgres` loads it
-  // on first use with `createRequire` (pg-connection.ts), which a bundled copy beside it would
-  // duplicate (twice the code in memory, two separate sets of its defaults).
+  // node-postgres stays one module instance for the whole process: every module takes it from
+  // `loadPgDriver` (pg-connection.ts, `createRequire` on first use), which a bundled copy from a
+  // static import would duplicate (twice the code in memory, two separate sets of its defaults).
   external: ['pg'],
   // Third-party CommonJS inside an ES module bundle still calls require() for Node's built-ins.
   banner: { js: "import { createRequire as __pghaCreateRequire } from 'node:module'; const require = __pghaCreateRequire(import.meta.url);" },
