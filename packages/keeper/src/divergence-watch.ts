@@ -31,6 +31,12 @@ interface Pending {
   readonly foundAtMs: number;
 }
 
+/** The line of an error's message that says what failed (psql prints a few). */
+function firstErrorLine(err: unknown): string {
+  const lines = (err as Error).message.split('\n');
+  return (lines.find((l) => /error|fatal/i.test(l)) ?? lines[0] ?? '').trim();
+}
+
 function describe(m: GroupMember): string {
   return `the primary (node ${m.nodeId} "${m.name}" at ${m.host}:${m.port})`;
 }
@@ -40,6 +46,13 @@ export class DivergenceWatch {
   private notStreamingSinceMs: number | undefined;
   private lastCheckMs: number | undefined;
   private pending: Pending | undefined;
+  /** Whether a comparison is under way (its read of the primary not back yet). */
+  private inFlight = false;
+  /**
+   * Counts the stretches of not streaming: {@link observe} moves it on when one ends, so that
+   * a comparison started in an earlier stretch is dropped when it comes back.
+   */
+  private stretch = 0;
   /** What the last check logged, so that a check finding the same is not logged again. */
   private lastNote: string | undefined;
   /**
@@ -49,7 +62,14 @@ export class DivergenceWatch {
    */
   problem: string | undefined;
 
-  constructor(private readonly log: Logger) {}
+  /**
+   * @param clock - the time a comparison that ends in the background found a divergence (ms);
+   *   `Date.now` but in tests.
+   */
+  constructor(
+    private readonly log: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   /**
    * Takes in the facts of each read of Postgres (`LocalSession.readFacts`), costing nothing
@@ -59,6 +79,7 @@ export class DivergenceWatch {
    */
   observe(facts: PostgresFacts | undefined, nowMs: number): void {
     if (!facts) {
+      if (this.notStreamingSinceMs !== undefined) this.stretch++;
       this.notStreamingSinceMs = undefined;
       this.lastCheckMs = undefined;
       return;
@@ -69,6 +90,7 @@ export class DivergenceWatch {
       }
       this.problem = undefined;
       this.pending = undefined;
+      if (this.notStreamingSinceMs !== undefined) this.stretch++;
       this.notStreamingSinceMs = undefined;
       this.lastCheckMs = undefined;
       this.lastNote = undefined;
@@ -78,48 +100,70 @@ export class DivergenceWatch {
   }
 
   /**
-   * Compares timelines when one is due (`divergenceCheckDue`: the WAL receiver has not
-   * streamed for `DIVERGENCE_CHECK_AFTER_MS`, then every `DIVERGENCE_CHECK_INTERVAL_MS`).
+   * Starts a timeline comparison when one is due (`divergenceCheckDue`: the WAL receiver has
+   * not streamed for `DIVERGENCE_CHECK_AFTER_MS`, then every `DIVERGENCE_CHECK_INTERVAL_MS`) and
+   * none is under way. The local side is read at once; the primary's side is read in the
+   * background and compared when it arrives, so the tick that started it goes straight on. A
+   * standby whose WAL receiver stopped because its primary's machine died is the standby the
+   * monitor is about to promote: waiting here for the dead primary's connect timeout (2 s) would
+   * hold its `prepare_promotion` back by as much.
+   *
    * A primary that does not answer, or answers for another cluster (system identifier), gives
    * no decision: a standby whose primary is down, or that is simply behind, is never found
    * diverged. A divergence found is logged, becomes the {@link problem}, and waits for
-   * {@link takeDivergence} (the next tick, after a report has carried the problem).
+   * {@link takeDivergence} (a later tick, after a report has carried the problem). A comparison
+   * that ends after {@link observe} saw the standby stream again, or saw Postgres stopped or
+   * running as a primary, is dropped.
    *
-   * @returns the divergence found by this call, if any. Never throws.
+   * @returns the comparison under way, resolving (never rejecting) when it has ended, or
+   *   undefined when none was started. The keeper does not wait for it; tests do.
    */
-  async check(nowMs: number, primary: GroupMember, reader: TimelineReader): Promise<Divergence | undefined> {
-    if (!divergenceCheckDue(nowMs, this.notStreamingSinceMs, this.lastCheckMs)) return undefined;
+  async check(nowMs: number, primary: GroupMember, reader: TimelineReader): Promise<{ readonly done: Promise<void> } | undefined> {
+    if (this.inFlight || !divergenceCheckDue(nowMs, this.notStreamingSinceMs, this.lastCheckMs)) return undefined;
     this.lastCheckMs = nowMs;
     const silentMs = nowMs - this.notStreamingSinceMs!;
+    const stretch = this.stretch;
     let local: LocalTimeline | undefined;
-    let upstream: RemoteTimeline;
     try {
       local = await reader.local();
-      upstream = await reader.upstream();
     } catch (err) {
-      const reason = ((err as Error).message.split('\n').find((l) => /error|fatal/i.test(l)) ?? (err as Error).message.split('\n')[0] ?? '').trim();
-      this.note('warn', `timeline check: cannot read the timeline history of ${describe(primary)}: ${reason}; no decision, the keeper looks again in ${DIVERGENCE_CHECK_INTERVAL_MS} ms`);
+      this.note('warn', `timeline check: cannot read this node's timeline: ${firstErrorLine(err)}; no decision, the keeper looks again in ${DIVERGENCE_CHECK_INTERVAL_MS} ms`);
       return undefined;
     }
     if (!local) return undefined;
+    this.inFlight = true;
+    const done = reader.upstream().then(
+      (upstream) => {
+        if (stretch === this.stretch) this.compare(local, upstream, primary, silentMs);
+      },
+      (err: unknown) => {
+        if (stretch === this.stretch) this.note('warn', `timeline check: cannot read the timeline history of ${describe(primary)}: ${firstErrorLine(err)}; no decision, the keeper looks again in ${DIVERGENCE_CHECK_INTERVAL_MS} ms`);
+      },
+    ).finally(() => {
+      this.inFlight = false;
+    });
+    return { done };
+  }
+
+  /** Compares this node's timeline with the primary's, read by {@link check}; records a divergence found. */
+  private compare(local: LocalTimeline, upstream: RemoteTimeline, primary: GroupMember, silentMs: number): void {
     if (local.systemId !== upstream.systemId) {
       this.note('warn', `timeline check: ${describe(primary)} has system identifier ${upstream.systemId}, this node ${local.systemId}: not a copy of the same cluster; no decision`);
-      return undefined;
+      return;
     }
     const divergence = timelineDivergence(local, upstream);
     const position = `timeline ${local.timeline}, replay LSN ${formatLsn(local.replayLsn)}`;
     if (!divergence) {
       this.note('info', `timeline check: the WAL receiver does not stream, but this node (${position}) is on the history of ${describe(primary)}, timeline ${upstream.timeline}: not diverged, no rewind`);
-      return undefined;
+      return;
     }
-    this.pending = { divergence, foundAtMs: nowMs };
+    this.pending = { divergence, foundAtMs: this.clock() };
     this.problem = divergenceProblem(divergence, "the primary's");
     const where = divergence.forkLsn === null
       ? `timeline ${local.timeline} is not in the history of its timeline ${upstream.timeline}`
       : `its timeline ${upstream.timeline} forked off timeline ${local.timeline} at ${formatLsn(divergence.forkLsn)}, before this node's replay LSN ${formatLsn(local.replayLsn)}`;
     this.lastNote = undefined;
     this.log.warn({ silentMs }, `timeline divergence: this node (${position}) cannot follow ${describe(primary)}: ${where}; ${this.problem}`);
-    return divergence;
   }
 
   /**

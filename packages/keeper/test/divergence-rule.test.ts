@@ -180,12 +180,36 @@ describe('DivergenceWatch', () => {
     return r;
   }
 
-  /** A watch that saw the WAL receiver stop at `t0` and is now due for its first check. */
-  function stoppedWatch(t0: number) {
+  /** A reader whose primary answers only when the test calls `answer` (as a primary whose machine died makes psql wait for its connect timeout). */
+  function heldReader(): TimelineReader & { calls: number; answer: (r: RemoteTimeline | Error) => void } {
+    let settle: ((r: RemoteTimeline | Error) => void) | undefined;
+    const r = {
+      calls: 0,
+      local: async () => local,
+      upstream: () => {
+        r.calls++;
+        return new Promise<RemoteTimeline>((resolve, reject) => {
+          settle = (v) => (v instanceof Error ? reject(v) : resolve(v));
+        });
+      },
+      answer: (v: RemoteTimeline | Error) => settle!(v),
+    };
+    return r;
+  }
+
+  /** Starts a check at `nowMs` and waits for its end, as the keeper's later ticks would: whether one started. */
+  async function checkToEnd(watch: DivergenceWatch, nowMs: number, r: TimelineReader): Promise<boolean> {
+    const started = await watch.check(nowMs, primary, r);
+    await started?.done;
+    return started !== undefined;
+  }
+
+  /** A watch that saw the WAL receiver stop at `t0` and is now due for its first check; `clock` is when a check ends. */
+  function stoppedWatch(t0: number, clock = { ms: t0 + DIVERGENCE_CHECK_AFTER_MS }) {
     const { log, lines } = memoryLogger();
-    const watch = new DivergenceWatch(log);
+    const watch = new DivergenceWatch(log, () => clock.ms);
     watch.observe(standbyFacts(false), t0);
-    return { watch, lines, due: t0 + DIVERGENCE_CHECK_AFTER_MS };
+    return { watch, lines, clock, due: t0 + DIVERGENCE_CHECK_AFTER_MS };
   }
 
   it('costs nothing while the WAL receiver streams, or before it has stopped long enough', async () => {
@@ -193,17 +217,17 @@ describe('DivergenceWatch', () => {
     const watch = new DivergenceWatch(log);
     const r = reader(forked);
     watch.observe(standbyFacts(true), 0);
-    expect(await watch.check(60_000, primary, r)).toBeUndefined();
+    expect(await checkToEnd(watch, 60_000, r)).toBe(false);
     watch.observe(standbyFacts(false), 60_000);
-    expect(await watch.check(60_000 + DIVERGENCE_CHECK_AFTER_MS - 1, primary, r)).toBeUndefined();
+    expect(await checkToEnd(watch, 60_000 + DIVERGENCE_CHECK_AFTER_MS - 1, r)).toBe(false);
     expect(r.calls).toBe(0);
   });
 
   it('makes no decision while the primary does not answer, and says so once', async () => {
     const { watch, lines, due } = stoppedWatch(0);
     const r = reader(new Error('psql: error: connection to server at "127.0.0.1", port 5433 failed: Connection refused'));
-    expect(await watch.check(due, primary, r)).toBeUndefined();
-    expect(await watch.check(due + DIVERGENCE_CHECK_INTERVAL_MS, primary, r)).toBeUndefined();
+    expect(await checkToEnd(watch, due, r)).toBe(true);
+    expect(await checkToEnd(watch, due + DIVERGENCE_CHECK_INTERVAL_MS, r)).toBe(true);
     expect(r.calls).toBe(2);
     expect(watch.problem).toBeUndefined();
     expect(watch.takeDivergence(due + DIVERGENCE_CHECK_INTERVAL_MS)).toBeUndefined();
@@ -215,25 +239,26 @@ describe('DivergenceWatch', () => {
   it('does not find a standby that is only behind diverged', async () => {
     const { watch, lines, due } = stoppedWatch(0);
     const behind = reader(forked, { systemId: '77', timeline: 1, replayLsn: parseLsn('0/3000000') });
-    expect(await watch.check(due, primary, behind)).toBeUndefined();
+    await checkToEnd(watch, due, behind);
     expect(watch.problem).toBeUndefined();
+    expect(watch.takeDivergence(due)).toBeUndefined();
     expect(lines.at(-1)!.msg).toBe('timeline check: the WAL receiver does not stream, but this node (timeline 1, replay LSN 0/3000000) is on the history of the primary (node 2 "b" at 127.0.0.1:5433), timeline 2: not diverged, no rewind');
   });
 
   it('makes no decision against a primary of another cluster', async () => {
     const { watch, lines, due } = stoppedWatch(0);
-    expect(await watch.check(due, primary, reader({ ...forked, systemId: '99' }))).toBeUndefined();
+    await checkToEnd(watch, due, reader({ ...forked, systemId: '99' }));
     expect(watch.problem).toBeUndefined();
+    expect(watch.takeDivergence(due)).toBeUndefined();
     expect(lines.at(-1)!.msg).toMatch(/has system identifier 99, this node 77: not a copy of the same cluster; no decision/);
   });
 
   it('finds a diverged standby, reports it, hands the divergence over once, and clears the problem when the standby streams', async () => {
     const { watch, lines, due } = stoppedWatch(0);
-    const found = await watch.check(due, primary, reader(forked));
-    expect(found?.forkLsn).toBe(parseLsn('0/4000000'));
+    await checkToEnd(watch, due, reader(forked));
     expect(watch.problem).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
     expect(lines.at(-1)!.msg).toBe('timeline divergence: this node (timeline 1, replay LSN 0/400FB50) cannot follow the primary (node 2 "b" at 127.0.0.1:5433): its timeline 2 forked off timeline 1 at 0/4000000, before this node\'s replay LSN 0/400FB50; diverged from the primary\'s timeline 2 at 0/4000000: rewinding');
-    expect(watch.takeDivergence(due + 500)).toBe(found);
+    expect(watch.takeDivergence(due + 500)).toEqual({ standby: local, upstreamTimeline: 2, forkLsn: parseLsn('0/4000000') });
     expect(watch.takeDivergence(due + 600)).toBeUndefined();
     // The repair stops Postgres: the problem stays meanwhile.
     watch.observe(undefined, due + 1000);
@@ -245,7 +270,7 @@ describe('DivergenceWatch', () => {
 
   it('hands over no divergence found too long ago: it is checked again first', async () => {
     const { watch, due } = stoppedWatch(0);
-    await watch.check(due, primary, reader(forked));
+    await checkToEnd(watch, due, reader(forked));
     expect(watch.takeDivergence(due + DIVERGENCE_CHECK_INTERVAL_MS + 1)).toBeUndefined();
     expect(watch.problem).toBeDefined();
   });
@@ -255,9 +280,57 @@ describe('DivergenceWatch', () => {
     watch.observe(undefined, due - 1);
     watch.observe(standbyFacts(false), due);
     const r = reader(forked);
-    expect(await watch.check(due + DIVERGENCE_CHECK_AFTER_MS - 1, primary, r)).toBeUndefined();
+    expect(await checkToEnd(watch, due + DIVERGENCE_CHECK_AFTER_MS - 1, r)).toBe(false);
     expect(r.calls).toBe(0);
-    expect(await watch.check(due + DIVERGENCE_CHECK_AFTER_MS, primary, r)).toBeDefined();
+    expect(await checkToEnd(watch, due + DIVERGENCE_CHECK_AFTER_MS, r)).toBe(true);
+  });
+
+  it('returns to the tick before the primary answers; a later tick takes what it found, dated when it was found', async () => {
+    const { watch, due, clock } = stoppedWatch(0);
+    const r = heldReader();
+    const started = await watch.check(due, primary, r);
+    expect(started).toBeDefined();
+    // The tick went on: nothing found yet, nothing to repair.
+    expect(watch.problem).toBeUndefined();
+    expect(watch.takeDivergence(due)).toBeUndefined();
+    clock.ms = due + 2_000;
+    r.answer(forked);
+    await started!.done;
+    expect(watch.problem).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
+    // Fresh for DIVERGENCE_CHECK_INTERVAL_MS from its answer, not from the check's start.
+    expect(watch.takeDivergence(due + 2_000 + DIVERGENCE_CHECK_INTERVAL_MS)?.forkLsn).toBe(parseLsn('0/4000000'));
+  });
+
+  it('starts no second check while one waits for the primary', async () => {
+    const { watch, due } = stoppedWatch(0);
+    const r = heldReader();
+    const first = await watch.check(due, primary, r);
+    expect(await watch.check(due + DIVERGENCE_CHECK_INTERVAL_MS, primary, r)).toBeUndefined();
+    expect(r.calls).toBe(1);
+    r.answer(new Error('psql: error: connection to server at "127.0.0.1", port 5433 failed: timeout expired'));
+    await first!.done;
+    expect(watch.problem).toBeUndefined();
+    expect(await watch.check(due + DIVERGENCE_CHECK_INTERVAL_MS, primary, r)).toBeDefined();
+    expect(r.calls).toBe(2);
+  });
+
+  it('drops an answer that comes back after the standby was promoted, stopped or streamed again', async () => {
+    const ends: [string, PostgresFacts | undefined][] = [
+      ['promoted', { ...standbyFacts(false), isInRecovery: false, replayLsn: null }],
+      ['stopped', undefined],
+      ['streaming again', standbyFacts(true)],
+    ];
+    for (const [label, facts] of ends) {
+      const { watch, due } = stoppedWatch(0);
+      const r = heldReader();
+      const started = await watch.check(due, primary, r);
+      watch.observe(facts, due + 100);
+      // Not streaming again at once: a new stretch, whose first check is not due yet.
+      watch.observe(standbyFacts(false), due + 200);
+      r.answer(forked);
+      await started!.done;
+      expect({ label, problem: watch.problem, found: watch.takeDivergence(due + 300) }).toEqual({ label, problem: undefined, found: undefined });
+    }
   });
 });
 

@@ -285,8 +285,9 @@ export class Rebuild {
   /**
    * For a standby that follows `primary`: rewinds it when the last timeline check found it
    * diverged ({@link repairDivergedStandby}, once a report has carried the problem);
-   * otherwise compares timelines when a check is due (`DivergenceWatch.check`; it costs
-   * nothing while the standby streams).
+   * otherwise starts a comparison of timelines when one is due (`DivergenceWatch.check`; it
+   * costs nothing while the standby streams, and the primary's side is read in the background,
+   * so a primary that died silently does not hold the tick for its connect timeout).
    *
    * @throws PostgresCommandError when the repair's base backup fails too; PghaError
    *   `PGHA_ERR_PGDATA` when the data directory is not the node's.
