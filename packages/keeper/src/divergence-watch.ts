@@ -29,6 +29,8 @@ export interface TimelineReader {
 interface Pending {
   readonly divergence: Divergence;
   readonly foundAtMs: number;
+  /** Whether a report has carried the problem since ({@link DivergenceWatch.reportProblem}). */
+  carried: boolean;
 }
 
 /** The line of an error's message that says what failed (psql prints a few). */
@@ -111,7 +113,8 @@ export class DivergenceWatch {
    * A primary that does not answer, or answers for another cluster (system identifier), gives
    * no decision: a standby whose primary is down, or that is simply behind, is never found
    * diverged. A divergence found is logged, becomes the {@link problem}, and waits for
-   * {@link takeDivergence} (a later tick, after a report has carried the problem). A comparison
+   * {@link takeDivergence} (a later tick, after a report has carried the problem:
+   * {@link reportProblem}). A comparison
    * that ends after {@link observe} saw the standby stream again, or saw Postgres stopped or
    * running as a primary, is dropped.
    *
@@ -157,7 +160,7 @@ export class DivergenceWatch {
       this.note('info', `timeline check: the WAL receiver does not stream, but this node (${position}) is on the history of ${describe(primary)}, timeline ${upstream.timeline}: not diverged, no rewind`);
       return;
     }
-    this.pending = { divergence, foundAtMs: this.clock() };
+    this.pending = { divergence, foundAtMs: this.clock(), carried: false };
     this.problem = divergenceProblem(divergence, "the primary's");
     const where = divergence.forkLsn === null
       ? `timeline ${local.timeline} is not in the history of its timeline ${upstream.timeline}`
@@ -167,14 +170,26 @@ export class DivergenceWatch {
   }
 
   /**
-   * The divergence the last check found, for its repair, at most once and only while it is
-   * fresh (found within `DIVERGENCE_CHECK_INTERVAL_MS`; an older one is checked again first).
-   * The {@link problem} stays until the standby streams.
+   * The {@link problem}, for the keeper's report: from this call on, a divergence found is
+   * handed to its repair ({@link takeDivergence}), so that the monitor hears of a rewind before
+   * it starts.
+   */
+  reportProblem(): string | undefined {
+    if (this.pending) this.pending.carried = true;
+    return this.problem;
+  }
+
+  /**
+   * The divergence the last check found, for its repair, at most once, only once a report has
+   * carried its problem ({@link reportProblem}), and only while it is fresh (found within
+   * `DIVERGENCE_CHECK_INTERVAL_MS`; an older one is checked again first). The {@link problem}
+   * stays until the standby streams.
    */
   takeDivergence(nowMs: number): Divergence | undefined {
     const pending = this.pending;
+    if (!pending || !pending.carried) return undefined;
     this.pending = undefined;
-    if (!pending || nowMs - pending.foundAtMs > DIVERGENCE_CHECK_INTERVAL_MS) return undefined;
+    if (nowMs - pending.foundAtMs > DIVERGENCE_CHECK_INTERVAL_MS) return undefined;
     return pending.divergence;
   }
 

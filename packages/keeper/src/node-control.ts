@@ -56,6 +56,6 @@ export class NodeControl {
    * Source: none in pg_auto_failover (its keeper logs such errors locally only).
    */
   localProblem(): string | null {
-    return problemSentence([this.postgres.diskProblem(), this.identity.refusal, this.postgres.startProblem(), this.postgres.parametersProblem(), this.rebuild.divergence.problem]);
+    return problemSentence([this.postgres.diskProblem(), this.identity.refusal, this.postgres.startProblem(), this.postgres.parametersProblem(), this.rebuild.divergence.reportProblem()]);
   }
 }

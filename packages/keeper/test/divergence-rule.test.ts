@@ -258,6 +258,9 @@ describe('DivergenceWatch', () => {
     await checkToEnd(watch, due, reader(forked));
     expect(watch.problem).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
     expect(lines.at(-1)!.msg).toBe('timeline divergence: this node (timeline 1, replay LSN 0/400FB50) cannot follow the primary (node 2 "b" at 127.0.0.1:5433): its timeline 2 forked off timeline 1 at 0/4000000, before this node\'s replay LSN 0/400FB50; diverged from the primary\'s timeline 2 at 0/4000000: rewinding');
+    // Not before a report has carried the problem: the monitor hears of the rewind first.
+    expect(watch.takeDivergence(due + 400)).toBeUndefined();
+    expect(watch.reportProblem()).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
     expect(watch.takeDivergence(due + 500)).toEqual({ standby: local, upstreamTimeline: 2, forkLsn: parseLsn('0/4000000') });
     expect(watch.takeDivergence(due + 600)).toBeUndefined();
     // The repair stops Postgres: the problem stays meanwhile.
@@ -271,6 +274,7 @@ describe('DivergenceWatch', () => {
   it('hands over no divergence found too long ago: it is checked again first', async () => {
     const { watch, due } = stoppedWatch(0);
     await checkToEnd(watch, due, reader(forked));
+    watch.reportProblem();
     expect(watch.takeDivergence(due + DIVERGENCE_CHECK_INTERVAL_MS + 1)).toBeUndefined();
     expect(watch.problem).toBeDefined();
   });
@@ -296,7 +300,7 @@ describe('DivergenceWatch', () => {
     clock.ms = due + 2_000;
     r.answer(forked);
     await started!.done;
-    expect(watch.problem).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
+    expect(watch.reportProblem()).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
     // Fresh for DIVERGENCE_CHECK_INTERVAL_MS from its answer, not from the check's start.
     expect(watch.takeDivergence(due + 2_000 + DIVERGENCE_CHECK_INTERVAL_MS)?.forkLsn).toBe(parseLsn('0/4000000'));
   });
@@ -329,6 +333,7 @@ describe('DivergenceWatch', () => {
       watch.observe(standbyFacts(false), due + 200);
       r.answer(forked);
       await started!.done;
+      watch.reportProblem();
       expect({ label, problem: watch.problem, found: watch.takeDivergence(due + 300) }).toEqual({ label, problem: undefined, found: undefined });
     }
   });
