@@ -36,9 +36,12 @@ const TABLE = 'through_vip';
 /**
  * Slack of the client over the hook's end: a connect attempt to the VIP that started while the
  * VIP still led to the dead node gives up after 500 ms (the writer's connect timeout), then the
- * next one goes where the gratuitous ARP pointed.
+ * next one goes where the gratuitous ARP pointed, and commits. Measured: 490 to 890 ms before
+ * the hook's end (it ends after its second ARP, a second after the first) in 24 runs, and once,
+ * in CI with the suite's unit tests running beside it on 2 cores, 1,058 ms after it: 1.5 s is
+ * the connect timeout and a second for the rest.
  */
-const CLIENT_SLACK_MS = 1_000;
+const CLIENT_SLACK_MS = 1_500;
 
 /** From the heal (or the dead node's reboot) to one `primary` and one `secondary`: the old primary rejoins by pg_rewind. */
 const RECOVERY_BOUND_MS = 90_000;
