@@ -180,12 +180,14 @@ describe.skipIf(skip)(skip ? `vip (skipped: ${skipReason})` : 'the virtual IP re
       `[vip crash] writes through the VIP back ${writesBackMs.toFixed(0)} ms after the primary node died; ${before.standby} reached wait_primary at +${promotedMs} ms, ` +
         `its hook took ${hookMs} ms (done at +${hookDoneMs} ms): ${String(hook['outputTail']).split('\n')[0]}`,
     );
-    expect(await vipHolders(f)).toEqual([before.standby]);
-    // The failover time plus the hook's own time (its end), and the client's reconnection.
-    expect(writesBackMs).toBeLessThan(hookDoneMs + CLIENT_SLACK_MS);
+    const holdersAfterFailover = await vipHolders(f);
 
+    // The dead node comes back before any assertion: a failed one must not leave the next test a formation with a node down.
     const healedAt = instant();
     await powerOnNode(f, dead);
+    expect(holdersAfterFailover).toEqual([before.standby]);
+    // The failover time plus the hook's own time (its end), and the client's reconnection.
+    expect(writesBackMs).toBeLessThan(hookDoneMs + CLIENT_SLACK_MS);
     const report = await expectCleanHistory('vip: primary node died', { writers: [writer], baseline, faultAt, healedAt, watcher });
     expect(report.finalPrimary).toBe(before.standby);
     // Back after its reboot, the old primary's hook ran for its new role and the VIP stayed where it was.
