@@ -29,6 +29,8 @@ export interface TimelineReader {
 interface Pending {
   readonly divergence: Divergence;
   readonly foundAtMs: number;
+  /** The node whose timeline it was found against. */
+  readonly primaryNodeId: number;
   /** Whether a report has carried the problem since ({@link DivergenceWatch.reportProblem}). */
   carried: boolean;
 }
@@ -160,7 +162,7 @@ export class DivergenceWatch {
       this.note('info', `timeline check: the WAL receiver does not stream, but this node (${position}) is on the history of ${describe(primary)}, timeline ${upstream.timeline}: not diverged, no rewind`);
       return;
     }
-    this.pending = { divergence, foundAtMs: this.clock(), carried: false };
+    this.pending = { divergence, foundAtMs: this.clock(), primaryNodeId: primary.nodeId, carried: false };
     this.problem = divergenceProblem(divergence, "the primary's");
     const where = divergence.forkLsn === null
       ? `timeline ${local.timeline} is not in the history of its timeline ${upstream.timeline}`
@@ -181,15 +183,18 @@ export class DivergenceWatch {
 
   /**
    * The divergence the last check found, for its repair, at most once, only once a report has
-   * carried its problem ({@link reportProblem}), and only while it is fresh (found within
-   * `DIVERGENCE_CHECK_INTERVAL_MS`; an older one is checked again first). The {@link problem}
-   * stays until the standby streams.
+   * carried its problem ({@link reportProblem}), only for a repair from the primary it was
+   * found against (the check may end after the monitor named another), and only while it is
+   * fresh (found within `DIVERGENCE_CHECK_INTERVAL_MS`). Otherwise it is dropped and the
+   * timelines are compared again first. The {@link problem} stays until the standby streams.
+   *
+   * @param primaryNodeId - the node the standby is to follow now.
    */
-  takeDivergence(nowMs: number): Divergence | undefined {
+  takeDivergence(nowMs: number, primaryNodeId: number): Divergence | undefined {
     const pending = this.pending;
     if (!pending || !pending.carried) return undefined;
     this.pending = undefined;
-    if (nowMs - pending.foundAtMs > DIVERGENCE_CHECK_INTERVAL_MS) return undefined;
+    if (pending.primaryNodeId !== primaryNodeId || nowMs - pending.foundAtMs > DIVERGENCE_CHECK_INTERVAL_MS) return undefined;
     return pending.divergence;
   }
 

@@ -230,7 +230,7 @@ describe('DivergenceWatch', () => {
     expect(await checkToEnd(watch, due + DIVERGENCE_CHECK_INTERVAL_MS, r)).toBe(true);
     expect(r.calls).toBe(2);
     expect(watch.problem).toBeUndefined();
-    expect(watch.takeDivergence(due + DIVERGENCE_CHECK_INTERVAL_MS)).toBeUndefined();
+    expect(watch.takeDivergence(due + DIVERGENCE_CHECK_INTERVAL_MS, primary.nodeId)).toBeUndefined();
     const said = lines.filter((l) => l.msg.startsWith('timeline check: cannot read the timeline history of the primary (node 2 "b" at 127.0.0.1:5433)'));
     expect(said).toHaveLength(1);
     expect(said[0]!.msg).toContain('Connection refused; no decision');
@@ -241,7 +241,7 @@ describe('DivergenceWatch', () => {
     const behind = reader(forked, { systemId: '77', timeline: 1, replayLsn: parseLsn('0/3000000') });
     await checkToEnd(watch, due, behind);
     expect(watch.problem).toBeUndefined();
-    expect(watch.takeDivergence(due)).toBeUndefined();
+    expect(watch.takeDivergence(due, primary.nodeId)).toBeUndefined();
     expect(lines.at(-1)!.msg).toBe('timeline check: the WAL receiver does not stream, but this node (timeline 1, replay LSN 0/3000000) is on the history of the primary (node 2 "b" at 127.0.0.1:5433), timeline 2: not diverged, no rewind');
   });
 
@@ -249,7 +249,7 @@ describe('DivergenceWatch', () => {
     const { watch, lines, due } = stoppedWatch(0);
     await checkToEnd(watch, due, reader({ ...forked, systemId: '99' }));
     expect(watch.problem).toBeUndefined();
-    expect(watch.takeDivergence(due)).toBeUndefined();
+    expect(watch.takeDivergence(due, primary.nodeId)).toBeUndefined();
     expect(lines.at(-1)!.msg).toMatch(/has system identifier 99, this node 77: not a copy of the same cluster; no decision/);
   });
 
@@ -259,10 +259,10 @@ describe('DivergenceWatch', () => {
     expect(watch.problem).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
     expect(lines.at(-1)!.msg).toBe('timeline divergence: this node (timeline 1, replay LSN 0/400FB50) cannot follow the primary (node 2 "b" at 127.0.0.1:5433): its timeline 2 forked off timeline 1 at 0/4000000, before this node\'s replay LSN 0/400FB50; diverged from the primary\'s timeline 2 at 0/4000000: rewinding');
     // Not before a report has carried the problem: the monitor hears of the rewind first.
-    expect(watch.takeDivergence(due + 400)).toBeUndefined();
+    expect(watch.takeDivergence(due + 400, primary.nodeId)).toBeUndefined();
     expect(watch.reportProblem()).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
-    expect(watch.takeDivergence(due + 500)).toEqual({ standby: local, upstreamTimeline: 2, forkLsn: parseLsn('0/4000000') });
-    expect(watch.takeDivergence(due + 600)).toBeUndefined();
+    expect(watch.takeDivergence(due + 500, primary.nodeId)).toEqual({ standby: local, upstreamTimeline: 2, forkLsn: parseLsn('0/4000000') });
+    expect(watch.takeDivergence(due + 600, primary.nodeId)).toBeUndefined();
     // The repair stops Postgres: the problem stays meanwhile.
     watch.observe(undefined, due + 1000);
     expect(watch.problem).toBeDefined();
@@ -275,7 +275,7 @@ describe('DivergenceWatch', () => {
     const { watch, due } = stoppedWatch(0);
     await checkToEnd(watch, due, reader(forked));
     watch.reportProblem();
-    expect(watch.takeDivergence(due + DIVERGENCE_CHECK_INTERVAL_MS + 1)).toBeUndefined();
+    expect(watch.takeDivergence(due + DIVERGENCE_CHECK_INTERVAL_MS + 1, primary.nodeId)).toBeUndefined();
     expect(watch.problem).toBeDefined();
   });
 
@@ -296,13 +296,22 @@ describe('DivergenceWatch', () => {
     expect(started).toBeDefined();
     // The tick went on: nothing found yet, nothing to repair.
     expect(watch.problem).toBeUndefined();
-    expect(watch.takeDivergence(due)).toBeUndefined();
+    expect(watch.takeDivergence(due, primary.nodeId)).toBeUndefined();
     clock.ms = due + 2_000;
     r.answer(forked);
     await started!.done;
     expect(watch.reportProblem()).toBe("diverged from the primary's timeline 2 at 0/4000000: rewinding");
     // Fresh for DIVERGENCE_CHECK_INTERVAL_MS from its answer, not from the check's start.
-    expect(watch.takeDivergence(due + 2_000 + DIVERGENCE_CHECK_INTERVAL_MS)?.forkLsn).toBe(parseLsn('0/4000000'));
+    expect(watch.takeDivergence(due + 2_000 + DIVERGENCE_CHECK_INTERVAL_MS, primary.nodeId)?.forkLsn).toBe(parseLsn('0/4000000'));
+  });
+
+  it('hands a divergence only to a repair from the primary it was found against', async () => {
+    const { watch, due } = stoppedWatch(0);
+    await checkToEnd(watch, due, reader(forked));
+    watch.reportProblem();
+    // The monitor named another primary meanwhile: compare again with that one first.
+    expect(watch.takeDivergence(due + 500, primary.nodeId + 1)).toBeUndefined();
+    expect(watch.takeDivergence(due + 600, primary.nodeId)).toBeUndefined();
   });
 
   it('starts no second check while one waits for the primary', async () => {
@@ -334,7 +343,7 @@ describe('DivergenceWatch', () => {
       r.answer(forked);
       await started!.done;
       watch.reportProblem();
-      expect({ label, problem: watch.problem, found: watch.takeDivergence(due + 300) }).toEqual({ label, problem: undefined, found: undefined });
+      expect({ label, problem: watch.problem, found: watch.takeDivergence(due + 300, primary.nodeId) }).toEqual({ label, problem: undefined, found: undefined });
     }
   });
 });

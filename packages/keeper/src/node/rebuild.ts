@@ -293,7 +293,7 @@ export class Rebuild {
    *   `PGHA_ERR_PGDATA` when the data directory is not the node's.
    */
   async repairDivergence(primary: GroupMember): Promise<void> {
-    const found = this.divergence.takeDivergence(Date.now());
+    const found = this.divergence.takeDivergence(Date.now(), primary.nodeId);
     if (found) return this.repairDivergedStandby(primary, found);
     await this.divergence.check(Date.now(), primary, {
       local: () => this.session.withSession(readLocalTimeline),
