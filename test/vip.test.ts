@@ -49,8 +49,8 @@ const CLIENT_SLACK_MS = 1_000;
  * `wait_primary`: the monitor's decision within 3 s (issue 17 §1's bound for a silent death:
  * `nodeUnhealthyTimeoutMs`, the probe's timeout, a timer round), then a second for the
  * promotion (its keeper's long-poll, `pg_promote()`, the monitor's next decision; about 150 ms
- * here). Measured 1.8-2.7 s; 4.4-5.1 s in about half the runs while a standby's timeline check
- * held its keeper for the dead primary's connect timeout (fixed in c5ce433).
+ * here). Measured 2.3-2.7 s in 14 runs; 4.4-5.1 s in 11 of 24 runs while a standby's timeline
+ * check held its keeper for the dead primary's connect timeout (fixed in c5ce433).
  */
 const SILENT_DEATH_PROMOTED_MS = 3_000 + 1_000;
 
