@@ -50,9 +50,19 @@ export async function connectWritable(hosts: readonly Host[], user = 'postgres',
     } catch {
       // next host
     }
-    await client.end().catch(() => undefined);
+    dropSession(client);
   }
   return undefined;
+}
+
+/**
+ * Ends a session without waiting for it to end: ending sends a goodbye and waits for the server
+ * to close the socket, which a server whose machine died never does (a write that failed with
+ * "terminating connection due to unexpected postmaster exit" just before the link went down
+ * held test/vip.test.ts's writer for over 60 s, until TCP gave up).
+ */
+function dropSession(client: pg.Client): void {
+  client.end().catch(() => undefined);
 }
 
 /** The probe. */
@@ -103,11 +113,7 @@ export class Probe {
         try {
           await this.write(client, id);
         } catch {
-          // Not waited for: ending a session sends a goodbye and waits for the server to close
-          // the socket, which a server whose machine died never does (a write that failed with
-          // "terminating connection due to unexpected postmaster exit" just before the link went
-          // down held test/vip.test.ts's writer for over 60 s, until TCP gave up).
-          client.end().catch(() => undefined);
+          dropSession(client);
           client = undefined;
           continue;
         }

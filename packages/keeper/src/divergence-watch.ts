@@ -83,9 +83,7 @@ export class DivergenceWatch {
    */
   observe(facts: PostgresFacts | undefined, nowMs: number): void {
     if (!facts) {
-      if (this.notStreamingSinceMs !== undefined) this.stretch++;
-      this.notStreamingSinceMs = undefined;
-      this.lastCheckMs = undefined;
+      this.endStretch();
       return;
     }
     if (!facts.isInRecovery || facts.upstreamStreaming) {
@@ -94,13 +92,18 @@ export class DivergenceWatch {
       }
       this.problem = undefined;
       this.pending = undefined;
-      if (this.notStreamingSinceMs !== undefined) this.stretch++;
-      this.notStreamingSinceMs = undefined;
-      this.lastCheckMs = undefined;
+      this.endStretch();
       this.lastNote = undefined;
       return;
     }
     this.notStreamingSinceMs ??= nowMs;
+  }
+
+  /** Ends a stretch of not streaming (if one was under way): its clock stops, and a comparison it started is dropped when it comes back. */
+  private endStretch(): void {
+    if (this.notStreamingSinceMs !== undefined) this.stretch++;
+    this.notStreamingSinceMs = undefined;
+    this.lastCheckMs = undefined;
   }
 
   /**
