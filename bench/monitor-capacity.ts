@@ -18,7 +18,9 @@
  * the window, VmHWM), and the CPU of the monitor's Postgres (postmaster and its children).
  *
  * Output: a table on stdout, `bench/results/monitor-capacity.md` and `.json`, and the target
- * line (1,000 nodes: p99 < 50 ms, 0 errors) with PASS/FAIL.
+ * line (1,000 nodes: p99 < 50 ms, 0 errors) with PASS/FAIL. On stdout also, second by second:
+ * the reports slower than 50 ms, the CPU of the monitors, etcd and the client, and the
+ * machine's idle time, to tell a tail from an overloaded machine.
  *
  * `--monitors 3`: the same simulated keepers against three monitors on a local 3-member etcd
  * (TLS, client certificates), built by `pgha up --monitors 3`'s own code (one creates the store,
@@ -408,10 +410,17 @@ interface Recorder {
   /** Reports answered after going to more than one monitor (a transport error or 502/503/504 first). */
   retried: number;
   firstErrors: string[];
+  /** Reports slower than {@link SLOW_MS}: when they were sent (ms since the window began) and the monitor that answered. */
+  slow: { atMs: number; ms: number; monitor: number }[];
+  /** When the window began (`performance.now()`). */
+  startMs: number;
 }
 
+/** A report slower than this goes to {@link Recorder.slow}, to say when and where the tail came from. */
+const SLOW_MS = 50;
+
 function newRecorder(): Recorder {
-  return { recording: false, latenciesMs: [], errors: new Map(), completed: 0, skipped: 0, retried: 0, firstErrors: [] };
+  return { recording: false, latenciesMs: [], errors: new Map(), completed: 0, skipped: 0, retried: 0, firstErrors: [], slow: [], startMs: 0 };
 }
 
 /**
@@ -560,6 +569,7 @@ async function sendReport(routes: MonitorRoutes, n: SimNode, rec: Recorder): Pro
       if (recording) {
         rec.latenciesMs.push(ms);
         rec.completed++;
+        if (ms > SLOW_MS) rec.slow.push({ atMs: t0 - rec.startMs, ms, monitor: res.next });
       }
     } else if (recording) {
       rec.latenciesMs.push(ms);
@@ -808,9 +818,16 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       clientDelay.enable();
       const s0 = performance.now();
       const rssMax = monitorPids.map(() => 0);
+      rec.startMs = s0;
       rec.recording = true;
+      // Each second's CPU use, to set beside the seconds the slow reports came from.
+      const perSecond: SecondCpu[] = [];
+      let prevCpu = cpuNow(monitorPids, etcdMemberPids);
       const sampler = setInterval(() => {
         for (const [i, pid] of monitorPids.entries()) rssMax[i] = Math.max(rssMax[i]!, procMemory(pid)?.rssMiB ?? 0);
+        const now = cpuNow(monitorPids, etcdMemberPids);
+        perSecond.push(cpuBetween(prevCpu, now));
+        prevCpu = now;
       }, 1000);
       const scrapes = opts.scrapeEveryS > 0 ? startScraping(routes.pools[0]!, monitors.token, opts.scrapeEveryS) : undefined;
       await delay(opts.seconds * 1000);
@@ -874,6 +891,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       );
       if (perMonitor.length > 1) for (const m of perMonitor) console.log(`  ${m.url}: CPU ${fmt(m.cpuPct, 0)}%, RSS ${fmt(m.rssMiB, 0)} MiB (peak ${fmt(m.rssMaxMiB, 0)}), leads ${m.leads} formations`);
       for (const e of rec.firstErrors) console.log(`  error: ${e}`);
+      printSlowSeconds(rec, perSecond, monitors.list.length);
       return result;
     } finally {
       stop();
@@ -885,6 +903,72 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
 }
 
 // ---------------------------------------------------------------- output
+
+/** CPU counters at one instant: seconds of CPU of each monitor, of etcd's members (summed) and of this process; the machine's idle and total time (s, all cores, `/proc/stat`). */
+interface CpuCounters {
+  monitorsS: number[];
+  etcdS: number;
+  clientS: number;
+  machineIdleS: number;
+  machineTotalS: number;
+}
+
+/** One second of the window: CPU used in it, in % of one core; the machine's idle time in % of all its cores. */
+interface SecondCpu {
+  monitorsPct: number;
+  etcdPct: number;
+  clientPct: number;
+  machineIdlePct: number;
+}
+
+function cpuNow(monitorPids: readonly number[], etcdPids: readonly number[]): CpuCounters {
+  // /proc/stat's first line: cpu user nice system idle iowait irq softirq steal …, in clock ticks.
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const usage = process.cpuUsage();
+  return {
+    monitorsS: monitorPids.map((pid) => cpuSeconds(pid)?.cpuS ?? NaN),
+    etcdS: etcdPids.reduce((a, pid) => a + (cpuSeconds(pid)?.cpuS ?? NaN), 0),
+    clientS: (usage.user + usage.system) / 1e6,
+    machineIdleS: (ticks[3]! + ticks[4]!) / clockTicksPerSecond,
+    machineTotalS: ticks.reduce((a, b) => a + b, 0) / clockTicksPerSecond,
+  };
+}
+
+function cpuBetween(a: CpuCounters, b: CpuCounters): SecondCpu {
+  const wallS = (b.machineTotalS - a.machineTotalS) / cpus().length;
+  const pct = (s: number): number => (s / wallS) * 100;
+  return {
+    monitorsPct: pct(b.monitorsS.reduce((x, y) => x + y, 0) - a.monitorsS.reduce((x, y) => x + y, 0)),
+    etcdPct: pct(b.etcdS - a.etcdS),
+    clientPct: pct(b.clientS - a.clientS),
+    machineIdlePct: ((b.machineIdleS - a.machineIdleS) / (b.machineTotalS - a.machineTotalS)) * 100,
+  };
+}
+
+/**
+ * Where the tail came from: for each second of the window, the reports slower than
+ * {@link SLOW_MS} sent in it, the CPU the monitors, etcd and this client used in it, and the
+ * machine's idle time; then the worst seconds, with the monitor that answered their slow
+ * reports. A second with no idle CPU and slow reports from every monitor is an overloaded
+ * machine; slow reports from one monitor with CPU to spare are that monitor's own wait.
+ */
+function printSlowSeconds(rec: Recorder, perSecond: readonly SecondCpu[], monitorCount: number): void {
+  if (rec.slow.length === 0) return;
+  const bySecond = new Map<number, { atMs: number; ms: number; monitor: number }[]>();
+  for (const s of rec.slow) {
+    const k = Math.floor(s.atMs / 1000);
+    const list = bySecond.get(k);
+    if (list) list.push(s);
+    else bySecond.set(k, [s]);
+  }
+  console.log(`reports over ${SLOW_MS} ms: ${rec.slow.length}, in ${bySecond.size} of the window's seconds`);
+  console.log('  each second: slow reports, CPU % of the monitors (summed) / etcd / this client, the machine idle %:');
+  console.log(`  ${perSecond.map((c, k) => `${bySecond.get(k)?.length ?? 0} ${fmt(c.monitorsPct, 0)}/${fmt(c.etcdPct, 0)}/${fmt(c.clientPct, 0)} ${fmt(c.machineIdlePct, 0)}`).join(' | ')}`);
+  for (const [k, slow] of [...bySecond].sort((a, b) => b[1].length - a[1].length).slice(0, 3).sort((a, b) => a[0] - b[0])) {
+    const perMonitor = Array.from({ length: monitorCount }, (_, i) => slow.filter((s) => s.monitor === i).length);
+    console.log(`  second ${k}: ${slow.length} slow (answered by monitor ${perMonitor.map((n, i) => `${i + 1}: ${n}`).join(', ')}), the slowest ${fmt(Math.max(...slow.map((s) => s.ms)), 0)} ms`);
+  }
+}
 
 function fmt(v: number, digits = 1): string {
   return Number.isFinite(v) ? v.toFixed(digits) : '—';

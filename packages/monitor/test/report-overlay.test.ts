@@ -58,6 +58,17 @@ describe('applyReport: what it writes', () => {
     expect({ write: due.write, lsnOnly: due.lsnOnly }).toEqual({ write: true, lsnOnly: true });
   });
 
+  it('after a write, the next LSN write comes due within half an interval of the jitter: a fleet\'s writes after one change do not come due together', () => {
+    const moved = { ...streaming, lsn: '0/3000200', problem: 'disk full' };
+    const jitters = [0, LSN_WRITE_INTERVAL_MS / 2, LSN_WRITE_INTERVAL_MS - 1];
+    const writtenAt = jitters.map((j) => applyReport(storedStandby(), live(T0), moved, T0 + 1_000, j).live.lsnWrittenAtMs);
+    expect(writtenAt).toEqual([T0 + 1_000, T0 + 1_000 - LSN_WRITE_INTERVAL_MS / 4, T0 + 1_000 - (LSN_WRITE_INTERVAL_MS - 1) / 2]);
+    // Never more than the interval without an LSN write: the latest comes due a full interval after the write.
+    const next = { ...streaming, lsn: '0/3000300', problem: 'disk full' };
+    const lastWritten = { ...live(T0), lsnWrittenAtMs: writtenAt[0]! };
+    expect(applyReport({ ...storedStandby(), reportedProblem: 'disk full' }, lastWritten, next, T0 + 1_000 + LSN_WRITE_INTERVAL_MS).lsnOnly).toBe(true);
+  });
+
   it('the node, not only the LSN, when a persisted fact changed with it', () => {
     const applied = applyReport(storedStandby(), live(T0), { ...streaming, lsn: '0/3000200', problem: 'disk full' }, T0 + LSN_WRITE_INTERVAL_MS);
     expect({ write: applied.write, lsnOnly: applied.lsnOnly }).toEqual({ write: true, lsnOnly: false });
