@@ -23,7 +23,7 @@ describeStoreContract('Postgres', async () => {
       await running.stop();
     },
   };
-}, { heartbeats: true });
+}, { heartbeats: { whileLocked: 'wait' } });
 
 describeStoreContract(
   'etcd',
@@ -62,7 +62,7 @@ describeStoreContract(
       },
     };
   },
-  { fenced: true },
+  { fenced: true, heartbeats: { whileLocked: 'leave-out' } },
 );
 
 afterAll(async () => {

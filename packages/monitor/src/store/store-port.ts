@@ -285,9 +285,13 @@ export interface MonitorStore extends StoreSession {
   readNodeGroup(nodeId: number, options?: { mirrored?: boolean }): Promise<NodeGroupRead>;
   /**
    * Records keepers' **heartbeats**, reports that change no fact a decision reads but the time
-   * and the LSN, in a transaction of its own that commits (without waiting for the disk, as a
-   * report-only transaction may) before it returns, and reads their groups under the groups'
-   * locks, which it holds until then: what an idle keeper's report costs. A report is recorded
+   * and the LSN, on their own, outside any transaction of the caller, and reads their groups:
+   * what an idle keeper's report costs. It never reads a group while a decision on it is under
+   * way: Postgres takes the groups' locks (in a transaction of its own that commits, without
+   * waiting for the disk, before it returns); etcd, whose liveness lives in the leader's memory,
+   * records in that memory only and leaves out a report whose group a transaction of this
+   * monitor holds, or that it cannot read current from its copy of the store
+   * (`etcd/etcd-repositories.ts`, `recordHeartbeatsOn`). A report is recorded
    * only when it leaves every persisted fact of its node as it is (its reported state, Postgres
    * running, recovery, timeline, streaming, `synchronous_standby_names`, problem, parameters,
    * restart done), carries no self-fence and no transition, its node's goal is not `dropped`,
@@ -296,9 +300,9 @@ export interface MonitorStore extends StoreSession {
    * `factsChanged` says whether its keeper's previous report was heard within `freshWithinMs`
    * (false) or not (true: its liveness changed). At most one report per node.
    *
-   * Optional: an adapter whose report transaction already writes nothing for such a report
-   * (etcd, whose liveness lives in the leader's memory) need not offer it. Postgres: one round
-   * trip instead of the report transaction's two (issue 17, idle cost).
+   * Optional (a test double need not offer it). Postgres: one round trip instead of the report
+   * transaction's two; etcd: no Txn, lock or round trip at all (issue 17, idle cost; issue 15,
+   * 3,000 keepers).
    */
   recordHeartbeats?(reports: readonly { nodeId: number; report: NodeReport }[]): Promise<ReportsRead>;
   /** Whether `err` says the store is down or unreachable (the API answers 503). */

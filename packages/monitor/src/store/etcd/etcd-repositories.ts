@@ -19,6 +19,7 @@ import { noSuchFormation, noSuchNode, noSuchNodeName } from '../not-found.js';
 import {
   STREAM_START,
   groupKey,
+  isHeartbeatReport,
   type EventBatch,
   type EventCursor,
   type EventRecord,
@@ -45,7 +46,7 @@ import type {
   SettingsRepository,
 } from '../store-port.js';
 import { EVENT_ID_FACTOR, decodeEvent, decodeFormation, decodeNode, encodeEvent, encodeFormation, encodeNode } from './codec.js';
-import { rangeAll, type Kv, type TxnAttempt } from './etcd-transaction.js';
+import { rangeAll, type AttemptMirror, type Kv, type TxnAttempt } from './etcd-transaction.js';
 import { groupLockKey, type KeyedLocks } from './keyed-locks.js';
 import { prefixEnd, type StoreKeys } from './keys.js';
 import type { NodeIdBlocks } from './node-ids.js';
@@ -805,6 +806,60 @@ export async function recordReportsOn(ctx: EtcdContext, lockGroup: (formationId:
   }
   for (const [key, g] of groups) g.nodes = [...groupNodes.get(key)!.values()].filter((n) => n.goalState !== 'dropped').sort((a, b) => a.nodeId - b.nodeId);
   await raiseRevisionsAboveApplied(ctx, byNode, inputs, groups);
+  return { inputs, groups, nowMs: now };
+}
+
+/** What {@link recordHeartbeatsOn} reads: this monitor's copy of the store (`store-mirror.ts`). */
+export type HeartbeatMirror = Pick<AttemptMirror, 'caughtUpNow' | 'get' | 'range'>;
+
+/**
+ * `MonitorStore.recordHeartbeats` on etcd: the reports that change nothing etcd holds, recorded
+ * in this monitor's memory only (the overlay, and the store's LSN batch for a moving LSN that
+ * is due), with their nodes and groups read from the mirror, at once and without a Txn: no
+ * attempt, no lock, no round trip. Synchronous, so nothing runs between a read and the
+ * overlay's change.
+ *
+ * A report is left out (to `recordReports`, in a transaction) unless every read it needs is
+ * current here, as a transaction's first attempt would read it: this monitor may write the
+ * node's formation (`mayWrite`: it leads it, so no other monitor writes it), the mirror holds its
+ * own last commit of the formation, and no transaction of this monitor holds the node's group
+ * (a decision on it, or another report of it, under way). It is also left out when it changes a
+ * persisted fact (`applyReport`'s write, but for an LSN that is only due), carries a self-fence
+ * or a transition, its node's goal is `dropped`, its node has not reported since it was stored,
+ * or its keeper applied a goal revision above its node's (`raiseRevisionsAboveApplied`).
+ *
+ * @param mayWrite - whether this monitor may write a formation (the store's fence lets it).
+ * @returns the recorded reports (`factsChanged` as `recordReports` gives it) and their groups.
+ */
+export function recordHeartbeatsOn(shared: EtcdShared, mirror: HeartbeatMirror, mayWrite: (formationId: string) => boolean, reports: readonly { nodeId: number; report: NodeReport }[]): ReportsRead {
+  const { keys, overlay } = shared;
+  const now = shared.now();
+  const base = shared.revisionBase.value;
+  const inputs = new Map<number, RecordedReport>();
+  const groups = new Map<string, GroupRead>();
+  for (const { nodeId, report } of reports) {
+    if (!isHeartbeatReport(report)) continue;
+    const formationId = shared.nodeFormations.get(nodeId);
+    const groupId = shared.nodeGroups.get(nodeId);
+    if (formationId === undefined || groupId === undefined || shared.locks.isLocked(groupLockKey(formationId, groupId))) continue;
+    if (!mayWrite(formationId) || !mirror.caughtUpNow(formationId)) continue;
+    const formationKv = mirror.get(keys.formation(formationId));
+    const nodeKv = mirror.get(keys.node(formationId, nodeId));
+    if (!formationKv || !nodeKv) continue;
+    const stored = nodeOf(nodeKv, base);
+    if (stored.goalState === 'dropped' || stored.groupId !== groupId) continue;
+    if (report.appliedGoalRevision !== undefined && BigInt(report.appliedGoalRevision) > BigInt(stored.goalRevision)) continue;
+    const formation = formationOfKv(formationKv).record;
+    const freshMs = freshWithinMs(formationSettings(formation));
+    const applied = applyReport(stored, overlay.get(nodeId), report, now, Math.random() * shared.lsnWriteIntervalMs, overlay.graceFrom(formationId), freshMs, shared.lsnWriteIntervalMs);
+    if (applied.write && !applied.lsnOnly) continue;
+    overlay.set(nodeId, applied.live);
+    if (applied.lsnOnly) shared.lsnDue(nodeId);
+    inputs.set(nodeId, { node: applied.node, recorded: true, before: { reportedProblem: stored.reportedProblem, lastSelfFenceAt: stored.lastSelfFenceAt }, factsChanged: applied.factsChanged });
+    const key = groupKey(formationId, groupId);
+    const members = groups.get(key)?.nodes ?? mirror.range(keys.nodes(formationId)).map((kv) => nodeOf(kv, base)).filter((n) => n.groupId === groupId && n.goalState !== 'dropped').map((n) => overlay.merge(n));
+    groups.set(key, { formationId, groupId, formation, nodes: members.map((n) => (n.nodeId === nodeId ? applied.node : n)).sort((a, b) => a.nodeId - b.nodeId) });
+  }
   return { inputs, groups, nowMs: now };
 }
 

@@ -52,6 +52,7 @@ import {
   nodeOf,
   storedNode,
   writeNode,
+  recordHeartbeatsOn,
   recordReportsOn,
   type EtcdContext,
   type EtcdShared,
@@ -385,6 +386,14 @@ export class EtcdStore implements MonitorStore, StoreNotifier {
         .sort((a, b) => (a.formationId < b.formationId ? -1 : a.formationId > b.formationId ? 1 : a.groupId - b.groupId || a.nodeId - b.nodeId));
       return { formations: formations.sort((a, b) => (a.formationId < b.formationId ? -1 : 1)), nodes, nowMs: this.shared.now() };
     }, true);
+  }
+
+  /**
+   * See `MonitorStore.recordHeartbeats`: in this monitor's memory, read from the mirror, no Txn
+   * (`recordHeartbeatsOn`); a report it cannot take so goes to the report transaction.
+   */
+  async recordHeartbeats(reports: readonly { nodeId: number; report: NodeReport }[]): Promise<ReportsRead> {
+    return recordHeartbeatsOn(this.shared, this.mirror, (f) => this.mayWrite(f), reports);
   }
 
   /** See `MonitorStore.readNodeGroup`: one attempt, from the mirror when `mirrored` and this monitor leads the node's formation. */
