@@ -369,7 +369,10 @@ interface SimNode {
   goal: string;
   /** What the node reported last. */
   reported: string;
+  /** `synchronous_standby_names` of the goal the monitor last answered; reported by a primary at its next report. */
   syncNames: string;
+  /** `synchronous_standby_names` the node reported last (null: a standby's, or none yet). */
+  reportedSyncNames: string | null;
   inFlight: boolean;
   /** Index of the monitor this keeper asks first (see {@link MonitorRoutes}). */
   monitor: number;
@@ -395,10 +398,20 @@ function buildReport(n: SimNode): Record<string, unknown> {
   return { reportedState: state, postgresRunning: true, isInRecovery: true, lsn: formatLsn(lsn), timeline: 1, upstreamStreaming: true, synchronousStandbyNames: null };
 }
 
-/** Every keeper reached its goal: one primary and secondaries (a lone node: single). */
+/**
+ * Every keeper reached its goal: one primary and secondaries (a lone node: single), the primary
+ * running with the `synchronous_standby_names` its goal asks for (the monitor turns synchronous
+ * replication on once the standbys caught up, `enable-sync`: until the primary reports it, the
+ * group still changes).
+ */
 function groupSettled(g: SimGroup): boolean {
   const writable = g.nodes.length === 1 ? 'single' : 'primary';
-  return g.nodes.every((n) => n.reported === n.goal && (n.goal === writable || n.goal === 'secondary')) && g.nodes.filter((n) => n.goal === writable).length === 1;
+  const primaries = g.nodes.filter((n) => n.goal === writable);
+  return (
+    g.nodes.every((n) => n.reported === n.goal && (n.goal === writable || n.goal === 'secondary')) &&
+    primaries.length === 1 &&
+    (writable === 'single' || primaries[0]!.reportedSyncNames === primaries[0]!.syncNames)
+  );
 }
 
 interface Recorder {
@@ -550,7 +563,8 @@ function countError(rec: Recorder, kind: string, detail: string): void {
 }
 
 async function sendReport(routes: MonitorRoutes, n: SimNode, rec: Recorder): Promise<void> {
-  const body = JSON.stringify(buildReport(n));
+  const report = buildReport(n);
+  const body = JSON.stringify(report);
   const sentState = n.goal;
   const recording = rec.recording;
   const t0 = performance.now();
@@ -564,6 +578,7 @@ async function sendReport(routes: MonitorRoutes, n: SimNode, rec: Recorder): Pro
     if (res.statusCode >= 200 && res.statusCode < 300) {
       const goal = JSON.parse(text) as { goalState: string; synchronousStandbyNames: string };
       n.reported = sentState;
+      n.reportedSyncNames = (report.synchronousStandbyNames as string | null | undefined) ?? null;
       n.goal = goal.goalState;
       n.syncNames = goal.synchronousStandbyNames;
       if (recording) {
@@ -767,7 +782,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       const group: SimGroup = { formation: `bench_${f + 1}`, wal: 0x3000060n, nodes: [] };
       for (let j = 0; j < 3 && nodes.length < size; j++) {
         // Every keeper is given the monitors in the same order and asks the first one first, as real keepers do.
-        const n: SimNode = { index: nodes.length, name: `node${j + 1}`, port: ports[nodes.length]!, group, nodeId: 0, token: '', goal: 'init', reported: 'init', syncNames: '', inFlight: false, monitor: 0 };
+        const n: SimNode = { index: nodes.length, name: `node${j + 1}`, port: ports[nodes.length]!, group, nodeId: 0, token: '', goal: 'init', reported: 'init', syncNames: '', reportedSyncNames: null, inFlight: false, monitor: 0 };
         group.nodes.push(n);
         nodes.push(n);
       }
@@ -785,7 +800,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       }
     });
     const registerS = (performance.now() - t0) / 1000;
-    console.log(`registered ${nodes.length} nodes in ${registerS.toFixed(1)} s; warming up until every group is primary + 2 secondaries (at most ${opts.warmupMaxS} s)`);
+    console.log(`registered ${nodes.length} nodes in ${registerS.toFixed(1)} s; warming up until every group is primary + 2 secondaries, the primary on its synchronous_standby_names (at most ${opts.warmupMaxS} s)`);
 
     const rec = newRecorder();
     const stop = startReporting(routes, nodes, rec);
