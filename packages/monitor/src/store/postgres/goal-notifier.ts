@@ -51,11 +51,10 @@ export class GoalNotifier implements StoreNotifier {
       }
       for (const id of (msg.payload ?? '').split(',')) wake(this.waiters, Number(id));
     });
-    // A client lost once it was listening: reconnect. One that fails before is its caller's
-    // to handle (the reconnection's retry, or the monitor's start).
-    let listening = false;
+    // A client lost once it was listening (it is then the notifier's client): reconnect. One
+    // that fails before is its caller's to handle (the reconnection's retry, or the monitor's start).
     const lost = (): void => {
-      if (listening && this.client === client) this.reconnectLater();
+      if (this.client === client) this.reconnectLater();
     };
     client.on('error', lost);
     client.on('end', lost);
@@ -70,7 +69,6 @@ export class GoalNotifier implements StoreNotifier {
       void client.end().catch(() => undefined);
       return;
     }
-    listening = true;
     this.client = client;
   }
 
