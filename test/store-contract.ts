@@ -954,7 +954,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         const f = await formation('c-probes');
         const a = await addNode(f, 'a');
         const target = (await store.probes.targets()).find((t) => t.nodeId === a.nodeId);
-        expect(target).toMatchObject({ formationId: f, groupId: 0, name: 'a', host: '127.0.0.1', port: a.port, health: 'unknown', reportedState: 'init', postgresSsl: true, monitorProbePassword: (await store.formations.get(f)).monitorProbePassword, settings: {}, sinceReportMs: null });
+        expect(target).toMatchObject({ formationId: f, groupId: 0, name: 'a', host: '127.0.0.1', port: a.port, health: 'unknown', healthFailures: 0, probeInRecovery: null, reportedState: 'init', postgresSsl: true, monitorProbePassword: (await store.formations.get(f)).monitorProbePassword, settings: {}, sinceReportMs: null, checkedAgoMs: null });
 
         const fail = { nodeId: a.nodeId, reset: false, failures: 1, inRecovery: null, retries: 2 };
         expect(await store.probes.record([fail])).toEqual({ changed: [], skipped: [] });
@@ -968,6 +968,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         const good = await store.nodes.get(a.nodeId);
         expect(good).toMatchObject({ health: 'good', healthFailures: 0, probeInRecovery: true });
         expect(good.healthCheckedAt).toBeInstanceOf(Date);
+        // The targets carry the probe state as written, and how long ago it was (the prober
+        // leaves out the results that would change nothing).
+        const checked = (await store.probes.targets()).find((t) => t.nodeId === a.nodeId)!;
+        expect(checked).toMatchObject({ health: 'good', healthFailures: 0, probeInRecovery: true });
+        expect(checked.checkedAgoMs).toBeGreaterThanOrEqual(0);
+        expect(checked.checkedAgoMs).toBeLessThan(10_000);
       });
 
       it('never waits for a decision in progress: its nodes are written or skipped, to be written again', async () => {

@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import { DEFAULT_FORMATION_SETTINGS, MONITOR_PROBE_ROLE, formatDurationMs } from '@pgha/shared';
 import { delay, newPgClient, type PgConnectionParams } from '@pgha/postgres';
 import type { GroupDriver } from '../driver/group-driver.js';
-import { groupKey, type MergedProbes } from '../store/records.js';
+import { mustWriteHealth, nextHealth } from '../store/health-rule.js';
+import { groupKey, type MergedProbes, type ProbeTargetRecord } from '../store/records.js';
 import type { ProbeRepository } from '../store/store-port.js';
 
 /** Result of one probe. */
@@ -223,6 +224,7 @@ export class HealthProber {
   /** One round over every node; ends when its results are written. */
   async round(): Promise<void> {
     const nodes = await this.probes.targets(this.probesFor);
+    const readAtMs = Date.now();
     // Each formation's nodes are probed every healthProbeIntervalMs of its own: rounds come as
     // often as the shortest asks, and a node is probed in a round once its interval is about over.
     this.roundIntervalMs = Math.min(this.intervalMs, ...nodes.map((n) => n.settings.healthProbeIntervalMs ?? this.intervalMs));
@@ -255,6 +257,7 @@ export class HealthProber {
       probes.push(this.connectionOf(n.nodeId, { host: n.host, port: n.port, password: n.monitorProbePassword, ssl: probeSsl(n.postgresSsl, this.probeCa) }).probe(settings.healthProbeTimeoutMs).then((result) => {
         if (!result.ok) this.onProbeFailure?.(n);
         else this.onProbeAnswered?.(n.nodeId, startedAtMs);
+        if (this.changesNothing(n, result, settings.healthProbeRetries, readAtMs)) return;
         this.add(n.nodeId, result, settings.healthProbeRetries);
       }));
     }
@@ -282,6 +285,22 @@ export class HealthProber {
       this.connections.set(nodeId, c);
     }
     return c;
+  }
+
+  /**
+   * Whether a probe result would leave node `n`'s probe state as its target read says it is
+   * (`nextHealth`), with no refresh of `healthCheckedAt` due (`mustWriteHealth`): then it is not
+   * queued, and the store is not asked (at rest, a round of good nodes costs the store no
+   * statement but its targets read). Never for a node with a result queued: that one is merged
+   * with it. The targets read is current for the node: a round reads them once the previous
+   * round's results are written, and the prober is the only writer of the probe state.
+   *
+   * @param readAtMs - when the round's targets read ended (`Date.now()`, ms): `checkedAgoMs` is as of about then.
+   */
+  private changesNothing(n: ProbeTargetRecord, result: ProbeResult, retries: number, readAtMs: number): boolean {
+    if (this.pending.has(n.nodeId)) return false;
+    const next = nextHealth(n, { nodeId: n.nodeId, reset: result.ok, failures: result.ok ? 0 : 1, inRecovery: result.ok ? result.inRecovery : null, retries });
+    return !mustWriteHealth(n, next, n.checkedAgoMs === null ? null : n.checkedAgoMs + (Date.now() - readAtMs));
   }
 
   /** Queues one probe result and starts a write if none is under way. */

@@ -234,13 +234,20 @@ export interface HealthChange {
 }
 
 /** A node the prober probes, with what it needs to decide how often and as whom. */
-export interface ProbeTargetRecord extends Pick<NodeRecord, 'nodeId' | 'formationId' | 'groupId' | 'name' | 'host' | 'port' | 'health' | 'reportedState' | 'postgresSsl'> {
+export interface ProbeTargetRecord extends Pick<NodeRecord, 'nodeId' | 'formationId' | 'groupId' | 'name' | 'host' | 'port' | 'health' | 'healthFailures' | 'probeInRecovery' | 'reportedState' | 'postgresSsl'> {
   /** The formation's probe password. */
   monitorProbePassword: string;
   /** The formation's stored settings. */
   settings: FormationRecord['settings'];
   /** How long ago its keeper last reported (ms, the store's clock); null: never. */
   sinceReportMs: number | null;
+  /**
+   * How long ago its probe state (`health`, `healthFailures`, `probeInRecovery`) was last
+   * written or refreshed (`healthCheckedAt`, ms, the store's clock); null: never. With the probe
+   * state, what the prober needs to tell a result that the health rule would not write
+   * (`mustWriteHealth`) without asking the store again.
+   */
+  checkedAgoMs: number | null;
 }
 
 /** Every formation and every node that is not dropped, read at once, with the store's clock. */

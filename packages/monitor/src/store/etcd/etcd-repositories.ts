@@ -667,8 +667,9 @@ export class EtcdProbeRepository implements ProbeRepository {
     for (const n of nodes) {
       const f = formations.get(n.formationId);
       if (!f || n.goalState === 'dropped') continue;
-      // The overlay changes no field read here but the report time (a merged copy per node per round was most of this read).
+      // The overlay changes no field read here but the report and probe times (a merged copy per node per round was most of this read).
       const reportedAtMs = shared.overlay.reportedAtMs(n);
+      const checkedAtMs = shared.overlay.checkedAtMs(n);
       targets.push({
         nodeId: n.nodeId,
         formationId: n.formationId,
@@ -677,11 +678,14 @@ export class EtcdProbeRepository implements ProbeRepository {
         host: n.host,
         port: n.port,
         health: n.health,
+        healthFailures: n.healthFailures,
+        probeInRecovery: n.probeInRecovery,
         reportedState: n.reportedState,
         postgresSsl: n.postgresSsl,
         monitorProbePassword: f.monitorProbePassword,
         settings: f.settings,
         sinceReportMs: reportedAtMs === null ? null : now - reportedAtMs,
+        checkedAgoMs: checkedAtMs === null ? null : now - checkedAtMs,
       });
     }
     return targets;

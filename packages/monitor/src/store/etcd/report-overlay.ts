@@ -280,6 +280,13 @@ export class ReportOverlay {
     return mergedReportedAtMs(record, this.live.get(record.nodeId), this.graceFrom(record.formationId));
   }
 
+  /** When a stored node's probe state was last written or refreshed, as {@link merge} gives its `healthCheckedAt` (ms); null: never. */
+  checkedAtMs(record: NodeRecord): number | null {
+    const stored = record.healthCheckedAt === null ? null : record.healthCheckedAt.getTime();
+    const checked = this.checked.get(record.nodeId);
+    return checked === undefined || (stored !== null && stored >= checked) ? stored : checked;
+  }
+
   /** A stored node as reads see it (see {@link mergeLiveness}), with this monitor's last probe time. */
   merge(record: NodeRecord): NodeRecord {
     const live = this.live.get(record.nodeId);
@@ -288,7 +295,8 @@ export class ReportOverlay {
     const last = this.merged.get(record);
     if (last && last.live === live && last.graceFromMs === graceFromMs && last.checked === checked) return last.node;
     const merged = mergeLiveness(record, live, graceFromMs);
-    const node = checked === undefined || (merged.healthCheckedAt !== null && merged.healthCheckedAt.getTime() >= checked) ? merged : { ...merged, healthCheckedAt: new Date(checked) };
+    const checkedAtMs = this.checkedAtMs(record);
+    const node = checkedAtMs === null || checkedAtMs === merged.healthCheckedAt?.getTime() ? merged : { ...merged, healthCheckedAt: new Date(checkedAtMs) };
     // Kept only for a stored record as decoded (frozen): a record written in a transaction may
     // still change (its goal revision, at commit). A merge of its own is frozen, since it is
     // handed to every read until its record or overlay entry changes (`writeNode` copies a

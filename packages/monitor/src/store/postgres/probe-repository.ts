@@ -16,8 +16,9 @@ export class PgProbeRepository implements ProbeRepository {
     const targets = await this.db
       .selectFrom('nodes')
       .innerJoin('formations', 'formations.formationId', 'nodes.formationId')
-      .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.reportedState', 'nodes.postgresSsl', 'formations.monitorProbePassword', 'formations.settings'])
+      .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.healthFailures', 'nodes.probeInRecovery', 'nodes.reportedState', 'nodes.postgresSsl', 'formations.monitorProbePassword', 'formations.settings'])
       .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.reported_at) * 1000)::float8`.as('sinceReportMs'))
+      .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.health_checked_at) * 1000)::float8`.as('checkedAgoMs'))
       .where('nodes.goalState', '!=', 'dropped')
       .execute();
     return targets.filter((t) => only(t.formationId));
