@@ -11,6 +11,8 @@ import type { Db } from './db.js';
 export const FORMATION_COLUMNS = ['formationId', 'kind', 'dbname', 'numberSyncStandbys', 'settings', 'clientNetworks', 'replicationPassword', 'monitorProbePassword', 'postgresParameters'] as const satisfies readonly (keyof Database['formations'])[];
 
 const GET_FORMATION = new QueryTemplate<FormationRecord>((db, p) => db.selectFrom('formations').select(FORMATION_COLUMNS).where('formationId', '=', p('formationId')));
+/** Every formation: the timer's snapshot reads them twice a second. */
+const LIST_FORMATIONS = new QueryTemplate<FormationRecord>((db) => db.selectFrom('formations').select(FORMATION_COLUMNS).orderBy('formationId'));
 
 /** See {@link FormationRepository}. */
 export class PgFormationRepository implements FormationRepository {
@@ -23,7 +25,7 @@ export class PgFormationRepository implements FormationRepository {
   }
 
   async list(): Promise<FormationRecord[]> {
-    return this.db.selectFrom('formations').select(FORMATION_COLUMNS).orderBy('formationId').execute();
+    return LIST_FORMATIONS.execute(this.db, {});
   }
 
   async create(formationId: string, numberSyncStandbys = 0): Promise<FormationRecord | undefined> {

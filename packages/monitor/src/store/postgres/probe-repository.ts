@@ -4,23 +4,37 @@
  */
 import { sql } from 'kysely';
 import { mustWriteHealth, nextHealth, type ProbeState } from '../health-rule.js';
-import type { HealthChange, MergedProbes, ProbeTargetRecord } from '../records.js';
+import type { HealthChange, MergedProbes, NodeRecord, ProbeTargetRecord } from '../records.js';
 import type { ProbeRepository } from '../store-port.js';
 import type { Db } from './db.js';
+import { QueryTemplate } from './query-template.js';
+
+/** Every node not dropped, as the prober probes it: one read a round (twice a second by default). */
+const TARGETS = new QueryTemplate<ProbeTargetRecord>((db) =>
+  db
+    .selectFrom('nodes')
+    .innerJoin('formations', 'formations.formationId', 'nodes.formationId')
+    .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.healthFailures', 'nodes.probeInRecovery', 'nodes.reportedState', 'nodes.postgresSsl', 'formations.monitorProbePassword', 'formations.settings'])
+    .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.reported_at) * 1000)::float8`.as('sinceReportMs'))
+    .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.health_checked_at) * 1000)::float8`.as('checkedAgoMs'))
+    .where('nodes.goalState', '!=', 'dropped'),
+);
+
+/** The probe state of nodes `nodeIds` (int4[]), read before results are applied to it. */
+const PROBE_STATES = new QueryTemplate<Pick<NodeRecord, 'nodeId' | 'formationId' | 'groupId' | 'name' | 'health' | 'healthFailures' | 'probeInRecovery'> & { checkedAgoMs: number | null }>((db, p) =>
+  db
+    .selectFrom('nodes')
+    .select(['nodeId', 'formationId', 'groupId', 'name', 'health', 'healthFailures', 'probeInRecovery'])
+    .select(sql<number | null>`(extract(epoch from clock_timestamp() - health_checked_at) * 1000)::float8`.as('checkedAgoMs'))
+    .where('nodeId', '=', sql<number>`any(${p('nodeIds')}::int4[])`),
+);
 
 /** See {@link ProbeRepository}. */
 export class PgProbeRepository implements ProbeRepository {
   constructor(private readonly db: Db) {}
 
   async targets(only: (formationId: string) => boolean = () => true): Promise<ProbeTargetRecord[]> {
-    const targets = await this.db
-      .selectFrom('nodes')
-      .innerJoin('formations', 'formations.formationId', 'nodes.formationId')
-      .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.healthFailures', 'nodes.probeInRecovery', 'nodes.reportedState', 'nodes.postgresSsl', 'formations.monitorProbePassword', 'formations.settings'])
-      .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.reported_at) * 1000)::float8`.as('sinceReportMs'))
-      .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.health_checked_at) * 1000)::float8`.as('checkedAgoMs'))
-      .where('nodes.goalState', '!=', 'dropped')
-      .execute();
+    const targets = await TARGETS.execute(this.db, {});
     return targets.filter((t) => only(t.formationId));
   }
 
@@ -33,12 +47,7 @@ export class PgProbeRepository implements ProbeRepository {
    */
   async record(results: readonly MergedProbes[]): Promise<{ changed: HealthChange[]; skipped: number[] }> {
     if (results.length === 0) return { changed: [], skipped: [] };
-    const current = await this.db
-      .selectFrom('nodes')
-      .select(['nodeId', 'formationId', 'groupId', 'name', 'health', 'healthFailures', 'probeInRecovery'])
-      .select(sql<number | null>`(extract(epoch from clock_timestamp() - health_checked_at) * 1000)::float8`.as('checkedAgoMs'))
-      .where('nodeId', '=', sql<number>`any(${results.map((r) => r.nodeId)}::int4[])`)
-      .execute();
+    const current = await PROBE_STATES.execute(this.db, { nodeIds: results.map((r) => r.nodeId) });
     const byId = new Map(current.map((n) => [n.nodeId, n]));
     const writes: { node: (typeof current)[number]; next: ProbeState }[] = [];
     for (const r of results) {
