@@ -185,7 +185,9 @@ export interface EventStream {
 /** The health prober's reads and writes. */
 export interface ProbeRepository {
   /**
-   * Every node that is not dropped, with its formation's probe password and settings.
+   * Every node that is not dropped, with its formation's probe password and settings, its
+   * probe state and how long ago that was written (the prober leaves out the results that
+   * would change nothing).
    *
    * @param only - keep the nodes of these formations only (a monitor on etcd probes the
    *   formations it leads); default all.
