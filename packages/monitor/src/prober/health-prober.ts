@@ -169,6 +169,28 @@ const SETTLED_MS = 10_000;
 /** How many probes a round starts at once (see {@link HealthProber.round}). */
 const PROBES_PER_SLICE = 50;
 
+/** A node's results before any probe: nothing to merge yet. */
+function noProbes(nodeId: number, retries: number): MergedProbes & { error?: string } {
+  return { nodeId, reset: false, failures: 0, inRecovery: null, retries };
+}
+
+/**
+ * `p` with one more probe result merged in (and returned): a success starts the count again and
+ * says what it saw of recovery, a failure adds one and keeps its error.
+ */
+function withResult(p: MergedProbes & { error?: string }, result: ProbeResult): MergedProbes & { error?: string } {
+  if (result.ok) {
+    p.reset = true;
+    p.failures = 0;
+    p.inRecovery = result.inRecovery;
+    delete p.error;
+  } else {
+    p.failures++;
+    p.error = result.error;
+  }
+  return p;
+}
+
 /** The probing loop. */
 export class HealthProber {
   private timer: NodeJS.Timeout | undefined;
@@ -299,23 +321,14 @@ export class HealthProber {
    */
   private changesNothing(n: ProbeTargetRecord, result: ProbeResult, retries: number, readAtMs: number): boolean {
     if (this.pending.has(n.nodeId)) return false;
-    const next = nextHealth(n, { nodeId: n.nodeId, reset: result.ok, failures: result.ok ? 0 : 1, inRecovery: result.ok ? result.inRecovery : null, retries });
+    const next = nextHealth(n, withResult(noProbes(n.nodeId, retries), result));
     return !mustWriteHealth(n, next, n.checkedAgoMs === null ? null : n.checkedAgoMs + (Date.now() - readAtMs));
   }
 
   /** Queues one probe result and starts a write if none is under way. */
   private add(nodeId: number, result: ProbeResult, retries: number): void {
-    const p = this.pending.get(nodeId) ?? { nodeId, reset: false, failures: 0, inRecovery: null, retries };
+    const p = withResult(this.pending.get(nodeId) ?? noProbes(nodeId, retries), result);
     p.retries = retries;
-    if (result.ok) {
-      p.reset = true;
-      p.failures = 0;
-      p.inRecovery = result.inRecovery;
-      delete p.error;
-    } else {
-      p.failures++;
-      p.error = result.error;
-    }
     this.pending.set(nodeId, p);
     if (!this.writing) void this.flush().catch((err: Error) => this.log.warn({ err: err.message }, 'recording health probes failed'));
   }

@@ -2,12 +2,17 @@
  * The Postgres adapter's {@link ProbeRepository}. The prober is the only writer of the health
  * columns of `pgha.nodes`, one write at a time.
  */
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import { mustWriteHealth, nextHealth, type ProbeState } from '../health-rule.js';
 import type { HealthChange, MergedProbes, NodeRecord, ProbeTargetRecord } from '../records.js';
 import type { ProbeRepository } from '../store-port.js';
 import type { Db } from './db.js';
 import { QueryTemplate } from './query-template.js';
+
+/** How long ago (ms, the store's clock) the timestamp in `column` was; null when it is. */
+function msAgo(column: string): RawBuilder<number | null> {
+  return sql<number | null>`(extract(epoch from clock_timestamp() - ${sql.ref(column)}) * 1000)::float8`;
+}
 
 /** Every node not dropped, as the prober probes it: one read a round (twice a second by default). */
 const TARGETS = new QueryTemplate<ProbeTargetRecord>((db) =>
@@ -15,8 +20,8 @@ const TARGETS = new QueryTemplate<ProbeTargetRecord>((db) =>
     .selectFrom('nodes')
     .innerJoin('formations', 'formations.formationId', 'nodes.formationId')
     .select(['nodes.nodeId', 'nodes.formationId', 'nodes.groupId', 'nodes.name', 'nodes.host', 'nodes.port', 'nodes.health', 'nodes.healthFailures', 'nodes.probeInRecovery', 'nodes.reportedState', 'nodes.postgresSsl', 'formations.monitorProbePassword', 'formations.settings'])
-    .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.reported_at) * 1000)::float8`.as('sinceReportMs'))
-    .select(sql<number | null>`(extract(epoch from clock_timestamp() - nodes.health_checked_at) * 1000)::float8`.as('checkedAgoMs'))
+    .select(msAgo('nodes.reportedAt').as('sinceReportMs'))
+    .select(msAgo('nodes.healthCheckedAt').as('checkedAgoMs'))
     .where('nodes.goalState', '!=', 'dropped'),
 );
 
@@ -25,7 +30,7 @@ const PROBE_STATES = new QueryTemplate<Pick<NodeRecord, 'nodeId' | 'formationId'
   db
     .selectFrom('nodes')
     .select(['nodeId', 'formationId', 'groupId', 'name', 'health', 'healthFailures', 'probeInRecovery'])
-    .select(sql<number | null>`(extract(epoch from clock_timestamp() - health_checked_at) * 1000)::float8`.as('checkedAgoMs'))
+    .select(msAgo('healthCheckedAt').as('checkedAgoMs'))
     .where('nodeId', '=', sql<number>`any(${p('nodeIds')}::int4[])`),
 );
 
