@@ -4,7 +4,12 @@
  */
 export type Lsn = bigint & { readonly __brand: 'Lsn' };
 
-const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
+/**
+ * The text form of an LSN, `X/Y` in hexadecimal, with any white space around it (`\s` is the
+ * set that `String.prototype.trim` removes). Also the `LsnText` schema's string check, which
+ * zod 3 runs in a tenth of a refinement's time (a keeper's report carries an LSN every 500 ms).
+ */
+export const LSN_TEXT = /^\s*([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})\s*$/;
 
 /**
  * Parses the text form Postgres prints (`'16/B374D848'`).
@@ -19,14 +24,14 @@ const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
  * ```
  */
 export function parseLsn(text: string): Lsn {
-  const match = LSN_TEXT.exec(text.trim());
+  const match = LSN_TEXT.exec(text);
   if (!match) throw new RangeError(`invalid LSN "${text}": expected X/Y in hexadecimal, e.g. 0/3000060`);
   return ((BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`)) as Lsn;
 }
 
 /** True when `text` is a valid LSN in Postgres's `X/Y` text form. */
 export function isLsnText(text: string): boolean {
-  return LSN_TEXT.test(text.trim());
+  return LSN_TEXT.test(text);
 }
 
 /**

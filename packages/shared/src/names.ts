@@ -19,9 +19,9 @@ export const POSTGRES_PARAMETER_NAME_RULE = "must be a Postgres parameter name (
 export const POSTGRES_PARAMETER_NAME_MAX_LENGTH = 63;
 /** Longest Postgres parameter value pgha writes, in characters. */
 export const POSTGRES_PARAMETER_VALUE_MAX_LENGTH = 1024;
-/** What a value may not hold: it is written on one line of a configuration file. */
-export const POSTGRES_PARAMETER_VALUE_FORBIDDEN = /[\r\n\0]/;
-/** What {@link POSTGRES_PARAMETER_VALUE_FORBIDDEN} asks, as the end of an error message. */
+/** A value on one line, as it is written in a configuration file: no line break, no NUL. */
+export const POSTGRES_PARAMETER_VALUE_ONE_LINE = /^[^\r\n\0]*$/;
+/** What {@link POSTGRES_PARAMETER_VALUE_ONE_LINE} asks, as the end of an error message. */
 export const POSTGRES_PARAMETER_VALUE_RULE = 'must be on one line (no line break, no NUL)';
 
 /** `must be at most N characters`, the message of a length rule. */
@@ -70,6 +70,6 @@ export function postgresParameterNameProblem(name: string): string | undefined {
  */
 export function postgresParameterValueProblem(value: string): string | undefined {
   if (value.length > POSTGRES_PARAMETER_VALUE_MAX_LENGTH) return maxLengthRule(POSTGRES_PARAMETER_VALUE_MAX_LENGTH);
-  if (POSTGRES_PARAMETER_VALUE_FORBIDDEN.test(value)) return POSTGRES_PARAMETER_VALUE_RULE;
+  if (!POSTGRES_PARAMETER_VALUE_ONE_LINE.test(value)) return POSTGRES_PARAMETER_VALUE_RULE;
   return undefined;
 }

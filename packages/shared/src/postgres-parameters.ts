@@ -13,8 +13,8 @@ import {
   POSTGRES_PARAMETER_NAME_MAX_LENGTH,
   POSTGRES_PARAMETER_NAME_PATTERN,
   POSTGRES_PARAMETER_NAME_RULE,
-  POSTGRES_PARAMETER_VALUE_FORBIDDEN,
   POSTGRES_PARAMETER_VALUE_MAX_LENGTH,
+  POSTGRES_PARAMETER_VALUE_ONE_LINE,
   POSTGRES_PARAMETER_VALUE_RULE,
   maxLengthRule,
 } from './names.js';
@@ -28,29 +28,57 @@ export interface PostgresParameter {
 }
 
 /**
+ * A parameter name as {@link PostgresParameterName} checks it, not lower-cased: the lists'
+ * entries ({@link parameterEntry}), whose names {@link lowerCaseUniqueNames} lower-cases in one
+ * step for the whole list.
+ *
+ * Why: zod 3 runs a `.transform` or a `.refine` in 3–5 µs and a string check in about 0.3 µs
+ * (measured on this project's machine). A keeper's report lists the parameters its Postgres runs
+ * with every 500 ms: with a transform per name and a refinement per value, parsing a report of
+ * eleven parameters took 91 µs and 52 KB of garbage, 11 µs and 7 KB without them (issue 17,
+ * the monitor's idle cost; issue 15, its reports a second).
+ */
+const PostgresParameterNameText = z
+  .string()
+  .regex(POSTGRES_PARAMETER_NAME_PATTERN, POSTGRES_PARAMETER_NAME_RULE)
+  .max(POSTGRES_PARAMETER_NAME_MAX_LENGTH, maxLengthRule(POSTGRES_PARAMETER_NAME_MAX_LENGTH));
+
+/**
  * A parameter name: letters, digits, `_`, and `.` for an extension's (`pg_stat_statements.max`),
  * at most 63 characters (Postgres's `NAMEDATALEN - 1`). Lower-cased.
  */
-export const PostgresParameterName = z
-  .string()
-  .regex(POSTGRES_PARAMETER_NAME_PATTERN, POSTGRES_PARAMETER_NAME_RULE)
-  .max(POSTGRES_PARAMETER_NAME_MAX_LENGTH, maxLengthRule(POSTGRES_PARAMETER_NAME_MAX_LENGTH))
-  .transform((s) => s.toLowerCase());
+export const PostgresParameterName = PostgresParameterNameText.transform((s) => s.toLowerCase());
 
 /**
  * A value as text: at most 1024 characters, no line break and no NUL (it is written on one
- * line of a configuration file, quoted).
+ * line of a configuration file, quoted). String checks only (see {@link PostgresParameterNameText}).
  */
 export const PostgresParameterValue = z
   .string()
   .max(POSTGRES_PARAMETER_VALUE_MAX_LENGTH, maxLengthRule(POSTGRES_PARAMETER_VALUE_MAX_LENGTH))
-  .refine((s) => !POSTGRES_PARAMETER_VALUE_FORBIDDEN.test(s), POSTGRES_PARAMETER_VALUE_RULE);
+  .regex(POSTGRES_PARAMETER_VALUE_ONE_LINE, POSTGRES_PARAMETER_VALUE_RULE);
 
-/** A list of parameters, by name (each once). */
-export const PostgresParameterList = z
-  .array(z.object({ name: PostgresParameterName, value: PostgresParameterValue }).strict())
-  .max(500)
-  .refine((l) => new Set(l.map((p) => p.name)).size === l.length, 'names a parameter twice');
+/**
+ * One entry of a list of parameters, `{ name, value }` with `value` as `value` checks it; its
+ * name is checked but not yet lower-cased (the list's {@link lowerCaseUniqueNames} does it).
+ */
+export function parameterEntry<V extends z.ZodTypeAny>(value: V) {
+  return z.object({ name: PostgresParameterNameText, value }).strict();
+}
+
+/**
+ * A list's entries with their names lower-cased, as {@link PostgresParameterName} gives a name;
+ * an issue `names a parameter twice` (at the list) when two entries have the same name once
+ * lower-cased. For a list's `.transform`: one for the whole list instead of one per name.
+ */
+export function lowerCaseUniqueNames<T extends { name: string }>(list: T[], ctx: z.RefinementCtx): T[] {
+  const lowered = list.map((p) => ({ ...p, name: p.name.toLowerCase() }));
+  if (new Set(lowered.map((p) => p.name)).size !== lowered.length) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'names a parameter twice' });
+  return lowered;
+}
+
+/** A list of parameters, by name (each once, lower-cased). */
+export const PostgresParameterList = z.array(parameterEntry(PostgresParameterValue)).max(500).transform(lowerCaseUniqueNames);
 
 /**
  * The parameters pgha sets itself (in `pgha.conf`, or for its own files), each with why: an

@@ -4,11 +4,11 @@
  */
 import { z } from 'zod';
 import { formatDurationMs } from './duration.js';
-import { isLsnText } from './lsn.js';
+import { LSN_TEXT } from './lsn.js';
 import { NODE_STATES } from './states.js';
 import { TIMING_SETTINGS, type KeeperSettings, type TimingSetting, type TimingSettingKey } from './settings.js';
 import { FORMATION_NAME_PATTERN, FORMATION_NAME_RULE } from './names.js';
-import { PostgresParameterList, PostgresParameterName, PostgresParameterValue, type PostgresParameter } from './postgres-parameters.js';
+import { PostgresParameterList, PostgresParameterName, PostgresParameterValue, lowerCaseUniqueNames, parameterEntry, type PostgresParameter } from './postgres-parameters.js';
 
 /** A formation name: what pg_auto_failover accepts, a short identifier. */
 export const FormationName = z.string().regex(FORMATION_NAME_PATTERN, FORMATION_NAME_RULE);
@@ -113,7 +113,7 @@ export const HttpAddress = z
   }, 'must be HOST:PORT, e.g. 10.0.0.5:8008 or [fd00::5]:8008');
 
 /** An LSN in Postgres's text form `X/Y`. */
-export const LsnText = z.string().max(17).refine(isLsnText, 'must be an LSN such as 0/3000060');
+export const LsnText = z.string().max(17).regex(LSN_TEXT, 'must be an LSN such as 0/3000060');
 
 /** A node state name. */
 export const NodeStateSchema = z.enum(NODE_STATES);
@@ -699,10 +699,10 @@ export const PostgresParametersUpdate = z
   .object({
     name: NodeName.optional(),
     parameters: z
-      .array(z.object({ name: PostgresParameterName, value: PostgresParameterValue.nullable() }).strict())
+      .array(parameterEntry(PostgresParameterValue.nullable()))
       .min(1, 'give at least one parameter')
       .max(100)
-      .refine((l) => new Set(l.map((p) => p.name)).size === l.length, 'names a parameter twice'),
+      .transform(lowerCaseUniqueNames),
   })
   .strict();
 export type PostgresParametersUpdate = z.input<typeof PostgresParametersUpdate>;

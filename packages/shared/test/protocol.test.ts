@@ -104,3 +104,31 @@ describe('selfFence of a report', () => {
     expect(selfFenceSentence({ ...fence, postgresStopped: false, unreachableMs: 125_000 })).toMatch(/; Postgres still ran when the keeper recorded the fence; the monitor was unreachable for 125 s$/);
   });
 });
+
+describe("the parameters of a report (the Postgres parameters its node runs with)", () => {
+  const running = [{ name: 'Work_Mem', value: '8MB' }, { name: 'pg_stat_statements.max', value: '5000' }];
+
+  it('are read with their names lower-cased, in their order, and their values as sent', () => {
+    const parsed = NodeReport.parse({ ...report, parameters: { pendingRestart: ['Shared_Buffers'], running } });
+    expect(parsed.parameters).toEqual({ pendingRestart: ['shared_buffers'], running: [{ name: 'work_mem', value: '8MB' }, { name: 'pg_stat_statements.max', value: '5000' }] });
+  });
+
+  it.each([
+    ['a name twice (once lower-cased)', [...running, { name: 'WORK_MEM', value: '4MB' }], ['parameters', 'running'], 'names a parameter twice'],
+    ['a value on two lines', [{ name: 'work_mem', value: '8MB\nport = 1' }], ['parameters', 'running', 0, 'value'], 'must be on one line (no line break, no NUL)'],
+    ['a value with a NUL', [{ name: 'work_mem', value: '8MB\u0000' }], ['parameters', 'running', 0, 'value'], 'must be on one line (no line break, no NUL)'],
+    ['a value too long', [{ name: 'work_mem', value: 'x'.repeat(1025) }], ['parameters', 'running', 0, 'value'], 'must be at most 1024 characters'],
+    ['a name that is not one', [{ name: 'work_mem = 1; port', value: '8MB' }], ['parameters', 'running', 0, 'name'], /^must be a Postgres parameter name/],
+    ['a name too long', [{ name: 'a'.repeat(64), value: '1' }], ['parameters', 'running', 0, 'name'], 'must be at most 63 characters'],
+  ])('are refused with %s, naming the field and the rule', (_what, list, path, message) => {
+    const issue = NodeReport.safeParse({ ...report, parameters: { pendingRestart: [], running: list } }).error?.issues[0];
+    expect(issue?.path).toEqual(path);
+    expect(issue?.message).toMatch(message);
+  });
+});
+
+describe('the LSN of a report', () => {
+  it('is taken with white space around it, as Postgres and parseLsn take it', () => {
+    expect(NodeReport.safeParse({ ...report, lsn: ' 16/B374D848\n' }).success).toBe(true);
+  });
+});
