@@ -27,7 +27,7 @@ import {
   type SelfFenceRecord,
   type SelfFenceReport,
 } from '@pgha/shared/base';
-import { monitorQuietForMs, type PartitionFacts } from './fsm/partition-rule.js';
+import { fenceableState, monitorQuietForMs, type PartitionFacts } from './fsm/partition-rule.js';
 import { ensureState, reachGoal } from './fsm/reach-goal.js';
 import type { KeeperReloadPlan } from './config-reload.js';
 import { STUCK_GRACE_MS, StuckClock, failingStepProblem, notStreamingProblem, problemSentence } from './local-problem.js';
@@ -91,8 +91,10 @@ export class Keeper implements KeeperViewSource {
   /** The monitors' client (a new one when a reload changes the monitors or their CA). */
   client: MonitorClient;
   private readonly log: Logger;
-  private state: KeeperState;
-  private lastGoal: NodeGoal | undefined;
+  /** What {@link state} reads and writes. */
+  private savedState!: KeeperState;
+  /** What {@link lastGoal} reads and writes. */
+  private heardGoal: NodeGoal | undefined;
   private lastLsn = ZERO_LSN;
   private lastTimeline = 0;
   private inProgress: string | null = null;
@@ -140,10 +142,10 @@ export class Keeper implements KeeperViewSource {
     this.log = log;
     this.node = new NodeControl(config, log);
     this.client = this.monitorClient(config);
+    this.watchdog = new PartitionWatchdog(this, this.node, log);
     this.state = loadKeeperState(config);
     this.reportIntervalOverrideMs = options.reportIntervalMs;
     this.retryDelayMs = options.retryDelayMs ?? 300;
-    this.watchdog = new PartitionWatchdog(this, this.node, log);
     this.roles = new RoleAnnouncer(config, log, options.roleChangeHooks !== false, () => this.readTimeline());
     this.transitionAtMs = Date.parse(this.state.updatedAt) || Date.now();
   }
@@ -254,11 +256,10 @@ export class Keeper implements KeeperViewSource {
 
   /** The keeper's facts for the partition rule (see `PartitionWatchdog`). */
   partitionFacts(lastStandbyReplyMs: number | null): PartitionFacts {
-    const goal = this.lastGoal?.goalState;
     return {
       nowMs: Date.now(),
       currentState: this.state.currentState,
-      goalState: goal !== undefined && isNodeState(goal) ? goal : undefined,
+      goalState: this.goalNodeState(),
       postgresRunning: this.node.postgres.isRunning(),
       otherNodes: this.lastGoal ? this.lastGoal.nodes.filter((n) => n.nodeId !== this.config.nodeId).length : undefined,
       lastMonitorContactMs: this.lastMonitorContactMs,
@@ -303,6 +304,41 @@ export class Keeper implements KeeperViewSource {
   /** The state the keeper has reached. */
   get currentState(): NodeState {
     return this.state.currentState;
+  }
+
+  /**
+   * The keeper's state (as in its state.json). A change wakes the partition watchdog when it
+   * sleeps because the node was not fenceable (`PartitionWatchdog.poke`): its reached state is
+   * one of the partition rule's inputs.
+   */
+  private get state(): KeeperState {
+    return this.savedState;
+  }
+
+  private set state(next: KeeperState) {
+    this.savedState = next;
+    this.watchdog.poke();
+  }
+
+  /** The monitor's last goal for the node, undefined before the first; a change wakes the watchdog as {@link state}'s does. */
+  private get lastGoal(): NodeGoal | undefined {
+    return this.heardGoal;
+  }
+
+  private set lastGoal(goal: NodeGoal | undefined) {
+    this.heardGoal = goal;
+    this.watchdog.poke();
+  }
+
+  /** Whether the partition rule may fence the node (`fenceableState`): the watchdog sleeps while it may not. */
+  mayFence(): boolean {
+    return fenceableState(this.state.currentState, this.goalNodeState());
+  }
+
+  /** The goal state of {@link lastGoal}, undefined before the first goal or when it names no state this keeper knows. */
+  private goalNodeState(): NodeState | undefined {
+    const goal = this.lastGoal?.goalState;
+    return goal !== undefined && isNodeState(goal) ? goal : undefined;
   }
 
   /** The monitor's last answer. */

@@ -16,6 +16,12 @@ import { delay, localConnection, newPgClient } from '@pgha/postgres';
 export interface WatchdogHost {
   /** How long the rule can only answer `none` because the monitor answered (ms; see `monitorQuietForMs`). */
   monitorQuietForMs(): number;
+  /**
+   * Whether the rule may fence the node at all (`fenceableState` of its reached state and goal).
+   * While it may not, the watchdog sleeps until {@link PartitionWatchdog.poke}: the host pokes
+   * it at every change of its state and of its goal.
+   */
+  mayFence(): boolean;
   /** The keeper's facts now, with the watchdog's latest standby reply time. */
   partitionFacts(lastStandbyReplyMs: number | null): PartitionFacts;
   /** Fences the node; `reason` is the rule's sentence. */
@@ -43,17 +49,36 @@ export class PartitionWatchdog {
   constructor(private readonly host: WatchdogHost, private readonly node: NodeControl, private readonly log: Logger) {}
 
   private running = false;
+  /** No check is due: the node is not fenceable, and {@link poke} wakes the watchdog. */
+  private asleep = false;
 
   /**
    * Starts checking: every `FENCE_CHECK_INTERVAL_MS` once the monitor has been silent for
    * `watchStandbysAfterMs` (half of `networkPartitionTimeoutMs` and a report's slack), and
    * before that only when it would be (see `monitorQuietForMs`): while the monitor answers,
-   * the rule can only say `none`.
+   * the rule can only say `none`. Not at all while the node is not fenceable (a standby at
+   * rest): the rule can then only say `none`, and the watchdog sleeps until {@link poke}.
    */
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.asleep = false;
     this.schedule(0);
+  }
+
+  /**
+   * The node's state or goal changed: when the watchdog sleeps (the node was not fenceable),
+   * it looks again at once. Cheap and synchronous up to a check; otherwise nothing.
+   *
+   * Why: a standby's contact with the monitor is the send time of its last answered report, and
+   * its answer is held for the report interval, so the monitor looked "quiet" to its watchdog
+   * for most of each cycle: it woke every `FENCE_CHECK_INTERVAL_MS` only to find the rule's
+   * `none` (issue 17: an idle keeper's wake-ups).
+   */
+  poke(): void {
+    if (!this.running || !this.asleep) return;
+    this.asleep = false;
+    void this.tick();
   }
 
   /** Stops checking and closes its session. */
@@ -69,6 +94,11 @@ export class PartitionWatchdog {
   }
 
   private async tick(): Promise<void> {
+    this.timer = undefined;
+    if (!this.host.mayFence()) {
+      this.asleep = true;
+      return;
+    }
     // The session stays open between checks: the monitor's silence can reach the watch bound
     // for a moment when a report is slow, and a new session for each of those checks cost the
     // keeper most of a percent of a core.

@@ -68,8 +68,7 @@ export type PartitionAction =
  */
 export function partitionAction(facts: PartitionFacts): PartitionAction {
   const npt = facts.settings.networkPartitionTimeoutMs;
-  const writable = WRITABLE_STATES.has(facts.currentState) || (facts.goalState !== undefined && WRITABLE_STATES.has(facts.goalState));
-  if (!writable) return { action: 'none', reason: `node is ${facts.currentState}, not a writable primary` };
+  if (!fenceableState(facts.currentState, facts.goalState)) return { action: 'none', reason: `node is ${facts.currentState}, not a writable primary` };
   if (!facts.postgresRunning) return { action: 'none', reason: 'Postgres is not running' };
   if (facts.otherNodes === 0 || (facts.otherNodes === undefined && facts.currentState === 'single')) {
     return { action: 'none', reason: 'no other node in the group: nothing can be promoted instead' };
@@ -87,6 +86,24 @@ export function partitionAction(facts: PartitionFacts): PartitionAction {
     action: 'fence',
     reason: `network partition: monitor last answered ${heardMonitor} (networkPartitionTimeoutMs ${formatDurationMs(npt)}) and ${heardStandby} (bound ${formatDurationMs(npt / 2)})`,
   };
+}
+
+/**
+ * Whether a node in `currentState` with goal `goalState` (undefined before the first goal) may
+ * be fenced by {@link partitionAction}: it has reached, or is assigned, a writable state
+ * (`WRITABLE_STATES`). When it may not, the rule answers `none` whatever the time and the
+ * silences, so the watchdog need not look until the state or the goal changes.
+ *
+ * ### Examples
+ * ```ts
+ * fenceableState('secondary', 'secondary')         // false
+ * fenceableState('secondary', 'prepare_promotion') // false
+ * fenceableState('stop_replication', 'wait_primary') // true
+ * fenceableState('primary', 'draining')            // true (until it reaches draining)
+ * ```
+ */
+export function fenceableState(currentState: NodeState, goalState: NodeState | undefined): boolean {
+  return WRITABLE_STATES.has(currentState) || (goalState !== undefined && WRITABLE_STATES.has(goalState));
 }
 
 /**
