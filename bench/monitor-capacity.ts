@@ -61,6 +61,7 @@ import { createLogger } from '../packages/cli/src/logger.js';
 import { startEtcdMonitors } from '../packages/cli/src/up.js';
 import { PGHA_BIN, serviceCommand } from '../packages/cli/src/service-command.js';
 import type { LocalEtcd } from '../packages/cli/src/local-etcd.js';
+import { HOT_STANDBY_PARAMETERS } from '@pgha/shared';
 import { allProcesses, clockTicksPerSecond, delay, isProcessAlive, pollUntil, postmasterPid, processMemory, processStat } from '@pgha/postgres';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -349,6 +350,15 @@ function tail(file: string, lines = 15): string {
 
 const WRITABLE = new Set(['single', 'wait_primary', 'primary', 'join_primary', 'apply_settings']);
 const NO_POSTGRES_YET = new Set(['init', 'wait_standby', 'dropped']);
+/**
+ * The Postgres parameters a keeper reports with each report while its Postgres runs, as one at
+ * the defaults does (no parameter set by the operator): the values of `HOT_STANDBY_PARAMETERS`,
+ * here Postgres 15's defaults, and none pending a restart (`NodeReport.parameters`).
+ */
+const RUNNING_PARAMETERS = Object.freeze({
+  pendingRestart: [],
+  running: HOT_STANDBY_PARAMETERS.map((name) => ({ name, value: ({ max_connections: '100', max_prepared_transactions: '0', max_locks_per_transaction: '64', max_wal_senders: '10', max_worker_processes: '8' } as Record<string, string>)[name] ?? '0' })),
+});
 
 interface SimGroup {
   formation: string;
@@ -390,12 +400,12 @@ function buildReport(n: SimNode): Record<string, unknown> {
   if (WRITABLE.has(state)) {
     // A primary taking writes: 8..64 kB of WAL per second.
     n.group.wal += BigInt(8192 + Math.floor(Math.random() * 57344));
-    return { reportedState: state, postgresRunning: true, isInRecovery: false, lsn: formatLsn(n.group.wal), timeline: 1, upstreamStreaming: false, synchronousStandbyNames: state === 'single' ? '' : n.syncNames };
+    return { reportedState: state, postgresRunning: true, isInRecovery: false, lsn: formatLsn(n.group.wal), timeline: 1, upstreamStreaming: false, synchronousStandbyNames: state === 'single' ? '' : n.syncNames, parameters: RUNNING_PARAMETERS };
   }
   // A standby streaming a little behind the primary.
   const lag = BigInt(Math.floor(Math.random() * 65536));
   const lsn = n.group.wal > lag ? n.group.wal - lag : n.group.wal;
-  return { reportedState: state, postgresRunning: true, isInRecovery: true, lsn: formatLsn(lsn), timeline: 1, upstreamStreaming: true, synchronousStandbyNames: null };
+  return { reportedState: state, postgresRunning: true, isInRecovery: true, lsn: formatLsn(lsn), timeline: 1, upstreamStreaming: true, synchronousStandbyNames: null, parameters: RUNNING_PARAMETERS };
 }
 
 /**
