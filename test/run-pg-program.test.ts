@@ -10,10 +10,10 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PostgresCommandError } from '@pgha/shared';
 import { allProcesses, postgresOsUser, postgresSpawnOptions, processCommandLine, runPgProgram } from '@pgha/postgres';
-import { makeTestDir } from './helpers/processes.js';
+import { endAllProcesses, makeTestDir } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -37,6 +37,8 @@ afterEach(() => {
   if (savedBinDir === undefined) delete process.env.PGHA_PG_BINDIR;
   else process.env.PGHA_PG_BINDIR = savedBinDir;
 });
+// The fake bin directories (makeTestDir) are removed there; they were left in the temp dir.
+afterAll(() => endAllProcesses());
 
 describe('runPgProgram', () => {
   it('returns stdout without its final newline, and fails with the exit code and the output', async () => {
