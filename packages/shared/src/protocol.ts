@@ -25,8 +25,13 @@ export const HostName = z
   .max(253)
   .regex(/^[A-Za-z0-9_.:-]+$/, 'must be a host name or an IP address');
 
-/** A NUL character, or a UTF-16 surrogate without its pair. */
-const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/**
+ * Text without a NUL character or a UTF-16 surrogate out of its pair: each code unit is neither,
+ * or a high surrogate with the low one after it. A positive pattern, for a string check (zod 3
+ * runs one in a tenth of a refinement's time; a primary's report carries its
+ * `synchronous_standby_names` every 500 ms).
+ */
+const STORABLE_TEXT = /^(?:[^\u0000\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/;
 
 /**
  * Free text of at most `maxChars` characters that Postgres can store: no NUL character and no
@@ -38,7 +43,7 @@ export function FreeText(maxChars: number) {
   return z
     .string()
     .max(maxChars)
-    .refine((s) => !UNSTORABLE_TEXT.test(s), 'must not contain NUL characters or unpaired UTF-16 surrogates');
+    .regex(STORABLE_TEXT, 'must not contain NUL characters or unpaired UTF-16 surrogates');
 }
 
 /** The text of a node id: plain decimal, no leading zero, at most 10 digits. */

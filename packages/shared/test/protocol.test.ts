@@ -67,6 +67,38 @@ describe('FreeText', () => {
     expect(FreeText(3).safeParse('abc').success).toBe(true);
     expect(FreeText(3).safeParse('abcd').success).toBe(false);
   });
+
+  /** Whether Postgres can store `s`, code unit by code unit: no NUL, and every surrogate in a high-then-low pair. */
+  function storable(s: string): boolean {
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 0 || (c >= 0xdc00 && c <= 0xdfff)) return false;
+      if (c >= 0xd800 && c <= 0xdbff) {
+        const next = s.charCodeAt(i + 1);
+        if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
+        i++;
+      }
+    }
+    return true;
+  }
+
+  it('takes exactly the text Postgres can store: every string of up to 4 code units from NUL, surrogates and letters', () => {
+    const units = ['a', '\u0000', '\ud800', '\udbff', '\udc00', '\udfff', '\ud83d', '\ude00'];
+    const schema = FreeText(10);
+    let strings = [''];
+    const mismatches: string[] = [];
+    for (let length = 0; length <= 4; length++) {
+      for (const s of strings) if (schema.safeParse(s).success !== storable(s)) mismatches.push(JSON.stringify(s));
+      strings = strings.flatMap((s) => units.map((u) => s + u));
+    }
+    expect(mismatches).toEqual([]);
+  });
+
+  it('checks a long text of pairs, and finds one unpaired surrogate at its end', () => {
+    const pairs = '\ud83d\ude00'.repeat(2048);
+    expect(FreeText(4096).safeParse(pairs).success).toBe(true);
+    expect(FreeText(4096).safeParse(`${pairs.slice(0, -1)}a`).success).toBe(false);
+  });
 });
 
 describe('selfFence of a report', () => {
