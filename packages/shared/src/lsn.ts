@@ -6,8 +6,9 @@ export type Lsn = bigint & { readonly __brand: 'Lsn' };
 
 /**
  * The text form of an LSN, `X/Y` in hexadecimal, with any white space around it (`\s` is the
- * set that `String.prototype.trim` removes). Also the `LsnText` schema's string check, which
- * zod 3 runs in a tenth of a refinement's time (a keeper's report carries an LSN every 500 ms).
+ * set that `String.prototype.trim` removes), as {@link parseLsn} takes it. Also the `LsnText`
+ * schema's string check, which zod 3 runs in a tenth of a refinement's time (a keeper's report
+ * carries an LSN every 500 ms).
  */
 export const LSN_TEXT = /^\s*([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})\s*$/;
 
@@ -27,11 +28,6 @@ export function parseLsn(text: string): Lsn {
   const match = LSN_TEXT.exec(text);
   if (!match) throw new RangeError(`invalid LSN "${text}": expected X/Y in hexadecimal, e.g. 0/3000060`);
   return ((BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`)) as Lsn;
-}
-
-/** True when `text` is a valid LSN in Postgres's `X/Y` text form. */
-export function isLsnText(text: string): boolean {
-  return LSN_TEXT.test(text);
 }
 
 /**

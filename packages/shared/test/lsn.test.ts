@@ -1,4 +1,4 @@
-import { ZERO_LSN, formatLsn, isLsnText, lsn, parseLsn } from '@pgha/shared';
+import { LsnText, ZERO_LSN, formatLsn, lsn, parseLsn } from '@pgha/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
@@ -20,7 +20,7 @@ describe('LSN parsing and formatting', () => {
 
   it('accepts lower-case hex and surrounding whitespace, and formats in upper case', () => {
     expect(formatLsn(parseLsn('  16/b374d848\n'))).toBe('16/B374D848');
-    expect(isLsnText(' 0/3000060 ')).toBe(true);
+    expect(LsnText.safeParse(' 0/3000060 ').success).toBe(true);
   });
 
   it('keeps precision past 2^53 bytes', () => {
@@ -48,7 +48,7 @@ describe('LSN parsing and formatting', () => {
     (text) => {
       expect(() => parseLsn(text)).toThrow(RangeError);
       expect(() => parseLsn(text)).toThrow(/expected X\/Y in hexadecimal/);
-      expect(isLsnText(text)).toBe(false);
+      expect(LsnText.safeParse(text).success).toBe(false);
     },
   );
 });
