@@ -810,6 +810,25 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Con
         expect(dropped.inputs.get(b.nodeId)).toMatchObject({ recorded: false, node: { nodeId: b.nodeId, reportedState: 'init', goalState: 'dropped' } });
         expect(dropped.groups.size).toBe(0);
       });
+
+      it('records free texts as sent, whatever quotes, backslashes and dollar signs they hold', async () => {
+        const f = await formation('c-report-texts');
+        const a = await addNode(f, 'a');
+        // The Postgres store writes the reports into its statement as one string constant
+        // (report-statement.ts, jsonConstant): dollar-quoted, or escaped when a text holds the tag.
+        const texts = [
+          `it's \\ a 'quote' $$ and $1 $pgha_json ends`,
+          `$pgha_json$'); delete from pgha.nodes; --`,
+          `\\'$pgha_json$$pgha_json$\\`,
+        ];
+        for (const [i, problem] of texts.entries()) {
+          const sent = report('single', `0/30000${60 + i}`, { problem, synchronousStandbyNames: problem, parameters: { pendingRestart: [], running: [{ name: 'dynamic_library_path', value: `$libdir:${problem}` }] } });
+          const read = await store.transaction((tx) => tx.recordReports([{ nodeId: a.nodeId, report: sent }]));
+          expect(read.inputs.get(a.nodeId)!.node).toMatchObject({ reportedProblem: problem, reportedSyncStandbyNames: problem });
+          expect(await store.nodes.get(a.nodeId)).toMatchObject({ reportedProblem: problem, reportedSyncStandbyNames: problem, reportedParameters: sent.parameters });
+        }
+        expect((await store.nodes.list(f)).map((n) => n.name)).toEqual(['a']);
+      });
     });
 
     describe("the shutdown checkpoint's LSN", () => {
