@@ -127,8 +127,8 @@ describe('pgha show systemd', () => {
     const r = await runPgha(['show', 'systemd', '--pgdata', node1.pgdata]);
     expect(r.exitCode, r.stderr).toBe(0);
     const keys = unitKeys(r.stdout);
-    // With the keeper's young generation capped (service-command.ts), as `pgha up` runs it.
-    expect(keys.ExecStart).toEqual([`${process.execPath} --max-semi-space-size=1 ${PGHA_BIN} keeper run --pgdata ${node1.pgdata}`]);
+    // With the keeper's young generation capped and no optimizing compiler (service-command.ts), as `pgha up` runs it.
+    expect(keys.ExecStart).toEqual([`${process.execPath} --max-semi-space-size=1 --no-opt ${PGHA_BIN} keeper run --pgdata ${node1.pgdata}`]);
     expect(keys).toMatchObject({
       After: ['network-online.target'],
       Wants: ['network-online.target'],

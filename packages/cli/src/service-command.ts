@@ -23,13 +23,30 @@ export const PGHA_BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url)
 export const YOUNG_GENERATION_MIB = { monitor: 8, keeper: 1 } as const;
 
 /**
+ * V8 options of each long-running process besides its young generation's cap. The keeper runs
+ * without V8's optimizing compiler (`--no-opt`; the interpreter and the baseline compiler,
+ * Sparkplug, still run): at rest it does a few small things a second, and in a switchover or a
+ * rejoin its busy moments last a few hundred ms, too short for optimized code to pay for
+ * compiling it on the same two cores. Measured on `pgha up --nodes 2` at rest (60 s windows,
+ * VmRSS at the end, utime+stime) and with `npm run bench -- --systems pgha --scenarios
+ * switchover,node-crash --runs 4`, two pairs of runs in both orders (2026-12-07,
+ * `bench/results/idle.md`): each keeper 53–54 MB instead of 58–60, CPU the same within the
+ * noise, the switchover's longest write gap the same (349–352 ms against 332–400), the old
+ * primary back as a secondary after its keeper's restart in 968–976 ms against 1,037–1,105.
+ * The monitor keeps the optimizing compiler: under load it is what answers thousands of reports
+ * a second (issue 15). V8's lite mode saves 2 MB more but runs the keeper's polling in the
+ * interpreter alone, which lengthened the switchover's gap by ~70 ms.
+ */
+export const SERVICE_V8_OPTIONS = { monitor: [], keeper: ['--no-opt'] } as const satisfies Record<'monitor' | 'keeper', readonly string[]>;
+
+/**
  * `node` and its arguments to run `pgha KIND run --pgdata PGDATA` as a service.
  *
  * ### Examples
  * ```ts
- * serviceCommand('keeper', '/srv/node1') // ['/usr/bin/node', '--max-semi-space-size=1', '/opt/pgha/packages/cli/bin/pgha.js', 'keeper', 'run', '--pgdata', '/srv/node1']
+ * serviceCommand('keeper', '/srv/node1') // ['/usr/bin/node', '--max-semi-space-size=1', '--no-opt', '/opt/pgha/packages/cli/bin/pgha.js', 'keeper', 'run', '--pgdata', '/srv/node1']
  * ```
  */
 export function serviceCommand(kind: 'monitor' | 'keeper', pgdata: string): [string, ...string[]] {
-  return [process.execPath, `--max-semi-space-size=${YOUNG_GENERATION_MIB[kind]}`, PGHA_BIN, kind, 'run', '--pgdata', pgdata];
+  return [process.execPath, `--max-semi-space-size=${YOUNG_GENERATION_MIB[kind]}`, ...SERVICE_V8_OPTIONS[kind], PGHA_BIN, kind, 'run', '--pgdata', pgdata];
 }

@@ -107,7 +107,7 @@ const JSON_TAG = '$pgha_json$';
  *
  * @param json - `JSON.stringify` of an array.
  */
-export function jsonConstant(json: string): string {
+function jsonConstant(json: string): string {
   return json.includes(JSON_TAG) ? loadPgDriver().escapeLiteral(json) : `${JSON_TAG}${json}${JSON_TAG}`;
 }
 
