@@ -9,35 +9,35 @@ import { fileURLToPath } from 'node:url';
 export const PGHA_BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url));
 
 /**
- * V8's young generation capped per process, in MiB of each semi-space (`--max-semi-space-size`;
- * Node 20's default cap is 16). V8 grows the young generation up to its cap while a process
- * allocates fast (a monitor while nodes register and catch up, a keeper during a base backup)
- * and gives the memory back only after a while of quiet: an idle monitor kept 32 MB of it for
- * a minute after its nodes settled (issue 17: idle cost, `npm run bench`'s peak RSS). A
- * smaller cap means more, shorter young collections: the keeper allocates little at any time.
- * The monitor keeps 8 MiB: three monitors on etcd answering 2,000 reports a second used 125 %
- * of a core together with 4 MiB, 103 % with 8 and 112 % with 16 (`npm run bench:monitor --
- * --monitors 3 --sizes 2000`, one run each on 2026-12-05). Nothing pgha does depends on it:
- * without these flags the processes only hold more memory.
+ * The Node options of each long-running process, placed before `pgha.js`. Nothing pgha does
+ * depends on them: without them the processes only hold more memory.
+ *
+ * - `--max-semi-space-size` caps V8's young generation, in MiB of each semi-space (Node 20's
+ *   default cap is 16). V8 grows the young generation up to its cap while a process allocates
+ *   fast (a monitor while nodes register and catch up, a keeper during a base backup) and gives
+ *   the memory back only after a while of quiet: an idle monitor kept 32 MB of it for a minute
+ *   after its nodes settled (issue 17: idle cost, `npm run bench`'s peak RSS). A smaller cap
+ *   means more, shorter young collections: the keeper allocates little at any time. The monitor
+ *   keeps 8 MiB: three monitors on etcd answering 2,000 reports a second used 125 % of a core
+ *   together with 4 MiB, 103 % with 8 and 112 % with 16 (`npm run bench:monitor -- --monitors 3
+ *   --sizes 2000`, one run each on 2026-12-05).
+ * - `--no-opt` (the keeper's): no optimizing compiler; the interpreter and the baseline
+ *   compiler, Sparkplug, still run. At rest a keeper does a few small things a second, and in a
+ *   switchover or a rejoin its busy moments last a few hundred ms, too short for optimized code
+ *   to pay for compiling it on the same two cores. Measured on `pgha up --nodes 2` at rest (60 s
+ *   windows, VmRSS at the end, utime+stime) and with `npm run bench -- --systems pgha
+ *   --scenarios switchover,node-crash --runs 4`, two pairs of runs in both orders (2026-12-07,
+ *   `bench/results/idle.md`): each keeper 53–54 MB instead of 58–60, CPU the same within the
+ *   noise, the switchover's longest write gap the same (349–352 ms against 332–400), the old
+ *   primary back as a secondary after its keeper's restart in 968–976 ms against 1,037–1,105.
+ *   The monitor keeps the optimizing compiler: under load it is what answers thousands of
+ *   reports a second (issue 15). V8's lite mode saves 2 MB more but runs the keeper's polling in
+ *   the interpreter alone, which lengthened the switchover's gap by ~70 ms.
  */
-export const YOUNG_GENERATION_MIB = { monitor: 8, keeper: 1 } as const;
-
-/**
- * V8 options of each long-running process besides its young generation's cap. The keeper runs
- * without V8's optimizing compiler (`--no-opt`; the interpreter and the baseline compiler,
- * Sparkplug, still run): at rest it does a few small things a second, and in a switchover or a
- * rejoin its busy moments last a few hundred ms, too short for optimized code to pay for
- * compiling it on the same two cores. Measured on `pgha up --nodes 2` at rest (60 s windows,
- * VmRSS at the end, utime+stime) and with `npm run bench -- --systems pgha --scenarios
- * switchover,node-crash --runs 4`, two pairs of runs in both orders (2026-12-07,
- * `bench/results/idle.md`): each keeper 53–54 MB instead of 58–60, CPU the same within the
- * noise, the switchover's longest write gap the same (349–352 ms against 332–400), the old
- * primary back as a secondary after its keeper's restart in 968–976 ms against 1,037–1,105.
- * The monitor keeps the optimizing compiler: under load it is what answers thousands of reports
- * a second (issue 15). V8's lite mode saves 2 MB more but runs the keeper's polling in the
- * interpreter alone, which lengthened the switchover's gap by ~70 ms.
- */
-export const SERVICE_V8_OPTIONS = { monitor: [], keeper: ['--no-opt'] } as const satisfies Record<'monitor' | 'keeper', readonly string[]>;
+export const SERVICE_NODE_OPTIONS = {
+  monitor: ['--max-semi-space-size=8'],
+  keeper: ['--max-semi-space-size=1', '--no-opt'],
+} as const;
 
 /**
  * `node` and its arguments to run `pgha KIND run --pgdata PGDATA` as a service.
@@ -48,5 +48,5 @@ export const SERVICE_V8_OPTIONS = { monitor: [], keeper: ['--no-opt'] } as const
  * ```
  */
 export function serviceCommand(kind: 'monitor' | 'keeper', pgdata: string): [string, ...string[]] {
-  return [process.execPath, `--max-semi-space-size=${YOUNG_GENERATION_MIB[kind]}`, ...SERVICE_V8_OPTIONS[kind], PGHA_BIN, kind, 'run', '--pgdata', pgdata];
+  return [process.execPath, ...SERVICE_NODE_OPTIONS[kind], PGHA_BIN, kind, 'run', '--pgdata', pgdata];
 }
