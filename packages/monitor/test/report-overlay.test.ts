@@ -69,6 +69,21 @@ describe('applyReport: what it writes', () => {
     expect(applyReport({ ...storedStandby(), reportedProblem: 'disk full' }, lastWritten, next, T0 + 1_000 + LSN_WRITE_INTERVAL_MS).lsnOnly).toBe(true);
   });
 
+  it("nothing for the same running parameters sent again, whatever the order of each entry's fields; the node when a value changed", () => {
+    const stored = { ...storedStandby(), reportedParameters: { pendingRestart: [], running: [{ name: 'max_connections', value: '100' }] } };
+    const again = { ...streaming, parameters: { running: [{ value: '100', name: 'max_connections' }], pendingRestart: [] } };
+    expect(applyReport(stored, live(T0), again, T0 + 500).write).toBe(false);
+    const changed = { ...streaming, parameters: { pendingRestart: ['max_connections'], running: [{ name: 'max_connections', value: '100' }] } };
+    const applied = applyReport(stored, live(T0), changed, T0 + 500);
+    expect({ write: applied.write, lsnOnly: applied.lsnOnly }).toEqual({ write: true, lsnOnly: false });
+  });
+
+  it("a standby that stopped streaming keeps the streaming time of this monitor's last report of it, newer than the store's", () => {
+    const applied = applyReport(storedStandby(), live(T0), REPORT, T0 + 500);
+    expect(applied.node.lastStreamingAt?.getTime()).toBe(T0);
+    expect(applied.node.reportedAt?.getTime()).toBe(T0 + 500);
+  });
+
   it('the node, not only the LSN, when a persisted fact changed with it', () => {
     const applied = applyReport(storedStandby(), live(T0), { ...streaming, lsn: '0/3000200', problem: 'disk full' }, T0 + LSN_WRITE_INTERVAL_MS);
     expect({ write: applied.write, lsnOnly: applied.lsnOnly }).toEqual({ write: true, lsnOnly: false });

@@ -19,6 +19,7 @@
  *
  * Pure functions, and {@link ReportOverlay} which only keeps them in maps.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { formatLsn, parseLsn, type NodeReport, type TransitionProgress } from '@pgha/shared';
 import { reportedShutdownCheckpointLsn, type NodeRecord } from '../records.js';
 
@@ -85,26 +86,45 @@ function latest(a: number | null, b: number | null): number | null {
  * ```
  */
 export function mergeLiveness(record: NodeRecord, live: NodeLiveness | undefined, graceFromMs?: number): NodeRecord {
-  let merged = record;
-  const recordAt = time(record.reportedAt);
-  if (live && (recordAt === null || live.reportedAtMs > recordAt)) {
-    merged = {
-      ...record,
-      reportedAt: new Date(live.reportedAtMs),
-      reportedLsn: live.reportedLsn,
-      transitionProgress: live.transitionProgress,
-      lastStreamingAt: dateOrNull(latest(time(record.lastStreamingAt), live.lastStreamingAtMs)),
-    };
+  const t = mergedTimes(record, live, graceFromMs);
+  if (!t.liveNewer && !t.graceApplies) return record;
+  return {
+    ...record,
+    reportedAt: dateOrNull(t.reportedAtMs),
+    ...(t.liveNewer ? { reportedLsn: live!.reportedLsn, transitionProgress: live!.transitionProgress } : {}),
+    lastStreamingAt: dateOrNull(t.lastStreamingAtMs),
+  };
+}
+
+/** The times a read sees of a node (see {@link mergeLiveness}), in ms; null: none. */
+interface MergedTimes {
+  /** The overlay's last report is newer than the record's: its LSN and transition progress count. */
+  liveNewer: boolean;
+  /** The grace period moved the last report (and, for a streaming standby, its streaming) to its start. */
+  graceApplies: boolean;
+  reportedAtMs: number | null;
+  lastStreamingAtMs: number | null;
+}
+
+/**
+ * What {@link mergeLiveness} makes of a node's times, without building the record: for
+ * `applyReport`, which builds the node once from its stored record, and for the health prober's
+ * reads of every node ({@link mergedReportedAtMs}).
+ */
+function mergedTimes(record: NodeRecord, live: NodeLiveness | undefined, graceFromMs: number | undefined): MergedTimes {
+  let reportedAtMs = time(record.reportedAt);
+  let lastStreamingAtMs = time(record.lastStreamingAt);
+  const liveNewer = live !== undefined && (reportedAtMs === null || live.reportedAtMs > reportedAtMs);
+  if (liveNewer) {
+    reportedAtMs = live.reportedAtMs;
+    lastStreamingAtMs = latest(lastStreamingAtMs, live.lastStreamingAtMs);
   }
-  const mergedAt = time(merged.reportedAt);
-  if (graceFromMs !== undefined && mergedAt !== null && mergedAt < graceFromMs) {
-    merged = {
-      ...merged,
-      reportedAt: new Date(graceFromMs),
-      ...(merged.upstreamStreaming ? { lastStreamingAt: dateOrNull(latest(time(merged.lastStreamingAt), graceFromMs)) } : {}),
-    };
+  const graceApplies = graceFromMs !== undefined && reportedAtMs !== null && reportedAtMs < graceFromMs;
+  if (graceApplies) {
+    reportedAtMs = graceFromMs;
+    if (record.upstreamStreaming) lastStreamingAtMs = latest(lastStreamingAtMs, graceFromMs);
   }
-  return merged;
+  return { liveNewer, graceApplies, reportedAtMs, lastStreamingAtMs };
 }
 
 /**
@@ -113,9 +133,7 @@ export function mergeLiveness(record: NodeRecord, live: NodeLiveness | undefined
  * health prober reads it for every node twice a second).
  */
 export function mergedReportedAtMs(record: NodeRecord, live: NodeLiveness | undefined, graceFromMs?: number): number | null {
-  let at = time(record.reportedAt);
-  if (live && (at === null || live.reportedAtMs > at)) at = live.reportedAtMs;
-  return graceFromMs !== undefined && at !== null && at < graceFromMs ? graceFromMs : at;
+  return mergedTimes(record, live, graceFromMs).reportedAtMs;
 }
 
 function dateOrNull(ms: number | null): Date | null {
@@ -169,11 +187,12 @@ export interface AppliedReport {
  * @param lsnWriteIntervalMs - how long a moving LSN goes unwritten (ms, {@link LSN_WRITE_INTERVAL_MS}).
  */
 export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, report: NodeReport, nowMs: number, lsnJitterMs = 0, graceFromMs?: number, freshMs = 0, lsnWriteIntervalMs = LSN_WRITE_INTERVAL_MS): AppliedReport {
-  const base = mergeLiveness(stored, live, graceFromMs);
   const lsn = formatLsn(parseLsn(report.lsn));
   const fence = report.selfFence?.fencedAtMs;
   const node: NodeRecord = {
-    ...base,
+    // The stored record: the report replaces every fact a read merges in (mergeLiveness) but the
+    // streaming time of a standby that stopped streaming.
+    ...stored,
     reportedState: report.reportedState,
     reportedAt: new Date(nowMs),
     postgresRunning: report.postgresRunning,
@@ -184,13 +203,13 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
     transitionInProgress: report.transitionInProgress ?? null,
     transitionProgress: report.transitionProgress ?? null,
     // Kept while Postgres is down: what it last ran with is what the election counts (NodeRecord).
-    reportedSyncStandbyNames: report.postgresRunning ? (report.synchronousStandbyNames ?? null) : base.reportedSyncStandbyNames,
+    reportedSyncStandbyNames: report.postgresRunning ? (report.synchronousStandbyNames ?? null) : stored.reportedSyncStandbyNames,
     shutdownCheckpointLsn: reportedShutdownCheckpointLsn(report),
     reportedProblem: report.problem ?? null,
     reportedParameters: report.parameters ?? null,
-    lastSelfFenceAt: fence === undefined ? base.lastSelfFenceAt : dateOrNull(latest(time(base.lastSelfFenceAt), fence)),
-    lastStreamingAt: report.upstreamStreaming ? new Date(nowMs) : base.lastStreamingAt,
-    restartDone: Math.max(base.restartDone, report.restartDone ?? 0),
+    lastSelfFenceAt: fence === undefined ? stored.lastSelfFenceAt : dateOrNull(latest(time(stored.lastSelfFenceAt), fence)),
+    lastStreamingAt: report.upstreamStreaming ? new Date(nowMs) : dateOrNull(mergedTimes(stored, live, graceFromMs).lastStreamingAtMs),
+    restartDone: Math.max(stored.restartDone, report.restartDone ?? 0),
   };
   const lsnWrittenAtMs = live?.lsnWrittenAtMs ?? nowMs - lsnJitterMs;
   const factChanged = stored.reportedAt === null || PERSISTED_REPORT_FACTS.some((f) => !sameFact(stored[f], node[f]));
@@ -215,7 +234,7 @@ export function applyReport(stored: NodeRecord, live: NodeLiveness | undefined, 
 function sameFact(a: unknown, b: unknown): boolean {
   if (a instanceof Date || b instanceof Date) return time(a as Date | null) === time(b as Date | null);
   // Reported parameters: compared by value (a new object with every report).
-  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) return JSON.stringify(a) === JSON.stringify(b);
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) return isDeepStrictEqual(a, b);
   return a === b;
 }
 
