@@ -12,8 +12,9 @@
  * monitor's health prober marks them unhealthy: that is part of the load. The keepers report
  * Postgres running and streaming, so no failover starts.
  *
- * After the groups settle (or a warm-up limit), a measurement window (`--seconds`, default
- * 30) records per-report latency (p50/p99/max), errors (non-2xx or transport), reports/s,
+ * After the groups settle (or a warm-up limit) and, with monitors on etcd, the store's writes
+ * are down to what steady reporting asks (the health prober's first verdicts on the new nodes
+ * come as a wave of writes), a measurement window (`--seconds`, default 30) records per-report latency (p50/p99/max), errors (non-2xx or transport), reports/s,
  * the monitor process's CPU (utime+stime from /proc, % of one core) and RSS (current, peak in
  * the window, VmHWM), and the CPU of the monitor's Postgres (postmaster and its children).
  *
@@ -825,6 +826,13 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
         const elapsed = (performance.now() - w0) / 1000;
         if (settled === groups.length || elapsed >= opts.warmupMaxS) break;
       }
+      // With monitors on etcd: until the store's writes are down to what steady reporting asks
+      // (the health prober's first verdicts on thousands of nodes come as a wave of writes
+      // after they register, which is not what the window measures).
+      if (monitors.etcd && settled === groups.length) {
+        const quiet = await storeQuiet(monitors.etcd, size, w0 + opts.warmupMaxS * 1000);
+        console.log(quiet.quiet ? `store quiet after ${quiet.waitedS.toFixed(0)} s more (${quiet.writesPerS} writes/s)` : `store not quiet at the warm-up limit (${quiet.writesPerS} writes/s): measuring anyway`);
+      }
       // Two more seconds so that the last reports of the warm-up are not in the window.
       await delay(2000);
       const warmupS = (performance.now() - w0) / 1000;
@@ -926,6 +934,43 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
     await stopMonitors(monitors, opts.keep);
   }
 }
+
+/**
+ * Waits until the etcd store is quiet: for {@link QUIET_SECONDS} seconds in a row its revision
+ * grew by less than one write a second per {@link QUIET_NODES_PER_WRITE} nodes (at 3,000 nodes
+ * 150 a second: steady reporting writes a node's moving LSN once a minute, 50 a second), or
+ * until `deadlineMs` (`performance.now()`). Reads the revision with a range of the store's meta
+ * key through etcd's JSON gateway (`POST /v3/kv/range`), with the local etcd's client certificate.
+ */
+async function storeQuiet(etcd: LocalEtcd, nodes: number, deadlineMs: number): Promise<{ quiet: boolean; waitedS: number; writesPerS: number }> {
+  const tls = etcd.tls;
+  const pool = new Pool(etcd.members[0]!.clientUrl, { connect: tls ? { ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) } : {} });
+  const revision = async (): Promise<number> => {
+    const res = await pool.request({ method: 'POST', path: '/v3/kv/range', body: JSON.stringify({ key: Buffer.from('/pgha/v1/meta').toString('base64') }), headersTimeout: 5000, bodyTimeout: 5000 });
+    return Number(((await res.body.json()) as { header: { revision: string } }).header.revision);
+  };
+  const t0 = performance.now();
+  try {
+    let last = await revision();
+    let quietFor = 0;
+    let writesPerS = NaN;
+    while (performance.now() < deadlineMs) {
+      await delay(1000);
+      const now = await revision();
+      writesPerS = now - last;
+      last = now;
+      quietFor = writesPerS < nodes / QUIET_NODES_PER_WRITE ? quietFor + 1 : 0;
+      if (quietFor >= QUIET_SECONDS) return { quiet: true, waitedS: (performance.now() - t0) / 1000, writesPerS };
+    }
+    return { quiet: false, waitedS: (performance.now() - t0) / 1000, writesPerS };
+  } finally {
+    await pool.close();
+  }
+}
+
+/** See {@link storeQuiet}. */
+const QUIET_NODES_PER_WRITE = 20;
+const QUIET_SECONDS = 3;
 
 // ---------------------------------------------------------------- output
 
