@@ -149,7 +149,7 @@ describe('pgha show systemd', () => {
     const r = await runPgha(['show', 'systemd', '--pgdata', monitor.pgdata]);
     expect(r.exitCode, r.stderr).toBe(0);
     const keys = unitKeys(r.stdout);
-    expect(keys.ExecStart).toEqual([`${process.execPath} --max-semi-space-size=8 ${PGHA_BIN} monitor run --pgdata ${monitor.pgdata}`]);
+    expect(keys.ExecStart).toEqual([`${process.execPath} --max-semi-space-size=16 ${PGHA_BIN} monitor run --pgdata ${monitor.pgdata}`]);
     expect(keys).toMatchObject({ Restart: ['always'], KillMode: ['process'], TimeoutStopSec: ['50'], After: ['network-online.target'] });
     expect(keys.ExecReload).toEqual(['/bin/kill -HUP $MAINPID']);
     await verify(r.stdout, 'pgha-monitor.service');

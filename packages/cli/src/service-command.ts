@@ -18,9 +18,15 @@ export const PGHA_BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url)
  *   the memory back only after a while of quiet: an idle monitor kept 32 MB of it for a minute
  *   after its nodes settled (issue 17: idle cost, `npm run bench`'s peak RSS). A smaller cap
  *   means more, shorter young collections: the keeper allocates little at any time. The monitor
- *   keeps 8 MiB: three monitors on etcd answering 2,000 reports a second used 125 % of a core
- *   together with 4 MiB, 103 % with 8 and 112 % with 16 (`npm run bench:monitor -- --monitors 3
- *   --sizes 2000`, one run each on 2026-12-05).
+ *   keeps 16 MiB: under load a report's objects that live past two young collections are
+ *   copied into the old generation, so with a smaller young generation more of them are, and
+ *   each collection stops the event loop for milliseconds. Three monitors on etcd answering
+ *   3,000 reports a second (`npm run bench:monitor -- --monitors 3`, two runs each, alternated,
+ *   2026-12-07): with 16 MiB each monitor spent 1.0–1.5 s of every 30 in young collections
+ *   (150–215 of them) against 1.9–3.0 s (340–405) with 8, the three used 109–111 % of a core
+ *   against 119–133 %, and report p99 was 60.6–64.0 ms against 59.7–216.9. At rest (`pgha up
+ *   --nodes 2`, two runs each) the monitor's RSS was 91–92 MB against 86–92. With 32 MiB the
+ *   collections were fewer again but each took twice as long (median 13–18 ms).
  * - `--no-opt` (the keeper's): no optimizing compiler; the interpreter and the baseline
  *   compiler, Sparkplug, still run. At rest a keeper does a few small things a second, and in a
  *   switchover or a rejoin its busy moments last a few hundred ms, too short for optimized code
@@ -35,7 +41,7 @@ export const PGHA_BIN = fileURLToPath(new URL('../bin/pgha.js', import.meta.url)
  *   the interpreter alone, which lengthened the switchover's gap by ~70 ms.
  */
 export const SERVICE_NODE_OPTIONS = {
-  monitor: ['--max-semi-space-size=8'],
+  monitor: ['--max-semi-space-size=16'],
   keeper: ['--max-semi-space-size=1', '--no-opt'],
 } as const;
 
