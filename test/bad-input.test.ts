@@ -248,6 +248,22 @@ describe('the monitor API with bad input', () => {
     const badLsn = await api('POST', `/v1/nodes/${registered.nodeId}/report`, { reportedState: 'single', postgresRunning: true, isInRecovery: false, lsn: 'nope', timeline: 1, upstreamStreaming: false }, registered.nodeToken);
     expect(badLsn.status).toBe(400);
     expect(badLsn.body.field).toBe('body.lsn');
+    // A parameter list checked once is taken as checked at the next reports (routes/nodes.ts,
+    // reportBody): the rest of each body is still checked, and a wrong list is refused each time.
+    const reportPath = `/v1/nodes/${registered.nodeId}/report`;
+    const init = { reportedState: 'init', postgresRunning: false, isInRecovery: null, lsn: '0/0', timeline: 0, upstreamStreaming: false };
+    const parameters = { pendingRestart: [], running: [{ name: 'Max_Connections', value: '100' }] };
+    expect((await api('POST', reportPath, { ...init, parameters }, registered.nodeToken)).status).toBe(200);
+    const badLsnAfter = await api('POST', reportPath, { ...init, lsn: 'nope', parameters }, registered.nodeToken);
+    expect({ status: badLsnAfter.status, field: badLsnAfter.body.field }).toEqual({ status: 400, field: 'body.lsn' });
+    const extraAfter = await api('POST', reportPath, { ...init, parameters, superuser: true }, registered.nodeToken);
+    expect(extraAfter.status).toBe(400);
+    expect(extraAfter.body.message).toMatch(/unknown field.*superuser/);
+    const twice = { pendingRestart: [], running: [{ name: 'work_mem', value: '4MB' }, { name: 'WORK_MEM', value: '8MB' }] };
+    for (const attempt of [1, 2]) {
+      const refused = await api('POST', reportPath, { ...init, parameters: twice }, registered.nodeToken);
+      expect({ attempt, status: refused.status, field: refused.body.field, message: refused.body.message }).toEqual({ attempt, status: 400, field: 'body.parameters.running', message: 'body.parameters.running: names a parameter twice' });
+    }
     const after = (await api('GET', '/v1/formations/default/state')).body as unknown as { name: string }[];
     expect(after.filter((r) => r.name !== 'apionly')).toEqual(before);
   });
