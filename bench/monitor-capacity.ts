@@ -14,9 +14,10 @@
  *
  * After the groups settle (or a warm-up limit) and, with monitors on etcd, the store's writes
  * are down to what steady reporting asks (the health prober's first verdicts on the new nodes
- * come as a wave of writes), a measurement window (`--seconds`, default 30) records per-report latency (p50/p99/max), errors (non-2xx or transport), reports/s,
- * the monitor process's CPU (utime+stime from /proc, % of one core) and RSS (current, peak in
- * the window, VmHWM), and the CPU of the monitor's Postgres (postmaster and its children).
+ * come as a wave of writes), a measurement window (`--seconds`, default 30) records
+ * per-report latency (p50/p99/max), errors (non-2xx or transport), reports/s, the monitor
+ * process's CPU (utime+stime from /proc, % of one core) and RSS (current, peak in the window,
+ * VmHWM), and the CPU of the monitor's Postgres (postmaster and its children).
  *
  * Output: a table on stdout, `bench/results/monitor-capacity.md` and `.json`, and the target
  * line (1,000 nodes: p99 < 50 ms, 0 errors) with PASS/FAIL. On stdout also, second by second:
