@@ -63,6 +63,7 @@ import { createLogger } from '../packages/cli/src/logger.js';
 import { startEtcdMonitors } from '../packages/cli/src/up.js';
 import { PGHA_BIN, serviceCommand } from '../packages/cli/src/service-command.js';
 import type { LocalEtcd } from '../packages/cli/src/local-etcd.js';
+import { StoreKeys } from '@pgha/monitor';
 import { HOT_STANDBY_PARAMETERS } from '@pgha/shared';
 import { allProcesses, clockTicksPerSecond, delay, isProcessAlive, pollUntil, postmasterPid, processMemory, processStat } from '@pgha/postgres';
 
@@ -941,13 +942,14 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
  * grew by less than one write a second per {@link QUIET_NODES_PER_WRITE} nodes (at 3,000 nodes
  * 150 a second: steady reporting writes a node's moving LSN once a minute, 50 a second), or
  * until `deadlineMs` (`performance.now()`). Reads the revision with a range of the store's meta
- * key through etcd's JSON gateway (`POST /v3/kv/range`), with the local etcd's client certificate.
+ * key (`pgha up`'s prefix, `/pgha`) through etcd's JSON gateway (`POST /v3/kv/range`), with the
+ * local etcd's client certificate.
  */
 async function storeQuiet(etcd: LocalEtcd, nodes: number, deadlineMs: number): Promise<{ quiet: boolean; waitedS: number; writesPerS: number }> {
   const tls = etcd.tls;
   const pool = new Pool(etcd.members[0]!.clientUrl, { connect: tls ? { ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) } : {} });
   const revision = async (): Promise<number> => {
-    const res = await pool.request({ method: 'POST', path: '/v3/kv/range', body: JSON.stringify({ key: Buffer.from('/pgha/v1/meta').toString('base64') }), headersTimeout: 5000, bodyTimeout: 5000 });
+    const res = await pool.request({ method: 'POST', path: '/v3/kv/range', body: JSON.stringify({ key: Buffer.from(new StoreKeys('/pgha').meta).toString('base64') }), headersTimeout: 5000, bodyTimeout: 5000 });
     return Number(((await res.body.json()) as { header: { revision: string } }).header.revision);
   };
   const t0 = performance.now();

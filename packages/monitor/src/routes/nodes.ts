@@ -100,7 +100,9 @@ function reportBody(body: unknown): z.output<typeof NodeReport> {
   const checked = checkedParameters.get(text);
   if (checked) {
     const { parameters: _, ...rest } = body as Record<string, unknown>;
-    return { ...validate(NodeReport, rest, 'body'), parameters: checked };
+    const report = validate(NodeReport, rest, 'body');
+    report.parameters = checked;
+    return report;
   }
   const report = validate(NodeReport, body, 'body');
   if (report.parameters) {

@@ -91,7 +91,7 @@ export function mergeLiveness(record: NodeRecord, live: NodeLiveness | undefined
   return {
     ...record,
     reportedAt: dateOrNull(t.reportedAtMs),
-    ...(t.liveNewer ? { reportedLsn: live!.reportedLsn, transitionProgress: live!.transitionProgress } : {}),
+    ...(t.liveNewer && live ? { reportedLsn: live.reportedLsn, transitionProgress: live.transitionProgress } : {}),
     lastStreamingAt: dateOrNull(t.lastStreamingAtMs),
   };
 }
