@@ -322,19 +322,21 @@ describe('monitors on etcd', () => {
   it('6. the etcd raft leader SIGKILLed during a switchover: the switchover completes, no failover', async () => {
     await healthy();
     const baseline = await takeBaseline(list);
-    const before = (await showState(list)).find((r) => r.goal_state === 'primary')!.name;
+    const { primary } = await roles();
     const probe = await startWriter(6);
     const view = await monitorsView(g.urls);
     const raftLeader = g.etcd.members.find((m) => view.etcd.find((e) => e.leader)!.client_urls.includes(m.clientUrl))!;
+    const off = logOffset(keeperLog(primary));
     const sw = runPgha(['perform', 'switchover', '--wait', '120', '--monitor', list]);
-    await delay(100);
+    // Once the switchover is under way: the primary's keeper has started to drain it.
+    await waitForLogMessage(keeperLog(primary), transitionStart('primary', 'draining'), off, { timeoutMs: 30_000 });
     killPid(raftLeader.pid, 'SIGKILL');
     try {
       const result = await sw;
       expect(result.exitCode, result.stderr).toBe(0);
       await healthy();
       const { finalPrimary } = await checkWrites(probe, baseline);
-      expect(finalPrimary).not.toBe(before);
+      expect(finalPrimary).not.toBe(primary.name);
     } finally {
       trackPid(g.etcd.restartMember(raftLeader.name).pid);
     }

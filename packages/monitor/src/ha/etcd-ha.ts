@@ -12,6 +12,11 @@
  *   really dead counts as silent that long after the gain, not later. Nor does the time
  *   before the gain, when its keepers' reports went to the old leader, count as this monitor's
  *   own lag (`MonitorLag.decidesFromNow`).
+ * - When its lease is valid again after a lapse (a keepalive answered late, as while etcd
+ *   elects a new raft leader: 0.3–4 s on a loaded machine) and it kept its formations, the same
+ *   grace starts again: meanwhile it answered every keeper 503, or held their reports while etcd
+ *   did not answer, so what it missed is no silence of theirs. Without it a switchover asked for
+ *   just after was refused, its primary taken for unhealthy (`keeperIsAlive`).
  * - `pgha show monitors` lists every monitor registered in the store (each asked for its own
  *   row) and every etcd member (status asked of each).
  *
@@ -21,7 +26,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { MonitorClient } from '@pgha/client';
-import type { EtcdMemberRow, MonitorRow, MonitorsView } from '@pgha/shared';
+import { formatDurationMs, type EtcdMemberRow, type MonitorRow, type MonitorsView } from '@pgha/shared';
 import type { GroupDriver } from '../driver/group-driver.js';
 import type { HealthProber } from '../prober/health-prober.js';
 import { SELF_TIMEOUT_MS, type MonitorsProvider } from '../routes/monitors.js';
@@ -87,6 +92,11 @@ export async function startEtcdHa(options: EtcdHaOptions): Promise<EtcdHa> {
     store.startGrace(formation, Date.now());
     driver.lag.decidesFromNow();
     log.info({ formation }, `counts every node of formation "${formation}" as heard from now (the grace of a new leader)`);
+  });
+  leadership.on('resumed', (formations, lapsedMs) => {
+    const nowMs = Date.now();
+    for (const formation of formations) store.startGrace(formation, nowMs);
+    log.info({ formations }, `its etcd lease is valid again after ${formatDurationMs(lapsedMs)} without: counts every node of the ${formations.length} formation(s) it still leads as heard from now (it did not hear their keepers meanwhile)`);
   });
   await leadership.start();
   return {

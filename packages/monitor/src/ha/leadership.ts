@@ -67,6 +67,13 @@ export interface LeadershipEvents {
   gained: [formation: string, term: string];
   /** This monitor is no longer the leader of `formation`. */
   lost: [formation: string, reason: string];
+  /**
+   * This monitor's lease is valid again after it could not count on it for `lapsedMs` (a
+   * keepalive answered late: etcd electing a new raft leader, a slow network), and it still
+   * leads `formations`: its leader keys never went, but it answered 503 to every request
+   * meanwhile (`refuseWithoutLease`), so it heard no keeper of them.
+   */
+  resumed: [formations: string[], lapsedMs: number];
 }
 
 /** The leader key of a formation (`StoreKeys.leader`: the one definition of the key layout). */
@@ -86,7 +93,7 @@ export function monitorKey(prefix: string, monitorId: string): string {
 
 /**
  * Campaigns for every formation of the store and keeps the leadership of those it wins while
- * its lease lives. Emits `gained` and `lost`.
+ * its lease lives. Emits `gained`, `lost` and `resumed`.
  */
 export class FormationLeadership extends EventEmitter<LeadershipEvents> {
   private readonly client: Etcd3;
@@ -160,7 +167,11 @@ export class FormationLeadership extends EventEmitter<LeadershipEvents> {
       this.lastKeepaliveFiredMs = this.now();
     });
     lease.on('keepaliveSucceeded', () => {
+      const lapsedMs = this.now() - this.validUntilMs;
       this.validUntilMs = this.lastKeepaliveFiredMs + this.ttlS * 1000 - LEASE_SAFETY_MARGIN_MS;
+      if (lapsedMs > 0 && this.leaseValid() && this.led.size > 0 && this.lease === lease && !this.stopped) {
+        this.emit('resumed', [...this.led.keys()], lapsedMs);
+      }
     });
     lease.on('lost', (err) => {
       if (this.lease !== lease || this.stopped) return;
