@@ -78,6 +78,15 @@ describe('applyReport: what it writes', () => {
     expect({ write: applied.write, lsnOnly: applied.lsnOnly }).toEqual({ write: true, lsnOnly: false });
   });
 
+  it('the same stored and reported parameter objects, report after report: nothing; another list between them is still a change', () => {
+    const stored = { ...storedStandby(), reportedParameters: Object.freeze({ pendingRestart: [], running: [{ name: 'max_connections', value: '100' }] }) };
+    // As reportBody hands them on: one frozen object per distinct list, shared by the reports that send it.
+    const same = Object.freeze({ pendingRestart: [], running: [{ name: 'max_connections', value: '100' }] });
+    const other = Object.freeze({ pendingRestart: [], running: [{ name: 'max_connections', value: '200' }] });
+    const writes = [same, same, other, same, other].map((parameters) => applyReport(stored, live(T0), { ...streaming, parameters }, T0 + 500).write);
+    expect(writes).toEqual([false, false, true, false, true]);
+  });
+
   it("a standby that stopped streaming keeps the streaming time of this monitor's last report of it, newer than the store's", () => {
     const applied = applyReport(storedStandby(), live(T0), REPORT, T0 + 500);
     expect(applied.node.lastStreamingAt?.getTime()).toBe(T0);
