@@ -13,7 +13,7 @@
  *   before the gain, when its keepers' reports went to the old leader, count as this monitor's
  *   own lag (`MonitorLag.decidesFromNow`).
  * - When its lease is valid again after a lapse (a keepalive answered late, as while etcd
- *   elects a new raft leader: 0.3–4 s on a loaded machine) and it kept its formations, the same
+ *   elects a new raft leader: 0.02–4 s on a loaded machine) and it kept its formations, the same
  *   grace starts again: meanwhile it answered every keeper 503, or held their reports while etcd
  *   did not answer, so what it missed is no silence of theirs. Without it a switchover asked for
  *   just after was refused, its primary taken for unhealthy (`keeperIsAlive`).
