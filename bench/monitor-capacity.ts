@@ -63,7 +63,7 @@ import { createLogger } from '../packages/cli/src/logger.js';
 import { startEtcdMonitors } from '../packages/cli/src/up.js';
 import { PGHA_BIN, serviceCommand } from '../packages/cli/src/service-command.js';
 import type { LocalEtcd } from '../packages/cli/src/local-etcd.js';
-import { StoreKeys } from '@pgha/monitor';
+import { StoreKeys, prefixEnd } from '@pgha/monitor';
 import { HOT_STANDBY_PARAMETERS } from '@pgha/shared';
 import { allProcesses, clockTicksPerSecond, delay, isProcessAlive, pollUntil, postmasterPid, processMemory, processStat } from '@pgha/postgres';
 
@@ -833,7 +833,8 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       // after they register, which is not what the window measures).
       if (monitors.etcd && settled === groups.length) {
         const quiet = await storeQuiet(monitors.etcd, size, w0 + opts.warmupMaxS * 1000);
-        console.log(quiet.quiet ? `store quiet after ${quiet.waitedS.toFixed(0)} s more (${quiet.writesPerS} writes/s)` : `store not quiet at the warm-up limit (${quiet.writesPerS} writes/s): measuring anyway`);
+        const perS = `keys written each second: ${quiet.writesPerS.join(', ')}`;
+        console.log(quiet.quiet ? `store quiet after ${quiet.waitedS.toFixed(0)} s more (${perS})` : `store not quiet at the warm-up limit (${perS}): measuring anyway`);
       }
       // Two more seconds so that the last reports of the warm-up are not in the window.
       await delay(2000);
@@ -938,31 +939,41 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
 }
 
 /**
- * Waits until the etcd store is quiet: for {@link QUIET_SECONDS} seconds in a row its revision
- * grew by less than one write a second per {@link QUIET_NODES_PER_WRITE} nodes (at 3,000 nodes
- * 150 a second: steady reporting writes a node's moving LSN once a minute, 50 a second), or
- * until `deadlineMs` (`performance.now()`). Reads the revision with a range of the store's meta
- * key (`pgha up`'s prefix, `/pgha`) through etcd's JSON gateway (`POST /v3/kv/range`), with the
- * local etcd's client certificate.
+ * Waits until the etcd store is quiet: for {@link QUIET_SECONDS} seconds in a row fewer keys
+ * were written than one a second per {@link QUIET_NODES_PER_WRITE} nodes (at 3,000 nodes 150 a
+ * second: steady reporting writes a node's moving LSN once a minute, 50 a second), or until
+ * `deadlineMs` (`performance.now()`). Counts keys, not revisions: a monitor writes many nodes in
+ * one transaction (the health prober's verdicts, the due LSNs), one revision for hundreds of
+ * keys. Each second it asks etcd, through its JSON gateway (`POST /v3/kv/range`, with the local
+ * etcd's client certificate), for the keys of the store (`pgha up`'s prefix, `/pgha`) modified
+ * since the revision of the last ask (`keys_only`, `min_mod_revision`).
+ *
+ * @returns whether it got quiet, how long it waited (s) and the keys written in each second of
+ *   the wait.
  */
-async function storeQuiet(etcd: LocalEtcd, nodes: number, deadlineMs: number): Promise<{ quiet: boolean; waitedS: number; writesPerS: number }> {
+async function storeQuiet(etcd: LocalEtcd, nodes: number, deadlineMs: number): Promise<{ quiet: boolean; waitedS: number; writesPerS: number[] }> {
   const tls = etcd.tls;
   const pool = new Pool(etcd.members[0]!.clientUrl, { connect: tls ? { ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) } : {} });
-  const revision = async (): Promise<number> => {
-    const res = await pool.request({ method: 'POST', path: '/v3/kv/range', body: JSON.stringify({ key: Buffer.from(new StoreKeys('/pgha').meta).toString('base64') }), headersTimeout: 5000, bodyTimeout: 5000 });
-    return Number(((await res.body.json()) as { header: { revision: string } }).header.revision);
+  const root = new StoreKeys('/pgha').root;
+  const b64 = (key: string): string => Buffer.from(key, 'latin1').toString('base64');
+  /** The store's revision now, and how many of its keys were written after `since`. */
+  const writtenSince = async (since: number): Promise<{ revision: number; keys: number }> => {
+    const body = JSON.stringify({ key: b64(root), range_end: b64(prefixEnd(root)), keys_only: true, min_mod_revision: String(since + 1) });
+    const res = await pool.request({ method: 'POST', path: '/v3/kv/range', body, headersTimeout: 5000, bodyTimeout: 5000 });
+    const answer = (await res.body.json()) as { header: { revision: string }; kvs?: unknown[] };
+    return { revision: Number(answer.header.revision), keys: answer.kvs?.length ?? 0 };
   };
   const t0 = performance.now();
   try {
-    let last = await revision();
+    let last = (await writtenSince(0)).revision;
     let quietFor = 0;
-    let writesPerS = NaN;
+    const writesPerS: number[] = [];
     while (performance.now() < deadlineMs) {
       await delay(1000);
-      const now = await revision();
-      writesPerS = now - last;
-      last = now;
-      quietFor = writesPerS < nodes / QUIET_NODES_PER_WRITE ? quietFor + 1 : 0;
+      const now = await writtenSince(last);
+      writesPerS.push(now.keys);
+      last = now.revision;
+      quietFor = now.keys < nodes / QUIET_NODES_PER_WRITE ? quietFor + 1 : 0;
       if (quietFor >= QUIET_SECONDS) return { quiet: true, waitedS: (performance.now() - t0) / 1000, writesPerS };
     }
     return { quiet: false, waitedS: (performance.now() - t0) / 1000, writesPerS };
