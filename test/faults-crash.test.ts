@@ -20,6 +20,7 @@ import { keeperLogOf, killKeeper, killNode, killPostmaster, logOffset, pidsWithA
 import { endAllProcesses, killPid, startPgha, trackPgdata } from './helpers/processes.js';
 import { waitFor } from './helpers/wait-for.js';
 import type { TestNode } from './helpers/cluster.js';
+import { DEFAULT_KEEPER_HTTP_PORT } from '@pgha/shared';
 import { monitorFetch } from './helpers/monitor-access.js';
 
 const availability = netnsAvailability();
@@ -136,7 +137,8 @@ describe.skipIf(skip)(skip ? `crash faults (skipped: ${skipReason})` : 'fault 6:
     trackPgdata(pgdata);
     const log = join(f.monitor.dir, 'node3.keeper.log');
     const create = startPgha(['keeper', 'create', 'postgres', '--monitor', f.monitor.url, '--pgdata', pgdata, '--pg-port', String(NODE_BASE_PORT + 3), '--name', 'node3', '--hostname', net!.host('node3').addr, '--auth', 'trust'], { logFile: log, netns: net!.netns('node3') });
-    const node3: TestNode = { name: 'node3', host: net!.host('node3').addr, pgdata, port: NODE_BASE_PORT + 3, keeper: create };
+    // Its keeper's HTTP server is at the default port (keeper create without --http-listen).
+    const node3: TestNode = { name: 'node3', host: net!.host('node3').addr, pgdata, port: NODE_BASE_PORT + 3, httpUrl: `https://${net!.host('node3').addr}:${DEFAULT_KEEPER_HTTP_PORT}`, keeper: create };
 
     const faultAt = instant();
     const tmp = `${pgdata}.basebackup`;

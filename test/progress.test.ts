@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_FORMATION_SETTINGS, type NodeStateRow } from '@pgha/shared';
+import { DEFAULT_FORMATION_SETTINGS, DEFAULT_KEEPER_HTTP_PORT, type NodeStateRow } from '@pgha/shared';
 import { addNode, startMonitor, type TestMonitor, type TestNode } from './helpers/cluster.js';
 import { runPghaOk } from './helpers/cli.js';
 import { logOffset, logRecords, waitGone } from './helpers/crash.js';
@@ -45,8 +45,8 @@ beforeAll(async () => {
   const t = performance.now();
   await addData(200);
   await queryNode(node1, 'checkpoint');
-  const [{ size }] = await queryNode<{ size: string }>(node1, "select pg_size_pretty(pg_database_size('postgres')) as size");
-  console.log(`[progress] database of ${size} made in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const [row] = await queryNode<{ size: string }>(node1, "select pg_size_pretty(pg_database_size('postgres')) as size");
+  console.log(`[progress] database of ${row?.size} made in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }, 240_000);
 
 afterAll(async () => {
@@ -104,7 +104,8 @@ describe('progress of long operations', () => {
     // Once the backup is over, no progress is left on the monitor.
     expect((await rows()).find((x) => x.name === 'node2')!.transition_progress).toBeNull();
 
-    node2 = { name: 'node2', host: '127.0.0.1', pgdata, port, keeper: startPgha(['keeper', 'run', '--pgdata', pgdata], { logFile: join(monitor.dir, 'node2.keeper.log') }) };
+    // Its keeper's HTTP server is at the default port (keeper create without --http-listen).
+    node2 = { name: 'node2', host: '127.0.0.1', pgdata, port, httpUrl: `https://127.0.0.1:${DEFAULT_KEEPER_HTTP_PORT}`, keeper: startPgha(['keeper', 'run', '--pgdata', pgdata], { logFile: join(monitor.dir, 'node2.keeper.log') }) };
     await settled();
   });
 

@@ -5,7 +5,7 @@
  * test sets them itself (as the security tests do, to present none or a wrong one).
  */
 import { readFileSync } from 'node:fs';
-import { Agent, fetch as undiciFetch, type RequestInit, type Response } from 'undici';
+import { Agent, Headers, fetch as undiciFetch, type RequestInit, type Response } from 'undici';
 
 /** A monitor's address and credentials files. */
 export interface MonitorAccess {
@@ -61,7 +61,7 @@ export function withMonitorCredentials(args: readonly string[], env: Record<stri
 export async function monitorFetch(url: string, init: RequestInit & { token?: string } = {}): Promise<Response> {
   const m = byOrigin.get(origin(url));
   const { token, ...rest } = init;
-  const headers = new Headers(rest.headers as HeadersInit | undefined);
+  const headers = new Headers(rest.headers);
   const bearer = token ?? m?.token;
   if (bearer) headers.set('authorization', `Bearer ${bearer}`);
   return undiciFetch(url, { ...rest, headers, ...(m ? { dispatcher: m.agent } : {}) });
