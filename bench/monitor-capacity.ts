@@ -63,7 +63,7 @@ import { createLogger } from '../packages/cli/src/logger.js';
 import { startEtcdMonitors } from '../packages/cli/src/up.js';
 import { PGHA_BIN, serviceCommand } from '../packages/cli/src/service-command.js';
 import type { LocalEtcd } from '../packages/cli/src/local-etcd.js';
-import { StoreKeys, prefixEnd } from '@pgha/monitor';
+import { DEFAULT_STORE_PREFIX, StoreKeys, prefixEnd } from '@pgha/monitor';
 import { HOT_STANDBY_PARAMETERS } from '@pgha/shared';
 import { allProcesses, clockTicksPerSecond, delay, isProcessAlive, pollUntil, postmasterPid, processMemory, processStat } from '@pgha/postgres';
 
@@ -833,7 +833,7 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
       // after they register, which is not what the window measures).
       if (monitors.etcd && settled === groups.length) {
         const quiet = await storeQuiet(monitors.etcd, size, w0 + opts.warmupMaxS * 1000);
-        const perS = `keys written each second: ${quiet.writesPerS.join(', ')}`;
+        const perS = `keys written each second: ${quiet.keysPerSecond.join(', ')}`;
         console.log(quiet.quiet ? `store quiet after ${quiet.waitedS.toFixed(0)} s more (${perS})` : `store not quiet at the warm-up limit (${perS}): measuring anyway`);
       }
       // Two more seconds so that the last reports of the warm-up are not in the window.
@@ -945,16 +945,16 @@ async function runSize(size: number, opts: Options): Promise<SizeResult> {
  * `deadlineMs` (`performance.now()`). Counts keys, not revisions: a monitor writes many nodes in
  * one transaction (the health prober's verdicts, the due LSNs), one revision for hundreds of
  * keys. Each second it asks etcd, through its JSON gateway (`POST /v3/kv/range`, with the local
- * etcd's client certificate), for the keys of the store (`pgha up`'s prefix, `/pgha`) modified
+ * etcd's client certificate), for the keys of the store (`pgha up`'s prefix, the default) modified
  * since the revision of the last ask (`keys_only`, `min_mod_revision`).
  *
  * @returns whether it got quiet, how long it waited (s) and the keys written in each second of
  *   the wait.
  */
-async function storeQuiet(etcd: LocalEtcd, nodes: number, deadlineMs: number): Promise<{ quiet: boolean; waitedS: number; writesPerS: number[] }> {
+async function storeQuiet(etcd: LocalEtcd, nodes: number, deadlineMs: number): Promise<{ quiet: boolean; waitedS: number; keysPerSecond: number[] }> {
   const tls = etcd.tls;
   const pool = new Pool(etcd.members[0]!.clientUrl, { connect: tls ? { ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) } : {} });
-  const root = new StoreKeys('/pgha').root;
+  const root = new StoreKeys(DEFAULT_STORE_PREFIX).root;
   const b64 = (key: string): string => Buffer.from(key, 'latin1').toString('base64');
   /** The store's revision now, and how many of its keys were written after `since`. */
   const writtenSince = async (since: number): Promise<{ revision: number; keys: number }> => {
@@ -967,16 +967,16 @@ async function storeQuiet(etcd: LocalEtcd, nodes: number, deadlineMs: number): P
   try {
     let last = (await writtenSince(0)).revision;
     let quietFor = 0;
-    const writesPerS: number[] = [];
+    const keysPerSecond: number[] = [];
     while (performance.now() < deadlineMs) {
       await delay(1000);
       const now = await writtenSince(last);
-      writesPerS.push(now.keys);
+      keysPerSecond.push(now.keys);
       last = now.revision;
       quietFor = now.keys < nodes / QUIET_NODES_PER_WRITE ? quietFor + 1 : 0;
-      if (quietFor >= QUIET_SECONDS) return { quiet: true, waitedS: (performance.now() - t0) / 1000, writesPerS };
+      if (quietFor >= QUIET_SECONDS) return { quiet: true, waitedS: (performance.now() - t0) / 1000, keysPerSecond };
     }
-    return { quiet: false, waitedS: (performance.now() - t0) / 1000, writesPerS };
+    return { quiet: false, waitedS: (performance.now() - t0) / 1000, keysPerSecond };
   } finally {
     await pool.close();
   }

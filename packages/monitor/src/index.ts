@@ -18,7 +18,7 @@ export { createEtcdMonitor, type EtcdStoreOption } from './create-etcd-monitor.j
 export { EVENT_RETENTION_PER_FORMATION } from './store/etcd/etcd-repositories.js';
 export { FencedError, type EtcdFence, type FenceToken } from './store/etcd/etcd-transaction.js';
 export { parseStoreUri, storeUriOf, type EtcdConnection } from './store/etcd/etcd-client.js';
-export { StoreKeys, STORE_SCHEMA_VERSION, prefixEnd } from './store/etcd/keys.js';
+export { DEFAULT_STORE_PREFIX, StoreKeys, STORE_SCHEMA_VERSION, prefixEnd } from './store/etcd/keys.js';
 export { MAX_TXN_OPS, importStoreContents, readStoreContents, type StoreContents } from './store/etcd/store-import.js';
 export * from './formation/register-node.js';
 export * from './formation/remove-node.js';
